@@ -1,0 +1,32 @@
+# The README's two commands: `make run` and `make check`.
+BUILD ?= build
+SAN_BUILD ?= build-san
+
+.PHONY: all deps build run check check-san clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+run: build
+	$(BUILD)/coffer dev $(ARGS)
+
+check: build
+	scripts/check.sh $(BUILD) release
+
+$(SAN_BUILD)/build.ninja:
+	meson setup $(SAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+
+check-san: deps $(SAN_BUILD)/build.ninja
+	ninja -C $(SAN_BUILD)
+	scripts/check.sh $(SAN_BUILD) sanitizers
+
+clean:
+	rm -rf $(BUILD) $(SAN_BUILD)

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Starts or stops a throw-away PostgreSQL 15 cluster for the tests.
+#   scripts/pg-test-server.sh start DIR   -> prints the URL of a fresh database
+#   scripts/pg-test-server.sh stop DIR
+# The cluster lives in DIR, listens on 127.0.0.1 only, on a free port, with
+# trust authentication for the local user "coffer".
+set -euo pipefail
+cmd=$1 dir=$2
+bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+[ -x "$bin/initdb" ] || { echo "pg-test-server: no PostgreSQL server binaries (install postgresql-15)" >&2; exit 1; }
+
+as_pg() {
+	if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+case $cmd in
+start)
+	mkdir -p "$dir"
+	[ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
+	as_pg "$bin/initdb" -D "$dir/data" -A trust -U coffer --no-sync >"$dir/initdb.log" 2>&1
+	port=""
+	for p in $(shuf -i 40000-59999 -n 20); do
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
+	done
+	[ -n "$port" ] || { echo "pg-test-server: no free port" >&2; exit 1; }
+	as_pg "$bin/pg_ctl" -D "$dir/data" -w -t 60 -l "$dir/server.log" \
+		-o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100" start >/dev/null
+	as_pg "$bin/createdb" -h 127.0.0.1 -p "$port" -U coffer coffer_test
+	echo "postgres://coffer@127.0.0.1:$port/coffer_test"
+	;;
+stop)
+	[ -d "$dir/data" ] && as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+	rm -rf "$dir"
+	;;
+*)
+	echo "usage: $0 start|stop DIR" >&2
+	exit 2
+	;;
+esac

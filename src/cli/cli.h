@@ -1,0 +1,26 @@
+/*
+ * cli.h — what every `coffer` subcommand shares: the command table entry,
+ * error reporting and exit codes (all from err.h's one table).
+ */
+#ifndef COFFER_CLI_H
+#define COFFER_CLI_H
+
+#include "err.h"
+
+struct cli_command {
+	const char *name;
+	int (*run)(int argc, char **argv); /* argv[0] is the command's name; returns the exit code */
+	const char *usage;                 /* one line: arguments and options */
+	const char *summary;               /* one line: what it does */
+};
+
+/* Prints "coffer: error: <message>" on stderr and returns the exit code of rc. */
+int cli_fail(enum coffer_err rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints "coffer: <usage of cmd>" on stderr and returns the usage exit code. */
+int cli_usage(const char *cmd);
+
+int cmd_help(int argc, char **argv);
+int cmd_version(int argc, char **argv);
+int cmd_dev(int argc, char **argv);
+
+#endif

@@ -1,0 +1,28 @@
+/*
+ * encode.h — hex and base64url (RFC 4648 §5, no padding), strict both ways.
+ * Decoders refuse any character outside the alphabet, padding, whitespace,
+ * odd lengths and non-zero trailing bits; output is written only on success.
+ */
+#ifndef COFFER_ENCODE_H
+#define COFFER_ENCODE_H
+
+#include <stddef.h>
+
+#include "buf.h"
+#include "err.h"
+
+#define HEX_LEN(n) ((n) * 2)
+#define B64URL_LEN(n) (((n) * 4 + 2) / 3)
+
+/* Lower-case hex; out must hold 2 * len + 1 bytes. */
+COFFER_MUST_CHECK enum coffer_err hex_encode(const void *in, size_t len, char *out, size_t out_size);
+/* Decodes exactly out_len bytes from a string of exactly 2 * out_len hex digits. */
+COFFER_MUST_CHECK enum coffer_err hex_decode(const char *in, size_t in_len, void *out, size_t out_len);
+/* Decodes any even-length hex string into b (reset first). */
+COFFER_MUST_CHECK enum coffer_err hex_decode_buf(const char *in, size_t in_len, struct buf *b);
+
+COFFER_MUST_CHECK enum coffer_err b64url_encode(const void *in, size_t len, struct buf *out);
+/* Decodes into b (reset first). */
+COFFER_MUST_CHECK enum coffer_err b64url_decode(const char *in, size_t in_len, struct buf *out);
+
+#endif

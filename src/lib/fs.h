@@ -1,0 +1,35 @@
+/*
+ * fs.h — file helpers: atomic writes with the mode set at creation, bounded
+ * reads, and reads of private key files.
+ */
+#ifndef COFFER_FS_H
+#define COFFER_FS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "buf.h"
+#include "err.h"
+#include "secret.h"
+
+/*
+ * Writes data to path atomically: a temporary file beside it is created with
+ * `mode` (O_EXCL, never chmod-ed afterwards), written, fsync-ed, renamed over
+ * path, and the folder fsync-ed. COFFER_ERR_CONFLICT if `exclusive` and path
+ * exists.
+ */
+COFFER_MUST_CHECK enum coffer_err fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+						  int exclusive);
+/* Reads a whole file into b (which is reset first); at most b->max bytes. */
+COFFER_MUST_CHECK enum coffer_err fs_read_file(const char *path, struct buf *b);
+/*
+ * Reads a key file straight into secure memory. Refuses (COFFER_ERR_FORBIDDEN)
+ * a file that is not a regular file or that group or others may read or write.
+ */
+COFFER_MUST_CHECK enum coffer_err fs_read_private(const char *path, size_t max, struct secret **out);
+/* mkdir -p with the given mode for the folders it creates. */
+COFFER_MUST_CHECK enum coffer_err fs_mkdir_p(const char *path, mode_t mode);
+/* Turns off core dumps for this process (RLIMIT_CORE 0, PR_SET_DUMPABLE 0). */
+COFFER_MUST_CHECK enum coffer_err fs_disable_core_dumps(void);
+
+#endif

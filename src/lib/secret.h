@@ -1,0 +1,40 @@
+/*
+ * secret.h — memory for plaintexts, keys and tokens.
+ *
+ * A struct secret owns bytes allocated with sodium_malloc (guard pages,
+ * locked, never swapped) and wiped by secret_free. The type is opaque: the
+ * only ways in or out are the explicit accessors below, and nothing that
+ * formats text (log.h, buf_addf) takes one. Code that must hand the bytes to
+ * a foreign API calls secret_bytes() at that call and nowhere else.
+ */
+#ifndef COFFER_SECRET_H
+#define COFFER_SECRET_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+struct secret;
+
+/* A zeroed secret of len bytes (len may be 0). */
+COFFER_MUST_CHECK enum coffer_err secret_new(size_t len, struct secret **out);
+/* A secret holding a copy of data. The caller wipes its own copy. */
+COFFER_MUST_CHECK enum coffer_err secret_from(const void *data, size_t len, struct secret **out);
+/* A secret holding a copy of the secret s. */
+COFFER_MUST_CHECK enum coffer_err secret_dup(const struct secret *s, struct secret **out);
+/* Wipes and frees; NULL is allowed. */
+void secret_free(struct secret *s);
+
+unsigned char *secret_bytes(struct secret *s);
+const unsigned char *secret_cbytes(const struct secret *s);
+size_t secret_len(const struct secret *s);
+/* Shortens the visible length (the tail is wiped); len must not grow. */
+COFFER_MUST_CHECK enum coffer_err secret_truncate(struct secret *s, size_t len);
+/* Constant-time comparison of lengths and contents; 1 when equal. */
+int secret_equal(const struct secret *a, const struct secret *b);
+/* Constant-time comparison of two byte strings of equal length; 1 when equal. */
+int ct_equal(const void *a, const void *b, size_t len);
+/* 1 if the secret contains a NUL byte. */
+int secret_has_nul(const struct secret *s);
+
+#endif
