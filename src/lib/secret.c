@@ -14,9 +14,12 @@ struct secret {
 
 enum coffer_err secret_new(size_t len, struct secret **out)
 {
-	if (len > SIZE_MAX - sizeof(struct secret) - 1)
+	if (len > SIZE_MAX - sizeof(struct secret) - 32)
 		return COFFER_ERR_TOO_LARGE;
-	struct secret *s = sodium_malloc(sizeof(*s) + len + 1);
+	/* sodium_malloc puts the end of the block against a guard page, so the
+	 * start is only aligned when the size is a multiple of the alignment. */
+	size_t size = (sizeof(struct secret) + len + 1 + 15) & ~(size_t)15;
+	struct secret *s = sodium_malloc(size);
 	if (!s)
 		return COFFER_ERR_NOMEM;
 	s->len = len;
