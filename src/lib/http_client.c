@@ -1,0 +1,415 @@
+#include "http_client.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "banned.h"
+
+#define REQUEST_ID_MAX 64                     /* bytes kept of a peer's X-Request-Id, NUL included */
+#define REQUEST_BODY_MAX ((size_t)16 << 20)   /* a serialised JSON request body */
+#define HEADER_LINE_MAX 8192                  /* "Name: value" of a default header */
+#define AUTH_PREFIX "Authorization: Bearer "
+#define REQUEST_ID_HEADER "X-Request-Id:"
+
+struct http_client {
+	CURL *curl;
+	char base[HTTP_CLIENT_URL_MAX];
+	unsigned timeout_ms;
+	char *headers[HTTP_CLIENT_HEADERS_MAX]; /* "Name: value" */
+	size_t n_headers;
+	struct secret *token;
+	char request_id[REQUEST_ID_MAX];
+};
+
+struct sink {
+	struct buf *b;
+	size_t limit;
+	int over;
+	enum coffer_err rc;
+};
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc = CURLE_FAILED_INIT;
+
+/* The one place a CURLcode becomes a coffer code; over_limit: our write callback refused. */
+static enum coffer_err from_curl(CURLcode cc, int over_limit)
+{
+	switch (cc) {
+	case CURLE_OK:
+		return COFFER_OK;
+	case CURLE_WRITE_ERROR:
+		return over_limit ? COFFER_ERR_TOO_LARGE : COFFER_ERR_IO;
+	case CURLE_FILESIZE_EXCEEDED:
+		return COFFER_ERR_TOO_LARGE;
+	case CURLE_OUT_OF_MEMORY:
+		return COFFER_ERR_NOMEM;
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_SSL_CONNECT_ERROR:
+		return COFFER_ERR_UNAVAILABLE;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CACERT_BADFILE:
+		return COFFER_ERR_CRYPTO;
+	case CURLE_URL_MALFORMAT:
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_BAD_FUNCTION_ARGUMENT:
+	case CURLE_UNKNOWN_OPTION:
+		return COFFER_ERR_INVALID;
+	case CURLE_WEIRD_SERVER_REPLY:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+	case CURLE_BAD_CONTENT_ENCODING:
+	case CURLE_TOO_MANY_REDIRECTS:
+		return COFFER_ERR_PROTOCOL;
+	default:
+		return COFFER_ERR_IO;
+	}
+}
+
+static void global_init(void)
+{
+	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static int has_ctl(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 1;
+	return 0;
+}
+
+enum coffer_err http_client_new(const char *base_url, unsigned timeout_ms, struct http_client **out)
+{
+	enum coffer_err rc;
+	struct http_client *c = NULL;
+	size_t n;
+
+	if (!base_url || has_ctl(base_url) ||
+	    (strncmp(base_url, "http://", 7) != 0 && strncmp(base_url, "https://", 8) != 0))
+		return COFFER_ERR_INVALID;
+	pthread_once(&global_once, global_init);
+	rc = from_curl(global_rc, 0);
+	if (rc)
+		goto out;
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		rc = COFFER_ERR_NOMEM;
+		goto out;
+	}
+	rc = str_copy(c->base, sizeof(c->base), base_url);
+	if (rc)
+		goto out;
+	n = strlen(c->base);
+	while (n > 0 && c->base[n - 1] == '/')
+		c->base[--n] = '\0';
+	c->timeout_ms = timeout_ms ? timeout_ms : HTTP_CLIENT_TIMEOUT_MS_DEFAULT;
+	c->curl = curl_easy_init();
+	if (!c->curl) {
+		rc = COFFER_ERR_NOMEM;
+		goto out;
+	}
+	*out = c;
+	c = NULL;
+out:
+	http_client_free(c);
+	return rc;
+}
+
+void http_client_free(struct http_client *c)
+{
+	if (!c)
+		return;
+	if (c->curl)
+		curl_easy_cleanup(c->curl);
+	for (size_t i = 0; i < c->n_headers; i++)
+		free(c->headers[i]);
+	secret_free(c->token);
+	free(c);
+}
+
+enum coffer_err http_client_set_token(struct http_client *c, const struct secret *token)
+{
+	struct secret *copy = NULL;
+	enum coffer_err rc;
+
+	if (token) {
+		const unsigned char *p = secret_cbytes(token);
+		size_t n = secret_len(token);
+		if (n == 0 || n > HTTP_CLIENT_TOKEN_MAX)
+			return COFFER_ERR_INVALID;
+		/* A token is header-safe text: no controls (CR, LF, NUL) or spaces. */
+		for (size_t i = 0; i < n; i++)
+			if (p[i] <= 0x20 || p[i] >= 0x7f)
+				return COFFER_ERR_INVALID;
+		rc = secret_dup(token, &copy);
+		if (rc)
+			return rc;
+	}
+	secret_free(c->token);
+	c->token = copy;
+	return COFFER_OK;
+}
+
+enum coffer_err http_client_add_header(struct http_client *c, const char *name, const char *value)
+{
+	char line[HEADER_LINE_MAX];
+	enum coffer_err rc;
+
+	if (!name || !*name || !value || has_ctl(name) || has_ctl(value) || strchr(name, ':') ||
+	    strcasecmp(name, "Authorization") == 0)
+		return COFFER_ERR_INVALID;
+	if (c->n_headers >= HTTP_CLIENT_HEADERS_MAX)
+		return COFFER_ERR_TOO_LARGE;
+	rc = fmt_into(line, sizeof(line), "%s: %s", name, value);
+	if (rc)
+		return rc;
+	char *copy = strdup(line);
+	if (!copy)
+		return COFFER_ERR_NOMEM;
+	c->headers[c->n_headers++] = copy;
+	return COFFER_OK;
+}
+
+const char *http_client_last_request_id(const struct http_client *c)
+{
+	return c->request_id;
+}
+
+static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	struct sink *s = userdata;
+	size_t n = size * nmemb;
+	if (n > s->limit - s->b->len) {
+		s->over = 1;
+		return 0;
+	}
+	s->rc = buf_add(s->b, data, n);
+	if (s->rc == COFFER_ERR_TOO_LARGE)
+		s->over = 1;
+	return s->rc ? 0 : n;
+}
+
+/* Keeps the peer's X-Request-Id (only its plain characters); every other header is ignored. */
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	struct http_client *c = userdata;
+	size_t n = size * nmemb, k = sizeof(REQUEST_ID_HEADER) - 1, j = 0;
+	if (n > k && strncasecmp(data, REQUEST_ID_HEADER, k) == 0) {
+		size_t i = k;
+		while (i < n && data[i] == ' ')
+			i++;
+		for (; i < n && j + 1 < sizeof(c->request_id); i++) {
+			char ch = data[i];
+			if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			      ch == '-'))
+				break;
+			c->request_id[j++] = ch;
+		}
+		c->request_id[j] = '\0';
+	}
+	return n;
+}
+
+static enum coffer_err add_header(struct curl_slist **list, const char *line)
+{
+	struct curl_slist *l = curl_slist_append(*list, line);
+	if (!l)
+		return COFFER_ERR_NOMEM;
+	*list = l;
+	return COFFER_OK;
+}
+
+/* Wipes every header line (curl's copies, the bearer among them) and frees the list. */
+static void free_headers(struct curl_slist *list)
+{
+	for (struct curl_slist *l = list; l; l = l->next)
+		if (l->data)
+			sodium_memzero(l->data, strlen(l->data));
+	curl_slist_free_all(list);
+}
+
+static int method_sends_body(const char *method)
+{
+	return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0;
+}
+
+enum coffer_err http_client_request(struct http_client *c, const char *method, const char *path, const void *body,
+				    size_t body_len, size_t max_response, int *status, struct buf *response)
+{
+	enum coffer_err rc;
+	CURLcode cc = CURLE_OK;
+	struct curl_slist *headers = NULL;
+	struct secret *auth = NULL;
+	char url[HTTP_CLIENT_URL_MAX];
+	struct sink sink = { .b = response, .limit = max_response ? max_response : HTTP_CLIENT_RESPONSE_MAX_DEFAULT };
+	long code = 0;
+
+	if (!method || !*method || has_ctl(method) || strchr(method, ' ') || !path || path[0] != '/' ||
+	    has_ctl(path) || strchr(path, ' ') || (body_len && !body))
+		return COFFER_ERR_INVALID;
+	rc = fmt_into(url, sizeof(url), "%s%s", c->base, path);
+	if (rc)
+		goto out;
+	buf_reset(response);
+	c->request_id[0] = '\0';
+
+	rc = add_header(&headers, "Accept: application/json");
+	for (size_t i = 0; i < c->n_headers && !rc; i++)
+		rc = add_header(&headers, c->headers[i]);
+	if (!rc && (body || method_sends_body(method)))
+		rc = add_header(&headers, "Content-Type: application/json");
+	if (!rc && c->token) {
+		size_t pl = sizeof(AUTH_PREFIX) - 1, tl = secret_len(c->token);
+		rc = secret_new(pl + tl, &auth); /* secret_new keeps a NUL after the bytes */
+		if (!rc) {
+			memcpy(secret_bytes(auth), AUTH_PREFIX, pl);
+			memcpy(secret_bytes(auth) + pl, secret_cbytes(c->token), tl);
+			rc = add_header(&headers, (const char *)secret_cbytes(auth));
+		}
+	}
+	if (rc)
+		goto out;
+
+	curl_easy_reset(c->curl); /* keeps the live connection */
+	long connect_ms = c->timeout_ms < HTTP_CLIENT_CONNECT_TIMEOUT_MS ? c->timeout_ms : HTTP_CLIENT_CONNECT_TIMEOUT_MS;
+	cc = curl_easy_setopt(c->curl, CURLOPT_URL, url);
+	if (!cc)
+		cc = curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	if (!cc)
+		cc = curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (!cc)
+		cc = curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
+	if (!cc)
+		cc = curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+	if (!cc)
+		cc = curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
+	if (!cc)
+		cc = curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_write);
+	if (!cc)
+		cc = curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &sink);
+	if (!cc)
+		cc = curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, on_header);
+	if (!cc)
+		cc = curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, c);
+	if (!cc)
+		cc = curl_easy_setopt(c->curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)sink.limit);
+	if (!cc && (body || method_sends_body(method))) {
+		cc = curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+		if (!cc)
+			cc = curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body_len ? body : "");
+		if (!cc)
+			cc = curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
+	} else if (!cc && strcmp(method, "HEAD") == 0) {
+		cc = curl_easy_setopt(c->curl, CURLOPT_NOBODY, 1L);
+	} else if (!cc && strcmp(method, "GET") != 0) {
+		cc = curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
+	}
+	if (!cc)
+		cc = curl_easy_perform(c->curl);
+	if (!cc)
+		cc = curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &code);
+	/* The list is freed below: do not leave curl pointing at it. */
+	(void)curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+	rc = from_curl(cc, sink.over);
+	if (!rc && sink.rc)
+		rc = sink.rc;
+	if (rc)
+		goto out;
+	if (code < 100 || code > 599) {
+		rc = COFFER_ERR_PROTOCOL;
+		goto out;
+	}
+	*status = (int)code;
+out:
+	free_headers(headers);
+	secret_free(auth);
+	if (rc)
+		buf_reset(response);
+	return rc;
+}
+
+/* A peer's message, made safe to print: control characters become '?'. */
+static void copy_message(char *dst, size_t size, const char *src)
+{
+	size_t i = 0;
+	if (!dst || !size)
+		return;
+	for (; src && src[i] && i + 1 < size; i++) {
+		unsigned char ch = (unsigned char)src[i];
+		dst[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+	}
+	dst[i] = '\0';
+}
+
+/* The code and message of a non-2xx answer. */
+static enum coffer_err peer_error(int status, const struct buf *resp, size_t limit, char *msg, size_t msg_size)
+{
+	enum coffer_err rc = coffer_err_from_http_status(status);
+	json_t *doc = NULL, *err = NULL;
+	const char *name = NULL, *text = NULL;
+
+	if (rc == COFFER_OK)
+		rc = COFFER_ERR_PROTOCOL;
+	if (resp->len && !json_parse_limited(resp->ptr, resp->len, limit, JSON_MAX_DEPTH_DEFAULT, &doc, NULL) &&
+	    !json_get_object(doc, "error", 1, &err, NULL) && !json_get_string(err, "code", 1, &name, NULL, NULL)) {
+		enum coffer_err named = coffer_err_from_name(name);
+		rc = named == COFFER_OK ? COFFER_ERR_PROTOCOL : named;
+		if (json_get_string(err, "message", 0, &text, NULL, NULL))
+			text = NULL;
+	}
+	copy_message(msg, msg_size, text ? text : coffer_strerror(rc));
+	json_decref(doc);
+	return rc;
+}
+
+enum coffer_err http_client_call_json(struct http_client *c, const char *method, const char *path,
+				      const json_t *body, size_t max_response, json_t **out, char *msg,
+				      size_t msg_size)
+{
+	enum coffer_err rc;
+	struct buf req, resp;
+	int status = 0;
+	json_t *doc = NULL;
+	size_t limit = max_response ? max_response : HTTP_CLIENT_RESPONSE_MAX_DEFAULT;
+
+	buf_init(&req, REQUEST_BODY_MAX);
+	buf_init(&resp, limit);
+	if (body) {
+		rc = json_dump_buf(body, &req);
+		if (rc)
+			goto out;
+	}
+	rc = http_client_request(c, method, path, body ? req.ptr : NULL, req.len, limit, &status, &resp);
+	if (rc) {
+		copy_message(msg, msg_size, coffer_strerror(rc));
+		goto out;
+	}
+	if (status < 200 || status > 299) {
+		rc = peer_error(status, &resp, limit, msg, msg_size);
+		goto out;
+	}
+	if (resp.len && json_parse_limited(resp.ptr, resp.len, limit, JSON_MAX_DEPTH_DEFAULT, &doc, NULL)) {
+		rc = COFFER_ERR_PROTOCOL;
+		copy_message(msg, msg_size, "invalid json in answer");
+		goto out;
+	}
+	*out = doc;
+	doc = NULL;
+out:
+	json_decref(doc);
+	buf_release(&resp);
+	buf_release(&req);
+	return rc;
+}

@@ -1,0 +1,822 @@
+#include "http_server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "encode.h"
+#include "log.h"
+#include "parse.h"
+#include "banned.h"
+
+#define METHOD_MAX 16             /* bytes of a method, NUL included */
+#define CONTENT_TYPE_MAX 128      /* bytes of a reply content type, NUL included */
+#define REPLY_MAX ((size_t)16 << 20) /* bytes of one reply body */
+#define ALLOW_MAX 256             /* bytes of the Allow header of a 405 */
+#define HOST_MAX 256              /* bytes of the listen host, NUL included */
+#define PORT_TEXT_MAX 8           /* "65535" and a NUL */
+#define REQUEST_ID_BYTES (HTTP_REQUEST_ID_LEN / 2)
+#define JSON_TYPE "application/json"
+
+/* The reply used when even an error reply cannot be built. */
+static const char fallback_body[] = "{\"error\":{\"code\":\"internal\",\"message\":\"internal error\"}}";
+
+struct http_server {
+	struct MHD_Daemon *daemon;
+	const struct http_route *routes;
+	size_t n_routes;
+	http_gate_fn gate;
+	void *ctx;
+	uint16_t port;
+	unsigned drain_ms;
+	pthread_mutex_t lock; /* guards the fields below */
+	pthread_cond_t idle;
+	unsigned in_flight;
+	uint64_t requests;
+	uint64_t body_bytes_peak;
+};
+
+struct route_param {
+	const char *name; /* in the route's pattern, not NUL-terminated */
+	size_t name_len;
+	char *value;
+};
+
+struct http_request {
+	struct http_server *server;
+	struct MHD_Connection *conn;
+	struct timespec start;
+	char id[HTTP_REQUEST_ID_LEN + 1];
+	char remote[INET6_ADDRSTRLEN];
+	char method[METHOD_MAX];
+	char *path;
+	int started;  /* the first call of the access handler happened */
+	int sent;     /* a response was queued (or the connection refused) */
+	int status;   /* the status sent, for the access log */
+	const struct http_route *route;
+	struct route_param params[HTTP_ROUTE_MAX_PARAMS];
+	size_t n_params;
+	struct buf body;
+	enum coffer_err body_rc; /* the body could not be kept: TOO_LARGE or NOMEM */
+	size_t received;         /* body bytes read, kept or not */
+	size_t discarded;
+	int reply_status; /* 0: no reply yet */
+	struct buf reply;
+	char content_type[CONTENT_TYPE_MAX];
+	char *hdr_name[HTTP_REPLY_HEADERS_MAX];
+	char *hdr_value[HTTP_REPLY_HEADERS_MAX];
+	size_t n_hdrs;
+	void *auth;
+	void (*auth_release)(void *auth);
+	char actor[HTTP_ACTOR_MAX];
+};
+
+/* ---- foreign codes ---- */
+
+/* The one place an MHD result becomes a coffer code. */
+static enum coffer_err from_mhd(enum MHD_Result r)
+{
+	return r == MHD_YES ? COFFER_OK : COFFER_ERR_IO;
+}
+
+/* ---- routes ---- */
+
+/* The segment starting at s (after a '/') ends at the next '/' or NUL. */
+static size_t segment_len(const char *s)
+{
+	const char *e = strchr(s, '/');
+	return e ? (size_t)(e - s) : strlen(s);
+}
+
+/*
+ * Matches path against pattern segment by segment; a :name segment takes
+ * any non-empty segment. Records param positions in path on a match.
+ */
+static int route_match(const char *pattern, const char *path, size_t off[], size_t len[], size_t *n)
+{
+	const char *p = pattern, *u = path;
+	size_t k = 0;
+	if (*p != '/' || *u != '/')
+		return 0;
+	while (*p == '/' && *u == '/') {
+		p++;
+		u++;
+		size_t pl = segment_len(p), ul = segment_len(u);
+		if (*p == ':') {
+			if (ul == 0 || k >= HTTP_ROUTE_MAX_PARAMS)
+				return 0;
+			off[k] = (size_t)(u - path);
+			len[k] = ul;
+			k++;
+		} else if (pl != ul || memcmp(p, u, pl) != 0) {
+			return 0;
+		}
+		p += pl;
+		u += ul;
+	}
+	if (*p || *u)
+		return 0;
+	*n = k;
+	return 1;
+}
+
+static enum coffer_err check_routes(const struct http_route *routes, size_t n, http_gate_fn gate)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct http_route *r = &routes[i];
+		size_t params = 0;
+		if (!r->method || !*r->method || strlen(r->method) >= METHOD_MAX || !r->pattern ||
+		    r->pattern[0] != '/' || !r->handler)
+			return COFFER_ERR_INVALID;
+		if ((r->flags & HTTP_ROUTE_AUTH) && !gate)
+			return COFFER_ERR_INVALID;
+		for (const char *p = r->pattern; *p; p++) {
+			if (p[0] == '/' && p[1] == ':') {
+				if (p[2] == '/' || p[2] == '\0' || ++params > HTTP_ROUTE_MAX_PARAMS)
+					return COFFER_ERR_INVALID;
+			}
+		}
+	}
+	return COFFER_OK;
+}
+
+/* ---- replies ---- */
+
+static int has_crlf(const char *s)
+{
+	return strpbrk(s, "\r\n") != NULL;
+}
+
+enum coffer_err http_reply(struct http_request *req, int status, const char *content_type, const void *data,
+			   size_t len)
+{
+	enum coffer_err rc;
+	if (status < 100 || status > 599 || (len && !data) || (len && !content_type) ||
+	    (content_type && has_crlf(content_type)))
+		return COFFER_ERR_INVALID;
+	buf_reset(&req->reply);
+	req->reply_status = 0;
+	rc = str_copy(req->content_type, sizeof(req->content_type), content_type ? content_type : "");
+	if (rc)
+		return rc;
+	rc = buf_add(&req->reply, data, len);
+	if (rc)
+		return rc;
+	req->reply_status = status;
+	return COFFER_OK;
+}
+
+enum coffer_err http_reply_json(struct http_request *req, int status, const json_t *doc)
+{
+	enum coffer_err rc;
+	if (status < 100 || status > 599 || !doc)
+		return COFFER_ERR_INVALID;
+	buf_reset(&req->reply);
+	req->reply_status = 0;
+	rc = json_dump_buf(doc, &req->reply);
+	if (rc)
+		return rc;
+	rc = str_copy(req->content_type, sizeof(req->content_type), JSON_TYPE);
+	if (rc)
+		return rc;
+	req->reply_status = status;
+	return COFFER_OK;
+}
+
+/* http_reply_error without the must-check, for the server's own replies. */
+static enum coffer_err error_reply(struct http_request *req, enum coffer_err code, const char *message)
+{
+	enum coffer_err rc;
+	json_t *doc;
+
+	if (code == COFFER_OK || (unsigned)code >= COFFER_ERR__COUNT)
+		code = COFFER_ERR_INTERNAL;
+	if (!message || strlen(message) >= HTTP_ERROR_MESSAGE_MAX)
+		message = coffer_strerror(code);
+	doc = json_pack("{s:{s:s,s:s}}", "error", "code", coffer_err_name(code), "message", message);
+	if (!doc) /* not UTF-8, or out of memory */
+		doc = json_pack("{s:{s:s,s:s}}", "error", "code", coffer_err_name(code), "message",
+				coffer_strerror(code));
+	if (!doc)
+		return COFFER_ERR_NOMEM;
+	rc = http_reply_json(req, coffer_err_http_status(code), doc);
+	json_decref(doc);
+	return rc ? rc : code;
+}
+
+enum coffer_err http_reply_error(struct http_request *req, enum coffer_err code, const char *message)
+{
+	return error_reply(req, code, message);
+}
+
+enum coffer_err http_reply_header(struct http_request *req, const char *name, const char *value)
+{
+	if (!name || !*name || !value || has_crlf(name) || has_crlf(value) || strchr(name, ':'))
+		return COFFER_ERR_INVALID;
+	if (req->n_hdrs >= HTTP_REPLY_HEADERS_MAX)
+		return COFFER_ERR_TOO_LARGE;
+	char *n = strdup(name), *v = strdup(value);
+	if (!n || !v) {
+		free(n);
+		free(v);
+		return COFFER_ERR_NOMEM;
+	}
+	req->hdr_name[req->n_hdrs] = n;
+	req->hdr_value[req->n_hdrs] = v;
+	req->n_hdrs++;
+	return COFFER_OK;
+}
+
+/* Queues the reply set on req (or an internal error if there is none). */
+static enum MHD_Result send_reply(struct http_request *req)
+{
+	struct MHD_Response *resp = NULL;
+	enum coffer_err rc;
+
+	if (!req->reply_status)
+		error_reply(req, COFFER_ERR_INTERNAL, NULL);
+	if (req->reply_status)
+		resp = MHD_create_response_from_buffer(req->reply.len, req->reply.ptr, MHD_RESPMEM_MUST_COPY);
+	if (!resp) {
+		req->reply_status = 500;
+		if (str_copy(req->content_type, sizeof(req->content_type), JSON_TYPE))
+			req->content_type[0] = '\0';
+		resp = MHD_create_response_from_buffer(sizeof(fallback_body) - 1, (void *)fallback_body,
+						       MHD_RESPMEM_PERSISTENT);
+		if (!resp)
+			return MHD_NO;
+	}
+	rc = from_mhd(MHD_add_response_header(resp, "X-Request-Id", req->id));
+	if (!rc && req->content_type[0])
+		rc = from_mhd(MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, req->content_type));
+	if (!rc)
+		rc = from_mhd(MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store"));
+	if (!rc)
+		rc = from_mhd(MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff"));
+	for (size_t i = 0; i < req->n_hdrs && !rc; i++)
+		rc = from_mhd(MHD_add_response_header(resp, req->hdr_name[i], req->hdr_value[i]));
+	if (!rc)
+		rc = from_mhd(MHD_queue_response(req->conn, (unsigned)req->reply_status, resp));
+	MHD_destroy_response(resp);
+	req->sent = 1;
+	req->status = req->reply_status;
+	return rc ? MHD_NO : MHD_YES;
+}
+
+/* An error reply queued at once (before or instead of the handler). */
+static enum MHD_Result refuse(struct http_request *req, enum coffer_err code, const char *message)
+{
+	error_reply(req, code, message);
+	return send_reply(req);
+}
+
+/* ---- requests ---- */
+
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+static struct http_request *request_new(struct http_server *s)
+{
+	unsigned char raw[REQUEST_ID_BYTES];
+	struct http_request *req = calloc(1, sizeof(*req));
+	if (!req)
+		return NULL;
+	req->server = s;
+	clock_gettime(CLOCK_MONOTONIC, &req->start);
+	randombytes_buf(raw, sizeof(raw));
+	if (hex_encode(raw, sizeof(raw), req->id, sizeof(req->id))) {
+		free(req);
+		return NULL;
+	}
+	buf_init(&req->body, 0);
+	buf_init(&req->reply, REPLY_MAX);
+	pthread_mutex_lock(&s->lock);
+	s->in_flight++;
+	pthread_mutex_unlock(&s->lock);
+	return req;
+}
+
+static void request_free(struct http_request *req)
+{
+	struct http_server *s = req->server;
+	if (req->auth_release)
+		req->auth_release(req->auth);
+	for (size_t i = 0; i < req->n_params; i++)
+		free(req->params[i].value);
+	for (size_t i = 0; i < req->n_hdrs; i++) {
+		free(req->hdr_name[i]);
+		free(req->hdr_value[i]);
+	}
+	buf_release(&req->body);
+	buf_release(&req->reply);
+	free(req->path);
+	free(req);
+	pthread_mutex_lock(&s->lock);
+	s->in_flight--;
+	s->requests++;
+	pthread_cond_broadcast(&s->idle);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static const char *end_name(enum MHD_RequestTerminationCode toe)
+{
+	switch (toe) {
+	case MHD_REQUEST_TERMINATED_COMPLETED_OK: return "ok";
+	case MHD_REQUEST_TERMINATED_WITH_ERROR: return "error";
+	case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED: return "timeout";
+	case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN: return "shutdown";
+	case MHD_REQUEST_TERMINATED_READ_ERROR: return "read_error";
+	case MHD_REQUEST_TERMINATED_CLIENT_ABORT: return "client_abort";
+	default: return "unknown";
+	}
+}
+
+/* The one access-log line of a request: no query, no header value, no body. */
+static void log_request(const struct http_request *req, enum MHD_RequestTerminationCode toe)
+{
+	char path[HTTP_LOG_PATH_MAX + 1];
+	size_t n = req->path ? strlen(req->path) : 0;
+	if (n > HTTP_LOG_PATH_MAX)
+		n = HTTP_LOG_PATH_MAX;
+	if (n)
+		memcpy(path, req->path, n);
+	path[n] = '\0';
+	const char *route = "-";
+	if (req->route)
+		route = req->route->name ? req->route->name : req->route->pattern;
+	log_info("http_request", LF_S("method", req->method[0] ? req->method : "-"), LF_S("route", route),
+		 LF_S("path", n ? path : "-"), LF_I("status", req->status), LF_I("ms", (int64_t)ms_since(&req->start)),
+		 LF_S("request_id", req->id), LF_S("actor", req->actor[0] ? req->actor : "-"),
+		 LF_S("remote", req->remote[0] ? req->remote : "-"), LF_I("bytes_in", req->received),
+		 LF_S("end", end_name(toe)));
+}
+
+static void set_remote(struct http_request *req)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+	const void *addr = NULL;
+	if (!sa)
+		return;
+	if (sa->sa_family == AF_INET)
+		addr = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+	else if (sa->sa_family == AF_INET6)
+		addr = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+	if (!addr || !inet_ntop(sa->sa_family, addr, req->remote, sizeof(req->remote)))
+		req->remote[0] = '\0';
+}
+
+/*
+ * First call, once the headers are in: copy what the log needs, match the
+ * route, and refuse a declared body over the limit before it is read.
+ */
+static enum MHD_Result request_begin(struct http_request *req, const char *url, const char *method)
+{
+	struct http_server *s = req->server;
+	size_t off[HTTP_ROUTE_MAX_PARAMS], len[HTTP_ROUTE_MAX_PARAMS], n = 0;
+	int path_known = 0;
+	enum coffer_err rc = COFFER_OK;
+	struct buf allow; /* the methods of the path, for a 405 */
+
+	set_remote(req);
+	if (str_copy(req->method, sizeof(req->method), method))
+		return refuse(req, COFFER_ERR_INVALID, "method too long");
+	req->path = strdup(url);
+	if (!req->path)
+		return refuse(req, COFFER_ERR_NOMEM, NULL);
+
+	buf_init(&allow, ALLOW_MAX);
+	for (size_t i = 0; i < s->n_routes; i++) {
+		const struct http_route *r = &s->routes[i];
+		size_t o[HTTP_ROUTE_MAX_PARAMS], l[HTTP_ROUTE_MAX_PARAMS], k;
+		if (!route_match(r->pattern, req->path, o, l, &k))
+			continue;
+		path_known = 1;
+		if (strcmp(r->method, req->method) == 0 && !req->route) {
+			req->route = r;
+			n = k;
+			memcpy(off, o, k * sizeof(o[0]));
+			memcpy(len, l, k * sizeof(l[0]));
+		}
+		if (!rc && !strstr(allow.ptr, r->method)) {
+			rc = buf_adds(&allow, allow.len ? ", " : "");
+			if (!rc)
+				rc = buf_adds(&allow, r->method);
+		}
+	}
+	if (!req->route && path_known) {
+		if (!rc && allow.len)
+			rc = http_reply_header(req, "Allow", allow.ptr);
+		buf_release(&allow);
+		if (rc == COFFER_ERR_NOMEM)
+			return refuse(req, rc, NULL);
+		error_reply(req, COFFER_ERR_INVALID, "method not allowed");
+		req->reply_status = 405;
+		return send_reply(req);
+	}
+	buf_release(&allow);
+	if (!req->route)
+		return refuse(req, COFFER_ERR_NOT_FOUND, "no such route");
+
+	/* Param names point into the pattern, values are copied out of the path. */
+	for (size_t i = 0; i < n; i++) {
+		const char *p = req->route->pattern;
+		size_t seen = 0;
+		for (; *p; p++)
+			if (p[0] == '/' && p[1] == ':' && seen++ == i)
+				break;
+		req->params[i].name = p + 2;
+		req->params[i].name_len = segment_len(p + 1) - 1;
+		req->params[i].value = strndup(req->path + off[i], len[i]);
+		req->n_params = i + 1;
+		if (!req->params[i].value)
+			return refuse(req, COFFER_ERR_NOMEM, NULL);
+	}
+
+	buf_init(&req->body, req->route->max_body);
+	const char *cl = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	uint64_t declared;
+	if (cl) {
+		if (parse_uint64(cl, UINT64_MAX, &declared))
+			return refuse(req, COFFER_ERR_INVALID, "invalid content-length");
+		if (declared > req->route->max_body)
+			return refuse(req, COFFER_ERR_TOO_LARGE, "request body too large");
+	}
+	return MHD_YES;
+}
+
+/* A piece of the body: kept up to the route's limit, then counted and dropped. */
+static enum MHD_Result request_body(struct http_request *req, const char *data, size_t size)
+{
+	req->received += size;
+	if (!req->body_rc) {
+		enum coffer_err rc = buf_add(&req->body, data, size);
+		if (!rc)
+			return MHD_YES;
+		req->body_rc = rc;
+		buf_release(&req->body);
+	}
+	if (size > HTTP_BODY_DISCARD_MAX - req->discarded) {
+		/* Too much to drain: close without an answer (the log says 413). */
+		req->sent = 1;
+		req->status = coffer_err_http_status(req->body_rc);
+		return MHD_NO;
+	}
+	req->discarded += size;
+	return MHD_YES;
+}
+
+/* The body is in: the gate, then the handler. */
+static enum MHD_Result request_run(struct http_request *req)
+{
+	struct http_server *s = req->server;
+	const struct http_route *route = req->route;
+	enum coffer_err rc;
+
+	if (req->body_rc)
+		return refuse(req, req->body_rc,
+			      req->body_rc == COFFER_ERR_TOO_LARGE ? "request body too large" : NULL);
+	pthread_mutex_lock(&s->lock);
+	if (req->body.len > s->body_bytes_peak)
+		s->body_bytes_peak = req->body.len;
+	pthread_mutex_unlock(&s->lock);
+
+	if (s->gate) {
+		rc = s->gate(req, route, s->ctx);
+		if (rc || req->reply_status) { /* a reply from the gate ends the request */
+			if (rc && req->reply_status < 400)
+				error_reply(req, rc, NULL);
+			return send_reply(req);
+		}
+	}
+	if (route->flags & HTTP_ROUTE_AUTH && !s->gate)
+		return refuse(req, COFFER_ERR_INTERNAL, NULL); /* check_routes makes this unreachable */
+
+	rc = route->handler(req, s->ctx);
+	if (rc && req->reply_status < 400)
+		error_reply(req, rc, NULL);
+	if (!rc && !req->reply_status) {
+		log_error("http_handler_no_reply", LF_S("route", route->name ? route->name : route->pattern));
+		error_reply(req, COFFER_ERR_INTERNAL, NULL);
+	}
+	return send_reply(req);
+}
+
+/* ---- libmicrohttpd callbacks ---- */
+
+/* Called when the request line is in: the request starts here, for timing and the log. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	(void)uri; /* holds the query string: never kept */
+	(void)conn;
+	return request_new(cls);
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+				 const char *version, const char *upload_data, size_t *upload_data_size,
+				 void **con_cls)
+{
+	struct http_request *req = *con_cls;
+	(void)version;
+
+	if (!req) {
+		req = request_new(cls);
+		if (!req)
+			return MHD_NO;
+		*con_cls = req;
+	}
+	if (req->sent)
+		return MHD_YES;
+	if (!req->started) {
+		req->started = 1;
+		req->conn = conn;
+		return request_begin(req, url, method);
+	}
+	req->conn = conn;
+	if (*upload_data_size) {
+		size_t size = *upload_data_size;
+		*upload_data_size = 0;
+		return request_body(req, upload_data, size);
+	}
+	return request_run(req);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct http_request *req = *con_cls;
+	(void)cls;
+	(void)conn;
+	if (!req)
+		return;
+	*con_cls = NULL;
+	log_request(req, toe);
+	request_free(req);
+}
+
+/* MHD's messages are formatted with request data: only the format is logged. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	(void)ap;
+	log_warn("http_internal", LF_S("format", fmt));
+}
+
+/* ---- server ---- */
+
+static enum coffer_err resolve(const char *listen, struct addrinfo **out)
+{
+	char host[HOST_MAX], port_text[PORT_TEXT_MAX];
+	uint16_t port;
+	struct addrinfo hints, *res = NULL;
+
+	if (parse_host_port(listen, host, sizeof(host), &port))
+		return COFFER_ERR_INVALID;
+	if (fmt_into(port_text, sizeof(port_text), "%u", (unsigned)port))
+		return COFFER_ERR_INTERNAL;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	int g = getaddrinfo(host, port_text, &hints, &res);
+	if (g == EAI_MEMORY)
+		return COFFER_ERR_NOMEM;
+	if (g != 0 || !res)
+		return COFFER_ERR_INVALID;
+	*out = res;
+	return COFFER_OK;
+}
+
+enum coffer_err http_server_start(const struct http_server_config *cfg, const struct http_route *routes,
+				  size_t n_routes, void *ctx, struct http_server **out)
+{
+	enum coffer_err rc;
+	struct http_server *s = NULL;
+	struct addrinfo *ai = NULL;
+	int locks = 0;
+
+	if (!cfg || !cfg->listen || (!routes && n_routes))
+		return COFFER_ERR_INVALID;
+	rc = check_routes(routes, n_routes, cfg->gate);
+	if (rc)
+		goto out;
+	if (sodium_init() < 0) {
+		rc = COFFER_ERR_INTERNAL;
+		goto out;
+	}
+	rc = resolve(cfg->listen, &ai);
+	if (rc)
+		goto out;
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		rc = COFFER_ERR_NOMEM;
+		goto out;
+	}
+	s->routes = routes;
+	s->n_routes = n_routes;
+	s->gate = cfg->gate;
+	s->ctx = ctx;
+	s->drain_ms = cfg->drain_ms ? cfg->drain_ms : HTTP_SERVER_DRAIN_MS_DEFAULT;
+
+	pthread_condattr_t ca;
+	if (pthread_condattr_init(&ca)) {
+		rc = COFFER_ERR_NOMEM;
+		goto out;
+	}
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (pthread_mutex_init(&s->lock, NULL) || pthread_cond_init(&s->idle, &ca)) {
+		pthread_condattr_destroy(&ca);
+		rc = COFFER_ERR_NOMEM;
+		goto out;
+	}
+	pthread_condattr_destroy(&ca);
+	locks = 1;
+
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
+			 MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	if (ai->ai_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	s->daemon = MHD_start_daemon(
+		flags, 0, NULL, NULL, on_access, s,
+		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, (void *)NULL,
+		MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+		MHD_OPTION_CONNECTION_LIMIT,
+		(unsigned)(cfg->max_connections ? cfg->max_connections : HTTP_SERVER_MAX_CONNECTIONS_DEFAULT),
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+		(size_t)(cfg->memory_limit ? cfg->memory_limit : HTTP_SERVER_MEMORY_LIMIT_DEFAULT),
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->timeout_s ? cfg->timeout_s : HTTP_SERVER_TIMEOUT_S_DEFAULT),
+		MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+		MHD_OPTION_URI_LOG_CALLBACK, on_uri, (void *)s,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)s,
+		MHD_OPTION_END);
+	if (!s->daemon) {
+		log_error("http_listen_failed", LF_S("listen", cfg->listen));
+		rc = COFFER_ERR_IO;
+		goto out;
+	}
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	s->port = di ? di->port : 0;
+	if (!s->port) {
+		MHD_stop_daemon(s->daemon);
+		rc = COFFER_ERR_IO;
+		goto out;
+	}
+	log_info("http_listening", LF_S("listen", cfg->listen), LF_I("port", s->port));
+	*out = s;
+	s = NULL;
+out:
+	if (s) {
+		if (locks) {
+			pthread_cond_destroy(&s->idle);
+			pthread_mutex_destroy(&s->lock);
+		}
+		free(s);
+	}
+	if (ai)
+		freeaddrinfo(ai);
+	return rc;
+}
+
+uint16_t http_server_port(const struct http_server *s)
+{
+	return s->port;
+}
+
+void http_server_stop(struct http_server *s)
+{
+	struct timespec deadline;
+	MHD_socket lfd;
+
+	if (!s)
+		return;
+	lfd = MHD_quiesce_daemon(s->daemon);
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += s->drain_ms / 1000;
+	deadline.tv_nsec += (long)(s->drain_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&s->lock);
+	while (s->in_flight > 0)
+		if (pthread_cond_timedwait(&s->idle, &s->lock, &deadline) == ETIMEDOUT)
+			break;
+	unsigned left = s->in_flight;
+	pthread_mutex_unlock(&s->lock);
+	if (left)
+		log_warn("http_stop_unfinished", LF_I("requests", left));
+	MHD_stop_daemon(s->daemon);
+	if (lfd != MHD_INVALID_SOCKET)
+		close(lfd);
+	pthread_cond_destroy(&s->idle);
+	pthread_mutex_destroy(&s->lock);
+	log_info("http_stopped", LF_I("port", s->port));
+	free(s);
+}
+
+void http_server_get_stats(struct http_server *s, struct http_server_stats *out)
+{
+	pthread_mutex_lock(&s->lock);
+	out->requests = s->requests;
+	out->body_bytes_peak = s->body_bytes_peak;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- request accessors ---- */
+
+const char *http_request_method(const struct http_request *req)
+{
+	return req->method;
+}
+
+const char *http_request_path(const struct http_request *req)
+{
+	return req->path;
+}
+
+const struct http_route *http_request_route(const struct http_request *req)
+{
+	return req->route;
+}
+
+const char *http_request_param(const struct http_request *req, const char *name)
+{
+	size_t n = strlen(name);
+	for (size_t i = 0; i < req->n_params; i++)
+		if (req->params[i].name_len == n && memcmp(req->params[i].name, name, n) == 0)
+			return req->params[i].value;
+	return NULL;
+}
+
+const char *http_request_query(const struct http_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *http_request_header(const struct http_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_request_body(const struct http_request *req, size_t *len)
+{
+	if (len)
+		*len = req->body.len;
+	return req->body.ptr;
+}
+
+const char *http_request_id(const struct http_request *req)
+{
+	return req->id;
+}
+
+const char *http_request_remote(const struct http_request *req)
+{
+	return req->remote;
+}
+
+void http_request_set_auth(struct http_request *req, void *auth, void (*release)(void *auth))
+{
+	if (req->auth_release && req->auth != auth)
+		req->auth_release(req->auth);
+	req->auth = auth;
+	req->auth_release = release;
+}
+
+void *http_request_auth(const struct http_request *req)
+{
+	return req->auth;
+}
+
+enum coffer_err http_request_set_actor(struct http_request *req, const char *actor)
+{
+	return str_copy(req->actor, sizeof(req->actor), actor ? actor : "");
+}
+
+enum coffer_err http_request_json(struct http_request *req, json_t **out)
+{
+	struct json_error jerr;
+	char msg[HTTP_ERROR_MESSAGE_MAX];
+	enum coffer_err rc = json_parse_limited(req->body.ptr, req->body.len, req->route ? req->route->max_body : 0,
+						JSON_MAX_DEPTH_DEFAULT, out, &jerr);
+	if (!rc)
+		return COFFER_OK;
+	if (fmt_into(msg, sizeof(msg), "invalid request body: %s at byte %zu", jerr.message, jerr.position))
+		return http_reply_error(req, rc, NULL);
+	return http_reply_error(req, rc, msg);
+}

@@ -1,0 +1,174 @@
+/*
+ * http_server.h — the HTTP front of coffer's daemons, over libmicrohttpd.
+ *
+ * The owner describes its API as a table of routes (method, pattern, flags,
+ * body limit, handler). ONE gate runs for every request before any handler:
+ *
+ *   1. match the route: unknown path -> 404, known path with another method
+ *      -> 405 (with an Allow header);
+ *   2. body limit: a Content-Length above the route's max_body is refused
+ *      with 413 before the body is read; a body without one (chunked) is
+ *      counted as it streams in and never buffered past max_body: a small
+ *      overshoot is read and dropped and answered 413, a large one
+ *      (over max_body + HTTP_BODY_DISCARD_MAX) closes the connection;
+ *   3. the owner's gate callback (authentication, roles), which sees the
+ *      whole body so it can check signatures over it;
+ *   4. the handler.
+ * A failure at any step answers {"error":{"code":"<name>","message":"..."}}
+ * with the status of coffer_err_http_status. Every response carries an
+ * X-Request-Id header (16 random hex characters), and every request gives
+ * exactly one access-log line: method, route, path, status, latency,
+ * request id, actor — never a query value, a header value or a body.
+ *
+ * Threading: libmicrohttpd runs one thread per connection behind an
+ * internal polling thread (MHD_USE_THREAD_PER_CONNECTION). Handlers block
+ * on the store and on outbound HTTP; with a thread pool one slow handler
+ * would stall every connection of its thread, so each connection gets its
+ * own thread and max_connections bounds their number. Handlers and the gate
+ * therefore run concurrently and must be thread-safe; ctx is shared.
+ *
+ * Ownership: the route table, the strings in it and ctx must outlive the
+ * server (a static const table is the usual case). A struct http_request
+ * belongs to the server and lives for one request; the strings its
+ * accessors return are valid until the handler returns.
+ */
+#ifndef COFFER_HTTP_SERVER_H
+#define COFFER_HTTP_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "json.h"
+
+/* Generic route flags; bits from HTTP_ROUTE_OWNER_SHIFT up are the owner's (roles). */
+#define HTTP_ROUTE_AUTH ((uint32_t)1 << 0)  /* the gate must authenticate the caller */
+#define HTTP_ROUTE_AUDIT ((uint32_t)1 << 1) /* the owner audits this route */
+#define HTTP_ROUTE_OWNER_SHIFT 8
+
+#define HTTP_ROUTE_MAX_PARAMS 8              /* :name segments in one pattern */
+#define HTTP_BODY_DISCARD_MAX ((size_t)64 << 10) /* overshoot read and dropped before a clean 413 */
+#define HTTP_REQUEST_ID_LEN 16               /* hex characters */
+#define HTTP_ACTOR_MAX 128                   /* bytes of the actor name, NUL included */
+#define HTTP_REPLY_HEADERS_MAX 8             /* extra response headers per request */
+#define HTTP_LOG_PATH_MAX 256                /* path bytes kept in the access log */
+#define HTTP_ERROR_MESSAGE_MAX 512           /* bytes of an error message in a reply */
+
+/* Defaults used when a config field is 0. */
+#define HTTP_SERVER_MAX_CONNECTIONS_DEFAULT 256
+#define HTTP_SERVER_MEMORY_LIMIT_DEFAULT ((size_t)64 << 10) /* per connection; bounds the headers */
+#define HTTP_SERVER_TIMEOUT_S_DEFAULT 30                     /* idle connection timeout */
+#define HTTP_SERVER_DRAIN_MS_DEFAULT 10000                   /* graceful stop wait */
+
+struct http_request;
+struct http_server;
+
+/*
+ * A handler answers with http_reply_json/http_reply_error/http_reply and
+ * returns what they return. If it returns an error without having set an
+ * error reply, the server answers http_reply_error(req, rc, NULL). If it
+ * returns COFFER_OK without a reply, the server answers 500.
+ */
+typedef enum coffer_err (*http_handler_fn)(struct http_request *req, void *ctx);
+
+struct http_route {
+	const char *method;     /* "GET", "POST", ... (exact, upper case) */
+	const char *pattern;    /* "/v1/apps/:app/secrets": literal segments and :params */
+	uint32_t flags;         /* HTTP_ROUTE_* and the owner's bits */
+	size_t max_body;        /* bytes; 0 accepts no body at all */
+	http_handler_fn handler;
+	const char *name;       /* for the access log; NULL logs the pattern */
+};
+
+/*
+ * Runs after the body is in, before the handler, for every matched route.
+ * Returns COFFER_OK to let the request through; any error answers with that
+ * error (a reply the gate set with http_reply_error is kept). A gate that
+ * sets any reply ends the request there, even if it returns COFFER_OK.
+ */
+typedef enum coffer_err (*http_gate_fn)(struct http_request *req, const struct http_route *route, void *ctx);
+
+struct http_server_config {
+	const char *listen;       /* "host:port" or "[v6]:port"; port 0 picks a free port */
+	http_gate_fn gate;        /* NULL only if no route has HTTP_ROUTE_AUTH */
+	unsigned max_connections; /* 0: default */
+	size_t memory_limit;      /* per-connection memory, bounds request headers (431); 0: default */
+	unsigned timeout_s;       /* 0: default */
+	unsigned drain_ms;        /* how long http_server_stop waits for requests in flight; 0: default */
+};
+
+/*
+ * Validates the route table (patterns start with '/', at most
+ * HTTP_ROUTE_MAX_PARAMS params, a handler each; an HTTP_ROUTE_AUTH route
+ * needs a gate: COFFER_ERR_INVALID otherwise), binds and starts serving.
+ * COFFER_ERR_IO if the address cannot be bound.
+ */
+COFFER_MUST_CHECK enum coffer_err http_server_start(const struct http_server_config *cfg,
+						    const struct http_route *routes, size_t n_routes, void *ctx,
+						    struct http_server **out);
+/* The port actually bound (the one chosen when the config asked for 0). */
+uint16_t http_server_port(const struct http_server *s);
+/*
+ * Graceful stop: stops accepting, waits up to drain_ms for requests in
+ * flight, then closes every connection and frees s. NULL is allowed.
+ */
+void http_server_stop(struct http_server *s);
+
+struct http_server_stats {
+	uint64_t requests;        /* requests completed (one access-log line each) */
+	uint64_t body_bytes_peak; /* the largest body ever held in memory */
+};
+void http_server_get_stats(struct http_server *s, struct http_server_stats *out);
+
+/* Request accessors. NULL when absent. Header names are case-insensitive. */
+const char *http_request_method(const struct http_request *req);
+const char *http_request_path(const struct http_request *req);
+const struct http_route *http_request_route(const struct http_request *req);
+const char *http_request_param(const struct http_request *req, const char *name);
+const char *http_request_query(const struct http_request *req, const char *name);
+const char *http_request_header(const struct http_request *req, const char *name);
+/* The body, NUL-terminated for convenience (it may hold NULs of its own); never NULL. */
+const char *http_request_body(const struct http_request *req, size_t *len);
+/* 16 lower-case hex characters, also sent as X-Request-Id. */
+const char *http_request_id(const struct http_request *req);
+/* The peer's address as text ("127.0.0.1", "::1"); "" if unknown. */
+const char *http_request_remote(const struct http_request *req);
+
+/*
+ * The gate's slot for the authenticated principal: `auth` is the owner's,
+ * released with `release` (may be NULL) when the request ends. The actor is
+ * copied and appears in the access log: a name or id, never a credential.
+ */
+void http_request_set_auth(struct http_request *req, void *auth, void (*release)(void *auth));
+void *http_request_auth(const struct http_request *req);
+COFFER_MUST_CHECK enum coffer_err http_request_set_actor(struct http_request *req, const char *actor);
+
+/*
+ * Parses the body as JSON with json_parse_limited (max_bytes = the route's
+ * max_body, depth JSON_MAX_DEPTH_DEFAULT). On failure it also sets an error
+ * reply naming the fault, so a handler may simply return the code.
+ */
+COFFER_MUST_CHECK enum coffer_err http_request_json(struct http_request *req, json_t **out);
+
+/*
+ * Replies. A later reply replaces an earlier one. Each returns COFFER_OK or
+ * COFFER_ERR_NOMEM / COFFER_ERR_TOO_LARGE / COFFER_ERR_INVALID; a handler
+ * usually returns what they return.
+ */
+/* Serialises doc compactly (doc is not consumed) as application/json. */
+COFFER_MUST_CHECK enum coffer_err http_reply_json(struct http_request *req, int status, const json_t *doc);
+/*
+ * {"error":{"code":"<coffer_err_name>","message":"..."}} with the status of
+ * coffer_err_http_status(code); message NULL uses coffer_strerror. Returns
+ * `code` (or a worse error if the reply could not be built), so a handler
+ * can write `return http_reply_error(req, COFFER_ERR_NOT_FOUND, "no such app");`.
+ */
+COFFER_MUST_CHECK enum coffer_err http_reply_error(struct http_request *req, enum coffer_err code,
+						   const char *message);
+/* Raw bytes (content_type may be NULL when len is 0, e.g. for 204). */
+COFFER_MUST_CHECK enum coffer_err http_reply(struct http_request *req, int status, const char *content_type,
+					     const void *data, size_t len);
+/* An extra response header (copied); name and value without CR or LF. */
+COFFER_MUST_CHECK enum coffer_err http_reply_header(struct http_request *req, const char *name, const char *value);
+
+#endif

@@ -1,0 +1,905 @@
+/*
+ * test_http.c — http_server and http_client together over loopback: the
+ * gate (routes, 404/405, body limits, the owner's gate), request ids, the
+ * access log, and the client's limits and errors.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "http_client.h"
+#include "http_server.h"
+#include "json.h"
+#include "log.h"
+#include "secret.h"
+
+#define ECHO_MAX 1000
+#define JSON_ROUTE_MAX 4096
+#define BIG_REPLY_LEN 100000
+#define TEN_MB ((size_t)10 << 20)
+#define ONE_MB ((size_t)1 << 20)
+#define RAW_REPLY_MAX 65536
+#define THREADS 16
+#define PER_THREAD 50
+
+#define TOKEN "tok-AUTHCANARY-7f3a9e"
+#define BODY_CANARY "BODYCANARY-91c2d4"
+#define QUERY_CANARY "QUERYCANARY-55ab"
+#define HEADER_CANARY "HEADERCANARY-0e1f"
+
+static atomic_int calls_params, calls_echo, calls_json, calls_ping, calls_gate;
+static struct http_server *server;
+static char base_url[64];
+static char log_path[] = "/tmp/coffer-test-http-log-XXXXXX";
+static int log_fd = -1;
+
+/* ---- the owner's side: gate and handlers ---- */
+
+static void release_auth(void *auth)
+{
+	free(auth);
+}
+
+static enum coffer_err gate(struct http_request *req, const struct http_route *route, void *ctx)
+{
+	(void)ctx;
+	atomic_fetch_add(&calls_gate, 1);
+	if (!(route->flags & HTTP_ROUTE_AUTH))
+		return COFFER_OK;
+	const char *h = http_request_header(req, "Authorization");
+	const char *want = "Bearer " TOKEN;
+	if (!h || strlen(h) != strlen(want) || !ct_equal(h, want, strlen(want)))
+		return http_reply_error(req, COFFER_ERR_UNAUTH, "missing or invalid token");
+	char *principal = strdup("tester");
+	if (!principal)
+		return COFFER_ERR_NOMEM;
+	http_request_set_auth(req, principal, release_auth);
+	return http_request_set_actor(req, "tester");
+}
+
+static enum coffer_err h_params(struct http_request *req, void *ctx)
+{
+	(void)ctx;
+	atomic_fetch_add(&calls_params, 1);
+	const char *x = http_request_query(req, "x");
+	json_t *doc = json_pack("{s:s,s:s,s:s,s:s}", "app", http_request_param(req, "app"), "name",
+				http_request_param(req, "name"), "x", x ? x : "", "method", http_request_method(req));
+	if (!doc)
+		return COFFER_ERR_NOMEM;
+	enum coffer_err rc = http_reply_json(req, 200, doc);
+	json_decref(doc);
+	return rc;
+}
+
+static enum coffer_err h_echo(struct http_request *req, void *ctx)
+{
+	(void)ctx;
+	atomic_fetch_add(&calls_echo, 1);
+	size_t len;
+	(void)http_request_body(req, &len);
+	const char *actor = http_request_auth(req);
+	json_t *doc = json_pack("{s:I,s:s}", "len", (json_int_t)len, "actor", actor ? actor : "");
+	if (!doc)
+		return COFFER_ERR_NOMEM;
+	enum coffer_err rc = http_reply_json(req, 200, doc);
+	json_decref(doc);
+	return rc;
+}
+
+static enum coffer_err h_json(struct http_request *req, void *ctx)
+{
+	(void)ctx;
+	static const char *const allowed[] = { "name", NULL };
+	json_t *body = NULL, *doc = NULL;
+	struct json_error jerr;
+	const char *name = NULL;
+	char msg[128];
+	enum coffer_err rc;
+
+	atomic_fetch_add(&calls_json, 1);
+	rc = http_request_json(req, &body);
+	if (rc)
+		return rc;
+	rc = json_check_fields(body, allowed, &jerr);
+	if (!rc)
+		rc = json_get_string(body, "name", 1, &name, NULL, &jerr);
+	if (rc) {
+		snprintf(msg, sizeof(msg), "%s", jerr.message);
+		rc = http_reply_error(req, rc, msg);
+		goto out;
+	}
+	doc = json_pack("{s:s}", "name", name);
+	rc = doc ? http_reply_json(req, 201, doc) : COFFER_ERR_NOMEM;
+out:
+	json_decref(doc);
+	json_decref(body);
+	return rc;
+}
+
+static enum coffer_err h_big(struct http_request *req, void *ctx)
+{
+	(void)ctx;
+	char *s = malloc(BIG_REPLY_LEN + 1);
+	if (!s)
+		return COFFER_ERR_NOMEM;
+	memset(s, 'b', BIG_REPLY_LEN);
+	s[BIG_REPLY_LEN] = '\0';
+	json_t *doc = json_pack("{s:s}", "big", s);
+	free(s);
+	if (!doc)
+		return COFFER_ERR_NOMEM;
+	enum coffer_err rc = http_reply_json(req, 200, doc);
+	json_decref(doc);
+	return rc;
+}
+
+static enum coffer_err h_ping(struct http_request *req, void *ctx)
+{
+	(void)ctx;
+	atomic_fetch_add(&calls_ping, 1);
+	json_t *doc = json_pack("{s:b}", "ok", 1);
+	if (!doc)
+		return COFFER_ERR_NOMEM;
+	enum coffer_err rc = http_reply_json(req, 200, doc);
+	json_decref(doc);
+	return rc;
+}
+
+static enum coffer_err h_noreply(struct http_request *req, void *ctx)
+{
+	(void)req;
+	(void)ctx;
+	return COFFER_OK;
+}
+
+static enum coffer_err h_conflict(struct http_request *req, void *ctx)
+{
+	(void)req;
+	(void)ctx;
+	return COFFER_ERR_CONFLICT;
+}
+
+static const struct http_route routes[] = {
+	{ "GET", "/v1/apps/:app/secrets/:name", 0, 0, h_params, "secret.get" },
+	{ "DELETE", "/v1/apps/:app/secrets/:name", HTTP_ROUTE_AUTH, 0, h_params, "secret.delete" },
+	{ "POST", "/v1/echo", HTTP_ROUTE_AUTH | HTTP_ROUTE_AUDIT, ECHO_MAX, h_echo, "echo" },
+	{ "POST", "/v1/json", 0, JSON_ROUTE_MAX, h_json, "json" },
+	{ "GET", "/v1/big", 0, 0, h_big, "big" },
+	{ "GET", "/v1/ping", 0, 0, h_ping, "ping" },
+	{ "GET", "/v1/noreply", 0, 0, h_noreply, NULL },
+	{ "PUT", "/v1/conflict", 0, 0, h_conflict, NULL },
+};
+
+/* ---- helpers ---- */
+
+static struct http_client *client(int with_token)
+{
+	struct http_client *c = NULL;
+	assert_int_equal(http_client_new(base_url, 10000, &c), COFFER_OK);
+	if (with_token) {
+		struct secret *t = NULL;
+		assert_int_equal(secret_from(TOKEN, strlen(TOKEN), &t), COFFER_OK);
+		assert_int_equal(http_client_set_token(c, t), COFFER_OK);
+		secret_free(t);
+	}
+	return c;
+}
+
+/* One request; returns the status and leaves the body in resp (caller releases). */
+static int request(struct http_client *c, const char *method, const char *path, const void *body, size_t len,
+		   struct buf *resp)
+{
+	int status = 0;
+	buf_init(resp, ONE_MB);
+	assert_int_equal(http_client_request(c, method, path, body, len, ONE_MB, &status, resp), COFFER_OK);
+	return status;
+}
+
+/* Asserts resp is exactly {"error":{"code":code,"message":<string>}}. */
+static void assert_error_shape(const struct buf *resp, const char *code)
+{
+	json_t *doc = NULL, *err = NULL;
+	const char *got = NULL, *msg = NULL;
+	static const char *const top[] = { "error", NULL };
+	static const char *const inner[] = { "code", "message", NULL };
+	assert_int_equal(json_parse_limited(resp->ptr, resp->len, ONE_MB, 4, &doc, NULL), COFFER_OK);
+	assert_int_equal(json_check_fields(doc, top, NULL), COFFER_OK);
+	assert_int_equal(json_get_object(doc, "error", 1, &err, NULL), COFFER_OK);
+	assert_int_equal(json_check_fields(err, inner, NULL), COFFER_OK);
+	assert_int_equal(json_get_string(err, "code", 1, &got, NULL, NULL), COFFER_OK);
+	assert_int_equal(json_get_string(err, "message", 1, &msg, NULL, NULL), COFFER_OK);
+	assert_string_equal(got, code);
+	assert_true(strlen(msg) > 0);
+	json_decref(doc);
+}
+
+static json_t *parse_ok(const struct buf *resp)
+{
+	json_t *doc = NULL;
+	assert_int_equal(json_parse_limited(resp->ptr, resp->len, ONE_MB, 8, &doc, NULL), COFFER_OK);
+	return doc;
+}
+
+static int raw_connect(void)
+{
+	struct sockaddr_in sa;
+	struct timeval tv = { .tv_sec = 10, .tv_usec = 0 };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)), 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons(http_server_port(server));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+/* Sends what it can; returns 0 once the peer stops taking data. */
+static int raw_send(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return 0;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 1;
+}
+
+/* Reads the answer until the peer closes; returns its status, 0 if there was none. */
+static int raw_read_status(int fd, char *out, size_t out_size)
+{
+	size_t got = 0;
+	int status = 0;
+	while (got + 1 < out_size) {
+		ssize_t n = recv(fd, out + got, out_size - 1 - got, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	out[got] = '\0';
+	if (got >= 12 && strncmp(out, "HTTP/1.1 ", 9) == 0)
+		status = (out[9] - '0') * 100 + (out[10] - '0') * 10 + (out[11] - '0');
+	return status;
+}
+
+static void wait_for_log(const char *needle, struct buf *log)
+{
+	for (int i = 0; i < 200; i++) {
+		buf_reset(log);
+		FILE *f = fopen(log_path, "r");
+		assert_non_null(f);
+		char chunk[4096];
+		size_t n;
+		while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+			assert_int_equal(buf_add(log, chunk, n), COFFER_OK);
+		fclose(f);
+		if (strstr(log->ptr, needle))
+			return;
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	fail_msg("log line with %s never appeared", needle);
+}
+
+/* A copy of the log line that holds needle. */
+static char *line_with(const struct buf *log, const char *needle)
+{
+	const char *hit = strstr(log->ptr, needle);
+	assert_non_null(hit);
+	const char *start = hit, *end = strchr(hit, '\n');
+	while (start > log->ptr && start[-1] != '\n')
+		start--;
+	assert_non_null(end);
+	char *line = strndup(start, (size_t)(end - start));
+	assert_non_null(line);
+	return line;
+}
+
+static void assert_request_id(const char *id)
+{
+	assert_int_equal(strlen(id), HTTP_REQUEST_ID_LEN);
+	for (const char *p = id; *p; p++)
+		assert_true((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'));
+}
+
+/* ---- tests ---- */
+
+static void test_route_params(void **state)
+{
+	(void)state;
+	struct http_client *c = client(0);
+	struct buf resp;
+	int before = atomic_load(&calls_params);
+	assert_int_equal(request(c, "GET", "/v1/apps/my-app/secrets/DB_URL?x=1", NULL, 0, &resp), 200);
+	json_t *doc = parse_ok(&resp);
+	assert_string_equal(json_string_value(json_object_get(doc, "app")), "my-app");
+	assert_string_equal(json_string_value(json_object_get(doc, "name")), "DB_URL");
+	assert_string_equal(json_string_value(json_object_get(doc, "x")), "1");
+	assert_string_equal(json_string_value(json_object_get(doc, "method")), "GET");
+	assert_int_equal(atomic_load(&calls_params), before + 1);
+	assert_request_id(http_client_last_request_id(c));
+	json_decref(doc);
+	buf_release(&resp);
+	http_client_free(c);
+}
+
+static void test_unknown_path_404(void **state)
+{
+	(void)state;
+	struct http_client *c = client(1);
+	struct buf resp;
+	static const char *const paths[] = { "/v1/nope", "/v1/ping/", "/v1/apps//secrets/x", "/v1/apps/a/secrets",
+					     "/", "/v1/apps/a/secrets/b/c" };
+	int before = atomic_load(&calls_params) + atomic_load(&calls_gate);
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		assert_int_equal(request(c, "GET", paths[i], NULL, 0, &resp), 404);
+		assert_error_shape(&resp, "not_found");
+		buf_release(&resp);
+	}
+	assert_int_equal(atomic_load(&calls_params) + atomic_load(&calls_gate), before);
+
+	json_t *out = NULL;
+	char msg[HTTP_CLIENT_MESSAGE_MAX];
+	assert_int_equal(http_client_call_json(c, "GET", "/v1/nope", NULL, 0, &out, msg, sizeof(msg)),
+			 COFFER_ERR_NOT_FOUND);
+	assert_null(out);
+	assert_string_equal(msg, "no such route");
+	http_client_free(c);
+}
+
+static void test_wrong_method_405(void **state)
+{
+	(void)state;
+	struct http_client *c = client(1);
+	struct buf resp;
+	int before = atomic_load(&calls_ping) + atomic_load(&calls_gate);
+	assert_int_equal(request(c, "POST", "/v1/ping", "{}", 2, &resp), 405);
+	assert_error_shape(&resp, "invalid_argument");
+	buf_release(&resp);
+	assert_int_equal(atomic_load(&calls_ping) + atomic_load(&calls_gate), before);
+
+	/* the Allow header lists the methods of that path */
+	char raw[RAW_REPLY_MAX];
+	int fd = raw_connect();
+	const char *rq = "PATCH /v1/apps/a/secrets/b HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+	assert_true(raw_send(fd, rq, strlen(rq)));
+	assert_int_equal(raw_read_status(fd, raw, sizeof(raw)), 405);
+	assert_non_null(strstr(raw, "Allow: GET, DELETE\r\n"));
+	assert_non_null(strstr(raw, "X-Request-Id: "));
+	close(fd);
+	http_client_free(c);
+}
+
+static void test_gate_refusal_stops_handler(void **state)
+{
+	(void)state;
+	struct http_client *anon = client(0), *bad = client(0), *good = client(1);
+	struct secret *t = NULL;
+	struct buf resp;
+	atomic_store(&calls_echo, 0);
+	int params_before = atomic_load(&calls_params);
+
+	assert_int_equal(request(anon, "POST", "/v1/echo", "{}", 2, &resp), 401);
+	assert_error_shape(&resp, "unauthenticated");
+	assert_non_null(strstr(resp.ptr, "missing or invalid token"));
+	buf_release(&resp);
+
+	assert_int_equal(secret_from("tok-wrong", 9, &t), COFFER_OK);
+	assert_int_equal(http_client_set_token(bad, t), COFFER_OK);
+	secret_free(t);
+	assert_int_equal(request(bad, "POST", "/v1/echo", "{}", 2, &resp), 401);
+	buf_release(&resp);
+	assert_int_equal(request(anon, "DELETE", "/v1/apps/a/secrets/b", NULL, 0, &resp), 401);
+	buf_release(&resp);
+	assert_int_equal(atomic_load(&calls_echo), 0);
+	assert_int_equal(atomic_load(&calls_params), params_before);
+
+	/* the same requests with the token go through, and the gate's slot reaches the handler */
+	assert_int_equal(request(good, "POST", "/v1/echo", "{}", 2, &resp), 200);
+	json_t *doc = parse_ok(&resp);
+	assert_string_equal(json_string_value(json_object_get(doc, "actor")), "tester");
+	json_decref(doc);
+	buf_release(&resp);
+	assert_int_equal(request(good, "DELETE", "/v1/apps/a/secrets/b", NULL, 0, &resp), 200);
+	buf_release(&resp);
+	assert_int_equal(atomic_load(&calls_echo), 1);
+	assert_int_equal(atomic_load(&calls_params), params_before + 1);
+	http_client_free(anon);
+	http_client_free(bad);
+	http_client_free(good);
+}
+
+static void test_body_limit_edge(void **state)
+{
+	(void)state;
+	struct http_client *c = client(1);
+	struct buf resp;
+	char body[ECHO_MAX + 1];
+	memset(body, 'a', sizeof(body));
+	atomic_store(&calls_echo, 0);
+
+	assert_int_equal(request(c, "POST", "/v1/echo", body, ECHO_MAX, &resp), 200);
+	json_t *doc = parse_ok(&resp);
+	assert_int_equal(json_integer_value(json_object_get(doc, "len")), ECHO_MAX);
+	json_decref(doc);
+	buf_release(&resp);
+	assert_int_equal(atomic_load(&calls_echo), 1);
+
+	assert_int_equal(request(c, "POST", "/v1/echo", body, ECHO_MAX + 1, &resp), 413);
+	assert_error_shape(&resp, "too_large");
+	buf_release(&resp);
+	assert_int_equal(atomic_load(&calls_echo), 1);
+
+	/* a route that takes no body refuses one byte */
+	assert_int_equal(request(c, "DELETE", "/v1/apps/a/secrets/b", "x", 1, &resp), 413);
+	buf_release(&resp);
+	http_client_free(c);
+}
+
+/* A chunked POST /v1/echo of n bytes sent in chunks of `chunk`; returns the status (0: closed). */
+static int chunked_echo(size_t n, size_t chunk, char *raw, size_t raw_size)
+{
+	int fd = raw_connect();
+	const char *head = "POST /v1/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " TOKEN
+			   "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+			   "Connection: close\r\n\r\n";
+	char *data = malloc(chunk);
+	char size_line[32];
+	assert_non_null(data);
+	memset(data, 'c', chunk);
+	int ok = raw_send(fd, head, strlen(head));
+	for (size_t sent = 0; ok && sent < n; sent += chunk) {
+		size_t k = n - sent < chunk ? n - sent : chunk;
+		snprintf(size_line, sizeof(size_line), "%zx\r\n", k);
+		ok = raw_send(fd, size_line, strlen(size_line)) && raw_send(fd, data, k) && raw_send(fd, "\r\n", 2);
+	}
+	if (ok)
+		(void)raw_send(fd, "0\r\n\r\n", 5);
+	int status = raw_read_status(fd, raw, raw_size);
+	close(fd);
+	free(data);
+	return status;
+}
+
+static void test_chunked_body_limit(void **state)
+{
+	(void)state;
+	char raw[RAW_REPLY_MAX];
+	atomic_store(&calls_echo, 0);
+
+	assert_int_equal(chunked_echo(ECHO_MAX, 300, raw, sizeof(raw)), 200);
+	assert_non_null(strstr(raw, "\"len\":1000"));
+	assert_int_equal(atomic_load(&calls_echo), 1);
+
+	assert_int_equal(chunked_echo(ECHO_MAX + 1, 300, raw, sizeof(raw)), 413);
+	assert_non_null(strstr(raw, "\"code\":\"too_large\""));
+	assert_int_equal(atomic_load(&calls_echo), 1);
+}
+
+static void test_ten_mb_body_not_buffered(void **state)
+{
+	(void)state;
+	struct http_client *c = client(1);
+	struct buf resp;
+	struct http_server_stats st;
+	char raw[RAW_REPLY_MAX];
+	char *big = malloc(TEN_MB);
+	assert_non_null(big);
+	memset(big, 'z', TEN_MB);
+	atomic_store(&calls_echo, 0);
+
+	/* declared length: refused before the body is read */
+	assert_int_equal(request(c, "POST", "/v1/echo", big, TEN_MB, &resp), 413);
+	assert_error_shape(&resp, "too_large");
+	buf_release(&resp);
+
+	/* chunked: refused while it streams (413 or the connection closed), never held */
+	int status = chunked_echo(TEN_MB, 65536, raw, sizeof(raw));
+	assert_true(status == 413 || status == 0);
+	assert_int_equal(atomic_load(&calls_echo), 0);
+	http_server_get_stats(server, &st);
+	assert_true(st.body_bytes_peak <= JSON_ROUTE_MAX);
+
+	/* and the server still answers */
+	assert_int_equal(request(c, "GET", "/v1/ping", NULL, 0, &resp), 200);
+	buf_release(&resp);
+	free(big);
+	http_client_free(c);
+}
+
+static void test_one_mb_header_refused(void **state)
+{
+	(void)state;
+	struct http_client *c = client(0);
+	struct buf resp;
+	char raw[RAW_REPLY_MAX];
+	int before = atomic_load(&calls_ping);
+	const char *head = "GET /v1/ping HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ";
+	char *filler = malloc(ONE_MB);
+	assert_non_null(filler);
+	memset(filler, 'h', ONE_MB);
+
+	int fd = raw_connect();
+	int ok = raw_send(fd, head, strlen(head)) && raw_send(fd, filler, ONE_MB) && raw_send(fd, "\r\n\r\n", 4);
+	(void)ok; /* the server may stop reading part-way */
+	int status = raw_read_status(fd, raw, sizeof(raw));
+	assert_true(status == 431 || status == 0);
+	close(fd);
+	free(filler);
+	assert_int_equal(atomic_load(&calls_ping), before);
+
+	assert_int_equal(request(c, "GET", "/v1/ping", NULL, 0, &resp), 200);
+	buf_release(&resp);
+	assert_int_equal(atomic_load(&calls_ping), before + 1);
+	http_client_free(c);
+}
+
+static void test_request_ids_distinct(void **state)
+{
+	(void)state;
+	struct http_client *c = client(0);
+	struct buf resp;
+	char first[HTTP_REQUEST_ID_LEN + 1];
+	assert_int_equal(request(c, "GET", "/v1/ping", NULL, 0, &resp), 200);
+	buf_release(&resp);
+	assert_request_id(http_client_last_request_id(c));
+	memcpy(first, http_client_last_request_id(c), sizeof(first));
+	assert_int_equal(request(c, "GET", "/v1/nope", NULL, 0, &resp), 404);
+	buf_release(&resp);
+	assert_request_id(http_client_last_request_id(c));
+	assert_string_not_equal(first, http_client_last_request_id(c));
+	http_client_free(c);
+}
+
+static void test_access_log(void **state)
+{
+	(void)state;
+	struct http_client *c = client(1);
+	struct buf resp, log;
+	char needle[64];
+	const char *body = "{\"value\":\"" BODY_CANARY "\"}";
+	assert_int_equal(http_client_add_header(c, "X-Custom", HEADER_CANARY), COFFER_OK);
+	buf_init(&log, 16 * ONE_MB);
+
+	assert_int_equal(request(c, "POST", "/v1/echo?q=" QUERY_CANARY, body, strlen(body), &resp), 200);
+	buf_release(&resp);
+	snprintf(needle, sizeof(needle), "request_id=%s", http_client_last_request_id(c));
+	wait_for_log(needle, &log);
+
+	/* exactly one line for that request, with what an operator needs */
+	char *line = line_with(&log, needle);
+	assert_null(strstr(strstr(log.ptr, needle) + 1, needle));
+	assert_non_null(strstr(line, "event=http_request"));
+	assert_non_null(strstr(line, "method=POST"));
+	assert_non_null(strstr(line, "route=echo"));
+	assert_non_null(strstr(line, "path=/v1/echo "));
+	assert_non_null(strstr(line, "status=200"));
+	assert_non_null(strstr(line, "actor=tester"));
+	assert_non_null(strstr(line, " ms="));
+	free(line);
+
+	/* a refused request is logged too */
+	assert_int_equal(request(c, "GET", "/v1/nope?q=" QUERY_CANARY, NULL, 0, &resp), 404);
+	buf_release(&resp);
+	snprintf(needle, sizeof(needle), "request_id=%s", http_client_last_request_id(c));
+	wait_for_log(needle, &log);
+	line = line_with(&log, needle);
+	assert_non_null(strstr(line, "status=404"));
+	assert_non_null(strstr(line, "route=- "));
+	free(line);
+
+	/* no body, no header value, no query value, no token anywhere in the log */
+	assert_null(strstr(log.ptr, BODY_CANARY));
+	assert_null(strstr(log.ptr, HEADER_CANARY));
+	assert_null(strstr(log.ptr, QUERY_CANARY));
+	assert_null(strstr(log.ptr, "AUTHCANARY"));
+	buf_release(&log);
+	http_client_free(c);
+}
+
+static void test_json_body_and_errors(void **state)
+{
+	(void)state;
+	struct http_client *c = client(0);
+	struct buf resp;
+	json_t *out = NULL, *in;
+	char msg[HTTP_CLIENT_MESSAGE_MAX];
+
+	const char *dup = "{\"name\":\"a\",\"name\":\"b\"}";
+	assert_int_equal(request(c, "POST", "/v1/json", dup, strlen(dup), &resp), 400);
+	assert_error_shape(&resp, "invalid_argument");
+	assert_non_null(strstr(resp.ptr, "duplicate key"));
+	buf_release(&resp);
+
+	in = json_pack("{s:s,s:s}", "name", "a", "nmae", "VALUECANARY");
+	assert_int_equal(http_client_call_json(c, "POST", "/v1/json", in, 0, &out, msg, sizeof(msg)),
+			 COFFER_ERR_INVALID);
+	assert_string_equal(msg, "unknown field \"nmae\"");
+	json_decref(in);
+
+	in = json_pack("{s:s}", "name", "app-1");
+	assert_int_equal(http_client_call_json(c, "POST", "/v1/json", in, 0, &out, msg, sizeof(msg)), COFFER_OK);
+	assert_string_equal(json_string_value(json_object_get(out, "name")), "app-1");
+	json_decref(out);
+	json_decref(in);
+
+	/* a handler that returns an error without a reply, and one that forgets to reply */
+	out = NULL;
+	assert_int_equal(http_client_call_json(c, "PUT", "/v1/conflict", NULL, 0, &out, msg, sizeof(msg)),
+			 COFFER_ERR_CONFLICT);
+	assert_null(out);
+	assert_int_equal(request(c, "GET", "/v1/noreply", NULL, 0, &resp), 500);
+	assert_error_shape(&resp, "internal");
+	buf_release(&resp);
+	http_client_free(c);
+}
+
+static void test_client_response_limit(void **state)
+{
+	(void)state;
+	struct http_client *c = client(0);
+	struct buf resp;
+	int status = -1;
+
+	/* refused on the declared length */
+	buf_init(&resp, ONE_MB);
+	assert_int_equal(http_client_request(c, "GET", "/v1/big", NULL, 0, 1000, &status, &resp),
+			 COFFER_ERR_TOO_LARGE);
+	assert_int_equal(status, -1);
+	assert_int_equal(resp.len, 0);
+	buf_release(&resp);
+
+	/* refused by the write callback when the buffer is the tighter limit */
+	buf_init(&resp, 1000);
+	assert_int_equal(http_client_request(c, "GET", "/v1/big", NULL, 0, ONE_MB, &status, &resp),
+			 COFFER_ERR_TOO_LARGE);
+	assert_int_equal(status, -1);
+	buf_release(&resp);
+
+	/* and the same handle still works with room for the answer */
+	assert_int_equal(request(c, "GET", "/v1/big", NULL, 0, &resp), 200);
+	assert_true(resp.len > BIG_REPLY_LEN);
+	buf_release(&resp);
+	http_client_free(c);
+}
+
+static void test_client_closed_port(void **state)
+{
+	(void)state;
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+	char url[64];
+	struct http_client *c = NULL;
+	struct buf resp;
+	int status = -1;
+
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	close(fd); /* bound, never listening, now closed: nobody is there */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+
+	assert_int_equal(http_client_new(url, 5000, &c), COFFER_OK);
+	buf_init(&resp, ONE_MB);
+	assert_int_equal(http_client_request(c, "GET", "/v1/ping", NULL, 0, 0, &status, &resp),
+			 COFFER_ERR_UNAVAILABLE);
+	assert_int_equal(status, -1);
+	buf_release(&resp);
+	http_client_free(c);
+
+	assert_int_equal(http_client_new("ftp://127.0.0.1", 0, &c), COFFER_ERR_INVALID);
+}
+
+struct worker {
+	int ok;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct http_client *c = NULL;
+	struct buf resp;
+	char path[64];
+	if (http_client_new(base_url, 10000, &c))
+		return NULL;
+	buf_init(&resp, ONE_MB);
+	for (int i = 0; i < PER_THREAD; i++) {
+		int status = 0;
+		snprintf(path, sizeof(path), "/v1/apps/a/secrets/S%d", i);
+		if (http_client_request(c, "GET", path, NULL, 0, 0, &status, &resp) == COFFER_OK && status == 200 &&
+		    strstr(resp.ptr, "\"app\":\"a\""))
+			w->ok++;
+	}
+	buf_release(&resp);
+	http_client_free(c);
+	return NULL;
+}
+
+static void test_concurrency(void **state)
+{
+	(void)state;
+	pthread_t th[THREADS];
+	struct worker w[THREADS];
+	int before = atomic_load(&calls_params), total = 0;
+	memset(w, 0, sizeof(w));
+	for (int i = 0; i < THREADS; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+	for (int i = 0; i < THREADS; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		total += w[i].ok;
+	}
+	assert_int_equal(total, THREADS * PER_THREAD);
+	assert_int_equal(atomic_load(&calls_params), before + THREADS * PER_THREAD);
+}
+
+static atomic_int slow_entered, slow_done;
+
+static enum coffer_err h_slow(struct http_request *req, void *ctx)
+{
+	(void)ctx;
+	struct timespec ts = { 0, 300 * 1000 * 1000 };
+	atomic_store(&slow_entered, 1);
+	nanosleep(&ts, NULL);
+	atomic_store(&slow_done, 1);
+	return h_ping(req, NULL);
+}
+
+struct slow_call {
+	char url[64];
+	enum coffer_err rc;
+	int status;
+};
+
+static void *slow_main(void *arg)
+{
+	struct slow_call *sc = arg;
+	struct http_client *c = NULL;
+	struct buf resp;
+	sc->rc = http_client_new(sc->url, 10000, &c);
+	if (sc->rc)
+		return NULL;
+	buf_init(&resp, ONE_MB);
+	sc->rc = http_client_request(c, "GET", "/slow", NULL, 0, 0, &sc->status, &resp);
+	buf_release(&resp);
+	http_client_free(c);
+	return NULL;
+}
+
+static void test_graceful_stop(void **state)
+{
+	(void)state;
+	static const struct http_route slow_routes[] = { { "GET", "/slow", 0, 0, h_slow, NULL } };
+	struct http_server_config cfg = { .listen = "127.0.0.1:0", .drain_ms = 5000 };
+	struct http_server *s = NULL;
+	struct slow_call sc = { .rc = COFFER_ERR_INTERNAL, .status = 0 };
+	struct http_client *c = NULL;
+	struct buf resp;
+	pthread_t th;
+	int status = -1;
+
+	assert_int_equal(http_server_start(&cfg, slow_routes, 1, NULL, &s), COFFER_OK);
+	snprintf(sc.url, sizeof(sc.url), "http://127.0.0.1:%u", (unsigned)http_server_port(s));
+	assert_int_equal(pthread_create(&th, NULL, slow_main, &sc), 0);
+	for (int i = 0; i < 500 && !atomic_load(&slow_entered); i++) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	assert_true(atomic_load(&slow_entered));
+	http_server_stop(s); /* waits for the request in flight */
+	assert_true(atomic_load(&slow_done));
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(sc.rc, COFFER_OK);
+	assert_int_equal(sc.status, 200);
+
+	/* and nothing listens any more */
+	assert_int_equal(http_client_new(sc.url, 5000, &c), COFFER_OK);
+	buf_init(&resp, ONE_MB);
+	assert_int_equal(http_client_request(c, "GET", "/slow", NULL, 0, 0, &status, &resp), COFFER_ERR_UNAVAILABLE);
+	buf_release(&resp);
+	http_client_free(c);
+}
+
+static void test_start_refusals(void **state)
+{
+	(void)state;
+	struct http_server *s = NULL;
+	struct http_server_config cfg = { .listen = "127.0.0.1:0" };
+	/* an authenticated route without a gate fails closed */
+	assert_int_equal(http_server_start(&cfg, routes, sizeof(routes) / sizeof(routes[0]), NULL, &s),
+			 COFFER_ERR_INVALID);
+	static const struct http_route bad[] = { { "GET", "no-slash", 0, 0, h_ping, NULL } };
+	cfg.gate = gate;
+	assert_int_equal(http_server_start(&cfg, bad, 1, NULL, &s), COFFER_ERR_INVALID);
+	cfg.listen = "127.0.0.1";
+	assert_int_equal(http_server_start(&cfg, routes, 1, NULL, &s), COFFER_ERR_INVALID);
+	/* the port in use */
+	char busy[32];
+	snprintf(busy, sizeof(busy), "127.0.0.1:%u", (unsigned)http_server_port(server));
+	cfg.listen = busy;
+	assert_int_equal(http_server_start(&cfg, routes, 1, NULL, &s), COFFER_ERR_IO);
+	assert_null(s);
+}
+
+/* ---- fixture ---- */
+
+static int setup(void **state)
+{
+	(void)state;
+	struct http_server_config cfg = { .listen = "127.0.0.1:0", .gate = gate, .drain_ms = 2000 };
+	log_fd = mkstemp(log_path);
+	if (log_fd < 0)
+		return -1;
+	log_set_fd(log_fd);
+	if (http_server_start(&cfg, routes, sizeof(routes) / sizeof(routes[0]), NULL, &server))
+		return -1;
+	if (http_server_port(server) == 0)
+		return -1;
+	snprintf(base_url, sizeof(base_url), "http://127.0.0.1:%u", (unsigned)http_server_port(server));
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	http_server_stop(server);
+	server = NULL;
+	curl_global_cleanup();
+	log_set_fd(2);
+	close(log_fd);
+	unlink(log_path);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_route_params),
+		cmocka_unit_test(test_unknown_path_404),
+		cmocka_unit_test(test_wrong_method_405),
+		cmocka_unit_test(test_gate_refusal_stops_handler),
+		cmocka_unit_test(test_body_limit_edge),
+		cmocka_unit_test(test_chunked_body_limit),
+		cmocka_unit_test(test_ten_mb_body_not_buffered),
+		cmocka_unit_test(test_one_mb_header_refused),
+		cmocka_unit_test(test_request_ids_distinct),
+		cmocka_unit_test(test_access_log),
+		cmocka_unit_test(test_json_body_and_errors),
+		cmocka_unit_test(test_client_response_limit),
+		cmocka_unit_test(test_client_closed_port),
+		cmocka_unit_test(test_concurrency),
+		cmocka_unit_test(test_graceful_stop),
+		cmocka_unit_test(test_start_refusals),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
