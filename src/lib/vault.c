@@ -1,0 +1,131 @@
+#include "vault.h"
+
+#include <sodium.h>
+#include <string.h>
+
+#include "hkdf.h"
+#include "banned.h"
+
+#define AAD_MAX (2 + VAULT_ID_MAX + 2 + VAULT_ID_MAX + 4)
+
+static enum coffer_err add_u16_string(struct buf *b, const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > VAULT_ID_MAX)
+		return COFFER_ERR_INVALID;
+	unsigned char len[2] = { (unsigned char)(n >> 8), (unsigned char)n };
+	enum coffer_err rc = buf_add(b, len, sizeof(len));
+	return rc ? rc : buf_add(b, s, n);
+}
+
+static enum coffer_err add_u32(struct buf *b, uint32_t v)
+{
+	unsigned char be[4] = { (unsigned char)(v >> 24), (unsigned char)(v >> 16), (unsigned char)(v >> 8),
+				(unsigned char)v };
+	return buf_add(b, be, sizeof(be));
+}
+
+static enum coffer_err value_aad(const char *app_id, const char *name, uint32_t key_version, struct buf *aad)
+{
+	enum coffer_err rc = add_u16_string(aad, app_id);
+	if (!rc)
+		rc = add_u16_string(aad, name);
+	if (!rc)
+		rc = add_u32(aad, key_version);
+	return rc;
+}
+
+enum coffer_err vault_seal_value(const unsigned char pk[HPKE_PK_LEN], const char *app_id, const char *name,
+				 uint32_t key_version, const struct secret *value, struct buf *sealed)
+{
+	struct buf aad;
+	buf_init(&aad, AAD_MAX);
+	enum coffer_err rc = value_aad(app_id, name, key_version, &aad);
+	if (!rc)
+		rc = hpke_seal(pk, (const unsigned char *)VAULT_INFO, strlen(VAULT_INFO), (const unsigned char *)aad.ptr,
+			       aad.len, value, sealed);
+	buf_release(&aad);
+	return rc;
+}
+
+enum coffer_err vault_open_value(const struct secret *sk, const char *app_id, const char *name, uint32_t key_version,
+				 const void *sealed, size_t sealed_len, struct secret **value)
+{
+	struct buf aad;
+	buf_init(&aad, AAD_MAX);
+	enum coffer_err rc = value_aad(app_id, name, key_version, &aad);
+	if (!rc)
+		rc = hpke_open(sk, (const unsigned char *)VAULT_INFO, strlen(VAULT_INFO), (const unsigned char *)aad.ptr,
+			       aad.len, sealed, sealed_len, value);
+	buf_release(&aad);
+	return rc;
+}
+
+enum coffer_err vault_app_key_aad(const char *app_id, uint32_t version, struct buf *aad)
+{
+	buf_reset(aad);
+	enum coffer_err rc = add_u16_string(aad, app_id);
+	if (!rc)
+		rc = add_u32(aad, version);
+	if (rc)
+		buf_reset(aad);
+	return rc;
+}
+
+static enum coffer_err sign_message(const char *app_id, uint32_t version, const unsigned char pk[HPKE_PK_LEN],
+				    struct buf *msg)
+{
+	struct buf aad;
+	buf_init(&aad, AAD_MAX);
+	enum coffer_err rc = vault_app_key_aad(app_id, version, &aad);
+	if (!rc)
+		rc = buf_add(msg, VAULT_SIGN_CONTEXT, sizeof(VAULT_SIGN_CONTEXT)); /* with its NUL */
+	if (!rc)
+		rc = buf_add(msg, aad.ptr, aad.len);
+	if (!rc)
+		rc = buf_add(msg, pk, HPKE_PK_LEN);
+	buf_release(&aad);
+	return rc;
+}
+
+enum coffer_err vault_app_key_sign(const struct secret *signing_sk, const char *app_id, uint32_t version,
+				   const unsigned char pk[HPKE_PK_LEN], unsigned char sig[VAULT_SIG_LEN])
+{
+	if (secret_len(signing_sk) != crypto_sign_ed25519_SECRETKEYBYTES)
+		return COFFER_ERR_INVALID;
+	struct buf msg;
+	buf_init(&msg, 1024);
+	enum coffer_err rc = sign_message(app_id, version, pk, &msg);
+	if (!rc && crypto_sign_ed25519_detached(sig, NULL, (const unsigned char *)msg.ptr, msg.len,
+						secret_cbytes(signing_sk)) != 0)
+		rc = COFFER_ERR_CRYPTO;
+	buf_release(&msg);
+	return rc;
+}
+
+enum coffer_err vault_app_key_verify(const unsigned char keeper_pk[JWS_PK_LEN], const char *app_id, uint32_t version,
+				     const unsigned char pk[HPKE_PK_LEN], const unsigned char sig[VAULT_SIG_LEN])
+{
+	struct buf msg;
+	buf_init(&msg, 1024);
+	enum coffer_err rc = sign_message(app_id, version, pk, &msg);
+	if (!rc && crypto_sign_ed25519_verify_detached(sig, (const unsigned char *)msg.ptr, msg.len, keeper_pk) != 0)
+		rc = COFFER_ERR_CRYPTO;
+	buf_release(&msg);
+	return rc;
+}
+
+enum coffer_err vault_keeper_signing_key(const struct secret *master, struct secret **sk, unsigned char pk[JWS_PK_LEN])
+{
+	struct secret *seed = NULL;
+	enum coffer_err rc = kdf_subkey(master, VAULT_LABEL_KEEPER_SIGNING, NULL, 0, JWS_SEED_LEN, &seed);
+	if (!rc)
+		rc = jws_key_from_seed(seed, sk, pk);
+	secret_free(seed);
+	return rc;
+}
+
+enum coffer_err vault_api_credential(const struct secret *master, struct secret **credential)
+{
+	return kdf_subkey(master, VAULT_LABEL_API_CREDENTIAL, NULL, 0, VAULT_CREDENTIAL_LEN, credential);
+}

@@ -1,0 +1,79 @@
+/*
+ * vault.h — how coffer seals secret values and vouches for app keys.
+ * Shared by the api (seals, verifies app keys), the keeper (wraps and signs
+ * app keys, opens) and the tests that attack them.
+ *
+ * Sealing a value (api) and opening it (keeper), HPKE base mode (hpke.h):
+ *   info = "coffer secret v1"
+ *   aad  = u16(len app_id) || app_id || u16(len name) || name || u32(key_version)
+ *   sealed = enc (32) || ciphertext || tag (16)
+ * The aad binds a ciphertext to its app, its name and the key version: one
+ * moved to another name or app, or relabelled with another version, fails.
+ *
+ * App keys (keeper): one X25519 pair per (app id, key version).
+ *   wrapped private key = keywrap_seal(keywrap subkey "coffer app-key wrap v1",
+ *                                     aad = u16(len app_id) || app_id || u32(version))
+ *   signature = Ed25519(keeper signing key,
+ *                       "coffer app-key v1" || 0x00 || aad || public key)
+ * The api verifies the signature with the keeper's public key before it
+ * seals anything, so a public key replaced in the store is refused.
+ *
+ * Keys derived from the keeper's master key (kdf_subkey, hkdf.h):
+ *   keeper signing seed  "coffer keeper signing v1"   (Ed25519 seed)
+ *   api credential       "coffer api credential v1"   (32 bytes, shown as hex)
+ *
+ * Ownership: keys and plaintexts are struct secret; sealed bytes and
+ * signatures are plain (they are not secret). Outputs are written only on
+ * success. Errors: COFFER_ERR_INVALID for malformed input (sizes, an app id
+ * or name over VAULT_ID_MAX), COFFER_ERR_CRYPTO when a seal or signature does
+ * not verify.
+ */
+#ifndef COFFER_VAULT_H
+#define COFFER_VAULT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "err.h"
+#include "hpke.h"
+#include "jws.h"
+#include "secret.h"
+
+#define VAULT_INFO "coffer secret v1"
+#define VAULT_SIGN_CONTEXT "coffer app-key v1"
+#define VAULT_LABEL_KEEPER_SIGNING "coffer keeper signing v1"
+#define VAULT_LABEL_API_CREDENTIAL "coffer api credential v1"
+
+#define VAULT_ID_MAX 255                          /* longest app id or name, in bytes */
+#define VAULT_SEAL_OVERHEAD (HPKE_ENC_LEN + HPKE_TAG_LEN) /* sealed length - value length */
+#define VAULT_SIG_LEN JWS_SIG_LEN
+#define VAULT_CREDENTIAL_LEN 32
+#define VAULT_MASTER_LEN 32
+
+/* Seals value to an app's public key. */
+COFFER_MUST_CHECK enum coffer_err vault_seal_value(const unsigned char pk[HPKE_PK_LEN], const char *app_id,
+						   const char *name, uint32_t key_version,
+						   const struct secret *value, struct buf *sealed);
+/* Opens what vault_seal_value sealed for exactly this app, name and version. */
+COFFER_MUST_CHECK enum coffer_err vault_open_value(const struct secret *sk, const char *app_id, const char *name,
+						   uint32_t key_version, const void *sealed, size_t sealed_len,
+						   struct secret **value);
+
+/* The associated data of an app's wrapped private key (into aad, reset first). */
+COFFER_MUST_CHECK enum coffer_err vault_app_key_aad(const char *app_id, uint32_t version, struct buf *aad);
+/* Signs (app id, version, public key) with the keeper's 64-byte signing key. */
+COFFER_MUST_CHECK enum coffer_err vault_app_key_sign(const struct secret *signing_sk, const char *app_id,
+						     uint32_t version, const unsigned char pk[HPKE_PK_LEN],
+						     unsigned char sig[VAULT_SIG_LEN]);
+COFFER_MUST_CHECK enum coffer_err vault_app_key_verify(const unsigned char keeper_pk[JWS_PK_LEN], const char *app_id,
+						       uint32_t version, const unsigned char pk[HPKE_PK_LEN],
+						       const unsigned char sig[VAULT_SIG_LEN]);
+
+/* The keeper's Ed25519 signing key (64-byte form) and public key, from its master key. */
+COFFER_MUST_CHECK enum coffer_err vault_keeper_signing_key(const struct secret *master, struct secret **sk,
+							   unsigned char pk[JWS_PK_LEN]);
+/* The credential the api presents to the keeper, from the master key. */
+COFFER_MUST_CHECK enum coffer_err vault_api_credential(const struct secret *master, struct secret **credential);
+
+#endif

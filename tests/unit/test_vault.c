@@ -1,0 +1,176 @@
+/* vault: values sealed to an app key open only for their own app, name and
+ * key version; app-key signatures refuse a replaced public key. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "vault.h"
+
+#define CANARY "canary-3f1c9a-value"
+
+struct fixture {
+	struct secret *sk;
+	unsigned char pk[HPKE_PK_LEN];
+	struct secret *value;
+	struct buf sealed;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	if (!f || hpke_generate_keypair(&f->sk, f->pk) || secret_from(CANARY, strlen(CANARY), &f->value))
+		return -1;
+	buf_init(&f->sealed, 4096);
+	if (vault_seal_value(f->pk, "app_a", "DATABASE_URL", 1, f->value, &f->sealed))
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	secret_free(f->sk);
+	secret_free(f->value);
+	buf_release(&f->sealed);
+	free(f);
+	return 0;
+}
+
+static void test_roundtrip(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(f->sealed.len, strlen(CANARY) + VAULT_SEAL_OVERHEAD);
+	assert_null(memmem(f->sealed.ptr, f->sealed.len, CANARY, strlen(CANARY)));
+	struct secret *out = NULL;
+	assert_int_equal(vault_open_value(f->sk, "app_a", "DATABASE_URL", 1, f->sealed.ptr, f->sealed.len, &out),
+			 COFFER_OK);
+	assert_true(secret_equal(out, f->value));
+	secret_free(out);
+}
+
+static void test_moved_to_other_name(void **state)
+{
+	struct fixture *f = *state;
+	struct secret *out = NULL;
+	assert_int_equal(vault_open_value(f->sk, "app_a", "OTHER", 1, f->sealed.ptr, f->sealed.len, &out),
+			 COFFER_ERR_CRYPTO);
+	assert_null(out);
+}
+
+static void test_moved_to_other_app(void **state)
+{
+	struct fixture *f = *state;
+	struct secret *out = NULL;
+	assert_int_equal(vault_open_value(f->sk, "app_b", "DATABASE_URL", 1, f->sealed.ptr, f->sealed.len, &out),
+			 COFFER_ERR_CRYPTO);
+	assert_null(out);
+}
+
+static void test_other_key_version(void **state)
+{
+	struct fixture *f = *state;
+	struct secret *out = NULL;
+	assert_int_equal(vault_open_value(f->sk, "app_a", "DATABASE_URL", 2, f->sealed.ptr, f->sealed.len, &out),
+			 COFFER_ERR_CRYPTO);
+	assert_null(out);
+}
+
+static void test_wrong_key(void **state)
+{
+	struct fixture *f = *state;
+	struct secret *sk2 = NULL, *out = NULL;
+	unsigned char pk2[HPKE_PK_LEN];
+	assert_int_equal(hpke_generate_keypair(&sk2, pk2), COFFER_OK);
+	assert_int_equal(vault_open_value(sk2, "app_a", "DATABASE_URL", 1, f->sealed.ptr, f->sealed.len, &out),
+			 COFFER_ERR_CRYPTO);
+	assert_null(out);
+	secret_free(sk2);
+}
+
+static void test_refuses_bad_ids(void **state)
+{
+	struct fixture *f = *state;
+	char long_name[VAULT_ID_MAX + 2];
+	memset(long_name, 'A', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	struct buf out;
+	buf_init(&out, 4096);
+	assert_int_equal(vault_seal_value(f->pk, "app_a", "", 1, f->value, &out), COFFER_ERR_INVALID);
+	assert_int_equal(vault_seal_value(f->pk, "app_a", long_name, 1, f->value, &out), COFFER_ERR_INVALID);
+	long_name[VAULT_ID_MAX] = '\0';
+	assert_int_equal(vault_seal_value(f->pk, "app_a", long_name, 1, f->value, &out), COFFER_OK);
+	buf_release(&out);
+}
+
+static void test_app_key_signature(void **state)
+{
+	(void)state;
+	struct secret *master = NULL, *sk = NULL, *sk_again = NULL, *app_sk = NULL;
+	unsigned char kpk[JWS_PK_LEN], kpk_again[JWS_PK_LEN], app_pk[HPKE_PK_LEN], other_pk[HPKE_PK_LEN];
+	unsigned char sig[VAULT_SIG_LEN];
+	assert_int_equal(secret_new(VAULT_MASTER_LEN, &master), COFFER_OK);
+	randombytes_buf(secret_bytes(master), VAULT_MASTER_LEN);
+	assert_int_equal(vault_keeper_signing_key(master, &sk, kpk), COFFER_OK);
+	assert_int_equal(vault_keeper_signing_key(master, &sk_again, kpk_again), COFFER_OK);
+	assert_memory_equal(kpk, kpk_again, JWS_PK_LEN); /* derived, so stable */
+	assert_int_equal(hpke_generate_keypair(&app_sk, app_pk), COFFER_OK);
+	memcpy(other_pk, app_pk, sizeof(other_pk));
+	other_pk[0] ^= 1;
+	assert_int_equal(vault_app_key_sign(sk, "app_a", 1, app_pk, sig), COFFER_OK);
+	assert_int_equal(vault_app_key_verify(kpk, "app_a", 1, app_pk, sig), COFFER_OK);
+	/* a replaced public key, another app, another version: refused */
+	assert_int_equal(vault_app_key_verify(kpk, "app_a", 1, other_pk, sig), COFFER_ERR_CRYPTO);
+	assert_int_equal(vault_app_key_verify(kpk, "app_b", 1, app_pk, sig), COFFER_ERR_CRYPTO);
+	assert_int_equal(vault_app_key_verify(kpk, "app_a", 2, app_pk, sig), COFFER_ERR_CRYPTO);
+	sig[10] ^= 1;
+	assert_int_equal(vault_app_key_verify(kpk, "app_a", 1, app_pk, sig), COFFER_ERR_CRYPTO);
+	secret_free(master);
+	secret_free(sk);
+	secret_free(sk_again);
+	secret_free(app_sk);
+}
+
+static void test_api_credential(void **state)
+{
+	(void)state;
+	struct secret *m1 = NULL, *m2 = NULL, *c1 = NULL, *c1b = NULL, *c2 = NULL;
+	assert_int_equal(secret_new(VAULT_MASTER_LEN, &m1), COFFER_OK);
+	assert_int_equal(secret_new(VAULT_MASTER_LEN, &m2), COFFER_OK);
+	randombytes_buf(secret_bytes(m1), VAULT_MASTER_LEN);
+	randombytes_buf(secret_bytes(m2), VAULT_MASTER_LEN);
+	assert_int_equal(vault_api_credential(m1, &c1), COFFER_OK);
+	assert_int_equal(vault_api_credential(m1, &c1b), COFFER_OK);
+	assert_int_equal(vault_api_credential(m2, &c2), COFFER_OK);
+	assert_int_equal(secret_len(c1), VAULT_CREDENTIAL_LEN);
+	assert_true(secret_equal(c1, c1b));
+	assert_false(secret_equal(c1, c2));
+	secret_free(m1);
+	secret_free(m2);
+	secret_free(c1);
+	secret_free(c1b);
+	secret_free(c2);
+}
+
+int main(void)
+{
+	if (sodium_init() < 0)
+		return 1;
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_moved_to_other_name, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_moved_to_other_app, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_other_key_version, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wrong_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refuses_bad_ids, setup, teardown),
+		cmocka_unit_test(test_app_key_signature),
+		cmocka_unit_test(test_api_credential),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
