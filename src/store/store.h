@@ -1,0 +1,353 @@
+/*
+ * store.h — coffer's persistent state behind one interface, over SQLite or
+ * PostgreSQL.
+ *
+ * Ownership: a struct store is one database connection, owned by whoever
+ * opened it and used by ONE thread at a time (open one per thread). Every
+ * struct filled by a store_* call is owned by the caller; the *_list types
+ * own their items and are freed with their *_release function, which also
+ * accepts a zeroed or already released list. Inputs are only read: the
+ * store keeps no pointer to them.
+ *
+ * The store never sees a plaintext: ciphertexts, wrapped keys and token
+ * hashes are opaque bytes to it. Names and digests are not secret. Every
+ * statement is prepared with bound parameters; no SQL is built from input.
+ * Times are unix milliseconds; ids are STORE_ID_LEN lower-case hex
+ * characters made by the store from random bytes.
+ *
+ * Errors: COFFER_ERR_NOT_FOUND (no such row), COFFER_ERR_CONFLICT (a unique
+ * name or key exists already), COFFER_ERR_INVALID (a value the schema
+ * refuses, e.g. an empty name or an unknown role), COFFER_ERR_TOO_LARGE (a
+ * field past its size below, or a limit passed to store_secrets_put),
+ * COFFER_ERR_UNAVAILABLE (the database is busy past the wait, or the server
+ * is gone: reopen), COFFER_ERR_STORE (anything else the database refused).
+ */
+#ifndef COFFER_STORE_H
+#define COFFER_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define STORE_ID_BYTES 12
+#define STORE_ID_LEN (STORE_ID_BYTES * 2)
+#define STORE_ID_SIZE (STORE_ID_LEN + 1)
+#define STORE_NAME_MAX 255 /* org, app and secret names, in bytes */
+#define STORE_NAME_SIZE (STORE_NAME_MAX + 1)
+#define STORE_ROLE_SIZE 16
+#define STORE_STATUS_SIZE 32
+#define STORE_ACTOR_SIZE 256
+#define STORE_DESCRIPTION_SIZE 256
+#define STORE_DIGEST_SIZE 65     /* digest text, at most 64 characters */
+#define STORE_HASH_LEN 32        /* a token hash; an audit chain hash */
+#define STORE_KEY_BLOB_MAX 256   /* an app's public key or wrapped private key */
+#define STORE_CIPHERTEXT_MAX ((size_t)1 << 20)
+#define STORE_AUDIT_FIELD_MAX ((size_t)64 << 10)
+#define STORE_AUDIT_LIST_MAX 1000 /* most events one store_audit_list returns */
+#define STORE_GRACE_MS_DEFAULT 30000
+
+struct store;
+
+/*
+ * Opens a store and brings its schema up to date. url is
+ *   - "postgres://..." or "postgresql://..." (a libpq URI), or
+ *   - "sqlite:PATH" or a plain PATH: a SQLite file, created with mode 0600
+ *     if missing, in WAL mode with synchronous=FULL (a commit is on disk when
+ *     it returns), foreign keys on and a busy wait of 30 s for writers.
+ * Migrations are versioned, recorded in schema_migrations (version,
+ * applied_at) and applied once, in one transaction that concurrent openers
+ * serialise on (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock). A
+ * database whose schema is newer than this binary is refused.
+ * COFFER_ERR_INVALID for an unknown URL scheme. The URL is never logged.
+ */
+COFFER_MUST_CHECK enum coffer_err store_open(const char *url, struct store **out);
+/* Closes the connection; NULL is allowed. */
+void store_close(struct store *s);
+/* "sqlite" or "postgres". */
+const char *store_backend_name(const struct store *s);
+/* The number of migrations this binary knows for s's backend (the schema version). */
+uint64_t store_schema_version(const struct store *s);
+
+/* ---- orgs ---- */
+
+struct store_org {
+	char id[STORE_ID_SIZE];
+	char name[STORE_NAME_SIZE];
+	int64_t created_at;
+};
+
+/* COFFER_ERR_CONFLICT if the name is taken. */
+COFFER_MUST_CHECK enum coffer_err store_org_create(struct store *s, const char *name, struct store_org *out);
+COFFER_MUST_CHECK enum coffer_err store_org_get_by_name(struct store *s, const char *name, struct store_org *out);
+COFFER_MUST_CHECK enum coffer_err store_org_get(struct store *s, const char *id, struct store_org *out);
+
+/* ---- tokens (stored only as a hash of the token) ---- */
+
+struct store_token {
+	char id[STORE_ID_SIZE];
+	char org_id[STORE_ID_SIZE];
+	unsigned char hash[STORE_HASH_LEN];
+	char role[STORE_ROLE_SIZE];         /* "admin", "deploy" or "read" */
+	char app_id[STORE_ID_SIZE];         /* "" = every app of the org */
+	int64_t expires_at;                 /* 0 = never */
+	int64_t revoked_at;                 /* 0 = not revoked */
+	int64_t created_at;
+	char description[STORE_DESCRIPTION_SIZE];
+};
+
+/*
+ * Stores in's org_id, hash, role, app_id, expires_at and description; out
+ * (which may be in) receives the row with its new id and created_at.
+ * COFFER_ERR_INVALID for an unknown role, COFFER_ERR_CONFLICT for a hash
+ * that exists, COFFER_ERR_NOT_FOUND for an unknown org or app.
+ */
+COFFER_MUST_CHECK enum coffer_err store_token_insert(struct store *s, const struct store_token *in,
+						     struct store_token *out);
+/* The token with this hash, revoked or expired ones included: the caller judges. */
+COFFER_MUST_CHECK enum coffer_err store_token_get_by_hash(struct store *s, const unsigned char hash[STORE_HASH_LEN],
+							  struct store_token *out);
+
+struct store_token_list {
+	struct store_token *items;
+	size_t n;
+};
+
+/* The org's tokens, oldest first. */
+COFFER_MUST_CHECK enum coffer_err store_token_list(struct store *s, const char *org_id, struct store_token_list *out);
+void store_token_list_release(struct store_token_list *l);
+/*
+ * Marks the org's token revoked (now). Revoking a revoked token is fine and
+ * keeps the first time. COFFER_ERR_NOT_FOUND if the org has no such token.
+ */
+COFFER_MUST_CHECK enum coffer_err store_token_revoke(struct store *s, const char *org_id, const char *token_id);
+
+/* ---- apps ---- */
+
+struct store_app {
+	char id[STORE_ID_SIZE];
+	char org_id[STORE_ID_SIZE];
+	char name[STORE_NAME_SIZE];
+	int64_t created_at;
+	uint64_t secrets_head;     /* current secrets version; 0 = none */
+	uint64_t deployed_version; /* secrets version the app last ran; 0 = none */
+	uint64_t current_release;  /* 0 = none */
+	int64_t grace_ms;
+};
+
+/*
+ * App names are unique across the whole store (like Fly): COFFER_ERR_CONFLICT
+ * if the name is taken, in any org. grace_ms 0 means STORE_GRACE_MS_DEFAULT.
+ */
+COFFER_MUST_CHECK enum coffer_err store_app_create(struct store *s, const char *org_id, const char *name,
+						   int64_t grace_ms, struct store_app *out);
+COFFER_MUST_CHECK enum coffer_err store_app_get_by_name(struct store *s, const char *name, struct store_app *out);
+COFFER_MUST_CHECK enum coffer_err store_app_get(struct store *s, const char *id, struct store_app *out);
+
+struct store_app_list {
+	struct store_app *items;
+	size_t n;
+};
+
+/* The org's apps sorted by name (bytewise). */
+COFFER_MUST_CHECK enum coffer_err store_app_list(struct store *s, const char *org_id, struct store_app_list *out);
+void store_app_list_release(struct store_app_list *l);
+/*
+ * Deletes the app and everything that hangs from it, in one transaction:
+ * keys, secret versions and values, releases, machines and tokens scoped to
+ * it. Audit events stay. The name is free again afterwards; a new app of
+ * that name has a new id, so nothing of the old one applies to it.
+ */
+COFFER_MUST_CHECK enum coffer_err store_app_destroy(struct store *s, const char *app_id);
+
+/* ---- app keys (opaque to the store) ---- */
+
+struct store_app_key {
+	char app_id[STORE_ID_SIZE];
+	uint64_t version;
+	unsigned char public_key[STORE_KEY_BLOB_MAX];
+	size_t public_key_len;
+	unsigned char wrapped_private[STORE_KEY_BLOB_MAX];
+	size_t wrapped_private_len;
+	int64_t created_at;
+};
+
+/*
+ * Stores key version `version` (>= 1) of the app. COFFER_ERR_CONFLICT if it
+ * exists, COFFER_ERR_NOT_FOUND for an unknown app, COFFER_ERR_TOO_LARGE for
+ * a blob past STORE_KEY_BLOB_MAX.
+ */
+COFFER_MUST_CHECK enum coffer_err store_app_key_put(struct store *s, const char *app_id, uint64_t version,
+						    const unsigned char *public_key, size_t public_key_len,
+						    const unsigned char *wrapped_private, size_t wrapped_private_len);
+/* Key `version` of the app, or its highest version when version is 0. */
+COFFER_MUST_CHECK enum coffer_err store_app_key_get(struct store *s, const char *app_id, uint64_t version,
+						    struct store_app_key *out);
+
+/* ---- secrets: every change is a new immutable version ---- */
+
+/* One element of a change: set `name` to a ciphertext, or remove it. */
+struct store_secret_change {
+	const char *name;
+	const unsigned char *ciphertext; /* ignored when remove */
+	size_t ciphertext_len;
+	const char *digest;              /* ignored when remove */
+	uint64_t key_version;            /* ignored when remove */
+	int remove;                      /* 1: unset the name (fine if it is not set) */
+};
+
+/*
+ * Optional limits checked on the new version inside the transaction, so
+ * that concurrent changes cannot pass them together. bytes counts the
+ * ciphertexts, less per_value_overhead for each (so it can bound the
+ * plaintext values when the sealing overhead is fixed). 0 = no limit.
+ */
+struct store_secret_limits {
+	uint64_t max_count;
+	uint64_t max_bytes;
+	uint64_t per_value_overhead;
+};
+
+/*
+ * Makes a new secrets version of the app from its head with the changes
+ * applied in order (a later change to the same name wins), all or nothing,
+ * in one transaction that holds the app's lock (SQLite: BEGIN IMMEDIATE;
+ * PostgreSQL: SELECT ... FOR UPDATE on the app row). The new version is one
+ * more than the highest version ever made (the head may have been moved
+ * back), gets `status` (e.g. "staged") and `actor`, and becomes the head.
+ * A set name keeps its first-set time; its value row is new. limits may be
+ * NULL. COFFER_ERR_NOT_FOUND for an unknown app, COFFER_ERR_TOO_LARGE past a
+ * limit; on any error nothing is stored and the head is unchanged.
+ */
+COFFER_MUST_CHECK enum coffer_err store_secrets_put(struct store *s, const char *app_id,
+						    const struct store_secret_change *changes, size_t n,
+						    const char *actor, const char *status,
+						    const struct store_secret_limits *limits, uint64_t *new_version);
+
+struct store_secret {
+	char name[STORE_NAME_SIZE];
+	unsigned char *ciphertext;
+	size_t ciphertext_len;
+	char digest[STORE_DIGEST_SIZE];
+	uint64_t key_version;
+	int64_t created_at; /* when the name was first set (kept across updates) */
+	int64_t updated_at; /* when this value was set */
+};
+
+struct store_secret_list {
+	uint64_t version; /* 0 when the app has no secrets version yet */
+	int64_t created_at;
+	char actor[STORE_ACTOR_SIZE];
+	char status[STORE_STATUS_SIZE];
+	struct store_secret *items; /* sorted by name, bytewise */
+	size_t n;
+};
+
+/*
+ * The secrets of version `version` of the app, or of its head when version
+ * is 0 (an app without secrets gives an empty list with version 0).
+ * COFFER_ERR_NOT_FOUND for an unknown app or version.
+ */
+COFFER_MUST_CHECK enum coffer_err store_secrets_get(struct store *s, const char *app_id, uint64_t version,
+						    struct store_secret_list *out);
+void store_secret_list_release(struct store_secret_list *l);
+
+struct store_secret_version {
+	uint64_t version;
+	int64_t created_at;
+	char actor[STORE_ACTOR_SIZE];
+	char status[STORE_STATUS_SIZE];
+};
+
+struct store_secret_version_list {
+	struct store_secret_version *items; /* oldest first */
+	size_t n;
+};
+
+COFFER_MUST_CHECK enum coffer_err store_secrets_history(struct store *s, const char *app_id,
+							struct store_secret_version_list *out);
+void store_secret_version_list_release(struct store_secret_version_list *l);
+
+/* Number of names and bytes of ciphertext in a version (0 = head). */
+COFFER_MUST_CHECK enum coffer_err store_secrets_stats(struct store *s, const char *app_id, uint64_t version,
+						      uint64_t *count, uint64_t *bytes);
+/* Moves the app's head to an existing version (0 = none). */
+COFFER_MUST_CHECK enum coffer_err store_secrets_set_head(struct store *s, const char *app_id, uint64_t version);
+/* Sets a version's status ("staged", "deployed", "pending", "failed", "superseded"). */
+COFFER_MUST_CHECK enum coffer_err store_secrets_set_status(struct store *s, const char *app_id, uint64_t version,
+							   const char *status);
+
+/* ---- audit log: an append-only hash chain ---- */
+
+/*
+ * An event to append. NULL strings are stored and hashed as "". detail is
+ * JSON text naming things (names, digests), never values. ts 0 = now.
+ */
+struct store_audit_event {
+	int64_t ts;
+	const char *org_id;
+	const char *actor;
+	const char *action;
+	const char *app;
+	const char *detail;
+	const char *outcome;
+	const char *request_id;
+};
+
+/*
+ * Event `seq` (1, 2, ...) has hash = SHA-256(prev_hash || E), prev_hash
+ * being the hash of event seq - 1 (32 zero bytes for event 1) and E:
+ *   L("coffer-audit-v1") || u64be(seq) || u64be(ts as two's complement)
+ *   || L(org_id) || L(actor) || L(action) || L(app) || L(detail)
+ *   || L(outcome) || L(request_id)
+ * where L(s) = u32be(byte length of s) || s. COFFER_ERR_TOO_LARGE for a
+ * field past STORE_AUDIT_FIELD_MAX.
+ */
+COFFER_MUST_CHECK enum coffer_err store_audit_hash(uint64_t seq, const struct store_audit_event *ev,
+						   const unsigned char prev_hash[STORE_HASH_LEN],
+						   unsigned char out[STORE_HASH_LEN]);
+
+/*
+ * Appends an event, numbering and chaining it in one transaction that
+ * serialises appenders. seq may be NULL.
+ */
+COFFER_MUST_CHECK enum coffer_err store_audit_append(struct store *s, const struct store_audit_event *ev,
+						     uint64_t *seq);
+
+struct store_audit_row {
+	uint64_t seq;
+	struct store_audit_event ev; /* strings owned by the list */
+	unsigned char prev_hash[STORE_HASH_LEN];
+	unsigned char hash[STORE_HASH_LEN];
+};
+
+struct store_audit_list {
+	struct store_audit_row *items; /* by seq */
+	size_t n;
+};
+
+/* Which events store_audit_list returns: NULL or "" fields match all; a NULL filter is all. */
+struct store_audit_filter {
+	const char *org_id;
+	const char *app;
+	uint64_t after_seq;
+	size_t limit; /* 0 or more than STORE_AUDIT_LIST_MAX = STORE_AUDIT_LIST_MAX */
+};
+
+COFFER_MUST_CHECK enum coffer_err store_audit_list(struct store *s, const struct store_audit_filter *f,
+						   struct store_audit_list *out);
+void store_audit_list_release(struct store_audit_list *l);
+/* The last event's seq and hash (0 and zeros when the log is empty), to anchor elsewhere. */
+COFFER_MUST_CHECK enum coffer_err store_audit_head(struct store *s, uint64_t *seq,
+						   unsigned char hash[STORE_HASH_LEN]);
+/*
+ * Recomputes the chain from genesis. COFFER_OK when every event links;
+ * COFFER_ERR_CRYPTO otherwise, with *first_broken_seq set (the one
+ * out-parameter written on an error) to the first seq that does not hold:
+ * an event whose fields or hash were changed, whose prev_hash does not
+ * match, or that is missing (a gap). A chain cut at its end is only seen
+ * against a head anchored elsewhere (store_audit_head).
+ */
+COFFER_MUST_CHECK enum coffer_err store_audit_verify(struct store *s, uint64_t *first_broken_seq);
+
+#endif

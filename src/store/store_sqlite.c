@@ -1,0 +1,458 @@
+/*
+ * The SQLite backend: a driver for store.c (see store_backend.h). Its SQL
+ * mirrors store_pg.c statement for statement; only the dialect differs
+ * (INTEGER/BLOB, ?N parameters, and no row locks: a writer takes the
+ * database's write lock with BEGIN IMMEDIATE, waiting up to
+ * SQLITE_BUSY_MS for it).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "store_backend.h"
+
+#include "banned.h"
+
+#define SQLITE_BUSY_MS 30000
+#define SQLITE_FILE_MODE 0600
+
+/*
+ * Schema version 1. Times are unix milliseconds; ids are text. Each secrets
+ * version is a snapshot: secret_entries maps (app, version, name) to an
+ * immutable secret_values row, so a change copies mappings, never
+ * ciphertexts. secret_entries is WITHOUT ROWID: its primary key is its
+ * order, which keeps a version copy sequential.
+ */
+static const char migration_1[] =
+	"CREATE TABLE orgs ("
+	" id TEXT PRIMARY KEY,"
+	" name TEXT NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 255),"
+	" created_at INTEGER NOT NULL);"
+	"CREATE TABLE apps ("
+	" id TEXT PRIMARY KEY,"
+	" org_id TEXT NOT NULL REFERENCES orgs (id),"
+	" name TEXT NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 255),"
+	" created_at INTEGER NOT NULL,"
+	" secrets_head INTEGER NOT NULL DEFAULT 0,"
+	" deployed_version INTEGER NOT NULL DEFAULT 0,"
+	" current_release INTEGER NOT NULL DEFAULT 0,"
+	" grace_ms INTEGER NOT NULL DEFAULT 30000 CHECK (grace_ms >= 0));"
+	"CREATE INDEX apps_org ON apps (org_id, name);"
+	"CREATE TABLE tokens ("
+	" id TEXT PRIMARY KEY,"
+	" org_id TEXT NOT NULL REFERENCES orgs (id),"
+	" hash BLOB NOT NULL UNIQUE CHECK (length(hash) = 32),"
+	" role TEXT NOT NULL CHECK (role IN ('admin', 'deploy', 'read')),"
+	" app_id TEXT REFERENCES apps (id) ON DELETE CASCADE,"
+	" expires_at INTEGER,"
+	" revoked_at INTEGER,"
+	" created_at INTEGER NOT NULL,"
+	" description TEXT NOT NULL DEFAULT '');"
+	"CREATE INDEX tokens_org ON tokens (org_id, created_at);"
+	"CREATE INDEX tokens_app ON tokens (app_id);"
+	"CREATE TABLE app_keys ("
+	" app_id TEXT NOT NULL REFERENCES apps (id) ON DELETE CASCADE,"
+	" version INTEGER NOT NULL CHECK (version >= 1),"
+	" public_key BLOB NOT NULL,"
+	" wrapped_private BLOB NOT NULL,"
+	" created_at INTEGER NOT NULL,"
+	" PRIMARY KEY (app_id, version));"
+	"CREATE TABLE secret_versions ("
+	" app_id TEXT NOT NULL REFERENCES apps (id) ON DELETE CASCADE,"
+	" version INTEGER NOT NULL CHECK (version >= 1),"
+	" created_at INTEGER NOT NULL,"
+	" actor TEXT NOT NULL,"
+	" status TEXT NOT NULL,"
+	" PRIMARY KEY (app_id, version));"
+	"CREATE TABLE secret_values ("
+	" id TEXT PRIMARY KEY,"
+	" app_id TEXT NOT NULL REFERENCES apps (id) ON DELETE CASCADE,"
+	" name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 255),"
+	" ciphertext BLOB NOT NULL,"
+	" digest TEXT NOT NULL,"
+	" key_version INTEGER NOT NULL,"
+	" created_at INTEGER NOT NULL);"
+	"CREATE INDEX secret_values_app ON secret_values (app_id);"
+	"CREATE TABLE secret_entries ("
+	" app_id TEXT NOT NULL,"
+	" version INTEGER NOT NULL,"
+	" name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 255),"
+	/*
+	 * Not a foreign key: the index it needs would make every version copy
+	 * write one random page per name. Entries are written only by
+	 * store_secrets_put, and go away with their version (and values with
+	 * their app).
+	 */
+	" value_id TEXT NOT NULL,"
+	" first_set_at INTEGER NOT NULL,"
+	" PRIMARY KEY (app_id, version, name),"
+	" FOREIGN KEY (app_id, version) REFERENCES secret_versions (app_id, version) ON DELETE CASCADE)"
+	" WITHOUT ROWID;"
+	"CREATE TABLE releases ("
+	" app_id TEXT NOT NULL REFERENCES apps (id) ON DELETE CASCADE,"
+	" version INTEGER NOT NULL CHECK (version >= 1),"
+	" config TEXT NOT NULL DEFAULT '{}',"
+	" secrets_version INTEGER NOT NULL DEFAULT 0,"
+	" status TEXT NOT NULL,"
+	" reason TEXT NOT NULL DEFAULT '',"
+	" actor TEXT NOT NULL DEFAULT '',"
+	" created_at INTEGER NOT NULL,"
+	" updated_at INTEGER NOT NULL,"
+	" PRIMARY KEY (app_id, version));"
+	"CREATE TABLE hosts ("
+	" id TEXT PRIMARY KEY,"
+	" name TEXT NOT NULL UNIQUE,"
+	" sign_pk BLOB NOT NULL,"
+	" seal_pk BLOB NOT NULL,"
+	" mac BLOB NOT NULL,"
+	" state TEXT NOT NULL,"
+	" enrolled_at INTEGER NOT NULL,"
+	" last_heartbeat INTEGER);"
+	"CREATE TABLE machines ("
+	" id TEXT PRIMARY KEY,"
+	" app_id TEXT NOT NULL REFERENCES apps (id) ON DELETE CASCADE,"
+	" host_id TEXT,"
+	" desired_release INTEGER NOT NULL DEFAULT 0,"
+	" running_release INTEGER NOT NULL DEFAULT 0,"
+	" state TEXT NOT NULL,"
+	" exit_status INTEGER,"
+	" exit_signal INTEGER,"
+	" pid INTEGER,"
+	" created_at INTEGER NOT NULL,"
+	" updated_at INTEGER NOT NULL);"
+	"CREATE INDEX machines_app ON machines (app_id);"
+	"CREATE INDEX machines_host ON machines (host_id);"
+	"CREATE TABLE audit_events ("
+	" seq INTEGER PRIMARY KEY CHECK (seq >= 1),"
+	" ts INTEGER NOT NULL,"
+	" org_id TEXT NOT NULL,"
+	" actor TEXT NOT NULL,"
+	" action TEXT NOT NULL,"
+	" app TEXT NOT NULL,"
+	" detail TEXT NOT NULL,"
+	" outcome TEXT NOT NULL,"
+	" request_id TEXT NOT NULL,"
+	" prev_hash BLOB NOT NULL,"
+	" hash BLOB NOT NULL);"
+	"CREATE INDEX audit_org ON audit_events (org_id, seq);"
+	"CREATE INDEX audit_app ON audit_events (app, seq);";
+
+static const char *const migrations[] = { migration_1 };
+
+static const char *const sql[STORE_Q__COUNT] = {
+	[STORE_Q_MIGRATE_LOCK] = "SELECT 1", /* BEGIN IMMEDIATE holds the write lock already */
+	[STORE_Q_MIGRATION_MAX] = "SELECT coalesce(max(version), 0) FROM schema_migrations",
+	[STORE_Q_MIGRATION_INSERT] = "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+	[STORE_Q_ORG_INSERT] = "INSERT INTO orgs (id, name, created_at) VALUES (?1, ?2, ?3)",
+	[STORE_Q_ORG_BY_NAME] = "SELECT id, name, created_at FROM orgs WHERE name = ?1",
+	[STORE_Q_ORG_BY_ID] = "SELECT id, name, created_at FROM orgs WHERE id = ?1",
+	[STORE_Q_TOKEN_INSERT] = "INSERT INTO tokens (id, org_id, hash, role, app_id, expires_at, created_at, "
+				 "description) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[STORE_Q_TOKEN_BY_HASH] = "SELECT " STORE_TOKEN_COLS " FROM tokens WHERE hash = ?1",
+	[STORE_Q_TOKEN_LIST] = "SELECT " STORE_TOKEN_COLS " FROM tokens WHERE org_id = ?1 ORDER BY created_at, id",
+	[STORE_Q_TOKEN_REVOKE] = "UPDATE tokens SET revoked_at = coalesce(revoked_at, ?3) "
+				 "WHERE id = ?1 AND org_id = ?2 RETURNING id",
+	[STORE_Q_APP_INSERT] = "INSERT INTO apps (id, org_id, name, created_at, grace_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[STORE_Q_APP_BY_NAME] = "SELECT " STORE_APP_COLS " FROM apps WHERE name = ?1",
+	[STORE_Q_APP_BY_ID] = "SELECT " STORE_APP_COLS " FROM apps WHERE id = ?1",
+	[STORE_Q_APP_LIST] = "SELECT " STORE_APP_COLS " FROM apps WHERE org_id = ?1 ORDER BY name",
+	[STORE_Q_APP_DELETE] = "DELETE FROM apps WHERE id = ?1 RETURNING id",
+	[STORE_Q_APP_LOCK] = "SELECT secrets_head FROM apps WHERE id = ?1",
+	[STORE_Q_APP_SET_HEAD] = "UPDATE apps SET secrets_head = ?2 WHERE id = ?1",
+	[STORE_Q_KEY_INSERT] = "INSERT INTO app_keys (app_id, version, public_key, wrapped_private, created_at) "
+			       "VALUES (?1, ?2, ?3, ?4, ?5)",
+	[STORE_Q_KEY_GET] = "SELECT " STORE_KEY_COLS " FROM app_keys WHERE app_id = ?1 AND version = ?2",
+	[STORE_Q_KEY_LATEST] = "SELECT " STORE_KEY_COLS " FROM app_keys WHERE app_id = ?1 "
+			       "ORDER BY version DESC LIMIT 1",
+	[STORE_Q_VERSION_MAX] = "SELECT coalesce(max(version), 0) FROM secret_versions WHERE app_id = ?1",
+	[STORE_Q_VERSION_INSERT] = "INSERT INTO secret_versions (app_id, version, created_at, actor, status) "
+				   "VALUES (?1, ?2, ?3, ?4, ?5)",
+	[STORE_Q_VERSION_GET] = "SELECT " STORE_VERSION_COLS " FROM secret_versions "
+				"WHERE app_id = ?1 AND version = ?2",
+	[STORE_Q_VERSION_LIST] = "SELECT " STORE_VERSION_COLS " FROM secret_versions WHERE app_id = ?1 "
+				 "ORDER BY version",
+	[STORE_Q_VERSION_SET_STATUS] = "UPDATE secret_versions SET status = ?3 WHERE app_id = ?1 AND version = ?2 "
+				       "RETURNING version",
+	[STORE_Q_VALUE_INSERT] = "INSERT INTO secret_values (id, app_id, name, ciphertext, digest, key_version, "
+				 "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[STORE_Q_ENTRY_COPY] = "INSERT INTO secret_entries (app_id, version, name, value_id, first_set_at) "
+			       "SELECT app_id, ?3, name, value_id, first_set_at FROM secret_entries "
+			       "WHERE app_id = ?1 AND version = ?2",
+	[STORE_Q_ENTRY_UPSERT] = "INSERT INTO secret_entries (app_id, version, name, value_id, first_set_at) "
+				 "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (app_id, version, name) "
+				 "DO UPDATE SET value_id = excluded.value_id",
+	[STORE_Q_ENTRY_DELETE] = "DELETE FROM secret_entries WHERE app_id = ?1 AND version = ?2 AND name = ?3",
+	[STORE_Q_ENTRY_LIST] = "SELECT e.name, v.ciphertext, v.digest, v.key_version, e.first_set_at, v.created_at "
+			       "FROM secret_entries e JOIN secret_values v ON v.id = e.value_id "
+			       "WHERE e.app_id = ?1 AND e.version = ?2 ORDER BY e.name",
+	[STORE_Q_ENTRY_STATS] = "SELECT count(*), coalesce(sum(length(v.ciphertext)), 0) "
+				"FROM secret_entries e JOIN secret_values v ON v.id = e.value_id "
+				"WHERE e.app_id = ?1 AND e.version = ?2",
+	[STORE_Q_AUDIT_LOCK] = "SELECT 1", /* BEGIN IMMEDIATE holds the write lock already */
+	[STORE_Q_AUDIT_LAST] = "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1",
+	[STORE_Q_AUDIT_INSERT] = "INSERT INTO audit_events (" STORE_AUDIT_COLS ") "
+				 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+	[STORE_Q_AUDIT_LIST] = "SELECT " STORE_AUDIT_COLS " FROM audit_events "
+			       "WHERE seq > ?1 AND (?2 = '' OR org_id = ?2) AND (?3 = '' OR app = ?3) "
+			       "ORDER BY seq LIMIT ?4",
+};
+
+struct sq {
+	sqlite3 *db;
+	sqlite3_stmt *stmts[STORE_Q__COUNT];
+};
+
+/* The one place SQLite result codes become coffer errors. */
+static enum coffer_err sq_error(sqlite3 *db, int rc, int statement)
+{
+	enum coffer_err e;
+	switch (rc & 0xff) {
+	case SQLITE_CONSTRAINT:
+		if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+			e = COFFER_ERR_CONFLICT;
+		else if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+			e = COFFER_ERR_NOT_FOUND;
+		else
+			e = COFFER_ERR_INVALID;
+		break;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		e = COFFER_ERR_UNAVAILABLE;
+		break;
+	case SQLITE_NOMEM:
+		e = COFFER_ERR_NOMEM;
+		break;
+	case SQLITE_TOOBIG:
+		e = COFFER_ERR_TOO_LARGE;
+		break;
+	case SQLITE_IOERR:
+	case SQLITE_CANTOPEN:
+	case SQLITE_FULL:
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+		e = COFFER_ERR_IO;
+		break;
+	default:
+		e = COFFER_ERR_STORE;
+		break;
+	}
+	/* SQLite's messages name tables and columns, never bound values. */
+	if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		log_debug("store_constraint", LF_S("backend", "sqlite"), LF_I("statement", statement),
+			  LF_I("code", rc), LF_S("message", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
+	else
+		log_warn("store_error", LF_S("backend", "sqlite"), LF_I("statement", statement), LF_I("code", rc),
+			 LF_S("message", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
+	return e;
+}
+
+static void sq_close(void *conn)
+{
+	struct sq *c = conn;
+	if (!c)
+		return;
+	for (size_t i = 0; i < STORE_Q__COUNT; i++)
+		sqlite3_finalize(c->stmts[i]);
+	sqlite3_close_v2(c->db);
+	free(c);
+}
+
+/* Runs a fixed statement (pragmas, transaction control, migrations); never input. */
+static enum coffer_err sq_script(void *conn, const char *text)
+{
+	struct sq *c = conn;
+	int rc = sqlite3_exec(c->db, text, NULL, NULL, NULL);
+	return rc == SQLITE_OK ? COFFER_OK : sq_error(c->db, rc, -1);
+}
+
+/* Creates the file private to its owner before SQLite opens it (SQLite gives -wal and -shm the same mode). */
+static enum coffer_err create_private(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, SQLITE_FILE_MODE);
+	if (fd < 0) {
+		log_error("store_open_failed", LF_S("backend", "sqlite"), LF_S("error", strerror(errno)));
+		return COFFER_ERR_IO;
+	}
+	close(fd);
+	return COFFER_OK;
+}
+
+/* Notes whether PRAGMA journal_mode answered "wal". */
+static int journal_mode_row(void *arg, int ncols, char **values, char **names)
+{
+	(void)names;
+	*(int *)arg = ncols == 1 && values[0] && strcmp(values[0], "wal") == 0;
+	return 0;
+}
+
+static enum coffer_err sq_open(const char *path, void **out)
+{
+	static const char *const pragmas[] = {
+		"PRAGMA foreign_keys = ON",
+		"PRAGMA trusted_schema = OFF",
+		"PRAGMA synchronous = FULL",
+	};
+	int wal = 0;
+	struct sq *c;
+	int rc;
+	enum coffer_err err = create_private(path);
+	if (err)
+		return err;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return COFFER_ERR_NOMEM;
+	rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, NULL);
+	if (rc != SQLITE_OK) {
+		err = sq_error(c->db, rc, -1);
+		goto out;
+	}
+	sqlite3_extended_result_codes(c->db, 1);
+	sqlite3_busy_timeout(c->db, SQLITE_BUSY_MS);
+	rc = sqlite3_exec(c->db, "PRAGMA journal_mode = WAL", journal_mode_row, &wal, NULL);
+	if (rc != SQLITE_OK) {
+		err = sq_error(c->db, rc, -1);
+		goto out;
+	}
+	if (!wal)
+		log_warn("store_sqlite_not_wal", LF_S("reason", "the file system refused WAL mode"));
+	for (size_t i = 0; i < sizeof(pragmas) / sizeof(pragmas[0]); i++) {
+		err = sq_script(c, pragmas[i]);
+		if (err)
+			goto out;
+	}
+	for (size_t i = 0; i < STORE_Q__COUNT; i++) {
+		if (!sql[i]) {
+			err = COFFER_ERR_INTERNAL;
+			goto out;
+		}
+	}
+	*out = c;
+	c = NULL;
+out:
+	sq_close(c);
+	return err;
+}
+
+static enum coffer_err sq_begin(void *conn, int write)
+{
+	return sq_script(conn, write ? "BEGIN IMMEDIATE" : "BEGIN");
+}
+
+static enum coffer_err sq_commit(void *conn)
+{
+	return sq_script(conn, "COMMIT");
+}
+
+static void sq_rollback(void *conn)
+{
+	struct sq *c = conn;
+	if (!sqlite3_get_autocommit(c->db))
+		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int bind(sqlite3_stmt *st, int i, const struct store_val *v)
+{
+	switch (v->type) {
+	case STORE_V_INT:
+		return sqlite3_bind_int64(st, i, v->i);
+	case STORE_V_TEXT:
+		return sqlite3_bind_text64(st, i, v->p, v->len, SQLITE_STATIC, SQLITE_UTF8);
+	case STORE_V_BLOB:
+		if (v->len == 0)
+			return sqlite3_bind_zeroblob(st, i, 0);
+		return sqlite3_bind_blob64(st, i, v->p, v->len, SQLITE_STATIC);
+	case STORE_V_NULL:
+		return sqlite3_bind_null(st, i);
+	}
+	return SQLITE_MISUSE;
+}
+
+static enum coffer_err read_row(sqlite3_stmt *st, struct store_rows *rows)
+{
+	struct store_cell *row;
+	enum coffer_err rc = store_rows_add(rows, &row);
+	for (size_t i = 0; rc == COFFER_OK && i < rows->ncols; i++) {
+		int col = (int)i;
+		switch (sqlite3_column_type(st, col)) {
+		case SQLITE_INTEGER:
+			rc = store_cell_set(&row[i], STORE_V_INT, sqlite3_column_int64(st, col), NULL, 0);
+			break;
+		case SQLITE_TEXT: {
+			const unsigned char *p = sqlite3_column_text(st, col);
+			if (!p)
+				return COFFER_ERR_NOMEM;
+			rc = store_cell_set(&row[i], STORE_V_TEXT, 0, p, (size_t)sqlite3_column_bytes(st, col));
+			break;
+		}
+		case SQLITE_BLOB: {
+			const void *p = sqlite3_column_blob(st, col);
+			size_t len = (size_t)sqlite3_column_bytes(st, col);
+			rc = store_cell_set(&row[i], STORE_V_BLOB, 0, p, p ? len : 0);
+			break;
+		}
+		case SQLITE_NULL:
+			break;
+		default:
+			rc = COFFER_ERR_STORE; /* the schema has no floats */
+			break;
+		}
+	}
+	return rc;
+}
+
+static enum coffer_err sq_exec(void *conn, enum store_q q, const struct store_val *params, size_t n,
+			       struct store_rows *rows)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *st = c->stmts[q];
+	enum coffer_err err = COFFER_OK;
+	int rc;
+
+	if (!st) {
+		rc = sqlite3_prepare_v3(c->db, sql[q], -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+		if (rc != SQLITE_OK)
+			return sq_error(c->db, rc, (int)q);
+		c->stmts[q] = st;
+	}
+	if (n != (size_t)sqlite3_bind_parameter_count(st))
+		return COFFER_ERR_INTERNAL;
+	for (size_t i = 0; i < n; i++) {
+		rc = bind(st, (int)i + 1, &params[i]);
+		if (rc != SQLITE_OK) {
+			err = sq_error(c->db, rc, (int)q);
+			goto out;
+		}
+	}
+	if (rows)
+		rows->ncols = (size_t)sqlite3_column_count(st);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (rows && rows->ncols) {
+			err = read_row(st, rows);
+			if (err)
+				goto out;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		err = sq_error(c->db, rc, (int)q);
+out:
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return err;
+}
+
+const struct store_backend store_sqlite_backend = {
+	.name = "sqlite",
+	.migrations = migrations,
+	.n_migrations = sizeof(migrations) / sizeof(migrations[0]),
+	.open = sq_open,
+	.close = sq_close,
+	.begin = sq_begin,
+	.commit = sq_commit,
+	.rollback = sq_rollback,
+	.exec = sq_exec,
+	.script = sq_script,
+};

@@ -1,0 +1,1031 @@
+/* Unit tests of the store: one suite, run against SQLite (argv[1] "sqlite")
+ * and PostgreSQL (argv[1] "pg", server from COFFER_TEST_PG_URL). Each test
+ * gets a fresh database: a new temp folder (SQLite) or a new schema chosen
+ * with options=-csearch_path (PostgreSQL), dropped afterwards. Raw SQL
+ * through a separate connection plays the attacker with write access. */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <libpq-fe.h>
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include "err.h"
+#include "log.h"
+#include "store.h"
+
+#define URL_SIZE 1024
+#define SQL_SIZE 512
+#define CONC_THREADS 20
+#define CONC_CHANGES 50
+#define CONC_TOTAL (CONC_THREADS * CONC_CHANGES)
+#define OPEN_THREADS 8
+#define AUDIT_THREADS 8
+#define AUDIT_PER_THREAD 25
+
+static int use_pg;
+static const char *pg_base_url;
+
+/* The current test's database. */
+static struct {
+	char url[URL_SIZE];
+	char dir[256];
+	char path[300];
+	char schema[64];
+} db;
+
+/* ---- per-test databases and raw access ---- */
+
+static void quiet(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
+static void pg_admin(const char *sql)
+{
+	PGconn *c = PQconnectdb(pg_base_url);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	PQsetNoticeProcessor(c, quiet, NULL);
+	PGresult *r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		fail_msg("pg admin: %s", PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+}
+
+static void fresh_db(void)
+{
+	unsigned char rnd[6];
+	char hex[sizeof(rnd) * 2 + 1];
+	char sql[SQL_SIZE];
+	memset(&db, 0, sizeof(db));
+	if (!use_pg) {
+		snprintf(db.dir, sizeof(db.dir), "/tmp/coffer-store-test.XXXXXX");
+		assert_non_null(mkdtemp(db.dir));
+		assert_true(snprintf(db.path, sizeof(db.path), "%s/coffer.db", db.dir) < (int)sizeof(db.path));
+		assert_true(snprintf(db.url, sizeof(db.url), "sqlite:%s", db.path) < (int)sizeof(db.url));
+		return;
+	}
+	randombytes_buf(rnd, sizeof(rnd));
+	sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
+	snprintf(db.schema, sizeof(db.schema), "coffer_t_%s", hex);
+	snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", db.schema);
+	pg_admin(sql);
+	assert_true(snprintf(db.url, sizeof(db.url), "%s%coptions=-csearch_path%%3D%s", pg_base_url,
+			     strchr(pg_base_url, '?') ? '&' : '?', db.schema) < (int)sizeof(db.url));
+}
+
+static void drop_db(void)
+{
+	char p[400];
+	if (use_pg) {
+		char sql[SQL_SIZE];
+		snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", db.schema);
+		pg_admin(sql);
+		return;
+	}
+	const char *suffix[] = { "", "-wal", "-shm" };
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s%s", db.path, suffix[i]);
+		unlink(p);
+	}
+	rmdir(db.dir);
+}
+
+/* Runs SQL on a connection of its own; returns the first column of the first row as an integer. */
+static long long raw(const char *sql)
+{
+	long long v = 0;
+	if (use_pg) {
+		PGconn *c = PQconnectdb(db.url);
+		assert_int_equal(PQstatus(c), CONNECTION_OK);
+		PQsetNoticeProcessor(c, quiet, NULL);
+		PGresult *r = PQexec(c, sql);
+		ExecStatusType st = PQresultStatus(r);
+		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+			fail_msg("raw sql failed: %s: %s", sql, PQerrorMessage(c));
+		if (st == PGRES_TUPLES_OK && PQntuples(r) > 0)
+			v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+		else if (st == PGRES_COMMAND_OK)
+			v = strtoll(PQcmdTuples(r), NULL, 10);
+		PQclear(r);
+		PQfinish(c);
+		return v;
+	}
+	sqlite3 *c;
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_open(db.path, &c), SQLITE_OK);
+	sqlite3_busy_timeout(c, 10000);
+	if (sqlite3_prepare_v2(c, sql, -1, &st, NULL) != SQLITE_OK)
+		fail_msg("raw sql failed: %s: %s", sql, sqlite3_errmsg(c));
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	else if (rc == SQLITE_DONE)
+		v = sqlite3_changes(c);
+	else
+		fail_msg("raw sql failed: %s: %s", sql, sqlite3_errmsg(c));
+	sqlite3_finalize(st);
+	sqlite3_close(c);
+	return v;
+}
+
+static struct store *open_store(void)
+{
+	struct store *s = NULL;
+	assert_int_equal(store_open(db.url, &s), COFFER_OK);
+	assert_non_null(s);
+	return s;
+}
+
+static int setup(void **state)
+{
+	fresh_db();
+	*state = open_store();
+	return 0;
+}
+
+static int setup_fresh(void **state)
+{
+	fresh_db();
+	*state = NULL;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	store_close(*state);
+	drop_db();
+	return 0;
+}
+
+static void make_app(struct store *s, const char *org_name, const char *app_name, struct store_org *org,
+		     struct store_app *app)
+{
+	if (store_org_get_by_name(s, org_name, org) != COFFER_OK)
+		assert_int_equal(store_org_create(s, org_name, org), COFFER_OK);
+	assert_int_equal(store_app_create(s, org->id, app_name, 0, app), COFFER_OK);
+}
+
+static struct store_secret_change set(const char *name, const char *ct, const char *digest)
+{
+	return (struct store_secret_change){ .name = name, .ciphertext = (const unsigned char *)ct,
+					     .ciphertext_len = strlen(ct), .digest = digest, .key_version = 1 };
+}
+
+static struct store_secret_change unset(const char *name)
+{
+	return (struct store_secret_change){ .name = name, .remove = 1 };
+}
+
+static const struct store_secret *find(const struct store_secret_list *l, const char *name)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->items[i].name, name) == 0)
+			return &l->items[i];
+	return NULL;
+}
+
+static void assert_value(const struct store_secret_list *l, const char *name, const char *ct)
+{
+	const struct store_secret *e = find(l, name);
+	if (!e)
+		fail_msg("name %s missing from version %llu", name, (unsigned long long)l->version);
+	assert_int_equal(e->ciphertext_len, strlen(ct));
+	assert_memory_equal(e->ciphertext, ct, strlen(ct));
+}
+
+/* ---- open and migrations ---- */
+
+static void test_migrations_once(void **state)
+{
+	struct store *s = *state;
+	long long n = raw("SELECT count(*) FROM schema_migrations");
+	long long at = raw("SELECT sum(applied_at) FROM schema_migrations");
+	assert_true(n >= 1);
+	assert_int_equal(n, (long long)store_schema_version(s));
+	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), n);
+	/* every table of the data model exists now */
+	const char *tables[] = { "orgs", "tokens", "apps", "app_keys", "secret_versions", "secret_values",
+				 "secret_entries", "releases", "machines", "hosts", "audit_events" };
+	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+		char sql[SQL_SIZE];
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", tables[i]);
+		assert_int_equal(raw(sql), 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		struct store *again = open_store();
+		store_close(again);
+	}
+	assert_int_equal(raw("SELECT count(*) FROM schema_migrations"), n);
+	assert_int_equal(raw("SELECT sum(applied_at) FROM schema_migrations"), at);
+	assert_string_equal(store_backend_name(s), use_pg ? "postgres" : "sqlite");
+}
+
+static void test_schema_newer_refused(void **state)
+{
+	struct store *s = *state, *other = NULL;
+	char sql[SQL_SIZE];
+	snprintf(sql, sizeof(sql), "INSERT INTO schema_migrations (version, applied_at) VALUES (%llu, 0)",
+		 (unsigned long long)store_schema_version(s) + 1);
+	raw(sql);
+	assert_int_equal(store_open(db.url, &other), COFFER_ERR_STORE);
+	assert_null(other);
+}
+
+static void *open_thread(void *arg)
+{
+	struct store *s = NULL;
+	enum coffer_err *rc = arg;
+	*rc = store_open(db.url, &s);
+	store_close(s);
+	return NULL;
+}
+
+static void test_open_concurrent(void **state)
+{
+	(void)state;
+	pthread_t t[OPEN_THREADS];
+	enum coffer_err rc[OPEN_THREADS];
+	for (int i = 0; i < OPEN_THREADS; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, open_thread, &rc[i]), 0);
+	for (int i = 0; i < OPEN_THREADS; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(rc[i], COFFER_OK);
+	}
+	struct store *s = open_store();
+	long long n = (long long)store_schema_version(s);
+	store_close(s);
+	assert_int_equal(raw("SELECT count(*) FROM schema_migrations"), n);
+	assert_int_equal(raw("SELECT count(DISTINCT version) FROM schema_migrations"), n);
+}
+
+static void test_open_bad_urls(void **state)
+{
+	(void)state;
+	struct store *s = NULL;
+	assert_int_equal(store_open("", &s), COFFER_ERR_INVALID);
+	assert_int_equal(store_open("sqlite:", &s), COFFER_ERR_INVALID);
+	assert_int_equal(store_open("mysql://u@h/db", &s), COFFER_ERR_INVALID);
+	assert_int_equal(store_open("sqlite:/nonexistent-coffer-dir/x.db", &s), COFFER_ERR_IO);
+	if (use_pg)
+		assert_int_equal(store_open("postgres://coffer@127.0.0.1:1/none?connect_timeout=2", &s),
+				 COFFER_ERR_UNAVAILABLE);
+	assert_null(s);
+}
+
+static void test_sqlite_file_private(void **state)
+{
+	(void)state;
+	struct stat st;
+	if (use_pg)
+		skip();
+	assert_int_equal(stat(db.path, &st), 0);
+	assert_int_equal(st.st_mode & 077, 0);
+	/* a plain path works as well as sqlite:PATH */
+	struct store *s = NULL;
+	assert_int_equal(store_open(db.path, &s), COFFER_OK);
+	store_close(s);
+}
+
+/* ---- orgs and tokens ---- */
+
+static void test_orgs_tokens(void **state)
+{
+	struct store *s = *state;
+	struct store_org org, org2, got;
+	struct store_app app;
+	struct store_token in = { 0 }, tok, tok2, found;
+	struct store_token_list list = { 0 };
+
+	assert_int_equal(store_org_create(s, "acme", &org), COFFER_OK);
+	assert_int_equal(strlen(org.id), STORE_ID_LEN);
+	assert_int_equal(store_org_create(s, "acme", &org2), COFFER_ERR_CONFLICT);
+	assert_int_equal(store_org_create(s, "", &org2), COFFER_ERR_INVALID);
+	assert_int_equal(store_org_create(s, "other", &org2), COFFER_OK);
+	assert_int_equal(store_org_get_by_name(s, "acme", &got), COFFER_OK);
+	assert_string_equal(got.id, org.id);
+	assert_int_equal(got.created_at, org.created_at);
+	assert_int_equal(store_org_get(s, org2.id, &got), COFFER_OK);
+	assert_string_equal(got.name, "other");
+	assert_int_equal(store_org_get_by_name(s, "nope", &got), COFFER_ERR_NOT_FOUND);
+
+	snprintf(in.org_id, sizeof(in.org_id), "%s", org.id);
+	memset(in.hash, 0xab, sizeof(in.hash));
+	snprintf(in.role, sizeof(in.role), "admin");
+	snprintf(in.description, sizeof(in.description), "first admin");
+	assert_int_equal(store_token_insert(s, &in, &tok), COFFER_OK);
+	assert_int_equal(strlen(tok.id), STORE_ID_LEN);
+	assert_true(tok.created_at > 0);
+	/* same hash again */
+	assert_int_equal(store_token_insert(s, &in, &tok2), COFFER_ERR_CONFLICT);
+	/* unknown role */
+	in.hash[0] = 1;
+	snprintf(in.role, sizeof(in.role), "root");
+	assert_int_equal(store_token_insert(s, &in, &tok2), COFFER_ERR_INVALID);
+	/* an app-scoped deploy token with an expiry */
+	make_app(s, "acme", "web", &org, &app);
+	snprintf(in.role, sizeof(in.role), "deploy");
+	snprintf(in.app_id, sizeof(in.app_id), "%s", app.id);
+	in.expires_at = 4102444800000LL;
+	assert_int_equal(store_token_insert(s, &in, &tok2), COFFER_OK);
+	/* an unknown org */
+	in.hash[0] = 2;
+	snprintf(in.org_id, sizeof(in.org_id), "000000000000000000000000");
+	assert_int_equal(store_token_insert(s, &in, &found), COFFER_ERR_NOT_FOUND);
+
+	assert_int_equal(store_token_get_by_hash(s, tok2.hash, &found), COFFER_OK);
+	assert_string_equal(found.id, tok2.id);
+	assert_string_equal(found.role, "deploy");
+	assert_string_equal(found.app_id, app.id);
+	assert_int_equal(found.expires_at, 4102444800000LL);
+	assert_int_equal(found.revoked_at, 0);
+	assert_int_equal(store_token_get_by_hash(s, tok.hash, &found), COFFER_OK);
+	assert_string_equal(found.app_id, "");
+	assert_int_equal(found.expires_at, 0);
+	assert_string_equal(found.description, "first admin");
+	unsigned char none[STORE_HASH_LEN] = { 0 };
+	assert_int_equal(store_token_get_by_hash(s, none, &found), COFFER_ERR_NOT_FOUND);
+
+	assert_int_equal(store_token_list(s, org.id, &list), COFFER_OK);
+	assert_int_equal(list.n, 2);
+	store_token_list_release(&list);
+	assert_int_equal(store_token_list(s, org2.id, &list), COFFER_OK);
+	assert_int_equal(list.n, 0);
+	store_token_list_release(&list);
+
+	/* revoking is scoped to the org, and idempotent */
+	assert_int_equal(store_token_revoke(s, org2.id, tok.id), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_token_revoke(s, org.id, "nope"), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_token_revoke(s, org.id, tok.id), COFFER_OK);
+	assert_int_equal(store_token_get_by_hash(s, tok.hash, &found), COFFER_OK);
+	assert_true(found.revoked_at > 0);
+	int64_t first = found.revoked_at;
+	assert_int_equal(store_token_revoke(s, org.id, tok.id), COFFER_OK);
+	assert_int_equal(store_token_get_by_hash(s, tok.hash, &found), COFFER_OK);
+	assert_int_equal(found.revoked_at, first);
+	assert_int_equal(store_token_get_by_hash(s, tok2.hash, &found), COFFER_OK);
+	assert_int_equal(found.revoked_at, 0);
+}
+
+/* ---- apps ---- */
+
+static void test_apps(void **state)
+{
+	struct store *s = *state;
+	struct store_org org, org2;
+	struct store_app a, b, c, got;
+	struct store_app_list list = { 0 };
+	uint64_t v;
+	unsigned char pk[32] = { 1 }, wrapped[72] = { 2 };
+
+	make_app(s, "acme", "web", &org, &a);
+	assert_int_equal(a.secrets_head, 0);
+	assert_int_equal(a.grace_ms, STORE_GRACE_MS_DEFAULT);
+	assert_int_equal(store_app_create(s, org.id, "api", 5000, &b), COFFER_OK);
+	assert_int_equal(b.grace_ms, 5000);
+	assert_int_equal(store_app_create(s, org.id, "Zed", 0, &c), COFFER_OK);
+	/* names are global: another org cannot take one either */
+	assert_int_equal(store_org_create(s, "other", &org2), COFFER_OK);
+	assert_int_equal(store_app_create(s, org2.id, "web", 0, &got), COFFER_ERR_CONFLICT);
+	assert_int_equal(store_app_create(s, org.id, "web", 0, &got), COFFER_ERR_CONFLICT);
+	assert_int_equal(store_app_create(s, "000000000000000000000000", "x", 0, &got), COFFER_ERR_NOT_FOUND);
+
+	assert_int_equal(store_app_get_by_name(s, "web", &got), COFFER_OK);
+	assert_string_equal(got.id, a.id);
+	assert_string_equal(got.org_id, org.id);
+	assert_int_equal(store_app_get(s, b.id, &got), COFFER_OK);
+	assert_string_equal(got.name, "api");
+	assert_int_equal(store_app_get_by_name(s, "nope", &got), COFFER_ERR_NOT_FOUND);
+
+	/* sorted bytewise: upper case first */
+	assert_int_equal(store_app_list(s, org.id, &list), COFFER_OK);
+	assert_int_equal(list.n, 3);
+	assert_string_equal(list.items[0].name, "Zed");
+	assert_string_equal(list.items[1].name, "api");
+	assert_string_equal(list.items[2].name, "web");
+	store_app_list_release(&list);
+	assert_int_equal(store_app_list(s, org2.id, &list), COFFER_OK);
+	assert_int_equal(list.n, 0);
+	store_app_list_release(&list);
+
+	/* destroy removes the app's keys, secrets and scoped tokens; the audit log stays */
+	struct store_secret_change ch[] = { set("A", "ct-a", "d-a"), set("B", "ct-b", "d-b") };
+	assert_int_equal(store_app_key_put(s, a.id, 1, pk, sizeof(pk), wrapped, sizeof(wrapped)), COFFER_OK);
+	assert_int_equal(store_secrets_put(s, a.id, ch, 2, "alice", "staged", NULL, &v), COFFER_OK);
+	struct store_token in = { 0 }, tok;
+	snprintf(in.org_id, sizeof(in.org_id), "%s", org.id);
+	snprintf(in.role, sizeof(in.role), "deploy");
+	snprintf(in.app_id, sizeof(in.app_id), "%s", a.id);
+	memset(in.hash, 7, sizeof(in.hash));
+	assert_int_equal(store_token_insert(s, &in, &tok), COFFER_OK);
+	struct store_audit_event ev = { .org_id = org.id, .actor = "alice", .action = "app.destroy", .app = "web",
+					.outcome = "ok" };
+	assert_int_equal(store_audit_append(s, &ev, NULL), COFFER_OK);
+	assert_true(raw("SELECT count(*) FROM secret_values") > 0);
+
+	assert_int_equal(store_app_destroy(s, a.id), COFFER_OK);
+	assert_int_equal(store_app_get(s, a.id, &got), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_app_destroy(s, a.id), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(raw("SELECT count(*) FROM secret_values"), 0);
+	assert_int_equal(raw("SELECT count(*) FROM secret_entries"), 0);
+	assert_int_equal(raw("SELECT count(*) FROM secret_versions"), 0);
+	assert_int_equal(raw("SELECT count(*) FROM app_keys"), 0);
+	assert_int_equal(store_token_get_by_hash(s, in.hash, &tok), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(raw("SELECT count(*) FROM audit_events"), 1);
+	assert_int_equal(store_app_get(s, b.id, &got), COFFER_OK);
+
+	/* the name is free again, for a new app with a new id and nothing of the old one */
+	assert_int_equal(store_app_create(s, org2.id, "web", 0, &got), COFFER_OK);
+	assert_string_not_equal(got.id, a.id);
+	assert_int_equal(got.secrets_head, 0);
+	struct store_secret_list sl = { 0 };
+	assert_int_equal(store_secrets_get(s, got.id, 0, &sl), COFFER_OK);
+	assert_int_equal(sl.n, 0);
+	assert_int_equal(sl.version, 0);
+	store_secret_list_release(&sl);
+}
+
+static void test_app_keys(void **state)
+{
+	struct store *s = *state;
+	struct store_org org;
+	struct store_app app;
+	struct store_app_key k;
+	unsigned char pk1[32], pk2[32], w1[72], w2[72], big[STORE_KEY_BLOB_MAX + 1] = { 0 };
+
+	randombytes_buf(pk1, sizeof(pk1));
+	randombytes_buf(pk2, sizeof(pk2));
+	randombytes_buf(w1, sizeof(w1));
+	randombytes_buf(w2, sizeof(w2));
+	make_app(s, "acme", "web", &org, &app);
+	assert_int_equal(store_app_key_get(s, app.id, 0, &k), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_app_key_put(s, app.id, 1, pk1, sizeof(pk1), w1, sizeof(w1)), COFFER_OK);
+	assert_int_equal(store_app_key_put(s, app.id, 1, pk2, sizeof(pk2), w2, sizeof(w2)), COFFER_ERR_CONFLICT);
+	assert_int_equal(store_app_key_put(s, app.id, 2, pk2, sizeof(pk2), w2, sizeof(w2)), COFFER_OK);
+	assert_int_equal(store_app_key_put(s, "000000000000000000000000", 1, pk1, sizeof(pk1), w1, sizeof(w1)),
+			 COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_app_key_put(s, app.id, 3, big, sizeof(big), w1, sizeof(w1)), COFFER_ERR_TOO_LARGE);
+	assert_int_equal(store_app_key_put(s, app.id, 0, pk1, sizeof(pk1), w1, sizeof(w1)), COFFER_ERR_INVALID);
+
+	assert_int_equal(store_app_key_get(s, app.id, 1, &k), COFFER_OK);
+	assert_string_equal(k.app_id, app.id);
+	assert_int_equal(k.version, 1);
+	assert_int_equal(k.public_key_len, sizeof(pk1));
+	assert_memory_equal(k.public_key, pk1, sizeof(pk1));
+	assert_int_equal(k.wrapped_private_len, sizeof(w1));
+	assert_memory_equal(k.wrapped_private, w1, sizeof(w1));
+	assert_int_equal(store_app_key_get(s, app.id, 0, &k), COFFER_OK);
+	assert_int_equal(k.version, 2);
+	assert_memory_equal(k.public_key, pk2, sizeof(pk2));
+	assert_memory_equal(k.wrapped_private, w2, sizeof(w2));
+	assert_int_equal(store_app_key_get(s, app.id, 3, &k), COFFER_ERR_NOT_FOUND);
+}
+
+/* ---- secrets ---- */
+
+static void test_secrets_versions(void **state)
+{
+	struct store *s = *state;
+	struct store_org org;
+	struct store_app app;
+	struct store_secret_list l = { 0 };
+	struct store_secret_version_list h = { 0 };
+	uint64_t v1, v2, v3, v4, count, bytes;
+	/* ciphertexts are arbitrary bytes, NUL included */
+	static const unsigned char bin[] = { 0x00, 0xff, 0x10, 0x00, 0x7f };
+
+	make_app(s, "acme", "web", &org, &app);
+	struct store_secret_change c1[] = {
+		set("DB_URL", "ct-db-1", "d-db-1"),
+		set("API_KEY", "ct-api-1", "d-api-1"),
+		{ .name = "BLOB", .ciphertext = bin, .ciphertext_len = sizeof(bin), .digest = "d-bin", .key_version = 7 },
+	};
+	assert_int_equal(store_secrets_put(s, app.id, c1, 3, "alice", "staged", NULL, &v1), COFFER_OK);
+	assert_int_equal(v1, 1);
+	assert_int_equal(store_secrets_get(s, app.id, 0, &l), COFFER_OK);
+	assert_int_equal(l.version, 1);
+	assert_string_equal(l.status, "staged");
+	assert_string_equal(l.actor, "alice");
+	assert_int_equal(l.n, 3);
+	/* sorted by name */
+	assert_string_equal(l.items[0].name, "API_KEY");
+	assert_string_equal(l.items[1].name, "BLOB");
+	assert_string_equal(l.items[2].name, "DB_URL");
+	assert_value(&l, "DB_URL", "ct-db-1");
+	assert_value(&l, "API_KEY", "ct-api-1");
+	assert_int_equal(l.items[1].ciphertext_len, sizeof(bin));
+	assert_memory_equal(l.items[1].ciphertext, bin, sizeof(bin));
+	assert_int_equal(l.items[1].key_version, 7);
+	assert_string_equal(l.items[0].digest, "d-api-1");
+	assert_int_equal(l.items[0].key_version, 1);
+	int64_t db_first = find(&l, "DB_URL")->created_at;
+	assert_true(db_first > 0);
+	assert_int_equal(find(&l, "DB_URL")->updated_at, db_first);
+	store_secret_list_release(&l);
+	assert_int_equal(store_secrets_stats(s, app.id, 0, &count, &bytes), COFFER_OK);
+	assert_int_equal(count, 3);
+	assert_int_equal(bytes, strlen("ct-db-1") + strlen("ct-api-1") + sizeof(bin));
+
+	/* update one name: the others keep their value rows */
+	usleep(5000);
+	struct store_secret_change c2[] = { set("DB_URL", "ct-db-2", "d-db-2") };
+	assert_int_equal(store_secrets_put(s, app.id, c2, 1, "bob", "staged", NULL, &v2), COFFER_OK);
+	assert_int_equal(v2, 2);
+	assert_int_equal(store_secrets_get(s, app.id, v2, &l), COFFER_OK);
+	assert_int_equal(l.n, 3);
+	assert_value(&l, "DB_URL", "ct-db-2");
+	assert_value(&l, "API_KEY", "ct-api-1");
+	assert_string_equal(find(&l, "DB_URL")->digest, "d-db-2");
+	assert_int_equal(find(&l, "DB_URL")->created_at, db_first);
+	assert_true(find(&l, "DB_URL")->updated_at > db_first);
+	store_secret_list_release(&l);
+	/* 3 values for v1 and one new one; the mapping was copied, not the ciphertexts */
+	assert_int_equal(raw("SELECT count(*) FROM secret_values"), 4);
+
+	/* delete a name */
+	struct store_secret_change c3[] = { unset("API_KEY") };
+	assert_int_equal(store_secrets_put(s, app.id, c3, 1, "bob", "staged", NULL, &v3), COFFER_OK);
+	assert_int_equal(store_secrets_get(s, app.id, 0, &l), COFFER_OK);
+	assert_int_equal(l.version, v3);
+	assert_int_equal(l.n, 2);
+	assert_null(find(&l, "API_KEY"));
+	store_secret_list_release(&l);
+
+	/* delete a name that is not there: fine, a new version with the same names */
+	struct store_secret_change c4[] = { unset("NEVER_SET") };
+	assert_int_equal(store_secrets_put(s, app.id, c4, 1, "carol", "deployed", NULL, &v4), COFFER_OK);
+	assert_int_equal(v4, 4);
+	assert_int_equal(store_secrets_get(s, app.id, 0, &l), COFFER_OK);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.status, "deployed");
+	store_secret_list_release(&l);
+
+	/* history in order; old versions unchanged */
+	assert_int_equal(store_secrets_history(s, app.id, &h), COFFER_OK);
+	assert_int_equal(h.n, 4);
+	for (size_t i = 0; i < h.n; i++)
+		assert_int_equal(h.items[i].version, i + 1);
+	assert_string_equal(h.items[0].actor, "alice");
+	assert_string_equal(h.items[1].actor, "bob");
+	assert_string_equal(h.items[3].actor, "carol");
+	assert_string_equal(h.items[3].status, "deployed");
+	store_secret_version_list_release(&h);
+	assert_int_equal(store_secrets_get(s, app.id, v1, &l), COFFER_OK);
+	assert_int_equal(l.n, 3);
+	assert_value(&l, "DB_URL", "ct-db-1");
+	assert_value(&l, "API_KEY", "ct-api-1");
+	store_secret_list_release(&l);
+
+	struct store_app got;
+	assert_int_equal(store_app_get(s, app.id, &got), COFFER_OK);
+	assert_int_equal(got.secrets_head, 4);
+	assert_int_equal(store_secrets_get(s, app.id, 99, &l), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_secrets_get(s, "000000000000000000000000", 0, &l), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_secrets_history(s, "000000000000000000000000", &h), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_secrets_put(s, "000000000000000000000000", c2, 1, "x", "staged", NULL, &v4),
+			 COFFER_ERR_NOT_FOUND);
+
+	/* a later change to the same name wins */
+	struct store_secret_change c5[] = { set("X", "first", "d1"), set("X", "second", "d2"), unset("DB_URL"),
+					    set("DB_URL", "ct-db-3", "d-db-3") };
+	assert_int_equal(store_secrets_put(s, app.id, c5, 4, "dave", "staged", NULL, &v4), COFFER_OK);
+	assert_int_equal(store_secrets_get(s, app.id, v4, &l), COFFER_OK);
+	assert_value(&l, "X", "second");
+	assert_value(&l, "DB_URL", "ct-db-3");
+	store_secret_list_release(&l);
+}
+
+static void test_secrets_all_or_nothing(void **state)
+{
+	struct store *s = *state;
+	struct store_org org;
+	struct store_app app, got;
+	struct store_secret_list l = { 0 };
+	struct store_secret_version_list h = { 0 };
+	uint64_t v;
+
+	make_app(s, "acme", "web", &org, &app);
+	struct store_secret_change c1[] = { set("A", "ct-a", "d-a") };
+	assert_int_equal(store_secrets_put(s, app.id, c1, 1, "alice", "staged", NULL, &v), COFFER_OK);
+	long long values = raw("SELECT count(*) FROM secret_values");
+	long long entries = raw("SELECT count(*) FROM secret_entries");
+
+	/* the last element breaks a constraint of the schema (an empty name): nothing of the others stays */
+	uint64_t untouched = 12345;
+	struct store_secret_change bad[] = { set("B", "ct-b", "d-b"), unset("A"), set("", "ct-x", "d-x") };
+	assert_int_equal(store_secrets_put(s, app.id, bad, 3, "mallory", "staged", NULL, &untouched),
+			 COFFER_ERR_INVALID);
+	assert_int_equal(untouched, 12345);
+	assert_int_equal(store_app_get(s, app.id, &got), COFFER_OK);
+	assert_int_equal(got.secrets_head, 1);
+	assert_int_equal(store_secrets_history(s, app.id, &h), COFFER_OK);
+	assert_int_equal(h.n, 1);
+	store_secret_version_list_release(&h);
+	assert_int_equal(raw("SELECT count(*) FROM secret_values"), values);
+	assert_int_equal(raw("SELECT count(*) FROM secret_entries"), entries);
+	assert_int_equal(store_secrets_get(s, app.id, 0, &l), COFFER_OK);
+	assert_int_equal(l.n, 1);
+	assert_value(&l, "A", "ct-a");
+	store_secret_list_release(&l);
+
+	/* limits are checked on the new version inside the transaction */
+	struct store_secret_limits lim = { .max_count = 2 };
+	struct store_secret_change two[] = { set("B", "ct-b", "d-b"), set("C", "ct-c", "d-c") };
+	assert_int_equal(store_secrets_put(s, app.id, two, 2, "alice", "staged", &lim, &v), COFFER_ERR_TOO_LARGE);
+	assert_int_equal(store_secrets_put(s, app.id, two, 1, "alice", "staged", &lim, &v), COFFER_OK);
+	assert_int_equal(v, 2);
+	/* "ct-a" + "ct-b" = 8 bytes, less 3 bytes of overhead each = 2 */
+	lim = (struct store_secret_limits){ .max_bytes = 3, .per_value_overhead = 3 };
+	assert_int_equal(store_secrets_put(s, app.id, c1, 1, "alice", "staged", &lim, &v), COFFER_OK);
+	struct store_secret_change grow[] = { set("A", "ct-aa", "d-aa"), set("B", "ct-bb", "d-bb") };
+	assert_int_equal(store_secrets_put(s, app.id, grow, 2, "alice", "staged", &lim, &v), COFFER_ERR_TOO_LARGE);
+	assert_int_equal(store_app_get(s, app.id, &got), COFFER_OK);
+	assert_int_equal(got.secrets_head, 3);
+
+	/* inputs refused before anything starts */
+	assert_int_equal(store_secrets_put(s, app.id, c1, 0, "alice", "staged", NULL, &v), COFFER_ERR_INVALID);
+	struct store_secret_change nodigest[] = { { .name = "A", .ciphertext = (const unsigned char *)"x",
+						    .ciphertext_len = 1 } };
+	assert_int_equal(store_secrets_put(s, app.id, nodigest, 1, "alice", "staged", NULL, &v), COFFER_ERR_INVALID);
+	char longname[STORE_NAME_SIZE + 1];
+	memset(longname, 'N', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	struct store_secret_change toolong[] = { set(longname, "ct", "d") };
+	assert_int_equal(store_secrets_put(s, app.id, toolong, 1, "alice", "staged", NULL, &v), COFFER_ERR_TOO_LARGE);
+	assert_int_equal(store_app_get(s, app.id, &got), COFFER_OK);
+	assert_int_equal(got.secrets_head, 3);
+}
+
+static void test_secrets_head_and_status(void **state)
+{
+	struct store *s = *state;
+	struct store_org org;
+	struct store_app app, got;
+	struct store_secret_list l = { 0 };
+	struct store_secret_version_list h = { 0 };
+	uint64_t v;
+
+	make_app(s, "acme", "web", &org, &app);
+	struct store_secret_change c1[] = { set("A", "ct-a1", "d") };
+	struct store_secret_change c2[] = { set("B", "ct-b2", "d") };
+	struct store_secret_change c3[] = { set("C", "ct-c3", "d") };
+	assert_int_equal(store_secrets_put(s, app.id, c1, 1, "u", "deployed", NULL, &v), COFFER_OK);
+	assert_int_equal(store_secrets_put(s, app.id, c2, 1, "u", "pending", NULL, &v), COFFER_OK);
+	assert_int_equal(v, 2);
+
+	/* a failed release: the version is marked and the head goes back */
+	assert_int_equal(store_secrets_set_status(s, app.id, 2, "failed"), COFFER_OK);
+	assert_int_equal(store_secrets_set_head(s, app.id, 1), COFFER_OK);
+	assert_int_equal(store_app_get(s, app.id, &got), COFFER_OK);
+	assert_int_equal(got.secrets_head, 1);
+
+	/* the next version is numbered after the highest and built on the head */
+	assert_int_equal(store_secrets_put(s, app.id, c3, 1, "u", "staged", NULL, &v), COFFER_OK);
+	assert_int_equal(v, 3);
+	assert_int_equal(store_secrets_get(s, app.id, 0, &l), COFFER_OK);
+	assert_int_equal(l.version, 3);
+	assert_int_equal(l.n, 2);
+	assert_value(&l, "A", "ct-a1");
+	assert_value(&l, "C", "ct-c3");
+	assert_null(find(&l, "B"));
+	store_secret_list_release(&l);
+	assert_int_equal(store_secrets_history(s, app.id, &h), COFFER_OK);
+	assert_int_equal(h.n, 3);
+	assert_string_equal(h.items[1].status, "failed");
+	assert_string_equal(h.items[2].status, "staged");
+	store_secret_version_list_release(&h);
+
+	assert_int_equal(store_secrets_set_head(s, app.id, 9), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_secrets_set_status(s, app.id, 9, "failed"), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_secrets_set_head(s, "000000000000000000000000", 1), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_app_get(s, app.id, &got), COFFER_OK);
+	assert_int_equal(got.secrets_head, 3);
+	/* head 0: no secrets */
+	assert_int_equal(store_secrets_set_head(s, app.id, 0), COFFER_OK);
+	assert_int_equal(store_secrets_get(s, app.id, 0, &l), COFFER_OK);
+	assert_int_equal(l.version, 0);
+	assert_int_equal(l.n, 0);
+	store_secret_list_release(&l);
+}
+
+/* ---- concurrency: 20 writers on one app ---- */
+
+struct writer {
+	int id;
+	const char *app_id;
+	enum coffer_err rc;
+	int step;
+	uint64_t versions[CONC_CHANGES];
+};
+
+static void *writer_thread(void *arg)
+{
+	struct writer *w = arg;
+	struct store *s = NULL;
+	char name[64], ct[64];
+	w->rc = store_open(db.url, &s);
+	for (w->step = 0; w->rc == COFFER_OK && w->step < CONC_CHANGES; w->step++) {
+		snprintf(name, sizeof(name), "T%02d_%02d", w->id, w->step);
+		snprintf(ct, sizeof(ct), "ct-%02d-%02d", w->id, w->step);
+		struct store_secret_change c = set(name, ct, "digest");
+		w->rc = store_secrets_put(s, w->app_id, &c, 1, "writer", "staged", NULL, &w->versions[w->step]);
+	}
+	store_close(s);
+	return NULL;
+}
+
+static void test_concurrent_writers(void **state)
+{
+	struct store *s = *state;
+	struct store_org org;
+	struct store_app app, got;
+	struct store_secret_list l = { 0 };
+	static struct writer w[CONC_THREADS];
+	static unsigned char seen[CONC_TOTAL + 1];
+	pthread_t t[CONC_THREADS];
+	uint64_t count, bytes;
+	char name[64], ct[64];
+
+	make_app(s, "acme", "web", &org, &app);
+	memset(seen, 0, sizeof(seen));
+	for (int i = 0; i < CONC_THREADS; i++) {
+		w[i] = (struct writer){ .id = i, .app_id = app.id };
+		assert_int_equal(pthread_create(&t[i], NULL, writer_thread, &w[i]), 0);
+	}
+	for (int i = 0; i < CONC_THREADS; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; i < CONC_THREADS; i++) {
+		if (w[i].rc != COFFER_OK)
+			fail_msg("writer %d failed at change %d: %s", i, w[i].step, coffer_err_name(w[i].rc));
+		for (int j = 0; j < CONC_CHANGES; j++) {
+			uint64_t v = w[i].versions[j];
+			assert_true(v >= 1 && v <= CONC_TOTAL);
+			assert_int_equal(seen[v], 0); /* no version handed out twice */
+			seen[v] = 1;
+			if (j)
+				assert_true(v > w[i].versions[j - 1]);
+		}
+	}
+	/* exactly 1,000 versions; the head is the last */
+	assert_int_equal(raw("SELECT count(*) FROM secret_versions"), CONC_TOTAL);
+	assert_int_equal(store_app_get(s, app.id, &got), COFFER_OK);
+	assert_int_equal(got.secrets_head, CONC_TOTAL);
+	/* no lost update: version v holds exactly v names */
+	for (uint64_t v = 1; v <= CONC_TOTAL; v++) {
+		assert_int_equal(store_secrets_stats(s, app.id, v, &count, &bytes), COFFER_OK);
+		assert_int_equal(count, v);
+	}
+	assert_int_equal(store_secrets_get(s, app.id, 0, &l), COFFER_OK);
+	assert_int_equal(l.version, CONC_TOTAL);
+	assert_int_equal(l.n, CONC_TOTAL);
+	for (int i = 0; i < CONC_THREADS; i++)
+		for (int j = 0; j < CONC_CHANGES; j++) {
+			snprintf(name, sizeof(name), "T%02d_%02d", i, j);
+			snprintf(ct, sizeof(ct), "ct-%02d-%02d", i, j);
+			assert_value(&l, name, ct);
+		}
+	store_secret_list_release(&l);
+	/* an early version is still readable as it was */
+	uint64_t first = w[0].versions[0];
+	assert_int_equal(store_secrets_get(s, app.id, first, &l), COFFER_OK);
+	assert_int_equal(l.n, first);
+	assert_value(&l, "T00_00", "ct-00-00");
+	store_secret_list_release(&l);
+}
+
+/* ---- audit ---- */
+
+static void append_events(struct store *s, int n)
+{
+	static const char *apps[] = { "web", "api" };
+	char action[32], rid[32];
+	for (int i = 1; i <= n; i++) {
+		uint64_t seq = 0;
+		snprintf(action, sizeof(action), "secrets.set.%d", i);
+		snprintf(rid, sizeof(rid), "req-%d", i);
+		struct store_audit_event ev = { .org_id = "org1", .actor = "alice", .action = action,
+						.app = apps[i % 2], .detail = "{\"names\":[\"A\"]}",
+						.outcome = "ok", .request_id = rid };
+		assert_int_equal(store_audit_append(s, &ev, &seq), COFFER_OK);
+		assert_int_equal(seq, (uint64_t)i);
+	}
+}
+
+static void test_audit_chain(void **state)
+{
+	struct store *s = *state;
+	struct store_audit_list l = { 0 };
+	struct store_audit_filter f = { 0 };
+	unsigned char zero[STORE_HASH_LEN] = { 0 }, h[STORE_HASH_LEN], head[STORE_HASH_LEN];
+	uint64_t broken = 0, head_seq = 99;
+
+	assert_int_equal(store_audit_verify(s, &broken), COFFER_OK);
+	assert_int_equal(store_audit_head(s, &head_seq, head), COFFER_OK);
+	assert_int_equal(head_seq, 0);
+	assert_memory_equal(head, zero, sizeof(zero));
+	append_events(s, 6);
+	/* NULL fields are stored as "" */
+	struct store_audit_event bare = { .ts = 1234, .action = "bare" };
+	uint64_t seq;
+	assert_int_equal(store_audit_append(s, &bare, &seq), COFFER_OK);
+	assert_int_equal(seq, 7);
+
+	assert_int_equal(store_audit_list(s, &f, &l), COFFER_OK);
+	assert_int_equal(l.n, 7);
+	assert_memory_equal(l.items[0].prev_hash, zero, sizeof(zero));
+	/* the chain is the documented one */
+	assert_int_equal(store_audit_hash(1, &l.items[0].ev, zero, h), COFFER_OK);
+	assert_memory_equal(l.items[0].hash, h, sizeof(h));
+	for (size_t i = 1; i < l.n; i++) {
+		assert_int_equal(l.items[i].seq, i + 1);
+		assert_memory_equal(l.items[i].prev_hash, l.items[i - 1].hash, STORE_HASH_LEN);
+	}
+	assert_string_equal(l.items[2].ev.action, "secrets.set.3");
+	assert_string_equal(l.items[2].ev.request_id, "req-3");
+	assert_string_equal(l.items[2].ev.detail, "{\"names\":[\"A\"]}");
+	assert_true(l.items[2].ev.ts > 0);
+	assert_string_equal(l.items[6].ev.org_id, "");
+	assert_int_equal(l.items[6].ev.ts, 1234);
+	assert_int_equal(store_audit_head(s, &head_seq, head), COFFER_OK);
+	assert_int_equal(head_seq, 7);
+	assert_memory_equal(head, l.items[6].hash, STORE_HASH_LEN);
+	/* a changed field changes the hash; so does a changed seq or prev */
+	struct store_audit_event changed = l.items[0].ev;
+	changed.actor = "mallory";
+	assert_int_equal(store_audit_hash(1, &changed, zero, h), COFFER_OK);
+	assert_memory_not_equal(l.items[0].hash, h, sizeof(h));
+	assert_int_equal(store_audit_hash(2, &l.items[0].ev, zero, h), COFFER_OK);
+	assert_memory_not_equal(l.items[0].hash, h, sizeof(h));
+	/* field boundaries are unambiguous: ("ab","c") differs from ("a","bc") */
+	struct store_audit_event x = { .ts = 1, .actor = "ab", .action = "c" };
+	struct store_audit_event y = { .ts = 1, .actor = "a", .action = "bc" };
+	unsigned char hx[STORE_HASH_LEN], hy[STORE_HASH_LEN];
+	assert_int_equal(store_audit_hash(1, &x, zero, hx), COFFER_OK);
+	assert_int_equal(store_audit_hash(1, &y, zero, hy), COFFER_OK);
+	assert_memory_not_equal(hx, hy, sizeof(hx));
+	store_audit_list_release(&l);
+
+	/* filters: app, after, limit, org */
+	f.app = "web";
+	assert_int_equal(store_audit_list(s, &f, &l), COFFER_OK);
+	assert_int_equal(l.n, 3);
+	for (size_t i = 0; i < l.n; i++)
+		assert_string_equal(l.items[i].ev.app, "web");
+	store_audit_list_release(&l);
+	f = (struct store_audit_filter){ .after_seq = 2, .limit = 3 };
+	assert_int_equal(store_audit_list(s, &f, &l), COFFER_OK);
+	assert_int_equal(l.n, 3);
+	assert_int_equal(l.items[0].seq, 3);
+	assert_int_equal(l.items[2].seq, 5);
+	store_audit_list_release(&l);
+	f = (struct store_audit_filter){ .org_id = "org1" };
+	assert_int_equal(store_audit_list(s, &f, &l), COFFER_OK);
+	assert_int_equal(l.n, 6);
+	store_audit_list_release(&l);
+
+	assert_int_equal(store_audit_verify(s, &broken), COFFER_OK);
+
+	/* an attacker with write access changes what event 3 says */
+	assert_int_equal(raw("UPDATE audit_events SET action = 'secrets.get' WHERE seq = 3"), 1);
+	assert_int_equal(store_audit_verify(s, &broken), COFFER_ERR_CRYPTO);
+	assert_int_equal(broken, 3);
+}
+
+static void test_audit_delete_detected(void **state)
+{
+	struct store *s = *state;
+	uint64_t broken = 0;
+	append_events(s, 5);
+	assert_int_equal(store_audit_verify(s, &broken), COFFER_OK);
+	assert_int_equal(raw("DELETE FROM audit_events WHERE seq = 3"), 1);
+	assert_int_equal(store_audit_verify(s, &broken), COFFER_ERR_CRYPTO);
+	assert_int_equal(broken, 3);
+	/* the first event gone */
+	assert_int_equal(raw("DELETE FROM audit_events WHERE seq = 1"), 1);
+	assert_int_equal(store_audit_verify(s, &broken), COFFER_ERR_CRYPTO);
+	assert_int_equal(broken, 1);
+}
+
+static void test_audit_rehash_detected(void **state)
+{
+	struct store *s = *state;
+	struct store_audit_list l = { 0 };
+	struct store_audit_filter f = { 0 };
+	unsigned char h[STORE_HASH_LEN];
+	char hex[STORE_HASH_LEN * 2 + 1], sql[SQL_SIZE];
+	uint64_t broken = 0;
+
+	append_events(s, 4);
+	assert_int_equal(store_audit_list(s, &f, &l), COFFER_OK);
+	/* event 2 rewritten with a hash that matches its new fields: event 3's link breaks */
+	struct store_audit_event forged = l.items[1].ev;
+	forged.actor = "mallory";
+	assert_int_equal(store_audit_hash(2, &forged, l.items[1].prev_hash, h), COFFER_OK);
+	store_audit_list_release(&l);
+	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+	if (use_pg)
+		snprintf(sql, sizeof(sql),
+			 "UPDATE audit_events SET actor = 'mallory', hash = '\\x%s'::bytea WHERE seq = 2", hex);
+	else
+		snprintf(sql, sizeof(sql), "UPDATE audit_events SET actor = 'mallory', hash = X'%s' WHERE seq = 2", hex);
+	assert_int_equal(raw(sql), 1);
+	assert_int_equal(store_audit_verify(s, &broken), COFFER_ERR_CRYPTO);
+	assert_int_equal(broken, 3);
+}
+
+struct appender {
+	int id;
+	enum coffer_err rc;
+};
+
+static void *appender_thread(void *arg)
+{
+	struct appender *a = arg;
+	struct store *s = NULL;
+	char rid[32];
+	a->rc = store_open(db.url, &s);
+	for (int i = 0; a->rc == COFFER_OK && i < AUDIT_PER_THREAD; i++) {
+		snprintf(rid, sizeof(rid), "%d-%d", a->id, i);
+		struct store_audit_event ev = { .actor = "t", .action = "x", .request_id = rid };
+		a->rc = store_audit_append(s, &ev, NULL);
+	}
+	store_close(s);
+	return NULL;
+}
+
+static void test_audit_concurrent(void **state)
+{
+	struct store *s = *state;
+	struct appender a[AUDIT_THREADS];
+	pthread_t t[AUDIT_THREADS];
+	uint64_t broken = 0, seq;
+	unsigned char head[STORE_HASH_LEN];
+	for (int i = 0; i < AUDIT_THREADS; i++) {
+		a[i] = (struct appender){ .id = i };
+		assert_int_equal(pthread_create(&t[i], NULL, appender_thread, &a[i]), 0);
+	}
+	for (int i = 0; i < AUDIT_THREADS; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(a[i].rc, COFFER_OK);
+	}
+	assert_int_equal(raw("SELECT count(*) FROM audit_events"), AUDIT_THREADS * AUDIT_PER_THREAD);
+	assert_int_equal(store_audit_head(s, &seq, head), COFFER_OK);
+	assert_int_equal(seq, AUDIT_THREADS * AUDIT_PER_THREAD);
+	assert_int_equal(store_audit_verify(s, &broken), COFFER_OK);
+}
+
+int main(int argc, char **argv)
+{
+	const char *ci = getenv("CI");
+	if (argc != 2 || (strcmp(argv[1], "sqlite") != 0 && strcmp(argv[1], "pg") != 0)) {
+		fprintf(stderr, "usage: test_store sqlite|pg\n");
+		return 2;
+	}
+	use_pg = strcmp(argv[1], "pg") == 0;
+	if (use_pg) {
+		pg_base_url = getenv("COFFER_TEST_PG_URL");
+		if (!pg_base_url || !*pg_base_url) {
+			if (ci && *ci) {
+				fprintf(stderr, "store-pg: COFFER_TEST_PG_URL is not set, and CI needs this suite\n");
+				return 1;
+			}
+			printf("store-pg: skipped: COFFER_TEST_PG_URL is not set (no PostgreSQL server)\n");
+			return 77;
+		}
+	}
+	if (sodium_init() < 0)
+		return 1;
+	log_set_level(LOG_ERROR);
+
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_migrations_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schema_newer_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_concurrent, setup_fresh, teardown),
+		cmocka_unit_test_setup_teardown(test_open_bad_urls, setup_fresh, teardown),
+		cmocka_unit_test_setup_teardown(test_sqlite_file_private, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_orgs_tokens, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_apps, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_app_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_secrets_versions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_secrets_all_or_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_secrets_head_and_status, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_chain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_delete_detected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_rehash_detected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_concurrent, setup, teardown),
+	};
+	return cmocka_run_group_tests_name(use_pg ? "store-pg" : "store-sqlite", tests, NULL, NULL);
+}
