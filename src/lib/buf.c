@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "banned.h"
 
 static char empty_string[1];
@@ -15,17 +17,31 @@ void buf_init(struct buf *b, size_t max)
 	b->len = 0;
 	b->cap = 0;
 	b->max = max;
+	b->wipe = 0;
+}
+
+void buf_init_wiping(struct buf *b, size_t max)
+{
+	buf_init(b, max);
+	b->wipe = 1;
 }
 
 void buf_release(struct buf *b)
 {
-	if (b->cap)
+	int wipe = b->wipe;
+	if (b->cap) {
+		if (wipe)
+			sodium_memzero(b->ptr, b->cap);
 		free(b->ptr);
+	}
 	buf_init(b, b->max);
+	b->wipe = wipe;
 }
 
 void buf_reset(struct buf *b)
 {
+	if (b->cap && b->wipe)
+		sodium_memzero(b->ptr, b->len);
 	b->len = 0;
 	if (b->cap)
 		b->ptr[0] = '\0';
@@ -34,9 +50,11 @@ void buf_reset(struct buf *b)
 char *buf_detach(struct buf *b, size_t *len)
 {
 	char *p = b->cap ? b->ptr : calloc(1, 1);
+	int wipe = b->wipe;
 	if (len)
 		*len = b->len;
 	buf_init(b, b->max);
+	b->wipe = wipe;
 	return p;
 }
 
@@ -52,9 +70,22 @@ enum coffer_err buf_grow(struct buf *b, size_t extra)
 		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
 	if (cap > b->max + 1)
 		cap = b->max + 1;
-	char *p = realloc(b->cap ? b->ptr : NULL, cap);
-	if (!p)
-		return COFFER_ERR_NOMEM;
+	char *p;
+	if (b->wipe) {
+		/* realloc could leave a copy behind: copy, then wipe the old block */
+		p = malloc(cap);
+		if (!p)
+			return COFFER_ERR_NOMEM;
+		if (b->cap) {
+			memcpy(p, b->ptr, b->len + 1);
+			sodium_memzero(b->ptr, b->cap);
+			free(b->ptr);
+		}
+	} else {
+		p = realloc(b->cap ? b->ptr : NULL, cap);
+		if (!p)
+			return COFFER_ERR_NOMEM;
+	}
 	if (!b->cap)
 		p[0] = '\0';
 	b->ptr = p;

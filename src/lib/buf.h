@@ -19,11 +19,18 @@ struct buf {
 	size_t len; /* bytes in use, NUL excluded */
 	size_t cap; /* bytes allocated */
 	size_t max; /* the most len may ever be */
+	int wipe;   /* set by buf_init_wiping: old and freed bytes are wiped */
 };
 
 #define BUF_MAX_DEFAULT ((size_t)1 << 20)
 
 void buf_init(struct buf *b, size_t max);
+/*
+ * Like buf_init, for text that carries secrets on their way in or out (a
+ * request body, a JSON document with values): growing copies and wipes
+ * instead of realloc, and reset and release wipe the bytes.
+ */
+void buf_init_wiping(struct buf *b, size_t max);
 /* Frees the bytes; the buf may be buf_init-ed again. */
 void buf_release(struct buf *b);
 /* Keeps the allocation, empties the content. */

@@ -448,7 +448,7 @@ static enum MHD_Result request_begin(struct http_request *req, const char *url, 
 			return refuse(req, COFFER_ERR_NOMEM, NULL);
 	}
 
-	buf_init(&req->body, req->route->max_body);
+	buf_init_wiping(&req->body, req->route->max_body);
 	const char *cl = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	uint64_t declared;
 	if (cl) {

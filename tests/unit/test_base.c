@@ -80,6 +80,30 @@ static void test_buf_limits(void **state)
 	assert_string_equal(small, "ab");
 }
 
+static void test_buf_wiping(void **state)
+{
+	(void)state;
+	struct buf b;
+	buf_init_wiping(&b, 1 << 20);
+	assert_int_equal(buf_adds(&b, "secret-bytes"), COFFER_OK);
+	char *old = b.ptr;
+	/* growing keeps the content and the mode */
+	for (int i = 0; i < 200; i++)
+		assert_int_equal(buf_adds(&b, "0123456789"), COFFER_OK);
+	assert_true(b.wipe);
+	assert_memory_equal(b.ptr, "secret-bytes0123", 16);
+	assert_true(old != b.ptr);
+	char *p = b.ptr;
+	size_t len = b.len;
+	buf_reset(&b);
+	/* reset wipes what was there, not just the first byte */
+	for (size_t i = 0; i < len; i++)
+		assert_int_equal(p[i], 0);
+	assert_true(b.wipe);
+	buf_release(&b);
+	assert_true(b.wipe);
+}
+
 static void test_parse_int(void **state)
 {
 	(void)state;
@@ -324,7 +348,7 @@ int main(void)
 	if (sodium_init() < 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_err_table),	 cmocka_unit_test(test_buf_limits),
+		cmocka_unit_test(test_err_table),	 cmocka_unit_test(test_buf_limits), cmocka_unit_test(test_buf_wiping),
 		cmocka_unit_test(test_parse_int),	 cmocka_unit_test(test_parse_duration),
 		cmocka_unit_test(test_parse_size_hostport), cmocka_unit_test(test_secret),
 		cmocka_unit_test(test_log),		 cmocka_unit_test(test_fs),
