@@ -328,7 +328,9 @@ enum coffer_err jws_verify(const unsigned char pk[JWS_PK_LEN], const char *token
 	rc = jws_verify_sig(pk, token, token_len, &body);
 	if (rc)
 		goto out;
-	if (body.len && body.ptr[0] == '{') {
+	/* JSON may start with whitespace: skip it, or " {...}" would dodge the claims */
+	size_t first = strspn(body.ptr, " \t\r\n");
+	if (first < body.len && body.ptr[first] == '{') {
 		rc = jws_verify_claims(body.ptr, body.len, now, NULL);
 		if (rc)
 			goto out;

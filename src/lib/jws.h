@@ -84,8 +84,9 @@ COFFER_MUST_CHECK enum coffer_err jws_verify_sig(const unsigned char pk[JWS_PK_L
 COFFER_MUST_CHECK enum coffer_err jws_verify_claims(const void *payload, size_t payload_len,
 						    int64_t now, json_t **claims);
 
-/* jws_verify_sig, then, when the payload starts with '{', jws_verify_claims
- * (a payload that starts with '{' must be a JSON object with valid claims). */
+/* jws_verify_sig, then, when the payload starts with '{' (after JSON
+ * whitespace), jws_verify_claims: such a payload must be a JSON object with
+ * valid claims. Tokens that must carry claims call jws_verify_claims too. */
 COFFER_MUST_CHECK enum coffer_err jws_verify(const unsigned char pk[JWS_PK_LEN], const char *token,
 					     size_t token_len, int64_t now, struct buf *payload);
 

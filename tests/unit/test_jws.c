@@ -413,6 +413,9 @@ static void test_expired(void **state)
 	assert_int_equal(verify_claims_payload(k, p), COFFER_ERR_UNAUTH);
 	assert_int_equal(fmt_into(p, sizeof(p), "{\"app\":\"a\",\"exp\":%d}", NOW + 1), COFFER_OK);
 	assert_int_equal(verify_claims_payload(k, p), COFFER_OK);
+	/* JSON whitespace before the object does not dodge the claims */
+	assert_int_equal(fmt_into(p, sizeof(p), " \n{\"exp\":%d}", NOW - 1), COFFER_OK);
+	assert_int_equal(verify_claims_payload(k, p), COFFER_ERR_UNAUTH);
 	/* the raw check does not look at claims */
 	struct buf tok, payload;
 	buf_init(&tok, TOK_MAX), buf_init(&payload, TOK_MAX);
