@@ -269,10 +269,19 @@ static enum coffer_err sq_script(void *conn, const char *text)
 	return rc == SQLITE_OK ? COFFER_OK : sq_error(c->db, rc, -1);
 }
 
-/* Creates the file private to its owner before SQLite opens it (SQLite gives -wal and -shm the same mode). */
+/*
+ * Creates the file private to its owner before SQLite opens it (SQLite gives
+ * -wal and -shm the same mode). O_EXCL matters: closing any descriptor of a
+ * database file drops every POSIX lock this process holds on it, so opening
+ * and closing an existing file while other connections of this process hold
+ * it would silently release their locks (another process could then
+ * checkpoint and delete the WAL under them). An existing file is left alone.
+ */
 static enum coffer_err create_private(const char *path)
 {
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, SQLITE_FILE_MODE);
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, SQLITE_FILE_MODE);
+	if (fd < 0 && errno == EEXIST)
+		return COFFER_OK;
 	if (fd < 0) {
 		log_error("store_open_failed", LF_S("backend", "sqlite"), LF_S("error", strerror(errno)));
 		return COFFER_ERR_IO;
