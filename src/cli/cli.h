@@ -22,5 +22,13 @@ int cli_usage(const char *cmd);
 int cmd_help(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_dev(int argc, char **argv);
+/* user commands: src/cli/cmd_<noun>.c */
+int cmd_apps(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+int cmd_secrets(int argc, char **argv);
+int cmd_tokens(int argc, char **argv);
+/* roles: src/api/api.c and src/keeper/keeper.c */
+int cmd_api(int argc, char **argv);
+int cmd_keeper(int argc, char **argv);
 
 #endif

@@ -1,15 +1,433 @@
 /*
- * cmd_dev.c — `coffer dev`: every role on one machine, on SQLite.
+ * cmd_dev.c — `coffer dev`: every role on this machine, on SQLite, like
+ * `vault server -dev`. It creates the keys on first use, starts the keeper
+ * and the api as child processes of this one (the same binary), waits until
+ * each answers its health check, makes sure an admin token exists, prints
+ * the export lines, writes them to DIR/env and the CLI's config, and then
+ * supervises the roles until interrupted: a role that dies is restarted
+ * (at most ROLE_RESTARTS_MAX times a minute), and SIGINT/SIGTERM stop all.
  */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
+#include <jansson.h>
+#include <sodium.h>
+
+#include "buf.h"
 #include "cli.h"
+#include "client.h"
+#include "fs.h"
+#include "http_client.h"
+#include "log.h"
+#include "secret.h"
 #include "banned.h"
+
+#define DEV_API_ADDR "127.0.0.1:4680"
+#define DEV_KEEPER_ADDR "127.0.0.1:4681"
+#define DEV_ORG "personal"
+#define PATH_SIZE 4096
+#define URL_SIZE 512
+#define READY_TIMEOUT_MS 20000
+#define STOP_TIMEOUT_MS 5000
+#define ROLE_RESTARTS_MAX 5
+#define TOKEN_FILE_MAX 256
+
+struct role {
+	const char *name;
+	char listen[URL_SIZE]; /* host:port; after the first start, the port it got */
+	char ready[PATH_SIZE];
+	char url[URL_SIZE];
+	pid_t pid;
+	int restarts;
+	time_t window_start;
+};
+
+struct dev {
+	char dir[PATH_SIZE];
+	char store_url[PATH_SIZE + 16];
+	char self[PATH_SIZE];
+	struct role keeper, api;
+};
+
+static int path_in(char *out, const char *dir, const char *name)
+{
+	return fmt_into(out, PATH_SIZE, "%s/%s", dir, name) ? -1 : 0;
+}
+
+static int default_state_dir(char *out)
+{
+	const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+	if (xdg && *xdg)
+		return fmt_into(out, PATH_SIZE, "%s/coffer", xdg) ? -1 : 0;
+	if (home && *home)
+		return fmt_into(out, PATH_SIZE, "%s/.local/state/coffer", home) ? -1 : 0;
+	return -1;
+}
+
+static pid_t spawn(const struct dev *d, char *const argv[])
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execv(d->self, argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Runs `coffer ARGS...` to its end; its stdout goes to out (if not NULL). */
+static int run_capture(const struct dev *d, char *const argv[], struct buf *out)
+{
+	int fds[2];
+	if (pipe(fds))
+		return -1;
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		close(fds[0]);
+		close(fds[1]);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execv(d->self, argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	char chunk[512];
+	ssize_t n;
+	while ((n = read(fds[0], chunk, sizeof(chunk))) > 0 || (n < 0 && errno == EINTR))
+		if (n > 0 && out && buf_add(out, chunk, (size_t)n))
+			break;
+	sodium_memzero(chunk, sizeof(chunk));
+	close(fds[0]);
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+static enum coffer_err health_ok(const char *url)
+{
+	struct http_client *c = NULL;
+	enum coffer_err rc = http_client_new(url, 2000, &c);
+	if (rc)
+		return rc;
+	int status = 0;
+	struct buf body;
+	buf_init(&body, 4096);
+	rc = http_client_request(c, "GET", "/v1/health", NULL, 0, body.max, &status, &body);
+	if (!rc && (status != 200 || !strstr(body.ptr, "\"ok\"")))
+		rc = COFFER_ERR_UNAVAILABLE;
+	buf_release(&body);
+	http_client_free(c);
+	return rc;
+}
+
+/* Starts a role and waits for its ready file and its health check. */
+static enum coffer_err role_start(struct dev *d, struct role *r)
+{
+	char state[PATH_SIZE], keeper_pub[PATH_SIZE], keeper_cred[PATH_SIZE];
+	if (path_in(state, d->dir, r->name) || path_in(keeper_pub, d->dir, "keeper/keeper.pub") ||
+	    path_in(keeper_cred, d->dir, "keeper/api.credential"))
+		return COFFER_ERR_TOO_LARGE;
+	unlink(r->ready);
+	if (strcmp(r->name, "keeper") == 0) {
+		char *argv[] = { "coffer", "keeper", "--state-dir", state, "--store", d->store_url, "--listen",
+				 r->listen, "--ready-file", r->ready, NULL };
+		r->pid = spawn(d, argv);
+	} else {
+		char *argv[] = { "coffer", "api", "--state-dir", state, "--store", d->store_url,
+				 "--listen", r->listen, "--keeper", d->keeper.url, "--keeper-pub",
+				 keeper_pub, "--keeper-credential", keeper_cred, "--ready-file", r->ready, NULL };
+		r->pid = spawn(d, argv);
+	}
+	if (r->pid < 0)
+		return COFFER_ERR_IO;
+	struct buf url;
+	buf_init(&url, URL_SIZE - 1);
+	enum coffer_err rc = COFFER_ERR_UNAVAILABLE;
+	for (int waited = 0; waited < READY_TIMEOUT_MS; waited += 100) {
+		int status;
+		if (waitpid(r->pid, &status, WNOHANG) == r->pid) {
+			r->pid = 0;
+			fprintf(stderr, "coffer dev: %s exited while starting\n", r->name);
+			break;
+		}
+		if (!url.len && fs_read_file(r->ready, &url) == COFFER_OK && url.len) {
+			while (url.len && (url.ptr[url.len - 1] == '\n'))
+				url.ptr[--url.len] = '\0';
+			if (str_copy(r->url, sizeof(r->url), url.ptr))
+				break;
+			/* keep the port it got, so a restart comes back at the same address */
+			const char *hp = strstr(r->url, "://");
+			if (hp && str_copy(r->listen, sizeof(r->listen), hp + 3))
+				break;
+		}
+		if (url.len && health_ok(r->url) == COFFER_OK) {
+			rc = COFFER_OK;
+			break;
+		}
+		sleep_ms(100);
+	}
+	buf_release(&url);
+	if (!rc)
+		fprintf(stderr, "coffer dev: %s ready at %s (pid %d)\n", r->name, r->url, (int)r->pid);
+	return rc;
+}
+
+static void role_stop(struct role *r, int sig)
+{
+	if (r->pid > 0)
+		kill(r->pid, sig);
+}
+
+static void stop_all(struct dev *d)
+{
+	struct role *roles[] = { &d->api, &d->keeper };
+	for (size_t i = 0; i < 2; i++)
+		role_stop(roles[i], SIGTERM);
+	for (int waited = 0; waited < STOP_TIMEOUT_MS; waited += 50) {
+		int alive = 0;
+		for (size_t i = 0; i < 2; i++) {
+			if (roles[i]->pid > 0 && waitpid(roles[i]->pid, NULL, WNOHANG) == roles[i]->pid)
+				roles[i]->pid = 0;
+			alive += roles[i]->pid > 0;
+		}
+		if (!alive)
+			return;
+		sleep_ms(50);
+	}
+	for (size_t i = 0; i < 2; i++) {
+		role_stop(roles[i], SIGKILL);
+		if (roles[i]->pid > 0)
+			waitpid(roles[i]->pid, NULL, 0);
+		roles[i]->pid = 0;
+	}
+}
+
+/*
+ * The admin token of the dev org: made by `coffer api bootstrap` the first
+ * time and kept in DIR/admin.token (0600), which later runs read back.
+ */
+static enum coffer_err admin_token(struct dev *d, struct secret **token)
+{
+	char path[PATH_SIZE];
+	if (path_in(path, d->dir, "admin.token"))
+		return COFFER_ERR_TOO_LARGE;
+	struct secret *t = NULL;
+	enum coffer_err rc = fs_read_private(path, TOKEN_FILE_MAX, &t);
+	if (rc == COFFER_ERR_NOT_FOUND) {
+		struct buf out;
+		buf_init_wiping(&out, TOKEN_FILE_MAX);
+		char *argv[] = { "coffer", "api", "bootstrap", "--store", d->store_url, "--org", DEV_ORG, NULL };
+		int code = run_capture(d, argv, &out);
+		while (out.len && (out.ptr[out.len - 1] == '\n' || out.ptr[out.len - 1] == '\r'))
+			out.ptr[--out.len] = '\0';
+		if (code != 0 || out.len == 0) {
+			fprintf(stderr, "coffer dev: could not create the admin token (exit %d)%s\n", code,
+				code == coffer_err_exit_code(COFFER_ERR_CONFLICT)
+					? "; the org exists but DIR/admin.token is gone: use a new --state-dir"
+					: "");
+			rc = COFFER_ERR_INTERNAL;
+		} else {
+			rc = fs_write_atomic(path, out.ptr, out.len, 0600, 1);
+			if (!rc)
+				rc = secret_from(out.ptr, out.len, &t);
+		}
+		buf_release(&out);
+	}
+	if (!rc) {
+		/* one line, no trailing newline */
+		size_t n = secret_len(t);
+		while (n && (secret_cbytes(t)[n - 1] == '\n' || secret_cbytes(t)[n - 1] == '\r'))
+			n--;
+		rc = secret_truncate(t, n);
+	}
+	if (rc) {
+		secret_free(t);
+		return rc;
+	}
+	*token = t;
+	return COFFER_OK;
+}
+
+/* The export lines, on stdout and in DIR/env (0600: it holds the token). */
+static enum coffer_err publish(struct dev *d, const struct secret *token)
+{
+	char path[PATH_SIZE];
+	struct buf env;
+	buf_init_wiping(&env, 4096);
+	enum coffer_err rc = path_in(path, d->dir, "env") ? COFFER_ERR_TOO_LARGE : COFFER_OK;
+	if (!rc)
+		rc = buf_addf(&env, "export COFFER_API_URL=%s\nexport COFFER_TOKEN=", d->api.url);
+	if (!rc)
+		rc = buf_add(&env, secret_cbytes(token), secret_len(token));
+	if (!rc)
+		rc = buf_adds(&env, "\n");
+	if (!rc)
+		rc = fs_write_atomic(path, env.ptr, env.len, 0600, 0);
+	if (!rc)
+		rc = cli_config_write(d->api.url, token);
+	if (!rc) {
+		fwrite(env.ptr, 1, env.len, stdout);
+		fflush(stdout);
+		fprintf(stderr,
+			"coffer dev: ready. The lines above are in %s and the CLI's config; try:\n"
+			"  coffer apps create web\n  coffer secrets set -a web DATABASE_URL=postgres://...\n"
+			"  coffer secrets list -a web\n"
+			"coffer dev: the agent (machines, releases) is not built yet. Ctrl-C stops everything.\n",
+			path);
+	}
+	buf_release(&env);
+	return rc;
+}
+
+/* Restarts a role that died, unless it keeps dying. */
+static enum coffer_err reap(struct dev *d, pid_t pid, int status)
+{
+	struct role *roles[] = { &d->keeper, &d->api };
+	for (size_t i = 0; i < 2; i++) {
+		struct role *r = roles[i];
+		if (r->pid != pid)
+			continue;
+		r->pid = 0;
+		if (WIFSIGNALED(status))
+			fprintf(stderr, "coffer dev: %s died of signal %d\n", r->name, WTERMSIG(status));
+		else
+			fprintf(stderr, "coffer dev: %s exited with status %d\n", r->name, WEXITSTATUS(status));
+		time_t now = time(NULL);
+		if (now - r->window_start > 60) {
+			r->window_start = now;
+			r->restarts = 0;
+		}
+		if (++r->restarts > ROLE_RESTARTS_MAX) {
+			fprintf(stderr, "coffer dev: %s keeps failing; stopping\n", r->name);
+			return COFFER_ERR_UNAVAILABLE;
+		}
+		sleep_ms(200L * r->restarts);
+		return role_start(d, r);
+	}
+	return COFFER_OK;
+}
 
 int cmd_dev(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "coffer dev: not yet available\n");
-	return 1;
+	static const struct option opts[] = { { "state-dir", required_argument, NULL, 'd' },
+					      { "api-addr", required_argument, NULL, 'a' },
+					      { "keeper-addr", required_argument, NULL, 'k' },
+					      { "help", no_argument, NULL, 'h' },
+					      { NULL, 0, NULL, 0 } };
+	struct dev d;
+	memset(&d, 0, sizeof(d));
+	d.keeper.name = "keeper";
+	d.api.name = "api";
+	const char *api_addr = DEV_API_ADDR, *keeper_addr = DEV_KEEPER_ADDR, *dir = NULL;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd': dir = optarg; break;
+		case 'a': api_addr = optarg; break;
+		case 'k': keeper_addr = optarg; break;
+		case 'h': printf("usage: coffer dev [--state-dir DIR] [--api-addr HOST:PORT] [--keeper-addr HOST:PORT]\n"); return 0;
+		default: return cli_usage("dev");
+		}
+	}
+	if (optind != argc)
+		return cli_usage("dev");
+	if (dir ? str_copy(d.dir, sizeof(d.dir), dir) != COFFER_OK : default_state_dir(d.dir) != 0)
+		return cli_fail(COFFER_ERR_USAGE, "no state folder: give --state-dir DIR");
+	if (str_copy(d.api.listen, sizeof(d.api.listen), api_addr) ||
+	    str_copy(d.keeper.listen, sizeof(d.keeper.listen), keeper_addr))
+		return cli_fail(COFFER_ERR_USAGE, "address too long");
+	ssize_t n = readlink("/proc/self/exe", d.self, sizeof(d.self) - 1);
+	if (n <= 0)
+		return cli_fail(COFFER_ERR_IO, "cannot find the coffer binary");
+	d.self[n] = '\0';
+
+	char keeper_dir[PATH_SIZE], key_path[PATH_SIZE], run_dir[PATH_SIZE];
+	if (path_in(keeper_dir, d.dir, "keeper") || path_in(key_path, d.dir, "keeper/keeper.key") ||
+	    path_in(run_dir, d.dir, "run") || path_in(d.keeper.ready, run_dir, "keeper.ready") ||
+	    path_in(d.api.ready, run_dir, "api.ready") ||
+	    fmt_into(d.store_url, sizeof(d.store_url), "sqlite:%s/coffer.db", d.dir))
+		return cli_fail(COFFER_ERR_USAGE, "state folder path too long");
+	if (fs_mkdir_p(d.dir, 0700) || fs_mkdir_p(run_dir, 0700))
+		return cli_fail(COFFER_ERR_IO, "cannot create the state folder '%s'", d.dir);
+
+	/* SIGCHLD, SIGINT and SIGTERM are taken with sigtimedwait below (and a
+	 * shell that started us in the background may have ignored SIGINT). */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+
+	if (access(key_path, F_OK) != 0) {
+		char *init[] = { "coffer", "keeper", "init", "--state-dir", keeper_dir, NULL };
+		if (run_capture(&d, init, NULL) != 0)
+			return cli_fail(COFFER_ERR_INTERNAL, "'coffer keeper init' failed");
+	}
+	fprintf(stderr, "coffer dev: state in %s, store %s\n", d.dir, d.store_url);
+
+	int exit_code = 0;
+	struct secret *token = NULL;
+	enum coffer_err rc = role_start(&d, &d.keeper);
+	if (!rc)
+		rc = role_start(&d, &d.api);
+	if (!rc)
+		rc = admin_token(&d, &token);
+	if (!rc)
+		rc = publish(&d, token);
+	secret_free(token);
+	if (rc) {
+		exit_code = cli_fail(rc, "coffer dev could not start: %s", coffer_strerror(rc));
+		goto out;
+	}
+	for (;;) {
+		siginfo_t si;
+		struct timespec tick = { 1, 0 };
+		int sig = sigtimedwait(&set, &si, &tick);
+		if (sig == SIGINT || sig == SIGTERM) {
+			fprintf(stderr, "coffer dev: stopping\n");
+			break;
+		}
+		pid_t pid;
+		int status;
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+			rc = reap(&d, pid, status);
+			if (rc) {
+				exit_code = coffer_err_exit_code(rc);
+				goto out;
+			}
+		}
+	}
+out:
+	stop_all(&d);
+	return exit_code;
 }

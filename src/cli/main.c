@@ -13,8 +13,22 @@
 #include "banned.h"
 
 static const struct cli_command commands[] = {
-	{ "dev", cmd_dev, "dev [--state-dir DIR]", "run every role on this machine, on SQLite (for trying coffer)" },
+	{ "api", cmd_api, "api --state-dir DIR --store URL --listen HOST:PORT --keeper URL --keeper-pub FILE --keeper-credential FILE "
+	  "[--ready-file PATH] [--log-level LEVEL] [--store-conns N] | api bootstrap --store URL --org NAME [--json]",
+	  "run the API server (seals, never opens), or create an org and its first admin token" },
+	{ "apps", cmd_apps, "apps create NAME | apps list [--json] | apps destroy NAME [--yes]", "manage apps" },
+	{ "audit", cmd_audit, "audit [-a APP] [--json] | audit verify", "list the audit log, or verify its hash chain" },
+	{ "dev", cmd_dev, "dev [--state-dir DIR] [--api-addr HOST:PORT] [--keeper-addr HOST:PORT]",
+	  "run every role on this machine, on SQLite (for trying coffer)" },
 	{ "help", cmd_help, "help [COMMAND]", "show commands, or one command's usage, and the exit codes" },
+	{ "keeper", cmd_keeper, "keeper init --state-dir DIR | keeper --state-dir DIR --store URL --listen HOST:PORT [--ready-file PATH] "
+	  "[--key-file PATH] [--log-level LEVEL]",
+	  "create the master key, or run the key custodian" },
+	{ "secrets", cmd_secrets,
+	  "secrets set|unset|import|list|deploy [-a APP] [--stage] [--detach] [--json] ...",
+	  "set, unset, import, list and deploy an app's secrets (values are never shown)" },
+	{ "tokens", cmd_tokens, "tokens create --role admin|deploy|read [--app APP] [--expiry DURATION] [--json] | tokens list [--json] | tokens revoke ID",
+	  "manage access tokens" },
 	{ "version", cmd_version, "version", "print the version" },
 };
 
@@ -68,7 +82,7 @@ int cmd_help(int argc, char **argv)
 	}
 	printf("usage: coffer COMMAND [ARGS]\n\ncommands:\n");
 	for (size_t i = 0; i < N_COMMANDS; i++)
-		printf("  %-10s %s\n", commands[i].name, commands[i].summary);
+		printf("  %-9s %s\n", commands[i].name, commands[i].summary);
 	printf("\nexit codes:\n");
 	static const enum coffer_err shown[] = { COFFER_OK,	   COFFER_ERR_INTERNAL,  COFFER_ERR_USAGE,
 						 COFFER_ERR_UNAUTH,   COFFER_ERR_FORBIDDEN, COFFER_ERR_NOT_FOUND,

@@ -37,6 +37,7 @@ struct http_server {
 	const struct http_route *routes;
 	size_t n_routes;
 	http_gate_fn gate;
+	http_done_fn done;
 	void *ctx;
 	uint16_t port;
 	unsigned drain_ms;
@@ -72,6 +73,8 @@ struct http_request {
 	size_t received;         /* body bytes read, kept or not */
 	size_t discarded;
 	int reply_status; /* 0: no reply yet */
+	enum coffer_err reply_code; /* the code of an error reply; COFFER_OK otherwise */
+	int done;                   /* the owner's done callback ran */
 	struct buf reply;
 	char content_type[CONTENT_TYPE_MAX];
 	char *hdr_name[HTTP_REPLY_HEADERS_MAX];
@@ -167,6 +170,7 @@ enum coffer_err http_reply(struct http_request *req, int status, const char *con
 		return COFFER_ERR_INVALID;
 	buf_reset(&req->reply);
 	req->reply_status = 0;
+	req->reply_code = COFFER_OK;
 	rc = str_copy(req->content_type, sizeof(req->content_type), content_type ? content_type : "");
 	if (rc)
 		return rc;
@@ -184,6 +188,7 @@ enum coffer_err http_reply_json(struct http_request *req, int status, const json
 		return COFFER_ERR_INVALID;
 	buf_reset(&req->reply);
 	req->reply_status = 0;
+	req->reply_code = COFFER_OK;
 	rc = json_dump_buf(doc, &req->reply);
 	if (rc)
 		return rc;
@@ -212,6 +217,8 @@ static enum coffer_err error_reply(struct http_request *req, enum coffer_err cod
 		return COFFER_ERR_NOMEM;
 	rc = http_reply_json(req, coffer_err_http_status(code), doc);
 	json_decref(doc);
+	if (!rc)
+		req->reply_code = code;
 	return rc ? rc : code;
 }
 
@@ -238,6 +245,16 @@ enum coffer_err http_reply_header(struct http_request *req, const char *name, co
 	return COFFER_OK;
 }
 
+/* The owner's done callback, once per request that matched a route. */
+static void notify_done(struct http_request *req, int status, enum coffer_err code)
+{
+	struct http_server *s = req->server;
+	if (req->done || !req->route || !s->done)
+		return;
+	req->done = 1;
+	s->done(req, req->route, status, code, s->ctx);
+}
+
 /* Queues the reply set on req (or an internal error if there is none). */
 static enum MHD_Result send_reply(struct http_request *req)
 {
@@ -246,6 +263,8 @@ static enum MHD_Result send_reply(struct http_request *req)
 
 	if (!req->reply_status)
 		error_reply(req, COFFER_ERR_INTERNAL, NULL);
+	notify_done(req, req->reply_status ? req->reply_status : 500,
+		    req->reply_status ? req->reply_code : COFFER_ERR_INTERNAL);
 	if (req->reply_status)
 		resp = MHD_create_response_from_buffer(req->reply.len, req->reply.ptr, MHD_RESPMEM_MUST_COPY);
 	if (!resp) {
@@ -303,8 +322,8 @@ static struct http_request *request_new(struct http_server *s)
 		free(req);
 		return NULL;
 	}
-	buf_init(&req->body, 0);
-	buf_init(&req->reply, REPLY_MAX);
+	buf_init_wiping(&req->body, 0);
+	buf_init_wiping(&req->reply, REPLY_MAX); /* a minted token passes through it */
 	pthread_mutex_lock(&s->lock);
 	s->in_flight++;
 	pthread_mutex_unlock(&s->lock);
@@ -475,6 +494,7 @@ static enum MHD_Result request_body(struct http_request *req, const char *data, 
 		/* Too much to drain: close without an answer (the log says 413). */
 		req->sent = 1;
 		req->status = coffer_err_http_status(req->body_rc);
+		notify_done(req, req->status, req->body_rc);
 		return MHD_NO;
 	}
 	req->discarded += size;
@@ -630,6 +650,7 @@ enum coffer_err http_server_start(const struct http_server_config *cfg, const st
 	s->routes = routes;
 	s->n_routes = n_routes;
 	s->gate = cfg->gate;
+	s->done = cfg->done;
 	s->ctx = ctx;
 	s->drain_ms = cfg->drain_ms ? cfg->drain_ms : HTTP_SERVER_DRAIN_MS_DEFAULT;
 

@@ -88,9 +88,20 @@ struct http_route {
  */
 typedef enum coffer_err (*http_gate_fn)(struct http_request *req, const struct http_route *route, void *ctx);
 
+/*
+ * Runs once for every request that matched a route, when its answer is
+ * decided and just before it is sent (also when a body too large to drain
+ * closes the connection unanswered): status is the answer's, code the
+ * error of an error reply (COFFER_OK for any other). For the owner's audit
+ * trail: the request's accessors and its auth are still valid.
+ */
+typedef void (*http_done_fn)(struct http_request *req, const struct http_route *route, int status,
+			     enum coffer_err code, void *ctx);
+
 struct http_server_config {
 	const char *listen;       /* "host:port" or "[v6]:port"; port 0 picks a free port */
 	http_gate_fn gate;        /* NULL only if no route has HTTP_ROUTE_AUTH */
+	http_done_fn done;        /* NULL: none */
 	unsigned max_connections; /* 0: default */
 	size_t memory_limit;      /* per-connection memory, bounds request headers (431); 0: default */
 	unsigned timeout_s;       /* 0: default */

@@ -1,5 +1,8 @@
 #include "json.h"
 
+#include <malloc.h>
+#include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "banned.h"
@@ -283,4 +286,18 @@ enum coffer_err json_dump_buf(const json_t *doc, struct buf *b)
 		return st.rc ? st.rc : COFFER_ERR_NOMEM;
 	}
 	return COFFER_OK;
+}
+
+/* jansson allocates with malloc and never reallocs, so wiping on free covers every copy it makes. */
+static void wiping_free(void *p)
+{
+	if (!p)
+		return;
+	sodium_memzero(p, malloc_usable_size(p));
+	free(p);
+}
+
+void json_use_wiping_allocator(void)
+{
+	json_set_alloc_funcs(malloc, wiping_free);
 }

@@ -83,4 +83,12 @@ COFFER_MUST_CHECK enum coffer_err json_get_array(const json_t *obj, const char *
  */
 COFFER_MUST_CHECK enum coffer_err json_dump_buf(const json_t *doc, struct buf *b);
 
+/*
+ * Makes jansson wipe every block it frees (sodium_memzero over the whole
+ * usable size, then free), process-wide, for daemons whose documents carry
+ * values. Call it once at start, before any JSON is made and before other
+ * threads exist (json_set_alloc_funcs is not thread-safe).
+ */
+void json_use_wiping_allocator(void);
+
 #endif

@@ -1,0 +1,489 @@
+/*
+ * api.c — `coffer api`: runs the API server until SIGINT/SIGTERM, or
+ * (`api bootstrap`) creates an org and its first admin token.
+ *
+ * The server's keys: the digest key (state folder, made at first start,
+ * 0600, refused if others may read it), the keeper's public key, and the
+ * credential the api shows the keeper (read like a key file). Nothing here
+ * can open a sealed value.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "cli.h"
+#include "digest.h"
+#include "encode.h"
+#include "fs.h"
+#include "log.h"
+#include "parse.h"
+#include "banned.h"
+
+#define STATE_DIR_MODE 0700
+#define KEY_FILE_MODE 0600
+#define READY_FILE_MODE 0644
+#define HOST_SIZE 256
+#define READY_LINE_MAX (HOST_SIZE + 32)
+#define PUB_FILE_MAX 256
+#define CREDENTIAL_FILE_MAX 256
+#define CREDENTIAL_HEX_LEN (2 * 32)
+#define WHY_MAX 512
+#define BOOTSTRAP_ACTOR "bootstrap"
+#define BOOTSTRAP_DESCRIPTION "bootstrap admin"
+
+/* ---- keys ---- */
+
+static void set_why(char *why, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_why(char *why, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	if (!why || !size)
+		return;
+	va_start(ap, fmt);
+	int n = vsnprintf(why, size, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= size)
+		why[0] = '\0';
+}
+
+/* What a key file error means to an operator. */
+static const char *read_problem(enum coffer_err rc)
+{
+	switch (rc) {
+	case COFFER_ERR_FORBIDDEN: return "group or others may read or write it (chmod 600)";
+	case COFFER_ERR_NOT_FOUND: return "not found";
+	case COFFER_ERR_TOO_LARGE: return "too large";
+	case COFFER_ERR_INVALID: return "malformed";
+	default: return coffer_strerror(rc);
+	}
+}
+
+static void set_why_file(char *why, size_t size, const char *what, const char *path, enum coffer_err rc)
+{
+	if (why && size && fmt_into(why, size, "%s '%s': %s", what, path, read_problem(rc)))
+		why[0] = '\0';
+}
+
+/* The digest key of state_dir, made (exclusively, 0600) if it does not exist. */
+static enum coffer_err load_digest_key(const char *state_dir, struct secret **out, char *why, size_t why_size)
+{
+	char path[API_PATH_MAX];
+	struct secret *fresh = NULL, *key = NULL;
+	enum coffer_err rc = fmt_into(path, sizeof(path), "%s/%s", state_dir, API_DIGEST_KEY_FILE);
+	if (rc) {
+		set_why(why, why_size, "state folder path too long: '%s'", state_dir);
+		return rc;
+	}
+	rc = fs_mkdir_p(state_dir, STATE_DIR_MODE);
+	if (rc) {
+		set_why(why, why_size, "cannot create the state folder '%s'", state_dir);
+		return rc;
+	}
+	rc = fs_read_private(path, DIGEST_KEY_LEN + 1, &key);
+	if (rc == COFFER_ERR_NOT_FOUND) {
+		rc = secret_new(DIGEST_KEY_LEN, &fresh);
+		if (rc)
+			return rc;
+		randombytes_buf(secret_bytes(fresh), DIGEST_KEY_LEN);
+		rc = fs_write_atomic(path, secret_cbytes(fresh), DIGEST_KEY_LEN, KEY_FILE_MODE, 1);
+		secret_free(fresh);
+		if (rc && rc != COFFER_ERR_CONFLICT) { /* CONFLICT: another start made it first */
+			set_why(why, why_size, "cannot write the digest key '%s'", path);
+			return rc;
+		}
+		if (rc == COFFER_OK)
+			log_info("digest_key_created", LF_S("path", path));
+		rc = fs_read_private(path, DIGEST_KEY_LEN + 1, &key);
+	}
+	if (rc == COFFER_OK && secret_len(key) != DIGEST_KEY_LEN)
+		rc = COFFER_ERR_INVALID;
+	if (rc) {
+		secret_free(key);
+		set_why_file(why, why_size, "digest key", path, rc);
+		return rc;
+	}
+	*out = key;
+	return COFFER_OK;
+}
+
+/* 1 if s[0..len) is lower- or upper-case hex. */
+static int all_hex(const unsigned char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') || (s[i] >= 'A' && s[i] <= 'F')))
+			return 0;
+	return 1;
+}
+
+/* Length without a final newline (and CR). */
+static size_t trimmed(const unsigned char *s, size_t len)
+{
+	while (len && (s[len - 1] == '\n' || s[len - 1] == '\r'))
+		len--;
+	return len;
+}
+
+static enum coffer_err load_keeper_pub(const char *path, unsigned char pk[JWS_PK_LEN], char *why, size_t why_size)
+{
+	struct buf b;
+	buf_init(&b, PUB_FILE_MAX);
+	enum coffer_err rc = fs_read_file(path, &b);
+	if (rc == COFFER_OK) {
+		size_t n = trimmed((const unsigned char *)b.ptr, b.len);
+		rc = n == HEX_LEN(JWS_PK_LEN) ? hex_decode(b.ptr, n, pk, JWS_PK_LEN) : COFFER_ERR_INVALID;
+	}
+	buf_release(&b);
+	if (rc)
+		set_why_file(why, why_size, "keeper public key", path, rc == COFFER_ERR_IO ? COFFER_ERR_NOT_FOUND : rc);
+	return rc;
+}
+
+static enum coffer_err load_credential(const char *path, struct secret **out, char *why, size_t why_size)
+{
+	struct secret *c = NULL;
+	enum coffer_err rc = fs_read_private(path, CREDENTIAL_FILE_MAX, &c);
+	if (rc == COFFER_OK) {
+		size_t n = trimmed(secret_cbytes(c), secret_len(c));
+		rc = secret_truncate(c, n);
+		if (!rc && (n != CREDENTIAL_HEX_LEN || !all_hex(secret_cbytes(c), n)))
+			rc = COFFER_ERR_INVALID;
+	}
+	if (rc) {
+		secret_free(c);
+		set_why_file(why, why_size, "keeper credential", path, rc);
+		return rc;
+	}
+	*out = c;
+	return COFFER_OK;
+}
+
+/* ---- start and stop ---- */
+
+static enum coffer_err write_ready_file(const char *path, const char *listen, uint16_t port)
+{
+	char host[HOST_SIZE], line[READY_LINE_MAX];
+	uint16_t ignored;
+	enum coffer_err rc = parse_host_port(listen, host, sizeof(host), &ignored);
+	if (!rc)
+		rc = strchr(host, ':') ? fmt_into(line, sizeof(line), "http://[%s]:%u\n", host, (unsigned)port)
+				       : fmt_into(line, sizeof(line), "http://%s:%u\n", host, (unsigned)port);
+	if (!rc)
+		rc = fs_write_atomic(path, line, strlen(line), READY_FILE_MODE, 0);
+	return rc;
+}
+
+enum coffer_err api_start(const struct api_config *cfg, struct api **out, char *why, size_t why_size)
+{
+	struct api *a;
+	size_t n_routes;
+	const struct http_route *routes = api_routes(&n_routes);
+	unsigned conns = cfg->store_conns ? cfg->store_conns : API_STORE_CONNS_DEFAULT;
+	enum coffer_err rc;
+
+	if (why && why_size)
+		why[0] = '\0';
+	if (!cfg->state_dir || !cfg->store_url || !cfg->listen || !cfg->keeper_url || !cfg->keeper_pub_file ||
+	    !cfg->keeper_credential_file)
+		return COFFER_ERR_INVALID;
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return COFFER_ERR_NOMEM;
+	rc = str_copy(a->keeper_url, sizeof(a->keeper_url), cfg->keeper_url);
+	if (rc) {
+		set_why(why, why_size, "keeper URL too long");
+		goto out;
+	}
+	rc = load_digest_key(cfg->state_dir, &a->digest_key, why, why_size);
+	if (!rc)
+		rc = load_keeper_pub(cfg->keeper_pub_file, a->keeper_pk, why, why_size);
+	if (!rc)
+		rc = load_credential(cfg->keeper_credential_file, &a->keeper_credential, why, why_size);
+	if (rc)
+		goto out;
+	rc = store_pool_open(cfg->store_url, conns, &a->pool);
+	if (rc) {
+		set_why(why, why_size, "cannot open the store: %s", coffer_strerror(rc)); /* the URL may hold a password */
+		goto out;
+	}
+	struct http_server_config hcfg = { .listen = cfg->listen, .gate = api_gate, .done = api_audit_done };
+	rc = http_server_start(&hcfg, routes, n_routes, a, &a->server);
+	if (rc) {
+		set_why(why, why_size, "cannot listen on '%s'", cfg->listen);
+		goto out;
+	}
+	if (cfg->ready_file) {
+		rc = write_ready_file(cfg->ready_file, cfg->listen, http_server_port(a->server));
+		if (rc) {
+			set_why(why, why_size, "cannot write the ready file '%s'", cfg->ready_file);
+			goto out;
+		}
+	}
+	log_info("api_started", LF_S("listen", cfg->listen), LF_I("port", http_server_port(a->server)),
+		 LF_I("store_conns", conns));
+	*out = a;
+	a = NULL;
+out:
+	api_stop(a);
+	return rc;
+}
+
+uint16_t api_port(const struct api *a)
+{
+	return http_server_port(a->server);
+}
+
+void api_stop(struct api *a)
+{
+	if (!a)
+		return;
+	/* The server drains first: every store connection is back in the pool. */
+	http_server_stop(a->server);
+	store_pool_close(a->pool);
+	secret_free(a->digest_key);
+	secret_free(a->keeper_credential);
+	sodium_memzero(a, sizeof(*a));
+	free(a);
+}
+
+/* ---- the command ---- */
+
+struct opts {
+	const char *state_dir;
+	const char *store_url;
+	const char *listen;
+	const char *keeper_url;
+	const char *keeper_pub;
+	const char *keeper_credential;
+	const char *ready_file;
+	const char *log_level;
+	const char *store_conns;
+	const char *org;
+	int json;
+};
+
+/* "--name VALUE" or "--name=VALUE"; returns 1 and advances *i when argv[*i] is that option. */
+static int take(int argc, char **argv, int *i, const char *name, const char **value, int *bad)
+{
+	size_t n = strlen(name);
+	const char *arg = argv[*i];
+	if (strncmp(arg, name, n) != 0)
+		return 0;
+	if (arg[n] == '=') {
+		*value = arg + n + 1;
+		return 1;
+	}
+	if (arg[n] != '\0')
+		return 0;
+	if (*i + 1 >= argc) {
+		*bad = 1;
+		return 1;
+	}
+	*value = argv[++*i];
+	return 1;
+}
+
+static int parse_opts(int argc, char **argv, int first, struct opts *o)
+{
+	int bad = 0;
+	for (int i = first; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			o->json = 1;
+			continue;
+		}
+		if (take(argc, argv, &i, "--state-dir", &o->state_dir, &bad) ||
+		    take(argc, argv, &i, "--store", &o->store_url, &bad) ||
+		    take(argc, argv, &i, "--listen", &o->listen, &bad) ||
+		    take(argc, argv, &i, "--keeper", &o->keeper_url, &bad) ||
+		    take(argc, argv, &i, "--keeper-pub", &o->keeper_pub, &bad) ||
+		    take(argc, argv, &i, "--keeper-credential", &o->keeper_credential, &bad) ||
+		    take(argc, argv, &i, "--ready-file", &o->ready_file, &bad) ||
+		    take(argc, argv, &i, "--log-level", &o->log_level, &bad) ||
+		    take(argc, argv, &i, "--store-conns", &o->store_conns, &bad) ||
+		    take(argc, argv, &i, "--org", &o->org, &bad)) {
+			if (bad)
+				return cli_fail(COFFER_ERR_USAGE, "option '%s' needs a value", argv[i]);
+			continue;
+		}
+		fprintf(stderr, "coffer: error: unknown argument '%s'\n", argv[i]);
+		return cli_usage("api");
+	}
+	return 0;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+	while (len) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+/* ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$: safe to print and to put in JSON as is. */
+static int org_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > API_ORG_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+		if (!alnum && (i == 0 || !(c == '_' || c == '.' || c == '-')))
+			return 0;
+	}
+	return 1;
+}
+
+static int run_bootstrap(int argc, char **argv)
+{
+	struct opts o = { 0 };
+	struct store *s = NULL;
+	struct store_org org;
+	struct store_token t = { 0 };
+	struct secret *token = NULL;
+	char id[API_TOKEN_ID_SIZE], head[API_MESSAGE_MAX], detail[API_MESSAGE_MAX];
+	enum coffer_err rc;
+	int ex = parse_opts(argc, argv, 2, &o);
+
+	log_set_role("api");
+	if (ex)
+		return ex;
+	if (!o.store_url || !o.org || o.state_dir || o.listen || o.keeper_url || o.keeper_pub ||
+	    o.keeper_credential || o.ready_file || o.store_conns)
+		return cli_usage("api");
+	if (o.log_level) {
+		enum log_level level;
+		if (log_level_parse(o.log_level, &level))
+			return cli_fail(COFFER_ERR_USAGE, "unknown log level '%s'", o.log_level);
+		log_set_level(level);
+	}
+	if (!org_name_ok(o.org))
+		return cli_fail(COFFER_ERR_INVALID, "org name must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$");
+	if (fs_disable_core_dumps()) /* the token is in this process's memory for a moment */
+		return cli_fail(COFFER_ERR_INTERNAL, "cannot disable core dumps");
+	rc = store_open(o.store_url, &s);
+	if (rc)
+		return cli_fail(rc, "cannot open the store: %s", coffer_strerror(rc));
+	rc = store_org_create(s, o.org, &org);
+	if (rc == COFFER_ERR_CONFLICT) {
+		ex = cli_fail(rc, "org '%s' exists already", o.org);
+		goto out;
+	}
+	if (!rc)
+		rc = str_copy(t.org_id, sizeof(t.org_id), org.id);
+	if (!rc)
+		rc = str_copy(t.role, sizeof(t.role), api_role_name(API_ROLE_ADMIN));
+	if (!rc)
+		rc = str_copy(t.description, sizeof(t.description), BOOTSTRAP_DESCRIPTION);
+	if (!rc)
+		rc = api_token_mint(&token, t.hash);
+	if (!rc)
+		rc = store_token_insert(s, &t, &t);
+	if (!rc)
+		rc = api_token_id(t.id, id);
+	if (!rc)
+		rc = fmt_into(detail, sizeof(detail), "{\"org\":\"%s\",\"token_id\":\"%s\",\"role\":\"admin\"}", o.org, id);
+	if (rc) {
+		ex = cli_fail(rc, "cannot bootstrap org '%s': %s", o.org, coffer_strerror(rc));
+		goto out;
+	}
+	struct store_audit_event ev = { .org_id = org.id, .actor = BOOTSTRAP_ACTOR, .action = "orgs.bootstrap",
+					.detail = detail, .outcome = "ok" };
+	rc = store_audit_append(s, &ev, NULL);
+	if (rc)
+		log_error("audit_append_failed", LF_S("action", "orgs.bootstrap"), LF_S("error", coffer_err_name(rc)));
+
+	/* The token goes from secure memory to stdout, never through a formatted buffer. */
+	if (o.json) {
+		rc = fmt_into(head, sizeof(head), "{\"org\":\"%s\",\"token_id\":\"%s\",\"token\":\"", o.org, id);
+		if (rc || write_all(STDOUT_FILENO, head, strlen(head)) ||
+		    write_all(STDOUT_FILENO, secret_cbytes(token), secret_len(token)) ||
+		    write_all(STDOUT_FILENO, "\"}\n", 3))
+			ex = cli_fail(COFFER_ERR_IO, "cannot write the token");
+	} else if (write_all(STDOUT_FILENO, secret_cbytes(token), secret_len(token)) ||
+		   write_all(STDOUT_FILENO, "\n", 1)) {
+		ex = cli_fail(COFFER_ERR_IO, "cannot write the token");
+	}
+out:
+	secret_free(token);
+	store_close(s);
+	return ex;
+}
+
+static int run_serve(int argc, char **argv)
+{
+	struct opts o = { 0 };
+	struct api *a = NULL;
+	enum log_level level = LOG_INFO;
+	uint64_t conns = 0;
+	char why[WHY_MAX];
+	sigset_t set;
+	int sig = 0;
+	int ex = parse_opts(argc, argv, 1, &o);
+
+	log_set_role("api");
+	if (ex)
+		return ex;
+	if (!o.state_dir || !o.store_url || !o.listen || !o.keeper_url || !o.keeper_pub || !o.keeper_credential ||
+	    o.org || o.json)
+		return cli_usage("api");
+	if (o.log_level && log_level_parse(o.log_level, &level))
+		return cli_fail(COFFER_ERR_USAGE, "unknown log level '%s'", o.log_level);
+	if (o.store_conns && (parse_uint64(o.store_conns, STORE_POOL_MAX, &conns) || conns == 0))
+		return cli_fail(COFFER_ERR_USAGE, "--store-conns must be 1 to %d", STORE_POOL_MAX);
+	log_set_level(level);
+	if (fs_disable_core_dumps())
+		return cli_fail(COFFER_ERR_INTERNAL, "cannot disable core dumps");
+	/* Blocked before the server's threads exist, so only sigwait below sees them. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL))
+		return cli_fail(COFFER_ERR_INTERNAL, "cannot block signals");
+
+	struct api_config cfg = {
+		.state_dir = o.state_dir,
+		.store_url = o.store_url,
+		.listen = o.listen,
+		.keeper_url = o.keeper_url,
+		.keeper_pub_file = o.keeper_pub,
+		.keeper_credential_file = o.keeper_credential,
+		.ready_file = o.ready_file,
+		.store_conns = (unsigned)conns,
+	};
+	enum coffer_err rc = api_start(&cfg, &a, why, sizeof(why));
+	if (rc)
+		return cli_fail(rc, "cannot start the api: %s", why[0] ? why : coffer_strerror(rc));
+	while (sigwait(&set, &sig) != 0)
+		;
+	log_info("api_stopping", LF_I("signal", sig));
+	api_stop(a);
+	log_info("api_stopped");
+	return 0;
+}
+
+int cmd_api(int argc, char **argv)
+{
+	/* Request documents carry values: whatever jansson frees is wiped first. */
+	json_use_wiping_allocator();
+	if (argc >= 2 && strcmp(argv[1], "bootstrap") == 0)
+		return run_bootstrap(argc, argv);
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		(void)cli_usage("api");
+		return 0;
+	}
+	return run_serve(argc, argv);
+}

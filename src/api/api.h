@@ -1,0 +1,214 @@
+/*
+ * api.h — the API server (`coffer api`): it authenticates users, seals
+ * values to an app's public key and stores ciphertexts, keyed digests and
+ * an audit trail. It holds nothing that can decrypt: no app private key,
+ * no master key; only the digest key, the keeper's public key (to verify
+ * app keys read from the store) and the credential it shows the keeper.
+ *
+ * Request flow (docs/API.md): the route table (routes.c) carries, per
+ * route, the role it needs (API_ROUTE_ROLE), whether it names an app
+ * (API_ROUTE_APP) and whether it is audited (HTTP_ROUTE_AUDIT). ONE gate
+ * (auth.c) authenticates the bearer token, resolves the :app (404 across
+ * orgs and outside a token's app), checks the role (403), and lends the
+ * request a store connection; handlers (h_*.c) do no auth or size checks
+ * of their own. The done callback (h_audit.c) appends one audit event per
+ * audited request, refused ones included, before the answer is sent.
+ *
+ * Ownership: struct api owns its keys (wiped by api_stop), its store pool
+ * and its server. struct api_auth is one request's, made by the gate and
+ * released with the request (its store connection goes back to the pool,
+ * its audit detail is freed). The token text a handler mints lives in a
+ * struct secret and is freed (wiped) once the answer is built.
+ */
+#ifndef COFFER_API_H
+#define COFFER_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "http_server.h"
+#include "json.h"
+#include "jws.h"
+#include "secret.h"
+#include "store.h"
+#include "store_pool.h"
+
+#define API_DIGEST_KEY_FILE "digest.key"
+#define API_STORE_CONNS_DEFAULT 8
+#define API_KEEPER_TIMEOUT_MS 10000
+#define API_KEEPER_RESPONSE_MAX ((size_t)16 << 10)
+#define API_URL_MAX 2048
+#define API_PATH_MAX 4096
+#define API_MESSAGE_MAX 512 /* an error message we build */
+
+/* Tokens: "coffer_" + base64url(32 random bytes), shown once, stored as SHA-256. */
+#define API_TOKEN_PREFIX "coffer_"
+#define API_TOKEN_PREFIX_LEN 7
+#define API_TOKEN_BYTES 32
+#define API_TOKEN_B64_LEN 43
+#define API_TOKEN_LEN (API_TOKEN_PREFIX_LEN + API_TOKEN_B64_LEN)
+#define API_TOKEN_ID_PREFIX "tok_"
+#define API_TOKEN_ID_PREFIX_LEN 4
+#define API_TOKEN_ID_SIZE (API_TOKEN_ID_PREFIX_LEN + STORE_ID_LEN + 1)
+#define API_TOKEN_EXPIRY_MAX_MS ((uint64_t)10 * 366 * 24 * 3600 * 1000) /* ten years */
+#define API_ACTOR_ANONYMOUS "anonymous"
+
+/* Names. */
+#define API_APP_NAME_MAX 63 /* ^[a-z][a-z0-9-]{0,62}$ */
+#define API_APP_NAME_RULE "^[a-z][a-z0-9-]{0,62}$"
+#define API_ORG_NAME_MAX 63 /* ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$ */
+
+/* Secrets (DESIGN.md, Limits). */
+#define API_SECRET_NAME_MAX 255
+#define API_SECRET_NAME_RULE "^[A-Za-z_][A-Za-z0-9_]*$"
+#define API_SECRET_RESERVED_PREFIX "COFFER_"
+#define API_SECRET_VALUE_MAX ((size_t)64 << 10)
+#define API_SECRETS_MAX_COUNT 1000
+#define API_SECRETS_MAX_BYTES ((size_t)1 << 20)
+
+/* Route bodies (docs/API.md). */
+#define API_BODY_SMALL ((size_t)16 << 10)
+#define API_BODY_SECRETS ((size_t)8 << 20)
+
+/* Times: RFC 3339 UTC with seconds. */
+#define API_TIME_SIZE 32
+
+/* Audit. */
+#define API_AUDIT_LIMIT_DEFAULT 100
+#define API_AUDIT_DETAIL_MAX ((size_t)60 << 10) /* under STORE_AUDIT_FIELD_MAX */
+
+/* Roles, ordered: admin > deploy > read. */
+enum api_role { API_ROLE_NONE = 0, API_ROLE_READ = 1, API_ROLE_DEPLOY = 2, API_ROLE_ADMIN = 3 };
+
+/* Route flags of the api, from HTTP_ROUTE_OWNER_SHIFT up. */
+#define API_ROUTE_ROLE(r) ((uint32_t)(r) << HTTP_ROUTE_OWNER_SHIFT) /* the least role allowed */
+#define API_ROUTE_ROLE_MASK API_ROUTE_ROLE(3)
+#define API_ROUTE_APP ((uint32_t)1 << (HTTP_ROUTE_OWNER_SHIFT + 2)) /* the gate resolves :app */
+
+struct api {
+	struct store_pool *pool;
+	struct secret *digest_key;                /* DIGEST_KEY_LEN bytes */
+	unsigned char keeper_pk[JWS_PK_LEN];      /* verifies app keys */
+	struct secret *keeper_credential;         /* 64 hex characters, the bearer shown to the keeper */
+	char keeper_url[API_URL_MAX];
+	struct http_server *server;
+};
+
+/* One request's principal, set by the gate (http_request_auth). */
+struct api_auth {
+	struct api *api;
+	struct store *store;       /* lent for the request; NULL until the gate got one */
+	enum coffer_err store_rc;  /* COFFER_ERR_UNAVAILABLE if the connection should be reopened */
+	int authenticated;         /* token below is valid */
+	int admitted;              /* the gate let the request through */
+	struct store_token token;
+	char token_id[API_TOKEN_ID_SIZE];
+	enum api_role role;
+	int has_app;               /* app below is the route's :app */
+	struct store_app app;
+	char audit_app[STORE_NAME_SIZE]; /* the app an audit event names */
+	json_t *audit_detail;      /* owned; names and digests only */
+};
+
+struct api_config {
+	const char *state_dir;          /* holds digest.key */
+	const char *store_url;
+	const char *listen;             /* HOST:PORT; port 0 picks a free one */
+	const char *keeper_url;
+	const char *keeper_pub_file;
+	const char *keeper_credential_file;
+	const char *ready_file;         /* NULL, or written with "http://HOST:PORT\n" once listening */
+	unsigned store_conns;           /* 0: API_STORE_CONNS_DEFAULT */
+};
+
+/*
+ * Loads (or at first start creates) the digest key, reads the keeper's
+ * public key and credential, opens the store pool, starts the server and
+ * writes the ready file. why (may be NULL) receives what failed, for the
+ * operator; never a key.
+ */
+COFFER_MUST_CHECK enum coffer_err api_start(const struct api_config *cfg, struct api **out, char *why,
+					    size_t why_size);
+uint16_t api_port(const struct api *a);
+/* Stops the server gracefully, closes the pool, wipes the keys, frees a. NULL is allowed. */
+void api_stop(struct api *a);
+
+/* ---- routes.c ---- */
+
+const struct http_route *api_routes(size_t *n);
+
+/* ---- auth.c: the gate, tokens ---- */
+
+enum coffer_err api_gate(struct http_request *req, const struct http_route *route, void *ctx);
+/* The request's principal (never NULL inside a handler of an authenticated route). */
+struct api_auth *api_auth_of(struct http_request *req);
+/*
+ * Who sent req, without answering: for the audit of a request refused
+ * before the gate ran. COFFER_OK and *token when the bearer is a valid token.
+ */
+COFFER_MUST_CHECK enum coffer_err api_identify(struct store *s, struct http_request *req, struct store_token *token);
+/* Records a store result: an unreachable database gets its connection reopened. Returns rc. */
+enum coffer_err api_note(struct api_auth *a, enum coffer_err rc);
+
+/* A new token (API_TOKEN_LEN characters in secure memory) and its SHA-256. */
+COFFER_MUST_CHECK enum coffer_err api_token_mint(struct secret **token, unsigned char hash[STORE_HASH_LEN]);
+/* "tok_" + the store id. */
+COFFER_MUST_CHECK enum coffer_err api_token_id(const char *store_id, char out[API_TOKEN_ID_SIZE]);
+const char *api_role_name(enum api_role r);
+/* API_ROLE_NONE for an unknown name. */
+enum api_role api_role_parse(const char *name);
+
+/* ---- shared helpers (routes.c) ---- */
+
+int64_t api_now_ms(void);
+/* RFC 3339 UTC with seconds; a JSON null for 0. NULL if out of memory. */
+json_t *api_json_time(int64_t ms);
+COFFER_MUST_CHECK enum coffer_err api_time_text(int64_t ms, char out[API_TIME_SIZE]);
+/* 1 if name matches API_APP_NAME_RULE. */
+int api_app_name_ok(const char *name);
+/* 1 if s is 1..max printable ASCII characters (0x20..0x7e) without quotes or backslashes. */
+int api_quotable(const char *s, size_t len, size_t max);
+/* Replies with doc (consumed; NULL answers out of memory). */
+COFFER_MUST_CHECK enum coffer_err api_reply(struct http_request *req, int status, json_t *doc);
+/* Replies with a formatted error message (never a value or a token in it). */
+COFFER_MUST_CHECK enum coffer_err api_fail(struct http_request *req, enum coffer_err code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Parses the body as JSON and checks its fields; on failure the error is answered. */
+COFFER_MUST_CHECK enum coffer_err api_body(struct http_request *req, const char *const fields[], json_t **out);
+/* What the audit event of req names: the app (copied, if a valid app name) and a detail (consumed). */
+void api_audit_note(struct http_request *req, const char *app, json_t *detail);
+
+/* ---- handlers ---- */
+
+enum coffer_err h_health(struct http_request *req, void *ctx);
+enum coffer_err h_tokens_create(struct http_request *req, void *ctx);
+enum coffer_err h_tokens_list(struct http_request *req, void *ctx);
+enum coffer_err h_tokens_revoke(struct http_request *req, void *ctx);
+enum coffer_err h_apps_create(struct http_request *req, void *ctx);
+enum coffer_err h_apps_list(struct http_request *req, void *ctx);
+enum coffer_err h_apps_get(struct http_request *req, void *ctx);
+enum coffer_err h_apps_destroy(struct http_request *req, void *ctx);
+enum coffer_err h_secrets_list(struct http_request *req, void *ctx);
+enum coffer_err h_secrets_set(struct http_request *req, void *ctx);
+enum coffer_err h_secrets_deploy(struct http_request *req, void *ctx);
+enum coffer_err h_audit_list(struct http_request *req, void *ctx);
+enum coffer_err h_audit_verify(struct http_request *req, void *ctx);
+
+/* ---- h_audit.c: the done callback ---- */
+
+void api_audit_done(struct http_request *req, const struct http_route *route, int status, enum coffer_err code,
+		    void *ctx);
+
+/* ---- keeper_client.c ---- */
+
+/*
+ * Asks the keeper for the app's key pair (key version 1) and checks its
+ * answer: the app id, the version and the signature over the public key
+ * (with the keeper's public key). COFFER_ERR_UNAVAILABLE when the keeper
+ * cannot be reached; the keeper's error otherwise; COFFER_ERR_CRYPTO for an
+ * answer that does not verify. Never logs the credential.
+ */
+COFFER_MUST_CHECK enum coffer_err keeper_client_create_app_key(const struct api *api, const char *app_id);
+
+#endif

@@ -1,0 +1,228 @@
+/*
+ * auth.c — the api's one gate (authentication, app visibility, roles) and
+ * its tokens. The order of the checks is the contract: a bad credential is
+ * 401 whatever the route; then an app the token may not see is 404, so no
+ * name leaks across orgs or outside an app-limited token; only then is a
+ * too small role 403.
+ */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api.h"
+#include "log.h"
+#include "banned.h"
+
+#define BEARER "Bearer "
+#define BEARER_LEN 7
+
+static const char *const role_names[] = {
+	[API_ROLE_NONE] = "none",
+	[API_ROLE_READ] = "read",
+	[API_ROLE_DEPLOY] = "deploy",
+	[API_ROLE_ADMIN] = "admin",
+};
+
+const char *api_role_name(enum api_role r)
+{
+	return (unsigned)r <= API_ROLE_ADMIN ? role_names[r] : "none";
+}
+
+enum api_role api_role_parse(const char *name)
+{
+	for (int r = API_ROLE_READ; r <= API_ROLE_ADMIN; r++)
+		if (strcmp(name, role_names[r]) == 0)
+			return (enum api_role)r;
+	return API_ROLE_NONE;
+}
+
+enum coffer_err api_token_id(const char *store_id, char out[API_TOKEN_ID_SIZE])
+{
+	return fmt_into(out, API_TOKEN_ID_SIZE, "%s%s", API_TOKEN_ID_PREFIX, store_id);
+}
+
+enum coffer_err api_token_mint(struct secret **token, unsigned char hash[STORE_HASH_LEN])
+{
+	unsigned char raw[API_TOKEN_BYTES];
+	struct secret *t = NULL;
+	enum coffer_err rc = secret_new(API_TOKEN_LEN, &t);
+	if (rc)
+		return rc;
+	randombytes_buf(raw, sizeof(raw));
+	memcpy(secret_bytes(t), API_TOKEN_PREFIX, API_TOKEN_PREFIX_LEN);
+	/* Encoded straight into secure memory: the base64 text is the token. */
+	sodium_bin2base64((char *)secret_bytes(t) + API_TOKEN_PREFIX_LEN, API_TOKEN_B64_LEN + 1, raw, sizeof(raw),
+			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_memzero(raw, sizeof(raw));
+	crypto_hash_sha256(hash, secret_cbytes(t), API_TOKEN_LEN);
+	*token = t;
+	return COFFER_OK;
+}
+
+/* ---- authentication ---- */
+
+/* The token's hash if the header is "Bearer coffer_<43 base64url>"; what is wrong otherwise. */
+static enum coffer_err parse_bearer(const char *header, unsigned char hash[STORE_HASH_LEN], const char **why)
+{
+	unsigned char raw[API_TOKEN_BYTES];
+	size_t raw_len = 0;
+	const char *end = NULL;
+
+	if (!header || !*header) {
+		*why = "missing bearer token";
+		return COFFER_ERR_UNAUTH;
+	}
+	*why = "malformed bearer token";
+	if (strncasecmp(header, BEARER, BEARER_LEN) != 0)
+		return COFFER_ERR_UNAUTH;
+	const char *tok = header + BEARER_LEN;
+	if (strlen(tok) != API_TOKEN_LEN || memcmp(tok, API_TOKEN_PREFIX, API_TOKEN_PREFIX_LEN) != 0)
+		return COFFER_ERR_UNAUTH;
+	/* Strict: the whole text is base64url of exactly 32 bytes. */
+	int bad = sodium_base642bin(raw, sizeof(raw), tok + API_TOKEN_PREFIX_LEN, API_TOKEN_B64_LEN, NULL, &raw_len,
+				    &end, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_memzero(raw, sizeof(raw));
+	if (bad || raw_len != API_TOKEN_BYTES || end != tok + API_TOKEN_LEN)
+		return COFFER_ERR_UNAUTH;
+	crypto_hash_sha256(hash, (const unsigned char *)tok, API_TOKEN_LEN);
+	*why = NULL;
+	return COFFER_OK;
+}
+
+/*
+ * The valid token of the bearer header, or COFFER_ERR_UNAUTH with *why; a
+ * store error as itself.
+ */
+static enum coffer_err authenticate(struct store *s, const char *header, struct store_token *out, const char **why)
+{
+	unsigned char hash[STORE_HASH_LEN];
+	struct store_token t;
+	enum coffer_err rc = parse_bearer(header, hash, why);
+	if (rc)
+		return rc;
+	rc = store_token_get_by_hash(s, hash, &t);
+	if (rc == COFFER_ERR_NOT_FOUND || (rc == COFFER_OK && !ct_equal(t.hash, hash, sizeof(hash)))) {
+		*why = "unknown token";
+		return COFFER_ERR_UNAUTH;
+	}
+	if (rc) {
+		*why = NULL;
+		return rc;
+	}
+	if (t.revoked_at) {
+		*why = "token revoked";
+		return COFFER_ERR_UNAUTH;
+	}
+	if (t.expires_at && t.expires_at <= api_now_ms()) {
+		*why = "token expired";
+		return COFFER_ERR_UNAUTH;
+	}
+	*out = t;
+	return COFFER_OK;
+}
+
+enum coffer_err api_identify(struct store *s, struct http_request *req, struct store_token *token)
+{
+	const char *why;
+	return authenticate(s, http_request_header(req, "Authorization"), token, &why);
+}
+
+enum coffer_err api_note(struct api_auth *a, enum coffer_err rc)
+{
+	if (a && rc == COFFER_ERR_UNAVAILABLE)
+		a->store_rc = rc;
+	return rc;
+}
+
+/* ---- the gate ---- */
+
+static void auth_release(void *p)
+{
+	struct api_auth *a = p;
+	if (!a)
+		return;
+	if (a->store)
+		store_pool_release(a->api->pool, a->store, a->store_rc);
+	json_decref(a->audit_detail);
+	sodium_memzero(a, sizeof(*a));
+	free(a);
+}
+
+struct api_auth *api_auth_of(struct http_request *req)
+{
+	return http_request_auth(req);
+}
+
+/* The :app of the route, if the token may see it; 404 otherwise. */
+static enum coffer_err resolve_app(struct http_request *req, struct api_auth *a)
+{
+	const char *name = http_request_param(req, "app");
+	struct store_app app;
+	enum coffer_err rc;
+
+	if (!name)
+		return http_reply_error(req, COFFER_ERR_INTERNAL, NULL); /* a route flag without :app */
+	if (!api_app_name_ok(name))
+		return http_reply_error(req, COFFER_ERR_NOT_FOUND, "app not found");
+	rc = api_note(a, store_app_get_by_name(a->store, name, &app));
+	if (rc == COFFER_OK && (strcmp(app.org_id, a->token.org_id) != 0 ||
+				(a->token.app_id[0] && strcmp(app.id, a->token.app_id) != 0)))
+		rc = COFFER_ERR_NOT_FOUND; /* never 403 across orgs or apps */
+	if (rc == COFFER_ERR_NOT_FOUND)
+		return api_fail(req, rc, "app '%s' not found", name);
+	if (rc)
+		return http_reply_error(req, rc, NULL);
+	a->app = app;
+	a->has_app = 1;
+	return COFFER_OK;
+}
+
+enum coffer_err api_gate(struct http_request *req, const struct http_route *route, void *ctx)
+{
+	struct api *api = ctx;
+	struct api_auth *a;
+	const char *why = NULL;
+	enum coffer_err rc;
+
+	if (!(route->flags & HTTP_ROUTE_AUTH))
+		return COFFER_OK;
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return COFFER_ERR_NOMEM;
+	a->api = api;
+	http_request_set_auth(req, a, auth_release);
+
+	rc = store_pool_acquire(api->pool, &a->store);
+	if (rc) {
+		a->store = NULL;
+		return http_reply_error(req, rc, NULL);
+	}
+	rc = api_note(a, authenticate(a->store, http_request_header(req, "Authorization"), &a->token, &why));
+	if (rc == COFFER_ERR_UNAUTH) {
+		if (http_reply_header(req, "WWW-Authenticate", "Bearer"))
+			log_warn("http_header_failed", LF_S("header", "WWW-Authenticate"));
+		return http_reply_error(req, rc, why);
+	}
+	if (rc)
+		return http_reply_error(req, rc, NULL);
+	a->authenticated = 1;
+	a->role = api_role_parse(a->token.role);
+	rc = api_token_id(a->token.id, a->token_id);
+	if (!rc)
+		rc = http_request_set_actor(req, a->token_id);
+	if (rc)
+		return http_reply_error(req, COFFER_ERR_INTERNAL, NULL);
+
+	if (route->flags & API_ROUTE_APP) {
+		rc = resolve_app(req, a);
+		if (rc)
+			return rc;
+	}
+	enum api_role need = (enum api_role)((route->flags & API_ROUTE_ROLE_MASK) >> HTTP_ROUTE_OWNER_SHIFT);
+	if (need == API_ROLE_NONE || a->role < need)
+		return api_fail(req, COFFER_ERR_FORBIDDEN, "a %s token may not do this: it needs the %s role",
+				api_role_name(a->role), api_role_name(need));
+	a->admitted = 1;
+	return COFFER_OK;
+}

@@ -1,0 +1,193 @@
+/*
+ * h_audit.c — the audit trail: one event per audited request, written by
+ * the server's done callback just before the answer leaves (so a client
+ * that reads the log after an answer finds the event), refusals included;
+ * and GET /v1/audit, GET /v1/audit/verify.
+ *
+ * An event: org, actor (token id or "anonymous"), action (the route's
+ * name), app, detail (JSON: names and digests, never values or tokens),
+ * outcome ("ok", "denied:<code>" when the gate refused, "error:<code>"),
+ * request id.
+ */
+#include <string.h>
+
+#include "api.h"
+#include "log.h"
+#include "parse.h"
+#include "banned.h"
+
+#define OUTCOME_SIZE 64
+
+void api_audit_done(struct http_request *req, const struct http_route *route, int status, enum coffer_err code,
+		    void *ctx)
+{
+	struct api *api = ctx;
+	struct api_auth *a = api_auth_of(req);
+	struct store *s = NULL;
+	struct store_token who;
+	char actor[API_TOKEN_ID_SIZE] = API_ACTOR_ANONYMOUS;
+	char outcome[OUTCOME_SIZE];
+	const char *org = "", *app = "", *param;
+	struct buf detail;
+	enum coffer_err rc, store_rc = COFFER_OK;
+
+	if (!(route->flags & HTTP_ROUTE_AUDIT))
+		return;
+	buf_init(&detail, API_AUDIT_DETAIL_MAX + 1);
+	if (a && a->store) {
+		s = a->store;
+	} else {
+		rc = store_pool_acquire(api->pool, &s);
+		if (rc) {
+			log_error("audit_append_failed", LF_S("action", route->name), LF_S("request_id", http_request_id(req)),
+				  LF_S("error", coffer_err_name(rc)));
+			return;
+		}
+	}
+	if (a && a->authenticated) {
+		org = a->token.org_id;
+		if (str_copy(actor, sizeof(actor), a->token_id))
+			goto out;
+	} else if (!a || !a->store) {
+		/* Refused before the gate (e.g. a body too large): who sent it, if a token says so. */
+		store_rc = api_identify(s, req, &who);
+		if (store_rc == COFFER_OK) {
+			if (api_token_id(who.id, actor))
+				goto out;
+			org = who.org_id;
+			if (http_request_set_actor(req, actor))
+				log_warn("http_actor_failed");
+		}
+	}
+
+	if (code == COFFER_OK && status < 400) {
+		rc = str_copy(outcome, sizeof(outcome), "ok");
+	} else {
+		/* denied: the gate said no (401, 404, 403); error: anything else, the gate's own failures included */
+		enum coffer_err c = code ? code : coffer_err_from_http_status(status);
+		int denied = a && !a->admitted &&
+			     (c == COFFER_ERR_UNAUTH || c == COFFER_ERR_NOT_FOUND || c == COFFER_ERR_FORBIDDEN);
+		rc = fmt_into(outcome, sizeof(outcome), "%s:%s", denied ? "denied" : "error", coffer_err_name(c));
+	}
+	if (rc)
+		goto out;
+
+	if (a && a->audit_app[0])
+		app = a->audit_app;
+	else if (a && a->has_app)
+		app = a->app.name;
+	else if ((route->flags & API_ROUTE_APP) && (param = http_request_param(req, "app")) && api_app_name_ok(param))
+		app = param;
+
+	if (!a || !a->audit_detail || json_dump_buf(a->audit_detail, &detail) || detail.len > API_AUDIT_DETAIL_MAX) {
+		buf_reset(&detail);
+		if (buf_adds(&detail, "{}"))
+			goto out;
+	}
+	struct store_audit_event ev = {
+		.ts = 0,
+		.org_id = org,
+		.actor = actor,
+		.action = route->name,
+		.app = app,
+		.detail = detail.ptr,
+		.outcome = outcome,
+		.request_id = http_request_id(req),
+	};
+	rc = store_audit_append(s, &ev, NULL);
+	if (rc == COFFER_ERR_UNAVAILABLE)
+		store_rc = rc;
+	if (rc)
+		log_error("audit_append_failed", LF_S("action", route->name), LF_S("request_id", http_request_id(req)),
+			  LF_S("error", coffer_err_name(rc)));
+out:
+	buf_release(&detail);
+	if (a && a->store)
+		api_note(a, store_rc);
+	else
+		store_pool_release(api->pool, s, store_rc);
+}
+
+static json_t *event_json(const struct store_audit_row *r)
+{
+	json_t *detail = NULL;
+	const char *text = r->ev.detail ? r->ev.detail : "";
+	if (json_parse_limited(text, strlen(text), STORE_AUDIT_FIELD_MAX, JSON_MAX_DEPTH_DEFAULT, &detail, NULL))
+		detail = json_string(text); /* not JSON: shown as written */
+	return json_pack("{s:I,s:o,s:s,s:s,s:s,s:o,s:s,s:s}", "seq", (json_int_t)r->seq, "ts", api_json_time(r->ev.ts),
+			 "actor", r->ev.actor ? r->ev.actor : "", "action", r->ev.action ? r->ev.action : "", "app",
+			 r->ev.app ? r->ev.app : "", "detail", detail, "outcome", r->ev.outcome ? r->ev.outcome : "",
+			 "request_id", r->ev.request_id ? r->ev.request_id : "");
+}
+
+enum coffer_err h_audit_list(struct http_request *req, void *ctx)
+{
+	struct api_auth *a = api_auth_of(req);
+	struct store_audit_list events = { 0 };
+	struct store_audit_filter f = { .org_id = a->token.org_id, .limit = API_AUDIT_LIMIT_DEFAULT };
+	const char *app = http_request_query(req, "app");
+	const char *after = http_request_query(req, "after");
+	const char *limit = http_request_query(req, "limit");
+	uint64_t n;
+	json_t *list = NULL;
+	enum coffer_err rc;
+	(void)ctx;
+
+	if (app && *app) {
+		if (!api_app_name_ok(app))
+			return http_reply_error(req, COFFER_ERR_INVALID, "app must match " API_APP_NAME_RULE);
+		f.app = app;
+	}
+	if (after && parse_uint64(after, INT64_MAX, &f.after_seq))
+		return http_reply_error(req, COFFER_ERR_INVALID, "after must be an event number");
+	if (limit) {
+		if (parse_uint64(limit, STORE_AUDIT_LIST_MAX, &n) || n == 0)
+			return api_fail(req, COFFER_ERR_INVALID, "limit must be a number from 1 to %d", STORE_AUDIT_LIST_MAX);
+		f.limit = (size_t)n;
+	}
+	rc = api_note(a, store_audit_list(a->store, &f, &events));
+	if (rc)
+		goto out;
+	list = json_array();
+	if (!list) {
+		rc = COFFER_ERR_NOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < events.n; i++) {
+		json_t *item = event_json(&events.items[i]);
+		if (!item || json_array_append_new(list, item)) {
+			rc = COFFER_ERR_NOMEM;
+			goto out;
+		}
+	}
+	rc = api_reply(req, 200, json_pack("{s:O}", "events", list));
+out:
+	json_decref(list);
+	store_audit_list_release(&events);
+	return rc;
+}
+
+enum coffer_err h_audit_verify(struct http_request *req, void *ctx)
+{
+	struct api_auth *a = api_auth_of(req);
+	unsigned char hash[STORE_HASH_LEN];
+	uint64_t broken = 0, seq = 0;
+	char msg[API_MESSAGE_MAX];
+	enum coffer_err rc;
+	(void)ctx;
+
+	rc = api_note(a, store_audit_verify(a->store, &broken));
+	if (rc == COFFER_ERR_CRYPTO) {
+		log_error("audit_chain_broken", LF_I("first_broken_seq", broken));
+		if (fmt_into(msg, sizeof(msg), "audit chain broken at event %llu", (unsigned long long)broken))
+			return COFFER_ERR_INTERNAL;
+		return api_reply(req, coffer_err_http_status(COFFER_ERR_CONFLICT),
+				 json_pack("{s:{s:s,s:s},s:I}", "error", "code", coffer_err_name(COFFER_ERR_CONFLICT),
+					   "message", msg, "first_broken_seq", (json_int_t)broken));
+	}
+	if (!rc)
+		rc = api_note(a, store_audit_head(a->store, &seq, hash));
+	if (rc)
+		return rc;
+	return api_reply(req, 200, json_pack("{s:b,s:I}", "ok", 1, "events", (json_int_t)seq));
+}

@@ -1,0 +1,87 @@
+/*
+ * keeper_client.c — the api's calls to the keeper (docs/API.md, "The
+ * keeper's routes"). One http_client per call: a client is one thread's,
+ * and app creation is rare enough that keeping a pool would be noise.
+ */
+#include <string.h>
+
+#include "api.h"
+#include "encode.h"
+#include "http_client.h"
+#include "log.h"
+#include "vault.h"
+#include "banned.h"
+
+#define KEEPER_APP_KEYS_PATH "/v1/app-keys"
+#define KEEPER_APP_KEY_VERSION 1
+#define KEEPER_MSG_MAX 256
+#define B64_SLACK 8
+
+/* Decodes a base64url field of exactly len bytes. */
+static enum coffer_err get_b64(const json_t *doc, const char *key, unsigned char *out, size_t len)
+{
+	const char *text;
+	size_t n;
+	struct buf b;
+	enum coffer_err rc = json_get_string(doc, key, 1, &text, &n, NULL);
+	if (rc)
+		return COFFER_ERR_PROTOCOL;
+	buf_init(&b, len + B64_SLACK); /* b64url_decode grows by a whole group first */
+	rc = b64url_decode(text, n, &b);
+	if (!rc && b.len != len)
+		rc = COFFER_ERR_PROTOCOL;
+	if (!rc)
+		memcpy(out, b.ptr, len);
+	buf_release(&b);
+	return rc ? COFFER_ERR_PROTOCOL : COFFER_OK;
+}
+
+enum coffer_err keeper_client_create_app_key(const struct api *api, const char *app_id)
+{
+	struct http_client *c = NULL;
+	json_t *body = NULL, *answer = NULL;
+	char msg[KEEPER_MSG_MAX] = "";
+	unsigned char pk[HPKE_PK_LEN], sig[VAULT_SIG_LEN];
+	const char *got_id = NULL;
+	int64_t version = 0;
+	enum coffer_err rc;
+
+	rc = http_client_new(api->keeper_url, API_KEEPER_TIMEOUT_MS, &c);
+	if (rc)
+		goto out;
+	rc = http_client_set_token(c, api->keeper_credential);
+	if (rc)
+		goto out;
+	body = json_pack("{s:s}", "app_id", app_id);
+	if (!body) {
+		rc = COFFER_ERR_NOMEM;
+		goto out;
+	}
+	rc = http_client_call_json(c, "POST", KEEPER_APP_KEYS_PATH, body, API_KEEPER_RESPONSE_MAX, &answer, msg,
+				   sizeof(msg));
+	if (rc) {
+		log_error("keeper_call_failed", LF_S("call", "app_keys.create"), LF_S("app_id", app_id),
+			  LF_S("error", coffer_err_name(rc)), LF_S("message", msg),
+			  LF_S("keeper_request_id", http_client_last_request_id(c)));
+		goto out;
+	}
+	if (!answer || json_get_string(answer, "app_id", 1, &got_id, NULL, NULL) ||
+	    json_get_int(answer, "version", 1, 1, UINT32_MAX, &version, NULL) || strcmp(got_id, app_id) != 0 ||
+	    version != KEEPER_APP_KEY_VERSION || get_b64(answer, "public_key", pk, sizeof(pk)) ||
+	    get_b64(answer, "signature", sig, sizeof(sig))) {
+		rc = COFFER_ERR_PROTOCOL;
+		log_error("keeper_answer_invalid", LF_S("call", "app_keys.create"), LF_S("app_id", app_id));
+		goto out;
+	}
+	rc = vault_app_key_verify(api->keeper_pk, app_id, (uint32_t)version, pk, sig);
+	if (rc) {
+		rc = COFFER_ERR_CRYPTO;
+		log_error("app_key_rejected", LF_S("message", "app key failed verification"), LF_S("app_id", app_id),
+			  LF_S("where", "keeper answer"));
+	}
+out:
+	json_decref(answer);
+	json_decref(body);
+	http_client_free(c);
+	return rc;
+}

@@ -1,0 +1,159 @@
+/*
+ * routes.c — the api's route table (docs/API.md) and the helpers its
+ * handlers share. Each row says what the gate must check: the role, the
+ * app, the audit; nothing else in the api decides who may call what.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "api.h"
+#include "banned.h"
+
+#ifndef COFFER_VERSION
+#define COFFER_VERSION "0.1.0"
+#endif
+
+#define AUTH HTTP_ROUTE_AUTH
+#define AUDIT HTTP_ROUTE_AUDIT
+#define APP API_ROUTE_APP
+#define READ API_ROUTE_ROLE(API_ROLE_READ)
+#define DEPLOY API_ROUTE_ROLE(API_ROLE_DEPLOY)
+#define ADMIN API_ROUTE_ROLE(API_ROLE_ADMIN)
+
+/* The route names are the audit actions. */
+static const struct http_route routes[] = {
+	{ "GET", "/v1/health", 0, 0, h_health, "health" },
+	{ "POST", "/v1/tokens", AUTH | AUDIT | ADMIN, API_BODY_SMALL, h_tokens_create, "tokens.create" },
+	{ "GET", "/v1/tokens", AUTH | ADMIN, 0, h_tokens_list, "tokens.list" },
+	{ "DELETE", "/v1/tokens/:id", AUTH | AUDIT | ADMIN, 0, h_tokens_revoke, "tokens.revoke" },
+	{ "POST", "/v1/apps", AUTH | AUDIT | ADMIN, API_BODY_SMALL, h_apps_create, "apps.create" },
+	{ "GET", "/v1/apps", AUTH | READ, 0, h_apps_list, "apps.list" },
+	{ "GET", "/v1/apps/:app", AUTH | READ | APP, 0, h_apps_get, "apps.get" },
+	{ "DELETE", "/v1/apps/:app", AUTH | AUDIT | ADMIN | APP, 0, h_apps_destroy, "apps.destroy" },
+	{ "GET", "/v1/apps/:app/secrets", AUTH | READ | APP, 0, h_secrets_list, "secrets.list" },
+	{ "POST", "/v1/apps/:app/secrets", AUTH | AUDIT | DEPLOY | APP, API_BODY_SECRETS, h_secrets_set,
+	  "secrets.set" },
+	{ "POST", "/v1/apps/:app/secrets/deploy", AUTH | AUDIT | DEPLOY | APP, API_BODY_SMALL, h_secrets_deploy,
+	  "secrets.deploy" },
+	{ "GET", "/v1/audit", AUTH | ADMIN, 0, h_audit_list, "audit.list" },
+	{ "GET", "/v1/audit/verify", AUTH | ADMIN, 0, h_audit_verify, "audit.verify" },
+};
+
+const struct http_route *api_routes(size_t *n)
+{
+	*n = sizeof(routes) / sizeof(routes[0]);
+	return routes;
+}
+
+enum coffer_err h_health(struct http_request *req, void *ctx)
+{
+	(void)ctx;
+	return api_reply(req, 200, json_pack("{s:s,s:s,s:s}", "status", "ok", "role", "api", "version", COFFER_VERSION));
+}
+
+/* ---- helpers ---- */
+
+int64_t api_now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+enum coffer_err api_time_text(int64_t ms, char out[API_TIME_SIZE])
+{
+	struct tm tm;
+	time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+	if (!gmtime_r(&t, &tm) || strftime(out, API_TIME_SIZE, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		return COFFER_ERR_INVALID;
+	return COFFER_OK;
+}
+
+json_t *api_json_time(int64_t ms)
+{
+	char text[API_TIME_SIZE];
+	if (ms == 0)
+		return json_null();
+	if (api_time_text(ms, text))
+		return json_null();
+	return json_string(text);
+}
+
+int api_app_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > API_APP_NAME_MAX || !(name[0] >= 'a' && name[0] <= 'z'))
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+int api_quotable(const char *s, size_t len, size_t max)
+{
+	if (len == 0 || len > max)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c > 0x7e || c == '\'' || c == '"' || c == '\\')
+			return 0;
+	}
+	return 1;
+}
+
+enum coffer_err api_reply(struct http_request *req, int status, json_t *doc)
+{
+	if (!doc)
+		return http_reply_error(req, COFFER_ERR_NOMEM, NULL);
+	enum coffer_err rc = http_reply_json(req, status, doc);
+	json_decref(doc);
+	return rc;
+}
+
+enum coffer_err api_fail(struct http_request *req, enum coffer_err code, const char *fmt, ...)
+{
+	char msg[API_MESSAGE_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(msg))
+		return http_reply_error(req, code, NULL);
+	return http_reply_error(req, code, msg);
+}
+
+enum coffer_err api_body(struct http_request *req, const char *const fields[], json_t **out)
+{
+	struct json_error jerr;
+	json_t *doc = NULL;
+	enum coffer_err rc = http_request_json(req, &doc);
+	if (rc)
+		return rc;
+	rc = json_check_fields(doc, fields, &jerr);
+	if (rc) {
+		json_decref(doc);
+		return api_fail(req, rc, "invalid request body: %s", jerr.message);
+	}
+	*out = doc;
+	return COFFER_OK;
+}
+
+void api_audit_note(struct http_request *req, const char *app, json_t *detail)
+{
+	struct api_auth *a = api_auth_of(req);
+	if (!a) {
+		json_decref(detail);
+		return;
+	}
+	if (app && api_app_name_ok(app) && str_copy(a->audit_app, sizeof(a->audit_app), app))
+		a->audit_app[0] = '\0';
+	if (detail) {
+		json_decref(a->audit_detail);
+		a->audit_detail = detail;
+	}
+}

@@ -1,0 +1,177 @@
+/*
+ * cmd_audit.c — `coffer audit` (list the events) and `coffer audit verify`
+ * (check the hash chain).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "client.h"
+#include "format.h"
+#include "parse.h"
+#include "banned.h"
+
+#define SEQ_TEXT 24
+#define QUERY_MAX 256
+
+/* The DETAIL cell: a string as it is, anything else as compact JSON (the caller frees *owned). */
+static const char *detail_text(const json_t *ev, char **owned)
+{
+	json_t *d = json_object_get(ev, "detail");
+	*owned = NULL;
+	if (!d || json_is_null(d))
+		return NULL;
+	if (json_is_string(d))
+		return json_string_value(d);
+	*owned = json_dumps(d, JSON_COMPACT | JSON_ENCODE_ANY);
+	return *owned;
+}
+
+static enum coffer_err list_events(struct client *c, const char *app, const char *after, const char *limit, int json)
+{
+	static const char *const headers[] = { "SEQ", "TIME", "ACTOR", "ACTION", "APP", "OUTCOME", "DETAIL" };
+	struct format_table t = { 0 };
+	struct buf out, path;
+	char seg[CLIENT_SEGMENT_MAX];
+	json_t *ans = NULL, *events = NULL, *ev;
+	size_t i;
+	char sep = '?';
+	enum coffer_err rc = COFFER_OK;
+
+	buf_init(&out, BUF_MAX_DEFAULT * 16);
+	buf_init(&path, CLIENT_PATH_MAX);
+	rc = buf_adds(&path, "/v1/audit");
+	const char *keys[] = { "app", "after", "limit" }, *vals[] = { app, after, limit };
+	for (size_t k = 0; k < 3 && !rc; k++) {
+		if (!vals[k])
+			continue;
+		rc = format_url_segment(vals[k], seg, sizeof(seg));
+		if (!rc)
+			rc = buf_addf(&path, "%c%s=%s", sep, keys[k], seg);
+		sep = '&';
+	}
+	if (rc) {
+		rc = client_error(COFFER_ERR_USAGE, "the app name is too long");
+		goto out;
+	}
+	rc = client_call(c, "GET", path.ptr, NULL, &ans);
+	if (!rc && json_get_array(ans, "events", 1, &events, NULL))
+		rc = client_bad_answer("no \"events\" list");
+	if (!rc && json) {
+		rc = client_print_json(events);
+		goto out;
+	}
+	if (!rc && format_table_init(&t, 7, headers))
+		rc = client_error(COFFER_ERR_NOMEM, "out of memory");
+	json_array_foreach(rc ? NULL : events, i, ev) {
+		char seq[SEQ_TEXT] = "-", *owned;
+		json_t *s = json_object_get(ev, "seq");
+		if (json_is_integer(s) && fmt_into(seq, sizeof(seq), "%" JSON_INTEGER_FORMAT, json_integer_value(s)))
+			seq[0] = '\0';
+		const char *row[] = { seq,
+				      client_str(ev, "ts"),
+				      client_str(ev, "actor"),
+				      client_str(ev, "action"),
+				      client_str(ev, "app"),
+				      client_str(ev, "outcome"),
+				      detail_text(ev, &owned) };
+		enum coffer_err added = format_table_add(&t, row);
+		free(owned);
+		if (added) {
+			rc = client_error(COFFER_ERR_NOMEM, "out of memory");
+			break;
+		}
+	}
+	if (!rc && format_table_render(&t, &out))
+		rc = client_error(COFFER_ERR_NOMEM, "out of memory");
+	if (!rc)
+		fwrite(out.ptr, 1, out.len, stdout);
+out:
+	format_table_release(&t);
+	buf_release(&path);
+	buf_release(&out);
+	json_decref(ans);
+	return rc;
+}
+
+static enum coffer_err verify(struct client *c, int json)
+{
+	json_t *ans = NULL, *n, *ok, *seq;
+	enum coffer_err rc = client_call(c, "GET", "/v1/audit/verify", NULL, &ans);
+
+	if (rc)
+		goto out;
+	if (json) {
+		rc = client_print_json(ans);
+		goto out;
+	}
+	ok = json_object_get(ans, "ok");
+	n = json_object_get(ans, "events");
+	if (json_is_true(ok) && json_is_integer(n)) {
+		printf("audit chain intact: %" JSON_INTEGER_FORMAT " event%s\n", json_integer_value(n),
+		       json_integer_value(n) == 1 ? "" : "s");
+	} else if (json_is_false(ok)) {
+		/* the API answers 409 for a broken chain; this is a second line of defence */
+		seq = json_object_get(ans, "first_broken_seq");
+		if (json_is_integer(seq))
+			rc = client_error(COFFER_ERR_CONFLICT, "audit chain broken at event %" JSON_INTEGER_FORMAT,
+					  json_integer_value(seq));
+		else
+			rc = client_error(COFFER_ERR_CONFLICT, "audit chain broken");
+	} else {
+		rc = client_bad_answer("no \"ok\" and \"events\"");
+	}
+out:
+	json_decref(ans);
+	return rc;
+}
+
+int cmd_audit(int argc, char **argv)
+{
+	struct client c;
+	const char *after = NULL, *limit = NULL;
+	int n_pos = 0, json = 0, code;
+	uint64_t n;
+	enum coffer_err rc;
+	const struct client_opt opts[] = {
+		{ "app", 'a', CLIENT_OPT_VALUE, &c.app_flag },
+		{ "json", 0, CLIENT_OPT_FLAG, &json },
+		{ "after", 0, CLIENT_OPT_VALUE, &after },
+		{ "limit", 0, CLIENT_OPT_VALUE, &limit },
+		{ NULL, 0, CLIENT_OPT_FLAG, NULL },
+	};
+
+	client_init(&c, "audit [-a APP] [--after SEQ] [--limit N] [--json] | audit verify [--json]",
+		    "Lists the audit log, oldest first: who did what, to which app, with which\n"
+		    "outcome (names and digests, never values). -a shows one app's events only\n"
+		    "(COFFER_APP is not used here). 'audit verify' checks the log's hash chain:\n"
+		    "it exits non-zero, naming the first broken event, when the log was altered.\n",
+		    "  -a, --app APP             only this app's events\n"
+		    "      --after SEQ           only events after this sequence number\n"
+		    "      --limit N             at most N events\n"
+		    "      --json                print the API's answer as JSON\n");
+	code = client_parse(&c, argc, argv, opts, &n_pos);
+	if (code != CLIENT_CONTINUE)
+		goto out;
+	if (n_pos > 1 || (n_pos == 1 && strcmp(argv[1], "verify") != 0)) {
+		code = client_usage_error(&c, "unexpected argument");
+		goto out;
+	}
+	if (n_pos == 1 && (c.app_flag || after || limit)) {
+		code = client_usage_error(&c, "'audit verify' takes no -a, --after or --limit");
+		goto out;
+	}
+	if ((after && parse_uint64(after, INT64_MAX, &n)) || (limit && parse_uint64(limit, INT64_MAX, &n))) {
+		code = client_usage_error(&c, "--after and --limit take a whole number");
+		goto out;
+	}
+	rc = client_connect(&c);
+	if (!rc)
+		rc = n_pos == 1 ? verify(&c, json) : list_events(&c, c.app_flag, after, limit, json);
+	code = client_exit(rc);
+out:
+	client_release(&c);
+	return code;
+}

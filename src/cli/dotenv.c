@@ -1,0 +1,599 @@
+#include "dotenv.h"
+
+#include <sodium.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "banned.h"
+
+#define ENTRIES_FIRST 16
+#define READ_CHUNK_FIRST 4096
+#define TRIPLE "\"\"\""
+#define TRIPLE_LEN 3
+#define EXPORT_WORD "export"
+#define EXPORT_LEN 6
+#define B64_VARIANT sodium_base64_VARIANT_ORIGINAL
+
+/* One physical line after another; lines exclude "\n" and a "\r" before it. */
+struct cursor {
+	const unsigned char *data;
+	size_t len;
+	size_t pos;
+	size_t line; /* number of the line last returned */
+};
+
+/* Counts bytes when p is NULL, writes them otherwise. */
+struct writer {
+	unsigned char *p;
+	size_t len;
+};
+
+static int is_blank(unsigned char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static void set_err(struct dotenv_error *err, size_t line, const char *what)
+{
+	if (!err)
+		return;
+	err->line = line;
+	if (line ? fmt_into(err->message, sizeof(err->message), "line %zu: %s", line, what)
+		 : str_copy(err->message, sizeof(err->message), what))
+		err->message[0] = '\0';
+}
+
+void dotenv_init(struct dotenv *d)
+{
+	d->entries = NULL;
+	d->n = 0;
+	d->cap = 0;
+}
+
+void dotenv_release(struct dotenv *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		secret_free(d->entries[i].value);
+	free(d->entries);
+	dotenv_init(d);
+}
+
+int dotenv_name_valid(const char *name, size_t len)
+{
+	if (len == 0 || len > DOTENV_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+		int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' || (i > 0 && c >= '0' && c <= '9');
+		if (!ok)
+			return 0;
+	}
+	return 1;
+}
+
+const struct dotenv_entry *dotenv_find(const struct dotenv *d, const char *name)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (strcmp(d->entries[i].name, name) == 0)
+			return &d->entries[i];
+	return NULL;
+}
+
+enum coffer_err dotenv_put(struct dotenv *d, const char *name, size_t len, struct secret *value)
+{
+	enum coffer_err rc = COFFER_OK;
+	char key[DOTENV_NAME_MAX + 1];
+
+	if (!dotenv_name_valid(name, len)) {
+		rc = COFFER_ERR_INVALID;
+		goto out;
+	}
+	memcpy(key, name, len);
+	key[len] = '\0';
+	for (size_t i = 0; i < d->n; i++) {
+		if (strcmp(d->entries[i].name, key) == 0) {
+			secret_free(d->entries[i].value);
+			d->entries[i].value = value;
+			value = NULL;
+			goto out;
+		}
+	}
+	if (d->n >= DOTENV_ENTRIES_MAX) {
+		rc = COFFER_ERR_TOO_LARGE;
+		goto out;
+	}
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : ENTRIES_FIRST;
+		struct dotenv_entry *e = realloc(d->entries, cap * sizeof(*e));
+		if (!e) {
+			rc = COFFER_ERR_NOMEM;
+			goto out;
+		}
+		d->entries = e;
+		d->cap = cap;
+	}
+	memcpy(d->entries[d->n].name, key, len + 1);
+	d->entries[d->n].value = value;
+	d->n++;
+	value = NULL;
+out:
+	secret_free(value);
+	return rc;
+}
+
+static int next_line(struct cursor *c, const unsigned char **s, size_t *n)
+{
+	if (c->pos >= c->len)
+		return 0;
+	const unsigned char *start = c->data + c->pos;
+	const unsigned char *nl = memchr(start, '\n', c->len - c->pos);
+	size_t len = nl ? (size_t)(nl - start) : c->len - c->pos;
+	c->pos += len + (nl ? 1 : 0);
+	if (len > 0 && start[len - 1] == '\r')
+		len--;
+	c->line++;
+	*s = start;
+	*n = len;
+	return 1;
+}
+
+static enum coffer_err check_line(const unsigned char *s, size_t n, size_t line, struct dotenv_error *err)
+{
+	if (n > DOTENV_LINE_MAX) {
+		set_err(err, line, "line too long");
+		return COFFER_ERR_TOO_LARGE;
+	}
+	if (memchr(s, '\0', n)) {
+		set_err(err, line, "NUL byte in line");
+		return COFFER_ERR_INVALID;
+	}
+	return COFFER_OK;
+}
+
+static enum coffer_err check_value_len(size_t n, size_t line, struct dotenv_error *err)
+{
+	char what[DOTENV_ERROR_MAX];
+	if (n <= DOTENV_VALUE_MAX)
+		return COFFER_OK;
+	if (fmt_into(what, sizeof(what), "value longer than %zu bytes", DOTENV_VALUE_MAX))
+		what[0] = '\0';
+	set_err(err, line, what);
+	return COFFER_ERR_TOO_LARGE;
+}
+
+/* Only blanks, or blanks then a # comment, after a closing quote. */
+static enum coffer_err check_after_quote(const unsigned char *s, size_t n, size_t line, struct dotenv_error *err)
+{
+	size_t i = 0;
+	while (i < n && is_blank(s[i]))
+		i++;
+	if (i < n && s[i] != '#') {
+		set_err(err, line, "unexpected text after the closing quote");
+		return COFFER_ERR_INVALID;
+	}
+	return COFFER_OK;
+}
+
+static enum coffer_err plain_value(const unsigned char *s, size_t n, size_t line, struct secret **out,
+				   struct dotenv_error *err)
+{
+	enum coffer_err rc = check_value_len(n, line, err);
+	if (rc)
+		return rc;
+	return secret_from(s, n, out);
+}
+
+/* s[0] is the opening quote. */
+static enum coffer_err single_quoted(const unsigned char *s, size_t n, size_t line, struct secret **out,
+				     struct dotenv_error *err)
+{
+	const unsigned char *close = n > 1 ? memchr(s + 1, '\'', n - 1) : NULL;
+	enum coffer_err rc;
+	if (!close) {
+		set_err(err, line, "unterminated single quote");
+		return COFFER_ERR_INVALID;
+	}
+	size_t end = (size_t)(close - s);
+	rc = check_after_quote(s + end + 1, n - end - 1, line, err);
+	if (!rc)
+		rc = plain_value(s + 1, end - 1, line, out, err);
+	return rc;
+}
+
+/* s[0] is the opening quote; \n \r \t \" \\ are escapes, any other backslash stays. */
+static enum coffer_err double_quoted(const unsigned char *s, size_t n, size_t line, struct secret **out,
+				     struct dotenv_error *err)
+{
+	enum coffer_err rc;
+	struct secret *v = NULL;
+	size_t close = 0, j = 0;
+
+	for (size_t i = 1; i < n && !close; i++) {
+		if (s[i] == '\\' && i + 1 < n)
+			i++;
+		else if (s[i] == '"')
+			close = i;
+	}
+	if (!close) {
+		set_err(err, line, "unterminated double quote (use \"\"\" for a value on several lines)");
+		return COFFER_ERR_INVALID;
+	}
+	rc = check_after_quote(s + close + 1, n - close - 1, line, err);
+	if (rc)
+		goto out;
+	rc = secret_new(close - 1, &v);
+	if (rc)
+		goto out;
+	unsigned char *p = secret_bytes(v);
+	for (size_t i = 1; i < close; i++) {
+		unsigned char c = s[i];
+		if (c == '\\') {
+			unsigned char e = s[i + 1]; /* i + 1 < close: the loop above skipped escaped quotes */
+			unsigned char r = e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : e == '"' ? '"' : e == '\\' ? '\\' : 0;
+			if (r) {
+				p[j++] = r;
+				i++;
+				continue;
+			}
+		}
+		p[j++] = c;
+	}
+	rc = secret_truncate(v, j);
+	if (!rc)
+		rc = check_value_len(j, line, err);
+	if (rc)
+		goto out;
+	*out = v;
+	v = NULL;
+out:
+	secret_free(v);
+	return rc;
+}
+
+/* Length of s[0..n) without trailing blanks. */
+static size_t rtrim(const unsigned char *s, size_t n)
+{
+	while (n > 0 && is_blank(s[n - 1]))
+		n--;
+	return n;
+}
+
+static int ends_triple(const unsigned char *s, size_t n, size_t *content)
+{
+	n = rtrim(s, n);
+	if (n < TRIPLE_LEN || memcmp(s + n - TRIPLE_LEN, TRIPLE, TRIPLE_LEN) != 0)
+		return 0;
+	*content = n - TRIPLE_LEN;
+	return 1;
+}
+
+static void put(struct writer *w, const void *data, size_t n)
+{
+	if (w->p && n)
+		memcpy(w->p + w->len, data, n);
+	w->len += n;
+}
+
+/*
+ * The lines of a """ value: the rest of the opening line (unless blank),
+ * then the lines up to the one ending with """. Counts or writes; *closing
+ * is the cursor after the closing line.
+ */
+static enum coffer_err triple_lines(struct cursor c, const unsigned char *rest, size_t rn, size_t open_line,
+				    struct writer *w, struct cursor *closing, struct dotenv_error *err)
+{
+	const unsigned char *s;
+	size_t n, content;
+	enum coffer_err rc;
+
+	if (rtrim(rest, rn) > 0) {
+		put(w, rest, rn);
+		put(w, "\n", 1);
+	}
+	while (next_line(&c, &s, &n)) {
+		rc = check_line(s, n, c.line, err);
+		if (rc)
+			return rc;
+		if (ends_triple(s, n, &content)) {
+			put(w, s, content);
+			*closing = c;
+			return COFFER_OK;
+		}
+		put(w, s, n);
+		put(w, "\n", 1);
+		if (w->len > DOTENV_VALUE_MAX) /* stop early; the caller reports it */
+			return COFFER_OK;
+	}
+	set_err(err, open_line, "unterminated \"\"\" (no line ends with \"\"\")");
+	return COFFER_ERR_INVALID;
+}
+
+/* rest follows the opening """ on line open_line; c is after that line and is moved past the value. */
+static enum coffer_err triple_quoted(struct cursor *c, const unsigned char *rest, size_t rn, size_t open_line,
+				     struct secret **out, struct dotenv_error *err)
+{
+	struct writer w = { NULL, 0 };
+	struct cursor closing = *c;
+	struct secret *v = NULL;
+	size_t content;
+	enum coffer_err rc;
+
+	if (ends_triple(rest, rn, &content))
+		return plain_value(rest, content, open_line, out, err);
+	rc = triple_lines(*c, rest, rn, open_line, &w, &closing, err);
+	if (!rc)
+		rc = check_value_len(w.len, open_line, err);
+	if (!rc)
+		rc = secret_new(w.len, &v);
+	if (rc)
+		goto out;
+	w.p = secret_bytes(v);
+	w.len = 0;
+	rc = triple_lines(*c, rest, rn, open_line, &w, &closing, err);
+	if (rc)
+		goto out;
+	*c = closing;
+	*out = v;
+	v = NULL;
+out:
+	secret_free(v);
+	return rc;
+}
+
+enum coffer_err dotenv_parse(const unsigned char *data, size_t len, struct dotenv *d, struct dotenv_error *err)
+{
+	struct cursor c = { data, len, 0, 0 };
+	const unsigned char *s;
+	size_t n;
+	enum coffer_err rc = COFFER_OK;
+
+	if (err)
+		set_err(err, 0, "");
+	while (next_line(&c, &s, &n)) {
+		size_t line = c.line, i = 0, name_end, v;
+		struct secret *value = NULL;
+
+		rc = check_line(s, n, line, err);
+		if (rc)
+			return rc;
+		while (i < n && is_blank(s[i]))
+			i++;
+		if (i == n || s[i] == '#')
+			continue;
+		if (n - i > EXPORT_LEN && memcmp(s + i, EXPORT_WORD, EXPORT_LEN) == 0 && is_blank(s[i + EXPORT_LEN])) {
+			size_t k = i + EXPORT_LEN;
+			while (k < n && is_blank(s[k]))
+				k++;
+			if (k < n && s[k] != '=') /* "export = x" sets a variable named export */
+				i = k;
+		}
+		const unsigned char *eq = memchr(s + i, '=', n - i);
+		if (!eq) {
+			set_err(err, line, "no '=' in line");
+			return COFFER_ERR_INVALID;
+		}
+		name_end = (size_t)(eq - s);
+		v = name_end + 1;
+		name_end = i + rtrim(s + i, name_end - i);
+		if (!dotenv_name_valid((const char *)s + i, name_end - i)) {
+			set_err(err, line, "invalid name (letters, digits and '_', not starting with a digit)");
+			return COFFER_ERR_INVALID;
+		}
+		while (v < n && is_blank(s[v]))
+			v++;
+		if (n - v >= TRIPLE_LEN && memcmp(s + v, TRIPLE, TRIPLE_LEN) == 0)
+			rc = triple_quoted(&c, s + v + TRIPLE_LEN, n - v - TRIPLE_LEN, line, &value, err);
+		else if (v < n && s[v] == '"')
+			rc = double_quoted(s + v, n - v, line, &value, err);
+		else if (v < n && s[v] == '\'')
+			rc = single_quoted(s + v, n - v, line, &value, err);
+		else
+			rc = plain_value(s + v, rtrim(s + v, n - v), line, &value, err);
+		if (rc)
+			return rc;
+		rc = dotenv_put(d, (const char *)s + i, name_end - i, value);
+		if (rc == COFFER_ERR_TOO_LARGE)
+			set_err(err, line, "too many names");
+		if (rc)
+			return rc;
+	}
+	return COFFER_OK;
+}
+
+enum coffer_err dotenv_read(FILE *f, size_t max, struct secret **out)
+{
+	struct secret *s = NULL, *t = NULL;
+	size_t cap = max < READ_CHUNK_FIRST ? max + 1 : READ_CHUNK_FIRST, len = 0;
+	enum coffer_err rc;
+
+	if (max >= SIZE_MAX / 2)
+		return COFFER_ERR_INVALID;
+	if (setvbuf(f, NULL, _IONBF, 0))
+		return COFFER_ERR_IO;
+	rc = secret_new(cap, &s);
+	if (rc)
+		goto out;
+	for (;;) {
+		if (len == cap) {
+			if (cap > max) {
+				rc = COFFER_ERR_TOO_LARGE;
+				goto out;
+			}
+			size_t ncap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+			rc = secret_new(ncap, &t);
+			if (rc)
+				goto out;
+			memcpy(secret_bytes(t), secret_cbytes(s), len);
+			secret_free(s);
+			s = t;
+			t = NULL;
+			cap = ncap;
+		}
+		size_t r = fread(secret_bytes(s) + len, 1, cap - len, f);
+		len += r;
+		if (r == 0) {
+			if (ferror(f)) {
+				rc = COFFER_ERR_IO;
+				goto out;
+			}
+			break;
+		}
+	}
+	rc = secret_truncate(s, len);
+	if (rc)
+		goto out;
+	*out = s;
+	s = NULL;
+out:
+	secret_free(s);
+	return rc;
+}
+
+enum coffer_err dotenv_parse_file(FILE *f, struct dotenv *d, struct dotenv_error *err)
+{
+	struct secret *in = NULL;
+	enum coffer_err rc = dotenv_read(f, DOTENV_INPUT_MAX, &in);
+	if (rc == COFFER_ERR_TOO_LARGE)
+		set_err(err, 0, "input larger than 8 MiB");
+	else if (rc)
+		set_err(err, 0, coffer_strerror(rc));
+	if (!rc)
+		rc = dotenv_parse(secret_cbytes(in), secret_len(in), d, err);
+	secret_free(in);
+	return rc;
+}
+
+int dotenv_utf8_valid(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		unsigned char c = s[i];
+		size_t k;
+		uint32_t cp, min;
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if (c >= 0xc2 && c <= 0xdf) {
+			k = 1, cp = c & 0x1f, min = 0x80;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			k = 2, cp = c & 0x0f, min = 0x800;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			k = 3, cp = c & 0x07, min = 0x10000;
+		} else {
+			return 0;
+		}
+		if (n - i - 1 < k)
+			return 0;
+		for (size_t j = 1; j <= k; j++) {
+			if ((s[i + j] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (s[i + j] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		i += k + 1;
+	}
+	return 1;
+}
+
+/* A JSON string body (no quotes) of valid UTF-8 bytes. */
+static void put_escaped(struct writer *w, const unsigned char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = s[i];
+		char e[6] = { '\\', 0, '0', '0', 0, 0 };
+		size_t len = 2;
+		switch (c) {
+		case '"': e[1] = '"'; break;
+		case '\\': e[1] = '\\'; break;
+		case '\n': e[1] = 'n'; break;
+		case '\r': e[1] = 'r'; break;
+		case '\t': e[1] = 't'; break;
+		case '\b': e[1] = 'b'; break;
+		case '\f': e[1] = 'f'; break;
+		default:
+			if (c >= 0x20) {
+				put(w, &c, 1);
+				continue;
+			}
+			e[1] = 'u';
+			e[4] = hex[c >> 4];
+			e[5] = hex[c & 15];
+			len = 6;
+		}
+		put(w, e, len);
+		sodium_memzero(e, sizeof(e));
+	}
+}
+
+/* Counts (w->p NULL) or writes the body; the writing pass has cap bytes plus one for base64's NUL. */
+static void put_body(struct writer *w, size_t cap, const struct dotenv *d, int stage)
+{
+	put(w, "{\"secrets\":{", 12);
+	for (size_t i = 0; i < d->n; i++) {
+		const struct dotenv_entry *e = &d->entries[i];
+		if (i)
+			put(w, ",", 1);
+		put(w, "\"", 1);
+		put(w, e->name, strlen(e->name)); /* a valid name needs no escaping */
+		put(w, "\":", 2);
+		if (!e->value) {
+			put(w, "null", 4);
+			continue;
+		}
+		const unsigned char *v = secret_cbytes(e->value);
+		size_t n = secret_len(e->value);
+		if (dotenv_utf8_valid(v, n)) {
+			put(w, "\"", 1);
+			put_escaped(w, v, n);
+			put(w, "\"", 1);
+			continue;
+		}
+		size_t b64 = sodium_base64_ENCODED_LEN(n, B64_VARIANT); /* NUL included */
+		put(w, "{\"base64\":\"", 11);
+		if (w->p)
+			sodium_bin2base64((char *)w->p + w->len, cap + 1 - w->len, v, n, B64_VARIANT);
+		w->len += b64 - 1;
+		put(w, "\"}", 2);
+	}
+	put(w, "},\"stage\":", 10);
+	if (stage)
+		put(w, "true}", 5);
+	else
+		put(w, "false}", 6);
+}
+
+enum coffer_err dotenv_request_body(const struct dotenv *d, int stage, struct secret **out,
+				    struct dotenv_error *err)
+{
+	struct writer w = { NULL, 0 };
+	struct secret *body = NULL;
+	enum coffer_err rc;
+
+	for (size_t i = 0; i < d->n; i++) {
+		if (d->entries[i].value && secret_has_nul(d->entries[i].value)) {
+			char what[DOTENV_ERROR_MAX];
+			if (fmt_into(what, sizeof(what), "the value of '%s' holds a NUL byte", d->entries[i].name))
+				what[0] = '\0';
+			set_err(err, 0, what);
+			return COFFER_ERR_INVALID;
+		}
+	}
+	put_body(&w, 0, d, stage);
+	rc = secret_new(w.len, &body); /* secret_new keeps one more byte, for base64's NUL */
+	if (rc)
+		return rc;
+	size_t cap = w.len;
+	w.p = secret_bytes(body);
+	w.len = 0;
+	put_body(&w, cap, d, stage);
+	if (w.len != cap) {
+		secret_free(body);
+		return COFFER_ERR_INTERNAL;
+	}
+	*out = body;
+	return COFFER_OK;
+}

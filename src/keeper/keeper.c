@@ -1,0 +1,190 @@
+/*
+ * keeper.c — `coffer keeper`: `keeper init` makes the state folder and the
+ * master key; `keeper [serve]` runs the key custodian until SIGINT/SIGTERM.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "fs.h"
+#include "keeper.h"
+#include "log.h"
+#include "banned.h"
+
+struct opts {
+	const char *state_dir;
+	const char *key_file;
+	const char *store_url;
+	const char *listen;
+	const char *ready_file;
+	const char *log_level;
+};
+
+/* "--name VALUE" or "--name=VALUE"; returns 1 and advances *i when argv[*i] is that option. */
+static int take(int argc, char **argv, int *i, const char *name, const char **value, int *bad)
+{
+	size_t n = strlen(name);
+	const char *a = argv[*i];
+	if (strncmp(a, name, n) != 0)
+		return 0;
+	if (a[n] == '=') {
+		*value = a + n + 1;
+		return 1;
+	}
+	if (a[n] != '\0')
+		return 0;
+	if (*i + 1 >= argc) {
+		*bad = 1;
+		return 1;
+	}
+	*value = argv[++*i];
+	return 1;
+}
+
+/* Parses options from argv[first]; returns 0, or the usage exit code. */
+static int parse_opts(int argc, char **argv, int first, struct opts *o)
+{
+	int bad = 0;
+	for (int i = first; i < argc; i++) {
+		if (take(argc, argv, &i, "--state-dir", &o->state_dir, &bad) ||
+		    take(argc, argv, &i, "--key-file", &o->key_file, &bad) ||
+		    take(argc, argv, &i, "--store", &o->store_url, &bad) ||
+		    take(argc, argv, &i, "--listen", &o->listen, &bad) ||
+		    take(argc, argv, &i, "--ready-file", &o->ready_file, &bad) ||
+		    take(argc, argv, &i, "--log-level", &o->log_level, &bad)) {
+			if (bad)
+				return cli_fail(COFFER_ERR_USAGE, "option '%s' needs a value", argv[i]);
+			continue;
+		}
+		fprintf(stderr, "coffer: error: unknown argument '%s'\n", argv[i]);
+		return cli_usage("keeper");
+	}
+	return 0;
+}
+
+static int run_init(int argc, char **argv)
+{
+	struct opts o = { 0 };
+	struct keeper_paths p;
+	int ex = parse_opts(argc, argv, 2, &o);
+	if (ex)
+		return ex;
+	if (!o.state_dir || o.key_file || o.store_url || o.listen || o.ready_file || o.log_level)
+		return cli_usage("keeper");
+	enum coffer_err rc = keeper_init(o.state_dir, &p);
+	if (rc == COFFER_ERR_CONFLICT)
+		return cli_fail(rc, "a master key exists already in '%s'; refusing to overwrite it", o.state_dir);
+	if (rc)
+		return cli_fail(rc, "cannot initialise the keeper in '%s': %s", o.state_dir, coffer_strerror(rc));
+	printf("master key:     %s\n", p.key);
+	printf("keeper key:     %s\n", p.pub);
+	printf("api credential: %s\n", p.credential);
+	return 0;
+}
+
+static int load_master(const struct opts *o, struct secret **master)
+{
+	struct keeper_paths p;
+	const char *path = o->key_file;
+	enum coffer_err rc = keeper_master_from_env(master);
+	if (rc == COFFER_OK) {
+		if (!o->key_file)
+			return 0;
+		secret_free(*master);
+		*master = NULL;
+		return cli_fail(COFFER_ERR_USAGE, "give the master key in %s or --key-file, not both",
+				KEEPER_MASTER_ENV);
+	}
+	if (rc != COFFER_ERR_NOT_FOUND)
+		return cli_fail(rc, "%s must be 64 hex characters", KEEPER_MASTER_ENV);
+	if (!path) {
+		if (!o->state_dir)
+			return cli_usage("keeper");
+		rc = keeper_paths_of(o->state_dir, &p);
+		if (rc)
+			return cli_fail(rc, "state folder path too long");
+		path = p.key;
+	}
+	rc = keeper_master_from_file(path, master);
+	switch (rc) {
+	case COFFER_OK:
+		return 0;
+	case COFFER_ERR_FORBIDDEN:
+		return cli_fail(rc, "key file '%s' may be read or written by group or others; run 'chmod 600 %s'",
+				path, path);
+	case COFFER_ERR_NOT_FOUND:
+		return cli_fail(rc, "key file '%s' not found; run 'coffer keeper init --state-dir DIR' first", path);
+	case COFFER_ERR_INVALID:
+		return cli_fail(rc, "key file '%s' does not hold a %d-byte master key", path, VAULT_MASTER_LEN);
+	default:
+		return cli_fail(rc, "cannot read key file '%s': %s", path, coffer_strerror(rc));
+	}
+}
+
+static int run_serve(int argc, char **argv, int first)
+{
+	struct opts o = { 0 };
+	struct secret *master = NULL;
+	struct keeper *k = NULL;
+	enum log_level level = LOG_INFO;
+	sigset_t set;
+	int sig = 0, ex;
+
+	log_set_role("keeper");
+	ex = parse_opts(argc, argv, first, &o);
+	if (ex) {
+		/* The master key never lingers in the environment, even on a usage error. */
+		if (keeper_master_from_env(&master) == COFFER_OK)
+			secret_free(master);
+		return ex;
+	}
+	if (o.log_level && log_level_parse(o.log_level, &level)) {
+		ex = cli_fail(COFFER_ERR_USAGE, "unknown log level '%s'", o.log_level);
+		if (keeper_master_from_env(&master) == COFFER_OK)
+			secret_free(master);
+		return ex;
+	}
+	log_set_level(level);
+	if (fs_disable_core_dumps())
+		return cli_fail(COFFER_ERR_INTERNAL, "cannot disable core dumps");
+	ex = load_master(&o, &master);
+	if (ex)
+		return ex;
+	if (!o.store_url || !o.listen) {
+		secret_free(master);
+		return cli_usage("keeper");
+	}
+	/* Blocked before the server's threads exist, so only sigwait below sees them. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL)) {
+		secret_free(master);
+		return cli_fail(COFFER_ERR_INTERNAL, "cannot block signals");
+	}
+	struct keeper_config cfg = { .store_url = o.store_url, .listen = o.listen, .ready_file = o.ready_file };
+	enum coffer_err rc = keeper_start(&cfg, master, &k);
+	secret_free(master);
+	if (rc)
+		return cli_fail(rc, "cannot start the keeper: %s", coffer_strerror(rc));
+	while (sigwait(&set, &sig) != 0)
+		;
+	log_info("keeper_stopping", LF_I("signal", sig));
+	keeper_stop(k);
+	log_info("keeper_stopped");
+	return 0;
+}
+
+int cmd_keeper(int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "init") == 0)
+		return run_init(argc, argv);
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		(void)cli_usage("keeper");
+		return 0;
+	}
+	if (argc >= 2 && strcmp(argv[1], "serve") == 0)
+		return run_serve(argc, argv, 2);
+	return run_serve(argc, argv, 1);
+}

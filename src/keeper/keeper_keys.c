@@ -1,0 +1,265 @@
+/*
+ * keeper_keys.c — the keeper's master key (made, read from a file or the
+ * environment), the keys derived from it, and app key pairs.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "encode.h"
+#include "fs.h"
+#include "keeper.h"
+#include "log.h"
+#include "banned.h"
+
+#define STATE_DIR_MODE 0700
+#define KEY_FILE_MODE 0600
+#define PUB_FILE_MODE 0644
+#define CREDENTIAL_FILE_MODE 0600
+#define HEX_LINE_SIZE (HEX_LEN(32) + 2) /* 64 hex characters, a newline, a NUL */
+#define AAD_MAX (2 + VAULT_ID_MAX + 4)
+
+_Static_assert(VAULT_CREDENTIAL_LEN == 32 && JWS_PK_LEN == 32, "hex files hold 32 bytes");
+_Static_assert(KEEPER_PK_BLOB_LEN <= STORE_KEY_BLOB_MAX && KEEPER_WRAPPED_LEN <= STORE_KEY_BLOB_MAX,
+	       "app key blobs fit the store");
+
+enum coffer_err keeper_paths_of(const char *state_dir, struct keeper_paths *out)
+{
+	struct keeper_paths p;
+	enum coffer_err rc = fmt_into(p.key, sizeof(p.key), "%s/%s", state_dir, KEEPER_KEY_FILE);
+	if (!rc)
+		rc = fmt_into(p.pub, sizeof(p.pub), "%s/%s", state_dir, KEEPER_PUB_FILE);
+	if (!rc)
+		rc = fmt_into(p.credential, sizeof(p.credential), "%s/%s", state_dir, KEEPER_CREDENTIAL_FILE);
+	if (!rc)
+		*out = p;
+	return rc;
+}
+
+/* Writes 32 bytes as a line of hex; the line is wiped (it may be the credential). */
+static enum coffer_err write_hex_file(const char *path, const unsigned char *bytes, mode_t mode)
+{
+	char line[HEX_LINE_SIZE];
+	enum coffer_err rc = hex_encode(bytes, 32, line, sizeof(line) - 1);
+	if (!rc) {
+		line[HEX_LEN(32)] = '\n';
+		rc = fs_write_atomic(path, line, HEX_LEN(32) + 1, mode, 0);
+	}
+	sodium_memzero(line, sizeof(line));
+	return rc;
+}
+
+enum coffer_err keeper_init(const char *state_dir, struct keeper_paths *out)
+{
+	struct keeper_paths p;
+	struct secret *master = NULL;
+	struct keeper_keys keys = { 0 };
+	enum coffer_err rc = keeper_paths_of(state_dir, &p);
+	if (rc)
+		goto out;
+	rc = fs_mkdir_p(state_dir, STATE_DIR_MODE);
+	if (rc)
+		goto out;
+	rc = secret_new(VAULT_MASTER_LEN, &master);
+	if (rc)
+		goto out;
+	randombytes_buf(secret_bytes(master), secret_len(master));
+	rc = keeper_keys_derive(master, &keys);
+	if (rc)
+		goto out;
+	/* The key first and exclusively: an existing key stops everything here. */
+	rc = fs_write_atomic(p.key, secret_cbytes(master), secret_len(master), KEY_FILE_MODE, 1);
+	if (rc)
+		goto out;
+	rc = write_hex_file(p.pub, keys.signing_pk, PUB_FILE_MODE);
+	if (!rc)
+		rc = write_hex_file(p.credential, secret_cbytes(keys.credential), CREDENTIAL_FILE_MODE);
+	if (rc)
+		goto out;
+	if (out)
+		*out = p;
+out:
+	keeper_keys_release(&keys);
+	secret_free(master);
+	return rc;
+}
+
+enum coffer_err keeper_master_from_file(const char *path, struct secret **master)
+{
+	struct secret *m = NULL;
+	enum coffer_err rc = fs_read_private(path, VAULT_MASTER_LEN, &m);
+	if (rc == COFFER_ERR_TOO_LARGE)
+		rc = COFFER_ERR_INVALID;
+	if (!rc && secret_len(m) != VAULT_MASTER_LEN)
+		rc = COFFER_ERR_INVALID;
+	if (!rc) {
+		*master = m;
+		m = NULL;
+	}
+	secret_free(m);
+	return rc;
+}
+
+enum coffer_err keeper_master_from_env(struct secret **master)
+{
+	struct secret *m = NULL;
+	char *text = getenv(KEEPER_MASTER_ENV);
+	enum coffer_err rc = COFFER_OK;
+	if (!text)
+		return COFFER_ERR_NOT_FOUND;
+	size_t len = strlen(text);
+	rc = secret_new(VAULT_MASTER_LEN, &m);
+	if (!rc && hex_decode(text, len, secret_bytes(m), secret_len(m)))
+		rc = COFFER_ERR_INVALID;
+	/* The environment's copy is ours to wipe: it lives in this process's memory. */
+	sodium_memzero(text, len);
+	if (unsetenv(KEEPER_MASTER_ENV) && !rc)
+		rc = COFFER_ERR_INTERNAL;
+	if (!rc) {
+		*master = m;
+		m = NULL;
+	}
+	secret_free(m);
+	return rc;
+}
+
+enum coffer_err keeper_keys_derive(const struct secret *master, struct keeper_keys *out)
+{
+	struct keeper_keys k = { 0 };
+	enum coffer_err rc = COFFER_OK;
+	if (secret_len(master) != VAULT_MASTER_LEN)
+		return COFFER_ERR_INVALID;
+	rc = keywrap_derive(master, KEYWRAP_LABEL_APP_KEY, &k.wrap);
+	if (!rc)
+		rc = vault_keeper_signing_key(master, &k.signing, k.signing_pk);
+	if (!rc)
+		rc = vault_api_credential(master, &k.credential);
+	if (rc) {
+		keeper_keys_release(&k);
+		return rc;
+	}
+	*out = k;
+	return COFFER_OK;
+}
+
+void keeper_keys_release(struct keeper_keys *k)
+{
+	if (!k)
+		return;
+	secret_free(k->wrap);
+	secret_free(k->signing);
+	secret_free(k->credential);
+	sodium_memzero(k, sizeof(*k));
+}
+
+enum coffer_err keeper_app_key_create(const struct keeper_keys *keys, struct store *s, const char *app_id,
+				      struct keeper_app_key *out)
+{
+	struct store_app app;
+	struct store_app_key row;
+	struct keeper_app_key made;
+	struct secret *sk = NULL;
+	struct buf aad, wrapped;
+	unsigned char blob[KEEPER_PK_BLOB_LEN];
+	const uint32_t version = KEEPER_APP_KEY_VERSION;
+	enum coffer_err rc;
+
+	buf_init(&aad, AAD_MAX);
+	buf_init(&wrapped, STORE_KEY_BLOB_MAX);
+	rc = store_app_get(s, app_id, &app);
+	if (rc)
+		goto out;
+	/* A concurrent create that wins between this check and the put makes the put answer conflict. */
+	rc = store_app_key_get(s, app.id, version, &row);
+	if (rc == COFFER_OK)
+		rc = COFFER_ERR_CONFLICT;
+	if (rc != COFFER_ERR_NOT_FOUND)
+		goto out;
+	memset(&made, 0, sizeof(made));
+	rc = str_copy(made.app_id, sizeof(made.app_id), app.id);
+	if (!rc)
+		rc = hpke_generate_keypair(&sk, made.public_key);
+	if (!rc)
+		rc = vault_app_key_aad(app.id, version, &aad);
+	if (!rc)
+		rc = keywrap_seal(keys->wrap, aad.ptr, aad.len, sk, &wrapped);
+	if (!rc)
+		rc = vault_app_key_sign(keys->signing, app.id, version, made.public_key, made.signature);
+	if (rc)
+		goto out;
+	memcpy(blob, made.public_key, HPKE_PK_LEN);
+	memcpy(blob + HPKE_PK_LEN, made.signature, VAULT_SIG_LEN);
+	rc = store_app_key_put(s, app.id, version, blob, sizeof(blob), (const unsigned char *)wrapped.ptr,
+			       wrapped.len);
+	if (rc)
+		goto out;
+	made.version = version;
+	log_info("app_key_created", LF_S("app_id", app.id), LF_I("version", version));
+	*out = made;
+out:
+	buf_release(&wrapped);
+	buf_release(&aad);
+	secret_free(sk);
+	return rc;
+}
+
+static enum coffer_err tampered(const char *app_id, uint64_t version, const char *check)
+{
+	log_warn("app_key_tampered", LF_S("app_id", app_id), LF_I("version", version), LF_S("check", check));
+	return COFFER_ERR_CRYPTO;
+}
+
+enum coffer_err keeper_app_key_load(const struct keeper_keys *keys, struct store *s, const char *app_id,
+				    uint64_t version, struct secret **sk)
+{
+	struct store_app_key row;
+	struct secret *key = NULL;
+	struct buf aad;
+	unsigned char pk[HPKE_PK_LEN];
+	enum coffer_err rc;
+
+	buf_init(&aad, AAD_MAX);
+	if (version < 1 || version > UINT32_MAX) {
+		rc = COFFER_ERR_INVALID;
+		goto out;
+	}
+	rc = vault_app_key_aad(app_id, (uint32_t)version, &aad);
+	if (!rc)
+		rc = store_app_key_get(s, app_id, version, &row);
+	if (rc)
+		goto out;
+	if (row.version != version || row.public_key_len != KEEPER_PK_BLOB_LEN) {
+		rc = tampered(app_id, version, "layout");
+		goto out;
+	}
+	/* The AAD is this app's and this version's, never the row's: a row moved here does not open. */
+	rc = keywrap_open(keys->wrap, aad.ptr, aad.len, row.wrapped_private, row.wrapped_private_len, &key);
+	if (rc == COFFER_ERR_CRYPTO || rc == COFFER_ERR_INVALID || (!rc && secret_len(key) != HPKE_SK_LEN)) {
+		rc = tampered(app_id, version, "unwrap");
+		goto out;
+	}
+	if (rc)
+		goto out;
+	rc = hpke_public_key(key, pk);
+	if (rc)
+		goto out;
+	if (!ct_equal(pk, row.public_key, HPKE_PK_LEN)) {
+		rc = tampered(app_id, version, "public_key");
+		goto out;
+	}
+	rc = vault_app_key_verify(keys->signing_pk, app_id, (uint32_t)version, row.public_key,
+				  row.public_key + HPKE_PK_LEN);
+	if (rc) {
+		rc = tampered(app_id, version, "signature");
+		goto out;
+	}
+	*sk = key;
+	key = NULL;
+out:
+	sodium_memzero(pk, sizeof(pk));
+	buf_release(&aad);
+	secret_free(key);
+	return rc;
+}

@@ -1,0 +1,145 @@
+#include "store_pool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "banned.h"
+
+#define NS_PER_S 1000000000L
+#define NS_PER_MS 1000000L
+#define MS_PER_S 1000
+
+struct store_pool {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	char *url;
+	unsigned n;
+	/* Connections not lent; a NULL slot is (re)opened on its next loan. */
+	struct store *idle[STORE_POOL_MAX];
+	unsigned n_idle;
+};
+
+static void deadline_in(struct timespec *t, long ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, t);
+	t->tv_sec += ms / MS_PER_S;
+	t->tv_nsec += (ms % MS_PER_S) * NS_PER_MS;
+	if (t->tv_nsec >= NS_PER_S) {
+		t->tv_sec++;
+		t->tv_nsec -= NS_PER_S;
+	}
+}
+
+enum coffer_err store_pool_open(const char *url, unsigned n, struct store_pool **out)
+{
+	struct store_pool *p;
+	pthread_condattr_t ca;
+	enum coffer_err rc = COFFER_OK;
+
+	if (!url || n == 0 || n > STORE_POOL_MAX)
+		return COFFER_ERR_INVALID;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return COFFER_ERR_NOMEM;
+	p->url = strdup(url);
+	if (!p->url) {
+		free(p);
+		return COFFER_ERR_NOMEM;
+	}
+	if (pthread_condattr_init(&ca)) {
+		free(p->url);
+		free(p);
+		return COFFER_ERR_NOMEM;
+	}
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (pthread_mutex_init(&p->mu, NULL)) {
+		pthread_condattr_destroy(&ca);
+		free(p->url);
+		free(p);
+		return COFFER_ERR_NOMEM;
+	}
+	if (pthread_cond_init(&p->cv, &ca)) {
+		pthread_condattr_destroy(&ca);
+		pthread_mutex_destroy(&p->mu);
+		free(p->url);
+		free(p);
+		return COFFER_ERR_NOMEM;
+	}
+	pthread_condattr_destroy(&ca);
+	p->n = n;
+	for (; p->n_idle < n; p->n_idle++) {
+		rc = store_open(url, &p->idle[p->n_idle]);
+		if (rc)
+			break;
+	}
+	if (rc) {
+		store_pool_close(p);
+		return rc;
+	}
+	*out = p;
+	return COFFER_OK;
+}
+
+void store_pool_close(struct store_pool *p)
+{
+	if (!p)
+		return;
+	for (unsigned i = 0; i < p->n_idle; i++)
+		store_close(p->idle[i]);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+	sodium_memzero(p->url, strlen(p->url));
+	free(p->url);
+	free(p);
+}
+
+unsigned store_pool_size(const struct store_pool *p)
+{
+	return p->n;
+}
+
+enum coffer_err store_pool_acquire(struct store_pool *p, struct store **s)
+{
+	struct timespec deadline;
+	struct store *got;
+	enum coffer_err rc;
+
+	deadline_in(&deadline, STORE_POOL_WAIT_MS);
+	pthread_mutex_lock(&p->mu);
+	while (p->n_idle == 0) {
+		if (pthread_cond_timedwait(&p->cv, &p->mu, &deadline) == ETIMEDOUT && p->n_idle == 0) {
+			pthread_mutex_unlock(&p->mu);
+			log_warn("store_pool_exhausted", LF_I("connections", p->n));
+			return COFFER_ERR_UNAVAILABLE;
+		}
+	}
+	got = p->idle[--p->n_idle];
+	pthread_mutex_unlock(&p->mu);
+	if (!got) {
+		rc = store_open(p->url, &got);
+		if (rc) {
+			log_error("store_reopen_failed", LF_S("error", coffer_err_name(rc)));
+			store_pool_release(p, NULL, COFFER_OK);
+			return rc;
+		}
+	}
+	*s = got;
+	return COFFER_OK;
+}
+
+void store_pool_release(struct store_pool *p, struct store *s, enum coffer_err last_rc)
+{
+	if (s && last_rc == COFFER_ERR_UNAVAILABLE) {
+		store_close(s);
+		s = NULL;
+	}
+	pthread_mutex_lock(&p->mu);
+	p->idle[p->n_idle++] = s;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env bats
+# coffer dev: every role on one machine, on SQLite; export lines only once
+# every role answers; supervision; a clean stop; a restart reuses the state.
+
+load helpers
+
+setup() {
+	T=$(mktemp -d "${BATS_TMPDIR:-/tmp}/coffer-dev.XXXXXX")
+	export COFFER_CONFIG="$T/config.json"
+	unset COFFER_API_URL COFFER_TOKEN COFFER_APP
+}
+
+teardown() {
+	[ -n "${DEV_PID:-}" ] && kill -INT "$DEV_PID" 2>/dev/null && wait "$DEV_PID" 2>/dev/null
+	canary_scan
+	rm -rf "$T"
+}
+
+dev_start() {
+	rm -f "$T/state/env" "$T/dev.out"
+	"$COFFER" dev --state-dir "$T/state" --api-addr 127.0.0.1:0 --keeper-addr 127.0.0.1:0 \
+		>"$T/dev.out" 2>>"$T/dev.log" &
+	DEV_PID=$!
+	wait_file "$T/state/env" "$DEV_PID"
+	# the export lines come after the env file: wait for them too
+	for i in $(seq 50); do grep -q COFFER_TOKEN "$T/dev.out" && break; sleep 0.1; done
+}
+
+role_pid() { pgrep -P "$DEV_PID" -f "coffer $1 " | head -n 1; }
+
+@test "dev prints the export lines, writes env and config, and the CLI works with them" {
+	dev_start
+	grep -q '^export COFFER_API_URL=http://127.0.0.1:[0-9]*$' "$T/dev.out"
+	grep -q '^export COFFER_TOKEN=coffer_' "$T/dev.out"
+	cmp "$T/dev.out" "$T/state/env"
+	[ "$(stat -c %a "$T/state/env")" = 600 ]
+	[ "$(stat -c %a "$T/config.json")" = 600 ]
+	[ "$(stat -c %a "$T/state/keeper/keeper.key")" = 600 ]
+	# the CLI finds the API and the token in its config alone
+	run "$COFFER" apps create web
+	[ "$status" -eq 0 ]
+	run "$COFFER" secrets set -a web "CANARY_SECRET=$CANARY"
+	[ "$status" -eq 0 ]
+	run "$COFFER" secrets list -a web
+	[ "$status" -eq 0 ]
+	[[ "$output" == *CANARY_SECRET* ]]
+	[[ "$output" != *"$CANARY"* ]]
+}
+
+@test "dev restarts a role that dies, and Ctrl-C stops every role" {
+	dev_start
+	api=$(role_pid api)
+	keeper=$(role_pid keeper)
+	[ -n "$api" ] && [ -n "$keeper" ]
+	kill -KILL "$api"
+	for i in $(seq 100); do
+		new=$(role_pid api)
+		[ -n "$new" ] && [ "$new" != "$api" ] && break
+		sleep 0.1
+	done
+	[ -n "$new" ] && [ "$new" != "$api" ]
+	source "$T/state/env"
+	for i in $(seq 50); do curl -fsS "$COFFER_API_URL/v1/health" >/dev/null && break; sleep 0.1; done
+	run curl -fsS "$COFFER_API_URL/v1/health"
+	[ "$status" -eq 0 ]
+	kill -INT "$DEV_PID"
+	wait "$DEV_PID"
+	DEV_PID=
+	! kill -0 "$new" 2>/dev/null
+	! kill -0 "$keeper" 2>/dev/null
+}
+
+@test "a second dev run on the same state reuses keys and token" {
+	dev_start
+	first=$(grep COFFER_TOKEN "$T/state/env")
+	"$COFFER" apps create kept >/dev/null
+	kill -INT "$DEV_PID"
+	wait "$DEV_PID"
+	dev_start
+	[ "$(grep COFFER_TOKEN "$T/state/env")" = "$first" ]
+	run "$COFFER" apps list
+	[ "$status" -eq 0 ]
+	[[ "$output" == *kept* ]]
+}

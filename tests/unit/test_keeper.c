@@ -1,0 +1,855 @@
+/*
+ * test_keeper.c — the keeper: its state folder and master key, the keys it
+ * derives, POST /v1/app-keys through its own server on 127.0.0.1:0 (SQLite
+ * store in a temp folder), and app key loading against a store that lies.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "encode.h"
+#include "fs.h"
+#include "http_client.h"
+#include "json.h"
+#include "keeper.h"
+#include "log.h"
+#include "secret.h"
+#include "store.h"
+#include "vault.h"
+
+#define PATH_SIZE 512
+#define ONE_MB ((size_t)1 << 20)
+#define RAW_REPLY_MAX 8192
+#define RAW_REQUEST_MAX 16384
+#define HEX32_SIZE (HEX_LEN(32) + 1)
+#define RACERS 8
+
+static struct {
+	char dir[PATH_SIZE];
+	char state[PATH_SIZE];
+	char db_path[PATH_SIZE];
+	char db_url[PATH_SIZE];
+	char ready[PATH_SIZE];
+	char log_path[PATH_SIZE];
+	char base_url[64];
+	char credential_hex[HEX32_SIZE];
+	unsigned char keeper_pub[JWS_PK_LEN]; /* read back from keeper.pub */
+	struct keeper_paths paths;
+	struct keeper *keeper;
+	struct store *store; /* the test's own connection */
+	struct store_org org;
+	int log_fd;
+	unsigned app_seq;
+} fx;
+
+/* ---- helpers ---- */
+
+static void read_text(const char *path, struct buf *b)
+{
+	buf_init(b, ONE_MB);
+	assert_int_equal(fs_read_file(path, b), COFFER_OK);
+}
+
+static mode_t file_mode(const char *path)
+{
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_mode & 07777;
+}
+
+static void write_file(const char *path, const void *data, size_t len, mode_t mode)
+{
+	unlink(path);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	assert_int_equal(fchmod(fd, mode), 0);
+	close(fd);
+}
+
+/* A new app in the test org; its id goes to id. */
+static void new_app(char id[STORE_ID_SIZE])
+{
+	char name[64];
+	struct store_app app;
+	assert_true(snprintf(name, sizeof(name), "app-%u", ++fx.app_seq) < (int)sizeof(name));
+	assert_int_equal(store_app_create(fx.store, fx.org.id, name, 0, &app), COFFER_OK);
+	memcpy(id, app.id, STORE_ID_SIZE);
+}
+
+static struct keeper_keys derive_keys(void)
+{
+	struct secret *master = NULL;
+	struct keeper_keys keys;
+	assert_int_equal(keeper_master_from_file(fx.paths.key, &master), COFFER_OK);
+	assert_int_equal(keeper_keys_derive(master, &keys), COFFER_OK);
+	secret_free(master);
+	return keys;
+}
+
+/* POST /v1/app-keys {"app_id": app_id} with the given bearer token (NULL: none). */
+static int post_app_key(const char *token, const char *app_id, json_t **out)
+{
+	struct http_client *c = NULL;
+	struct buf resp;
+	char body[512];
+	int status = 0;
+	assert_true(snprintf(body, sizeof(body), "{\"app_id\":\"%s\"}", app_id) < (int)sizeof(body));
+	assert_int_equal(http_client_new(fx.base_url, 10000, &c), COFFER_OK);
+	if (token) {
+		struct secret *t = NULL;
+		assert_int_equal(secret_from(token, strlen(token), &t), COFFER_OK);
+		assert_int_equal(http_client_set_token(c, t), COFFER_OK);
+		secret_free(t);
+	}
+	buf_init(&resp, ONE_MB);
+	assert_int_equal(http_client_request(c, "POST", "/v1/app-keys", body, strlen(body), ONE_MB, &status, &resp),
+			 COFFER_OK);
+	*out = NULL;
+	if (resp.len)
+		assert_int_equal(json_parse_limited(resp.ptr, resp.len, ONE_MB, 8, out, NULL), COFFER_OK);
+	buf_release(&resp);
+	http_client_free(c);
+	return status;
+}
+
+static void assert_error_code(const json_t *doc, const char *code)
+{
+	json_t *err = NULL;
+	const char *got = NULL;
+	assert_non_null(doc);
+	assert_int_equal(json_get_object(doc, "error", 1, &err, NULL), COFFER_OK);
+	assert_int_equal(json_get_string(err, "code", 1, &got, NULL, NULL), COFFER_OK);
+	assert_string_equal(got, code);
+}
+
+/* A raw request, so that any Authorization header can be sent; returns the status. */
+static int raw_post(const char *auth_line, const char *body)
+{
+	struct sockaddr_in sa;
+	struct timeval tv = { .tv_sec = 10, .tv_usec = 0 };
+	char req[RAW_REQUEST_MAX], reply[RAW_REPLY_MAX];
+	int fd = socket(AF_INET, SOCK_STREAM, 0), status = 0;
+	assert_true(fd >= 0);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons(keeper_port(fx.keeper));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	int n = snprintf(req, sizeof(req),
+			 "POST /v1/app-keys HTTP/1.1\r\nHost: keeper\r\n%s%sContent-Type: application/json\r\n"
+			 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+			 auth_line ? auth_line : "", auth_line ? "\r\n" : "", strlen(body), body);
+	assert_true(n > 0 && n < (int)sizeof(req));
+	assert_int_equal(send(fd, req, (size_t)n, 0), n);
+	ssize_t got = recv(fd, reply, sizeof(reply) - 1, 0);
+	assert_true(got > 12);
+	reply[got] = '\0';
+	assert_int_equal(sscanf(reply, "HTTP/1.1 %d", &status), 1);
+	close(fd);
+	return status;
+}
+
+/* Rewrites one blob of an app key row behind the store's back (an attacker with write access). */
+static void tamper_row(const char *app_id, int wrapped, const void *blob, size_t len)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	const char *sql = wrapped ? "UPDATE app_keys SET wrapped_private = ?1 WHERE app_id = ?2 AND version = 1"
+				  : "UPDATE app_keys SET public_key = ?1 WHERE app_id = ?2 AND version = 1";
+	assert_int_equal(sqlite3_open(fx.db_path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_busy_timeout(db, 10000), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_bind_blob(st, 1, blob, (int)len, SQLITE_TRANSIENT), SQLITE_OK);
+	assert_int_equal(sqlite3_bind_text(st, 2, app_id, -1, SQLITE_TRANSIENT), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	assert_int_equal(sqlite3_changes(db), 1);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+static void get_row(const char *app_id, struct store_app_key *row)
+{
+	assert_int_equal(store_app_key_get(fx.store, app_id, 1, row), COFFER_OK);
+}
+
+static int log_contains(const char *needle)
+{
+	struct buf b;
+	read_text(fx.log_path, &b);
+	int found = strstr(b.ptr, needle) != NULL;
+	buf_release(&b);
+	return found;
+}
+
+/* ---- the state folder and the master key ---- */
+
+static void test_init_files(void **state)
+{
+	(void)state;
+	struct buf pub, cred, key_before, key_after;
+	struct keeper_keys keys = derive_keys();
+	char hex[HEX32_SIZE];
+
+	assert_int_equal(file_mode(fx.state) & 0777, 0700);
+	assert_int_equal(file_mode(fx.paths.key), 0600);
+	assert_int_equal(file_mode(fx.paths.pub), 0644);
+	assert_int_equal(file_mode(fx.paths.credential), 0600);
+
+	read_text(fx.paths.key, &key_before);
+	assert_int_equal(key_before.len, VAULT_MASTER_LEN);
+	read_text(fx.paths.pub, &pub);
+	assert_int_equal(pub.len, HEX_LEN(JWS_PK_LEN) + 1);
+	assert_int_equal(pub.ptr[pub.len - 1], '\n');
+	assert_int_equal(hex_encode(keys.signing_pk, JWS_PK_LEN, hex, sizeof(hex)), COFFER_OK);
+	assert_memory_equal(pub.ptr, hex, HEX_LEN(JWS_PK_LEN));
+	read_text(fx.paths.credential, &cred);
+	assert_int_equal(cred.len, HEX_LEN(VAULT_CREDENTIAL_LEN) + 1);
+	assert_int_equal(hex_encode(secret_cbytes(keys.credential), VAULT_CREDENTIAL_LEN, hex, sizeof(hex)),
+			 COFFER_OK);
+	assert_memory_equal(cred.ptr, hex, HEX_LEN(VAULT_CREDENTIAL_LEN));
+	sodium_memzero(hex, sizeof(hex));
+
+	/* A second init refuses, and leaves the key as it was. */
+	struct keeper_paths again;
+	assert_int_equal(keeper_init(fx.state, &again), COFFER_ERR_CONFLICT);
+	read_text(fx.paths.key, &key_after);
+	assert_int_equal(key_after.len, key_before.len);
+	assert_memory_equal(key_after.ptr, key_before.ptr, key_before.len);
+	assert_int_equal(file_mode(fx.paths.key), 0600);
+
+	/* A fresh folder gets a different master key. */
+	char other[PATH_SIZE];
+	struct keeper_paths op;
+	struct buf other_key;
+	assert_true(snprintf(other, sizeof(other), "%s/other/nested", fx.dir) < (int)sizeof(other));
+	assert_int_equal(keeper_init(other, &op), COFFER_OK);
+	read_text(op.key, &other_key);
+	assert_int_equal(other_key.len, VAULT_MASTER_LEN);
+	assert_memory_not_equal(other_key.ptr, key_before.ptr, VAULT_MASTER_LEN);
+
+	buf_release(&other_key);
+	buf_release(&key_after);
+	buf_release(&key_before);
+	buf_release(&cred);
+	buf_release(&pub);
+	keeper_keys_release(&keys);
+}
+
+static void test_master_file_refused(void **state)
+{
+	(void)state;
+	char path[PATH_SIZE];
+	struct buf key;
+	struct secret *m = NULL;
+	assert_true(snprintf(path, sizeof(path), "%s/copy.key", fx.dir) < (int)sizeof(path));
+	read_text(fx.paths.key, &key);
+
+	write_file(path, key.ptr, key.len, 0644);
+	assert_int_equal(keeper_master_from_file(path, &m), COFFER_ERR_FORBIDDEN);
+	assert_null(m);
+	write_file(path, key.ptr, key.len, 0640);
+	assert_int_equal(keeper_master_from_file(path, &m), COFFER_ERR_FORBIDDEN);
+	write_file(path, key.ptr, key.len, 0602);
+	assert_int_equal(keeper_master_from_file(path, &m), COFFER_ERR_FORBIDDEN);
+	write_file(path, key.ptr, 16, 0600);
+	assert_int_equal(keeper_master_from_file(path, &m), COFFER_ERR_INVALID);
+	write_file(path, "0123456789012345678901234567890123456789", 40, 0600);
+	assert_int_equal(keeper_master_from_file(path, &m), COFFER_ERR_INVALID);
+	assert_null(m);
+	unlink(path);
+	assert_int_equal(keeper_master_from_file(path, &m), COFFER_ERR_NOT_FOUND);
+
+	/* The same bytes at 0600 are accepted. */
+	write_file(path, key.ptr, key.len, 0600);
+	assert_int_equal(keeper_master_from_file(path, &m), COFFER_OK);
+	assert_int_equal(secret_len(m), VAULT_MASTER_LEN);
+	assert_memory_equal(secret_cbytes(m), key.ptr, VAULT_MASTER_LEN);
+	secret_free(m);
+	unlink(path);
+	buf_release(&key);
+}
+
+static void test_master_env(void **state)
+{
+	(void)state;
+	unsigned char raw[VAULT_MASTER_LEN];
+	char hex[HEX_LEN(VAULT_MASTER_LEN) + 1];
+	struct secret *m = NULL;
+
+	unsetenv(KEEPER_MASTER_ENV);
+	assert_int_equal(keeper_master_from_env(&m), COFFER_ERR_NOT_FOUND);
+
+	randombytes_buf(raw, sizeof(raw));
+	assert_int_equal(hex_encode(raw, sizeof(raw), hex, sizeof(hex)), COFFER_OK);
+	assert_int_equal(setenv(KEEPER_MASTER_ENV, hex, 1), 0);
+	assert_int_equal(keeper_master_from_env(&m), COFFER_OK);
+	assert_null(getenv(KEEPER_MASTER_ENV));
+	assert_int_equal(secret_len(m), VAULT_MASTER_LEN);
+	assert_memory_equal(secret_cbytes(m), raw, sizeof(raw));
+	secret_free(m);
+	m = NULL;
+
+	/* Too short, not hex: refused, and unset all the same. */
+	hex[HEX_LEN(VAULT_MASTER_LEN) - 2] = '\0';
+	assert_int_equal(setenv(KEEPER_MASTER_ENV, hex, 1), 0);
+	assert_int_equal(keeper_master_from_env(&m), COFFER_ERR_INVALID);
+	assert_null(getenv(KEEPER_MASTER_ENV));
+	assert_int_equal(setenv(KEEPER_MASTER_ENV, "zz", 1), 0);
+	assert_int_equal(keeper_master_from_env(&m), COFFER_ERR_INVALID);
+	assert_null(getenv(KEEPER_MASTER_ENV));
+	assert_null(m);
+	sodium_memzero(raw, sizeof(raw));
+	sodium_memzero(hex, sizeof(hex));
+}
+
+static void test_start_errors(void **state)
+{
+	(void)state;
+	struct secret *master = NULL;
+	struct keeper *k = NULL;
+	assert_int_equal(keeper_master_from_file(fx.paths.key, &master), COFFER_OK);
+	struct keeper_config bad_store = { .store_url = "mysql://nowhere", .listen = "127.0.0.1:0" };
+	assert_int_equal(keeper_start(&bad_store, master, &k), COFFER_ERR_INVALID);
+	assert_null(k);
+	char busy[64];
+	assert_true(snprintf(busy, sizeof(busy), "127.0.0.1:%u", (unsigned)keeper_port(fx.keeper)) <
+		    (int)sizeof(busy));
+	struct keeper_config taken = { .store_url = fx.db_url, .listen = busy };
+	assert_int_equal(keeper_start(&taken, master, &k), COFFER_ERR_IO);
+	assert_null(k);
+	secret_free(master);
+}
+
+/* ---- the server ---- */
+
+static void test_ready_file(void **state)
+{
+	(void)state;
+	struct buf b;
+	char want[64];
+	read_text(fx.ready, &b);
+	assert_true(snprintf(want, sizeof(want), "http://127.0.0.1:%u\n", (unsigned)keeper_port(fx.keeper)) <
+		    (int)sizeof(want));
+	assert_true(keeper_port(fx.keeper) != 0);
+	assert_string_equal(b.ptr, want);
+	assert_int_equal(file_mode(fx.ready), 0644);
+	buf_release(&b);
+}
+
+static void test_health(void **state)
+{
+	(void)state;
+	struct http_client *c = NULL;
+	json_t *doc = NULL;
+	const char *s = NULL;
+	static const char *const fields[] = { "status", "role", "version", NULL };
+	assert_int_equal(http_client_new(fx.base_url, 10000, &c), COFFER_OK);
+	assert_int_equal(http_client_call_json(c, "GET", "/v1/health", NULL, 0, &doc, NULL, 0), COFFER_OK);
+	assert_int_equal(json_check_fields(doc, fields, NULL), COFFER_OK);
+	assert_int_equal(json_get_string(doc, "status", 1, &s, NULL, NULL), COFFER_OK);
+	assert_string_equal(s, "ok");
+	assert_int_equal(json_get_string(doc, "role", 1, &s, NULL, NULL), COFFER_OK);
+	assert_string_equal(s, "keeper");
+	assert_int_equal(json_get_string(doc, "version", 1, &s, NULL, NULL), COFFER_OK);
+	assert_string_equal(s, "0.1.0");
+	json_decref(doc);
+	http_client_free(c);
+}
+
+static void test_app_keys_unauthenticated(void **state)
+{
+	(void)state;
+	char app[STORE_ID_SIZE], body[128], line[256], wrong[HEX32_SIZE];
+	unsigned char rnd[32];
+	struct store_app_key row;
+	json_t *doc = NULL;
+
+	new_app(app);
+	assert_true(snprintf(body, sizeof(body), "{\"app_id\":\"%s\"}", app) < (int)sizeof(body));
+
+	assert_int_equal(post_app_key(NULL, app, &doc), 401);
+	assert_error_code(doc, "unauthenticated");
+	json_decref(doc);
+
+	randombytes_buf(rnd, sizeof(rnd));
+	assert_int_equal(hex_encode(rnd, sizeof(rnd), wrong, sizeof(wrong)), COFFER_OK);
+	assert_int_equal(post_app_key(wrong, app, &doc), 401);
+	assert_error_code(doc, "unauthenticated");
+	json_decref(doc);
+
+	/* The right credential with its last digit changed. */
+	memcpy(wrong, fx.credential_hex, sizeof(wrong));
+	wrong[HEX_LEN(32) - 1] = wrong[HEX_LEN(32) - 1] == '0' ? '1' : '0';
+	assert_int_equal(post_app_key(wrong, app, &doc), 401);
+	json_decref(doc);
+	/* Truncated or padded: not the credential. */
+	memcpy(wrong, fx.credential_hex, sizeof(wrong));
+	wrong[HEX_LEN(32) - 1] = '\0';
+	assert_int_equal(post_app_key(wrong, app, &doc), 401);
+	json_decref(doc);
+	assert_true(snprintf(line, sizeof(line), "Authorization: Bearer %s0", fx.credential_hex) < (int)sizeof(line));
+	assert_int_equal(raw_post(line, body), 401);
+	assert_true(snprintf(line, sizeof(line), "Authorization: Basic %s", fx.credential_hex) < (int)sizeof(line));
+	assert_int_equal(raw_post(line, body), 401);
+	assert_true(snprintf(line, sizeof(line), "Authorization: %s", fx.credential_hex) < (int)sizeof(line));
+	assert_int_equal(raw_post(line, body), 401);
+	assert_int_equal(raw_post("Authorization: Bearer", body), 401);
+	assert_int_equal(raw_post(NULL, body), 401);
+
+	/* Nothing was created. */
+	assert_int_equal(store_app_key_get(fx.store, app, 1, &row), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_app_key_get(fx.store, app, 0, &row), COFFER_ERR_NOT_FOUND);
+
+	/* The same raw request with the right credential goes through. */
+	assert_true(snprintf(line, sizeof(line), "Authorization: Bearer %s", fx.credential_hex) < (int)sizeof(line));
+	assert_int_equal(raw_post(line, body), 201);
+	assert_int_equal(store_app_key_get(fx.store, app, 1, &row), COFFER_OK);
+}
+
+static void b64_field(const json_t *doc, const char *key, unsigned char *out, size_t len)
+{
+	const char *s = NULL;
+	size_t slen = 0;
+	struct buf b;
+	assert_int_equal(json_get_string(doc, key, 1, &s, &slen, NULL), COFFER_OK);
+	buf_init(&b, 1024);
+	assert_int_equal(b64url_decode(s, slen, &b), COFFER_OK);
+	assert_int_equal(b.len, len);
+	memcpy(out, b.ptr, len);
+	buf_release(&b);
+}
+
+static void test_app_keys_create_once(void **state)
+{
+	(void)state;
+	static const char *const fields[] = { "app_id", "version", "public_key", "signature", NULL };
+	char app[STORE_ID_SIZE];
+	unsigned char pk[HPKE_PK_LEN], sig[VAULT_SIG_LEN];
+	struct store_app_key row, row2;
+	json_t *doc = NULL;
+	const char *got_id = NULL;
+	int64_t version = 0;
+
+	new_app(app);
+	assert_int_equal(post_app_key(fx.credential_hex, app, &doc), 201);
+	assert_int_equal(json_check_fields(doc, fields, NULL), COFFER_OK);
+	assert_int_equal(json_get_string(doc, "app_id", 1, &got_id, NULL, NULL), COFFER_OK);
+	assert_string_equal(got_id, app);
+	assert_int_equal(json_get_int(doc, "version", 1, 0, 100, &version, NULL), COFFER_OK);
+	assert_int_equal(version, 1);
+	b64_field(doc, "public_key", pk, sizeof(pk));
+	b64_field(doc, "signature", sig, sizeof(sig));
+	json_decref(doc);
+
+	/* The signature verifies with keeper.pub, for this app and version only. */
+	assert_int_equal(vault_app_key_verify(fx.keeper_pub, app, 1, pk, sig), COFFER_OK);
+	assert_int_equal(vault_app_key_verify(fx.keeper_pub, app, 2, pk, sig), COFFER_ERR_CRYPTO);
+
+	/* The row: public_key = pk || sig, wrapped key of the documented length. */
+	get_row(app, &row);
+	assert_int_equal(row.version, 1);
+	assert_int_equal(row.public_key_len, KEEPER_PK_BLOB_LEN);
+	assert_memory_equal(row.public_key, pk, HPKE_PK_LEN);
+	assert_memory_equal(row.public_key + HPKE_PK_LEN, sig, VAULT_SIG_LEN);
+	assert_int_equal(row.wrapped_private_len, KEEPER_WRAPPED_LEN);
+	assert_int_equal(vault_app_key_verify(fx.keeper_pub, app, 1, row.public_key, row.public_key + HPKE_PK_LEN),
+			 COFFER_OK);
+
+	/* A second call is a conflict and changes nothing. */
+	assert_int_equal(post_app_key(fx.credential_hex, app, &doc), 409);
+	assert_error_code(doc, "conflict");
+	json_decref(doc);
+	get_row(app, &row2);
+	assert_memory_equal(row2.public_key, row.public_key, KEEPER_PK_BLOB_LEN);
+	assert_memory_equal(row2.wrapped_private, row.wrapped_private, row.wrapped_private_len);
+	struct store_app_key none;
+	assert_int_equal(store_app_key_get(fx.store, app, 2, &none), COFFER_ERR_NOT_FOUND);
+}
+
+static void test_app_keys_bad_requests(void **state)
+{
+	(void)state;
+	json_t *doc = NULL;
+	char line[256];
+	struct store_app_key row;
+
+	/* An id the store does not know. */
+	assert_int_equal(post_app_key(fx.credential_hex, "0123456789abcdef01234567", &doc), 404);
+	assert_error_code(doc, "not_found");
+	json_decref(doc);
+	/* Not an id at all. */
+	assert_int_equal(post_app_key(fx.credential_hex, "a b", &doc), 400);
+	assert_error_code(doc, "invalid_argument");
+	json_decref(doc);
+	assert_int_equal(post_app_key(fx.credential_hex, "", &doc), 400);
+	json_decref(doc);
+
+	/* Unknown fields, a missing or mistyped app_id, and bodies that are not JSON objects. */
+	char app[STORE_ID_SIZE], body[256];
+	new_app(app);
+	assert_true(snprintf(line, sizeof(line), "Authorization: Bearer %s", fx.credential_hex) < (int)sizeof(line));
+	assert_true(snprintf(body, sizeof(body), "{\"app_id\":\"%s\",\"version\":2}", app) < (int)sizeof(body));
+	assert_int_equal(raw_post(line, body), 400);
+	assert_int_equal(raw_post(line, "{}"), 400);
+	assert_int_equal(raw_post(line, "{\"app_id\":7}"), 400);
+	assert_int_equal(raw_post(line, "[]"), 400);
+	assert_int_equal(raw_post(line, "not json"), 400);
+	assert_int_equal(store_app_key_get(fx.store, app, 1, &row), COFFER_ERR_NOT_FOUND);
+
+	/* A body over 4 KiB is refused before anything is read into JSON. */
+	char *big = malloc(KEEPER_APP_KEYS_BODY_MAX + 64);
+	assert_non_null(big);
+	int n = snprintf(big, KEEPER_APP_KEYS_BODY_MAX + 64, "{\"app_id\":\"%s\",\"pad\":\"", app);
+	memset(big + n, 'x', KEEPER_APP_KEYS_BODY_MAX);
+	memcpy(big + n + KEEPER_APP_KEYS_BODY_MAX - 3, "\"}", 3);
+	assert_int_equal(raw_post(line, big), 413);
+	free(big);
+	assert_int_equal(store_app_key_get(fx.store, app, 1, &row), COFFER_ERR_NOT_FOUND);
+}
+
+struct racer {
+	const char *app;
+	int status;
+};
+
+static void *race_main(void *arg)
+{
+	struct racer *r = arg;
+	json_t *doc = NULL;
+	r->status = post_app_key(fx.credential_hex, r->app, &doc);
+	json_decref(doc);
+	return NULL;
+}
+
+static void test_app_keys_concurrent_create(void **state)
+{
+	(void)state;
+	char app[STORE_ID_SIZE];
+	pthread_t th[RACERS];
+	struct racer r[RACERS];
+	int created = 0, conflicts = 0;
+	struct store_app_key row;
+
+	new_app(app);
+	for (int i = 0; i < RACERS; i++) {
+		r[i].app = app;
+		r[i].status = 0;
+		assert_int_equal(pthread_create(&th[i], NULL, race_main, &r[i]), 0);
+	}
+	for (int i = 0; i < RACERS; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		created += r[i].status == 201;
+		conflicts += r[i].status == 409;
+	}
+	assert_int_equal(created, 1);
+	assert_int_equal(conflicts, RACERS - 1);
+	get_row(app, &row);
+	assert_int_equal(vault_app_key_verify(fx.keeper_pub, app, 1, row.public_key, row.public_key + HPKE_PK_LEN),
+			 COFFER_OK);
+}
+
+/* ---- app keys against a store that lies ---- */
+
+static void test_load_own_key(void **state)
+{
+	(void)state;
+	struct keeper_keys keys = derive_keys();
+	struct keeper_app_key made;
+	struct secret *sk = NULL, *value = NULL, *opened = NULL;
+	unsigned char pk[HPKE_PK_LEN];
+	struct buf sealed;
+	char app[STORE_ID_SIZE];
+
+	new_app(app);
+	assert_int_equal(keeper_app_key_create(&keys, fx.store, app, &made), COFFER_OK);
+	assert_string_equal(made.app_id, app);
+	assert_int_equal(made.version, 1);
+	assert_int_equal(vault_app_key_verify(fx.keeper_pub, app, 1, made.public_key, made.signature), COFFER_OK);
+	assert_int_equal(keeper_app_key_create(&keys, fx.store, app, &made), COFFER_ERR_CONFLICT);
+	assert_int_equal(keeper_app_key_create(&keys, fx.store, "0123456789abcdef01234567", &made),
+			 COFFER_ERR_NOT_FOUND);
+
+	assert_int_equal(keeper_app_key_load(&keys, fx.store, app, 1, &sk), COFFER_OK);
+	assert_int_equal(secret_len(sk), HPKE_SK_LEN);
+	assert_int_equal(hpke_public_key(sk, pk), COFFER_OK);
+	assert_memory_equal(pk, made.public_key, HPKE_PK_LEN);
+
+	/* What the api seals to the public key, the loaded key opens. */
+	buf_init(&sealed, 4096);
+	assert_int_equal(secret_from("hunter2", 7, &value), COFFER_OK);
+	assert_int_equal(vault_seal_value(made.public_key, app, "DB_PASSWORD", 1, value, &sealed), COFFER_OK);
+	assert_int_equal(vault_open_value(sk, app, "DB_PASSWORD", 1, sealed.ptr, sealed.len, &opened), COFFER_OK);
+	assert_true(secret_equal(opened, value));
+
+	/* The version asked for must exist and be a real version. */
+	struct secret *none = NULL;
+	assert_int_equal(keeper_app_key_load(&keys, fx.store, app, 2, &none), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(keeper_app_key_load(&keys, fx.store, app, 0, &none), COFFER_ERR_INVALID);
+	assert_null(none);
+
+	/* A keeper with another master key cannot open it. */
+	struct secret *other_master = NULL;
+	struct keeper_keys other;
+	assert_int_equal(secret_new(VAULT_MASTER_LEN, &other_master), COFFER_OK);
+	randombytes_buf(secret_bytes(other_master), VAULT_MASTER_LEN);
+	assert_int_equal(keeper_keys_derive(other_master, &other), COFFER_OK);
+	assert_int_equal(keeper_app_key_load(&other, fx.store, app, 1, &none), COFFER_ERR_CRYPTO);
+	assert_null(none);
+	keeper_keys_release(&other);
+	secret_free(other_master);
+
+	secret_free(opened);
+	secret_free(value);
+	buf_release(&sealed);
+	secret_free(sk);
+	keeper_keys_release(&keys);
+}
+
+static void test_load_row_moved_to_another_app(void **state)
+{
+	(void)state;
+	struct keeper_keys keys = derive_keys();
+	struct keeper_app_key made;
+	struct store_app_key row_a;
+	struct secret *sk = NULL;
+	char a[STORE_ID_SIZE], b[STORE_ID_SIZE], needle[128];
+
+	new_app(a);
+	new_app(b);
+	assert_int_equal(keeper_app_key_create(&keys, fx.store, a, &made), COFFER_OK);
+	get_row(a, &row_a);
+	/* App A's whole row, copied onto app B (which has no key). */
+	assert_int_equal(store_app_key_put(fx.store, b, 1, row_a.public_key, row_a.public_key_len,
+					   row_a.wrapped_private, row_a.wrapped_private_len),
+			 COFFER_OK);
+	assert_int_equal(keeper_app_key_load(&keys, fx.store, b, 1, &sk), COFFER_ERR_CRYPTO);
+	assert_null(sk);
+	assert_true(snprintf(needle, sizeof(needle), "event=app_key_tampered app_id=%s version=1", b) <
+		    (int)sizeof(needle));
+	assert_true(log_contains(needle));
+
+	/* And relabelled as another version of A itself. */
+	assert_int_equal(store_app_key_put(fx.store, a, 2, row_a.public_key, row_a.public_key_len,
+					   row_a.wrapped_private, row_a.wrapped_private_len),
+			 COFFER_OK);
+	assert_int_equal(keeper_app_key_load(&keys, fx.store, a, 2, &sk), COFFER_ERR_CRYPTO);
+	assert_null(sk);
+
+	/*
+	 * Even with a public key blob the keeper did sign for B (or for A v3),
+	 * A's wrapped key does not open there: the unwrap binds app and version
+	 * by itself, not only through the signature.
+	 */
+	unsigned char blob[KEEPER_PK_BLOB_LEN];
+	char c[STORE_ID_SIZE];
+	new_app(c);
+	memcpy(blob, made.public_key, HPKE_PK_LEN);
+	assert_int_equal(vault_app_key_sign(keys.signing, c, 1, blob, blob + HPKE_PK_LEN), COFFER_OK);
+	assert_int_equal(store_app_key_put(fx.store, c, 1, blob, sizeof(blob), row_a.wrapped_private,
+					   row_a.wrapped_private_len),
+			 COFFER_OK);
+	assert_int_equal(keeper_app_key_load(&keys, fx.store, c, 1, &sk), COFFER_ERR_CRYPTO);
+	assert_null(sk);
+	assert_true(snprintf(needle, sizeof(needle), "app_id=%s version=1 check=unwrap", c) < (int)sizeof(needle));
+	assert_true(log_contains(needle));
+	assert_int_equal(vault_app_key_sign(keys.signing, a, 3, blob, blob + HPKE_PK_LEN), COFFER_OK);
+	assert_int_equal(store_app_key_put(fx.store, a, 3, blob, sizeof(blob), row_a.wrapped_private,
+					   row_a.wrapped_private_len),
+			 COFFER_OK);
+	assert_int_equal(keeper_app_key_load(&keys, fx.store, a, 3, &sk), COFFER_ERR_CRYPTO);
+	assert_null(sk);
+	assert_true(snprintf(needle, sizeof(needle), "app_id=%s version=3 check=unwrap", a) < (int)sizeof(needle));
+	assert_true(log_contains(needle));
+
+	/* A's own row still loads. */
+	assert_int_equal(keeper_app_key_load(&keys, fx.store, a, 1, &sk), COFFER_OK);
+	secret_free(sk);
+	keeper_keys_release(&keys);
+}
+
+static void test_load_public_key_swapped(void **state)
+{
+	(void)state;
+	struct keeper_keys keys = derive_keys();
+	struct keeper_app_key made_a, made_b;
+	struct store_app_key row_a, row_b;
+	struct secret *sk = NULL, *evil_sk = NULL;
+	unsigned char blob[KEEPER_PK_BLOB_LEN];
+	char a[STORE_ID_SIZE], b[STORE_ID_SIZE];
+
+	new_app(a);
+	new_app(b);
+	assert_int_equal(keeper_app_key_create(&keys, fx.store, a, &made_a), COFFER_OK);
+	assert_int_equal(keeper_app_key_create(&keys, fx.store, b, &made_b), COFFER_OK);
+	get_row(a, &row_a);
+	get_row(b, &row_b);
+
+	/* B's genuine, keeper-signed public key blob put in A's row. */
+	tamper_row(a, 0, row_b.public_key, row_b.public_key_len);
+	assert_int_equal(keeper_app_key_load(&keys, fx.store, a, 1, &sk), COFFER_ERR_CRYPTO);
+	assert_null(sk);
+
+	/* An attacker's own public key with A's signature. */
+	assert_int_equal(hpke_generate_keypair(&evil_sk, blob), COFFER_OK);
+	memcpy(blob + HPKE_PK_LEN, made_a.signature, VAULT_SIG_LEN);
+	tamper_row(a, 0, blob, sizeof(blob));
+	assert_int_equal(keeper_app_key_load(&keys, fx.store, a, 1, &sk), COFFER_ERR_CRYPTO);
+
+	/* A's true public key with B's signature: only the signature is wrong. */
+	memcpy(blob, made_a.public_key, HPKE_PK_LEN);
+	memcpy(blob + HPKE_PK_LEN, made_b.signature, VAULT_SIG_LEN);
+	tamper_row(a, 0, blob, sizeof(blob));
+	assert_int_equal(keeper_app_key_load(&keys, fx.store, a, 1, &sk), COFFER_ERR_CRYPTO);
+
+	/* A public key the keeper signed for A, but not the pair of A's wrapped key. */
+	memcpy(blob, made_b.public_key, HPKE_PK_LEN);
+	assert_int_equal(vault_app_key_sign(keys.signing, a, 1, blob, blob + HPKE_PK_LEN), COFFER_OK);
+	tamper_row(a, 0, blob, sizeof(blob));
+	assert_int_equal(keeper_app_key_load(&keys, fx.store, a, 1, &sk), COFFER_ERR_CRYPTO);
+
+	/* The public key alone, without its signature. */
+	tamper_row(a, 0, made_a.public_key, HPKE_PK_LEN);
+	assert_int_equal(keeper_app_key_load(&keys, fx.store, a, 1, &sk), COFFER_ERR_CRYPTO);
+	assert_null(sk);
+
+	/* Put back, it loads again: the refusals were the swaps. */
+	tamper_row(a, 0, row_a.public_key, row_a.public_key_len);
+	assert_int_equal(keeper_app_key_load(&keys, fx.store, a, 1, &sk), COFFER_OK);
+	secret_free(sk);
+	secret_free(evil_sk);
+	keeper_keys_release(&keys);
+}
+
+static void test_load_wrapped_bit_flipped(void **state)
+{
+	(void)state;
+	struct keeper_keys keys = derive_keys();
+	struct keeper_app_key made;
+	struct store_app_key row;
+	struct secret *sk = NULL;
+	unsigned char flipped[STORE_KEY_BLOB_MAX];
+	char a[STORE_ID_SIZE];
+
+	new_app(a);
+	assert_int_equal(keeper_app_key_create(&keys, fx.store, a, &made), COFFER_OK);
+	get_row(a, &row);
+	/* One bit in the nonce, the ciphertext and the tag, each in turn. */
+	static const size_t at[] = { 0, KEYWRAP_NONCE_LEN + 5, KEEPER_WRAPPED_LEN - 1 };
+	for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+		memcpy(flipped, row.wrapped_private, row.wrapped_private_len);
+		flipped[at[i]] ^= 0x01;
+		tamper_row(a, 1, flipped, row.wrapped_private_len);
+		assert_int_equal(keeper_app_key_load(&keys, fx.store, a, 1, &sk), COFFER_ERR_CRYPTO);
+		assert_null(sk);
+	}
+	/* Truncated. */
+	tamper_row(a, 1, row.wrapped_private, KEYWRAP_OVERHEAD - 1);
+	assert_int_equal(keeper_app_key_load(&keys, fx.store, a, 1, &sk), COFFER_ERR_CRYPTO);
+	tamper_row(a, 1, row.wrapped_private, row.wrapped_private_len);
+	assert_int_equal(keeper_app_key_load(&keys, fx.store, a, 1, &sk), COFFER_OK);
+	secret_free(sk);
+	keeper_keys_release(&keys);
+}
+
+/* ---- fixture ---- */
+
+static int setup(void **state)
+{
+	(void)state;
+	struct secret *master = NULL;
+	struct buf b;
+	memset(&fx, 0, sizeof(fx));
+	snprintf(fx.dir, sizeof(fx.dir), "/tmp/coffer-test-keeper.XXXXXX");
+	if (!mkdtemp(fx.dir))
+		return -1;
+	if (fmt_into(fx.state, sizeof(fx.state), "%s/state", fx.dir) ||
+	    fmt_into(fx.db_path, sizeof(fx.db_path), "%s/coffer.db", fx.dir) ||
+	    fmt_into(fx.db_url, sizeof(fx.db_url), "sqlite:%s", fx.db_path) ||
+	    fmt_into(fx.ready, sizeof(fx.ready), "%s/ready", fx.dir) ||
+	    fmt_into(fx.log_path, sizeof(fx.log_path), "%s/log", fx.dir))
+		return -1;
+	fx.log_fd = open(fx.log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+	if (fx.log_fd < 0)
+		return -1;
+	log_set_fd(fx.log_fd);
+	log_set_role("keeper");
+
+	if (keeper_init(fx.state, &fx.paths))
+		return -1;
+	buf_init(&b, 4096);
+	if (fs_read_file(fx.paths.credential, &b) || b.len != HEX_LEN(32) + 1)
+		return -1;
+	memcpy(fx.credential_hex, b.ptr, HEX_LEN(32));
+	if (fs_read_file(fx.paths.pub, &b) || hex_decode(b.ptr, HEX_LEN(32), fx.keeper_pub, sizeof(fx.keeper_pub)))
+		return -1;
+	buf_release(&b);
+
+	if (store_open(fx.db_url, &fx.store) || store_org_create(fx.store, "org", &fx.org))
+		return -1;
+	if (keeper_master_from_file(fx.paths.key, &master))
+		return -1;
+	struct keeper_config cfg = { .store_url = fx.db_url, .listen = "127.0.0.1:0", .ready_file = fx.ready };
+	enum coffer_err rc = keeper_start(&cfg, master, &fx.keeper);
+	secret_free(master);
+	if (rc)
+		return -1;
+	snprintf(fx.base_url, sizeof(fx.base_url), "http://127.0.0.1:%u", (unsigned)keeper_port(fx.keeper));
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[PATH_SIZE + 16];
+	keeper_stop(fx.keeper);
+	store_close(fx.store);
+	log_set_fd(2);
+	close(fx.log_fd);
+	sodium_memzero(fx.credential_hex, sizeof(fx.credential_hex));
+	if (snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx.dir) < (int)sizeof(cmd) && system(cmd) != 0)
+		return -1;
+	return 0;
+}
+
+int main(void)
+{
+	if (sodium_init() < 0)
+		return 1;
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_init_files),
+		cmocka_unit_test(test_master_file_refused),
+		cmocka_unit_test(test_master_env),
+		cmocka_unit_test(test_start_errors),
+		cmocka_unit_test(test_ready_file),
+		cmocka_unit_test(test_health),
+		cmocka_unit_test(test_app_keys_unauthenticated),
+		cmocka_unit_test(test_app_keys_create_once),
+		cmocka_unit_test(test_app_keys_bad_requests),
+		cmocka_unit_test(test_app_keys_concurrent_create),
+		cmocka_unit_test(test_load_own_key),
+		cmocka_unit_test(test_load_row_moved_to_another_app),
+		cmocka_unit_test(test_load_public_key_swapped),
+		cmocka_unit_test(test_load_wrapped_bit_flipped),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
