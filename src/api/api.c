@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -28,9 +29,6 @@
 
 #define STATE_DIR_MODE 0700
 #define KEY_FILE_MODE 0600
-#define READY_FILE_MODE 0644
-#define HOST_SIZE 256
-#define READY_LINE_MAX (HOST_SIZE + 32)
 #define PUB_FILE_MAX 256
 #define CREDENTIAL_FILE_MAX 256
 #define CREDENTIAL_HEX_LEN (2 * 32)
@@ -166,19 +164,6 @@ static enum coffer_err load_credential(const char *path, struct secret **out, ch
 
 /* ---- start and stop ---- */
 
-static enum coffer_err write_ready_file(const char *path, const char *listen, uint16_t port)
-{
-	char host[HOST_SIZE], line[READY_LINE_MAX];
-	uint16_t ignored;
-	enum coffer_err rc = parse_host_port(listen, host, sizeof(host), &ignored);
-	if (!rc)
-		rc = strchr(host, ':') ? fmt_into(line, sizeof(line), "http://[%s]:%u\n", host, (unsigned)port)
-				       : fmt_into(line, sizeof(line), "http://%s:%u\n", host, (unsigned)port);
-	if (!rc)
-		rc = fs_write_atomic(path, line, strlen(line), READY_FILE_MODE, 0);
-	return rc;
-}
-
 enum coffer_err api_start(const struct api_config *cfg, struct api **out, char *why, size_t why_size)
 {
 	struct api *a;
@@ -219,7 +204,7 @@ enum coffer_err api_start(const struct api_config *cfg, struct api **out, char *
 		goto out;
 	}
 	if (cfg->ready_file) {
-		rc = write_ready_file(cfg->ready_file, cfg->listen, http_server_port(a->server));
+		rc = http_server_write_ready_file(a->server, cfg->listen, cfg->ready_file);
 		if (rc) {
 			set_why(why, why_size, "cannot write the ready file '%s'", cfg->ready_file);
 			goto out;
@@ -268,67 +253,35 @@ struct opts {
 	int json;
 };
 
-/* "--name VALUE" or "--name=VALUE"; returns 1 and advances *i when argv[*i] is that option. */
-static int take(int argc, char **argv, int *i, const char *name, const char **value, int *bad)
-{
-	size_t n = strlen(name);
-	const char *arg = argv[*i];
-	if (strncmp(arg, name, n) != 0)
-		return 0;
-	if (arg[n] == '=') {
-		*value = arg + n + 1;
-		return 1;
-	}
-	if (arg[n] != '\0')
-		return 0;
-	if (*i + 1 >= argc) {
-		*bad = 1;
-		return 1;
-	}
-	*value = argv[++*i];
-	return 1;
-}
-
 static int parse_opts(int argc, char **argv, int first, struct opts *o)
 {
-	int bad = 0;
-	for (int i = first; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0) {
+	static const struct option longopts[] = {
+		{ "state-dir", required_argument, NULL, 's' },	   { "store", required_argument, NULL, 'S' },
+		{ "listen", required_argument, NULL, 'l' },	   { "keeper", required_argument, NULL, 'k' },
+		{ "keeper-pub", required_argument, NULL, 'p' },	   { "keeper-credential", required_argument, NULL, 'c' },
+		{ "ready-file", required_argument, NULL, 'r' },	   { "log-level", required_argument, NULL, 'L' },
+		{ "store-conns", required_argument, NULL, 'n' },   { "org", required_argument, NULL, 'o' },
+		{ "json", no_argument, NULL, 'j' },		   { NULL, 0, NULL, 0 }
+	};
+	const char **slot[128] = { ['s'] = &o->state_dir,  ['S'] = &o->store_url,  ['l'] = &o->listen,
+				   ['k'] = &o->keeper_url, ['p'] = &o->keeper_pub, ['c'] = &o->keeper_credential,
+				   ['r'] = &o->ready_file, ['L'] = &o->log_level,  ['n'] = &o->store_conns,
+				   ['o'] = &o->org };
+	int c;
+	optind = first;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+		if (c == 'j')
 			o->json = 1;
-			continue;
-		}
-		if (take(argc, argv, &i, "--state-dir", &o->state_dir, &bad) ||
-		    take(argc, argv, &i, "--store", &o->store_url, &bad) ||
-		    take(argc, argv, &i, "--listen", &o->listen, &bad) ||
-		    take(argc, argv, &i, "--keeper", &o->keeper_url, &bad) ||
-		    take(argc, argv, &i, "--keeper-pub", &o->keeper_pub, &bad) ||
-		    take(argc, argv, &i, "--keeper-credential", &o->keeper_credential, &bad) ||
-		    take(argc, argv, &i, "--ready-file", &o->ready_file, &bad) ||
-		    take(argc, argv, &i, "--log-level", &o->log_level, &bad) ||
-		    take(argc, argv, &i, "--store-conns", &o->store_conns, &bad) ||
-		    take(argc, argv, &i, "--org", &o->org, &bad)) {
-			if (bad)
-				return cli_fail(COFFER_ERR_USAGE, "option '%s' needs a value", argv[i]);
-			continue;
-		}
-		fprintf(stderr, "coffer: error: unknown argument '%s'\n", argv[i]);
-		return cli_usage("api");
+		else if (c > 0 && c < 128 && slot[c])
+			*slot[c] = optarg;
+		else if (c == ':')
+			return cli_fail(COFFER_ERR_USAGE, "option '%s' needs a value", argv[optind - 1]);
+		else
+			return cli_fail(COFFER_ERR_USAGE, "unknown option '%s'; see 'coffer help api'", argv[optind - 1]);
 	}
-	return 0;
-}
-
-static int write_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-	while (len) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		len -= (size_t)w;
-	}
+	if (optind < argc)
+		return cli_fail(COFFER_ERR_USAGE, "unexpected argument '%s'; see 'coffer help api'", argv[optind]);
 	return 0;
 }
 
@@ -409,12 +362,12 @@ static int run_bootstrap(int argc, char **argv)
 	/* The token goes from secure memory to stdout, never through a formatted buffer. */
 	if (o.json) {
 		rc = fmt_into(head, sizeof(head), "{\"org\":\"%s\",\"token_id\":\"%s\",\"token\":\"", o.org, id);
-		if (rc || write_all(STDOUT_FILENO, head, strlen(head)) ||
-		    write_all(STDOUT_FILENO, secret_cbytes(token), secret_len(token)) ||
-		    write_all(STDOUT_FILENO, "\"}\n", 3))
+		if (rc || fs_write_all(STDOUT_FILENO, head, strlen(head)) ||
+		    fs_write_all(STDOUT_FILENO, secret_cbytes(token), secret_len(token)) ||
+		    fs_write_all(STDOUT_FILENO, "\"}\n", 3))
 			ex = cli_fail(COFFER_ERR_IO, "cannot write the token");
-	} else if (write_all(STDOUT_FILENO, secret_cbytes(token), secret_len(token)) ||
-		   write_all(STDOUT_FILENO, "\n", 1)) {
+	} else if (fs_write_all(STDOUT_FILENO, secret_cbytes(token), secret_len(token)) ||
+		   fs_write_all(STDOUT_FILENO, "\n", 1)) {
 		ex = cli_fail(COFFER_ERR_IO, "cannot write the token");
 	}
 out:

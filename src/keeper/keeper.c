@@ -2,6 +2,7 @@
  * keeper.c — `coffer keeper`: `keeper init` makes the state folder and the
  * master key; `keeper [serve]` runs the key custodian until SIGINT/SIGTERM.
  */
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,45 +22,30 @@ struct opts {
 	const char *log_level;
 };
 
-/* "--name VALUE" or "--name=VALUE"; returns 1 and advances *i when argv[*i] is that option. */
-static int take(int argc, char **argv, int *i, const char *name, const char **value, int *bad)
-{
-	size_t n = strlen(name);
-	const char *a = argv[*i];
-	if (strncmp(a, name, n) != 0)
-		return 0;
-	if (a[n] == '=') {
-		*value = a + n + 1;
-		return 1;
-	}
-	if (a[n] != '\0')
-		return 0;
-	if (*i + 1 >= argc) {
-		*bad = 1;
-		return 1;
-	}
-	*value = argv[++*i];
-	return 1;
-}
-
 /* Parses options from argv[first]; returns 0, or the usage exit code. */
 static int parse_opts(int argc, char **argv, int first, struct opts *o)
 {
-	int bad = 0;
-	for (int i = first; i < argc; i++) {
-		if (take(argc, argv, &i, "--state-dir", &o->state_dir, &bad) ||
-		    take(argc, argv, &i, "--key-file", &o->key_file, &bad) ||
-		    take(argc, argv, &i, "--store", &o->store_url, &bad) ||
-		    take(argc, argv, &i, "--listen", &o->listen, &bad) ||
-		    take(argc, argv, &i, "--ready-file", &o->ready_file, &bad) ||
-		    take(argc, argv, &i, "--log-level", &o->log_level, &bad)) {
-			if (bad)
-				return cli_fail(COFFER_ERR_USAGE, "option '%s' needs a value", argv[i]);
-			continue;
-		}
-		fprintf(stderr, "coffer: error: unknown argument '%s'\n", argv[i]);
-		return cli_usage("keeper");
+	static const struct option longopts[] = {
+		{ "state-dir", required_argument, NULL, 's' }, { "key-file", required_argument, NULL, 'K' },
+		{ "store", required_argument, NULL, 'S' },     { "listen", required_argument, NULL, 'l' },
+		{ "ready-file", required_argument, NULL, 'r' }, { "log-level", required_argument, NULL, 'L' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char **slot[128] = { ['s'] = &o->state_dir,  ['K'] = &o->key_file,   ['S'] = &o->store_url,
+				   ['l'] = &o->listen,	   ['r'] = &o->ready_file, ['L'] = &o->log_level };
+	int c;
+	optind = first;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+		if (c > 0 && c < 128 && slot[c])
+			*slot[c] = optarg;
+		else if (c == ':')
+			return cli_fail(COFFER_ERR_USAGE, "option '%s' needs a value", argv[optind - 1]);
+		else
+			return cli_fail(COFFER_ERR_USAGE, "unknown option '%s'; see 'coffer help keeper'", argv[optind - 1]);
 	}
+	if (optind < argc)
+		return cli_fail(COFFER_ERR_USAGE, "unexpected argument '%s'; see 'coffer help keeper'", argv[optind]);
 	return 0;
 }
 

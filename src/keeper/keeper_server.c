@@ -24,9 +24,6 @@
 #endif
 
 #define BEARER_PREFIX "Bearer "
-#define HOST_SIZE 256
-#define READY_LINE_MAX (HOST_SIZE + 32)
-#define READY_FILE_MODE 0644
 #define MESSAGE_MAX 512
 
 struct keeper {
@@ -158,19 +155,6 @@ static const struct http_route routes[] = {
 
 /* ---- start and stop ---- */
 
-static enum coffer_err write_ready_file(const char *path, const char *listen, uint16_t port)
-{
-	char host[HOST_SIZE], line[READY_LINE_MAX];
-	uint16_t ignored;
-	enum coffer_err rc = parse_host_port(listen, host, sizeof(host), &ignored);
-	if (!rc)
-		rc = strchr(host, ':') ? fmt_into(line, sizeof(line), "http://[%s]:%u\n", host, (unsigned)port)
-				       : fmt_into(line, sizeof(line), "http://%s:%u\n", host, (unsigned)port);
-	if (!rc)
-		rc = fs_write_atomic(path, line, strlen(line), READY_FILE_MODE, 0);
-	return rc;
-}
-
 enum coffer_err keeper_start(const struct keeper_config *cfg, const struct secret *master, struct keeper **out)
 {
 	struct keeper *k = NULL;
@@ -198,7 +182,7 @@ enum coffer_err keeper_start(const struct keeper_config *cfg, const struct secre
 		goto out;
 	step = "ready_file";
 	if (cfg->ready_file)
-		rc = write_ready_file(cfg->ready_file, cfg->listen, http_server_port(k->server));
+		rc = http_server_write_ready_file(k->server, cfg->listen, cfg->ready_file);
 	if (rc)
 		goto out;
 	log_info("keeper_started", LF_S("listen", cfg->listen), LF_I("port", http_server_port(k->server)),

@@ -15,7 +15,7 @@
 
 #include "banned.h"
 
-static enum coffer_err write_all(int fd, const void *data, size_t len)
+enum coffer_err fs_write_all(int fd, const void *data, size_t len)
 {
 	const char *p = data;
 	while (len) {
@@ -56,7 +56,7 @@ enum coffer_err fs_write_atomic(const char *path, const void *data, size_t len, 
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
 	if (fd < 0)
 		return COFFER_ERR_IO;
-	enum coffer_err rc = write_all(fd, data, len);
+	enum coffer_err rc = fs_write_all(fd, data, len);
 	if (!rc && fsync(fd))
 		rc = COFFER_ERR_IO;
 	if (close(fd) && !rc)

@@ -20,6 +20,8 @@
  */
 COFFER_MUST_CHECK enum coffer_err fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 						  int exclusive);
+/* Writes all of data to fd, retrying short writes and EINTR. */
+COFFER_MUST_CHECK enum coffer_err fs_write_all(int fd, const void *data, size_t len);
 /* Reads a whole file into b (which is reset first); at most b->max bytes. */
 COFFER_MUST_CHECK enum coffer_err fs_read_file(const char *path, struct buf *b);
 /*

@@ -18,10 +18,13 @@
 #include "encode.h"
 #include "log.h"
 #include "parse.h"
+#include "fs.h"
+#include "parse.h"
 #include "banned.h"
 
 #define METHOD_MAX 16             /* bytes of a method, NUL included */
 #define CONTENT_TYPE_MAX 128      /* bytes of a reply content type, NUL included */
+#define READY_HOST_SIZE 256
 #define REPLY_MAX ((size_t)16 << 20) /* bytes of one reply body */
 #define ALLOW_MAX 256             /* bytes of the Allow header of a 405 */
 #define HOST_MAX 256              /* bytes of the listen host, NUL included */
@@ -840,4 +843,17 @@ enum coffer_err http_request_json(struct http_request *req, json_t **out)
 	if (fmt_into(msg, sizeof(msg), "invalid request body: %s at byte %zu", jerr.message, jerr.position))
 		return http_reply_error(req, rc, NULL);
 	return http_reply_error(req, rc, msg);
+}
+
+enum coffer_err http_server_write_ready_file(const struct http_server *s, const char *listen, const char *path)
+{
+	char host[READY_HOST_SIZE], line[READY_HOST_SIZE + 32];
+	uint16_t ignored;
+	enum coffer_err rc = parse_host_port(listen, host, sizeof(host), &ignored);
+	if (!rc)
+		rc = strchr(host, ':') ? fmt_into(line, sizeof(line), "http://[%s]:%u\n", host, (unsigned)http_server_port(s))
+				       : fmt_into(line, sizeof(line), "http://%s:%u\n", host, (unsigned)http_server_port(s));
+	if (!rc)
+		rc = fs_write_atomic(path, line, strlen(line), 0644, 0);
+	return rc;
 }

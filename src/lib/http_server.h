@@ -120,6 +120,13 @@ COFFER_MUST_CHECK enum coffer_err http_server_start(const struct http_server_con
 /* The port actually bound (the one chosen when the config asked for 0). */
 uint16_t http_server_port(const struct http_server *s);
 /*
+ * Writes "http://HOST:PORT\n" (the host of `listen`, the port the server got,
+ * so port 0 works) to path atomically, mode 0644: how a role tells whoever
+ * started it that it is listening (coffer dev, the tests).
+ */
+COFFER_MUST_CHECK enum coffer_err http_server_write_ready_file(const struct http_server *s, const char *listen,
+							       const char *path);
+/*
  * Graceful stop: stops accepting, waits up to drain_ms for requests in
  * flight, then closes every connection and frees s. NULL is allowed.
  */
