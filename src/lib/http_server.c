@@ -258,6 +258,40 @@ static void notify_done(struct http_request *req, int status, enum coffer_err co
 	s->done(req, req->route, status, code, s->ctx);
 }
 
+/*
+ * A reply body handed to libmicrohttpd without a copy, wiped when it is
+ * done with it: a reply may carry a newly minted token.
+ */
+struct reply_block {
+	char *ptr;
+	size_t len;
+};
+
+static void reply_block_free(void *cls)
+{
+	struct reply_block *b = cls;
+	sodium_memzero(b->ptr, b->len);
+	free(b->ptr);
+	free(b);
+}
+
+static struct MHD_Response *reply_response(struct http_request *req)
+{
+	struct reply_block *b = malloc(sizeof(*b));
+	if (!b)
+		return NULL;
+	b->ptr = buf_detach(&req->reply, &b->len);
+	if (!b->ptr) {
+		free(b);
+		return NULL;
+	}
+	struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback_cls(b->len, b->ptr,
+											   reply_block_free, b);
+	if (!resp)
+		reply_block_free(b);
+	return resp;
+}
+
 /* Queues the reply set on req (or an internal error if there is none). */
 static enum MHD_Result send_reply(struct http_request *req)
 {
@@ -269,7 +303,7 @@ static enum MHD_Result send_reply(struct http_request *req)
 	notify_done(req, req->reply_status ? req->reply_status : 500,
 		    req->reply_status ? req->reply_code : COFFER_ERR_INTERNAL);
 	if (req->reply_status)
-		resp = MHD_create_response_from_buffer(req->reply.len, req->reply.ptr, MHD_RESPMEM_MUST_COPY);
+		resp = reply_response(req);
 	if (!resp) {
 		req->reply_status = 500;
 		if (str_copy(req->content_type, sizeof(req->content_type), JSON_TYPE))
