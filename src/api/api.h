@@ -76,6 +76,8 @@
 
 /* Audit. */
 #define API_AUDIT_LIMIT_DEFAULT 100
+#define API_AUDIT_ROW_OVERHEAD 512 /* bytes of an event's JSON besides its detail, at most */
+#define API_AUDIT_PAGE_BYTES ((size_t)1 << 20) /* a page stops growing past this; next_after says where to go on */
 #define API_AUDIT_DETAIL_MAX ((size_t)60 << 10) /* under STORE_AUDIT_FIELD_MAX */
 
 /* Roles, ordered: admin > deploy > read. */

@@ -145,6 +145,10 @@ enum coffer_err h_audit_list(struct http_request *req, void *ctx)
 			return api_fail(req, COFFER_ERR_INVALID, "limit must be a number from 1 to %d", STORE_AUDIT_LIST_MAX);
 		f.limit = (size_t)n;
 	}
+	/* one more than asked, to tell whether there is a next page */
+	size_t want = f.limit;
+	if (f.limit < STORE_AUDIT_LIST_MAX)
+		f.limit++;
 	rc = api_note(a, store_audit_list(a->store, &f, &events));
 	if (rc)
 		goto out;
@@ -153,14 +157,21 @@ enum coffer_err h_audit_list(struct http_request *req, void *ctx)
 		rc = COFFER_ERR_NOMEM;
 		goto out;
 	}
-	for (size_t i = 0; i < events.n; i++) {
-		json_t *item = event_json(&events.items[i]);
+	/* a page holds at most `want` events and, past the first, API_AUDIT_PAGE_BYTES of detail */
+	size_t bytes = 0, i;
+	for (i = 0; i < events.n && i < want; i++) {
+		const struct store_audit_row *r = &events.items[i];
+		bytes += strlen(r->ev.detail ? r->ev.detail : "") + API_AUDIT_ROW_OVERHEAD;
+		if (i > 0 && bytes > API_AUDIT_PAGE_BYTES)
+			break;
+		json_t *item = event_json(r);
 		if (!item || json_array_append_new(list, item)) {
 			rc = COFFER_ERR_NOMEM;
 			goto out;
 		}
 	}
-	rc = api_reply(req, 200, json_pack("{s:O}", "events", list));
+	json_t *next = i < events.n ? json_integer((json_int_t)events.items[i - 1].seq) : json_null();
+	rc = api_reply(req, 200, json_pack("{s:O,s:o}", "events", list, "next_after", next));
 out:
 	json_decref(list);
 	store_audit_list_release(&events);

@@ -37,28 +37,52 @@ static enum coffer_err list_events(struct client *c, const char *app, const char
 	char seg[CLIENT_SEGMENT_MAX];
 	json_t *ans = NULL, *events = NULL, *ev;
 	size_t i;
-	char sep = '?';
 	enum coffer_err rc = COFFER_OK;
 
 	buf_init(&out, BUF_MAX_DEFAULT * 16);
 	buf_init(&path, CLIENT_PATH_MAX);
-	rc = buf_adds(&path, "/v1/audit");
-	const char *keys[] = { "app", "after", "limit" }, *vals[] = { app, after, limit };
-	for (size_t k = 0; k < 3 && !rc; k++) {
-		if (!vals[k])
-			continue;
-		rc = format_url_segment(vals[k], seg, sizeof(seg));
-		if (!rc)
-			rc = buf_addf(&path, "%c%s=%s", sep, keys[k], seg);
-		sep = '&';
-	}
-	if (rc) {
-		rc = client_error(COFFER_ERR_USAGE, "the app name is too long");
+	events = json_array();
+	if (!events) {
+		rc = client_error(COFFER_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	rc = client_call(c, "GET", path.ptr, NULL, &ans);
-	if (!rc && json_get_array(ans, "events", 1, &events, NULL))
-		rc = client_bad_answer("no \"events\" list");
+	/*
+	 * The API answers a page at a time (bounded in count and bytes) and
+	 * says where the next one starts; without --limit, read them all.
+	 */
+	char cursor[SEQ_TEXT];
+	for (;;) {
+		json_t *page = NULL, *next;
+		const char *keys[] = { "app", "after", "limit" }, *vals[] = { app, after, limit };
+		char sep = '?';
+		buf_reset(&path);
+		rc = buf_adds(&path, "/v1/audit");
+		for (size_t k = 0; k < 3 && !rc; k++) {
+			if (!vals[k])
+				continue;
+			rc = format_url_segment(vals[k], seg, sizeof(seg));
+			if (!rc)
+				rc = buf_addf(&path, "%c%s=%s", sep, keys[k], seg);
+			sep = '&';
+		}
+		if (rc) {
+			rc = client_error(COFFER_ERR_USAGE, "the app name is too long");
+			goto out;
+		}
+		rc = client_call(c, "GET", path.ptr, NULL, &ans);
+		if (!rc && json_get_array(ans, "events", 1, &page, NULL))
+			rc = client_bad_answer("no \"events\" list");
+		if (!rc && json_array_extend(events, page))
+			rc = client_error(COFFER_ERR_NOMEM, "out of memory");
+		next = rc ? NULL : json_object_get(ans, "next_after");
+		if (rc || limit || !json_is_integer(next) ||
+		    fmt_into(cursor, sizeof(cursor), "%" JSON_INTEGER_FORMAT, json_integer_value(next))) {
+			break;
+		}
+		after = cursor;
+		json_decref(ans);
+		ans = NULL;
+	}
 	if (!rc && json) {
 		rc = client_print_json(events);
 		goto out;
@@ -93,6 +117,7 @@ out:
 	buf_release(&path);
 	buf_release(&out);
 	json_decref(ans);
+	json_decref(events);
 	return rc;
 }
 
