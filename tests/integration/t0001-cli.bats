@@ -29,3 +29,18 @@
 	run "$COFFER" version extra
 	[ "$status" -eq 2 ]
 }
+
+@test "the binary is hardened: PIE, full RELRO, stack protector, fortified" {
+	command -v readelf >/dev/null || skip "readelf is not installed"
+	run readelf -h "$COFFER"
+	[[ "$output" == *"DYN (Position-Independent Executable file)"* ]]
+	run readelf -d "$COFFER"
+	[[ "$output" == *"BIND_NOW"* ]]
+	[[ "$output" == *"PIE"* ]]
+	run readelf -l "$COFFER"
+	[[ "$output" == *"GNU_RELRO"* ]]
+	run readelf -W --dyn-syms "$COFFER"
+	[[ "$output" == *"__stack_chk_fail"* ]]
+	# _FORTIFY_SOURCE (left to the sanitizers in their build)
+	[[ "$output" == *"__asan_init"* ]] || [[ "$output" == *"_chk@"* ]]
+}
