@@ -197,6 +197,11 @@ enum coffer_err api_start(const struct api_config *cfg, struct api **out, char *
 		set_why(why, why_size, "cannot open the store: %s", coffer_strerror(rc)); /* the URL may hold a password */
 		goto out;
 	}
+	rc = hostauth_replay_new(0, &a->replay);
+	if (rc) {
+		set_why(why, why_size, "cannot make the replay cache");
+		goto out;
+	}
 	struct http_server_config hcfg = { .listen = cfg->listen, .gate = api_gate, .done = api_audit_done };
 	rc = http_server_start(&hcfg, routes, n_routes, a, &a->server);
 	if (rc) {
@@ -231,6 +236,7 @@ void api_stop(struct api *a)
 	/* The server drains first: every store connection is back in the pool. */
 	http_server_stop(a->server);
 	store_pool_close(a->pool);
+	hostauth_replay_free(a->replay);
 	secret_free(a->digest_key);
 	secret_free(a->keeper_credential);
 	sodium_memzero(a, sizeof(*a));

@@ -7,11 +7,13 @@
  *
  * Request flow (docs/API.md): the route table (routes.c) carries, per
  * route, the role it needs (API_ROUTE_ROLE), whether it names an app
- * (API_ROUTE_APP) and whether it is audited (HTTP_ROUTE_AUDIT). ONE gate
- * (auth.c) authenticates the bearer token, resolves the :app (404 across
- * orgs and outside a token's app), checks the role (403), and lends the
- * request a store connection; handlers (h_*.c) do no auth or size checks
- * of their own. The done callback (h_audit.c) appends one audit event per
+ * (API_ROUTE_APP), whether a host signs it instead (API_ROUTE_HOST) and
+ * whether it is audited (HTTP_ROUTE_AUDIT). ONE gate (auth.c)
+ * authenticates the bearer token, resolves the :app (404 across orgs and
+ * outside a token's app), checks the role (403), and lends the request a
+ * store connection; for a host route it checks the host's signed request
+ * instead (hostauth.h) against a host row whose keeper certificate
+ * verifies. Handlers (h_*.c) do no auth or size checks of their own. The done callback (h_audit.c) appends one audit event per
  * audited request, refused ones included, before the answer is sent.
  *
  * Ownership: struct api owns its keys (wiped by api_stop), its store pool
@@ -27,6 +29,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "hostauth.h"
 #include "http_server.h"
 #include "json.h"
 #include "jws.h"
@@ -87,6 +90,12 @@ enum api_role { API_ROLE_NONE = 0, API_ROLE_READ = 1, API_ROLE_DEPLOY = 2, API_R
 #define API_ROUTE_ROLE(r) ((uint32_t)(r) << HTTP_ROUTE_OWNER_SHIFT) /* the least role allowed */
 #define API_ROUTE_ROLE_MASK API_ROUTE_ROLE(3)
 #define API_ROUTE_APP ((uint32_t)1 << (HTTP_ROUTE_OWNER_SHIFT + 2)) /* the gate resolves :app */
+#define API_ROUTE_HOST ((uint32_t)1 << (HTTP_ROUTE_OWNER_SHIFT + 3)) /* a host's signed request, not a token */
+
+/* Hosts: the keeper creates them; the api writes last_heartbeat only. */
+#define API_HOST_STATE_READY "ready"
+#define API_ACTOR_SIZE 64 /* "tok_<id>", "host:<id>", "anonymous" */
+#define API_HOST_ACTOR_PREFIX "host:"
 
 struct api {
 	struct store_pool *pool;
@@ -95,6 +104,7 @@ struct api {
 	struct secret *keeper_credential;         /* 64 hex characters, the bearer shown to the keeper */
 	char keeper_url[API_URL_MAX];
 	struct http_server *server;
+	struct hostauth_replay *replay;           /* nonces of signed host requests */
 };
 
 /* One request's principal, set by the gate (http_request_auth). */
@@ -109,6 +119,8 @@ struct api_auth {
 	enum api_role role;
 	int has_app;               /* app below is the route's :app */
 	struct store_app app;
+	int host_authenticated;    /* host below signed the request (API_ROUTE_HOST) */
+	struct store_host host;    /* its row, whose certificate verified */
 	char audit_app[STORE_NAME_SIZE]; /* the app an audit event names */
 	json_t *audit_detail;      /* owned; names and digests only */
 };
@@ -150,6 +162,14 @@ struct api_auth *api_auth_of(struct http_request *req);
  * before the gate ran. COFFER_OK and *token when the bearer is a valid token.
  */
 COFFER_MUST_CHECK enum coffer_err api_identify(struct store *s, struct http_request *req, struct store_token *token);
+/*
+ * Checks a host row read from the store against its keeper certificate
+ * (hostauth_cert_verify with the keeper's public key): COFFER_ERR_CRYPTO,
+ * logged as tampering (host id only), when it does not verify. *issued_at
+ * (may be NULL) gets the cert's issue time (unix seconds).
+ */
+COFFER_MUST_CHECK enum coffer_err api_host_check(const struct api *api, const struct store_host *h,
+						 int64_t *issued_at);
 /* Records a store result: an unreachable database gets its connection reopened. Returns rc. */
 enum coffer_err api_note(struct api_auth *a, enum coffer_err rc);
 
@@ -196,6 +216,9 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx);
 enum coffer_err h_secrets_deploy(struct http_request *req, void *ctx);
 enum coffer_err h_audit_list(struct http_request *req, void *ctx);
 enum coffer_err h_audit_verify(struct http_request *req, void *ctx);
+enum coffer_err h_hosts_list(struct http_request *req, void *ctx);
+enum coffer_err h_hosts_register(struct http_request *req, void *ctx);
+enum coffer_err h_hosts_heartbeat(struct http_request *req, void *ctx);
 
 /* ---- h_audit.c: the done callback ---- */
 

@@ -3,12 +3,14 @@
  * its tokens. The order of the checks is the contract: a bad credential is
  * 401 whatever the route; then an app the token may not see is 404, so no
  * name leaks across orgs or outside an app-limited token; only then is a
- * too small role 403.
+ * too small role 403. A host route (API_ROUTE_HOST) takes no token: the
+ * gate checks the host's signed request instead, every refusal a 401.
  */
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "api.h"
 #include "log.h"
@@ -128,6 +130,16 @@ enum coffer_err api_identify(struct store *s, struct http_request *req, struct s
 	return authenticate(s, http_request_header(req, "Authorization"), token, &why);
 }
 
+enum coffer_err api_host_check(const struct api *api, const struct store_host *h, int64_t *issued_at)
+{
+	struct hostauth_identity id = { h->id, h->name, h->sign_pk, h->seal_pk };
+	if (hostauth_cert_verify(api->keeper_pk, &id, h->cert, h->cert_len, issued_at) != COFFER_OK) {
+		log_warn("host_row_tampered", LF_S("host_id", h->id), LF_S("check", "certificate"));
+		return COFFER_ERR_CRYPTO;
+	}
+	return COFFER_OK;
+}
+
 enum coffer_err api_note(struct api_auth *a, enum coffer_err rc)
 {
 	if (a && rc == COFFER_ERR_UNAVAILABLE)
@@ -178,6 +190,51 @@ static enum coffer_err resolve_app(struct http_request *req, struct api_auth *a)
 	return COFFER_OK;
 }
 
+/*
+ * A host's signed request: a well-formed host id, a row for it whose keeper
+ * certificate verifies, a ready host, then hostauth_verify under the row's
+ * sign_pk (window, signature, replay). Messages never quote a header.
+ */
+static enum coffer_err host_gate(struct http_request *req, struct api_auth *a)
+{
+	struct store_host h;
+	const char *why = NULL;
+	char actor[API_ACTOR_SIZE];
+	size_t body_len = 0;
+	const char *body = http_request_body(req, &body_len);
+	struct hostauth_presented p = {
+		.host = http_request_header(req, HOSTAUTH_HEADER_HOST),
+		.timestamp = http_request_header(req, HOSTAUTH_HEADER_TIMESTAMP),
+		.nonce = http_request_header(req, HOSTAUTH_HEADER_NONCE),
+		.signature = http_request_header(req, HOSTAUTH_HEADER_SIGNATURE),
+	};
+	struct hostauth_request r = { http_request_method(req), http_request_path(req), body, body_len };
+	enum coffer_err rc;
+
+	if (!hostauth_host_id_ok(p.host))
+		return http_reply_error(req, COFFER_ERR_UNAUTH, "missing or malformed host signature headers");
+	rc = api_note(a, store_host_get(a->store, p.host, &h));
+	if (rc == COFFER_ERR_NOT_FOUND)
+		return http_reply_error(req, COFFER_ERR_UNAUTH, "unknown host");
+	if (rc)
+		return http_reply_error(req, rc, NULL);
+	if (api_host_check(a->api, &h, NULL))
+		return http_reply_error(req, COFFER_ERR_UNAUTH, "host record failed verification");
+	if (strcmp(h.state, API_HOST_STATE_READY) != 0)
+		return http_reply_error(req, COFFER_ERR_UNAUTH, "host is not enrolled");
+	rc = hostauth_verify(&r, &p, h.sign_pk, a->api->replay, (int64_t)time(NULL), &why);
+	if (rc) {
+		log_info("host_request_refused", LF_S("host_id", h.id), LF_S("reason", why));
+		return http_reply_error(req, rc, why);
+	}
+	a->host_authenticated = 1;
+	a->host = h;
+	if (fmt_into(actor, sizeof(actor), "%s%s", API_HOST_ACTOR_PREFIX, h.id) || http_request_set_actor(req, actor))
+		return http_reply_error(req, COFFER_ERR_INTERNAL, NULL);
+	a->admitted = 1;
+	return COFFER_OK;
+}
+
 enum coffer_err api_gate(struct http_request *req, const struct http_route *route, void *ctx)
 {
 	struct api *api = ctx;
@@ -198,6 +255,8 @@ enum coffer_err api_gate(struct http_request *req, const struct http_route *rout
 		a->store = NULL;
 		return http_reply_error(req, rc, NULL);
 	}
+	if (route->flags & API_ROUTE_HOST)
+		return host_gate(req, a);
 	rc = api_note(a, authenticate(a->store, http_request_header(req, "Authorization"), &a->token, &why));
 	if (rc == COFFER_ERR_UNAUTH) {
 		if (http_reply_header(req, "WWW-Authenticate", "Bearer"))

@@ -25,7 +25,7 @@ void api_audit_done(struct http_request *req, const struct http_route *route, in
 	struct api_auth *a = api_auth_of(req);
 	struct store *s = NULL;
 	struct store_token who;
-	char actor[API_TOKEN_ID_SIZE] = API_ACTOR_ANONYMOUS;
+	char actor[API_ACTOR_SIZE] = API_ACTOR_ANONYMOUS;
 	char outcome[OUTCOME_SIZE];
 	const char *org = "", *app = "", *param;
 	struct buf detail;
@@ -47,6 +47,10 @@ void api_audit_done(struct http_request *req, const struct http_route *route, in
 	if (a && a->authenticated) {
 		org = a->token.org_id;
 		if (str_copy(actor, sizeof(actor), a->token_id))
+			goto out;
+	} else if (a && a->host_authenticated) {
+		/* hosts belong to no org: their events have org "" */
+		if (fmt_into(actor, sizeof(actor), "%s%s", API_HOST_ACTOR_PREFIX, a->host.id))
 			goto out;
 	} else if (!a || !a->store) {
 		/* Refused before the gate (e.g. a body too large): who sent it, if a token says so. */

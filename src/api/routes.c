@@ -18,6 +18,7 @@
 #define AUTH HTTP_ROUTE_AUTH
 #define AUDIT HTTP_ROUTE_AUDIT
 #define APP API_ROUTE_APP
+#define HOST API_ROUTE_HOST
 #define READ API_ROUTE_ROLE(API_ROLE_READ)
 #define DEPLOY API_ROUTE_ROLE(API_ROLE_DEPLOY)
 #define ADMIN API_ROUTE_ROLE(API_ROLE_ADMIN)
@@ -39,6 +40,10 @@ static const struct http_route routes[] = {
 	  "secrets.deploy" },
 	{ "GET", "/v1/audit", AUTH | ADMIN, 0, h_audit_list, "audit.list" },
 	{ "GET", "/v1/audit/verify", AUTH | ADMIN, 0, h_audit_verify, "audit.verify" },
+	{ "GET", "/v1/hosts", AUTH | ADMIN, 0, h_hosts_list, "hosts.list" },
+	/* signed by a host (hostauth.h), not by a token */
+	{ "POST", "/v1/hosts/register", AUTH | AUDIT | HOST, API_BODY_SMALL, h_hosts_register, "hosts.register" },
+	{ "POST", "/v1/hosts/heartbeat", AUTH | HOST, API_BODY_SMALL, h_hosts_heartbeat, "hosts.heartbeat" },
 };
 
 const struct http_route *api_routes(size_t *n)

@@ -25,10 +25,12 @@ int cmd_dev(int argc, char **argv);
 /* user commands: src/cli/cmd_<noun>.c */
 int cmd_apps(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+int cmd_hosts(int argc, char **argv);
 int cmd_secrets(int argc, char **argv);
 int cmd_tokens(int argc, char **argv);
-/* roles: src/api/api.c and src/keeper/keeper.c */
+/* roles: src/api/api.c, src/keeper/keeper.c and src/agent/agent.c */
 int cmd_api(int argc, char **argv);
 int cmd_keeper(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
 
 #endif

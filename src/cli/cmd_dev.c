@@ -2,10 +2,13 @@
  * cmd_dev.c — `coffer dev`: every role on this machine, on SQLite, like
  * `vault server -dev`. It creates the keys on first use, starts the keeper
  * and the api as child processes of this one (the same binary), waits until
- * each answers its health check, makes sure an admin token exists, prints
- * the export lines, writes them to DIR/env and the CLI's config, and then
- * supervises the roles until interrupted: a role that dies is restarted
- * (at most ROLE_RESTARTS_MAX times a minute), and SIGINT/SIGTERM stop all.
+ * each answers its health check, makes sure an admin token exists, starts
+ * the agents (one by default, --agents N; each in DIR/agents/<i>, enrolled
+ * with a join token from `coffer keeper join-token` the first time, its
+ * identity reused afterwards), prints the export lines, writes them to
+ * DIR/env and the CLI's config, and then supervises the roles until
+ * interrupted: a role that dies is restarted (at most ROLE_RESTARTS_MAX
+ * times a minute), and SIGINT/SIGTERM stop all.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -27,6 +30,7 @@
 #include "fs.h"
 #include "http_client.h"
 #include "log.h"
+#include "parse.h"
 #include "secret.h"
 #include "banned.h"
 
@@ -39,6 +43,11 @@
 #define STOP_TIMEOUT_MS 5000
 #define ROLE_RESTARTS_MAX 5
 #define TOKEN_FILE_MAX 256
+#define DEV_AGENTS_DEFAULT 1
+#define DEV_AGENTS_MAX 16
+#define DEV_AGENT_NAME_SIZE 32
+#define JOIN_TOKEN_MAX 256
+#define JOIN_ENV "COFFER_JOIN_TOKEN" /* how the agent is given its join token: never on argv */
 
 struct role {
 	const char *name;
@@ -50,11 +59,19 @@ struct role {
 	time_t window_start;
 };
 
+struct agent {
+	struct role r;
+	char dir[PATH_SIZE];             /* DIR/agents/<i> */
+	char host_name[DEV_AGENT_NAME_SIZE]; /* dev-<i> */
+};
+
 struct dev {
 	char dir[PATH_SIZE];
 	char store_url[PATH_SIZE + 16];
 	char self[PATH_SIZE];
 	struct role keeper, api;
+	struct agent agents[DEV_AGENTS_MAX];
+	int n_agents;
 };
 
 static int path_in(char *out, const char *dir, const char *name)
@@ -72,17 +89,25 @@ static int default_state_dir(char *out)
 	return -1;
 }
 
-static pid_t spawn(const struct dev *d, char *const argv[])
+/* Starts `coffer ARGS...`; join (may be NULL) goes to the child's JOIN_ENV only. */
+static pid_t spawn_with(const struct dev *d, char *const argv[], const char *join)
 {
 	pid_t pid = fork();
 	if (pid == 0) {
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (join && setenv(JOIN_ENV, join, 1))
+			_exit(127);
 		execv(d->self, argv);
 		_exit(127);
 	}
 	return pid;
+}
+
+static pid_t spawn(const struct dev *d, char *const argv[])
+{
+	return spawn_with(d, argv, NULL);
 }
 
 /* Runs `coffer ARGS...` to its end; its stdout goes to out (if not NULL). */
@@ -198,6 +223,59 @@ static enum coffer_err role_start(struct dev *d, struct role *r)
 	return rc;
 }
 
+/*
+ * Starts agent a and waits for its ready file (written once it is
+ * registered with the api). The first time (no host.json in its folder)
+ * it gets a fresh join token in its environment.
+ */
+static enum coffer_err agent_start(struct dev *d, struct agent *a)
+{
+	char keeper_dir[PATH_SIZE], identity[PATH_SIZE];
+	struct buf join;
+	enum coffer_err rc = COFFER_ERR_UNAVAILABLE;
+
+	if (path_in(keeper_dir, d->dir, "keeper") || path_in(identity, a->dir, "host.json"))
+		return COFFER_ERR_TOO_LARGE;
+	buf_init_wiping(&join, JOIN_TOKEN_MAX);
+	if (access(identity, F_OK) != 0) {
+		char *argv[] = { "coffer", "keeper", "join-token", "--state-dir", keeper_dir, NULL };
+		int code = run_capture(d, argv, &join);
+		while (join.len && (join.ptr[join.len - 1] == '\n' || join.ptr[join.len - 1] == '\r'))
+			join.ptr[--join.len] = '\0';
+		if (code != 0 || join.len == 0) {
+			fprintf(stderr, "coffer dev: could not make a join token (exit %d)\n", code);
+			rc = COFFER_ERR_INTERNAL;
+			goto out;
+		}
+	}
+	unlink(a->r.ready);
+	char *argv[] = { "coffer", "agent", "--api", d->api.url, "--keeper", d->keeper.url, "--state-dir", a->dir,
+			 "--name", a->host_name, "--ready-file", a->r.ready, NULL };
+	a->r.pid = spawn_with(d, argv, join.len ? join.ptr : NULL);
+	if (a->r.pid < 0) {
+		rc = COFFER_ERR_IO;
+		goto out;
+	}
+	for (int waited = 0; waited < READY_TIMEOUT_MS; waited += 100) {
+		int status;
+		if (waitpid(a->r.pid, &status, WNOHANG) == a->r.pid) {
+			a->r.pid = 0;
+			fprintf(stderr, "coffer dev: agent %s exited while starting\n", a->host_name);
+			break;
+		}
+		if (access(a->r.ready, F_OK) == 0) {
+			rc = COFFER_OK;
+			break;
+		}
+		sleep_ms(100);
+	}
+	if (!rc)
+		fprintf(stderr, "coffer dev: agent %s ready in %s (pid %d)\n", a->host_name, a->dir, (int)a->r.pid);
+out:
+	buf_release(&join);
+	return rc;
+}
+
 static void role_stop(struct role *r, int sig)
 {
 	if (r->pid > 0)
@@ -206,12 +284,17 @@ static void role_stop(struct role *r, int sig)
 
 static void stop_all(struct dev *d)
 {
-	struct role *roles[] = { &d->api, &d->keeper };
-	for (size_t i = 0; i < 2; i++)
+	struct role *roles[DEV_AGENTS_MAX + 2];
+	size_t n = 0;
+	for (int i = 0; i < d->n_agents; i++)
+		roles[n++] = &d->agents[i].r;
+	roles[n++] = &d->api;
+	roles[n++] = &d->keeper;
+	for (size_t i = 0; i < n; i++)
 		role_stop(roles[i], SIGTERM);
 	for (int waited = 0; waited < STOP_TIMEOUT_MS; waited += 50) {
 		int alive = 0;
-		for (size_t i = 0; i < 2; i++) {
+		for (size_t i = 0; i < n; i++) {
 			if (roles[i]->pid > 0 && waitpid(roles[i]->pid, NULL, WNOHANG) == roles[i]->pid)
 				roles[i]->pid = 0;
 			alive += roles[i]->pid > 0;
@@ -220,7 +303,7 @@ static void stop_all(struct dev *d)
 			return;
 		sleep_ms(50);
 	}
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < n; i++) {
 		role_stop(roles[i], SIGKILL);
 		if (roles[i]->pid > 0)
 			waitpid(roles[i]->pid, NULL, 0);
@@ -297,9 +380,10 @@ static enum coffer_err publish(struct dev *d, const struct secret *token)
 		fprintf(stderr,
 			"coffer dev: ready. The lines above are in %s and the CLI's config; try:\n"
 			"  coffer apps create web\n  coffer secrets set -a web DATABASE_URL=postgres://...\n"
-			"  coffer secrets list -a web\n"
-			"coffer dev: the agent (machines, releases) is not built yet. Ctrl-C stops everything.\n",
-			path);
+			"  coffer secrets list -a web\n  coffer hosts list\n"
+			"coffer dev: %d agent%s enrolled and heartbeating (machines and releases come next). "
+			"Ctrl-C stops everything.\n",
+			path, d->n_agents, d->n_agents == 1 ? "" : "s");
 	}
 	buf_release(&env);
 	return rc;
@@ -308,8 +392,11 @@ static enum coffer_err publish(struct dev *d, const struct secret *token)
 /* Restarts a role that died, unless it keeps dying. */
 static enum coffer_err reap(struct dev *d, pid_t pid, int status)
 {
-	struct role *roles[] = { &d->keeper, &d->api };
-	for (size_t i = 0; i < 2; i++) {
+	struct role *roles[DEV_AGENTS_MAX + 2] = { &d->keeper, &d->api };
+	size_t n = 2;
+	for (int i = 0; i < d->n_agents; i++)
+		roles[n++] = &d->agents[i].r;
+	for (size_t i = 0; i < n; i++) {
 		struct role *r = roles[i];
 		if (r->pid != pid)
 			continue;
@@ -328,6 +415,8 @@ static enum coffer_err reap(struct dev *d, pid_t pid, int status)
 			return COFFER_ERR_UNAVAILABLE;
 		}
 		sleep_ms(200L * r->restarts);
+		if (i >= 2)
+			return agent_start(d, &d->agents[i - 2]);
 		return role_start(d, r);
 	}
 	return COFFER_OK;
@@ -338,6 +427,7 @@ int cmd_dev(int argc, char **argv)
 	static const struct option opts[] = { { "state-dir", required_argument, NULL, 'd' },
 					      { "api-addr", required_argument, NULL, 'a' },
 					      { "keeper-addr", required_argument, NULL, 'k' },
+					      { "agents", required_argument, NULL, 'n' },
 					      { "help", no_argument, NULL, 'h' },
 					      { NULL, 0, NULL, 0 } };
 	struct dev d;
@@ -345,6 +435,7 @@ int cmd_dev(int argc, char **argv)
 	d.keeper.name = "keeper";
 	d.api.name = "api";
 	const char *api_addr = DEV_API_ADDR, *keeper_addr = DEV_KEEPER_ADDR, *dir = NULL;
+	uint64_t n_agents = DEV_AGENTS_DEFAULT;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -352,7 +443,11 @@ int cmd_dev(int argc, char **argv)
 		case 'd': dir = optarg; break;
 		case 'a': api_addr = optarg; break;
 		case 'k': keeper_addr = optarg; break;
-		case 'h': printf("usage: coffer dev [--state-dir DIR] [--api-addr HOST:PORT] [--keeper-addr HOST:PORT]\n"); return 0;
+		case 'n':
+			if (parse_uint64(optarg, DEV_AGENTS_MAX, &n_agents))
+				return cli_fail(COFFER_ERR_USAGE, "--agents must be a number from 0 to %d", DEV_AGENTS_MAX);
+			break;
+		case 'h': printf("usage: coffer dev [--state-dir DIR] [--api-addr HOST:PORT] [--keeper-addr HOST:PORT] [--agents N]\n"); return 0;
 		default: return cli_usage("dev");
 		}
 	}
@@ -376,6 +471,15 @@ int cmd_dev(int argc, char **argv)
 		return cli_fail(COFFER_ERR_USAGE, "state folder path too long");
 	if (fs_mkdir_p(d.dir, 0700) || fs_mkdir_p(run_dir, 0700))
 		return cli_fail(COFFER_ERR_IO, "cannot create the state folder '%s'", d.dir);
+	d.n_agents = (int)n_agents;
+	for (int i = 0; i < d.n_agents; i++) {
+		struct agent *a = &d.agents[i];
+		a->r.name = "agent";
+		if (fmt_into(a->dir, sizeof(a->dir), "%s/agents/%d", d.dir, i + 1) ||
+		    fmt_into(a->r.ready, sizeof(a->r.ready), "%s/agent-%d.ready", run_dir, i + 1) ||
+		    fmt_into(a->host_name, sizeof(a->host_name), "dev-%d", i + 1))
+			return cli_fail(COFFER_ERR_USAGE, "state folder path too long");
+	}
 
 	/* SIGCHLD, SIGINT and SIGTERM are taken with sigtimedwait below (and a
 	 * shell that started us in the background may have ignored SIGINT). */
@@ -402,6 +506,8 @@ int cmd_dev(int argc, char **argv)
 		rc = role_start(&d, &d.api);
 	if (!rc)
 		rc = admin_token(&d, &token);
+	for (int i = 0; !rc && i < d.n_agents; i++)
+		rc = agent_start(&d, &d.agents[i]);
 	if (!rc)
 		rc = publish(&d, token);
 	secret_free(token);

@@ -13,17 +13,21 @@
 #include "banned.h"
 
 static const struct cli_command commands[] = {
+	{ "agent", cmd_agent, "agent --api URL --keeper URL --state-dir DIR [--join TOKEN] [--name NAME] [--ready-file PATH] "
+	  "[--log-level LEVEL]",
+	  "run the host agent: enrol once with a join token, register with the api, heartbeat" },
 	{ "api", cmd_api, "api --state-dir DIR --store URL --listen HOST:PORT --keeper URL --keeper-pub FILE --keeper-credential FILE "
 	  "[--ready-file PATH] [--log-level LEVEL] [--store-conns N] | api bootstrap --store URL --org NAME [--json]",
 	  "run the API server (seals, never opens), or create an org and its first admin token" },
 	{ "apps", cmd_apps, "apps create NAME | apps list [--json] | apps destroy NAME [--yes]", "manage apps" },
 	{ "audit", cmd_audit, "audit [-a APP] [--json] | audit verify", "list the audit log, or verify its hash chain" },
-	{ "dev", cmd_dev, "dev [--state-dir DIR] [--api-addr HOST:PORT] [--keeper-addr HOST:PORT]",
+	{ "dev", cmd_dev, "dev [--state-dir DIR] [--api-addr HOST:PORT] [--keeper-addr HOST:PORT] [--agents N]",
 	  "run every role on this machine, on SQLite (for trying coffer)" },
 	{ "help", cmd_help, "help [COMMAND]", "show commands, or one command's usage, and the exit codes" },
-	{ "keeper", cmd_keeper, "keeper init --state-dir DIR | keeper --state-dir DIR --store URL --listen HOST:PORT [--ready-file PATH] "
-	  "[--key-file PATH] [--log-level LEVEL]",
-	  "create the master key, or run the key custodian" },
+	{ "hosts", cmd_hosts, "hosts list [--json]", "list the enrolled hosts, their state and last heartbeat" },
+	{ "keeper", cmd_keeper, "keeper init --state-dir DIR | keeper join-token --state-dir DIR [--key-file PATH] [--ttl DURATION] "
+	  "| keeper --state-dir DIR --store URL --listen HOST:PORT [--ready-file PATH] [--key-file PATH] [--log-level LEVEL]",
+	  "create the master key, print a one-time host join token, or run the key custodian" },
 	{ "secrets", cmd_secrets,
 	  "secrets set|unset|import|list|deploy [-a APP] [--stage] [--detach] [--json] ...",
 	  "set, unset, import, list and deploy an app's secrets (values are never shown)" },

@@ -1,16 +1,20 @@
 /*
  * keeper.c — `coffer keeper`: `keeper init` makes the state folder and the
- * master key; `keeper [serve]` runs the key custodian until SIGINT/SIGTERM.
+ * master key; `keeper join-token` prints a one-time join token for a host;
+ * `keeper [serve]` runs the key custodian until SIGINT/SIGTERM.
  */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "fs.h"
+#include "json.h"
 #include "keeper.h"
 #include "log.h"
+#include "parse.h"
 #include "banned.h"
 
 struct opts {
@@ -20,6 +24,7 @@ struct opts {
 	const char *listen;
 	const char *ready_file;
 	const char *log_level;
+	const char *ttl;
 };
 
 /* Parses options from argv[first]; returns 0, or the usage exit code. */
@@ -29,10 +34,11 @@ static int parse_opts(int argc, char **argv, int first, struct opts *o)
 		{ "state-dir", required_argument, NULL, 's' }, { "key-file", required_argument, NULL, 'K' },
 		{ "store", required_argument, NULL, 'S' },     { "listen", required_argument, NULL, 'l' },
 		{ "ready-file", required_argument, NULL, 'r' }, { "log-level", required_argument, NULL, 'L' },
-		{ NULL, 0, NULL, 0 }
+		{ "ttl", required_argument, NULL, 't' },       { NULL, 0, NULL, 0 }
 	};
 	const char **slot[128] = { ['s'] = &o->state_dir,  ['K'] = &o->key_file,   ['S'] = &o->store_url,
-				   ['l'] = &o->listen,	   ['r'] = &o->ready_file, ['L'] = &o->log_level };
+				   ['l'] = &o->listen,	   ['r'] = &o->ready_file, ['L'] = &o->log_level,
+				   ['t'] = &o->ttl };
 	int c;
 	optind = first;
 	opterr = 0;
@@ -56,7 +62,7 @@ static int run_init(int argc, char **argv)
 	int ex = parse_opts(argc, argv, 2, &o);
 	if (ex)
 		return ex;
-	if (!o.state_dir || o.key_file || o.store_url || o.listen || o.ready_file || o.log_level)
+	if (!o.state_dir || o.key_file || o.store_url || o.listen || o.ready_file || o.log_level || o.ttl)
 		return cli_usage("keeper");
 	enum coffer_err rc = keeper_init(o.state_dir, &p);
 	if (rc == COFFER_ERR_CONFLICT)
@@ -108,6 +114,47 @@ static int load_master(const struct opts *o, struct secret **master)
 	}
 }
 
+/* Prints a join token, alone, on stdout: from secure memory, never through a formatted buffer. */
+static int run_join_token(int argc, char **argv)
+{
+	struct opts o = { 0 };
+	struct secret *master = NULL, *token = NULL;
+	struct keeper_keys keys = { 0 };
+	uint64_t ttl_ms = KEEPER_JOIN_TTL_DEFAULT_MS;
+	int ex = parse_opts(argc, argv, 2, &o);
+	enum coffer_err rc;
+
+	if (!ex && (o.store_url || o.listen || o.ready_file || o.log_level))
+		ex = cli_usage("keeper");
+	if (!ex && o.ttl && (parse_duration_ms(o.ttl, KEEPER_JOIN_TTL_MAX_MS, &ttl_ms) || ttl_ms == 0))
+		ex = cli_fail(COFFER_ERR_USAGE, "--ttl must be a duration from 1s to 7d, such as 30m or 1h");
+	if (ex) {
+		/* The master key never lingers in the environment, even on a usage error. */
+		if (keeper_master_from_env(&master) == COFFER_OK)
+			secret_free(master);
+		return ex;
+	}
+	if (fs_disable_core_dumps())
+		return cli_fail(COFFER_ERR_INTERNAL, "cannot disable core dumps");
+	ex = load_master(&o, &master);
+	if (ex)
+		return ex;
+	rc = keeper_keys_derive(master, &keys);
+	secret_free(master);
+	if (!rc)
+		rc = keeper_join_token_make(&keys, ttl_ms, &token);
+	if (rc) {
+		ex = cli_fail(rc, "cannot make a join token: %s", coffer_strerror(rc));
+		goto out;
+	}
+	if (fs_write_all(STDOUT_FILENO, secret_cbytes(token), secret_len(token)) || fs_write_all(STDOUT_FILENO, "\n", 1))
+		ex = cli_fail(COFFER_ERR_IO, "cannot write the join token");
+out:
+	secret_free(token);
+	keeper_keys_release(&keys);
+	return ex;
+}
+
 static int run_serve(int argc, char **argv, int first)
 {
 	struct opts o = { 0 };
@@ -118,6 +165,8 @@ static int run_serve(int argc, char **argv, int first)
 	int sig = 0, ex;
 
 	log_set_role("keeper");
+	/* Enrolment bodies carry join tokens: whatever jansson frees is wiped (before any thread exists). */
+	json_use_wiping_allocator();
 	ex = parse_opts(argc, argv, first, &o);
 	if (ex) {
 		/* The master key never lingers in the environment, even on a usage error. */
@@ -137,7 +186,7 @@ static int run_serve(int argc, char **argv, int first)
 	ex = load_master(&o, &master);
 	if (ex)
 		return ex;
-	if (!o.store_url || !o.listen) {
+	if (!o.store_url || !o.listen || o.ttl) {
 		secret_free(master);
 		return cli_usage("keeper");
 	}
@@ -166,6 +215,8 @@ int cmd_keeper(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "init") == 0)
 		return run_init(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "join-token") == 0)
+		return run_join_token(argc, argv);
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		(void)cli_usage("keeper");
 		return 0;

@@ -21,6 +21,15 @@
  * with the AAD of the app and version asked for, and checks that the public
  * key in the row is the unwrapped key's and that the signature verifies.
  *
+ * The host registry (hostauth.h has the layouts): a host enrols with a
+ * one-time join token (keeper_join_token_make, `coffer keeper join-token`)
+ * and a proof that it holds its signing key; keeper_host_enrol writes its
+ * row (store_host_put) with state KEEPER_HOST_STATE_READY, the registry MAC
+ * over (id, name, sign_pk, seal_pk, state) and the host certificate, which
+ * the api verifies with keeper.pub. Every host row the keeper reads goes
+ * through keeper_host_load, which refuses (and logs) a row whose MAC does
+ * not verify. The keeper never writes last_heartbeat (the api's).
+ *
  * Ownership: struct keeper_keys owns its secrets (keeper_keys_release wipes
  * them). A struct keeper owns its keys, its store pool and its server; keeper_stop releases all of it. The master key is only read by
  * keeper_start: the caller frees it as soon as keeper_start returns.
@@ -32,6 +41,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "hostauth.h"
 #include "hpke.h"
 #include "jws.h"
 #include "keywrap.h"
@@ -51,6 +61,12 @@
 #define KEEPER_WRAPPED_LEN (KEYWRAP_OVERHEAD + HPKE_SK_LEN)
 #define KEEPER_APP_KEYS_BODY_MAX ((size_t)4 << 10)
 #define KEEPER_STORE_CONNS_DEFAULT 4
+#define KEEPER_ENROL_BODY_MAX ((size_t)16 << 10)
+#define KEEPER_HOST_STATE_READY "ready"
+#define KEEPER_HOST_NAME_MAX 63 /* ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$ */
+#define KEEPER_HOST_NAME_RULE "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+#define KEEPER_JOIN_TTL_DEFAULT_MS ((uint64_t)3600 * 1000)
+#define KEEPER_JOIN_TTL_MAX_MS ((uint64_t)7 * 24 * 3600 * 1000)
 
 /* ---- the state folder and the master key ---- */
 
@@ -91,6 +107,8 @@ struct keeper_keys {
 	struct secret *signing;                /* Ed25519 signing key, 64-byte form */
 	unsigned char signing_pk[JWS_PK_LEN];  /* what keeper.pub holds */
 	struct secret *credential;             /* the api credential, VAULT_CREDENTIAL_LEN bytes */
+	struct secret *join;                   /* join token MAC key (hostauth_join_key) */
+	struct secret *registry;               /* host registry MAC key (hostauth_registry_key) */
 };
 
 COFFER_MUST_CHECK enum coffer_err keeper_keys_derive(const struct secret *master, struct keeper_keys *out);
@@ -124,6 +142,53 @@ COFFER_MUST_CHECK enum coffer_err keeper_app_key_create(const struct keeper_keys
 COFFER_MUST_CHECK enum coffer_err keeper_app_key_load(const struct keeper_keys *keys, struct store *s,
 						      const char *app_id, uint64_t version, struct secret **sk);
 
+/* ---- hosts ---- */
+
+/* 1 if name matches KEEPER_HOST_NAME_RULE. */
+int keeper_host_name_ok(const char *name);
+
+/* A join token valid for ttl_ms (1..KEEPER_JOIN_TTL_MAX_MS) from now, in secure memory. */
+COFFER_MUST_CHECK enum coffer_err keeper_join_token_make(const struct keeper_keys *keys, uint64_t ttl_ms,
+							 struct secret **token);
+
+/* What a host sends to enrol (POST /v1/hosts/enrol); strings are borrowed. */
+struct keeper_enrol_request {
+	const char *join_token;
+	size_t join_token_len;
+	const char *name;
+	unsigned char sign_pk[HOSTAUTH_PK_LEN];
+	unsigned char seal_pk[HOSTAUTH_PK_LEN];
+	unsigned char proof[HOSTAUTH_SIG_LEN]; /* hostauth_enrol_proof_sign */
+};
+
+struct keeper_enrolled {
+	char host_id[STORE_ID_SIZE];
+	char name[STORE_NAME_SIZE];
+	unsigned char cert[HOSTAUTH_CERT_LEN];
+	int64_t issued_at; /* unix seconds, inside cert */
+};
+
+/*
+ * Enrols a host at now (unix ms): checks the join token (MAC, expiry), the
+ * proof of possession and the name, spends the token (store_join_token_use)
+ * and writes the host row with its MAC and cert. Refusals, with *why (never
+ * a value): COFFER_ERR_UNAUTH "invalid join token", "join token expired",
+ * "join token already used", "enrolment proof does not verify";
+ * COFFER_ERR_INVALID for a name outside KEEPER_HOST_NAME_RULE;
+ * COFFER_ERR_CONFLICT "host name is taken" (checked before the token is
+ * spent). Store errors as themselves (*why NULL).
+ */
+COFFER_MUST_CHECK enum coffer_err keeper_host_enrol(const struct keeper_keys *keys, struct store *s,
+						    const struct keeper_enrol_request *req, int64_t now,
+						    struct keeper_enrolled *out, const char **why);
+/*
+ * The host row of id, with its registry MAC verified. COFFER_ERR_CRYPTO,
+ * logged as tampering (host id only), if it does not verify (a forged or
+ * edited row); COFFER_ERR_NOT_FOUND if there is none.
+ */
+COFFER_MUST_CHECK enum coffer_err keeper_host_load(const struct keeper_keys *keys, struct store *s, const char *id,
+						   struct store_host *out);
+
 /* ---- the server ---- */
 
 struct keeper_config {
@@ -137,7 +202,8 @@ struct keeper;
 
 /*
  * Derives the keys from master, opens the store connections, starts the
- * HTTP server (GET /v1/health, POST /v1/app-keys) and writes the ready file.
+ * HTTP server (GET /v1/health, POST /v1/app-keys, POST /v1/hosts/enrol,
+ * GET /v1/hosts/self) and writes the ready file.
  */
 COFFER_MUST_CHECK enum coffer_err keeper_start(const struct keeper_config *cfg, const struct secret *master,
 					       struct keeper **out);

@@ -136,6 +136,10 @@ enum coffer_err keeper_keys_derive(const struct secret *master, struct keeper_ke
 		rc = vault_keeper_signing_key(master, &k.signing, k.signing_pk);
 	if (!rc)
 		rc = vault_api_credential(master, &k.credential);
+	if (!rc)
+		rc = hostauth_join_key(master, &k.join);
+	if (!rc)
+		rc = hostauth_registry_key(master, &k.registry);
 	if (rc) {
 		keeper_keys_release(&k);
 		return rc;
@@ -151,6 +155,8 @@ void keeper_keys_release(struct keeper_keys *k)
 	secret_free(k->wrap);
 	secret_free(k->signing);
 	secret_free(k->credential);
+	secret_free(k->join);
+	secret_free(k->registry);
 	sodium_memzero(k, sizeof(*k));
 }
 

@@ -316,6 +316,11 @@ uint64_t store_schema_version(const struct store *s)
 	return s->be->n_migrations;
 }
 
+void store_new_id(char id[STORE_ID_SIZE])
+{
+	new_id(id);
+}
+
 /* ---- orgs ---- */
 
 static enum coffer_err org_from_rows(const struct store_rows *r, struct store_org *o)
@@ -1034,6 +1039,136 @@ enum coffer_err store_secrets_set_status(struct store *s, const char *app_id, ui
 		rc = COFFER_ERR_NOT_FOUND;
 	store_rows_release(&rows);
 	return rc;
+}
+
+/* ---- hosts ---- */
+
+/* Reads a row of STORE_HOST_COLS; keys and the MAC must have their exact size. */
+static enum coffer_err host_from_row(const struct store_rows *r, size_t i, struct store_host *h)
+{
+	size_t sign_len = 0, seal_len = 0, mac_len = 0;
+	enum coffer_err rc;
+	memset(h, 0, sizeof(*h));
+	if ((rc = cell_text(r, i, 0, h->id, sizeof(h->id))) || (rc = cell_text(r, i, 1, h->name, sizeof(h->name))) ||
+	    (rc = cell_blob(r, i, 2, h->sign_pk, sizeof(h->sign_pk), &sign_len)) ||
+	    (rc = cell_blob(r, i, 3, h->seal_pk, sizeof(h->seal_pk), &seal_len)) ||
+	    (rc = cell_blob(r, i, 4, h->mac, sizeof(h->mac), &mac_len)) ||
+	    (rc = cell_text(r, i, 5, h->state, sizeof(h->state))))
+		return rc;
+	if (sign_len != STORE_HOST_KEY_LEN || seal_len != STORE_HOST_KEY_LEN || mac_len != STORE_HOST_MAC_LEN)
+		return COFFER_ERR_STORE;
+	if (cell(r, i, 8)->type != STORE_V_NULL) {
+		rc = cell_blob(r, i, 8, h->cert, sizeof(h->cert), &h->cert_len);
+		if (rc)
+			return rc;
+	}
+	h->enrolled_at = cell_int(r, i, 6);
+	h->last_heartbeat = cell_int(r, i, 7);
+	return COFFER_OK;
+}
+
+enum coffer_err store_host_put(struct store *s, const struct store_host *h)
+{
+	static const unsigned char empty[1];
+	if (!h->id[0] || !h->name[0] || !h->state[0] || h->enrolled_at < 0)
+		return COFFER_ERR_INVALID;
+	if (!valid_text(h->id, sizeof(h->id)) || !valid_text(h->name, sizeof(h->name)) ||
+	    !valid_text(h->state, sizeof(h->state)) || h->cert_len > sizeof(h->cert))
+		return COFFER_ERR_TOO_LARGE;
+	return run(s, STORE_Q_HOST_INSERT,
+		   PARAMS(VT(h->id), VT(h->name), VB(h->sign_pk, sizeof(h->sign_pk)), VB(h->seal_pk, sizeof(h->seal_pk)),
+			  VB(h->mac, sizeof(h->mac)), VT(h->state), VI(h->enrolled_at),
+			  h->cert_len ? VB(h->cert, h->cert_len) : VB(empty, 0)),
+		   NULL);
+}
+
+static enum coffer_err host_get(struct store *s, enum store_q q, const char *key, struct store_host *out)
+{
+	struct store_rows rows = { 0 };
+	struct store_host h;
+	enum coffer_err rc;
+	if (!key)
+		return COFFER_ERR_INVALID;
+	rc = run(s, q, PARAMS(VT(key)), &rows);
+	if (rc)
+		goto out;
+	if (rows.nrows == 0) {
+		rc = COFFER_ERR_NOT_FOUND;
+		goto out;
+	}
+	rc = host_from_row(&rows, 0, &h);
+	if (rc)
+		goto out;
+	*out = h;
+out:
+	store_rows_release(&rows);
+	return rc;
+}
+
+enum coffer_err store_host_get(struct store *s, const char *id, struct store_host *out)
+{
+	return host_get(s, STORE_Q_HOST_BY_ID, id, out);
+}
+
+enum coffer_err store_host_get_by_name(struct store *s, const char *name, struct store_host *out)
+{
+	return host_get(s, STORE_Q_HOST_BY_NAME, name, out);
+}
+
+enum coffer_err store_host_list(struct store *s, struct store_host_list *out)
+{
+	struct store_rows rows = { 0 };
+	struct store_host_list l = { 0 };
+	enum coffer_err rc = run(s, STORE_Q_HOST_LIST, NULL, 0, &rows);
+	if (rc)
+		goto out;
+	if (rows.nrows) {
+		l.items = calloc(rows.nrows, sizeof(*l.items));
+		if (!l.items) {
+			rc = COFFER_ERR_NOMEM;
+			goto out;
+		}
+	}
+	for (; l.n < rows.nrows; l.n++) {
+		rc = host_from_row(&rows, l.n, &l.items[l.n]);
+		if (rc)
+			goto out;
+	}
+	*out = l;
+	l = (struct store_host_list){ 0 };
+out:
+	store_host_list_release(&l);
+	store_rows_release(&rows);
+	return rc;
+}
+
+void store_host_list_release(struct store_host_list *l)
+{
+	free(l->items);
+	l->items = NULL;
+	l->n = 0;
+}
+
+enum coffer_err store_host_heartbeat(struct store *s, const char *id, int64_t at)
+{
+	struct store_rows rows = { 0 };
+	enum coffer_err rc;
+	if (!id || at <= 0)
+		return COFFER_ERR_INVALID;
+	rc = run(s, STORE_Q_HOST_HEARTBEAT, PARAMS(VT(id), VI(at)), &rows);
+	if (rc == COFFER_OK && rows.nrows == 0)
+		rc = COFFER_ERR_NOT_FOUND;
+	store_rows_release(&rows);
+	return rc;
+}
+
+enum coffer_err store_join_token_use(struct store *s, const char *id)
+{
+	if (!id || !*id)
+		return COFFER_ERR_INVALID;
+	if (strlen(id) > STORE_JOIN_TOKEN_ID_MAX)
+		return COFFER_ERR_TOO_LARGE;
+	return run(s, STORE_Q_JOIN_TOKEN_INSERT, PARAMS(VT(id), VI(now_ms())), NULL);
 }
 
 /* ---- audit ---- */

@@ -46,6 +46,11 @@
 #define STORE_AUDIT_FIELD_MAX ((size_t)64 << 10)
 #define STORE_AUDIT_LIST_MAX 1000 /* most events one store_audit_list returns */
 #define STORE_GRACE_MS_DEFAULT 30000
+#define STORE_HOST_KEY_LEN 32     /* a host's sign_pk (Ed25519) or seal_pk (X25519) */
+#define STORE_HOST_MAC_LEN 32     /* the keeper's registry MAC */
+#define STORE_HOST_CERT_MAX 128   /* the keeper's certificate blob */
+#define STORE_HOST_STATE_SIZE 16
+#define STORE_JOIN_TOKEN_ID_MAX 64 /* a spent join token's id, in characters */
 
 struct store;
 
@@ -68,6 +73,12 @@ void store_close(struct store *s);
 const char *store_backend_name(const struct store *s);
 /* The number of migrations this binary knows for s's backend (the schema version). */
 uint64_t store_schema_version(const struct store *s);
+/*
+ * A new id as the store makes them (STORE_ID_LEN lower-case hex characters
+ * from random bytes), for rows whose id the caller must know before the row
+ * exists (a host: the keeper authenticates its id).
+ */
+void store_new_id(char id[STORE_ID_SIZE]);
 
 /* ---- orgs ---- */
 
@@ -276,6 +287,63 @@ COFFER_MUST_CHECK enum coffer_err store_secrets_set_head(struct store *s, const 
 /* Sets a version's status ("staged", "deployed", "pending", "failed", "superseded"). */
 COFFER_MUST_CHECK enum coffer_err store_secrets_set_status(struct store *s, const char *app_id, uint64_t version,
 							   const char *status);
+
+/* ---- hosts (schema version 2) ---- */
+
+/*
+ * A host row. The store authenticates nothing: the keeper writes every
+ * field but last_heartbeat, with `mac` (its registry MAC) and `cert` (its
+ * certificate), and each reader checks what it relies on (hostauth.h).
+ * The api writes last_heartbeat only.
+ */
+struct store_host {
+	char id[STORE_ID_SIZE];
+	char name[STORE_NAME_SIZE];
+	unsigned char sign_pk[STORE_HOST_KEY_LEN];
+	unsigned char seal_pk[STORE_HOST_KEY_LEN];
+	unsigned char mac[STORE_HOST_MAC_LEN];
+	char state[STORE_HOST_STATE_SIZE]; /* "ready", ... */
+	int64_t enrolled_at;
+	int64_t last_heartbeat; /* 0 = never */
+	unsigned char cert[STORE_HOST_CERT_MAX];
+	size_t cert_len;
+};
+
+/*
+ * Inserts the host as given (id from store_new_id; last_heartbeat is not
+ * stored: a new host has none). COFFER_ERR_CONFLICT if the id or the name
+ * exists, COFFER_ERR_INVALID for an empty id, name or state or a negative
+ * time, COFFER_ERR_TOO_LARGE for a field past its size.
+ */
+COFFER_MUST_CHECK enum coffer_err store_host_put(struct store *s, const struct store_host *h);
+/*
+ * One host by id or by name. COFFER_ERR_NOT_FOUND if there is none;
+ * COFFER_ERR_STORE for a row whose keys or MAC are not their exact size or
+ * whose cert is past STORE_HOST_CERT_MAX.
+ */
+COFFER_MUST_CHECK enum coffer_err store_host_get(struct store *s, const char *id, struct store_host *out);
+COFFER_MUST_CHECK enum coffer_err store_host_get_by_name(struct store *s, const char *name, struct store_host *out);
+
+struct store_host_list {
+	struct store_host *items; /* by name, bytewise */
+	size_t n;
+};
+
+COFFER_MUST_CHECK enum coffer_err store_host_list(struct store *s, struct store_host_list *out);
+void store_host_list_release(struct store_host_list *l);
+/*
+ * Sets the host's last_heartbeat (unix ms, > 0), and nothing else: every
+ * other field is the keeper's and is authenticated by it.
+ * COFFER_ERR_NOT_FOUND for an unknown host.
+ */
+COFFER_MUST_CHECK enum coffer_err store_host_heartbeat(struct store *s, const char *id, int64_t at);
+
+/*
+ * Spends a join token: records its id (1..STORE_JOIN_TOKEN_ID_MAX
+ * characters) with the time. COFFER_ERR_CONFLICT if it was spent already,
+ * which is what makes a join token single-use.
+ */
+COFFER_MUST_CHECK enum coffer_err store_join_token_use(struct store *s, const char *id);
 
 /* ---- audit log: an append-only hash chain ---- */
 

@@ -58,6 +58,13 @@ enum store_q {
 	STORE_Q_AUDIT_LAST,         /* -> seq, hash */
 	STORE_Q_AUDIT_INSERT,       /* seq, ts, org_id, actor, action, app, detail, outcome, request_id, prev_hash, hash */
 	STORE_Q_AUDIT_LIST,         /* after seq, org_id or '', app or '', limit -> AUDIT_COLS */
+	/* schema version 2 */
+	STORE_Q_HOST_INSERT,        /* id, name, sign_pk, seal_pk, mac, state, enrolled_at, cert */
+	STORE_Q_HOST_BY_ID,         /* id -> HOST_COLS */
+	STORE_Q_HOST_BY_NAME,       /* name -> HOST_COLS */
+	STORE_Q_HOST_LIST,          /* -> HOST_COLS, by name */
+	STORE_Q_HOST_HEARTBEAT,     /* id, last_heartbeat -> id */
+	STORE_Q_JOIN_TOKEN_INSERT,  /* id, used_at */
 	STORE_Q__COUNT
 };
 
@@ -71,6 +78,7 @@ enum store_q {
 #define STORE_KEY_COLS "app_id, version, public_key, wrapped_private, created_at"
 #define STORE_VERSION_COLS "version, created_at, actor, status"
 #define STORE_AUDIT_COLS "seq, ts, org_id, actor, action, app, detail, outcome, request_id, prev_hash, hash"
+#define STORE_HOST_COLS "id, name, sign_pk, seal_pk, mac, state, enrolled_at, last_heartbeat, cert"
 
 /* The table of applied migrations, the same in both backends. */
 #define STORE_MIGRATIONS_TABLE                                                                          \

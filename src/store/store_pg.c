@@ -153,7 +153,20 @@ static const char migration_1[] =
 	"CREATE INDEX audit_org ON audit_events (org_id, seq);"
 	"CREATE INDEX audit_app ON audit_events (app, seq);";
 
-static const char *const migrations[] = { migration_1 };
+/*
+ * Schema version 2: hosts. The keeper creates a host row and authenticates
+ * it (its MAC column, under a master subkey); cert is the keeper's
+ * certificate over the host's identity, which the api verifies with the
+ * keeper's public key (hostauth.h). join_tokens_used makes each join token
+ * single-use: its id is inserted when the token is spent.
+ */
+static const char migration_2[] =
+	"ALTER TABLE hosts ADD COLUMN cert BYTEA;"
+	"CREATE TABLE join_tokens_used ("
+	" id TEXT PRIMARY KEY,"
+	" used_at BIGINT NOT NULL);";
+
+static const char *const migrations[] = { migration_1, migration_2 };
 
 static const char *const sql[STORE_Q__COUNT] = {
 	[STORE_Q_MIGRATE_LOCK] = "SELECT pg_advisory_xact_lock(" PG_LOCK_MIGRATE ")",
@@ -211,6 +224,13 @@ static const char *const sql[STORE_Q__COUNT] = {
 	[STORE_Q_AUDIT_LIST] = "SELECT " STORE_AUDIT_COLS " FROM audit_events "
 			       "WHERE seq > $1 AND ($2::text = '' OR org_id = $2) AND ($3::text = '' OR app = $3) "
 			       "ORDER BY seq LIMIT $4",
+	[STORE_Q_HOST_INSERT] = "INSERT INTO hosts (id, name, sign_pk, seal_pk, mac, state, enrolled_at, cert) "
+				"VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+	[STORE_Q_HOST_BY_ID] = "SELECT " STORE_HOST_COLS " FROM hosts WHERE id = $1",
+	[STORE_Q_HOST_BY_NAME] = "SELECT " STORE_HOST_COLS " FROM hosts WHERE name = $1",
+	[STORE_Q_HOST_LIST] = "SELECT " STORE_HOST_COLS " FROM hosts ORDER BY name COLLATE \"C\"",
+	[STORE_Q_HOST_HEARTBEAT] = "UPDATE hosts SET last_heartbeat = $2 WHERE id = $1 RETURNING id",
+	[STORE_Q_JOIN_TOKEN_INSERT] = "INSERT INTO join_tokens_used (id, used_at) VALUES ($1, $2)",
 };
 
 struct pg {

@@ -135,3 +135,37 @@ store_dump() {
 		sqlite3 "$T/store.db" .dump >"$1"
 	fi
 }
+
+# ---- agents (t0500) ----
+
+# agent_start NAME [ARGS...]: (re)starts an agent with its state in
+# $T/agents/NAME and its log in $T/agent-NAME.log; waits until it is
+# registered (its ready file). AGENT_PID is its pid. Give a join token with
+# COFFER_JOIN_TOKEN=... in the environment or --join.
+agent_start() {
+	local name=$1
+	shift
+	rm -f "$T/agent-$name.ready"
+	"$COFFER" agent --api "$API_URL" --keeper "$KEEPER_URL" --state-dir "$T/agents/$name" --name "$name" \
+		--ready-file "$T/agent-$name.ready" "$@" 2>>"$T/agent-$name.log" &
+	AGENT_PID=$!
+	AGENT_PIDS="${AGENT_PIDS:-} $AGENT_PID"
+	wait_file "$T/agent-$name.ready" "$AGENT_PID"
+}
+
+# agents_stop: stops every agent agent_start started (before platform_stop).
+agents_stop() {
+	local pid
+	for pid in ${AGENT_PIDS:-}; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in ${AGENT_PIDS:-}; do
+		wait "$pid" 2>/dev/null || true
+	done
+	AGENT_PIDS=
+}
+
+# join_token [ARGS...]: a new join token from the test's keeper.
+join_token() {
+	"$COFFER" keeper join-token --state-dir "$T/keeper" "$@"
+}

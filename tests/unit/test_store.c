@@ -218,7 +218,8 @@ static void test_migrations_once(void **state)
 	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), n);
 	/* every table of the data model exists now */
 	const char *tables[] = { "orgs", "tokens", "apps", "app_keys", "secret_versions", "secret_values",
-				 "secret_entries", "releases", "machines", "hosts", "audit_events" };
+				 "secret_entries", "releases", "machines", "hosts", "audit_events",
+				 "join_tokens_used" };
 	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
 		char sql[SQL_SIZE];
 		snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", tables[i]);
@@ -231,6 +232,29 @@ static void test_migrations_once(void **state)
 	assert_int_equal(raw("SELECT count(*) FROM schema_migrations"), n);
 	assert_int_equal(raw("SELECT sum(applied_at) FROM schema_migrations"), at);
 	assert_string_equal(store_backend_name(s), use_pg ? "postgres" : "sqlite");
+}
+
+/* A store left at schema version 1 (what the first release wrote) is brought to 2, its rows kept. */
+static void test_migration_2_upgrade(void **state)
+{
+	struct store *s = *state;
+	struct store_org org;
+	struct store_host h;
+	assert_int_equal(store_schema_version(s), 2);
+	assert_int_equal(store_org_create(s, "kept", &org), COFFER_OK);
+	store_close(s);
+	*state = NULL;
+	raw("DROP TABLE join_tokens_used");
+	raw("ALTER TABLE hosts DROP COLUMN cert");
+	raw("DELETE FROM schema_migrations WHERE version = 2");
+	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 1);
+	s = open_store();
+	*state = s;
+	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 2);
+	assert_int_equal(raw("SELECT count(*) FROM join_tokens_used"), 0);
+	assert_int_equal(raw("SELECT count(cert) FROM hosts"), 0);
+	assert_int_equal(store_org_get_by_name(s, "kept", &org), COFFER_OK);
+	assert_int_equal(store_host_get_by_name(s, "none", &h), COFFER_ERR_NOT_FOUND);
 }
 
 static void test_schema_newer_refused(void **state)
@@ -805,6 +829,121 @@ static void test_concurrent_writers(void **state)
 	store_secret_list_release(&l);
 }
 
+/* ---- hosts and join tokens ---- */
+
+static struct store_host host_row(const char *name, unsigned char fill)
+{
+	struct store_host h;
+	memset(&h, 0, sizeof(h));
+	store_new_id(h.id);
+	snprintf(h.name, sizeof(h.name), "%s", name);
+	memset(h.sign_pk, fill, sizeof(h.sign_pk));
+	memset(h.seal_pk, fill + 1, sizeof(h.seal_pk));
+	memset(h.mac, fill + 2, sizeof(h.mac));
+	snprintf(h.state, sizeof(h.state), "ready");
+	h.enrolled_at = 1700000000000LL + fill;
+	h.cert_len = 72;
+	memset(h.cert, fill + 3, h.cert_len);
+	return h;
+}
+
+static void assert_host_equal(const struct store_host *a, const struct store_host *b)
+{
+	assert_string_equal(a->id, b->id);
+	assert_string_equal(a->name, b->name);
+	assert_memory_equal(a->sign_pk, b->sign_pk, sizeof(a->sign_pk));
+	assert_memory_equal(a->seal_pk, b->seal_pk, sizeof(a->seal_pk));
+	assert_memory_equal(a->mac, b->mac, sizeof(a->mac));
+	assert_string_equal(a->state, b->state);
+	assert_int_equal(a->enrolled_at, b->enrolled_at);
+	assert_int_equal(a->cert_len, b->cert_len);
+	assert_memory_equal(a->cert, b->cert, a->cert_len);
+}
+
+static void test_hosts(void **state)
+{
+	struct store *s = *state;
+	struct store_host a = host_row("web-2", 0x10), b = host_row("web-10", 0x20), got, dup;
+	struct store_host_list l = { 0 };
+	char id[STORE_ID_SIZE], sql[SQL_SIZE];
+
+	store_new_id(id);
+	assert_int_equal(strlen(id), STORE_ID_LEN);
+	assert_int_equal(strspn(id, "0123456789abcdef"), STORE_ID_LEN);
+	assert_string_not_equal(id, a.id);
+
+	assert_int_equal(store_host_list(s, &l), COFFER_OK);
+	assert_int_equal(l.n, 0);
+	assert_int_equal(store_host_put(s, &a), COFFER_OK);
+	assert_int_equal(store_host_put(s, &b), COFFER_OK);
+	/* the id and the name are each unique */
+	dup = host_row("other", 0x30);
+	memcpy(dup.id, a.id, sizeof(dup.id));
+	assert_int_equal(store_host_put(s, &dup), COFFER_ERR_CONFLICT);
+	dup = host_row("web-2", 0x30);
+	assert_int_equal(store_host_put(s, &dup), COFFER_ERR_CONFLICT);
+	dup = host_row("", 0x30);
+	assert_int_equal(store_host_put(s, &dup), COFFER_ERR_INVALID);
+	dup = host_row("x", 0x30);
+	dup.state[0] = '\0';
+	assert_int_equal(store_host_put(s, &dup), COFFER_ERR_INVALID);
+	dup = host_row("x", 0x30);
+	dup.cert_len = sizeof(dup.cert) + 1;
+	assert_int_equal(store_host_put(s, &dup), COFFER_ERR_TOO_LARGE);
+	assert_int_equal(raw("SELECT count(*) FROM hosts"), 2);
+
+	assert_int_equal(store_host_get(s, a.id, &got), COFFER_OK);
+	assert_host_equal(&got, &a);
+	assert_int_equal(got.last_heartbeat, 0);
+	assert_int_equal(store_host_get_by_name(s, "web-10", &got), COFFER_OK);
+	assert_host_equal(&got, &b);
+	assert_int_equal(store_host_get(s, "000000000000000000000000", &got), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_host_get_by_name(s, "web-3", &got), COFFER_ERR_NOT_FOUND);
+
+	/* by name, bytewise: "web-10" before "web-2" */
+	assert_int_equal(store_host_list(s, &l), COFFER_OK);
+	assert_int_equal(l.n, 2);
+	assert_host_equal(&l.items[0], &b);
+	assert_host_equal(&l.items[1], &a);
+	store_host_list_release(&l);
+	assert_null(l.items);
+
+	/* a heartbeat moves last_heartbeat and nothing else */
+	assert_int_equal(store_host_heartbeat(s, a.id, 1700000005000LL), COFFER_OK);
+	assert_int_equal(store_host_get(s, a.id, &got), COFFER_OK);
+	assert_int_equal(got.last_heartbeat, 1700000005000LL);
+	assert_host_equal(&got, &a);
+	assert_int_equal(store_host_get(s, b.id, &got), COFFER_OK);
+	assert_int_equal(got.last_heartbeat, 0);
+	assert_int_equal(store_host_heartbeat(s, "000000000000000000000000", 1), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_host_heartbeat(s, a.id, 0), COFFER_ERR_INVALID);
+
+	/* a row whose key is not 32 bytes cannot be read */
+	snprintf(sql, sizeof(sql), use_pg ? "UPDATE hosts SET sign_pk = '\\x0102'::bytea WHERE id = '%s'"
+					  : "UPDATE hosts SET sign_pk = X'0102' WHERE id = '%s'",
+		 b.id);
+	assert_int_equal(raw(sql), 1);
+	assert_int_equal(store_host_get(s, b.id, &got), COFFER_ERR_STORE);
+	assert_int_equal(store_host_list(s, &l), COFFER_ERR_STORE);
+	assert_null(l.items);
+}
+
+static void test_join_tokens(void **state)
+{
+	struct store *s = *state;
+	char long_id[STORE_JOIN_TOKEN_ID_MAX + 2];
+	assert_int_equal(store_join_token_use(s, "0123456789abcdef0123456789abcdef"), COFFER_OK);
+	assert_int_equal(store_join_token_use(s, "0123456789abcdef0123456789abcdef"), COFFER_ERR_CONFLICT);
+	assert_int_equal(store_join_token_use(s, "fedcba9876543210fedcba9876543210"), COFFER_OK);
+	assert_int_equal(raw("SELECT count(*) FROM join_tokens_used"), 2);
+	assert_true(raw("SELECT min(used_at) FROM join_tokens_used") > 1700000000000LL);
+	assert_int_equal(store_join_token_use(s, ""), COFFER_ERR_INVALID);
+	memset(long_id, 'a', sizeof(long_id) - 1);
+	long_id[sizeof(long_id) - 1] = '\0';
+	assert_int_equal(store_join_token_use(s, long_id), COFFER_ERR_TOO_LARGE);
+	assert_int_equal(raw("SELECT count(*) FROM join_tokens_used"), 2);
+}
+
 /* ---- audit ---- */
 
 static void append_events(struct store *s, int n)
@@ -1022,6 +1161,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_secrets_all_or_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secrets_head_and_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migration_2_upgrade, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hosts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_join_tokens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_delete_detected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_rehash_detected, setup, teardown),

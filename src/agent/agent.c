@@ -1,0 +1,303 @@
+/*
+ * agent.c — `coffer agent`: loads (or makes) the host identity, enrols with
+ * the keeper on first start (a join token from --join or COFFER_JOIN_TOKEN,
+ * blanked in argv / unset in the environment at once), checks that the
+ * keeper still knows the host, registers with the api, writes the ready
+ * file, then heartbeats (signed) every AGENT_HEARTBEAT_MS until SIGINT or
+ * SIGTERM.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "agent.h"
+#include "cli.h"
+#include "encode.h"
+#include "fs.h"
+#include "log.h"
+#include "banned.h"
+
+#define KEEPER_SELF_PATH "/v1/hosts/self"
+#define API_REGISTER_PATH "/v1/hosts/register"
+#define API_HEARTBEAT_PATH "/v1/hosts/heartbeat"
+#define READY_FILE_MODE 0644
+#define HOSTNAME_SIZE 256
+
+struct opts {
+	const char *api_url;
+	const char *keeper_url;
+	const char *state_dir;
+	const char *name;
+	const char *ready_file;
+	const char *log_level;
+	char *join; /* points into argv; blanked once copied */
+};
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+	static const struct option longopts[] = {
+		{ "join", required_argument, NULL, 'j' },	{ "api", required_argument, NULL, 'a' },
+		{ "keeper", required_argument, NULL, 'k' },	{ "state-dir", required_argument, NULL, 's' },
+		{ "name", required_argument, NULL, 'n' },	{ "ready-file", required_argument, NULL, 'r' },
+		{ "log-level", required_argument, NULL, 'L' }, { NULL, 0, NULL, 0 }
+	};
+	const char **slot[128] = { ['a'] = &o->api_url, ['k'] = &o->keeper_url, ['s'] = &o->state_dir,
+				   ['n'] = &o->name,	['r'] = &o->ready_file, ['L'] = &o->log_level };
+	int c;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+		if (c == 'j')
+			o->join = optarg;
+		else if (c > 0 && c < 128 && slot[c])
+			*slot[c] = optarg;
+		else if (c == ':')
+			return cli_fail(COFFER_ERR_USAGE, "option '%s' needs a value", argv[optind - 1]);
+		else
+			return cli_fail(COFFER_ERR_USAGE, "unknown option '%s'; see 'coffer help agent'", argv[optind - 1]);
+	}
+	if (optind < argc)
+		return cli_fail(COFFER_ERR_USAGE, "unexpected argument '%s'; see 'coffer help agent'", argv[optind]);
+	return 0;
+}
+
+/*
+ * The join token from --join (then blanked in argv, so ps no longer shows
+ * it) or from AGENT_JOIN_ENV (then wiped and unset); *token stays NULL if
+ * neither gives one.
+ */
+static enum coffer_err take_join_token(struct opts *o, struct secret **token)
+{
+	enum coffer_err rc = COFFER_OK;
+	char *env = getenv(AGENT_JOIN_ENV);
+	*token = NULL;
+	if (o->join) {
+		size_t n = strlen(o->join);
+		rc = secret_from(o->join, n, token);
+		sodium_memzero(o->join, n);
+	}
+	if (env) {
+		size_t n = strlen(env);
+		if (!*token && !rc && n)
+			rc = secret_from(env, n, token);
+		sodium_memzero(env, n);
+		if (unsetenv(AGENT_JOIN_ENV) && !rc)
+			rc = COFFER_ERR_INTERNAL;
+	}
+	return rc;
+}
+
+/* Sleeps up to ms; 1 if SIGINT or SIGTERM came. */
+static int wait_signal(const sigset_t *set, long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	siginfo_t si;
+	for (;;) {
+		int sig = sigtimedwait(set, &si, &ts);
+		if (sig == SIGINT || sig == SIGTERM) {
+			log_info("agent_stopping", LF_I("signal", sig));
+			return 1;
+		}
+		if (sig < 0 && errno == EINTR)
+			continue;
+		return 0;
+	}
+}
+
+static json_t *register_body(const struct agent_identity *id)
+{
+	char sign[B64URL_LEN(HOSTAUTH_PK_LEN) + 1], seal[B64URL_LEN(HOSTAUTH_PK_LEN) + 1],
+		cert[B64URL_LEN(HOSTAUTH_CERT_LEN) + 1];
+	sodium_bin2base64(sign, sizeof(sign), id->sign_pk, sizeof(id->sign_pk), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_bin2base64(seal, sizeof(seal), id->seal_pk, sizeof(id->seal_pk), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_bin2base64(cert, sizeof(cert), id->cert, sizeof(id->cert), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	return json_pack("{s:s,s:s,s:s,s:s,s:s}", "host_id", id->host_id, "name", id->name, "sign_pk", sign, "seal_pk",
+			 seal, "cert", cert);
+}
+
+/*
+ * Calls until an answer that is not "unavailable" (the peer is starting or
+ * restarting), or a signal (*stopped). Returns the last result.
+ */
+static enum coffer_err call_retrying(const struct agent_identity *id, const sigset_t *set, const char *url,
+				     const char *method, const char *path, const json_t *body, char *msg,
+				     size_t msg_size, int *stopped)
+{
+	int warned = 0;
+	for (;;) {
+		enum coffer_err rc = agent_signed_call(id, url, method, path, body, NULL, msg, msg_size);
+		if (rc != COFFER_ERR_UNAVAILABLE)
+			return rc;
+		if (!warned++)
+			log_warn("agent_peer_unavailable", LF_S("url", url), LF_S("path", path));
+		if (wait_signal(set, AGENT_RETRY_MS)) {
+			*stopped = 1;
+			return rc;
+		}
+	}
+}
+
+static int run(struct opts *o, const sigset_t *set)
+{
+	struct agent_identity id;
+	struct secret *join = NULL;
+	char msg[AGENT_MESSAGE_MAX], host[HOSTNAME_SIZE];
+	const char *name = o->name;
+	json_t *body = NULL;
+	int created = 0, stopped = 0, ex = 0;
+	enum coffer_err rc;
+
+	memset(&id, 0, sizeof(id));
+	rc = take_join_token(o, &join);
+	if (rc) {
+		ex = cli_fail(rc, "cannot read the join token");
+		goto out;
+	}
+	if (!o->state_dir || !o->api_url || !o->keeper_url) {
+		ex = cli_usage("agent");
+		goto out;
+	}
+	if (fs_disable_core_dumps()) {
+		ex = cli_fail(COFFER_ERR_INTERNAL, "cannot disable core dumps");
+		goto out;
+	}
+	rc = agent_identity_load(o->state_dir, &id, &created);
+	if (rc == COFFER_ERR_FORBIDDEN) {
+		ex = cli_fail(rc, "a key file in '%s' may be read or written by group or others; run 'chmod 600' on it",
+			      o->state_dir);
+		goto out;
+	}
+	if (rc) {
+		ex = cli_fail(rc, "cannot load the host identity from '%s': %s", o->state_dir, coffer_strerror(rc));
+		goto out;
+	}
+	if (created)
+		log_info("agent_keys_created", LF_S("state_dir", o->state_dir));
+
+	if (!id.enrolled) {
+		if (!join) {
+			ex = cli_fail(COFFER_ERR_USAGE,
+				      "this host is not enrolled yet: give --join TOKEN (from 'coffer keeper join-token')");
+			goto out;
+		}
+		if (!name) {
+			if (gethostname(host, sizeof(host)) != 0) {
+				ex = cli_fail(COFFER_ERR_USAGE, "cannot read the host name: give --name NAME");
+				goto out;
+			}
+			host[sizeof(host) - 1] = '\0';
+			name = host;
+		}
+		rc = agent_enrol(o->state_dir, &id, o->keeper_url, join, name, msg, sizeof(msg));
+		if (rc) {
+			ex = cli_fail(rc, "cannot enrol with the keeper at %s: %s", o->keeper_url,
+				      msg[0] ? msg : coffer_strerror(rc));
+			goto out;
+		}
+		log_info("agent_enrolled", LF_S("host_id", id.host_id), LF_S("name", id.name));
+	} else {
+		if (join)
+			log_info("agent_join_token_ignored", LF_S("reason", "already enrolled"), LF_S("host_id", id.host_id));
+		if (o->name && strcmp(o->name, id.name) != 0)
+			log_warn("agent_name_ignored", LF_S("reason", "enrolled under another name"), LF_S("name", id.name));
+		/* The keeper must still know this host (its registry row verifies). */
+		rc = call_retrying(&id, set, o->keeper_url, "GET", KEEPER_SELF_PATH, NULL, msg, sizeof(msg), &stopped);
+		if (stopped)
+			goto out;
+		if (rc) {
+			ex = cli_fail(rc, "the keeper at %s refuses this host: %s", o->keeper_url,
+				      msg[0] ? msg : coffer_strerror(rc));
+			goto out;
+		}
+	}
+	secret_free(join);
+	join = NULL;
+
+	body = register_body(&id);
+	if (!body) {
+		ex = cli_fail(COFFER_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	rc = call_retrying(&id, set, o->api_url, "POST", API_REGISTER_PATH, body, msg, sizeof(msg), &stopped);
+	if (stopped)
+		goto out;
+	if (rc) {
+		ex = cli_fail(rc, "the api at %s refuses to register this host: %s", o->api_url,
+			      msg[0] ? msg : coffer_strerror(rc));
+		goto out;
+	}
+	log_info("agent_registered", LF_S("host_id", id.host_id), LF_S("name", id.name), LF_S("api", o->api_url));
+	if (o->ready_file) {
+		char line[HOSTAUTH_HOST_ID_MAX + 2];
+		if (fmt_into(line, sizeof(line), "%s\n", id.host_id) ||
+		    fs_write_atomic(o->ready_file, line, strlen(line), READY_FILE_MODE, 0)) {
+			ex = cli_fail(COFFER_ERR_IO, "cannot write the ready file '%s'", o->ready_file);
+			goto out;
+		}
+	}
+
+	json_decref(body);
+	body = json_object();
+	if (!body) {
+		ex = cli_fail(COFFER_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	int failing = 0;
+	while (!wait_signal(set, AGENT_HEARTBEAT_MS)) {
+		rc = agent_signed_call(&id, o->api_url, "POST", API_HEARTBEAT_PATH, body, NULL, msg, sizeof(msg));
+		if (rc && !failing)
+			log_warn("agent_heartbeat_failed", LF_S("error", coffer_err_name(rc)), LF_S("message", msg));
+		else if (!rc && failing)
+			log_info("agent_heartbeat_ok");
+		failing = rc != COFFER_OK;
+	}
+out:
+	if (stopped || ex == 0)
+		log_info("agent_stopped");
+	json_decref(body);
+	secret_free(join);
+	agent_identity_release(&id);
+	return ex;
+}
+
+int cmd_agent(int argc, char **argv)
+{
+	struct opts o = { 0 };
+	enum log_level level = LOG_INFO;
+	sigset_t set;
+	int ex;
+
+	log_set_role("agent");
+	/* the enrolment body carries the join token: whatever jansson frees is wiped */
+	json_use_wiping_allocator();
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		(void)cli_usage("agent");
+		return 0;
+	}
+	ex = parse_opts(argc, argv, &o);
+	if (!ex && o.log_level && log_level_parse(o.log_level, &level))
+		ex = cli_fail(COFFER_ERR_USAGE, "unknown log level '%s'", o.log_level);
+	if (ex) {
+		if (o.join)
+			sodium_memzero(o.join, strlen(o.join));
+		char *env = getenv(AGENT_JOIN_ENV);
+		if (env) {
+			sodium_memzero(env, strlen(env));
+			unsetenv(AGENT_JOIN_ENV);
+		}
+		return ex;
+	}
+	log_set_level(level);
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	if (sigprocmask(SIG_BLOCK, &set, NULL))
+		return cli_fail(COFFER_ERR_INTERNAL, "cannot block signals");
+	return run(&o, &set);
+}

@@ -1,0 +1,1132 @@
+#include "machine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "fs.h"
+#include "log.h"
+
+#include "banned.h"
+
+#define PUMP_CHUNK 16384         /* bytes read from the pipe at a time */
+#define DRAIN_READS_MAX 64       /* reads of the final drain, so a flood cannot hold it */
+#define PW_BUF_SIZE 16384        /* getpwnam_r scratch */
+#define FD_SCAN_MAX 65536        /* fds marked close-on-exec when close_range is missing */
+#define POLL_FIRST_MS 1          /* machine_wait polls waitid, backing off to POLL_MAX_MS */
+#define POLL_MAX_MS 20
+#define WORK_PARENT_MODE 0711
+#define WORK_DIR_MODE 0700
+#define LOG_DIR_MODE 0700
+#define LOG_FILE_MODE 0600
+#define MASK "***"
+#define VERSION_TEXT_MAX 24
+
+struct machine {
+	pid_t pid;
+	int reaped;                /* exit is set, pid is no longer ours */
+	int lost;                  /* somebody else reaped it: never signal pid again */
+	struct machine_exit exit;
+	int64_t started_ms;
+
+	int out_fd;                /* read end of the child's stdout and stderr; -1 when closed */
+	int wake_fd;               /* eventfd: the log thread drains what is left and ends */
+	pthread_t thread;
+	int thread_live;
+
+	/* Shared with the log thread, under lock. */
+	pthread_mutex_t lock;
+	int dir_fd;                /* the log folder */
+	int log_fd;                /* out.log; -1 after a failure (reopened at the next write) */
+	size_t log_size;
+	size_t log_cap;
+	unsigned log_files;
+	unsigned rotations;        /* during this run */
+	int warned;
+};
+
+/* What the child reports through the close-on-exec pipe when a step fails. */
+enum child_stage {
+	STAGE_SIGNALS = 1,
+	STAGE_SETSID,
+	STAGE_STDIO,
+	STAGE_SETGROUPS,
+	STAGE_SETGID,
+	STAGE_SETUID,
+	STAGE_CHDIR,
+	STAGE_EXEC,
+};
+
+struct child_report {
+	int stage;
+	int err;
+};
+
+/* Everything the child needs, prepared before fork: it calls only async-signal-safe functions. */
+struct child_ctx {
+	char *const *argv;
+	char *const *envp;
+	const char *path;          /* the PATH of the machine's environment, or NULL */
+	const char *work_dir;
+	int devnull, out_w, report_w;
+	int drop;
+	uid_t uid;
+	gid_t gid;
+	unsigned fd_max;
+	void *env_block;           /* wiped if the child fails before execve */
+	size_t env_len;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int64_t ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 };
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+static enum coffer_err errno_to_err(int e)
+{
+	switch (e) {
+	case ENOENT:
+	case ENOTDIR:
+		return COFFER_ERR_NOT_FOUND;
+	case EACCES:
+	case EPERM:
+		return COFFER_ERR_FORBIDDEN;
+	case E2BIG:
+	case ENAMETOOLONG:
+		return COFFER_ERR_TOO_LARGE;
+	case ENOMEM:
+		return COFFER_ERR_NOMEM;
+	default:
+		return COFFER_ERR_IO;
+	}
+}
+
+static void set_error(struct machine_error *err, const char *what, const char *subject, int e)
+{
+	if (!err)
+		return;
+	char ebuf[128];
+	const char *reason = e ? strerror_r(e, ebuf, sizeof(ebuf)) : NULL;
+	enum coffer_err rc;
+	if (subject && reason)
+		rc = fmt_into(err->message, sizeof(err->message), "%s \"%.200s\": %s", what, subject, reason);
+	else if (subject)
+		rc = fmt_into(err->message, sizeof(err->message), "%s \"%.200s\"", what, subject);
+	else if (reason)
+		rc = fmt_into(err->message, sizeof(err->message), "%s: %s", what, reason);
+	else
+		rc = fmt_into(err->message, sizeof(err->message), "%s", what);
+	if (rc)
+		err->message[0] = '\0';
+}
+
+/* ---- the environment ---- */
+
+struct env_item {
+	const char *name;
+	size_t nlen;
+	const unsigned char *val;
+	size_t vlen;
+};
+
+static int name_valid(const char *name, size_t len)
+{
+	if (len == 0 || len > MACHINE_NAME_MAX)
+		return 0;
+	if (!(name[0] == '_' || (name[0] >= 'A' && name[0] <= 'Z') || (name[0] >= 'a' && name[0] <= 'z')))
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		char c = name[i];
+		if (!(c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
+			return 0;
+	}
+	return 1;
+}
+
+static int reserved(const char *name, size_t len)
+{
+	static const char prefix[] = "COFFER_";
+	return len >= sizeof(prefix) - 1 && memcmp(name, prefix, sizeof(prefix) - 1) == 0;
+}
+
+/* Sets name to val: replaces the value of an item of that name, or appends. */
+static void env_put(struct env_item *items, size_t *n, const char *name, size_t nlen, const void *val,
+		    size_t vlen)
+{
+	for (size_t i = 0; i < *n; i++) {
+		if (items[i].nlen == nlen && memcmp(items[i].name, name, nlen) == 0) {
+			items[i].val = val;
+			items[i].vlen = vlen;
+			return;
+		}
+	}
+	items[*n] = (struct env_item){ name, nlen, val, vlen };
+	(*n)++;
+}
+
+/*
+ * Builds the machine's environment (see machine.h for the layers) in one
+ * secret: an envp array followed by its NAME=VALUE strings. *path points
+ * at the PATH value inside it, or is NULL.
+ */
+static enum coffer_err env_build(const struct machine_spec *spec, struct secret **out, const char **path,
+				  struct machine_error *err)
+{
+	enum coffer_err rc = COFFER_OK;
+	struct secret *block = NULL;
+	char version[VERSION_TEXT_MAX];
+	size_t cap = 6 + spec->n_env + spec->n_secrets;
+	struct env_item *items = calloc(cap, sizeof(*items));
+	size_t n = 0;
+	if (!items)
+		return COFFER_ERR_NOMEM;
+	rc = fmt_into(version, sizeof(version), "%" PRId64, spec->release_version);
+	if (rc)
+		goto out;
+
+	env_put(items, &n, "PATH", 4, MACHINE_BASE_PATH, strlen(MACHINE_BASE_PATH));
+	env_put(items, &n, "HOME", 4, spec->work_dir, strlen(spec->work_dir));
+	env_put(items, &n, "LANG", 4, MACHINE_BASE_LANG, strlen(MACHINE_BASE_LANG));
+	for (size_t i = 0; i < spec->n_env; i++) {
+		const struct machine_env *e = &spec->env[i];
+		if (!e->name || !e->value || !name_valid(e->name, strlen(e->name))) {
+			set_error(err, "invalid --env name", e->name ? e->name : "", 0);
+			rc = COFFER_ERR_INVALID;
+			goto out;
+		}
+		if (!reserved(e->name, strlen(e->name)))
+			env_put(items, &n, e->name, strlen(e->name), e->value, strlen(e->value));
+	}
+	for (size_t i = 0; i < spec->n_secrets; i++) {
+		const struct machine_secret *s = &spec->secrets[i];
+		if (!s->name || !s->value || !name_valid(s->name, strlen(s->name))) {
+			set_error(err, "invalid secret name", s->name ? s->name : "", 0);
+			rc = COFFER_ERR_INVALID;
+			goto out;
+		}
+		if (secret_has_nul(s->value)) {
+			set_error(err, "a NUL byte in the value of secret", s->name, 0);
+			rc = COFFER_ERR_INVALID;
+			goto out;
+		}
+		if (!reserved(s->name, strlen(s->name)))
+			env_put(items, &n, s->name, strlen(s->name), secret_cbytes(s->value),
+				secret_len(s->value));
+	}
+	env_put(items, &n, "COFFER_APP_NAME", 15, spec->app, strlen(spec->app));
+	env_put(items, &n, "COFFER_MACHINE_ID", 17, spec->machine_id, strlen(spec->machine_id));
+	env_put(items, &n, "COFFER_RELEASE_VERSION", 22, version, strlen(version));
+
+	size_t total = (n + 1) * sizeof(char *);
+	for (size_t i = 0; i < n; i++) {
+		if (items[i].vlen > MACHINE_ENV_MAX ||
+		    (total += items[i].nlen + 1 + items[i].vlen + 1) > MACHINE_ENV_MAX) {
+			set_error(err, "the environment is too large", NULL, 0);
+			rc = COFFER_ERR_TOO_LARGE;
+			goto out;
+		}
+	}
+	rc = secret_new(total, &block);
+	if (rc)
+		goto out;
+	/* secret_bytes is 16-byte aligned (secret.c), so the array goes first. */
+	char **envp = (char **)(void *)secret_bytes(block);
+	char *p = (char *)secret_bytes(block) + (n + 1) * sizeof(char *);
+	*path = NULL;
+	for (size_t i = 0; i < n; i++) {
+		envp[i] = p;
+		memcpy(p, items[i].name, items[i].nlen);
+		p += items[i].nlen;
+		*p++ = '=';
+		if (items[i].nlen == 4 && memcmp(items[i].name, "PATH", 4) == 0)
+			*path = p;
+		if (items[i].vlen)
+			memcpy(p, items[i].val, items[i].vlen);
+		p += items[i].vlen;
+		*p++ = '\0';
+	}
+	envp[n] = NULL;
+	*out = block;
+	block = NULL;
+out:
+	secret_free(block);
+	/* items points into the caller's secrets; wipe the pointers and lengths anyway. */
+	sodium_memzero(items, cap * sizeof(*items));
+	free(items);
+	return rc;
+}
+
+/* ---- the user ---- */
+
+static enum coffer_err resolve_user(const char *user, int *drop, uid_t *uid, gid_t *gid, struct machine_error *err)
+{
+	int root = geteuid() == 0;
+	if (!root && !user) {
+		*drop = 0;
+		return COFFER_OK;
+	}
+	const char *name = user ? user : MACHINE_USER_DEFAULT;
+	char scratch[PW_BUF_SIZE];
+	struct passwd pw, *found = NULL;
+	int r = getpwnam_r(name, &pw, scratch, sizeof(scratch), &found);
+	if (r || !found) {
+		set_error(err, "unknown user", name, r);
+		return r == ERANGE ? COFFER_ERR_TOO_LARGE : COFFER_ERR_NOT_FOUND;
+	}
+	if (!root) {
+		if (found->pw_uid != geteuid()) {
+			set_error(err, "the agent is not root and cannot run machines as", name, 0);
+			return COFFER_ERR_FORBIDDEN;
+		}
+		*drop = 0;
+		return COFFER_OK;
+	}
+	if (found->pw_uid == 0) {
+		set_error(err, "machines never run as root, refused user", name, 0);
+		return COFFER_ERR_FORBIDDEN;
+	}
+	*drop = 1;
+	*uid = found->pw_uid;
+	*gid = found->pw_gid;
+	return COFFER_OK;
+}
+
+/* ---- folders ---- */
+
+static enum coffer_err make_work_dir(const char *dir, int drop, uid_t uid, gid_t gid, struct machine_error *err)
+{
+	char parent[PATH_MAX];
+	if (str_copy(parent, sizeof(parent), dir)) {
+		set_error(err, "work dir path too long", NULL, 0);
+		return COFFER_ERR_TOO_LARGE;
+	}
+	char *slash = strrchr(parent, '/');
+	if (slash && slash != parent) {
+		*slash = '\0';
+		if (fs_mkdir_p(parent, WORK_PARENT_MODE)) {
+			set_error(err, "cannot create the parent of the work dir", parent, errno);
+			return COFFER_ERR_IO;
+		}
+	}
+	if (mkdir(dir, WORK_DIR_MODE) && errno != EEXIST) {
+		set_error(err, "cannot create the work dir", dir, errno);
+		return errno_to_err(errno);
+	}
+	if (!drop)
+		return COFFER_OK;
+	/* O_NOFOLLOW: chown the folder itself, never what a link points to. */
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		set_error(err, "cannot open the work dir", dir, errno);
+		return errno_to_err(errno);
+	}
+	int r = fchown(fd, uid, gid);
+	int e = errno;
+	close(fd);
+	if (r) {
+		set_error(err, "cannot give the work dir to the machine's user", dir, e);
+		return errno_to_err(e);
+	}
+	return COFFER_OK;
+}
+
+/* ---- logs (called with m->lock held, or before the thread exists) ---- */
+
+static enum coffer_err log_name(unsigned k, char *name, size_t size)
+{
+	if (k == 0)
+		return str_copy(name, size, MACHINE_LOG_NAME);
+	return fmt_into(name, size, "%s.%u", MACHINE_LOG_NAME, k);
+}
+
+static void log_warn_once(struct machine *m, const char *what, int e)
+{
+	if (m->warned)
+		return;
+	m->warned = 1;
+	log_warn("machine_log_failed", LF_S("what", what), LF_I("pid", m->pid), LF_I("errno", e));
+}
+
+static int log_open(struct machine *m)
+{
+	m->log_fd = openat(m->dir_fd, MACHINE_LOG_NAME,
+			   O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, LOG_FILE_MODE);
+	if (m->log_fd < 0)
+		return -1;
+	struct stat st;
+	if (fstat(m->log_fd, &st) || !S_ISREG(st.st_mode)) {
+		close(m->log_fd);
+		m->log_fd = -1;
+		return -1;
+	}
+	m->log_size = (size_t)st.st_size;
+	return 0;
+}
+
+/*
+ * out.log.K-1 -> out.log.K ... out.log -> out.log.1 (the oldest is replaced),
+ * then a fresh out.log; -1 if there is no fresh, empty out.log after it.
+ */
+static int log_rotate(struct machine *m)
+{
+	char from[32], to[32];
+	if (m->log_fd >= 0)
+		close(m->log_fd);
+	m->log_fd = -1;
+	for (unsigned k = m->log_files; k >= 1; k--) {
+		if (log_name(k - 1, from, sizeof(from)) || log_name(k, to, sizeof(to)))
+			return -1;
+		if (renameat(m->dir_fd, from, m->dir_fd, to) && errno != ENOENT)
+			log_warn_once(m, "rotate", errno);
+	}
+	m->rotations++;
+	if (log_open(m))
+		return -1;
+	return m->log_size == 0 ? 0 : -1;
+}
+
+/* Appends output to the logs, rotating at the cap; output that cannot be written is dropped. */
+static void log_write(struct machine *m, const char *p, size_t n)
+{
+	while (n) {
+		if (m->log_fd < 0 && log_open(m)) {
+			log_warn_once(m, "open", errno);
+			return;
+		}
+		size_t room = m->log_size < m->log_cap ? m->log_cap - m->log_size : 0;
+		size_t take = n;
+		if (take > room) {
+			const char *nl = room ? memrchr(p, '\n', room) : NULL;
+			if (nl) {
+				take = (size_t)(nl - p) + 1;
+			} else if (m->log_size > 0) {
+				/* No whole line fits: start the next file rather than split. */
+				if (log_rotate(m)) {
+					log_warn_once(m, "rotate", errno);
+					return; /* dropped; the next output tries again */
+				}
+				continue;
+			} else {
+				take = room; /* a line longer than the cap: split it */
+			}
+		}
+		if (fs_write_all(m->log_fd, p, take)) {
+			log_warn_once(m, "write", errno);
+			return;
+		}
+		m->log_size += take;
+		p += take;
+		n -= take;
+	}
+}
+
+static void *pump(void *arg)
+{
+	struct machine *m = arg;
+	char chunk[PUMP_CHUNK];
+	struct pollfd fds[2] = { { .fd = m->out_fd, .events = POLLIN }, { .fd = m->wake_fd, .events = POLLIN } };
+	for (;;) {
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (fds[0].revents) {
+			ssize_t r = read(m->out_fd, chunk, sizeof(chunk));
+			if (r > 0) {
+				pthread_mutex_lock(&m->lock);
+				log_write(m, chunk, (size_t)r);
+				pthread_mutex_unlock(&m->lock);
+				continue;
+			}
+			if (r == 0 || (errno != EINTR && errno != EAGAIN))
+				break;
+		}
+		if (fds[1].revents) {
+			/* Told to end: copy what is in the pipe now, then go. */
+			for (int i = 0; i < DRAIN_READS_MAX; i++) {
+				ssize_t r = read(m->out_fd, chunk, sizeof(chunk));
+				if (r <= 0)
+					break;
+				pthread_mutex_lock(&m->lock);
+				log_write(m, chunk, (size_t)r);
+				pthread_mutex_unlock(&m->lock);
+			}
+			break;
+		}
+	}
+	/* The machine's output may hold its secrets. */
+	sodium_memzero(chunk, sizeof(chunk));
+	return NULL;
+}
+
+/* Ends the log thread: waits up to wait_ms for it to reach the end of the pipe, then tells it to stop. */
+static void pump_end(struct machine *m, int64_t wait_ms)
+{
+	if (m->thread_live) {
+		struct timespec deadline;
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_sec += wait_ms / 1000;
+		deadline.tv_nsec += (wait_ms % 1000) * 1000000;
+		if (deadline.tv_nsec >= 1000000000) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000;
+		}
+		if (wait_ms <= 0 || pthread_timedjoin_np(m->thread, NULL, &deadline)) {
+			uint64_t one = 1;
+			if (write(m->wake_fd, &one, sizeof(one)) < 0)
+				log_warn_once(m, "wake", errno);
+			pthread_join(m->thread, NULL);
+		}
+		m->thread_live = 0;
+	}
+	if (m->out_fd >= 0)
+		close(m->out_fd);
+	m->out_fd = -1;
+}
+
+/* ---- the child ---- */
+
+__attribute__((noreturn)) static void child_fail(const struct child_ctx *c, int stage, int e)
+{
+	struct child_report rep = { stage, e };
+	ssize_t w;
+	do
+		w = write(c->report_w, &rep, sizeof(rep));
+	while (w < 0 && errno == EINTR);
+	sodium_memzero(c->env_block, c->env_len);
+	_exit(127);
+}
+
+/* execvp with the machine's own PATH, without malloc. */
+static void child_exec(const struct child_ctx *c)
+{
+	const char *file = c->argv[0];
+	if (strchr(file, '/')) {
+		execve(file, c->argv, c->envp);
+		return;
+	}
+	const char *path = c->path ? c->path : MACHINE_BASE_PATH;
+	size_t flen = strlen(file);
+	char full[PATH_MAX];
+	int saw_eacces = 0;
+	for (const char *p = path;; p++) {
+		const char *end = strchr(p, ':');
+		if (!end)
+			end = p + strlen(p);
+		size_t dlen = (size_t)(end - p);
+		const char *dir = dlen ? p : ".";
+		if (!dlen)
+			dlen = 1;
+		if (dlen + 1 + flen < sizeof(full)) {
+			memcpy(full, dir, dlen);
+			full[dlen] = '/';
+			memcpy(full + dlen + 1, file, flen + 1);
+			execve(full, c->argv, c->envp);
+			if (errno == EACCES)
+				saw_eacces = 1;
+			else if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP && errno != ENAMETOOLONG)
+				return;
+		}
+		if (!*end)
+			break;
+		p = end;
+	}
+	errno = saw_eacces ? EACCES : ENOENT;
+}
+
+__attribute__((noreturn)) static void child_run(struct child_ctx *c)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	for (int s = 1; s < NSIG; s++) {
+		if (s != SIGKILL && s != SIGSTOP)
+			sigaction(s, &sa, NULL); /* fails harmlessly for the C library's own */
+	}
+	sigset_t none;
+	sigemptyset(&none);
+	if (sigprocmask(SIG_SETMASK, &none, NULL))
+		child_fail(c, STAGE_SIGNALS, errno);
+
+	if (setsid() < 0)
+		child_fail(c, STAGE_SETSID, errno);
+
+	/* Move the pipe ends above 2 first, in case the agent runs without stdio. */
+	if (c->report_w < 3) {
+		int r = fcntl(c->report_w, F_DUPFD_CLOEXEC, 3);
+		if (r < 0)
+			_exit(127); /* nothing to report through */
+		c->report_w = r;
+	}
+	int in = fcntl(c->devnull, F_DUPFD_CLOEXEC, 3);
+	int outw = fcntl(c->out_w, F_DUPFD_CLOEXEC, 3);
+	if (in < 0 || outw < 0 || dup2(in, 0) < 0 || dup2(outw, 1) < 0 || dup2(outw, 2) < 0)
+		child_fail(c, STAGE_STDIO, errno);
+
+	if (c->drop) {
+		if (setgroups(0, NULL))
+			child_fail(c, STAGE_SETGROUPS, errno);
+		if (setgid(c->gid) || getgid() != c->gid || getegid() != c->gid)
+			child_fail(c, STAGE_SETGID, errno ? errno : EPERM);
+		if (setuid(c->uid) || getuid() != c->uid || geteuid() != c->uid)
+			child_fail(c, STAGE_SETUID, errno ? errno : EPERM);
+		if (setuid(0) == 0)
+			child_fail(c, STAGE_SETUID, EPERM);
+	}
+
+	if (chdir(c->work_dir))
+		child_fail(c, STAGE_CHDIR, errno);
+
+	/*
+	 * Close everything above 2 now but the report pipe, which exec closes:
+	 * so once the parent sees it close, the machine holds nothing else.
+	 */
+	unsigned rw = (unsigned)c->report_w;
+	if ((rw > 3 && close_range(3, rw - 1, 0)) || close_range(rw + 1, ~0U, 0)) {
+		for (unsigned fd = 3; fd < c->fd_max; fd++) {
+			if (fd != rw)
+				close((int)fd);
+		}
+	}
+
+	child_exec(c);
+	child_fail(c, STAGE_EXEC, errno);
+}
+
+static const char *stage_text(int stage)
+{
+	switch (stage) {
+	case STAGE_SIGNALS:
+		return "cannot reset the signal mask";
+	case STAGE_SETSID:
+		return "cannot start a session";
+	case STAGE_STDIO:
+		return "cannot set up stdin, stdout and stderr";
+	case STAGE_SETGROUPS:
+		return "cannot drop supplementary groups";
+	case STAGE_SETGID:
+		return "cannot set the machine's group";
+	case STAGE_SETUID:
+		return "cannot set the machine's user";
+	case STAGE_CHDIR:
+		return "cannot enter the work dir";
+	default:
+		return "cannot start";
+	}
+}
+
+/* ---- start, wait, stop ---- */
+
+static enum coffer_err spec_check(const struct machine_spec *spec, struct machine_error *err)
+{
+	if (!spec->app || !*spec->app || !spec->machine_id || !*spec->machine_id) {
+		set_error(err, "app name and machine id are required", NULL, 0);
+		return COFFER_ERR_INVALID;
+	}
+	if (!spec->argv || !spec->argv[0] || !*spec->argv[0]) {
+		set_error(err, "no command to run", NULL, 0);
+		return COFFER_ERR_INVALID;
+	}
+	if (!spec->work_dir || spec->work_dir[0] != '/' || !spec->log_dir || spec->log_dir[0] != '/') {
+		set_error(err, "the work dir and the log dir must be absolute paths", NULL, 0);
+		return COFFER_ERR_INVALID;
+	}
+	if ((spec->log_cap && spec->log_cap < MACHINE_LOG_CAP_MIN) || spec->log_files > MACHINE_LOG_FILES_MAX) {
+		set_error(err, "log cap or number of log files out of range", NULL, 0);
+		return COFFER_ERR_INVALID;
+	}
+	if ((spec->n_env && !spec->env) || (spec->n_secrets && !spec->secrets)) {
+		set_error(err, "env or secrets missing", NULL, 0);
+		return COFFER_ERR_INVALID;
+	}
+	return COFFER_OK;
+}
+
+/* Opens the log folder and starts this run in a fresh out.log. */
+static enum coffer_err logs_open(struct machine *m, const struct machine_spec *spec, struct machine_error *err)
+{
+	if (fs_mkdir_p(spec->log_dir, LOG_DIR_MODE)) {
+		set_error(err, "cannot create the log dir", spec->log_dir, errno);
+		return COFFER_ERR_IO;
+	}
+	m->dir_fd = open(spec->log_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (m->dir_fd < 0) {
+		set_error(err, "cannot open the log dir", spec->log_dir, errno);
+		return COFFER_ERR_IO;
+	}
+	m->log_cap = spec->log_cap ? spec->log_cap : MACHINE_LOG_CAP_DEFAULT;
+	m->log_files = spec->log_files ? spec->log_files : MACHINE_LOG_FILES_DEFAULT;
+	struct stat st;
+	int had = fstatat(m->dir_fd, MACHINE_LOG_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_size > 0;
+	if ((had ? log_rotate(m) : log_open(m)) < 0) {
+		set_error(err, "cannot open the log in", spec->log_dir, errno);
+		return COFFER_ERR_IO;
+	}
+	m->rotations = 0;
+	return COFFER_OK;
+}
+
+enum coffer_err machine_start(const struct machine_spec *spec, struct machine **out, struct machine_error *err)
+{
+	enum coffer_err rc;
+	struct secret *env = NULL;
+	const char *path = NULL;
+	int out_p[2] = { -1, -1 }, rep_p[2] = { -1, -1 }, devnull = -1;
+	int drop = 0;
+	uid_t uid = 0;
+	gid_t gid = 0;
+	struct machine *m = NULL;
+
+	if (err)
+		err->message[0] = '\0';
+	rc = spec_check(spec, err);
+	if (rc)
+		return rc;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return COFFER_ERR_NOMEM;
+	m->pid = -1;
+	m->out_fd = m->wake_fd = m->dir_fd = m->log_fd = -1;
+	if (pthread_mutex_init(&m->lock, NULL)) {
+		free(m);
+		return COFFER_ERR_NOMEM;
+	}
+
+	rc = resolve_user(spec->user, &drop, &uid, &gid, err);
+	if (rc)
+		goto out;
+	rc = make_work_dir(spec->work_dir, drop, uid, gid, err);
+	if (rc)
+		goto out;
+	rc = logs_open(m, spec, err);
+	if (rc)
+		goto out;
+	if (pipe2(out_p, O_CLOEXEC) || pipe2(rep_p, O_CLOEXEC) ||
+	    (devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0 ||
+	    (m->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+		set_error(err, "cannot create pipes", NULL, errno);
+		rc = errno_to_err(errno);
+		goto out;
+	}
+	rc = env_build(spec, &env, &path, err);
+	if (rc)
+		goto out;
+
+	struct rlimit nofile;
+	unsigned fd_max = FD_SCAN_MAX;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < FD_SCAN_MAX)
+		fd_max = (unsigned)nofile.rlim_cur;
+	struct child_ctx c = {
+		.argv = (char *const *)spec->argv,
+		.envp = (char *const *)(void *)secret_bytes(env),
+		.path = path,
+		.work_dir = spec->work_dir,
+		.devnull = devnull,
+		.out_w = out_p[1],
+		.report_w = rep_p[1],
+		.drop = drop,
+		.uid = uid,
+		.gid = gid,
+		.fd_max = fd_max,
+		.env_block = secret_bytes(env),
+		.env_len = secret_len(env),
+	};
+
+	/* No signal handler of the agent may run in the child before it resets them. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	m->started_ms = now_ms();
+	pid_t pid = fork();
+	if (pid == 0)
+		child_run(&c);
+	int fork_errno = errno;
+	/* The parent's copy of the environment goes now, whatever happens next. */
+	secret_free(env);
+	env = NULL;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (pid < 0) {
+		set_error(err, "cannot fork", NULL, fork_errno);
+		rc = errno_to_err(fork_errno);
+		goto out;
+	}
+	m->pid = pid;
+	close(out_p[1]);
+	close(rep_p[1]);
+	out_p[1] = rep_p[1] = -1;
+
+	/* Closed by a successful exec (EOF), or a report of the failed step. */
+	struct child_report rep;
+	size_t got = 0;
+	while (got < sizeof(rep)) {
+		ssize_t r = read(rep_p[0], (char *)&rep + got, sizeof(rep) - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	if (got) {
+		int status;
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		m->pid = -1;
+		if (got < sizeof(rep)) {
+			set_error(err, "the child failed before exec", NULL, 0);
+			rc = COFFER_ERR_INTERNAL;
+		} else if (rep.stage == STAGE_EXEC) {
+			set_error(err, "cannot run", spec->argv[0], rep.err);
+			rc = errno_to_err(rep.err);
+		} else {
+			set_error(err, stage_text(rep.stage), rep.stage == STAGE_CHDIR ? spec->work_dir : NULL,
+				  rep.err);
+			rc = errno_to_err(rep.err);
+		}
+		goto out;
+	}
+
+	m->out_fd = out_p[0];
+	out_p[0] = -1;
+	/* The log thread blocks every signal: the agent's signals go to the agent's threads. */
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int failed = fcntl(m->out_fd, F_SETFL, O_NONBLOCK) || pthread_create(&m->thread, NULL, pump, m);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (failed) {
+		set_error(err, "cannot start the log thread", NULL, 0);
+		rc = COFFER_ERR_NOMEM;
+		goto out; /* machine_free kills and reaps the child */
+	}
+	m->thread_live = 1;
+	*out = m;
+	m = NULL;
+out:
+	secret_free(env);
+	if (devnull >= 0)
+		close(devnull);
+	for (int i = 0; i < 2; i++) {
+		if (out_p[i] >= 0)
+			close(out_p[i]);
+		if (rep_p[i] >= 0)
+			close(rep_p[i]);
+	}
+	machine_free(m);
+	return rc;
+}
+
+pid_t machine_pid(const struct machine *m)
+{
+	return m->pid;
+}
+
+/* The main process has ended (it is a zombie): kill the rest of the group, reap, drain the logs. */
+static void finish(struct machine *m)
+{
+	kill(-m->pid, SIGKILL);
+	int status = 0;
+	pid_t r;
+	while ((r = waitpid(m->pid, &status, 0)) < 0 && errno == EINTR)
+		;
+	m->reaped = 1;
+	m->exit.running = 0;
+	m->exit.runtime_ms = now_ms() - m->started_ms;
+	if (r == m->pid && WIFSIGNALED(status)) {
+		m->exit.signal = WTERMSIG(status);
+		m->exit.code = 0;
+	} else {
+		m->exit.signal = 0;
+		m->exit.code = r == m->pid && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	}
+	pump_end(m, MACHINE_DRAIN_MS);
+}
+
+/* 1 when the main process has ended (not reaped yet), 0 while it runs, -1 if it is not our child any more. */
+static int ended(struct machine *m, int block)
+{
+	siginfo_t si;
+	for (;;) {
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_PID, (id_t)m->pid, &si, WEXITED | WNOWAIT | (block ? 0 : WNOHANG)) == 0)
+			return si.si_pid == m->pid;
+		if (errno != EINTR)
+			return -1;
+	}
+}
+
+enum coffer_err machine_wait(struct machine *m, int64_t timeout_ms, struct machine_exit *out)
+{
+	if (m->lost)
+		return COFFER_ERR_INTERNAL;
+	if (!m->reaped) {
+		int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+		int64_t step = POLL_FIRST_MS;
+		for (;;) {
+			int e = ended(m, timeout_ms < 0);
+			if (e < 0) {
+				m->lost = 1;
+				log_error("machine_lost", LF_I("pid", m->pid));
+				return COFFER_ERR_INTERNAL;
+			}
+			if (e) {
+				finish(m);
+				break;
+			}
+			int64_t left = deadline - now_ms();
+			if (left <= 0) {
+				*out = (struct machine_exit){ .running = 1 };
+				return COFFER_OK;
+			}
+			sleep_ms(step < left ? step : left);
+			if (step < POLL_MAX_MS)
+				step *= 2;
+		}
+	}
+	*out = m->exit;
+	return COFFER_OK;
+}
+
+enum coffer_err machine_stop(struct machine *m, int64_t timeout_ms, struct machine_exit *out)
+{
+	struct machine_exit ex;
+	enum coffer_err rc;
+	if (m->lost)
+		return COFFER_ERR_INTERNAL;
+	if (!m->reaped) {
+		kill(-m->pid, SIGTERM);
+		rc = machine_wait(m, timeout_ms > 0 ? timeout_ms : MACHINE_STOP_TIMEOUT_DEFAULT_MS, &ex);
+		if (rc)
+			return rc;
+		if (ex.running) {
+			kill(-m->pid, SIGKILL);
+			rc = machine_wait(m, MACHINE_KILL_WAIT_MS, &ex);
+			if (rc)
+				return rc;
+			if (ex.running)
+				return COFFER_ERR_UNAVAILABLE;
+		}
+	}
+	*out = m->exit;
+	return COFFER_OK;
+}
+
+void machine_free(struct machine *m)
+{
+	if (!m)
+		return;
+	if (m->pid > 0 && !m->reaped && !m->lost) {
+		kill(-m->pid, SIGKILL);
+		if (ended(m, 1) == 1)
+			finish(m);
+	}
+	pump_end(m, 0);
+	if (m->wake_fd >= 0)
+		close(m->wake_fd);
+	if (m->log_fd >= 0)
+		close(m->log_fd);
+	if (m->dir_fd >= 0)
+		close(m->dir_fd);
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}
+
+/* ---- the masked tail ---- */
+
+/*
+ * Masks text[0..len) and finds its last `lines` lines. When `whole` is 0
+ * the text is only the end of the output: coverage is exact only from
+ * offset maxlen - 1 on (an occurrence that reaches further back would start
+ * before the text), so *more is set when the window does not start at or
+ * after maxlen, or when there are fewer lines than asked, and nothing is
+ * appended.
+ */
+static enum coffer_err mask_window(const unsigned char *text, size_t len, int whole, size_t lines,
+				   const struct secret *const *masks, size_t n_masks, struct buf *out, int *more)
+{
+	enum coffer_err rc = COFFER_OK;
+	unsigned char *covered = NULL;
+	size_t maxlen = 0;
+	size_t out_len = out->len;
+	*more = 0;
+	if (lines == 0)
+		return COFFER_OK;
+	if (len == 0) {
+		*more = !whole;
+		return COFFER_OK;
+	}
+	covered = calloc(len, 1);
+	if (!covered)
+		return COFFER_ERR_NOMEM;
+	for (size_t k = 0; k < n_masks; k++) {
+		size_t mlen = masks[k] ? secret_len(masks[k]) : 0;
+		if (mlen == 0 || mlen > len)
+			continue;
+		if (mlen > maxlen)
+			maxlen = mlen;
+		const unsigned char *mask = secret_cbytes(masks[k]);
+		size_t from = 0, done = 0; /* bytes below `done` are covered already */
+		const unsigned char *hit;
+		while (from + mlen <= len && (hit = memmem(text + from, len - from, mask, mlen))) {
+			size_t at = (size_t)(hit - text);
+			size_t lo = at > done ? at : done;
+			if (at + mlen > lo)
+				memset(covered + lo, 1, at + mlen - lo);
+			done = at + mlen;
+			from = at + 1; /* overlapping occurrences too */
+		}
+	}
+
+	/* Back from the end, past the final newline, count unmasked newlines. */
+	size_t end = len;
+	if (text[end - 1] == '\n' && !covered[end - 1])
+		end--;
+	size_t start = 0, count = 0;
+	int found = 0;
+	for (size_t i = end; i > 0; i--) {
+		if (text[i - 1] == '\n' && !covered[i - 1] && ++count == lines) {
+			start = i;
+			found = 1;
+			break;
+		}
+	}
+	if (!whole && (!found || start < maxlen)) {
+		*more = 1;
+		goto out;
+	}
+
+	for (size_t i = start; i < len && !rc;) {
+		if (covered[i]) {
+			while (i < len && covered[i])
+				i++;
+			rc = buf_adds(out, MASK);
+		} else {
+			size_t j = i;
+			while (j < len && !covered[j])
+				j++;
+			rc = buf_add(out, text + i, j - i);
+			i = j;
+		}
+	}
+out:
+	if (rc) {
+		out->len = out_len; /* leave out as it was */
+		out->ptr[out_len] = '\0';
+	}
+	sodium_memzero(covered, len);
+	free(covered);
+	return rc;
+}
+
+enum coffer_err machine_mask_tail(const unsigned char *text, size_t len, size_t lines,
+				  const struct secret *const *masks, size_t n_masks, struct buf *out)
+{
+	int more;
+	return mask_window(text, len, 1, lines, masks, n_masks, out, &more);
+}
+
+/* Reads log file k of the folder in front of *text (a secret that is replaced). */
+static enum coffer_err prepend_file(struct machine *m, unsigned k, struct secret **text)
+{
+	enum coffer_err rc = COFFER_OK;
+	char name[32];
+	struct secret *joined = NULL;
+	rc = log_name(k, name, sizeof(name));
+	if (rc)
+		return rc;
+	int fd = openat(m->dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? COFFER_OK : COFFER_ERR_IO; /* a file lost to a failed rotation */
+	struct stat st;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		rc = COFFER_ERR_IO;
+		goto out;
+	}
+	size_t size = (size_t)st.st_size, old = secret_len(*text);
+	if (size > m->log_cap + PUMP_CHUNK || old > SIZE_MAX - size) {
+		rc = COFFER_ERR_TOO_LARGE;
+		goto out;
+	}
+	rc = secret_new(size + old, &joined);
+	if (rc)
+		goto out;
+	size_t got = 0;
+	while (got < size) {
+		ssize_t r = read(fd, secret_bytes(joined) + got, size - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = COFFER_ERR_IO;
+			goto out;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	if (old)
+		memcpy(secret_bytes(joined) + got, secret_cbytes(*text), old);
+	rc = secret_truncate(joined, got + old);
+	if (rc)
+		goto out;
+	secret_free(*text);
+	*text = joined;
+	joined = NULL;
+out:
+	secret_free(joined);
+	close(fd);
+	return rc;
+}
+
+enum coffer_err machine_tail(struct machine *m, size_t lines, const struct secret *const *masks, size_t n_masks,
+			     struct buf *out)
+{
+	enum coffer_err rc;
+	struct secret *text = NULL;
+	int more = 1;
+	rc = secret_new(0, &text);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&m->lock);
+	unsigned files = 1 + (m->rotations < m->log_files ? m->rotations : m->log_files);
+	for (unsigned k = 0; k < files && more && !rc; k++) {
+		rc = prepend_file(m, k, &text);
+		if (!rc)
+			rc = mask_window(secret_cbytes(text), secret_len(text), k + 1 == files, lines, masks,
+					 n_masks, out, &more);
+	}
+	pthread_mutex_unlock(&m->lock);
+	secret_free(text);
+	return rc;
+}
+
+int64_t machine_backoff_ms(unsigned restarts)
+{
+	int64_t ms = MACHINE_BACKOFF_FIRST_MS;
+	for (unsigned i = 0; i < restarts && ms < MACHINE_BACKOFF_MAX_MS; i++)
+		ms *= 2;
+	return ms < MACHINE_BACKOFF_MAX_MS ? ms : MACHINE_BACKOFF_MAX_MS;
+}

@@ -1,0 +1,202 @@
+/*
+ * machine.h — one machine of an app, run by the agent as a real child
+ * process: start, wait, stop, captured output, its masked tail, and the
+ * restart backoff.
+ *
+ * Ownership: a struct machine owns its child (until reaped), the pipe that
+ * carries the child's stdout and stderr, the thread that copies that pipe
+ * into the log files, and the open log file. It keeps nothing of the spec:
+ * machine_start reads the spec and the secret values it points to, and the
+ * caller still owns (and wipes) them. machine_free kills what is left.
+ *
+ * The child:
+ *   - leads its own session and process group (setsid), so that stop and
+ *     cleanup reach every process it starts. A process that leaves the
+ *     group (its own setsid or setpgid) escapes; containing that takes
+ *     cgroups, which is out of scope here;
+ *   - runs in spec->work_dir with HOME set to it. machine_start creates it
+ *     (mode 0700; missing parents 0711) and, when the agent is root, chowns
+ *     it to the machine's user. Every parent folder must be searchable by
+ *     that user, or the start fails ("enter the work dir");
+ *   - has stdin from /dev/null, stdout and stderr into one pipe (so the log
+ *     interleaves them as written), and no other file descriptor;
+ *   - starts with an empty signal mask and every signal at its default;
+ *   - gets exactly this environment, where a later layer replaces a name
+ *     of an earlier one:
+ *       1. the clean base: PATH=/usr/local/bin:/usr/bin:/bin, HOME=<work dir>,
+ *          LANG=C.UTF-8 (nothing of the agent's own environment);
+ *       2. the app's --env pairs (the last of one name wins);
+ *       3. the app's secrets: a secret wins over an --env of the same name;
+ *       4. COFFER_APP_NAME, COFFER_MACHINE_ID, COFFER_RELEASE_VERSION.
+ *     Names that start with COFFER_ are reserved: any in layers 2 and 3 is
+ *     dropped, so the COFFER_ names a machine sees are always coffer's own;
+ *   - when the agent runs as root (effective uid 0), runs as spec->user
+ *     ("nobody" by default) with that user's primary group and no
+ *     supplementary groups (setgroups, setgid, setuid, in that order, each
+ *     checked, and a setuid(0) that must then fail). A user that maps to
+ *     uid 0 is refused. When the agent is not root, the machine runs as the
+ *     agent's own user; naming another user is refused;
+ *   - is looked up, when argv[0] has no '/', in the PATH of its own
+ *     environment (an empty PATH entry means the work dir).
+ *
+ * Failed to start vs exited: machine_start returns only once the child has
+ * exec-ed, or with an error and err->message when it could not (a missing
+ * command is COFFER_ERR_NOT_FOUND, never an exit status of 127).
+ *
+ * Secrets in memory: the environment is built in one sodium_malloc block
+ * that the parent wipes and frees right after fork, before it learns
+ * whether exec worked. The child's copy-on-write copy ends with execve, or
+ * is wiped by the child when a step before execve fails.
+ *
+ * Output: a thread per machine reads the pipe and appends to out.log in
+ * spec->log_dir (folder 0700, files 0600, owned by the agent; keep the log
+ * dir out of the work dir). A write that would take out.log past log_cap
+ * bytes is split, at the last newline that fits when there is one, and
+ * out.log is rotated (out.log.K-1 -> out.log.K, ..., out.log -> out.log.1,
+ * the oldest, out.log.<log_files>, dropped): no file ever exceeds the cap.
+ * Each start first rotates a non-empty out.log of an earlier run away, so
+ * every run begins in a fresh out.log, and machine_tail reads only the
+ * files of this run.
+ *
+ * The end of a machine: when its main process exits, whatever is left of
+ * its process group is SIGKILLed before the main process is reaped (its
+ * zombie keeps the group id from being reused), and the log thread gets up
+ * to MACHINE_DRAIN_MS to copy what is left in the pipe.
+ *
+ * The agent must not set SIGCHLD to SIG_IGN nor reap with waitpid(-1, ...):
+ * each machine reaps its own child. One struct machine is used by one
+ * thread at a time.
+ */
+#ifndef COFFER_AGENT_MACHINE_H
+#define COFFER_AGENT_MACHINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "buf.h"
+#include "err.h"
+#include "secret.h"
+
+#define MACHINE_BASE_PATH "/usr/local/bin:/usr/bin:/bin"
+#define MACHINE_BASE_LANG "C.UTF-8"
+#define MACHINE_USER_DEFAULT "nobody"          /* the machines' user when the agent is root */
+#define MACHINE_LOG_NAME "out.log"
+#define MACHINE_LOG_CAP_DEFAULT ((size_t)1 << 20) /* bytes of one log file */
+#define MACHINE_LOG_CAP_MIN ((size_t)16)
+#define MACHINE_LOG_FILES_DEFAULT 3u           /* rotated files kept besides out.log */
+#define MACHINE_LOG_FILES_MAX 16u
+#define MACHINE_NAME_MAX 255                   /* bytes of an environment name */
+#define MACHINE_ENV_MAX ((size_t)4 << 20)      /* bytes of the whole environment */
+#define MACHINE_STOP_TIMEOUT_DEFAULT_MS 10000  /* machine_stop with a timeout of 0 */
+#define MACHINE_KILL_WAIT_MS 5000              /* how long stop waits after SIGKILL */
+#define MACHINE_DRAIN_MS 1000                  /* for the log thread, after the exit */
+#define MACHINE_ERROR_MAX 320
+#define MACHINE_TAIL_LINES 20                  /* lines in a release-failure report */
+#define MACHINE_BACKOFF_FIRST_MS 1000
+#define MACHINE_BACKOFF_MAX_MS 30000
+
+/* One --env pair: not secret. */
+struct machine_env {
+	const char *name;
+	const char *value;
+};
+
+/* One secret of the app; the value may hold any byte but NUL. */
+struct machine_secret {
+	const char *name;
+	const struct secret *value;
+};
+
+struct machine_spec {
+	const char *app;                   /* COFFER_APP_NAME */
+	const char *machine_id;            /* COFFER_MACHINE_ID */
+	int64_t release_version;           /* COFFER_RELEASE_VERSION */
+	const char *const *argv;           /* NULL-terminated, argv[0] not empty */
+	const struct machine_env *env;     /* --env, in order */
+	size_t n_env;
+	const struct machine_secret *secrets;
+	size_t n_secrets;
+	const char *work_dir;              /* absolute */
+	const char *log_dir;               /* absolute */
+	size_t log_cap;                    /* 0: MACHINE_LOG_CAP_DEFAULT */
+	unsigned log_files;                /* 0: MACHINE_LOG_FILES_DEFAULT */
+	const char *user;                  /* NULL: see the top of this file */
+};
+
+/* Why a start failed: "cannot run \"web\": No such file or directory". Never a value. */
+struct machine_error {
+	char message[MACHINE_ERROR_MAX];
+};
+
+struct machine_exit {
+	int running;        /* 1: still running, and nothing below is set */
+	int code;           /* the exit status, when signal is 0 */
+	int signal;         /* the signal that ended it, or 0 */
+	int64_t runtime_ms; /* from the start to the end */
+};
+
+struct machine;
+
+/*
+ * Starts a machine; *out only on success. COFFER_ERR_INVALID for a bad spec
+ * (names, a NUL in a value, relative folders), COFFER_ERR_TOO_LARGE past
+ * MACHINE_ENV_MAX; when the child could not be set up or exec-ed: the errno
+ * mapped (ENOENT NOT_FOUND, EACCES or EPERM FORBIDDEN, E2BIG TOO_LARGE,
+ * ENOMEM NOMEM, others IO). err (may be NULL) gets a message on failure.
+ */
+COFFER_MUST_CHECK enum coffer_err machine_start(const struct machine_spec *spec, struct machine **out,
+						struct machine_error *err);
+
+/* The main process's id, which is also its process group and session id. */
+pid_t machine_pid(const struct machine *m);
+
+/*
+ * Waits up to timeout_ms (0: just looks; negative: until it ends) for the
+ * main process to end. *out is the exit once it has ended (on every later
+ * call too), or running = 1. COFFER_ERR_INTERNAL if the child was reaped by
+ * someone else.
+ */
+COFFER_MUST_CHECK enum coffer_err machine_wait(struct machine *m, int64_t timeout_ms, struct machine_exit *out);
+
+/*
+ * SIGTERM to the process group; if the main process has not ended after
+ * timeout_ms (0: MACHINE_STOP_TIMEOUT_DEFAULT_MS), SIGKILL to the group.
+ * *out is the exit. COFFER_ERR_UNAVAILABLE if it still runs
+ * MACHINE_KILL_WAIT_MS after the SIGKILL. A machine that had already ended
+ * just gives its exit.
+ */
+COFFER_MUST_CHECK enum coffer_err machine_stop(struct machine *m, int64_t timeout_ms, struct machine_exit *out);
+
+/* SIGKILLs and reaps whatever still runs, stops the log thread, frees. NULL is allowed. */
+void machine_free(struct machine *m);
+
+/*
+ * Appends to out the last `lines` lines this run of the machine wrote, with
+ * every occurrence of every mask replaced as in machine_mask_tail. The raw
+ * output is read into secure memory and wiped; out only ever gets masked
+ * text.
+ */
+COFFER_MUST_CHECK enum coffer_err machine_tail(struct machine *m, size_t lines, const struct secret *const *masks,
+					       size_t n_masks, struct buf *out);
+
+/*
+ * The masking of machine_tail on a text in memory: every byte inside any
+ * occurrence of any mask (overlapping ones too; empty masks ignored) is
+ * covered, each run of covered bytes becomes "***", and then the last
+ * `lines` lines are appended to out. Lines end at a newline that is not
+ * masked; a last line without a newline counts as a line.
+ */
+COFFER_MUST_CHECK enum coffer_err machine_mask_tail(const unsigned char *text, size_t len, size_t lines,
+						    const struct secret *const *masks, size_t n_masks,
+						    struct buf *out);
+
+/*
+ * Milliseconds to wait before restart number `restarts` (0 for the first
+ * restart): MACHINE_BACKOFF_FIRST_MS doubling up to MACHINE_BACKOFF_MAX_MS.
+ * The agent resets its count once a machine has stayed up past its grace
+ * window.
+ */
+int64_t machine_backoff_ms(unsigned restarts);
+
+#endif
