@@ -98,11 +98,13 @@ static enum coffer_err host_gate(struct http_request *req, struct keeper *k)
 		.nonce = http_request_header(req, HOSTAUTH_HEADER_NONCE),
 		.signature = http_request_header(req, HOSTAUTH_HEADER_SIGNATURE),
 	};
-	struct hostauth_request r = { http_request_method(req), http_request_path(req), body, body_len };
+	struct hostauth_request r = { http_request_method(req), http_request_target(req), body, body_len };
 	enum coffer_err rc;
 
 	if (!hostauth_host_id_ok(p.host))
 		return http_reply_error(req, COFFER_ERR_UNAUTH, "missing or malformed host signature headers");
+	if (!r.path)
+		return http_reply_error(req, COFFER_ERR_UNAUTH, "request target too long to verify");
 	rc = store_pool_acquire(k->pool, &s);
 	if (rc)
 		return http_reply_error(req, rc, NULL);

@@ -58,6 +58,7 @@ struct route_param {
 };
 
 struct http_request {
+	char *target; /* the request target as sent, query included; see on_uri */
 	struct http_server *server;
 	struct MHD_Connection *conn;
 	struct timespec start;
@@ -381,6 +382,7 @@ static void request_free(struct http_request *req)
 	buf_release(&req->body);
 	buf_release(&req->reply);
 	free(req->path);
+	free(req->target);
 	free(req);
 	pthread_mutex_lock(&s->lock);
 	s->in_flight--;
@@ -579,9 +581,13 @@ static enum MHD_Result request_run(struct http_request *req)
 /* Called when the request line is in: the request starts here, for timing and the log. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
-	(void)uri; /* holds the query string: never kept */
 	(void)conn;
-	return request_new(cls);
+	struct http_request *req = request_new(cls);
+	/* the request target as sent, query included, for signatures that cover
+	 * it (http_request_target); never logged. A longer one stays NULL. */
+	if (req && uri && strlen(uri) <= HTTP_TARGET_MAX)
+		req->target = strdup(uri);
+	return req;
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -805,6 +811,11 @@ const char *http_request_method(const struct http_request *req)
 const char *http_request_path(const struct http_request *req)
 {
 	return req->path;
+}
+
+const char *http_request_target(const struct http_request *req)
+{
+	return req->target;
 }
 
 const struct http_route *http_request_route(const struct http_request *req)

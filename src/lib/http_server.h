@@ -51,6 +51,7 @@
 #define HTTP_REQUEST_ID_LEN 16               /* hex characters */
 #define HTTP_ACTOR_MAX 128                   /* bytes of the actor name, NUL included */
 #define HTTP_REPLY_HEADERS_MAX 8             /* extra response headers per request */
+#define HTTP_TARGET_MAX 8192 /* longest request target kept for http_request_target */
 #define HTTP_LOG_PATH_MAX 256                /* path bytes kept in the access log */
 #define HTTP_ERROR_MESSAGE_MAX 512           /* bytes of an error message in a reply */
 
@@ -141,6 +142,14 @@ void http_server_get_stats(struct http_server *s, struct http_server_stats *out)
 /* Request accessors. NULL when absent. Header names are case-insensitive. */
 const char *http_request_method(const struct http_request *req);
 const char *http_request_path(const struct http_request *req);
+/*
+ * The request target exactly as the client sent it, query string included
+ * ("/v1/x?a=1"), for checks whose signature covers it; NULL when it was
+ * longer than HTTP_TARGET_MAX (refuse such a request: do not fall back to the
+ * path, which would leave the query unsigned). Never for logs: the query may
+ * carry anything.
+ */
+const char *http_request_target(const struct http_request *req);
 const struct http_route *http_request_route(const struct http_request *req);
 const char *http_request_param(const struct http_request *req, const char *name);
 const char *http_request_query(const struct http_request *req, const char *name);

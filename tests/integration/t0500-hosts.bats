@@ -234,6 +234,13 @@ refused() {
 	sign GET /v1/hosts/selfx ""
 	send "$KEEPER_URL" GET /v1/hosts/self
 	refused "request signature does not verify"
+	# the signature covers the query string too
+	sign POST /v1/hosts/heartbeat "$T/empty.json"
+	send "$API_URL" POST "/v1/hosts/heartbeat?x=1" "$T/empty.json"
+	refused "request signature does not verify"
+	sign GET /v1/hosts/self ""
+	send "$KEEPER_URL" GET "/v1/hosts/self?x=1"
+	refused "request signature does not verify"
 	sign GET /v1/hosts/self ""
 	send "$KEEPER_URL" POST /v1/hosts/self
 	[ "$CODE" = 405 ] # the method is the route's before any signature
