@@ -15,10 +15,12 @@
 #define COFFER_VERSION "0.1.0"
 #endif
 
-#define AUTH HTTP_ROUTE_AUTH
+/* bearer routes: the gate needs no body, so it runs before the body is read */
+#define AUTH (HTTP_ROUTE_AUTH | HTTP_ROUTE_GATE_EARLY)
 #define AUDIT HTTP_ROUTE_AUDIT
 #define APP API_ROUTE_APP
-#define HOST API_ROUTE_HOST
+/* host-signed routes: the signature covers the body, so the gate runs after it */
+#define HOST (HTTP_ROUTE_AUTH | API_ROUTE_HOST)
 #define READ API_ROUTE_ROLE(API_ROLE_READ)
 #define DEPLOY API_ROUTE_ROLE(API_ROLE_DEPLOY)
 #define ADMIN API_ROUTE_ROLE(API_ROLE_ADMIN)
@@ -42,8 +44,8 @@ static const struct http_route routes[] = {
 	{ "GET", "/v1/audit/verify", AUTH | ADMIN, 0, h_audit_verify, "audit.verify" },
 	{ "GET", "/v1/hosts", AUTH | ADMIN, 0, h_hosts_list, "hosts.list" },
 	/* signed by a host (hostauth.h), not by a token */
-	{ "POST", "/v1/hosts/register", AUTH | AUDIT | HOST, API_BODY_SMALL, h_hosts_register, "hosts.register" },
-	{ "POST", "/v1/hosts/heartbeat", AUTH | HOST, API_BODY_SMALL, h_hosts_heartbeat, "hosts.heartbeat" },
+	{ "POST", "/v1/hosts/register", AUDIT | HOST, API_BODY_SMALL, h_hosts_register, "hosts.register" },
+	{ "POST", "/v1/hosts/heartbeat", HOST, API_BODY_SMALL, h_hosts_heartbeat, "hosts.heartbeat" },
 };
 
 const struct http_route *api_routes(size_t *n)

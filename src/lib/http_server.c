@@ -67,6 +67,7 @@ struct http_request {
 	char method[METHOD_MAX];
 	char *path;
 	int started;  /* the first call of the access handler happened */
+	int gated;    /* the gate admitted the request already (HTTP_ROUTE_GATE_EARLY) */
 	int sent;     /* a response was queued (or the connection refused) */
 	int status;   /* the status sent, for the access log */
 	const struct http_route *route;
@@ -515,6 +516,15 @@ static enum MHD_Result request_begin(struct http_request *req, const char *url, 
 		if (declared > req->route->max_body)
 			return refuse(req, COFFER_ERR_TOO_LARGE, "request body too large");
 	}
+	if ((req->route->flags & HTTP_ROUTE_GATE_EARLY) && req->server->gate) {
+		enum coffer_err rc = req->server->gate(req, req->route, req->server->ctx);
+		if (rc || req->reply_status) { /* refused before any body byte is read */
+			if (rc && req->reply_status < 400)
+				error_reply(req, rc, NULL);
+			return send_reply(req);
+		}
+		req->gated = 1;
+	}
 	return MHD_YES;
 }
 
@@ -555,7 +565,7 @@ static enum MHD_Result request_run(struct http_request *req)
 		s->body_bytes_peak = req->body.len;
 	pthread_mutex_unlock(&s->lock);
 
-	if (s->gate) {
+	if (s->gate && !req->gated) {
 		rc = s->gate(req, route, s->ctx);
 		if (rc || req->reply_status) { /* a reply from the gate ends the request */
 			if (rc && req->reply_status < 400)

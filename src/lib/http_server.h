@@ -44,6 +44,12 @@
 /* Generic route flags; bits from HTTP_ROUTE_OWNER_SHIFT up are the owner's (roles). */
 #define HTTP_ROUTE_AUTH ((uint32_t)1 << 0)  /* the gate must authenticate the caller */
 #define HTTP_ROUTE_AUDIT ((uint32_t)1 << 1) /* the owner audits this route */
+/*
+ * The gate needs no body (a bearer token, not a signature over the body):
+ * it runs as soon as the headers are in, so a caller it refuses never gets
+ * to send a body, and a body is only ever held for an admitted caller.
+ */
+#define HTTP_ROUTE_GATE_EARLY ((uint32_t)1 << 2)
 #define HTTP_ROUTE_OWNER_SHIFT 8
 
 #define HTTP_ROUTE_MAX_PARAMS 8              /* :name segments in one pattern */

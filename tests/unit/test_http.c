@@ -32,6 +32,7 @@
 #include "secret.h"
 
 #define ECHO_MAX 1000
+#define EARLY_MAX JSON_ROUTE_MAX
 #define JSON_ROUTE_MAX 4096
 #define BIG_REPLY_LEN 100000
 #define TEN_MB ((size_t)10 << 20)
@@ -46,6 +47,7 @@
 #define HEADER_CANARY "HEADERCANARY-0e1f"
 
 static atomic_int calls_params, calls_echo, calls_json, calls_ping, calls_gate;
+static atomic_size_t gate_saw_body; /* body bytes in when the gate last ran */
 static struct http_server *server;
 static char base_url[64];
 static char log_path[] = "/tmp/coffer-test-http-log-XXXXXX";
@@ -62,6 +64,9 @@ static enum coffer_err gate(struct http_request *req, const struct http_route *r
 {
 	(void)ctx;
 	atomic_fetch_add(&calls_gate, 1);
+	size_t seen = 0;
+	(void)http_request_body(req, &seen);
+	atomic_store(&gate_saw_body, seen);
 	if (!(route->flags & HTTP_ROUTE_AUTH))
 		return COFFER_OK;
 	const char *h = http_request_header(req, "Authorization");
@@ -181,6 +186,7 @@ static const struct http_route routes[] = {
 	{ "GET", "/v1/apps/:app/secrets/:name", 0, 0, h_params, "secret.get" },
 	{ "DELETE", "/v1/apps/:app/secrets/:name", HTTP_ROUTE_AUTH, 0, h_params, "secret.delete" },
 	{ "POST", "/v1/echo", HTTP_ROUTE_AUTH | HTTP_ROUTE_AUDIT, ECHO_MAX, h_echo, "echo" },
+	{ "POST", "/v1/early", HTTP_ROUTE_AUTH | HTTP_ROUTE_GATE_EARLY, EARLY_MAX, h_echo, "early" },
 	{ "POST", "/v1/json", 0, JSON_ROUTE_MAX, h_json, "json" },
 	{ "GET", "/v1/big", 0, 0, h_big, "big" },
 	{ "GET", "/v1/ping", 0, 0, h_ping, "ping" },
@@ -433,6 +439,43 @@ static void test_gate_refusal_stops_handler(void **state)
 	assert_int_equal(atomic_load(&calls_params), params_before + 1);
 	http_client_free(anon);
 	http_client_free(bad);
+	http_client_free(good);
+}
+
+/* An early gate runs before any body byte is read: a refused caller never
+ * gets to send a body, an admitted one's body still reaches the handler. */
+static void test_early_gate(void **state)
+{
+	(void)state;
+	struct http_client *anon = client(0), *good = client(1);
+	struct buf resp;
+	size_t len = EARLY_MAX - 1;
+	char *body = malloc(len);
+	assert_non_null(body);
+	memset(body, 'e', len);
+	atomic_store(&calls_echo, 0);
+
+	atomic_store(&gate_saw_body, 1);
+	assert_int_equal(request(anon, "POST", "/v1/early", body, len, &resp), 401);
+	buf_release(&resp);
+	assert_int_equal(atomic_load(&gate_saw_body), 0);
+	assert_int_equal(atomic_load(&calls_echo), 0);
+
+	atomic_store(&gate_saw_body, 1);
+	assert_int_equal(request(good, "POST", "/v1/early", body, len, &resp), 200);
+	json_t *doc = parse_ok(&resp);
+	assert_int_equal(json_integer_value(json_object_get(doc, "len")), (json_int_t)len);
+	json_decref(doc);
+	buf_release(&resp);
+	assert_int_equal(atomic_load(&gate_saw_body), 0);
+	assert_int_equal(atomic_load(&calls_echo), 1);
+
+	/* a route without the flag: the gate sees the whole body */
+	assert_int_equal(request(good, "POST", "/v1/echo", "{}", 2, &resp), 200);
+	buf_release(&resp);
+	assert_int_equal(atomic_load(&gate_saw_body), 2);
+	free(body);
+	http_client_free(anon);
 	http_client_free(good);
 }
 
@@ -887,7 +930,7 @@ int main(void)
 		cmocka_unit_test(test_route_params),
 		cmocka_unit_test(test_unknown_path_404),
 		cmocka_unit_test(test_wrong_method_405),
-		cmocka_unit_test(test_gate_refusal_stops_handler),
+		cmocka_unit_test(test_gate_refusal_stops_handler), cmocka_unit_test(test_early_gate),
 		cmocka_unit_test(test_body_limit_edge),
 		cmocka_unit_test(test_chunked_body_limit),
 		cmocka_unit_test(test_ten_mb_body_not_buffered),
