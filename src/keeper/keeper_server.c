@@ -412,7 +412,8 @@ static void audit_done(struct http_request *req, const struct http_route *route,
 
 static const struct http_route routes[] = {
 	{ "GET", "/v1/health", 0, 0, h_health, "health" },
-	{ "POST", "/v1/app-keys", HTTP_ROUTE_AUTH, KEEPER_APP_KEYS_BODY_MAX, h_app_keys, "app_keys.create" },
+	{ "POST", "/v1/app-keys", HTTP_ROUTE_AUTH | HTTP_ROUTE_GATE_EARLY, KEEPER_APP_KEYS_BODY_MAX, h_app_keys,
+	  "app_keys.create" },
 	/* no credential: the join token in the body is the authority, checked by keeper_host_enrol */
 	{ "POST", "/v1/hosts/enrol", HTTP_ROUTE_AUDIT, KEEPER_ENROL_BODY_MAX, h_hosts_enrol, "hosts.enrol" },
 	{ "GET", "/v1/hosts/self", KEEPER_ROUTE_HOST, 0, h_hosts_self, "hosts.self" },
