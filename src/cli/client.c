@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 
 #include <sodium.h>
@@ -554,4 +555,64 @@ const char *client_str(const json_t *o, const char *key)
 {
 	json_t *v = json_object_get(o, key);
 	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+int client_list_command(int argc, char **argv, const struct client_listing *l)
+{
+	struct client c;
+	struct format_table t = { 0 };
+	struct buf out;
+	json_t *ans = NULL, *list = NULL, *item;
+	int n_pos = 0, json = 0, code;
+	size_t i;
+	enum coffer_err rc;
+	const struct client_opt opts[] = {
+		{ "json", 0, CLIENT_OPT_FLAG, &json },
+		{ NULL, 0, CLIENT_OPT_FLAG, NULL },
+	};
+
+	buf_init(&out, BUF_MAX_DEFAULT * 16);
+	client_init(&c, l->usage, l->help, "      --json                print the API's list as JSON\n");
+	code = client_parse(&c, argc, argv, opts, &n_pos);
+	if (code != CLIENT_CONTINUE)
+		goto out;
+	if (n_pos != 0) {
+		code = client_usage_error(&c, "unexpected argument");
+		goto out;
+	}
+	rc = l->ncols <= CLIENT_LIST_COLS_MAX ? client_connect(&c) : COFFER_ERR_INTERNAL;
+	if (!rc)
+		rc = client_call(&c, "GET", l->path, NULL, &ans);
+	if (!rc && json_get_array(ans, l->key, 1, &list, NULL))
+		rc = client_bad_answer("no list in the answer");
+	if (!rc && json) {
+		rc = client_print_json(list);
+		goto done;
+	}
+	if (!rc && format_table_init(&t, l->ncols, l->headers))
+		rc = client_error(COFFER_ERR_NOMEM, "out of memory");
+	int64_t now = (int64_t)time(NULL);
+	json_array_foreach(rc ? NULL : list, i, item) {
+		const char *cells[CLIENT_LIST_COLS_MAX];
+		char scratch[CLIENT_LIST_COLS_MAX][CLIENT_CELL_SIZE] = { { 0 } };
+		for (size_t k = 0; k < l->ncols; k++)
+			cells[k] = "";
+		l->row(item, now, cells, scratch);
+		if (format_table_add(&t, cells)) {
+			rc = client_error(COFFER_ERR_NOMEM, "out of memory");
+			break;
+		}
+	}
+	if (!rc && format_table_render(&t, &out))
+		rc = client_error(COFFER_ERR_NOMEM, "out of memory");
+	if (!rc)
+		fwrite(out.ptr, 1, out.len, stdout);
+done:
+	code = client_exit(rc);
+out:
+	format_table_release(&t);
+	buf_release(&out);
+	json_decref(ans);
+	client_release(&c);
+	return code;
 }

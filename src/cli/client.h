@@ -115,6 +115,26 @@ int client_usage_error(const struct client *c, const char *fmt, ...) __attribute
 /* Exit code for rc, an error client_* already reported. */
 int client_exit(enum coffer_err rc);
 
+/*
+ * A listing command (`apps list`, `tokens list`, `hosts list`): takes only
+ * --json, GETs `path`, and prints the array under `key` as JSON or as a
+ * table whose rows `row` fills: cells[i] for column i, pointing into the
+ * item or into scratch[i] (CLIENT_CELL_SIZE bytes each) for formatted text.
+ */
+#define CLIENT_CELL_SIZE 64
+#define CLIENT_LIST_COLS_MAX 8
+typedef void (*client_row_fn)(const json_t *item, int64_t now, const char **cells,
+			      char (*scratch)[CLIENT_CELL_SIZE]);
+struct client_listing {
+	const char *usage, *help; /* as for client_init */
+	const char *path;         /* GET path */
+	const char *key;          /* the array's name in the answer */
+	const char *const *headers;
+	size_t ncols; /* at most CLIENT_LIST_COLS_MAX */
+	client_row_fn row;
+};
+int client_list_command(int argc, char **argv, const struct client_listing *l);
+
 /* Resolves the app (-a, else COFFER_APP); usage error "no app given: use -a APP or set COFFER_APP". */
 COFFER_MUST_CHECK enum coffer_err client_need_app(struct client *c);
 /* Resolves the API URL and the token (see above) and makes the HTTP client. */

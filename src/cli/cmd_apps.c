@@ -12,7 +12,6 @@
 #include "banned.h"
 
 #define CONFIRM_MAX 256   /* a typed confirmation line */
-#define COUNT_TEXT 24
 
 static int apps_create(int argc, char **argv)
 {
@@ -50,67 +49,23 @@ out:
 	return code;
 }
 
+static void app_row(const json_t *app, int64_t now, const char **cells, char (*scratch)[CLIENT_CELL_SIZE])
+{
+	json_t *n = json_object_get(app, "secrets_count");
+	int counted = json_is_integer(n) && fmt_into(scratch[1], CLIENT_CELL_SIZE, "%" JSON_INTEGER_FORMAT,
+						     json_integer_value(n)) == COFFER_OK;
+	format_when(client_str(app, "created_at"), now, "-", scratch[2], CLIENT_CELL_SIZE);
+	cells[0] = client_str(app, "name");
+	cells[1] = counted ? scratch[1] : "-";
+	cells[2] = scratch[2];
+}
+
 static int apps_list(int argc, char **argv)
 {
 	static const char *const headers[] = { "NAME", "SECRETS", "CREATED" };
-	struct client c;
-	struct format_table t = { 0 };
-	struct buf out;
-	json_t *ans = NULL, *apps = NULL, *app;
-	int n_pos = 0, json = 0, code;
-	size_t i;
-	enum coffer_err rc;
-	const struct client_opt opts[] = {
-		{ "json", 0, CLIENT_OPT_FLAG, &json },
-		{ NULL, 0, CLIENT_OPT_FLAG, NULL },
-	};
-
-	buf_init(&out, BUF_MAX_DEFAULT * 16);
-	client_init(&c, "apps list [--json]", "Lists the apps this token can see.\n",
-		    "      --json                print the API's list as JSON\n");
-	code = client_parse(&c, argc, argv, opts, &n_pos);
-	if (code != CLIENT_CONTINUE)
-		goto out;
-	if (n_pos != 0) {
-		code = client_usage_error(&c, "unexpected argument");
-		goto out;
-	}
-	rc = client_connect(&c);
-	if (!rc)
-		rc = client_call(&c, "GET", "/v1/apps", NULL, &ans);
-	if (!rc && json_get_array(ans, "apps", 1, &apps, NULL))
-		rc = client_bad_answer("no \"apps\" list");
-	if (!rc && json) {
-		rc = client_print_json(apps);
-		goto done;
-	}
-	if (!rc && format_table_init(&t, 3, headers))
-		rc = client_error(COFFER_ERR_NOMEM, "out of memory");
-	int64_t now = (int64_t)time(NULL);
-	json_array_foreach(rc ? NULL : apps, i, app) {
-		char count[COUNT_TEXT] = "-", created[FORMAT_RELATIVE_SIZE];
-		json_t *n = json_object_get(app, "secrets_count");
-		if (json_is_integer(n) && fmt_into(count, sizeof(count), "%" JSON_INTEGER_FORMAT, json_integer_value(n)))
-			count[0] = '\0';
-		format_when(client_str(app, "created_at"), now, "-", created, sizeof(created));
-		const char *row[] = { client_str(app, "name"), count, created };
-		if (format_table_add(&t, row)) {
-			rc = client_error(COFFER_ERR_NOMEM, "out of memory");
-			break;
-		}
-	}
-	if (!rc && format_table_render(&t, &out))
-		rc = client_error(COFFER_ERR_NOMEM, "out of memory");
-	if (!rc)
-		fwrite(out.ptr, 1, out.len, stdout);
-done:
-	code = client_exit(rc);
-out:
-	format_table_release(&t);
-	buf_release(&out);
-	json_decref(ans);
-	client_release(&c);
-	return code;
+	static const struct client_listing l = { "apps list [--json]", "Lists the apps this token can see.\n",
+						 "/v1/apps", "apps", headers, 3, app_row };
+	return client_list_command(argc, argv, &l);
 }
 
 /* Asks on the terminal for the app's name; 1 when typed exactly. */

@@ -101,67 +101,24 @@ out:
 	return code;
 }
 
+static void token_row(const json_t *tok, int64_t now, const char **cells, char (*scratch)[CLIENT_CELL_SIZE])
+{
+	format_when(client_str(tok, "expires_at"), now, "never", scratch[3], CLIENT_CELL_SIZE);
+	format_when(client_str(tok, "revoked_at"), now, "-", scratch[4], CLIENT_CELL_SIZE);
+	format_when(client_str(tok, "created_at"), now, "-", scratch[5], CLIENT_CELL_SIZE);
+	cells[0] = client_str(tok, "id");
+	cells[1] = client_str(tok, "role");
+	cells[2] = client_str(tok, "app");
+	for (int k = 3; k < 6; k++)
+		cells[k] = scratch[k];
+}
+
 static int tokens_list(int argc, char **argv)
 {
 	static const char *const headers[] = { "ID", "ROLE", "APP", "EXPIRES", "REVOKED", "CREATED" };
-	struct client c;
-	struct format_table t = { 0 };
-	struct buf out;
-	json_t *ans = NULL, *list = NULL, *tok;
-	int n_pos = 0, json = 0, code;
-	size_t i;
-	enum coffer_err rc;
-	const struct client_opt opts[] = {
-		{ "json", 0, CLIENT_OPT_FLAG, &json },
-		{ NULL, 0, CLIENT_OPT_FLAG, NULL },
-	};
-
-	buf_init(&out, BUF_MAX_DEFAULT * 16);
-	client_init(&c, "tokens list [--json]", "Lists the org's access tokens (never the tokens themselves).\n",
-		    "      --json                print the API's list as JSON\n");
-	code = client_parse(&c, argc, argv, opts, &n_pos);
-	if (code != CLIENT_CONTINUE)
-		goto out;
-	if (n_pos != 0) {
-		code = client_usage_error(&c, "unexpected argument");
-		goto out;
-	}
-	rc = client_connect(&c);
-	if (!rc)
-		rc = client_call(&c, "GET", "/v1/tokens", NULL, &ans);
-	if (!rc && json_get_array(ans, "tokens", 1, &list, NULL))
-		rc = client_bad_answer("no \"tokens\" list");
-	if (!rc && json) {
-		rc = client_print_json(list);
-		goto done;
-	}
-	if (!rc && format_table_init(&t, 6, headers))
-		rc = client_error(COFFER_ERR_NOMEM, "out of memory");
-	int64_t now = (int64_t)time(NULL);
-	json_array_foreach(rc ? NULL : list, i, tok) {
-		char expires[FORMAT_RELATIVE_SIZE], revoked[FORMAT_RELATIVE_SIZE], created[FORMAT_RELATIVE_SIZE];
-		format_when(client_str(tok, "expires_at"), now, "never", expires, sizeof(expires));
-		format_when(client_str(tok, "revoked_at"), now, "-", revoked, sizeof(revoked));
-		format_when(client_str(tok, "created_at"), now, "-", created, sizeof(created));
-		const char *row[] = { client_str(tok, "id"), client_str(tok, "role"), client_str(tok, "app"),
-				      expires, revoked, created };
-		if (format_table_add(&t, row)) {
-			rc = client_error(COFFER_ERR_NOMEM, "out of memory");
-			break;
-		}
-	}
-	if (!rc && format_table_render(&t, &out))
-		rc = client_error(COFFER_ERR_NOMEM, "out of memory");
-	if (!rc)
-		fwrite(out.ptr, 1, out.len, stdout);
-done:
-	code = client_exit(rc);
-out:
-	format_table_release(&t);
-	buf_release(&out);
-	json_decref(ans);
-	client_release(&c);
-	return code;
+	static const struct client_listing l = { "tokens list [--json]", "Lists the org's access tokens (never the tokens themselves).\n", "/v1/tokens", "tokens",
+						 headers, 6, token_row };
+	return client_list_command(argc, argv, &l);
 }
 
 static int tokens_revoke(int argc, char **argv)
