@@ -1171,6 +1171,451 @@ enum coffer_err store_join_token_use(struct store *s, const char *id)
 	return run(s, STORE_Q_JOIN_TOKEN_INSERT, PARAMS(VT(id), VI(now_ms())), NULL);
 }
 
+/* ---- machines ---- */
+
+static int valid_machine_state(const char *state)
+{
+	static const char *const states[] = { "created", "starting", "started", "stopping",
+					      "stopped", "failed",   "destroyed" };
+	for (size_t i = 0; state && i < sizeof(states) / sizeof(states[0]); i++)
+		if (strcmp(state, states[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* Reads a row of STORE_MACHINE_COLS; NULL pid, exit status and signal read as none. */
+static enum coffer_err machine_from_row(const struct store_rows *r, size_t i, struct store_machine *m)
+{
+	enum coffer_err rc;
+	memset(m, 0, sizeof(*m));
+	if ((rc = cell_text(r, i, 0, m->id, sizeof(m->id))) ||
+	    (rc = cell_text(r, i, 1, m->app_id, sizeof(m->app_id))) ||
+	    (rc = cell_text(r, i, 2, m->host_id, sizeof(m->host_id))) ||
+	    (rc = cell_text(r, i, 5, m->state, sizeof(m->state))))
+		return rc;
+	m->desired_release = cell_uint(r, i, 3);
+	m->running_release = cell_uint(r, i, 4);
+	m->pid = cell_int(r, i, 6);
+	m->exit_status = cell(r, i, 7)->type == STORE_V_NULL ? -1 : (int)cell_int(r, i, 7);
+	m->exit_signal = (int)cell_int(r, i, 8);
+	m->started_at = cell_int(r, i, 9);
+	m->restarts = cell_uint(r, i, 10);
+	m->created_at = cell_int(r, i, 11);
+	m->updated_at = cell_int(r, i, 12);
+	return COFFER_OK;
+}
+
+enum coffer_err store_machine_create(struct store *s, const char *app_id, const char *host_id,
+				     uint64_t desired_release, struct store_machine *out)
+{
+	struct store_machine m = { 0 };
+	enum coffer_err rc;
+	if (!app_id || !host_id || !*host_id || desired_release > INT64_MAX)
+		return COFFER_ERR_INVALID;
+	if (!valid_text(app_id, sizeof(m.app_id)) || !valid_text(host_id, sizeof(m.host_id)))
+		return COFFER_ERR_TOO_LARGE;
+	new_id(m.id);
+	memcpy(m.app_id, app_id, strlen(app_id) + 1);
+	memcpy(m.host_id, host_id, strlen(host_id) + 1);
+	memcpy(m.state, "created", sizeof("created"));
+	m.desired_release = desired_release;
+	m.exit_status = -1;
+	m.created_at = now_ms();
+	m.updated_at = m.created_at;
+	rc = run(s, STORE_Q_MACHINE_INSERT,
+		 PARAMS(VT(m.id), VT(m.app_id), VT(m.host_id), VI(m.desired_release), VT(m.state), VI(m.created_at)),
+		 NULL);
+	if (rc)
+		return rc;
+	*out = m;
+	return COFFER_OK;
+}
+
+enum coffer_err store_machine_get(struct store *s, const char *id, struct store_machine *out)
+{
+	struct store_rows rows = { 0 };
+	struct store_machine m;
+	enum coffer_err rc;
+	if (!id)
+		return COFFER_ERR_INVALID;
+	rc = run(s, STORE_Q_MACHINE_BY_ID, PARAMS(VT(id)), &rows);
+	if (rc)
+		goto out;
+	if (rows.nrows == 0) {
+		rc = COFFER_ERR_NOT_FOUND;
+		goto out;
+	}
+	rc = machine_from_row(&rows, 0, &m);
+	if (rc)
+		goto out;
+	*out = m;
+out:
+	store_rows_release(&rows);
+	return rc;
+}
+
+static enum coffer_err machine_list(struct store *s, enum store_q q, const char *key, struct store_machine_list *out)
+{
+	struct store_rows rows = { 0 };
+	struct store_machine_list l = { 0 };
+	enum coffer_err rc;
+	if (!key)
+		return COFFER_ERR_INVALID;
+	rc = run(s, q, PARAMS(VT(key)), &rows);
+	if (rc)
+		goto out;
+	if (rows.nrows) {
+		l.items = calloc(rows.nrows, sizeof(*l.items));
+		if (!l.items) {
+			rc = COFFER_ERR_NOMEM;
+			goto out;
+		}
+	}
+	for (; l.n < rows.nrows; l.n++) {
+		rc = machine_from_row(&rows, l.n, &l.items[l.n]);
+		if (rc)
+			goto out;
+	}
+	*out = l;
+	l = (struct store_machine_list){ 0 };
+out:
+	store_machine_list_release(&l);
+	store_rows_release(&rows);
+	return rc;
+}
+
+enum coffer_err store_machine_list_by_app(struct store *s, const char *app_id, struct store_machine_list *out)
+{
+	return machine_list(s, STORE_Q_MACHINE_BY_APP, app_id, out);
+}
+
+enum coffer_err store_machine_list_by_host(struct store *s, const char *host_id, struct store_machine_list *out)
+{
+	return machine_list(s, STORE_Q_MACHINE_BY_HOST, host_id, out);
+}
+
+void store_machine_list_release(struct store_machine_list *l)
+{
+	free(l->items);
+	l->items = NULL;
+	l->n = 0;
+}
+
+/*
+ * After an update that matched no live machine: NOT_FOUND if there is no
+ * such machine, CONFLICT if it is destroyed (destroyed is final).
+ */
+static enum coffer_err machine_missed(struct store *s, const char *id)
+{
+	struct store_machine m;
+	enum coffer_err rc = store_machine_get(s, id, &m);
+	return rc ? rc : COFFER_ERR_CONFLICT;
+}
+
+enum coffer_err store_machine_set_desired(struct store *s, const char *id, uint64_t release)
+{
+	struct store_rows rows = { 0 };
+	enum coffer_err rc;
+	if (!id || release > INT64_MAX)
+		return COFFER_ERR_INVALID;
+	rc = run(s, STORE_Q_MACHINE_SET_DESIRED, PARAMS(VT(id), VI(release), VI(now_ms())), &rows);
+	if (rc == COFFER_OK && rows.nrows == 0)
+		rc = machine_missed(s, id);
+	store_rows_release(&rows);
+	return rc;
+}
+
+enum coffer_err store_machine_report(struct store *s, const char *id, const char *state, uint64_t running_release,
+				     int64_t pid, int exit_status, int exit_signal, int64_t started_at)
+{
+	struct store_rows rows = { 0 };
+	enum coffer_err rc;
+	if (!id || !valid_machine_state(state) || running_release > INT64_MAX || pid < 0 || exit_status < -1 ||
+	    exit_signal < 0 || started_at < 0)
+		return COFFER_ERR_INVALID;
+	rc = run(s, STORE_Q_MACHINE_REPORT,
+		 PARAMS(VT(id), VT(state), VI(running_release), pid ? VI(pid) : VNULL,
+			exit_status >= 0 ? VI(exit_status) : VNULL, exit_signal ? VI(exit_signal) : VNULL,
+			started_at ? VI(started_at) : VNULL, VI(now_ms())),
+		 &rows);
+	if (rc == COFFER_OK && rows.nrows == 0)
+		rc = machine_missed(s, id);
+	store_rows_release(&rows);
+	return rc;
+}
+
+enum coffer_err store_machine_destroy(struct store *s, const char *id)
+{
+	struct store_rows rows = { 0 };
+	enum coffer_err rc;
+	if (!id)
+		return COFFER_ERR_INVALID;
+	rc = run(s, STORE_Q_MACHINE_DESTROY, PARAMS(VT(id), VI(now_ms())), &rows);
+	if (rc == COFFER_OK && rows.nrows == 0)
+		rc = COFFER_ERR_NOT_FOUND;
+	store_rows_release(&rows);
+	return rc;
+}
+
+/* ---- releases ---- */
+
+static int valid_release_status(const char *status)
+{
+	static const char *const statuses[] = { "pending", "running", "succeeded", "failed" };
+	for (size_t i = 0; status && i < sizeof(statuses) / sizeof(statuses[0]); i++)
+		if (strcmp(status, statuses[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static int release_active(const char *status)
+{
+	return strcmp(status, "pending") == 0 || strcmp(status, "running") == 0;
+}
+
+/* Takes a text cell of at most STORE_RELEASE_TEXT_MAX bytes without a NUL. */
+static enum coffer_err release_text(struct store_rows *r, size_t i, size_t col, char **dst)
+{
+	const struct store_cell *c = cell(r, i, col);
+	size_t len;
+	if (c->type != STORE_V_NULL &&
+	    (c->len > STORE_RELEASE_TEXT_MAX || (c->p && memchr(c->p, '\0', c->len))))
+		return COFFER_ERR_STORE;
+	return cell_take(r, i, col, dst, &len);
+}
+
+/* Reads a row of STORE_RELEASE_COLS, taking its long texts. */
+static enum coffer_err release_from_row(struct store_rows *r, size_t i, struct store_release *rel)
+{
+	enum coffer_err rc;
+	memset(rel, 0, sizeof(*rel));
+	if ((rc = release_text(r, i, 2, &rel->config)) || (rc = release_text(r, i, 5, &rel->reason)) ||
+	    (rc = release_text(r, i, 9, &rel->progress)) ||
+	    (rc = cell_text(r, i, 0, rel->app_id, sizeof(rel->app_id))) ||
+	    (rc = cell_text(r, i, 4, rel->status, sizeof(rel->status))) ||
+	    (rc = cell_text(r, i, 6, rel->actor, sizeof(rel->actor))))
+		return rc;
+	rel->version = cell_uint(r, i, 1);
+	rel->secrets_version = cell_uint(r, i, 3);
+	rel->previous_version = cell_uint(r, i, 7);
+	rel->previous_secrets = cell_uint(r, i, 8);
+	rel->created_at = cell_int(r, i, 10);
+	rel->updated_at = cell_int(r, i, 11);
+	return COFFER_OK;
+}
+
+void store_release_clear(struct store_release *r)
+{
+	free(r->config);
+	free(r->reason);
+	free(r->progress);
+	memset(r, 0, sizeof(*r));
+}
+
+void store_release_list_release(struct store_release_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		store_release_clear(&l->items[i]);
+	free(l->items);
+	l->items = NULL;
+	l->n = 0;
+}
+
+/* Locks the app's row until the end of the transaction; NOT_FOUND for an unknown app. */
+static enum coffer_err lock_app(struct store *s, const char *app_id)
+{
+	struct store_rows rows = { 0 };
+	enum coffer_err rc = run(s, STORE_Q_APP_LOCK, PARAMS(VT(app_id)), &rows);
+	if (rc == COFFER_OK && rows.nrows == 0)
+		rc = COFFER_ERR_NOT_FOUND;
+	store_rows_release(&rows);
+	return rc;
+}
+
+enum coffer_err store_release_create(struct store *s, const char *app_id, const char *config,
+				     uint64_t secrets_version, uint64_t previous_version, uint64_t previous_secrets,
+				     const char *actor, uint64_t *version)
+{
+	struct store_rows rows = { 0 };
+	uint64_t v = 0;
+	int64_t now = now_ms();
+	enum coffer_err rc;
+
+	if (!app_id || !config || !actor || secrets_version > INT64_MAX || previous_version > INT64_MAX ||
+	    previous_secrets > INT64_MAX)
+		return COFFER_ERR_INVALID;
+	if (strlen(config) > STORE_RELEASE_TEXT_MAX || strlen(actor) >= STORE_ACTOR_SIZE)
+		return COFFER_ERR_TOO_LARGE;
+
+	rc = begin(s, 1);
+	if (rc)
+		return rc;
+	/* The app row lock serialises release creators: two cannot both see none running. */
+	rc = lock_app(s, app_id);
+	if (rc)
+		goto out;
+	rc = run(s, STORE_Q_RELEASE_ACTIVE, PARAMS(VT(app_id)), &rows);
+	if (rc == COFFER_OK && rows.nrows)
+		rc = COFFER_ERR_CONFLICT;
+	if (rc)
+		goto out;
+	rc = run(s, STORE_Q_RELEASE_MAX, PARAMS(VT(app_id)), &rows);
+	if (rc)
+		goto out;
+	v = (rows.nrows ? cell_uint(&rows, 0, 0) : 0) + 1;
+	rc = run(s, STORE_Q_RELEASE_INSERT,
+		 PARAMS(VT(app_id), VI(v), VT(config), VI(secrets_version), VT("pending"), VT(actor), VI(now),
+			VI(previous_version), VI(previous_secrets)),
+		 NULL);
+out:
+	store_rows_release(&rows);
+	rc = finish(s, rc);
+	if (rc == COFFER_OK)
+		*version = v;
+	return rc;
+}
+
+/* The release, inside the caller's transaction or on its own. */
+static enum coffer_err release_get(struct store *s, const char *app_id, uint64_t version, struct store_release *out)
+{
+	struct store_rows rows = { 0 };
+	struct store_release r = { 0 };
+	enum coffer_err rc = run(s, STORE_Q_RELEASE_GET, PARAMS(VT(app_id), VI(version)), &rows);
+	if (rc)
+		goto out;
+	if (rows.nrows == 0) {
+		rc = COFFER_ERR_NOT_FOUND;
+		goto out;
+	}
+	rc = release_from_row(&rows, 0, &r);
+	if (rc)
+		goto out;
+	*out = r;
+	r = (struct store_release){ 0 };
+out:
+	store_release_clear(&r);
+	store_rows_release(&rows);
+	return rc;
+}
+
+enum coffer_err store_release_get(struct store *s, const char *app_id, uint64_t version, struct store_release *out)
+{
+	if (!app_id || version == 0 || version > INT64_MAX)
+		return COFFER_ERR_INVALID;
+	return release_get(s, app_id, version, out);
+}
+
+static enum coffer_err release_list(struct store *s, enum store_q q, const struct store_val *p, size_t n,
+				    struct store_release_list *out)
+{
+	struct store_rows rows = { 0 };
+	struct store_release_list l = { 0 };
+	enum coffer_err rc = run(s, q, p, n, &rows);
+	if (rc)
+		goto out;
+	if (rows.nrows) {
+		l.items = calloc(rows.nrows, sizeof(*l.items));
+		if (!l.items) {
+			rc = COFFER_ERR_NOMEM;
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < rows.nrows; i++) {
+		rc = release_from_row(&rows, i, &l.items[i]);
+		l.n = i + 1; /* so that release frees a partly read item */
+		if (rc)
+			goto out;
+	}
+	*out = l;
+	l = (struct store_release_list){ 0 };
+out:
+	store_release_list_release(&l);
+	store_rows_release(&rows);
+	return rc;
+}
+
+enum coffer_err store_release_list(struct store *s, const char *app_id, struct store_release_list *out)
+{
+	if (!app_id)
+		return COFFER_ERR_INVALID;
+	return release_list(s, STORE_Q_RELEASE_LIST, PARAMS(VT(app_id)), out);
+}
+
+enum coffer_err store_release_running(struct store *s, struct store_release_list *out)
+{
+	return release_list(s, STORE_Q_RELEASE_RUNNING, NULL, 0, out);
+}
+
+enum coffer_err store_release_update(struct store *s, const char *app_id, uint64_t version, const char *status,
+				     const char *reason, const char *progress)
+{
+	struct store_release cur = { 0 };
+	enum coffer_err rc;
+
+	if (!app_id || version == 0 || version > INT64_MAX || !valid_release_status(status))
+		return COFFER_ERR_INVALID;
+	if ((reason && strlen(reason) > STORE_RELEASE_TEXT_MAX) ||
+	    (progress && strlen(progress) > STORE_RELEASE_TEXT_MAX))
+		return COFFER_ERR_TOO_LARGE;
+	rc = begin(s, 1);
+	if (rc)
+		return rc;
+	rc = lock_app(s, app_id);
+	if (rc)
+		goto out;
+	rc = release_get(s, app_id, version, &cur);
+	if (rc)
+		goto out;
+	/* A finished release coming back would make two active releases of one app. */
+	if (!release_active(cur.status) && release_active(status)) {
+		rc = COFFER_ERR_CONFLICT;
+		goto out;
+	}
+	rc = run(s, STORE_Q_RELEASE_UPDATE,
+		 PARAMS(VT(app_id), VI(version), VT(status), reason ? VT(reason) : VNULL,
+			progress ? VT(progress) : VNULL, VI(now_ms())),
+		 NULL);
+out:
+	store_release_clear(&cur);
+	return finish(s, rc);
+}
+
+enum coffer_err store_app_set_current_release(struct store *s, const char *app_id, uint64_t release,
+					      uint64_t deployed_version)
+{
+	struct store_rows rows = { 0 };
+	enum coffer_err rc;
+
+	if (!app_id || release > INT64_MAX || deployed_version > INT64_MAX)
+		return COFFER_ERR_INVALID;
+	rc = begin(s, 1);
+	if (rc)
+		return rc;
+	rc = lock_app(s, app_id);
+	if (rc)
+		goto out;
+	if (release) {
+		rc = run(s, STORE_Q_RELEASE_GET, PARAMS(VT(app_id), VI(release)), &rows);
+		if (rc == COFFER_OK && rows.nrows == 0)
+			rc = COFFER_ERR_NOT_FOUND;
+		if (rc)
+			goto out;
+	}
+	if (deployed_version) {
+		rc = run(s, STORE_Q_VERSION_GET, PARAMS(VT(app_id), VI(deployed_version)), &rows);
+		if (rc == COFFER_OK && rows.nrows == 0)
+			rc = COFFER_ERR_NOT_FOUND;
+		if (rc)
+			goto out;
+	}
+	rc = run(s, STORE_Q_APP_SET_RELEASE, PARAMS(VT(app_id), VI(release), VI(deployed_version)), &rows);
+	if (rc == COFFER_OK && rows.nrows != 1)
+		rc = COFFER_ERR_NOT_FOUND;
+out:
+	store_rows_release(&rows);
+	return finish(s, rc);
+}
+
 /* ---- audit ---- */
 
 static void put_be(unsigned char *p, uint64_t v, int bytes)

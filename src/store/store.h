@@ -51,6 +51,8 @@
 #define STORE_HOST_CERT_MAX 128   /* the keeper's certificate blob */
 #define STORE_HOST_STATE_SIZE 16
 #define STORE_JOIN_TOKEN_ID_MAX 64 /* a spent join token's id, in characters */
+#define STORE_MACHINE_STATE_SIZE 16
+#define STORE_RELEASE_TEXT_MAX ((size_t)64 << 10) /* a release's config, reason or progress, in bytes */
 
 struct store;
 
@@ -344,6 +346,146 @@ COFFER_MUST_CHECK enum coffer_err store_host_heartbeat(struct store *s, const ch
  * which is what makes a join token single-use.
  */
 COFFER_MUST_CHECK enum coffer_err store_join_token_use(struct store *s, const char *id);
+
+/* ---- machines (schema version 3) ---- */
+
+/*
+ * A machine: one process of an app on one host. desired_release is what
+ * the api wants on it; running_release, state, pid, exit_status,
+ * exit_signal and started_at are what its agent last reported. A destroyed
+ * machine stays as a row (state "destroyed") so that the keeper can refuse
+ * its boot tokens.
+ */
+struct store_machine {
+	char id[STORE_ID_SIZE];
+	char app_id[STORE_ID_SIZE];
+	char host_id[STORE_ID_SIZE];
+	uint64_t desired_release;              /* 0 = none */
+	uint64_t running_release;              /* 0 = none */
+	char state[STORE_MACHINE_STATE_SIZE];  /* created, starting, started, stopping, stopped, failed, destroyed */
+	int64_t pid;                           /* 0 = none */
+	int exit_status;                       /* -1 = none */
+	int exit_signal;                       /* 0 = none */
+	int64_t started_at;                    /* 0 = never */
+	uint64_t restarts;                     /* starts of the same release after its first */
+	int64_t created_at;
+	int64_t updated_at;
+};
+
+struct store_machine_list {
+	struct store_machine *items; /* by created_at, then id */
+	size_t n;
+};
+
+/*
+ * Creates a machine of the app on the host (a host id, not checked: the
+ * store has no foreign key to hosts), in state "created", with a new id.
+ * COFFER_ERR_NOT_FOUND for an unknown app, COFFER_ERR_INVALID for an empty
+ * host id.
+ */
+COFFER_MUST_CHECK enum coffer_err store_machine_create(struct store *s, const char *app_id, const char *host_id,
+						       uint64_t desired_release, struct store_machine *out);
+/* One machine, destroyed ones included. */
+COFFER_MUST_CHECK enum coffer_err store_machine_get(struct store *s, const char *id, struct store_machine *out);
+/* The app's machines, destroyed ones included. */
+COFFER_MUST_CHECK enum coffer_err store_machine_list_by_app(struct store *s, const char *app_id,
+							    struct store_machine_list *out);
+/* The host's machines that are not destroyed (what its agent is to run). */
+COFFER_MUST_CHECK enum coffer_err store_machine_list_by_host(struct store *s, const char *host_id,
+							     struct store_machine_list *out);
+void store_machine_list_release(struct store_machine_list *l);
+/*
+ * Sets the release the api wants on the machine. COFFER_ERR_NOT_FOUND for
+ * an unknown machine, COFFER_ERR_CONFLICT for a destroyed one.
+ */
+COFFER_MUST_CHECK enum coffer_err store_machine_set_desired(struct store *s, const char *id, uint64_t release);
+/*
+ * Records what the agent reports: state (one of the seven above, else
+ * COFFER_ERR_INVALID), running_release, pid (0 = none), exit_status (-1 =
+ * none), exit_signal (0 = none) and started_at (0 keeps the stored time).
+ * A "started" report with a new started_at for the release that was
+ * running already counts one restart. COFFER_ERR_NOT_FOUND for an unknown
+ * machine, COFFER_ERR_CONFLICT for a destroyed one (destroyed is final).
+ */
+COFFER_MUST_CHECK enum coffer_err store_machine_report(struct store *s, const char *id, const char *state,
+						       uint64_t running_release, int64_t pid, int exit_status,
+						       int exit_signal, int64_t started_at);
+/*
+ * Marks the machine destroyed; the row stays. Destroying a destroyed
+ * machine is fine. COFFER_ERR_NOT_FOUND for an unknown machine.
+ */
+COFFER_MUST_CHECK enum coffer_err store_machine_destroy(struct store *s, const char *id);
+
+/* ---- releases (schema version 3) ---- */
+
+/*
+ * A release of an app. config is JSON text ({"cmd": [...], "env": {...},
+ * "count": N, "grace_ms": G}) and progress JSON text kept by the release
+ * controller; the store keeps both as given and parses neither. config,
+ * reason and progress are owned by the struct (store_release_clear).
+ */
+struct store_release {
+	char app_id[STORE_ID_SIZE];
+	uint64_t version;
+	char *config;
+	uint64_t secrets_version;
+	char status[STORE_STATUS_SIZE]; /* pending, running, succeeded, failed */
+	char *reason;
+	char actor[STORE_ACTOR_SIZE];
+	uint64_t previous_version;  /* the release to go back to; 0 = none */
+	uint64_t previous_secrets;  /* the secrets head before it; 0 = none */
+	char *progress;
+	int64_t created_at;
+	int64_t updated_at;
+};
+
+/* Frees a release's strings and zeroes it; a zeroed release is fine. */
+void store_release_clear(struct store_release *r);
+
+struct store_release_list {
+	struct store_release *items;
+	size_t n;
+};
+
+void store_release_list_release(struct store_release_list *l);
+
+/*
+ * Creates the app's next release (version = the highest made + 1) with
+ * status "pending", progress "{}", in one transaction that holds the app's
+ * lock. One release runs per app at a time: COFFER_ERR_CONFLICT (and
+ * nothing stored) when the app has a release that is "pending" or
+ * "running"; the caller names it (store_release_running or _list).
+ * COFFER_ERR_NOT_FOUND for an unknown app, COFFER_ERR_TOO_LARGE for a
+ * config past STORE_RELEASE_TEXT_MAX or an actor past STORE_ACTOR_SIZE.
+ */
+COFFER_MUST_CHECK enum coffer_err store_release_create(struct store *s, const char *app_id, const char *config,
+						       uint64_t secrets_version, uint64_t previous_version,
+						       uint64_t previous_secrets, const char *actor,
+						       uint64_t *version);
+COFFER_MUST_CHECK enum coffer_err store_release_get(struct store *s, const char *app_id, uint64_t version,
+						    struct store_release *out);
+/* The app's releases, newest first (an unknown app has none). */
+COFFER_MUST_CHECK enum coffer_err store_release_list(struct store *s, const char *app_id,
+						     struct store_release_list *out);
+/* Every release, of any app, that is "pending" or "running", oldest first: what a controller resumes. */
+COFFER_MUST_CHECK enum coffer_err store_release_running(struct store *s, struct store_release_list *out);
+/*
+ * Sets a release's status (pending, running, succeeded or failed, else
+ * COFFER_ERR_INVALID), reason and progress (NULL keeps either), under the
+ * app's lock. A finished release (succeeded or failed) cannot become
+ * pending or running again: COFFER_ERR_CONFLICT, so that one release per
+ * app at a time holds. COFFER_ERR_NOT_FOUND for an unknown release.
+ */
+COFFER_MUST_CHECK enum coffer_err store_release_update(struct store *s, const char *app_id, uint64_t version,
+						       const char *status, const char *reason,
+						       const char *progress);
+/*
+ * Sets the app's current_release and deployed_version together, in one
+ * transaction under the app's lock. Each must exist (0 = none):
+ * COFFER_ERR_NOT_FOUND for an unknown app, release or secrets version.
+ */
+COFFER_MUST_CHECK enum coffer_err store_app_set_current_release(struct store *s, const char *app_id,
+								uint64_t release, uint64_t deployed_version);
 
 /* ---- audit log: an append-only hash chain ---- */
 

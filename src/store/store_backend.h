@@ -65,6 +65,24 @@ enum store_q {
 	STORE_Q_HOST_LIST,          /* -> HOST_COLS, by name */
 	STORE_Q_HOST_HEARTBEAT,     /* id, last_heartbeat -> id */
 	STORE_Q_JOIN_TOKEN_INSERT,  /* id, used_at */
+	/* schema version 3 */
+	STORE_Q_MACHINE_INSERT,     /* id, app_id, host_id, desired_release, state, created_at */
+	STORE_Q_MACHINE_BY_ID,      /* id -> MACHINE_COLS */
+	STORE_Q_MACHINE_BY_APP,     /* app_id -> MACHINE_COLS, by created_at, id */
+	STORE_Q_MACHINE_BY_HOST,    /* host_id -> MACHINE_COLS not destroyed, by created_at, id */
+	STORE_Q_MACHINE_SET_DESIRED, /* id, desired_release, updated_at -> id; not if destroyed */
+	STORE_Q_MACHINE_REPORT,     /* id, state, running_release, pid, exit_status, exit_signal, started_at,
+				       updated_at -> id; not if destroyed */
+	STORE_Q_MACHINE_DESTROY,    /* id, updated_at -> id */
+	STORE_Q_RELEASE_ACTIVE,     /* app_id -> version of a pending or running release */
+	STORE_Q_RELEASE_MAX,        /* app_id -> max version */
+	STORE_Q_RELEASE_INSERT,     /* app_id, version, config, secrets_version, status, actor, created_at,
+				       previous_version, previous_secrets */
+	STORE_Q_RELEASE_GET,        /* app_id, version -> RELEASE_COLS */
+	STORE_Q_RELEASE_LIST,       /* app_id -> RELEASE_COLS, newest first */
+	STORE_Q_RELEASE_RUNNING,    /* -> RELEASE_COLS of pending and running releases, oldest first */
+	STORE_Q_RELEASE_UPDATE,     /* app_id, version, status, reason or NULL, progress or NULL, updated_at */
+	STORE_Q_APP_SET_RELEASE,    /* id, current_release, deployed_version */
 	STORE_Q__COUNT
 };
 
@@ -79,6 +97,12 @@ enum store_q {
 #define STORE_VERSION_COLS "version, created_at, actor, status"
 #define STORE_AUDIT_COLS "seq, ts, org_id, actor, action, app, detail, outcome, request_id, prev_hash, hash"
 #define STORE_HOST_COLS "id, name, sign_pk, seal_pk, mac, state, enrolled_at, last_heartbeat, cert"
+#define STORE_MACHINE_COLS                                                                              \
+	"id, app_id, host_id, desired_release, running_release, state, pid, exit_status, exit_signal, "   \
+	"started_at, restarts, created_at, updated_at"
+#define STORE_RELEASE_COLS                                                                              \
+	"app_id, version, config, secrets_version, status, reason, actor, previous_version, "             \
+	"previous_secrets, progress, created_at, updated_at"
 
 /* The table of applied migrations, the same in both backends. */
 #define STORE_MIGRATIONS_TABLE                                                                          \

@@ -166,7 +166,22 @@ static const char migration_2[] =
 	" id TEXT PRIMARY KEY,"
 	" used_at BIGINT NOT NULL);";
 
-static const char *const migrations[] = { migration_1, migration_2 };
+/*
+ * Schema version 3: the run path. A machine records when it last started
+ * and how often its release was started again; a release records what to
+ * go back to (previous_version, previous_secrets) and its controller's
+ * progress (JSON text), so that an api killed at any point resumes from
+ * the store. releases_status finds the pending and running releases.
+ */
+static const char migration_3[] =
+	"ALTER TABLE machines ADD COLUMN started_at BIGINT;"
+	"ALTER TABLE machines ADD COLUMN restarts BIGINT NOT NULL DEFAULT 0;"
+	"ALTER TABLE releases ADD COLUMN previous_version BIGINT NOT NULL DEFAULT 0;"
+	"ALTER TABLE releases ADD COLUMN previous_secrets BIGINT NOT NULL DEFAULT 0;"
+	"ALTER TABLE releases ADD COLUMN progress TEXT NOT NULL DEFAULT '{}';"
+	"CREATE INDEX releases_status ON releases (status, app_id);";
+
+static const char *const migrations[] = { migration_1, migration_2, migration_3 };
 
 static const char *const sql[STORE_Q__COUNT] = {
 	[STORE_Q_MIGRATE_LOCK] = "SELECT pg_advisory_xact_lock(" PG_LOCK_MIGRATE ")",
@@ -231,6 +246,40 @@ static const char *const sql[STORE_Q__COUNT] = {
 	[STORE_Q_HOST_LIST] = "SELECT " STORE_HOST_COLS " FROM hosts ORDER BY name COLLATE \"C\"",
 	[STORE_Q_HOST_HEARTBEAT] = "UPDATE hosts SET last_heartbeat = $2 WHERE id = $1 RETURNING id",
 	[STORE_Q_JOIN_TOKEN_INSERT] = "INSERT INTO join_tokens_used (id, used_at) VALUES ($1, $2)",
+	[STORE_Q_MACHINE_INSERT] = "INSERT INTO machines (id, app_id, host_id, desired_release, state, created_at, "
+				   "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+	[STORE_Q_MACHINE_BY_ID] = "SELECT " STORE_MACHINE_COLS " FROM machines WHERE id = $1",
+	[STORE_Q_MACHINE_BY_APP] = "SELECT " STORE_MACHINE_COLS " FROM machines WHERE app_id = $1 "
+				   "ORDER BY created_at, id",
+	[STORE_Q_MACHINE_BY_HOST] = "SELECT " STORE_MACHINE_COLS " FROM machines "
+				    "WHERE host_id = $1 AND state <> 'destroyed' ORDER BY created_at, id",
+	[STORE_Q_MACHINE_SET_DESIRED] = "UPDATE machines SET desired_release = $2, updated_at = $3 "
+					"WHERE id = $1 AND state <> 'destroyed' RETURNING id",
+	/* The right-hand sides read the row as it was: a restart is a new start of the same release. */
+	[STORE_Q_MACHINE_REPORT] = "UPDATE machines SET restarts = restarts + CASE WHEN $2::text = 'started' "
+				   "AND started_at IS NOT NULL AND $7::bigint IS NOT NULL AND started_at <> $7::bigint "
+				   "AND running_release = $3::bigint THEN 1 ELSE 0 END, "
+				   "state = $2, running_release = $3, pid = $4, exit_status = $5, "
+				   "exit_signal = $6, started_at = coalesce($7::bigint, started_at), updated_at = $8 "
+				   "WHERE id = $1 AND state <> 'destroyed' RETURNING id",
+	[STORE_Q_MACHINE_DESTROY] = "UPDATE machines SET updated_at = CASE WHEN state = 'destroyed' "
+				    "THEN updated_at ELSE $2 END, state = 'destroyed' WHERE id = $1 RETURNING id",
+	[STORE_Q_RELEASE_ACTIVE] = "SELECT version FROM releases WHERE app_id = $1 "
+				   "AND status IN ('pending', 'running') LIMIT 1",
+	[STORE_Q_RELEASE_MAX] = "SELECT coalesce(max(version), 0)::bigint FROM releases WHERE app_id = $1",
+	[STORE_Q_RELEASE_INSERT] = "INSERT INTO releases (app_id, version, config, secrets_version, status, actor, "
+				   "created_at, updated_at, previous_version, previous_secrets) "
+				   "VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)",
+	[STORE_Q_RELEASE_GET] = "SELECT " STORE_RELEASE_COLS " FROM releases WHERE app_id = $1 AND version = $2",
+	[STORE_Q_RELEASE_LIST] = "SELECT " STORE_RELEASE_COLS " FROM releases WHERE app_id = $1 "
+				 "ORDER BY version DESC",
+	[STORE_Q_RELEASE_RUNNING] = "SELECT " STORE_RELEASE_COLS " FROM releases "
+				    "WHERE status IN ('pending', 'running') ORDER BY created_at, app_id",
+	[STORE_Q_RELEASE_UPDATE] = "UPDATE releases SET status = $3, reason = coalesce($4, reason), "
+				   "progress = coalesce($5, progress), updated_at = $6 "
+				   "WHERE app_id = $1 AND version = $2 RETURNING version",
+	[STORE_Q_APP_SET_RELEASE] = "UPDATE apps SET current_release = $2, deployed_version = $3 "
+				    "WHERE id = $1 RETURNING id",
 };
 
 struct pg {

@@ -17,6 +17,7 @@
 
 #include "banned.h"
 
+#define SQLITE_OPEN_RETRY_MS 10 /* between tries of the WAL switch on a busy new file */
 #define SQLITE_BUSY_MS 30000
 #define SQLITE_FILE_MODE 0600
 
@@ -154,7 +155,22 @@ static const char migration_2[] =
 	" id TEXT PRIMARY KEY,"
 	" used_at INTEGER NOT NULL);";
 
-static const char *const migrations[] = { migration_1, migration_2 };
+/*
+ * Schema version 3: the run path. A machine records when it last started
+ * and how often its release was started again; a release records what to
+ * go back to (previous_version, previous_secrets) and its controller's
+ * progress (JSON text), so that an api killed at any point resumes from
+ * the store. releases_status finds the pending and running releases.
+ */
+static const char migration_3[] =
+	"ALTER TABLE machines ADD COLUMN started_at INTEGER;"
+	"ALTER TABLE machines ADD COLUMN restarts INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE releases ADD COLUMN previous_version INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE releases ADD COLUMN previous_secrets INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE releases ADD COLUMN progress TEXT NOT NULL DEFAULT '{}';"
+	"CREATE INDEX releases_status ON releases (status, app_id);";
+
+static const char *const migrations[] = { migration_1, migration_2, migration_3 };
 
 static const char *const sql[STORE_Q__COUNT] = {
 	[STORE_Q_MIGRATE_LOCK] = "SELECT 1", /* BEGIN IMMEDIATE holds the write lock already */
@@ -219,6 +235,40 @@ static const char *const sql[STORE_Q__COUNT] = {
 	[STORE_Q_HOST_LIST] = "SELECT " STORE_HOST_COLS " FROM hosts ORDER BY name",
 	[STORE_Q_HOST_HEARTBEAT] = "UPDATE hosts SET last_heartbeat = ?2 WHERE id = ?1 RETURNING id",
 	[STORE_Q_JOIN_TOKEN_INSERT] = "INSERT INTO join_tokens_used (id, used_at) VALUES (?1, ?2)",
+	[STORE_Q_MACHINE_INSERT] = "INSERT INTO machines (id, app_id, host_id, desired_release, state, created_at, "
+				   "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+	[STORE_Q_MACHINE_BY_ID] = "SELECT " STORE_MACHINE_COLS " FROM machines WHERE id = ?1",
+	[STORE_Q_MACHINE_BY_APP] = "SELECT " STORE_MACHINE_COLS " FROM machines WHERE app_id = ?1 "
+				   "ORDER BY created_at, id",
+	[STORE_Q_MACHINE_BY_HOST] = "SELECT " STORE_MACHINE_COLS " FROM machines "
+				    "WHERE host_id = ?1 AND state <> 'destroyed' ORDER BY created_at, id",
+	[STORE_Q_MACHINE_SET_DESIRED] = "UPDATE machines SET desired_release = ?2, updated_at = ?3 "
+					"WHERE id = ?1 AND state <> 'destroyed' RETURNING id",
+	/* The right-hand sides read the row as it was: a restart is a new start of the same release. */
+	[STORE_Q_MACHINE_REPORT] = "UPDATE machines SET restarts = restarts + CASE WHEN ?2 = 'started' "
+				   "AND started_at IS NOT NULL AND ?7 IS NOT NULL AND started_at <> ?7 "
+				   "AND running_release = ?3 THEN 1 ELSE 0 END, "
+				   "state = ?2, running_release = ?3, pid = ?4, exit_status = ?5, "
+				   "exit_signal = ?6, started_at = coalesce(?7, started_at), updated_at = ?8 "
+				   "WHERE id = ?1 AND state <> 'destroyed' RETURNING id",
+	[STORE_Q_MACHINE_DESTROY] = "UPDATE machines SET updated_at = CASE WHEN state = 'destroyed' "
+				    "THEN updated_at ELSE ?2 END, state = 'destroyed' WHERE id = ?1 RETURNING id",
+	[STORE_Q_RELEASE_ACTIVE] = "SELECT version FROM releases WHERE app_id = ?1 "
+				   "AND status IN ('pending', 'running') LIMIT 1",
+	[STORE_Q_RELEASE_MAX] = "SELECT coalesce(max(version), 0) FROM releases WHERE app_id = ?1",
+	[STORE_Q_RELEASE_INSERT] = "INSERT INTO releases (app_id, version, config, secrets_version, status, actor, "
+				   "created_at, updated_at, previous_version, previous_secrets) "
+				   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
+	[STORE_Q_RELEASE_GET] = "SELECT " STORE_RELEASE_COLS " FROM releases WHERE app_id = ?1 AND version = ?2",
+	[STORE_Q_RELEASE_LIST] = "SELECT " STORE_RELEASE_COLS " FROM releases WHERE app_id = ?1 "
+				 "ORDER BY version DESC",
+	[STORE_Q_RELEASE_RUNNING] = "SELECT " STORE_RELEASE_COLS " FROM releases "
+				    "WHERE status IN ('pending', 'running') ORDER BY created_at, app_id",
+	[STORE_Q_RELEASE_UPDATE] = "UPDATE releases SET status = ?3, reason = coalesce(?4, reason), "
+				   "progress = coalesce(?5, progress), updated_at = ?6 "
+				   "WHERE app_id = ?1 AND version = ?2 RETURNING version",
+	[STORE_Q_APP_SET_RELEASE] = "UPDATE apps SET current_release = ?2, deployed_version = ?3 "
+				    "WHERE id = ?1 RETURNING id",
 };
 
 struct sq {
@@ -341,7 +391,18 @@ static enum coffer_err sq_open(const char *path, void **out)
 	}
 	sqlite3_extended_result_codes(c->db, 1);
 	sqlite3_busy_timeout(c->db, SQLITE_BUSY_MS);
-	rc = sqlite3_exec(c->db, "PRAGMA journal_mode = WAL", journal_mode_row, &wal, NULL);
+	/*
+	 * Switching a new file to WAL takes a lock that the busy handler does not
+	 * wait for: openers racing on a fresh file would see SQLITE_BUSY. Retry
+	 * for as long as the busy timeout would have waited.
+	 */
+	for (int waited = 0;; waited += SQLITE_OPEN_RETRY_MS) {
+		wal = 0;
+		rc = sqlite3_exec(c->db, "PRAGMA journal_mode = WAL", journal_mode_row, &wal, NULL);
+		if ((rc & 0xff) != SQLITE_BUSY || waited >= SQLITE_BUSY_MS)
+			break;
+		sqlite3_sleep(SQLITE_OPEN_RETRY_MS);
+	}
 	if (rc != SQLITE_OK) {
 		err = sq_error(c->db, rc, -1);
 		goto out;

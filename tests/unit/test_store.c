@@ -32,6 +32,8 @@
 #define OPEN_THREADS 8
 #define AUDIT_THREADS 8
 #define AUDIT_PER_THREAD 25
+#define RELEASE_THREADS 8
+#define RELEASE_ROUNDS 3
 
 static int use_pg;
 static const char *pg_base_url;
@@ -234,27 +236,80 @@ static void test_migrations_once(void **state)
 	assert_string_equal(store_backend_name(s), use_pg ? "postgres" : "sqlite");
 }
 
-/* A store left at schema version 1 (what the first release wrote) is brought to 2, its rows kept. */
+/* Takes a store at schema version 3 back to version 2, as a binary of that time left it. */
+static void undo_migration_3(void)
+{
+	raw("DROP INDEX releases_status");
+	raw("ALTER TABLE machines DROP COLUMN started_at");
+	raw("ALTER TABLE machines DROP COLUMN restarts");
+	raw("ALTER TABLE releases DROP COLUMN previous_version");
+	raw("ALTER TABLE releases DROP COLUMN previous_secrets");
+	raw("ALTER TABLE releases DROP COLUMN progress");
+	raw("DELETE FROM schema_migrations WHERE version = 3");
+}
+
+/* A store left at schema version 1 (what the first release wrote) is brought up to date, its rows kept. */
 static void test_migration_2_upgrade(void **state)
 {
 	struct store *s = *state;
 	struct store_org org;
 	struct store_host h;
-	assert_int_equal(store_schema_version(s), 2);
+	assert_int_equal(store_schema_version(s), 3);
 	assert_int_equal(store_org_create(s, "kept", &org), COFFER_OK);
 	store_close(s);
 	*state = NULL;
+	undo_migration_3();
 	raw("DROP TABLE join_tokens_used");
 	raw("ALTER TABLE hosts DROP COLUMN cert");
 	raw("DELETE FROM schema_migrations WHERE version = 2");
 	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 1);
 	s = open_store();
 	*state = s;
-	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 2);
+	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 3);
 	assert_int_equal(raw("SELECT count(*) FROM join_tokens_used"), 0);
 	assert_int_equal(raw("SELECT count(cert) FROM hosts"), 0);
 	assert_int_equal(store_org_get_by_name(s, "kept", &org), COFFER_OK);
 	assert_int_equal(store_host_get_by_name(s, "none", &h), COFFER_ERR_NOT_FOUND);
+}
+
+/* A store at schema version 2 is brought to 3: its machines and releases are kept, with the new defaults. */
+static void test_migration_3_upgrade(void **state)
+{
+	struct store *s = *state;
+	struct store_org org;
+	struct store_app app;
+	struct store_machine m, got;
+	struct store_release r = { 0 };
+	uint64_t v;
+	make_app(s, "acme", "web", &org, &app);
+	assert_int_equal(store_machine_create(s, app.id, "host-1", 0, &m), COFFER_OK);
+	assert_int_equal(store_release_create(s, app.id, "{\"count\":1}", 0, 0, 0, "alice", &v), COFFER_OK);
+	store_close(s);
+	*state = NULL;
+	undo_migration_3();
+	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 2);
+	/* what a version 2 binary could write: a release with a status and a reason */
+	assert_int_equal(raw("UPDATE releases SET reason = 'old', status = 'succeeded'"), 1);
+	s = open_store();
+	*state = s;
+	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 3);
+	assert_int_equal(raw("SELECT count(*) FROM schema_migrations"), 3);
+	assert_int_equal(store_machine_get(s, m.id, &got), COFFER_OK);
+	assert_string_equal(got.state, "created");
+	assert_string_equal(got.host_id, "host-1");
+	assert_int_equal(got.restarts, 0);
+	assert_int_equal(got.started_at, 0);
+	assert_int_equal(store_release_get(s, app.id, 1, &r), COFFER_OK);
+	assert_string_equal(r.config, "{\"count\":1}");
+	assert_string_equal(r.status, "succeeded");
+	assert_string_equal(r.reason, "old");
+	assert_string_equal(r.progress, "{}");
+	assert_int_equal(r.previous_version, 0);
+	assert_int_equal(r.previous_secrets, 0);
+	store_release_clear(&r);
+	assert_null(r.config);
+	assert_int_equal(store_release_create(s, app.id, "{}", 0, 1, 0, "alice", &v), COFFER_OK);
+	assert_int_equal(v, 2);
 }
 
 static void test_schema_newer_refused(void **state)
@@ -944,6 +999,334 @@ static void test_join_tokens(void **state)
 	assert_int_equal(raw("SELECT count(*) FROM join_tokens_used"), 2);
 }
 
+/* ---- machines ---- */
+
+static int has_machine(const struct store_machine_list *l, const char *id)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->items[i].id, id) == 0)
+			return 1;
+	return 0;
+}
+
+static void test_machines(void **state)
+{
+	struct store *s = *state;
+	struct store_org org;
+	struct store_app web, api;
+	struct store_machine m1, m2, m3, got;
+	struct store_machine_list l = { 0 };
+	const char *none = "000000000000000000000000";
+
+	make_app(s, "acme", "web", &org, &web);
+	make_app(s, "acme", "api", &org, &api);
+	assert_int_equal(store_machine_create(s, web.id, "host-1", 1, &m1), COFFER_OK);
+	assert_int_equal(store_machine_create(s, web.id, "host-2", 1, &m2), COFFER_OK);
+	assert_int_equal(store_machine_create(s, api.id, "host-1", 0, &m3), COFFER_OK);
+	assert_int_equal(strlen(m1.id), STORE_ID_LEN);
+	assert_string_not_equal(m1.id, m2.id);
+	assert_string_equal(m1.state, "created");
+	assert_int_equal(store_machine_create(s, none, "host-1", 0, &got), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_machine_create(s, web.id, "", 0, &got), COFFER_ERR_INVALID);
+	assert_int_equal(raw("SELECT count(*) FROM machines"), 3);
+
+	assert_int_equal(store_machine_get(s, m1.id, &got), COFFER_OK);
+	assert_string_equal(got.id, m1.id);
+	assert_string_equal(got.app_id, web.id);
+	assert_string_equal(got.host_id, "host-1");
+	assert_string_equal(got.state, "created");
+	assert_int_equal(got.desired_release, 1);
+	assert_int_equal(got.running_release, 0);
+	assert_int_equal(got.pid, 0);
+	assert_int_equal(got.exit_status, -1);
+	assert_int_equal(got.exit_signal, 0);
+	assert_int_equal(got.started_at, 0);
+	assert_int_equal(got.restarts, 0);
+	assert_int_equal(got.created_at, m1.created_at);
+	assert_true(got.created_at > 1700000000000LL);
+	assert_int_equal(store_machine_get(s, none, &got), COFFER_ERR_NOT_FOUND);
+
+	/* by app and by host, across apps */
+	assert_int_equal(store_machine_list_by_app(s, web.id, &l), COFFER_OK);
+	assert_int_equal(l.n, 2);
+	assert_true(has_machine(&l, m1.id) && has_machine(&l, m2.id));
+	store_machine_list_release(&l);
+	assert_int_equal(store_machine_list_by_host(s, "host-1", &l), COFFER_OK);
+	assert_int_equal(l.n, 2);
+	assert_true(has_machine(&l, m1.id) && has_machine(&l, m3.id));
+	store_machine_list_release(&l);
+	assert_null(l.items);
+	assert_int_equal(store_machine_list_by_host(s, "host-3", &l), COFFER_OK);
+	assert_int_equal(l.n, 0);
+
+	/* desired, then what the agent reports */
+	assert_int_equal(store_machine_set_desired(s, m1.id, 2), COFFER_OK);
+	assert_int_equal(store_machine_set_desired(s, none, 2), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_machine_report(s, m1.id, "starting", 2, 0, -1, 0, 0), COFFER_OK);
+	assert_int_equal(store_machine_get(s, m1.id, &got), COFFER_OK);
+	assert_int_equal(got.desired_release, 2);
+	assert_int_equal(got.running_release, 2);
+	assert_string_equal(got.state, "starting");
+	assert_int_equal(store_machine_report(s, m1.id, "started", 2, 4242, -1, 0, 1700000001000LL), COFFER_OK);
+	assert_int_equal(store_machine_get(s, m1.id, &got), COFFER_OK);
+	assert_string_equal(got.state, "started");
+	assert_int_equal(got.pid, 4242);
+	assert_int_equal(got.started_at, 1700000001000LL);
+	assert_int_equal(got.restarts, 0);
+	assert_true(got.updated_at >= got.created_at);
+	/* the same start told twice is not a restart */
+	assert_int_equal(store_machine_report(s, m1.id, "started", 2, 4242, -1, 0, 1700000001000LL), COFFER_OK);
+	assert_int_equal(store_machine_report(s, m1.id, "failed", 2, 0, 3, 0, 0), COFFER_OK);
+	assert_int_equal(store_machine_get(s, m1.id, &got), COFFER_OK);
+	assert_string_equal(got.state, "failed");
+	assert_int_equal(got.exit_status, 3);
+	assert_int_equal(got.pid, 0);
+	assert_int_equal(got.started_at, 1700000001000LL); /* 0 keeps it */
+	assert_int_equal(got.restarts, 0);
+	/* started again, same release: one restart */
+	assert_int_equal(store_machine_report(s, m1.id, "started", 2, 4300, -1, 0, 1700000002000LL), COFFER_OK);
+	assert_int_equal(store_machine_report(s, m1.id, "stopped", 2, 0, -1, 15, 0), COFFER_OK);
+	assert_int_equal(store_machine_get(s, m1.id, &got), COFFER_OK);
+	assert_int_equal(got.restarts, 1);
+	assert_int_equal(got.exit_signal, 15);
+	assert_int_equal(got.exit_status, -1);
+	/* a start of another release is a deploy, not a restart */
+	assert_int_equal(store_machine_report(s, m1.id, "started", 3, 4400, -1, 0, 1700000003000LL), COFFER_OK);
+	assert_int_equal(store_machine_get(s, m1.id, &got), COFFER_OK);
+	assert_int_equal(got.restarts, 1);
+	assert_int_equal(got.running_release, 3);
+	assert_int_equal(got.started_at, 1700000003000LL);
+
+	/* a state outside the seven is refused, and nothing changes */
+	assert_int_equal(store_machine_report(s, m1.id, "running", 3, 1, -1, 0, 0), COFFER_ERR_INVALID);
+	assert_int_equal(store_machine_report(s, m1.id, "", 3, 1, -1, 0, 0), COFFER_ERR_INVALID);
+	assert_int_equal(store_machine_report(s, m1.id, NULL, 3, 1, -1, 0, 0), COFFER_ERR_INVALID);
+	assert_int_equal(store_machine_report(s, m1.id, "Started", 3, 1, -1, 0, 0), COFFER_ERR_INVALID);
+	assert_int_equal(store_machine_get(s, m1.id, &got), COFFER_OK);
+	assert_string_equal(got.state, "started");
+	assert_int_equal(got.pid, 4400);
+	assert_int_equal(store_machine_report(s, none, "started", 3, 1, -1, 0, 0), COFFER_ERR_NOT_FOUND);
+
+	/* destroyed: still readable, out of its host's list, and final */
+	assert_int_equal(store_machine_destroy(s, m1.id), COFFER_OK);
+	assert_int_equal(store_machine_destroy(s, m1.id), COFFER_OK);
+	assert_int_equal(store_machine_destroy(s, none), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_machine_get(s, m1.id, &got), COFFER_OK);
+	assert_string_equal(got.state, "destroyed");
+	assert_int_equal(store_machine_list_by_host(s, "host-1", &l), COFFER_OK);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.items[0].id, m3.id);
+	store_machine_list_release(&l);
+	assert_int_equal(store_machine_list_by_app(s, web.id, &l), COFFER_OK);
+	assert_int_equal(l.n, 2);
+	assert_true(has_machine(&l, m1.id));
+	store_machine_list_release(&l);
+	assert_int_equal(store_machine_report(s, m1.id, "started", 3, 1, -1, 0, 0), COFFER_ERR_CONFLICT);
+	assert_int_equal(store_machine_set_desired(s, m1.id, 4), COFFER_ERR_CONFLICT);
+	assert_int_equal(store_machine_get(s, m1.id, &got), COFFER_OK);
+	assert_string_equal(got.state, "destroyed");
+	assert_int_equal(got.desired_release, 2);
+}
+
+/* ---- releases ---- */
+
+static void test_releases(void **state)
+{
+	struct store *s = *state;
+	struct store_org org;
+	struct store_app web, api, got;
+	struct store_release r = { 0 };
+	struct store_release_list l = { 0 };
+	const char *config = "{\"cmd\":[\"run\",\"--port\",\"8080\"],\"env\":{\"MODE\":\"prod\"},\"count\":2}";
+	struct store_secret_change c1[] = { set("A", "ct-a1", "d") };
+	uint64_t v = 0, sv;
+	char *big;
+
+	make_app(s, "acme", "web", &org, &web);
+	make_app(s, "acme", "api", &org, &api);
+	assert_int_equal(store_secrets_put(s, web.id, c1, 1, "u", "staged", NULL, &sv), COFFER_OK);
+
+	assert_int_equal(store_release_create(s, web.id, config, sv, 0, 0, "alice", &v), COFFER_OK);
+	assert_int_equal(v, 1);
+	assert_int_equal(store_release_get(s, web.id, 1, &r), COFFER_OK);
+	assert_string_equal(r.app_id, web.id);
+	assert_int_equal(r.version, 1);
+	assert_string_equal(r.config, config);
+	assert_int_equal(r.secrets_version, sv);
+	assert_string_equal(r.status, "pending");
+	assert_string_equal(r.reason, "");
+	assert_string_equal(r.actor, "alice");
+	assert_string_equal(r.progress, "{}");
+	assert_true(r.created_at > 1700000000000LL);
+	assert_int_equal(r.updated_at, r.created_at);
+	store_release_clear(&r);
+
+	/* one release per app at a time: pending blocks, running blocks */
+	v = 99;
+	assert_int_equal(store_release_create(s, web.id, "{}", sv, 1, sv, "bob", &v), COFFER_ERR_CONFLICT);
+	assert_int_equal(v, 99);
+	assert_int_equal(store_release_update(s, web.id, 1, "running", NULL, "{\"moving\":\"m1\"}"), COFFER_OK);
+	assert_int_equal(store_release_create(s, web.id, "{}", sv, 1, sv, "bob", &v), COFFER_ERR_CONFLICT);
+	assert_int_equal(raw("SELECT count(*) FROM releases"), 1);
+	assert_int_equal(store_release_get(s, web.id, 1, &r), COFFER_OK);
+	assert_string_equal(r.status, "running");
+	assert_string_equal(r.progress, "{\"moving\":\"m1\"}");
+	assert_string_equal(r.reason, "");
+	store_release_clear(&r);
+	/* another app is not blocked, and numbers its own releases */
+	assert_int_equal(store_release_create(s, api.id, "{}", 0, 0, 0, "bob", &v), COFFER_OK);
+	assert_int_equal(v, 1);
+	assert_int_equal(store_release_create(s, "000000000000000000000000", "{}", 0, 0, 0, "bob", &v),
+			 COFFER_ERR_NOT_FOUND);
+
+	/* what a controller resumes */
+	assert_int_equal(store_release_running(s, &l), COFFER_OK);
+	assert_int_equal(l.n, 2);
+	{
+		/* created in the same millisecond, they may come in either order */
+		size_t w = strcmp(l.items[0].app_id, web.id) == 0 ? 0 : 1;
+		assert_string_equal(l.items[w].app_id, web.id);
+		assert_string_equal(l.items[w].status, "running");
+		assert_int_equal(l.items[w].version, 1);
+		assert_string_equal(l.items[1 - w].app_id, api.id);
+		assert_string_equal(l.items[1 - w].status, "pending");
+	}
+	store_release_list_release(&l);
+	assert_null(l.items);
+
+	/* finished: NULL keeps reason and progress; it cannot run again */
+	assert_int_equal(store_release_update(s, web.id, 1, "succeeded", NULL, NULL), COFFER_OK);
+	assert_int_equal(store_release_update(s, web.id, 1, "running", NULL, NULL), COFFER_ERR_CONFLICT);
+	assert_int_equal(store_release_update(s, web.id, 1, "pending", NULL, NULL), COFFER_ERR_CONFLICT);
+	assert_int_equal(store_release_update(s, web.id, 1, "done", NULL, NULL), COFFER_ERR_INVALID);
+	assert_int_equal(store_release_update(s, web.id, 1, NULL, NULL, NULL), COFFER_ERR_INVALID);
+	assert_int_equal(store_release_update(s, web.id, 9, "failed", NULL, NULL), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_release_get(s, web.id, 1, &r), COFFER_OK);
+	assert_string_equal(r.status, "succeeded");
+	assert_string_equal(r.progress, "{\"moving\":\"m1\"}");
+	store_release_clear(&r);
+	assert_int_equal(store_release_get(s, web.id, 9, &r), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_release_get(s, web.id, 0, &r), COFFER_ERR_INVALID);
+
+	/* the next one is numbered max + 1 and records where to go back to */
+	assert_int_equal(store_release_create(s, web.id, "{\"count\":3}", sv, 1, sv, "bob", &v), COFFER_OK);
+	assert_int_equal(v, 2);
+	assert_int_equal(store_release_update(s, web.id, 2, "failed", "machine m1 exited with status 1", "{}"),
+			 COFFER_OK);
+	assert_int_equal(store_release_create(s, web.id, "{}", sv, 1, sv, "carol", &v), COFFER_OK);
+	assert_int_equal(v, 3);
+	assert_int_equal(store_release_get(s, web.id, 2, &r), COFFER_OK);
+	assert_string_equal(r.status, "failed");
+	assert_string_equal(r.reason, "machine m1 exited with status 1");
+	assert_int_equal(r.previous_version, 1);
+	assert_int_equal(r.previous_secrets, sv);
+	assert_string_equal(r.actor, "bob");
+	store_release_clear(&r);
+	/* a later progress note keeps the reason */
+	assert_int_equal(store_release_update(s, web.id, 2, "failed", NULL, "{\"rolled_back\":[\"m1\"]}"), COFFER_OK);
+	assert_int_equal(store_release_get(s, web.id, 2, &r), COFFER_OK);
+	assert_string_equal(r.reason, "machine m1 exited with status 1");
+	assert_string_equal(r.progress, "{\"rolled_back\":[\"m1\"]}");
+	store_release_clear(&r);
+
+	/* newest first */
+	assert_int_equal(store_release_list(s, web.id, &l), COFFER_OK);
+	assert_int_equal(l.n, 3);
+	assert_int_equal(l.items[0].version, 3);
+	assert_int_equal(l.items[1].version, 2);
+	assert_int_equal(l.items[2].version, 1);
+	assert_string_equal(l.items[2].config, config);
+	assert_string_equal(l.items[0].actor, "carol");
+	store_release_list_release(&l);
+	assert_int_equal(store_release_list(s, "000000000000000000000000", &l), COFFER_OK);
+	assert_int_equal(l.n, 0);
+
+	/* a config past its size is refused before any SQL */
+	big = malloc(STORE_RELEASE_TEXT_MAX + 2);
+	assert_non_null(big);
+	memset(big, 'x', STORE_RELEASE_TEXT_MAX + 1);
+	big[STORE_RELEASE_TEXT_MAX + 1] = '\0';
+	assert_int_equal(store_release_create(s, api.id, big, 0, 0, 0, "bob", &v), COFFER_ERR_TOO_LARGE);
+	assert_int_equal(store_release_update(s, web.id, 3, "failed", big, NULL), COFFER_ERR_TOO_LARGE);
+	free(big);
+
+	/* current release and deployed secrets move together, to things that exist */
+	assert_int_equal(store_app_set_current_release(s, web.id, 1, sv), COFFER_OK);
+	assert_int_equal(store_app_get(s, web.id, &got), COFFER_OK);
+	assert_int_equal(got.current_release, 1);
+	assert_int_equal(got.deployed_version, sv);
+	assert_int_equal(store_app_set_current_release(s, web.id, 9, sv), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_app_set_current_release(s, web.id, 2, sv + 5), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_app_set_current_release(s, "000000000000000000000000", 0, 0), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_app_get(s, web.id, &got), COFFER_OK);
+	assert_int_equal(got.current_release, 1);
+	assert_int_equal(got.deployed_version, sv);
+	assert_int_equal(store_app_set_current_release(s, web.id, 2, 0), COFFER_OK);
+	assert_int_equal(store_app_get(s, web.id, &got), COFFER_OK);
+	assert_int_equal(got.current_release, 2);
+	assert_int_equal(got.deployed_version, 0);
+	assert_int_equal(store_app_get(s, api.id, &got), COFFER_OK);
+	assert_int_equal(got.current_release, 0);
+}
+
+/* ---- concurrency: release creators racing on one app ---- */
+
+struct creator {
+	const char *app_id;
+	pthread_barrier_t *start;
+	enum coffer_err rc;
+	uint64_t version;
+};
+
+static void *creator_thread(void *arg)
+{
+	struct creator *c = arg;
+	struct store *s = NULL;
+	c->rc = store_open(db.url, &s);
+	pthread_barrier_wait(c->start);
+	if (c->rc == COFFER_OK)
+		c->rc = store_release_create(s, c->app_id, "{}", 0, 0, 0, "racer", &c->version);
+	store_close(s);
+	return NULL;
+}
+
+static void test_release_concurrent(void **state)
+{
+	struct store *s = *state;
+	struct store_org org;
+	struct store_app app;
+	struct creator c[RELEASE_THREADS];
+	pthread_t t[RELEASE_THREADS];
+	pthread_barrier_t start;
+
+	make_app(s, "acme", "web", &org, &app);
+	for (uint64_t round = 1; round <= RELEASE_ROUNDS; round++) {
+		int won = 0, refused = 0;
+		uint64_t winner = 0;
+		assert_int_equal(pthread_barrier_init(&start, NULL, RELEASE_THREADS), 0);
+		for (int i = 0; i < RELEASE_THREADS; i++) {
+			c[i] = (struct creator){ .app_id = app.id, .start = &start };
+			assert_int_equal(pthread_create(&t[i], NULL, creator_thread, &c[i]), 0);
+		}
+		for (int i = 0; i < RELEASE_THREADS; i++) {
+			pthread_join(t[i], NULL);
+			if (c[i].rc == COFFER_OK) {
+				won++;
+				winner = c[i].version;
+			} else if (c[i].rc == COFFER_ERR_CONFLICT) {
+				refused++;
+			}
+		}
+		pthread_barrier_destroy(&start);
+		assert_int_equal(won, 1);
+		assert_int_equal(refused, RELEASE_THREADS - 1);
+		assert_int_equal(winner, round);
+		assert_int_equal(raw("SELECT count(*) FROM releases"), (long long)round);
+		/* the winner finishes: the next round may start one more */
+		assert_int_equal(store_release_update(s, app.id, winner, "succeeded", NULL, NULL), COFFER_OK);
+	}
+}
+
 /* ---- audit ---- */
 
 static void append_events(struct store *s, int n)
@@ -1162,8 +1545,12 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_secrets_head_and_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migration_2_upgrade, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migration_3_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hosts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_join_tokens, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_machines, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_releases, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_release_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_delete_detected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_rehash_detected, setup, teardown),
