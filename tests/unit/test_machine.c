@@ -544,11 +544,18 @@ static void test_process_layout(void **state)
 	assert_string_equal(l1, l2);
 	assert_memory_equal(l1, "pipe:", 5);
 
+	/*
+	 * Nothing blocked or ignored, but for signals 32 and 33: the C library
+	 * keeps them for itself and refuses to change them, so a mask or an
+	 * ignore of those inherited from whoever started the agent (seen in CI)
+	 * passes through exec unchanged.
+	 */
+	const unsigned long long libc_own = (1ULL << 31) | (1ULL << 32);
 	char val[128];
 	proc_status(pid, "SigBlk", val, sizeof(val));
-	assert_string_equal(val, "\t0000000000000000");
+	assert_int_equal(strtoull(val, NULL, 16) & ~libc_own, 0);
 	proc_status(pid, "SigIgn", val, sizeof(val));
-	assert_string_equal(val, "\t0000000000000000");
+	assert_int_equal(strtoull(val, NULL, 16) & ~libc_own, 0);
 
 	stop_machine(m);
 	signal(SIGPIPE, old_pipe);
