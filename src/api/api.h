@@ -97,6 +97,8 @@ enum api_role { API_ROLE_NONE = 0, API_ROLE_READ = 1, API_ROLE_DEPLOY = 2, API_R
 #define API_ACTOR_SIZE 64 /* "tok_<id>", "host:<id>", "anonymous" */
 #define API_HOST_ACTOR_PREFIX "host:"
 
+struct release_ctl;
+
 struct api {
 	struct store_pool *pool;
 	struct secret *digest_key;                /* DIGEST_KEY_LEN bytes */
@@ -105,6 +107,7 @@ struct api {
 	char keeper_url[API_URL_MAX];
 	struct http_server *server;
 	struct hostauth_replay *replay;           /* nonces of signed host requests */
+	struct release_ctl *ctl;                  /* the release controller (release.h) */
 };
 
 /* One request's principal, set by the gate (http_request_auth). */
@@ -219,6 +222,18 @@ enum coffer_err h_audit_verify(struct http_request *req, void *ctx);
 enum coffer_err h_hosts_list(struct http_request *req, void *ctx);
 enum coffer_err h_hosts_register(struct http_request *req, void *ctx);
 enum coffer_err h_hosts_heartbeat(struct http_request *req, void *ctx);
+/* h_releases.c, h_machines.c: users' run-path routes (docs/RUNPATH.md) */
+enum coffer_err h_releases_create(struct http_request *req, void *ctx);
+enum coffer_err h_releases_list(struct http_request *req, void *ctx);
+enum coffer_err h_releases_get(struct http_request *req, void *ctx);
+enum coffer_err h_apps_scale(struct http_request *req, void *ctx);
+enum coffer_err h_apps_status(struct http_request *req, void *ctx);
+enum coffer_err h_machines_list(struct http_request *req, void *ctx);
+enum coffer_err h_machines_destroy(struct http_request *req, void *ctx);
+/* h_agent.c: agents' routes, host-signed */
+enum coffer_err h_agent_assignments(struct http_request *req, void *ctx);
+enum coffer_err h_agent_boot_token(struct http_request *req, void *ctx);
+enum coffer_err h_agent_events(struct http_request *req, void *ctx);
 
 /* ---- h_audit.c: the done callback ---- */
 

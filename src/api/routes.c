@@ -40,12 +40,25 @@ static const struct http_route routes[] = {
 	  "secrets.set" },
 	{ "POST", "/v1/apps/:app/secrets/deploy", AUTH | AUDIT | DEPLOY | APP, API_BODY_SMALL, h_secrets_deploy,
 	  "secrets.deploy" },
+	{ "POST", "/v1/apps/:app/releases", AUTH | AUDIT | DEPLOY | APP, API_BODY_SMALL, h_releases_create,
+	  "releases.create" },
+	{ "GET", "/v1/apps/:app/releases", AUTH | READ | APP, 0, h_releases_list, "releases.list" },
+	{ "GET", "/v1/apps/:app/releases/:version", AUTH | READ | APP, 0, h_releases_get, "releases.get" },
+	{ "POST", "/v1/apps/:app/scale", AUTH | AUDIT | DEPLOY | APP, API_BODY_SMALL, h_apps_scale, "apps.scale" },
+	{ "GET", "/v1/apps/:app/status", AUTH | READ | APP, 0, h_apps_status, "apps.status" },
+	{ "GET", "/v1/apps/:app/machines", AUTH | READ | APP, 0, h_machines_list, "machines.list" },
+	{ "DELETE", "/v1/apps/:app/machines/:id", AUTH | AUDIT | DEPLOY | APP, 0, h_machines_destroy,
+	  "machines.destroy" },
 	{ "GET", "/v1/audit", AUTH | ADMIN, 0, h_audit_list, "audit.list" },
 	{ "GET", "/v1/audit/verify", AUTH | ADMIN, 0, h_audit_verify, "audit.verify" },
 	{ "GET", "/v1/hosts", AUTH | ADMIN, 0, h_hosts_list, "hosts.list" },
 	/* signed by a host (hostauth.h), not by a token */
 	{ "POST", "/v1/hosts/register", AUDIT | HOST, API_BODY_SMALL, h_hosts_register, "hosts.register" },
 	{ "POST", "/v1/hosts/heartbeat", HOST, API_BODY_SMALL, h_hosts_heartbeat, "hosts.heartbeat" },
+	{ "GET", "/v1/agent/assignments", HOST, 0, h_agent_assignments, "agent.assignments" },
+	{ "POST", "/v1/agent/machines/:id/boot-token", AUDIT | HOST, API_BODY_SMALL, h_agent_boot_token,
+	  "agent.boot_token" },
+	{ "POST", "/v1/agent/machines/:id/events", HOST, API_BODY_SMALL, h_agent_events, "agent.events" },
 };
 
 const struct http_route *api_routes(size_t *n)
