@@ -59,19 +59,34 @@ static int run_init(int argc, char **argv)
 {
 	struct opts o = { 0 };
 	struct keeper_paths p;
+	int existed = 0;
+	unsigned added = 0;
 	int ex = parse_opts(argc, argv, 2, &o);
 	if (ex)
 		return ex;
 	if (!o.state_dir || o.key_file || o.store_url || o.listen || o.ready_file || o.log_level || o.ttl)
 		return cli_usage("keeper");
-	enum coffer_err rc = keeper_init(o.state_dir, &p);
-	if (rc == COFFER_ERR_CONFLICT)
-		return cli_fail(rc, "a master key exists already in '%s'; refusing to overwrite it", o.state_dir);
-	if (rc)
+	/* An existing master key is kept: init then only adds the derived files that are missing. */
+	enum coffer_err rc = keeper_init(o.state_dir, &p, &existed, &added);
+	switch (rc) {
+	case COFFER_OK:
+		break;
+	case COFFER_ERR_FORBIDDEN:
+		return cli_fail(rc, "key file '%s/%s' may be read or written by group or others; run 'chmod 600' on it",
+				o.state_dir, KEEPER_KEY_FILE);
+	case COFFER_ERR_INVALID:
+		return cli_fail(rc, "key file '%s/%s' does not hold a %d-byte master key", o.state_dir,
+				KEEPER_KEY_FILE, VAULT_MASTER_LEN);
+	default:
 		return cli_fail(rc, "cannot initialise the keeper in '%s': %s", o.state_dir, coffer_strerror(rc));
+	}
+	if (existed)
+		printf("a master key exists already in '%s': kept it; %u missing file%s written\n", o.state_dir, added,
+		       added == 1 ? "" : "s");
 	printf("master key:     %s\n", p.key);
 	printf("keeper key:     %s\n", p.pub);
 	printf("api credential: %s\n", p.credential);
+	printf("api boot key:   %s\n", p.boot_key);
 	return 0;
 }
 

@@ -10,6 +10,10 @@
  *                   64 hex characters and a newline, 0644
  *   api.credential  the api credential (vault_api_credential), 64 hex
  *                   characters and a newline, 0600
+ *   api.boot.key    the seed of the api's boot-token signing key
+ *                   (vault_api_boot_seed), 64 hex characters and a newline,
+ *                   0600; the api reads it with --boot-key. The keeper
+ *                   never reads it: it derives the public half itself.
  *
  * An app key row (store_app_key_put) for app id A, key version v:
  *   public_key      = pk (HPKE_PK_LEN, X25519)
@@ -31,8 +35,18 @@
  * not verify. The keeper never writes last_heartbeat (the api's).
  *
  * Ownership: struct keeper_keys owns its secrets (keeper_keys_release wipes
- * them). A struct keeper owns its keys, its store pool and its server; keeper_stop releases all of it. The master key is only read by
+ * them). A struct keeper owns its keys, its store pool and its server;
+ * keeper_stop releases all of it. The master key is only read by
  * keeper_start: the caller frees it as soon as keeper_start returns.
+ *
+ * Opening (keeper_open, POST /v1/open; docs/RUNPATH.md "Agent <-> keeper"):
+ * a host presents a boot token the api minted; the keeper checks it under
+ * the public half of the api's boot-token key (derived here, never read
+ * from a file), checks the machine in the store at the time of the
+ * request, opens the token's secrets version with the app key and seals
+ * the values to the host (delivery.h). Every open, refused ones included,
+ * is one audit event KEEPER_OPEN_ACTION; values never leave secure memory
+ * unsealed and are wiped on every path.
  */
 #ifndef COFFER_KEEPER_H
 #define COFFER_KEEPER_H
@@ -40,6 +54,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "err.h"
 #include "hostauth.h"
 #include "hpke.h"
@@ -53,6 +68,7 @@
 #define KEEPER_KEY_FILE "keeper.key"
 #define KEEPER_PUB_FILE "keeper.pub"
 #define KEEPER_CREDENTIAL_FILE "api.credential"
+#define KEEPER_BOOT_KEY_FILE "api.boot.key"
 #define KEEPER_MASTER_ENV "COFFER_KEEPER_MASTER_KEY" /* the master key as 64 hex characters */
 #define KEEPER_PATH_MAX 4096
 
@@ -67,6 +83,8 @@
 #define KEEPER_HOST_NAME_RULE "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 #define KEEPER_JOIN_TTL_DEFAULT_MS ((uint64_t)3600 * 1000)
 #define KEEPER_JOIN_TTL_MAX_MS ((uint64_t)7 * 24 * 3600 * 1000)
+#define KEEPER_OPEN_BODY_MAX ((size_t)4 << 10) /* {"token": "<boot token>"} */
+#define KEEPER_OPEN_ACTION "secrets.open"       /* the audit action of an open */
 
 /* ---- the state folder and the master key ---- */
 
@@ -74,18 +92,26 @@ struct keeper_paths {
 	char key[KEEPER_PATH_MAX];
 	char pub[KEEPER_PATH_MAX];
 	char credential[KEEPER_PATH_MAX];
+	char boot_key[KEEPER_PATH_MAX];
 };
 
-/* The paths of the three files of state_dir. COFFER_ERR_TOO_LARGE past KEEPER_PATH_MAX. */
+/* The paths of the four files of state_dir. COFFER_ERR_TOO_LARGE past KEEPER_PATH_MAX. */
 COFFER_MUST_CHECK enum coffer_err keeper_paths_of(const char *state_dir, struct keeper_paths *out);
 
 /*
  * `keeper init`: creates state_dir (0700) and writes keeper.key (a new
- * random master key, exclusive), keeper.pub and api.credential.
- * COFFER_ERR_CONFLICT, with nothing written, if keeper.key exists.
- * out (may be NULL) receives the paths.
+ * random master key, exclusive), keeper.pub, api.credential and
+ * api.boot.key. When keeper.key exists already it is kept and read
+ * (keeper_master_from_file's refusals apply), and only the files derived
+ * from it that are missing are written (a folder made before api.boot.key
+ * existed gets it): no file is ever overwritten, each is created
+ * exclusively, so running init again is harmless. out (may be NULL)
+ * receives the paths; *existed (may be NULL) is 1 when the master key was
+ * there already, 0 when it was made; *added (may be NULL) counts the files
+ * written.
  */
-COFFER_MUST_CHECK enum coffer_err keeper_init(const char *state_dir, struct keeper_paths *out);
+COFFER_MUST_CHECK enum coffer_err keeper_init(const char *state_dir, struct keeper_paths *out, int *existed,
+					      unsigned *added);
 
 /*
  * The master key from a key file (fs_read_private): COFFER_ERR_FORBIDDEN if
@@ -109,6 +135,7 @@ struct keeper_keys {
 	struct secret *credential;             /* the api credential, VAULT_CREDENTIAL_LEN bytes */
 	struct secret *join;                   /* join token MAC key (hostauth_join_key) */
 	struct secret *registry;               /* host registry MAC key (hostauth_registry_key) */
+	unsigned char boot_pk[JWS_PK_LEN];     /* the api's boot-token public key (vault_api_boot_seed) */
 };
 
 COFFER_MUST_CHECK enum coffer_err keeper_keys_derive(const struct secret *master, struct keeper_keys *out);
@@ -189,6 +216,53 @@ COFFER_MUST_CHECK enum coffer_err keeper_host_enrol(const struct keeper_keys *ke
 COFFER_MUST_CHECK enum coffer_err keeper_host_load(const struct keeper_keys *keys, struct store *s, const char *id,
 						   struct store_host *out);
 
+/* ---- opening a machine's secrets for its host ---- */
+
+/*
+ * Opens, at now (unix seconds), the secrets the boot token names for the
+ * host that presented it. host is that host's row as the caller's gate
+ * loaded it (keeper_host_load: its registry MAC verified) after verifying
+ * the request's signature under it. Checks, in this order, each refusal
+ * with its code and a fixed *why (never a value or a token):
+ *   COFFER_ERR_UNAUTH     "invalid boot token" (boottoken_verify under
+ *                         keys->boot_pk: another key, malformed, edited);
+ *                         "boot token expired or not yet valid"
+ *   COFFER_ERR_FORBIDDEN  "boot token is for another host"
+ *   COFFER_ERR_NOT_FOUND  "unknown machine" (store_machine_get, now)
+ *   COFFER_ERR_CONFLICT   "machine is destroyed"
+ *   COFFER_ERR_FORBIDDEN  "machine belongs to another app";
+ *                         "machine is not on this host"
+ *   COFFER_ERR_NOT_FOUND  "unknown secrets version"
+ *   COFFER_ERR_CRYPTO     "app key failed verification" (keeper_app_key_load,
+ *                         or no key of the version a ciphertext names);
+ *                         "secret failed verification" (vault_open_value
+ *                         under (app id, name, key version): a ciphertext
+ *                         moved to another name or app; logged with the app
+ *                         id and the name): one item refuses the whole open.
+ * A secrets version of 0 in the token (the app had none) opens as an empty
+ * list. Then the values are sealed (delivery_seal) to host->seal_pk for
+ * (host id, machine id, jti) into *sealed, replaced only on success.
+ * Every call appends one audit event (store_audit_append): action
+ * KEEPER_OPEN_ACTION, actor "host:<host id>", org and app (its name) when
+ * known, detail {"host","machine","release","version","names":[...]}
+ * (names only, and only what is known), outcome "ok", "refused: <why>" or
+ * "error: <code name>"; request_id (may be NULL) is kept in it. An open
+ * whose event cannot be appended is not delivered (the store's error).
+ * Store errors pass through with *why NULL.
+ */
+COFFER_MUST_CHECK enum coffer_err keeper_open(const struct keeper_keys *keys, struct store *s,
+					      const struct store_host *host, const char *token, size_t token_len,
+					      int64_t now, const char *request_id, struct buf *sealed,
+					      const char **why);
+/*
+ * The audit event of an open refused before keeper_open ran (the request's
+ * signature, or its body): actor "host:<host_id>" when verified, else
+ * "anonymous" with host_id (may be NULL; kept only when it is a well-formed
+ * host id) in the detail as "claimed_host"; outcome "refused: <reason>".
+ */
+COFFER_MUST_CHECK enum coffer_err keeper_open_audit_refusal(struct store *s, const char *host_id, int verified,
+							    const char *reason, const char *request_id);
+
 /* ---- the server ---- */
 
 struct keeper_config {
@@ -203,7 +277,7 @@ struct keeper;
 /*
  * Derives the keys from master, opens the store connections, starts the
  * HTTP server (GET /v1/health, POST /v1/app-keys, POST /v1/hosts/enrol,
- * GET /v1/hosts/self) and writes the ready file.
+ * GET /v1/hosts/self, POST /v1/open) and writes the ready file.
  */
 COFFER_MUST_CHECK enum coffer_err keeper_start(const struct keeper_config *cfg, const struct secret *master,
 					       struct keeper **out);

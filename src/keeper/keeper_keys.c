@@ -18,10 +18,11 @@
 #define KEY_FILE_MODE 0600
 #define PUB_FILE_MODE 0644
 #define CREDENTIAL_FILE_MODE 0600
+#define BOOT_KEY_FILE_MODE 0600
 #define HEX_LINE_SIZE (HEX_LEN(32) + 2) /* 64 hex characters, a newline, a NUL */
 #define AAD_MAX (2 + VAULT_ID_MAX + 4)
 
-_Static_assert(VAULT_CREDENTIAL_LEN == 32 && JWS_PK_LEN == 32, "hex files hold 32 bytes");
+_Static_assert(VAULT_CREDENTIAL_LEN == 32 && JWS_PK_LEN == 32 && VAULT_BOOT_SEED_LEN == 32, "hex files hold 32 bytes");
 _Static_assert(KEEPER_PK_BLOB_LEN <= STORE_KEY_BLOB_MAX && KEEPER_WRAPPED_LEN <= STORE_KEY_BLOB_MAX,
 	       "app key blobs fit the store");
 
@@ -34,28 +35,62 @@ enum coffer_err keeper_paths_of(const char *state_dir, struct keeper_paths *out)
 	if (!rc)
 		rc = fmt_into(p.credential, sizeof(p.credential), "%s/%s", state_dir, KEEPER_CREDENTIAL_FILE);
 	if (!rc)
+		rc = fmt_into(p.boot_key, sizeof(p.boot_key), "%s/%s", state_dir, KEEPER_BOOT_KEY_FILE);
+	if (!rc)
 		*out = p;
 	return rc;
 }
 
-/* Writes 32 bytes as a line of hex; the line is wiped (it may be the credential). */
+/*
+ * Writes 32 bytes as a line of hex, created exclusively (COFFER_ERR_CONFLICT
+ * if path exists); the line is wiped (it may be the credential or a seed).
+ */
 static enum coffer_err write_hex_file(const char *path, const unsigned char *bytes, mode_t mode)
 {
 	char line[HEX_LINE_SIZE];
 	enum coffer_err rc = hex_encode(bytes, 32, line, sizeof(line) - 1);
 	if (!rc) {
 		line[HEX_LEN(32)] = '\n';
-		rc = fs_write_atomic(path, line, HEX_LEN(32) + 1, mode, 0);
+		rc = fs_write_atomic(path, line, HEX_LEN(32) + 1, mode, 1);
 	}
 	sodium_memzero(line, sizeof(line));
 	return rc;
 }
 
-enum coffer_err keeper_init(const char *state_dir, struct keeper_paths *out)
+/* Writes the file unless it exists (never overwritten); counts what it wrote. */
+static enum coffer_err add_hex_file(const char *path, const unsigned char *bytes, mode_t mode, unsigned *added)
+{
+	enum coffer_err rc = write_hex_file(path, bytes, mode);
+	if (rc == COFFER_ERR_CONFLICT)
+		return COFFER_OK;
+	if (!rc)
+		(*added)++;
+	return rc;
+}
+
+/* The files derived from the master key, each written only if missing. */
+static enum coffer_err add_derived_files(const struct keeper_paths *p, const struct secret *master,
+					 const struct keeper_keys *keys, unsigned *added)
+{
+	struct secret *seed = NULL;
+	enum coffer_err rc = add_hex_file(p->pub, keys->signing_pk, PUB_FILE_MODE, added);
+	if (!rc)
+		rc = add_hex_file(p->credential, secret_cbytes(keys->credential), CREDENTIAL_FILE_MODE, added);
+	if (!rc)
+		rc = vault_api_boot_seed(master, &seed);
+	if (!rc)
+		rc = add_hex_file(p->boot_key, secret_cbytes(seed), BOOT_KEY_FILE_MODE, added);
+	secret_free(seed);
+	return rc;
+}
+
+enum coffer_err keeper_init(const char *state_dir, struct keeper_paths *out, int *existed, unsigned *added)
 {
 	struct keeper_paths p;
 	struct secret *master = NULL;
 	struct keeper_keys keys = { 0 };
+	int had_key = 0;
+	unsigned n = 0;
 	enum coffer_err rc = keeper_paths_of(state_dir, &p);
 	if (rc)
 		goto out;
@@ -66,20 +101,29 @@ enum coffer_err keeper_init(const char *state_dir, struct keeper_paths *out)
 	if (rc)
 		goto out;
 	randombytes_buf(secret_bytes(master), secret_len(master));
-	rc = keeper_keys_derive(master, &keys);
-	if (rc)
-		goto out;
-	/* The key first and exclusively: an existing key stops everything here. */
+	/* The key first and exclusively: an existing key is never replaced, only read. */
 	rc = fs_write_atomic(p.key, secret_cbytes(master), secret_len(master), KEY_FILE_MODE, 1);
+	if (rc == COFFER_ERR_CONFLICT) {
+		secret_free(master);
+		master = NULL;
+		had_key = 1;
+		rc = keeper_master_from_file(p.key, &master);
+	} else if (!rc) {
+		n++;
+	}
 	if (rc)
 		goto out;
-	rc = write_hex_file(p.pub, keys.signing_pk, PUB_FILE_MODE);
+	rc = keeper_keys_derive(master, &keys);
 	if (!rc)
-		rc = write_hex_file(p.credential, secret_cbytes(keys.credential), CREDENTIAL_FILE_MODE);
+		rc = add_derived_files(&p, master, &keys, &n);
 	if (rc)
 		goto out;
 	if (out)
 		*out = p;
+	if (existed)
+		*existed = had_key;
+	if (added)
+		*added = n;
 out:
 	keeper_keys_release(&keys);
 	secret_free(master);
@@ -125,6 +169,18 @@ enum coffer_err keeper_master_from_env(struct secret **master)
 	return rc;
 }
 
+/* The public half of the api's boot-token key: derived, so no file can swap it. */
+static enum coffer_err boot_public_key(const struct secret *master, unsigned char pk[JWS_PK_LEN])
+{
+	struct secret *seed = NULL, *sk = NULL;
+	enum coffer_err rc = vault_api_boot_seed(master, &seed);
+	if (!rc)
+		rc = jws_key_from_seed(seed, &sk, pk);
+	secret_free(sk);
+	secret_free(seed);
+	return rc;
+}
+
 enum coffer_err keeper_keys_derive(const struct secret *master, struct keeper_keys *out)
 {
 	struct keeper_keys k = { 0 };
@@ -140,6 +196,8 @@ enum coffer_err keeper_keys_derive(const struct secret *master, struct keeper_ke
 		rc = hostauth_join_key(master, &k.join);
 	if (!rc)
 		rc = hostauth_registry_key(master, &k.registry);
+	if (!rc)
+		rc = boot_public_key(master, k.boot_pk);
 	if (rc) {
 		keeper_keys_release(&k);
 		return rc;

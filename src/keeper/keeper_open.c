@@ -1,2 +1,350 @@
-/* keeper_open.c — being written (docs/RUNPATH.md). */
-typedef int coffer_placeholder_keeper_open;
+/*
+ * keeper_open.c — POST /v1/open: a host's boot token checked against the
+ * store at the time of the request, the token's secrets version opened with
+ * the app key, the values sealed to the host, and one audit event per open,
+ * refused ones included (docs/RUNPATH.md, "Agent <-> keeper").
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "boottoken.h"
+#include "delivery.h"
+#include "json.h"
+#include "keeper.h"
+#include "log.h"
+#include "banned.h"
+
+#define ACTOR_HOST_PREFIX "host:" /* the api's form of a host actor too */
+#define ACTOR_ANONYMOUS "anonymous"
+#define ACTOR_SIZE (sizeof(ACTOR_HOST_PREFIX) + HOSTAUTH_HOST_ID_MAX)
+#define OUTCOME_SIZE 128
+#define REFUSED_PREFIX "refused: "
+#define DETAIL_MAX ((size_t)60 << 10)      /* under STORE_AUDIT_FIELD_MAX */
+#define DETAIL_NAMES_MAX ((size_t)48 << 10) /* name bytes listed; the rest are counted */
+
+_Static_assert(DETAIL_MAX <= STORE_AUDIT_FIELD_MAX, "the detail fits an audit field");
+_Static_assert(STORE_ID_LEN <= BOOTTOKEN_ID_MAX && STORE_ID_LEN <= DELIVERY_ID_MAX, "store ids fit tokens");
+
+/* What one open learnt, for its audit event. */
+struct open_state {
+	const struct store_host *host;
+	int have_claims;
+	struct boottoken_claims claims;
+	int have_app;
+	struct store_app app;
+	struct store_secret_list list; /* names of the version, when read */
+	int have_list;
+};
+
+static enum coffer_err add_names(json_t *d, const struct store_secret_list *l)
+{
+	json_t *names = json_array();
+	size_t bytes = 0, i;
+	if (!names || json_object_set_new(d, "names", names))
+		return COFFER_ERR_NOMEM;
+	for (i = 0; i < l->n; i++) {
+		size_t len = strlen(l->items[i].name);
+		if (bytes + len > DETAIL_NAMES_MAX)
+			break;
+		bytes += len;
+		if (json_array_append_new(names, json_string(l->items[i].name)))
+			return COFFER_ERR_NOMEM;
+	}
+	if (i < l->n && json_object_set_new(d, "names_omitted", json_integer((json_int_t)(l->n - i))))
+		return COFFER_ERR_NOMEM;
+	return COFFER_OK;
+}
+
+/* The event's detail: only what is known, names and ids, never a value. */
+static enum coffer_err detail_of(const struct open_state *st, const char *claimed_host, struct buf *out)
+{
+	enum coffer_err rc = COFFER_OK;
+	json_t *d = json_object();
+	if (!d)
+		return COFFER_ERR_NOMEM;
+	if (st && st->host && json_object_set_new(d, "host", json_string(st->host->id)))
+		rc = COFFER_ERR_NOMEM;
+	if (!rc && claimed_host && json_object_set_new(d, "claimed_host", json_string(claimed_host)))
+		rc = COFFER_ERR_NOMEM;
+	if (!rc && st && st->have_claims &&
+	    (json_object_set_new(d, "machine", json_string(st->claims.machine)) ||
+	     json_object_set_new(d, "release", json_integer((json_int_t)st->claims.release)) ||
+	     json_object_set_new(d, "version", json_integer((json_int_t)st->claims.secrets_version))))
+		rc = COFFER_ERR_NOMEM;
+	if (!rc && st && st->have_claims) {
+		if (st->have_list)
+			rc = add_names(d, &st->list);
+		else if (json_object_set_new(d, "names", json_array()))
+			rc = COFFER_ERR_NOMEM;
+	}
+	if (!rc)
+		rc = json_dump_buf(d, out);
+	json_decref(d);
+	return rc;
+}
+
+static enum coffer_err append_event(struct store *s, const char *org_id, const char *actor, const char *app,
+				    const struct buf *detail, const char *outcome, const char *request_id)
+{
+	struct store_audit_event ev = {
+		.org_id = org_id,
+		.actor = actor,
+		.action = KEEPER_OPEN_ACTION,
+		.app = app,
+		.detail = detail->ptr,
+		.outcome = outcome,
+		.request_id = request_id,
+	};
+	enum coffer_err rc = store_audit_append(s, &ev, NULL);
+	if (rc)
+		log_error("audit_append_failed", LF_S("action", KEEPER_OPEN_ACTION), LF_S("request_id", request_id),
+			  LF_S("error", coffer_err_name(rc)));
+	return rc;
+}
+
+/* The audit event of an open that keeper_open decided (rc, why). */
+static enum coffer_err audit(struct store *s, const struct open_state *st, enum coffer_err rc, const char *why,
+			     const char *request_id)
+{
+	char actor[ACTOR_SIZE], outcome[OUTCOME_SIZE];
+	struct buf detail;
+	enum coffer_err arc;
+
+	buf_init(&detail, DETAIL_MAX);
+	arc = fmt_into(actor, sizeof(actor), "%s%s", ACTOR_HOST_PREFIX, st->host->id);
+	if (!arc) {
+		if (rc == COFFER_OK)
+			arc = str_copy(outcome, sizeof(outcome), "ok");
+		else if (why)
+			arc = fmt_into(outcome, sizeof(outcome), "%s%s", REFUSED_PREFIX, why);
+		else
+			arc = fmt_into(outcome, sizeof(outcome), "error: %s", coffer_err_name(rc));
+	}
+	if (!arc)
+		arc = detail_of(st, NULL, &detail);
+	if (!arc)
+		arc = append_event(s, st->have_app ? st->app.org_id : NULL, actor, st->have_app ? st->app.name : NULL,
+				   &detail, outcome, request_id);
+	buf_release(&detail);
+	return arc;
+}
+
+enum coffer_err keeper_open_audit_refusal(struct store *s, const char *host_id, int verified, const char *reason,
+					  const char *request_id)
+{
+	char actor[ACTOR_SIZE], outcome[OUTCOME_SIZE];
+	struct store_host h;
+	struct open_state st = { 0 };
+	struct buf detail;
+	int id_ok = host_id && hostauth_host_id_ok(host_id);
+	enum coffer_err rc = COFFER_OK;
+
+	buf_init(&detail, DETAIL_MAX);
+	if (verified && id_ok) {
+		memset(&h, 0, sizeof(h));
+		rc = str_copy(h.id, sizeof(h.id), host_id);
+		st.host = &h;
+		if (!rc)
+			rc = fmt_into(actor, sizeof(actor), "%s%s", ACTOR_HOST_PREFIX, host_id);
+	} else {
+		rc = str_copy(actor, sizeof(actor), ACTOR_ANONYMOUS);
+	}
+	if (!rc)
+		rc = fmt_into(outcome, sizeof(outcome), "%s%s", REFUSED_PREFIX, reason ? reason : "refused");
+	if (!rc)
+		rc = detail_of(&st, !verified && id_ok ? host_id : NULL, &detail);
+	if (!rc)
+		rc = append_event(s, NULL, actor, NULL, &detail, outcome, request_id);
+	buf_release(&detail);
+	return rc;
+}
+
+/* One ciphertext that does not open: the whole open is refused, the name logged (never a value). */
+static enum coffer_err item_refused(const char *app_id, const char *name, uint64_t key_version, const char *check)
+{
+	log_warn("secret_open_refused", LF_S("app_id", app_id), LF_S("name", name), LF_I("key_version", key_version),
+		 LF_S("check", check));
+	return COFFER_ERR_CRYPTO;
+}
+
+/*
+ * Opens every item of st->list with the app's keys into values[i] (each
+ * key version loaded once per run of equal versions). *why is set on a
+ * refusal.
+ */
+static enum coffer_err open_items(const struct keeper_keys *keys, struct store *s, const struct open_state *st,
+				  struct secret **values, const char **why)
+{
+	const char *app_id = st->claims.app;
+	struct secret *sk = NULL;
+	uint64_t loaded = 0;
+	enum coffer_err rc = COFFER_OK;
+
+	for (size_t i = 0; i < st->list.n && !rc; i++) {
+		const struct store_secret *it = &st->list.items[i];
+		if (it->key_version < 1 || it->key_version > UINT32_MAX) {
+			rc = item_refused(app_id, it->name, it->key_version, "key_version");
+			*why = "secret failed verification";
+			break;
+		}
+		if (!sk || loaded != it->key_version) {
+			secret_free(sk);
+			sk = NULL;
+			rc = keeper_app_key_load(keys, s, app_id, it->key_version, &sk);
+			if (rc == COFFER_ERR_CRYPTO || rc == COFFER_ERR_NOT_FOUND || rc == COFFER_ERR_INVALID) {
+				/* keeper_app_key_load logged tampering; a missing key is the store lying too */
+				rc = item_refused(app_id, it->name, it->key_version, "app_key");
+				*why = "app key failed verification";
+			}
+			if (rc)
+				break;
+			loaded = it->key_version;
+		}
+		rc = vault_open_value(sk, app_id, it->name, (uint32_t)it->key_version, it->ciphertext,
+				      it->ciphertext_len, &values[i]);
+		if (rc == COFFER_ERR_CRYPTO || rc == COFFER_ERR_INVALID) {
+			rc = item_refused(app_id, it->name, it->key_version, "ciphertext");
+			*why = "secret failed verification";
+		}
+	}
+	secret_free(sk);
+	return rc;
+}
+
+/* Opens the version's values and seals them to the host for (host, machine, jti). */
+static enum coffer_err open_and_seal(const struct keeper_keys *keys, struct store *s, const struct open_state *st,
+				     struct buf *sealed, const char **why)
+{
+	size_t n = st->have_list ? st->list.n : 0;
+	struct secret **values = NULL;
+	struct delivery_item *items = NULL;
+	enum coffer_err rc = COFFER_OK;
+
+	if (n) {
+		values = calloc(n, sizeof(*values));
+		items = calloc(n, sizeof(*items));
+		if (!values || !items) {
+			rc = COFFER_ERR_NOMEM;
+			goto out;
+		}
+		rc = open_items(keys, s, st, values, why);
+		if (rc)
+			goto out;
+		for (size_t i = 0; i < n; i++) {
+			items[i].name = st->list.items[i].name;
+			items[i].value = values[i];
+		}
+	}
+	rc = delivery_seal(st->host->seal_pk, st->host->id, st->claims.machine, st->claims.jti, items, n, sealed);
+out:
+	for (size_t i = 0; values && i < n; i++)
+		secret_free(values[i]);
+	free(items);
+	free(values);
+	return rc;
+}
+
+/* The checks of RUNPATH.md in their order, then the open; *why on a refusal. */
+static enum coffer_err decide(const struct keeper_keys *keys, struct store *s, struct open_state *st,
+			      const char *token, size_t token_len, int64_t now, struct buf *sealed, const char **why)
+{
+	struct store_machine m;
+	enum coffer_err rc;
+
+	rc = boottoken_verify(keys->boot_pk, token, token_len, now, &st->claims);
+	if (rc == COFFER_ERR_NOMEM)
+		return rc;
+	if (rc) {
+		*why = rc == COFFER_ERR_UNAUTH ? "boot token expired or not yet valid" : "invalid boot token";
+		return COFFER_ERR_UNAUTH;
+	}
+	st->have_claims = 1;
+	/* The app, for the audit; an app that is gone leaves the event without one. */
+	rc = store_app_get(s, st->claims.app, &st->app);
+	if (rc == COFFER_OK)
+		st->have_app = 1;
+	else if (rc != COFFER_ERR_NOT_FOUND)
+		return rc;
+	if (strcmp(st->claims.host, st->host->id) != 0) {
+		*why = "boot token is for another host";
+		return COFFER_ERR_FORBIDDEN;
+	}
+	rc = store_machine_get(s, st->claims.machine, &m);
+	if (rc == COFFER_ERR_NOT_FOUND) {
+		*why = "unknown machine";
+		return rc;
+	}
+	if (rc)
+		return rc;
+	if (strcmp(m.state, "destroyed") == 0) {
+		*why = "machine is destroyed";
+		return COFFER_ERR_CONFLICT;
+	}
+	if (strcmp(m.app_id, st->claims.app) != 0) {
+		*why = "machine belongs to another app";
+		return COFFER_ERR_FORBIDDEN;
+	}
+	if (strcmp(m.host_id, st->host->id) != 0) {
+		*why = "machine is not on this host";
+		return COFFER_ERR_FORBIDDEN;
+	}
+	/* Version 0: the app had no secrets when the token was minted (not the head: that is store_secrets_get's 0). */
+	if (st->claims.secrets_version != 0) {
+		rc = store_secrets_get(s, st->claims.app, st->claims.secrets_version, &st->list);
+		if (rc == COFFER_ERR_NOT_FOUND) {
+			*why = "unknown secrets version";
+			return rc;
+		}
+		if (rc)
+			return rc;
+		st->have_list = 1;
+		if (st->list.version != st->claims.secrets_version) {
+			log_warn("secrets_version_mismatch", LF_S("app_id", st->claims.app),
+				 LF_I("version", st->claims.secrets_version));
+			*why = "secret failed verification";
+			return COFFER_ERR_CRYPTO;
+		}
+	}
+	return open_and_seal(keys, s, st, sealed, why);
+}
+
+enum coffer_err keeper_open(const struct keeper_keys *keys, struct store *s, const struct store_host *host,
+			    const char *token, size_t token_len, int64_t now, const char *request_id, struct buf *sealed,
+			    const char **why)
+{
+	struct open_state st;
+	struct buf out;
+	const char *reason = NULL;
+	enum coffer_err rc, arc;
+
+	memset(&st, 0, sizeof(st));
+	st.host = host;
+	buf_init(&out, sealed->max);
+	rc = decide(keys, s, &st, token, token_len, now, &out, &reason);
+	if (rc != COFFER_OK && rc != COFFER_ERR_UNAUTH && rc != COFFER_ERR_FORBIDDEN && rc != COFFER_ERR_NOT_FOUND &&
+	    rc != COFFER_ERR_CONFLICT && rc != COFFER_ERR_CRYPTO)
+		reason = NULL; /* a store or resource error, not a refusal */
+	/* The event first: an open that cannot be audited is not delivered. */
+	arc = audit(s, &st, rc, reason, request_id);
+	if (!rc && arc)
+		rc = arc;
+	if (!rc) {
+		log_info("secrets_opened", LF_S("host_id", host->id), LF_S("machine_id", st.claims.machine),
+			 LF_S("app_id", st.claims.app), LF_I("version", st.claims.secrets_version),
+			 LF_I("count", st.have_list ? st.list.n : 0), LF_S("jti", st.claims.jti));
+		buf_release(sealed);
+		*sealed = out;
+		buf_init(&out, 0);
+	} else {
+		log_info("secrets_open_refused", LF_S("host_id", host->id),
+			 LF_S("machine_id", st.have_claims ? st.claims.machine : NULL),
+			 LF_S("app_id", st.have_claims ? st.claims.app : NULL),
+			 LF_S("reason", reason ? reason : coffer_err_name(rc)));
+	}
+	*why = reason;
+	buf_release(&out);
+	store_secret_list_release(&st.list);
+	return rc;
+}

@@ -1,7 +1,7 @@
 /*
  * keeper_server.c — the keeper's HTTP server: its route table, the gate
  * (the api credential, or a host's signed request), the handlers, and the
- * audit of host enrolment. Handlers borrow store connections from a
+ * audit of host enrolment and of opens refused before keeper_open ran. Handlers borrow store connections from a
  * store_pool (a struct store is one thread's at a time; the server runs a
  * thread per connection).
  */
@@ -12,6 +12,7 @@
 
 #include <sodium.h>
 
+#include "delivery.h"
 #include "encode.h"
 #include "fs.h"
 #include "http_server.h"
@@ -54,6 +55,8 @@ struct keeper_note {
 	int enrolled;
 	char host_id[STORE_ID_SIZE];
 	char name[STORE_NAME_SIZE];
+	const char *refusal; /* a fixed reason the gate or the handler refused for, for the audit */
+	int open_audited;    /* keeper_open appended the event of this open */
 };
 
 static void note_release(void *p)
@@ -75,6 +78,15 @@ static struct keeper_note *note_of(struct http_request *req)
 static int64_t now_s(void)
 {
 	return (int64_t)time(NULL);
+}
+
+/* Notes why a request was refused (a fixed string), for the audit; returns code. */
+static enum coffer_err refuse(struct http_request *req, enum coffer_err code, const char *why)
+{
+	struct keeper_note *n = note_of(req);
+	if (n)
+		n->refusal = why;
+	return http_reply_error(req, code, why);
 }
 
 /* ---- the gate: the api credential, compared in constant time; or a host's signature ---- */
@@ -102,26 +114,26 @@ static enum coffer_err host_gate(struct http_request *req, struct keeper *k)
 	enum coffer_err rc;
 
 	if (!hostauth_host_id_ok(p.host))
-		return http_reply_error(req, COFFER_ERR_UNAUTH, "missing or malformed host signature headers");
+		return refuse(req, COFFER_ERR_UNAUTH, "missing or malformed host signature headers");
 	if (!r.path)
-		return http_reply_error(req, COFFER_ERR_UNAUTH, "request target too long to verify");
+		return refuse(req, COFFER_ERR_UNAUTH, "request target too long to verify");
 	rc = store_pool_acquire(k->pool, &s);
 	if (rc)
 		return http_reply_error(req, rc, NULL);
 	rc = keeper_host_load(&k->keys, s, p.host, &h);
 	store_pool_release(k->pool, s, rc);
 	if (rc == COFFER_ERR_NOT_FOUND)
-		return http_reply_error(req, COFFER_ERR_UNAUTH, "unknown host");
+		return refuse(req, COFFER_ERR_UNAUTH, "unknown host");
 	if (rc == COFFER_ERR_CRYPTO)
-		return http_reply_error(req, COFFER_ERR_UNAUTH, "host record failed verification");
+		return refuse(req, COFFER_ERR_UNAUTH, "host record failed verification");
 	if (rc)
 		return http_reply_error(req, rc, NULL);
 	if (strcmp(h.state, KEEPER_HOST_STATE_READY) != 0)
-		return http_reply_error(req, COFFER_ERR_UNAUTH, "host is not enrolled");
+		return refuse(req, COFFER_ERR_UNAUTH, "host is not enrolled");
 	rc = hostauth_verify(&r, &p, h.sign_pk, k->replay, now_s(), &why);
 	if (rc) {
 		log_info("host_request_refused", LF_S("host_id", h.id), LF_S("reason", why));
-		return http_reply_error(req, rc, why);
+		return refuse(req, rc, why);
 	}
 	n = note_of(req);
 	if (!n)
@@ -358,7 +370,83 @@ static enum coffer_err h_hosts_self(struct http_request *req, void *ctx)
 	return rc;
 }
 
-/* ---- audit: one event per audited request (host enrolment), refusals included ---- */
+/*
+ * POST /v1/open {"token": "<boot token>"} from a host the gate verified:
+ * keeper_open decides, audits and seals; the answer is {"sealed": b64url}.
+ */
+static enum coffer_err h_open(struct http_request *req, void *ctx)
+{
+	static const char *const allowed[] = { "token", NULL };
+	struct keeper *k = ctx;
+	struct keeper_note *n = http_request_auth(req);
+	struct store *s = NULL;
+	struct json_error jerr;
+	json_t *body = NULL, *doc = NULL;
+	const char *token = NULL, *why = NULL;
+	size_t token_len = 0;
+	struct buf sealed;
+	enum coffer_err rc;
+
+	buf_init(&sealed, DELIVERY_SEALED_MAX);
+	if (!n || !n->is_host)
+		return COFFER_ERR_INTERNAL;
+	rc = http_request_json(req, &body);
+	if (rc) {
+		n->refusal = "malformed request body";
+		goto out;
+	}
+	rc = json_check_fields(body, allowed, &jerr);
+	if (!rc)
+		rc = json_get_string(body, "token", 1, &token, &token_len, &jerr);
+	if (rc) {
+		n->refusal = "malformed request body";
+		rc = http_reply_error(req, rc, jerr.message);
+		goto out;
+	}
+	rc = store_pool_acquire(k->pool, &s);
+	if (rc)
+		goto out;
+	rc = keeper_open(&k->keys, s, &n->host, token, token_len, now_s(), http_request_id(req), &sealed, &why);
+	store_pool_release(k->pool, s, rc);
+	n->open_audited = 1;
+	if (rc) {
+		rc = http_reply_error(req, rc, why);
+		goto out;
+	}
+	doc = json_object();
+	if (!doc) {
+		rc = COFFER_ERR_NOMEM;
+		goto out;
+	}
+	rc = reply_b64url(doc, "sealed", sealed.ptr, sealed.len);
+	if (!rc)
+		rc = http_reply_json(req, 200, doc);
+out:
+	json_decref(doc);
+	json_decref(body);
+	buf_release(&sealed);
+	return rc;
+}
+
+/* An open refused before keeper_open ran (signature, body, limits): audited all the same. */
+static void audit_open_refused(struct http_request *req, struct keeper *k, const struct keeper_note *n,
+			       enum coffer_err code)
+{
+	struct store *s = NULL;
+	int verified = n && n->is_host;
+	const char *host = verified ? n->host.id : http_request_header(req, HOSTAUTH_HEADER_HOST);
+	const char *reason = n && n->refusal ? n->refusal : coffer_err_name(code);
+	enum coffer_err rc = store_pool_acquire(k->pool, &s);
+	if (!rc) {
+		rc = keeper_open_audit_refusal(s, host, verified, reason, http_request_id(req));
+		store_pool_release(k->pool, s, rc);
+	}
+	if (rc)
+		log_error("audit_append_failed", LF_S("action", KEEPER_OPEN_ACTION),
+			  LF_S("request_id", http_request_id(req)), LF_S("error", coffer_err_name(rc)));
+}
+
+/* ---- audit: one event per audited request (host enrolment, opens), refusals included ---- */
 
 static void audit_done(struct http_request *req, const struct http_route *route, int status, enum coffer_err code,
 		       void *ctx)
@@ -374,6 +462,12 @@ static void audit_done(struct http_request *req, const struct http_route *route,
 
 	if (!(route->flags & HTTP_ROUTE_AUDIT))
 		return;
+	if (route->handler == h_open) {
+		/* keeper_open audits every open it decides; the rest are refusals before it */
+		if (!n || !n->open_audited)
+			audit_open_refused(req, k, n, code ? code : coffer_err_from_http_status(status));
+		return;
+	}
 	if (n && n->enrolled && fmt_into(actor, sizeof(actor), "%s%s", AUDIT_HOST_PREFIX, n->host_id))
 		return;
 	buf_init(&detail, AUDIT_DETAIL_MAX);
@@ -417,6 +511,8 @@ static const struct http_route routes[] = {
 	/* no credential: the join token in the body is the authority, checked by keeper_host_enrol */
 	{ "POST", "/v1/hosts/enrol", HTTP_ROUTE_AUDIT, KEEPER_ENROL_BODY_MAX, h_hosts_enrol, "hosts.enrol" },
 	{ "GET", "/v1/hosts/self", KEEPER_ROUTE_HOST, 0, h_hosts_self, "hosts.self" },
+	/* host-signed; the boot token in the body is the authority for one machine's secrets */
+	{ "POST", "/v1/open", KEEPER_ROUTE_HOST | HTTP_ROUTE_AUDIT, KEEPER_OPEN_BODY_MAX, h_open, KEEPER_OPEN_ACTION },
 };
 
 /* ---- start and stop ---- */

@@ -16,10 +16,12 @@
  *                    less or more; exp - iat is 1..BOOTTOKEN_TTL_MAX
  *   jti              16 random bytes in hex, fresh for every token
  *
- * Keys: the api signs with a boot-token signing key of its own (Ed25519,
- * not the keeper's key and not a host's), which it generates in its state
- * folder; the keeper is configured with its public key and verifies with
- * it. A token signed by any other key is COFFER_ERR_CRYPTO.
+ * Keys: the api signs with a boot-token signing key (Ed25519, not the
+ * keeper's key and not a host's) whose seed the keeper derives from its
+ * master key (vault_api_boot_seed) and hands over once as api.boot.key;
+ * the keeper derives the public half itself and verifies with it, so no
+ * file or store row can swap it. A token signed by any other key is
+ * COFFER_ERR_CRYPTO.
  *
  * Verification is strict, in this order: the JWS (jws_verify_sig; a
  * payload over BOOTTOKEN_PAYLOAD_MAX is COFFER_ERR_INVALID); the payload is

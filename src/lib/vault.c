@@ -129,3 +129,8 @@ enum coffer_err vault_api_credential(const struct secret *master, struct secret 
 {
 	return kdf_subkey(master, VAULT_LABEL_API_CREDENTIAL, NULL, 0, VAULT_CREDENTIAL_LEN, credential);
 }
+
+enum coffer_err vault_api_boot_seed(const struct secret *master, struct secret **seed)
+{
+	return kdf_subkey(master, VAULT_LABEL_API_BOOT, NULL, 0, VAULT_BOOT_SEED_LEN, seed);
+}

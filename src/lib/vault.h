@@ -21,6 +21,8 @@
  * Keys derived from the keeper's master key (kdf_subkey, hkdf.h):
  *   keeper signing seed  "coffer keeper signing v1"   (Ed25519 seed)
  *   api credential       "coffer api credential v1"   (32 bytes, shown as hex)
+ *   api boot-token seed  "coffer api boot v1"         (Ed25519 seed of the api's
+ *                                                     boot-token key, boottoken.h)
  *
  * Ownership: keys and plaintexts are struct secret; sealed bytes and
  * signatures are plain (they are not secret). Outputs are written only on
@@ -44,12 +46,14 @@
 #define VAULT_SIGN_CONTEXT "coffer app-key v1"
 #define VAULT_LABEL_KEEPER_SIGNING "coffer keeper signing v1"
 #define VAULT_LABEL_API_CREDENTIAL "coffer api credential v1"
+#define VAULT_LABEL_API_BOOT "coffer api boot v1"
 
 #define VAULT_ID_MAX 255                          /* longest app id or name, in bytes */
 #define VAULT_SEAL_OVERHEAD (HPKE_ENC_LEN + HPKE_TAG_LEN) /* sealed length - value length */
 #define VAULT_SIG_LEN JWS_SIG_LEN
 #define VAULT_CREDENTIAL_LEN 32
 #define VAULT_MASTER_LEN 32
+#define VAULT_BOOT_SEED_LEN JWS_SEED_LEN
 
 /* Seals value to an app's public key. */
 COFFER_MUST_CHECK enum coffer_err vault_seal_value(const unsigned char pk[HPKE_PK_LEN], const char *app_id,
@@ -75,5 +79,12 @@ COFFER_MUST_CHECK enum coffer_err vault_keeper_signing_key(const struct secret *
 							   unsigned char pk[JWS_PK_LEN]);
 /* The credential the api presents to the keeper, from the master key. */
 COFFER_MUST_CHECK enum coffer_err vault_api_credential(const struct secret *master, struct secret **credential);
+/*
+ * The seed (VAULT_BOOT_SEED_LEN bytes) of the api's boot-token signing key,
+ * from the master key: the keeper writes it for the api (api.boot.key) and
+ * derives the public half itself (jws_key_from_seed), so that no file can
+ * swap the key it verifies boot tokens with.
+ */
+COFFER_MUST_CHECK enum coffer_err vault_api_boot_seed(const struct secret *master, struct secret **seed);
 
 #endif

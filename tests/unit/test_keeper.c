@@ -22,12 +22,16 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "boottoken.h"
 #include "buf.h"
+#include "delivery.h"
 #include "encode.h"
 #include "fs.h"
 #include "http_client.h"
+#include "http_server.h"
 #include "json.h"
 #include "keeper.h"
 #include "log.h"
@@ -41,6 +45,13 @@
 #define RAW_REQUEST_MAX 16384
 #define HEX32_SIZE (HEX_LEN(32) + 1)
 #define RACERS 8
+
+/* An enrolled host of the fixture, with its private keys. */
+struct test_host {
+	char id[STORE_ID_SIZE];
+	struct secret *sign_sk; /* Ed25519, 64-byte form */
+	struct secret *seal_sk; /* X25519 */
+};
 
 static struct {
 	char dir[PATH_SIZE];
@@ -58,6 +69,8 @@ static struct {
 	struct store_org org;
 	int log_fd;
 	unsigned app_seq;
+	struct secret *boot_sk;        /* the api's boot-token key, loaded from api.boot.key as the api does */
+	struct test_host host_a, host_b;
 } fx;
 
 /* ---- helpers ---- */
@@ -229,9 +242,14 @@ static void test_init_files(void **state)
 	assert_memory_equal(cred.ptr, hex, HEX_LEN(VAULT_CREDENTIAL_LEN));
 	sodium_memzero(hex, sizeof(hex));
 
-	/* A second init refuses, and leaves the key as it was. */
+	/* A second init keeps the key as it was, and has nothing to add. */
 	struct keeper_paths again;
-	assert_int_equal(keeper_init(fx.state, &again), COFFER_ERR_CONFLICT);
+	int existed = 0;
+	unsigned added = 99;
+	assert_int_equal(keeper_init(fx.state, &again, &existed, &added), COFFER_OK);
+	assert_int_equal(existed, 1);
+	assert_int_equal(added, 0);
+	assert_string_equal(again.boot_key, fx.paths.boot_key);
 	read_text(fx.paths.key, &key_after);
 	assert_int_equal(key_after.len, key_before.len);
 	assert_memory_equal(key_after.ptr, key_before.ptr, key_before.len);
@@ -242,7 +260,7 @@ static void test_init_files(void **state)
 	struct keeper_paths op;
 	struct buf other_key;
 	assert_true(snprintf(other, sizeof(other), "%s/other/nested", fx.dir) < (int)sizeof(other));
-	assert_int_equal(keeper_init(other, &op), COFFER_OK);
+	assert_int_equal(keeper_init(other, &op, NULL, NULL), COFFER_OK);
 	read_text(op.key, &other_key);
 	assert_int_equal(other_key.len, VAULT_MASTER_LEN);
 	assert_memory_not_equal(other_key.ptr, key_before.ptr, VAULT_MASTER_LEN);
@@ -771,7 +789,760 @@ static void test_load_wrapped_bit_flipped(void **state)
 	keeper_keys_release(&keys);
 }
 
+/* ---- the api's boot-token key ---- */
+
+static void test_boot_key_file(void **state)
+{
+	(void)state;
+	struct keeper_keys keys = derive_keys();
+	struct secret *master = NULL, *seed = NULL, *other_sk = NULL;
+	unsigned char other_pk[JWS_PK_LEN];
+	struct buf file, tok, again;
+	struct boottoken_claims in, got;
+	char hex[HEX32_SIZE];
+	int existed = 0;
+	unsigned added = 0;
+
+	/* 64 hex characters of vault_api_boot_seed and a newline, 0600. */
+	assert_int_equal(file_mode(fx.paths.boot_key), 0600);
+	read_text(fx.paths.boot_key, &file);
+	assert_int_equal(file.len, HEX_LEN(VAULT_BOOT_SEED_LEN) + 1);
+	assert_int_equal(file.ptr[file.len - 1], '\n');
+	assert_int_equal(keeper_master_from_file(fx.paths.key, &master), COFFER_OK);
+	assert_int_equal(vault_api_boot_seed(master, &seed), COFFER_OK);
+	assert_int_equal(hex_encode(secret_cbytes(seed), VAULT_BOOT_SEED_LEN, hex, sizeof(hex)), COFFER_OK);
+	assert_memory_equal(file.ptr, hex, HEX_LEN(VAULT_BOOT_SEED_LEN));
+	/* Not the credential, not the keeper's own key. */
+	assert_memory_not_equal(secret_cbytes(seed), secret_cbytes(keys.credential), VAULT_BOOT_SEED_LEN);
+	assert_memory_not_equal(keys.boot_pk, keys.signing_pk, JWS_PK_LEN);
+
+	/* A token minted with the key the api loads from the file verifies under the keeper's boot_pk. */
+	memset(&in, 0, sizeof(in));
+	assert_int_equal(str_copy(in.app, sizeof(in.app), "app_1"), COFFER_OK);
+	assert_int_equal(str_copy(in.machine, sizeof(in.machine), "machine_1"), COFFER_OK);
+	assert_int_equal(str_copy(in.host, sizeof(in.host), "host_1"), COFFER_OK);
+	in.release = 3;
+	in.secrets_version = 2;
+	buf_init(&tok, JWS_TOKEN_MAX);
+	assert_int_equal(boottoken_mint(fx.boot_sk, &in, (int64_t)time(NULL), &tok, NULL), COFFER_OK);
+	assert_int_equal(boottoken_verify(keys.boot_pk, tok.ptr, tok.len, (int64_t)time(NULL), &got), COFFER_OK);
+	assert_string_equal(got.machine, "machine_1");
+	/* ... and one minted with any other key does not. */
+	assert_int_equal(jws_generate_key(&other_sk, other_pk), COFFER_OK);
+	assert_int_equal(boottoken_mint(other_sk, &in, (int64_t)time(NULL), &tok, NULL), COFFER_OK);
+	assert_int_equal(boottoken_verify(keys.boot_pk, tok.ptr, tok.len, (int64_t)time(NULL), &got),
+			 COFFER_ERR_CRYPTO);
+
+	/* A state folder without api.boot.key gets it from init, the same, and nothing else changes. */
+	assert_int_equal(unlink(fx.paths.boot_key), 0);
+	assert_int_equal(keeper_init(fx.state, NULL, &existed, &added), COFFER_OK);
+	assert_int_equal(existed, 1);
+	assert_int_equal(added, 1);
+	assert_int_equal(file_mode(fx.paths.boot_key), 0600);
+	read_text(fx.paths.boot_key, &again);
+	assert_int_equal(again.len, file.len);
+	assert_memory_equal(again.ptr, file.ptr, file.len);
+	buf_release(&again);
+	/* An existing file is never overwritten, even one that is not the derived key. */
+	write_file(fx.paths.boot_key, "not a key\n", 10, 0600);
+	assert_int_equal(keeper_init(fx.state, NULL, &existed, &added), COFFER_OK);
+	assert_int_equal(added, 0);
+	read_text(fx.paths.boot_key, &again);
+	assert_string_equal(again.ptr, "not a key\n");
+	buf_release(&again);
+	write_file(fx.paths.boot_key, file.ptr, file.len, 0600);
+
+	sodium_memzero(hex, sizeof(hex));
+	buf_release(&tok);
+	buf_release(&file);
+	secret_free(other_sk);
+	secret_free(seed);
+	secret_free(master);
+	keeper_keys_release(&keys);
+}
+
+/* ---- POST /v1/open ---- */
+
+#define VALUE_DB "postgres://app:pw-7f3a9c@db.internal/app"
+#define VALUE_KEY "sk-live-91c2e0d4"
+#define OPEN_REPLY_MAX ((size_t)4 << 20)
+
+struct open_world {
+	char app[STORE_ID_SIZE];
+	char app_name[STORE_NAME_SIZE];
+	unsigned char app_pk[HPKE_PK_LEN];
+	uint64_t version; /* the secrets version with DB_URL and API_KEY */
+	struct store_machine machine;
+};
+
+static void put_secrets(const char *app, const unsigned char pk[HPKE_PK_LEN], const char *aad_app, uint64_t *version)
+{
+	static const char *const names[] = { "DB_URL", "API_KEY" };
+	static const char *const values[] = { VALUE_DB, VALUE_KEY };
+	struct store_secret_change ch[2];
+	struct buf ct[2];
+	for (int i = 0; i < 2; i++) {
+		struct secret *v = NULL;
+		buf_init(&ct[i], 4096);
+		assert_int_equal(secret_from(values[i], strlen(values[i]), &v), COFFER_OK);
+		assert_int_equal(vault_seal_value(pk, aad_app, names[i], 1, v, &ct[i]), COFFER_OK);
+		secret_free(v);
+		ch[i] = (struct store_secret_change){ .name = names[i],
+						      .ciphertext = (const unsigned char *)ct[i].ptr,
+						      .ciphertext_len = ct[i].len,
+						      .digest = "0123456789abcdef0123456789abcdef",
+						      .key_version = 1 };
+	}
+	assert_int_equal(store_secrets_put(fx.store, app, ch, 2, "test", "staged", NULL, version), COFFER_OK);
+	buf_release(&ct[0]);
+	buf_release(&ct[1]);
+}
+
+/* An app with a key and two secrets, and one machine of it on host h. */
+static void world_new(struct open_world *w, const char *host_id)
+{
+	struct keeper_keys keys = derive_keys();
+	struct keeper_app_key made;
+	struct store_app app;
+	memset(w, 0, sizeof(*w));
+	new_app(w->app);
+	assert_int_equal(store_app_get(fx.store, w->app, &app), COFFER_OK);
+	memcpy(w->app_name, app.name, sizeof(w->app_name));
+	assert_int_equal(keeper_app_key_create(&keys, fx.store, w->app, &made), COFFER_OK);
+	memcpy(w->app_pk, made.public_key, HPKE_PK_LEN);
+	put_secrets(w->app, w->app_pk, w->app, &w->version);
+	assert_int_equal(store_machine_create(fx.store, w->app, host_id, 1, &w->machine), COFFER_OK);
+	keeper_keys_release(&keys);
+}
+
+static void mint_with(const struct secret *sk, const char *app, const char *machine, const char *host,
+		      uint64_t version, int64_t now, int64_t exp, struct buf *tok, struct boottoken_claims *minted)
+{
+	struct boottoken_claims in;
+	memset(&in, 0, sizeof(in));
+	assert_int_equal(str_copy(in.app, sizeof(in.app), app), COFFER_OK);
+	assert_int_equal(str_copy(in.machine, sizeof(in.machine), machine), COFFER_OK);
+	assert_int_equal(str_copy(in.host, sizeof(in.host), host), COFFER_OK);
+	in.release = 1;
+	in.secrets_version = version;
+	in.exp = exp;
+	buf_init(tok, JWS_TOKEN_MAX);
+	assert_int_equal(boottoken_mint(sk, &in, now, tok, minted), COFFER_OK);
+}
+
+/* A good token for the world's machine on its host. */
+static void mint_good(const struct open_world *w, struct buf *tok, struct boottoken_claims *minted)
+{
+	mint_with(fx.boot_sk, w->app, w->machine.id, w->machine.host_id, w->version, (int64_t)time(NULL), 0, tok,
+		  minted);
+}
+
+/* POST /v1/open of these body bytes, signed as host_id with sign_sk; returns the status. */
+static int open_http_raw(const char *host_id, const struct secret *sign_sk, const struct buf *body, json_t **out)
+{
+	struct http_client *c = NULL;
+	struct hostauth_headers hh;
+	struct buf resp;
+	int status = 0;
+
+	struct hostauth_request r = { "POST", "/v1/open", body->ptr, body->len };
+	assert_int_equal(hostauth_sign_headers(sign_sk, host_id, &r, (int64_t)time(NULL), &hh), COFFER_OK);
+	assert_int_equal(http_client_new(fx.base_url, 10000, &c), COFFER_OK);
+	assert_int_equal(http_client_add_header(c, HOSTAUTH_HEADER_HOST, hh.host), COFFER_OK);
+	assert_int_equal(http_client_add_header(c, HOSTAUTH_HEADER_TIMESTAMP, hh.timestamp), COFFER_OK);
+	assert_int_equal(http_client_add_header(c, HOSTAUTH_HEADER_NONCE, hh.nonce), COFFER_OK);
+	assert_int_equal(http_client_add_header(c, HOSTAUTH_HEADER_SIGNATURE, hh.signature), COFFER_OK);
+	buf_init(&resp, OPEN_REPLY_MAX);
+	assert_int_equal(http_client_request(c, "POST", "/v1/open", body->ptr, body->len, OPEN_REPLY_MAX, &status,
+					     &resp),
+			 COFFER_OK);
+	*out = NULL;
+	if (resp.len)
+		assert_int_equal(json_parse_limited(resp.ptr, resp.len, OPEN_REPLY_MAX, 8, out, NULL), COFFER_OK);
+	buf_release(&resp);
+	http_client_free(c);
+	return status;
+}
+
+/* POST /v1/open {"token": token} signed as host_id (sign_sk may be any key: the unknown-host case). */
+static int open_http(const char *host_id, const struct secret *sign_sk, const char *token, json_t **out)
+{
+	struct buf body;
+	buf_init(&body, KEEPER_OPEN_BODY_MAX);
+	assert_int_equal(buf_addf(&body, "{\"token\":\"%s\"}", token), COFFER_OK);
+	int status = open_http_raw(host_id, sign_sk, &body, out);
+	buf_release(&body);
+	return status;
+}
+
+static void assert_error(const json_t *doc, const char *code, const char *message)
+{
+	json_t *err = NULL;
+	const char *got = NULL;
+	assert_error_code(doc, code);
+	assert_int_equal(json_get_object(doc, "error", 1, &err, NULL), COFFER_OK);
+	assert_int_equal(json_get_string(err, "message", 1, &got, NULL, NULL), COFFER_OK);
+	assert_string_equal(got, message);
+}
+
+/*
+ * The last audit event: secrets.open by actor, for app (NULL: none), with
+ * this outcome; its detail holds every string of `has` and no value.
+ */
+static void assert_last_open_event(const char *actor, const char *app, const char *outcome, const char *const has[])
+{
+	struct store_audit_list l = { 0 };
+	assert_int_equal(store_audit_list(fx.store, NULL, &l), COFFER_OK);
+	assert_true(l.n > 0);
+	const struct store_audit_event *ev = &l.items[l.n - 1].ev;
+	assert_string_equal(ev->action, "secrets.open");
+	assert_string_equal(ev->actor, actor);
+	assert_string_equal(ev->app, app ? app : "");
+	if (app)
+		assert_string_equal(ev->org_id, fx.org.id);
+	assert_string_equal(ev->outcome, outcome);
+	assert_int_equal(strlen(ev->request_id), HTTP_REQUEST_ID_LEN);
+	for (size_t i = 0; has && has[i]; i++)
+		assert_non_null(strstr(ev->detail, has[i]));
+	assert_null(strstr(ev->detail, VALUE_DB));
+	assert_null(strstr(ev->detail, VALUE_KEY));
+	assert_null(strstr(ev->detail, "pw-7f3a9c"));
+	store_audit_list_release(&l);
+}
+
+/* Expects a refusal with this status, code and message, and no sealed answer. */
+static void expect_refused(const char *host_id, const struct secret *sign_sk, const char *token, int status,
+			   const char *code, const char *message)
+{
+	json_t *doc = NULL;
+	assert_int_equal(open_http(host_id, sign_sk, token, &doc), status);
+	assert_error(doc, code, message);
+	assert_null(json_object_get(doc, "sealed"));
+	json_decref(doc);
+}
+
+static void actor_of(const char *host_id, char actor[64])
+{
+	assert_true(snprintf(actor, 64, "host:%s", host_id) < 64);
+}
+
+static void outcome_of(const char *why, char outcome[128])
+{
+	assert_true(snprintf(outcome, 128, "refused: %s", why) < 128);
+}
+
+static void test_open_good(void **state)
+{
+	(void)state;
+	struct open_world w;
+	struct boottoken_claims minted;
+	struct buf tok, sealed;
+	struct delivery_list got;
+	json_t *doc = NULL;
+	const char *b64 = NULL;
+	size_t b64_len = 0;
+	char actor[64], version[64];
+
+	world_new(&w, fx.host_a.id);
+	mint_good(&w, &tok, &minted);
+	assert_int_equal(open_http(fx.host_a.id, fx.host_a.sign_sk, tok.ptr, &doc), 200);
+	static const char *const fields[] = { "sealed", NULL };
+	assert_int_equal(json_check_fields(doc, fields, NULL), COFFER_OK);
+	assert_int_equal(json_get_string(doc, "sealed", 1, &b64, &b64_len, NULL), COFFER_OK);
+	buf_init(&sealed, OPEN_REPLY_MAX);
+	assert_int_equal(b64url_decode(b64, b64_len, &sealed), COFFER_OK);
+	json_decref(doc);
+	/* No value crosses the socket in the clear. */
+	assert_null(memmem(sealed.ptr, sealed.len, VALUE_DB, strlen(VALUE_DB)));
+
+	/* The host's seal key opens exactly the stored values, for this machine and token. */
+	delivery_list_init(&got);
+	assert_int_equal(delivery_open(fx.host_a.seal_sk, fx.host_a.id, w.machine.id, minted.jti, sealed.ptr,
+				       sealed.len, &got),
+			 COFFER_OK);
+	assert_int_equal(got.n, 2);
+	assert_string_equal(got.items[0].name, "API_KEY");
+	assert_int_equal(secret_len(got.items[0].value), strlen(VALUE_KEY));
+	assert_memory_equal(secret_cbytes(got.items[0].value), VALUE_KEY, strlen(VALUE_KEY));
+	assert_string_equal(got.items[1].name, "DB_URL");
+	assert_int_equal(secret_len(got.items[1].value), strlen(VALUE_DB));
+	assert_memory_equal(secret_cbytes(got.items[1].value), VALUE_DB, strlen(VALUE_DB));
+	delivery_list_release(&got);
+	/* ... and for no other machine, and no other host's key. */
+	assert_int_equal(delivery_open(fx.host_a.seal_sk, fx.host_a.id, "another_machine", minted.jti, sealed.ptr,
+				       sealed.len, &got),
+			 COFFER_ERR_CRYPTO);
+	assert_int_equal(delivery_open(fx.host_b.seal_sk, fx.host_a.id, w.machine.id, minted.jti, sealed.ptr,
+				       sealed.len, &got),
+			 COFFER_ERR_CRYPTO);
+
+	/* One audit event: names, machine, host, release and version; no value. */
+	actor_of(fx.host_a.id, actor);
+	assert_true(snprintf(version, sizeof(version), "\"version\":%llu", (unsigned long long)w.version) <
+		    (int)sizeof(version));
+	const char *const has[] = { "\"names\":[\"API_KEY\",\"DB_URL\"]", w.machine.id, fx.host_a.id,
+				    "\"release\":1", version, NULL };
+	assert_last_open_event(actor, w.app_name, "ok", has);
+	assert_true(log_contains("event=secrets_opened"));
+	buf_release(&sealed);
+	buf_release(&tok);
+}
+
+static void test_open_replayed_request(void **state)
+{
+	(void)state;
+	struct open_world w;
+	struct buf tok, body, resp;
+	struct hostauth_headers hh;
+	struct http_client *c = NULL;
+	int status = 0;
+
+	world_new(&w, fx.host_a.id);
+	mint_good(&w, &tok, NULL);
+	buf_init(&body, KEEPER_OPEN_BODY_MAX);
+	assert_int_equal(buf_addf(&body, "{\"token\":\"%s\"}", tok.ptr), COFFER_OK);
+	struct hostauth_request r = { "POST", "/v1/open", body.ptr, body.len };
+	assert_int_equal(hostauth_sign_headers(fx.host_a.sign_sk, fx.host_a.id, &r, (int64_t)time(NULL), &hh),
+			 COFFER_OK);
+	assert_int_equal(http_client_new(fx.base_url, 10000, &c), COFFER_OK);
+	assert_int_equal(http_client_add_header(c, HOSTAUTH_HEADER_HOST, hh.host), COFFER_OK);
+	assert_int_equal(http_client_add_header(c, HOSTAUTH_HEADER_TIMESTAMP, hh.timestamp), COFFER_OK);
+	assert_int_equal(http_client_add_header(c, HOSTAUTH_HEADER_NONCE, hh.nonce), COFFER_OK);
+	assert_int_equal(http_client_add_header(c, HOSTAUTH_HEADER_SIGNATURE, hh.signature), COFFER_OK);
+	buf_init(&resp, OPEN_REPLY_MAX);
+	assert_int_equal(http_client_request(c, "POST", "/v1/open", body.ptr, body.len, 0, &status, &resp), COFFER_OK);
+	assert_int_equal(status, 200);
+	assert_int_equal(http_client_request(c, "POST", "/v1/open", body.ptr, body.len, 0, &status, &resp), COFFER_OK);
+	/* The same signed request again: the gate's nonce cache refuses it, and the refusal is audited. */
+	assert_int_equal(status, 401);
+	const char *const has[] = { fx.host_a.id, "claimed_host", NULL };
+	assert_last_open_event("anonymous", NULL, "refused: request replayed", has);
+	buf_release(&resp);
+	http_client_free(c);
+	buf_release(&body);
+	buf_release(&tok);
+}
+
+static void test_open_token_of_another_key(void **state)
+{
+	(void)state;
+	struct open_world w;
+	struct secret *sk = NULL;
+	unsigned char pk[JWS_PK_LEN];
+	struct buf tok;
+	char actor[64];
+
+	world_new(&w, fx.host_a.id);
+	assert_int_equal(jws_generate_key(&sk, pk), COFFER_OK);
+	mint_with(sk, w.app, w.machine.id, fx.host_a.id, w.version, (int64_t)time(NULL), 0, &tok, NULL);
+	expect_refused(fx.host_a.id, fx.host_a.sign_sk, tok.ptr, 401, "unauthenticated", "invalid boot token");
+	actor_of(fx.host_a.id, actor);
+	const char *const has[] = { fx.host_a.id, NULL };
+	assert_last_open_event(actor, NULL, "refused: invalid boot token", has);
+	/* The keeper's own signing key is not the api's boot key either. */
+	struct keeper_keys keys = derive_keys();
+	buf_release(&tok);
+	mint_with(keys.signing, w.app, w.machine.id, fx.host_a.id, w.version, (int64_t)time(NULL), 0, &tok, NULL);
+	expect_refused(fx.host_a.id, fx.host_a.sign_sk, tok.ptr, 401, "unauthenticated", "invalid boot token");
+	/* Not a token at all. */
+	expect_refused(fx.host_a.id, fx.host_a.sign_sk, "abc.def.ghi", 401, "unauthenticated", "invalid boot token");
+	keeper_keys_release(&keys);
+	buf_release(&tok);
+	secret_free(sk);
+}
+
+static void test_open_token_expired(void **state)
+{
+	(void)state;
+	struct open_world w;
+	struct buf tok;
+	char actor[64], outcome[128];
+	int64_t then = (int64_t)time(NULL) - 700;
+
+	world_new(&w, fx.host_a.id);
+	mint_with(fx.boot_sk, w.app, w.machine.id, fx.host_a.id, w.version, then, then + 600, &tok, NULL);
+	expect_refused(fx.host_a.id, fx.host_a.sign_sk, tok.ptr, 401, "unauthenticated",
+		       "boot token expired or not yet valid");
+	actor_of(fx.host_a.id, actor);
+	outcome_of("boot token expired or not yet valid", outcome);
+	assert_last_open_event(actor, NULL, outcome, NULL);
+	buf_release(&tok);
+}
+
+static void test_open_token_for_another_host(void **state)
+{
+	(void)state;
+	struct open_world w;
+	struct buf tok;
+	char actor[64], outcome[128];
+
+	/* A machine on host B, its good token: host A presents it. */
+	world_new(&w, fx.host_b.id);
+	mint_good(&w, &tok, NULL);
+	expect_refused(fx.host_a.id, fx.host_a.sign_sk, tok.ptr, 403, "forbidden", "boot token is for another host");
+	actor_of(fx.host_a.id, actor);
+	outcome_of("boot token is for another host", outcome);
+	const char *const has[] = { w.machine.id, NULL };
+	assert_last_open_event(actor, w.app_name, outcome, has);
+	/* Host B itself is served. */
+	json_t *doc = NULL;
+	assert_int_equal(open_http(fx.host_b.id, fx.host_b.sign_sk, tok.ptr, &doc), 200);
+	json_decref(doc);
+	buf_release(&tok);
+}
+
+static void test_open_machine_destroyed(void **state)
+{
+	(void)state;
+	struct open_world w;
+	struct buf tok;
+	json_t *doc = NULL;
+	char actor[64];
+
+	world_new(&w, fx.host_a.id);
+	mint_good(&w, &tok, NULL);
+	assert_int_equal(open_http(fx.host_a.id, fx.host_a.sign_sk, tok.ptr, &doc), 200);
+	json_decref(doc);
+	/* Destroyed: the same token, well within its lifetime, is refused at once. */
+	assert_int_equal(store_machine_destroy(fx.store, w.machine.id), COFFER_OK);
+	expect_refused(fx.host_a.id, fx.host_a.sign_sk, tok.ptr, 409, "conflict", "machine is destroyed");
+	actor_of(fx.host_a.id, actor);
+	const char *const has[] = { w.machine.id, NULL };
+	assert_last_open_event(actor, w.app_name, "refused: machine is destroyed", has);
+	/* And a fresh token for it too. */
+	buf_release(&tok);
+	mint_good(&w, &tok, NULL);
+	expect_refused(fx.host_a.id, fx.host_a.sign_sk, tok.ptr, 409, "conflict", "machine is destroyed");
+	buf_release(&tok);
+}
+
+/* Moves a machine behind the keeper's back (the api rescheduled it, or a store writer did). */
+static void move_machine(const char *machine_id, const char *host_id)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(sqlite3_open(fx.db_path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_busy_timeout(db, 10000), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "UPDATE machines SET host_id = ?1 WHERE id = ?2", -1, &st, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_bind_text(st, 1, host_id, -1, SQLITE_TRANSIENT), SQLITE_OK);
+	assert_int_equal(sqlite3_bind_text(st, 2, machine_id, -1, SQLITE_TRANSIENT), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	assert_int_equal(sqlite3_changes(db), 1);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+static void test_open_machine_moved(void **state)
+{
+	(void)state;
+	struct open_world w;
+	struct buf tok;
+	char actor[64];
+
+	world_new(&w, fx.host_a.id);
+	mint_good(&w, &tok, NULL);
+	move_machine(w.machine.id, fx.host_b.id);
+	expect_refused(fx.host_a.id, fx.host_a.sign_sk, tok.ptr, 403, "forbidden", "machine is not on this host");
+	actor_of(fx.host_a.id, actor);
+	assert_last_open_event(actor, w.app_name, "refused: machine is not on this host", NULL);
+	/* Back on host A, the same token opens again. */
+	move_machine(w.machine.id, fx.host_a.id);
+	json_t *doc = NULL;
+	assert_int_equal(open_http(fx.host_a.id, fx.host_a.sign_sk, tok.ptr, &doc), 200);
+	json_decref(doc);
+	buf_release(&tok);
+}
+
+static void test_open_machine_of_another_app(void **state)
+{
+	(void)state;
+	struct open_world a, b;
+	struct buf tok;
+	char actor[64];
+
+	world_new(&a, fx.host_a.id);
+	world_new(&b, fx.host_a.id);
+	/* A token of app A (and its secrets version) naming app B's machine, on the right host. */
+	mint_with(fx.boot_sk, a.app, b.machine.id, fx.host_a.id, a.version, (int64_t)time(NULL), 0, &tok, NULL);
+	expect_refused(fx.host_a.id, fx.host_a.sign_sk, tok.ptr, 403, "forbidden", "machine belongs to another app");
+	actor_of(fx.host_a.id, actor);
+	const char *const has[] = { b.machine.id, NULL };
+	assert_last_open_event(actor, a.app_name, "refused: machine belongs to another app", has);
+	buf_release(&tok);
+}
+
+static void test_open_unknown_machine(void **state)
+{
+	(void)state;
+	struct open_world w;
+	struct buf tok;
+	char actor[64], ghost[STORE_ID_SIZE];
+
+	world_new(&w, fx.host_a.id);
+	store_new_id(ghost);
+	mint_with(fx.boot_sk, w.app, ghost, fx.host_a.id, w.version, (int64_t)time(NULL), 0, &tok, NULL);
+	expect_refused(fx.host_a.id, fx.host_a.sign_sk, tok.ptr, 404, "not_found", "unknown machine");
+	actor_of(fx.host_a.id, actor);
+	assert_last_open_event(actor, w.app_name, "refused: unknown machine", NULL);
+	buf_release(&tok);
+}
+
+static void test_open_unknown_version(void **state)
+{
+	(void)state;
+	struct open_world w;
+	struct buf tok;
+
+	world_new(&w, fx.host_a.id);
+	mint_with(fx.boot_sk, w.app, w.machine.id, fx.host_a.id, w.version + 5, (int64_t)time(NULL), 0, &tok, NULL);
+	expect_refused(fx.host_a.id, fx.host_a.sign_sk, tok.ptr, 404, "not_found", "unknown secrets version");
+	buf_release(&tok);
+}
+
+static void test_open_unknown_host(void **state)
+{
+	(void)state;
+	struct open_world w;
+	struct secret *sk = NULL;
+	unsigned char pk[JWS_PK_LEN];
+	struct buf tok;
+	char ghost[STORE_ID_SIZE];
+
+	world_new(&w, fx.host_a.id);
+	mint_good(&w, &tok, NULL);
+	/* A host id the registry does not know, with a key of its own. */
+	store_new_id(ghost);
+	assert_int_equal(jws_generate_key(&sk, pk), COFFER_OK);
+	expect_refused(ghost, sk, tok.ptr, 401, "unauthenticated", "unknown host");
+	const char *const has[] = { ghost, "claimed_host", NULL };
+	assert_last_open_event("anonymous", NULL, "refused: unknown host", has);
+	/* Host A's id, signed with another key. */
+	expect_refused(fx.host_a.id, sk, tok.ptr, 401, "unauthenticated", "request signature does not verify");
+	assert_last_open_event("anonymous", NULL, "refused: request signature does not verify", NULL);
+	buf_release(&tok);
+	secret_free(sk);
+}
+
+static void test_open_bad_bodies(void **state)
+{
+	(void)state;
+	struct buf body;
+	json_t *doc = NULL;
+	char actor[64];
+
+	actor_of(fx.host_a.id, actor);
+	buf_init(&body, KEEPER_OPEN_BODY_MAX * 2);
+	/* Well signed, but no token: 400, audited as the host's refused open. */
+	assert_int_equal(buf_adds(&body, "{\"tok\":\"x\"}"), COFFER_OK);
+	assert_int_equal(open_http_raw(fx.host_a.id, fx.host_a.sign_sk, &body, &doc), 400);
+	assert_error_code(doc, "invalid_argument");
+	json_decref(doc);
+	assert_last_open_event(actor, NULL, "refused: malformed request body", NULL);
+	buf_reset(&body);
+	assert_int_equal(buf_adds(&body, "not json"), COFFER_OK);
+	assert_int_equal(open_http_raw(fx.host_a.id, fx.host_a.sign_sk, &body, &doc), 400);
+	json_decref(doc);
+	/* Over 4 KiB: 413 before the gate reads it, audited too. */
+	buf_reset(&body);
+	assert_int_equal(buf_adds(&body, "{\"token\":\""), COFFER_OK);
+	while (body.len < KEEPER_OPEN_BODY_MAX + 8)
+		assert_int_equal(buf_addch(&body, 'a'), COFFER_OK);
+	assert_int_equal(buf_adds(&body, "\"}"), COFFER_OK);
+	assert_int_equal(open_http_raw(fx.host_a.id, fx.host_a.sign_sk, &body, &doc), 413);
+	json_decref(doc);
+	assert_last_open_event("anonymous", NULL, "refused: too_large", NULL);
+	buf_release(&body);
+}
+
+/* Sets the ciphertext of one name of one version (a store writer). */
+static void set_ciphertext(const char *app, uint64_t version, const char *name, const unsigned char *ct, size_t len)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	const char *sql = "UPDATE secret_values SET ciphertext = ?1 WHERE id = (SELECT value_id FROM secret_entries"
+			  " WHERE app_id = ?2 AND version = ?3 AND name = ?4)";
+	assert_int_equal(sqlite3_open(fx.db_path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_busy_timeout(db, 10000), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_bind_blob(st, 1, ct, (int)len, SQLITE_TRANSIENT), SQLITE_OK);
+	assert_int_equal(sqlite3_bind_text(st, 2, app, -1, SQLITE_TRANSIENT), SQLITE_OK);
+	assert_int_equal(sqlite3_bind_int64(st, 3, (sqlite3_int64)version), SQLITE_OK);
+	assert_int_equal(sqlite3_bind_text(st, 4, name, -1, SQLITE_TRANSIENT), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	assert_int_equal(sqlite3_changes(db), 1);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+static void copy_ciphertext(const char *app, uint64_t version, const char *name, struct buf *out)
+{
+	struct store_secret_list l = { 0 };
+	assert_int_equal(store_secrets_get(fx.store, app, version, &l), COFFER_OK);
+	buf_init(out, 4096);
+	for (size_t i = 0; i < l.n; i++)
+		if (strcmp(l.items[i].name, name) == 0)
+			assert_int_equal(buf_add(out, l.items[i].ciphertext, l.items[i].ciphertext_len), COFFER_OK);
+	assert_true(out->len > 0);
+	store_secret_list_release(&l);
+}
+
+static void expect_tamper_refused(const struct open_world *w, const char *name)
+{
+	struct buf tok;
+	char actor[64], needle[256];
+	mint_good(w, &tok, NULL);
+	expect_refused(fx.host_a.id, fx.host_a.sign_sk, tok.ptr, 400, "verification_failed",
+		       "secret failed verification");
+	actor_of(fx.host_a.id, actor);
+	/* The refusal names the secrets (never a value). */
+	const char *const has[] = { "\"names\":[\"API_KEY\",\"DB_URL\"]", NULL };
+	assert_last_open_event(actor, w->app_name, "refused: secret failed verification", has);
+	assert_true(snprintf(needle, sizeof(needle), "event=secret_open_refused app_id=%s name=%s", w->app, name) <
+		    (int)sizeof(needle));
+	assert_true(log_contains(needle));
+	assert_false(log_contains(VALUE_DB));
+	assert_false(log_contains(VALUE_KEY));
+	buf_release(&tok);
+}
+
+static void test_open_ciphertext_moved_to_another_name(void **state)
+{
+	(void)state;
+	struct open_world w;
+	struct buf db, key;
+
+	world_new(&w, fx.host_a.id);
+	copy_ciphertext(w.app, w.version, "DB_URL", &db);
+	copy_ciphertext(w.app, w.version, "API_KEY", &key);
+	/* DB_URL's genuine ciphertext (same app, same key) put under API_KEY: the whole open is refused. */
+	set_ciphertext(w.app, w.version, "API_KEY", (const unsigned char *)db.ptr, db.len);
+	expect_tamper_refused(&w, "API_KEY");
+	/* Put back, it opens. */
+	set_ciphertext(w.app, w.version, "API_KEY", (const unsigned char *)key.ptr, key.len);
+	struct buf tok;
+	json_t *doc = NULL;
+	mint_good(&w, &tok, NULL);
+	assert_int_equal(open_http(fx.host_a.id, fx.host_a.sign_sk, tok.ptr, &doc), 200);
+	json_decref(doc);
+	buf_release(&tok);
+	buf_release(&key);
+	buf_release(&db);
+}
+
+static void test_open_ciphertext_moved_to_another_app(void **state)
+{
+	(void)state;
+	struct open_world a, b;
+	struct buf ct;
+	uint64_t v = 0;
+
+	world_new(&a, fx.host_a.id);
+	world_new(&b, fx.host_a.id);
+	/* App B's DB_URL row copied into app A. */
+	copy_ciphertext(b.app, b.version, "DB_URL", &ct);
+	set_ciphertext(a.app, a.version, "DB_URL", (const unsigned char *)ct.ptr, ct.len);
+	expect_tamper_refused(&a, "DB_URL");
+	buf_release(&ct);
+
+	/*
+	 * Sealed to A's own key but bound to app B (what an api confused
+	 * about apps would store): A's key alone does not make it A's.
+	 */
+	put_secrets(a.app, a.app_pk, b.app, &v);
+	a.version = v;
+	expect_tamper_refused(&a, "API_KEY");
+}
+
+static void test_open_direct_empty_version(void **state)
+{
+	(void)state;
+	struct keeper_keys keys = derive_keys();
+	struct open_world w;
+	struct boottoken_claims minted;
+	struct store_host h;
+	struct delivery_list got;
+	struct buf tok, sealed;
+	const char *why = "unset";
+
+	/* A token minted when the app had no secrets (version 0) opens an empty list, not the head. */
+	world_new(&w, fx.host_a.id);
+	mint_with(fx.boot_sk, w.app, w.machine.id, fx.host_a.id, 0, (int64_t)time(NULL), 0, &tok, &minted);
+	assert_int_equal(keeper_host_load(&keys, fx.store, fx.host_a.id, &h), COFFER_OK);
+	buf_init(&sealed, DELIVERY_SEALED_MAX);
+	assert_int_equal(keeper_open(&keys, fx.store, &h, tok.ptr, tok.len, (int64_t)time(NULL), NULL, &sealed, &why),
+			 COFFER_OK);
+	assert_null(why);
+	delivery_list_init(&got);
+	assert_int_equal(delivery_open(fx.host_a.seal_sk, fx.host_a.id, w.machine.id, minted.jti, sealed.ptr,
+				       sealed.len, &got),
+			 COFFER_OK);
+	assert_int_equal(got.n, 0);
+	delivery_list_release(&got);
+
+	/* A refusal leaves *sealed as it was. */
+	assert_int_equal(store_machine_destroy(fx.store, w.machine.id), COFFER_OK);
+	size_t before = sealed.len;
+	assert_int_equal(keeper_open(&keys, fx.store, &h, tok.ptr, tok.len, (int64_t)time(NULL), NULL, &sealed, &why),
+			 COFFER_ERR_CONFLICT);
+	assert_string_equal(why, "machine is destroyed");
+	assert_int_equal(sealed.len, before);
+	buf_release(&sealed);
+	buf_release(&tok);
+	keeper_keys_release(&keys);
+}
+
 /* ---- fixture ---- */
+
+/* Enrols a host directly (keeper_host_enrol), as POST /v1/hosts/enrol would. */
+static int enrol_host(const char *name, struct test_host *h)
+{
+	struct secret *master = NULL, *join = NULL;
+	struct keeper_keys keys = { 0 };
+	struct keeper_enrol_request req;
+	struct keeper_enrolled out;
+	const char *why = NULL;
+	int ok = -1;
+
+	memset(&req, 0, sizeof(req));
+	if (keeper_master_from_file(fx.paths.key, &master) || keeper_keys_derive(master, &keys) ||
+	    keeper_join_token_make(&keys, 60000, &join) || jws_generate_key(&h->sign_sk, req.sign_pk) ||
+	    hpke_generate_keypair(&h->seal_sk, req.seal_pk))
+		goto out;
+	req.join_token = (const char *)secret_cbytes(join);
+	req.join_token_len = secret_len(join);
+	req.name = name;
+	if (hostauth_enrol_proof_sign(h->sign_sk, req.join_token, req.join_token_len, name, req.proof) ||
+	    keeper_host_enrol(&keys, fx.store, &req, (int64_t)time(NULL) * 1000, &out, &why))
+		goto out;
+	memcpy(h->id, out.host_id, sizeof(h->id));
+	ok = 0;
+out:
+	secret_free(join);
+	keeper_keys_release(&keys);
+	secret_free(master);
+	return ok;
+}
+
+/* The boot-token key from api.boot.key: hex seed -> Ed25519 key, what the api's --boot-key does. */
+static int load_boot_key(void)
+{
+	struct buf b;
+	struct secret *seed = NULL;
+	unsigned char pk[JWS_PK_LEN];
+	int ok = -1;
+	buf_init(&b, 4096);
+	if (fs_read_file(fx.paths.boot_key, &b) || b.len != HEX_LEN(JWS_SEED_LEN) + 1 ||
+	    secret_new(JWS_SEED_LEN, &seed) || hex_decode(b.ptr, HEX_LEN(JWS_SEED_LEN), secret_bytes(seed), JWS_SEED_LEN) ||
+	    jws_key_from_seed(seed, &fx.boot_sk, pk))
+		goto out;
+	ok = 0;
+out:
+	sodium_memzero(b.ptr, b.len);
+	buf_release(&b);
+	secret_free(seed);
+	return ok;
+}
 
 static int setup(void **state)
 {
@@ -794,7 +1565,7 @@ static int setup(void **state)
 	log_set_fd(fx.log_fd);
 	log_set_role("keeper");
 
-	if (keeper_init(fx.state, &fx.paths))
+	if (keeper_init(fx.state, &fx.paths, NULL, NULL))
 		return -1;
 	buf_init(&b, 4096);
 	if (fs_read_file(fx.paths.credential, &b) || b.len != HEX_LEN(32) + 1)
@@ -814,6 +1585,8 @@ static int setup(void **state)
 	if (rc)
 		return -1;
 	snprintf(fx.base_url, sizeof(fx.base_url), "http://127.0.0.1:%u", (unsigned)keeper_port(fx.keeper));
+	if (load_boot_key() || enrol_host("host-a", &fx.host_a) || enrol_host("host-b", &fx.host_b))
+		return -1;
 	return 0;
 }
 
@@ -823,6 +1596,11 @@ static int teardown(void **state)
 	char cmd[PATH_SIZE + 16];
 	keeper_stop(fx.keeper);
 	store_close(fx.store);
+	secret_free(fx.boot_sk);
+	secret_free(fx.host_a.sign_sk);
+	secret_free(fx.host_a.seal_sk);
+	secret_free(fx.host_b.sign_sk);
+	secret_free(fx.host_b.seal_sk);
 	log_set_fd(2);
 	close(fx.log_fd);
 	sodium_memzero(fx.credential_hex, sizeof(fx.credential_hex));
@@ -850,6 +1628,22 @@ int main(void)
 		cmocka_unit_test(test_load_row_moved_to_another_app),
 		cmocka_unit_test(test_load_public_key_swapped),
 		cmocka_unit_test(test_load_wrapped_bit_flipped),
+		cmocka_unit_test(test_boot_key_file),
+		cmocka_unit_test(test_open_good),
+		cmocka_unit_test(test_open_replayed_request),
+		cmocka_unit_test(test_open_token_of_another_key),
+		cmocka_unit_test(test_open_token_expired),
+		cmocka_unit_test(test_open_token_for_another_host),
+		cmocka_unit_test(test_open_machine_destroyed),
+		cmocka_unit_test(test_open_machine_moved),
+		cmocka_unit_test(test_open_machine_of_another_app),
+		cmocka_unit_test(test_open_unknown_machine),
+		cmocka_unit_test(test_open_unknown_version),
+		cmocka_unit_test(test_open_unknown_host),
+		cmocka_unit_test(test_open_bad_bodies),
+		cmocka_unit_test(test_open_ciphertext_moved_to_another_name),
+		cmocka_unit_test(test_open_ciphertext_moved_to_another_app),
+		cmocka_unit_test(test_open_direct_empty_version),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 #include <sodium.h>
 
+#include "encode.h"
 #include "vault.h"
 
 #define CANARY "canary-3f1c9a-value"
@@ -158,6 +159,61 @@ static void test_api_credential(void **state)
 	secret_free(c2);
 }
 
+/* HKDF-SHA256(salt "", IKM = bytes 0x00..0x1f, info = label, 32), computed apart (Python hmac). */
+#define KAT_BOOT_SEED "a3d449bdeb1be65bbb5ebe4ae7849363628227b3c7be818ed47ace0fd2b04138"
+#define KAT_CREDENTIAL "f53555a36dae4893a7e16d6beef6edeb77d785b193187b2b669a2fa5c8763e20"
+
+static void test_api_boot_seed(void **state)
+{
+	(void)state;
+	struct secret *m = NULL, *m2 = NULL, *seed = NULL, *again = NULL, *other = NULL, *cred = NULL;
+	struct secret *sk = NULL, *keeper_sk = NULL;
+	unsigned char want[32], pk[JWS_PK_LEN], keeper_pk[JWS_PK_LEN];
+
+	assert_int_equal(secret_new(VAULT_MASTER_LEN, &m), COFFER_OK);
+	for (size_t i = 0; i < VAULT_MASTER_LEN; i++)
+		secret_bytes(m)[i] = (unsigned char)i;
+	/* The label is pinned: a known answer for the boot seed and, as a check of the method, the credential. */
+	assert_int_equal(vault_api_boot_seed(m, &seed), COFFER_OK);
+	assert_int_equal(secret_len(seed), VAULT_BOOT_SEED_LEN);
+	assert_int_equal(hex_decode(KAT_BOOT_SEED, strlen(KAT_BOOT_SEED), want, sizeof(want)), COFFER_OK);
+	assert_memory_equal(secret_cbytes(seed), want, sizeof(want));
+	assert_int_equal(vault_api_credential(m, &cred), COFFER_OK);
+	assert_int_equal(hex_decode(KAT_CREDENTIAL, strlen(KAT_CREDENTIAL), want, sizeof(want)), COFFER_OK);
+	assert_memory_equal(secret_cbytes(cred), want, sizeof(want));
+	assert_false(secret_equal(seed, cred));
+
+	/* Stable for one master, another for another master. */
+	assert_int_equal(vault_api_boot_seed(m, &again), COFFER_OK);
+	assert_true(secret_equal(seed, again));
+	assert_int_equal(secret_new(VAULT_MASTER_LEN, &m2), COFFER_OK);
+	randombytes_buf(secret_bytes(m2), VAULT_MASTER_LEN);
+	assert_int_equal(vault_api_boot_seed(m2, &other), COFFER_OK);
+	assert_false(secret_equal(seed, other));
+
+	/* Not the keeper's own signing key. */
+	assert_int_equal(jws_key_from_seed(seed, &sk, pk), COFFER_OK);
+	assert_int_equal(vault_keeper_signing_key(m, &keeper_sk, keeper_pk), COFFER_OK);
+	assert_memory_not_equal(pk, keeper_pk, JWS_PK_LEN);
+
+	/* A short master key is refused. */
+	struct secret *short_m = NULL, *none = NULL;
+	assert_int_equal(secret_new(8, &short_m), COFFER_OK);
+	assert_int_not_equal(vault_api_boot_seed(short_m, &none), COFFER_OK);
+	assert_null(none);
+
+	sodium_memzero(want, sizeof(want));
+	secret_free(short_m);
+	secret_free(keeper_sk);
+	secret_free(sk);
+	secret_free(cred);
+	secret_free(other);
+	secret_free(m2);
+	secret_free(again);
+	secret_free(seed);
+	secret_free(m);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -171,6 +227,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_refuses_bad_ids, setup, teardown),
 		cmocka_unit_test(test_app_key_signature),
 		cmocka_unit_test(test_api_credential),
+		cmocka_unit_test(test_api_boot_seed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
