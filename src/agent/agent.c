@@ -3,8 +3,10 @@
  * the keeper on first start (a join token from --join or COFFER_JOIN_TOKEN,
  * blanked in argv / unset in the environment at once), checks that the
  * keeper still knows the host, registers with the api, writes the ready
- * file, then heartbeats (signed) every AGENT_HEARTBEAT_MS until SIGINT or
- * SIGTERM.
+ * file, starts the runner (agent_run.c: the assignments poll and the
+ * reconcile loop that runs the machines), then heartbeats (signed) every
+ * AGENT_HEARTBEAT_MS until SIGINT or SIGTERM, when it stops every machine
+ * before it exits.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -150,6 +152,7 @@ static int run(struct opts *o, const sigset_t *set)
 	char msg[AGENT_MESSAGE_MAX], host[HOSTNAME_SIZE];
 	const char *name = o->name;
 	json_t *body = NULL;
+	struct agent_runner *runner = NULL;
 	int created = 0, stopped = 0, ex = 0;
 	enum coffer_err rc;
 
@@ -248,6 +251,12 @@ static int run(struct opts *o, const sigset_t *set)
 		ex = cli_fail(COFFER_ERR_NOMEM, "out of memory");
 		goto out;
 	}
+	struct agent_run_config rcfg = { &id, o->api_url, o->keeper_url, o->state_dir };
+	rc = agent_runner_start(&rcfg, &runner);
+	if (rc) {
+		ex = cli_fail(rc, "cannot start running machines: %s", coffer_strerror(rc));
+		goto out;
+	}
 	int failing = 0;
 	while (!wait_signal(set, AGENT_HEARTBEAT_MS)) {
 		rc = agent_signed_call(&id, o->api_url, "POST", API_HEARTBEAT_PATH, body, NULL, msg, sizeof(msg));
@@ -258,6 +267,8 @@ static int run(struct opts *o, const sigset_t *set)
 		failing = rc != COFFER_OK;
 	}
 out:
+	/* every machine is stopped before the agent exits */
+	agent_runner_stop(runner);
 	if (stopped || ex == 0)
 		log_info("agent_stopped");
 	json_decref(body);

@@ -16,6 +16,23 @@
  * Ownership: struct agent_identity owns its private keys (struct secret,
  * wiped by agent_identity_release); public keys, the id and the cert are
  * plain. A join token is a struct secret, borrowed.
+ *
+ * Running machines (agent_run.c, docs/RUNPATH.md): once registered, the
+ * agent starts a runner with two threads besides its own (which heartbeats
+ * and waits for SIGINT/SIGTERM):
+ *   poll       GET /v1/agent/assignments?after=G&wait=AGENT_POLL_WAIT_S,
+ *              signed; keeps the newest document and wakes the reconcile
+ *              thread when its generation changes; retries after
+ *              AGENT_RETRY_MS on any error
+ *   reconcile  ticks every AGENT_TICK_MS (and at once on a new document);
+ *              owns every struct machine (machine.h) and the per-machine
+ *              state, boots, adopts, restarts with backoff, stops what is
+ *              no longer assigned, reports events to the api
+ * Machines live in STATE/machines/<id>/{work,logs}; the work folder is
+ * removed when a machine leaves the host, the logs are kept. Secret values
+ * live only in the boot path (delivery_open -> machine_start) and in the
+ * masking of an exit's tail, in secure memory, wiped at once after; the
+ * agent never keeps them, and never logs a value, a token or a tail.
  */
 #ifndef COFFER_AGENT_H
 #define COFFER_AGENT_H
@@ -43,6 +60,15 @@
 #define AGENT_RESPONSE_MAX ((size_t)64 << 10)
 #define AGENT_REQUEST_MAX ((size_t)64 << 10)
 #define AGENT_MESSAGE_MAX 256
+#define AGENT_POLL_WAIT_S 25                       /* the long poll's wait */
+#define AGENT_POLL_TIMEOUT_MS 35000                /* its HTTP timeout: more than the wait */
+#define AGENT_TICK_MS 100                          /* the reconcile loop's tick */
+#define AGENT_ASSIGNMENTS_MAX ((size_t)4 << 20)    /* bytes of an assignments answer */
+#define AGENT_OPEN_ANSWER_MAX ((size_t)4 << 20)    /* bytes of the keeper's /v1/open answer */
+#define AGENT_TAIL_MAX ((size_t)8 << 10)           /* bytes of a tail sent with an event */
+#define AGENT_MACHINES_DIR "machines"              /* STATE/machines/<id>/{work,logs} */
+#define AGENT_JTI_SIZE 33                          /* a boot token's jti, 32 hex and a NUL */
+#define AGENT_POLL_JOIN_MS 200                     /* how long stop waits for the poll thread */
 
 struct agent_identity {
 	struct secret *sign_sk;                 /* Ed25519, 64-byte form */
@@ -86,5 +112,58 @@ COFFER_MUST_CHECK enum coffer_err agent_enrol(const char *state_dir, struct agen
 COFFER_MUST_CHECK enum coffer_err agent_signed_call(const struct agent_identity *id, const char *base_url,
 						    const char *method, const char *path, const json_t *body,
 						    json_t **answer, char *msg, size_t msg_size);
+
+/*
+ * agent_signed_call with its own HTTP timeout (ms) and answer limit
+ * (bytes): for the long poll and the keeper's sealed deliveries.
+ */
+COFFER_MUST_CHECK enum coffer_err agent_signed_call_ex(const struct agent_identity *id, const char *base_url,
+						       const char *method, const char *path, const json_t *body,
+						       unsigned timeout_ms, size_t response_max, json_t **answer,
+						       char *msg, size_t msg_size);
+
+/* ---- running machines (agent_run.c) ---- */
+
+struct agent_run_config {
+	const struct agent_identity *id; /* enrolled; borrowed until agent_runner_stop returns */
+	const char *api_url;
+	const char *keeper_url;
+	const char *state_dir;           /* made absolute by the runner */
+};
+
+struct agent_runner;
+struct machine;
+struct machine_error;
+
+/* Starts the poll and reconcile threads; *out only on success. */
+COFFER_MUST_CHECK enum coffer_err agent_runner_start(const struct agent_run_config *cfg, struct agent_runner **out);
+/*
+ * Stops every machine (SIGTERM to all, then SIGKILL after the stop
+ * timeout), reports them stopped, ends the threads and frees. NULL is
+ * allowed. A long poll still waiting on the api is left to end by itself
+ * (it holds nothing of the caller's).
+ */
+void agent_runner_stop(struct agent_runner *r);
+
+/*
+ * The jti of a boot token (the JWS payload's "jti", 32 lower-case hex),
+ * read without verifying: the agent is the token's intended reader and
+ * the keeper verifies it. COFFER_ERR_INVALID for anything malformed.
+ */
+COFFER_MUST_CHECK enum coffer_err agent_token_jti(const char *token, size_t token_len, char jti[AGENT_JTI_SIZE]);
+
+/*
+ * Boots one machine from the keeper's sealed delivery: opens it with the
+ * host's seal key for (host id, machine id, jti), starts the machine of
+ * assignment `m` (RUNPATH.md M: id, app, release, cmd, env) in
+ * state_dir/machines/<id>/{work,logs}, and wipes the values right after
+ * machine_start returns. state_dir must be absolute. *out and *n_secrets
+ * (may be NULL) only on success; err (may be NULL) gets the reason on a
+ * failure to start (never a value).
+ */
+COFFER_MUST_CHECK enum coffer_err agent_boot_sealed(const struct agent_identity *id, const char *state_dir,
+						    const json_t *m, const char *jti, const void *sealed,
+						    size_t sealed_len, struct machine **out, size_t *n_secrets,
+						    struct machine_error *err);
 
 #endif

@@ -4,6 +4,7 @@
  */
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -18,6 +19,7 @@
 #include "banned.h"
 
 #define STATE_DIR_MODE 0700
+#define PARENT_DIR_MODE 0711
 #define KEY_FILE_MODE 0600
 #define IDENTITY_FILE_MODE 0600
 #define KEEPER_ENROL_PATH "/v1/hosts/enrol"
@@ -110,6 +112,28 @@ static enum coffer_err identity_from(const json_t *doc, const char *id_key, stru
 	return COFFER_OK;
 }
 
+/*
+ * The missing parents of state_dir. When the agent is root its machines
+ * run as another user who must pass through them to reach a work dir
+ * (STATE/machines/<id>/work): they are made searchable (0711) then, as
+ * machine.c makes the parents of a work dir. Existing folders are left as
+ * they are.
+ */
+static enum coffer_err make_parents(const char *state_dir)
+{
+	char parent[AGENT_PATH_MAX];
+	char *slash;
+	if (geteuid() != 0)
+		return COFFER_OK;
+	if (str_copy(parent, sizeof(parent), state_dir))
+		return COFFER_ERR_TOO_LARGE;
+	slash = strrchr(parent, '/');
+	if (!slash || slash == parent)
+		return COFFER_OK;
+	*slash = '\0';
+	return fs_mkdir_p(parent, PARENT_DIR_MODE);
+}
+
 enum coffer_err agent_identity_load(const char *state_dir, struct agent_identity *out, int *created)
 {
 	char path[AGENT_PATH_MAX];
@@ -122,7 +146,9 @@ enum coffer_err agent_identity_load(const char *state_dir, struct agent_identity
 
 	memset(&id, 0, sizeof(id));
 	buf_init(&text, AGENT_IDENTITY_FILE_MAX);
-	rc = fs_mkdir_p(state_dir, STATE_DIR_MODE);
+	rc = make_parents(state_dir);
+	if (!rc)
+		rc = fs_mkdir_p(state_dir, STATE_DIR_MODE);
 	if (!rc)
 		rc = path_of(path, state_dir, AGENT_SIGN_KEY_FILE);
 	if (!rc)
@@ -213,8 +239,8 @@ static enum coffer_err peer_error(int status, const struct buf *resp, char *msg,
 
 /* Sends body (already serialised) to base_url; with signed headers when h is not NULL. */
 static enum coffer_err send_request(const char *base_url, const char *method, const char *path,
-				    const struct hostauth_headers *h, const struct buf *body, json_t **answer, char *msg,
-				    size_t msg_size)
+				    const struct hostauth_headers *h, const struct buf *body, unsigned timeout_ms,
+				    size_t response_max, json_t **answer, char *msg, size_t msg_size)
 {
 	struct http_client *c = NULL;
 	struct buf resp;
@@ -224,8 +250,9 @@ static enum coffer_err send_request(const char *base_url, const char *method, co
 
 	if (msg && msg_size)
 		msg[0] = '\0';
-	buf_init(&resp, AGENT_RESPONSE_MAX);
-	rc = http_client_new(base_url, AGENT_HTTP_TIMEOUT_MS, &c);
+	/* answers may carry a boot token: wiped when freed */
+	buf_init_wiping(&resp, response_max);
+	rc = http_client_new(base_url, timeout_ms, &c);
 	if (!rc && h &&
 	    ((rc = http_client_add_header(c, HOSTAUTH_HEADER_HOST, h->host)) ||
 	     (rc = http_client_add_header(c, HOSTAUTH_HEADER_TIMESTAMP, h->timestamp)) ||
@@ -233,7 +260,7 @@ static enum coffer_err send_request(const char *base_url, const char *method, co
 	     (rc = http_client_add_header(c, HOSTAUTH_HEADER_SIGNATURE, h->signature))))
 		goto out;
 	if (!rc)
-		rc = http_client_request(c, method, path, body ? body->ptr : NULL, body ? body->len : 0, AGENT_RESPONSE_MAX,
+		rc = http_client_request(c, method, path, body ? body->ptr : NULL, body ? body->len : 0, response_max,
 					 &status, &resp);
 	if (rc)
 		goto out;
@@ -242,7 +269,7 @@ static enum coffer_err send_request(const char *base_url, const char *method, co
 		goto out;
 	}
 	if (resp.len &&
-	    json_parse_limited(resp.ptr, resp.len, AGENT_RESPONSE_MAX, JSON_MAX_DEPTH_DEFAULT, &doc, NULL) != COFFER_OK) {
+	    json_parse_limited(resp.ptr, resp.len, response_max, JSON_MAX_DEPTH_DEFAULT, &doc, NULL) != COFFER_OK) {
 		rc = COFFER_ERR_PROTOCOL;
 		goto out;
 	}
@@ -260,13 +287,24 @@ out:
 enum coffer_err agent_signed_call(const struct agent_identity *id, const char *base_url, const char *method,
 				  const char *path, const json_t *body, json_t **answer, char *msg, size_t msg_size)
 {
+	return agent_signed_call_ex(id, base_url, method, path, body, AGENT_HTTP_TIMEOUT_MS, AGENT_RESPONSE_MAX, answer,
+				    msg, msg_size);
+}
+
+enum coffer_err agent_signed_call_ex(const struct agent_identity *id, const char *base_url, const char *method,
+				     const char *path, const json_t *body, unsigned timeout_ms, size_t response_max,
+				     json_t **answer, char *msg, size_t msg_size)
+{
 	struct hostauth_headers h;
 	struct buf text;
 	enum coffer_err rc = COFFER_OK;
 
+	if (msg && msg_size)
+		msg[0] = '\0';
 	if (!id->enrolled)
 		return COFFER_ERR_INVALID;
-	buf_init(&text, AGENT_REQUEST_MAX);
+	/* a body may carry a boot token: wiped when freed */
+	buf_init_wiping(&text, AGENT_REQUEST_MAX);
 	if (body)
 		rc = json_dump_buf(body, &text);
 	/* exactly the bytes sent are the bytes signed */
@@ -274,7 +312,8 @@ enum coffer_err agent_signed_call(const struct agent_identity *id, const char *b
 	if (!rc)
 		rc = hostauth_sign_headers(id->sign_sk, id->host_id, &r, (int64_t)time(NULL), &h);
 	if (!rc)
-		rc = send_request(base_url, method, path, &h, body ? &text : NULL, answer, msg, msg_size);
+		rc = send_request(base_url, method, path, &h, body ? &text : NULL, timeout_ms, response_max, answer, msg,
+				  msg_size);
 	buf_release(&text);
 	return rc;
 }
@@ -305,7 +344,8 @@ enum coffer_err agent_enrol(const char *state_dir, struct agent_identity *id, co
 	    (rc = set_b64(body, "seal_pk", id->seal_pk, sizeof(id->seal_pk))) ||
 	    (rc = set_b64(body, "proof", proof, sizeof(proof))) || (rc = json_dump_buf(body, &text)))
 		goto out;
-	rc = send_request(keeper_url, "POST", KEEPER_ENROL_PATH, NULL, &text, &answer, msg, msg_size);
+	rc = send_request(keeper_url, "POST", KEEPER_ENROL_PATH, NULL, &text, AGENT_HTTP_TIMEOUT_MS, AGENT_RESPONSE_MAX,
+			  &answer, msg, msg_size);
 	if (rc)
 		goto out;
 	if (!answer || identity_from(answer, "host_id", &got)) {

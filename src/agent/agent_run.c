@@ -1,2 +1,1067 @@
-/* agent_run.c — being written (docs/RUNPATH.md). */
-typedef int coffer_placeholder_agent_run;
+/*
+ * agent_run.c — the agent's machines (docs/RUNPATH.md, "Agent <-> api" and
+ * "Agent <-> keeper"): the long poll of the host's assignments, and the
+ * reconcile loop that boots, adopts, restarts and stops machines and
+ * reports their events. See the top of agent.h.
+ *
+ * Threads: the poll thread owns its copy of the host's signing key and
+ * shares only `struct shared` (refcounted, so a long poll still waiting when
+ * the agent stops can end by itself). The reconcile thread owns every
+ * struct local and struct machine; nothing else touches them.
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include <sodium.h>
+
+#include "agent.h"
+#include "boottoken.h"
+#include "buf.h"
+#include "delivery.h"
+#include "encode.h"
+#include "fs.h"
+#include "log.h"
+#include "machine.h"
+#include "banned.h"
+
+#define ASSIGNMENTS_PATH "/v1/agent/assignments"
+#define MACHINES_PATH "/v1/agent/machines/"
+#define KEEPER_OPEN_PATH "/v1/open"
+#define WORK_DIR_NAME "work"
+#define LOG_DIR_NAME "logs"
+#define GENERATION_MAX 64
+#define SPEC_MAX 64
+#define REQUEST_PATH_MAX 512
+#define TAIL_RAW_MAX ((size_t)256 << 10) /* masked tail before it is cut to AGENT_TAIL_MAX */
+#define TOKEN_PAYLOAD_MAX 1024
+#define ARGV_MAX 4096
+#define ENV_PAIRS_MAX 4096
+#define NFTW_FDS 16
+#define MACHINES_DIR_MODE 0711
+#define MS_PER_S 1000
+#define NS_PER_MS 1000000L
+#define NS_PER_US 1000L
+#define US_PER_S 1000000
+
+_Static_assert(AGENT_JTI_SIZE == BOOTTOKEN_JTI_SIZE, "a jti is 32 hex characters");
+
+/* ---- time ---- */
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * MS_PER_S + ts.tv_nsec / NS_PER_MS;
+}
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * US_PER_S + ts.tv_nsec / NS_PER_US;
+}
+
+static int64_t unix_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * MS_PER_S + ts.tv_nsec / NS_PER_MS;
+}
+
+static void deadline_in(struct timespec *ts, int64_t ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / MS_PER_S;
+	ts->tv_nsec += (ms % MS_PER_S) * NS_PER_MS;
+	if (ts->tv_nsec >= MS_PER_S * NS_PER_MS) {
+		ts->tv_sec++;
+		ts->tv_nsec -= MS_PER_S * NS_PER_MS;
+	}
+}
+
+/* A message, cut short if it must be (messages only: never a path or an id that must be whole). */
+__attribute__((format(printf, 3, 4))) static void set_msg(char *dst, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	if (!size)
+		return;
+	va_start(ap, fmt);
+	if (vsnprintf(dst, size, fmt, ap) < 0)
+		dst[0] = '\0';
+	va_end(ap);
+}
+
+/* ---- boot tokens and deliveries ---- */
+
+enum coffer_err agent_token_jti(const char *token, size_t token_len, char jti[AGENT_JTI_SIZE])
+{
+	const char *dot1, *dot2, *s;
+	size_t n;
+	struct buf payload;
+	json_t *doc = NULL;
+	enum coffer_err rc = COFFER_ERR_INVALID;
+
+	buf_init(&payload, TOKEN_PAYLOAD_MAX);
+	dot1 = token ? memchr(token, '.', token_len) : NULL;
+	dot2 = dot1 ? memchr(dot1 + 1, '.', token_len - (size_t)(dot1 + 1 - token)) : NULL;
+	if (!dot2 || b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), &payload) ||
+	    json_parse_limited(payload.ptr, payload.len, TOKEN_PAYLOAD_MAX, JSON_MAX_DEPTH_DEFAULT, &doc, NULL) ||
+	    json_get_string(doc, "jti", 1, &s, &n, NULL) || n != BOOTTOKEN_JTI_LEN)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			goto out;
+	memcpy(jti, s, n + 1);
+	rc = COFFER_OK;
+out:
+	json_decref(doc);
+	buf_release(&payload);
+	return rc;
+}
+
+/* STATE/machines/<id>/<leaf> */
+static enum coffer_err machine_dir(char out[AGENT_PATH_MAX], const char *state_dir, const char *id, const char *leaf)
+{
+	return fmt_into(out, AGENT_PATH_MAX, "%s/%s/%s/%s", state_dir, AGENT_MACHINES_DIR, id, leaf);
+}
+
+/* The fields of an assignment the agent needs; strings borrowed from the document. */
+struct assignment {
+	const char *id;
+	const char *app;
+	const char *spec;
+	int64_t release;
+	int64_t grace_ms;
+	json_t *cmd;
+	json_t *env;
+};
+
+static enum coffer_err assignment_parse(const json_t *m, struct assignment *a)
+{
+	size_t n;
+	memset(a, 0, sizeof(*a));
+	a->grace_ms = 0;
+	if (json_get_string(m, "id", 1, &a->id, NULL, NULL) || !boottoken_id_ok(a->id) ||
+	    json_get_string(m, "app", 1, &a->app, &n, NULL) || n == 0 || n >= AGENT_NAME_SIZE ||
+	    json_get_string(m, "spec", 1, &a->spec, &n, NULL) || n == 0 || n > SPEC_MAX ||
+	    json_get_int(m, "release", 1, 1, INT64_MAX, &a->release, NULL) ||
+	    json_get_int(m, "grace_ms", 0, 0, INT64_MAX / 2, &a->grace_ms, NULL) ||
+	    json_get_array(m, "cmd", 1, &a->cmd, NULL) || json_array_size(a->cmd) == 0 ||
+	    json_array_size(a->cmd) > ARGV_MAX || json_get_object(m, "env", 0, &a->env, NULL) ||
+	    (a->env && json_object_size(a->env) > ENV_PAIRS_MAX))
+		return COFFER_ERR_INVALID;
+	for (size_t i = 0; i < json_array_size(a->cmd); i++) {
+		const json_t *v = json_array_get(a->cmd, i);
+		if (!json_is_string(v) || (i == 0 && json_string_length(v) == 0))
+			return COFFER_ERR_INVALID;
+	}
+	return COFFER_OK;
+}
+
+/*
+ * STATE/machines, made 0711; when the agent is root its machines run as
+ * another user, who must be able to pass through STATE to reach its work
+ * dir: STATE (ours) gets o+x too (its key files stay 0600). A parent we do
+ * not own is left alone; machine_start then says which folder it cannot
+ * enter.
+ */
+static enum coffer_err prepare_machines_dir(const char *state_dir)
+{
+	char path[AGENT_PATH_MAX];
+	struct stat st;
+	enum coffer_err rc = fmt_into(path, sizeof(path), "%s/%s", state_dir, AGENT_MACHINES_DIR);
+	if (!rc)
+		rc = fs_mkdir_p(path, MACHINES_DIR_MODE);
+	if (rc || geteuid() != 0)
+		return rc;
+	if (stat(path, &st) == 0 && (st.st_mode & S_IXOTH) == 0 && chmod(path, MACHINES_DIR_MODE) != 0)
+		return COFFER_ERR_IO;
+	if (stat(state_dir, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & S_IXOTH) == 0) {
+		if (chmod(state_dir, (st.st_mode & 07777) | S_IXGRP | S_IXOTH) != 0)
+			return COFFER_ERR_IO;
+		log_info("agent_state_dir_searchable", LF_S("state_dir", state_dir),
+			 LF_S("reason", "machines run as another user"));
+	}
+	return COFFER_OK;
+}
+
+enum coffer_err agent_boot_sealed(const struct agent_identity *id, const char *state_dir, const json_t *m,
+				  const char *jti, const void *sealed, size_t sealed_len, struct machine **out,
+				  size_t *n_secrets, struct machine_error *err)
+{
+	char work[AGENT_PATH_MAX], logs[AGENT_PATH_MAX];
+	struct delivery_list list;
+	struct assignment a;
+	const char **argv = NULL;
+	struct machine_env *env = NULL;
+	struct machine_secret *secrets = NULL;
+	struct machine *mach = NULL;
+	size_t n_env = 0, n_argv;
+	enum coffer_err rc;
+
+	delivery_list_init(&list);
+	if (err)
+		err->message[0] = '\0';
+	rc = assignment_parse(m, &a);
+	if (!rc && (state_dir[0] != '/' || !id->enrolled))
+		rc = COFFER_ERR_INVALID;
+	if (!rc && prepare_machines_dir(state_dir)) {
+		rc = COFFER_ERR_IO;
+		set_msg(err ? err->message : NULL, err ? sizeof(err->message) : 0, "cannot make the machines folder");
+		goto out;
+	}
+	if (!rc)
+		rc = machine_dir(work, state_dir, a.id, WORK_DIR_NAME);
+	if (!rc)
+		rc = machine_dir(logs, state_dir, a.id, LOG_DIR_NAME);
+	if (rc) {
+		if (err)
+			set_msg(err->message, sizeof(err->message), "%s", "malformed assignment");
+		goto out;
+	}
+	rc = delivery_open(id->seal_sk, id->host_id, a.id, jti, sealed, sealed_len, &list);
+	if (rc) {
+		if (err)
+			set_msg(err->message, sizeof(err->message), "cannot open the delivered secrets: %s",
+				       coffer_strerror(rc));
+		goto out;
+	}
+	n_argv = json_array_size(a.cmd);
+	argv = calloc(n_argv + 1, sizeof(*argv));
+	env = calloc(a.env ? json_object_size(a.env) + 1 : 1, sizeof(*env));
+	secrets = calloc(list.n + 1, sizeof(*secrets));
+	if (!argv || !env || !secrets) {
+		rc = COFFER_ERR_NOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n_argv; i++)
+		argv[i] = json_string_value(json_array_get(a.cmd, i));
+	if (a.env) {
+		const char *k;
+		json_t *v;
+		json_object_foreach(a.env, k, v) {
+			if (!json_is_string(v)) {
+				rc = COFFER_ERR_INVALID;
+				if (err)
+					set_msg(err->message, sizeof(err->message), "%s", "malformed assignment");
+				goto out;
+			}
+			env[n_env].name = k;
+			env[n_env].value = json_string_value(v);
+			n_env++;
+		}
+	}
+	for (size_t i = 0; i < list.n; i++) {
+		secrets[i].name = list.items[i].name;
+		secrets[i].value = list.items[i].value;
+	}
+	struct machine_spec spec = {
+		.app = a.app,
+		.machine_id = a.id,
+		.release_version = a.release,
+		.argv = argv,
+		.env = env,
+		.n_env = n_env,
+		.secrets = secrets,
+		.n_secrets = list.n,
+		.work_dir = work,
+		.log_dir = logs,
+		.user = NULL,
+	};
+	rc = machine_start(&spec, &mach, err);
+out:
+	/* the values are wiped right after machine_start returns, whatever it did */
+	if (secrets)
+		sodium_memzero(secrets, (list.n + 1) * sizeof(*secrets));
+	size_t n = list.n;
+	delivery_list_release(&list);
+	free(secrets);
+	free(env);
+	free(argv);
+	if (rc)
+		return rc;
+	*out = mach;
+	if (n_secrets)
+		*n_secrets = n;
+	return COFFER_OK;
+}
+
+/* ---- shared between the runner and the poll thread ---- */
+
+struct shared {
+	pthread_mutex_t mu;
+	pthread_cond_t cond; /* CLOCK_MONOTONIC */
+	int refs;
+	int stop;
+	json_t *doc;  /* the newest assignments document */
+	uint64_t seq; /* bumped with every new document */
+};
+
+static void shared_put(struct shared *sh)
+{
+	pthread_mutex_lock(&sh->mu);
+	int last = --sh->refs == 0;
+	pthread_mutex_unlock(&sh->mu);
+	if (!last)
+		return;
+	json_decref(sh->doc);
+	pthread_cond_destroy(&sh->cond);
+	pthread_mutex_destroy(&sh->mu);
+	free(sh);
+}
+
+static enum coffer_err shared_new(struct shared **out)
+{
+	pthread_condattr_t ca;
+	struct shared *sh = calloc(1, sizeof(*sh));
+	if (!sh)
+		return COFFER_ERR_NOMEM;
+	if (pthread_mutex_init(&sh->mu, NULL)) {
+		free(sh);
+		return COFFER_ERR_INTERNAL;
+	}
+	if (pthread_condattr_init(&ca) || pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) ||
+	    pthread_cond_init(&sh->cond, &ca)) {
+		pthread_mutex_destroy(&sh->mu);
+		free(sh);
+		return COFFER_ERR_INTERNAL;
+	}
+	pthread_condattr_destroy(&ca);
+	sh->refs = 1;
+	*out = sh;
+	return COFFER_OK;
+}
+
+/* Waits up to ms unless stopped (mu held); returns stop. */
+static int shared_sleep(struct shared *sh, int64_t ms)
+{
+	struct timespec ts;
+	deadline_in(&ts, ms);
+	while (!sh->stop) {
+		if (pthread_cond_timedwait(&sh->cond, &sh->mu, &ts) == ETIMEDOUT)
+			break;
+	}
+	return sh->stop;
+}
+
+/* Waits up to AGENT_TICK_MS for a document newer than seq, or stop (mu held). */
+static void shared_wait_news(struct shared *sh, uint64_t seq)
+{
+	struct timespec ts;
+	deadline_in(&ts, AGENT_TICK_MS);
+	while (!sh->stop && sh->seq == seq) {
+		if (pthread_cond_timedwait(&sh->cond, &sh->mu, &ts) == ETIMEDOUT)
+			break;
+	}
+}
+
+/* ---- the poll thread ---- */
+
+struct poller {
+	struct shared *sh;
+	struct agent_identity id; /* its own copy: sign_sk duplicated, seal_sk NULL */
+	char api_url[AGENT_URL_MAX];
+};
+
+static int generation_ok(const char *g, size_t n)
+{
+	if (n == 0 || n > GENERATION_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((g[i] >= '0' && g[i] <= '9') || (g[i] >= 'a' && g[i] <= 'f') || (g[i] >= 'A' && g[i] <= 'F')))
+			return 0;
+	return 1;
+}
+
+static void *poll_main(void *arg)
+{
+	struct poller *p = arg;
+	struct shared *sh = p->sh;
+	char gen[GENERATION_MAX + 1] = "", path[REQUEST_PATH_MAX], msg[AGENT_MESSAGE_MAX];
+	int failing = 0;
+
+	for (;;) {
+		json_t *doc = NULL, *machines = NULL;
+		const char *g = NULL;
+		size_t gn = 0;
+		enum coffer_err rc;
+
+		pthread_mutex_lock(&sh->mu);
+		int stop = sh->stop;
+		pthread_mutex_unlock(&sh->mu);
+		if (stop)
+			break;
+		rc = fmt_into(path, sizeof(path), "%s?after=%s&wait=%d", ASSIGNMENTS_PATH, gen, AGENT_POLL_WAIT_S);
+		if (!rc)
+			rc = agent_signed_call_ex(&p->id, p->api_url, "GET", path, NULL, AGENT_POLL_TIMEOUT_MS,
+						  AGENT_ASSIGNMENTS_MAX, &doc, msg, sizeof(msg));
+		if (!rc && (!doc || json_get_string(doc, "generation", 1, &g, &gn, NULL) || !generation_ok(g, gn) ||
+			    json_get_array(doc, "machines", 1, &machines, NULL))) {
+			rc = COFFER_ERR_PROTOCOL;
+			set_msg(msg, sizeof(msg), "%s", "malformed assignments document");
+		}
+		if (rc) {
+			json_decref(doc);
+			if (!failing)
+				log_warn("agent_poll_failed", LF_S("error", coffer_err_name(rc)), LF_S("message", msg));
+			failing = 1;
+			pthread_mutex_lock(&sh->mu);
+			stop = shared_sleep(sh, AGENT_RETRY_MS);
+			pthread_mutex_unlock(&sh->mu);
+			if (stop)
+				break;
+			continue;
+		}
+		if (failing)
+			log_info("agent_poll_ok");
+		failing = 0;
+		if (strcmp(g, gen) == 0) {
+			json_decref(doc);
+			continue;
+		}
+		memcpy(gen, g, gn + 1);
+		log_debug("agent_assignments", LF_S("generation", gen), LF_I("machines", json_array_size(machines)));
+		pthread_mutex_lock(&sh->mu);
+		json_decref(sh->doc);
+		sh->doc = doc;
+		sh->seq++;
+		pthread_cond_broadcast(&sh->cond);
+		pthread_mutex_unlock(&sh->mu);
+	}
+	agent_identity_release(&p->id);
+	shared_put(sh);
+	free(p);
+	return NULL;
+}
+
+/* ---- the reconcile loop ---- */
+
+/* One machine this host knows: what runs (or last tried to), and its restart state. */
+struct local {
+	char id[BOOTTOKEN_ID_SIZE];
+	char app[AGENT_NAME_SIZE];
+	char spec[SPEC_MAX + 1];
+	int64_t release;    /* the release it runs, or last tried to start */
+	int64_t grace_ms;
+	struct machine *m;  /* NULL when not running */
+	int64_t started_at; /* unix ms */
+	int64_t up_since;   /* monotonic ms */
+	unsigned restarts;
+	int64_t next_try;   /* monotonic ms; no start before */
+	json_t *pending;    /* an event the api did not take yet */
+	int64_t next_send;  /* monotonic ms; no resend before */
+	int seen;
+};
+
+struct agent_runner {
+	struct shared *sh;
+	pthread_t poll_thread, reconcile_thread;
+	int poll_started, reconcile_started;
+	const struct agent_identity *id;
+	char api_url[AGENT_URL_MAX];
+	char keeper_url[AGENT_URL_MAX];
+	char state_dir[AGENT_PATH_MAX];
+	struct local **locals;
+	size_t n_locals, cap_locals;
+};
+
+/* Posts one event; 1 when it is done with (taken, or refused for good). */
+static int post_event(struct agent_runner *r, const char *machine_id, const json_t *body)
+{
+	char path[REQUEST_PATH_MAX], msg[AGENT_MESSAGE_MAX];
+	const char *state = json_string_value(json_object_get(body, "state"));
+	enum coffer_err rc = fmt_into(path, sizeof(path), MACHINES_PATH "%s/events", machine_id);
+	if (!rc)
+		rc = agent_signed_call(r->id, r->api_url, "POST", path, body, NULL, msg, sizeof(msg));
+	if (rc == COFFER_OK)
+		return 1;
+	if (rc == COFFER_ERR_NOT_FOUND || rc == COFFER_ERR_CONFLICT) {
+		log_debug("machine.event_refused", LF_S("machine", machine_id), LF_S("state", state),
+			  LF_S("error", coffer_err_name(rc)));
+		return 1;
+	}
+	log_warn("machine.event_failed", LF_S("machine", machine_id), LF_S("state", state),
+		 LF_S("error", coffer_err_name(rc)), LF_S("message", msg));
+	return rc == COFFER_ERR_UNAVAILABLE || rc == COFFER_ERR_INTERNAL || rc == COFFER_ERR_STORE ? 0 : 1;
+}
+
+/* Sends an event (takes body); one the api cannot take now is kept and sent again (the newest replaces it). */
+static void report(struct agent_runner *r, struct local *l, json_t *body)
+{
+	if (!body) {
+		log_error("machine.event_failed", LF_S("machine", l->id), LF_S("error", "out of memory"));
+		return;
+	}
+	json_decref(l->pending);
+	l->pending = NULL;
+	if (post_event(r, l->id, body)) {
+		json_decref(body);
+		return;
+	}
+	l->pending = body;
+	l->next_send = mono_ms() + AGENT_RETRY_MS;
+}
+
+static void flush_pending(struct agent_runner *r, struct local *l)
+{
+	if (!l->pending || mono_ms() < l->next_send)
+		return;
+	if (post_event(r, l->id, l->pending)) {
+		json_decref(l->pending);
+		l->pending = NULL;
+	} else {
+		l->next_send = mono_ms() + AGENT_RETRY_MS;
+	}
+}
+
+static json_t *event(const char *state, int64_t release)
+{
+	return json_pack("{s:s,s:I}", "state", state, "release", (json_int_t)release);
+}
+
+static json_t *started_event(const struct local *l)
+{
+	json_t *e = event("started", l->release);
+	if (e && json_object_set_new(e, "pid", json_integer(machine_pid(l->m))) == 0 &&
+	    json_object_set_new(e, "started_at", json_integer(l->started_at)) == 0)
+		return e;
+	json_decref(e);
+	return NULL;
+}
+
+/* Replaces what JSON cannot carry (invalid UTF-8) with '?'; appends to out. */
+static enum coffer_err utf8_clean(const unsigned char *s, size_t n, struct buf *out)
+{
+	size_t i = 0;
+	while (i < n) {
+		unsigned c = s[i];
+		size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+		int ok = len != 0 && i + len <= n;
+		uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1f) : len == 3 ? (c & 0x0f) : (c & 0x07);
+		for (size_t k = 1; ok && k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				ok = 0;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if (ok && ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+			   cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)))
+			ok = 0;
+		enum coffer_err rc = ok ? buf_add(out, s + i, len) : buf_addch(out, '?');
+		if (rc)
+			return rc;
+		i += ok ? len : 1;
+	}
+	return COFFER_OK;
+}
+
+/* The last AGENT_TAIL_MAX bytes of a masked tail, as a JSON string. */
+static json_t *tail_json(const struct buf *masked)
+{
+	struct buf clean;
+	json_t *j = NULL;
+	size_t from = masked->len > AGENT_TAIL_MAX ? masked->len - AGENT_TAIL_MAX : 0;
+	buf_init(&clean, AGENT_TAIL_MAX);
+	if (utf8_clean((const unsigned char *)masked->ptr + from, masked->len - from, &clean) == COFFER_OK)
+		j = json_stringn(clean.ptr, clean.len);
+	buf_release(&clean);
+	return j;
+}
+
+/*
+ * A new boot token and an open at the keeper for l: the values in *list
+ * (the caller releases them at once). On failure msg gets the reason and
+ * *gone says the api or keeper says the machine is not (or no longer) this
+ * host's: not a failure of the machine.
+ */
+static enum coffer_err open_secrets(struct agent_runner *r, const char *machine_id, char jti[AGENT_JTI_SIZE],
+				    struct buf *sealed, char *msg, size_t msg_size, int *gone)
+{
+	char path[REQUEST_PATH_MAX], peer[AGENT_MESSAGE_MAX];
+	json_t *body = NULL, *answer = NULL, *opened = NULL;
+	const char *token = NULL, *s = NULL;
+	size_t token_len = 0, n = 0;
+	enum coffer_err rc;
+
+	*gone = 0;
+	msg[0] = '\0';
+	body = json_object();
+	rc = body ? fmt_into(path, sizeof(path), MACHINES_PATH "%s/boot-token", machine_id) : COFFER_ERR_NOMEM;
+	if (!rc)
+		rc = agent_signed_call(r->id, r->api_url, "POST", path, body, &answer, peer, sizeof(peer));
+	if (rc) {
+		*gone = rc == COFFER_ERR_NOT_FOUND || rc == COFFER_ERR_CONFLICT;
+		set_msg(msg, msg_size, "cannot get a boot token: %s", peer[0] ? peer : coffer_strerror(rc));
+		goto out;
+	}
+	if (!answer || json_get_string(answer, "token", 1, &token, &token_len, NULL) ||
+	    agent_token_jti(token, token_len, jti)) {
+		rc = COFFER_ERR_PROTOCOL;
+		set_msg(msg, msg_size, "%s", "cannot get a boot token: malformed answer");
+		goto out;
+	}
+	json_decref(body);
+	body = json_object();
+	if (!body || json_object_set_new(body, "token", json_stringn(token, token_len))) {
+		rc = COFFER_ERR_NOMEM;
+		goto out;
+	}
+	rc = agent_signed_call_ex(r->id, r->keeper_url, "POST", KEEPER_OPEN_PATH, body, AGENT_HTTP_TIMEOUT_MS,
+				  AGENT_OPEN_ANSWER_MAX, &opened, peer, sizeof(peer));
+	if (rc) {
+		*gone = rc == COFFER_ERR_NOT_FOUND || rc == COFFER_ERR_CONFLICT;
+		set_msg(msg, msg_size, "the keeper refused to open the secrets: %s",
+			       peer[0] ? peer : coffer_strerror(rc));
+		goto out;
+	}
+	buf_reset(sealed);
+	if (!opened || json_get_string(opened, "sealed", 1, &s, &n, NULL) || b64url_decode(s, n, sealed)) {
+		rc = COFFER_ERR_PROTOCOL;
+		set_msg(msg, msg_size, "%s", "the keeper sent a malformed delivery");
+		goto out;
+	}
+out:
+	json_decref(opened);
+	json_decref(answer);
+	json_decref(body);
+	return rc;
+}
+
+static void schedule_retry(struct local *l, int64_t now)
+{
+	l->next_try = now + machine_backoff_ms(l->restarts);
+	if (l->restarts < UINT_MAX)
+		l->restarts++;
+}
+
+static void report_failed(struct agent_runner *r, struct local *l, const char *reason)
+{
+	json_t *e = event("failed", l->release);
+	if (e && json_object_set_new(e, "tail", json_string(reason[0] ? reason : "failed to start")))
+		e = (json_decref(e), NULL);
+	report(r, l, e);
+}
+
+/* Boots l as assignment M says. */
+static void boot(struct agent_runner *r, struct local *l, const json_t *m, const struct assignment *a)
+{
+	char jti[AGENT_JTI_SIZE], msg[MACHINE_ERROR_MAX];
+	struct machine_error err;
+	struct buf sealed;
+	size_t n_secrets = 0;
+	int gone = 0;
+	int64_t t0 = mono_us();
+	enum coffer_err rc;
+
+	buf_init(&sealed, DELIVERY_SEALED_MAX);
+	l->release = a->release;
+	l->grace_ms = a->grace_ms;
+	set_msg(l->app, sizeof(l->app), "%s", a->app);
+	set_msg(l->spec, sizeof(l->spec), "%s", a->spec);
+	report(r, l, event("starting", l->release));
+	rc = open_secrets(r, l->id, jti, &sealed, msg, sizeof(msg), &gone);
+	if (rc == COFFER_ERR_UNAVAILABLE || gone) {
+		log_warn("machine.boot_deferred", LF_S("machine", l->id), LF_I("release", l->release),
+			 LF_S("error", coffer_err_name(rc)), LF_S("message", msg));
+		l->next_try = mono_ms() + (gone ? machine_backoff_ms(l->restarts) : AGENT_RETRY_MS);
+		goto out;
+	}
+	if (rc) {
+		log_warn("machine.failed", LF_S("machine", l->id), LF_I("release", l->release),
+			 LF_S("error", coffer_err_name(rc)), LF_S("reason", msg));
+		report_failed(r, l, msg);
+		schedule_retry(l, mono_ms());
+		goto out;
+	}
+	rc = agent_boot_sealed(r->id, r->state_dir, m, jti, sealed.ptr, sealed.len, &l->m, &n_secrets, &err);
+	int64_t boot_us = mono_us() - t0;
+	if (rc) {
+		log_warn("machine.failed", LF_S("machine", l->id), LF_I("release", l->release),
+			 LF_S("error", coffer_err_name(rc)), LF_S("reason", err.message));
+		report_failed(r, l, err.message);
+		schedule_retry(l, mono_ms());
+		goto out;
+	}
+	l->started_at = unix_ms();
+	l->up_since = mono_ms();
+	log_info("machine.started", LF_S("machine", l->id), LF_I("release", l->release), LF_I("secrets", n_secrets),
+		 LF_I("boot_us", boot_us), LF_I("pid", machine_pid(l->m)), LF_I("restarts", l->restarts));
+	report(r, l, started_event(l));
+out:
+	buf_release(&sealed);
+}
+
+/* The masked tail of l's run; NULL when the secrets cannot be opened again (no tail is sent then). */
+static json_t *masked_tail(struct agent_runner *r, struct local *l)
+{
+	char jti[AGENT_JTI_SIZE], msg[MACHINE_ERROR_MAX];
+	struct delivery_list list;
+	const struct secret **masks = NULL;
+	struct buf sealed, out;
+	json_t *tail = NULL;
+	int gone = 0;
+	enum coffer_err rc;
+
+	delivery_list_init(&list);
+	buf_init(&sealed, DELIVERY_SEALED_MAX);
+	buf_init(&out, TAIL_RAW_MAX);
+	rc = open_secrets(r, l->id, jti, &sealed, msg, sizeof(msg), &gone);
+	if (!rc)
+		rc = delivery_open(r->id->seal_sk, r->id->host_id, l->id, jti, sealed.ptr, sealed.len, &list);
+	if (rc) {
+		log_info("machine.tail_withheld", LF_S("machine", l->id), LF_S("error", coffer_err_name(rc)));
+		goto out;
+	}
+	masks = calloc(list.n + 1, sizeof(*masks));
+	if (!masks)
+		goto out;
+	for (size_t i = 0; i < list.n; i++)
+		masks[i] = list.items[i].value;
+	rc = machine_tail(l->m, MACHINE_TAIL_LINES, masks, list.n, &out);
+	if (rc == COFFER_ERR_TOO_LARGE) {
+		buf_reset(&out);
+		rc = buf_adds(&out, "(the last lines are too long to show)");
+	}
+	if (!rc)
+		tail = tail_json(&out);
+out:
+	free(masks);
+	delivery_list_release(&list);
+	buf_release(&out);
+	buf_release(&sealed);
+	return tail;
+}
+
+static json_t *exit_event(const char *state, int64_t release, const struct machine_exit *ex)
+{
+	json_t *e = event(state, release);
+	if (e && json_object_set_new(e, ex->signal ? "exit_signal" : "exit_status",
+				     json_integer(ex->signal ? ex->signal : ex->code)))
+		e = (json_decref(e), NULL);
+	return e;
+}
+
+/* l's machine ended on its own: report it with its masked tail, restart later. */
+static void machine_ended(struct agent_runner *r, struct local *l, const struct machine_exit *ex)
+{
+	int64_t now = mono_ms();
+	log_info("machine.exited", LF_S("machine", l->id), LF_I("release", l->release), LF_I("exit_status", ex->code),
+		 LF_I("exit_signal", ex->signal), LF_I("runtime_ms", ex->runtime_ms));
+	json_t *e = exit_event("stopped", l->release, ex);
+	json_t *tail = masked_tail(r, l);
+	if (e && tail && json_object_set_new(e, "tail", tail))
+		e = (json_decref(e), NULL);
+	else if (!e)
+		json_decref(tail);
+	machine_free(l->m);
+	l->m = NULL;
+	report(r, l, e);
+	if (now - l->up_since >= l->grace_ms)
+		l->restarts = 0;
+	schedule_retry(l, now);
+}
+
+/* Stops l's machine (SIGTERM, SIGKILL after the timeout); the `stopped` event to report. */
+static json_t *stop_machine(struct local *l, const char *why)
+{
+	struct machine_exit ex;
+	memset(&ex, 0, sizeof(ex));
+	enum coffer_err rc = machine_stop(l->m, 0, &ex);
+	if (rc)
+		log_warn("machine.stopped", LF_S("machine", l->id), LF_I("release", l->release), LF_S("reason", why),
+			 LF_S("error", coffer_err_name(rc)));
+	else
+		log_info("machine.stopped", LF_S("machine", l->id), LF_I("release", l->release), LF_S("reason", why),
+			 LF_I("exit_status", ex.code), LF_I("exit_signal", ex.signal));
+	machine_free(l->m);
+	l->m = NULL;
+	return rc ? event("stopped", l->release) : exit_event("stopped", l->release, &ex);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	if (remove(path) != 0 && errno != ENOENT)
+		log_warn("machine.cleanup_failed", LF_S("path", path), LF_S("error", strerror(errno)));
+	return 0;
+}
+
+static void local_free(struct local *l)
+{
+	if (!l)
+		return;
+	machine_free(l->m);
+	json_decref(l->pending);
+	free(l);
+}
+
+/* l is no longer this host's: stop it, report, forget it and remove its work dir (the logs stay). */
+static void retire(struct agent_runner *r, struct local *l)
+{
+	char work[AGENT_PATH_MAX];
+	json_t *stopped = NULL;
+	if (l->m) {
+		report(r, l, event("stopping", l->release));
+		stopped = stop_machine(l, "unassigned");
+	}
+	if (machine_dir(work, r->state_dir, l->id, WORK_DIR_NAME) == COFFER_OK &&
+	    nftw(work, rm_entry, NFTW_FDS, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) != 0 && errno != ENOENT)
+		log_warn("machine.cleanup_failed", LF_S("machine", l->id), LF_S("error", strerror(errno)));
+	/* reported once it is all gone; a 409 (destroyed) or 404 is fine, and nothing is retried */
+	if (stopped)
+		report(r, l, stopped);
+	else if (l->pending)
+		(void)post_event(r, l->id, l->pending);
+	log_info("machine.forgotten", LF_S("machine", l->id));
+	local_free(l);
+}
+
+static struct local *local_find(struct agent_runner *r, const char *id)
+{
+	for (size_t i = 0; i < r->n_locals; i++)
+		if (strcmp(r->locals[i]->id, id) == 0)
+			return r->locals[i];
+	return NULL;
+}
+
+static struct local *local_add(struct agent_runner *r, const char *id)
+{
+	if (r->n_locals == r->cap_locals) {
+		size_t cap = r->cap_locals ? r->cap_locals * 2 : 8;
+		struct local **p = realloc(r->locals, cap * sizeof(*p));
+		if (!p)
+			return NULL;
+		r->locals = p;
+		r->cap_locals = cap;
+	}
+	struct local *l = calloc(1, sizeof(*l));
+	if (!l || str_copy(l->id, sizeof(l->id), id)) {
+		free(l);
+		return NULL;
+	}
+	r->locals[r->n_locals++] = l;
+	return l;
+}
+
+/* One assigned machine. */
+static void reconcile_one(struct agent_runner *r, const json_t *m, const struct assignment *a)
+{
+	struct local *l = local_find(r, a->id);
+	struct machine_exit ex;
+	int64_t now = mono_ms();
+
+	if (!l) {
+		l = local_add(r, a->id);
+		if (!l) {
+			log_error("machine.untracked", LF_S("machine", a->id), LF_S("error", "out of memory"));
+			return;
+		}
+	}
+	l->seen = 1;
+	l->grace_ms = a->grace_ms;
+	if (l->m) {
+		enum coffer_err rc = machine_wait(l->m, 0, &ex);
+		if (rc) {
+			log_error("machine.lost", LF_S("machine", l->id), LF_S("error", coffer_err_name(rc)));
+			machine_free(l->m);
+			l->m = NULL;
+			schedule_retry(l, now);
+		} else if (!ex.running) {
+			machine_ended(r, l, &ex);
+		} else if (strcmp(l->spec, a->spec) != 0) {
+			log_info("machine.replacing", LF_S("machine", l->id), LF_I("release", l->release),
+				 LF_I("new_release", a->release));
+			report(r, l, event("stopping", l->release));
+			json_decref(stop_machine(l, "replaced"));
+			l->restarts = 0;
+			l->next_try = 0;
+		} else {
+			if (l->restarts && now - l->up_since >= l->grace_ms)
+				l->restarts = 0;
+			if (l->release != a->release) {
+				log_info("machine.adopted", LF_S("machine", l->id), LF_I("release", a->release),
+					 LF_I("previous_release", l->release));
+				l->release = a->release;
+				report(r, l, started_event(l));
+			}
+			return;
+		}
+	} else if (l->spec[0] && strcmp(l->spec, a->spec) != 0) {
+		/* waiting to restart, and the spec changed: the new one starts now */
+		l->restarts = 0;
+		l->next_try = 0;
+	}
+	if (!l->m && mono_ms() >= l->next_try)
+		boot(r, l, m, a);
+}
+
+static void tick(struct agent_runner *r, const json_t *doc)
+{
+	json_t *machines = json_object_get(doc, "machines");
+	size_t i;
+	for (i = 0; i < r->n_locals; i++)
+		r->locals[i]->seen = 0;
+	for (i = 0; i < json_array_size(machines); i++) {
+		const json_t *m = json_array_get(machines, i);
+		struct assignment a;
+		if (assignment_parse(m, &a)) {
+			log_debug("agent_assignment_ignored", LF_S("reason", "malformed"));
+			continue;
+		}
+		reconcile_one(r, m, &a);
+	}
+	for (i = 0; i < r->n_locals;) {
+		struct local *l = r->locals[i];
+		if (l->seen) {
+			flush_pending(r, l);
+			i++;
+			continue;
+		}
+		r->locals[i] = r->locals[--r->n_locals];
+		retire(r, l);
+	}
+}
+
+/* SIGTERM to every machine at once, then each stopped and reported. */
+static void stop_all(struct agent_runner *r)
+{
+	size_t i;
+	for (i = 0; i < r->n_locals; i++)
+		if (r->locals[i]->m)
+			(void)kill(-machine_pid(r->locals[i]->m), SIGTERM);
+	for (i = 0; i < r->n_locals; i++) {
+		struct local *l = r->locals[i];
+		if (l->m)
+			report(r, l, stop_machine(l, "agent stopping"));
+		local_free(l);
+	}
+	free(r->locals);
+	r->locals = NULL;
+	r->n_locals = r->cap_locals = 0;
+}
+
+static void *reconcile_main(void *arg)
+{
+	struct agent_runner *r = arg;
+	struct shared *sh = r->sh;
+	uint64_t seen = 0;
+
+	pthread_mutex_lock(&sh->mu);
+	while (!sh->stop) {
+		json_t *doc = json_incref(sh->doc);
+		seen = sh->seq;
+		pthread_mutex_unlock(&sh->mu);
+		if (doc)
+			tick(r, doc);
+		json_decref(doc);
+		pthread_mutex_lock(&sh->mu);
+		shared_wait_news(sh, seen);
+	}
+	pthread_mutex_unlock(&sh->mu);
+	stop_all(r);
+	return NULL;
+}
+
+enum coffer_err agent_runner_start(const struct agent_run_config *cfg, struct agent_runner **out)
+{
+	struct agent_runner *r = NULL;
+	struct poller *p = NULL;
+	enum coffer_err rc = COFFER_OK;
+
+	if (!cfg || !cfg->id || !cfg->id->enrolled || !cfg->api_url || !cfg->keeper_url || !cfg->state_dir)
+		return COFFER_ERR_INVALID;
+	r = calloc(1, sizeof(*r));
+	p = calloc(1, sizeof(*p));
+	if (!r || !p) {
+		rc = COFFER_ERR_NOMEM;
+		goto out;
+	}
+	r->id = cfg->id;
+	if (str_copy(r->api_url, sizeof(r->api_url), cfg->api_url) ||
+	    str_copy(r->keeper_url, sizeof(r->keeper_url), cfg->keeper_url) ||
+	    str_copy(p->api_url, sizeof(p->api_url), cfg->api_url)) {
+		rc = COFFER_ERR_INVALID;
+		goto out;
+	}
+	/* machine_start wants absolute folders */
+	if (!realpath(cfg->state_dir, r->state_dir)) {
+		rc = COFFER_ERR_IO;
+		goto out;
+	}
+	p->id = *cfg->id;
+	p->id.sign_sk = NULL;
+	p->id.seal_sk = NULL;
+	rc = secret_dup(cfg->id->sign_sk, &p->id.sign_sk);
+	if (!rc)
+		rc = shared_new(&r->sh);
+	if (rc)
+		goto out;
+	p->sh = r->sh;
+	r->sh->refs = 2;
+	if (pthread_create(&r->poll_thread, NULL, poll_main, p)) {
+		r->sh->refs = 1;
+		rc = COFFER_ERR_INTERNAL;
+		goto out;
+	}
+	p = NULL; /* the poll thread's now */
+	r->poll_started = 1;
+	if (pthread_create(&r->reconcile_thread, NULL, reconcile_main, r)) {
+		rc = COFFER_ERR_INTERNAL;
+		goto out;
+	}
+	r->reconcile_started = 1;
+	log_info("agent_runner_started", LF_S("machines_dir", r->state_dir));
+out:
+	if (p) {
+		agent_identity_release(&p->id);
+		free(p);
+	}
+	if (rc) {
+		agent_runner_stop(r);
+		return rc;
+	}
+	*out = r;
+	return COFFER_OK;
+}
+
+void agent_runner_stop(struct agent_runner *r)
+{
+	struct timespec ts;
+	if (!r)
+		return;
+	if (r->sh) {
+		pthread_mutex_lock(&r->sh->mu);
+		r->sh->stop = 1;
+		pthread_cond_broadcast(&r->sh->cond);
+		pthread_mutex_unlock(&r->sh->mu);
+	}
+	if (r->reconcile_started)
+		pthread_join(r->reconcile_thread, NULL);
+	else
+		stop_all(r);
+	if (r->poll_started) {
+		/* a long poll may be waiting on the api: give it a moment, then let it end alone */
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += (long)AGENT_POLL_JOIN_MS * NS_PER_MS;
+		ts.tv_sec += ts.tv_nsec / (MS_PER_S * NS_PER_MS);
+		ts.tv_nsec %= MS_PER_S * NS_PER_MS;
+		if (pthread_timedjoin_np(r->poll_thread, NULL, &ts) != 0)
+			pthread_detach(r->poll_thread);
+	}
+	if (r->sh)
+		shared_put(r->sh);
+	log_info("agent_runner_stopped");
+	sodium_memzero(r, sizeof(*r));
+	free(r);
+}

@@ -1,0 +1,615 @@
+/*
+ * Unit tests of src/agent/agent_run.c: the jti of a boot token, a boot from
+ * a sealed delivery into a real child (its exact secrets in
+ * /proc/PID/environ), and the whole runner against a fake api and keeper
+ * (one local server answering both): boot, adopt, exit with a masked tail
+ * and a restart, replace on a new spec, a failure to start, unassign, and
+ * the stop of every machine when the runner stops. Every request the agent
+ * makes must carry a valid host signature.
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "agent.h"
+#include "boottoken.h"
+#include "buf.h"
+#include "delivery.h"
+#include "encode.h"
+#include "fs.h"
+#include "hostauth.h"
+#include "http_server.h"
+#include "jws.h"
+#include "log.h"
+#include "machine.h"
+#include "secret.h"
+
+#define PATH_SIZE 512
+#define ENVIRON_MAX ((size_t)64 << 10)
+#define WAIT_MS 15000
+#define POLL_MS 20
+#define EVENTS_MAX 256
+#define FAKE_POLL_WAIT_MS 1000
+#define SECRET_VALUE "s3cr3t-Value-42"
+#define HOST_ID "host1"
+#define MACHINE_ID "m0123456789abcdef0123456789abcde"
+#define MACHINE2_ID "m2223456789abcdef0123456789abcde"
+
+struct fixture {
+	char root[PATH_SIZE];
+	char state[PATH_SIZE];
+	struct agent_identity id;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -1;
+	snprintf(f->root, sizeof(f->root), "/tmp/coffer-agent-run-XXXXXX");
+	if (!mkdtemp(f->root) || chmod(f->root, 0755))
+		return -1;
+	if (fmt_into(f->state, sizeof(f->state), "%s/state", f->root))
+		return -1;
+	if (agent_identity_load(f->state, &f->id, NULL))
+		return -1;
+	f->id.enrolled = 1;
+	if (str_copy(f->id.host_id, sizeof(f->id.host_id), HOST_ID) || str_copy(f->id.name, sizeof(f->id.name), "h"))
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	agent_identity_release(&f->id);
+	nftw(f->root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int64_t ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+/* /proc/PID/environ as one string with '\n' between entries. */
+static void read_environ(pid_t pid, struct buf *out)
+{
+	char path[PATH_SIZE];
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+	buf_reset(out);
+	assert_int_equal(fs_read_file(path, out), COFFER_OK);
+	for (size_t i = 0; i < out->len; i++)
+		if (out->ptr[i] == '\0')
+			out->ptr[i] = '\n';
+}
+
+static int has_line(const struct buf *b, const char *line)
+{
+	size_t n = strlen(line);
+	const char *p = b->ptr;
+	while (p && p < b->ptr + b->len) {
+		if (strncmp(p, line, n) == 0 && (p[n] == '\n' || p[n] == '\0'))
+			return 1;
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	return 0;
+}
+
+static json_t *assignment(const char *id, int64_t release, const char *spec, const char *script)
+{
+	json_t *m = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:[s,s,s],s:{s:s,s:s},s:I}", "id", id, "app", "web", "app_id",
+			      "a1", "release", (json_int_t)release, "secrets_version", (json_int_t)2, "spec", spec, "cmd",
+			      "/bin/sh", "-c", script, "env", "FOO", "bar", "DB_URL", "from-env", "grace_ms",
+			      (json_int_t)60000);
+	assert_non_null(m);
+	return m;
+}
+
+static void seal_for(const struct fixture *f, const char *machine, const char *jti, struct buf *sealed)
+{
+	struct secret *v = NULL, *w = NULL;
+	assert_int_equal(secret_from(SECRET_VALUE, strlen(SECRET_VALUE), &v), COFFER_OK);
+	assert_int_equal(secret_from("other", 5, &w), COFFER_OK);
+	struct delivery_item items[] = { { "DB_URL", v }, { "API_KEY", w } };
+	assert_int_equal(delivery_seal(f->id.seal_pk, f->id.host_id, machine, jti, items, 2, sealed), COFFER_OK);
+	secret_free(v);
+	secret_free(w);
+}
+
+/* ---- jti ---- */
+
+static void test_token_jti(void **state)
+{
+	(void)state;
+	struct secret *sk = NULL;
+	unsigned char pk[JWS_PK_LEN];
+	struct buf token;
+	struct boottoken_claims in, minted;
+	char jti[AGENT_JTI_SIZE];
+
+	buf_init(&token, JWS_TOKEN_MAX);
+	assert_int_equal(jws_generate_key(&sk, pk), COFFER_OK);
+	memset(&in, 0, sizeof(in));
+	strcpy(in.app, "a1"); /* test code: banned.h is not included */
+	strcpy(in.machine, "m1");
+	strcpy(in.host, "host1");
+	in.release = 3;
+	in.secrets_version = 2;
+	assert_int_equal(boottoken_mint(sk, &in, (int64_t)time(NULL), &token, &minted), COFFER_OK);
+	assert_int_equal(agent_token_jti(token.ptr, token.len, jti), COFFER_OK);
+	assert_string_equal(jti, minted.jti);
+	assert_int_equal(strlen(jti), 32);
+
+	assert_int_equal(agent_token_jti("abc", 3, jti), COFFER_ERR_INVALID);
+	assert_int_equal(agent_token_jti("a.b", 3, jti), COFFER_ERR_INVALID);
+	/* payload without a jti, and one with an upper-case jti */
+	const char *no_jti = "eyJhbGciOiJFZERTQSJ9.eyJhIjoxfQ.sig";
+	assert_int_equal(agent_token_jti(no_jti, strlen(no_jti), jti), COFFER_ERR_INVALID);
+	struct buf p;
+	buf_init(&p, 1024);
+	const char *bad = "{\"jti\":\"0123456789ABCDEF0123456789abcdef\"}";
+	assert_int_equal(b64url_encode(bad, strlen(bad), &p), COFFER_OK);
+	char tok[256];
+	snprintf(tok, sizeof(tok), "h.%s.s", p.ptr);
+	assert_int_equal(agent_token_jti(tok, strlen(tok), jti), COFFER_ERR_INVALID);
+	buf_release(&p);
+	buf_release(&token);
+	secret_free(sk);
+}
+
+/* ---- boot from a sealed delivery ---- */
+
+static void test_boot_sealed(void **state)
+{
+	struct fixture *f = *state;
+	const char *jti = "00112233445566778899aabbccddeeff";
+	struct buf sealed, env;
+	struct machine *m = NULL;
+	struct machine_error err;
+	struct machine_exit ex;
+	size_t n = 0;
+	char path[2 * PATH_SIZE];
+	struct stat st;
+
+	buf_init(&sealed, DELIVERY_SEALED_MAX);
+	buf_init(&env, ENVIRON_MAX);
+	seal_for(f, MACHINE_ID, jti, &sealed);
+	json_t *a = assignment(MACHINE_ID, 5, "spec1", "sleep 30");
+	assert_int_equal(agent_boot_sealed(&f->id, f->state, a, jti, sealed.ptr, sealed.len, &m, &n, &err), COFFER_OK);
+	assert_non_null(m);
+	assert_int_equal(n, 2);
+	read_environ(machine_pid(m), &env);
+	assert_true(has_line(&env, "DB_URL=" SECRET_VALUE)); /* a secret wins over --env */
+	assert_false(has_line(&env, "DB_URL=from-env"));
+	assert_true(has_line(&env, "API_KEY=other"));
+	assert_true(has_line(&env, "FOO=bar"));
+	assert_true(has_line(&env, "COFFER_APP_NAME=web"));
+	assert_true(has_line(&env, "COFFER_MACHINE_ID=" MACHINE_ID));
+	assert_true(has_line(&env, "COFFER_RELEASE_VERSION=5"));
+	snprintf(path, sizeof(path), "%s/machines/%s/work", f->state, MACHINE_ID);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(machine_stop(m, 2000, &ex), COFFER_OK);
+	assert_int_equal(ex.signal, SIGTERM);
+	machine_free(m);
+	m = NULL;
+
+	/* another jti, another machine: the seal does not open, nothing starts */
+	assert_int_equal(agent_boot_sealed(&f->id, f->state, a, "ffffffffffffffffffffffffffffffff", sealed.ptr,
+					   sealed.len, &m, &n, &err),
+			 COFFER_ERR_CRYPTO);
+	assert_null(m);
+	assert_non_null(strstr(err.message, "cannot open the delivered secrets"));
+	json_t *b = assignment(MACHINE2_ID, 5, "spec1", "sleep 30");
+	assert_int_equal(agent_boot_sealed(&f->id, f->state, b, jti, sealed.ptr, sealed.len, &m, &n, &err),
+			 COFFER_ERR_CRYPTO);
+	assert_null(m);
+
+	/* a missing command fails to start, with a reason and no value in it */
+	json_t *c = json_pack("{s:s,s:s,s:I,s:s,s:[s],s:{}}", "id", MACHINE_ID, "app", "web", "release", (json_int_t)5,
+			      "spec", "x", "cmd", "no-such-command-coffer", "env");
+	assert_int_equal(agent_boot_sealed(&f->id, f->state, c, jti, sealed.ptr, sealed.len, &m, &n, &err),
+			 COFFER_ERR_NOT_FOUND);
+	assert_null(m);
+	assert_non_null(strstr(err.message, "no-such-command-coffer"));
+	assert_null(strstr(err.message, SECRET_VALUE));
+
+	/* a malformed assignment */
+	json_t *d = json_pack("{s:s,s:s,s:I,s:s,s:[]}", "id", "../x", "app", "web", "release", (json_int_t)5, "spec",
+			      "x", "cmd");
+	assert_int_equal(agent_boot_sealed(&f->id, f->state, d, jti, sealed.ptr, sealed.len, &m, &n, &err),
+			 COFFER_ERR_INVALID);
+	json_decref(a);
+	json_decref(b);
+	json_decref(c);
+	json_decref(d);
+	buf_release(&env);
+	buf_release(&sealed);
+}
+
+/* ---- the runner against a fake api and keeper ---- */
+
+struct event {
+	char machine[64];
+	char state[16];
+	int64_t release;
+	int64_t pid;
+	int64_t started_at;
+	int64_t exit_status;
+	int64_t exit_signal;
+	int has_tail;
+	char tail[1024];
+};
+
+struct fake {
+	pthread_mutex_t mu;
+	const struct fixture *f;
+	struct secret *boot_sk;
+	json_t *machines;       /* the assignments */
+	uint64_t gen;
+	struct event events[EVENTS_MAX];
+	int n_events;
+	int opens;
+	int bad_signatures;
+	int refuse_open;        /* the keeper answers 409 */
+	struct hostauth_replay *replay;
+};
+
+/* Checks the host signature of req as the api and keeper do. */
+static int signed_ok(struct fake *k, struct http_request *req)
+{
+	size_t len = 0;
+	const char *body = http_request_body(req, &len);
+	struct hostauth_request r = { http_request_method(req), http_request_target(req), body, len };
+	struct hostauth_presented p = { http_request_header(req, HOSTAUTH_HEADER_HOST),
+					http_request_header(req, HOSTAUTH_HEADER_TIMESTAMP),
+					http_request_header(req, HOSTAUTH_HEADER_NONCE),
+					http_request_header(req, HOSTAUTH_HEADER_SIGNATURE) };
+	const char *why = NULL;
+	int ok = p.host && strcmp(p.host, HOST_ID) == 0 &&
+		 hostauth_verify(&r, &p, k->f->id.sign_pk, k->replay, (int64_t)time(NULL), &why) == COFFER_OK;
+	if (!ok) {
+		pthread_mutex_lock(&k->mu);
+		k->bad_signatures++;
+		pthread_mutex_unlock(&k->mu);
+	}
+	return ok;
+}
+
+static json_t *doc_locked(struct fake *k)
+{
+	char gen[17];
+	snprintf(gen, sizeof(gen), "%016llx", (unsigned long long)k->gen);
+	return json_pack("{s:s,s:O}", "generation", gen, "machines", k->machines);
+}
+
+static enum coffer_err h_assignments(struct http_request *req, void *ctx)
+{
+	struct fake *k = ctx;
+	const char *after = http_request_query(req, "after");
+	const char *wait = http_request_query(req, "wait");
+	if (!signed_ok(k, req))
+		return http_reply_error(req, COFFER_ERR_UNAUTH, "bad signature");
+	if (!wait || strcmp(wait, "25") != 0)
+		return http_reply_error(req, COFFER_ERR_INVALID, "wait");
+	int64_t until = now_ms() + FAKE_POLL_WAIT_MS;
+	json_t *doc;
+	for (;;) {
+		pthread_mutex_lock(&k->mu);
+		doc = doc_locked(k);
+		pthread_mutex_unlock(&k->mu);
+		const char *g = json_string_value(json_object_get(doc, "generation"));
+		if (!after || strcmp(after, g) != 0 || now_ms() >= until)
+			break;
+		json_decref(doc);
+		sleep_ms(POLL_MS);
+	}
+	enum coffer_err rc = http_reply_json(req, 200, doc);
+	json_decref(doc);
+	return rc;
+}
+
+static enum coffer_err h_boot_token(struct http_request *req, void *ctx)
+{
+	struct fake *k = ctx;
+	struct boottoken_claims in;
+	struct buf token;
+	if (!signed_ok(k, req))
+		return http_reply_error(req, COFFER_ERR_UNAUTH, "bad signature");
+	memset(&in, 0, sizeof(in));
+	snprintf(in.app, sizeof(in.app), "a1");
+	snprintf(in.machine, sizeof(in.machine), "%s", http_request_param(req, "id"));
+	snprintf(in.host, sizeof(in.host), HOST_ID);
+	in.release = 1;
+	in.secrets_version = 2;
+	buf_init(&token, JWS_TOKEN_MAX);
+	if (boottoken_mint(k->boot_sk, &in, (int64_t)time(NULL), &token, NULL))
+		return COFFER_ERR_INTERNAL;
+	json_t *a = json_pack("{s:s,s:I}", "token", token.ptr, "exp", (json_int_t)time(NULL) + 600);
+	enum coffer_err rc = http_reply_json(req, 200, a);
+	json_decref(a);
+	buf_release(&token);
+	return rc;
+}
+
+static enum coffer_err h_open(struct http_request *req, void *ctx)
+{
+	struct fake *k = ctx;
+	struct boottoken_claims c;
+	unsigned char pk[JWS_PK_LEN];
+	json_t *body = NULL;
+	const char *token;
+	size_t n;
+	struct buf sealed, b64;
+	if (!signed_ok(k, req))
+		return http_reply_error(req, COFFER_ERR_UNAUTH, "bad signature");
+	pthread_mutex_lock(&k->mu);
+	k->opens++;
+	int refuse = k->refuse_open;
+	pthread_mutex_unlock(&k->mu);
+	if (refuse)
+		return http_reply_error(req, COFFER_ERR_CONFLICT, "machine destroyed");
+	if (http_request_json(req, &body) || json_get_string(body, "token", 1, &token, &n, NULL) ||
+	    jws_public_key(k->boot_sk, pk) || boottoken_verify(pk, token, n, (int64_t)time(NULL), &c)) {
+		json_decref(body);
+		return http_reply_error(req, COFFER_ERR_UNAUTH, "bad token");
+	}
+	json_decref(body);
+	buf_init(&sealed, DELIVERY_SEALED_MAX);
+	buf_init(&b64, AGENT_OPEN_ANSWER_MAX);
+	seal_for(k->f, c.machine, c.jti, &sealed);
+	if (b64url_encode(sealed.ptr, sealed.len, &b64))
+		return COFFER_ERR_INTERNAL;
+	json_t *a = json_pack("{s:s}", "sealed", b64.ptr);
+	enum coffer_err rc = http_reply_json(req, 200, a);
+	json_decref(a);
+	buf_release(&b64);
+	buf_release(&sealed);
+	return rc;
+}
+
+static enum coffer_err h_events(struct http_request *req, void *ctx)
+{
+	struct fake *k = ctx;
+	json_t *body = NULL;
+	const char *state = NULL, *tail = NULL;
+	struct event e;
+	if (!signed_ok(k, req))
+		return http_reply_error(req, COFFER_ERR_UNAUTH, "bad signature");
+	memset(&e, 0, sizeof(e));
+	e.exit_status = e.exit_signal = e.pid = e.started_at = -1;
+	if (http_request_json(req, &body) || json_get_string(body, "state", 1, &state, NULL, NULL) ||
+	    json_get_int(body, "release", 1, 0, INT64_MAX, &e.release, NULL) ||
+	    json_get_int(body, "pid", 0, 0, INT64_MAX, &e.pid, NULL) ||
+	    json_get_int(body, "started_at", 0, 0, INT64_MAX, &e.started_at, NULL) ||
+	    json_get_int(body, "exit_status", 0, 0, 255, &e.exit_status, NULL) ||
+	    json_get_int(body, "exit_signal", 0, 0, 64, &e.exit_signal, NULL) ||
+	    json_get_string(body, "tail", 0, &tail, NULL, NULL)) {
+		json_decref(body);
+		return http_reply_error(req, COFFER_ERR_INVALID, "bad event");
+	}
+	snprintf(e.machine, sizeof(e.machine), "%s", http_request_param(req, "id"));
+	snprintf(e.state, sizeof(e.state), "%s", state);
+	if (tail) {
+		e.has_tail = 1;
+		snprintf(e.tail, sizeof(e.tail), "%s", tail);
+	}
+	json_decref(body);
+	pthread_mutex_lock(&k->mu);
+	if (k->n_events < EVENTS_MAX)
+		k->events[k->n_events++] = e;
+	pthread_mutex_unlock(&k->mu);
+	json_t *a = json_object();
+	enum coffer_err rc = http_reply_json(req, 200, a);
+	json_decref(a);
+	return rc;
+}
+
+static const struct http_route fake_routes[] = {
+	{ "GET", "/v1/agent/assignments", 0, 0, h_assignments, NULL },
+	{ "POST", "/v1/agent/machines/:id/boot-token", 0, 1024, h_boot_token, NULL },
+	{ "POST", "/v1/agent/machines/:id/events", 0, 1 << 16, h_events, NULL },
+	{ "POST", "/v1/open", 0, 1 << 14, h_open, NULL },
+};
+
+static void set_machines(struct fake *k, json_t *machines)
+{
+	pthread_mutex_lock(&k->mu);
+	json_decref(k->machines);
+	k->machines = machines;
+	k->gen++;
+	pthread_mutex_unlock(&k->mu);
+}
+
+/* Waits for the first event at index >= *from of machine in state (and release, if > 0); its index. */
+static int wait_event(struct fake *k, int from, const char *machine, const char *state, int64_t release,
+		      struct event *out)
+{
+	int64_t until = now_ms() + WAIT_MS;
+	while (now_ms() < until) {
+		pthread_mutex_lock(&k->mu);
+		for (int i = from; i < k->n_events; i++) {
+			struct event *e = &k->events[i];
+			if (strcmp(e->machine, machine) == 0 && strcmp(e->state, state) == 0 &&
+			    (release <= 0 || e->release == release)) {
+				*out = *e;
+				pthread_mutex_unlock(&k->mu);
+				return i;
+			}
+		}
+		pthread_mutex_unlock(&k->mu);
+		sleep_ms(POLL_MS);
+	}
+	fail_msg("no '%s' event for %s release %lld", state, machine, (long long)release);
+	return -1;
+}
+
+static int pid_alive(pid_t pid)
+{
+	return kill(pid, 0) == 0;
+}
+
+static void test_runner(void **state)
+{
+	struct fixture *f = *state;
+	struct fake k;
+	struct http_server *srv = NULL;
+	struct http_server_config cfg = { .listen = "127.0.0.1:0", .drain_ms = 3000 };
+	struct agent_runner *r = NULL;
+	unsigned char pk[JWS_PK_LEN];
+	char url[64], path[2 * PATH_SIZE];
+	struct buf env;
+	struct event e, e2;
+	struct stat st;
+	int at;
+
+	memset(&k, 0, sizeof(k));
+	pthread_mutex_init(&k.mu, NULL);
+	k.f = f;
+	k.machines = json_array();
+	assert_int_equal(jws_generate_key(&k.boot_sk, pk), COFFER_OK);
+	assert_int_equal(hostauth_replay_new(0, &k.replay), COFFER_OK);
+	buf_init(&env, ENVIRON_MAX);
+	assert_int_equal(http_server_start(&cfg, fake_routes, sizeof(fake_routes) / sizeof(fake_routes[0]), &k, &srv),
+			 COFFER_OK);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u", (unsigned)http_server_port(srv));
+	struct agent_run_config rc = { &f->id, url, url, f->state };
+	assert_int_equal(agent_runner_start(&rc, &r), COFFER_OK);
+
+	/* 1. assigned: boots with its secrets */
+	set_machines(&k, json_pack("[o]", assignment(MACHINE_ID, 1, "spec1",
+						      "echo \"db is $DB_URL\"; echo plain line; exec sleep 30")));
+	at = wait_event(&k, 0, MACHINE_ID, "starting", 1, &e);
+	at = wait_event(&k, at, MACHINE_ID, "started", 1, &e);
+	assert_true(e.pid > 0);
+	assert_true(e.started_at > 0);
+	read_environ((pid_t)e.pid, &env);
+	assert_true(has_line(&env, "DB_URL=" SECRET_VALUE));
+	assert_true(has_line(&env, "COFFER_RELEASE_VERSION=1"));
+
+	/* 2. same spec, new release: adopted, no restart */
+	set_machines(&k, json_pack("[o]", assignment(MACHINE_ID, 2, "spec1",
+						      "echo \"db is $DB_URL\"; echo plain line; exec sleep 30")));
+	at = wait_event(&k, at, MACHINE_ID, "started", 2, &e2);
+	assert_int_equal(e2.pid, e.pid);
+	assert_int_equal(e2.started_at, e.started_at);
+	assert_true(pid_alive((pid_t)e.pid));
+
+	/* 3. it exits: stopped with the masked tail, then restarted with backoff */
+	int opens_before = k.opens;
+	sleep_ms(200); /* let the shell write its lines */
+	assert_int_equal(kill((pid_t)e.pid, SIGKILL), 0);
+	at = wait_event(&k, at, MACHINE_ID, "stopped", 2, &e2);
+	assert_int_equal(e2.exit_signal, SIGKILL);
+	assert_true(e2.has_tail);
+	assert_non_null(strstr(e2.tail, "db is ***"));
+	assert_non_null(strstr(e2.tail, "plain line"));
+	assert_null(strstr(e2.tail, SECRET_VALUE));
+	assert_true(k.opens > opens_before); /* opened again to mask */
+	int64_t stopped_at = now_ms();
+	at = wait_event(&k, at, MACHINE_ID, "started", 2, &e2);
+	assert_true(now_ms() - stopped_at >= MACHINE_BACKOFF_FIRST_MS - 200);
+	assert_int_not_equal(e2.pid, e.pid);
+	e = e2;
+
+	/* 4. a new spec: stopping, then the new one boots */
+	set_machines(&k, json_pack("[o]", assignment(MACHINE_ID, 3, "spec2", "exec sleep 30")));
+	at = wait_event(&k, at, MACHINE_ID, "stopping", 2, &e2);
+	at = wait_event(&k, at, MACHINE_ID, "started", 3, &e2);
+	assert_int_not_equal(e2.pid, e.pid);
+	assert_false(pid_alive((pid_t)e.pid));
+	e = e2;
+
+	/* 5. a second machine that cannot start: failed, with the reason */
+	json_t *bad = json_pack("{s:s,s:s,s:I,s:s,s:[s],s:{},s:I}", "id", MACHINE2_ID, "app", "web", "release",
+				(json_int_t)3, "spec", "s", "cmd", "no-such-command-coffer", "env", "grace_ms",
+				(json_int_t)1000);
+	set_machines(&k, json_pack("[o,o]", assignment(MACHINE_ID, 3, "spec2", "exec sleep 30"), bad));
+	wait_event(&k, at, MACHINE2_ID, "failed", 3, &e2);
+	assert_true(e2.has_tail);
+	assert_non_null(strstr(e2.tail, "no-such-command-coffer"));
+
+	/* 6. unassigned: stopped, forgotten, work dir removed, logs kept */
+	set_machines(&k, json_pack("[o]", assignment(MACHINE2_ID, 4, "s2", "exec sleep 30")));
+	at = wait_event(&k, at, MACHINE_ID, "stopped", 3, &e2);
+	assert_int_equal(e2.exit_signal, SIGTERM);
+	assert_false(pid_alive((pid_t)e.pid));
+	snprintf(path, sizeof(path), "%s/machines/%s/work", f->state, MACHINE_ID);
+	assert_int_equal(stat(path, &st), -1);
+	snprintf(path, sizeof(path), "%s/machines/%s/logs/out.log", f->state, MACHINE_ID);
+	assert_int_equal(stat(path, &st), 0);
+
+	/* 7. an exit whose secrets cannot be opened again: stopped without a tail */
+	at = wait_event(&k, 0, MACHINE2_ID, "started", 4, &e);
+	pthread_mutex_lock(&k.mu);
+	k.refuse_open = 1;
+	pthread_mutex_unlock(&k.mu);
+	assert_int_equal(kill((pid_t)e.pid, SIGKILL), 0);
+	at = wait_event(&k, at, MACHINE2_ID, "stopped", 4, &e2);
+	assert_false(e2.has_tail);
+	pthread_mutex_lock(&k.mu);
+	k.refuse_open = 0;
+	pthread_mutex_unlock(&k.mu);
+	wait_event(&k, at, MACHINE2_ID, "started", 4, &e);
+
+	/* 8. the runner stops: every machine is stopped */
+	agent_runner_stop(r);
+	assert_false(pid_alive((pid_t)e.pid));
+	assert_int_equal(k.bad_signatures, 0);
+
+	http_server_stop(srv);
+	json_decref(k.machines);
+	secret_free(k.boot_sk);
+	hostauth_replay_free(k.replay);
+	buf_release(&env);
+	pthread_mutex_destroy(&k.mu);
+}
+
+int main(void)
+{
+	if (sodium_init() < 0)
+		return 1;
+	log_set_level(LOG_WARN);
+	signal(SIGPIPE, SIG_IGN);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_token_jti),
+		cmocka_unit_test_setup_teardown(test_boot_sealed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_runner, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
