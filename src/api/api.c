@@ -20,6 +20,7 @@
 
 #include "api.h"
 #include "cli.h"
+#include "release.h"
 #include "digest.h"
 #include "encode.h"
 #include "fs.h"
@@ -32,6 +33,8 @@
 #define PUB_FILE_MAX 256
 #define CREDENTIAL_FILE_MAX 256
 #define CREDENTIAL_HEX_LEN (2 * 32)
+#define BOOT_KEY_FILE_MAX 256
+#define BOOT_KEY_HEX_LEN HEX_LEN(JWS_SEED_LEN)
 #define WHY_MAX 512
 #define BOOTSTRAP_ACTOR "bootstrap"
 #define BOOTSTRAP_DESCRIPTION "bootstrap admin"
@@ -162,6 +165,40 @@ static enum coffer_err load_credential(const char *path, struct secret **out, ch
 	return COFFER_OK;
 }
 
+/*
+ * The boot-token signing key: the keeper's api.boot.key holds the Ed25519
+ * seed in hex (0600; refused when others may read it). The hex and the
+ * seed are wiped once the key pair is made.
+ */
+static enum coffer_err load_boot_key(const char *path, struct secret **out, char *why, size_t why_size)
+{
+	struct secret *text = NULL, *seed = NULL, *sk = NULL;
+	unsigned char pk[JWS_PK_LEN];
+	enum coffer_err rc = fs_read_private(path, BOOT_KEY_FILE_MAX, &text);
+	if (rc == COFFER_OK) {
+		size_t n = trimmed(secret_cbytes(text), secret_len(text));
+		rc = n == BOOT_KEY_HEX_LEN && all_hex(secret_cbytes(text), n) ? secret_new(JWS_SEED_LEN, &seed)
+									     : COFFER_ERR_INVALID;
+		if (!rc)
+			rc = hex_decode((const char *)secret_cbytes(text), n, secret_bytes(seed), JWS_SEED_LEN);
+		if (!rc)
+			rc = jws_key_from_seed(seed, &sk, pk);
+		if (rc == COFFER_ERR_NOMEM)
+			goto out;
+		if (rc && rc != COFFER_ERR_FORBIDDEN && rc != COFFER_ERR_NOT_FOUND && rc != COFFER_ERR_TOO_LARGE)
+			rc = COFFER_ERR_INVALID;
+	}
+out:
+	secret_free(seed);
+	secret_free(text);
+	if (rc) {
+		set_why_file(why, why_size, "boot key", path, rc);
+		return rc;
+	}
+	*out = sk;
+	return COFFER_OK;
+}
+
 /* ---- start and stop ---- */
 
 enum coffer_err api_start(const struct api_config *cfg, struct api **out, char *why, size_t why_size)
@@ -190,8 +227,12 @@ enum coffer_err api_start(const struct api_config *cfg, struct api **out, char *
 		rc = load_keeper_pub(cfg->keeper_pub_file, a->keeper_pk, why, why_size);
 	if (!rc)
 		rc = load_credential(cfg->keeper_credential_file, &a->keeper_credential, why, why_size);
+	if (!rc && cfg->boot_key_file)
+		rc = load_boot_key(cfg->boot_key_file, &a->boot_sk, why, why_size);
 	if (rc)
 		goto out;
+	if (!a->boot_sk)
+		log_warn("api_no_boot_key", LF_S("effect", "agents get no boot tokens (--boot-key)"));
 	rc = store_pool_open(cfg->store_url, conns, &a->pool);
 	if (rc) {
 		set_why(why, why_size, "cannot open the store: %s", coffer_strerror(rc)); /* the URL may hold a password */
@@ -200,6 +241,12 @@ enum coffer_err api_start(const struct api_config *cfg, struct api **out, char *
 	rc = hostauth_replay_new(0, &a->replay);
 	if (rc) {
 		set_why(why, why_size, "cannot make the replay cache");
+		goto out;
+	}
+	/* Before the server: its handlers wake the controller. */
+	rc = release_ctl_start(a, &a->ctl);
+	if (rc) {
+		set_why(why, why_size, "cannot start the release controller");
 		goto out;
 	}
 	struct http_server_config hcfg = { .listen = cfg->listen, .gate = api_gate, .done = api_audit_done };
@@ -233,12 +280,17 @@ void api_stop(struct api *a)
 {
 	if (!a)
 		return;
+	/* Long polls answer now, so the server drains quickly. */
+	release_ctl_shutdown(a->ctl);
 	/* The server drains first: every store connection is back in the pool. */
 	http_server_stop(a->server);
+	/* The controller's thread gives its connection back before the pool closes. */
+	release_ctl_stop(a->ctl);
 	store_pool_close(a->pool);
 	hostauth_replay_free(a->replay);
 	secret_free(a->digest_key);
 	secret_free(a->keeper_credential);
+	secret_free(a->boot_sk);
 	sodium_memzero(a, sizeof(*a));
 	free(a);
 }
@@ -256,6 +308,7 @@ struct opts {
 	const char *log_level;
 	const char *store_conns;
 	const char *org;
+	const char *boot_key;
 	int json;
 };
 
@@ -267,12 +320,13 @@ static int parse_opts(int argc, char **argv, int first, struct opts *o)
 		{ "keeper-pub", required_argument, NULL, 'p' },	   { "keeper-credential", required_argument, NULL, 'c' },
 		{ "ready-file", required_argument, NULL, 'r' },	   { "log-level", required_argument, NULL, 'L' },
 		{ "store-conns", required_argument, NULL, 'n' },   { "org", required_argument, NULL, 'o' },
-		{ "json", no_argument, NULL, 'j' },		   { NULL, 0, NULL, 0 }
+		{ "json", no_argument, NULL, 'j' },		   { "boot-key", required_argument, NULL, 'b' },
+		{ NULL, 0, NULL, 0 }
 	};
 	const char **slot[128] = { ['s'] = &o->state_dir,  ['S'] = &o->store_url,  ['l'] = &o->listen,
 				   ['k'] = &o->keeper_url, ['p'] = &o->keeper_pub, ['c'] = &o->keeper_credential,
 				   ['r'] = &o->ready_file, ['L'] = &o->log_level,  ['n'] = &o->store_conns,
-				   ['o'] = &o->org };
+				   ['o'] = &o->org,	   ['b'] = &o->boot_key };
 	int c;
 	optind = first;
 	opterr = 0;
@@ -321,7 +375,7 @@ static int run_bootstrap(int argc, char **argv)
 	if (ex)
 		return ex;
 	if (!o.store_url || !o.org || o.state_dir || o.listen || o.keeper_url || o.keeper_pub ||
-	    o.keeper_credential || o.ready_file || o.store_conns)
+	    o.keeper_credential || o.ready_file || o.store_conns || o.boot_key)
 		return cli_usage("api");
 	if (o.log_level) {
 		enum log_level level;
@@ -422,6 +476,7 @@ static int run_serve(int argc, char **argv)
 		.keeper_credential_file = o.keeper_credential,
 		.ready_file = o.ready_file,
 		.store_conns = (unsigned)conns,
+		.boot_key_file = o.boot_key,
 	};
 	enum coffer_err rc = api_start(&cfg, &a, why, sizeof(why));
 	if (rc)

@@ -108,6 +108,7 @@ struct api {
 	struct http_server *server;
 	struct hostauth_replay *replay;           /* nonces of signed host requests */
 	struct release_ctl *ctl;                  /* the release controller (release.h) */
+	struct secret *boot_sk;                   /* boot-token signing key, JWS_SK_LEN bytes; NULL without --boot-key */
 };
 
 /* One request's principal, set by the gate (http_request_auth). */
@@ -137,6 +138,7 @@ struct api_config {
 	const char *keeper_credential_file;
 	const char *ready_file;         /* NULL, or written with "http://HOST:PORT\n" once listening */
 	unsigned store_conns;           /* 0: API_STORE_CONNS_DEFAULT */
+	const char *boot_key_file;      /* NULL, or the keeper's api.boot.key: 64 hex, the Ed25519 seed (0600) */
 };
 
 /*

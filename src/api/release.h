@@ -34,6 +34,11 @@
 #define RELEASE_HOST_STALE_MS 15000        /* a host whose last heartbeat is older gets no new machine */
 #define RELEASE_START_TIMEOUT_MS 120000    /* a replaced machine must report started within this */
 #define RELEASE_REASON_MAX ((size_t)8 << 10)
+#define RELEASE_TAIL_MAX ((size_t)8 << 10)     /* an agent's masked output tail (STORE_MACHINE_TAIL_MAX) */
+#define RELEASE_SPEC_BYTES 8
+#define RELEASE_SPEC_LEN (RELEASE_SPEC_BYTES * 2) /* hex characters */
+#define RELEASE_SPEC_SIZE (RELEASE_SPEC_LEN + 1)
+#define RELEASE_POLL_RECHECK_MS 250        /* a long poll re-reads the store this often (other apis' changes) */
 
 struct release_ctl;
 struct api;
@@ -80,20 +85,69 @@ COFFER_MUST_CHECK enum coffer_err release_running_of(struct store *s, const char
  */
 json_t *release_json(struct store *s, const struct store_release *r);
 
-/* Starts the controller thread over api->pool. */
+/*
+ * A machine's spec (RUNPATH.md "Agent <-> api"): the first RELEASE_SPEC_BYTES
+ * of SHA-256 over the compact, key-sorted JSON
+ *   {"app_id":"<id>","cmd":[...],"env":{...},"secrets_version":N}
+ * in lower-case hex. cmd and env come from config (a release's config
+ * text; a missing env is {}). Two releases with the same spec run the same
+ * process: the agent keeps it, the controller moves it without a window.
+ * COFFER_ERR_INVALID for a config that is not a JSON object with a cmd array.
+ */
+COFFER_MUST_CHECK enum coffer_err release_spec(const char *app_id, const char *config, uint64_t secrets_version,
+					       char out[RELEASE_SPEC_SIZE]);
+
+/* What release_step works with (the controller thread fills it from the api). */
+struct release_env {
+	const unsigned char *keeper_pk; /* JWS_PK_LEN bytes: a host's certificate must verify under it */
+	struct release_ctl *ctl;        /* told of changed assignments; NULL: nobody */
+	int64_t start_timeout_ms;       /* 0: RELEASE_START_TIMEOUT_MS */
+	int64_t host_stale_ms;          /* 0: RELEASE_HOST_STALE_MS */
+};
+
+/*
+ * Steps the app's release `version` as far as it can go at `now` (unix
+ * ms), docs/RUNPATH.md "Releases" steps 1-4: each change (pending to
+ * running, a machine relabelled, replaced, created or passed, the failure
+ * noted, the rollback, the success) is ONE store transaction under the
+ * app's lock that re-reads the release first, so a step interrupted
+ * anywhere, or run by two apis at once, leaves a consistent store and the
+ * next step goes on from it. Returns once the release waits for an agent
+ * (or a grace window), or is finished; a finished or unknown release is
+ * left alone (COFFER_OK). Store errors are returned (nothing half done).
+ */
+COFFER_MUST_CHECK enum coffer_err release_step(const struct release_env *env, struct store *s, const char *app_id,
+					       uint64_t version, int64_t now);
+
+/*
+ * Starts the controller thread over api->pool (api->pool must be open):
+ * every RELEASE_TICK_MS, or at once when woken, it steps every release of
+ * store_release_running.
+ */
 COFFER_MUST_CHECK enum coffer_err release_ctl_start(struct api *api, struct release_ctl **out);
-/* Wakes the controller now (a release was made, an agent reported). */
+/* Wakes the controller now (a release was made, an agent reported). NULL is allowed. */
 void release_ctl_wake(struct release_ctl *c);
-/* Stops the thread between two steps and frees c. NULL is allowed. */
+/*
+ * Tells the thread and every long poll to finish (waits return at once),
+ * without freeing c: call it before stopping the http server, whose
+ * handlers may still hold c. NULL is allowed.
+ */
+void release_ctl_shutdown(struct release_ctl *c);
+/* Stops the thread between two steps and frees c (shutting it down first if needed). NULL is allowed. */
 void release_ctl_stop(struct release_ctl *c);
 
 /*
  * Wakes every long poll of the api's agents (a machine was created,
  * destroyed, or given another desired release), and waits: returns when
  * woken or after timeout_ms. gen_seen is what the caller last saw;
- * release_assignments_changed bumps the counter.
+ * release_assignments_changed bumps the counter. Call
+ * release_assignments_changed after the change is committed. Both accept
+ * NULL (wait then sleeps timeout_ms). wait returns at once, with the
+ * counter, once the controller is shut down.
  */
 void release_assignments_changed(struct release_ctl *c);
 uint64_t release_assignments_wait(struct release_ctl *c, uint64_t gen_seen, int64_t timeout_ms);
+/* 1 once release_ctl_shutdown ran: a long poll answers now. */
+int release_ctl_stopping(struct release_ctl *c);
 
 #endif

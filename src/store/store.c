@@ -23,6 +23,8 @@
 struct store {
 	const struct store_backend *be;
 	void *conn;
+	int tx_depth;   /* open begin()s: 1 = a function's own transaction, 2 = one inside store_tx_begin */
+	enum coffer_err tx_failed; /* the first failure inside the caller's transaction */
 };
 
 /* ---- result rows (used by the backends) ---- */
@@ -164,17 +166,40 @@ static enum coffer_err run(struct store *s, enum store_q q, const struct store_v
 {
 	if (rows)
 		store_rows_release(rows);
-	return s->be->exec(s->conn, q, p, n, rows);
+	enum coffer_err rc = s->be->exec(s->conn, q, p, n, rows);
+	/* A failed statement spoils the caller's transaction (PostgreSQL aborts it anyway). */
+	if (rc && s->tx_depth && !s->tx_failed)
+		s->tx_failed = rc;
+	return rc;
 }
 
+/* Opens a transaction, or joins the caller's (store_tx_begin). */
 static enum coffer_err begin(struct store *s, int write)
 {
-	return s->be->begin(s->conn, write);
+	if (s->tx_depth) {
+		s->tx_depth++;
+		return COFFER_OK;
+	}
+	enum coffer_err rc = s->be->begin(s->conn, write);
+	if (rc == COFFER_OK)
+		s->tx_depth = 1;
+	return rc;
 }
 
-/* Commits when rc is COFFER_OK, rolls back otherwise; returns the outcome. */
+/*
+ * Commits when rc is COFFER_OK, rolls back otherwise; returns the outcome.
+ * Inside the caller's transaction it only notes a failure: store_tx_end
+ * rolls the whole transaction back.
+ */
 static enum coffer_err finish(struct store *s, enum coffer_err rc)
 {
+	if (s->tx_depth > 1) {
+		s->tx_depth--;
+		if (rc && !s->tx_failed)
+			s->tx_failed = rc;
+		return rc;
+	}
+	s->tx_depth = 0;
 	if (rc == COFFER_OK) {
 		rc = s->be->commit(s->conn);
 		if (rc == COFFER_OK)
@@ -319,6 +344,30 @@ uint64_t store_schema_version(const struct store *s)
 void store_new_id(char id[STORE_ID_SIZE])
 {
 	new_id(id);
+}
+
+/* ---- the caller's transactions ---- */
+
+enum coffer_err store_tx_begin(struct store *s)
+{
+	if (s->tx_depth)
+		return COFFER_ERR_INTERNAL; /* not nested */
+	s->tx_failed = COFFER_OK;
+	enum coffer_err rc = begin(s, 1);
+	if (rc == COFFER_OK)
+		s->tx_depth = 2; /* the functions inside see a caller's transaction */
+	return rc;
+}
+
+enum coffer_err store_tx_end(struct store *s, enum coffer_err rc)
+{
+	if (s->tx_depth != 2)
+		return rc ? rc : COFFER_ERR_INTERNAL;
+	if (rc == COFFER_OK)
+		rc = s->tx_failed;
+	s->tx_depth = 1;
+	s->tx_failed = COFFER_OK;
+	return finish(s, rc);
 }
 
 /* ---- orgs ---- */
@@ -746,7 +795,7 @@ enum coffer_err store_secrets_put(struct store *s, const char *app_id, const str
 				  const struct store_secret_limits *limits, uint64_t *new_version)
 {
 	struct store_rows rows = { 0 };
-	uint64_t head, version;
+	uint64_t head, version = 0;
 	int64_t now = now_ms();
 	enum coffer_err rc;
 
@@ -1357,6 +1406,96 @@ enum coffer_err store_machine_destroy(struct store *s, const char *id)
 	return rc;
 }
 
+enum coffer_err store_machine_set_tail(struct store *s, const char *id, const char *tail)
+{
+	struct store_rows rows = { 0 };
+	enum coffer_err rc;
+	if (!id)
+		return COFFER_ERR_INVALID;
+	if (tail && strlen(tail) > STORE_MACHINE_TAIL_MAX)
+		return COFFER_ERR_TOO_LARGE;
+	rc = run(s, STORE_Q_MACHINE_SET_TAIL, PARAMS(VT(id), tail ? VT(tail) : VNULL), &rows);
+	if (rc == COFFER_OK && rows.nrows == 0)
+		rc = machine_missed(s, id);
+	store_rows_release(&rows);
+	return rc;
+}
+
+enum coffer_err store_machine_tail(struct store *s, const char *id, struct buf *out)
+{
+	struct store_rows rows = { 0 };
+	const struct store_cell *c;
+	enum coffer_err rc;
+	if (!id || !out)
+		return COFFER_ERR_INVALID;
+	rc = run(s, STORE_Q_MACHINE_TAIL, PARAMS(VT(id)), &rows);
+	if (rc)
+		goto out;
+	if (rows.nrows == 0) {
+		rc = COFFER_ERR_NOT_FOUND;
+		goto out;
+	}
+	c = cell(&rows, 0, 0);
+	if (c->type != STORE_V_NULL && c->type != STORE_V_TEXT && c->type != STORE_V_BLOB) {
+		rc = COFFER_ERR_STORE;
+		goto out;
+	}
+	if (c->type != STORE_V_NULL && (c->len > STORE_MACHINE_TAIL_MAX || memchr(c->p, '\0', c->len))) {
+		rc = COFFER_ERR_STORE;
+		goto out;
+	}
+	if (c->type != STORE_V_NULL && c->len > out->max) {
+		rc = COFFER_ERR_TOO_LARGE;
+		goto out;
+	}
+	buf_reset(out);
+	if (c->type != STORE_V_NULL)
+		rc = buf_add(out, c->p, c->len);
+out:
+	store_rows_release(&rows);
+	return rc;
+}
+
+enum coffer_err store_machine_load(struct store *s, const char *app_id, struct store_host_load_list *out)
+{
+	struct store_rows rows = { 0 };
+	struct store_host_load_list l = { 0 };
+	enum coffer_err rc;
+	if (!app_id)
+		return COFFER_ERR_INVALID;
+	rc = run(s, STORE_Q_MACHINE_LOAD, PARAMS(VT(app_id)), &rows);
+	if (rc)
+		goto out;
+	if (rows.nrows) {
+		l.items = calloc(rows.nrows, sizeof(*l.items));
+		if (!l.items) {
+			rc = COFFER_ERR_NOMEM;
+			goto out;
+		}
+	}
+	for (; l.n < rows.nrows; l.n++) {
+		struct store_host_load *h = &l.items[l.n];
+		rc = cell_text(&rows, l.n, 0, h->host_id, sizeof(h->host_id));
+		if (rc)
+			goto out;
+		h->machines = cell_uint(&rows, l.n, 1);
+		h->app_machines = cell_uint(&rows, l.n, 2);
+	}
+	*out = l;
+	l = (struct store_host_load_list){ 0 };
+out:
+	store_host_load_list_release(&l);
+	store_rows_release(&rows);
+	return rc;
+}
+
+void store_host_load_list_release(struct store_host_load_list *l)
+{
+	free(l->items);
+	l->items = NULL;
+	l->n = 0;
+}
+
 /* ---- releases ---- */
 
 static int valid_release_status(const char *status)
@@ -1430,6 +1569,15 @@ static enum coffer_err lock_app(struct store *s, const char *app_id)
 		rc = COFFER_ERR_NOT_FOUND;
 	store_rows_release(&rows);
 	return rc;
+}
+
+enum coffer_err store_app_lock(struct store *s, const char *app_id)
+{
+	if (!app_id)
+		return COFFER_ERR_INVALID;
+	if (s->tx_depth != 2)
+		return COFFER_ERR_INTERNAL; /* only inside store_tx_begin */
+	return lock_app(s, app_id);
 }
 
 enum coffer_err store_release_create(struct store *s, const char *app_id, const char *config,

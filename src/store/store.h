@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "err.h"
 
 #define STORE_ID_BYTES 12
@@ -53,6 +54,7 @@
 #define STORE_JOIN_TOKEN_ID_MAX 64 /* a spent join token's id, in characters */
 #define STORE_MACHINE_STATE_SIZE 16
 #define STORE_RELEASE_TEXT_MAX ((size_t)64 << 10) /* a release's config, reason or progress, in bytes */
+#define STORE_MACHINE_TAIL_MAX ((size_t)8 << 10)  /* a machine's output tail, in bytes */
 
 struct store;
 
@@ -81,6 +83,25 @@ uint64_t store_schema_version(const struct store *s);
  * exists (a host: the keeper authenticates its id).
  */
 void store_new_id(char id[STORE_ID_SIZE]);
+
+/*
+ * Transactions of the caller: every store call between store_tx_begin and
+ * store_tx_end runs in ONE write transaction (SQLite: BEGIN IMMEDIATE;
+ * PostgreSQL: a transaction), so several changes (a machine created and
+ * the release's progress that names it) are stored together or not at
+ * all. The functions that open a transaction of their own join the
+ * caller's instead. store_tx_end commits when rc is COFFER_OK and no call
+ * inside failed, else rolls back; it returns the outcome (rc, the first
+ * failure inside, or the commit's error). Not nested.
+ */
+COFFER_MUST_CHECK enum coffer_err store_tx_begin(struct store *s);
+COFFER_MUST_CHECK enum coffer_err store_tx_end(struct store *s, enum coffer_err rc);
+/*
+ * Inside store_tx_begin/_end: locks the app's row until the end of the
+ * transaction (PostgreSQL: SELECT ... FOR UPDATE; SQLite holds the write
+ * lock already). COFFER_ERR_NOT_FOUND for an unknown app.
+ */
+COFFER_MUST_CHECK enum coffer_err store_app_lock(struct store *s, const char *app_id);
 
 /* ---- orgs ---- */
 
@@ -402,9 +423,12 @@ COFFER_MUST_CHECK enum coffer_err store_machine_set_desired(struct store *s, con
 /*
  * Records what the agent reports: state (one of the seven above, else
  * COFFER_ERR_INVALID), running_release, pid (0 = none), exit_status (-1 =
- * none), exit_signal (0 = none) and started_at (0 keeps the stored time).
- * A "started" report with a new started_at for the release that was
- * running already counts one restart. COFFER_ERR_NOT_FOUND for an unknown
+ * none), exit_signal (0 = none) and started_at (0 keeps the stored time,
+ * unless the report names another release than the stored
+ * running_release: that time was the other release's, and is cleared). A
+ * "started" report with a new started_at for the release that was running
+ * already, and had a start time, counts one restart: the first start of a
+ * new release after its "starting" report is not one. COFFER_ERR_NOT_FOUND for an unknown
  * machine, COFFER_ERR_CONFLICT for a destroyed one (destroyed is final).
  */
 COFFER_MUST_CHECK enum coffer_err store_machine_report(struct store *s, const char *id, const char *state,
@@ -415,6 +439,39 @@ COFFER_MUST_CHECK enum coffer_err store_machine_report(struct store *s, const ch
  * machine is fine. COFFER_ERR_NOT_FOUND for an unknown machine.
  */
 COFFER_MUST_CHECK enum coffer_err store_machine_destroy(struct store *s, const char *id);
+
+/* ---- machines (schema version 4) ---- */
+
+/*
+ * Sets the machine's output tail (the masked last lines its agent
+ * reported with an exit or a failure), or clears it (tail NULL). At most
+ * STORE_MACHINE_TAIL_MAX bytes (else COFFER_ERR_TOO_LARGE), no NUL.
+ * COFFER_ERR_NOT_FOUND for an unknown machine, COFFER_ERR_CONFLICT for a
+ * destroyed one.
+ */
+COFFER_MUST_CHECK enum coffer_err store_machine_set_tail(struct store *s, const char *id, const char *tail);
+/*
+ * The machine's tail into out (reset first; empty when it has none),
+ * destroyed machines included. COFFER_ERR_NOT_FOUND for an unknown machine;
+ * COFFER_ERR_TOO_LARGE when it does not fit in out->max.
+ */
+COFFER_MUST_CHECK enum coffer_err store_machine_tail(struct store *s, const char *id, struct buf *out);
+
+/* How many live (not destroyed) machines a host runs: what the scheduler weighs. */
+struct store_host_load {
+	char host_id[STORE_ID_SIZE];
+	uint64_t machines;     /* of every app */
+	uint64_t app_machines; /* of the app asked about */
+};
+
+struct store_host_load_list {
+	struct store_host_load *items; /* by host id; hosts without a live machine are absent */
+	size_t n;
+};
+
+COFFER_MUST_CHECK enum coffer_err store_machine_load(struct store *s, const char *app_id,
+						     struct store_host_load_list *out);
+void store_host_load_list_release(struct store_host_load_list *l);
 
 /* ---- releases (schema version 3) ---- */
 

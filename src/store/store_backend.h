@@ -83,6 +83,10 @@ enum store_q {
 	STORE_Q_RELEASE_RUNNING,    /* -> RELEASE_COLS of pending and running releases, oldest first */
 	STORE_Q_RELEASE_UPDATE,     /* app_id, version, status, reason or NULL, progress or NULL, updated_at */
 	STORE_Q_APP_SET_RELEASE,    /* id, current_release, deployed_version */
+	/* schema version 4 */
+	STORE_Q_MACHINE_SET_TAIL,   /* id, tail or NULL -> id; not if destroyed */
+	STORE_Q_MACHINE_TAIL,       /* id -> tail */
+	STORE_Q_MACHINE_LOAD,       /* app_id -> host_id, live machines, live machines of the app; by host_id */
 	STORE_Q__COUNT
 };
 

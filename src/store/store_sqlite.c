@@ -170,7 +170,10 @@ static const char migration_3[] =
 	"ALTER TABLE releases ADD COLUMN progress TEXT NOT NULL DEFAULT '{}';"
 	"CREATE INDEX releases_status ON releases (status, app_id);";
 
-static const char *const migrations[] = { migration_1, migration_2, migration_3 };
+/* Schema version 4: a machine keeps the masked output tail of its last exit or failure report. */
+static const char migration_4[] = "ALTER TABLE machines ADD COLUMN tail TEXT;";
+
+static const char *const migrations[] = { migration_1, migration_2, migration_3, migration_4 };
 
 static const char *const sql[STORE_Q__COUNT] = {
 	[STORE_Q_MIGRATE_LOCK] = "SELECT 1", /* BEGIN IMMEDIATE holds the write lock already */
@@ -249,7 +252,8 @@ static const char *const sql[STORE_Q__COUNT] = {
 				   "AND started_at IS NOT NULL AND ?7 IS NOT NULL AND started_at <> ?7 "
 				   "AND running_release = ?3 THEN 1 ELSE 0 END, "
 				   "state = ?2, running_release = ?3, pid = ?4, exit_status = ?5, "
-				   "exit_signal = ?6, started_at = coalesce(?7, started_at), updated_at = ?8 "
+				   "exit_signal = ?6, started_at = CASE WHEN ?7 IS NOT NULL THEN ?7 "
+				   "WHEN running_release <> ?3 THEN NULL ELSE started_at END, updated_at = ?8 "
 				   "WHERE id = ?1 AND state <> 'destroyed' RETURNING id",
 	[STORE_Q_MACHINE_DESTROY] = "UPDATE machines SET updated_at = CASE WHEN state = 'destroyed' "
 				    "THEN updated_at ELSE ?2 END, state = 'destroyed' WHERE id = ?1 RETURNING id",
@@ -269,6 +273,10 @@ static const char *const sql[STORE_Q__COUNT] = {
 				   "WHERE app_id = ?1 AND version = ?2 RETURNING version",
 	[STORE_Q_APP_SET_RELEASE] = "UPDATE apps SET current_release = ?2, deployed_version = ?3 "
 				    "WHERE id = ?1 RETURNING id",
+	[STORE_Q_MACHINE_SET_TAIL] = "UPDATE machines SET tail = ?2 WHERE id = ?1 AND state <> 'destroyed' RETURNING id",
+	[STORE_Q_MACHINE_TAIL] = "SELECT tail FROM machines WHERE id = ?1",
+	[STORE_Q_MACHINE_LOAD] = "SELECT host_id, count(*), sum(CASE WHEN app_id = ?1 THEN 1 ELSE 0 END) "
+				 "FROM machines WHERE state <> 'destroyed' GROUP BY host_id ORDER BY host_id",
 };
 
 struct sq {

@@ -236,9 +236,17 @@ static void test_migrations_once(void **state)
 	assert_string_equal(store_backend_name(s), use_pg ? "postgres" : "sqlite");
 }
 
-/* Takes a store at schema version 3 back to version 2, as a binary of that time left it. */
+/* Takes a store at schema version 4 back to version 3. */
+static void undo_migration_4(void)
+{
+	raw("ALTER TABLE machines DROP COLUMN tail");
+	raw("DELETE FROM schema_migrations WHERE version = 4");
+}
+
+/* Takes a store at schema version 4 back to version 2, as a binary of that time left it. */
 static void undo_migration_3(void)
 {
+	undo_migration_4();
 	raw("DROP INDEX releases_status");
 	raw("ALTER TABLE machines DROP COLUMN started_at");
 	raw("ALTER TABLE machines DROP COLUMN restarts");
@@ -254,7 +262,7 @@ static void test_migration_2_upgrade(void **state)
 	struct store *s = *state;
 	struct store_org org;
 	struct store_host h;
-	assert_int_equal(store_schema_version(s), 3);
+	assert_int_equal(store_schema_version(s), 4);
 	assert_int_equal(store_org_create(s, "kept", &org), COFFER_OK);
 	store_close(s);
 	*state = NULL;
@@ -265,7 +273,7 @@ static void test_migration_2_upgrade(void **state)
 	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 1);
 	s = open_store();
 	*state = s;
-	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 3);
+	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 4);
 	assert_int_equal(raw("SELECT count(*) FROM join_tokens_used"), 0);
 	assert_int_equal(raw("SELECT count(cert) FROM hosts"), 0);
 	assert_int_equal(store_org_get_by_name(s, "kept", &org), COFFER_OK);
@@ -292,8 +300,8 @@ static void test_migration_3_upgrade(void **state)
 	assert_int_equal(raw("UPDATE releases SET reason = 'old', status = 'succeeded'"), 1);
 	s = open_store();
 	*state = s;
-	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 3);
-	assert_int_equal(raw("SELECT count(*) FROM schema_migrations"), 3);
+	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 4);
+	assert_int_equal(raw("SELECT count(*) FROM schema_migrations"), 4);
 	assert_int_equal(store_machine_get(s, m.id, &got), COFFER_OK);
 	assert_string_equal(got.state, "created");
 	assert_string_equal(got.host_id, "host-1");
@@ -310,6 +318,35 @@ static void test_migration_3_upgrade(void **state)
 	assert_null(r.config);
 	assert_int_equal(store_release_create(s, app.id, "{}", 0, 1, 0, "alice", &v), COFFER_OK);
 	assert_int_equal(v, 2);
+}
+
+/* A store at schema version 3 is brought to 4: its machines are kept, without a tail. */
+static void test_migration_4_upgrade(void **state)
+{
+	struct store *s = *state;
+	struct store_org org;
+	struct store_app app;
+	struct store_machine m, got;
+	struct buf tail;
+	make_app(s, "acme", "web", &org, &app);
+	assert_int_equal(store_machine_create(s, app.id, "host-1", 0, &m), COFFER_OK);
+	assert_int_equal(store_machine_report(s, m.id, "started", 0, 7, -1, 0, 1700000001000LL), COFFER_OK);
+	store_close(s);
+	*state = NULL;
+	undo_migration_4();
+	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 3);
+	s = open_store();
+	*state = s;
+	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 4);
+	assert_int_equal(raw("SELECT count(tail) FROM machines"), 0);
+	assert_int_equal(store_machine_get(s, m.id, &got), COFFER_OK);
+	assert_string_equal(got.state, "started");
+	assert_int_equal(got.pid, 7);
+	buf_init(&tail, STORE_MACHINE_TAIL_MAX);
+	assert_int_equal(buf_adds(&tail, "stale"), COFFER_OK);
+	assert_int_equal(store_machine_tail(s, m.id, &tail), COFFER_OK);
+	assert_int_equal(tail.len, 0);
+	buf_release(&tail);
 }
 
 static void test_schema_newer_refused(void **state)
@@ -1096,6 +1133,23 @@ static void test_machines(void **state)
 	assert_int_equal(got.restarts, 1);
 	assert_int_equal(got.running_release, 3);
 	assert_int_equal(got.started_at, 1700000003000LL);
+	/* "starting" for another release clears the old start time: its first start is no restart */
+	assert_int_equal(store_machine_report(s, m1.id, "starting", 5, 0, -1, 0, 0), COFFER_OK);
+	assert_int_equal(store_machine_get(s, m1.id, &got), COFFER_OK);
+	assert_int_equal(got.started_at, 0);
+	assert_int_equal(store_machine_report(s, m1.id, "started", 5, 4500, -1, 0, 1700000004000LL), COFFER_OK);
+	assert_int_equal(store_machine_get(s, m1.id, &got), COFFER_OK);
+	assert_int_equal(got.restarts, 1);
+	assert_int_equal(got.started_at, 1700000004000LL);
+	/* a restart of it is counted; "starting" of the same release keeps the time */
+	assert_int_equal(store_machine_report(s, m1.id, "starting", 5, 0, -1, 0, 0), COFFER_OK);
+	assert_int_equal(store_machine_get(s, m1.id, &got), COFFER_OK);
+	assert_int_equal(got.started_at, 1700000004000LL);
+	assert_int_equal(store_machine_report(s, m1.id, "started", 5, 4600, -1, 0, 1700000005000LL), COFFER_OK);
+	assert_int_equal(store_machine_get(s, m1.id, &got), COFFER_OK);
+	assert_int_equal(got.restarts, 2);
+	/* back to release 3 as before */
+	assert_int_equal(store_machine_report(s, m1.id, "started", 3, 4400, -1, 0, 1700000003000LL), COFFER_OK);
 
 	/* a state outside the seven is refused, and nothing changes */
 	assert_int_equal(store_machine_report(s, m1.id, "running", 3, 1, -1, 0, 0), COFFER_ERR_INVALID);
@@ -1126,6 +1180,189 @@ static void test_machines(void **state)
 	assert_int_equal(store_machine_get(s, m1.id, &got), COFFER_OK);
 	assert_string_equal(got.state, "destroyed");
 	assert_int_equal(got.desired_release, 2);
+}
+
+/* The tail of a machine's last exit: set, replaced, cleared, bounded, final once destroyed. */
+static void test_machine_tail(void **state)
+{
+	struct store *s = *state;
+	struct store_org org;
+	struct store_app web;
+	struct store_machine m, got;
+	struct buf t, small;
+	char *big;
+	const char *none = "000000000000000000000000";
+
+	make_app(s, "acme", "web", &org, &web);
+	assert_int_equal(store_machine_create(s, web.id, "host-1", 1, &m), COFFER_OK);
+	buf_init(&t, STORE_MACHINE_TAIL_MAX);
+	assert_int_equal(store_machine_tail(s, m.id, &t), COFFER_OK);
+	assert_int_equal(t.len, 0);
+	assert_int_equal(raw("SELECT count(tail) FROM machines"), 0);
+
+	assert_int_equal(store_machine_set_tail(s, m.id, "line 1\nDB_URL=***\n"), COFFER_OK);
+	assert_int_equal(store_machine_tail(s, m.id, &t), COFFER_OK);
+	assert_string_equal(t.ptr, "line 1\nDB_URL=***\n");
+	assert_int_equal(store_machine_set_tail(s, m.id, "second"), COFFER_OK);
+	assert_int_equal(store_machine_tail(s, m.id, &t), COFFER_OK);
+	assert_string_equal(t.ptr, "second");
+	/* the tail is not part of the report: a report keeps it, and the row is otherwise unchanged */
+	assert_int_equal(store_machine_report(s, m.id, "stopped", 1, 0, 2, 0, 0), COFFER_OK);
+	assert_int_equal(store_machine_tail(s, m.id, &t), COFFER_OK);
+	assert_string_equal(t.ptr, "second");
+	assert_int_equal(store_machine_get(s, m.id, &got), COFFER_OK);
+	assert_int_equal(got.exit_status, 2);
+	/* a tail that does not fit the caller's buffer: TOO_LARGE, the buffer as it was */
+	buf_init(&small, 3);
+	assert_int_equal(buf_adds(&small, "ab"), COFFER_OK);
+	assert_int_equal(store_machine_tail(s, m.id, &small), COFFER_ERR_TOO_LARGE);
+	assert_string_equal(small.ptr, "ab");
+	buf_release(&small);
+
+	/* the size limit, exactly */
+	big = malloc(STORE_MACHINE_TAIL_MAX + 2);
+	assert_non_null(big);
+	memset(big, 'x', STORE_MACHINE_TAIL_MAX + 1);
+	big[STORE_MACHINE_TAIL_MAX + 1] = '\0';
+	assert_int_equal(store_machine_set_tail(s, m.id, big), COFFER_ERR_TOO_LARGE);
+	assert_int_equal(store_machine_tail(s, m.id, &t), COFFER_OK);
+	assert_string_equal(t.ptr, "second");
+	big[STORE_MACHINE_TAIL_MAX] = '\0';
+	assert_int_equal(store_machine_set_tail(s, m.id, big), COFFER_OK);
+	assert_int_equal(store_machine_tail(s, m.id, &t), COFFER_OK);
+	assert_int_equal(t.len, STORE_MACHINE_TAIL_MAX);
+	free(big);
+
+	/* NULL clears */
+	assert_int_equal(store_machine_set_tail(s, m.id, NULL), COFFER_OK);
+	assert_int_equal(raw("SELECT count(tail) FROM machines"), 0);
+	assert_int_equal(store_machine_tail(s, m.id, &t), COFFER_OK);
+	assert_int_equal(t.len, 0);
+
+	assert_int_equal(store_machine_set_tail(s, none, "x"), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_machine_tail(s, none, &t), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_machine_set_tail(s, NULL, "x"), COFFER_ERR_INVALID);
+	/* destroyed is final: no new tail, the last one still readable */
+	assert_int_equal(store_machine_set_tail(s, m.id, "last"), COFFER_OK);
+	assert_int_equal(store_machine_destroy(s, m.id), COFFER_OK);
+	assert_int_equal(store_machine_set_tail(s, m.id, "later"), COFFER_ERR_CONFLICT);
+	assert_int_equal(store_machine_tail(s, m.id, &t), COFFER_OK);
+	assert_string_equal(t.ptr, "last");
+	buf_release(&t);
+}
+
+static const struct store_host_load *load_of(const struct store_host_load_list *l, const char *host)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->items[i].host_id, host) == 0)
+			return &l->items[i];
+	return NULL;
+}
+
+/* Live machines per host, of every app and of the one asked about; destroyed ones do not count. */
+static void test_machine_load(void **state)
+{
+	struct store *s = *state;
+	struct store_org org;
+	struct store_app web, api;
+	struct store_machine m;
+	struct store_host_load_list l = { 0 };
+	const struct store_host_load *h;
+
+	make_app(s, "acme", "web", &org, &web);
+	make_app(s, "acme", "api", &org, &api);
+	assert_int_equal(store_machine_load(s, web.id, &l), COFFER_OK);
+	assert_int_equal(l.n, 0);
+	assert_int_equal(store_machine_create(s, web.id, "host-a", 1, &m), COFFER_OK);
+	assert_int_equal(store_machine_create(s, web.id, "host-a", 1, &m), COFFER_OK);
+	assert_int_equal(store_machine_create(s, api.id, "host-a", 1, &m), COFFER_OK);
+	assert_int_equal(store_machine_create(s, api.id, "host-b", 1, &m), COFFER_OK);
+	assert_int_equal(store_machine_create(s, api.id, "host-c", 1, &m), COFFER_OK);
+	assert_int_equal(store_machine_destroy(s, m.id), COFFER_OK);
+	assert_int_equal(store_machine_load(s, web.id, &l), COFFER_OK);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.items[0].host_id, "host-a");
+	h = load_of(&l, "host-a");
+	assert_non_null(h);
+	assert_int_equal(h->machines, 3);
+	assert_int_equal(h->app_machines, 2);
+	h = load_of(&l, "host-b");
+	assert_non_null(h);
+	assert_int_equal(h->machines, 1);
+	assert_int_equal(h->app_machines, 0);
+	assert_null(load_of(&l, "host-c"));
+	store_host_load_list_release(&l);
+	assert_null(l.items);
+	assert_int_equal(store_machine_load(s, api.id, &l), COFFER_OK);
+	assert_int_equal(load_of(&l, "host-a")->app_machines, 1);
+	assert_int_equal(load_of(&l, "host-b")->app_machines, 1);
+	store_host_load_list_release(&l);
+	assert_int_equal(store_machine_load(s, NULL, &l), COFFER_ERR_INVALID);
+}
+
+/* The caller's transaction: all its changes or none; the functions inside join it. */
+static void test_caller_transaction(void **state)
+{
+	struct store *s = *state;
+	struct store_org org;
+	struct store_app web;
+	struct store_machine m1, m2, got;
+	struct store_release r = { 0 };
+	uint64_t v;
+	const char *none = "000000000000000000000000";
+
+	make_app(s, "acme", "web", &org, &web);
+	assert_int_equal(store_release_create(s, web.id, "{}", 0, 0, 0, "alice", &v), COFFER_OK);
+	assert_int_equal(store_machine_create(s, web.id, "host-1", 0, &m1), COFFER_OK);
+
+	/* committed together */
+	assert_int_equal(store_tx_begin(s), COFFER_OK);
+	assert_int_equal(store_tx_begin(s), COFFER_ERR_INTERNAL); /* not nested */
+	assert_int_equal(store_app_lock(s, web.id), COFFER_OK);
+	assert_int_equal(store_machine_create(s, web.id, "host-1", v, &m2), COFFER_OK);
+	assert_int_equal(store_machine_set_desired(s, m1.id, v), COFFER_OK);
+	assert_int_equal(store_release_update(s, web.id, v, "running", NULL, "{\"p\":1}"), COFFER_OK);
+	assert_int_equal(store_tx_end(s, COFFER_OK), COFFER_OK);
+	assert_int_equal(raw("SELECT count(*) FROM machines"), 2);
+	assert_int_equal(store_release_get(s, web.id, v, &r), COFFER_OK);
+	assert_string_equal(r.progress, "{\"p\":1}");
+	store_release_clear(&r);
+
+	/* the caller gives up: nothing of it stays, the nested functions' commits included */
+	assert_int_equal(store_tx_begin(s), COFFER_OK);
+	assert_int_equal(store_machine_destroy(s, m2.id), COFFER_OK);
+	assert_int_equal(store_release_update(s, web.id, v, "running", NULL, "{\"p\":2}"), COFFER_OK);
+	assert_int_equal(store_tx_end(s, COFFER_ERR_CONFLICT), COFFER_ERR_CONFLICT);
+	assert_int_equal(store_machine_get(s, m2.id, &got), COFFER_OK);
+	assert_string_equal(got.state, "created");
+	assert_int_equal(store_release_get(s, web.id, v, &r), COFFER_OK);
+	assert_string_equal(r.progress, "{\"p\":1}");
+	store_release_clear(&r);
+
+	/* a failure inside rolls the whole transaction back even if the caller says OK */
+	assert_int_equal(store_tx_begin(s), COFFER_OK);
+	assert_int_equal(store_machine_destroy(s, m2.id), COFFER_OK);
+	assert_int_equal(store_app_set_current_release(s, web.id, 99, 0), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_tx_end(s, COFFER_OK), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_machine_get(s, m2.id, &got), COFFER_OK);
+	assert_string_equal(got.state, "created");
+	/* a statement that fails (an unknown app) spoils it too */
+	assert_int_equal(store_tx_begin(s), COFFER_OK);
+	assert_int_equal(store_machine_destroy(s, m2.id), COFFER_OK);
+	assert_int_equal(store_machine_create(s, none, "host-1", 0, &got), COFFER_ERR_NOT_FOUND);
+	assert_int_not_equal(store_tx_end(s, COFFER_OK), COFFER_OK);
+	assert_int_equal(store_machine_get(s, m2.id, &got), COFFER_OK);
+	assert_string_equal(got.state, "created");
+
+	/* the lock is only for a caller's transaction; the store works on afterwards */
+	assert_int_equal(store_app_lock(s, web.id), COFFER_ERR_INTERNAL);
+	assert_int_equal(store_tx_end(s, COFFER_OK), COFFER_ERR_INTERNAL);
+	assert_int_equal(store_tx_begin(s), COFFER_OK);
+	assert_int_equal(store_app_lock(s, none), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_tx_end(s, COFFER_ERR_NOT_FOUND), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_machine_destroy(s, m2.id), COFFER_OK);
+	assert_int_equal(store_machine_get(s, m2.id, &got), COFFER_OK);
+	assert_string_equal(got.state, "destroyed");
 }
 
 /* ---- releases ---- */
@@ -1549,6 +1786,10 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_hosts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_join_tokens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_machines, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_machine_tail, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_machine_load, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_caller_transaction, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migration_4_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_releases, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_release_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_chain, setup, teardown),
