@@ -25,7 +25,12 @@ int cmd_dev(int argc, char **argv);
 /* user commands: src/cli/cmd_<noun>.c */
 int cmd_apps(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+int cmd_deploy(int argc, char **argv);   /* cmd_deploy.c, with cmd_releases and cmd_scale */
+int cmd_releases(int argc, char **argv);
+int cmd_scale(int argc, char **argv);
 int cmd_hosts(int argc, char **argv);
+int cmd_machines(int argc, char **argv); /* cmd_machines.c, with cmd_status */
+int cmd_status(int argc, char **argv);
 int cmd_secrets(int argc, char **argv);
 int cmd_tokens(int argc, char **argv);
 /* roles: src/api/api.c, src/keeper/keeper.c and src/agent/agent.c */

@@ -1,6 +1,7 @@
 /*
- * client.h — what the user commands (apps, secrets, tokens, audit) share:
- * the command line, the config file, and the connection to the API.
+ * client.h — what the user commands (apps, secrets, tokens, audit,
+ * deploy, releases, machines, scale, status) share: the command line, the
+ * config file, the connection to the API, and following a release.
  *
  * A struct client is one command's run: it borrows strings from argv and
  * the environment, owns the token (a struct secret) and the HTTP client,
@@ -58,12 +59,20 @@ COFFER_MUST_CHECK enum coffer_err cli_config_write(const char *api_url, const st
 COFFER_MUST_CHECK enum coffer_err cli_config_read(char *api_url, size_t api_url_size, struct secret **token);
 
 /* One option of a command. Every command also takes -h/--help and -t/--access-token. */
-enum client_opt_kind { CLIENT_OPT_FLAG, CLIENT_OPT_VALUE };
+enum client_opt_kind { CLIENT_OPT_FLAG, CLIENT_OPT_VALUE, CLIENT_OPT_LIST };
 struct client_opt {
 	const char *name;       /* long name without "--"; NULL ends a table */
 	char short_name;        /* 0: none */
 	enum client_opt_kind kind;
-	void *dst;              /* int * (set to 1) for a flag, const char ** for a value */
+	/* int * (set to 1) for a flag, const char ** for a value, struct client_values * for a list */
+	void *dst;
+};
+
+/* The values of an option that may be given many times (--env K=V --env ...), in order, borrowed from argv. */
+#define CLIENT_VALUES_MAX 256
+struct client_values {
+	const char *v[CLIENT_VALUES_MAX];
+	size_t n;
 };
 
 struct client {
@@ -75,7 +84,12 @@ struct client {
 	struct secret *token;
 	char api_url[HTTP_CLIENT_URL_MAX];
 	struct http_client *http;
+	int quiet_unreachable;   /* client_call does not report an API it cannot reach (a wait retries) */
+	int unreachable;         /* the last client_call could not reach the API */
 };
+
+/* The help line of -a/--app, for the commands that take it. */
+#define CLIENT_APP_OPTION "  -a, --app APP             the app (default: $COFFER_APP)\n"
 
 /* Exit code meaning "carry on" from client_parse. */
 #define CLIENT_CONTINUE (-1)
@@ -88,7 +102,8 @@ void client_release(struct client *c);
  * (NULL-name terminated; may be NULL), plus -h/--help and
  * -t/--access-token. "--name value", "--name=value", "-x value" and
  * "-xvalue" are accepted; "--" ends the options; options and positional
- * arguments may be mixed. The positional arguments are moved, in order, to
+ * arguments may be mixed. A list option given more than CLIENT_VALUES_MAX
+ * times is a usage error. The positional arguments are moved, in order, to
  * argv[1..*n_pos]. Returns CLIENT_CONTINUE, or the exit code to return
  * now: 0 after printing the help, the usage exit code after a usage error
  * (an unknown option is named up to its '=', never with its value).
@@ -116,10 +131,11 @@ int client_usage_error(const struct client *c, const char *fmt, ...) __attribute
 int client_exit(enum coffer_err rc);
 
 /*
- * A listing command (`apps list`, `tokens list`, `hosts list`): takes only
- * --json, GETs `path`, and prints the array under `key` as JSON or as a
- * table whose rows `row` fills: cells[i] for column i, pointing into the
- * item or into scratch[i] (CLIENT_CELL_SIZE bytes each) for formatted text.
+ * A listing command (`apps list`, `tokens list`, `hosts list`, `releases`,
+ * `machines list`): takes --json, GETs `path`, and prints the array under
+ * `key` as JSON or as a table whose rows `row` fills: cells[i] for column
+ * i, pointing into the item or into scratch[i] (CLIENT_CELL_SIZE bytes
+ * each) for formatted text.
  */
 #define CLIENT_CELL_SIZE 64
 #define CLIENT_LIST_COLS_MAX 8
@@ -134,6 +150,13 @@ struct client_listing {
 	client_row_fn row;
 };
 int client_list_command(int argc, char **argv, const struct client_listing *l);
+/*
+ * The same for a list of one app: the command also takes -a/--app and GETs
+ * "/v1/apps/<app><app_suffix>" (l->path is not used); with all_help (its
+ * help line) not NULL it takes --all, which adds "?all=1".
+ */
+int client_list_app_command(int argc, char **argv, const struct client_listing *l, const char *app_suffix,
+			    const char *all_help);
 
 /* Resolves the app (-a, else COFFER_APP); usage error "no app given: use -a APP or set COFFER_APP". */
 COFFER_MUST_CHECK enum coffer_err client_need_app(struct client *c);
@@ -165,6 +188,32 @@ enum coffer_err client_bad_answer(const char *what);
 
 /* The string field key of o, or NULL when absent or not a string (for display). */
 const char *client_str(const json_t *o, const char *key);
+
+/*
+ * Waits for release `version` of c->app (resolved): polls GET
+ * /v1/apps/:app/releases/:version every CLIENT_WAIT_POLL_MS and prints each
+ * machine's progress (format_machine_step) — on a terminal one live line
+ * rewritten in place, else one plain line each time a machine's step
+ * changes. At the end "Release vN succeeded" on stdout (COFFER_OK), or
+ * "Release vN failed: <reason>" with the whole reason on stderr
+ * (COFFER_ERR_INTERNAL: exit 1). Ctrl-C stops waiting, not the release: it
+ * says so on stderr and returns COFFER_ERR_UNAVAILABLE with
+ * client_interrupted() true. An API that cannot be reached (restarting) is
+ * polled again for up to CLIENT_WAIT_UNREACHABLE_MS; any other API error
+ * ends the wait, reported as client_call does.
+ */
+#define CLIENT_WAIT_POLL_MS 250
+#define CLIENT_WAIT_UNREACHABLE_MS 30000  /* an API that cannot be reached for this long ends the wait */
+COFFER_MUST_CHECK enum coffer_err client_wait_release(struct client *c, int64_t version);
+/*
+ * For an answer that made a release ({"release": V, "version": S, ...}; S,
+ * the secrets version, may be absent or 0): prints "Release vN created"
+ * (" with secrets version S" when S > 0), then with detach "Follow release
+ * vN with 'coffer releases -a APP'" and COFFER_OK, else client_wait_release.
+ */
+COFFER_MUST_CHECK enum coffer_err client_follow_release(struct client *c, const json_t *ans, int detach);
+/* 1 once Ctrl-C stopped client_wait_release: main() then dies of SIGINT after cleaning up. */
+int client_interrupted(void);
 
 /*
  * Overwrites a string of argv in place with NUL bytes so that ps(1) no

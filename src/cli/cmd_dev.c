@@ -174,9 +174,9 @@ static enum coffer_err health_ok(const char *url)
 /* Starts a role and waits for its ready file and its health check. */
 static enum coffer_err role_start(struct dev *d, struct role *r)
 {
-	char state[PATH_SIZE], keeper_pub[PATH_SIZE], keeper_cred[PATH_SIZE];
+	char state[PATH_SIZE], keeper_pub[PATH_SIZE], keeper_cred[PATH_SIZE], boot_key[PATH_SIZE];
 	if (path_in(state, d->dir, r->name) || path_in(keeper_pub, d->dir, "keeper/keeper.pub") ||
-	    path_in(keeper_cred, d->dir, "keeper/api.credential"))
+	    path_in(keeper_cred, d->dir, "keeper/api.credential") || path_in(boot_key, d->dir, "keeper/api.boot.key"))
 		return COFFER_ERR_TOO_LARGE;
 	unlink(r->ready);
 	if (strcmp(r->name, "keeper") == 0) {
@@ -184,9 +184,13 @@ static enum coffer_err role_start(struct dev *d, struct role *r)
 				 r->listen, "--ready-file", r->ready, NULL };
 		r->pid = spawn(d, argv);
 	} else {
+		/* the boot-token signing key `keeper init` writes (docs/RUNPATH.md, "Keys"); a state
+		 * folder made before it existed has none, and its api then signs no boot token */
+		int has_boot_key = access(boot_key, F_OK) == 0;
 		char *argv[] = { "coffer", "api", "--state-dir", state, "--store", d->store_url,
 				 "--listen", r->listen, "--keeper", d->keeper.url, "--keeper-pub",
-				 keeper_pub, "--keeper-credential", keeper_cred, "--ready-file", r->ready, NULL };
+				 keeper_pub, "--keeper-credential", keeper_cred, "--ready-file", r->ready,
+				 has_boot_key ? "--boot-key" : NULL, boot_key, NULL };
 		r->pid = spawn(d, argv);
 	}
 	if (r->pid < 0)
@@ -380,9 +384,10 @@ static enum coffer_err publish(struct dev *d, const struct secret *token)
 		fprintf(stderr,
 			"coffer dev: ready. The lines above are in %s and the CLI's config; try:\n"
 			"  coffer apps create web\n  coffer secrets set -a web DATABASE_URL=postgres://...\n"
-			"  coffer secrets list -a web\n  coffer hosts list\n"
-			"coffer dev: %d agent%s enrolled and heartbeating (machines and releases come next). "
-			"Ctrl-C stops everything.\n",
+			"  coffer deploy -a web -- sh -c 'echo started; exec sleep 3600'\n"
+			"  coffer machines list -a web\n  coffer releases -a web\n  coffer status -a web\n"
+			"coffer dev: %d agent%s enrolled and heartbeating: each runs the app's machines as "
+			"processes here, given the secrets in their environment. Ctrl-C stops everything.\n",
 			path, d->n_agents, d->n_agents == 1 ? "" : "s");
 	}
 	buf_release(&env);
@@ -471,6 +476,18 @@ int cmd_dev(int argc, char **argv)
 		return cli_fail(COFFER_ERR_USAGE, "state folder path too long");
 	if (fs_mkdir_p(d.dir, 0700) || fs_mkdir_p(run_dir, 0700))
 		return cli_fail(COFFER_ERR_IO, "cannot create the state folder '%s'", d.dir);
+	if (geteuid() == 0 && n_agents > 0) {
+		/*
+		 * A root agent runs its machines as another user ("nobody"), who must
+		 * pass through DIR and DIR/agents to reach a work dir: search only
+		 * (0711), never list. Everything else in DIR is 0600 or 0700.
+		 */
+		char agents_dir[PATH_SIZE];
+		if (path_in(agents_dir, d.dir, "agents") || fs_mkdir_p(agents_dir, 0711) ||
+		    chmod(d.dir, 0711) || chmod(agents_dir, 0711))
+			return cli_fail(COFFER_ERR_IO, "cannot make the state folder '%s' searchable by the machines' user",
+					d.dir);
+	}
 	d.n_agents = (int)n_agents;
 	for (int i = 0; i < d.n_agents; i++) {
 		struct agent *a = &d.agents[i];

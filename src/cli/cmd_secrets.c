@@ -4,6 +4,10 @@
  * Values go from argv, stdin or a .env document into struct secret (argv
  * copies are blanked at once), then into a request body built in secure
  * memory (dotenv_request_body); nothing here prints a value.
+ *
+ * A change (not --stage) to an app that runs a release, and `secrets
+ * deploy`, make a release: the API answers {"release": V, ...} and the
+ * command follows it like `coffer deploy` (client_follow_release).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,11 +23,11 @@
 
 #define VERSION_TEXT 24
 
-#define APP_OPTION "  -a, --app APP             the app (default: $COFFER_APP)\n"
+#define APP_OPTION CLIENT_APP_OPTION
 #define CHANGE_OPTIONS                                                                                  \
 	APP_OPTION                                                                                      \
 	"      --stage               record the change without deploying it ('coffer secrets deploy')\n" \
-	"      --detach              do not wait for the release to finish\n"
+	"      --detach              return once the release is made, without waiting for it\n"
 
 struct change_opts {
 	int stage;
@@ -65,8 +69,16 @@ static enum coffer_err report(const struct client *c, const json_t *ans, int sta
 	return COFFER_OK;
 }
 
+/* What the API did with a change: a release to follow ({"release": V}), or report(). */
+static enum coffer_err outcome(struct client *c, const json_t *ans, int stage, int deploy, int detach)
+{
+	if (json_is_integer(json_object_get(ans, "release")))
+		return client_follow_release(c, ans, detach);
+	return report(c, ans, stage, deploy);
+}
+
 /* Sends the change in d: POST /v1/apps/:app/secrets. */
-static enum coffer_err send_change(struct client *c, const struct dotenv *d, int stage)
+static enum coffer_err send_change(struct client *c, const struct dotenv *d, const struct change_opts *o)
 {
 	struct secret *body = NULL;
 	struct dotenv_error err = { 0, "" };
@@ -74,15 +86,17 @@ static enum coffer_err send_change(struct client *c, const struct dotenv *d, int
 	json_t *ans = NULL;
 	enum coffer_err rc;
 
-	rc = dotenv_request_body(d, stage, &body, &err);
+	rc = dotenv_request_body(d, o->stage, &body, &err);
 	if (rc)
 		client_error(rc, "%s", err.message[0] ? err.message : coffer_strerror(rc));
 	if (!rc)
 		rc = client_path(path, sizeof(path), "/v1/apps/", c->app, "/secrets");
 	if (!rc)
 		rc = client_call_secret(c, "POST", path, body, &ans);
+	secret_free(body); /* the values are not kept while waiting for the release */
+	body = NULL;
 	if (!rc)
-		rc = report(c, ans, stage, 0);
+		rc = outcome(c, ans, o->stage, 0, o->detach);
 	json_decref(ans);
 	secret_free(body);
 	return rc;
@@ -199,6 +213,8 @@ static int secrets_set(int argc, char **argv)
 	dotenv_init(&d);
 	client_init(&c, "secrets set [-a APP] [--stage] [--detach] NAME=VALUE ...",
 		    "Sets secrets of an app, all in one change: every one of them or none.\n"
+		    "When the app runs a release, the change makes a new one and this waits\n"
+		    "for it (--stage: no release; --detach: do not wait).\n"
 		    "Each argument is split at its first '=': a value may hold '=', and NAME=\n"
 		    "sets an empty value. A name given twice: the last value wins. NAME=- reads\n"
 		    "that value from standard input (at most 64 KiB, not from a terminal; one\n"
@@ -228,7 +244,7 @@ static int secrets_set(int argc, char **argv)
 	code = take_pairs(&c, n_pos, argv, &d);
 	if (code != CLIENT_CONTINUE)
 		goto out;
-	code = client_exit(send_change(&c, &d, o.stage));
+	code = client_exit(send_change(&c, &d, &o));
 out:
 	dotenv_release(&d);
 	client_release(&c);
@@ -283,7 +299,7 @@ static int secrets_unset(int argc, char **argv)
 	if (!rc)
 		rc = client_connect(&c);
 	if (!rc)
-		rc = send_change(&c, &d, o.stage);
+		rc = send_change(&c, &d, &o);
 	code = client_exit(rc);
 out:
 	dotenv_release(&d);
@@ -337,7 +353,7 @@ static int secrets_import(int argc, char **argv)
 	if (!rc && d.n == 0)
 		rc = client_error(COFFER_ERR_INVALID, "no NAME=VALUE line on standard input");
 	if (!rc)
-		rc = send_change(&c, &d, o.stage);
+		rc = send_change(&c, &d, &o);
 	code = client_exit(rc);
 out:
 	dotenv_release(&d);
@@ -491,8 +507,10 @@ static int secrets_deploy(int argc, char **argv)
 	};
 
 	client_init(&c, "secrets deploy [-a APP] [--detach]",
-		    "Deploys the staged secrets of an app (see --stage of set, unset, import).\n",
-		    APP_OPTION "      --detach              do not wait for the release to finish\n");
+		    "Deploys the staged secrets of an app (see --stage of set, unset, import):\n"
+		    "a release with the current command and the staged secrets, which replaces\n"
+		    "the app's machines one at a time; this waits for it unless --detach.\n",
+		    APP_OPTION "      --detach              return once the release is made, without waiting for it\n");
 	code = client_parse(&c, argc, argv, opts, &n_pos);
 	if (code != CLIENT_CONTINUE)
 		goto out;
@@ -513,7 +531,7 @@ static int secrets_deploy(int argc, char **argv)
 	if (!rc)
 		rc = client_call(&c, "POST", path, body, &ans);
 	if (!rc)
-		rc = report(&c, ans, 0, 1);
+		rc = outcome(&c, ans, 0, 1, o.detach);
 	code = client_exit(rc);
 out:
 	json_decref(ans);

@@ -288,3 +288,141 @@ enum coffer_err format_url_segment(const char *s, char *out, size_t size)
 	out[j] = '\0';
 	return COFFER_OK;
 }
+
+enum coffer_err format_duration(uint64_t ms, char *out, size_t size)
+{
+	static const struct {
+		uint64_t ms;
+		const char *unit;
+	} units[] = {
+		{ (uint64_t)SECS_PER_DAY * 1000, "d" }, { (uint64_t)SECS_PER_HOUR * 1000, "h" },
+		{ (uint64_t)SECS_PER_MIN * 1000, "m" }, { 1000, "s" },
+		{ 1, "ms" },
+	};
+	size_t pos = 0;
+
+	if (ms == 0)
+		return fmt_into(out, size, "0s");
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		uint64_t n = ms / units[i].ms;
+		if (!n)
+			continue;
+		ms -= n * units[i].ms;
+		if (pos >= size || fmt_into(out + pos, size - pos, "%" PRIu64 "%s", n, units[i].unit)) {
+			if (size)
+				out[0] = '\0';
+			return COFFER_ERR_TOO_LARGE;
+		}
+		pos += strlen(out + pos);
+	}
+	return COFFER_OK;
+}
+
+/* s cut to max bytes (at a UTF-8 boundary), control characters as '?', into out (max + 1 bytes). */
+static void safe_copy(const char *s, size_t max, char *out)
+{
+	size_t n = utf8_cut(s, max);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		out[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+	}
+	out[n] = '\0';
+}
+
+enum coffer_err format_machine_step(const char *id, const char *step, int64_t grace_left_ms, char *out,
+				    size_t size)
+{
+	char sid[FORMAT_STEP_ID_MAX + 1], sstep[FORMAT_STEP_NAME_MAX + 1];
+
+	safe_copy(id ? id : "?", FORMAT_STEP_ID_MAX, sid);
+	if (!step)
+		step = "?";
+	if (strcmp(step, "watching") == 0) {
+		int64_t left = grace_left_ms > 0 ? grace_left_ms / 1000 + (grace_left_ms % 1000 != 0) : 0;
+		return fmt_into(out, size, "machine %s: started, watching (%" PRId64 "s left)", sid, left);
+	}
+	if (strcmp(step, "rolled_back") == 0)
+		return fmt_into(out, size, "machine %s: rolled back", sid);
+	safe_copy(step, FORMAT_STEP_NAME_MAX, sstep);
+	return fmt_into(out, size, "machine %s: %s", sid, sstep);
+}
+
+void format_first_line(const char *s, const char *none, char *out, size_t size)
+{
+	if (size < sizeof(ELLIPSIS))
+		return;
+	if (!s)
+		s = none ? none : "";
+	size_t line = strcspn(s, "\r\n");
+	if (line < size) {
+		/* utf8_cut looks at s[max]: copy the line alone */
+		safe_copy(s, line, out);
+		out[line] = '\0';
+		return;
+	}
+	size_t keep = utf8_cut(s, size - sizeof(ELLIPSIS));
+	safe_copy(s, keep, out);
+	memcpy(out + strlen(out), ELLIPSIS, sizeof(ELLIPSIS));
+}
+
+enum coffer_err format_terminal_text(const char *s, struct buf *out)
+{
+	size_t old_len = out->len;
+	enum coffer_err rc = COFFER_OK;
+
+	for (; *s && !rc; s++) {
+		unsigned char ch = (unsigned char)*s;
+		rc = buf_addch(out, (ch < 0x20 && ch != '\n' && ch != '\t') || ch == 0x7f ? '?' : (char)ch);
+	}
+	if (rc) {
+		out->len = old_len;
+		if (out->cap)
+			out->ptr[old_len] = '\0';
+	}
+	return rc;
+}
+
+static int shell_plain(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++) {
+		char c = *s;
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || strchr("_-./:=@%+,", c)))
+			return 0;
+	}
+	return 1;
+}
+
+enum coffer_err format_argv(const char *const argv[], size_t n, struct buf *out)
+{
+	size_t old_len = out->len;
+	enum coffer_err rc = COFFER_OK;
+
+	for (size_t i = 0; i < n && !rc; i++) {
+		const char *a = argv[i] ? argv[i] : "";
+		if (i)
+			rc = buf_addch(out, ' ');
+		if (!rc && shell_plain(a)) {
+			rc = buf_adds(out, a);
+			continue;
+		}
+		if (!rc)
+			rc = buf_addch(out, '\'');
+		for (const char *p = a; *p && !rc; p++) {
+			unsigned char ch = (unsigned char)*p;
+			if (ch == '\'')
+				rc = buf_adds(out, "'\\''");
+			else
+				rc = buf_addch(out, ch < 0x20 || ch == 0x7f ? '?' : (char)ch);
+		}
+		if (!rc)
+			rc = buf_addch(out, '\'');
+	}
+	if (rc) {
+		out->len = old_len;
+		if (out->cap)
+			out->ptr[old_len] = '\0';
+	}
+	return rc;
+}

@@ -1,6 +1,7 @@
 /*
  * format.h — text the CLI shows: aligned tables, relative and RFC 3339
- * dates, and percent-encoded URL path segments.
+ * dates, durations, percent-encoded URL path segments, a release's
+ * per-machine progress lines and text from a peer made safe for a terminal.
  *
  * A struct format_table owns copies of every cell it is given; the caller
  * owns the strings it passes in and the buf it renders into. Cells are made
@@ -22,6 +23,10 @@
 #define FORMAT_TABLE_GAP 2               /* spaces between columns */
 #define FORMAT_RFC3339_SIZE 21           /* "2026-11-26T10:00:00Z" and its NUL */
 #define FORMAT_RELATIVE_SIZE 32          /* "in 106751991167300d" fits */
+#define FORMAT_DURATION_SIZE 32          /* "213503982334d23h59m59s999ms" fits */
+#define FORMAT_STEP_SIZE 160             /* a machine's progress line */
+#define FORMAT_STEP_ID_MAX 64            /* bytes of a machine id shown; longer ones are cut */
+#define FORMAT_STEP_NAME_MAX 32          /* bytes of an unknown step's name shown */
 
 struct format_table {
 	size_t n_cols;
@@ -69,5 +74,43 @@ void format_when(const char *ts, int64_t now, const char *none, char *out, size_
  * segments). COFFER_ERR_TOO_LARGE if out is too small.
  */
 COFFER_MUST_CHECK enum coffer_err format_url_segment(const char *s, char *out, size_t size);
+
+/*
+ * A duration in milliseconds in its units, largest first, zero units left
+ * out: "0s", "500ms", "2s", "1m30s", "1h", "1d2h", "2s500ms". It reads
+ * back with parse_duration_ms.
+ */
+COFFER_MUST_CHECK enum coffer_err format_duration(uint64_t ms, char *out, size_t size);
+/*
+ * One machine's progress in a release (step as in docs/RUNPATH.md):
+ * "machine ID: replacing", "machine ID: started, watching (Ns left)" (N =
+ * grace_left_ms in whole seconds, rounded up, never below 0), "machine ID:
+ * passed", "machine ID: rolled back", "machine ID: waiting"; any other step
+ * is shown as it is. id and step come from a peer: control characters
+ * become '?', and they are cut to FORMAT_STEP_ID_MAX / FORMAT_STEP_NAME_MAX
+ * bytes. COFFER_ERR_TOO_LARGE if out is too small (FORMAT_STEP_SIZE is
+ * enough for anything).
+ */
+COFFER_MUST_CHECK enum coffer_err format_machine_step(const char *id, const char *step, int64_t grace_left_ms,
+						      char *out, size_t size);
+/*
+ * The first line of s (up to '\n' or '\r') for a table cell, control
+ * characters as '?', cut to fit size with "..." at the end when longer
+ * (never inside a UTF-8 sequence). NULL gives none. Never fails (size >= 4).
+ */
+void format_first_line(const char *s, const char *none, char *out, size_t size);
+/*
+ * Appends s to out for a terminal: newlines and tabs are kept, every other
+ * control character (ESC included) becomes '?'. out is left as it was on
+ * failure.
+ */
+COFFER_MUST_CHECK enum coffer_err format_terminal_text(const char *s, struct buf *out);
+/*
+ * Appends argv as a shell would read it back, separated by spaces: a word of
+ * only A-Z a-z 0-9 and _ - . / : = @ % + , is shown as it is, any other
+ * (the empty word too) in single quotes, a quote as '\''; control
+ * characters become '?'. out is left as it was on failure.
+ */
+COFFER_MUST_CHECK enum coffer_err format_argv(const char *const argv[], size_t n, struct buf *out);
 
 #endif

@@ -2,6 +2,7 @@
  * main.c — the `coffer` binary: one table of subcommands, dispatched by name.
  * Every role (api, keeper, agent, dev) and every user command is an entry here.
  */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <sodium.h>
 
 #include "cli.h"
+#include "client.h"
 #include "log.h"
 #include "banned.h"
 
@@ -21,6 +23,9 @@ static const struct cli_command commands[] = {
 	  "run the API server (seals, never opens), or create an org and its first admin token" },
 	{ "apps", cmd_apps, "apps create NAME | apps list [--json] | apps destroy NAME [--yes]", "manage apps" },
 	{ "audit", cmd_audit, "audit [-a APP] [--json] | audit verify", "list the audit log, or verify its hash chain" },
+	{ "deploy", cmd_deploy,
+	  "deploy [-a APP] [--count N] [--grace DURATION] [--env NAME=VALUE ...] [--detach] -- COMMAND [ARGS...]",
+	  "make a release that runs COMMAND on the app's machines, and wait for it" },
 	{ "dev", cmd_dev, "dev [--state-dir DIR] [--api-addr HOST:PORT] [--keeper-addr HOST:PORT] [--agents N]",
 	  "run every role on this machine, on SQLite (for trying coffer)" },
 	{ "help", cmd_help, "help [COMMAND]", "show commands, or one command's usage, and the exit codes" },
@@ -28,9 +33,15 @@ static const struct cli_command commands[] = {
 	{ "keeper", cmd_keeper, "keeper init --state-dir DIR | keeper join-token --state-dir DIR [--key-file PATH] [--ttl DURATION] "
 	  "| keeper --state-dir DIR --store URL --listen HOST:PORT [--ready-file PATH] [--key-file PATH] [--log-level LEVEL]",
 	  "create the master key, print a one-time host join token, or run the key custodian" },
+	{ "machines", cmd_machines, "machines list [-a APP] [--all] [--json] | machines destroy ID [-a APP] [--yes]",
+	  "list an app's machines, or destroy one" },
+	{ "releases", cmd_releases, "releases [-a APP] [--json]", "list an app's releases, newest first" },
+	{ "scale", cmd_scale, "scale count N [-a APP] [--detach]", "change how many machines an app runs" },
 	{ "secrets", cmd_secrets,
 	  "secrets set|unset|import|list|deploy [-a APP] [--stage] [--detach] [--json] ...",
 	  "set, unset, import, list and deploy an app's secrets (values are never shown)" },
+	{ "status", cmd_status, "status [-a APP] [--json]",
+	  "show an app's current release, secrets version, config and machines" },
 	{ "tokens", cmd_tokens, "tokens create --role admin|deploy|read [--app APP] [--expiry DURATION] [--json] | tokens list [--json] | tokens revoke ID",
 	  "manage access tokens" },
 	{ "version", cmd_version, "version", "print the version" },
@@ -87,6 +98,7 @@ int cmd_help(int argc, char **argv)
 	printf("usage: coffer COMMAND [ARGS]\n\ncommands:\n");
 	for (size_t i = 0; i < N_COMMANDS; i++)
 		printf("  %-9s %s\n", commands[i].name, commands[i].summary);
+	printf("\nRun 'coffer help COMMAND' for the usage of a command.\n");
 	printf("\nexit codes:\n");
 	static const enum coffer_err shown[] = { COFFER_OK,	   COFFER_ERR_INTERNAL,  COFFER_ERR_USAGE,
 						 COFFER_ERR_UNAUTH,   COFFER_ERR_FORBIDDEN, COFFER_ERR_NOT_FOUND,
@@ -117,5 +129,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "coffer: error: unknown command '%s'; see 'coffer help'\n", argv[1]);
 		return coffer_err_exit_code(COFFER_ERR_USAGE);
 	}
-	return c->run(argc - 1, argv + 1);
+	int code = c->run(argc - 1, argv + 1);
+	if (client_interrupted()) {
+		/* Ctrl-C stopped a wait after its cleanup: end as the shell expects of an interrupted command */
+		fflush(stdout);
+		signal(SIGINT, SIG_DFL);
+		raise(SIGINT);
+	}
+	return code;
 }

@@ -1,4 +1,8 @@
-/* Unit tests of src/cli/format.c: relative dates, RFC 3339, tables, URL segments. */
+/*
+ * Unit tests of src/cli/format.c: relative dates, RFC 3339, tables, URL
+ * segments, durations, release progress lines, first lines, terminal text
+ * and shell-quoted command lines.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +14,7 @@
 
 #include "buf.h"
 #include "format.h"
+#include "parse.h"
 
 #define NOW ((int64_t)1795687200) /* 2026-11-26T10:00:00Z */
 
@@ -257,6 +262,138 @@ static void test_url_segment(void **state)
 	assert_string_equal(four, "%2F");
 }
 
+static void expect_duration(uint64_t ms, const char *want)
+{
+	char out[FORMAT_DURATION_SIZE];
+	uint64_t back = 0;
+	assert_int_equal(format_duration(ms, out, sizeof(out)), COFFER_OK);
+	assert_string_equal(out, want);
+	assert_int_equal(parse_duration_ms(out, UINT64_MAX, &back), COFFER_OK);
+	assert_true(back == ms);
+}
+
+static void test_duration(void **state)
+{
+	(void)state;
+	char small[4];
+	expect_duration(0, "0s");
+	expect_duration(1, "1ms");
+	expect_duration(500, "500ms");
+	expect_duration(1000, "1s");
+	expect_duration(2500, "2s500ms");
+	expect_duration(30000, "30s");
+	expect_duration(60000, "1m");
+	expect_duration(90000, "1m30s");
+	expect_duration(3600000, "1h");
+	expect_duration(3600000 + 1, "1h1ms");
+	expect_duration((uint64_t)26 * 3600000, "1d2h");
+	expect_duration(UINT64_MAX, "213503982334d14h25m51s615ms");
+	assert_true(strlen("213503982334d14h25m51s615ms") < FORMAT_DURATION_SIZE);
+	/* refuses to truncate, and leaves an empty string */
+	assert_int_equal(format_duration(90000, small, sizeof(small)), COFFER_ERR_TOO_LARGE);
+	assert_string_equal(small, "");
+	assert_int_equal(format_duration(1000, small, sizeof(small)), COFFER_OK);
+	assert_string_equal(small, "1s");
+}
+
+static void expect_step(const char *id, const char *step, int64_t left, const char *want)
+{
+	char out[FORMAT_STEP_SIZE];
+	assert_int_equal(format_machine_step(id, step, left, out, sizeof(out)), COFFER_OK);
+	assert_string_equal(out, want);
+}
+
+static void test_machine_step(void **state)
+{
+	(void)state;
+	char big_id[200], out[FORMAT_STEP_SIZE], tiny[16];
+	expect_step("9f2c", "replacing", 0, "machine 9f2c: replacing");
+	expect_step("9f2c", "watching", 25000, "machine 9f2c: started, watching (25s left)");
+	expect_step("9f2c", "watching", 24001, "machine 9f2c: started, watching (25s left)"); /* rounded up */
+	expect_step("9f2c", "watching", 999, "machine 9f2c: started, watching (1s left)");
+	expect_step("9f2c", "watching", 0, "machine 9f2c: started, watching (0s left)");
+	expect_step("9f2c", "watching", -5, "machine 9f2c: started, watching (0s left)");
+	expect_step("9f2c", "passed", 0, "machine 9f2c: passed");
+	expect_step("9f2c", "rolled_back", 0, "machine 9f2c: rolled back");
+	expect_step("9f2c", "waiting", 0, "machine 9f2c: waiting");
+	expect_step("9f2c", "later\x1b[2J", 0, "machine 9f2c: later?[2J");  /* a peer cannot clear the screen */
+	expect_step("a\nb", NULL, 0, "machine a?b: ?");
+	expect_step(NULL, "passed", 0, "machine ?: passed");
+	/* a huge id is cut: the line always fits in FORMAT_STEP_SIZE */
+	memset(big_id, 'f', sizeof(big_id) - 1);
+	big_id[sizeof(big_id) - 1] = '\0';
+	assert_int_equal(format_machine_step(big_id, "watching", INT64_MAX, out, sizeof(out)), COFFER_OK);
+	assert_int_equal(strlen(out), strlen("machine : started, watching (9223372036854776s left)") + FORMAT_STEP_ID_MAX);
+	assert_int_equal(format_machine_step("9f2c", "replacing", 0, tiny, sizeof(tiny)), COFFER_ERR_TOO_LARGE);
+}
+
+static void test_first_line(void **state)
+{
+	(void)state;
+	char out[16], tiny[3] = "ab";
+	format_first_line("machine 1 exited\nlast output:\nboom", "-", out, sizeof(out));
+	assert_string_equal(out, "machine 1 ex..."); /* 12 bytes, "..." and the NUL */
+	format_first_line("exited 1\nlast output:\n", "-", out, sizeof(out));
+	assert_string_equal(out, "exited 1");
+	format_first_line("crlf\r\nnext", "-", out, sizeof(out));
+	assert_string_equal(out, "crlf");
+	format_first_line(NULL, "-", out, sizeof(out));
+	assert_string_equal(out, "-");
+	format_first_line("", "-", out, sizeof(out));
+	assert_string_equal(out, "");
+	format_first_line("exactly15chars!\nmore", "-", out, sizeof(out));
+	assert_string_equal(out, "exactly15chars!");
+	format_first_line("sixteen chars!!!", "-", out, sizeof(out));
+	assert_string_equal(out, "sixteen char...");
+	format_first_line("tab\there\x1b", "-", out, sizeof(out));
+	assert_string_equal(out, "tab?here?");
+	/* not cut inside a UTF-8 sequence: 8 "é" are 16 bytes, 6 fit before "..." */
+	format_first_line("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", "-", out, sizeof(out));
+	assert_string_equal(out, "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9...");
+	format_first_line("abc", "-", tiny, sizeof(tiny)); /* too small: left alone */
+	assert_string_equal(tiny, "ab");
+}
+
+static void test_terminal_text(void **state)
+{
+	(void)state;
+	struct buf b;
+	buf_init(&b, 48);
+	assert_int_equal(format_terminal_text("exited 1\nlast output:\n\tDB=***\x1b[31m\r\x7f", &b), COFFER_OK);
+	assert_string_equal(b.ptr, "exited 1\nlast output:\n\tDB=***?[31m??");
+	buf_reset(&b);
+	assert_int_equal(buf_adds(&b, "keep"), COFFER_OK);
+	assert_int_equal(format_terminal_text("this is far longer than the forty-eight bytes that b may hold", &b), COFFER_ERR_TOO_LARGE);
+	assert_string_equal(b.ptr, "keep");
+	assert_int_equal(b.len, 4);
+	buf_release(&b);
+}
+
+static void expect_argv(const char *const *argv, size_t n, const char *want)
+{
+	struct buf b;
+	buf_init(&b, 1024);
+	assert_int_equal(format_argv(argv, n, &b), COFFER_OK);
+	assert_string_equal(b.ptr, want);
+	buf_release(&b);
+}
+
+static void test_argv(void **state)
+{
+	(void)state;
+	const char *plain[] = { "./web", "--port=8080", "-v", "a/b.c:d@e%f+g,h" };
+	expect_argv(plain, 4, "./web --port=8080 -v a/b.c:d@e%f+g,h");
+	const char *quoted[] = { "sh", "-c", "echo hi; exit 1", "", "it's", "$HOME", "a\nb" };
+	expect_argv(quoted, 7, "sh -c 'echo hi; exit 1' '' 'it'\\''s' '$HOME' 'a?b'");
+	expect_argv(quoted, 0, "");
+	struct buf b;
+	buf_init(&b, 8);
+	assert_int_equal(buf_adds(&b, "x"), COFFER_OK);
+	assert_int_equal(format_argv(quoted, 3, &b), COFFER_ERR_TOO_LARGE);
+	assert_string_equal(b.ptr, "x");
+	buf_release(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -269,6 +406,11 @@ int main(void)
 		cmocka_unit_test(test_table_cells),
 		cmocka_unit_test(test_table_render_limit),
 		cmocka_unit_test(test_url_segment),
+		cmocka_unit_test(test_duration),
+		cmocka_unit_test(test_machine_step),
+		cmocka_unit_test(test_first_line),
+		cmocka_unit_test(test_terminal_text),
+		cmocka_unit_test(test_argv),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
