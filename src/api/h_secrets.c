@@ -9,6 +9,12 @@
  * the limits enforced again inside the store's transaction. A value lives
  * in a struct secret only as long as its digest or seal takes; the JSON
  * strings that carried it are wiped when freed (json_use_wiping_allocator).
+ *
+ * Once an app runs (it has a current release), a change that is not staged
+ * is rolled out at once: the new version becomes the head and a release of
+ * the current config with it is made (docs/RUNPATH.md). While a release of
+ * the app is pending or running, every change is refused before anything
+ * is stored, so the head never moves under a rollout.
  */
 #include <sodium.h>
 #include <stdlib.h>
@@ -17,6 +23,7 @@
 #include "api.h"
 #include "digest.h"
 #include "log.h"
+#include "release.h"
 #include "vault.h"
 #include "banned.h"
 
@@ -231,6 +238,37 @@ static enum coffer_err app_public_key(struct api_auth *a, unsigned char pk[HPKE_
 	return COFFER_OK;
 }
 
+/*
+ * Makes the release of a new secrets version (the current config, that
+ * version). When none can be made (another release won the race, or the
+ * store failed), the head goes back to where it was, the version is marked
+ * superseded and the error is answered: no head without its release.
+ */
+static enum coffer_err roll_out(struct http_request *req, struct api_auth *a, uint64_t version, uint64_t before,
+				uint64_t *release)
+{
+	char msg[API_MESSAGE_MAX];
+	uint64_t running = 0;
+	struct release_request rq = { &a->app, a->token_id, NULL, version };
+	enum coffer_err rc, undo;
+
+	msg[0] = '\0';
+	rc = api_note(a, release_create(a->api, a->store, &rq, release, &running, msg, sizeof(msg)));
+	if (!rc)
+		return COFFER_OK;
+	undo = api_note(a, store_secrets_set_head(a->store, a->app.id, before));
+	if (!undo)
+		undo = api_note(a, store_secrets_set_status(a->store, a->app.id, version, "superseded"));
+	if (undo)
+		log_error("secrets_head_undo_failed", LF_S("app", a->app.name), LF_I("version", version),
+			  LF_I("head_before", before), LF_S("error", coffer_err_name(undo)));
+	log_warn("secrets_release_refused", LF_S("app", a->app.name), LF_I("version", version),
+		 LF_S("error", coffer_err_name(rc)));
+	if (rc == COFFER_ERR_CONFLICT || rc == COFFER_ERR_NOT_FOUND)
+		return api_fail(req, rc, "%s", msg[0] ? msg : "no release could be made");
+	return rc;
+}
+
 enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 {
 	struct api *api = ctx;
@@ -242,9 +280,9 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 	struct secret *app_key = NULL, *value = NULL;
 	unsigned char pk[HPKE_PK_LEN];
 	uint32_t key_version = 0;
-	uint64_t version = 0, count, bytes, req_bytes = 0;
+	uint64_t version = 0, count, bytes, req_bytes = 0, release = 0, running = 0;
 	size_t n = 0, i;
-	int stage = 0, noop = 1;
+	int stage = 0, noop = 1, roll;
 	const char *key;
 	struct json_error jerr;
 	enum coffer_err rc;
@@ -350,6 +388,18 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 		goto out;
 	}
 
+	/* No change while a release rolls: it would move the head under it. */
+	rc = api_note(a, release_running_of(a->store, a->app.id, &running));
+	if (rc)
+		goto out;
+	if (running) {
+		rc = api_fail(req, COFFER_ERR_CONFLICT,
+			      "app '%s' has release v%llu in progress; wait for it or check 'coffer releases -a %s'",
+			      a->app.name, (unsigned long long)running, a->app.name);
+		goto out;
+	}
+	roll = !stage && a->app.current_release != 0;
+
 	/* 3. Seal to the app's verified key; each value is wiped once sealed. */
 	rc = app_public_key(a, pk, &key_version);
 	if (rc) {
@@ -382,7 +432,8 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 
 	/* 4. One new version, the limits checked again under the app's lock. */
 	const struct store_secret_limits limits = { API_SECRETS_MAX_COUNT, API_SECRETS_MAX_BYTES, VAULT_SEAL_OVERHEAD };
-	rc = api_note(a, store_secrets_put(a->store, a->app.id, changes, n, a->token_id, "staged", &limits, &version));
+	rc = api_note(a, store_secrets_put(a->store, a->app.id, changes, n, a->token_id, roll ? "pending" : "staged",
+					   &limits, &version));
 	if (rc == COFFER_ERR_TOO_LARGE) {
 		rc = api_fail(req, rc, "app '%s' would pass its limits: at most %d secrets and 1 MiB of values",
 			      a->app.name, API_SECRETS_MAX_COUNT);
@@ -390,8 +441,21 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 	}
 	if (rc)
 		goto out;
+	if (roll) {
+		/* 5. The current config with the new head; the head goes back if no release can be made. */
+		json_t *d = detail_of(items, n, version, stage, 0); /* the request's audit detail owns it */
+		api_audit_note(req, a->app.name, d);
+		rc = roll_out(req, a, version, head.version, &release);
+		if (d)
+			json_object_set_new(d, rc ? "undone" : "release", rc ? json_true() : json_integer((json_int_t)release));
+		if (rc)
+			goto out;
+		rc = api_reply(req, 201, json_pack("{s:I,s:s,s:I}", "version", (json_int_t)version, "status",
+						   "deploying", "release", (json_int_t)release));
+		goto out;
+	}
 	api_audit_note(req, a->app.name, detail_of(items, n, version, stage, 0));
-	/* The app has no machines yet (releases come with the run path): every change waits for its first deploy. */
+	/* Staged, or the app has never run: the change waits for a deploy. */
 	rc = api_reply(req, 200, json_pack("{s:I,s:s,s:s}", "version", (json_int_t)version, "status", "staged", "message",
 					   stage ? MSG_STAGED : MSG_FIRST_DEPLOY));
 out:
@@ -449,11 +513,14 @@ out:
 
 enum coffer_err h_secrets_deploy(struct http_request *req, void *ctx)
 {
+	struct api *api = ctx;
 	struct api_auth *a = api_auth_of(req);
 	json_t *doc = NULL;
+	char msg[API_MESSAGE_MAX];
+	uint64_t head = a->app.secrets_head, release = 0, running = 0;
+	struct release_request rq = { &a->app, a->token_id, NULL, head };
 	size_t len;
 	enum coffer_err rc;
-	(void)ctx;
 
 	http_request_body(req, &len);
 	if (len) { /* no fields yet: an empty body or {} */
@@ -462,8 +529,23 @@ enum coffer_err h_secrets_deploy(struct http_request *req, void *ctx)
 		if (rc)
 			return rc;
 	}
-	api_audit_note(req, a->app.name, json_pack("{s:I}", "version", (json_int_t)a->app.secrets_head));
-	return api_fail(req, COFFER_ERR_CONFLICT,
-			"app '%s' has no machines to deploy to; the secrets are staged for the first deployment",
-			a->app.name);
+	api_audit_note(req, a->app.name, json_pack("{s:I}", "version", (json_int_t)head));
+	if (!a->app.current_release)
+		return api_fail(req, COFFER_ERR_CONFLICT,
+				"app '%s' has no machines to deploy to; the secrets are staged for the first deployment",
+				a->app.name);
+	/* The current config with the head, whatever it holds (a redeploy of the same is harmless). */
+	msg[0] = '\0';
+	rc = api_note(a, release_create(api, a->store, &rq, &release, &running, msg, sizeof(msg)));
+	if (rc == COFFER_ERR_CONFLICT || rc == COFFER_ERR_NOT_FOUND)
+		return api_fail(req, rc, "%s", msg[0] ? msg : "no release could be made");
+	if (rc)
+		return rc;
+	if (head && head != a->app.deployed_version &&
+	    api_note(a, store_secrets_set_status(a->store, a->app.id, head, "pending")))
+		log_warn("secrets_status_failed", LF_S("app", a->app.name), LF_I("version", head));
+	api_audit_note(req, a->app.name,
+		       json_pack("{s:I,s:I}", "version", (json_int_t)head, "release", (json_int_t)release));
+	return api_reply(req, 201, json_pack("{s:I,s:s,s:I}", "release", (json_int_t)release, "status", "pending",
+					     "version", (json_int_t)head));
 }

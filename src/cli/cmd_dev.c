@@ -184,13 +184,11 @@ static enum coffer_err role_start(struct dev *d, struct role *r)
 				 r->listen, "--ready-file", r->ready, NULL };
 		r->pid = spawn(d, argv);
 	} else {
-		/* the boot-token signing key `keeper init` writes (docs/RUNPATH.md, "Keys"); a state
-		 * folder made before it existed has none, and its api then signs no boot token */
-		int has_boot_key = access(boot_key, F_OK) == 0;
+		/* the boot-token signing key `keeper init` writes (docs/RUNPATH.md, "Keys") */
 		char *argv[] = { "coffer", "api", "--state-dir", state, "--store", d->store_url,
 				 "--listen", r->listen, "--keeper", d->keeper.url, "--keeper-pub",
 				 keeper_pub, "--keeper-credential", keeper_cred, "--ready-file", r->ready,
-				 has_boot_key ? "--boot-key" : NULL, boot_key, NULL };
+				 "--boot-key", boot_key, NULL };
 		r->pid = spawn(d, argv);
 	}
 	if (r->pid < 0)
@@ -468,8 +466,8 @@ int cmd_dev(int argc, char **argv)
 		return cli_fail(COFFER_ERR_IO, "cannot find the coffer binary");
 	d.self[n] = '\0';
 
-	char keeper_dir[PATH_SIZE], key_path[PATH_SIZE], run_dir[PATH_SIZE];
-	if (path_in(keeper_dir, d.dir, "keeper") || path_in(key_path, d.dir, "keeper/keeper.key") ||
+	char keeper_dir[PATH_SIZE], run_dir[PATH_SIZE];
+	if (path_in(keeper_dir, d.dir, "keeper") ||
 	    path_in(run_dir, d.dir, "run") || path_in(d.keeper.ready, run_dir, "keeper.ready") ||
 	    path_in(d.api.ready, run_dir, "api.ready") ||
 	    fmt_into(d.store_url, sizeof(d.store_url), "sqlite:%s/coffer.db", d.dir))
@@ -509,7 +507,8 @@ int cmd_dev(int argc, char **argv)
 	sigaddset(&set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 
-	if (access(key_path, F_OK) != 0) {
+	{
+		/* every start: init keeps an existing master key and adds a derived file that is missing */
 		char *init[] = { "coffer", "keeper", "init", "--state-dir", keeper_dir, NULL };
 		if (run_capture(&d, init, NULL) != 0)
 			return cli_fail(COFFER_ERR_INTERNAL, "'coffer keeper init' failed");
