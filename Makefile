@@ -30,3 +30,9 @@ check-san: deps $(SAN_BUILD)/build.ninja
 
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD)
+
+# The benchmark table (docs/BENCHMARKS.md): release build in build-bench/,
+# peers installed, every row run; about 15 minutes. Not part of `make check`.
+.PHONY: bench
+bench: deps
+	scripts/bench.sh

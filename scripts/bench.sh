@@ -1,0 +1,469 @@
+#!/usr/bin/env bash
+# scripts/bench.sh — every benchmark row of docs/BENCHMARKS.md in one run,
+# on this machine: builds coffer in release mode (its own build folder),
+# installs the peers (scripts/bench-deps.sh), starts what it needs
+# (PostgreSQL, keeper, api, coffer dev), runs every row, prints ONE table
+# and writes it, with the machine's description and the date, to
+# docs/BENCHMARKS.md (from bench/BENCHMARKS.md.in). `make bench` runs it.
+#
+#   scripts/bench.sh [SECTION ...]   sections: floor peers api keeper scale boot (default: all)
+#   scripts/bench.sh --table-only    the table and the page again, from the last run's figures
+#
+# Environment:
+#   BENCH_BUILD    build folder (default build-bench, release)
+#   BENCH_QUICK=1  short runs (a trial: seconds, not minutes; the figures are noisier)
+#   BENCH_NO_DOC=1 print the table but leave docs/BENCHMARKS.md alone
+#   BENCH_APPS     apps in the large store of the scale row (default 10000)
+#
+# The programs of bench/ print one JSON line per measurement; everything
+# goes to BUILD/bench-run/results.jsonl and the logs beside it. A row that
+# cannot run (a peer missing, a route not there yet) is in the table with
+# the reason, and the script still exits 0: it measures, it asserts nothing.
+set -uo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+build=${BENCH_BUILD:-$root/build-bench}
+case $build in /*) ;; *) build=$root/$build ;; esac
+work=$build/bench-run
+results=$work/results.jsonl
+table_only=0
+if [ "${1:-}" = --table-only ]; then
+	table_only=1
+	shift
+fi
+sections=${*:-floor peers api keeper scale boot}
+
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+	FORK_N=300 AGE_N=30 SDC_N=30 DOTENVX_N=3 X_SECONDS=1 SQLITE_N=300
+	LOAD_SECONDS=3 KEEPER_SECONDS=3 SCALE_SECONDS=2 BOOT_N=5
+	SCALE_APPS=${BENCH_APPS:-1000}
+else
+	FORK_N=2000 AGE_N=200 SDC_N=200 DOTENVX_N=15 X_SECONDS=3 SQLITE_N=2000
+	LOAD_SECONDS=10 KEEPER_SECONDS=10 SCALE_SECONDS=5 BOOT_N=30
+	SCALE_APPS=${BENCH_APPS:-10000}
+fi
+SCALE_SECRETS=100   # per app in the large store
+SMALL_SECRETS=10    # the measured app of the scale row, in both stores
+SET_CLIENTS=16
+BOOT_GRACE=${BENCH_BOOT_GRACE:-500ms}
+X25519_PER_OPEN=52  # 50 values opened (one X25519 each) + the delivery seal (keygen + one X25519)
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+
+# ---- build and peers ----
+
+COFFER=$build/coffer
+B=$build/bench
+peers=$build/peers
+DOTENVX=$peers/node_modules/.bin/dotenvx
+started_pids=()
+pg_dir=""
+RUN_ID=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
+
+prepare() {
+	if [ ! -f "$build/build.ninja" ]; then
+		meson setup "$build" -Dbuildtype=release >/dev/null || { say "meson setup failed"; exit 1; }
+	fi
+	say "building coffer and bench/ in release mode ($build)"
+	ninja -C "$build" coffer bench/bench_floor bench/bench_boot bench/bench_http bench/bench_keeper \
+		bench/bench_populate >"$build/bench-build.log" 2>&1 || {
+		tail -n 30 "$build/bench-build.log" >&2
+		say "build failed"
+		exit 1
+	}
+	scripts/bench-deps.sh "$peers"
+	rm -rf "$work"
+	mkdir -p "$work"
+	: >"$results"
+}
+
+if [ "$table_only" = 1 ]; then
+	[ -s "$results" ] && [ -s "$work/machine.json" ] || { say "no figures in $work: run scripts/bench.sh first"; exit 1; }
+else
+	prepare
+fi
+
+cleanup() {
+	local pid
+	for pid in "${started_pids[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${started_pids[@]}"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	started_pids=()
+	kill_boot_machines
+	[ -n "$pg_dir" ] && scripts/pg-test-server.sh stop "$pg_dir"
+	pg_dir=""
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A row that could not run: its reason goes in the table.
+note() { # note KEY TEXT
+	jq -cn --arg b "note.$1" --arg t "$2" '{bench: $b, text: $t}' >>"$results"
+}
+
+# run KEY LOG CMD...: runs a bench program; its JSON lines go to results,
+# its stderr to LOG; on failure the last line of LOG is noted for KEY.
+run() {
+	local key=$1 log=$2 out
+	shift 2
+	out=$("$@" 2>>"$log")
+	local rc=$?
+	[ -n "$out" ] && printf '%s\n' "$out" | grep '^{' >>"$results"
+	if [ $rc -ne 0 ]; then
+		note "$key" "did not run: $(grep -v '^\s*$' "$log" | tail -n 1 | cut -c1-200)"
+		say "$key: failed (see $log)"
+	fi
+	return $rc
+}
+
+# wait_file FILE PID [SECONDS]: until FILE exists, while PID lives.
+wait_file() {
+	local i
+	for i in $(seq $((${3:-20} * 10))); do
+		[ -s "$1" ] && return 0
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# The 50 secret values every boot row uses: NAME=VALUE lines.
+make_secrets() {
+	local i
+	for i in $(seq -w 1 50); do
+		printf 'BENCH_SECRET_%s=%s\n' "$i" "$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
+	done >"$work/secrets50.env"
+	head -n 10 "$work/secrets50.env" >"$work/secrets10.env"
+	chmod 600 "$work"/secrets*.env
+}
+
+# ---- the roles: keeper and api on one backend ----
+
+# platform_start NAME STORE_URL: keeper init, keeper, api, bootstrap; sets
+# T, KEEPER_URL, API_URL and the CLI's environment.
+platform_start() {
+	T=$work/$1
+	STORE_URL=$2
+	mkdir -p "$T"
+	"$COFFER" keeper init --state-dir "$T/keeper" >"$T/keeper-init.out" 2>&1 || return 1
+	"$COFFER" keeper --state-dir "$T/keeper" --store "$STORE_URL" --listen 127.0.0.1:0 \
+		--ready-file "$T/keeper.ready" 2>>"$T/keeper.log" &
+	KEEPER_PID=$!
+	started_pids+=("$KEEPER_PID")
+	wait_file "$T/keeper.ready" "$KEEPER_PID" || return 1
+	KEEPER_URL=$(cat "$T/keeper.ready")
+	local boot_key=()
+	# the api's boot-token key, once the keeper writes it (docs/RUNPATH.md)
+	[ -f "$T/keeper/api.boot.key" ] && boot_key=(--boot-key "$T/keeper/api.boot.key")
+	"$COFFER" api --state-dir "$T/api" --store "$STORE_URL" --listen 127.0.0.1:0 \
+		--keeper "$KEEPER_URL" --keeper-pub "$T/keeper/keeper.pub" \
+		--keeper-credential "$T/keeper/api.credential" "${boot_key[@]}" \
+		--ready-file "$T/api.ready" 2>>"$T/api.log" &
+	API_PID=$!
+	started_pids+=("$API_PID")
+	wait_file "$T/api.ready" "$API_PID" || return 1
+	API_URL=$(cat "$T/api.ready")
+	( umask 077; "$COFFER" api bootstrap --store "$STORE_URL" --org bench >"$T/token" 2>>"$T/api.log" ) || return 1
+	export COFFER_API_URL=$API_URL COFFER_TOKEN COFFER_CONFIG=$T/cli.json
+	COFFER_TOKEN=$(cat "$T/token")
+	unset COFFER_APP
+}
+
+platform_stop() {
+	local pid
+	for pid in "$API_PID" "$KEEPER_PID"; do kill -TERM "$pid" 2>/dev/null || true; done
+	for pid in "$API_PID" "$KEEPER_PID"; do wait "$pid" 2>/dev/null || true; done
+	local keep=()
+	for pid in "${started_pids[@]}"; do
+		[ "$pid" != "$API_PID" ] && [ "$pid" != "$KEEPER_PID" ] && keep+=("$pid")
+	done
+	started_pids=("${keep[@]}")
+}
+
+# app_with NAME FILE: creates an app and imports FILE's secrets (staged: it has no machines).
+app_with() {
+	"$COFFER" apps create "$1" >/dev/null 2>>"$T/cli.log" || return 1
+	[ -z "${2:-}" ] || "$COFFER" secrets import -a "$1" <"$2" >/dev/null 2>>"$T/cli.log"
+}
+
+# keeper_bench KEY APP THREADS SECONDS HOSTNAME
+keeper_bench() {
+	local join
+	if [ ! -f "$T/keeper/api.boot.key" ]; then
+		note "$1" "not run: the keeper writes no api.boot.key yet (docs/RUNPATH.md, Keys)"
+		return 1
+	fi
+	join=$("$COFFER" keeper join-token --state-dir "$T/keeper" 2>>"$T/cli.log") || {
+		note "$1" "not run: coffer keeper join-token failed"
+		return 1
+	}
+	COFFER_JOIN_TOKEN=$join run "$1" "$T/bench-keeper.log" "$B/bench_keeper" --name "$1" \
+		--keeper "$KEEPER_URL" --boot-key "$T/keeper/api.boot.key" --store "$STORE_URL" --app "$2" \
+		--threads "$3" --seconds "$4" --host-name "$5"
+}
+
+# ---- sections ----
+
+section_floor() {
+	say "floors: fork/exec, X25519, SQLite commits"
+	run floor.fork_exec "$work/floor.log" "$B/bench_boot" run floor.fork_exec "$FORK_N" -- /bin/true
+	run floor.x25519 "$work/floor.log" "$B/bench_floor" x25519 "$X_SECONDS" 1
+	run floor.x25519 "$work/floor.log" "$B/bench_floor" x25519 "$X_SECONDS" 2
+	run floor.sqlite_commit "$work/floor.log" "$B/bench_floor" sqlite-commits "$work/raw-commits.db" "$SQLITE_N"
+	rm -f "$work"/raw-commits.db*
+}
+
+section_peers() {
+	local d=$work/peers
+	mkdir -p "$d"
+	say "peers: dotenvx, age, systemd-creds (50 secrets each)"
+	# dotenvx: the 50 values encrypted in .env, the private key in .env.keys beside it
+	if [ -x "$DOTENVX" ]; then
+		cp "$work/secrets50.env" "$d/.env"
+		if (cd "$d" && "$DOTENVX" encrypt -f .env >"$d/dotenvx-encrypt.log" 2>&1); then
+			(cd "$d" && run peer.dotenvx "$d/dotenvx.log" "$B/bench_boot" run peer.dotenvx "$DOTENVX_N" -- \
+				"$DOTENVX" run -q -f .env -- /bin/true)
+		else
+			note peer.dotenvx "did not run: dotenvx encrypt failed"
+		fi
+	else
+		note peer.dotenvx "not run: dotenvx is not installed (npm @dotenvx/dotenvx)"
+	fi
+	# age: the 50 lines encrypted to an X25519 identity
+	if command -v age >/dev/null && command -v age-keygen >/dev/null; then
+		age-keygen -o "$d/age.key" 2>/dev/null
+		age -e -r "$(age-keygen -y "$d/age.key")" -o "$d/secrets.age" "$work/secrets50.env"
+		run peer.age "$d/age.log" "$B/bench_boot" decrypt-exec peer.age "$AGE_N" -- \
+			age -d -i "$d/age.key" "$d/secrets.age"
+	else
+		note peer.age "not run: age is not installed (Debian package age)"
+	fi
+	# systemd-creds: a credential sealed with the host key (no TPM here)
+	if command -v systemd-creds >/dev/null; then
+		if systemd-creds encrypt --with-key=host --name=env "$work/secrets50.env" "$d/env.cred" \
+			2>"$d/sdc-encrypt.log"; then
+			run peer.systemd_creds "$d/sdc.log" "$B/bench_boot" decrypt-exec peer.systemd_creds "$SDC_N" -- \
+				systemd-creds decrypt --with-key=host --name=env "$d/env.cred" -
+		else
+			note peer.systemd_creds "did not run: systemd-creds encrypt --with-key=host: $(tail -n 1 "$d/sdc-encrypt.log")"
+		fi
+	else
+		note peer.systemd_creds "not run: systemd-creds is not installed (Debian package systemd)"
+	fi
+}
+
+# The floor of the api rows: the same HTTP server answering a route that does nothing.
+section_noop() {
+	local ready=$work/noop.ready pid
+	say "api floor: the no-op route, $SET_CLIENTS clients"
+	"$B/bench_http" noop-server 127.0.0.1:0 "$ready" 2>"$work/noop-server.log" &
+	pid=$!
+	started_pids+=("$pid")
+	if wait_file "$ready" "$pid"; then
+		run api.noop "$work/noop.log" "$B/bench_http" load --name api.noop --url "$(cat "$ready")" \
+			--path /v1/noop --method POST --body '{"secrets":{"BENCH_SET":"v-{c}-{i}"}}' \
+			--clients "$SET_CLIENTS" --seconds "$LOAD_SECONDS"
+	else
+		note api.noop "did not run: the no-op server did not start"
+	fi
+	kill -TERM "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+}
+
+# section_backend NAME STORE_URL: rows 2, 3 and 4 on one backend.
+section_backend() {
+	local be=$1 url=$2 i
+	if ! platform_start "$be" "$url"; then
+		say "$be: the keeper or the api did not start (see $work/$be/*.log)"
+		for k in api.set keeper.open scale.list.small scale.list.large scale.open.small scale.open.large; do
+			note "$k.$be" "did not run: the keeper or the api did not start"
+		done
+		platform_stop
+		return
+	fi
+	if has api; then
+		say "$be: secrets set, $SET_CLIENTS clients"
+		for i in $(seq 0 $((SET_CLIENTS - 1))); do
+			app_with "$(printf 'set-%02d' "$i")" || { note "api.set.$be" "did not run: apps create failed"; break; }
+		done
+		run "api.set.$be" "$T/set.log" "$B/bench_http" load --name "api.set.$be" --url "$API_URL" \
+			--path '/v1/apps/set-{c}/secrets' --method POST --body '{"secrets":{"BENCH_SET":"v-{c}-{i}"}}' \
+			--token-file "$T/token" --clients "$SET_CLIENTS" --seconds "$LOAD_SECONDS"
+	fi
+	if has keeper; then
+		say "$be: keeper opens, 50 secrets, 1 and 2 clients"
+		app_with open50 "$work/secrets50.env" &&
+			keeper_bench "keeper.open.$be" open50 1,2 "$KEEPER_SECONDS" "bench-open"
+	fi
+	if has scale; then
+		say "$be: scale, 1 app x $SMALL_SECRETS secrets"
+		app_with scale "$work/secrets10.env"
+		run "scale.list.small.$be" "$T/scale.log" "$B/bench_http" load --name "scale.list.small.$be" \
+			--url "$API_URL" --path /v1/apps/scale/secrets --token-file "$T/token" --clients 1 \
+			--seconds "$SCALE_SECONDS"
+		keeper_bench "scale.open.small.$be" scale 1 "$SCALE_SECONDS" "bench-scale-small"
+		local threads=1
+		[ "$be" = pg ] && threads=2
+		say "$be: populating $SCALE_APPS apps x $SCALE_SECRETS secrets through the store API"
+		run "populate.$be" "$T/populate.log" "$B/bench_populate" --store "$STORE_URL" --org bench \
+			--apps $((SCALE_APPS - 1)) --secrets "$SCALE_SECRETS" --threads "$threads" &&
+			sed -i "\$s/\"bench\":\"populate\"/\"bench\":\"populate.$be\"/" "$results"
+		say "$be: scale, $SCALE_APPS apps x $SCALE_SECRETS secrets"
+		run "scale.list.large.$be" "$T/scale.log" "$B/bench_http" load --name "scale.list.large.$be" \
+			--url "$API_URL" --path /v1/apps/scale/secrets --token-file "$T/token" --clients 1 \
+			--seconds "$SCALE_SECONDS"
+		keeper_bench "scale.open.large.$be" scale 1 "$SCALE_SECONDS" "bench-scale-large"
+	fi
+	platform_stop
+}
+
+# Machines left by the boot row: only ours (their environment names this run).
+kill_boot_machines() {
+	local p
+	[ "${boot_ran:-0}" = 1 ] || return 0
+	for p in /proc/[0-9]*; do
+		if tr '\0' '\n' 2>/dev/null <"$p/environ" | grep -qx "BENCH_RUN=$RUN_ID"; then
+			kill -KILL "${p#/proc/}" 2>/dev/null || true
+		fi
+	done
+}
+
+# Row 1, coffer's side: boots by `coffer deploy` under `coffer dev`; the agent
+# logs event=machine.started with boot_us (assignment picked up -> exec).
+section_boot() {
+	local d=$work/dev pid k i from to
+	mkdir -p "$d"
+	boot_ran=1
+	say "boot: coffer dev, $BOOT_N boots each with 0, 10 and 50 secrets"
+	COFFER_CONFIG=$d/cli.json "$COFFER" dev --state-dir "$d/state" --api-addr 127.0.0.1:0 \
+		--keeper-addr 127.0.0.1:0 >"$d/dev.out" 2>"$d/dev.log" &
+	pid=$!
+	started_pids+=("$pid")
+	if ! wait_file "$d/state/env" "$pid" 60; then
+		for k in 0 10 50; do note "boot.coffer.s$k" "did not run: coffer dev did not start (see $d/dev.log)"; done
+		return
+	fi
+	(
+		# shellcheck disable=SC1091
+		. "$d/state/env"
+		export COFFER_API_URL COFFER_TOKEN COFFER_CONFIG=$d/cli.json
+		T=$d
+		for k in 0 10 50; do
+			file=""
+			[ "$k" = 10 ] && file=$work/secrets10.env
+			[ "$k" = 50 ] && file=$work/secrets50.env
+			if ! app_with "boot$k" "$file"; then
+				note "boot.coffer.s$k" "did not run: apps create or secrets import failed"
+				continue
+			fi
+			from=$(wc -l <"$d/dev.log")
+			ok=1
+			for i in $(seq "$BOOT_N"); do
+				if ! "$COFFER" deploy -a "boot$k" --grace "$BOOT_GRACE" --env "BENCH_RUN=$RUN_ID" \
+					--env "BENCH_I=$i" -- /bin/sleep 3600 >>"$d/deploy.log" 2>&1; then
+					note "boot.coffer.s$k" "did not run: coffer deploy failed: $(tail -n 1 "$d/deploy.log" | cut -c1-160)"
+					ok=0
+					break
+				fi
+			done
+			to=$(wc -l <"$d/dev.log")
+			"$COFFER" scale count 0 -a "boot$k" >>"$d/deploy.log" 2>&1 || true
+			[ $ok = 1 ] || continue
+			# boot_us of each machine.started line this app's deploys caused
+			sed -n "$((from + 1)),${to}p" "$d/dev.log" | grep 'event=machine.started' |
+				grep -o 'boot_us=[0-9]*' | cut -d= -f2 >"$d/boot$k.us"
+			if [ ! -s "$d/boot$k.us" ]; then
+				note "boot.coffer.s$k" "did not run: the agent logged no machine.started with boot_us"
+				continue
+			fi
+			jq -sc --arg b "boot.coffer.s$k" --argjson s "$k" '
+				sort as $a | ($a | length) as $n |
+				{bench: $b, n: $n, secrets: $s,
+				 median_us: (if $n % 2 == 1 then $a[($n - 1) / 2] else ($a[$n / 2 - 1] + $a[$n / 2]) / 2 end),
+				 p99_us: $a[([(($n * 0.99) | ceil), 1] | max) - 1],
+				 min_us: $a[0], max_us: $a[$n - 1]}' "$d/boot$k.us" >>"$results"
+		done
+	)
+	kill -TERM "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	kill_boot_machines
+}
+
+has() { case " $sections " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# ---- the run ----
+
+run_all() {
+	t_start=$(date +%s)
+	make_secrets
+	has floor && section_floor
+	has peers && section_peers
+	has api && section_noop
+	if has api || has keeper || has scale; then
+		section_backend sqlite "sqlite:$work/sqlite/store.db"
+		pg_dir=$work/pg # under build-bench, which the postgres user can enter
+		if pg_url=$(scripts/pg-test-server.sh start "$pg_dir" 2>"$work/pg-server.log"); then
+			section_backend pg "$pg_url"
+		else
+			for k in api.set keeper.open scale.list.small scale.list.large scale.open.small scale.open.large; do
+				note "$k.pg" "did not run: PostgreSQL did not start (scripts/pg-test-server.sh)"
+			done
+		fi
+		scripts/pg-test-server.sh stop "$pg_dir"
+		pg_dir=""
+	fi
+	has boot && section_boot
+	t_total=$(($(date +%s) - t_start))
+}
+
+# ---- the machine and the table ----
+
+machine_json() {
+	local cpu mem deb pgv
+	cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
+	mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+	deb=$(cat /etc/debian_version 2>/dev/null || echo unknown)
+	pgv=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+	pgv=$([ -n "$pgv" ] && "$pgv/postgres" --version 2>/dev/null | awk '{ print $3 }')
+	jq -cn --arg nproc "$(nproc)" --arg cpu "$cpu" --arg mem "$mem" --arg kernel "$(uname -r)" \
+		--arg debian "$deb" --arg date "$(date -u '+%Y-%m-%d %H:%M UTC')" --arg total "$t_total" \
+		--arg pg "${pgv:-}" --arg node "$(node --version 2>/dev/null)" \
+		--arg dotenvx "$([ -x "$DOTENVX" ] && "$DOTENVX" --version 2>/dev/null)" \
+		--arg age "$(age --version 2>/dev/null)" \
+		--arg systemd "$(systemctl --version 2>/dev/null | head -n 1 | awk '{ print $2 }')" \
+		--arg quick "${BENCH_QUICK:-0}" \
+		'{nproc: $nproc, cpu: $cpu, mem: $mem, kernel: $kernel, debian: $debian, date: $date,
+		  seconds: $total, pg: $pg, node: $node, dotenvx: $dotenvx, age: $age, systemd: $systemd,
+		  quick: $quick}'
+}
+if [ "$table_only" = 0 ]; then
+	run_all
+	machine_json >"$work/machine.json"
+fi
+
+# The table, as Markdown, from results.jsonl.
+table_md() {
+	jq -rs --argjson per_open "$X25519_PER_OPEN" --argjson apps "$SCALE_APPS" \
+		--argjson small "$SMALL_SECRETS" --argjson large "$SCALE_SECRETS" -f bench/table.jq "$results"
+}
+# rows of sections not asked for have no measurement and no note: left out
+table=$(table_md | grep -v '| not run | |$') || { say "cannot make the table (results in $results)"; exit 1; }
+sqlite_v=$(jq -rs '[.[] | select(.sqlite) | .sqlite] | first // "?"' "$results")
+sodium_v=$(jq -rs '[.[] | select(.sodium) | .sodium] | first // "?"' "$results")
+machine=$(jq -r --arg sqlite "$sqlite_v" --arg sodium "$sodium_v" '"\(.nproc) cores (\(.cpu)), \(.mem) RAM, Linux \(.kernel), Debian \(.debian); " +
+	"libsodium \($sodium), SQLite \($sqlite), PostgreSQL \(.pg), node \(.node), dotenvx \(.dotenvx), " +
+	"age \(.age), systemd \(.systemd); a run of \(.seconds) s, \(.date)" +
+	(if .quick == "1" then " (BENCH_QUICK: a short trial)" else "" end)' "$work/machine.json")
+printf '\n%s\n\n%s\n' "$machine" "$table"
+
+if [ "${BENCH_NO_DOC:-0}" != 1 ]; then
+	awk -v machine="$machine" -v table="$table" '
+		$0 == "@MACHINE@" { print machine; next }
+		$0 == "@TABLE@" { print table; next }
+		{ print }' bench/BENCHMARKS.md.in >docs/BENCHMARKS.md.tmp && mv docs/BENCHMARKS.md.tmp docs/BENCHMARKS.md
+	say "wrote docs/BENCHMARKS.md (raw figures: $results)"
+fi
