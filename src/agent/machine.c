@@ -590,6 +590,13 @@ __attribute__((noreturn)) static void child_run(struct child_ctx *c)
 	if (in < 0 || outw < 0 || dup2(in, 0) < 0 || dup2(outw, 1) < 0 || dup2(outw, 2) < 0)
 		child_fail(c, STAGE_STDIO, errno);
 
+	/*
+	 * Enter the work dir before dropping to the machine's user: its parents
+	 * (the agent's state folder, a home folder) need not be searchable by it.
+	 */
+	if (chdir(c->work_dir))
+		child_fail(c, STAGE_CHDIR, errno);
+
 	if (c->drop) {
 		if (setgroups(0, NULL))
 			child_fail(c, STAGE_SETGROUPS, errno);
@@ -600,9 +607,6 @@ __attribute__((noreturn)) static void child_run(struct child_ctx *c)
 		if (setuid(0) == 0)
 			child_fail(c, STAGE_SETUID, EPERM);
 	}
-
-	if (chdir(c->work_dir))
-		child_fail(c, STAGE_CHDIR, errno);
 
 	/*
 	 * Close everything above 2 now but the report pipe, which exec closes:

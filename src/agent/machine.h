@@ -16,8 +16,10 @@
  *     cgroups, which is out of scope here;
  *   - runs in spec->work_dir with HOME set to it. machine_start creates it
  *     (mode 0700; missing parents 0711) and, when the agent is root, chowns
- *     it to the machine's user. Every parent folder must be searchable by
- *     that user, or the start fails ("enter the work dir");
+ *     it to the machine's user. The child enters it before it drops to
+ *     that user, so the parents need not be searchable by the user (then a
+ *     path through them, $HOME included, is not usable by the machine;
+ *     relative paths are);
  *   - has stdin from /dev/null, stdout and stderr into one pipe (so the log
  *     interleaves them as written), and no other file descriptor;
  *   - starts with an empty signal mask and every signal at its default;
