@@ -55,11 +55,13 @@ keeper_start() {
 	KEEPER_URL=$(cat "$T/keeper.ready")
 }
 
+# api_start [HOST:PORT]: a restart gives the old address, so that agents
+# and the CLI keep reaching it.
 api_start() {
 	rm -f "$T/api.ready"
-	"$COFFER" api --state-dir "$T/api" --store "$STORE_URL" --listen 127.0.0.1:0 \
+	"$COFFER" api --state-dir "$T/api" --store "$STORE_URL" --listen "${1:-127.0.0.1:0}" \
 		--keeper "$KEEPER_URL" --keeper-pub "$T/keeper/keeper.pub" \
-		--keeper-credential "$T/keeper/api.credential" \
+		--keeper-credential "$T/keeper/api.credential" --boot-key "$T/keeper/api.boot.key" \
 		--ready-file "$T/api.ready" 2>>"$T/api.log" &
 	API_PID=$!
 	wait_file "$T/api.ready" "$API_PID"
@@ -68,6 +70,9 @@ api_start() {
 
 platform_start() {
 	T=$(mktemp -d "${BATS_TMPDIR:-/tmp}/coffer-it.XXXXXX")
+	# machines run as nobody when the tests run as root: they must be able
+	# to pass through $T (its files stay unreadable to them)
+	chmod 711 "$T"
 	store_url_for_test
 	"$COFFER" keeper init --state-dir "$T/keeper" >"$T/keeper-init.out"
 	keeper_start
@@ -86,7 +91,11 @@ canary_scan() {
 	if [ -n "${PG_DB:-}" ]; then
 		pg_dump "${COFFER_TEST_PG_URL%/*}/$PG_DB" >"$T/pg-dump.sql" 2>/dev/null || true
 	fi
-	hits=$(grep -rlaF -- "$CANARY" "$T" "${BATS_TEST_TMPDIR:-/nonexistent}" 2>/dev/null || true)
+	# what a machine itself prints (its out.log files under the agents'
+	# state folders) may hold its secrets: that is the app's to decide;
+	# everything else, agent logs included, may not
+	hits=$(grep -rlaF -- "$CANARY" "$T" "${BATS_TEST_TMPDIR:-/nonexistent}" 2>/dev/null |
+		grep -vE "^$T/agents/.*/out\.log(\.[0-9]+)?\$" || true)
 	if [ -n "$hits" ]; then
 		echo "canary value found in: $hits" >&2
 		return 1
@@ -168,4 +177,196 @@ agents_stop() {
 # join_token [ARGS...]: a new join token from the test's keeper.
 join_token() {
 	"$COFFER" keeper join-token --state-dir "$T/keeper" "$@"
+}
+
+# ---- the run path (t0600, t0610) ----
+
+APPS_DIR="$BATS_TEST_DIRNAME/apps"
+
+# wait_until SECONDS CMD...: runs CMD every 0.2 s until it succeeds; fails
+# (naming CMD) when SECONDS pass first.
+wait_until() {
+	local limit=$1 i
+	shift
+	for i in $(seq $((limit * 5))); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	echo "timed out after ${limit}s waiting for: $*" >&2
+	return 1
+}
+
+# logged CMD...: runs CMD, its standard output also kept under $T (scanned).
+logged() {
+	"$@" | tee -a "$T/outputs.log"
+	return "${PIPESTATUS[0]}"
+}
+
+# agents_up N: enrols and starts agents h1..hN, each with a new join token;
+# HOST_IDS[i] is the host id of h<i>. Waits until the api sees each one ready.
+agents_up() {
+	local i
+	HOST_IDS=()
+	for i in $(seq "$1"); do
+		COFFER_JOIN_TOKEN=$(join_token) agent_start "h$i"
+		HOST_IDS[$i]=$(cat "$T/agent-h$i.ready")
+	done
+	wait_until 20 hosts_ready "$1"
+}
+
+hosts_ready() {
+	[ "$("$COFFER" hosts list --json | jq '[.[] | select(.state == "ready")] | length')" -ge "$1" ]
+}
+
+# api_get PATH: GET on the api with the admin token; the body is printed
+# and kept under $T.
+api_get() {
+	logged curl -sS -H "Authorization: Bearer $ADMIN_TOKEN" "$API_URL$1"
+}
+
+# machines_json APP: the app's machines, as the api lists them (a JSON array).
+machines_json() {
+	api_get "/v1/apps/$1/machines" | jq -c '.machines'
+}
+
+# started_pids APP: "ID PID" per started machine, in id order.
+started_pids() {
+	machines_json "$1" | jq -r '[.[] | select(.state == "started")] | sort_by(.id) | .[] | "\(.id) \(.pid)"'
+}
+
+# count_started APP N: exactly N machines of APP run a live process.
+count_started() {
+	local n=0 id pid
+	while read -r id pid; do
+		[ -n "$id" ] || continue
+		kill -0 "$pid" 2>/dev/null || return 1
+		n=$((n + 1))
+	done < <(started_pids "$1")
+	[ "$n" -eq "$2" ] && [ "$(machines_json "$1" | jq length)" -eq "$2" ]
+}
+
+# release_of APP VERSION: the release as the api shows it (JSON).
+release_of() {
+	api_get "/v1/apps/$1/releases/$2"
+}
+
+release_status() {
+	release_of "$1" "$2" | jq -r .status
+}
+
+release_is() {
+	[ "$(release_status "$1" "$2")" = "$3" ]
+}
+
+# gone PID: the process has ended.
+gone() {
+	! kill -0 "$1" 2>/dev/null
+}
+
+# release_done APP VERSION: it succeeded or failed.
+release_done() {
+	case "$(release_status "$1" "$2")" in
+	succeeded | failed) return 0 ;;
+	*) return 1 ;;
+	esac
+}
+
+# latest_release APP: the newest release's version (0 for none).
+latest_release() {
+	api_get "/v1/apps/$1/releases" | jq -r '.releases[0].version // 0'
+}
+
+# releases_settled APP: no release of APP is pending or running.
+releases_settled() {
+	[ "$(api_get "/v1/apps/$1/releases" | jq '[.releases[] | select(.status == "pending" or .status == "running")] | length')" = 0 ]
+}
+
+# env_of PID NAME: NAME's value in the process's environment; fails when
+# the process or the name is not there. Never logged: it may be a value.
+env_of() {
+	local line
+	[ -r "/proc/$1/environ" ] || return 1
+	while IFS= read -r -d '' line; do
+		if [ "${line%%=*}" = "$2" ]; then
+			printf '%s' "${line#*=}"
+			return 0
+		fi
+	done <"/proc/$1/environ"
+	return 1
+}
+
+# machine_env_is APP NAME VALUE: every started machine of APP has NAME=VALUE.
+machine_env_is() {
+	local id pid n=0
+	while read -r id pid; do
+		[ -n "$id" ] || continue
+		[ "$(env_of "$pid" "$2")" = "$3" ] || return 1
+		n=$((n + 1))
+	done < <(started_pids "$1")
+	[ "$n" -gt 0 ]
+}
+
+# cli ARGS...: the CLI, for a command that waits on a release: never longer than 150 s.
+cli() {
+	timeout 150 "$COFFER" "$@"
+}
+
+# deploy APP ARGS...: `coffer deploy` of APP with a 2 s grace window; ARGS
+# are its options, then -- and the command.
+deploy() {
+	local app=$1
+	shift
+	run_logged cli deploy -a "$app" --grace 2s "$@"
+}
+
+# machine_pids_of_test: every pid a machine of this test ever reported
+# (from the store), so that teardown ends only what the test started.
+machine_pids_of_test() {
+	store_sql "SELECT pid FROM machines WHERE pid IS NOT NULL AND pid > 0" 2>/dev/null || true
+}
+
+# run_stop: stops the agents and then whatever machine process they left.
+run_stop() {
+	local pids pid
+	[ -n "${T:-}" ] || return 0
+	pids=$(machine_pids_of_test)
+	agents_stop
+	for pid in $pids; do
+		# only a machine of ours: its environment names one of our machine ids
+		if [ -r "/proc/$pid/environ" ] && tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -q '^COFFER_MACHINE_ID=' &&
+			[ -n "$(store_sql "SELECT id FROM machines WHERE id = '$(env_of "$pid" COFFER_MACHINE_ID)'" 2>/dev/null)" ]; then
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+	done
+}
+
+# ---- boot tokens by hand (t0610) ----
+
+b64url() {
+	base64 -w0 | tr '+/' '-_' | tr -d '='
+}
+
+# mint_token CLAIMS: a boot token over the JSON CLAIMS, signed with the
+# api's boot key from the keeper's state (the key the api signs with).
+# Only the tests mint this way: to make tokens the api would never make.
+mint_token() {
+	local dir hdr pl sig
+	dir=$(mktemp -d "$T/mint.XXXXXX")
+	{ printf '302e020100300506032b657004220420'; tr -d ' \n' <"$T/keeper/api.boot.key"; } | xxd -r -p >"$dir/key.der"
+	openssl pkey -inform DER -in "$dir/key.der" -out "$dir/key.pem" 2>/dev/null || { rm -rf "$dir"; return 1; }
+	hdr=$(printf '{"alg":"EdDSA"}' | b64url)
+	pl=$(printf '%s' "$1" | b64url)
+	printf '%s.%s' "$hdr" "$pl" >"$dir/in"
+	sig=$(openssl pkeyutl -sign -inkey "$dir/key.pem" -rawin -in "$dir/in" | b64url)
+	rm -rf "$dir"
+	[ -n "$sig" ] || return 1
+	printf '%s.%s.%s\n' "$hdr" "$pl" "$sig"
+}
+
+# token_claims TOKEN: the payload of a boot token (JSON).
+token_claims() {
+	local p
+	p=$(cut -d. -f2 <<<"$1" | tr -- '-_' '+/')
+	while [ $((${#p} % 4)) -ne 0 ]; do p="$p="; done
+	base64 -d <<<"$p"
 }
