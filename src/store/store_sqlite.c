@@ -4,12 +4,26 @@
  * (INTEGER/BLOB, ?N parameters, and no row locks: a writer takes the
  * database's write lock with BEGIN IMMEDIATE, waiting up to
  * SQLITE_BUSY_MS for it).
+ *
+ * Writers of one process queue on a process-wide lock per database file
+ * (struct wlock, found by device and inode) before they ask SQLite for its
+ * write lock, and keep it until their transaction ends: so they wait on a
+ * mutex, never in SQLite's busy handler, which sleeps 1, 2, 5, 10... ms
+ * between polls. Only writers of other processes (the keeper and the api)
+ * meet SQLITE_BUSY. The lock also runs WAL checkpoints: SQLite's own
+ * automatic checkpoint is off, and a committer that holds the lock
+ * checkpoints (PASSIVE) once the WAL passes SQLITE_CKPT_FRAMES, and again
+ * only after SQLITE_CKPT_RETRY_FRAMES more if readers kept it from
+ * finishing, instead of after every commit.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -20,6 +34,11 @@
 #define SQLITE_OPEN_RETRY_MS 10 /* between tries of the WAL switch on a busy new file */
 #define SQLITE_BUSY_MS 30000
 #define SQLITE_FILE_MODE 0600
+#define SQLITE_CKPT_FRAMES 1000      /* WAL frames after which a committer checkpoints (SQLite's default) */
+#define SQLITE_CKPT_RETRY_FRAMES 200 /* more frames before an unfinished checkpoint is tried again */
+#define SQLITE_MS_PER_S 1000
+#define SQLITE_NS_PER_MS 1000000L
+#define SQLITE_NS_PER_S 1000000000L
 
 /*
  * Schema version 1. Times are unix milliseconds; ids are text. Each secrets
@@ -279,8 +298,27 @@ static const char *const sql[STORE_Q__COUNT] = {
 				 "FROM machines WHERE state <> 'destroyed' GROUP BY host_id ORDER BY host_id",
 };
 
+/*
+ * The process's write lock of one database file, shared by every
+ * connection of the process to that file (refs), in a list under wlocks_mu.
+ */
+struct wlock {
+	struct wlock *next;
+	dev_t dev;
+	ino_t ino;
+	unsigned refs;
+	pthread_mutex_t mu;
+	int ckpt_mark; /* WAL frames at the last checkpoint; under mu */
+};
+
+static pthread_mutex_t wlocks_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct wlock *wlocks;
+
 struct sq {
 	sqlite3 *db;
+	struct wlock *wl;
+	int held;       /* this connection holds wl->mu */
+	int wal_frames; /* the WAL's frames after this connection's last commit; 0 = none since */
 	sqlite3_stmt *stmts[STORE_Q__COUNT];
 };
 
@@ -328,6 +366,123 @@ static enum coffer_err sq_error(sqlite3 *db, int rc, int statement)
 	return e;
 }
 
+/* The process's write lock of the file at path (which exists), made on first use. */
+static enum coffer_err wlock_get(const char *path, struct wlock **out)
+{
+	struct stat st;
+	struct wlock *w;
+	enum coffer_err rc = COFFER_OK;
+
+	if (stat(path, &st) != 0) {
+		log_error("store_open_failed", LF_S("backend", "sqlite"), LF_S("error", strerror(errno)));
+		return COFFER_ERR_IO;
+	}
+	pthread_mutex_lock(&wlocks_mu);
+	for (w = wlocks; w; w = w->next)
+		if (w->dev == st.st_dev && w->ino == st.st_ino)
+			break;
+	if (!w) {
+		w = calloc(1, sizeof(*w));
+		if (!w) {
+			rc = COFFER_ERR_NOMEM;
+			goto out;
+		}
+		if (pthread_mutex_init(&w->mu, NULL)) {
+			free(w);
+			rc = COFFER_ERR_NOMEM;
+			goto out;
+		}
+		w->dev = st.st_dev;
+		w->ino = st.st_ino;
+		w->next = wlocks;
+		wlocks = w;
+	}
+	w->refs++;
+	*out = w;
+out:
+	pthread_mutex_unlock(&wlocks_mu);
+	return rc;
+}
+
+static void wlock_put(struct wlock *w)
+{
+	struct wlock **p;
+	if (!w)
+		return;
+	pthread_mutex_lock(&wlocks_mu);
+	if (--w->refs == 0) {
+		for (p = &wlocks; *p != w; p = &(*p)->next)
+			;
+		*p = w->next;
+		pthread_mutex_destroy(&w->mu);
+		free(w);
+	}
+	pthread_mutex_unlock(&wlocks_mu);
+}
+
+/*
+ * Takes the process's write lock of c's file, waiting at most
+ * SQLITE_BUSY_MS like SQLite's busy handler (a thread that writes through
+ * two connections to one file at once would otherwise wait forever).
+ */
+static enum coffer_err wlock_take(struct sq *c)
+{
+	struct timespec t;
+	int rc;
+	if (c->held)
+		return COFFER_OK;
+	clock_gettime(CLOCK_REALTIME, &t);
+	t.tv_sec += SQLITE_BUSY_MS / SQLITE_MS_PER_S;
+	t.tv_nsec += (SQLITE_BUSY_MS % SQLITE_MS_PER_S) * SQLITE_NS_PER_MS;
+	if (t.tv_nsec >= SQLITE_NS_PER_S) {
+		t.tv_sec++;
+		t.tv_nsec -= SQLITE_NS_PER_S;
+	}
+	rc = pthread_mutex_timedlock(&c->wl->mu, &t);
+	if (rc) {
+		log_warn("store_error", LF_S("backend", "sqlite"), LF_S("message", "write lock wait timed out"));
+		return COFFER_ERR_UNAVAILABLE;
+	}
+	c->held = 1;
+	return COFFER_OK;
+}
+
+/*
+ * Gives the write lock back once no transaction is open. A commit that
+ * left the WAL past SQLITE_CKPT_FRAMES checkpoints first, still holding
+ * the lock, so that no writer of this process adds frames meanwhile and
+ * the checkpoint can finish and let the next writer restart the WAL.
+ */
+static void wlock_drop(struct sq *c)
+{
+	int frames = c->wal_frames, log_frames = 0, done = 0;
+	if (!c->held || !sqlite3_get_autocommit(c->db))
+		return;
+	c->wal_frames = 0;
+	if (frames > 0 && frames < c->wl->ckpt_mark)
+		c->wl->ckpt_mark = 0; /* the WAL was restarted */
+	if (frames >= SQLITE_CKPT_FRAMES &&
+	    (c->wl->ckpt_mark == 0 || frames - c->wl->ckpt_mark >= SQLITE_CKPT_RETRY_FRAMES)) {
+		int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done);
+		if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
+			log_warn("store_checkpoint_failed", LF_S("backend", "sqlite"), LF_I("code", rc));
+		/* Readers may have kept it from finishing: the next try waits for more frames or a restart. */
+		c->wl->ckpt_mark = frames;
+	}
+	c->held = 0;
+	pthread_mutex_unlock(&c->wl->mu);
+}
+
+/* SQLite calls this after each commit with the WAL's size in frames (it replaces the automatic checkpoint). */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct sq *c = arg;
+	(void)db;
+	(void)name;
+	c->wal_frames = frames;
+	return SQLITE_OK;
+}
+
 static void sq_close(void *conn)
 {
 	struct sq *c = conn;
@@ -335,7 +490,10 @@ static void sq_close(void *conn)
 		return;
 	for (size_t i = 0; i < STORE_Q__COUNT; i++)
 		sqlite3_finalize(c->stmts[i]);
-	sqlite3_close_v2(c->db);
+	sqlite3_close_v2(c->db); /* rolls back an open transaction */
+	if (c->held)
+		pthread_mutex_unlock(&c->wl->mu);
+	wlock_put(c->wl);
 	free(c);
 }
 
@@ -399,6 +557,9 @@ static enum coffer_err sq_open(const char *path, void **out)
 	}
 	sqlite3_extended_result_codes(c->db, 1);
 	sqlite3_busy_timeout(c->db, SQLITE_BUSY_MS);
+	err = wlock_get(path, &c->wl);
+	if (err)
+		goto out;
 	/*
 	 * Switching a new file to WAL takes a lock that the busy handler does not
 	 * wait for: openers racing on a fresh file would see SQLITE_BUSY. Retry
@@ -417,6 +578,8 @@ static enum coffer_err sq_open(const char *path, void **out)
 	}
 	if (!wal)
 		log_warn("store_sqlite_not_wal", LF_S("reason", "the file system refused WAL mode"));
+	else
+		sqlite3_wal_hook(c->db, wal_hook, c); /* instead of SQLite's automatic checkpoint */
 	for (size_t i = 0; i < sizeof(pragmas) / sizeof(pragmas[0]); i++) {
 		err = sq_script(c, pragmas[i]);
 		if (err)
@@ -435,14 +598,29 @@ out:
 	return err;
 }
 
+/* A write transaction takes the process's write lock first (wlock_take), then SQLite's. */
 static enum coffer_err sq_begin(void *conn, int write)
 {
-	return sq_script(conn, write ? "BEGIN IMMEDIATE" : "BEGIN");
+	struct sq *c = conn;
+	enum coffer_err err;
+	if (!write)
+		return sq_script(c, "BEGIN");
+	err = wlock_take(c);
+	if (err)
+		return err;
+	err = sq_script(c, "BEGIN IMMEDIATE");
+	if (err)
+		wlock_drop(c);
+	return err;
 }
 
+/* A failed COMMIT leaves the transaction open, and the lock held, for sq_rollback. */
 static enum coffer_err sq_commit(void *conn)
 {
-	return sq_script(conn, "COMMIT");
+	struct sq *c = conn;
+	enum coffer_err err = sq_script(c, "COMMIT");
+	wlock_drop(c);
+	return err;
 }
 
 static void sq_rollback(void *conn)
@@ -450,6 +628,7 @@ static void sq_rollback(void *conn)
 	struct sq *c = conn;
 	if (!sqlite3_get_autocommit(c->db))
 		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	wlock_drop(c);
 }
 
 static int bind(sqlite3_stmt *st, int i, const struct store_val *v)
@@ -518,6 +697,16 @@ static enum coffer_err sq_exec(void *conn, enum store_q q, const struct store_va
 	}
 	if (n != (size_t)sqlite3_bind_parameter_count(st))
 		return COFFER_ERR_INTERNAL;
+	/*
+	 * A statement that writes outside a write transaction (autocommit, or a
+	 * read transaction that becomes a write) takes the write lock first; it
+	 * is given back when no transaction is open any more.
+	 */
+	if (!sqlite3_stmt_readonly(st)) {
+		err = wlock_take(c);
+		if (err)
+			return err;
+	}
 	for (size_t i = 0; i < n; i++) {
 		rc = bind(st, (int)i + 1, &params[i]);
 		if (rc != SQLITE_OK) {
@@ -539,6 +728,7 @@ static enum coffer_err sq_exec(void *conn, enum store_q q, const struct store_va
 out:
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
+	wlock_drop(c);
 	return err;
 }
 

@@ -34,6 +34,10 @@
 #define AUDIT_PER_THREAD 25
 #define RELEASE_THREADS 8
 #define RELEASE_ROUNDS 3
+#define HOLD_US 200000       /* how long a test holds a write transaction while another writer waits */
+#define CKPT_PUTS 600        /* secrets changes that write well past a WAL checkpoint */
+#define CKPT_WAL_MAX_FRAMES 1400 /* the store checkpoints at 1000 frames; a commit adds a few */
+#define SQLITE_FRAME_BYTES (4096 + 24)
 
 static int use_pg;
 static const char *pg_base_url;
@@ -1745,6 +1749,118 @@ static void test_audit_concurrent(void **state)
 	assert_int_equal(store_audit_verify(s, &broken), COFFER_OK);
 }
 
+/* ---- the process's write lock (SQLite) and its release on every path ---- */
+
+struct waiter {
+	const char *app_id;
+	enum coffer_err rc;
+	int done;
+	uint64_t version;
+};
+
+static void *waiter_thread(void *arg)
+{
+	struct waiter *w = arg;
+	struct store *s = NULL;
+	struct store_secret_change c = set("WAITED", "ct-w", "digest");
+	w->rc = store_open(db.url, &s);
+	if (w->rc == COFFER_OK)
+		w->rc = store_secrets_put(s, w->app_id, &c, 1, "waiter", "staged", NULL, &w->version);
+	store_close(s);
+	__atomic_store_n(&w->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/*
+ * After each failing or finished write on connection a, a write on connection
+ * b of the same thread must go through at once: a lock that a path kept would
+ * make it wait SQLITE_BUSY_MS and fail with COFFER_ERR_UNAVAILABLE.
+ */
+static void test_write_lock_released(void **state)
+{
+	struct store *a = *state, *b = open_store();
+	struct store_org org, other;
+	struct store_app web;
+	struct store_machine m;
+	struct store_secret_list l = { 0 };
+	struct store_secret_change two[] = { set("A", "ct-a", "d"), set("B", "ct-b", "d") };
+	const struct store_secret_limits one = { .max_count = 1 };
+	const char *none = "000000000000000000000000";
+	struct waiter w;
+	pthread_t t;
+	uint64_t v;
+
+	make_app(a, "acme", "web", &org, &web);
+	/* an autocommit write that fails */
+	assert_int_equal(store_org_create(a, "acme", &other), COFFER_ERR_CONFLICT);
+	assert_int_equal(store_org_create(b, "o1", &other), COFFER_OK);
+	/* a function's own transaction, failing before and after its first write */
+	assert_int_equal(store_secrets_put(a, none, two, 1, "x", "staged", NULL, &v), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_org_create(b, "o2", &other), COFFER_OK);
+	assert_int_equal(store_secrets_put(a, web.id, two, 2, "x", "staged", &one, &v), COFFER_ERR_TOO_LARGE);
+	assert_int_equal(store_org_create(b, "o3", &other), COFFER_OK);
+	/* a function's own transaction that commits */
+	assert_int_equal(store_secrets_put(a, web.id, two, 1, "x", "staged", NULL, &v), COFFER_OK);
+	assert_int_equal(store_org_create(b, "o4", &other), COFFER_OK);
+	/* the caller's transaction: given up, failed inside, committed */
+	assert_int_equal(store_tx_begin(a), COFFER_OK);
+	assert_int_equal(store_machine_create(a, web.id, "host-1", 0, &m), COFFER_OK);
+	assert_int_equal(store_tx_end(a, COFFER_ERR_CONFLICT), COFFER_ERR_CONFLICT);
+	assert_int_equal(store_org_create(b, "o5", &other), COFFER_OK);
+	assert_int_equal(store_tx_begin(a), COFFER_OK);
+	assert_int_equal(store_org_create(a, "acme", &other), COFFER_ERR_CONFLICT);
+	assert_int_equal(store_tx_end(a, COFFER_OK), COFFER_ERR_CONFLICT);
+	assert_int_equal(store_org_create(b, "o6", &other), COFFER_OK);
+	assert_int_equal(store_tx_begin(a), COFFER_OK);
+	assert_int_equal(store_machine_create(a, web.id, "host-1", 0, &m), COFFER_OK);
+	assert_int_equal(store_tx_end(a, COFFER_OK), COFFER_OK);
+	assert_int_equal(store_org_create(b, "o7", &other), COFFER_OK);
+	/* reads take no lock */
+	assert_int_equal(store_tx_begin(a), COFFER_OK);
+	assert_int_equal(store_app_lock(a, web.id), COFFER_OK);
+	assert_int_equal(store_secrets_get(b, web.id, 0, &l), COFFER_OK);
+	assert_int_equal(l.version, v);
+	store_secret_list_release(&l);
+	/* a writer of another thread waits for the transaction, then goes through */
+	w = (struct waiter){ .app_id = web.id };
+	assert_int_equal(pthread_create(&t, NULL, waiter_thread, &w), 0);
+	usleep(HOLD_US);
+	assert_int_equal(__atomic_load_n(&w.done, __ATOMIC_SEQ_CST), 0);
+	assert_int_equal(store_tx_end(a, COFFER_OK), COFFER_OK);
+	pthread_join(t, NULL);
+	assert_int_equal(w.rc, COFFER_OK);
+	assert_int_equal(w.version, v + 1);
+	assert_int_equal(raw("SELECT count(*) FROM orgs"), 8);
+	store_close(b);
+}
+
+/* The store checkpoints the WAL itself (SQLite's automatic checkpoint is off): it stays bounded. */
+static void test_sqlite_wal_checkpointed(void **state)
+{
+	struct store *s = *state;
+	struct store_org org;
+	struct store_app web;
+	struct stat st;
+	char wal[sizeof(db.path) + 8], ct[32];
+	uint64_t v;
+
+	if (use_pg)
+		skip();
+	make_app(s, "acme", "web", &org, &web);
+	for (int i = 0; i < CKPT_PUTS; i++) {
+		snprintf(ct, sizeof(ct), "ct-%d", i);
+		struct store_secret_change c = set("S", ct, "digest");
+		assert_int_equal(store_secrets_put(s, web.id, &c, 1, "x", "staged", NULL, &v), COFFER_OK);
+	}
+	assert_int_equal(v, CKPT_PUTS);
+	snprintf(wal, sizeof(wal), "%s-wal", db.path);
+	assert_int_equal(stat(wal, &st), 0);
+	assert_true(st.st_size > 0);
+	assert_true(st.st_size <= (off_t)CKPT_WAL_MAX_FRAMES * SQLITE_FRAME_BYTES);
+	/* and what was checkpointed reads back */
+	assert_int_equal(raw("SELECT max(version) FROM secret_versions"), CKPT_PUTS);
+}
+
 int main(int argc, char **argv)
 {
 	const char *ci = getenv("CI");
@@ -1796,6 +1912,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_audit_delete_detected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_rehash_detected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_concurrent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_lock_released, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sqlite_wal_checkpointed, setup, teardown),
 	};
 	return cmocka_run_group_tests_name(use_pg ? "store-pg" : "store-sqlite", tests, NULL, NULL);
 }
