@@ -14,6 +14,7 @@
 #include "json.h"
 #include "keeper.h"
 #include "log.h"
+#include "vault.h"
 #include "banned.h"
 
 #define ACTOR_HOST_PREFIX "host:" /* the api's form of a host actor too */
@@ -170,15 +171,16 @@ static enum coffer_err item_refused(const char *app_id, const char *name, uint64
 }
 
 /*
- * Opens every item of st->list with the app's keys into values[i] (each
- * key version loaded once per run of equal versions). *why is set on a
- * refusal.
+ * Opens every item of st->list with the app's keys into values[i], carved
+ * from arena (each key version loaded once per run of equal versions; its
+ * public key computed once, not once per value). *why is set on a refusal.
  */
 static enum coffer_err open_items(const struct keeper_keys *keys, struct store *s, const struct open_state *st,
-				  struct secret **values, const char **why)
+				  struct secret_arena *arena, struct secret **values, const char **why)
 {
 	const char *app_id = st->claims.app;
 	struct secret *sk = NULL;
+	unsigned char pk[HPKE_PK_LEN];
 	uint64_t loaded = 0;
 	enum coffer_err rc = COFFER_OK;
 
@@ -198,19 +200,49 @@ static enum coffer_err open_items(const struct keeper_keys *keys, struct store *
 				rc = item_refused(app_id, it->name, it->key_version, "app_key");
 				*why = "app key failed verification";
 			}
+			if (!rc)
+				rc = hpke_public_key(sk, pk);
 			if (rc)
 				break;
 			loaded = it->key_version;
 		}
-		rc = vault_open_value(sk, app_id, it->name, (uint32_t)it->key_version, it->ciphertext,
-				      it->ciphertext_len, &values[i]);
+		if (it->ciphertext_len < VAULT_SEAL_OVERHEAD) {
+			rc = COFFER_ERR_INVALID;
+		} else {
+			rc = secret_arena_take(arena, it->ciphertext_len - VAULT_SEAL_OVERHEAD, &values[i]);
+			if (!rc)
+				rc = vault_open_value_into(sk, pk, app_id, it->name, (uint32_t)it->key_version,
+							   it->ciphertext, it->ciphertext_len, values[i]);
+		}
 		if (rc == COFFER_ERR_CRYPTO || rc == COFFER_ERR_INVALID) {
 			rc = item_refused(app_id, it->name, it->key_version, "ciphertext");
 			*why = "secret failed verification";
 		}
 	}
+	sodium_memzero(pk, sizeof(pk));
 	secret_free(sk);
 	return rc;
+}
+
+/*
+ * The secure arena for all the values of l: one sodium_malloc per open
+ * whatever the count. Sizes over the delivery's limits are refused here,
+ * as delivery_seal would refuse them, before anything is allocated.
+ */
+static enum coffer_err values_arena(const struct store_secret_list *l, struct secret_arena **arena)
+{
+	size_t total = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		size_t len = l->items[i].ciphertext_len;
+		if (len < VAULT_SEAL_OVERHEAD)
+			continue; /* refused when its turn comes */
+		len -= VAULT_SEAL_OVERHEAD;
+		if (len > DELIVERY_VALUE_MAX || len > DELIVERY_VALUES_TOTAL_MAX - total)
+			return COFFER_ERR_TOO_LARGE;
+		total += len;
+	}
+	return secret_arena_new(l->n, total, arena);
 }
 
 /* Opens the version's values and seals them to the host for (host, machine, jti). */
@@ -218,18 +250,26 @@ static enum coffer_err open_and_seal(const struct keeper_keys *keys, struct stor
 				     struct buf *sealed, const char **why)
 {
 	size_t n = st->have_list ? st->list.n : 0;
+	struct secret_arena *arena = NULL;
 	struct secret **values = NULL;
 	struct delivery_item *items = NULL;
 	enum coffer_err rc = COFFER_OK;
 
 	if (n) {
+		if (n > DELIVERY_ITEMS_MAX) {
+			rc = COFFER_ERR_TOO_LARGE;
+			goto out;
+		}
 		values = calloc(n, sizeof(*values));
 		items = calloc(n, sizeof(*items));
 		if (!values || !items) {
 			rc = COFFER_ERR_NOMEM;
 			goto out;
 		}
-		rc = open_items(keys, s, st, values, why);
+		rc = values_arena(&st->list, &arena);
+		if (rc)
+			goto out;
+		rc = open_items(keys, s, st, arena, values, why);
 		if (rc)
 			goto out;
 		for (size_t i = 0; i < n; i++) {
@@ -239,8 +279,7 @@ static enum coffer_err open_and_seal(const struct keeper_keys *keys, struct stor
 	}
 	rc = delivery_seal(st->host->seal_pk, st->host->id, st->claims.machine, st->claims.jti, items, n, sealed);
 out:
-	for (size_t i = 0; values && i < n; i++)
-		secret_free(values[i]);
+	secret_arena_free(arena); /* wipes every value at once */
 	free(items);
 	free(values);
 	return rc;

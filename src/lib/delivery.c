@@ -90,6 +90,7 @@ void delivery_list_init(struct delivery_list *l)
 {
 	l->items = NULL;
 	l->n = 0;
+	l->arena = NULL;
 }
 
 void delivery_list_release(struct delivery_list *l)
@@ -97,6 +98,7 @@ void delivery_list_release(struct delivery_list *l)
 	for (size_t i = 0; i < l->n; i++)
 		secret_free(l->items[i].value);
 	free(l->items);
+	secret_arena_free(l->arena); /* wipes every value at once */
 	delivery_list_init(l);
 }
 
@@ -209,6 +211,11 @@ static enum coffer_err parse_items(const unsigned char *p, size_t len, struct de
 			rc = COFFER_ERR_NOMEM;
 			goto out;
 		}
+		/* the values together are shorter than the plaintext: one arena for all */
+		rc = secret_arena_new(count, len, &l.arena);
+		if (rc)
+			goto out;
+		rc = COFFER_ERR_INVALID;
 	}
 	for (size_t i = 0; i < count; i++) {
 		if (len - pos < NAME_LEN_BYTES)
@@ -229,9 +236,11 @@ static enum coffer_err parse_items(const unsigned char *p, size_t len, struct de
 		    memchr(p + pos, '\0', vl))
 			goto out;
 		total += vl;
-		rc = secret_from(p + pos, vl, &l.items[i].value);
+		rc = secret_arena_take(l.arena, vl, &l.items[i].value);
 		if (rc)
 			goto out;
+		if (vl)
+			memcpy(secret_bytes(l.items[i].value), p + pos, vl);
 		rc = COFFER_ERR_INVALID;
 		pos += vl;
 		memcpy(l.items[i].name, name, nl);

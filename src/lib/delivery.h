@@ -24,8 +24,9 @@
  *
  * Ownership: the host's private key, the plaintext and every value are
  * struct secret; names are not secret (secrets list shows them). A struct
- * delivery_list owns its names and values; delivery_list_release wipes and
- * frees them. Sealed bytes go to a caller's struct buf, replaced only on
+ * delivery_list owns its names and values (the values carved from one
+ * secret_arena, so a value lives exactly as long as its list);
+ * delivery_list_release wipes and frees them. Sealed bytes go to a caller's struct buf, replaced only on
  * success. Outputs are written only on success.
  *
  * Errors: COFFER_ERR_INVALID for a malformed id, name or value, a duplicate
@@ -76,6 +77,7 @@ struct delivery_secret {
 struct delivery_list {
 	struct delivery_secret *items; /* ascending by name */
 	size_t n;
+	struct secret_arena *arena; /* every value is carved from it: one secure allocation per list */
 };
 
 /* An empty list. */

@@ -10,6 +10,7 @@
 
 #define MODE_BASE 0x00
 #define SEQ_LIMIT UINT64_MAX /* a context stops before using this sequence number */
+#define INFO_CACHE_MAX 64    /* longest info whose hashes a thread keeps */
 
 static const unsigned char version_label[] = { 'H', 'P', 'K', 'E', '-', 'v', '1' };
 static const unsigned char kem_suite[] = { 'K', 'E', 'M', HPKE_KEM_ID >> 8, HPKE_KEM_ID & 0xff };
@@ -140,8 +141,9 @@ out:
 	return rc;
 }
 
+/* known_pkR: skR's public key when the caller has it (saves a multiplication), else NULL. */
 static enum coffer_err decap(const unsigned char enc[HPKE_ENC_LEN], const unsigned char skR[HPKE_SK_LEN],
-			     unsigned char shared_secret[HPKE_SECRET_LEN])
+			     const unsigned char *known_pkR, unsigned char shared_secret[HPKE_SECRET_LEN])
 {
 	unsigned char dhv[HPKE_SECRET_LEN];
 	unsigned char pkR[HPKE_PK_LEN];
@@ -150,7 +152,10 @@ static enum coffer_err decap(const unsigned char enc[HPKE_ENC_LEN], const unsign
 	rc = dh(skR, enc, dhv);
 	if (rc)
 		goto out;
-	rc = public_of(skR, pkR);
+	if (known_pkR)
+		memcpy(pkR, known_pkR, HPKE_PK_LEN);
+	else
+		rc = public_of(skR, pkR);
 	if (rc)
 		goto out;
 	rc = extract_and_expand(dhv, enc, pkR, shared_secret);
@@ -159,26 +164,55 @@ out:
 	return rc;
 }
 
-static enum coffer_err key_schedule(enum hpke_role role,
-				    const unsigned char shared_secret[HPKE_SECRET_LEN],
-				    const void *info, size_t info_len, struct hpke_ctx **out,
-				    struct hpke_kat *kat)
+/*
+ * psk_id_hash and info_hash of the key schedule context. Both are public
+ * and the same for every message of one info (the keeper opens thousands
+ * under one), so each thread keeps the last pair: two HMACs fewer a setup.
+ */
+static void context_hashes(const void *info, size_t info_len, unsigned char psk_id_hash[HPKE_SECRET_LEN],
+			   unsigned char info_hash[HPKE_SECRET_LEN])
+{
+	static _Thread_local struct {
+		int set;
+		size_t info_len;
+		unsigned char info[INFO_CACHE_MAX];
+		unsigned char psk_id_hash[HPKE_SECRET_LEN];
+		unsigned char info_hash[HPKE_SECRET_LEN];
+	} last;
+
+	if (last.set && last.info_len == info_len && (info_len == 0 || memcmp(last.info, info, info_len) == 0)) {
+		memcpy(psk_id_hash, last.psk_id_hash, HPKE_SECRET_LEN);
+		memcpy(info_hash, last.info_hash, HPKE_SECRET_LEN);
+		return;
+	}
+	labeled_extract(&hpke, NULL, 0, "psk_id_hash", NULL, 0, psk_id_hash);
+	labeled_extract(&hpke, NULL, 0, "info_hash", info, info_len, info_hash);
+	if (info_len <= INFO_CACHE_MAX) {
+		last.set = 1;
+		last.info_len = info_len;
+		if (info_len)
+			memcpy(last.info, info, info_len);
+		memcpy(last.psk_id_hash, psk_id_hash, HPKE_SECRET_LEN);
+		memcpy(last.info_hash, info_hash, HPKE_SECRET_LEN);
+	}
+}
+
+/*
+ * The key schedule into *ctx (the caller's secure or wiped memory);
+ * exporter 0 leaves the exporter secret out (single-shot callers never export).
+ */
+static enum coffer_err schedule(enum hpke_role role, const unsigned char shared_secret[HPKE_SECRET_LEN],
+				const void *info, size_t info_len, int exporter, struct hpke_ctx *ctx,
+				struct hpke_kat *kat)
 {
 	unsigned char ksc[HPKE_KSC_LEN];
 	unsigned char secret[HPKE_SECRET_LEN];
-	struct hpke_ctx *ctx = NULL;
 	enum coffer_err rc;
 
 	ksc[0] = MODE_BASE;
-	labeled_extract(&hpke, NULL, 0, "psk_id_hash", NULL, 0, ksc + 1);
-	labeled_extract(&hpke, NULL, 0, "info_hash", info, info_len, ksc + 1 + HPKE_SECRET_LEN);
+	context_hashes(info, info_len, ksc + 1, ksc + 1 + HPKE_SECRET_LEN);
 	labeled_extract(&hpke, shared_secret, HPKE_SECRET_LEN, "secret", NULL, 0, secret);
 
-	ctx = sodium_malloc(sizeof(*ctx));
-	if (!ctx) {
-		rc = COFFER_ERR_NOMEM;
-		goto out;
-	}
 	sodium_memzero(ctx, sizeof(*ctx));
 	ctx->role = role;
 	ctx->seq = 0;
@@ -189,8 +223,9 @@ static enum coffer_err key_schedule(enum hpke_role role,
 			    HPKE_NONCE_LEN);
 	if (rc)
 		goto out;
-	rc = labeled_expand(&hpke, secret, "exp", ksc, sizeof(ksc), ctx->exporter_secret,
-			    HPKE_SECRET_LEN);
+	if (exporter)
+		rc = labeled_expand(&hpke, secret, "exp", ksc, sizeof(ksc), ctx->exporter_secret,
+				    HPKE_SECRET_LEN);
 	if (rc)
 		goto out;
 	if (kat) {
@@ -201,19 +236,29 @@ static enum coffer_err key_schedule(enum hpke_role role,
 		memcpy(kat->base_nonce, ctx->base_nonce, HPKE_NONCE_LEN);
 		memcpy(kat->exporter_secret, ctx->exporter_secret, HPKE_SECRET_LEN);
 	}
-	*out = ctx;
-	ctx = NULL;
 out:
-	hpke_ctx_free(ctx);
+	if (rc)
+		sodium_memzero(ctx, sizeof(*ctx));
 	sodium_memzero(secret, sizeof(secret));
 	sodium_memzero(ksc, sizeof(ksc));
 	return rc;
 }
 
+/* A context in sodium_malloc memory, for the callers that keep one (hpke_setup_*). */
+static enum coffer_err alloc_ctx(struct hpke_ctx **out)
+{
+	struct hpke_ctx *ctx = sodium_malloc(sizeof(*ctx));
+	if (!ctx)
+		return COFFER_ERR_NOMEM;
+	sodium_memzero(ctx, sizeof(*ctx));
+	*out = ctx;
+	return COFFER_OK;
+}
+
 /* skE NULL: a random ephemeral key (GenerateKeyPair). */
 static enum coffer_err setup_s(const unsigned char pkR[HPKE_PK_LEN], const struct secret *ikmE,
-			       const void *info, size_t info_len, unsigned char enc[HPKE_ENC_LEN],
-			       struct hpke_ctx **ctx, struct hpke_kat *kat)
+			       const void *info, size_t info_len, int exporter, unsigned char enc[HPKE_ENC_LEN],
+			       struct hpke_ctx *ctx, struct hpke_kat *kat)
 {
 	unsigned char skE[HPKE_SK_LEN];
 	unsigned char shared_secret[HPKE_SECRET_LEN];
@@ -234,7 +279,7 @@ static enum coffer_err setup_s(const unsigned char pkR[HPKE_PK_LEN], const struc
 	rc = encap(pkR, skE, e, shared_secret);
 	if (rc)
 		goto out;
-	rc = key_schedule(HPKE_SENDER, shared_secret, info, info_len, ctx, kat);
+	rc = schedule(HPKE_SENDER, shared_secret, info, info_len, exporter, ctx, kat);
 	if (rc)
 		goto out;
 	memcpy(enc, e, HPKE_ENC_LEN);
@@ -244,22 +289,44 @@ out:
 	return rc;
 }
 
+/* pkR: skR's public key, or NULL to compute it. */
 static enum coffer_err setup_r(const unsigned char enc[HPKE_ENC_LEN], const struct secret *skR,
-			       const void *info, size_t info_len, struct hpke_ctx **ctx,
-			       struct hpke_kat *kat)
+			       const unsigned char *pkR, const void *info, size_t info_len, int exporter,
+			       struct hpke_ctx *ctx, struct hpke_kat *kat)
 {
 	unsigned char shared_secret[HPKE_SECRET_LEN];
 	enum coffer_err rc;
 
 	if ((info_len && !info) || secret_len(skR) != HPKE_SK_LEN)
 		return COFFER_ERR_INVALID;
-	rc = decap(enc, secret_cbytes(skR), shared_secret);
+	rc = decap(enc, secret_cbytes(skR), pkR, shared_secret);
 	if (rc)
 		goto out;
-	rc = key_schedule(HPKE_RECEIVER, shared_secret, info, info_len, ctx, kat);
+	rc = schedule(HPKE_RECEIVER, shared_secret, info, info_len, exporter, ctx, kat);
 out:
 	sodium_memzero(shared_secret, sizeof(shared_secret));
 	return rc;
+}
+
+/* setup_s or setup_r into a new context in sodium_malloc memory. */
+static enum coffer_err setup_alloc(int sender, const unsigned char key[HPKE_PK_LEN], const struct secret *ikmE,
+				   const struct secret *skR, const void *info, size_t info_len,
+				   unsigned char enc[HPKE_ENC_LEN], struct hpke_ctx **out, struct hpke_kat *kat)
+{
+	struct hpke_ctx *ctx = NULL;
+	enum coffer_err rc = alloc_ctx(&ctx);
+	if (rc)
+		return rc;
+	if (sender)
+		rc = setup_s(key, ikmE, info, info_len, 1, enc, ctx, kat);
+	else
+		rc = setup_r(key, skR, NULL, info, info_len, 1, ctx, kat);
+	if (rc) {
+		hpke_ctx_free(ctx);
+		return rc;
+	}
+	*out = ctx;
+	return COFFER_OK;
 }
 
 enum coffer_err hpke_derive_keypair(const struct secret *ikm, struct secret **sk,
@@ -319,7 +386,7 @@ enum coffer_err hpke_public_key(const struct secret *sk, unsigned char pk[HPKE_P
 enum coffer_err hpke_setup_s(const unsigned char pkR[HPKE_PK_LEN], const void *info, size_t info_len,
 			     unsigned char enc[HPKE_ENC_LEN], struct hpke_ctx **ctx)
 {
-	return setup_s(pkR, NULL, info, info_len, enc, ctx, NULL);
+	return setup_alloc(1, pkR, NULL, NULL, info, info_len, enc, ctx, NULL);
 }
 
 enum coffer_err hpke_setup_s_derand(const unsigned char pkR[HPKE_PK_LEN], const struct secret *ikmE,
@@ -329,20 +396,20 @@ enum coffer_err hpke_setup_s_derand(const unsigned char pkR[HPKE_PK_LEN], const 
 {
 	if (!ikmE)
 		return COFFER_ERR_INVALID;
-	return setup_s(pkR, ikmE, info, info_len, enc, ctx, kat);
+	return setup_alloc(1, pkR, ikmE, NULL, info, info_len, enc, ctx, kat);
 }
 
 enum coffer_err hpke_setup_r(const unsigned char enc[HPKE_ENC_LEN], const struct secret *skR,
 			     const void *info, size_t info_len, struct hpke_ctx **ctx)
 {
-	return setup_r(enc, skR, info, info_len, ctx, NULL);
+	return setup_alloc(0, enc, NULL, skR, info, info_len, NULL, ctx, NULL);
 }
 
 enum coffer_err hpke_setup_r_kat(const unsigned char enc[HPKE_ENC_LEN], const struct secret *skR,
 				 const void *info, size_t info_len, struct hpke_ctx **ctx,
 				 struct hpke_kat *kat)
 {
-	return setup_r(enc, skR, info, info_len, ctx, kat);
+	return setup_alloc(0, enc, NULL, skR, info, info_len, NULL, ctx, kat);
 }
 
 void hpke_ctx_free(struct hpke_ctx *ctx)
@@ -426,13 +493,12 @@ out:
 	return rc;
 }
 
-enum coffer_err hpke_ctx_open(struct hpke_ctx *ctx, const void *aad, size_t aad_len, const void *ct,
-			      size_t ct_len, struct secret **pt)
+/* Open(aad, ct) into pt, exactly ct_len - HPKE_TAG_LEN bytes; pt is wiped on failure. */
+static enum coffer_err open_into(struct hpke_ctx *ctx, const void *aad, size_t aad_len, const void *ct,
+				 size_t ct_len, unsigned char *pt)
 {
 	unsigned char nonce[HPKE_NONCE_LEN];
-	struct secret *p = NULL;
 	unsigned long long pt_len = 0;
-	enum coffer_err rc;
 
 	if (ctx->role != HPKE_RECEIVER)
 		return COFFER_ERR_USAGE;
@@ -440,17 +506,33 @@ enum coffer_err hpke_ctx_open(struct hpke_ctx *ctx, const void *aad, size_t aad_
 		return COFFER_ERR_INVALID;
 	if (ctx->seq >= SEQ_LIMIT)
 		return COFFER_ERR_TOO_LARGE;
+	message_nonce(ctx, nonce);
+	if (crypto_aead_chacha20poly1305_ietf_decrypt(pt, &pt_len, NULL, ct, ct_len, aad, aad_len, nonce,
+						      ctx->key) != 0 ||
+	    pt_len != ct_len - HPKE_TAG_LEN) {
+		sodium_memzero(pt, ct_len - HPKE_TAG_LEN);
+		return COFFER_ERR_CRYPTO;
+	}
+	ctx->seq++;
+	return COFFER_OK;
+}
+
+enum coffer_err hpke_ctx_open(struct hpke_ctx *ctx, const void *aad, size_t aad_len, const void *ct,
+			      size_t ct_len, struct secret **pt)
+{
+	struct secret *p = NULL;
+	enum coffer_err rc;
+
+	if (ctx->role != HPKE_RECEIVER)
+		return COFFER_ERR_USAGE;
+	if ((aad_len && !aad) || ct_len < HPKE_TAG_LEN || !ct)
+		return COFFER_ERR_INVALID;
 	rc = secret_new(ct_len - HPKE_TAG_LEN, &p);
 	if (rc)
 		goto out;
-	message_nonce(ctx, nonce);
-	if (crypto_aead_chacha20poly1305_ietf_decrypt(secret_bytes(p), &pt_len, NULL, ct, ct_len,
-						      aad, aad_len, nonce, ctx->key) != 0 ||
-	    pt_len != ct_len - HPKE_TAG_LEN) {
-		rc = COFFER_ERR_CRYPTO;
+	rc = open_into(ctx, aad, aad_len, ct, ct_len, secret_bytes(p));
+	if (rc)
 		goto out;
-	}
-	ctx->seq++;
 	*pt = p;
 	p = NULL;
 out:
@@ -484,18 +566,18 @@ enum coffer_err hpke_seal(const unsigned char pkR[HPKE_PK_LEN], const void *info
 			  const void *aad, size_t aad_len, const struct secret *pt, struct buf *out)
 {
 	unsigned char enc[HPKE_ENC_LEN];
-	struct hpke_ctx *ctx = NULL;
+	struct hpke_ctx ctx; /* on the stack, wiped: no secure allocation per seal */
 	struct buf tmp;
 	enum coffer_err rc;
 
 	buf_init(&tmp, out->max);
-	rc = setup_s(pkR, NULL, info, info_len, enc, &ctx, NULL);
+	rc = setup_s(pkR, NULL, info, info_len, 0, enc, &ctx, NULL);
 	if (rc)
 		goto out;
 	rc = buf_add(&tmp, enc, sizeof(enc));
 	if (rc)
 		goto out;
-	rc = seal_append(ctx, aad, aad_len, pt, &tmp);
+	rc = seal_append(&ctx, aad, aad_len, pt, &tmp);
 	if (rc)
 		goto out;
 	buf_release(out);
@@ -503,7 +585,30 @@ enum coffer_err hpke_seal(const unsigned char pkR[HPKE_PK_LEN], const void *info
 	buf_init(&tmp, out->max);
 out:
 	buf_release(&tmp);
-	hpke_ctx_free(ctx);
+	sodium_memzero(&ctx, sizeof(ctx));
+	return rc;
+}
+
+enum coffer_err hpke_open_into(const struct secret *skR, const unsigned char *pkR, const void *info,
+			       size_t info_len, const void *aad, size_t aad_len, const void *in, size_t in_len,
+			       struct secret *pt)
+{
+	const unsigned char *p = in;
+	struct hpke_ctx ctx; /* on the stack, wiped: no secure allocation per open */
+	enum coffer_err rc;
+
+	if (!pt)
+		return COFFER_ERR_INVALID;
+	sodium_memzero(&ctx, sizeof(ctx));
+	if (!in || in_len < HPKE_ENC_LEN + HPKE_TAG_LEN || secret_len(pt) != in_len - HPKE_ENC_LEN - HPKE_TAG_LEN)
+		rc = COFFER_ERR_INVALID;
+	else
+		rc = setup_r(p, skR, pkR, info, info_len, 0, &ctx, NULL);
+	if (!rc)
+		rc = open_into(&ctx, aad, aad_len, p + HPKE_ENC_LEN, in_len - HPKE_ENC_LEN, secret_bytes(pt));
+	if (rc)
+		sodium_memzero(secret_bytes(pt), secret_len(pt));
+	sodium_memzero(&ctx, sizeof(ctx));
 	return rc;
 }
 
@@ -511,17 +616,20 @@ enum coffer_err hpke_open(const struct secret *skR, const void *info, size_t inf
 			  const void *aad, size_t aad_len, const void *in, size_t in_len,
 			  struct secret **pt)
 {
-	const unsigned char *p = in;
-	struct hpke_ctx *ctx = NULL;
+	struct secret *p = NULL;
 	enum coffer_err rc;
 
 	if (!in || in_len < HPKE_ENC_LEN + HPKE_TAG_LEN)
 		return COFFER_ERR_INVALID;
-	rc = setup_r(p, skR, info, info_len, &ctx, NULL);
+	rc = secret_new(in_len - HPKE_ENC_LEN - HPKE_TAG_LEN, &p);
 	if (rc)
 		goto out;
-	rc = hpke_ctx_open(ctx, aad, aad_len, p + HPKE_ENC_LEN, in_len - HPKE_ENC_LEN, pt);
+	rc = hpke_open_into(skR, NULL, info, info_len, aad, aad_len, in, in_len, p);
+	if (rc)
+		goto out;
+	*pt = p;
+	p = NULL;
 out:
-	hpke_ctx_free(ctx);
+	secret_free(p);
 	return rc;
 }

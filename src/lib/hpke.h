@@ -126,6 +126,18 @@ COFFER_MUST_CHECK enum coffer_err hpke_open(const struct secret *skR, const void
 					    const void *in, size_t in_len, struct secret **pt);
 
 /*
+ * Single shot into the caller's secret pt, which must be exactly
+ * in_len - HPKE_ENC_LEN - HPKE_TAG_LEN bytes (a carved secret_arena secret,
+ * say): no secure allocation, the context on the stack and wiped. pkR is
+ * skR's public key when the caller holds it (one X25519 fewer per open; a
+ * wrong one only makes the open fail), or NULL. pt is wiped on failure.
+ */
+COFFER_MUST_CHECK enum coffer_err hpke_open_into(const struct secret *skR, const unsigned char *pkR,
+						 const void *info, size_t info_len, const void *aad,
+						 size_t aad_len, const void *in, size_t in_len,
+						 struct secret *pt);
+
+/*
  * Known-answer hooks, for the tests that reproduce RFC 9180's vectors and
  * for nothing else. hpke_setup_s_derand is SetupBaseS with the ephemeral key
  * DeriveKeyPair(ikmE). Both fill *kat (when not NULL) with the intermediate

@@ -6,24 +6,45 @@
 
 #include "banned.h"
 
+#define SECRET_ALIGN 16 /* every block and every carved secret starts on it */
+
+/* bytes start SECRET_ALIGN-aligned: callers lay out pointer arrays in them (machine.c). */
 struct secret {
 	size_t len;
 	size_t cap;
-	unsigned char bytes[];
+	int carved; /* in a secret_arena: secret_free wipes, the arena frees */
+	unsigned char bytes[] __attribute__((aligned(SECRET_ALIGN)));
 };
+
+/* Allocated with sodium_malloc, its size a multiple of SECRET_ALIGN. */
+struct secret_arena {
+	size_t size; /* bytes of mem */
+	size_t used;
+	unsigned char mem[] __attribute__((aligned(SECRET_ALIGN)));
+};
+
+/* The bytes a secret of len takes, header and terminating NUL included, rounded up. */
+static int footprint(size_t len, size_t *size)
+{
+	if (len > SIZE_MAX - sizeof(struct secret) - 1 - SECRET_ALIGN)
+		return 0;
+	*size = (sizeof(struct secret) + len + 1 + SECRET_ALIGN - 1) & ~(size_t)(SECRET_ALIGN - 1);
+	return 1;
+}
 
 enum coffer_err secret_new(size_t len, struct secret **out)
 {
-	if (len > SIZE_MAX - sizeof(struct secret) - 32)
-		return COFFER_ERR_TOO_LARGE;
+	size_t size;
 	/* sodium_malloc puts the end of the block against a guard page, so the
 	 * start is only aligned when the size is a multiple of the alignment. */
-	size_t size = (sizeof(struct secret) + len + 1 + 15) & ~(size_t)15;
+	if (!footprint(len, &size))
+		return COFFER_ERR_TOO_LARGE;
 	struct secret *s = sodium_malloc(size);
 	if (!s)
 		return COFFER_ERR_NOMEM;
 	s->len = len;
 	s->cap = len;
+	s->carved = 0;
 	sodium_memzero(s->bytes, len + 1);
 	*out = s;
 	return COFFER_OK;
@@ -48,8 +69,14 @@ enum coffer_err secret_dup(const struct secret *s, struct secret **out)
 
 void secret_free(struct secret *s)
 {
-	if (s)
-		sodium_free(s); /* sodium_free wipes the whole allocation */
+	if (!s)
+		return;
+	if (s->carved) {
+		sodium_memzero(s->bytes, s->cap + 1);
+		s->len = 0;
+		return;
+	}
+	sodium_free(s); /* sodium_free wipes the whole allocation */
 }
 
 unsigned char *secret_bytes(struct secret *s)
@@ -91,4 +118,49 @@ int secret_equal(const struct secret *a, const struct secret *b)
 int secret_has_nul(const struct secret *s)
 {
 	return memchr(s->bytes, 0, s->len) != NULL;
+}
+
+enum coffer_err secret_arena_new(size_t count, size_t total, struct secret_arena **out)
+{
+	size_t one, size;
+	struct secret_arena *a;
+
+	/* footprint(len) <= footprint(0) + len + SECRET_ALIGN - 1: each secret
+	 * costs at most `one` besides its bytes, its rounding included */
+	if (!footprint(0, &one))
+		return COFFER_ERR_TOO_LARGE;
+	one += SECRET_ALIGN;
+	if (count > (SIZE_MAX / 2) / one || total > SIZE_MAX / 2 - sizeof(struct secret_arena) - SECRET_ALIGN)
+		return COFFER_ERR_TOO_LARGE;
+	size = (count * one + total + SECRET_ALIGN - 1) & ~(size_t)(SECRET_ALIGN - 1);
+	a = sodium_malloc(sizeof(struct secret_arena) + size); /* both multiples of SECRET_ALIGN */
+	if (!a)
+		return COFFER_ERR_NOMEM;
+	a->size = size;
+	a->used = 0;
+	*out = a;
+	return COFFER_OK;
+}
+
+enum coffer_err secret_arena_take(struct secret_arena *a, size_t len, struct secret **out)
+{
+	size_t size;
+	struct secret *s;
+
+	if (!footprint(len, &size) || size > a->size - a->used)
+		return COFFER_ERR_TOO_LARGE;
+	s = (struct secret *)(void *)(a->mem + a->used);
+	a->used += size;
+	s->len = len;
+	s->cap = len;
+	s->carved = 1;
+	sodium_memzero(s->bytes, len + 1);
+	*out = s;
+	return COFFER_OK;
+}
+
+void secret_arena_free(struct secret_arena *a)
+{
+	if (a)
+		sodium_free(a); /* wipes the whole block, every carved secret with it */
 }

@@ -37,4 +37,21 @@ int ct_equal(const void *a, const void *b, size_t len);
 /* 1 if the secret contains a NUL byte. */
 int secret_has_nul(const struct secret *s);
 
+/*
+ * An arena: ONE sodium_malloc block that many secrets are carved from, for
+ * code that needs many at once (the values of one open): one mmap, one
+ * mlock and one set of guard pages instead of one each. A carved secret is
+ * used like any other; secret_free on it wipes its bytes and frees nothing.
+ * secret_arena_free wipes and frees the whole block, so it comes after the
+ * last use of every secret carved from it. The arena owns its secrets.
+ */
+struct secret_arena;
+
+/* An arena with room for count secrets whose lengths add up to at most total. */
+COFFER_MUST_CHECK enum coffer_err secret_arena_new(size_t count, size_t total, struct secret_arena **out);
+/* A zeroed secret of len bytes carved from a; COFFER_ERR_TOO_LARGE when a is full. */
+COFFER_MUST_CHECK enum coffer_err secret_arena_take(struct secret_arena *a, size_t len, struct secret **out);
+/* Wipes and frees the block and every secret in it; NULL is allowed. */
+void secret_arena_free(struct secret_arena *a);
+
 #endif

@@ -25,39 +25,78 @@ static enum coffer_err add_u32(struct buf *b, uint32_t v)
 	return buf_add(b, be, sizeof(be));
 }
 
-static enum coffer_err value_aad(const char *app_id, const char *name, uint32_t key_version, struct buf *aad)
+/* Puts a u16 length and s at *pos of aad (AAD_MAX bytes). */
+static enum coffer_err put_u16_string(unsigned char *aad, size_t *pos, const char *s)
 {
-	enum coffer_err rc = add_u16_string(aad, app_id);
+	size_t n = strnlen(s, VAULT_ID_MAX + 1);
+	if (n == 0 || n > VAULT_ID_MAX)
+		return COFFER_ERR_INVALID;
+	aad[(*pos)++] = (unsigned char)(n >> 8);
+	aad[(*pos)++] = (unsigned char)n;
+	memcpy(aad + *pos, s, n);
+	*pos += n;
+	return COFFER_OK;
+}
+
+/* A value's aad (the header's layout) into aad, on the caller's stack: no allocation. */
+static enum coffer_err value_aad(const char *app_id, const char *name, uint32_t key_version,
+				 unsigned char aad[AAD_MAX], size_t *len)
+{
+	size_t pos = 0;
+	enum coffer_err rc = put_u16_string(aad, &pos, app_id);
 	if (!rc)
-		rc = add_u16_string(aad, name);
-	if (!rc)
-		rc = add_u32(aad, key_version);
-	return rc;
+		rc = put_u16_string(aad, &pos, name);
+	if (rc)
+		return rc;
+	aad[pos++] = (unsigned char)(key_version >> 24);
+	aad[pos++] = (unsigned char)(key_version >> 16);
+	aad[pos++] = (unsigned char)(key_version >> 8);
+	aad[pos++] = (unsigned char)key_version;
+	*len = pos;
+	return COFFER_OK;
 }
 
 enum coffer_err vault_seal_value(const unsigned char pk[HPKE_PK_LEN], const char *app_id, const char *name,
 				 uint32_t key_version, const struct secret *value, struct buf *sealed)
 {
-	struct buf aad;
-	buf_init(&aad, AAD_MAX);
-	enum coffer_err rc = value_aad(app_id, name, key_version, &aad);
+	unsigned char aad[AAD_MAX];
+	size_t aad_len = 0;
+	enum coffer_err rc = value_aad(app_id, name, key_version, aad, &aad_len);
 	if (!rc)
-		rc = hpke_seal(pk, (const unsigned char *)VAULT_INFO, strlen(VAULT_INFO), (const unsigned char *)aad.ptr,
-			       aad.len, value, sealed);
-	buf_release(&aad);
+		rc = hpke_seal(pk, VAULT_INFO, strlen(VAULT_INFO), aad, aad_len, value, sealed);
+	return rc;
+}
+
+enum coffer_err vault_open_value_into(const struct secret *sk, const unsigned char *pk, const char *app_id,
+				      const char *name, uint32_t key_version, const void *sealed, size_t sealed_len,
+				      struct secret *value)
+{
+	unsigned char aad[AAD_MAX];
+	size_t aad_len = 0;
+	enum coffer_err rc = value_aad(app_id, name, key_version, aad, &aad_len);
+	if (!rc)
+		rc = hpke_open_into(sk, pk, VAULT_INFO, strlen(VAULT_INFO), aad, aad_len, sealed, sealed_len, value);
+	else if (value)
+		sodium_memzero(secret_bytes(value), secret_len(value));
 	return rc;
 }
 
 enum coffer_err vault_open_value(const struct secret *sk, const char *app_id, const char *name, uint32_t key_version,
 				 const void *sealed, size_t sealed_len, struct secret **value)
 {
-	struct buf aad;
-	buf_init(&aad, AAD_MAX);
-	enum coffer_err rc = value_aad(app_id, name, key_version, &aad);
+	struct secret *v = NULL;
+	enum coffer_err rc;
+
+	if (!sealed || sealed_len < VAULT_SEAL_OVERHEAD)
+		return COFFER_ERR_INVALID;
+	rc = secret_new(sealed_len - VAULT_SEAL_OVERHEAD, &v);
 	if (!rc)
-		rc = hpke_open(sk, (const unsigned char *)VAULT_INFO, strlen(VAULT_INFO), (const unsigned char *)aad.ptr,
-			       aad.len, sealed, sealed_len, value);
-	buf_release(&aad);
+		rc = vault_open_value_into(sk, NULL, app_id, name, key_version, sealed, sealed_len, v);
+	if (!rc) {
+		*value = v;
+		v = NULL;
+	}
+	secret_free(v);
 	return rc;
 }
 

@@ -24,7 +24,8 @@
  *   api boot-token seed  "coffer api boot v1"         (Ed25519 seed of the api's
  *                                                     boot-token key, boottoken.h)
  *
- * Ownership: keys and plaintexts are struct secret; sealed bytes and
+ * Ownership: keys and plaintexts are struct secret (a plaintext opened
+ * "into" is the caller's, carved from its secret_arena); sealed bytes and
  * signatures are plain (they are not secret). Outputs are written only on
  * success. Errors: COFFER_ERR_INVALID for malformed input (sizes, an app id
  * or name over VAULT_ID_MAX), COFFER_ERR_CRYPTO when a seal or signature does
@@ -63,6 +64,16 @@ COFFER_MUST_CHECK enum coffer_err vault_seal_value(const unsigned char pk[HPKE_P
 COFFER_MUST_CHECK enum coffer_err vault_open_value(const struct secret *sk, const char *app_id, const char *name,
 						   uint32_t key_version, const void *sealed, size_t sealed_len,
 						   struct secret **value);
+/*
+ * The same open into the caller's secret value, which must be exactly
+ * sealed_len - VAULT_SEAL_OVERHEAD bytes (one carved from the secret_arena
+ * of all the values of an open): no secure allocation. pk is sk's public
+ * key when the caller holds it (one X25519 fewer per value), or NULL.
+ * value is wiped on failure.
+ */
+COFFER_MUST_CHECK enum coffer_err vault_open_value_into(const struct secret *sk, const unsigned char *pk,
+							const char *app_id, const char *name, uint32_t key_version,
+							const void *sealed, size_t sealed_len, struct secret *value);
 
 /* The associated data of an app's wrapped private key (into aad, reset first). */
 COFFER_MUST_CHECK enum coffer_err vault_app_key_aad(const char *app_id, uint32_t version, struct buf *aad);

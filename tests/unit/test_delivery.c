@@ -138,9 +138,11 @@ static void test_roundtrip_one(void **state)
 	assert_int_equal(l.n, 1);
 	assert_string_equal(l.items[0].name, "DATABASE_URL");
 	assert_true(secret_equal(l.items[0].value, v));
+	assert_non_null(l.arena); /* the values live in the list's one secure block */
 	delivery_list_release(&l);
 	assert_int_equal(l.n, 0);
 	assert_null(l.items);
+	assert_null(l.arena);
 	buf_release(&sealed);
 	secret_free(v);
 }
@@ -234,7 +236,7 @@ static void seal_one(const struct fixture *f, struct buf *sealed, struct secret 
 static void test_other_host_key(void **state)
 {
 	struct fixture *f = *state;
-	struct delivery_list l = { NULL, 0 };
+	struct delivery_list l = { NULL, 0, NULL };
 	struct secret *v;
 	struct buf sealed;
 
@@ -263,7 +265,7 @@ static void test_other_binding(void **state)
 
 	seal_one(f, &sealed, &v);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct delivery_list l = { NULL, 0 };
+		struct delivery_list l = { NULL, 0, NULL };
 		enum coffer_err rc = delivery_open(f->sk, cases[i][0], cases[i][1], cases[i][2], sealed.ptr,
 						   sealed.len, &l);
 		if (rc != COFFER_ERR_CRYPTO)
@@ -285,7 +287,7 @@ static void test_tampered(void **state)
 			sealed.len - 1 };
 	for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
 		for (int bit = 0; bit < 8; bit += 7) {
-			struct delivery_list l = { NULL, 0 };
+			struct delivery_list l = { NULL, 0, NULL };
 			sealed.ptr[at[i]] ^= (char)(1 << bit);
 			enum coffer_err rc = delivery_open(f->sk, HOST, MACHINE, JTI, sealed.ptr, sealed.len, &l);
 			sealed.ptr[at[i]] ^= (char)(1 << bit);
@@ -303,7 +305,7 @@ static void test_tampered(void **state)
 static void test_truncated_and_trailing(void **state)
 {
 	struct fixture *f = *state;
-	struct delivery_list l = { NULL, 0 };
+	struct delivery_list l = { NULL, 0, NULL };
 	struct secret *v;
 	struct buf sealed;
 
@@ -332,7 +334,7 @@ static void test_truncated_and_trailing(void **state)
 static void test_malformed_inner(void **state)
 {
 	struct fixture *f = *state;
-	struct delivery_list l = { NULL, 0 };
+	struct delivery_list l = { NULL, 0, NULL };
 	struct buf pt;
 	char name256[256];
 	unsigned char *big = malloc(DELIVERY_VALUE_MAX + 1);

@@ -1454,6 +1454,22 @@ static void test_open_ciphertext_moved_to_another_app(void **state)
 	expect_tamper_refused(&a, "API_KEY");
 }
 
+/* A ciphertext cut short (under the seal's overhead, or by one byte) refuses the whole open. */
+static void test_open_ciphertext_truncated(void **state)
+{
+	(void)state;
+	struct open_world w;
+	struct buf key;
+
+	world_new(&w, fx.host_a.id);
+	copy_ciphertext(w.app, w.version, "API_KEY", &key);
+	set_ciphertext(w.app, w.version, "API_KEY", (const unsigned char *)key.ptr, 10);
+	expect_tamper_refused(&w, "API_KEY");
+	set_ciphertext(w.app, w.version, "API_KEY", (const unsigned char *)key.ptr, key.len - 1);
+	expect_tamper_refused(&w, "API_KEY");
+	buf_release(&key);
+}
+
 static void test_open_direct_empty_version(void **state)
 {
 	(void)state;
@@ -1643,6 +1659,7 @@ int main(void)
 		cmocka_unit_test(test_open_bad_bodies),
 		cmocka_unit_test(test_open_ciphertext_moved_to_another_name),
 		cmocka_unit_test(test_open_ciphertext_moved_to_another_app),
+		cmocka_unit_test(test_open_ciphertext_truncated),
 		cmocka_unit_test(test_open_direct_empty_version),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -110,6 +110,135 @@ static void test_refuses_bad_ids(void **state)
 	buf_release(&out);
 }
 
+/* Fills a secret with a non-zero pattern, so a test can see it wiped. */
+static void fill(struct secret *s)
+{
+	memset(secret_bytes(s), 0xA5, secret_len(s));
+}
+
+static int all_zero(const struct secret *s)
+{
+	return sodium_is_zero(secret_cbytes(s), secret_len(s));
+}
+
+/* Opened into a carved secret: the same value, with or without the public key. */
+static void test_open_into(void **state)
+{
+	struct fixture *f = *state;
+	struct secret_arena *a = NULL;
+	struct secret *v = NULL, *w = NULL;
+	assert_int_equal(secret_arena_new(2, 2 * strlen(CANARY), &a), COFFER_OK);
+	assert_int_equal(secret_arena_take(a, strlen(CANARY), &v), COFFER_OK);
+	assert_int_equal(secret_arena_take(a, strlen(CANARY), &w), COFFER_OK);
+	assert_int_equal(vault_open_value_into(f->sk, f->pk, "app_a", "DATABASE_URL", 1, f->sealed.ptr,
+					       f->sealed.len, v),
+			 COFFER_OK);
+	assert_int_equal(vault_open_value_into(f->sk, NULL, "app_a", "DATABASE_URL", 1, f->sealed.ptr,
+					       f->sealed.len, w),
+			 COFFER_OK);
+	assert_true(secret_equal(v, f->value));
+	assert_true(secret_equal(w, f->value));
+	/* secret_free on a carved secret wipes it (the arena frees) */
+	secret_free(v);
+	assert_int_equal(secret_len(v), 0);
+	assert_true(sodium_is_zero(secret_cbytes(v), strlen(CANARY)));
+	assert_true(secret_equal(w, f->value));
+	secret_arena_free(a);
+}
+
+/* Every failed open into leaves the target wiped, whatever failed. */
+static void test_open_into_wipes_on_failure(void **state)
+{
+	struct fixture *f = *state;
+	struct secret_arena *a = NULL;
+	struct secret *v = NULL, *shorter = NULL;
+	unsigned char other_pk[HPKE_PK_LEN];
+	struct secret *other_sk = NULL;
+	size_t len = strlen(CANARY);
+
+	assert_int_equal(hpke_generate_keypair(&other_sk, other_pk), COFFER_OK);
+	assert_int_equal(secret_arena_new(2, 2 * len, &a), COFFER_OK);
+	assert_int_equal(secret_arena_take(a, len, &v), COFFER_OK);
+	assert_int_equal(secret_arena_take(a, len - 1, &shorter), COFFER_OK);
+
+	fill(v);
+	assert_int_equal(vault_open_value_into(f->sk, f->pk, "app_a", "OTHER", 1, f->sealed.ptr, f->sealed.len, v),
+			 COFFER_ERR_CRYPTO); /* moved to another name */
+	assert_true(all_zero(v));
+	fill(v);
+	assert_int_equal(vault_open_value_into(f->sk, f->pk, "app_b", "DATABASE_URL", 1, f->sealed.ptr,
+					       f->sealed.len, v),
+			 COFFER_ERR_CRYPTO); /* moved to another app */
+	assert_true(all_zero(v));
+	fill(v);
+	assert_int_equal(vault_open_value_into(f->sk, other_pk, "app_a", "DATABASE_URL", 1, f->sealed.ptr,
+					       f->sealed.len, v),
+			 COFFER_ERR_CRYPTO); /* a public key that is not sk's */
+	assert_true(all_zero(v));
+	fill(v);
+	assert_int_equal(vault_open_value_into(other_sk, NULL, "app_a", "DATABASE_URL", 1, f->sealed.ptr,
+					       f->sealed.len, v),
+			 COFFER_ERR_CRYPTO); /* another key */
+	assert_true(all_zero(v));
+	fill(v);
+	assert_int_equal(vault_open_value_into(f->sk, f->pk, "", "DATABASE_URL", 1, f->sealed.ptr, f->sealed.len, v),
+			 COFFER_ERR_INVALID); /* a bad id */
+	assert_true(all_zero(v));
+	fill(shorter);
+	assert_int_equal(vault_open_value_into(f->sk, f->pk, "app_a", "DATABASE_URL", 1, f->sealed.ptr,
+					       f->sealed.len, shorter),
+			 COFFER_ERR_INVALID); /* a target of the wrong length */
+	assert_true(all_zero(shorter));
+	fill(v);
+	assert_int_equal(vault_open_value_into(f->sk, f->pk, "app_a", "DATABASE_URL", 1, f->sealed.ptr,
+					       VAULT_SEAL_OVERHEAD - 1, v),
+			 COFFER_ERR_INVALID); /* truncated */
+	assert_true(all_zero(v));
+	secret_arena_free(a);
+	secret_free(other_sk);
+}
+
+/* An arena holds exactly what it was sized for, whatever the lengths; then it is full. */
+static void test_arena_sizes(void **state)
+{
+	(void)state;
+	static const size_t lens[] = { 0, 1, 7, 8, 9, 15, 16, 17, 31, 33, 255, 4096, 65536, 3 };
+	size_t n = sizeof(lens) / sizeof(lens[0]), total = 0;
+	struct secret *s[sizeof(lens) / sizeof(lens[0])];
+	struct secret_arena *a = NULL;
+
+	for (size_t i = 0; i < n; i++)
+		total += lens[i];
+	for (size_t k = 1; k <= n; k++) { /* every prefix of the list, so every rounding */
+		size_t t = 0;
+		for (size_t i = 0; i < k; i++)
+			t += lens[i];
+		assert_int_equal(secret_arena_new(k, t, &a), COFFER_OK);
+		for (size_t i = 0; i < k; i++) {
+			assert_int_equal(secret_arena_take(a, lens[i], &s[i]), COFFER_OK);
+			assert_int_equal(secret_len(s[i]), lens[i]);
+			assert_true(sodium_is_zero(secret_cbytes(s[i]), lens[i] + 1)); /* zeroed, NUL after */
+			assert_int_equal((uintptr_t)secret_cbytes(s[i]) % 16, 0); /* as secret_new's */
+			memset(secret_bytes(s[i]), (int)(i + 1), lens[i]);
+		}
+		for (size_t i = 0; i < k; i++) /* no secret overlaps another */
+			for (size_t j = 0; j < lens[i]; j++)
+				assert_int_equal(secret_cbytes(s[i])[j], (unsigned char)(i + 1));
+		assert_int_equal(secret_arena_take(a, total + 1, &s[0]), COFFER_ERR_TOO_LARGE);
+		secret_arena_free(a);
+	}
+	for (size_t len = 0; len <= 40; len++) { /* many of one length: the worst rounding */
+		struct secret *x = NULL;
+		assert_int_equal(secret_arena_new(16, 16 * len, &a), COFFER_OK);
+		for (int i = 0; i < 16; i++)
+			assert_int_equal(secret_arena_take(a, len, &x), COFFER_OK);
+		secret_arena_free(a);
+	}
+	assert_int_equal(secret_arena_new(SIZE_MAX / 2, 1, &a), COFFER_ERR_TOO_LARGE);
+	assert_int_equal(secret_arena_new(1, SIZE_MAX, &a), COFFER_ERR_TOO_LARGE);
+	secret_arena_free(NULL);
+}
+
 static void test_app_key_signature(void **state)
 {
 	(void)state;
@@ -225,6 +354,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_other_key_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrong_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refuses_bad_ids, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_into, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_into_wipes_on_failure, setup, teardown),
+		cmocka_unit_test(test_arena_sizes),
 		cmocka_unit_test(test_app_key_signature),
 		cmocka_unit_test(test_api_credential),
 		cmocka_unit_test(test_api_boot_seed),
