@@ -18,16 +18,25 @@
  * plain. A join token is a struct secret, borrowed.
  *
  * Running machines (agent_run.c, docs/RUNPATH.md): once registered, the
- * agent starts a runner with two threads besides its own (which heartbeats
- * and waits for SIGINT/SIGTERM):
+ * agent starts a runner with three threads besides its own (which
+ * heartbeats and waits for SIGINT/SIGTERM):
  *   poll       GET /v1/agent/assignments?after=G&wait=AGENT_POLL_WAIT_S,
- *              signed; keeps the newest document and wakes the reconcile
- *              thread when its generation changes; retries after
- *              AGENT_RETRY_MS on any error
+ *              signed; keeps the newest document (an answer with the same
+ *              generation replaces it too: its boot tokens are fresh) and
+ *              wakes the reconcile thread when its generation changes;
+ *              retries after AGENT_RETRY_MS on any error
  *   reconcile  ticks every AGENT_TICK_MS (and at once on a new document);
  *              owns every struct machine (machine.h) and the per-machine
- *              state, boots, adopts, restarts with backoff, stops what is
- *              no longer assigned, reports events to the api
+ *              state, boots (with the boot token of the machine's entry
+ *              while it has AGENT_TOKEN_MIN_LEFT_S left, else or on a 401
+ *              from the keeper with one from the boot-token route), adopts,
+ *              restarts with backoff, stops what is no longer assigned, and
+ *              queues its events
+ *   sender     posts the queued events in order, one at a time; one the
+ *              api cannot take now is posted again after AGENT_RETRY_MS and
+ *              those behind it wait (at most AGENT_EVENTS_MAX queued: the
+ *              oldest starting/stopping go first); at stop, what is left
+ *              is posted once
  * Machines live in STATE/machines/<id>/{work,logs}; the work folder is
  * removed when a machine leaves the host, the logs are kept. Secret values
  * live only in the boot path (delivery_open -> machine_start) and in the
@@ -69,6 +78,8 @@
 #define AGENT_MACHINES_DIR "machines"              /* STATE/machines/<id>/{work,logs} */
 #define AGENT_JTI_SIZE 33                          /* a boot token's jti, 32 hex and a NUL */
 #define AGENT_POLL_JOIN_MS 200                     /* how long stop waits for the poll thread */
+#define AGENT_TOKEN_MIN_LEFT_S 60                  /* an assignment's boot token is used while it has this left */
+#define AGENT_EVENTS_MAX 4096                      /* events queued for the api before the oldest go */
 
 struct agent_identity {
 	struct secret *sign_sk;                 /* Ed25519, 64-byte form */

@@ -7,7 +7,9 @@
  * Threads: the poll thread owns its copy of the host's signing key and
  * shares only `struct shared` (refcounted, so a long poll still waiting when
  * the agent stops can end by itself). The reconcile thread owns every
- * struct local and struct machine; nothing else touches them.
+ * struct local and struct machine; nothing else touches them. The sender
+ * thread posts the events the reconcile thread queues in `struct outbox`,
+ * one at a time and in order, so no boot waits for a report.
  */
 #include <errno.h>
 #include <ftw.h>
@@ -426,7 +428,11 @@ static void *poll_main(void *arg)
 			log_info("agent_poll_ok");
 		failing = 0;
 		if (strcmp(g, gen) == 0) {
-			json_decref(doc);
+			/* the same machines with fresh boot tokens: kept, nothing to wake the reconcile loop for */
+			pthread_mutex_lock(&sh->mu);
+			json_decref(sh->doc);
+			sh->doc = doc;
+			pthread_mutex_unlock(&sh->mu);
 			continue;
 		}
 		memcpy(gen, g, gn + 1);
@@ -458,15 +464,42 @@ struct local {
 	int64_t up_since;   /* monotonic ms */
 	unsigned restarts;
 	int64_t next_try;   /* monotonic ms; no start before */
-	json_t *pending;    /* an event the api did not take yet */
-	int64_t next_send;  /* monotonic ms; no resend before */
 	int seen;
+};
+
+/* One event to post: the machine it is about and its body (owned). */
+struct outgoing {
+	struct outgoing *next;
+	char machine[BOOTTOKEN_ID_SIZE];
+	json_t *body;
+};
+
+/*
+ * The events on their way to the api, oldest first. The reconcile thread
+ * appends; the sender thread posts the head and takes it off once the api
+ * took it (or refused it for good); a head the api cannot take now is
+ * posted again after AGENT_RETRY_MS and everything behind it waits, so each
+ * machine's events arrive in the order they happened. `hold` is set while
+ * a boot is in flight (keeper open to exec): no post starts then, so the
+ * api's store commit competes neither with the keeper's audited open (with
+ * one SQLite file for both, one would wait on the other's write lock) nor
+ * for the CPU with the fork and exec; `starting` goes right after.
+ */
+struct outbox {
+	pthread_mutex_t mu;
+	pthread_cond_t cond; /* CLOCK_MONOTONIC */
+	struct outgoing *head, *tail;
+	size_t n;
+	int hold;
+	int closing; /* post what is queued once each, then end */
 };
 
 struct agent_runner {
 	struct shared *sh;
-	pthread_t poll_thread, reconcile_thread;
-	int poll_started, reconcile_started;
+	struct outbox out;
+	int out_ready;
+	pthread_t poll_thread, reconcile_thread, sender_thread;
+	int poll_started, reconcile_started, sender_started;
 	const struct agent_identity *id;
 	char api_url[AGENT_URL_MAX];
 	char keeper_url[AGENT_URL_MAX];
@@ -495,33 +528,157 @@ static int post_event(struct agent_runner *r, const char *machine_id, const json
 	return rc == COFFER_ERR_UNAVAILABLE || rc == COFFER_ERR_INTERNAL || rc == COFFER_ERR_STORE ? 0 : 1;
 }
 
-/* Sends an event (takes body); one the api cannot take now is kept and sent again (the newest replaces it). */
+static void outgoing_free(struct outgoing *e)
+{
+	json_decref(e->body);
+	free(e);
+}
+
+/* Unlinks e (not the head) from o, whose entry before it is prev (mu held). */
+static void outbox_unlink(struct outbox *o, struct outgoing *prev, struct outgoing *e)
+{
+	prev->next = e->next;
+	if (o->tail == e)
+		o->tail = prev;
+	o->n--;
+}
+
+/* An event only to inform (starting, stopping): what goes first when the queue is full. */
+static int informational(const json_t *body)
+{
+	const char *state = json_string_value(json_object_get(body, "state"));
+	return state && (strcmp(state, "starting") == 0 || strcmp(state, "stopping") == 0);
+}
+
+/*
+ * Makes room for one more event in a full queue (mu held): the oldest
+ * starting/stopping behind the head goes; only a queue full of started,
+ * stopped and failed events loses its oldest behind the head. 0 when the
+ * new event itself is the one to drop (the head alone is queued).
+ */
+static int outbox_make_room(struct outbox *o)
+{
+	struct outgoing *prev = o->head, *e;
+	for (e = prev ? prev->next : NULL; e; prev = e, e = e->next) {
+		if (informational(e->body)) {
+			outbox_unlink(o, prev, e);
+			log_warn("machine.event_dropped", LF_S("machine", e->machine), LF_S("reason", "queue full"));
+			outgoing_free(e);
+			return 1;
+		}
+	}
+	e = o->head ? o->head->next : NULL;
+	if (!e)
+		return 0;
+	outbox_unlink(o, o->head, e);
+	log_error("machine.event_dropped", LF_S("machine", e->machine), LF_S("reason", "queue full"));
+	outgoing_free(e);
+	return 1;
+}
+
+/* Queues an event for the sender thread (takes body); never waits for the api. */
 static void report(struct agent_runner *r, struct local *l, json_t *body)
 {
-	if (!body) {
+	struct outbox *o = &r->out;
+	struct outgoing *e = body ? calloc(1, sizeof(*e)) : NULL;
+	if (!e || str_copy(e->machine, sizeof(e->machine), l->id)) {
 		log_error("machine.event_failed", LF_S("machine", l->id), LF_S("error", "out of memory"));
-		return;
-	}
-	json_decref(l->pending);
-	l->pending = NULL;
-	if (post_event(r, l->id, body)) {
+		free(e);
 		json_decref(body);
 		return;
 	}
-	l->pending = body;
-	l->next_send = mono_ms() + AGENT_RETRY_MS;
+	e->body = body;
+	pthread_mutex_lock(&o->mu);
+	if (o->n >= AGENT_EVENTS_MAX && !outbox_make_room(o)) {
+		pthread_mutex_unlock(&o->mu);
+		log_error("machine.event_dropped", LF_S("machine", l->id), LF_S("reason", "queue full"));
+		outgoing_free(e);
+		return;
+	}
+	if (o->tail)
+		o->tail->next = e;
+	else
+		o->head = e;
+	o->tail = e;
+	o->n++;
+	pthread_cond_broadcast(&o->cond);
+	pthread_mutex_unlock(&o->mu);
 }
 
-static void flush_pending(struct agent_runner *r, struct local *l)
+/* Holds (1) or lets go (0) the sender's next post: see struct outbox. */
+static void outbox_hold(struct agent_runner *r, int on)
 {
-	if (!l->pending || mono_ms() < l->next_send)
-		return;
-	if (post_event(r, l->id, l->pending)) {
-		json_decref(l->pending);
-		l->pending = NULL;
-	} else {
-		l->next_send = mono_ms() + AGENT_RETRY_MS;
+	pthread_mutex_lock(&r->out.mu);
+	r->out.hold = on;
+	if (!on)
+		pthread_cond_broadcast(&r->out.cond);
+	pthread_mutex_unlock(&r->out.mu);
+}
+
+static void *sender_main(void *arg)
+{
+	struct agent_runner *r = arg;
+	struct outbox *o = &r->out;
+	struct timespec ts;
+
+	pthread_mutex_lock(&o->mu);
+	for (;;) {
+		while (!o->closing && (!o->head || o->hold))
+			pthread_cond_wait(&o->cond, &o->mu);
+		struct outgoing *e = o->head;
+		if (!e)
+			break; /* closing, and nothing left */
+		int closing = o->closing;
+		pthread_mutex_unlock(&o->mu);
+		/* only this thread takes the head off, so e stays the head while it is posted */
+		int done = post_event(r, e->machine, e->body) || closing;
+		pthread_mutex_lock(&o->mu);
+		if (done) {
+			o->head = e->next;
+			if (!o->head)
+				o->tail = NULL;
+			o->n--;
+			outgoing_free(e);
+			continue;
+		}
+		/* the api cannot take it now: again later, and the events behind it wait */
+		deadline_in(&ts, AGENT_RETRY_MS);
+		while (!o->closing) {
+			if (pthread_cond_timedwait(&o->cond, &o->mu, &ts) == ETIMEDOUT)
+				break;
+		}
 	}
+	pthread_mutex_unlock(&o->mu);
+	return NULL;
+}
+
+static enum coffer_err outbox_init(struct outbox *o)
+{
+	pthread_condattr_t ca;
+	memset(o, 0, sizeof(*o));
+	if (pthread_mutex_init(&o->mu, NULL))
+		return COFFER_ERR_INTERNAL;
+	if (pthread_condattr_init(&ca) || pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) ||
+	    pthread_cond_init(&o->cond, &ca)) {
+		pthread_mutex_destroy(&o->mu);
+		return COFFER_ERR_INTERNAL;
+	}
+	pthread_condattr_destroy(&ca);
+	return COFFER_OK;
+}
+
+/* Frees what the sender did not post (it has ended or never started). */
+static void outbox_release(struct outbox *o)
+{
+	while (o->head) {
+		struct outgoing *e = o->head;
+		o->head = e->next;
+		log_warn("machine.event_unsent", LF_S("machine", e->machine),
+			 LF_S("state", json_string_value(json_object_get(e->body, "state"))));
+		outgoing_free(e);
+	}
+	pthread_cond_destroy(&o->cond);
+	pthread_mutex_destroy(&o->mu);
 }
 
 static json_t *event(const char *state, int64_t release)
@@ -577,39 +734,57 @@ static json_t *tail_json(const struct buf *masked)
 	return j;
 }
 
-/*
- * A new boot token and an open at the keeper for l: the values in *list
- * (the caller releases them at once). On failure msg gets the reason and
- * *gone says the api or keeper says the machine is not (or no longer) this
- * host's: not a failure of the machine.
- */
-static enum coffer_err open_secrets(struct agent_runner *r, const char *machine_id, char jti[AGENT_JTI_SIZE],
-				    struct buf *sealed, char *msg, size_t msg_size, int *gone)
+/* The document's boot token of m when it stays good for AGENT_TOKEN_MIN_LEFT_S more; NULL otherwise. */
+static const char *doc_token(const json_t *m, size_t *len)
+{
+	const char *token = NULL;
+	int64_t exp = 0;
+	if (!m || json_get_string(m, "boot_token", 0, &token, len, NULL) || !token ||
+	    json_get_int(m, "boot_token_exp", 1, 0, INT64_MAX, &exp, NULL) ||
+	    exp - (int64_t)time(NULL) < AGENT_TOKEN_MIN_LEFT_S)
+		return NULL;
+	return token;
+}
+
+/* A boot token from the api's route (the fallback): borrowed from *answer, the caller's to json_decref. */
+static enum coffer_err route_token(struct agent_runner *r, const char *machine_id, json_t **answer,
+				   const char **token, size_t *token_len, char *msg, size_t msg_size, int *gone)
 {
 	char path[REQUEST_PATH_MAX], peer[AGENT_MESSAGE_MAX];
-	json_t *body = NULL, *answer = NULL, *opened = NULL;
-	const char *token = NULL, *s = NULL;
-	size_t token_len = 0, n = 0;
-	enum coffer_err rc;
-
-	*gone = 0;
-	msg[0] = '\0';
-	body = json_object();
-	rc = body ? fmt_into(path, sizeof(path), MACHINES_PATH "%s/boot-token", machine_id) : COFFER_ERR_NOMEM;
+	json_t *body = json_object();
+	enum coffer_err rc = body ? fmt_into(path, sizeof(path), MACHINES_PATH "%s/boot-token", machine_id)
+				  : COFFER_ERR_NOMEM;
+	peer[0] = '\0';
 	if (!rc)
-		rc = agent_signed_call(r->id, r->api_url, "POST", path, body, &answer, peer, sizeof(peer));
+		rc = agent_signed_call(r->id, r->api_url, "POST", path, body, answer, peer, sizeof(peer));
+	json_decref(body);
 	if (rc) {
 		*gone = rc == COFFER_ERR_NOT_FOUND || rc == COFFER_ERR_CONFLICT;
 		set_msg(msg, msg_size, "cannot get a boot token: %s", peer[0] ? peer : coffer_strerror(rc));
-		goto out;
+		return rc;
 	}
-	if (!answer || json_get_string(answer, "token", 1, &token, &token_len, NULL) ||
-	    agent_token_jti(token, token_len, jti)) {
-		rc = COFFER_ERR_PROTOCOL;
+	if (!*answer || json_get_string(*answer, "token", 1, token, token_len, NULL)) {
 		set_msg(msg, msg_size, "%s", "cannot get a boot token: malformed answer");
-		goto out;
+		return COFFER_ERR_PROTOCOL;
 	}
-	json_decref(body);
+	return COFFER_OK;
+}
+
+/* The keeper's open with token: the sealed delivery in *sealed, the token's jti in jti. */
+static enum coffer_err keeper_open(struct agent_runner *r, const char *token, size_t token_len,
+				   char jti[AGENT_JTI_SIZE], struct buf *sealed, char *msg, size_t msg_size, int *gone)
+{
+	char peer[AGENT_MESSAGE_MAX];
+	json_t *body = NULL, *opened = NULL;
+	const char *s = NULL;
+	size_t n = 0;
+	enum coffer_err rc;
+
+	peer[0] = '\0';
+	if (agent_token_jti(token, token_len, jti)) {
+		set_msg(msg, msg_size, "%s", "cannot get a boot token: malformed token");
+		return COFFER_ERR_PROTOCOL;
+	}
 	body = json_object();
 	if (!body || json_object_set_new(body, "token", json_stringn(token, token_len))) {
 		rc = COFFER_ERR_NOMEM;
@@ -620,7 +795,7 @@ static enum coffer_err open_secrets(struct agent_runner *r, const char *machine_
 	if (rc) {
 		*gone = rc == COFFER_ERR_NOT_FOUND || rc == COFFER_ERR_CONFLICT;
 		set_msg(msg, msg_size, "the keeper refused to open the secrets: %s",
-			       peer[0] ? peer : coffer_strerror(rc));
+			peer[0] ? peer : coffer_strerror(rc));
 		goto out;
 	}
 	buf_reset(sealed);
@@ -631,8 +806,42 @@ static enum coffer_err open_secrets(struct agent_runner *r, const char *machine_
 	}
 out:
 	json_decref(opened);
-	json_decref(answer);
 	json_decref(body);
+	return rc;
+}
+
+/*
+ * The keeper's open for machine_id: with the boot token of its assignment
+ * m (may be NULL) while it stays good for AGENT_TOKEN_MIN_LEFT_S, else (or
+ * when the keeper refuses it with 401) with one from the api's route. The
+ * sealed delivery in *sealed, the token's jti in jti. On failure msg gets
+ * the reason and *gone says the api or keeper says the machine is not (or
+ * no longer) this host's: not a failure of the machine.
+ */
+static enum coffer_err open_secrets(struct agent_runner *r, const char *machine_id, const json_t *m,
+				    char jti[AGENT_JTI_SIZE], struct buf *sealed, char *msg, size_t msg_size, int *gone)
+{
+	json_t *answer = NULL;
+	const char *token;
+	size_t token_len = 0;
+	enum coffer_err rc;
+
+	*gone = 0;
+	msg[0] = '\0';
+	token = doc_token(m, &token_len);
+	if (token) {
+		rc = keeper_open(r, token, token_len, jti, sealed, msg, msg_size, gone);
+		if (rc != COFFER_ERR_UNAUTH && rc != COFFER_ERR_PROTOCOL)
+			return rc;
+		log_info("machine.boot_token_refused", LF_S("machine", machine_id), LF_S("error", coffer_err_name(rc)),
+			 LF_S("effect", "asking the api for another"));
+		*gone = 0;
+		msg[0] = '\0';
+	}
+	rc = route_token(r, machine_id, &answer, &token, &token_len, msg, msg_size, gone);
+	if (!rc)
+		rc = keeper_open(r, token, token_len, jti, sealed, msg, msg_size, gone);
+	json_decref(answer);
 	return rc;
 }
 
@@ -667,8 +876,10 @@ static void boot(struct agent_runner *r, struct local *l, const json_t *m, const
 	l->grace_ms = a->grace_ms;
 	set_msg(l->app, sizeof(l->app), "%s", a->app);
 	set_msg(l->spec, sizeof(l->spec), "%s", a->spec);
-	report(r, l, event("starting", l->release));
-	rc = open_secrets(r, l->id, jti, &sealed, msg, sizeof(msg), &gone);
+	report(r, l, event("starting", l->release)); /* queued: the boot does not wait for it */
+	outbox_hold(r, 1);
+	rc = open_secrets(r, l->id, m, jti, &sealed, msg, sizeof(msg), &gone);
+	int64_t open_us = mono_us() - t0;
 	if (rc == COFFER_ERR_UNAVAILABLE || gone) {
 		log_warn("machine.boot_deferred", LF_S("machine", l->id), LF_I("release", l->release),
 			 LF_S("error", coffer_err_name(rc)), LF_S("message", msg));
@@ -694,14 +905,16 @@ static void boot(struct agent_runner *r, struct local *l, const json_t *m, const
 	l->started_at = unix_ms();
 	l->up_since = mono_ms();
 	log_info("machine.started", LF_S("machine", l->id), LF_I("release", l->release), LF_I("secrets", n_secrets),
-		 LF_I("boot_us", boot_us), LF_I("pid", machine_pid(l->m)), LF_I("restarts", l->restarts));
+		 LF_I("boot_us", boot_us), LF_I("open_us", open_us), LF_I("pid", machine_pid(l->m)),
+		 LF_I("restarts", l->restarts));
 	report(r, l, started_event(l));
 out:
+	outbox_hold(r, 0);
 	buf_release(&sealed);
 }
 
 /* The masked tail of l's run; NULL when the secrets cannot be opened again (no tail is sent then). */
-static json_t *masked_tail(struct agent_runner *r, struct local *l)
+static json_t *masked_tail(struct agent_runner *r, struct local *l, const json_t *m)
 {
 	char jti[AGENT_JTI_SIZE], msg[MACHINE_ERROR_MAX];
 	struct delivery_list list;
@@ -714,7 +927,7 @@ static json_t *masked_tail(struct agent_runner *r, struct local *l)
 	delivery_list_init(&list);
 	buf_init(&sealed, DELIVERY_SEALED_MAX);
 	buf_init(&out, TAIL_RAW_MAX);
-	rc = open_secrets(r, l->id, jti, &sealed, msg, sizeof(msg), &gone);
+	rc = open_secrets(r, l->id, m, jti, &sealed, msg, sizeof(msg), &gone);
 	if (!rc)
 		rc = delivery_open(r->id->seal_sk, r->id->host_id, l->id, jti, sealed.ptr, sealed.len, &list);
 	if (rc) {
@@ -750,14 +963,14 @@ static json_t *exit_event(const char *state, int64_t release, const struct machi
 	return e;
 }
 
-/* l's machine ended on its own: report it with its masked tail, restart later. */
-static void machine_ended(struct agent_runner *r, struct local *l, const struct machine_exit *ex)
+/* l's machine (assignment m) ended on its own: report it with its masked tail, restart later. */
+static void machine_ended(struct agent_runner *r, struct local *l, const json_t *m, const struct machine_exit *ex)
 {
 	int64_t now = mono_ms();
 	log_info("machine.exited", LF_S("machine", l->id), LF_I("release", l->release), LF_I("exit_status", ex->code),
 		 LF_I("exit_signal", ex->signal), LF_I("runtime_ms", ex->runtime_ms));
 	json_t *e = exit_event("stopped", l->release, ex);
-	json_t *tail = masked_tail(r, l);
+	json_t *tail = masked_tail(r, l, m);
 	if (e && tail && json_object_set_new(e, "tail", tail))
 		e = (json_decref(e), NULL);
 	else if (!e)
@@ -802,7 +1015,6 @@ static void local_free(struct local *l)
 	if (!l)
 		return;
 	machine_free(l->m);
-	json_decref(l->pending);
 	free(l);
 }
 
@@ -818,11 +1030,9 @@ static void retire(struct agent_runner *r, struct local *l)
 	if (machine_dir(work, r->state_dir, l->id, WORK_DIR_NAME) == COFFER_OK &&
 	    nftw(work, rm_entry, NFTW_FDS, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) != 0 && errno != ENOENT)
 		log_warn("machine.cleanup_failed", LF_S("machine", l->id), LF_S("error", strerror(errno)));
-	/* reported once it is all gone; a 409 (destroyed) or 404 is fine, and nothing is retried */
+	/* reported once it is all gone; a 409 (destroyed) or 404 is fine */
 	if (stopped)
 		report(r, l, stopped);
-	else if (l->pending)
-		(void)post_event(r, l->id, l->pending);
 	log_info("machine.forgotten", LF_S("machine", l->id));
 	local_free(l);
 }
@@ -878,7 +1088,7 @@ static void reconcile_one(struct agent_runner *r, const json_t *m, const struct 
 			l->m = NULL;
 			schedule_retry(l, now);
 		} else if (!ex.running) {
-			machine_ended(r, l, &ex);
+			machine_ended(r, l, m, &ex);
 		} else if (strcmp(l->spec, a->spec) != 0) {
 			log_info("machine.replacing", LF_S("machine", l->id), LF_I("release", l->release),
 				 LF_I("new_release", a->release));
@@ -924,7 +1134,6 @@ static void tick(struct agent_runner *r, const json_t *doc)
 	for (i = 0; i < r->n_locals;) {
 		struct local *l = r->locals[i];
 		if (l->seen) {
-			flush_pending(r, l);
 			i++;
 			continue;
 		}
@@ -1005,8 +1214,16 @@ enum coffer_err agent_runner_start(const struct agent_run_config *cfg, struct ag
 	rc = secret_dup(cfg->id->sign_sk, &p->id.sign_sk);
 	if (!rc)
 		rc = shared_new(&r->sh);
+	if (!rc)
+		rc = outbox_init(&r->out);
 	if (rc)
 		goto out;
+	r->out_ready = 1;
+	if (pthread_create(&r->sender_thread, NULL, sender_main, r)) {
+		rc = COFFER_ERR_INTERNAL;
+		goto out;
+	}
+	r->sender_started = 1;
 	p->sh = r->sh;
 	r->sh->refs = 2;
 	if (pthread_create(&r->poll_thread, NULL, poll_main, p)) {
@@ -1050,6 +1267,16 @@ void agent_runner_stop(struct agent_runner *r)
 		pthread_join(r->reconcile_thread, NULL);
 	else
 		stop_all(r);
+	/* the stopped events stop_all queued: each posted once, then the sender ends */
+	if (r->sender_started) {
+		pthread_mutex_lock(&r->out.mu);
+		r->out.closing = 1;
+		pthread_cond_broadcast(&r->out.cond);
+		pthread_mutex_unlock(&r->out.mu);
+		pthread_join(r->sender_thread, NULL);
+	}
+	if (r->out_ready)
+		outbox_release(&r->out);
 	if (r->poll_started) {
 		/* a long poll may be waiting on the api: give it a moment, then let it end alone */
 		clock_gettime(CLOCK_REALTIME, &ts);

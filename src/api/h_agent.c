@@ -2,8 +2,10 @@
  * h_agent.c — the agents' routes (docs/RUNPATH.md "Agent <-> api"), each
  * signed by a host (the gate verified the signature and the host row's
  * certificate; api_auth_of(req)->host is that row):
- *   GET  /v1/agent/assignments?after=G&wait=S   the host's machines (long poll)
+ *   GET  /v1/agent/assignments?after=G&wait=S   the host's machines (long poll),
+ *                                               each with a fresh boot token
  *   POST /v1/agent/machines/:id/boot-token      a boot token for one of them
+ *                                               (the agent's fallback)
  *   POST /v1/agent/machines/:id/events          what one of them did
  * A host only ever sees or touches machines placed on it: any other id is
  * 404, whether it exists or not.
@@ -142,6 +144,55 @@ static void put_store(struct api_auth *a)
 	a->store_rc = COFFER_OK;
 }
 
+/*
+ * Puts a boot token for its desired release ("boot_token", "boot_token_exp")
+ * in each machine entry, after the generation was computed without them: a
+ * token alone never changes the generation. Minted per answer and not
+ * audited one by one (the keeper audits every open, refused or not; a token
+ * is useless without the host's private key). Without a boot key the
+ * entries go without tokens and the agent asks the boot-token route (503).
+ */
+static enum coffer_err add_tokens(const struct api_auth *a, json_t *machines)
+{
+	struct boottoken_claims in, minted;
+	struct buf token;
+	size_t i;
+	json_t *m;
+	enum coffer_err rc = COFFER_OK;
+	int64_t now = (int64_t)time(NULL);
+
+	if (!a->api->boot_sk)
+		return COFFER_OK;
+	buf_init_wiping(&token, JWS_TOKEN_MAX);
+	json_array_foreach(machines, i, m) {
+		const char *id = json_string_value(json_object_get(m, "id"));
+		const char *app_id = json_string_value(json_object_get(m, "app_id"));
+		json_int_t release = json_integer_value(json_object_get(m, "release"));
+		json_int_t secrets_version = json_integer_value(json_object_get(m, "secrets_version"));
+		memset(&in, 0, sizeof(in));
+		if (!id || !app_id || release <= 0 || secrets_version < 0 || str_copy(in.app, sizeof(in.app), app_id) ||
+		    str_copy(in.machine, sizeof(in.machine), id) || str_copy(in.host, sizeof(in.host), a->host.id)) {
+			rc = COFFER_ERR_INTERNAL;
+			break;
+		}
+		in.release = (uint64_t)release;
+		in.secrets_version = (uint64_t)secrets_version;
+		rc = boottoken_mint(a->api->boot_sk, &in, now, &token, &minted);
+		if (rc) {
+			log_error("boot_token_mint_failed", LF_S("machine", id), LF_S("error", coffer_err_name(rc)));
+			rc = COFFER_ERR_INTERNAL;
+			break;
+		}
+		if (json_object_set_new(m, "boot_token", json_stringn(token.ptr, token.len)) ||
+		    json_object_set_new(m, "boot_token_exp", json_integer((json_int_t)minted.exp))) {
+			rc = COFFER_ERR_NOMEM;
+			break;
+		}
+	}
+	buf_release(&token);
+	return rc;
+}
+
 enum coffer_err h_agent_assignments(struct http_request *req, void *ctx)
 {
 	struct api_auth *a = api_auth_of(req);
@@ -179,6 +230,11 @@ enum coffer_err h_agent_assignments(struct http_request *req, void *ctx)
 		put_store(a);
 		/* woken by a change in this api; the re-check catches another api's */
 		seen = release_assignments_wait(ctl, seen, left < RELEASE_POLL_RECHECK_MS ? left : RELEASE_POLL_RECHECK_MS);
+	}
+	rc = add_tokens(a, machines);
+	if (rc) {
+		json_decref(machines);
+		return http_reply_error(req, rc, NULL);
 	}
 	return api_reply(req, 200, json_pack("{s:s,s:o}", "generation", gen, "machines", machines));
 }

@@ -18,7 +18,7 @@ static const struct cli_command commands[] = {
 	{ "agent", cmd_agent, "agent --api URL --keeper URL --state-dir DIR [--join TOKEN] [--name NAME] [--ready-file PATH] "
 	  "[--log-level LEVEL]",
 	  "run the host agent: enrol once with a join token, register with the api, heartbeat" },
-	{ "api", cmd_api, "api --state-dir DIR --store URL --listen HOST:PORT --keeper URL --keeper-pub FILE --keeper-credential FILE "
+	{ "api", cmd_api, "api --state-dir DIR --store URL --listen HOST:PORT --keeper URL --keeper-pub FILE --keeper-credential FILE --boot-key FILE "
 	  "[--ready-file PATH] [--log-level LEVEL] [--store-conns N] | api bootstrap --store URL --org NAME [--json]",
 	  "run the API server (seals, never opens), or create an org and its first admin token" },
 	{ "apps", cmd_apps, "apps create NAME | apps list [--json] | apps destroy NAME [--yes]", "manage apps" },

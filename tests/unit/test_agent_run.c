@@ -4,8 +4,12 @@
  * /proc/PID/environ), and the whole runner against a fake api and keeper
  * (one local server answering both): boot, adopt, exit with a masked tail
  * and a restart, replace on a new spec, a failure to start, unassign, and
- * the stop of every machine when the runner stops. Every request the agent
- * makes must carry a valid host signature.
+ * the stop of every machine when the runner stops; the boot token of the
+ * assignment (and the boot-token route only as the fallback: no token, one
+ * about to expire, one the keeper refuses), tokens refreshed by a poll
+ * answer of the same generation, and events that never hold a boot up and
+ * arrive in order through an api that fails for a while. Every request the
+ * agent makes must carry a valid host signature.
  */
 #include <errno.h>
 #include <ftw.h>
@@ -276,17 +280,31 @@ struct event {
 	char tail[1024];
 };
 
+/* What the fake api puts in each assignment as its boot token. */
+enum fake_tokens {
+	TOKENS_GOOD,    /* a fresh token, as the api does */
+	TOKENS_NONE,    /* none (an api without a boot key) */
+	TOKENS_SOON,    /* one that expires in 30 s */
+	TOKENS_FOREIGN, /* one signed by another key: the keeper answers 401 */
+};
+
 struct fake {
 	pthread_mutex_t mu;
 	const struct fixture *f;
 	struct secret *boot_sk;
+	struct secret *foreign_sk;
 	json_t *machines;       /* the assignments */
 	uint64_t gen;
 	struct event events[EVENTS_MAX];
 	int n_events;
 	int opens;
+	int opens_refused;      /* 401 for a bad token */
+	int route_tokens;       /* tokens from the boot-token route */
 	int bad_signatures;
 	int refuse_open;        /* the keeper answers 409 */
+	enum fake_tokens tokens;
+	int events_fail;        /* the next this many event posts are answered 503 */
+	int events_delay_ms;    /* each event post is answered after this long */
 	struct hostauth_replay *replay;
 };
 
@@ -311,11 +329,41 @@ static int signed_ok(struct fake *k, struct http_request *req)
 	return ok;
 }
 
+/* A token for machine as the api mints it, signed with sk, expiring at exp (0: the default). */
+static void mint_for(const struct secret *sk, const char *machine, int64_t exp, struct buf *token)
+{
+	struct boottoken_claims in;
+	memset(&in, 0, sizeof(in));
+	snprintf(in.app, sizeof(in.app), "a1");
+	snprintf(in.machine, sizeof(in.machine), "%s", machine);
+	snprintf(in.host, sizeof(in.host), HOST_ID);
+	in.release = 1;
+	in.secrets_version = 2;
+	in.exp = exp;
+	assert_int_equal(boottoken_mint(sk, &in, (int64_t)time(NULL), token, NULL), COFFER_OK);
+}
+
+/* The document as the api answers it: a token minted per answer in each entry, not in the generation. */
 static json_t *doc_locked(struct fake *k)
 {
 	char gen[17];
+	struct buf token;
+	size_t i;
+	json_t *m, *machines = json_deep_copy(k->machines);
+	assert_non_null(machines);
 	snprintf(gen, sizeof(gen), "%016llx", (unsigned long long)k->gen);
-	return json_pack("{s:s,s:O}", "generation", gen, "machines", k->machines);
+	buf_init(&token, JWS_TOKEN_MAX);
+	json_array_foreach(machines, i, m) {
+		int64_t exp = k->tokens == TOKENS_SOON ? (int64_t)time(NULL) + 30 : (int64_t)time(NULL) + 600;
+		if (k->tokens == TOKENS_NONE)
+			break;
+		mint_for(k->tokens == TOKENS_FOREIGN ? k->foreign_sk : k->boot_sk,
+			 json_string_value(json_object_get(m, "id")), k->tokens == TOKENS_SOON ? exp : 0, &token);
+		assert_int_equal(json_object_set_new(m, "boot_token", json_stringn(token.ptr, token.len)), 0);
+		assert_int_equal(json_object_set_new(m, "boot_token_exp", json_integer(exp)), 0);
+	}
+	buf_release(&token);
+	return json_pack("{s:s,s:o}", "generation", gen, "machines", machines);
 }
 
 static enum coffer_err h_assignments(struct http_request *req, void *ctx)
@@ -347,19 +395,14 @@ static enum coffer_err h_assignments(struct http_request *req, void *ctx)
 static enum coffer_err h_boot_token(struct http_request *req, void *ctx)
 {
 	struct fake *k = ctx;
-	struct boottoken_claims in;
 	struct buf token;
 	if (!signed_ok(k, req))
 		return http_reply_error(req, COFFER_ERR_UNAUTH, "bad signature");
-	memset(&in, 0, sizeof(in));
-	snprintf(in.app, sizeof(in.app), "a1");
-	snprintf(in.machine, sizeof(in.machine), "%s", http_request_param(req, "id"));
-	snprintf(in.host, sizeof(in.host), HOST_ID);
-	in.release = 1;
-	in.secrets_version = 2;
+	pthread_mutex_lock(&k->mu);
+	k->route_tokens++;
+	pthread_mutex_unlock(&k->mu);
 	buf_init(&token, JWS_TOKEN_MAX);
-	if (boottoken_mint(k->boot_sk, &in, (int64_t)time(NULL), &token, NULL))
-		return COFFER_ERR_INTERNAL;
+	mint_for(k->boot_sk, http_request_param(req, "id"), 0, &token);
 	json_t *a = json_pack("{s:s,s:I}", "token", token.ptr, "exp", (json_int_t)time(NULL) + 600);
 	enum coffer_err rc = http_reply_json(req, 200, a);
 	json_decref(a);
@@ -387,6 +430,9 @@ static enum coffer_err h_open(struct http_request *req, void *ctx)
 	if (http_request_json(req, &body) || json_get_string(body, "token", 1, &token, &n, NULL) ||
 	    jws_public_key(k->boot_sk, pk) || boottoken_verify(pk, token, n, (int64_t)time(NULL), &c)) {
 		json_decref(body);
+		pthread_mutex_lock(&k->mu);
+		k->opens_refused++;
+		pthread_mutex_unlock(&k->mu);
 		return http_reply_error(req, COFFER_ERR_UNAUTH, "bad token");
 	}
 	json_decref(body);
@@ -411,6 +457,15 @@ static enum coffer_err h_events(struct http_request *req, void *ctx)
 	struct event e;
 	if (!signed_ok(k, req))
 		return http_reply_error(req, COFFER_ERR_UNAUTH, "bad signature");
+	pthread_mutex_lock(&k->mu);
+	int delay = k->events_delay_ms, fail = k->events_fail > 0;
+	if (fail)
+		k->events_fail--;
+	pthread_mutex_unlock(&k->mu);
+	if (delay)
+		sleep_ms(delay);
+	if (fail)
+		return http_reply_error(req, COFFER_ERR_UNAVAILABLE, "the store is busy");
 	memset(&e, 0, sizeof(e));
 	e.exit_status = e.exit_signal = e.pid = e.started_at = -1;
 	if (http_request_json(req, &body) || json_get_string(body, "state", 1, &state, NULL, NULL) ||
@@ -484,32 +539,73 @@ static int pid_alive(pid_t pid)
 	return kill(pid, 0) == 0;
 }
 
+static int get_count(struct fake *k, const int *counter)
+{
+	pthread_mutex_lock(&k->mu);
+	int n = *counter;
+	pthread_mutex_unlock(&k->mu);
+	return n;
+}
+
+static void set_int(struct fake *k, int *field, int value)
+{
+	pthread_mutex_lock(&k->mu);
+	*field = value;
+	pthread_mutex_unlock(&k->mu);
+}
+
+static void set_tokens(struct fake *k, enum fake_tokens t)
+{
+	pthread_mutex_lock(&k->mu);
+	k->tokens = t;
+	pthread_mutex_unlock(&k->mu);
+}
+
+/* The fake api and keeper on one local server, and a runner against it. */
+static void fake_start(const struct fixture *f, struct fake *k, struct http_server **srv, struct agent_runner **r)
+{
+	struct http_server_config cfg = { .listen = "127.0.0.1:0", .drain_ms = 3000 };
+	unsigned char pk[JWS_PK_LEN];
+	static char url[64];
+
+	memset(k, 0, sizeof(*k));
+	pthread_mutex_init(&k->mu, NULL);
+	k->f = f;
+	k->machines = json_array();
+	assert_int_equal(jws_generate_key(&k->boot_sk, pk), COFFER_OK);
+	assert_int_equal(jws_generate_key(&k->foreign_sk, pk), COFFER_OK);
+	assert_int_equal(hostauth_replay_new(0, &k->replay), COFFER_OK);
+	assert_int_equal(http_server_start(&cfg, fake_routes, sizeof(fake_routes) / sizeof(fake_routes[0]), k, srv),
+			 COFFER_OK);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u", (unsigned)http_server_port(*srv));
+	struct agent_run_config rc = { &f->id, url, url, f->state };
+	assert_int_equal(agent_runner_start(&rc, r), COFFER_OK);
+}
+
+static void fake_stop(struct fake *k, struct http_server *srv)
+{
+	http_server_stop(srv);
+	json_decref(k->machines);
+	secret_free(k->boot_sk);
+	secret_free(k->foreign_sk);
+	hostauth_replay_free(k->replay);
+	pthread_mutex_destroy(&k->mu);
+}
+
 static void test_runner(void **state)
 {
 	struct fixture *f = *state;
 	struct fake k;
 	struct http_server *srv = NULL;
-	struct http_server_config cfg = { .listen = "127.0.0.1:0", .drain_ms = 3000 };
 	struct agent_runner *r = NULL;
-	unsigned char pk[JWS_PK_LEN];
-	char url[64], path[2 * PATH_SIZE];
+	char path[2 * PATH_SIZE];
 	struct buf env;
 	struct event e, e2;
 	struct stat st;
 	int at;
 
-	memset(&k, 0, sizeof(k));
-	pthread_mutex_init(&k.mu, NULL);
-	k.f = f;
-	k.machines = json_array();
-	assert_int_equal(jws_generate_key(&k.boot_sk, pk), COFFER_OK);
-	assert_int_equal(hostauth_replay_new(0, &k.replay), COFFER_OK);
 	buf_init(&env, ENVIRON_MAX);
-	assert_int_equal(http_server_start(&cfg, fake_routes, sizeof(fake_routes) / sizeof(fake_routes[0]), &k, &srv),
-			 COFFER_OK);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u", (unsigned)http_server_port(srv));
-	struct agent_run_config rc = { &f->id, url, url, f->state };
-	assert_int_equal(agent_runner_start(&rc, &r), COFFER_OK);
+	fake_start(f, &k, &srv, &r);
 
 	/* 1. assigned: boots with its secrets */
 	set_machines(&k, json_pack("[o]", assignment(MACHINE_ID, 1, "spec1",
@@ -521,6 +617,9 @@ static void test_runner(void **state)
 	read_environ((pid_t)e.pid, &env);
 	assert_true(has_line(&env, "DB_URL=" SECRET_VALUE));
 	assert_true(has_line(&env, "COFFER_RELEASE_VERSION=1"));
+	/* with the assignment's token: the boot-token route is not asked */
+	assert_int_equal(get_count(&k, &k.route_tokens), 0);
+	assert_int_equal(get_count(&k, &k.opens), 1);
 
 	/* 2. same spec, new release: adopted, no restart */
 	set_machines(&k, json_pack("[o]", assignment(MACHINE_ID, 2, "spec1",
@@ -591,13 +690,94 @@ static void test_runner(void **state)
 	agent_runner_stop(r);
 	assert_false(pid_alive((pid_t)e.pid));
 	assert_int_equal(k.bad_signatures, 0);
+	/* every open of the run (boots, masks) with the assignment's token */
+	assert_int_equal(k.route_tokens, 0);
 
-	http_server_stop(srv);
-	json_decref(k.machines);
-	secret_free(k.boot_sk);
-	hostauth_replay_free(k.replay);
+	fake_stop(&k, srv);
 	buf_release(&env);
-	pthread_mutex_destroy(&k.mu);
+}
+
+static int64_t unix_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The boot-token route as the fallback, tokens refreshed without a new generation, and events off the boot path. */
+static void test_runner_tokens_events(void **state)
+{
+	struct fixture *f = *state;
+	struct fake k;
+	struct http_server *srv = NULL;
+	struct agent_runner *r = NULL;
+	struct event e, e2;
+	int at, routes, opens, refused;
+
+	fake_start(f, &k, &srv, &r);
+
+	/* 1. no token in the assignment: the route's */
+	set_tokens(&k, TOKENS_NONE);
+	set_machines(&k, json_pack("[o]", assignment(MACHINE_ID, 1, "spec1", "exec sleep 30")));
+	at = wait_event(&k, 0, MACHINE_ID, "started", 1, &e);
+	assert_int_equal(get_count(&k, &k.route_tokens), 1);
+	assert_int_equal(get_count(&k, &k.opens_refused), 0);
+
+	/* 2. a token about to expire: the route's */
+	set_tokens(&k, TOKENS_SOON);
+	set_machines(&k, json_pack("[o]", assignment(MACHINE_ID, 2, "spec2", "exec sleep 30")));
+	at = wait_event(&k, at, MACHINE_ID, "started", 2, &e);
+	assert_int_equal(get_count(&k, &k.route_tokens), 2);
+	assert_int_equal(get_count(&k, &k.opens_refused), 0);
+
+	/* 3. the same generation again after the poll's wait: its fresh tokens are used (restart, mask) */
+	set_tokens(&k, TOKENS_GOOD);
+	sleep_ms(2 * FAKE_POLL_WAIT_MS);
+	routes = get_count(&k, &k.route_tokens);
+	opens = get_count(&k, &k.opens);
+	assert_int_equal(kill((pid_t)e.pid, SIGKILL), 0);
+	at = wait_event(&k, at, MACHINE_ID, "stopped", 2, &e2);
+	at = wait_event(&k, at, MACHINE_ID, "started", 2, &e);
+	assert_int_equal(get_count(&k, &k.route_tokens), routes);
+	assert_int_equal(get_count(&k, &k.opens), opens + 2); /* the mask and the boot */
+
+	/* 4. a token the keeper refuses (401): one more from the route, and the boot goes on */
+	set_tokens(&k, TOKENS_FOREIGN);
+	refused = get_count(&k, &k.opens_refused);
+	set_machines(&k, json_pack("[o]", assignment(MACHINE_ID, 3, "spec3", "exec sleep 30")));
+	at = wait_event(&k, at, MACHINE_ID, "started", 3, &e);
+	assert_int_equal(get_count(&k, &k.route_tokens), routes + 1);
+	assert_int_equal(get_count(&k, &k.opens_refused), refused + 1);
+	set_tokens(&k, TOKENS_GOOD);
+
+	/* 5. a slow events route: the boot does not wait for its `starting` */
+	set_int(&k, &k.events_delay_ms, 1500);
+	int64_t assigned_at = unix_now_ms();
+	set_machines(&k, json_pack("[o]", assignment(MACHINE_ID, 4, "spec4", "exec sleep 30")));
+	int starting = wait_event(&k, at, MACHINE_ID, "starting", 4, &e2);
+	at = wait_event(&k, starting, MACHINE_ID, "started", 4, &e);
+	assert_true(e.started_at - assigned_at < 1000);
+	set_int(&k, &k.events_delay_ms, 0);
+
+	/* 6. the events route fails for a while: every event comes, each machine's in order */
+	int before = get_count(&k, &k.n_events);
+	set_int(&k, &k.events_fail, 3);
+	set_machines(&k, json_pack("[o]", assignment(MACHINE_ID, 5, "spec5", "exec sleep 30")));
+	int stopping = wait_event(&k, before, MACHINE_ID, "stopping", 4, &e2);
+	starting = wait_event(&k, before, MACHINE_ID, "starting", 5, &e2);
+	at = wait_event(&k, before, MACHINE_ID, "started", 5, &e);
+	assert_true(stopping < starting);
+	assert_true(starting < at);
+	assert_int_equal(get_count(&k, &k.events_fail), 0);
+	assert_int_equal(get_count(&k, &k.n_events), before + 3);
+
+	/* 7. the runner stops: the machine's stopped is posted before stop returns */
+	agent_runner_stop(r);
+	assert_false(pid_alive((pid_t)e.pid));
+	wait_event(&k, at, MACHINE_ID, "stopped", 5, &e2);
+	assert_int_equal(e2.exit_signal, SIGTERM);
+	assert_int_equal(k.bad_signatures, 0);
+	fake_stop(&k, srv);
 }
 
 int main(void)
@@ -610,6 +790,7 @@ int main(void)
 		cmocka_unit_test(test_token_jti),
 		cmocka_unit_test_setup_teardown(test_boot_sealed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_runner, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_runner_tokens_events, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
