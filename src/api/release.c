@@ -393,9 +393,15 @@ static enum coffer_err succeed(struct step *st)
 
 /* ---- rolling ---- */
 
-static json_t *current_new(const char *id, int64_t since)
+/*
+ * restarts0 is the machine's restart count when it was picked: a crash and
+ * restart that all happen before the controller first sees the machine
+ * started still shows as a count that moved.
+ */
+static json_t *current_new(const char *id, int64_t since, uint64_t restarts0)
 {
-	return json_pack("{s:s,s:I,s:n,s:n}", "id", id, "since", (json_int_t)since, "started_at", "restarts");
+	return json_pack("{s:s,s:I,s:I,s:n,s:n,s:n}", "id", id, "since", (json_int_t)since, "restarts0",
+			 (json_int_t)restarts0, "started_at", "restarts", "seen");
 }
 
 /* Watches progress.current: its start, then its grace window. */
@@ -418,8 +424,13 @@ static enum coffer_err watch(struct step *st, json_t *cur)
 		return fail_machine(st, m, FAIL_EXIT);
 	if (!json_is_integer(seen_at)) {
 		if (started) {
+			json_t *r0 = json_object_get(cur, "restarts0");
+			if (json_is_integer(r0) && m->restarts != (uint64_t)json_integer_value(r0))
+				return fail_machine(st, m, FAIL_RESTART);
+			/* the window runs on the api's clock from here, never the host's */
 			if (json_object_set_new(cur, "started_at", json_integer((json_int_t)m->started_at)) ||
-			    json_object_set_new(cur, "restarts", json_integer((json_int_t)m->restarts)))
+			    json_object_set_new(cur, "restarts", json_integer((json_int_t)m->restarts)) ||
+			    json_object_set_new(cur, "seen", json_integer((json_int_t)st->now)))
 				return COFFER_ERR_NOMEM;
 			return save(st, "running", NULL);
 		}
@@ -431,7 +442,15 @@ static enum coffer_err watch(struct step *st, json_t *cur)
 	uint64_t restarts = (uint64_t)json_integer_value(json_object_get(cur, "restarts"));
 	if (!started || m->started_at != started_at || m->restarts != restarts)
 		return fail_machine(st, m, FAIL_RESTART);
-	if (st->now - started_at < st->grace_ms)
+	/*
+	 * started_at is the host's clock. A start for this release cannot come
+	 * before it was picked (since, the api's clock): one that seems to is a
+	 * host clock running behind, and the window then runs from when the api
+	 * first saw the machine started, so it is never cut short.
+	 */
+	json_t *seen = json_object_get(cur, "seen");
+	int64_t from = started_at < since && json_is_integer(seen) ? (int64_t)json_integer_value(seen) : started_at;
+	if (st->now - from < st->grace_ms)
 		return COFFER_OK;
 	rc = id_add(st, "moved", m->id);
 	if (!rc)
@@ -490,7 +509,7 @@ static enum coffer_err next(struct step *st)
 		if (rc)
 			return rc;
 		st->assignments = 1;
-		rc = same ? id_add(st, "moved", pick->id) : set_current(st, current_new(pick->id, st->now));
+		rc = same ? id_add(st, "moved", pick->id) : set_current(st, current_new(pick->id, st->now, pick->restarts));
 		return rc ? rc : save(st, "running", NULL);
 	}
 	if (n_live < st->count) {
@@ -505,7 +524,7 @@ static enum coffer_err next(struct step *st)
 		st->assignments = 1;
 		rc = id_add(st, "created", made.id);
 		if (!rc)
-			rc = set_current(st, current_new(made.id, st->now));
+			rc = set_current(st, current_new(made.id, st->now, made.restarts));
 		if (!rc)
 			log_info("machine_created", LF_S("app_id", st->app.id), LF_S("machine", made.id),
 				 LF_S("host_id", host), LF_I("release", st->rel.version));

@@ -445,6 +445,53 @@ static void test_restart_fails(void **state)
 }
 
 /* No start within the start timeout fails the release. */
+/* A crash and restart that both happen before the controller's first look still fail the release. */
+static void test_restart_before_first_look(void **state)
+{
+	struct store_machine ms[8];
+	struct store_release r = { 0 };
+	char want[256];
+	int64_t t = T0;
+	(void)state;
+	uint64_t sv1 = secrets("c1");
+	first_deploy(1, sv1, &t);
+	uint64_t v2 = make_release("web --new", 1, sv1);
+	assert_int_equal(live(ms), 1);
+
+	step_at(v2, t);
+	started(ms[0].id, v2, t + 10);
+	assert_int_equal(store_machine_report(F.s, ms[0].id, "stopped", v2, 0, 1, 0, 0), COFFER_OK);
+	assert_int_equal(store_machine_report(F.s, ms[0].id, "started", v2, 4001, -1, 0, t + 30), COFFER_OK);
+	step_at(v2, t + 40); /* the first look sees it started, as if nothing had happened */
+	get_release(v2, &r);
+	assert_string_equal(r.status, "failed");
+	snprintf(want, sizeof(want), "machine %s restarted within the grace window", ms[0].id);
+	assert_string_equal(r.reason, want);
+	store_release_clear(&r);
+}
+
+/* A host whose clock runs behind the api's cannot cut the grace window short. */
+static void test_host_clock_behind(void **state)
+{
+	struct store_machine ms[8];
+	int64_t t = T0;
+	(void)state;
+	uint64_t sv1 = secrets("c1");
+	first_deploy(1, sv1, &t);
+	uint64_t v2 = make_release("web --new", 1, sv1);
+	assert_int_equal(live(ms), 1);
+
+	step_at(v2, t + 1000);
+	started(ms[0].id, v2, t - 10 * GRACE); /* the host's clock: far behind */
+	step_at(v2, t + 1100);
+	step_at(v2, t + 1200);
+	assert_status(v2, "running");
+	step_at(v2, t + 1100 + GRACE - 1);
+	assert_status(v2, "running");
+	step_at(v2, t + 1100 + GRACE);
+	assert_status(v2, "succeeded");
+}
+
 static void test_start_timeout(void **state)
 {
 	struct store_machine ms[8];
@@ -754,6 +801,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_roll_one_at_a_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exit_fails_and_rolls_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_before_first_look, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_host_clock_behind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_start_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_first_deploy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_host, setup, teardown),
