@@ -927,6 +927,16 @@ static json_t *masked_tail(struct agent_runner *r, struct local *l, const json_t
 	delivery_list_init(&list);
 	buf_init(&sealed, DELIVERY_SEALED_MAX);
 	buf_init(&out, TAIL_RAW_MAX);
+	/*
+	 * Only the secrets this run was booted with can mask its output: when the
+	 * assignment has moved on (another secrets version, a rollback), an open
+	 * now would mask with other values and let changed ones through.
+	 */
+	const char *spec = m ? json_string_value(json_object_get(m, "spec")) : NULL;
+	if (!spec || strcmp(spec, l->spec) != 0) {
+		log_info("machine.tail_withheld", LF_S("machine", l->id), LF_S("error", "assignment changed"));
+		goto out;
+	}
 	rc = open_secrets(r, l->id, m, jti, &sealed, msg, sizeof(msg), &gone);
 	if (!rc)
 		rc = delivery_open(r->id->seal_sk, r->id->host_id, l->id, jti, sealed.ptr, sealed.len, &list);
