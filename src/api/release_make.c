@@ -214,43 +214,53 @@ static void in_progress_msg(char *msg, size_t msg_size, const char *app, uint64_
 enum coffer_err release_create(struct api *api, struct store *s, const struct release_request *rq,
 			       uint64_t *version, uint64_t *running, char *msg, size_t msg_size)
 {
-	struct store_app app;
+	struct store_app app = { 0 };
 	struct store_release cur = { 0 };
 	uint64_t v = 0, r = 0, secrets;
 	const char *config;
 	enum coffer_err rc = COFFER_ERR_CONFLICT;
 
 	for (int attempt = 0; attempt < CREATE_TRIES && rc == COFFER_ERR_CONFLICT; attempt++) {
+		int no_config = 0;
 		store_release_clear(&cur);
-		/* The app as it is now: its current release is what a failure goes back to. */
-		rc = store_app_get(s, rq->app->id, &app);
+		/*
+		 * One transaction holding the app's lock: the app as read here (its
+		 * current release is what a failure goes back to) is still the app
+		 * when the release is stored, even if a release finishes meanwhile.
+		 */
+		rc = store_tx_begin(s);
 		if (rc)
 			goto out;
+		rc = store_app_lock(s, rq->app->id);
+		if (!rc)
+			rc = store_app_get(s, rq->app->id, &app);
 		config = rq->config;
-		if (!config) {
-			if (!app.current_release) {
-				if (msg && msg_size &&
-				    fmt_into(msg, msg_size, "app '%s' has no release to take its config from", app.name))
-					msg[0] = '\0';
-				rc = COFFER_ERR_NOT_FOUND;
-				goto out;
-			}
-			rc = store_release_get(s, app.id, app.current_release, &cur);
-			if (rc)
-				goto out;
-			config = cur.config;
+		if (!rc && !config) {
+			if (!app.current_release)
+				no_config = 1;
+			else if (!(rc = store_release_get(s, app.id, app.current_release, &cur)))
+				config = cur.config;
 		}
-		secrets = rq->secrets_version ? rq->secrets_version : app.secrets_head;
-		rc = store_release_create(s, app.id, config, secrets, app.current_release, app.deployed_version,
-					  rq->actor, &v);
+		secrets = rq->secrets_version ? rq->secrets_version : (rc ? 0 : app.secrets_head);
+		if (!rc && !no_config)
+			rc = store_release_create(s, app.id, config, secrets, app.current_release, app.deployed_version,
+						  rq->actor, &v);
+		rc = store_tx_end(s, rc);
+		if (!rc && no_config) {
+			if (msg && msg_size &&
+			    fmt_into(msg, msg_size, "app '%s' has no release to take its config from", app.name))
+				msg[0] = '\0';
+			rc = COFFER_ERR_NOT_FOUND;
+			goto out;
+		}
 		if (rc != COFFER_ERR_CONFLICT)
 			break;
-		rc = release_running_of(s, app.id, &r);
+		rc = release_running_of(s, rq->app->id, &r);
 		if (rc)
 			goto out;
 		rc = COFFER_ERR_CONFLICT;
 		if (r) {
-			in_progress_msg(msg, msg_size, app.name, r);
+			in_progress_msg(msg, msg_size, rq->app->name, r);
 			*running = r;
 			goto out;
 		}
@@ -258,7 +268,7 @@ enum coffer_err release_create(struct api *api, struct store *s, const struct re
 	}
 	if (rc == COFFER_ERR_CONFLICT) {
 		/* still in the way after the tries: name the newest release we know */
-		in_progress_msg(msg, msg_size, app.name, r);
+		in_progress_msg(msg, msg_size, rq->app->name, r);
 		*running = r;
 		goto out;
 	}
