@@ -66,8 +66,8 @@ role_pid() { pgrep -P "$DEV_PID" -f "coffer $1 " | head -n 1; }
 	kill -INT "$DEV_PID"
 	wait "$DEV_PID"
 	DEV_PID=
-	! kill -0 "$new" 2>/dev/null
-	! kill -0 "$keeper" 2>/dev/null
+	run ! kill -0 "$new" 2>/dev/null
+	run ! kill -0 "$keeper" 2>/dev/null
 }
 
 @test "a second dev run on the same state reuses keys and token" {

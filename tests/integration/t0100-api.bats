@@ -214,11 +214,11 @@ api_restart_with_keeper() {
 	done
 	call POST /v1/apps/canary/secrets/deploy '{}'
 	[[ "$BODY" != *"$CANARY"* ]]
-	! grep -qF -- "$CANARY" "$T/api.log"
-	! grep -qF -- "$CANARY" "$T/keeper.log"
+	run ! grep -qF -- "$CANARY" "$T/api.log"
+	run ! grep -qF -- "$CANARY" "$T/keeper.log"
 	# the value is stored sealed: its bytes are nowhere in the store either
 	store_dump "$REQ/dump.sql"
-	! grep -qF -- "$CANARY" "$REQ/dump.sql"
+	run ! grep -qF -- "$CANARY" "$REQ/dump.sql"
 }
 
 @test "secrets deploy with no machines is a conflict that says so" {
@@ -255,7 +255,7 @@ api_restart_with_keeper() {
 	[[ "$BODY" != *"$tok"* ]]
 	[ "$(jq -r --arg id "$id" '.tokens[] | select(.id == $id) | .description' <<<"$BODY")" = ci ]
 	[ "$(jq -r --arg id "$id" '.tokens[] | select(.id == $id) | .app' <<<"$BODY")" = canary ]
-	! grep -qF -- "$tok" "$T/api.log"
+	run ! grep -qF -- "$tok" "$T/api.log"
 	call DELETE "/v1/tokens/$id"
 	[ "$CODE" = 200 ]
 	first=$(jq -r .revoked_at <<<"$BODY")
@@ -363,7 +363,7 @@ api_restart_with_keeper() {
 	expect_error 401 unauthenticated "malformed bearer token"
 	TOKEN="coffer_$(head -c 32 /dev/urandom | base64 -w0 | tr '+/' '-_' | tr -d '=')" call GET /v1/apps
 	expect_error 401 unauthenticated "unknown token"
-	! grep -qF -- "$ADMIN_TOKEN" "$T/api.log"
+	run ! grep -qF -- "$ADMIN_TOKEN" "$T/api.log"
 }
 
 @test "an expired token is 401" {

@@ -28,13 +28,13 @@ teardown() { platform_stop; }
 	[[ "$output" == *"CANARY_SECRET refused"* ]]
 	[[ "$output" != *"opened"* ]]
 	# and none of it holds the value in plaintext
-	! grep -rqaF -- "$CANARY" "$T/api" "$T/keeper/keeper.pub" "$T/keeper/api.credential" "$T/loot"
+	run ! grep -rqaF -- "$CANARY" "$T/api" "$T/keeper/keeper.pub" "$T/keeper/api.credential" "$T/loot"
 }
 
 @test "a copy of the store holds no value and opens nothing" {
 	store_dump "$T/dump.sql"
 	[ -s "$T/dump.sql" ]
-	! grep -qaF -- "$CANARY" "$T/dump.sql"
+	run ! grep -qaF -- "$CANARY" "$T/dump.sql"
 	run_logged "$VAULT_PROBE" --store "$STORE_URL" --app canary --loot "$T/dump.sql"
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"CANARY_SECRET refused"* ]]

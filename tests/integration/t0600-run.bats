@@ -84,8 +84,8 @@ pid_changed() {
 	[ "$(env_of "$pid" GREETING)" = hello ]
 	[ "$(env_of "$pid" DB_URL)" = postgres://first ]
 	[ "$(env_of "$pid" PATH)" = /usr/local/bin:/usr/bin:/bin ]
-	! env_of "$pid" COFFER_TOKEN
-	! env_of "$pid" COFFER_JOIN_TOKEN
+	run ! env_of "$pid" COFFER_TOKEN
+	run ! env_of "$pid" COFFER_JOIN_TOKEN
 	before=$(digests web)
 	# secrets set waits for the release, and the new machine has the new value
 	run_logged cli secrets set -a web DB_URL=postgres://second "CANARY_COPY=$CANARY"
@@ -96,7 +96,7 @@ pid_changed() {
 	wait_until 10 count_started web 1
 	read -r id2 pid2 < <(started_pids web)
 	[ "$pid2" != "$pid" ]
-	! kill -0 "$pid" 2>/dev/null
+	run ! kill -0 "$pid" 2>/dev/null
 	[ "$(env_of "$pid2" DB_URL)" = postgres://second ]
 	[ "$(env_of "$pid2" CANARY_COPY)" = "$CANARY" ]
 	[ "$(env_of "$pid2" COFFER_RELEASE_VERSION)" = "$v2" ]
@@ -118,7 +118,7 @@ pid_changed() {
 	[[ "$output" == *succeeded* ]]
 	# the agent's log names the machine, never a value (the canary scan checks that too)
 	grep -q "$id2" "$T/agent-h1.log"
-	! grep -q 'postgres://second' "$T/agent-h1.log" "$T/api.log" "$T/keeper.log"
+	run ! grep -q 'postgres://second' "$T/agent-h1.log" "$T/api.log" "$T/keeper.log"
 }
 
 @test "a secret wins over an --env of the same name; COFFER_ names in --env are refused" {
@@ -169,7 +169,7 @@ pid_changed() {
 	read -r id_after pid_after < <(started_pids canary)
 	[ "$id_after" = "$id" ]
 	[ "$(env_of "$pid_after" CANARY_SECRET)" = "$CANARY" ]
-	! env_of "$pid_after" CRASH
+	run ! env_of "$pid_after" CRASH
 	[ "$(env_of "$pid_after" COFFER_RELEASE_VERSION)" = "$v1" ]
 	# the secrets are as before: same names, same digests
 	[ "$(digests canary)" = "$before" ]
@@ -226,7 +226,7 @@ pid_changed() {
 			[ "$pid" = "$before_pid" ]
 		fi
 		[ "$(env_of "$pid" LEVEL)" = two ]
-		! env_of "$pid" CRASH
+		run ! env_of "$pid" CRASH
 		[ "$(env_of "$pid" COFFER_RELEASE_VERSION)" = "$v" ]
 	done <<<"$after"
 	[ "$(release_status web $((v + 1)))" = failed ]
@@ -412,7 +412,7 @@ pid_changed() {
 	[ -e "$SHARED/exited" ]
 	# it exits 3 about 5 s after its start; the agent starts it again
 	wait_until 40 pid_changed web "$id" "$pid"
-	! kill -0 "$pid" 2>/dev/null
+	run ! kill -0 "$pid" 2>/dev/null
 	read -r id2 pid2 < <(started_pids web)
 	[ "$id2" = "$id" ]
 	[ "$(env_of "$pid2" COFFER_RELEASE_VERSION)" = "$v" ]

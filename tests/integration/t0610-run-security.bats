@@ -332,7 +332,7 @@ claims() {
 		[ -n "$pid" ] && [ "$pid" != null ] || continue
 		if kill -0 "$pid" 2>/dev/null; then [ "$(env_of "$pid" SECOND)" != one-value ]; fi
 	done < <(api_get "/v1/apps/shop/machines?all=1" | jq -r '.machines[].pid')
-	! grep -rqaF one-value "$T"/agents/*/ --include='out.log*'
+	run ! grep -rqaF one-value "$T"/agents/*/ --include='out.log*'
 	# another app's ciphertext moved in: refused the same way
 	canary=$(app_id canary)
 	store_sql "UPDATE secret_values SET ciphertext = (SELECT ciphertext FROM secret_values

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Refuses a line that starts with `!` in a bats test: bats runs a test body
+# under `set -e`, which ignores a command negated with `!`, so such a line
+# fails its test only when it is the test's last line. Write `run ! cmd`, or
+# `run cmd` followed by a check of "$status".
+#   scripts/lint-bats.sh FILE...   exit 0 when no file has such a line
+set -uo pipefail
+bad=$(grep -nHE '^[[:space:]]*!([[:space:]]|$)' "$@")
+if [ -n "$bad" ]; then
+	printf '%s\n' "$bad"
+	echo "lint-bats: a line starting with '!' never fails a bats test unless it is the last; use 'run !' or 'run' and a status check" >&2
+	exit 1
+fi
+echo "lint-bats: $# files, no negated command line"
