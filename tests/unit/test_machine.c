@@ -273,6 +273,17 @@ static void probe_reset(void)
 	memset(&probe, 0, sizeof(probe));
 }
 
+/* The spec's secrets and their deliveries, and a fresh record of the test modes. */
+static void spec_deliver(struct machine_spec *spec, const struct machine_secret *secrets, size_t n_secrets,
+			 const struct machine_delivery *to, size_t n_to)
+{
+	spec->secrets = secrets;
+	spec->n_secrets = n_secrets;
+	spec->deliveries = to;
+	spec->n_deliveries = n_to;
+	probe_reset();
+}
+
 static enum coffer_err probe_prepare(const struct deliver_ctx *ctx, const struct deliver_item *items, size_t n,
 				     struct deliver_prep *out, struct machine_error *err)
 {
@@ -502,11 +513,7 @@ static void test_parent_keeps_no_copy(void **state)
 	const char *argv[] = { "/bin/sh", "-c", "echo started; sleep 30", NULL };
 	struct machine_spec spec;
 	spec_init(&spec, f, argv);
-	spec.secrets = secrets;
-	spec.n_secrets = 1;
-	spec.deliveries = to;
-	spec.n_deliveries = 2;
-	probe_reset();
+	spec_deliver(&spec, secrets, 1, to, 2);
 	struct machine *m = NULL;
 	assert_int_equal(machine_start(&spec, &m, NULL), COFFER_OK);
 	assert_int_equal(probe.prepared, 1);
@@ -628,11 +635,7 @@ static void test_deliver_routes(void **state)
 	const char *argv[] = { "sleep", "30", NULL };
 	struct machine_spec spec;
 	spec_init(&spec, f, argv);
-	spec.secrets = secrets;
-	spec.n_secrets = 3;
-	spec.deliveries = to;
-	spec.n_deliveries = 3;
-	probe_reset();
+	spec_deliver(&spec, secrets, 3, to, 3);
 	struct machine *m = NULL;
 	assert_int_equal(machine_start(&spec, &m, NULL), COFFER_OK);
 
@@ -695,11 +698,7 @@ static void test_deliver_cleanup_at_end(void **state)
 
 	const char *exits[] = { "/bin/sh", "-c", "exit 0", NULL };
 	spec_init(&spec, f, exits);
-	spec.secrets = secrets;
-	spec.n_secrets = 1;
-	spec.deliveries = to;
-	spec.n_deliveries = 1;
-	probe_reset();
+	spec_deliver(&spec, secrets, 1, to, 1);
 	assert_int_equal(machine_start(&spec, &m, NULL), COFFER_OK);
 	assert_int_equal(machine_wait(m, -1, &ex), COFFER_OK);
 	assert_int_equal(ex.code, 0);
@@ -735,11 +734,7 @@ static void test_deliver_failed_start(void **state)
 	/* exec fails after the probe wrote its file in the child: removed at cleanup */
 	const char *missing[] = { "no-such-command-coffer", NULL };
 	spec_init(&spec, f, missing);
-	spec.secrets = secrets;
-	spec.n_secrets = 1;
-	spec.deliveries = to;
-	spec.n_deliveries = 1;
-	probe_reset();
+	spec_deliver(&spec, secrets, 1, to, 1);
 	assert_int_equal(machine_start(&spec, &m, &err), COFFER_ERR_NOT_FOUND);
 	assert_null(m);
 	assert_string_equal(err.message, "cannot run \"no-such-command-coffer\": No such file or directory");
