@@ -160,7 +160,7 @@ static enum coffer_err secrets_check(const struct machine_spec *spec, struct mac
 		size_t i = 0;
 		while (d->secret && i < spec->n_secrets && strcmp(spec->secrets[i].name, d->secret) != 0)
 			i++;
-		if (i == spec->n_secrets) {
+		if (!d->secret || i == spec->n_secrets) {
 			machine_error_set(err, "a delivery of an unknown secret", d->secret ? d->secret : "", 0);
 			return COFFER_ERR_INVALID;
 		}

@@ -5,8 +5,9 @@
  * A delivery mode is one row of the table deliver_modes (deliver_modes.c),
  * written in its own deliver_<mode>.c. Today there is one, "env"
  * (deliver_env.c): the secrets as environment variables. A second mode
- * (files on a per-machine tmpfs, say) is a new file and a new row; neither
- * machine.c nor this file changes.
+ * (files on a per-machine tmpfs, say) is a new deliver_<mode>.c (listed in
+ * agent_deliver_sources), its extern below and its row in the table;
+ * machine.c and deliver.c do not change.
  *
  * Each secret of the spec names the modes that deliver it (struct
  * machine_delivery in machine.h; none named: "env"). machine_start:

@@ -763,7 +763,7 @@ static void test_deliver_failed_start(void **state)
 
 	/* refused before any mode prepares */
 	struct machine_delivery unknown[] = { { "V", "probe", NULL, 0 }, { "V", "nope", NULL, 0 } };
-	struct machine_delivery stray[] = { { "W", "probe", NULL, 0 } };
+	struct machine_delivery stray[] = { { "W", "probe", NULL, 0 } }, nameless[] = { { NULL, "probe", NULL, 0 } };
 	struct machine_delivery env_target[] = { { "V", "env", "/run/v", 0 } };
 	struct {
 		const struct machine_delivery *to;
@@ -772,6 +772,7 @@ static void test_deliver_failed_start(void **state)
 	} refused[] = {
 		{ unknown, 2, "unknown delivery mode \"nope\"" },
 		{ stray, 1, "a delivery of an unknown secret \"W\"" },
+		{ nameless, 1, "a delivery of an unknown secret \"\"" },
 		{ env_target, 1, "the environment takes no target or mode, secret \"V\"" },
 	};
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
