@@ -230,7 +230,8 @@ COFFER_MUST_CHECK enum coffer_err machine_mask_tail(const unsigned char *text, s
 
 /*
  * Milliseconds to wait before restart number `restarts` (0 for the first
- * restart): MACHINE_BACKOFF_FIRST_MS doubling up to MACHINE_BACKOFF_MAX_MS.
+ * restart): MACHINE_BACKOFF_FIRST_MS doubling up to MACHINE_BACKOFF_MAX_MS,
+ * divided by the test timescale (timescale.h).
  * The agent resets its count once a machine has stayed up past its grace
  * window.
  */

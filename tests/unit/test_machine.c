@@ -1390,6 +1390,11 @@ static void test_backoff(void **state)
 	assert_int_equal(machine_backoff_ms(6), 30000);
 	assert_int_equal(machine_backoff_ms(1000), 30000);
 	assert_int_equal(machine_backoff_ms(~0u), 30000);
+	/* tests shorten it (timescale.h) */
+	assert_int_equal(setenv("COFFER_TEST_TIMESCALE", "10", 1), 0);
+	assert_int_equal(machine_backoff_ms(0), 100);
+	assert_int_equal(machine_backoff_ms(6), 3000);
+	assert_int_equal(unsetenv("COFFER_TEST_TIMESCALE"), 0);
 }
 
 int main(void)
