@@ -23,6 +23,7 @@
 #include "encode.h"
 #include "fs.h"
 #include "log.h"
+#include "timescale.h"
 #include "banned.h"
 
 #define KEEPER_SELF_PATH "/v1/hosts/self"
@@ -96,9 +97,9 @@ static enum coffer_err take_join_token(struct opts *o, struct secret **token)
 }
 
 /* Sleeps up to ms; 1 if SIGINT or SIGTERM came. */
-static int wait_signal(const sigset_t *set, long ms)
+static int wait_signal(const sigset_t *set, uint64_t ms)
 {
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
 	siginfo_t si;
 	for (;;) {
 		int sig = sigtimedwait(set, &si, &ts);
@@ -138,7 +139,7 @@ static enum coffer_err call_retrying(const struct agent_identity *id, const sigs
 			return rc;
 		if (!warned++)
 			log_warn("agent_peer_unavailable", LF_S("url", url), LF_S("path", path));
-		if (wait_signal(set, AGENT_RETRY_MS)) {
+		if (wait_signal(set, timescale_ms(AGENT_RETRY_MS))) {
 			*stopped = 1;
 			return rc;
 		}
@@ -258,7 +259,7 @@ static int run(struct opts *o, const sigset_t *set)
 		goto out;
 	}
 	int failing = 0;
-	while (!wait_signal(set, AGENT_HEARTBEAT_MS)) {
+	while (!wait_signal(set, timescale_ms(AGENT_HEARTBEAT_MS))) {
 		rc = agent_signed_call(&id, o->api_url, "POST", API_HEARTBEAT_PATH, body, NULL, msg, sizeof(msg));
 		if (rc && !failing)
 			log_warn("agent_heartbeat_failed", LF_S("error", coffer_err_name(rc)), LF_S("message", msg));

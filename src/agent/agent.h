@@ -37,6 +37,10 @@
  *              those behind it wait (at most AGENT_EVENTS_MAX queued: the
  *              oldest starting/stopping go first); at stop, what is left
  *              is posted once
+ * The waits (AGENT_HEARTBEAT_MS, AGENT_RETRY_MS, AGENT_TICK_MS,
+ * AGENT_POLL_WAIT_S and the restart backoff) are read through timescale_ms,
+ * so a test shortens them with COFFER_TEST_TIMESCALE (timescale.h); the
+ * HTTP timeouts and token freshness are not waits and are not scaled.
  * Machines live in STATE/machines/<id>/{work,logs}; the work folder is
  * removed when a machine leaves the host, the logs are kept. Secret values
  * live only in the boot path (delivery_open -> machine_start) and in the

@@ -34,6 +34,7 @@
 #include "fs.h"
 #include "log.h"
 #include "machine.h"
+#include "timescale.h"
 #include "banned.h"
 
 #define ASSIGNMENTS_PATH "/v1/agent/assignments"
@@ -360,7 +361,7 @@ static int shared_sleep(struct shared *sh, int64_t ms)
 static void shared_wait_news(struct shared *sh, uint64_t seq)
 {
 	struct timespec ts;
-	deadline_in(&ts, AGENT_TICK_MS);
+	deadline_in(&ts, (int64_t)timescale_ms(AGENT_TICK_MS));
 	while (!sh->stop && sh->seq == seq) {
 		if (pthread_cond_timedwait(&sh->cond, &sh->mu, &ts) == ETIMEDOUT)
 			break;
@@ -368,6 +369,12 @@ static void shared_wait_news(struct shared *sh, uint64_t seq)
 }
 
 /* ---- the poll thread ---- */
+
+/* AGENT_POLL_WAIT_S scaled (timescale.h), in whole seconds, at least 1: the api's wait is in seconds. */
+static int poll_wait_s(void)
+{
+	return (int)((timescale_ms((uint64_t)AGENT_POLL_WAIT_S * MS_PER_S) + MS_PER_S - 1) / MS_PER_S);
+}
 
 struct poller {
 	struct shared *sh;
@@ -403,7 +410,7 @@ static void *poll_main(void *arg)
 		pthread_mutex_unlock(&sh->mu);
 		if (stop)
 			break;
-		rc = fmt_into(path, sizeof(path), "%s?after=%s&wait=%d", ASSIGNMENTS_PATH, gen, AGENT_POLL_WAIT_S);
+		rc = fmt_into(path, sizeof(path), "%s?after=%s&wait=%d", ASSIGNMENTS_PATH, gen, poll_wait_s());
 		if (!rc)
 			rc = agent_signed_call_ex(&p->id, p->api_url, "GET", path, NULL, AGENT_POLL_TIMEOUT_MS,
 						  AGENT_ASSIGNMENTS_MAX, &doc, msg, sizeof(msg));
@@ -418,7 +425,7 @@ static void *poll_main(void *arg)
 				log_warn("agent_poll_failed", LF_S("error", coffer_err_name(rc)), LF_S("message", msg));
 			failing = 1;
 			pthread_mutex_lock(&sh->mu);
-			stop = shared_sleep(sh, AGENT_RETRY_MS);
+			stop = shared_sleep(sh, (int64_t)timescale_ms(AGENT_RETRY_MS));
 			pthread_mutex_unlock(&sh->mu);
 			if (stop)
 				break;
@@ -642,7 +649,7 @@ static void *sender_main(void *arg)
 			continue;
 		}
 		/* the api cannot take it now: again later, and the events behind it wait */
-		deadline_in(&ts, AGENT_RETRY_MS);
+		deadline_in(&ts, (int64_t)timescale_ms(AGENT_RETRY_MS));
 		while (!o->closing) {
 			if (pthread_cond_timedwait(&o->cond, &o->mu, &ts) == ETIMEDOUT)
 				break;
@@ -883,7 +890,8 @@ static void boot(struct agent_runner *r, struct local *l, const json_t *m, const
 	if (rc == COFFER_ERR_UNAVAILABLE || gone) {
 		log_warn("machine.boot_deferred", LF_S("machine", l->id), LF_I("release", l->release),
 			 LF_S("error", coffer_err_name(rc)), LF_S("message", msg));
-		l->next_try = mono_ms() + (gone ? machine_backoff_ms(l->restarts) : AGENT_RETRY_MS);
+		l->next_try = mono_ms() +
+			      (gone ? machine_backoff_ms(l->restarts) : (int64_t)timescale_ms(AGENT_RETRY_MS));
 		goto out;
 	}
 	if (rc) {

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -20,8 +19,10 @@
 
 #include <sodium.h>
 
+#include "deliver.h"
 #include "fs.h"
 #include "log.h"
+#include "timescale.h"
 
 #include "banned.h"
 
@@ -36,7 +37,6 @@
 #define LOG_DIR_MODE 0700
 #define LOG_FILE_MODE 0600
 #define MASK "***"
-#define VERSION_TEXT_MAX 24
 
 struct machine {
 	pid_t pid;
@@ -44,6 +44,7 @@ struct machine {
 	int lost;                  /* somebody else reaped it: never signal pid again */
 	struct machine_exit exit;
 	int64_t started_ms;
+	struct deliver_run delivery;  /* what the delivery modes made for this start */
 
 	int out_fd;                /* read end of the child's stdout and stderr; -1 when closed */
 	int wake_fd;               /* eventfd: the log thread drains what is left and ends */
@@ -70,12 +71,14 @@ enum child_stage {
 	STAGE_SETGID,
 	STAGE_SETUID,
 	STAGE_CHDIR,
+	STAGE_DELIVER,
 	STAGE_EXEC,
 };
 
 struct child_report {
 	int stage;
 	int err;
+	size_t mode; /* STAGE_DELIVER: the row of the mode that failed */
 };
 
 /* Everything the child needs, prepared before fork: it calls only async-signal-safe functions. */
@@ -89,8 +92,7 @@ struct child_ctx {
 	uid_t uid;
 	gid_t gid;
 	unsigned fd_max;
-	void *env_block;           /* wiped if the child fails before execve */
-	size_t env_len;
+	struct deliver_run *run;   /* wiped if the child fails before execve */
 };
 
 static int64_t now_ms(void)
@@ -126,7 +128,7 @@ static enum coffer_err errno_to_err(int e)
 	}
 }
 
-static void set_error(struct machine_error *err, const char *what, const char *subject, int e)
+void machine_error_set(struct machine_error *err, const char *what, const char *subject, int e)
 {
 	if (!err)
 		return;
@@ -145,142 +147,6 @@ static void set_error(struct machine_error *err, const char *what, const char *s
 		err->message[0] = '\0';
 }
 
-/* ---- the environment ---- */
-
-struct env_item {
-	const char *name;
-	size_t nlen;
-	const unsigned char *val;
-	size_t vlen;
-};
-
-static int name_valid(const char *name, size_t len)
-{
-	if (len == 0 || len > MACHINE_NAME_MAX)
-		return 0;
-	if (!(name[0] == '_' || (name[0] >= 'A' && name[0] <= 'Z') || (name[0] >= 'a' && name[0] <= 'z')))
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		char c = name[i];
-		if (!(c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
-			return 0;
-	}
-	return 1;
-}
-
-static int reserved(const char *name, size_t len)
-{
-	static const char prefix[] = "COFFER_";
-	return len >= sizeof(prefix) - 1 && memcmp(name, prefix, sizeof(prefix) - 1) == 0;
-}
-
-/* Sets name to val: replaces the value of an item of that name, or appends. */
-static void env_put(struct env_item *items, size_t *n, const char *name, size_t nlen, const void *val,
-		    size_t vlen)
-{
-	for (size_t i = 0; i < *n; i++) {
-		if (items[i].nlen == nlen && memcmp(items[i].name, name, nlen) == 0) {
-			items[i].val = val;
-			items[i].vlen = vlen;
-			return;
-		}
-	}
-	items[*n] = (struct env_item){ name, nlen, val, vlen };
-	(*n)++;
-}
-
-/*
- * Builds the machine's environment (see machine.h for the layers) in one
- * secret: an envp array followed by its NAME=VALUE strings. *path points
- * at the PATH value inside it, or is NULL.
- */
-static enum coffer_err env_build(const struct machine_spec *spec, struct secret **out, const char **path,
-				  struct machine_error *err)
-{
-	enum coffer_err rc = COFFER_OK;
-	struct secret *block = NULL;
-	char version[VERSION_TEXT_MAX];
-	size_t cap = 6 + spec->n_env + spec->n_secrets;
-	struct env_item *items = calloc(cap, sizeof(*items));
-	size_t n = 0;
-	if (!items)
-		return COFFER_ERR_NOMEM;
-	rc = fmt_into(version, sizeof(version), "%" PRId64, spec->release_version);
-	if (rc)
-		goto out;
-
-	env_put(items, &n, "PATH", 4, MACHINE_BASE_PATH, strlen(MACHINE_BASE_PATH));
-	env_put(items, &n, "HOME", 4, spec->work_dir, strlen(spec->work_dir));
-	env_put(items, &n, "LANG", 4, MACHINE_BASE_LANG, strlen(MACHINE_BASE_LANG));
-	for (size_t i = 0; i < spec->n_env; i++) {
-		const struct machine_env *e = &spec->env[i];
-		if (!e->name || !e->value || !name_valid(e->name, strlen(e->name))) {
-			set_error(err, "invalid --env name", e->name ? e->name : "", 0);
-			rc = COFFER_ERR_INVALID;
-			goto out;
-		}
-		if (!reserved(e->name, strlen(e->name)))
-			env_put(items, &n, e->name, strlen(e->name), e->value, strlen(e->value));
-	}
-	for (size_t i = 0; i < spec->n_secrets; i++) {
-		const struct machine_secret *s = &spec->secrets[i];
-		if (!s->name || !s->value || !name_valid(s->name, strlen(s->name))) {
-			set_error(err, "invalid secret name", s->name ? s->name : "", 0);
-			rc = COFFER_ERR_INVALID;
-			goto out;
-		}
-		if (secret_has_nul(s->value)) {
-			set_error(err, "a NUL byte in the value of secret", s->name, 0);
-			rc = COFFER_ERR_INVALID;
-			goto out;
-		}
-		if (!reserved(s->name, strlen(s->name)))
-			env_put(items, &n, s->name, strlen(s->name), secret_cbytes(s->value),
-				secret_len(s->value));
-	}
-	env_put(items, &n, "COFFER_APP_NAME", 15, spec->app, strlen(spec->app));
-	env_put(items, &n, "COFFER_MACHINE_ID", 17, spec->machine_id, strlen(spec->machine_id));
-	env_put(items, &n, "COFFER_RELEASE_VERSION", 22, version, strlen(version));
-
-	size_t total = (n + 1) * sizeof(char *);
-	for (size_t i = 0; i < n; i++) {
-		if (items[i].vlen > MACHINE_ENV_MAX ||
-		    (total += items[i].nlen + 1 + items[i].vlen + 1) > MACHINE_ENV_MAX) {
-			set_error(err, "the environment is too large", NULL, 0);
-			rc = COFFER_ERR_TOO_LARGE;
-			goto out;
-		}
-	}
-	rc = secret_new(total, &block);
-	if (rc)
-		goto out;
-	/* secret_bytes is 16-byte aligned (secret.c), so the array goes first. */
-	char **envp = (char **)(void *)secret_bytes(block);
-	char *p = (char *)secret_bytes(block) + (n + 1) * sizeof(char *);
-	*path = NULL;
-	for (size_t i = 0; i < n; i++) {
-		envp[i] = p;
-		memcpy(p, items[i].name, items[i].nlen);
-		p += items[i].nlen;
-		*p++ = '=';
-		if (items[i].nlen == 4 && memcmp(items[i].name, "PATH", 4) == 0)
-			*path = p;
-		if (items[i].vlen)
-			memcpy(p, items[i].val, items[i].vlen);
-		p += items[i].vlen;
-		*p++ = '\0';
-	}
-	envp[n] = NULL;
-	*out = block;
-	block = NULL;
-out:
-	secret_free(block);
-	/* items points into the caller's secrets; wipe the pointers and lengths anyway. */
-	sodium_memzero(items, cap * sizeof(*items));
-	free(items);
-	return rc;
-}
-
 /* ---- the user ---- */
 
 static enum coffer_err resolve_user(const char *user, int *drop, uid_t *uid, gid_t *gid, struct machine_error *err)
@@ -295,19 +161,19 @@ static enum coffer_err resolve_user(const char *user, int *drop, uid_t *uid, gid
 	struct passwd pw, *found = NULL;
 	int r = getpwnam_r(name, &pw, scratch, sizeof(scratch), &found);
 	if (r || !found) {
-		set_error(err, "unknown user", name, r);
+		machine_error_set(err, "unknown user", name, r);
 		return r == ERANGE ? COFFER_ERR_TOO_LARGE : COFFER_ERR_NOT_FOUND;
 	}
 	if (!root) {
 		if (found->pw_uid != geteuid()) {
-			set_error(err, "the agent is not root and cannot run machines as", name, 0);
+			machine_error_set(err, "the agent is not root and cannot run machines as", name, 0);
 			return COFFER_ERR_FORBIDDEN;
 		}
 		*drop = 0;
 		return COFFER_OK;
 	}
 	if (found->pw_uid == 0) {
-		set_error(err, "machines never run as root, refused user", name, 0);
+		machine_error_set(err, "machines never run as root, refused user", name, 0);
 		return COFFER_ERR_FORBIDDEN;
 	}
 	*drop = 1;
@@ -322,19 +188,19 @@ static enum coffer_err make_work_dir(const char *dir, int drop, uid_t uid, gid_t
 {
 	char parent[PATH_MAX];
 	if (str_copy(parent, sizeof(parent), dir)) {
-		set_error(err, "work dir path too long", NULL, 0);
+		machine_error_set(err, "work dir path too long", NULL, 0);
 		return COFFER_ERR_TOO_LARGE;
 	}
 	char *slash = strrchr(parent, '/');
 	if (slash && slash != parent) {
 		*slash = '\0';
 		if (fs_mkdir_p(parent, WORK_PARENT_MODE)) {
-			set_error(err, "cannot create the parent of the work dir", parent, errno);
+			machine_error_set(err, "cannot create the parent of the work dir", parent, errno);
 			return COFFER_ERR_IO;
 		}
 	}
 	if (mkdir(dir, WORK_DIR_MODE) && errno != EEXIST) {
-		set_error(err, "cannot create the work dir", dir, errno);
+		machine_error_set(err, "cannot create the work dir", dir, errno);
 		return errno_to_err(errno);
 	}
 	if (!drop)
@@ -342,14 +208,14 @@ static enum coffer_err make_work_dir(const char *dir, int drop, uid_t uid, gid_t
 	/* O_NOFOLLOW: chown the folder itself, never what a link points to. */
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
-		set_error(err, "cannot open the work dir", dir, errno);
+		machine_error_set(err, "cannot open the work dir", dir, errno);
 		return errno_to_err(errno);
 	}
 	int r = fchown(fd, uid, gid);
 	int e = errno;
 	close(fd);
 	if (r) {
-		set_error(err, "cannot give the work dir to the machine's user", dir, e);
+		machine_error_set(err, "cannot give the work dir to the machine's user", dir, e);
 		return errno_to_err(e);
 	}
 	return COFFER_OK;
@@ -512,15 +378,20 @@ static void pump_end(struct machine *m, int64_t wait_ms)
 
 /* ---- the child ---- */
 
-__attribute__((noreturn)) static void child_fail(const struct child_ctx *c, int stage, int e)
+__attribute__((noreturn)) static void child_fail_mode(const struct child_ctx *c, int stage, int e, size_t mode)
 {
-	struct child_report rep = { stage, e };
+	struct child_report rep = { stage, e, mode };
 	ssize_t w;
 	do
 		w = write(c->report_w, &rep, sizeof(rep));
 	while (w < 0 && errno == EINTR);
-	sodium_memzero(c->env_block, c->env_len);
+	deliver_wipe_in_child(c->run);
 	_exit(127);
+}
+
+__attribute__((noreturn)) static void child_fail(const struct child_ctx *c, int stage, int e)
+{
+	child_fail_mode(c, stage, e, 0);
 }
 
 /* execvp with the machine's own PATH, without malloc. */
@@ -597,6 +468,12 @@ __attribute__((noreturn)) static void child_run(struct child_ctx *c)
 	if (chdir(c->work_dir))
 		child_fail(c, STAGE_CHDIR, errno);
 
+	/* Before the drop: a mode may need the agent's privileges (deliver.h, step 2). */
+	size_t mode = 0;
+	int e = deliver_apply_in_child(c->run, &mode);
+	if (e)
+		child_fail_mode(c, STAGE_DELIVER, e, mode);
+
 	if (c->drop) {
 		if (setgroups(0, NULL))
 			child_fail(c, STAGE_SETGROUPS, errno);
@@ -641,6 +518,8 @@ static const char *stage_text(int stage)
 		return "cannot set the machine's user";
 	case STAGE_CHDIR:
 		return "cannot enter the work dir";
+	case STAGE_DELIVER:
+		return "cannot deliver the secrets";
 	default:
 		return "cannot start";
 	}
@@ -651,23 +530,24 @@ static const char *stage_text(int stage)
 static enum coffer_err spec_check(const struct machine_spec *spec, struct machine_error *err)
 {
 	if (!spec->app || !*spec->app || !spec->machine_id || !*spec->machine_id) {
-		set_error(err, "app name and machine id are required", NULL, 0);
+		machine_error_set(err, "app name and machine id are required", NULL, 0);
 		return COFFER_ERR_INVALID;
 	}
 	if (!spec->argv || !spec->argv[0] || !*spec->argv[0]) {
-		set_error(err, "no command to run", NULL, 0);
+		machine_error_set(err, "no command to run", NULL, 0);
 		return COFFER_ERR_INVALID;
 	}
 	if (!spec->work_dir || spec->work_dir[0] != '/' || !spec->log_dir || spec->log_dir[0] != '/') {
-		set_error(err, "the work dir and the log dir must be absolute paths", NULL, 0);
+		machine_error_set(err, "the work dir and the log dir must be absolute paths", NULL, 0);
 		return COFFER_ERR_INVALID;
 	}
 	if ((spec->log_cap && spec->log_cap < MACHINE_LOG_CAP_MIN) || spec->log_files > MACHINE_LOG_FILES_MAX) {
-		set_error(err, "log cap or number of log files out of range", NULL, 0);
+		machine_error_set(err, "log cap or number of log files out of range", NULL, 0);
 		return COFFER_ERR_INVALID;
 	}
-	if ((spec->n_env && !spec->env) || (spec->n_secrets && !spec->secrets)) {
-		set_error(err, "env or secrets missing", NULL, 0);
+	if ((spec->n_env && !spec->env) || (spec->n_secrets && !spec->secrets) ||
+	    (spec->n_deliveries && !spec->deliveries)) {
+		machine_error_set(err, "env, secrets or deliveries missing", NULL, 0);
 		return COFFER_ERR_INVALID;
 	}
 	return COFFER_OK;
@@ -677,12 +557,12 @@ static enum coffer_err spec_check(const struct machine_spec *spec, struct machin
 static enum coffer_err logs_open(struct machine *m, const struct machine_spec *spec, struct machine_error *err)
 {
 	if (fs_mkdir_p(spec->log_dir, LOG_DIR_MODE)) {
-		set_error(err, "cannot create the log dir", spec->log_dir, errno);
+		machine_error_set(err, "cannot create the log dir", spec->log_dir, errno);
 		return COFFER_ERR_IO;
 	}
 	m->dir_fd = open(spec->log_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (m->dir_fd < 0) {
-		set_error(err, "cannot open the log dir", spec->log_dir, errno);
+		machine_error_set(err, "cannot open the log dir", spec->log_dir, errno);
 		return COFFER_ERR_IO;
 	}
 	m->log_cap = spec->log_cap ? spec->log_cap : MACHINE_LOG_CAP_DEFAULT;
@@ -690,7 +570,7 @@ static enum coffer_err logs_open(struct machine *m, const struct machine_spec *s
 	struct stat st;
 	int had = fstatat(m->dir_fd, MACHINE_LOG_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_size > 0;
 	if ((had ? log_rotate(m) : log_open(m)) < 0) {
-		set_error(err, "cannot open the log in", spec->log_dir, errno);
+		machine_error_set(err, "cannot open the log in", spec->log_dir, errno);
 		return COFFER_ERR_IO;
 	}
 	m->rotations = 0;
@@ -700,8 +580,6 @@ static enum coffer_err logs_open(struct machine *m, const struct machine_spec *s
 enum coffer_err machine_start(const struct machine_spec *spec, struct machine **out, struct machine_error *err)
 {
 	enum coffer_err rc;
-	struct secret *env = NULL;
-	const char *path = NULL;
 	int out_p[2] = { -1, -1 }, rep_p[2] = { -1, -1 }, devnull = -1;
 	int drop = 0;
 	uid_t uid = 0;
@@ -735,11 +613,11 @@ enum coffer_err machine_start(const struct machine_spec *spec, struct machine **
 	if (pipe2(out_p, O_CLOEXEC) || pipe2(rep_p, O_CLOEXEC) ||
 	    (devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0 ||
 	    (m->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
-		set_error(err, "cannot create pipes", NULL, errno);
+		machine_error_set(err, "cannot create pipes", NULL, errno);
 		rc = errno_to_err(errno);
 		goto out;
 	}
-	rc = env_build(spec, &env, &path, err);
+	rc = deliver_prepare(&m->delivery, spec, drop, uid, gid, err);
 	if (rc)
 		goto out;
 
@@ -749,8 +627,8 @@ enum coffer_err machine_start(const struct machine_spec *spec, struct machine **
 		fd_max = (unsigned)nofile.rlim_cur;
 	struct child_ctx c = {
 		.argv = (char *const *)spec->argv,
-		.envp = (char *const *)(void *)secret_bytes(env),
-		.path = path,
+		.envp = (char *const *)(void *)secret_bytes(m->delivery.env),
+		.path = m->delivery.path,
 		.work_dir = spec->work_dir,
 		.devnull = devnull,
 		.out_w = out_p[1],
@@ -759,8 +637,7 @@ enum coffer_err machine_start(const struct machine_spec *spec, struct machine **
 		.uid = uid,
 		.gid = gid,
 		.fd_max = fd_max,
-		.env_block = secret_bytes(env),
-		.env_len = secret_len(env),
+		.run = &m->delivery,
 	};
 
 	/* No signal handler of the agent may run in the child before it resets them. */
@@ -773,11 +650,10 @@ enum coffer_err machine_start(const struct machine_spec *spec, struct machine **
 		child_run(&c);
 	int fork_errno = errno;
 	/* The parent's copy of the environment goes now, whatever happens next. */
-	secret_free(env);
-	env = NULL;
+	deliver_forked(&m->delivery);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (pid < 0) {
-		set_error(err, "cannot fork", NULL, fork_errno);
+		machine_error_set(err, "cannot fork", NULL, fork_errno);
 		rc = errno_to_err(fork_errno);
 		goto out;
 	}
@@ -803,13 +679,16 @@ enum coffer_err machine_start(const struct machine_spec *spec, struct machine **
 			;
 		m->pid = -1;
 		if (got < sizeof(rep)) {
-			set_error(err, "the child failed before exec", NULL, 0);
+			machine_error_set(err, "the child failed before exec", NULL, 0);
 			rc = COFFER_ERR_INTERNAL;
 		} else if (rep.stage == STAGE_EXEC) {
-			set_error(err, "cannot run", spec->argv[0], rep.err);
+			machine_error_set(err, "cannot run", spec->argv[0], rep.err);
+			rc = errno_to_err(rep.err);
+		} else if (rep.stage == STAGE_DELIVER && rep.mode < m->delivery.n_prepared) {
+			machine_error_set(err, stage_text(rep.stage), deliver_modes[rep.mode]->name, rep.err);
 			rc = errno_to_err(rep.err);
 		} else {
-			set_error(err, stage_text(rep.stage), rep.stage == STAGE_CHDIR ? spec->work_dir : NULL,
+			machine_error_set(err, stage_text(rep.stage), rep.stage == STAGE_CHDIR ? spec->work_dir : NULL,
 				  rep.err);
 			rc = errno_to_err(rep.err);
 		}
@@ -823,7 +702,7 @@ enum coffer_err machine_start(const struct machine_spec *spec, struct machine **
 	int failed = fcntl(m->out_fd, F_SETFL, O_NONBLOCK) || pthread_create(&m->thread, NULL, pump, m);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (failed) {
-		set_error(err, "cannot start the log thread", NULL, 0);
+		machine_error_set(err, "cannot start the log thread", NULL, 0);
 		rc = COFFER_ERR_NOMEM;
 		goto out; /* machine_free kills and reaps the child */
 	}
@@ -831,7 +710,6 @@ enum coffer_err machine_start(const struct machine_spec *spec, struct machine **
 	*out = m;
 	m = NULL;
 out:
-	secret_free(env);
 	if (devnull >= 0)
 		close(devnull);
 	for (int i = 0; i < 2; i++) {
@@ -868,6 +746,7 @@ static void finish(struct machine *m)
 		m->exit.code = r == m->pid && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 	}
 	pump_end(m, MACHINE_DRAIN_MS);
+	deliver_cleanup(&m->delivery);
 }
 
 /* 1 when the main process has ended (not reaped yet), 0 while it runs, -1 if it is not our child any more. */
@@ -949,6 +828,7 @@ void machine_free(struct machine *m)
 			finish(m);
 	}
 	pump_end(m, 0);
+	deliver_cleanup(&m->delivery);
 	if (m->wake_fd >= 0)
 		close(m->wake_fd);
 	if (m->log_fd >= 0)
@@ -1132,5 +1012,5 @@ int64_t machine_backoff_ms(unsigned restarts)
 	int64_t ms = MACHINE_BACKOFF_FIRST_MS;
 	for (unsigned i = 0; i < restarts && ms < MACHINE_BACKOFF_MAX_MS; i++)
 		ms *= 2;
-	return ms < MACHINE_BACKOFF_MAX_MS ? ms : MACHINE_BACKOFF_MAX_MS;
+	return (int64_t)timescale_ms((uint64_t)(ms < MACHINE_BACKOFF_MAX_MS ? ms : MACHINE_BACKOFF_MAX_MS));
 }

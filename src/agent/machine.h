@@ -5,7 +5,8 @@
  *
  * Ownership: a struct machine owns its child (until reaped), the pipe that
  * carries the child's stdout and stderr, the thread that copies that pipe
- * into the log files, and the open log file. It keeps nothing of the spec:
+ * into the log files, the open log file, and what the delivery modes made
+ * for this start until it stops (deliver.h). It keeps nothing of the spec:
  * machine_start reads the spec and the secret values it points to, and the
  * caller still owns (and wipes) them. machine_free kills what is left.
  *
@@ -28,7 +29,9 @@
  *       1. the clean base: PATH=/usr/local/bin:/usr/bin:/bin, HOME=<work dir>,
  *          LANG=C.UTF-8 (nothing of the agent's own environment);
  *       2. the app's --env pairs (the last of one name wins);
- *       3. the app's secrets: a secret wins over an --env of the same name;
+ *       3. the app's secrets that go to the environment (every secret that
+ *          no delivery names, and those an "env" delivery names): a secret wins
+ *          over an --env of the same name;
  *       4. COFFER_APP_NAME, COFFER_MACHINE_ID, COFFER_RELEASE_VERSION.
  *     Names that start with COFFER_ are reserved: any in layers 2 and 3 is
  *     dropped, so the COFFER_ names a machine sees are always coffer's own;
@@ -45,10 +48,18 @@
  * exec-ed, or with an error and err->message when it could not (a missing
  * command is COFFER_ERR_NOT_FOUND, never an exit status of 127).
  *
+ * Delivery: each secret goes to the machine through the delivery modes its
+ * deliveries name (struct machine_delivery; none: the environment). The modes
+ * are a table, and machine_start goes through it: src/agent/deliver.h says
+ * when each step of a mode runs (prepare before fork, apply in the child
+ * before the privilege drop, cleanup once the machine has stopped or its
+ * start failed).
+ *
  * Secrets in memory: the environment is built in one sodium_malloc block
- * that the parent wipes and frees right after fork, before it learns
- * whether exec worked. The child's copy-on-write copy ends with execve, or
- * is wiped by the child when a step before execve fails.
+ * (and a mode's data for the child in its own) that the parent wipes and
+ * frees right after fork, before it learns whether exec worked. The
+ * child's copy-on-write copy ends with execve, or is wiped by the child
+ * when a step before execve fails.
  *
  * Output: a thread per machine reads the pipe and appends to out.log in
  * spec->log_dir (folder 0700, files 0600, owned by the agent; keep the log
@@ -104,10 +115,24 @@ struct machine_env {
 	const char *value;
 };
 
-/* One secret of the app; the value may hold any byte but NUL. */
+/* One secret of the app; the value may hold any byte but NUL (the environment's rule). */
 struct machine_secret {
 	const char *name;
 	const struct secret *value;
+};
+
+#define MACHINE_DELIVERY_DEFAULT "env" /* where a secret that no delivery names goes */
+
+/*
+ * One way one secret reaches the machine: a row of src/agent/deliver_modes.c,
+ * by name. A secret that some delivery names goes only where its deliveries
+ * say (to be in the environment as well, it needs an "env" one).
+ */
+struct machine_delivery {
+	const char *secret; /* the name of one of spec->secrets */
+	const char *mode;   /* NULL: MACHINE_DELIVERY_DEFAULT */
+	const char *target; /* where, for a mode that needs it (a file's path); NULL for "env" */
+	unsigned perm;      /* permission bits, for a mode that makes files (0: its default); 0 for "env" */
 };
 
 struct machine_spec {
@@ -119,6 +144,8 @@ struct machine_spec {
 	size_t n_env;
 	const struct machine_secret *secrets;
 	size_t n_secrets;
+	const struct machine_delivery *deliveries; /* none: every secret to MACHINE_DELIVERY_DEFAULT */
+	size_t n_deliveries;
 	const char *work_dir;              /* absolute */
 	const char *log_dir;               /* absolute */
 	size_t log_cap;                    /* 0: MACHINE_LOG_CAP_DEFAULT */
@@ -131,6 +158,13 @@ struct machine_error {
 	char message[MACHINE_ERROR_MAX];
 };
 
+/*
+ * Writes "<what> \"<subject>\": <strerror(e)>" into err (each part only when
+ * given: subject NULL, e 0). NULL err is allowed. For machine.c and the
+ * delivery modes.
+ */
+void machine_error_set(struct machine_error *err, const char *what, const char *subject, int e);
+
 struct machine_exit {
 	int running;        /* 1: still running, and nothing below is set */
 	int code;           /* the exit status, when signal is 0 */
@@ -142,7 +176,8 @@ struct machine;
 
 /*
  * Starts a machine; *out only on success. COFFER_ERR_INVALID for a bad spec
- * (names, a NUL in a value, relative folders), COFFER_ERR_TOO_LARGE past
+ * (names, a NUL in a value, relative folders, an unknown delivery mode, what
+ * a mode refuses), COFFER_ERR_TOO_LARGE past
  * MACHINE_ENV_MAX; when the child could not be set up or exec-ed: the errno
  * mapped (ENOENT NOT_FOUND, EACCES or EPERM FORBIDDEN, E2BIG TOO_LARGE,
  * ENOMEM NOMEM, others IO). err (may be NULL) gets a message on failure.
@@ -195,7 +230,8 @@ COFFER_MUST_CHECK enum coffer_err machine_mask_tail(const unsigned char *text, s
 
 /*
  * Milliseconds to wait before restart number `restarts` (0 for the first
- * restart): MACHINE_BACKOFF_FIRST_MS doubling up to MACHINE_BACKOFF_MAX_MS.
+ * restart): MACHINE_BACKOFF_FIRST_MS doubling up to MACHINE_BACKOFF_MAX_MS,
+ * divided by the test timescale (timescale.h).
  * The agent resets its count once a machine has stayed up past its grace
  * window.
  */

@@ -1,8 +1,10 @@
 /*
  * Unit tests of src/agent/machine.c with real child processes: the exact
- * environment, the process layout (session, group, cwd, fds, signals, user),
- * exit reports, failures to start, stop with SIGTERM then SIGKILL, log
- * capture and rotation, the masked tail, and the restart backoff.
+ * environment, the delivery modes (through a table of this file's own: env
+ * and two test modes), the process layout (session, group, cwd, fds,
+ * signals, user), exit reports, failures to start, stop with SIGTERM then
+ * SIGKILL, log capture and rotation, the masked tail, and the restart
+ * backoff.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -25,6 +27,7 @@
 #include <sodium.h>
 
 #include "buf.h"
+#include "deliver.h"
 #include "machine.h"
 #include "secret.h"
 
@@ -239,6 +242,138 @@ static char *proc_environ(pid_t pid, char **entries, size_t max, size_t *n)
 	return raw;
 }
 
+/* ---- a test delivery mode, through the table ---- */
+
+#define PROBE_FILE "probe.out"
+#define PROBE_ITEMS_MAX 8
+
+/*
+ * "probe" writes NAME=value lines of its items into PROBE_FILE in the work
+ * dir from the child (before the drop), puts PROBE_ITEMS=<count> in the
+ * environment, and removes the file at cleanup. "refuse" refuses every
+ * start. What they saw is kept here (the child's copy is its own).
+ */
+static struct {
+	int prepared, cleaned;
+	size_t n;
+	char names[PROBE_ITEMS_MAX][32];
+	const char *targets[PROBE_ITEMS_MAX];
+	unsigned perms[PROBE_ITEMS_MAX];
+	int drop;
+	int fail_child; /* an errno for apply_in_child to return */
+} probe;
+
+struct probe_state {
+	char count[16];
+	char path[PATH_SIZE];
+};
+
+static void probe_reset(void)
+{
+	memset(&probe, 0, sizeof(probe));
+}
+
+/* The spec's secrets and their deliveries, and a fresh record of the test modes. */
+static void spec_deliver(struct machine_spec *spec, const struct machine_secret *secrets, size_t n_secrets,
+			 const struct machine_delivery *to, size_t n_to)
+{
+	spec->secrets = secrets;
+	spec->n_secrets = n_secrets;
+	spec->deliveries = to;
+	spec->n_deliveries = n_to;
+	probe_reset();
+}
+
+static enum coffer_err probe_prepare(const struct deliver_ctx *ctx, const struct deliver_item *items, size_t n,
+				     struct deliver_prep *out, struct machine_error *err)
+{
+	(void)err;
+	struct probe_state *st = calloc(1, sizeof(*st));
+	struct buf text;
+	struct secret *child = NULL;
+	assert_non_null(st);
+	assert_true(n <= PROBE_ITEMS_MAX);
+	buf_init_wiping(&text, BUF_MAX_DEFAULT);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(probe.names[i], sizeof(probe.names[i]), "%s", items[i].name);
+		probe.targets[i] = items[i].target;
+		probe.perms[i] = items[i].perm;
+		assert_int_equal(buf_addf(&text, "%s=", items[i].name), COFFER_OK);
+		assert_int_equal(buf_add(&text, secret_cbytes(items[i].value), secret_len(items[i].value)), COFFER_OK);
+		assert_int_equal(buf_adds(&text, "\n"), COFFER_OK);
+	}
+	assert_int_equal(secret_from(text.ptr, text.len, &child), COFFER_OK);
+	buf_release(&text);
+	snprintf(st->count, sizeof(st->count), "%zu", n);
+	file_in(st->path, ctx->spec->work_dir, PROBE_FILE);
+	assert_int_equal(deliver_env_put(ctx->env, "PROBE_ITEMS", st->count, strlen(st->count)), COFFER_OK);
+	assert_int_equal(deliver_env_put(ctx->env, "COFFER_APP_NAME", "probe", 5), COFFER_OK); /* dropped */
+	probe.n = n;
+	probe.drop = ctx->drop;
+	probe.prepared++;
+	*out = (struct deliver_prep){ .state = st, .child = child };
+	return COFFER_OK;
+}
+
+/* Async-signal-safe: open, write, close. */
+static int probe_apply(const struct deliver_prep *prep)
+{
+	if (probe.fail_child)
+		return probe.fail_child;
+	int fd = open(PROBE_FILE, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return errno;
+	const unsigned char *p = secret_cbytes(prep->child);
+	size_t left = secret_len(prep->child);
+	while (left) {
+		ssize_t w = write(fd, p, left);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			int e = w < 0 ? errno : EIO;
+			close(fd);
+			return e;
+		}
+		p += w;
+		left -= (size_t)w;
+	}
+	return close(fd) ? errno : 0;
+}
+
+static void probe_cleanup(void *state)
+{
+	struct probe_state *st = state;
+	unlink(st->path);
+	free(st);
+	probe.cleaned++;
+}
+
+static enum coffer_err refuse_prepare(const struct deliver_ctx *ctx, const struct deliver_item *items, size_t n,
+				      struct deliver_prep *out, struct machine_error *err)
+{
+	(void)ctx;
+	(void)items;
+	(void)n;
+	(void)out;
+	machine_error_set(err, "refused by the test mode", NULL, 0);
+	return COFFER_ERR_INVALID;
+}
+
+static const struct deliver_mode probe_mode = {
+	.name = "probe",
+	.prepare = probe_prepare,
+	.apply_in_child = probe_apply,
+	.cleanup = probe_cleanup,
+};
+
+static const struct deliver_mode refuse_mode = {
+	.name = "refuse",
+	.prepare = refuse_prepare,
+};
+
+/* This program's table (deliver_modes.c is not linked): the real env mode and the two above. */
+const struct deliver_mode *const deliver_modes[] = { &deliver_env, &probe_mode, &refuse_mode, NULL };
+
 /* ---- the environment ---- */
 
 static void test_env_exact(void **state)
@@ -372,14 +507,16 @@ static void test_parent_keeps_no_copy(void **state)
 	/* The scan itself works: it finds the value while the secret still holds it. */
 	assert_true(memory_holds(xneedle, HEX, xneedle, page));
 
+	/* Through the environment and a mode's child block both. */
 	struct machine_secret secrets[] = { { "CANARY", value } };
+	struct machine_delivery to[] = { { "CANARY", "env", NULL, 0 }, { "CANARY", "probe", NULL, 0 } };
 	const char *argv[] = { "/bin/sh", "-c", "echo started; sleep 30", NULL };
 	struct machine_spec spec;
 	spec_init(&spec, f, argv);
-	spec.secrets = secrets;
-	spec.n_secrets = 1;
+	spec_deliver(&spec, secrets, 1, to, 2);
 	struct machine *m = NULL;
 	assert_int_equal(machine_start(&spec, &m, NULL), COFFER_OK);
+	assert_int_equal(probe.prepared, 1);
 	secret_free(value);
 	assert_false(memory_holds(xneedle, HEX, xneedle, page));
 	stop_machine(m);
@@ -461,6 +598,194 @@ static void test_invalid_spec(void **state)
 	spec.log_files = MACHINE_LOG_FILES_MAX + 1;
 	assert_int_equal(machine_start(&spec, &m, &err), COFFER_ERR_INVALID);
 	assert_null(m);
+}
+
+/* ---- delivery modes ---- */
+
+/* "NAME=" entries of the machine's environment, joined by spaces, for NAME in names. */
+static void env_of(pid_t pid, const char *const *names, char *out, size_t size)
+{
+	char *got[64];
+	size_t n;
+	char *raw = proc_environ(pid, got, 64, &n);
+	out[0] = '\0';
+	for (size_t k = 0; names[k]; k++) {
+		size_t len = strlen(names[k]);
+		for (size_t i = 0; i < n; i++) {
+			if (strncmp(got[i], names[k], len) == 0 && got[i][len] == '=') {
+				size_t at = strlen(out);
+				snprintf(out + at, size - at, "%s%s", at ? " " : "", got[i]);
+			}
+		}
+	}
+	free(raw);
+}
+
+/* Secrets go where their deliveries say, through the table; cleanup runs once, when the machine stops. */
+static void test_deliver_routes(void **state)
+{
+	struct fixture *f = *state;
+	struct secret *a = sec("alpha"), *b = sec("bravo"), *c = sec("charlie");
+	struct machine_secret secrets[] = { { "A", a }, { "B", b }, { "C", c } };
+	struct machine_delivery to[] = {
+		{ "C", NULL, NULL, 0 }, /* the default mode: env */
+		{ "B", "probe", "certs/b.pem", 0400 },
+		{ "C", "probe", NULL, 0 },
+	};
+	const char *argv[] = { "sleep", "30", NULL };
+	struct machine_spec spec;
+	spec_init(&spec, f, argv);
+	spec_deliver(&spec, secrets, 3, to, 3);
+	struct machine *m = NULL;
+	assert_int_equal(machine_start(&spec, &m, NULL), COFFER_OK);
+
+	/* A (named by no delivery) and C in the environment; B, delivered only to the probe, not. */
+	const char *names[] = { "A", "B", "C", "PROBE_ITEMS", "COFFER_APP_NAME", NULL };
+	char env[512];
+	env_of(machine_pid(m), names, env, sizeof(env));
+	assert_string_equal(env, "A=alpha C=charlie PROBE_ITEMS=2 COFFER_APP_NAME=app1");
+
+	/* The probe got B and C with their targets, and wrote them from the child before the drop. */
+	assert_int_equal(probe.prepared, 1);
+	assert_int_equal(probe.n, 2);
+	assert_string_equal(probe.names[0], "B");
+	assert_string_equal(probe.targets[0], "certs/b.pem");
+	assert_int_equal(probe.perms[0], 0400);
+	assert_string_equal(probe.names[1], "C");
+	assert_null(probe.targets[1]);
+	assert_int_equal(probe.drop, geteuid() == 0);
+	char *got = wait_file(f->work, PROBE_FILE);
+	assert_string_equal(got, "B=bravo\nC=charlie\n");
+	free(got);
+	char path[PATH_SIZE];
+	file_in(path, f->work, PROBE_FILE);
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_uid, geteuid());
+
+	/* Cleanup: not while it runs; once it has stopped; not again at machine_free. */
+	assert_int_equal(probe.cleaned, 0);
+	struct machine_exit ex;
+	assert_int_equal(machine_stop(m, 2000, &ex), COFFER_OK);
+	assert_int_equal(probe.cleaned, 1);
+	assert_int_equal(stat(path, &st), -1);
+	machine_free(m);
+	assert_int_equal(probe.cleaned, 1);
+
+	/* No delivery to the probe: it is not asked to prepare, nor to clean up. */
+	spec.n_deliveries = 1;
+	probe_reset();
+	assert_int_equal(machine_start(&spec, &m, NULL), COFFER_OK);
+	stop_machine(m);
+	assert_int_equal(probe.prepared, 0);
+	assert_int_equal(probe.cleaned, 0);
+
+	secret_free(a);
+	secret_free(b);
+	secret_free(c);
+}
+
+/* A machine that ends by itself, or is freed running, is cleaned up too. */
+static void test_deliver_cleanup_at_end(void **state)
+{
+	struct fixture *f = *state;
+	struct secret *v = sec("victor");
+	struct machine_secret secrets[] = { { "V", v } };
+	struct machine_delivery to[] = { { "V", "probe", NULL, 0 } };
+	struct machine_spec spec;
+	struct machine *m = NULL;
+	struct machine_exit ex;
+
+	const char *exits[] = { "/bin/sh", "-c", "exit 0", NULL };
+	spec_init(&spec, f, exits);
+	spec_deliver(&spec, secrets, 1, to, 1);
+	assert_int_equal(machine_start(&spec, &m, NULL), COFFER_OK);
+	assert_int_equal(machine_wait(m, -1, &ex), COFFER_OK);
+	assert_int_equal(ex.code, 0);
+	assert_int_equal(probe.cleaned, 1);
+	machine_free(m);
+	assert_int_equal(probe.cleaned, 1);
+
+	const char *sleeper[] = { "sleep", "30", NULL };
+	spec.argv = sleeper;
+	probe_reset();
+	assert_int_equal(machine_start(&spec, &m, NULL), COFFER_OK);
+	pid_t pid = machine_pid(m);
+	machine_free(m);
+	assert_int_equal(probe.cleaned, 1);
+	assert_true(proc_gone(pid));
+	secret_free(v);
+}
+
+/* Every way a start fails after the modes prepared cleans them up; a refused spec prepares nothing. */
+static void test_deliver_failed_start(void **state)
+{
+	struct fixture *f = *state;
+	struct secret *v = sec("victor");
+	struct machine_secret secrets[] = { { "V", v } };
+	struct machine_delivery to[] = { { "V", "probe", NULL, 0 }, { "V", "refuse", NULL, 0 } };
+	struct machine_spec spec;
+	struct machine *m = NULL;
+	struct machine_error err;
+	char path[PATH_SIZE];
+	struct stat st;
+	file_in(path, f->work, PROBE_FILE);
+
+	/* exec fails after the probe wrote its file in the child: removed at cleanup */
+	const char *missing[] = { "no-such-command-coffer", NULL };
+	spec_init(&spec, f, missing);
+	spec_deliver(&spec, secrets, 1, to, 1);
+	assert_int_equal(machine_start(&spec, &m, &err), COFFER_ERR_NOT_FOUND);
+	assert_null(m);
+	assert_string_equal(err.message, "cannot run \"no-such-command-coffer\": No such file or directory");
+	assert_int_equal(probe.prepared, 1);
+	assert_int_equal(probe.cleaned, 1);
+	assert_int_equal(stat(path, &st), -1);
+
+	/* the mode fails in the child */
+	const char *sleeper[] = { "sleep", "30", NULL };
+	spec.argv = sleeper;
+	probe_reset();
+	probe.fail_child = EDQUOT;
+	assert_int_equal(machine_start(&spec, &m, &err), COFFER_ERR_IO);
+	assert_null(m);
+	assert_string_equal(err.message, "cannot deliver the secrets \"probe\": Disk quota exceeded");
+	assert_int_equal(probe.cleaned, 1);
+
+	/* a later mode refuses: the earlier one is cleaned up */
+	spec.n_deliveries = 2;
+	probe_reset();
+	assert_int_equal(machine_start(&spec, &m, &err), COFFER_ERR_INVALID);
+	assert_null(m);
+	assert_string_equal(err.message, "refused by the test mode");
+	assert_int_equal(probe.prepared, 1);
+	assert_int_equal(probe.cleaned, 1);
+
+	/* refused before any mode prepares */
+	struct machine_delivery unknown[] = { { "V", "probe", NULL, 0 }, { "V", "nope", NULL, 0 } };
+	struct machine_delivery stray[] = { { "W", "probe", NULL, 0 } }, nameless[] = { { NULL, "probe", NULL, 0 } };
+	struct machine_delivery env_target[] = { { "V", "env", "/run/v", 0 } };
+	struct {
+		const struct machine_delivery *to;
+		size_t n;
+		const char *message;
+	} refused[] = {
+		{ unknown, 2, "unknown delivery mode \"nope\"" },
+		{ stray, 1, "a delivery of an unknown secret \"W\"" },
+		{ nameless, 1, "a delivery of an unknown secret \"\"" },
+		{ env_target, 1, "the environment takes no target or mode, secret \"V\"" },
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		spec.deliveries = refused[i].to;
+		spec.n_deliveries = refused[i].n;
+		probe_reset();
+		assert_int_equal(machine_start(&spec, &m, &err), COFFER_ERR_INVALID);
+		assert_null(m);
+		assert_string_equal(err.message, refused[i].message);
+		assert_int_equal(probe.prepared, 0);
+		assert_int_equal(probe.cleaned, 0);
+	}
+	secret_free(v);
 }
 
 /* ---- the process ---- */
@@ -1065,6 +1390,11 @@ static void test_backoff(void **state)
 	assert_int_equal(machine_backoff_ms(6), 30000);
 	assert_int_equal(machine_backoff_ms(1000), 30000);
 	assert_int_equal(machine_backoff_ms(~0u), 30000);
+	/* tests shorten it (timescale.h) */
+	assert_int_equal(setenv("COFFER_TEST_TIMESCALE", "10", 1), 0);
+	assert_int_equal(machine_backoff_ms(0), 100);
+	assert_int_equal(machine_backoff_ms(6), 3000);
+	assert_int_equal(unsetenv("COFFER_TEST_TIMESCALE"), 0);
 }
 
 int main(void)
@@ -1076,6 +1406,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_env_many_secrets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parent_keeps_no_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_spec, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deliver_routes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deliver_cleanup_at_end, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deliver_failed_start, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_process_layout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_runs_unprivileged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exit_status, setup, teardown),
