@@ -39,16 +39,12 @@ enum coffer_err store_org_create(struct store *s, const char *name, struct store
 
 enum coffer_err store_org_get_by_name(struct store *s, const char *name, struct store_org *out)
 {
-	if (!name)
-		return COFFER_ERR_INVALID;
-	return store_get(s, &org_entity, STORE_Q_ORG_BY_NAME, PARAMS(VT(name)), out);
+	return store_get_by(s, &org_entity, STORE_Q_ORG_BY_NAME, name, out);
 }
 
 enum coffer_err store_org_get(struct store *s, const char *id, struct store_org *out)
 {
-	if (!id)
-		return COFFER_ERR_INVALID;
-	return store_get(s, &org_entity, STORE_Q_ORG_BY_ID, PARAMS(VT(id)), out);
+	return store_get_by(s, &org_entity, STORE_Q_ORG_BY_ID, id, out);
 }
 
 /* ---- tokens ---- */
@@ -93,9 +89,7 @@ enum coffer_err store_token_get_by_hash(struct store *s, const unsigned char has
 
 enum coffer_err store_token_list(struct store *s, const char *org_id, struct store_token_list *out)
 {
-	if (!org_id)
-		return COFFER_ERR_INVALID;
-	return store_list(s, &token_entity, STORE_Q_TOKEN_LIST, PARAMS(VT(org_id)), (void **)&out->items, &out->n);
+	return store_list_by(s, &token_entity, STORE_Q_TOKEN_LIST, org_id, (void **)&out->items, &out->n);
 }
 
 void store_token_list_release(struct store_token_list *l)
@@ -147,23 +141,17 @@ enum coffer_err store_app_create(struct store *s, const char *org_id, const char
 
 enum coffer_err store_app_get_by_name(struct store *s, const char *name, struct store_app *out)
 {
-	if (!name)
-		return COFFER_ERR_INVALID;
-	return store_get(s, &app_entity, STORE_Q_APP_BY_NAME, PARAMS(VT(name)), out);
+	return store_get_by(s, &app_entity, STORE_Q_APP_BY_NAME, name, out);
 }
 
 enum coffer_err store_app_get(struct store *s, const char *id, struct store_app *out)
 {
-	if (!id)
-		return COFFER_ERR_INVALID;
-	return store_get(s, &app_entity, STORE_Q_APP_BY_ID, PARAMS(VT(id)), out);
+	return store_get_by(s, &app_entity, STORE_Q_APP_BY_ID, id, out);
 }
 
 enum coffer_err store_app_list(struct store *s, const char *org_id, struct store_app_list *out)
 {
-	if (!org_id)
-		return COFFER_ERR_INVALID;
-	return store_list(s, &app_entity, STORE_Q_APP_LIST, PARAMS(VT(org_id)), (void **)&out->items, &out->n);
+	return store_list_by(s, &app_entity, STORE_Q_APP_LIST, org_id, (void **)&out->items, &out->n);
 }
 
 void store_app_list_release(struct store_app_list *l)

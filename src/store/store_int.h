@@ -106,6 +106,11 @@ COFFER_MUST_CHECK enum coffer_err store_get(struct store *s, const struct store_
 /* Every row of q as a new array of items, written only on success. */
 COFFER_MUST_CHECK enum coffer_err store_list(struct store *s, const struct store_entity *ent, enum store_q q,
 					     const struct store_val *p, size_t n, void **items, size_t *count);
+/* store_get and store_list by one text key (an id, a name): a NULL key is COFFER_ERR_INVALID. */
+COFFER_MUST_CHECK enum coffer_err store_get_by(struct store *s, const struct store_entity *ent, enum store_q q,
+					       const char *key, void *out);
+COFFER_MUST_CHECK enum coffer_err store_list_by(struct store *s, const struct store_entity *ent, enum store_q q,
+						const char *key, void **items, size_t *count);
 /* Frees an array of items (and what each owns); zeroes *items and *count. */
 void store_items_free(const struct store_entity *ent, void **items, size_t *count);
 /* Runs q with the COL_INS columns of item as its parameters, in column order. */

@@ -48,16 +48,12 @@ enum coffer_err store_host_put(struct store *s, const struct store_host *h)
 
 enum coffer_err store_host_get(struct store *s, const char *id, struct store_host *out)
 {
-	if (!id)
-		return COFFER_ERR_INVALID;
-	return store_get(s, &host_entity, STORE_Q_HOST_BY_ID, PARAMS(VT(id)), out);
+	return store_get_by(s, &host_entity, STORE_Q_HOST_BY_ID, id, out);
 }
 
 enum coffer_err store_host_get_by_name(struct store *s, const char *name, struct store_host *out)
 {
-	if (!name)
-		return COFFER_ERR_INVALID;
-	return store_get(s, &host_entity, STORE_Q_HOST_BY_NAME, PARAMS(VT(name)), out);
+	return store_get_by(s, &host_entity, STORE_Q_HOST_BY_NAME, name, out);
 }
 
 enum coffer_err store_host_list(struct store *s, struct store_host_list *out)
@@ -139,25 +135,17 @@ enum coffer_err store_machine_create(struct store *s, const char *app_id, const 
 
 enum coffer_err store_machine_get(struct store *s, const char *id, struct store_machine *out)
 {
-	if (!id)
-		return COFFER_ERR_INVALID;
-	return store_get(s, &machine_entity, STORE_Q_MACHINE_BY_ID, PARAMS(VT(id)), out);
+	return store_get_by(s, &machine_entity, STORE_Q_MACHINE_BY_ID, id, out);
 }
 
 enum coffer_err store_machine_list_by_app(struct store *s, const char *app_id, struct store_machine_list *out)
 {
-	if (!app_id)
-		return COFFER_ERR_INVALID;
-	return store_list(s, &machine_entity, STORE_Q_MACHINE_BY_APP, PARAMS(VT(app_id)), (void **)&out->items,
-			  &out->n);
+	return store_list_by(s, &machine_entity, STORE_Q_MACHINE_BY_APP, app_id, (void **)&out->items, &out->n);
 }
 
 enum coffer_err store_machine_list_by_host(struct store *s, const char *host_id, struct store_machine_list *out)
 {
-	if (!host_id)
-		return COFFER_ERR_INVALID;
-	return store_list(s, &machine_entity, STORE_Q_MACHINE_BY_HOST, PARAMS(VT(host_id)), (void **)&out->items,
-			  &out->n);
+	return store_list_by(s, &machine_entity, STORE_Q_MACHINE_BY_HOST, host_id, (void **)&out->items, &out->n);
 }
 
 void store_machine_list_release(struct store_machine_list *l)
@@ -263,10 +251,7 @@ static const struct store_entity load_entity = ENTITY("host load", struct store_
 
 enum coffer_err store_machine_load(struct store *s, const char *app_id, struct store_host_load_list *out)
 {
-	if (!app_id)
-		return COFFER_ERR_INVALID;
-	return store_list(s, &load_entity, STORE_Q_MACHINE_LOAD, PARAMS(VT(app_id)), (void **)&out->items,
-			  &out->n);
+	return store_list_by(s, &load_entity, STORE_Q_MACHINE_LOAD, app_id, (void **)&out->items, &out->n);
 }
 
 void store_host_load_list_release(struct store_host_load_list *l)
@@ -379,10 +364,7 @@ enum coffer_err store_release_get(struct store *s, const char *app_id, uint64_t 
 
 enum coffer_err store_release_list(struct store *s, const char *app_id, struct store_release_list *out)
 {
-	if (!app_id)
-		return COFFER_ERR_INVALID;
-	return store_list(s, &release_entity, STORE_Q_RELEASE_LIST, PARAMS(VT(app_id)), (void **)&out->items,
-			  &out->n);
+	return store_list_by(s, &release_entity, STORE_Q_RELEASE_LIST, app_id, (void **)&out->items, &out->n);
 }
 
 enum coffer_err store_release_running(struct store *s, struct store_release_list *out)

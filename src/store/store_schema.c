@@ -162,6 +162,22 @@ out:
 	return rc;
 }
 
+enum coffer_err store_get_by(struct store *s, const struct store_entity *ent, enum store_q q, const char *key,
+			     void *out)
+{
+	if (!key)
+		return COFFER_ERR_INVALID;
+	return store_get(s, ent, q, PARAMS(VT(key)), out);
+}
+
+enum coffer_err store_list_by(struct store *s, const struct store_entity *ent, enum store_q q, const char *key,
+			      void **items, size_t *count)
+{
+	if (!key)
+		return COFFER_ERR_INVALID;
+	return store_list(s, ent, q, PARAMS(VT(key)), items, count);
+}
+
 void store_items_free(const struct store_entity *ent, void **items, size_t *count)
 {
 	unsigned char *l = *items;

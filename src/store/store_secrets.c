@@ -222,11 +222,10 @@ enum coffer_err store_secrets_get(struct store *s, const char *app_id, uint64_t 
 			(void **)&l.items, &l.n);
 out:
 	rc = store_finish(s, rc);
-	if (rc == COFFER_OK) {
+	if (rc == COFFER_OK)
 		*out = l;
-		l = (struct store_secret_list){ 0 };
-	}
-	store_secret_list_release(&l);
+	else
+		store_secret_list_release(&l);
 	return rc;
 }
 
@@ -252,11 +251,10 @@ enum coffer_err store_secrets_history(struct store *s, const char *app_id, struc
 		rc = store_list(s, &version_entity, STORE_Q_VERSION_LIST, PARAMS(VT(app_id)), (void **)&l.items,
 				&l.n);
 	rc = store_finish(s, rc);
-	if (rc == COFFER_OK) {
+	if (rc == COFFER_OK)
 		*out = l;
-		l = (struct store_secret_version_list){ 0 };
-	}
-	store_secret_version_list_release(&l);
+	else
+		store_secret_version_list_release(&l);
 	return rc;
 }
 
