@@ -544,6 +544,23 @@ COFFER_MUST_CHECK enum coffer_err store_release_update(struct store *s, const ch
 COFFER_MUST_CHECK enum coffer_err store_app_set_current_release(struct store *s, const char *app_id,
 								uint64_t release, uint64_t deployed_version);
 
+/* ---- leases (schema version 5) ---- */
+
+/*
+ * A lease names a job that one process at a time may do (e.g. stepping
+ * releases, with several api replicas). store_lease_acquire takes the lease
+ * `name` (1..STORE_NAME_MAX bytes) for `holder` (1..STORE_NAME_MAX bytes)
+ * until now + ttl_ms (> 0) when it is free, expired, or held by `holder`
+ * already (a renewal), in one conditional upsert, so two takers never both
+ * win; *held is 1 when holder has it now, 0 when another holder's lease has
+ * not expired (not an error). Expiry is by the wall clocks of the takers.
+ * store_lease_release gives it up; COFFER_ERR_NOT_FOUND when holder does not
+ * hold it (never taken, released, or taken by another after it expired).
+ */
+COFFER_MUST_CHECK enum coffer_err store_lease_acquire(struct store *s, const char *name, const char *holder,
+						      int64_t ttl_ms, int *held);
+COFFER_MUST_CHECK enum coffer_err store_lease_release(struct store *s, const char *name, const char *holder);
+
 /* ---- audit log: an append-only hash chain ---- */
 
 /*

@@ -1,9 +1,8 @@
 /*
- * The SQLite backend: a driver for store.c (see store_backend.h). Its SQL
- * mirrors store_pg.c statement for statement; only the dialect differs
- * (INTEGER/BLOB, ?N parameters, and no row locks: a writer takes the
- * database's write lock with BEGIN IMMEDIATE, waiting up to
- * SQLITE_BUSY_MS for it).
+ * The SQLite backend: a driver for the store (see store_backend.h). It runs
+ * the shared statements (store_sql.def) as they are written, and has no
+ * row locks: a writer takes the database's write lock with BEGIN
+ * IMMEDIATE, waiting up to SQLITE_BUSY_MS for it.
  *
  * Writers of one process queue on a process-wide lock per database file
  * (struct wlock, found by device and inode) before they ask SQLite for its
@@ -39,264 +38,6 @@
 #define SQLITE_MS_PER_S 1000
 #define SQLITE_NS_PER_MS 1000000L
 #define SQLITE_NS_PER_S 1000000000L
-
-/*
- * Schema version 1. Times are unix milliseconds; ids are text. Each secrets
- * version is a snapshot: secret_entries maps (app, version, name) to an
- * immutable secret_values row, so a change copies mappings, never
- * ciphertexts. secret_entries is WITHOUT ROWID: its primary key is its
- * order, which keeps a version copy sequential.
- */
-static const char migration_1[] =
-	"CREATE TABLE orgs ("
-	" id TEXT PRIMARY KEY,"
-	" name TEXT NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 255),"
-	" created_at INTEGER NOT NULL);"
-	"CREATE TABLE apps ("
-	" id TEXT PRIMARY KEY,"
-	" org_id TEXT NOT NULL REFERENCES orgs (id),"
-	" name TEXT NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 255),"
-	" created_at INTEGER NOT NULL,"
-	" secrets_head INTEGER NOT NULL DEFAULT 0,"
-	" deployed_version INTEGER NOT NULL DEFAULT 0,"
-	" current_release INTEGER NOT NULL DEFAULT 0,"
-	" grace_ms INTEGER NOT NULL DEFAULT 30000 CHECK (grace_ms >= 0));"
-	"CREATE INDEX apps_org ON apps (org_id, name);"
-	"CREATE TABLE tokens ("
-	" id TEXT PRIMARY KEY,"
-	" org_id TEXT NOT NULL REFERENCES orgs (id),"
-	" hash BLOB NOT NULL UNIQUE CHECK (length(hash) = 32),"
-	" role TEXT NOT NULL CHECK (role IN ('admin', 'deploy', 'read')),"
-	" app_id TEXT REFERENCES apps (id) ON DELETE CASCADE,"
-	" expires_at INTEGER,"
-	" revoked_at INTEGER,"
-	" created_at INTEGER NOT NULL,"
-	" description TEXT NOT NULL DEFAULT '');"
-	"CREATE INDEX tokens_org ON tokens (org_id, created_at);"
-	"CREATE INDEX tokens_app ON tokens (app_id);"
-	"CREATE TABLE app_keys ("
-	" app_id TEXT NOT NULL REFERENCES apps (id) ON DELETE CASCADE,"
-	" version INTEGER NOT NULL CHECK (version >= 1),"
-	" public_key BLOB NOT NULL,"
-	" wrapped_private BLOB NOT NULL,"
-	" created_at INTEGER NOT NULL,"
-	" PRIMARY KEY (app_id, version));"
-	"CREATE TABLE secret_versions ("
-	" app_id TEXT NOT NULL REFERENCES apps (id) ON DELETE CASCADE,"
-	" version INTEGER NOT NULL CHECK (version >= 1),"
-	" created_at INTEGER NOT NULL,"
-	" actor TEXT NOT NULL,"
-	" status TEXT NOT NULL,"
-	" PRIMARY KEY (app_id, version));"
-	"CREATE TABLE secret_values ("
-	" id TEXT PRIMARY KEY,"
-	" app_id TEXT NOT NULL REFERENCES apps (id) ON DELETE CASCADE,"
-	" name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 255),"
-	" ciphertext BLOB NOT NULL,"
-	" digest TEXT NOT NULL,"
-	" key_version INTEGER NOT NULL,"
-	" created_at INTEGER NOT NULL);"
-	"CREATE INDEX secret_values_app ON secret_values (app_id);"
-	"CREATE TABLE secret_entries ("
-	" app_id TEXT NOT NULL,"
-	" version INTEGER NOT NULL,"
-	" name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 255),"
-	/*
-	 * Not a foreign key: the index it needs would make every version copy
-	 * write one random page per name. Entries are written only by
-	 * store_secrets_put, and go away with their version (and values with
-	 * their app).
-	 */
-	" value_id TEXT NOT NULL,"
-	" first_set_at INTEGER NOT NULL,"
-	" PRIMARY KEY (app_id, version, name),"
-	" FOREIGN KEY (app_id, version) REFERENCES secret_versions (app_id, version) ON DELETE CASCADE)"
-	" WITHOUT ROWID;"
-	"CREATE TABLE releases ("
-	" app_id TEXT NOT NULL REFERENCES apps (id) ON DELETE CASCADE,"
-	" version INTEGER NOT NULL CHECK (version >= 1),"
-	" config TEXT NOT NULL DEFAULT '{}',"
-	" secrets_version INTEGER NOT NULL DEFAULT 0,"
-	" status TEXT NOT NULL,"
-	" reason TEXT NOT NULL DEFAULT '',"
-	" actor TEXT NOT NULL DEFAULT '',"
-	" created_at INTEGER NOT NULL,"
-	" updated_at INTEGER NOT NULL,"
-	" PRIMARY KEY (app_id, version));"
-	"CREATE TABLE hosts ("
-	" id TEXT PRIMARY KEY,"
-	" name TEXT NOT NULL UNIQUE,"
-	" sign_pk BLOB NOT NULL,"
-	" seal_pk BLOB NOT NULL,"
-	" mac BLOB NOT NULL,"
-	" state TEXT NOT NULL,"
-	" enrolled_at INTEGER NOT NULL,"
-	" last_heartbeat INTEGER);"
-	"CREATE TABLE machines ("
-	" id TEXT PRIMARY KEY,"
-	" app_id TEXT NOT NULL REFERENCES apps (id) ON DELETE CASCADE,"
-	" host_id TEXT,"
-	" desired_release INTEGER NOT NULL DEFAULT 0,"
-	" running_release INTEGER NOT NULL DEFAULT 0,"
-	" state TEXT NOT NULL,"
-	" exit_status INTEGER,"
-	" exit_signal INTEGER,"
-	" pid INTEGER,"
-	" created_at INTEGER NOT NULL,"
-	" updated_at INTEGER NOT NULL);"
-	"CREATE INDEX machines_app ON machines (app_id);"
-	"CREATE INDEX machines_host ON machines (host_id);"
-	"CREATE TABLE audit_events ("
-	" seq INTEGER PRIMARY KEY CHECK (seq >= 1),"
-	" ts INTEGER NOT NULL,"
-	" org_id TEXT NOT NULL,"
-	" actor TEXT NOT NULL,"
-	" action TEXT NOT NULL,"
-	" app TEXT NOT NULL,"
-	" detail TEXT NOT NULL,"
-	" outcome TEXT NOT NULL,"
-	" request_id TEXT NOT NULL,"
-	" prev_hash BLOB NOT NULL,"
-	" hash BLOB NOT NULL);"
-	"CREATE INDEX audit_org ON audit_events (org_id, seq);"
-	"CREATE INDEX audit_app ON audit_events (app, seq);";
-
-/*
- * Schema version 2: hosts. The keeper creates a host row and authenticates
- * it (its MAC column, under a master subkey); cert is the keeper's
- * certificate over the host's identity, which the api verifies with the
- * keeper's public key (hostauth.h). join_tokens_used makes each join token
- * single-use: its id is inserted when the token is spent.
- */
-static const char migration_2[] =
-	"ALTER TABLE hosts ADD COLUMN cert BLOB;"
-	"CREATE TABLE join_tokens_used ("
-	" id TEXT PRIMARY KEY,"
-	" used_at INTEGER NOT NULL);";
-
-/*
- * Schema version 3: the run path. A machine records when it last started
- * and how often its release was started again; a release records what to
- * go back to (previous_version, previous_secrets) and its controller's
- * progress (JSON text), so that an api killed at any point resumes from
- * the store. releases_status finds the pending and running releases.
- */
-static const char migration_3[] =
-	"ALTER TABLE machines ADD COLUMN started_at INTEGER;"
-	"ALTER TABLE machines ADD COLUMN restarts INTEGER NOT NULL DEFAULT 0;"
-	"ALTER TABLE releases ADD COLUMN previous_version INTEGER NOT NULL DEFAULT 0;"
-	"ALTER TABLE releases ADD COLUMN previous_secrets INTEGER NOT NULL DEFAULT 0;"
-	"ALTER TABLE releases ADD COLUMN progress TEXT NOT NULL DEFAULT '{}';"
-	"CREATE INDEX releases_status ON releases (status, app_id);";
-
-/* Schema version 4: a machine keeps the masked output tail of its last exit or failure report. */
-static const char migration_4[] = "ALTER TABLE machines ADD COLUMN tail TEXT;";
-
-static const char *const migrations[] = { migration_1, migration_2, migration_3, migration_4 };
-
-static const char *const sql[STORE_Q__COUNT] = {
-	[STORE_Q_MIGRATE_LOCK] = "SELECT 1", /* BEGIN IMMEDIATE holds the write lock already */
-	[STORE_Q_MIGRATION_MAX] = "SELECT coalesce(max(version), 0) FROM schema_migrations",
-	[STORE_Q_MIGRATION_INSERT] = "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
-	[STORE_Q_ORG_INSERT] = "INSERT INTO orgs (id, name, created_at) VALUES (?1, ?2, ?3)",
-	[STORE_Q_ORG_BY_NAME] = "SELECT id, name, created_at FROM orgs WHERE name = ?1",
-	[STORE_Q_ORG_BY_ID] = "SELECT id, name, created_at FROM orgs WHERE id = ?1",
-	[STORE_Q_TOKEN_INSERT] = "INSERT INTO tokens (id, org_id, hash, role, app_id, expires_at, created_at, "
-				 "description) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-	[STORE_Q_TOKEN_BY_HASH] = "SELECT " STORE_TOKEN_COLS " FROM tokens WHERE hash = ?1",
-	[STORE_Q_TOKEN_LIST] = "SELECT " STORE_TOKEN_COLS " FROM tokens WHERE org_id = ?1 ORDER BY created_at, id",
-	[STORE_Q_TOKEN_REVOKE] = "UPDATE tokens SET revoked_at = coalesce(revoked_at, ?3) "
-				 "WHERE id = ?1 AND org_id = ?2 RETURNING id",
-	[STORE_Q_APP_INSERT] = "INSERT INTO apps (id, org_id, name, created_at, grace_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-	[STORE_Q_APP_BY_NAME] = "SELECT " STORE_APP_COLS " FROM apps WHERE name = ?1",
-	[STORE_Q_APP_BY_ID] = "SELECT " STORE_APP_COLS " FROM apps WHERE id = ?1",
-	[STORE_Q_APP_LIST] = "SELECT " STORE_APP_COLS " FROM apps WHERE org_id = ?1 ORDER BY name",
-	[STORE_Q_APP_DELETE] = "DELETE FROM apps WHERE id = ?1 RETURNING id",
-	[STORE_Q_APP_LOCK] = "SELECT secrets_head FROM apps WHERE id = ?1",
-	[STORE_Q_APP_SET_HEAD] = "UPDATE apps SET secrets_head = ?2 WHERE id = ?1",
-	[STORE_Q_KEY_INSERT] = "INSERT INTO app_keys (app_id, version, public_key, wrapped_private, created_at) "
-			       "VALUES (?1, ?2, ?3, ?4, ?5)",
-	[STORE_Q_KEY_GET] = "SELECT " STORE_KEY_COLS " FROM app_keys WHERE app_id = ?1 AND version = ?2",
-	[STORE_Q_KEY_LATEST] = "SELECT " STORE_KEY_COLS " FROM app_keys WHERE app_id = ?1 "
-			       "ORDER BY version DESC LIMIT 1",
-	[STORE_Q_VERSION_MAX] = "SELECT coalesce(max(version), 0) FROM secret_versions WHERE app_id = ?1",
-	[STORE_Q_VERSION_INSERT] = "INSERT INTO secret_versions (app_id, version, created_at, actor, status) "
-				   "VALUES (?1, ?2, ?3, ?4, ?5)",
-	[STORE_Q_VERSION_GET] = "SELECT " STORE_VERSION_COLS " FROM secret_versions "
-				"WHERE app_id = ?1 AND version = ?2",
-	[STORE_Q_VERSION_LIST] = "SELECT " STORE_VERSION_COLS " FROM secret_versions WHERE app_id = ?1 "
-				 "ORDER BY version",
-	[STORE_Q_VERSION_SET_STATUS] = "UPDATE secret_versions SET status = ?3 WHERE app_id = ?1 AND version = ?2 "
-				       "RETURNING version",
-	[STORE_Q_VALUE_INSERT] = "INSERT INTO secret_values (id, app_id, name, ciphertext, digest, key_version, "
-				 "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-	[STORE_Q_ENTRY_COPY] = "INSERT INTO secret_entries (app_id, version, name, value_id, first_set_at) "
-			       "SELECT app_id, ?3, name, value_id, first_set_at FROM secret_entries "
-			       "WHERE app_id = ?1 AND version = ?2",
-	[STORE_Q_ENTRY_UPSERT] = "INSERT INTO secret_entries (app_id, version, name, value_id, first_set_at) "
-				 "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (app_id, version, name) "
-				 "DO UPDATE SET value_id = excluded.value_id",
-	[STORE_Q_ENTRY_DELETE] = "DELETE FROM secret_entries WHERE app_id = ?1 AND version = ?2 AND name = ?3",
-	[STORE_Q_ENTRY_LIST] = "SELECT e.name, v.ciphertext, v.digest, v.key_version, e.first_set_at, v.created_at "
-			       "FROM secret_entries e JOIN secret_values v ON v.id = e.value_id "
-			       "WHERE e.app_id = ?1 AND e.version = ?2 ORDER BY e.name",
-	[STORE_Q_ENTRY_STATS] = "SELECT count(*), coalesce(sum(length(v.ciphertext)), 0) "
-				"FROM secret_entries e JOIN secret_values v ON v.id = e.value_id "
-				"WHERE e.app_id = ?1 AND e.version = ?2",
-	[STORE_Q_AUDIT_LOCK] = "SELECT 1", /* BEGIN IMMEDIATE holds the write lock already */
-	[STORE_Q_AUDIT_LAST] = "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1",
-	[STORE_Q_AUDIT_INSERT] = "INSERT INTO audit_events (" STORE_AUDIT_COLS ") "
-				 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-	[STORE_Q_AUDIT_LIST] = "SELECT " STORE_AUDIT_COLS " FROM audit_events "
-			       "WHERE seq > ?1 AND (?2 = '' OR org_id = ?2) AND (?3 = '' OR app = ?3) "
-			       "ORDER BY seq LIMIT ?4",
-	[STORE_Q_HOST_INSERT] = "INSERT INTO hosts (id, name, sign_pk, seal_pk, mac, state, enrolled_at, cert) "
-				"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-	[STORE_Q_HOST_BY_ID] = "SELECT " STORE_HOST_COLS " FROM hosts WHERE id = ?1",
-	[STORE_Q_HOST_BY_NAME] = "SELECT " STORE_HOST_COLS " FROM hosts WHERE name = ?1",
-	[STORE_Q_HOST_LIST] = "SELECT " STORE_HOST_COLS " FROM hosts ORDER BY name",
-	[STORE_Q_HOST_HEARTBEAT] = "UPDATE hosts SET last_heartbeat = ?2 WHERE id = ?1 RETURNING id",
-	[STORE_Q_JOIN_TOKEN_INSERT] = "INSERT INTO join_tokens_used (id, used_at) VALUES (?1, ?2)",
-	[STORE_Q_MACHINE_INSERT] = "INSERT INTO machines (id, app_id, host_id, desired_release, state, created_at, "
-				   "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-	[STORE_Q_MACHINE_BY_ID] = "SELECT " STORE_MACHINE_COLS " FROM machines WHERE id = ?1",
-	[STORE_Q_MACHINE_BY_APP] = "SELECT " STORE_MACHINE_COLS " FROM machines WHERE app_id = ?1 "
-				   "ORDER BY created_at, id",
-	[STORE_Q_MACHINE_BY_HOST] = "SELECT " STORE_MACHINE_COLS " FROM machines "
-				    "WHERE host_id = ?1 AND state <> 'destroyed' ORDER BY created_at, id",
-	[STORE_Q_MACHINE_SET_DESIRED] = "UPDATE machines SET desired_release = ?2, updated_at = ?3 "
-					"WHERE id = ?1 AND state <> 'destroyed' RETURNING id",
-	/* The right-hand sides read the row as it was: a restart is a new start of the same release. */
-	[STORE_Q_MACHINE_REPORT] = "UPDATE machines SET restarts = restarts + CASE WHEN ?2 = 'started' "
-				   "AND started_at IS NOT NULL AND ?7 IS NOT NULL AND started_at <> ?7 "
-				   "AND running_release = ?3 THEN 1 ELSE 0 END, "
-				   "state = ?2, running_release = ?3, pid = ?4, exit_status = ?5, "
-				   "exit_signal = ?6, started_at = CASE WHEN ?7 IS NOT NULL THEN ?7 "
-				   "WHEN running_release <> ?3 THEN NULL ELSE started_at END, updated_at = ?8 "
-				   "WHERE id = ?1 AND state <> 'destroyed' RETURNING id",
-	[STORE_Q_MACHINE_DESTROY] = "UPDATE machines SET updated_at = CASE WHEN state = 'destroyed' "
-				    "THEN updated_at ELSE ?2 END, state = 'destroyed' WHERE id = ?1 RETURNING id",
-	[STORE_Q_RELEASE_ACTIVE] = "SELECT version FROM releases WHERE app_id = ?1 "
-				   "AND status IN ('pending', 'running') LIMIT 1",
-	[STORE_Q_RELEASE_MAX] = "SELECT coalesce(max(version), 0) FROM releases WHERE app_id = ?1",
-	[STORE_Q_RELEASE_INSERT] = "INSERT INTO releases (app_id, version, config, secrets_version, status, actor, "
-				   "created_at, updated_at, previous_version, previous_secrets) "
-				   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
-	[STORE_Q_RELEASE_GET] = "SELECT " STORE_RELEASE_COLS " FROM releases WHERE app_id = ?1 AND version = ?2",
-	[STORE_Q_RELEASE_LIST] = "SELECT " STORE_RELEASE_COLS " FROM releases WHERE app_id = ?1 "
-				 "ORDER BY version DESC",
-	[STORE_Q_RELEASE_RUNNING] = "SELECT " STORE_RELEASE_COLS " FROM releases "
-				    "WHERE status IN ('pending', 'running') ORDER BY created_at, app_id",
-	[STORE_Q_RELEASE_UPDATE] = "UPDATE releases SET status = ?3, reason = coalesce(?4, reason), "
-				   "progress = coalesce(?5, progress), updated_at = ?6 "
-				   "WHERE app_id = ?1 AND version = ?2 RETURNING version",
-	[STORE_Q_APP_SET_RELEASE] = "UPDATE apps SET current_release = ?2, deployed_version = ?3 "
-				    "WHERE id = ?1 RETURNING id",
-	[STORE_Q_MACHINE_SET_TAIL] = "UPDATE machines SET tail = ?2 WHERE id = ?1 AND state <> 'destroyed' RETURNING id",
-	[STORE_Q_MACHINE_TAIL] = "SELECT tail FROM machines WHERE id = ?1",
-	[STORE_Q_MACHINE_LOAD] = "SELECT host_id, count(*), sum(CASE WHEN app_id = ?1 THEN 1 ELSE 0 END) "
-				 "FROM machines WHERE state <> 'destroyed' GROUP BY host_id ORDER BY host_id",
-};
 
 /*
  * The process's write lock of one database file, shared by every
@@ -585,12 +326,6 @@ static enum coffer_err sq_open(const char *path, void **out)
 		if (err)
 			goto out;
 	}
-	for (size_t i = 0; i < STORE_Q__COUNT; i++) {
-		if (!sql[i]) {
-			err = COFFER_ERR_INTERNAL;
-			goto out;
-		}
-	}
 	*out = c;
 	c = NULL;
 out:
@@ -690,7 +425,7 @@ static enum coffer_err sq_exec(void *conn, enum store_q q, const struct store_va
 	int rc;
 
 	if (!st) {
-		rc = sqlite3_prepare_v3(c->db, sql[q], -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+		rc = sqlite3_prepare_v3(c->db, store_stmts[q].sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
 		if (rc != SQLITE_OK)
 			return sq_error(c->db, rc, (int)q);
 		c->stmts[q] = st;
@@ -734,8 +469,7 @@ out:
 
 const struct store_backend store_sqlite_backend = {
 	.name = "sqlite",
-	.migrations = migrations,
-	.n_migrations = sizeof(migrations) / sizeof(migrations[0]),
+	.migrations = store_sqlite_migrations,
 	.open = sq_open,
 	.close = sq_close,
 	.begin = sq_begin,

@@ -225,7 +225,7 @@ static void test_migrations_once(void **state)
 	/* every table of the data model exists now */
 	const char *tables[] = { "orgs", "tokens", "apps", "app_keys", "secret_versions", "secret_values",
 				 "secret_entries", "releases", "machines", "hosts", "audit_events",
-				 "join_tokens_used" };
+				 "join_tokens_used", "leases" };
 	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
 		char sql[SQL_SIZE];
 		snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", tables[i]);
@@ -240,14 +240,22 @@ static void test_migrations_once(void **state)
 	assert_string_equal(store_backend_name(s), use_pg ? "postgres" : "sqlite");
 }
 
-/* Takes a store at schema version 4 back to version 3. */
+/* Takes a store at schema version 5 back to version 4. */
+static void undo_migration_5(void)
+{
+	raw("DROP TABLE leases");
+	raw("DELETE FROM schema_migrations WHERE version = 5");
+}
+
+/* Takes a store at schema version 5 back to version 3. */
 static void undo_migration_4(void)
 {
+	undo_migration_5();
 	raw("ALTER TABLE machines DROP COLUMN tail");
 	raw("DELETE FROM schema_migrations WHERE version = 4");
 }
 
-/* Takes a store at schema version 4 back to version 2, as a binary of that time left it. */
+/* Takes a store at schema version 5 back to version 2, as a binary of that time left it. */
 static void undo_migration_3(void)
 {
 	undo_migration_4();
@@ -266,7 +274,7 @@ static void test_migration_2_upgrade(void **state)
 	struct store *s = *state;
 	struct store_org org;
 	struct store_host h;
-	assert_int_equal(store_schema_version(s), 4);
+	assert_int_equal(store_schema_version(s), 5);
 	assert_int_equal(store_org_create(s, "kept", &org), COFFER_OK);
 	store_close(s);
 	*state = NULL;
@@ -277,7 +285,7 @@ static void test_migration_2_upgrade(void **state)
 	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 1);
 	s = open_store();
 	*state = s;
-	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 4);
+	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 5);
 	assert_int_equal(raw("SELECT count(*) FROM join_tokens_used"), 0);
 	assert_int_equal(raw("SELECT count(cert) FROM hosts"), 0);
 	assert_int_equal(store_org_get_by_name(s, "kept", &org), COFFER_OK);
@@ -304,8 +312,8 @@ static void test_migration_3_upgrade(void **state)
 	assert_int_equal(raw("UPDATE releases SET reason = 'old', status = 'succeeded'"), 1);
 	s = open_store();
 	*state = s;
-	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 4);
-	assert_int_equal(raw("SELECT count(*) FROM schema_migrations"), 4);
+	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 5);
+	assert_int_equal(raw("SELECT count(*) FROM schema_migrations"), 5);
 	assert_int_equal(store_machine_get(s, m.id, &got), COFFER_OK);
 	assert_string_equal(got.state, "created");
 	assert_string_equal(got.host_id, "host-1");
@@ -324,7 +332,7 @@ static void test_migration_3_upgrade(void **state)
 	assert_int_equal(v, 2);
 }
 
-/* A store at schema version 3 is brought to 4: its machines are kept, without a tail. */
+/* A store at schema version 3 is brought to 4 (and 5): its machines are kept, without a tail. */
 static void test_migration_4_upgrade(void **state)
 {
 	struct store *s = *state;
@@ -341,7 +349,7 @@ static void test_migration_4_upgrade(void **state)
 	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 3);
 	s = open_store();
 	*state = s;
-	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 4);
+	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 5);
 	assert_int_equal(raw("SELECT count(tail) FROM machines"), 0);
 	assert_int_equal(store_machine_get(s, m.id, &got), COFFER_OK);
 	assert_string_equal(got.state, "started");
@@ -351,6 +359,27 @@ static void test_migration_4_upgrade(void **state)
 	assert_int_equal(store_machine_tail(s, m.id, &tail), COFFER_OK);
 	assert_int_equal(tail.len, 0);
 	buf_release(&tail);
+}
+
+/* A store at schema version 4 is brought to 5: a leases table, empty, and its rows kept. */
+static void test_migration_5_upgrade(void **state)
+{
+	struct store *s = *state;
+	struct store_org org;
+	struct store_app app;
+	int held = -1;
+	make_app(s, "acme", "web", &org, &app);
+	store_close(s);
+	*state = NULL;
+	undo_migration_5();
+	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 4);
+	s = open_store();
+	*state = s;
+	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 5);
+	assert_int_equal(raw("SELECT count(*) FROM leases"), 0);
+	assert_int_equal(store_app_get_by_name(s, "web", &app), COFFER_OK);
+	assert_int_equal(store_lease_acquire(s, "releases", "api-1", 60000, &held), COFFER_OK);
+	assert_int_equal(held, 1);
 }
 
 static void test_schema_newer_refused(void **state)
@@ -1038,6 +1067,131 @@ static void test_join_tokens(void **state)
 	long_id[sizeof(long_id) - 1] = '\0';
 	assert_int_equal(store_join_token_use(s, long_id), COFFER_ERR_TOO_LARGE);
 	assert_int_equal(raw("SELECT count(*) FROM join_tokens_used"), 2);
+}
+
+/* ---- leases ---- */
+
+#define LEASE_TTL_MS 60000
+#define LEASE_SHORT_MS 50
+
+static void test_leases(void **state)
+{
+	struct store *s = *state;
+	long long until;
+	int held = -1;
+
+	/* a free lease is taken, and only by its first taker while it has not expired */
+	assert_int_equal(store_lease_acquire(s, "releases", "api-1", LEASE_TTL_MS, &held), COFFER_OK);
+	assert_int_equal(held, 1);
+	assert_int_equal(raw("SELECT count(*) FROM leases WHERE name = 'releases' AND holder = 'api-1'"), 1);
+	until = raw("SELECT expires_at FROM leases WHERE name = 'releases'");
+	assert_true(until > 1700000000000LL + LEASE_TTL_MS);
+	held = -1;
+	assert_int_equal(store_lease_acquire(s, "releases", "api-2", LEASE_TTL_MS, &held), COFFER_OK);
+	assert_int_equal(held, 0);
+	assert_int_equal(raw("SELECT count(*) FROM leases WHERE holder = 'api-1'"), 1);
+	assert_int_equal(raw("SELECT expires_at FROM leases WHERE name = 'releases'"), until);
+	/* another name is another lease */
+	assert_int_equal(store_lease_acquire(s, "scheduler", "api-2", LEASE_TTL_MS, &held), COFFER_OK);
+	assert_int_equal(held, 1);
+
+	/* its holder renews it: the same holder, a later expiry */
+	usleep(2000);
+	assert_int_equal(store_lease_acquire(s, "releases", "api-1", LEASE_TTL_MS, &held), COFFER_OK);
+	assert_int_equal(held, 1);
+	assert_true(raw("SELECT expires_at FROM leases WHERE name = 'releases'") > until);
+
+	/* a short lease, once expired, goes to the next taker, and its old holder cannot take it back */
+	assert_int_equal(store_lease_acquire(s, "short", "api-1", LEASE_SHORT_MS, &held), COFFER_OK);
+	assert_int_equal(held, 1);
+	assert_int_equal(store_lease_acquire(s, "short", "api-2", LEASE_TTL_MS, &held), COFFER_OK);
+	assert_int_equal(held, 0);
+	usleep((LEASE_SHORT_MS + 20) * 1000);
+	assert_int_equal(store_lease_acquire(s, "short", "api-2", LEASE_TTL_MS, &held), COFFER_OK);
+	assert_int_equal(held, 1);
+	assert_int_equal(raw("SELECT count(*) FROM leases WHERE name = 'short' AND holder = 'api-2'"), 1);
+	assert_int_equal(store_lease_acquire(s, "short", "api-1", LEASE_TTL_MS, &held), COFFER_OK);
+	assert_int_equal(held, 0);
+
+	/* release: only by its holder; then anyone may take it */
+	assert_int_equal(store_lease_release(s, "releases", "api-2"), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_lease_release(s, "releases", "api-1"), COFFER_OK);
+	assert_int_equal(store_lease_release(s, "releases", "api-1"), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(raw("SELECT count(*) FROM leases WHERE name = 'releases'"), 0);
+	assert_int_equal(store_lease_acquire(s, "releases", "api-2", LEASE_TTL_MS, &held), COFFER_OK);
+	assert_int_equal(held, 1);
+	assert_int_equal(store_lease_release(s, "never", "api-1"), COFFER_ERR_NOT_FOUND);
+
+	/* checks before any SQL; *held is not written on an error */
+	held = -1;
+	assert_int_equal(store_lease_acquire(s, "releases", "api-1", 0, &held), COFFER_ERR_INVALID);
+	assert_int_equal(store_lease_acquire(s, "releases", "api-1", -1, &held), COFFER_ERR_INVALID);
+	assert_int_equal(store_lease_acquire(s, "releases", "api-1", INT64_MAX, &held), COFFER_ERR_INVALID);
+	assert_int_equal(store_lease_acquire(s, "", "api-1", LEASE_TTL_MS, &held), COFFER_ERR_INVALID);
+	assert_int_equal(store_lease_acquire(s, "releases", "", LEASE_TTL_MS, &held), COFFER_ERR_INVALID);
+	assert_int_equal(store_lease_acquire(s, NULL, "api-1", LEASE_TTL_MS, &held), COFFER_ERR_INVALID);
+	assert_int_equal(store_lease_release(s, "releases", NULL), COFFER_ERR_INVALID);
+	assert_int_equal(held, -1);
+	{
+		char long_name[STORE_NAME_MAX + 2];
+		memset(long_name, 'a', sizeof(long_name) - 1);
+		long_name[sizeof(long_name) - 1] = '\0';
+		assert_int_equal(store_lease_acquire(s, long_name, "api-1", LEASE_TTL_MS, &held), COFFER_ERR_TOO_LARGE);
+		assert_int_equal(store_lease_acquire(s, "releases", long_name, LEASE_TTL_MS, &held),
+				 COFFER_ERR_TOO_LARGE);
+	}
+	assert_int_equal(held, -1);
+}
+
+#define LEASE_THREADS 8
+#define LEASE_ROUNDS 20
+
+struct lease_arg {
+	int id;
+	int won; /* rounds in which this thread held the lease */
+};
+
+static int lease_round_winners[LEASE_ROUNDS];
+static pthread_mutex_t lease_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Every thread tries to take lease "round-N" of each round: exactly one must win each. */
+static void *lease_taker(void *p)
+{
+	struct lease_arg *a = p;
+	struct store *s = open_store();
+	char holder[32], name[32];
+	snprintf(holder, sizeof(holder), "api-%d", a->id);
+	for (int r = 0; r < LEASE_ROUNDS; r++) {
+		int held = -1;
+		snprintf(name, sizeof(name), "round-%d", r);
+		assert_int_equal(store_lease_acquire(s, name, holder, LEASE_TTL_MS, &held), COFFER_OK);
+		if (held) {
+			a->won++;
+			pthread_mutex_lock(&lease_mu);
+			lease_round_winners[r]++;
+			pthread_mutex_unlock(&lease_mu);
+		}
+	}
+	store_close(s);
+	return NULL;
+}
+
+/* Concurrent takers from separate connections: the conditional upsert lets one win each lease. */
+static void test_lease_concurrent(void **state)
+{
+	pthread_t t[LEASE_THREADS];
+	struct lease_arg args[LEASE_THREADS];
+	(void)state;
+	memset(lease_round_winners, 0, sizeof(lease_round_winners));
+	for (int i = 0; i < LEASE_THREADS; i++) {
+		args[i] = (struct lease_arg){ .id = i };
+		assert_int_equal(pthread_create(&t[i], NULL, lease_taker, &args[i]), 0);
+	}
+	for (int i = 0; i < LEASE_THREADS; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	for (int r = 0; r < LEASE_ROUNDS; r++)
+		assert_int_equal(lease_round_winners[r], 1);
+	assert_int_equal(raw("SELECT count(*) FROM leases"), LEASE_ROUNDS);
 }
 
 /* ---- machines ---- */
@@ -1906,6 +2060,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_machine_load, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_caller_transaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migration_4_upgrade, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migration_5_upgrade, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_leases, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lease_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_releases, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_release_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_chain, setup, teardown),

@@ -1,0 +1,313 @@
+/*
+ * Secrets: every change is a new immutable version of an app's secrets
+ * (docs/STORE.md "Secrets versions"). Versions and entries are entities
+ * (store_int.h); the version rules are below.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+
+#include "banned.h"
+
+/* APP_LOCK's one column, and an app row read only for its head. */
+static const struct store_col lock_cols[] = {
+	COL(struct store_app, secrets_head, COL_UINT),
+};
+static const struct store_entity lock_entity = ENTITY("app lock", struct store_app, lock_cols, NULL);
+
+static const struct store_col head_cols[] = {
+	{ "id", COL_SKIP, 0, 0, 0, 0 },
+	{ "org_id", COL_SKIP, 0, 0, 0, 0 },
+	{ "name", COL_SKIP, 0, 0, 0, 0 },
+	{ "created_at", COL_SKIP, 0, 0, 0, 0 },
+	COL(struct store_app, secrets_head, COL_UINT),
+};
+static const struct store_entity head_entity = ENTITY("app head", struct store_app, head_cols, NULL);
+
+static const struct store_col version_cols[] = {
+	COL(struct store_secret_version, version, COL_UINT),
+	COL(struct store_secret_version, created_at, COL_INT),
+	COL(struct store_secret_version, actor, COL_TEXT),
+	COL(struct store_secret_version, status, COL_TEXT),
+};
+static const struct store_entity version_entity =
+	ENTITY("secrets version", struct store_secret_version, version_cols, NULL);
+
+static void secret_clear(void *item)
+{
+	struct store_secret *e = item;
+	free(e->ciphertext);
+	memset(e, 0, sizeof(*e));
+}
+
+static const struct store_col secret_cols[] = {
+	COLN("e.name", struct store_secret, name, COL_TEXT, 0),
+	COLBYTES("v.ciphertext", struct store_secret, ciphertext, ciphertext_len),
+	COLN("v.digest", struct store_secret, digest, COL_TEXT, 0),
+	COLN("v.key_version", struct store_secret, key_version, COL_UINT, 0),
+	COLN("e.first_set_at", struct store_secret, created_at, COL_INT, 0),
+	COLN("v.created_at", struct store_secret, updated_at, COL_INT, 0),
+};
+static const struct store_entity secret_entity = ENTITY("secret", struct store_secret, secret_cols, secret_clear);
+
+/* ENTRY_STATS: names and ciphertext bytes of a version. */
+struct stats {
+	uint64_t count;
+	uint64_t bytes;
+};
+
+static const struct store_col stats_cols[] = {
+	COLN("count(*)", struct stats, count, COL_UINT, 0),
+	COLN("sum(length(v.ciphertext))", struct stats, bytes, COL_UINT, 0),
+};
+static const struct store_entity stats_entity = ENTITY("secrets stats", struct stats, stats_cols, NULL);
+
+static enum coffer_err read_stats(struct store *s, const char *app_id, uint64_t version, struct stats *out)
+{
+	return store_get(s, &stats_entity, STORE_Q_ENTRY_STATS, PARAMS(VT(app_id), VI(version)), out);
+}
+
+static enum coffer_err check_change(const struct store_secret_change *c)
+{
+	if (!c->name)
+		return COFFER_ERR_INVALID;
+	if (strlen(c->name) >= STORE_NAME_SIZE)
+		return COFFER_ERR_TOO_LARGE;
+	if (c->remove)
+		return COFFER_OK;
+	if (!c->digest || (!c->ciphertext && c->ciphertext_len) || c->key_version > INT64_MAX)
+		return COFFER_ERR_INVALID;
+	if (strlen(c->digest) >= STORE_DIGEST_SIZE || c->ciphertext_len > STORE_CIPHERTEXT_MAX)
+		return COFFER_ERR_TOO_LARGE;
+	return COFFER_OK;
+}
+
+/* Checks the new version against the caller's limits, inside the transaction. */
+static enum coffer_err check_limits(struct store *s, const char *app_id, uint64_t version,
+				    const struct store_secret_limits *lim)
+{
+	struct stats st;
+	uint64_t bytes, overhead;
+	enum coffer_err rc;
+	if (!lim || (!lim->max_count && !lim->max_bytes))
+		return COFFER_OK;
+	rc = read_stats(s, app_id, version, &st);
+	if (rc)
+		return rc;
+	overhead = lim->per_value_overhead && st.count > UINT64_MAX / lim->per_value_overhead
+			   ? UINT64_MAX
+			   : st.count * lim->per_value_overhead;
+	bytes = st.bytes > overhead ? st.bytes - overhead : 0;
+	if ((lim->max_count && st.count > lim->max_count) || (lim->max_bytes && bytes > lim->max_bytes))
+		return COFFER_ERR_TOO_LARGE;
+	return COFFER_OK;
+}
+
+/* Applies one element of a change to the new version's mapping. */
+static enum coffer_err apply_change(struct store *s, const char *app_id, uint64_t version,
+				    const struct store_secret_change *c, int64_t now)
+{
+	char value_id[STORE_ID_SIZE];
+	static const unsigned char empty[1];
+	if (c->remove)
+		return store_run(s, STORE_Q_ENTRY_DELETE, PARAMS(VT(app_id), VI(version), VT(c->name)), NULL);
+	store_new_id(value_id);
+	enum coffer_err rc = store_run(s, STORE_Q_VALUE_INSERT,
+				 PARAMS(VT(value_id), VT(app_id), VT(c->name),
+					VB(c->ciphertext ? c->ciphertext : empty, c->ciphertext_len), VT(c->digest),
+					VI(c->key_version), VI(now)),
+				 NULL);
+	if (rc)
+		return rc;
+	return store_run(s, STORE_Q_ENTRY_UPSERT, PARAMS(VT(app_id), VI(version), VT(c->name), VT(value_id), VI(now)),
+		   NULL);
+}
+
+enum coffer_err store_secrets_put(struct store *s, const char *app_id, const struct store_secret_change *changes,
+				  size_t n, const char *actor, const char *status,
+				  const struct store_secret_limits *limits, uint64_t *new_version)
+{
+	struct store_app head_row;
+	uint64_t head, version = 0;
+	int64_t now = store_now_ms();
+	enum coffer_err rc;
+
+	if (!app_id || !actor || !status || !*status || n == 0 || !changes)
+		return COFFER_ERR_INVALID;
+	if (strlen(actor) >= STORE_ACTOR_SIZE || strlen(status) >= STORE_STATUS_SIZE)
+		return COFFER_ERR_TOO_LARGE;
+	for (size_t i = 0; i < n; i++) {
+		rc = check_change(&changes[i]);
+		if (rc)
+			return rc;
+	}
+
+	rc = store_begin(s, 1);
+	if (rc)
+		return rc;
+	/* The app row lock serialises every writer of this app's secrets. */
+	rc = store_get(s, &lock_entity, STORE_Q_APP_LOCK, PARAMS(VT(app_id)), &head_row);
+	if (rc)
+		goto out;
+	head = head_row.secrets_head;
+	rc = store_run_uint(s, STORE_Q_VERSION_MAX, PARAMS(VT(app_id)), &version);
+	if (rc)
+		goto out;
+	version++;
+	rc = store_run(s, STORE_Q_VERSION_INSERT, PARAMS(VT(app_id), VI(version), VI(now), VT(actor), VT(status)), NULL);
+	if (rc)
+		goto out;
+	if (head) {
+		rc = store_run(s, STORE_Q_ENTRY_COPY, PARAMS(VT(app_id), VI(head), VI(version)), NULL);
+		if (rc)
+			goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		rc = apply_change(s, app_id, version, &changes[i], now);
+		if (rc)
+			goto out;
+	}
+	rc = check_limits(s, app_id, version, limits);
+	if (rc)
+		goto out;
+	rc = store_run(s, STORE_Q_APP_SET_HEAD, PARAMS(VT(app_id), VI(version)), NULL);
+out:
+	rc = store_finish(s, rc);
+	if (rc == COFFER_OK)
+		*new_version = version;
+	return rc;
+}
+
+/*
+ * The version to read: `version`, or the app's head when it is 0 (0 when
+ * the app has none). NOT_FOUND for an unknown app or version; *v is the
+ * version's row when there is one.
+ */
+static enum coffer_err pick_version(struct store *s, const char *app_id, uint64_t version,
+				    struct store_secret_version *v)
+{
+	struct store_app a;
+	enum coffer_err rc;
+	memset(v, 0, sizeof(*v));
+	if (version == 0) {
+		rc = store_get(s, &head_entity, STORE_Q_APP_BY_ID, PARAMS(VT(app_id)), &a);
+		if (rc || a.secrets_head == 0)
+			return rc;
+		version = a.secrets_head;
+	}
+	return store_get(s, &version_entity, STORE_Q_VERSION_GET, PARAMS(VT(app_id), VI(version)), v);
+}
+
+enum coffer_err store_secrets_get(struct store *s, const char *app_id, uint64_t version,
+				  struct store_secret_list *out)
+{
+	struct store_secret_list l = { 0 };
+	struct store_secret_version v;
+	enum coffer_err rc;
+
+	if (!app_id || version > INT64_MAX)
+		return COFFER_ERR_INVALID;
+	rc = store_begin(s, 0);
+	if (rc)
+		return rc;
+	rc = pick_version(s, app_id, version, &v);
+	if (rc || v.version == 0)
+		goto out;
+	l.version = v.version;
+	l.created_at = v.created_at;
+	memcpy(l.actor, v.actor, sizeof(l.actor));
+	memcpy(l.status, v.status, sizeof(l.status));
+	rc = store_list(s, &secret_entity, STORE_Q_ENTRY_LIST, PARAMS(VT(app_id), VI(v.version)),
+			(void **)&l.items, &l.n);
+out:
+	rc = store_finish(s, rc);
+	if (rc == COFFER_OK)
+		*out = l;
+	else
+		store_secret_list_release(&l);
+	return rc;
+}
+
+void store_secret_list_release(struct store_secret_list *l)
+{
+	store_items_free(&secret_entity, (void **)&l->items, &l->n);
+	memset(l, 0, sizeof(*l));
+}
+
+enum coffer_err store_secrets_history(struct store *s, const char *app_id, struct store_secret_version_list *out)
+{
+	struct store_secret_version_list l = { 0 };
+	struct store_app a;
+	enum coffer_err rc;
+
+	if (!app_id)
+		return COFFER_ERR_INVALID;
+	rc = store_begin(s, 0);
+	if (rc)
+		return rc;
+	rc = store_get(s, &head_entity, STORE_Q_APP_BY_ID, PARAMS(VT(app_id)), &a);
+	if (rc == COFFER_OK)
+		rc = store_list(s, &version_entity, STORE_Q_VERSION_LIST, PARAMS(VT(app_id)), (void **)&l.items,
+				&l.n);
+	rc = store_finish(s, rc);
+	if (rc == COFFER_OK)
+		*out = l;
+	else
+		store_secret_version_list_release(&l);
+	return rc;
+}
+
+void store_secret_version_list_release(struct store_secret_version_list *l)
+{
+	store_items_free(&version_entity, (void **)&l->items, &l->n);
+}
+
+enum coffer_err store_secrets_stats(struct store *s, const char *app_id, uint64_t version, uint64_t *count,
+				    uint64_t *bytes)
+{
+	struct store_secret_version v;
+	struct stats st = { 0 };
+	enum coffer_err rc;
+
+	if (!app_id || version > INT64_MAX)
+		return COFFER_ERR_INVALID;
+	rc = store_begin(s, 0);
+	if (rc)
+		return rc;
+	rc = pick_version(s, app_id, version, &v);
+	if (rc == COFFER_OK && v.version)
+		rc = read_stats(s, app_id, v.version, &st);
+	rc = store_finish(s, rc);
+	if (rc == COFFER_OK) {
+		*count = st.count;
+		*bytes = st.bytes;
+	}
+	return rc;
+}
+
+enum coffer_err store_secrets_set_head(struct store *s, const char *app_id, uint64_t version)
+{
+	enum coffer_err rc;
+
+	if (!app_id || version > INT64_MAX)
+		return COFFER_ERR_INVALID;
+	rc = store_begin(s, 1);
+	if (rc)
+		return rc;
+	rc = store_lock_app(s, app_id);
+	if (rc == COFFER_OK && version)
+		rc = store_run_one(s, STORE_Q_VERSION_GET, PARAMS(VT(app_id), VI(version)));
+	if (rc == COFFER_OK)
+		rc = store_run(s, STORE_Q_APP_SET_HEAD, PARAMS(VT(app_id), VI(version)), NULL);
+	return store_finish(s, rc);
+}
+
+enum coffer_err store_secrets_set_status(struct store *s, const char *app_id, uint64_t version, const char *status)
+{
+	if (!app_id || !status || !*status || version == 0 || version > INT64_MAX)
+		return COFFER_ERR_INVALID;
+	if (strlen(status) >= STORE_STATUS_SIZE)
+		return COFFER_ERR_TOO_LARGE;
+	return store_run_one(s, STORE_Q_VERSION_SET_STATUS, PARAMS(VT(app_id), VI(version), VT(status)));
+}
