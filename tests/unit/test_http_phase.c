@@ -196,6 +196,14 @@ static enum coffer_err h_who(struct http_request *req, void *ctx)
 	return rc;
 }
 
+static enum coffer_err reply_empty(struct http_request *req, int status)
+{
+	json_t *doc = json_object();
+	enum coffer_err rc = doc ? http_reply_json(req, status, doc) : COFFER_ERR_NOMEM;
+	json_decref(doc);
+	return rc;
+}
+
 /* An ungated route whose authority is in the body (as an enrolment's join token). */
 static enum coffer_err h_ungated(struct http_request *req, void *ctx)
 {
@@ -204,7 +212,7 @@ static enum coffer_err h_ungated(struct http_request *req, void *ctx)
 	const char *body = http_request_body(req, &len);
 	if (strcmp(body, "ok") == 0) {
 		http_phase_audit_note(req, "host:new", NULL, NULL);
-		return http_reply_json(req, 201, json_object());
+		return reply_empty(req, 201);
 	}
 	return http_reply_error(req, COFFER_ERR_UNAUTH, "invalid join token");
 }
@@ -221,7 +229,7 @@ static enum coffer_err h_self_audit(struct http_request *req, void *ctx)
 		return http_reply_error(req, COFFER_ERR_INVALID, "bad body");
 	}
 	http_phase_audited(req);
-	return http_reply_json(req, 200, json_object());
+	return reply_empty(req, 200);
 }
 
 static const struct http_route routes[] = {
