@@ -12,7 +12,8 @@
  *      overshoot is read and dropped and answered 413, a large one
  *      (over max_body + HTTP_BODY_DISCARD_MAX) closes the connection;
  *   3. the owner's gate callback (authentication, roles), which sees the
- *      whole body so it can check signatures over it;
+ *      whole body so it can check signatures over it (coffer's servers use
+ *      the shared phases of http_phase.h as their gate and done callbacks);
  *   4. the handler.
  * A failure at any step answers {"error":{"code":"<name>","message":"..."}}
  * with the status of coffer_err_http_status. Every response carries an
