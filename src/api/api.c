@@ -249,7 +249,10 @@ enum coffer_err api_start(const struct api_config *cfg, struct api **out, char *
 		set_why(why, why_size, "cannot start the release controller");
 		goto out;
 	}
-	struct http_server_config hcfg = { .listen = cfg->listen, .gate = api_gate, .done = api_audit_done };
+	a->phases = (struct http_phases){ .ops = &api_phase_ops, .ctx = a, .replay = a->replay };
+	struct http_server_config hcfg = {
+		.listen = cfg->listen, .gate = http_phase_gate, .done = http_phase_done, .hook_ctx = &a->phases
+	};
 	rc = http_server_start(&hcfg, routes, n_routes, a, &a->server);
 	if (rc) {
 		set_why(why, why_size, "cannot listen on '%s'", cfg->listen);

@@ -7,14 +7,16 @@
  *
  * Request flow (docs/API.md): the route table (routes.c) carries, per
  * route, the role it needs (API_ROUTE_ROLE), whether it names an app
- * (API_ROUTE_APP), whether a host signs it instead (API_ROUTE_HOST) and
- * whether it is audited (HTTP_ROUTE_AUDIT). ONE gate (auth.c)
- * authenticates the bearer token, resolves the :app (404 across orgs and
- * outside a token's app), checks the role (403), and lends the request a
- * store connection; for a host route it checks the host's signed request
+ * (API_ROUTE_APP), whether a host signs it instead (HTTP_ROUTE_HOST) and
+ * whether it is audited (HTTP_ROUTE_AUDIT). The gate and the audit are the
+ * shared phases (http_phase.h) with the api's callbacks (auth.c, h_audit.c):
+ * they lend the request a store connection, authenticate the bearer token,
+ * resolve the :app (404 across orgs and outside a token's app) and check
+ * the role (403); for a host route they check the host's signed request
  * instead (hostauth.h) against a host row whose keeper certificate
- * verifies. Handlers (h_*.c) do no auth or size checks of their own. The done callback (h_audit.c) appends one audit event per
- * audited request, refused ones included, before the answer is sent.
+ * verifies. Handlers (h_*.c) do no auth or size checks of their own. The
+ * done phase appends one audit event per audited request, refused ones
+ * included, before the answer is sent.
  *
  * Ownership: struct api owns its keys (wiped by api_stop), its store pool
  * and its server. struct api_auth is one request's, made by the gate and
@@ -30,6 +32,7 @@
 
 #include "err.h"
 #include "hostauth.h"
+#include "http_phase.h"
 #include "http_server.h"
 #include "json.h"
 #include "jws.h"
@@ -55,7 +58,7 @@
 #define API_TOKEN_ID_PREFIX_LEN 4
 #define API_TOKEN_ID_SIZE (API_TOKEN_ID_PREFIX_LEN + STORE_ID_LEN + 1)
 #define API_TOKEN_EXPIRY_MAX_MS ((uint64_t)10 * 366 * 24 * 3600 * 1000) /* ten years */
-#define API_ACTOR_ANONYMOUS "anonymous"
+#define API_ACTOR_ANONYMOUS HTTP_ACTOR_ANONYMOUS
 
 /* Names. */
 #define API_APP_NAME_MAX 63 /* ^[a-z][a-z0-9-]{0,62}$ */
@@ -81,7 +84,7 @@
 #define API_AUDIT_LIMIT_DEFAULT 100
 #define API_AUDIT_ROW_OVERHEAD 512 /* bytes of an event's JSON besides its detail, at most */
 #define API_AUDIT_PAGE_BYTES ((size_t)1 << 20) /* a page stops growing past this; next_after says where to go on */
-#define API_AUDIT_DETAIL_MAX ((size_t)60 << 10) /* under STORE_AUDIT_FIELD_MAX */
+#define API_AUDIT_DETAIL_MAX HTTP_AUDIT_DETAIL_MAX /* under STORE_AUDIT_FIELD_MAX */
 
 /* Roles, ordered: admin > deploy > read. */
 enum api_role { API_ROLE_NONE = 0, API_ROLE_READ = 1, API_ROLE_DEPLOY = 2, API_ROLE_ADMIN = 3 };
@@ -90,12 +93,10 @@ enum api_role { API_ROLE_NONE = 0, API_ROLE_READ = 1, API_ROLE_DEPLOY = 2, API_R
 #define API_ROUTE_ROLE(r) ((uint32_t)(r) << HTTP_ROUTE_OWNER_SHIFT) /* the least role allowed */
 #define API_ROUTE_ROLE_MASK API_ROUTE_ROLE(3)
 #define API_ROUTE_APP ((uint32_t)1 << (HTTP_ROUTE_OWNER_SHIFT + 2)) /* the gate resolves :app */
-#define API_ROUTE_HOST ((uint32_t)1 << (HTTP_ROUTE_OWNER_SHIFT + 3)) /* a host's signed request, not a token */
 
 /* Hosts: the keeper creates them; the api writes last_heartbeat only. */
-#define API_HOST_STATE_READY "ready"
+#define API_HOST_STATE_READY HTTP_HOST_STATE_READY
 #define API_ACTOR_SIZE 64 /* "tok_<id>", "host:<id>", "anonymous" */
-#define API_HOST_ACTOR_PREFIX "host:"
 
 struct release_ctl;
 
@@ -109,24 +110,22 @@ struct api {
 	struct hostauth_replay *replay;           /* nonces of signed host requests */
 	struct release_ctl *ctl;                  /* the release controller (release.h) */
 	struct secret *boot_sk;                   /* boot-token signing key, JWS_SK_LEN bytes; NULL without --boot-key */
+	struct http_phases phases;                /* the gate and the audit: api_phase_ops over this api */
 };
 
-/* One request's principal, set by the gate (http_request_auth). */
+/* One request's principal: the role data (http_caller.role) the gate's phases fill. */
 struct api_auth {
 	struct api *api;
 	struct store *store;       /* lent for the request; NULL until the gate got one */
 	enum coffer_err store_rc;  /* COFFER_ERR_UNAVAILABLE if the connection should be reopened */
 	int authenticated;         /* token below is valid */
-	int admitted;              /* the gate let the request through */
 	struct store_token token;
 	char token_id[API_TOKEN_ID_SIZE];
 	enum api_role role;
 	int has_app;               /* app below is the route's :app */
 	struct store_app app;
-	int host_authenticated;    /* host below signed the request (API_ROUTE_HOST) */
+	int host_authenticated;    /* host below signed the request (HTTP_ROUTE_HOST) */
 	struct store_host host;    /* its row, whose certificate verified */
-	char audit_app[STORE_NAME_SIZE]; /* the app an audit event names */
-	json_t *audit_detail;      /* owned; names and digests only */
 };
 
 struct api_config {
@@ -159,7 +158,8 @@ const struct http_route *api_routes(size_t *n);
 
 /* ---- auth.c: the gate, tokens ---- */
 
-enum coffer_err api_gate(struct http_request *req, const struct http_route *route, void *ctx);
+/* The api's callbacks of the shared phases (ctx: struct api). */
+extern const struct http_phase_ops api_phase_ops;
 /* The request's principal (never NULL inside a handler of an authenticated route). */
 struct api_auth *api_auth_of(struct http_request *req);
 /*
@@ -237,10 +237,14 @@ enum coffer_err h_agent_assignments(struct http_request *req, void *ctx);
 enum coffer_err h_agent_boot_token(struct http_request *req, void *ctx);
 enum coffer_err h_agent_events(struct http_request *req, void *ctx);
 
-/* ---- h_audit.c: the done callback ---- */
+/* ---- h_audit.c: the audit phase's callback ---- */
 
-void api_audit_done(struct http_request *req, const struct http_route *route, int status, enum coffer_err code,
-		    void *ctx);
+/*
+ * Completes an audit event with the org and app of the request (and, for a
+ * request refused before the gate, the token that sent it) and appends it.
+ */
+COFFER_MUST_CHECK enum coffer_err api_audit_event(void *ctx, struct http_request *req, const struct http_route *route,
+						  const struct http_caller *c, struct store_audit_event *ev);
 
 /* ---- keeper_client.c ---- */
 

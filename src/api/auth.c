@@ -3,8 +3,10 @@
  * its tokens. The order of the checks is the contract: a bad credential is
  * 401 whatever the route; then an app the token may not see is 404, so no
  * name leaks across orgs or outside an app-limited token; only then is a
- * too small role 403. A host route (API_ROUTE_HOST) takes no token: the
- * gate checks the host's signed request instead, every refusal a 401.
+ * too small role 403. The gates themselves are the shared phases
+ * (http_phase.h): this file gives them the api's callbacks. A host route
+ * (HTTP_ROUTE_HOST) takes no token: its row is trusted when the keeper's
+ * certificate over it verifies.
  */
 #include <sodium.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "http_phase.h"
 #include "log.h"
 #include "banned.h"
 
@@ -147,25 +150,6 @@ enum coffer_err api_note(struct api_auth *a, enum coffer_err rc)
 	return rc;
 }
 
-/* ---- the gate ---- */
-
-static void auth_release(void *p)
-{
-	struct api_auth *a = p;
-	if (!a)
-		return;
-	if (a->store)
-		store_pool_release(a->api->pool, a->store, a->store_rc);
-	json_decref(a->audit_detail);
-	sodium_memzero(a, sizeof(*a));
-	free(a);
-}
-
-struct api_auth *api_auth_of(struct http_request *req)
-{
-	return http_request_auth(req);
-}
-
 /* The :app of the route, if the token may see it; 404 otherwise. */
 static enum coffer_err resolve_app(struct http_request *req, struct api_auth *a)
 {
@@ -190,91 +174,87 @@ static enum coffer_err resolve_app(struct http_request *req, struct api_auth *a)
 	return COFFER_OK;
 }
 
-/*
- * A host's signed request: a well-formed host id, a row for it whose keeper
- * certificate verifies, a ready host, then hostauth_verify under the row's
- * sign_pk (window, signature, replay). Messages never quote a header.
- */
-static enum coffer_err host_gate(struct http_request *req, struct api_auth *a)
-{
-	struct store_host h;
-	const char *why = NULL;
-	char actor[API_ACTOR_SIZE];
-	size_t body_len = 0;
-	const char *body = http_request_body(req, &body_len);
-	struct hostauth_presented p = {
-		.host = http_request_header(req, HOSTAUTH_HEADER_HOST),
-		.timestamp = http_request_header(req, HOSTAUTH_HEADER_TIMESTAMP),
-		.nonce = http_request_header(req, HOSTAUTH_HEADER_NONCE),
-		.signature = http_request_header(req, HOSTAUTH_HEADER_SIGNATURE),
-	};
-	struct hostauth_request r = { http_request_method(req), http_request_target(req), body, body_len };
-	enum coffer_err rc;
+/* ---- the api's side of the shared phases (http_phase.h) ---- */
 
-	if (!hostauth_host_id_ok(p.host))
-		return http_reply_error(req, COFFER_ERR_UNAUTH, "missing or malformed host signature headers");
-	if (!r.path)
-		return http_reply_error(req, COFFER_ERR_UNAUTH, "request target too long to verify");
-	rc = api_note(a, store_host_get(a->store, p.host, &h));
-	if (rc == COFFER_ERR_NOT_FOUND)
-		return http_reply_error(req, COFFER_ERR_UNAUTH, "unknown host");
-	if (rc)
-		return http_reply_error(req, rc, NULL);
-	if (api_host_check(a->api, &h, NULL))
-		return http_reply_error(req, COFFER_ERR_UNAUTH, "host record failed verification");
-	if (strcmp(h.state, API_HOST_STATE_READY) != 0)
-		return http_reply_error(req, COFFER_ERR_UNAUTH, "host is not enrolled");
-	rc = hostauth_verify(&r, &p, h.sign_pk, a->api->replay, (int64_t)time(NULL), &why);
-	if (rc) {
-		log_info("host_request_refused", LF_S("host_id", h.id), LF_S("reason", why));
-		return http_reply_error(req, rc, why);
-	}
-	a->host_authenticated = 1;
-	a->host = h;
-	if (fmt_into(actor, sizeof(actor), "%s%s", API_HOST_ACTOR_PREFIX, h.id) || http_request_set_actor(req, actor))
-		return http_reply_error(req, COFFER_ERR_INTERNAL, NULL);
-	a->admitted = 1;
-	return COFFER_OK;
-}
-
-enum coffer_err api_gate(struct http_request *req, const struct http_route *route, void *ctx)
+/* The request's principal and a store connection lent to it, before any gate. */
+static enum coffer_err api_begin(void *ctx, struct http_request *req, struct http_caller *c)
 {
 	struct api *api = ctx;
-	struct api_auth *a;
-	const char *why = NULL;
+	struct api_auth *a = calloc(1, sizeof(*a));
 	enum coffer_err rc;
 
-	if (!(route->flags & HTTP_ROUTE_AUTH))
-		return COFFER_OK;
-	a = calloc(1, sizeof(*a));
 	if (!a)
 		return COFFER_ERR_NOMEM;
 	a->api = api;
-	http_request_set_auth(req, a, auth_release);
-
+	c->role = a;
 	rc = store_pool_acquire(api->pool, &a->store);
 	if (rc) {
 		a->store = NULL;
 		return http_reply_error(req, rc, NULL);
 	}
-	if (route->flags & API_ROUTE_HOST)
-		return host_gate(req, a);
-	rc = api_note(a, authenticate(a->store, http_request_header(req, "Authorization"), &a->token, &why));
-	if (rc == COFFER_ERR_UNAUTH) {
-		if (http_reply_header(req, "WWW-Authenticate", "Bearer"))
-			log_warn("http_header_failed", LF_S("header", "WWW-Authenticate"));
-		return http_reply_error(req, rc, why);
-	}
+	return COFFER_OK;
+}
+
+static void api_end(void *p)
+{
+	struct api_auth *a = p;
+	if (a->store)
+		store_pool_release(a->api->pool, a->store, a->store_rc);
+	sodium_memzero(a, sizeof(*a));
+	free(a);
+}
+
+struct api_auth *api_auth_of(struct http_request *req)
+{
+	struct http_caller *c = http_caller_of(req);
+	return c ? c->role : NULL;
+}
+
+/* A host row is trusted when the keeper's certificate over it verifies. */
+static enum coffer_err api_host_load(void *ctx, struct http_caller *c, const char *id, struct store_host *out)
+{
+	struct api_auth *a = c->role;
+	struct store_host h;
+	enum coffer_err rc = api_note(a, store_host_get(a->store, id, &h));
+	(void)ctx;
 	if (rc)
-		return http_reply_error(req, rc, NULL);
+		return rc;
+	rc = api_host_check(a->api, &h, NULL);
+	if (rc)
+		return rc;
+	*out = h;
+	return COFFER_OK;
+}
+
+/* A user's token: valid, not revoked, not expired; the actor is its id. */
+static enum coffer_err api_bearer(void *ctx, struct http_caller *c, const char *header, char actor[HTTP_ACTOR_MAX],
+				  const char **why)
+{
+	struct api_auth *a = c->role;
+	enum coffer_err rc = api_note(a, authenticate(a->store, header, &a->token, why));
+	(void)ctx;
+	if (rc)
+		return rc;
 	a->authenticated = 1;
 	a->role = api_role_parse(a->token.role);
-	rc = api_token_id(a->token.id, a->token_id);
-	if (!rc)
-		rc = http_request_set_actor(req, a->token_id);
-	if (rc)
-		return http_reply_error(req, COFFER_ERR_INTERNAL, NULL);
+	if (api_token_id(a->token.id, a->token_id) || str_copy(actor, HTTP_ACTOR_MAX, a->token_id))
+		return COFFER_ERR_INTERNAL;
+	return COFFER_OK;
+}
 
+/* A host is admitted as itself; a token then needs to see the :app, then the route's role. */
+static enum coffer_err api_admit(void *ctx, struct http_request *req, const struct http_route *route,
+				 struct http_caller *c)
+{
+	struct api_auth *a = c->role;
+	enum coffer_err rc;
+	(void)ctx;
+
+	if (c->kind == HTTP_CALLER_HOST) {
+		a->host_authenticated = 1;
+		a->host = c->host;
+		return COFFER_OK;
+	}
 	if (route->flags & API_ROUTE_APP) {
 		rc = resolve_app(req, a);
 		if (rc)
@@ -284,6 +264,14 @@ enum coffer_err api_gate(struct http_request *req, const struct http_route *rout
 	if (need == API_ROLE_NONE || a->role < need)
 		return api_fail(req, COFFER_ERR_FORBIDDEN, "a %s token may not do this: it needs the %s role",
 				api_role_name(a->role), api_role_name(need));
-	a->admitted = 1;
 	return COFFER_OK;
 }
+
+const struct http_phase_ops api_phase_ops = {
+	.begin = api_begin,
+	.end = api_end,
+	.host_load = api_host_load,
+	.bearer = api_bearer,
+	.admit = api_admit,
+	.audit = api_audit_event,
+};

@@ -1,13 +1,13 @@
 /*
- * h_audit.c — the audit trail: one event per audited request, written by
- * the server's done callback just before the answer leaves (so a client
- * that reads the log after an answer finds the event), refusals included;
- * and GET /v1/audit, GET /v1/audit/verify.
+ * h_audit.c — the audit trail: the api's part of the shared audit phase
+ * (http_phase.h), which writes one event per audited request just before
+ * the answer leaves (so a client that reads the log after an answer finds
+ * the event), refusals included; and GET /v1/audit, GET /v1/audit/verify.
  *
- * An event: org, actor (token id or "anonymous"), action (the route's
- * name), app, detail (JSON: names and digests, never values or tokens),
- * outcome ("ok", "denied:<code>" when the gate refused, "error:<code>"),
- * request id.
+ * An event: org, actor (token id, "host:<id>" or "anonymous"), action (the
+ * route's name), app, detail (JSON: names and digests, never values or
+ * tokens), outcome ("ok", "denied:<code>", "error:<code>": the phase's one
+ * rule), request id. This file adds the org and the app.
  */
 #include <string.h>
 
@@ -16,100 +16,54 @@
 #include "parse.h"
 #include "banned.h"
 
-#define OUTCOME_SIZE 64
-
-void api_audit_done(struct http_request *req, const struct http_route *route, int status, enum coffer_err code,
-		    void *ctx)
+enum coffer_err api_audit_event(void *ctx, struct http_request *req, const struct http_route *route,
+				const struct http_caller *c, struct store_audit_event *ev)
 {
 	struct api *api = ctx;
-	struct api_auth *a = api_auth_of(req);
-	struct store *s = NULL;
+	struct api_auth *a = c ? c->role : NULL;
+	struct store *s = a ? a->store : NULL;
 	struct store_token who;
-	char actor[API_ACTOR_SIZE] = API_ACTOR_ANONYMOUS;
-	char outcome[OUTCOME_SIZE];
-	const char *org = "", *app = "", *param;
-	struct buf detail;
-	enum coffer_err rc, store_rc = COFFER_OK;
+	char actor[API_ACTOR_SIZE];
+	const char *param;
+	enum coffer_err rc = COFFER_OK, store_rc = COFFER_OK;
 
-	if (!(route->flags & HTTP_ROUTE_AUDIT))
-		return;
-	buf_init(&detail, API_AUDIT_DETAIL_MAX + 1);
-	if (a && a->store) {
-		s = a->store;
-	} else {
+	if (!s) {
 		rc = store_pool_acquire(api->pool, &s);
-		if (rc) {
-			log_error("audit_append_failed", LF_S("action", route->name), LF_S("request_id", http_request_id(req)),
-				  LF_S("error", coffer_err_name(rc)));
-			return;
-		}
+		if (rc)
+			return rc;
 	}
+	ev->org_id = ""; /* hosts belong to no org: their events have org "" */
 	if (a && a->authenticated) {
-		org = a->token.org_id;
-		if (str_copy(actor, sizeof(actor), a->token_id))
-			goto out;
-	} else if (a && a->host_authenticated) {
-		/* hosts belong to no org: their events have org "" */
-		if (fmt_into(actor, sizeof(actor), "%s%s", API_HOST_ACTOR_PREFIX, a->host.id))
-			goto out;
-	} else if (!a || !a->store) {
+		ev->org_id = a->token.org_id;
+	} else if (!(c && c->kind == HTTP_CALLER_HOST) && !(a && a->store)) {
 		/* Refused before the gate (e.g. a body too large): who sent it, if a token says so. */
 		store_rc = api_identify(s, req, &who);
 		if (store_rc == COFFER_OK) {
-			if (api_token_id(who.id, actor))
+			rc = api_token_id(who.id, actor);
+			if (rc)
 				goto out;
-			org = who.org_id;
+			ev->actor = actor;
+			ev->org_id = who.org_id;
 			if (http_request_set_actor(req, actor))
 				log_warn("http_actor_failed");
 		}
 	}
-
-	if (code == COFFER_OK && status < 400) {
-		rc = str_copy(outcome, sizeof(outcome), "ok");
-	} else {
-		/* denied: the gate said no (401, 404, 403); error: anything else, the gate's own failures included */
-		enum coffer_err c = code ? code : coffer_err_from_http_status(status);
-		int denied = a && !a->admitted &&
-			     (c == COFFER_ERR_UNAUTH || c == COFFER_ERR_NOT_FOUND || c == COFFER_ERR_FORBIDDEN);
-		rc = fmt_into(outcome, sizeof(outcome), "%s:%s", denied ? "denied" : "error", coffer_err_name(c));
+	if (!ev->app[0]) {
+		if (a && a->has_app)
+			ev->app = a->app.name;
+		else if ((route->flags & API_ROUTE_APP) && (param = http_request_param(req, "app")) &&
+			 api_app_name_ok(param))
+			ev->app = param;
 	}
-	if (rc)
-		goto out;
-
-	if (a && a->audit_app[0])
-		app = a->audit_app;
-	else if (a && a->has_app)
-		app = a->app.name;
-	else if ((route->flags & API_ROUTE_APP) && (param = http_request_param(req, "app")) && api_app_name_ok(param))
-		app = param;
-
-	if (!a || !a->audit_detail || json_dump_buf(a->audit_detail, &detail) || detail.len > API_AUDIT_DETAIL_MAX) {
-		buf_reset(&detail);
-		if (buf_adds(&detail, "{}"))
-			goto out;
-	}
-	struct store_audit_event ev = {
-		.ts = 0,
-		.org_id = org,
-		.actor = actor,
-		.action = route->name,
-		.app = app,
-		.detail = detail.ptr,
-		.outcome = outcome,
-		.request_id = http_request_id(req),
-	};
-	rc = store_audit_append(s, &ev, NULL);
+	rc = store_audit_append(s, ev, NULL);
 	if (rc == COFFER_ERR_UNAVAILABLE)
 		store_rc = rc;
-	if (rc)
-		log_error("audit_append_failed", LF_S("action", route->name), LF_S("request_id", http_request_id(req)),
-			  LF_S("error", coffer_err_name(rc)));
 out:
-	buf_release(&detail);
 	if (a && a->store)
 		api_note(a, store_rc);
 	else
 		store_pool_release(api->pool, s, store_rc);
+	return rc;
 }
 
 static json_t *event_json(const struct store_audit_row *r)

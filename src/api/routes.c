@@ -20,7 +20,7 @@
 #define AUDIT HTTP_ROUTE_AUDIT
 #define APP API_ROUTE_APP
 /* host-signed routes: the signature covers the body, so the gate runs after it */
-#define HOST (HTTP_ROUTE_AUTH | API_ROUTE_HOST)
+#define HOST (HTTP_ROUTE_AUTH | HTTP_ROUTE_HOST)
 #define READ API_ROUTE_ROLE(API_ROLE_READ)
 #define DEPLOY API_ROUTE_ROLE(API_ROLE_DEPLOY)
 #define ADMIN API_ROUTE_ROLE(API_ROLE_ADMIN)
@@ -165,15 +165,5 @@ enum coffer_err api_body(struct http_request *req, const char *const fields[], j
 
 void api_audit_note(struct http_request *req, const char *app, json_t *detail)
 {
-	struct api_auth *a = api_auth_of(req);
-	if (!a) {
-		json_decref(detail);
-		return;
-	}
-	if (app && api_app_name_ok(app) && str_copy(a->audit_app, sizeof(a->audit_app), app))
-		a->audit_app[0] = '\0';
-	if (detail) {
-		json_decref(a->audit_detail);
-		a->audit_detail = detail;
-	}
+	http_phase_audit_note(req, NULL, app && api_app_name_ok(app) ? app : NULL, detail);
 }

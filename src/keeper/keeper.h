@@ -58,6 +58,7 @@
 #include "err.h"
 #include "hostauth.h"
 #include "hpke.h"
+#include "http_phase.h"
 #include "jws.h"
 #include "keywrap.h"
 #include "secret.h"
@@ -78,7 +79,7 @@
 #define KEEPER_APP_KEYS_BODY_MAX ((size_t)4 << 10)
 #define KEEPER_STORE_CONNS_DEFAULT 4
 #define KEEPER_ENROL_BODY_MAX ((size_t)16 << 10)
-#define KEEPER_HOST_STATE_READY "ready"
+#define KEEPER_HOST_STATE_READY HTTP_HOST_STATE_READY /* the state the shared host gate admits */
 #define KEEPER_HOST_NAME_MAX 63 /* ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$ */
 #define KEEPER_HOST_NAME_RULE "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 #define KEEPER_JOIN_TTL_DEFAULT_MS ((uint64_t)3600 * 1000)

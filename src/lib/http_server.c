@@ -41,7 +41,8 @@ struct http_server {
 	size_t n_routes;
 	http_gate_fn gate;
 	http_done_fn done;
-	void *ctx;
+	void *ctx;      /* the handlers' */
+	void *hook_ctx; /* the gate's and done's */
 	uint16_t port;
 	unsigned drain_ms;
 	pthread_mutex_t lock; /* guards the fields below */
@@ -148,6 +149,12 @@ static enum coffer_err check_routes(const struct http_route *routes, size_t n, h
 		    r->pattern[0] != '/' || !r->handler)
 			return COFFER_ERR_INVALID;
 		if ((r->flags & HTTP_ROUTE_AUTH) && !gate)
+			return COFFER_ERR_INVALID;
+		/* a host signs the body, so its gate waits for it; the handler's audit is an audit */
+		if ((r->flags & HTTP_ROUTE_HOST) &&
+		    (!(r->flags & HTTP_ROUTE_AUTH) || (r->flags & HTTP_ROUTE_GATE_EARLY)))
+			return COFFER_ERR_INVALID;
+		if ((r->flags & HTTP_ROUTE_AUDIT_HANDLER) && !(r->flags & HTTP_ROUTE_AUDIT))
 			return COFFER_ERR_INVALID;
 		for (const char *p = r->pattern; *p; p++) {
 			if (p[0] == '/' && p[1] == ':') {
@@ -257,7 +264,7 @@ static void notify_done(struct http_request *req, int status, enum coffer_err co
 	if (req->done || !req->route || !s->done)
 		return;
 	req->done = 1;
-	s->done(req, req->route, status, code, s->ctx);
+	s->done(req, req->route, status, code, s->hook_ctx);
 }
 
 /*
@@ -517,7 +524,7 @@ static enum MHD_Result request_begin(struct http_request *req, const char *url, 
 			return refuse(req, COFFER_ERR_TOO_LARGE, "request body too large");
 	}
 	if ((req->route->flags & HTTP_ROUTE_GATE_EARLY) && req->server->gate) {
-		enum coffer_err rc = req->server->gate(req, req->route, req->server->ctx);
+		enum coffer_err rc = req->server->gate(req, req->route, req->server->hook_ctx);
 		if (rc || req->reply_status) { /* refused before any body byte is read */
 			if (rc && req->reply_status < 400)
 				error_reply(req, rc, NULL);
@@ -566,7 +573,7 @@ static enum MHD_Result request_run(struct http_request *req)
 	pthread_mutex_unlock(&s->lock);
 
 	if (s->gate && !req->gated) {
-		rc = s->gate(req, route, s->ctx);
+		rc = s->gate(req, route, s->hook_ctx);
 		if (rc || req->reply_status) { /* a reply from the gate ends the request */
 			if (rc && req->reply_status < 400)
 				error_reply(req, rc, NULL);
@@ -705,6 +712,7 @@ enum coffer_err http_server_start(const struct http_server_config *cfg, const st
 	s->gate = cfg->gate;
 	s->done = cfg->done;
 	s->ctx = ctx;
+	s->hook_ctx = cfg->hook_ctx ? cfg->hook_ctx : ctx;
 	s->drain_ms = cfg->drain_ms ? cfg->drain_ms : HTTP_SERVER_DRAIN_MS_DEFAULT;
 
 	pthread_condattr_t ca;

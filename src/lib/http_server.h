@@ -12,7 +12,8 @@
  *      overshoot is read and dropped and answered 413, a large one
  *      (over max_body + HTTP_BODY_DISCARD_MAX) closes the connection;
  *   3. the owner's gate callback (authentication, roles), which sees the
- *      whole body so it can check signatures over it;
+ *      whole body so it can check signatures over it (coffer's servers use
+ *      the shared phases of http_phase.h as their gate and done callbacks);
  *   4. the handler.
  * A failure at any step answers {"error":{"code":"<name>","message":"..."}}
  * with the status of coffer_err_http_status. Every response carries an
@@ -50,6 +51,10 @@
  * to send a body, and a body is only ever held for an admitted caller.
  */
 #define HTTP_ROUTE_GATE_EARLY ((uint32_t)1 << 2)
+/* With HTTP_ROUTE_AUTH: a host's signed request, not a bearer (http_phase.h); never with GATE_EARLY. */
+#define HTTP_ROUTE_HOST ((uint32_t)1 << 3)
+/* With HTTP_ROUTE_AUDIT: the handler audits what it decides, the owner what is refused before it. */
+#define HTTP_ROUTE_AUDIT_HANDLER ((uint32_t)1 << 4)
 #define HTTP_ROUTE_OWNER_SHIFT 8
 
 #define HTTP_ROUTE_MAX_PARAMS 8              /* :name segments in one pattern */
@@ -109,6 +114,7 @@ struct http_server_config {
 	const char *listen;       /* "host:port" or "[v6]:port"; port 0 picks a free port */
 	http_gate_fn gate;        /* NULL only if no route has HTTP_ROUTE_AUTH */
 	http_done_fn done;        /* NULL: none */
+	void *hook_ctx;           /* the ctx gate and done get; NULL: the handlers' ctx */
 	unsigned max_connections; /* 0: default */
 	size_t memory_limit;      /* per-connection memory, bounds request headers (431); 0: default */
 	unsigned timeout_s;       /* 0: default */
@@ -118,7 +124,9 @@ struct http_server_config {
 /*
  * Validates the route table (patterns start with '/', at most
  * HTTP_ROUTE_MAX_PARAMS params, a handler each; an HTTP_ROUTE_AUTH route
- * needs a gate: COFFER_ERR_INVALID otherwise), binds and starts serving.
+ * needs a gate; HTTP_ROUTE_HOST needs HTTP_ROUTE_AUTH and not
+ * HTTP_ROUTE_GATE_EARLY; HTTP_ROUTE_AUDIT_HANDLER needs HTTP_ROUTE_AUDIT:
+ * COFFER_ERR_INVALID otherwise), binds and starts serving.
  * COFFER_ERR_IO if the address cannot be bound.
  */
 COFFER_MUST_CHECK enum coffer_err http_server_start(const struct http_server_config *cfg,
