@@ -4,6 +4,8 @@
 
 load helpers
 
+bats_require_minimum_version 1.5.0
+
 setup() {
 	T=$(mktemp -d "${BATS_TMPDIR:-/tmp}/coffer-dev.XXXXXX")
 	export COFFER_CONFIG="$T/config.json"

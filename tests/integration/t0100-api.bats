@@ -8,6 +8,8 @@
 
 load helpers
 
+bats_require_minimum_version 1.5.0
+
 setup() {
 	platform_start
 	# Request bodies carry values: they live outside $T, which is scanned for the canary.

@@ -6,6 +6,8 @@
 
 load helpers
 
+bats_require_minimum_version 1.5.0
+
 setup() { platform_start; }
 teardown() { platform_stop; }
 
