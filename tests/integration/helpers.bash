@@ -145,6 +145,15 @@ store_dump() {
 	fi
 }
 
+# dump_holds FILE VALUE: the store dump FILE holds VALUE, as text or in
+# the hex a dump writes a BLOB or bytea column in (SQLite X'..', PostgreSQL
+# \x..): a value stored unsealed in the ciphertext column shows only so.
+dump_holds() {
+	local hex
+	hex=$(printf '%s' "$2" | od -An -tx1 -v | tr -d ' \n')
+	grep -qaF -- "$2" "$1" || grep -qaiF -- "$hex" "$1"
+}
+
 # ---- agents (t0500) ----
 
 # agent_start NAME [ARGS...]: (re)starts an agent with its state in

@@ -4,6 +4,8 @@
 
 load helpers
 
+bats_require_minimum_version 1.5.0
+
 setup() {
 	T=$(mktemp -d "${BATS_TMPDIR:-/tmp}/coffer-dev.XXXXXX")
 	export COFFER_CONFIG="$T/config.json"
@@ -51,14 +53,16 @@ role_pid() { pgrep -P "$DEV_PID" -f "coffer $1 " | head -n 1; }
 	dev_start
 	api=$(role_pid api)
 	keeper=$(role_pid keeper)
-	[ -n "$api" ] && [ -n "$keeper" ]
+	[ -n "$api" ]
+	[ -n "$keeper" ]
 	kill -KILL "$api"
 	for i in $(seq 100); do
 		new=$(role_pid api)
 		[ -n "$new" ] && [ "$new" != "$api" ] && break
 		sleep 0.1
 	done
-	[ -n "$new" ] && [ "$new" != "$api" ]
+	[ -n "$new" ]
+	[ "$new" != "$api" ]
 	source "$T/state/env"
 	for i in $(seq 50); do curl -fsS "$COFFER_API_URL/v1/health" >/dev/null && break; sleep 0.1; done
 	run curl -fsS "$COFFER_API_URL/v1/health"

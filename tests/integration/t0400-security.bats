@@ -6,6 +6,8 @@
 
 load helpers
 
+bats_require_minimum_version 1.5.0
+
 setup() { platform_start; }
 teardown() { platform_stop; }
 
@@ -34,7 +36,7 @@ teardown() { platform_stop; }
 @test "a copy of the store holds no value and opens nothing" {
 	store_dump "$T/dump.sql"
 	[ -s "$T/dump.sql" ]
-	run ! grep -qaF -- "$CANARY" "$T/dump.sql"
+	run ! dump_holds "$T/dump.sql" "$CANARY"
 	run_logged "$VAULT_PROBE" --store "$STORE_URL" --app canary --loot "$T/dump.sql"
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"CANARY_SECRET refused"* ]]

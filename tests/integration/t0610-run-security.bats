@@ -103,12 +103,14 @@ app_id() {
 	store_sql "SELECT id FROM apps WHERE name = '$1'"
 }
 
-# run_app APP [N]: deploys app.sh on APP with N machines (default 1); sets
-# MID (the first machine's id), MHOST (its host id), MPID, and REL and SV
-# (the app's release and secrets version, for claims).
+# run_app APP [N [DEPLOY_OPTION...]]: deploys app.sh on APP with N machines
+# (default 1) and the options given; sets MID (the first machine's id),
+# MHOST (its host id), MPID, and REL and SV (the app's release and secrets
+# version, for claims).
 run_app() {
 	local app=$1 n=${2:-1}
-	deploy "$app" --count "$n" -- "$APP"
+	shift $(($# < 2 ? $# : 2))
+	deploy "$app" --count "$n" "$@" -- "$APP"
 	[ "$status" -eq 0 ] || { echo "$output" >&2; return 1; }
 	wait_until 30 count_started "$app" "$n"
 	read -r MID MHOST MPID < <(machines_json "$app" | jq -r 'sort_by(.id) | .[0] | "\(.id) \(.host_id) \(.pid)"')
@@ -305,8 +307,11 @@ claims() {
 	agents_up 1
 	"$COFFER" apps create shop >/dev/null
 	"$COFFER" secrets set -a shop FIRST=one-value SECOND=two-value >/dev/null
-	run_app shop
+	# every machine of shop prints its SECOND at start (into its out.log)
+	run_app shop 1 --env PRINT=SECOND
 	[ "$(env_of "$MPID" SECOND)" = two-value ]
+	# the out.log scan below sees what a machine prints
+	wait_until 10 grep -rqaF 'the value of SECOND is two-value' "$T"/agents/ --include='out.log*'
 	boot_token "$MID" "$MHOST"
 	open_as "$MHOST" "$TOKEN"
 	opened
