@@ -20,6 +20,15 @@
 
 static const char *const machine_headers[MACHINE_COLS] = { "ID", "HOST", "RELEASE", "STATE", "PID", "STARTED" };
 
+/* "v3", or none when v is not a positive integer. */
+static void version_text(const json_t *v, const char *prefix, const char *none, char *out, size_t size)
+{
+	if (json_is_integer(v) && json_integer_value(v) > 0 &&
+	    !fmt_into(out, size, "%s%" JSON_INTEGER_FORMAT, prefix, json_integer_value(v)))
+		return;
+	format_first_line(none, "", out, size);
+}
+
 /* started_at as the api gives it: RFC 3339 text, or unix milliseconds. */
 static void started_cell(const json_t *v, int64_t now, char *out, size_t size)
 {
@@ -31,20 +40,13 @@ static void started_cell(const json_t *v, int64_t now, char *out, size_t size)
 
 static void machine_row(const json_t *m, int64_t now, const char **cells, char (*scratch)[CLIENT_CELL_SIZE])
 {
-	json_t *rel = json_object_get(m, "release"), *pid = json_object_get(m, "pid");
+	version_text(json_object_get(m, "release"), "v", "-", scratch[2], CLIENT_CELL_SIZE);
+	version_text(json_object_get(m, "pid"), "", "-", scratch[4], CLIENT_CELL_SIZE);
 	cells[0] = client_str(m, "id");
 	cells[1] = client_str(m, "host");
-	if (json_is_integer(rel) && json_integer_value(rel) > 0 &&
-	    !fmt_into(scratch[2], CLIENT_CELL_SIZE, "v%" JSON_INTEGER_FORMAT, json_integer_value(rel)))
-		cells[2] = scratch[2];
-	else
-		cells[2] = "-";
+	cells[2] = scratch[2];
 	cells[3] = client_str(m, "state");
-	if (json_is_integer(pid) && json_integer_value(pid) > 0 &&
-	    !fmt_into(scratch[4], CLIENT_CELL_SIZE, "%" JSON_INTEGER_FORMAT, json_integer_value(pid)))
-		cells[4] = scratch[4];
-	else
-		cells[4] = "-";
+	cells[4] = scratch[4];
 	started_cell(json_object_get(m, "started_at"), now, scratch[5], CLIENT_CELL_SIZE);
 	cells[5] = scratch[5];
 }
@@ -101,15 +103,6 @@ static const struct cli_cmd machines_cmds[] = {
 };
 static const struct cli_group machines_group = CLI_GROUP("machines", machines_cmds);
 const struct cli_cmd cli_machines = CLI_NOUN("machines", &machines_group, "list an app's machines, or destroy one");
-
-/* "v3", or none when v is not a positive integer. */
-static void version_text(const json_t *v, const char *prefix, const char *none, char *out, size_t size)
-{
-	if (json_is_integer(v) && json_integer_value(v) > 0 &&
-	    !fmt_into(out, size, "%s%" JSON_INTEGER_FORMAT, prefix, json_integer_value(v)))
-		return;
-	format_first_line(none, "", out, size);
-}
 
 /* Command, count, grace and env of a release config, as `status` shows them. */
 static enum coffer_err print_config(const json_t *config)

@@ -338,7 +338,7 @@ static enum coffer_err sorted_secrets(const json_t *ans, json_t **out)
 	size_t n;
 	enum coffer_err rc = COFFER_OK;
 
-	if (json_get_array((json_t *)ans, "secrets", 1, &list, NULL))
+	if (json_get_array(ans, "secrets", 1, &list, NULL))
 		return client_bad_answer("no \"secrets\" list");
 	n = json_array_size(list);
 	rows = calloc(n ? n : 1, sizeof(*rows));
