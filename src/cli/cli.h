@@ -5,7 +5,8 @@
  *
  *   parse the options (the row's own, those its flags add, -h, -t)
  *   -> the number of positional arguments -> the app (CLI_NEED_APP)
- *   -> the confirm rule (CLI_DESTRUCTIVE) -> the API (CLI_NEED_API) -> body
+ *   -> the row's check of its own options -> the confirm rule
+ *   (CLI_DESTRUCTIVE) -> the API (CLI_NEED_API) -> body
  *
  * A body sees a struct client whose setup is done, and its positional
  * arguments in argv[1..argc) (argv[0] is the command's name). It returns an
@@ -58,6 +59,8 @@ struct cli_cmd {
 	const char *args_error;  /* the usage error when their number is off */
 	const char *json_help;   /* CLI_JSON: what --json prints, when not the API's answer */
 	const void *data;        /* the body's own (a listing: struct client_listing) */
+	/* checks the command line before the API is reached (may leave a request body in c->body) */
+	enum coffer_err (*check)(struct client *c, int argc, char **argv);
 	enum coffer_err (*run)(struct client *c, int argc, char **argv);
 	int (*main)(int argc, char **argv);  /* instead of run: no setup (roles, help, version) */
 	const struct cli_group *group;       /* instead of run: a noun whose subcommands these are */

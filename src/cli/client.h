@@ -73,6 +73,7 @@ struct client {
 	int flag[CLIENT_OPTS_MAX];
 	struct opts_values list; /* the row's one OPTS_LIST option, if any */
 	struct opts_values token_args; /* -t/--access-token (each blanked in argv once parsed) */
+	json_t *body;            /* a request body the row's check made for its run (freed after the run) */
 	struct secret *token;
 	char api_url[HTTP_CLIENT_URL_MAX];
 	struct http_client *http;

@@ -153,11 +153,10 @@ out:
 	return rc;
 }
 
-static enum coffer_err audit_run(struct client *c, int argc, char **argv)
+static enum coffer_err audit_check(struct client *c, int argc, char **argv)
 {
 	const char *app = client_value(c, "app"), *after = client_value(c, "after"), *limit = client_value(c, "limit");
 	uint64_t n;
-	enum coffer_err rc;
 
 	if (argc == 2 && strcmp(argv[1], "verify") != 0)
 		return client_usage_error(c, "unexpected argument");
@@ -165,10 +164,15 @@ static enum coffer_err audit_run(struct client *c, int argc, char **argv)
 		return client_usage_error(c, "'audit verify' takes no -a, --after or --limit");
 	if ((after && parse_uint64(after, INT64_MAX, &n)) || (limit && parse_uint64(limit, INT64_MAX, &n)))
 		return client_usage_error(c, "--after and --limit take a whole number");
-	rc = client_connect(c);
-	if (!rc)
-		rc = argc == 2 ? verify(c, c->json) : list_events(c, app, after, limit, c->json);
-	return rc;
+	return COFFER_OK;
+}
+
+static enum coffer_err audit_run(struct client *c, int argc, char **argv)
+{
+	(void)argv;
+	if (argc == 2)
+		return verify(c, c->json);
+	return list_events(c, client_value(c, "app"), client_value(c, "after"), client_value(c, "limit"), c->json);
 }
 
 static const struct cli_opt audit_opts[] = {
@@ -178,9 +182,9 @@ static const struct cli_opt audit_opts[] = {
 	{ NULL, 0, OPTS_FLAG, NULL, NULL },
 };
 
-/* Its options are checked before it connects: no CLI_NEED_API. */
 const struct cli_cmd cli_audit = {
-	.name = "audit", .run = audit_run, .flags = CLI_JSON, .opts = audit_opts, .max_args = 1,
+	.name = "audit", .check = audit_check, .run = audit_run, .flags = CLI_NEED_API | CLI_JSON, .opts = audit_opts,
+	.max_args = 1,
 	.usage = "audit [-a APP] [--after SEQ] [--limit N] [--json] | audit verify [--json]",
 	.summary = "list the audit log, or verify its hash chain",
 	.help = "Lists the audit log, oldest first: who did what, to which app, with which\n"

@@ -52,28 +52,28 @@ static enum coffer_err env_object(const struct client *c, const struct opts_valu
 }
 
 /*
- * Connects (the command line was checked first), posts body to
- * /v1/apps/:app<suffix> and follows the release it makes; body may be NULL
- * (out of memory, reported here).
+ * The run of deploy and scale count: posts the body their check made to
+ * /v1/apps/:app<the row's data> and follows the release it makes.
  */
-static enum coffer_err make_release(struct client *c, const char *suffix, const json_t *body, int detach)
+static enum coffer_err make_release(struct client *c, int argc, char **argv)
 {
 	char path[CLIENT_PATH_MAX];
 	json_t *ans = NULL;
-	enum coffer_err rc = body ? client_connect(c) : client_error(COFFER_ERR_NOMEM, "out of memory");
+	enum coffer_err rc = client_path(path, sizeof(path), "/v1/apps/", c->app, c->cmd->data);
+
+	(void)argc, (void)argv;
 	if (!rc)
-		rc = client_path(path, sizeof(path), "/v1/apps/", c->app, suffix);
+		rc = client_call(c, "POST", path, c->body, &ans);
 	if (!rc)
-		rc = client_call(c, "POST", path, body, &ans);
-	if (!rc)
-		rc = client_follow_release(c, ans, detach);
+		rc = client_follow_release(c, ans, c->detach);
 	json_decref(ans);
 	return rc;
 }
 
-/* The body of `deploy`: {"cmd": [...], "env": {...}, "count"?, "grace_ms"?}. */
-static enum coffer_err deploy_body(struct client *c, int argc, char **argv, json_t *body)
+/* The command line of `deploy`, into its body: {"cmd": [...], "env": {...}, "count"?, "grace_ms"?}. */
+static enum coffer_err deploy_check(struct client *c, int argc, char **argv)
 {
+	json_t *body = c->body = json_object();
 	const char *count = client_value(c, "count"), *grace = client_value(c, "grace");
 	json_t *cmd = json_array(), *envs = json_object();
 	uint64_t n = 0, grace_ms = 0;
@@ -83,7 +83,7 @@ static enum coffer_err deploy_body(struct client *c, int argc, char **argv, json
 		rc = client_usage_error(c, "--count must be a whole number of machines");
 	else if (grace && parse_duration_ms(grace, GRACE_MAX_MS, &grace_ms))
 		rc = client_usage_error(c, "--grace must be a duration such as 30s, 500ms or 2m");
-	else if (!cmd || !envs)
+	else if (!body || !cmd || !envs)
 		rc = client_error(COFFER_ERR_NOMEM, "out of memory");
 	for (int k = 1; !rc && k < argc; k++) {
 		json_t *a = json_string(argv[k]);
@@ -103,16 +103,6 @@ static enum coffer_err deploy_body(struct client *c, int argc, char **argv, json
 	return rc;
 }
 
-static enum coffer_err deploy_run(struct client *c, int argc, char **argv)
-{
-	json_t *body = json_object();
-	enum coffer_err rc = body ? deploy_body(c, argc, argv, body) : COFFER_OK;
-	if (!rc)
-		rc = make_release(c, "/releases", body, c->detach);
-	json_decref(body);
-	return rc;
-}
-
 static const struct cli_opt deploy_opts[] = {
 	{ "count", 0, OPTS_VALUE, "N", "how many machines to run" },
 	{ "grace", 0, OPTS_VALUE, "DURATION", "how long each new machine must stay up (30s, 500ms, 2m)" },
@@ -120,9 +110,9 @@ static const struct cli_opt deploy_opts[] = {
 	{ NULL, 0, OPTS_FLAG, NULL, NULL },
 };
 
-/* Its command line is checked before it connects: no CLI_NEED_API. */
 const struct cli_cmd cli_deploy = {
-	.name = "deploy", .run = deploy_run, .flags = CLI_NEED_APP | CLI_DETACH, .opts = deploy_opts,
+	.name = "deploy", .check = deploy_check, .run = make_release, .data = "/releases", .flags = CLI_NEED_APP | CLI_NEED_API | CLI_DETACH,
+	.opts = deploy_opts,
 	.min_args = 1, .max_args = CLI_ARGS_ANY, .args_error = "expected a COMMAND to run, after '--'",
 	.usage = "deploy [-a APP] [--count N] [--grace DURATION] [--env NAME=VALUE ...] [--detach] -- COMMAND [ARGS...]",
 	.summary = "make a release that runs COMMAND on the app's machines, and wait for it",
@@ -149,19 +139,15 @@ static void release_row(const json_t *r, int64_t now, const char **cells, char (
 	cells[4] = scratch[4];
 }
 
-static enum coffer_err scale_count(struct client *c, int argc, char **argv)
+static enum coffer_err scale_count_check(struct client *c, int argc, char **argv)
 {
-	json_t *body;
 	uint64_t n = 0;
-	enum coffer_err rc;
 
 	(void)argc;
 	if (parse_uint64(argv[1], COUNT_MAX, &n))
 		return client_usage_error(c, "N must be a whole number of machines");
-	body = json_pack("{s:I}", "count", (json_int_t)n);
-	rc = make_release(c, "/scale", body, c->detach);
-	json_decref(body);
-	return rc;
+	c->body = json_pack("{s:I}", "count", (json_int_t)n);
+	return c->body ? COFFER_OK : client_error(COFFER_ERR_NOMEM, "out of memory");
 }
 
 static const char *const release_headers[] = { "VERSION", "STATUS", "REASON", "BY", "DATE" };
@@ -178,8 +164,8 @@ const struct cli_cmd cli_releases = {
 };
 
 static const struct cli_cmd scale_cmds[] = {
-	/* N is checked before it connects: no CLI_NEED_API */
-	{ .name = "count", .run = scale_count, .flags = CLI_NEED_APP | CLI_DETACH, .usage = "scale count N [-a APP] [--detach]",
+	{ .name = "count", .check = scale_count_check, .run = make_release, .data = "/scale", .flags = CLI_NEED_APP | CLI_NEED_API | CLI_DETACH,
+	  .usage = "scale count N [-a APP] [--detach]",
 	  .min_args = 1, .max_args = 1, .args_error = "expected one N",
 	  .help = "Runs N machines of an app (0 stops them all): a release with the current\n"
 		  "command and secrets. New machines are watched through the grace period;\n"

@@ -27,29 +27,34 @@ static int printable(const char *s)
 	return n > 0;
 }
 
-static enum coffer_err tokens_create(struct client *c, int argc, char **argv)
+/* --role and --expiry, and the request body. */
+static enum coffer_err tokens_create_check(struct client *c, int argc, char **argv)
 {
 	const char *role = client_value(c, "role"), *app = client_value(c, "app");
 	const char *expiry = client_value(c, "expiry"), *description = client_value(c, "description");
-	json_t *body = NULL, *ans = NULL, *tok;
 	uint64_t ms;
-	enum coffer_err rc = COFFER_OK;
 
 	(void)argc, (void)argv;
 	if (!role || (strcmp(role, "admin") != 0 && strcmp(role, "deploy") != 0 && strcmp(role, "read") != 0))
 		return client_usage_error(c, "--role must be admin, deploy or read");
 	if (expiry && parse_duration_ms(expiry, UINT64_MAX, &ms))
 		return client_usage_error(c, "invalid --expiry: a duration such as 30d, 12h or 1h30m");
-	rc = client_connect(c);
-	if (!rc) {
-		body = json_pack("{s:s}", "role", role);
-		if (!body || (app && json_object_set_new(body, "app", json_string(app))) ||
-		    (expiry && json_object_set_new(body, "expiry", json_string(expiry))) ||
-		    (description && json_object_set_new(body, "description", json_string(description))))
-			rc = client_error(COFFER_ERR_NOMEM, "cannot encode the request (is --description UTF-8?)");
-	}
-	if (!rc)
-		rc = client_call(c, "POST", "/v1/tokens", body, &ans);
+	c->body = json_pack("{s:s}", "role", role);
+	if (!c->body || (app && json_object_set_new(c->body, "app", json_string(app))) ||
+	    (expiry && json_object_set_new(c->body, "expiry", json_string(expiry))) ||
+	    (description && json_object_set_new(c->body, "description", json_string(description))))
+		return client_error(COFFER_ERR_NOMEM, "cannot encode the request (is --description UTF-8?)");
+	return COFFER_OK;
+}
+
+static enum coffer_err tokens_create(struct client *c, int argc, char **argv)
+{
+	const char *role = client_value(c, "role");
+	json_t *ans = NULL, *tok;
+	enum coffer_err rc;
+
+	(void)argc, (void)argv;
+	rc = client_call(c, "POST", "/v1/tokens", c->body, &ans);
 	tok = json_object_get(ans, "token");
 	if (!rc && (!json_is_string(tok) || !printable(json_string_value(tok))))
 		rc = client_bad_answer("no \"token\"");
@@ -65,7 +70,6 @@ static enum coffer_err tokens_create(struct client *c, int argc, char **argv)
 	if (json_is_string(tok)) /* jansson's copy of the token */
 		sodium_memzero((char *)json_string_value(tok), json_string_length(tok));
 	json_decref(ans);
-	json_decref(body);
 	return rc;
 }
 
@@ -109,8 +113,8 @@ static const struct cli_opt create_opts[] = {
 };
 
 static const struct cli_cmd tokens_cmds[] = {
-	/* create checks its options before it connects: no CLI_NEED_API */
-	{ .name = "create", .run = tokens_create, .flags = CLI_JSON, .opts = create_opts,
+	{ .name = "create", .check = tokens_create_check, .run = tokens_create, .flags = CLI_NEED_API | CLI_JSON,
+	  .opts = create_opts,
 	  .json_help = "print the API's answer (it holds the token)",
 	  .usage = "tokens create --role admin|deploy|read [--app APP] [--expiry DURATION] [--description TEXT] [--json]",
 	  .help = "Creates an access token and prints it once: store it now, it cannot be shown\n"

@@ -205,6 +205,11 @@ static enum coffer_err setup_and_run(struct client *c, int argc, char **argv)
 		if (rc)
 			return rc;
 	}
+	if (cmd->check) {
+		rc = cmd->check(c, n_pos + 1, argv);
+		if (rc)
+			return rc;
+	}
 	/* flyctl's rule: nobody to ask, and no --yes, is no */
 	if ((cmd->flags & CLI_DESTRUCTIVE) && !c->yes && !isatty(STDIN_FILENO))
 		return client_usage_error(c, "'%.*s' is destructive: refusing without a terminal: pass --yes",
@@ -271,6 +276,7 @@ int cli_run(const struct cli_cmd *cmd, int argc, char **argv)
 	enum coffer_err rc = setup_and_run(c, argc, argv);
 	if (cmd->scrub)
 		cmd->scrub(argc, argv);
+	json_decref(c->body);
 	http_client_free(c->http);
 	secret_free(c->token);
 	sodium_memzero(c, sizeof(*c));
