@@ -9,7 +9,6 @@
  * before it exits.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +18,7 @@
 #include <sodium.h>
 
 #include "agent.h"
-#include "cli.h"
+#include "opts.h"
 #include "encode.h"
 #include "fs.h"
 #include "log.h"
@@ -44,30 +43,13 @@ struct opts {
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-	static const struct option longopts[] = {
-		{ "join", required_argument, NULL, 'j' },	{ "api", required_argument, NULL, 'a' },
-		{ "keeper", required_argument, NULL, 'k' },	{ "state-dir", required_argument, NULL, 's' },
-		{ "name", required_argument, NULL, 'n' },	{ "ready-file", required_argument, NULL, 'r' },
-		{ "log-level", required_argument, NULL, 'L' }, { NULL, 0, NULL, 0 }
+	const struct opts_spec specs[] = {
+		{ "join", 0, OPTS_VALUE, &o->join },		 { "api", 0, OPTS_VALUE, &o->api_url },
+		{ "keeper", 0, OPTS_VALUE, &o->keeper_url },	 { "state-dir", 0, OPTS_VALUE, &o->state_dir },
+		{ "name", 0, OPTS_VALUE, &o->name },		 { "ready-file", 0, OPTS_VALUE, &o->ready_file },
+		{ "log-level", 0, OPTS_VALUE, &o->log_level }, { NULL, 0, OPTS_FLAG, NULL }
 	};
-	const char **slot[128] = { ['a'] = &o->api_url, ['k'] = &o->keeper_url, ['s'] = &o->state_dir,
-				   ['n'] = &o->name,	['r'] = &o->ready_file, ['L'] = &o->log_level };
-	int c;
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
-		if (c == 'j')
-			o->join = optarg;
-		else if (c > 0 && c < 128 && slot[c])
-			*slot[c] = optarg;
-		else if (c == ':')
-			return cli_fail(COFFER_ERR_USAGE, "option '%s' needs a value", argv[optind - 1]);
-		else
-			return cli_fail(COFFER_ERR_USAGE, "unknown option '%s'; see 'coffer help agent'", argv[optind - 1]);
-	}
-	if (optind < argc)
-		return cli_fail(COFFER_ERR_USAGE, "unexpected argument '%s'; see 'coffer help agent'", argv[optind]);
-	return 0;
+	return opts_parse_role("agent", specs, argc, argv, 1);
 }
 
 /*

@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
-#include <getopt.h>
 #include <stdarg.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -19,7 +18,7 @@
 #include <unistd.h>
 
 #include "api.h"
-#include "cli.h"
+#include "opts.h"
 #include "release.h"
 #include "digest.h"
 #include "encode.h"
@@ -317,35 +316,16 @@ struct opts {
 
 static int parse_opts(int argc, char **argv, int first, struct opts *o)
 {
-	static const struct option longopts[] = {
-		{ "state-dir", required_argument, NULL, 's' },	   { "store", required_argument, NULL, 'S' },
-		{ "listen", required_argument, NULL, 'l' },	   { "keeper", required_argument, NULL, 'k' },
-		{ "keeper-pub", required_argument, NULL, 'p' },	   { "keeper-credential", required_argument, NULL, 'c' },
-		{ "ready-file", required_argument, NULL, 'r' },	   { "log-level", required_argument, NULL, 'L' },
-		{ "store-conns", required_argument, NULL, 'n' },   { "org", required_argument, NULL, 'o' },
-		{ "json", no_argument, NULL, 'j' },		   { "boot-key", required_argument, NULL, 'b' },
-		{ NULL, 0, NULL, 0 }
+	const struct opts_spec specs[] = {
+		{ "state-dir", 0, OPTS_VALUE, &o->state_dir },	   { "store", 0, OPTS_VALUE, &o->store_url },
+		{ "listen", 0, OPTS_VALUE, &o->listen },	   { "keeper", 0, OPTS_VALUE, &o->keeper_url },
+		{ "keeper-pub", 0, OPTS_VALUE, &o->keeper_pub },   { "keeper-credential", 0, OPTS_VALUE, &o->keeper_credential },
+		{ "ready-file", 0, OPTS_VALUE, &o->ready_file },   { "log-level", 0, OPTS_VALUE, &o->log_level },
+		{ "store-conns", 0, OPTS_VALUE, &o->store_conns }, { "org", 0, OPTS_VALUE, &o->org },
+		{ "json", 0, OPTS_FLAG, &o->json },		   { "boot-key", 0, OPTS_VALUE, &o->boot_key },
+		{ NULL, 0, OPTS_FLAG, NULL }
 	};
-	const char **slot[128] = { ['s'] = &o->state_dir,  ['S'] = &o->store_url,  ['l'] = &o->listen,
-				   ['k'] = &o->keeper_url, ['p'] = &o->keeper_pub, ['c'] = &o->keeper_credential,
-				   ['r'] = &o->ready_file, ['L'] = &o->log_level,  ['n'] = &o->store_conns,
-				   ['o'] = &o->org,	   ['b'] = &o->boot_key };
-	int c;
-	optind = first;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
-		if (c == 'j')
-			o->json = 1;
-		else if (c > 0 && c < 128 && slot[c])
-			*slot[c] = optarg;
-		else if (c == ':')
-			return cli_fail(COFFER_ERR_USAGE, "option '%s' needs a value", argv[optind - 1]);
-		else
-			return cli_fail(COFFER_ERR_USAGE, "unknown option '%s'; see 'coffer help api'", argv[optind - 1]);
-	}
-	if (optind < argc)
-		return cli_fail(COFFER_ERR_USAGE, "unexpected argument '%s'; see 'coffer help api'", argv[optind]);
-	return 0;
+	return opts_parse_role("api", specs, argc, argv, first);
 }
 
 /* ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$: safe to print and to put in JSON as is. */

@@ -1,41 +1,90 @@
 /*
- * cli.h — what every `coffer` subcommand shares: the command table entry,
- * error reporting and exit codes (all from err.h's one table).
+ * cli.h — the `coffer` command table: each row declares a command once
+ * (name, usage, help, options, positional arguments) with setup flags
+ * that cli_run applies before the body runs, like git's run_builtin:
+ *
+ *   parse the options (the row's own, those its flags add, -h, -t)
+ *   -> the number of positional arguments -> the app (CLI_NEED_APP)
+ *   -> the row's check of its own options -> the confirm rule
+ *   (CLI_DESTRUCTIVE) -> the API (CLI_NEED_API) -> body
+ *
+ * A body sees a struct client whose setup is done, and its positional
+ * arguments in argv[1..argc) (argv[0] is the command's name). It returns an
+ * enum coffer_err it has already reported (client_error,
+ * client_usage_error); cli_run turns it into the exit code.
+ *
+ * The roles (api, keeper, agent, dev) are rows too, with a `main` that gets
+ * the whole command line: their options go through opts.h, which they
+ * include instead of this header.
  */
 #ifndef COFFER_CLI_H
 #define COFFER_CLI_H
 
-#include "err.h"
+#include <stddef.h>
 
-struct cli_command {
-	const char *name;
-	int (*run)(int argc, char **argv); /* argv[0] is the command's name; returns the exit code */
-	const char *usage;                 /* one line: arguments and options */
-	const char *summary;               /* one line: what it does */
+#include "err.h"
+#include "opts.h"
+
+struct client;
+
+enum cli_flags {
+	CLI_NEED_APP = 1 << 0,    /* takes -a/--app; the app is -a, else $COFFER_APP, else a usage error */
+	CLI_NEED_API = 1 << 1,    /* connects to the API (URL and token) before the body */
+	CLI_JSON = 1 << 2,        /* takes --json (c->json) */
+	CLI_DESTRUCTIVE = 1 << 3, /* takes -y/--yes; without it and without a terminal: refused (client_confirm) */
+	CLI_DETACH = 1 << 4,      /* makes a release: takes --detach (c->detach) */
 };
 
-/* Prints "coffer: error: <message>" on stderr and returns the exit code of rc. */
-int cli_fail(enum coffer_err rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Prints "coffer: <usage of cmd>" on stderr and returns the usage exit code. */
-int cli_usage(const char *cmd);
+/* One option of a row, beyond those its flags add. */
+struct cli_opt {
+	const char *name; /* long name; NULL ends a table */
+	char short_name;
+	enum opts_kind kind;
+	const char *arg;  /* its value's name in the help ("N"), NULL for a flag */
+	const char *help; /* one line, without the final newline */
+};
 
-int cmd_help(int argc, char **argv);
-int cmd_version(int argc, char **argv);
-int cmd_dev(int argc, char **argv);
-/* user commands: src/cli/cmd_<noun>.c */
-int cmd_apps(int argc, char **argv);
-int cmd_audit(int argc, char **argv);
-int cmd_deploy(int argc, char **argv);   /* cmd_deploy.c, with cmd_releases and cmd_scale */
-int cmd_releases(int argc, char **argv);
-int cmd_scale(int argc, char **argv);
-int cmd_hosts(int argc, char **argv);
-int cmd_machines(int argc, char **argv); /* cmd_machines.c, with cmd_status */
-int cmd_status(int argc, char **argv);
-int cmd_secrets(int argc, char **argv);
-int cmd_tokens(int argc, char **argv);
-/* roles: src/api/api.c, src/keeper/keeper.c and src/agent/agent.c */
-int cmd_api(int argc, char **argv);
-int cmd_keeper(int argc, char **argv);
-int cmd_agent(int argc, char **argv);
+#define CLI_ARGS_ANY (-1)
+
+struct cli_group;
+
+struct cli_cmd {
+	const char *name;
+	const char *usage;   /* one line, without "coffer " */
+	const char *summary; /* top level: the line `coffer help` shows */
+	const char *help;    /* what --help says about it: lines ending in "\n" */
+	unsigned flags;      /* enum cli_flags */
+	const struct cli_opt *opts;
+	int min_args, max_args;  /* positional arguments; max CLI_ARGS_ANY: no limit */
+	const char *args_error;  /* the usage error when their number is off */
+	const char *json_help;   /* CLI_JSON: what --json prints, when not the API's answer */
+	const void *data;        /* the body's own (a listing: struct client_listing) */
+	/* checks the command line before the API is reached (may leave a request body in c->body) */
+	enum coffer_err (*check)(struct client *c, int argc, char **argv);
+	enum coffer_err (*run)(struct client *c, int argc, char **argv);
+	int (*main)(int argc, char **argv);  /* instead of run: no setup (roles, help, version) */
+	const struct cli_group *group;       /* instead of run: a noun whose subcommands these are */
+	const char *alias;                   /* another name ("ls"), not listed */
+	/* blanks in argv[1..argc) what ps must not show (values), after the body or a failed setup */
+	void (*scrub)(int argc, char **argv);
+};
+
+struct cli_group {
+	const char *name;
+	const struct cli_cmd *cmds;
+	size_t n;
+};
+
+#define CLI_GROUP(name_, rows) { name_, rows, sizeof(rows) / sizeof(rows[0]) }
+#define CLI_NOUN(name_, group_, summary_) { .name = name_, .group = group_, .summary = summary_ }
+
+/* Runs row cmd with argv[0] its name: setup by its flags, then its body; returns the exit code. */
+int cli_run(const struct cli_cmd *cmd, int argc, char **argv);
+/* Writes the usage of cmd ("apps create NAME | apps list [--json] | ...", for a group) into out. */
+void cli_usage_text(const struct cli_cmd *cmd, char *out, size_t size);
+
+/* The rows of src/cli/cmd_<noun>.c that main.c's table lists: a noun (its subcommands) or a command. */
+extern const struct cli_cmd cli_apps, cli_audit, cli_deploy, cli_hosts, cli_machines, cli_releases, cli_scale,
+	cli_secrets, cli_status, cli_tokens;
 
 #endif

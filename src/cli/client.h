@@ -3,19 +3,20 @@
  * deploy, releases, machines, scale, status) share: the command line, the
  * config file, the connection to the API, and following a release.
  *
- * A struct client is one command's run: it borrows strings from argv and
- * the environment, owns the token (a struct secret) and the HTTP client,
- * and client_release frees them. The client_* functions that return an
- * enum coffer_err have already told the user what went wrong ("coffer:
- * error: ..." on stderr) when they fail: the caller only turns the code into
- * an exit code (coffer_err_exit_code), so every exit code comes from the one
- * table in err.c.
+ * A struct client is one command's run (cli_run makes it): it borrows
+ * strings from argv and the environment, owns the token (a struct secret)
+ * and the HTTP client, and cli_run frees them after the body. The
+ * client_* functions that return an enum coffer_err have already told the
+ * user what went wrong ("coffer: error: ..." on stderr) when they fail: the
+ * caller only passes the code on, and cli_run turns it into the exit code
+ * (coffer_err_exit_code), so every exit code comes from the one table in
+ * err.c.
  *
  * Where things come from:
  *   API URL  env COFFER_API_URL, else "api_url" in the config file;
  *   token    -t/--access-token, else env COFFER_TOKEN, else "token" in the
  *            config file (the flag's value is blanked in argv at once);
- *   app      -a/--app, else env COFFER_APP (client_need_app).
+ *   app      -a/--app, else env COFFER_APP (rows flagged CLI_NEED_APP).
  * Config file: env COFFER_CONFIG, else $XDG_CONFIG_HOME/coffer/config.json,
  * else ~/.config/coffer/config.json; a JSON object with the optional string
  * fields "api_url" and "token" and no others. It is read only when the
@@ -27,9 +28,12 @@
 
 #include <stddef.h>
 
+#include "buf.h"
+#include "cli.h"
 #include "err.h"
 #include "http_client.h"
 #include "json.h"
+#include "opts.h"
 #include "secret.h"
 
 #define CLI_CONFIG_PATH_MAX 4096
@@ -58,29 +62,18 @@ COFFER_MUST_CHECK enum coffer_err cli_config_write(const char *api_url, const st
  */
 COFFER_MUST_CHECK enum coffer_err cli_config_read(char *api_url, size_t api_url_size, struct secret **token);
 
-/* One option of a command. Every command also takes -h/--help and -t/--access-token. */
-enum client_opt_kind { CLIENT_OPT_FLAG, CLIENT_OPT_VALUE, CLIENT_OPT_LIST };
-struct client_opt {
-	const char *name;       /* long name without "--"; NULL ends a table */
-	char short_name;        /* 0: none */
-	enum client_opt_kind kind;
-	/* int * (set to 1) for a flag, const char ** for a value, struct client_values * for a list */
-	void *dst;
-};
-
-/* The values of an option that may be given many times (--env K=V --env ...), in order, borrowed from argv. */
-#define CLIENT_VALUES_MAX 256
-struct client_values {
-	const char *v[CLIENT_VALUES_MAX];
-	size_t n;
-};
-
+/* A command's run: what its setup parsed and resolved (cli.h, cli_run). */
+#define CLIENT_OPTS_MAX 12 /* options of a row (struct cli_opt) */
 struct client {
-	const char *usage;       /* "secrets set [-a APP] ... NAME=VALUE..." (without "coffer ") */
-	const char *help;        /* what the command does, for -h: lines ending in "\n" */
-	const char *options;     /* its option lines ("  -a, --app APP  ...\n"), or NULL */
-	const char *app_flag;    /* -a/--app when the command takes it */
-	const char *app;         /* resolved by client_need_app */
+	const struct cli_cmd *cmd;
+	const char *app_flag;    /* -a/--app (CLI_NEED_APP) */
+	const char *app;         /* resolved: -a, else $COFFER_APP (CLI_NEED_APP) */
+	int json, yes, detach;   /* --json, --yes, --detach, for the rows whose flags take them */
+	const char *value[CLIENT_OPTS_MAX]; /* the row's options, by their index in cmd->opts */
+	int flag[CLIENT_OPTS_MAX];
+	struct opts_values list; /* the row's one OPTS_LIST option, if any */
+	struct opts_values token_args; /* -t/--access-token (each blanked in argv once parsed) */
+	json_t *body;            /* a request body the row's check made for its run (freed after the run) */
 	struct secret *token;
 	char api_url[HTTP_CLIENT_URL_MAX];
 	struct http_client *http;
@@ -89,78 +82,59 @@ struct client {
 };
 
 /* The help line of -a/--app, for the commands that take it. */
-#define CLIENT_APP_OPTION "  -a, --app APP             the app (default: $COFFER_APP)\n"
+#define CLIENT_APP_HELP "the app (default: $COFFER_APP)"
 
-/* Exit code meaning "carry on" from client_parse. */
-#define CLIENT_CONTINUE (-1)
-
-void client_init(struct client *c, const char *usage, const char *help, const char *options);
-void client_release(struct client *c);
+/* The row's option `name` (a programmer's error, reported as such, when the row has none). */
+int client_flag(const struct client *c, const char *name);
+const char *client_value(const struct client *c, const char *name);
 
 /*
- * Parses argv[1..argc) (argv[0] is the subcommand's name) against opts
- * (NULL-name terminated; may be NULL), plus -h/--help and
- * -t/--access-token. "--name value", "--name=value", "-x value" and
- * "-xvalue" are accepted; "--" ends the options; options and positional
- * arguments may be mixed. A list option given more than CLIENT_VALUES_MAX
- * times is a usage error. The positional arguments are moved, in order, to
- * argv[1..*n_pos]. Returns CLIENT_CONTINUE, or the exit code to return
- * now: 0 after printing the help, the usage exit code after a usage error
- * (an unknown option is named up to its '=', never with its value).
+ * flyctl's confirm rule for a destructive command (CLI_DESTRUCTIVE): with
+ * --yes it goes ahead; without a terminal on standard input, cli_run has
+ * already refused ("'CMD' is destructive: refusing without a terminal:
+ * pass --yes"); on a terminal it prints prompt on stderr and reads a line:
+ * typed NULL accepts "y" or "yes" (any case), else exactly typed. Returns 1
+ * to go ahead.
  */
-int client_parse(struct client *c, int argc, char **argv, const struct client_opt *opts, int *n_pos);
-
-/* One subcommand of a group ("secrets set"). */
-struct client_sub {
-	const char *name;
-	int (*run)(int argc, char **argv); /* argv[0] is the subcommand's name */
-	const char *usage;                 /* without "coffer " */
-};
-/*
- * Runs the subcommand named by argv[1] (argv[0] is the group, e.g.
- * "secrets"). -h/--help lists the subcommands (exit 0); none or an unknown
- * one is a usage error.
- */
-int client_dispatch(const char *group, const struct client_sub *subs, size_t n_subs, int argc, char **argv);
+int client_confirm(const struct client *c, const char *prompt, const char *typed);
 
 /* Prints "coffer: error: <message>" on stderr and returns rc. */
 enum coffer_err client_error(enum coffer_err rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Prints "coffer: error: <message>" and the usage line on stderr; returns the usage exit code. */
-int client_usage_error(const struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Exit code for rc, an error client_* already reported. */
-int client_exit(enum coffer_err rc);
+/* Prints "coffer: error: <message>" and the command's usage line on stderr; returns COFFER_ERR_USAGE. */
+enum coffer_err client_usage_error(const struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*
  * A listing command (`apps list`, `tokens list`, `hosts list`, `releases`,
- * `machines list`): takes --json, GETs `path`, and prints the array under
- * `key` as JSON or as a table whose rows `row` fills: cells[i] for column
- * i, pointing into the item or into scratch[i] (CLIENT_CELL_SIZE bytes
- * each) for formatted text.
+ * `machines list`): a row whose run is client_list_run and whose data is a
+ * struct client_listing. It GETs `path` (with app_suffix: the path
+ * "/v1/apps/<app><app_suffix>"; "?all=1" added when `all` and the row's
+ * --all is given) and prints the array under `key` as JSON (--json) or as a table
+ * whose rows `row` fills: cells[i] for column i, pointing into the item or
+ * into scratch[i] (CLIENT_CELL_SIZE bytes each) for formatted text.
  */
 #define CLIENT_CELL_SIZE 64
 #define CLIENT_LIST_COLS_MAX 8
+#define CLIENT_LIST_JSON_HELP "print the API's list as JSON"
 typedef void (*client_row_fn)(const json_t *item, int64_t now, const char **cells,
 			      char (*scratch)[CLIENT_CELL_SIZE]);
 struct client_listing {
-	const char *usage, *help; /* as for client_init */
 	const char *path;         /* GET path */
+	const char *app_suffix;   /* or this, after the app's path */
 	const char *key;          /* the array's name in the answer */
 	const char *const *headers;
 	size_t ncols; /* at most CLIENT_LIST_COLS_MAX */
 	client_row_fn row;
+	int all;      /* the row has an option "all": with it, "?all=1" */
 };
-int client_list_command(int argc, char **argv, const struct client_listing *l);
+COFFER_MUST_CHECK enum coffer_err client_list_run(struct client *c, int argc, char **argv);
 /*
- * The same for a list of one app: the command also takes -a/--app and GETs
- * "/v1/apps/<app><app_suffix>" (l->path is not used); with all_help (its
- * help line) not NULL it takes --all, which adds "?all=1".
+ * The table of items (a JSON array) with these columns, filled by row,
+ * appended to out. Reports what fails.
  */
-int client_list_app_command(int argc, char **argv, const struct client_listing *l, const char *app_suffix,
-			    const char *all_help);
+COFFER_MUST_CHECK enum coffer_err client_table(const json_t *items, const char *const *headers, size_t ncols,
+					       client_row_fn row, struct buf *out);
 
-/* Resolves the app (-a, else COFFER_APP); usage error "no app given: use -a APP or set COFFER_APP". */
-COFFER_MUST_CHECK enum coffer_err client_need_app(struct client *c);
-/* Resolves the API URL and the token (see above) and makes the HTTP client. */
+/* Resolves the API URL and the token (see above) and makes the HTTP client (CLI_NEED_API). */
 COFFER_MUST_CHECK enum coffer_err client_connect(struct client *c);
 
 /*
@@ -212,6 +186,8 @@ COFFER_MUST_CHECK enum coffer_err client_wait_release(struct client *c, int64_t 
  * vN with 'coffer releases -a APP'" and COFFER_OK, else client_wait_release.
  */
 COFFER_MUST_CHECK enum coffer_err client_follow_release(struct client *c, const json_t *ans, int detach);
+/* Clears the live line of a wait, if one is on screen, so that what follows starts on a line of its own. */
+void client_live_clear(void);
 /* 1 once Ctrl-C stopped client_wait_release: main() then dies of SIGINT after cleaning up. */
 int client_interrupted(void);
 

@@ -153,50 +153,42 @@ out:
 	return rc;
 }
 
-int cmd_audit(int argc, char **argv)
+static enum coffer_err audit_check(struct client *c, int argc, char **argv)
 {
-	struct client c;
-	const char *after = NULL, *limit = NULL;
-	int n_pos = 0, json = 0, code;
+	const char *app = client_value(c, "app"), *after = client_value(c, "after"), *limit = client_value(c, "limit");
 	uint64_t n;
-	enum coffer_err rc;
-	const struct client_opt opts[] = {
-		{ "app", 'a', CLIENT_OPT_VALUE, &c.app_flag },
-		{ "json", 0, CLIENT_OPT_FLAG, &json },
-		{ "after", 0, CLIENT_OPT_VALUE, &after },
-		{ "limit", 0, CLIENT_OPT_VALUE, &limit },
-		{ NULL, 0, CLIENT_OPT_FLAG, NULL },
-	};
 
-	client_init(&c, "audit [-a APP] [--after SEQ] [--limit N] [--json] | audit verify [--json]",
-		    "Lists the audit log, oldest first: who did what, to which app, with which\n"
-		    "outcome (names and digests, never values). -a shows one app's events only\n"
-		    "(COFFER_APP is not used here). 'audit verify' checks the log's hash chain:\n"
-		    "it exits non-zero, naming the first broken event, when the log was altered.\n",
-		    "  -a, --app APP             only this app's events\n"
-		    "      --after SEQ           only events after this sequence number\n"
-		    "      --limit N             at most N events\n"
-		    "      --json                print the API's answer as JSON\n");
-	code = client_parse(&c, argc, argv, opts, &n_pos);
-	if (code != CLIENT_CONTINUE)
-		goto out;
-	if (n_pos > 1 || (n_pos == 1 && strcmp(argv[1], "verify") != 0)) {
-		code = client_usage_error(&c, "unexpected argument");
-		goto out;
-	}
-	if (n_pos == 1 && (c.app_flag || after || limit)) {
-		code = client_usage_error(&c, "'audit verify' takes no -a, --after or --limit");
-		goto out;
-	}
-	if ((after && parse_uint64(after, INT64_MAX, &n)) || (limit && parse_uint64(limit, INT64_MAX, &n))) {
-		code = client_usage_error(&c, "--after and --limit take a whole number");
-		goto out;
-	}
-	rc = client_connect(&c);
-	if (!rc)
-		rc = n_pos == 1 ? verify(&c, json) : list_events(&c, c.app_flag, after, limit, json);
-	code = client_exit(rc);
-out:
-	client_release(&c);
-	return code;
+	if (argc == 2 && strcmp(argv[1], "verify") != 0)
+		return client_usage_error(c, "unexpected argument");
+	if (argc == 2 && (app || after || limit))
+		return client_usage_error(c, "'audit verify' takes no -a, --after or --limit");
+	if ((after && parse_uint64(after, INT64_MAX, &n)) || (limit && parse_uint64(limit, INT64_MAX, &n)))
+		return client_usage_error(c, "--after and --limit take a whole number");
+	return COFFER_OK;
 }
+
+static enum coffer_err audit_run(struct client *c, int argc, char **argv)
+{
+	(void)argv;
+	if (argc == 2)
+		return verify(c, c->json);
+	return list_events(c, client_value(c, "app"), client_value(c, "after"), client_value(c, "limit"), c->json);
+}
+
+static const struct cli_opt audit_opts[] = {
+	{ "app", 'a', OPTS_VALUE, "APP", "only this app's events" },
+	{ "after", 0, OPTS_VALUE, "SEQ", "only events after this sequence number" },
+	{ "limit", 0, OPTS_VALUE, "N", "at most N events" },
+	{ NULL, 0, OPTS_FLAG, NULL, NULL },
+};
+
+const struct cli_cmd cli_audit = {
+	.name = "audit", .check = audit_check, .run = audit_run, .flags = CLI_NEED_API | CLI_JSON, .opts = audit_opts,
+	.max_args = 1,
+	.usage = "audit [-a APP] [--after SEQ] [--limit N] [--json] | audit verify [--json]",
+	.summary = "list the audit log, or verify its hash chain",
+	.help = "Lists the audit log, oldest first: who did what, to which app, with which\n"
+		"outcome (names and digests, never values). -a shows one app's events only\n"
+		"(COFFER_APP is not used here). 'audit verify' checks the log's hash chain:\n"
+		"it exits non-zero, naming the first broken event, when the log was altered.\n",
+};

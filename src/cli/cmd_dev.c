@@ -11,7 +11,6 @@
  * times a minute), and SIGINT/SIGTERM stop all.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,8 +24,8 @@
 #include <sodium.h>
 
 #include "buf.h"
-#include "cli.h"
 #include "client.h"
+#include "opts.h"
 #include "fs.h"
 #include "http_client.h"
 #include "log.h"
@@ -427,35 +426,31 @@ static enum coffer_err reap(struct dev *d, pid_t pid, int status)
 
 int cmd_dev(int argc, char **argv)
 {
-	static const struct option opts[] = { { "state-dir", required_argument, NULL, 'd' },
-					      { "api-addr", required_argument, NULL, 'a' },
-					      { "keeper-addr", required_argument, NULL, 'k' },
-					      { "agents", required_argument, NULL, 'n' },
-					      { "help", no_argument, NULL, 'h' },
-					      { NULL, 0, NULL, 0 } };
+	const char *api_addr = DEV_API_ADDR, *keeper_addr = DEV_KEEPER_ADDR, *dir = NULL, *agents = NULL;
+	int help = 0, n_pos = 0, r;
+	char why[OPTS_WHY_SIZE];
+	const struct opts_spec specs[] = { { "state-dir", 0, OPTS_VALUE, &dir },
+					   { "api-addr", 0, OPTS_VALUE, &api_addr },
+					   { "keeper-addr", 0, OPTS_VALUE, &keeper_addr },
+					   { "agents", 0, OPTS_VALUE, &agents },
+					   { "help", 'h', OPTS_HELP, &help },
+					   { NULL, 0, OPTS_FLAG, NULL } };
 	struct dev d;
 	memset(&d, 0, sizeof(d));
 	d.keeper.name = "keeper";
 	d.api.name = "api";
-	const char *api_addr = DEV_API_ADDR, *keeper_addr = DEV_KEEPER_ADDR, *dir = NULL;
 	uint64_t n_agents = DEV_AGENTS_DEFAULT;
-	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'd': dir = optarg; break;
-		case 'a': api_addr = optarg; break;
-		case 'k': keeper_addr = optarg; break;
-		case 'n':
-			if (parse_uint64(optarg, DEV_AGENTS_MAX, &n_agents))
-				return cli_fail(COFFER_ERR_USAGE, "--agents must be a number from 0 to %d", DEV_AGENTS_MAX);
-			break;
-		case 'h': printf("usage: coffer dev [--state-dir DIR] [--api-addr HOST:PORT] [--keeper-addr HOST:PORT] [--agents N]\n"); return 0;
-		default: return cli_usage("dev");
-		}
+	r = opts_parse(specs, argc, argv, 1, &n_pos, why);
+	if (r > 0) {
+		printf("usage: coffer %s\n", opts_usage_of("dev"));
+		return 0;
 	}
-	if (optind != argc)
+	if (r < 0)
+		return cli_fail(COFFER_ERR_USAGE, "%s; see 'coffer help dev'", why);
+	if (n_pos)
 		return cli_usage("dev");
+	if (agents && parse_uint64(agents, DEV_AGENTS_MAX, &n_agents))
+		return cli_fail(COFFER_ERR_USAGE, "--agents must be a number from 0 to %d", DEV_AGENTS_MAX);
 	if (dir ? str_copy(d.dir, sizeof(d.dir), dir) != COFFER_OK : default_state_dir(d.dir) != 0)
 		return cli_fail(COFFER_ERR_USAGE, "no state folder: give --state-dir DIR");
 	if (str_copy(d.api.listen, sizeof(d.api.listen), api_addr) ||

@@ -19,24 +19,16 @@ static void host_row(const json_t *host, int64_t now, const char **cells, char (
 	cells[3] = scratch[3];
 }
 
-static int hosts_list(int argc, char **argv)
-{
-	static const char *const headers[] = { "ID", "NAME", "STATE", "LAST HEARTBEAT" };
-	static const struct client_listing l = {
-		"hosts list [--json]",
-		"Lists the hosts enrolled with the keeper (see 'coffer agent'), their state and\n"
-		"when each last sent a heartbeat. Needs an admin token.\n",
-		"/v1/hosts", "hosts", headers, 4, host_row
-	};
-	return client_list_command(argc, argv, &l);
-}
+static const char *const host_headers[] = { "ID", "NAME", "STATE", "LAST HEARTBEAT" };
+static const struct client_listing hosts_listing = { .path = "/v1/hosts", .key = "hosts", .headers = host_headers,
+						     .ncols = 4, .row = host_row };
 
-static const struct client_sub subs[] = {
-	{ "list", hosts_list, "hosts list [--json]" },
-	{ "ls", hosts_list, NULL },
+static const struct cli_cmd hosts_cmds[] = {
+	{ .name = "list", .alias = "ls", .usage = "hosts list [--json]", .run = client_list_run,
+	  .flags = CLI_NEED_API | CLI_JSON, .json_help = CLIENT_LIST_JSON_HELP, .data = &hosts_listing,
+	  .help = "Lists the hosts enrolled with the keeper (see 'coffer agent'), their state and\n"
+		  "when each last sent a heartbeat. Needs an admin token.\n" },
 };
-
-int cmd_hosts(int argc, char **argv)
-{
-	return client_dispatch("hosts", subs, sizeof(subs) / sizeof(subs[0]), argc, argv);
-}
+static const struct cli_group hosts_group = CLI_GROUP("hosts", hosts_cmds);
+const struct cli_cmd cli_hosts =
+	CLI_NOUN("hosts", &hosts_group, "list the enrolled hosts, their state and last heartbeat");

@@ -27,62 +27,38 @@ static int printable(const char *s)
 	return n > 0;
 }
 
-static int tokens_create(int argc, char **argv)
+/* --role and --expiry, and the request body. */
+static enum coffer_err tokens_create_check(struct client *c, int argc, char **argv)
 {
-	struct client c;
-	const char *role = NULL, *app = NULL, *expiry = NULL, *description = NULL;
-	json_t *body = NULL, *ans = NULL, *tok;
-	int n_pos = 0, json = 0, code;
+	const char *role = client_value(c, "role"), *app = client_value(c, "app");
+	const char *expiry = client_value(c, "expiry"), *description = client_value(c, "description");
 	uint64_t ms;
-	enum coffer_err rc;
-	const struct client_opt opts[] = {
-		{ "role", 0, CLIENT_OPT_VALUE, &role },
-		{ "app", 'a', CLIENT_OPT_VALUE, &app },
-		{ "expiry", 0, CLIENT_OPT_VALUE, &expiry },
-		{ "description", 0, CLIENT_OPT_VALUE, &description },
-		{ "json", 0, CLIENT_OPT_FLAG, &json },
-		{ NULL, 0, CLIENT_OPT_FLAG, NULL },
-	};
 
-	client_init(&c, "tokens create --role admin|deploy|read [--app APP] [--expiry DURATION] [--description TEXT] [--json]",
-		    "Creates an access token and prints it once: store it now, it cannot be shown\n"
-		    "again. admin: everything in the org; deploy: set, unset and deploy secrets;\n"
-		    "read: list apps and secrets. --app limits the token to one app (COFFER_APP\n"
-		    "is not used here: the limit is always explicit).\n",
-		    "      --role ROLE           admin, deploy or read\n"
-		    "  -a, --app APP             the one app the token may act on\n"
-		    "      --expiry DURATION     lifetime, e.g. 30d, 12h, 1h30m (default: none)\n"
-		    "      --description TEXT    a note shown by 'tokens list --json'\n"
-		    "      --json                print the API's answer (it holds the token)\n");
-	code = client_parse(&c, argc, argv, opts, &n_pos);
-	if (code != CLIENT_CONTINUE)
-		goto out;
-	if (n_pos != 0) {
-		code = client_usage_error(&c, "unexpected argument");
-		goto out;
-	}
-	if (!role || (strcmp(role, "admin") != 0 && strcmp(role, "deploy") != 0 && strcmp(role, "read") != 0)) {
-		code = client_usage_error(&c, "--role must be admin, deploy or read");
-		goto out;
-	}
-	if (expiry && parse_duration_ms(expiry, UINT64_MAX, &ms)) {
-		code = client_usage_error(&c, "invalid --expiry: a duration such as 30d, 12h or 1h30m");
-		goto out;
-	}
-	rc = client_connect(&c);
-	if (!rc) {
-		body = json_pack("{s:s}", "role", role);
-		if (!body || (app && json_object_set_new(body, "app", json_string(app))) ||
-		    (expiry && json_object_set_new(body, "expiry", json_string(expiry))) ||
-		    (description && json_object_set_new(body, "description", json_string(description))))
-			rc = client_error(COFFER_ERR_NOMEM, "cannot encode the request (is --description UTF-8?)");
-	}
-	if (!rc)
-		rc = client_call(&c, "POST", "/v1/tokens", body, &ans);
+	(void)argc, (void)argv;
+	if (!role || (strcmp(role, "admin") != 0 && strcmp(role, "deploy") != 0 && strcmp(role, "read") != 0))
+		return client_usage_error(c, "--role must be admin, deploy or read");
+	if (expiry && parse_duration_ms(expiry, UINT64_MAX, &ms))
+		return client_usage_error(c, "invalid --expiry: a duration such as 30d, 12h or 1h30m");
+	c->body = json_pack("{s:s}", "role", role);
+	if (!c->body || (app && json_object_set_new(c->body, "app", json_string(app))) ||
+	    (expiry && json_object_set_new(c->body, "expiry", json_string(expiry))) ||
+	    (description && json_object_set_new(c->body, "description", json_string(description))))
+		return client_error(COFFER_ERR_NOMEM, "cannot encode the request (is --description UTF-8?)");
+	return COFFER_OK;
+}
+
+static enum coffer_err tokens_create(struct client *c, int argc, char **argv)
+{
+	const char *role = client_value(c, "role");
+	json_t *ans = NULL, *tok;
+	enum coffer_err rc;
+
+	(void)argc, (void)argv;
+	rc = client_call(c, "POST", "/v1/tokens", c->body, &ans);
 	tok = json_object_get(ans, "token");
 	if (!rc && (!json_is_string(tok) || !printable(json_string_value(tok))))
 		rc = client_bad_answer("no \"token\"");
-	if (!rc && json) {
+	if (!rc && c->json) {
 		rc = client_print_json(ans);
 	} else if (!rc) {
 		fwrite(json_string_value(tok), 1, json_string_length(tok), stdout);
@@ -93,12 +69,8 @@ static int tokens_create(int argc, char **argv)
 	}
 	if (json_is_string(tok)) /* jansson's copy of the token */
 		sodium_memzero((char *)json_string_value(tok), json_string_length(tok));
-	code = client_exit(rc);
-out:
 	json_decref(ans);
-	json_decref(body);
-	client_release(&c);
-	return code;
+	return rc;
 }
 
 static void token_row(const json_t *tok, int64_t now, const char **cells, char (*scratch)[CLIENT_CELL_SIZE])
@@ -113,56 +85,49 @@ static void token_row(const json_t *tok, int64_t now, const char **cells, char (
 		cells[k] = scratch[k];
 }
 
-static int tokens_list(int argc, char **argv)
+static enum coffer_err tokens_revoke(struct client *c, int argc, char **argv)
 {
-	static const char *const headers[] = { "ID", "ROLE", "APP", "EXPIRES", "REVOKED", "CREATED" };
-	static const struct client_listing l = { "tokens list [--json]", "Lists the org's access tokens (never the tokens themselves).\n", "/v1/tokens", "tokens",
-						 headers, 6, token_row };
-	return client_list_command(argc, argv, &l);
-}
-
-static int tokens_revoke(int argc, char **argv)
-{
-	struct client c;
 	char path[CLIENT_PATH_MAX];
 	json_t *ans = NULL;
-	int n_pos = 0, code;
-	enum coffer_err rc;
+	enum coffer_err rc = client_path(path, sizeof(path), "/v1/tokens/", argv[1], "");
 
-	client_init(&c, "tokens revoke ID",
-		    "Revokes an access token by its id (tok_..., see 'coffer tokens list').\n"
-		    "Revoking twice is not an error.\n",
-		    NULL);
-	code = client_parse(&c, argc, argv, NULL, &n_pos);
-	if (code != CLIENT_CONTINUE)
-		goto out;
-	if (n_pos != 1) {
-		code = client_usage_error(&c, "expected one ID");
-		goto out;
-	}
-	rc = client_connect(&c);
+	(void)argc;
 	if (!rc)
-		rc = client_path(path, sizeof(path), "/v1/tokens/", argv[1], "");
-	if (!rc)
-		rc = client_call(&c, "DELETE", path, NULL, &ans);
+		rc = client_call(c, "DELETE", path, NULL, &ans);
 	if (!rc)
 		printf("Revoked token %s\n", argv[1]);
-	code = client_exit(rc);
-out:
 	json_decref(ans);
-	client_release(&c);
-	return code;
+	return rc;
 }
 
-static const struct client_sub subs[] = {
-	{ "create", tokens_create,
-	  "tokens create --role admin|deploy|read [--app APP] [--expiry DURATION] [--description TEXT] [--json]" },
-	{ "list", tokens_list, "tokens list [--json]" },
-	{ "ls", tokens_list, NULL },
-	{ "revoke", tokens_revoke, "tokens revoke ID" },
+static const char *const token_headers[] = { "ID", "ROLE", "APP", "EXPIRES", "REVOKED", "CREATED" };
+static const struct client_listing tokens_listing = { .path = "/v1/tokens", .key = "tokens",
+						      .headers = token_headers, .ncols = 6, .row = token_row };
+
+static const struct cli_opt create_opts[] = {
+	{ "role", 0, OPTS_VALUE, "ROLE", "admin, deploy or read" },
+	{ "app", 'a', OPTS_VALUE, "APP", "the one app the token may act on" },
+	{ "expiry", 0, OPTS_VALUE, "DURATION", "lifetime, e.g. 30d, 12h, 1h30m (default: none)" },
+	{ "description", 0, OPTS_VALUE, "TEXT", "a note shown by 'tokens list --json'" },
+	{ NULL, 0, OPTS_FLAG, NULL, NULL },
 };
 
-int cmd_tokens(int argc, char **argv)
-{
-	return client_dispatch("tokens", subs, sizeof(subs) / sizeof(subs[0]), argc, argv);
-}
+static const struct cli_cmd tokens_cmds[] = {
+	{ .name = "create", .check = tokens_create_check, .run = tokens_create, .flags = CLI_NEED_API | CLI_JSON,
+	  .opts = create_opts,
+	  .json_help = "print the API's answer (it holds the token)",
+	  .usage = "tokens create --role admin|deploy|read [--app APP] [--expiry DURATION] [--description TEXT] [--json]",
+	  .help = "Creates an access token and prints it once: store it now, it cannot be shown\n"
+		  "again. admin: everything in the org; deploy: set, unset and deploy secrets;\n"
+		  "read: list apps and secrets. --app limits the token to one app (COFFER_APP\n"
+		  "is not used here: the limit is always explicit).\n" },
+	{ .name = "list", .alias = "ls", .usage = "tokens list [--json]", .run = client_list_run,
+	  .flags = CLI_NEED_API | CLI_JSON, .json_help = CLIENT_LIST_JSON_HELP, .data = &tokens_listing,
+	  .help = "Lists the org's access tokens (never the tokens themselves).\n" },
+	{ .name = "revoke", .usage = "tokens revoke ID", .run = tokens_revoke, .flags = CLI_NEED_API,
+	  .help = "Revokes an access token by its id (tok_..., see 'coffer tokens list').\n"
+		  "Revoking twice is not an error.\n",
+	  .min_args = 1, .max_args = 1, .args_error = "expected one ID" },
+};
+static const struct cli_group tokens_group = CLI_GROUP("tokens", tokens_cmds);
+const struct cli_cmd cli_tokens = CLI_NOUN("tokens", &tokens_group, "manage access tokens");

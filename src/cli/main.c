@@ -1,9 +1,9 @@
 /*
- * main.c — the `coffer` binary: one table of subcommands, dispatched by name.
- * Every role (api, keeper, agent, dev) and every user command is an entry here.
+ * main.c — the `coffer` binary: one table of commands, dispatched by name.
+ * Every role (api, keeper, agent, dev) and every user command is a row
+ * here; a noun's subcommands are rows of its cmd_<noun>.c (cli.h).
  */
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,68 +14,72 @@
 #include "log.h"
 #include "banned.h"
 
-static const struct cli_command commands[] = {
-	{ "agent", cmd_agent, "agent --api URL --keeper URL --state-dir DIR [--join TOKEN] [--name NAME] [--ready-file PATH] "
-	  "[--log-level LEVEL]",
-	  "run the host agent: enrol once with a join token, register with the api, heartbeat" },
-	{ "api", cmd_api, "api --state-dir DIR --store URL --listen HOST:PORT --keeper URL --keeper-pub FILE --keeper-credential FILE --boot-key FILE "
-	  "[--ready-file PATH] [--log-level LEVEL] [--store-conns N] | api bootstrap --store URL --org NAME [--json]",
-	  "run the API server (seals, never opens), or create an org and its first admin token" },
-	{ "apps", cmd_apps, "apps create NAME | apps list [--json] | apps destroy NAME [--yes]", "manage apps" },
-	{ "audit", cmd_audit, "audit [-a APP] [--json] | audit verify", "list the audit log, or verify its hash chain" },
-	{ "deploy", cmd_deploy,
-	  "deploy [-a APP] [--count N] [--grace DURATION] [--env NAME=VALUE ...] [--detach] -- COMMAND [ARGS...]",
-	  "make a release that runs COMMAND on the app's machines, and wait for it" },
-	{ "dev", cmd_dev, "dev [--state-dir DIR] [--api-addr HOST:PORT] [--keeper-addr HOST:PORT] [--agents N]",
-	  "run every role on this machine, on SQLite (for trying coffer)" },
-	{ "help", cmd_help, "help [COMMAND]", "show commands, or one command's usage, and the exit codes" },
-	{ "hosts", cmd_hosts, "hosts list [--json]", "list the enrolled hosts, their state and last heartbeat" },
-	{ "keeper", cmd_keeper, "keeper init --state-dir DIR | keeper join-token --state-dir DIR [--key-file PATH] [--ttl DURATION] "
-	  "| keeper --state-dir DIR --store URL --listen HOST:PORT [--ready-file PATH] [--key-file PATH] [--log-level LEVEL]",
-	  "create the master key, print a one-time host join token, or run the key custodian" },
-	{ "machines", cmd_machines, "machines list [-a APP] [--all] [--json] | machines destroy ID [-a APP] [--yes]",
-	  "list an app's machines, or destroy one" },
-	{ "releases", cmd_releases, "releases [-a APP] [--json]", "list an app's releases, newest first" },
-	{ "scale", cmd_scale, "scale count N [-a APP] [--detach]", "change how many machines an app runs" },
-	{ "secrets", cmd_secrets,
-	  "secrets set|unset|import|list|deploy [-a APP] [--stage] [--detach] [--json] ...",
-	  "set, unset, import, list and deploy an app's secrets (values are never shown)" },
-	{ "status", cmd_status, "status [-a APP] [--json]",
-	  "show an app's current release, secrets version, config and machines" },
-	{ "tokens", cmd_tokens, "tokens create --role admin|deploy|read [--app APP] [--expiry DURATION] [--json] | tokens list [--json] | tokens revoke ID",
-	  "manage access tokens" },
-	{ "version", cmd_version, "version", "print the version" },
+#define USAGE_TEXT_MAX 1024
+
+static int cmd_help(int argc, char **argv);
+static int cmd_version(int argc, char **argv);
+
+static const struct cli_cmd agent_cmd = {
+	.name = "agent", .main = cmd_agent,
+	.usage = "agent --api URL --keeper URL --state-dir DIR [--join TOKEN] [--name NAME] [--ready-file PATH] "
+		 "[--log-level LEVEL]",
+	.summary = "run the host agent: enrol once with a join token, register with the api, heartbeat",
+};
+static const struct cli_cmd api_cmd = {
+	.name = "api", .main = cmd_api,
+	.usage = "api --state-dir DIR --store URL --listen HOST:PORT --keeper URL --keeper-pub FILE --keeper-credential "
+		 "FILE --boot-key FILE [--ready-file PATH] [--log-level LEVEL] [--store-conns N] | api bootstrap "
+		 "--store URL --org NAME [--json]",
+	.summary = "run the API server (seals, never opens), or create an org and its first admin token",
+};
+static const struct cli_cmd dev_cmd = {
+	.name = "dev", .main = cmd_dev,
+	.usage = "dev [--state-dir DIR] [--api-addr HOST:PORT] [--keeper-addr HOST:PORT] [--agents N]",
+	.summary = "run every role on this machine, on SQLite (for trying coffer)",
+};
+static const struct cli_cmd help_cmd = {
+	.name = "help", .main = cmd_help, .usage = "help [COMMAND]",
+	.summary = "show commands, or one command's usage, and the exit codes",
+};
+static const struct cli_cmd keeper_cmd = {
+	.name = "keeper", .main = cmd_keeper,
+	.usage = "keeper init --state-dir DIR | keeper join-token --state-dir DIR [--key-file PATH] [--ttl DURATION] "
+		 "| keeper --state-dir DIR --store URL --listen HOST:PORT [--ready-file PATH] [--key-file PATH] "
+		 "[--log-level LEVEL]",
+	.summary = "create the master key, print a one-time host join token, or run the key custodian",
+};
+static const struct cli_cmd version_cmd = {
+	.name = "version", .main = cmd_version, .usage = "version", .summary = "print the version",
+};
+
+/* Every command, in the order `coffer help` lists them. */
+static const struct cli_cmd *const commands[] = {
+	&agent_cmd, &api_cmd,	   &cli_apps,	 &cli_audit,	&cli_deploy,  &dev_cmd,	    &help_cmd,	 &cli_hosts,
+	&keeper_cmd, &cli_machines, &cli_releases, &cli_scale, &cli_secrets, &cli_status, &cli_tokens, &version_cmd,
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
-static const struct cli_command *find_command(const char *name)
+static const struct cli_cmd *find_command(const char *name)
 {
 	for (size_t i = 0; i < N_COMMANDS; i++)
-		if (strcmp(commands[i].name, name) == 0)
-			return &commands[i];
+		if (strcmp(commands[i]->name, name) == 0)
+			return commands[i];
 	return NULL;
 }
 
-int cli_fail(enum coffer_err rc, const char *fmt, ...)
+static char usage_buf[USAGE_TEXT_MAX];
+
+static const char *usage_of(const char *name)
 {
-	va_list ap;
-	fputs("coffer: error: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return coffer_err_exit_code(rc);
+	const struct cli_cmd *c = find_command(name);
+	if (!c)
+		return NULL;
+	cli_usage_text(c, usage_buf, sizeof(usage_buf));
+	return usage_buf;
 }
 
-int cli_usage(const char *cmd)
-{
-	const struct cli_command *c = find_command(cmd);
-	fprintf(stderr, "usage: coffer %s\n", c ? c->usage : "COMMAND [ARGS]");
-	return coffer_err_exit_code(COFFER_ERR_USAGE);
-}
-
-int cmd_version(int argc, char **argv)
+static int cmd_version(int argc, char **argv)
 {
 	(void)argv;
 	if (argc > 1)
@@ -84,20 +88,20 @@ int cmd_version(int argc, char **argv)
 	return 0;
 }
 
-int cmd_help(int argc, char **argv)
+static int cmd_help(int argc, char **argv)
 {
 	if (argc > 2)
 		return cli_usage("help");
 	if (argc == 2) {
-		const struct cli_command *c = find_command(argv[1]);
+		const struct cli_cmd *c = find_command(argv[1]);
 		if (!c)
 			return cli_fail(COFFER_ERR_USAGE, "unknown command '%s'", argv[1]);
-		printf("usage: coffer %s\n\n%s\n", c->usage, c->summary);
+		printf("usage: coffer %s\n\n%s\n", usage_of(argv[1]), c->summary);
 		return 0;
 	}
 	printf("usage: coffer COMMAND [ARGS]\n\ncommands:\n");
 	for (size_t i = 0; i < N_COMMANDS; i++)
-		printf("  %-9s %s\n", commands[i].name, commands[i].summary);
+		printf("  %-9s %s\n", commands[i]->name, commands[i]->summary);
 	printf("\nRun 'coffer help COMMAND' for the usage of a command.\n");
 	printf("\nexit codes:\n");
 	static const enum coffer_err shown[] = { COFFER_OK,	   COFFER_ERR_INTERNAL,  COFFER_ERR_USAGE,
@@ -118,18 +122,19 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_set_role("cli");
+	opts_set_usage_source(usage_of);
 	if (argc < 2)
 		return cmd_help(1, argv);
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
 		return cmd_help(1, argv);
 	if (strcmp(argv[1], "--version") == 0)
 		return cmd_version(1, argv);
-	const struct cli_command *c = find_command(argv[1]);
+	const struct cli_cmd *c = find_command(argv[1]);
 	if (!c) {
 		fprintf(stderr, "coffer: error: unknown command '%s'; see 'coffer help'\n", argv[1]);
 		return coffer_err_exit_code(COFFER_ERR_USAGE);
 	}
-	int code = c->run(argc - 1, argv + 1);
+	int code = cli_run(c, argc - 1, argv + 1);
 	if (client_interrupted()) {
 		/* Ctrl-C stopped a wait after its cleanup: end as the shell expects of an interrupted command */
 		fflush(stdout);

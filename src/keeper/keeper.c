@@ -3,13 +3,12 @@
  * master key; `keeper join-token` prints a one-time join token for a host;
  * `keeper [serve]` runs the key custodian until SIGINT/SIGTERM.
  */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "opts.h"
 #include "fs.h"
 #include "json.h"
 #include "keeper.h"
@@ -30,29 +29,13 @@ struct opts {
 /* Parses options from argv[first]; returns 0, or the usage exit code. */
 static int parse_opts(int argc, char **argv, int first, struct opts *o)
 {
-	static const struct option longopts[] = {
-		{ "state-dir", required_argument, NULL, 's' }, { "key-file", required_argument, NULL, 'K' },
-		{ "store", required_argument, NULL, 'S' },     { "listen", required_argument, NULL, 'l' },
-		{ "ready-file", required_argument, NULL, 'r' }, { "log-level", required_argument, NULL, 'L' },
-		{ "ttl", required_argument, NULL, 't' },       { NULL, 0, NULL, 0 }
+	const struct opts_spec specs[] = {
+		{ "state-dir", 0, OPTS_VALUE, &o->state_dir },	 { "key-file", 0, OPTS_VALUE, &o->key_file },
+		{ "store", 0, OPTS_VALUE, &o->store_url },	 { "listen", 0, OPTS_VALUE, &o->listen },
+		{ "ready-file", 0, OPTS_VALUE, &o->ready_file }, { "log-level", 0, OPTS_VALUE, &o->log_level },
+		{ "ttl", 0, OPTS_VALUE, &o->ttl },		 { NULL, 0, OPTS_FLAG, NULL }
 	};
-	const char **slot[128] = { ['s'] = &o->state_dir,  ['K'] = &o->key_file,   ['S'] = &o->store_url,
-				   ['l'] = &o->listen,	   ['r'] = &o->ready_file, ['L'] = &o->log_level,
-				   ['t'] = &o->ttl };
-	int c;
-	optind = first;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
-		if (c > 0 && c < 128 && slot[c])
-			*slot[c] = optarg;
-		else if (c == ':')
-			return cli_fail(COFFER_ERR_USAGE, "option '%s' needs a value", argv[optind - 1]);
-		else
-			return cli_fail(COFFER_ERR_USAGE, "unknown option '%s'; see 'coffer help keeper'", argv[optind - 1]);
-	}
-	if (optind < argc)
-		return cli_fail(COFFER_ERR_USAGE, "unexpected argument '%s'; see 'coffer help keeper'", argv[optind]);
-	return 0;
+	return opts_parse_role("keeper", specs, argc, argv, first);
 }
 
 static int run_init(int argc, char **argv)

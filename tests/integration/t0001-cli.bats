@@ -44,3 +44,82 @@
 	# _FORTIFY_SOURCE (left to the sanitizers in their build)
 	[[ "$output" == *"__asan_init"* ]] || [[ "$output" == *"_chk@"* ]]
 }
+
+@test "every command and subcommand answers --help with its usage, declared once in its table row" {
+	for cmd in "apps create" "apps list" "apps destroy" "audit" "deploy" "hosts list" "machines list" \
+		"machines destroy" "releases" "scale count" "secrets set" "secrets unset" "secrets import" \
+		"secrets list" "secrets deploy" "status" "tokens create" "tokens list" "tokens revoke"; do
+		# shellcheck disable=SC2086
+		run "$COFFER" $cmd --help
+		[ "$status" -eq 0 ]
+		[[ "$output" == "usage: coffer $cmd"* ]]
+		[[ "$output" == *"-h, --help"* ]]
+		# `coffer help NOUN` shows the same line among its subcommands'
+		run "$COFFER" help "${cmd%% *}"
+		[ "$status" -eq 0 ]
+		line=$("$COFFER" $cmd --help | head -n 1)
+		[[ "$output" == *"${line#usage: coffer }"* ]]
+	done
+}
+
+@test "a usage error names the problem and shows the command's usage; aliases run the same row" {
+	run "$COFFER" apps create
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"expected one NAME"* ]]
+	[[ "$output" == *"usage: coffer apps create NAME"* ]]
+	run "$COFFER" machines rm --help
+	[ "$status" -eq 0 ]
+	[[ "$output" == "usage: coffer machines destroy"* ]]
+	run "$COFFER" secrets
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"'secrets' needs a command"* ]]
+	run "$COFFER" secrets frob
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"unknown command 'secrets frob'"* ]]
+}
+
+@test "the flags of a row add their options: --json where it prints JSON, --yes where it destroys" {
+	run "$COFFER" apps create web --json
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"unknown option '--json'"* ]]
+	run "$COFFER" apps list --yes
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"unknown option '--yes'"* ]]
+	run "$COFFER" apps destroy --help
+	[[ "$output" == *"-y, --yes"* ]]
+	run "$COFFER" status --help
+	[[ "$output" == *"--json"* ]]
+	[[ "$output" == *"-a, --app APP"* ]]
+}
+
+@test "a destructive command without a terminal and without --yes is refused before anything else" {
+	# no API is configured: the refusal comes first, and names --yes
+	run env -u COFFER_API_URL COFFER_CONFIG=/nonexistent "$COFFER" machines destroy m1 -a web </dev/null
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"'machines destroy' is destructive: refusing without a terminal: pass --yes"* ]]
+	run env -u COFFER_API_URL COFFER_CONFIG=/nonexistent "$COFFER" apps destroy web </dev/null
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"'apps destroy' is destructive: refusing without a terminal: pass --yes"* ]]
+	# with --yes it goes on (to the missing API URL)
+	run env -u COFFER_API_URL COFFER_CONFIG=/nonexistent "$COFFER" machines destroy m1 -a web --yes </dev/null
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"no API URL"* ]]
+}
+
+@test "the roles parse with the same parser: an unknown option is named without its value" {
+	run "$COFFER" api --bogus=s3cr3t
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"unknown option '--bogus'; see 'coffer help api'"* ]]
+	[[ "$output" != *s3cr3t* ]]
+	run "$COFFER" keeper init --state-dir
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"option '--state-dir' needs a value"* ]]
+	run "$COFFER" agent extra
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"unexpected argument 'extra'; see 'coffer help agent'"* ]]
+	run "$COFFER" dev --agents=x
+	[ "$status" -eq 2 ]
+	run "$COFFER" dev --help
+	[ "$status" -eq 0 ]
+	[[ "$output" == "usage: coffer dev "* ]]
+}

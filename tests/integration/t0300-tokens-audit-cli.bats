@@ -325,7 +325,7 @@ version_of() {
 @test "apps destroy without --yes and without a terminal is a usage error; nothing destroyed" {
 	run_logged "$COFFER" apps destroy canary </dev/null
 	[ "$status" -eq 2 ]
-	[[ "$output" == *"not destroying app 'canary' without confirmation: pass --yes"* ]]
+	[[ "$output" == *"'apps destroy' is destructive: refusing without a terminal: pass --yes"* ]]
 	run_logged "$COFFER" secrets list -a canary
 	[ "$status" -eq 0 ]
 	[[ "$output" == *CANARY_SECRET* ]]

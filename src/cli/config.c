@@ -1,0 +1,151 @@
+/*
+ * config.c — the CLI's config file (client.h): where it is, reading it,
+ * writing it (`coffer dev`). The token it holds stays in secure memory.
+ */
+#include "client.h"
+
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "fs.h"
+#include "banned.h"
+
+#define CONFIG_DIR_MODE 0700
+#define CONFIG_FILE_MODE 0600
+#define CONFIG_DEPTH 2
+#define CONFIG_SUFFIX "/coffer/config.json"
+#define CONFIG_HOME_SUFFIX "/.config/coffer/config.json"
+
+enum coffer_err cli_config_path(char *out, size_t size)
+{
+	const char *env = getenv("COFFER_CONFIG");
+	if (env && *env)
+		return str_copy(out, size, env);
+	env = getenv("XDG_CONFIG_HOME");
+	if (env && env[0] == '/') /* the XDG spec ignores a relative value */
+		return fmt_into(out, size, "%s" CONFIG_SUFFIX, env);
+	env = getenv("HOME");
+	if (env && *env)
+		return fmt_into(out, size, "%s" CONFIG_HOME_SUFFIX, env);
+	return COFFER_ERR_NOT_FOUND;
+}
+
+/* Printable ASCII without '"' and '\\': can go into a JSON string as it is. */
+static int json_plain(const unsigned char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < 0x21 || s[i] > 0x7e || s[i] == '"' || s[i] == '\\')
+			return 0;
+	return 1;
+}
+
+static void append(unsigned char *dst, size_t *pos, const void *src, size_t n)
+{
+	if (dst)
+		memcpy(dst + *pos, src, n);
+	*pos += n;
+}
+
+/* Counts (dst NULL) or writes the config document. */
+static size_t config_doc(unsigned char *dst, const char *api_url, const struct secret *token)
+{
+	size_t pos = 0;
+	append(dst, &pos, "{", 1);
+	if (api_url) {
+		append(dst, &pos, "\n  \"api_url\": \"", 15);
+		append(dst, &pos, api_url, strlen(api_url));
+		append(dst, &pos, "\"", 1);
+	}
+	if (token) {
+		if (api_url)
+			append(dst, &pos, ",", 1);
+		append(dst, &pos, "\n  \"token\": \"", 13);
+		append(dst, &pos, secret_cbytes(token), secret_len(token));
+		append(dst, &pos, "\"", 1);
+	}
+	append(dst, &pos, "\n}\n", 3);
+	return pos;
+}
+
+enum coffer_err cli_config_write(const char *api_url, const struct secret *token)
+{
+	char path[CLI_CONFIG_PATH_MAX], dir[CLI_CONFIG_PATH_MAX];
+	struct secret *doc = NULL;
+	enum coffer_err rc;
+
+	if (api_url && ((strncmp(api_url, "http://", 7) != 0 && strncmp(api_url, "https://", 8) != 0) ||
+			!json_plain((const unsigned char *)api_url, strlen(api_url))))
+		return COFFER_ERR_INVALID;
+	if (token && (secret_len(token) == 0 || !json_plain(secret_cbytes(token), secret_len(token))))
+		return COFFER_ERR_INVALID;
+	rc = cli_config_path(path, sizeof(path));
+	if (!rc)
+		rc = str_copy(dir, sizeof(dir), path);
+	if (!rc)
+		rc = fs_mkdir_p(dirname(dir), CONFIG_DIR_MODE);
+	if (!rc)
+		rc = secret_new(config_doc(NULL, api_url, token), &doc);
+	if (rc)
+		goto out;
+	config_doc(secret_bytes(doc), api_url, token);
+	rc = fs_write_atomic(path, secret_cbytes(doc), secret_len(doc), CONFIG_FILE_MODE, 0);
+out:
+	secret_free(doc);
+	return rc;
+}
+
+/* jansson keeps its own copy of a string: wipe it before it is freed. */
+static void wipe_json_string(json_t *s)
+{
+	if (json_is_string(s))
+		sodium_memzero((char *)json_string_value(s), json_string_length(s));
+}
+
+enum coffer_err cli_config_read(char *api_url, size_t api_url_size, struct secret **token)
+{
+	static const char *const fields[] = { "api_url", "token", NULL };
+	char path[CLI_CONFIG_PATH_MAX], url[HTTP_CLIENT_URL_MAX] = "";
+	struct secret *raw = NULL, *tok = NULL;
+	json_t *doc = NULL;
+	const char *s = NULL;
+	size_t len = 0;
+	enum coffer_err rc;
+
+	rc = cli_config_path(path, sizeof(path));
+	if (!rc)
+		rc = fs_read_private(path, CLI_CONFIG_MAX, &raw);
+	if (rc == COFFER_ERR_NOT_FOUND) /* no file, or no HOME: no config */
+		rc = COFFER_OK;
+	if (!rc && raw)
+		rc = json_parse_limited((const char *)secret_cbytes(raw), secret_len(raw), CLI_CONFIG_MAX,
+					CONFIG_DEPTH, &doc, NULL);
+	if (!rc && raw && !json_is_object(doc))
+		rc = COFFER_ERR_INVALID;
+	if (!rc && doc)
+		rc = json_check_fields(doc, fields, NULL);
+	if (!rc && doc)
+		rc = json_get_string(doc, "api_url", 0, &s, NULL, NULL);
+	if (!rc && s)
+		rc = str_copy(url, sizeof(url), s);
+	s = NULL;
+	if (!rc && doc)
+		rc = json_get_string(doc, "token", 0, &s, &len, NULL);
+	if (!rc && s && len)
+		rc = secret_from(s, len, &tok);
+	if (!rc && api_url)
+		rc = str_copy(api_url, api_url_size, url);
+	if (rc)
+		goto out;
+	*token = tok;
+	tok = NULL;
+out:
+	if (doc)
+		wipe_json_string(json_object_get(doc, "token"));
+	json_decref(doc);
+	secret_free(tok);
+	secret_free(raw);
+	return rc;
+}
