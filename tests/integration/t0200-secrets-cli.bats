@@ -197,7 +197,7 @@ holds() {
 	BG_PID=$!
 	# wait until it blocks reading the fifo: every argument has been taken by then
 	blocked=
-	for i in $(seq 100); do
+	for i in $(seq 300); do
 		[ "$(cat /proc/$BG_PID/wchan 2>/dev/null)" = pipe_read ] && blocked=1 && break
 		[[ "$(cat /proc/$BG_PID/syscall 2>/dev/null)" == "0 0x0 "* ]] && blocked=1 && break # x86-64: read(0, ...)
 		sleep 0.1

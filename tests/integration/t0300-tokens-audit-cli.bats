@@ -163,7 +163,7 @@ version_of() {
 	new_token read "" 2s
 	run_logged "$COFFER" secrets list -t "$TOK" -a canary
 	[ "$status" -eq 0 ]
-	sleep 3
+	wait_until 10 exits_with 3 "$COFFER" secrets list -t "$TOK" -a canary
 	run_logged "$COFFER" secrets list -t "$TOK" -a canary
 	[ "$status" -eq 3 ]
 	[[ "$output" == *"token expired"* ]]
