@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of one build folder and prints one summary line:
 #   "<label>: N passed, N failed, N skipped"   (label defaults to the folder)
+#   scripts/check.sh [BUILD [LABEL [MESON-TEST-OPTIONS...]]]
 # Exit status: 0 only if nothing failed.
 #
 # The PostgreSQL half needs a server: COFFER_TEST_PG_URL when given (as
@@ -13,6 +14,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 label=${2:-$build}
+shift 2 2>/dev/null || shift $#
 
 pgdir= tmpdir=
 cleanup() {
@@ -45,7 +47,7 @@ chmod 711 "$tmpdir"
 export TMPDIR=$tmpdir
 
 start=$(date +%s)
-meson test -C "$build" --print-errorlogs --num-processes "${COFFER_TEST_JOBS:-2}"
+meson test -C "$build" --print-errorlogs --num-processes "${COFFER_TEST_JOBS:-2}" "$@"
 rc=$?
 log="$build/meson-logs/testlog.json"
 if [ ! -s "$log" ]; then

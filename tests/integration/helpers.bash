@@ -111,10 +111,12 @@ platform_start() {
 }
 
 # platform_test_start / platform_test_stop: setup and teardown of a test in
-# a file whose tests share one platform (platform_start in setup_file). A
-# test named in the file's OWN_PLATFORM array (descriptions) gets one of
-# its own instead: one that stops or restarts a role, edits the store or
-# looks at the whole of it. The canary scan runs after every test.
+# a file whose tests share one platform (platform_start in setup_file).
+# Each test starts with the apps of a new platform (apps_fresh). A test
+# named in the file's OWN_PLATFORM array (descriptions) gets a platform of
+# its own instead: one that stops or restarts a role, edits the store, or
+# looks at what the others leave behind (tokens, the audit log). The
+# canary scan runs after every test.
 platform_test_start() {
 	if own_platform; then
 		platform_start
@@ -123,6 +125,21 @@ platform_test_start() {
 	[ -n "${T:-}" ] && [ -d "$T" ] || { echo "no platform: platform_start in setup_file" >&2; return 1; }
 	unset COFFER_APP
 	kill -0 "$KEEPER_PID" && kill -0 "$API_PID" || { echo "a role of the file's platform is down" >&2; return 1; }
+	apps_fresh
+}
+
+# apps_fresh: destroys every app of the org and makes "canary" with the
+# canary secret again: the apps a new platform starts with (secrets
+# versions from 1, new app keys, nothing staged), for the tests of a file
+# that look at the org's apps and secrets only, not at its tokens or audit
+# log.
+apps_fresh() {
+	local name
+	for name in $("$COFFER" apps list --json | jq -r '.[].name'); do
+		"$COFFER" apps destroy "$name" --yes >/dev/null
+	done
+	"$COFFER" apps create canary >/dev/null
+	"$COFFER" secrets set -a canary "CANARY_SECRET=$CANARY" >/dev/null
 }
 
 platform_test_stop() {
