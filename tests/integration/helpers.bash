@@ -269,14 +269,16 @@ join_token() {
 APPS_DIR="$BATS_TEST_DIRNAME/apps"
 
 # wait_until SECONDS CMD...: runs CMD every 0.1 s until it succeeds; fails
-# (naming CMD) when SECONDS (whole seconds) pass first.
+# (naming CMD) once SECONDS have passed and CMD was tried at least 5 times
+# a second (on a loaded machine, where CMD itself is slow, that is longer).
 wait_until() {
-	local limit=$1 end
+	local limit=$1 end tries=0
 	shift
 	end=$((SECONDS + limit + 1))
 	while :; do
 		"$@" >/dev/null 2>&1 && return 0
-		[ "$SECONDS" -lt "$end" ] || break
+		tries=$((tries + 1))
+		[ "$SECONDS" -lt "$end" ] || [ "$tries" -lt $((limit * 5)) ] || break
 		sleep 0.1
 	done
 	echo "timed out after ${limit}s waiting for: $*" >&2
