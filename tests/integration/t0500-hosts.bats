@@ -46,6 +46,12 @@ clock_past() {
 	[ "$(date +%s%3N)" -gt $(($1 + 2)) ]
 }
 
+# seconds_past MS: the clock in whole seconds (as the keeper's enrolment
+# reads it) has passed MS.
+seconds_past() {
+	[ $(($(date +%s) * 1000)) -gt "$1" ]
+}
+
 host_count() {
 	store_sql "SELECT count(*) FROM hosts"
 }
@@ -146,9 +152,10 @@ refused() {
 
 @test "an expired join token is refused" {
 	token=$(join_token --ttl 1s)
-	# it expires 1 s after it was made, at the latest 1 s from now
+	# it expires 1 s after it was made, at the latest 1 s from now, by a
+	# keeper that reads its clock in whole seconds (now_s() * 1000)
 	made=$(date +%s%3N)
-	wait_until 5 clock_past $((made + 1000))
+	wait_until 5 seconds_past $((made + 1000))
 	run_logged timeout 30 "$COFFER" agent --join "$token" --api "$API_URL" --keeper "$KEEPER_URL" --state-dir "$T/agents/h1" --name h1
 	[ "$status" -eq 3 ]
 	[[ "$output" == *"join token expired"* ]]
