@@ -23,8 +23,12 @@ start)
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
 	done
 	[ -n "$port" ] || { echo "pg-test-server: no free port" >&2; exit 1; }
+	# throw-away data: no durability (nothing is fsync-ed, nothing waits
+	# for the WAL); connections for several test programs at once, each
+	# with an api's pool, a keeper and agents
+	fast="-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c wal_level=minimal -c max_wal_senders=0"
 	as_pg "$bin/pg_ctl" -D "$dir/data" -w -t 60 -l "$dir/server.log" \
-		-o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100" start >/dev/null
+		-o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 $fast" start >/dev/null
 	as_pg "$bin/createdb" -h 127.0.0.1 -p "$port" -U coffer coffer_test
 	echo "postgres://coffer@127.0.0.1:$port/coffer_test"
 	;;

@@ -121,7 +121,7 @@ static enum coffer_err call_retrying(const struct agent_identity *id, const sigs
 			return rc;
 		if (!warned++)
 			log_warn("agent_peer_unavailable", LF_S("url", url), LF_S("path", path));
-		if (wait_signal(set, timescale_ms(AGENT_RETRY_MS))) {
+		if (wait_signal(set, AGENT_RETRY_MS)) {
 			*stopped = 1;
 			return rc;
 		}
@@ -241,7 +241,7 @@ static int run(struct opts *o, const sigset_t *set)
 		goto out;
 	}
 	int failing = 0;
-	while (!wait_signal(set, timescale_ms(AGENT_HEARTBEAT_MS))) {
+	while (!wait_signal(set, AGENT_HEARTBEAT_MS)) {
 		rc = agent_signed_call(&id, o->api_url, "POST", API_HEARTBEAT_PATH, body, NULL, msg, sizeof(msg));
 		if (rc && !failing)
 			log_warn("agent_heartbeat_failed", LF_S("error", coffer_err_name(rc)), LF_S("message", msg));

@@ -57,6 +57,7 @@
 #include "hostauth.h"
 #include "json.h"
 #include "secret.h"
+#include "timescale.h"
 
 #define AGENT_SIGN_KEY_FILE "host.sign.key"
 #define AGENT_SEAL_KEY_FILE "host.seal.key"
@@ -67,8 +68,9 @@
 #define AGENT_PATH_MAX 4096
 #define AGENT_URL_MAX 2048
 #define AGENT_IDENTITY_FILE_MAX ((size_t)4 << 10)
-#define AGENT_HEARTBEAT_MS 5000
-#define AGENT_RETRY_MS 1000
+/* shortened by COFFER_TEST_TIMESCALE, a test knob (timescale.h) */
+#define AGENT_HEARTBEAT_MS ((int64_t)timescale_ms(5000))
+#define AGENT_RETRY_MS ((int64_t)timescale_ms(1000))
 #define AGENT_HTTP_TIMEOUT_MS 10000
 #define AGENT_RESPONSE_MAX ((size_t)64 << 10)
 #define AGENT_REQUEST_MAX ((size_t)64 << 10)

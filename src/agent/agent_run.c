@@ -425,7 +425,7 @@ static void *poll_main(void *arg)
 				log_warn("agent_poll_failed", LF_S("error", coffer_err_name(rc)), LF_S("message", msg));
 			failing = 1;
 			pthread_mutex_lock(&sh->mu);
-			stop = shared_sleep(sh, (int64_t)timescale_ms(AGENT_RETRY_MS));
+			stop = shared_sleep(sh, AGENT_RETRY_MS);
 			pthread_mutex_unlock(&sh->mu);
 			if (stop)
 				break;
@@ -649,7 +649,7 @@ static void *sender_main(void *arg)
 			continue;
 		}
 		/* the api cannot take it now: again later, and the events behind it wait */
-		deadline_in(&ts, (int64_t)timescale_ms(AGENT_RETRY_MS));
+		deadline_in(&ts, AGENT_RETRY_MS);
 		while (!o->closing) {
 			if (pthread_cond_timedwait(&o->cond, &o->mu, &ts) == ETIMEDOUT)
 				break;
@@ -891,7 +891,7 @@ static void boot(struct agent_runner *r, struct local *l, const json_t *m, const
 		log_warn("machine.boot_deferred", LF_S("machine", l->id), LF_I("release", l->release),
 			 LF_S("error", coffer_err_name(rc)), LF_S("message", msg));
 		l->next_try = mono_ms() +
-			      (gone ? machine_backoff_ms(l->restarts) : (int64_t)timescale_ms(AGENT_RETRY_MS));
+			      (gone ? machine_backoff_ms(l->restarts) : AGENT_RETRY_MS);
 		goto out;
 	}
 	if (rc) {

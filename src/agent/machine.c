@@ -1012,5 +1012,5 @@ int64_t machine_backoff_ms(unsigned restarts)
 	int64_t ms = MACHINE_BACKOFF_FIRST_MS;
 	for (unsigned i = 0; i < restarts && ms < MACHINE_BACKOFF_MAX_MS; i++)
 		ms *= 2;
-	return (int64_t)timescale_ms((uint64_t)(ms < MACHINE_BACKOFF_MAX_MS ? ms : MACHINE_BACKOFF_MAX_MS));
+	return ms < MACHINE_BACKOFF_MAX_MS ? ms : MACHINE_BACKOFF_MAX_MS;
 }

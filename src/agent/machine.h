@@ -90,6 +90,7 @@
 #include "buf.h"
 #include "err.h"
 #include "secret.h"
+#include "timescale.h"
 
 #define MACHINE_BASE_PATH "/usr/local/bin:/usr/bin:/bin"
 #define MACHINE_BASE_LANG "C.UTF-8"
@@ -106,8 +107,9 @@
 #define MACHINE_DRAIN_MS 1000                  /* for the log thread, after the exit */
 #define MACHINE_ERROR_MAX 320
 #define MACHINE_TAIL_LINES 20                  /* lines in a release-failure report */
-#define MACHINE_BACKOFF_FIRST_MS 1000
-#define MACHINE_BACKOFF_MAX_MS 30000
+/* the restart back-off; shortened by COFFER_TEST_TIMESCALE, a test knob (timescale.h) */
+#define MACHINE_BACKOFF_FIRST_MS ((int64_t)timescale_ms(1000))
+#define MACHINE_BACKOFF_MAX_MS ((int64_t)timescale_ms(30000))
 
 /* One --env pair: not secret. */
 struct machine_env {

@@ -24,21 +24,26 @@
 #include "err.h"
 #include "json.h"
 #include "store.h"
+#include "timescale.h"
 
 #define RELEASE_GRACE_DEFAULT_MS 30000
 #define RELEASE_GRACE_MAX_MS ((int64_t)3600 * 1000)
 #define RELEASE_COUNT_MAX 100              /* machines of one app */
 #define RELEASE_CMD_ARGS_MAX 256
 #define RELEASE_ENV_MAX 256                /* --env pairs */
-#define RELEASE_TICK_MS 200                /* the controller looks at running releases this often */
-#define RELEASE_HOST_STALE_MS 15000        /* a host whose last heartbeat is older gets no new machine */
-#define RELEASE_START_TIMEOUT_MS 120000    /* a replaced machine must report started within this */
+/*
+ * The timing constants below go through timescale_ms: COFFER_TEST_TIMESCALE
+ * (a test knob, see timescale.h) shortens them for the integration tests.
+ */
+#define RELEASE_TICK_MS ((int64_t)timescale_ms(200))             /* the controller looks at running releases this often */
+#define RELEASE_HOST_STALE_MS ((int64_t)timescale_ms(15000))     /* a host whose last heartbeat is older gets no new machine */
+#define RELEASE_START_TIMEOUT_MS ((int64_t)timescale_ms(120000)) /* a replaced machine must report started within this */
 #define RELEASE_REASON_MAX ((size_t)8 << 10)
 #define RELEASE_TAIL_MAX ((size_t)8 << 10)     /* an agent's masked output tail (STORE_MACHINE_TAIL_MAX) */
 #define RELEASE_SPEC_BYTES 8
 #define RELEASE_SPEC_LEN (RELEASE_SPEC_BYTES * 2) /* hex characters */
 #define RELEASE_SPEC_SIZE (RELEASE_SPEC_LEN + 1)
-#define RELEASE_POLL_RECHECK_MS 250        /* a long poll re-reads the store this often (other apis' changes) */
+#define RELEASE_POLL_RECHECK_MS ((int64_t)timescale_ms(250))     /* a long poll re-reads the store this often (other apis' changes) */
 
 struct release_ctl;
 struct api;

@@ -2,20 +2,38 @@
 # loopback, on the store backend named by COFFER_TEST_STORE (sqlite or pg),
 # and check after every test that the canary value leaked nowhere.
 #
+# A platform of the test's own (a test that stops or restarts a role, or
+# needs a fresh store):
 #   setup()    { platform_start; }
 #   teardown() { platform_stop; }
+# One platform for the tests of a file that do not interfere (each test
+# still ends with the canary scan):
+#   setup_file()    { platform_start; }
+#   teardown_file() { platform_stop; }
+#   setup()         { platform_test_start; }
+#   teardown()      { platform_test_stop; }
 #
-# After platform_start: T (the test's folder), STORE_URL, KEEPER_URL,
+# After platform_start: T (the platform's folder), STORE_URL, KEEPER_URL,
 # API_URL, ADMIN_TOKEN, and COFFER_API_URL / COFFER_TOKEN / COFFER_CONFIG
 # exported for the CLI; the app "canary" holds CANARY_SECRET=$CANARY.
+# Every temporary folder is made under TMPDIR and every port is chosen by
+# the kernel, so test files can run in parallel.
 
 : "${COFFER:?COFFER must name the coffer binary}"
 CANARY="cnry-4f7d2b91e6c3-value"
 
-# wait_file FILE PID: waits up to 15 s for FILE to exist while PID lives.
+# The roles' timing constants that the tests wait on (heartbeat, host
+# staleness, retries, restart back-off, poll intervals) are divided by this
+# (src/lib/timescale.h): with 3, a heartbeat every 1.7 s and a host stale
+# after 5 s (three heartbeats missed, room for a loaded machine). Grace
+# windows and token lifetimes are given to each command instead.
+export COFFER_TEST_TIMESCALE="${COFFER_TEST_TIMESCALE:-3}"
+
+# wait_file FILE PID: waits up to 60 s (a loaded machine, a sanitizer
+# build) for FILE to exist while PID lives.
 wait_file() {
 	local i
-	for i in $(seq 150); do
+	for i in $(seq 600); do
 		[ -s "$1" ] && return 0
 		kill -0 "$2" 2>/dev/null || { echo "process $2 exited before writing $1" >&2; return 1; }
 		sleep 0.1
@@ -34,9 +52,14 @@ store_url_for_test() {
 			[ -n "${CI:-}" ] && { echo "CI needs COFFER_TEST_PG_URL" >&2; return 1; }
 			skip "COFFER_TEST_PG_URL is not set (no PostgreSQL server)"
 		fi
-		PG_DB="coffer_it_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
-		psql -q -X "$COFFER_TEST_PG_URL" -c "CREATE DATABASE $PG_DB" >/dev/null
-		STORE_URL="${COFFER_TEST_PG_URL%/*}/$PG_DB"
+		# a schema of its own in the server's database (cheaper than a
+		# database: tests run by the hundred, several at once)
+		PG_SCHEMA="coffer_it_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+		psql -q -X "$COFFER_TEST_PG_URL" -c "CREATE SCHEMA $PG_SCHEMA" >/dev/null
+		case $COFFER_TEST_PG_URL in
+		*\?*) STORE_URL="$COFFER_TEST_PG_URL&options=-csearch_path%3D$PG_SCHEMA" ;;
+		*) STORE_URL="$COFFER_TEST_PG_URL?options=-csearch_path%3D$PG_SCHEMA" ;;
+		esac
 		;;
 	*)
 		echo "unknown COFFER_TEST_STORE '$COFFER_TEST_STORE'" >&2
@@ -48,8 +71,9 @@ store_url_for_test() {
 # keeper_start / api_start: (re)start one role; logs go to $T/<role>.log.
 keeper_start() {
 	rm -f "$T/keeper.ready"
+	# 3>&-: bats waits for its fd 3 to close before it ends a file
 	"$COFFER" keeper --state-dir "$T/keeper" --store "$STORE_URL" --listen 127.0.0.1:0 \
-		--ready-file "$T/keeper.ready" 2>>"$T/keeper.log" &
+		--ready-file "$T/keeper.ready" >>"$T/keeper.out" 2>>"$T/keeper.log" 3>&- &
 	KEEPER_PID=$!
 	wait_file "$T/keeper.ready" "$KEEPER_PID"
 	KEEPER_URL=$(cat "$T/keeper.ready")
@@ -62,14 +86,14 @@ api_start() {
 	"$COFFER" api --state-dir "$T/api" --store "$STORE_URL" --listen "${1:-127.0.0.1:0}" \
 		--keeper "$KEEPER_URL" --keeper-pub "$T/keeper/keeper.pub" \
 		--keeper-credential "$T/keeper/api.credential" --boot-key "$T/keeper/api.boot.key" \
-		--ready-file "$T/api.ready" 2>>"$T/api.log" &
+		--ready-file "$T/api.ready" >>"$T/api.out" 2>>"$T/api.log" 3>&- &
 	API_PID=$!
 	wait_file "$T/api.ready" "$API_PID"
 	API_URL=$(cat "$T/api.ready")
 }
 
 platform_start() {
-	T=$(mktemp -d "${BATS_TMPDIR:-/tmp}/coffer-it.XXXXXX")
+	T=$(mktemp -d "${TMPDIR:-/tmp}/coffer-it.XXXXXX")
 	# machines run as nobody when the tests run as root: they must be able
 	# to pass through $T (its files stay unreadable to them)
 	chmod 711 "$T"
@@ -82,14 +106,64 @@ platform_start() {
 	unset COFFER_APP
 	"$COFFER" apps create canary >/dev/null
 	"$COFFER" secrets set -a canary "CANARY_SECRET=$CANARY" >/dev/null
+	# for the tests of a file that share this platform (setup_file)
+	export T STORE_URL PG_SCHEMA KEEPER_URL API_URL KEEPER_PID API_PID ADMIN_TOKEN
+}
+
+# platform_test_start / platform_test_stop: setup and teardown of a test in
+# a file whose tests share one platform (platform_start in setup_file).
+# Each test starts with the apps of a new platform (apps_fresh). A test
+# named in the file's OWN_PLATFORM array (descriptions) gets a platform of
+# its own instead: one that stops or restarts a role, edits the store, or
+# looks at what the others leave behind (tokens, the audit log). The
+# canary scan runs after every test.
+platform_test_start() {
+	if own_platform; then
+		platform_start
+		return
+	fi
+	[ -n "${T:-}" ] && [ -d "$T" ] || { echo "no platform: platform_start in setup_file" >&2; return 1; }
+	unset COFFER_APP
+	kill -0 "$KEEPER_PID" && kill -0 "$API_PID" || { echo "a role of the file's platform is down" >&2; return 1; }
+	apps_fresh
+}
+
+# apps_fresh: destroys every app of the org and makes "canary" with the
+# canary secret again: the apps a new platform starts with (secrets
+# versions from 1, new app keys, nothing staged), for the tests of a file
+# that look at the org's apps and secrets only, not at its tokens or audit
+# log.
+apps_fresh() {
+	local name
+	for name in $("$COFFER" apps list --json | jq -r '.[].name'); do
+		"$COFFER" apps destroy "$name" --yes >/dev/null
+	done
+	"$COFFER" apps create canary >/dev/null
+	"$COFFER" secrets set -a canary "CANARY_SECRET=$CANARY" >/dev/null
+}
+
+platform_test_stop() {
+	if own_platform; then
+		platform_stop
+		return
+	fi
+	canary_scan
+}
+
+own_platform() {
+	local d
+	for d in ${OWN_PLATFORM[@]+"${OWN_PLATFORM[@]}"}; do
+		[ "$d" = "$BATS_TEST_DESCRIPTION" ] && return 0
+	done
+	return 1
 }
 
 # Every log, output and store file of the test, and the PostgreSQL
 # database's dump: none may hold the canary in plaintext.
 canary_scan() {
 	local hits
-	if [ -n "${PG_DB:-}" ]; then
-		pg_dump "${COFFER_TEST_PG_URL%/*}/$PG_DB" >"$T/pg-dump.sql" 2>/dev/null || true
+	if [ -n "${PG_SCHEMA:-}" ]; then
+		pg_dump -n "$PG_SCHEMA" "$COFFER_TEST_PG_URL" >"$T/pg-dump.sql" 2>/dev/null || true
 	fi
 	# what a machine itself prints (its out.log files under the agents'
 	# state folders) may hold its secrets: that is the app's to decide;
@@ -102,19 +176,30 @@ canary_scan() {
 	fi
 }
 
+# stop_pids PID...: SIGTERM to each, then waits until each has ended (also
+# when it is not a child of this shell: a platform of setup_file).
+stop_pids() {
+	local pid i
+	for pid in "$@"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "$@"; do
+		wait "$pid" 2>/dev/null || true
+		for i in $(seq 600); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.05
+		done
+	done
+}
+
 platform_stop() {
 	local rc=0
 	[ -n "${T:-}" ] || return 0
-	for pid in ${API_PID:-} ${KEEPER_PID:-}; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	for pid in ${API_PID:-} ${KEEPER_PID:-}; do
-		wait "$pid" 2>/dev/null || true
-	done
+	stop_pids ${API_PID:-} ${KEEPER_PID:-}
 	# bats keeps each test's output in memory; it is scanned through $output files below
 	canary_scan || rc=1
-	if [ -n "${PG_DB:-}" ]; then
-		psql -q -X "$COFFER_TEST_PG_URL" -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 || true
+	if [ -n "${PG_SCHEMA:-}" ]; then
+		psql -q -X "$COFFER_TEST_PG_URL" -c "DROP SCHEMA IF EXISTS $PG_SCHEMA CASCADE" >/dev/null 2>&1 || true
 	fi
 	[ "$rc" -eq 0 ] && rm -rf "$T"
 	return "$rc"
@@ -129,19 +214,25 @@ run_logged() {
 
 # store_sql SQL: runs one statement on the test's store, either backend.
 store_sql() {
-	if [ -n "${PG_DB:-}" ]; then
-		psql -q -X -At "${COFFER_TEST_PG_URL%/*}/$PG_DB" -c "$1"
+	if [ -n "${PG_SCHEMA:-}" ]; then
+		psql -q -X -At "$STORE_URL" -c "$1"
 	else
-		sqlite3 "$T/store.db" "$1"
+		sqlite3_busy "$T/store.db" "$1"
 	fi
+}
+
+# sqlite3_busy ARGS...: the sqlite3 shell, waiting up to 10 s on a lock the
+# api's writer holds instead of failing with "database is locked".
+sqlite3_busy() {
+	sqlite3 -cmd '.timeout 10000' "$@"
 }
 
 # store_dump FILE: a plain dump of the whole store.
 store_dump() {
-	if [ -n "${PG_DB:-}" ]; then
-		pg_dump "${COFFER_TEST_PG_URL%/*}/$PG_DB" >"$1"
+	if [ -n "${PG_SCHEMA:-}" ]; then
+		pg_dump -n "$PG_SCHEMA" "$COFFER_TEST_PG_URL" >"$1"
 	else
-		sqlite3 "$T/store.db" .dump >"$1"
+		sqlite3_busy "$T/store.db" .dump >"$1"
 	fi
 }
 
@@ -165,7 +256,7 @@ agent_start() {
 	shift
 	rm -f "$T/agent-$name.ready"
 	"$COFFER" agent --api "$API_URL" --keeper "$KEEPER_URL" --state-dir "$T/agents/$name" --name "$name" \
-		--ready-file "$T/agent-$name.ready" "$@" 2>>"$T/agent-$name.log" &
+		--ready-file "$T/agent-$name.ready" "$@" >>"$T/agent-$name.out" 2>>"$T/agent-$name.log" 3>&- &
 	AGENT_PID=$!
 	AGENT_PIDS="${AGENT_PIDS:-} $AGENT_PID"
 	wait_file "$T/agent-$name.ready" "$AGENT_PID"
@@ -173,13 +264,7 @@ agent_start() {
 
 # agents_stop: stops every agent agent_start started (before platform_stop).
 agents_stop() {
-	local pid
-	for pid in ${AGENT_PIDS:-}; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	for pid in ${AGENT_PIDS:-}; do
-		wait "$pid" 2>/dev/null || true
-	done
+	stop_pids ${AGENT_PIDS:-}
 	AGENT_PIDS=
 }
 
@@ -192,17 +277,29 @@ join_token() {
 
 APPS_DIR="$BATS_TEST_DIRNAME/apps"
 
-# wait_until SECONDS CMD...: runs CMD every 0.2 s until it succeeds; fails
-# (naming CMD) when SECONDS pass first.
+# wait_until SECONDS CMD...: runs CMD every 0.1 s until it succeeds; fails
+# (naming CMD) once SECONDS have passed and CMD was tried at least 5 times
+# a second (on a loaded machine, where CMD itself is slow, that is longer).
 wait_until() {
-	local limit=$1 i
+	local limit=$1 end tries=0
 	shift
-	for i in $(seq $((limit * 5))); do
+	end=$((SECONDS + limit + 1))
+	while :; do
 		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.2
+		tries=$((tries + 1))
+		[ "$SECONDS" -lt "$end" ] || [ "$tries" -lt $((limit * 5)) ] || break
+		sleep 0.1
 	done
 	echo "timed out after ${limit}s waiting for: $*" >&2
 	return 1
+}
+
+# exits_with STATUS CMD...: CMD exits with STATUS (for wait_until).
+exits_with() {
+	local want=$1 rc=0
+	shift
+	"$@" || rc=$?
+	[ "$rc" -eq "$want" ]
 }
 
 # logged CMD...: runs CMD, its standard output also kept under $T (scanned).

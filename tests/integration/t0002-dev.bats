@@ -7,7 +7,7 @@ load helpers
 bats_require_minimum_version 1.5.0
 
 setup() {
-	T=$(mktemp -d "${BATS_TMPDIR:-/tmp}/coffer-dev.XXXXXX")
+	T=$(mktemp -d "${TMPDIR:-/tmp}/coffer-dev.XXXXXX")
 	export COFFER_CONFIG="$T/config.json"
 	unset COFFER_API_URL COFFER_TOKEN COFFER_APP
 }
@@ -25,7 +25,19 @@ dev_start() {
 	DEV_PID=$!
 	wait_file "$T/state/env" "$DEV_PID"
 	# the export lines come after the env file: wait for them too
-	for i in $(seq 50); do grep -q COFFER_TOKEN "$T/dev.out" && break; sleep 0.1; done
+	wait_until 30 grep -q COFFER_TOKEN "$T/dev.out"
+}
+
+# api_replaced PID: dev runs an api again, not PID; NEW is its pid.
+api_replaced() {
+	NEW=$(role_pid api)
+	[ -n "$NEW" ] && [ "$NEW" != "$1" ]
+}
+
+# api_healthy: the api that STATE/env names answers its health check.
+api_healthy() {
+	source "$T/state/env"
+	curl -fsS "$COFFER_API_URL/v1/health"
 }
 
 role_pid() { pgrep -P "$DEV_PID" -f "coffer $1 " | head -n 1; }
@@ -56,15 +68,12 @@ role_pid() { pgrep -P "$DEV_PID" -f "coffer $1 " | head -n 1; }
 	[ -n "$api" ]
 	[ -n "$keeper" ]
 	kill -KILL "$api"
-	for i in $(seq 100); do
-		new=$(role_pid api)
-		[ -n "$new" ] && [ "$new" != "$api" ] && break
-		sleep 0.1
-	done
+	wait_until 30 api_replaced "$api"
+	new=$NEW
 	[ -n "$new" ]
 	[ "$new" != "$api" ]
+	wait_until 30 api_healthy
 	source "$T/state/env"
-	for i in $(seq 50); do curl -fsS "$COFFER_API_URL/v1/health" >/dev/null && break; sleep 0.1; done
 	run curl -fsS "$COFFER_API_URL/v1/health"
 	[ "$status" -eq 0 ]
 	kill -INT "$DEV_PID"

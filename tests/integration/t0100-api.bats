@@ -10,8 +10,23 @@ load helpers
 
 bats_require_minimum_version 1.5.0
 
+# The tests share one platform (each starts with the apps of a new one),
+# except these: they stop a role, edit the store, or look at the audit log
+# (whose first page the others fill).
+OWN_PLATFORM=(
+	"apps create: with the keeper down, 503 and no half-made app"
+	"the api refuses key files that others may read"
+	"a public key replaced in the store is refused, nothing sealed to it"
+	"audit: every mutating call is an event (refusals too), names and digests only; the chain verifies"
+	"audit: a tampered event is found by verify"
+	"a 10 MB body is refused (413) before it is read"
+)
+
+setup_file() { platform_start; }
+teardown_file() { platform_stop; }
+
 setup() {
-	platform_start
+	platform_test_start
 	# Request bodies carry values: they live outside $T, which is scanned for the canary.
 	REQ=$(mktemp -d "${TMPDIR:-/tmp}/coffer-req.XXXXXX")
 	TOKEN=$ADMIN_TOKEN
@@ -19,7 +34,7 @@ setup() {
 
 teardown() {
 	rm -rf "$REQ"
-	platform_stop
+	platform_test_stop
 }
 
 # call METHOD PATH [BODY|@FILE]: one request with $TOKEN; sets CODE and BODY.

@@ -11,8 +11,17 @@ load helpers
 
 bats_require_minimum_version 1.5.0
 
+# The tests share one platform (each starts with the apps of a new one),
+# except the one that stops the api.
+OWN_PLATFORM=(
+	"the API down exits 7, naming the URL"
+)
+
+setup_file() { platform_start; }
+teardown_file() { platform_stop; }
+
 setup() {
-	platform_start
+	platform_test_start
 	# .env documents and other files holding values live outside $T (and
 	# outside BATS_TEST_TMPDIR), which the canary scan covers
 	REQ=$(mktemp -d "${TMPDIR:-/tmp}/coffer-req.XXXXXX")
@@ -21,7 +30,7 @@ setup() {
 teardown() {
 	if [ -n "${BG_PID:-}" ]; then kill "$BG_PID" 2>/dev/null || true; fi
 	rm -rf "$REQ"
-	platform_stop
+	platform_test_stop
 }
 
 # The secrets version of APP, as apps list --json shows it.
@@ -197,7 +206,7 @@ holds() {
 	BG_PID=$!
 	# wait until it blocks reading the fifo: every argument has been taken by then
 	blocked=
-	for i in $(seq 100); do
+	for i in $(seq 300); do
 		[ "$(cat /proc/$BG_PID/wchan 2>/dev/null)" = pipe_read ] && blocked=1 && break
 		[[ "$(cat /proc/$BG_PID/syscall 2>/dev/null)" == "0 0x0 "* ]] && blocked=1 && break # x86-64: read(0, ...)
 		sleep 0.1

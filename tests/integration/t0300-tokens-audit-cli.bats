@@ -10,8 +10,25 @@ load helpers
 
 bats_require_minimum_version 1.5.0
 
-setup() { platform_start; }
-teardown() { platform_stop; }
+# The tests share one platform (each starts with the apps of a new one),
+# except these: they read the audit log (whose first page the others fill),
+# edit the store, or leave the config file readable by others.
+OWN_PLATFORM=(
+	"audit lists who did what to which app: names, never values"
+	"audit -a APP shows that app's events only"
+	"audit does not take the app from COFFER_APP"
+	"audit --json is the list of events, oldest first"
+	"audit --after and --limit page the log"
+	"audit verify: the chain is intact (exit 0)"
+	"audit verify: a tampered event is named, exit 6"
+	"audit lists the API's default page even when its events are large"
+	"the token comes from the config file, which must be private (exit 4 otherwise)"
+)
+
+setup_file() { platform_start; }
+teardown_file() { platform_stop; }
+setup() { platform_test_start; }
+teardown() { platform_test_stop; }
 
 TOKEN_RE='^coffer_[A-Za-z0-9_-]{43}$'
 
@@ -163,7 +180,7 @@ version_of() {
 	new_token read "" 2s
 	run_logged "$COFFER" secrets list -t "$TOK" -a canary
 	[ "$status" -eq 0 ]
-	sleep 3
+	wait_until 10 exits_with 3 "$COFFER" secrets list -t "$TOK" -a canary
 	run_logged "$COFFER" secrets list -t "$TOK" -a canary
 	[ "$status" -eq 3 ]
 	[[ "$output" == *"token expired"* ]]

@@ -8,8 +8,17 @@ load helpers
 
 bats_require_minimum_version 1.5.0
 
-setup() { platform_start; }
-teardown() { platform_stop; }
+# The tests that only read share one platform; those that edit the store
+# have their own.
+OWN_PLATFORM=(
+	"a ciphertext moved to another name fails to open"
+	"a ciphertext moved to another app fails to open"
+)
+
+setup_file() { platform_start; }
+teardown_file() { platform_stop; }
+setup() { platform_test_start; }
+teardown() { platform_test_stop; }
 
 @test "positive control: the keeper's master key opens the canary" {
 	run_logged "$VAULT_PROBE" --store "$STORE_URL" --app canary --master "$T/keeper/keeper.key" --canary "$CANARY"
@@ -24,7 +33,7 @@ teardown() { platform_stop; }
 	cp /proc/"$API_PID"/cmdline "$T/loot/api.cmdline"
 	loot=(--loot "$T/api" --loot "$T/keeper/keeper.pub" --loot "$T/keeper/api.credential"
 	      --loot "$T/config.json" --loot "$T/api.ready" --loot "$T/loot")
-	[ -z "${PG_DB:-}" ] && loot+=(--loot "$T/store.db")
+	[ -z "${PG_SCHEMA:-}" ] && loot+=(--loot "$T/store.db")
 	run_logged "$VAULT_PROBE" --store "$STORE_URL" --app canary "${loot[@]}" --canary "$CANARY"
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"CANARY_SECRET refused"* ]]

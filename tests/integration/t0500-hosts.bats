@@ -9,6 +9,8 @@
 
 load helpers
 
+bats_require_minimum_version 1.5.0
+
 setup() {
 	platform_start
 	printf '{}' >"$T/empty.json"
@@ -31,6 +33,23 @@ enrol_stopped() {
 
 heartbeat_of() {
 	store_sql "SELECT last_heartbeat FROM hosts WHERE id = '$1'"
+}
+
+# heartbeat_after ID MS: the host's last heartbeat is later than MS.
+heartbeat_after() {
+	[ "$(heartbeat_of "$1")" -gt "$2" ]
+}
+
+# clock_past MS: this machine's clock (the api's) has passed MS by 2 ms, so
+# that a heartbeat written now would be later than one written at MS.
+clock_past() {
+	[ "$(date +%s%3N)" -gt $(($1 + 2)) ]
+}
+
+# seconds_past MS: the clock in whole seconds (as the keeper's enrolment
+# reads it) has passed MS.
+seconds_past() {
+	[ $(($(date +%s) * 1000)) -gt "$1" ]
 }
 
 host_count() {
@@ -80,10 +99,11 @@ refused() {
 	[ "$(jq -r 'length' <<<"$output")" = 1 ]
 	[ "$(jq -r '.[0] | [.id, .name, .state] | join(" ")' <<<"$output")" = "$id h1 ready" ]
 	[[ "$(jq -r '.[0].enrolled_at' <<<"$output")" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$ ]]
-	# a recent heartbeat, and the next one five seconds later
+	# a recent heartbeat, and the next one a heartbeat interval later
+	# (AGENT_HEARTBEAT_MS, 5 s, divided by COFFER_TEST_TIMESCALE)
 	first=$(heartbeat_of "$id")
 	[ $(( $(date +%s) * 1000 - first )) -lt 10000 ]
-	sleep 6
+	wait_until 15 heartbeat_after "$id" "$first"
 	[ "$(heartbeat_of "$id")" -gt "$first" ]
 	# the keeper audited the enrolment, the api the registration: host id and name only
 	[ "$(store_sql "SELECT detail FROM audit_events WHERE action = 'hosts.enrol' AND outcome = 'ok' AND actor = 'host:$id'")" = "{\"host_id\":\"$id\",\"name\":\"h1\"}" ]
@@ -132,7 +152,10 @@ refused() {
 
 @test "an expired join token is refused" {
 	token=$(join_token --ttl 1s)
-	sleep 2
+	# it expires 1 s after it was made, at the latest 1 s from now, by a
+	# keeper that reads its clock in whole seconds (now_s() * 1000)
+	made=$(date +%s%3N)
+	wait_until 5 seconds_past $((made + 1000))
 	run_logged timeout 30 "$COFFER" agent --join "$token" --api "$API_URL" --keeper "$KEEPER_URL" --state-dir "$T/agents/h1" --name h1
 	[ "$status" -eq 3 ]
 	[[ "$output" == *"join token expired"* ]]
@@ -185,7 +208,7 @@ refused() {
 @test "control: requests signed with the host's key pass at the api and the keeper" {
 	enrol_stopped h1
 	before=$(heartbeat_of "$HOST_ID")
-	sleep 1
+	wait_until 5 clock_past "$before"
 	sign POST /v1/hosts/heartbeat "$T/empty.json"
 	send "$API_URL" POST /v1/hosts/heartbeat "$T/empty.json"
 	[ "$CODE" = 200 ]
@@ -203,7 +226,7 @@ refused() {
 	send "$API_URL" POST /v1/hosts/heartbeat "$T/empty.json"
 	[ "$CODE" = 200 ]
 	before=$(heartbeat_of "$HOST_ID")
-	sleep 1
+	wait_until 5 clock_past "$before"
 	send "$API_URL" POST /v1/hosts/heartbeat "$T/empty.json"
 	refused "request replayed"
 	[ "$(heartbeat_of "$HOST_ID")" = "$before" ]
@@ -224,7 +247,7 @@ refused() {
 @test "a tampered body, path or method is refused and changes nothing" {
 	enrol_stopped h1
 	before=$(heartbeat_of "$HOST_ID")
-	sleep 1
+	wait_until 5 clock_past "$before"
 	sign POST /v1/hosts/heartbeat "$T/empty.json"
 	send "$API_URL" POST /v1/hosts/heartbeat "$T/other.json"
 	refused "request signature does not verify"
