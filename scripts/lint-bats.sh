@@ -5,6 +5,10 @@
 # `run cmd` followed by a check of "$status".
 #   scripts/lint-bats.sh FILE...   exit 0 when no file has such a line
 set -uo pipefail
+[ $# -gt 0 ] || { echo "usage: $0 FILE..." >&2; exit 2; }
+for f in "$@"; do
+	[ -r "$f" ] || { echo "lint-bats: cannot read $f" >&2; exit 2; }
+done
 bad=$(grep -nHE '^[[:space:]]*!([[:space:]]|$)' "$@")
 if [ -n "$bad" ]; then
 	printf '%s\n' "$bad"

@@ -164,6 +164,11 @@ canary_scan() {
 	local hits
 	if [ -n "${PG_SCHEMA:-}" ]; then
 		pg_dump -n "$PG_SCHEMA" "$COFFER_TEST_PG_URL" >"$T/pg-dump.sql" 2>/dev/null || true
+		# a bytea column is dumped in hex: a value stored unsealed shows only so
+		if dump_holds "$T/pg-dump.sql" "$CANARY"; then
+			echo "canary value found in the PostgreSQL dump" >&2
+			return 1
+		fi
 	fi
 	# what a machine itself prints (its out.log files under the agents'
 	# state folders) may hold its secrets: that is the app's to decide;
