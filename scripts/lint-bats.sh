@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Refuses a line that starts with `!` in a bats test: bats runs a test body
-# under `set -e`, which ignores a command negated with `!`, so such a line
-# fails its test only when it is the test's last line. Write `run ! cmd`, or
+# Refuses a command negated with `!` in the bats tests and their helpers:
+# bats runs a test body under `set -e`, which ignores a negated command (at
+# the start of a line or after ; && || then do else), so it fails its test
+# only when it is the test's last command. Write `run ! cmd`, or
 # `run cmd` followed by a check of "$status".
 #   scripts/lint-bats.sh FILE...   exit 0 when no file has such a line
 set -uo pipefail
@@ -9,10 +10,11 @@ set -uo pipefail
 for f in "$@"; do
 	[ -r "$f" ] || { echo "lint-bats: cannot read $f" >&2; exit 2; }
 done
-bad=$(grep -nHE '^[[:space:]]*!([[:space:]]|$)' "$@")
+# a command negated at the start of a line or after ; && || then do else
+bad=$(grep -nHE '(^|;|&&|\|\||\<then|\<do|\<else)[[:space:]]*!([[:space:]]|$)' "$@")
 if [ -n "$bad" ]; then
 	printf '%s\n' "$bad"
-	echo "lint-bats: a line starting with '!' never fails a bats test unless it is the last; use 'run !' or 'run' and a status check" >&2
+	echo "lint-bats: a command negated with '!' never fails a bats test unless it is the last; use 'run !' or 'run' and a status check" >&2
 	exit 1
 fi
-echo "lint-bats: $# files, no negated command line"
+echo "lint-bats: $# files, no negated command"

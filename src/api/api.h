@@ -19,9 +19,10 @@
  * included, before the answer is sent.
  *
  * Ownership: struct api owns its keys (wiped by api_stop), its store pool
- * and its server. struct api_auth is one request's, made by the gate and
- * released with the request (its store connection goes back to the pool,
- * its audit detail is freed). The token text a handler mints lives in a
+ * and its server. struct api_auth is one request's, made by the gate's
+ * begin callback and released with the request (its store connection goes
+ * back to the pool); the audit detail is the request's struct http_caller's
+ * (http_phase.h). The token text a handler mints lives in a
  * struct secret and is freed (wiped) once the answer is built.
  */
 #ifndef COFFER_API_H
@@ -96,7 +97,6 @@ enum api_role { API_ROLE_NONE = 0, API_ROLE_READ = 1, API_ROLE_DEPLOY = 2, API_R
 
 /* Hosts: the keeper creates them; the api writes last_heartbeat only. */
 #define API_HOST_STATE_READY HTTP_HOST_STATE_READY
-#define API_ACTOR_SIZE 64 /* "tok_<id>", "host:<id>", "anonymous" */
 
 struct release_ctl;
 

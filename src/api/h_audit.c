@@ -23,7 +23,7 @@ enum coffer_err api_audit_event(void *ctx, struct http_request *req, const struc
 	struct api_auth *a = c ? c->role : NULL;
 	struct store *s = a ? a->store : NULL;
 	struct store_token who;
-	char actor[API_ACTOR_SIZE];
+	char actor[HTTP_ACTOR_MAX];
 	const char *param;
 	enum coffer_err rc = COFFER_OK, store_rc = COFFER_OK;
 

@@ -163,7 +163,11 @@ own_platform() {
 canary_scan() {
 	local hits
 	if [ -n "${PG_SCHEMA:-}" ]; then
-		pg_dump -n "$PG_SCHEMA" "$COFFER_TEST_PG_URL" >"$T/pg-dump.sql" 2>/dev/null || true
+		if ! pg_dump -n "$PG_SCHEMA" "$COFFER_TEST_PG_URL" >"$T/pg-dump.sql" 2>"$T/pg-dump.err" ||
+			[ ! -s "$T/pg-dump.sql" ]; then
+			echo "canary scan: no dump of the PostgreSQL schema $PG_SCHEMA: $(cat "$T/pg-dump.err")" >&2
+			return 1
+		fi
 		# a bytea column is dumped in hex: a value stored unsealed shows only so
 		if dump_holds "$T/pg-dump.sql" "$CANARY"; then
 			echo "canary value found in the PostgreSQL dump" >&2
@@ -371,7 +375,7 @@ release_is() {
 
 # gone PID: the process has ended.
 gone() {
-	! kill -0 "$1" 2>/dev/null
+	if kill -0 "$1" 2>/dev/null; then return 1; fi
 }
 
 # release_done APP VERSION: it succeeded or failed.

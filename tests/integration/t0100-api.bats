@@ -20,6 +20,7 @@ OWN_PLATFORM=(
 	"audit: every mutating call is an event (refusals too), names and digests only; the chain verifies"
 	"audit: a tampered event is found by verify"
 	"a 10 MB body is refused (413) before it is read"
+	"an expired token is 401"
 )
 
 setup_file() { platform_start; }
