@@ -142,25 +142,25 @@ static int run(struct opts *o, const sigset_t *set)
 	memset(&id, 0, sizeof(id));
 	rc = take_join_token(o, &join);
 	if (rc) {
-		ex = cli_fail(rc, "cannot read the join token");
+		ex = opts_fail(rc, "cannot read the join token");
 		goto out;
 	}
 	if (!o->state_dir || !o->api_url || !o->keeper_url) {
-		ex = cli_usage("agent");
+		ex = opts_usage("agent");
 		goto out;
 	}
 	if (fs_disable_core_dumps()) {
-		ex = cli_fail(COFFER_ERR_INTERNAL, "cannot disable core dumps");
+		ex = opts_fail(COFFER_ERR_INTERNAL, "cannot disable core dumps");
 		goto out;
 	}
 	rc = agent_identity_load(o->state_dir, &id, &created);
 	if (rc == COFFER_ERR_FORBIDDEN) {
-		ex = cli_fail(rc, "a key file in '%s' may be read or written by group or others; run 'chmod 600' on it",
+		ex = opts_fail(rc, "a key file in '%s' may be read or written by group or others; run 'chmod 600' on it",
 			      o->state_dir);
 		goto out;
 	}
 	if (rc) {
-		ex = cli_fail(rc, "cannot load the host identity from '%s': %s", o->state_dir, coffer_strerror(rc));
+		ex = opts_fail(rc, "cannot load the host identity from '%s': %s", o->state_dir, coffer_strerror(rc));
 		goto out;
 	}
 	if (created)
@@ -168,13 +168,13 @@ static int run(struct opts *o, const sigset_t *set)
 
 	if (!id.enrolled) {
 		if (!join) {
-			ex = cli_fail(COFFER_ERR_USAGE,
+			ex = opts_fail(COFFER_ERR_USAGE,
 				      "this host is not enrolled yet: give --join TOKEN (from 'coffer keeper join-token')");
 			goto out;
 		}
 		if (!name) {
 			if (gethostname(host, sizeof(host)) != 0) {
-				ex = cli_fail(COFFER_ERR_USAGE, "cannot read the host name: give --name NAME");
+				ex = opts_fail(COFFER_ERR_USAGE, "cannot read the host name: give --name NAME");
 				goto out;
 			}
 			host[sizeof(host) - 1] = '\0';
@@ -182,7 +182,7 @@ static int run(struct opts *o, const sigset_t *set)
 		}
 		rc = agent_enrol(o->state_dir, &id, o->keeper_url, join, name, msg, sizeof(msg));
 		if (rc) {
-			ex = cli_fail(rc, "cannot enrol with the keeper at %s: %s", o->keeper_url,
+			ex = opts_fail(rc, "cannot enrol with the keeper at %s: %s", o->keeper_url,
 				      msg[0] ? msg : coffer_strerror(rc));
 			goto out;
 		}
@@ -197,7 +197,7 @@ static int run(struct opts *o, const sigset_t *set)
 		if (stopped)
 			goto out;
 		if (rc) {
-			ex = cli_fail(rc, "the keeper at %s refuses this host: %s", o->keeper_url,
+			ex = opts_fail(rc, "the keeper at %s refuses this host: %s", o->keeper_url,
 				      msg[0] ? msg : coffer_strerror(rc));
 			goto out;
 		}
@@ -207,14 +207,14 @@ static int run(struct opts *o, const sigset_t *set)
 
 	body = register_body(&id);
 	if (!body) {
-		ex = cli_fail(COFFER_ERR_NOMEM, "out of memory");
+		ex = opts_fail(COFFER_ERR_NOMEM, "out of memory");
 		goto out;
 	}
 	rc = call_retrying(&id, set, o->api_url, "POST", API_REGISTER_PATH, body, msg, sizeof(msg), &stopped);
 	if (stopped)
 		goto out;
 	if (rc) {
-		ex = cli_fail(rc, "the api at %s refuses to register this host: %s", o->api_url,
+		ex = opts_fail(rc, "the api at %s refuses to register this host: %s", o->api_url,
 			      msg[0] ? msg : coffer_strerror(rc));
 		goto out;
 	}
@@ -223,7 +223,7 @@ static int run(struct opts *o, const sigset_t *set)
 		char line[HOSTAUTH_HOST_ID_MAX + 2];
 		if (fmt_into(line, sizeof(line), "%s\n", id.host_id) ||
 		    fs_write_atomic(o->ready_file, line, strlen(line), READY_FILE_MODE, 0)) {
-			ex = cli_fail(COFFER_ERR_IO, "cannot write the ready file '%s'", o->ready_file);
+			ex = opts_fail(COFFER_ERR_IO, "cannot write the ready file '%s'", o->ready_file);
 			goto out;
 		}
 	}
@@ -231,13 +231,13 @@ static int run(struct opts *o, const sigset_t *set)
 	json_decref(body);
 	body = json_object();
 	if (!body) {
-		ex = cli_fail(COFFER_ERR_NOMEM, "out of memory");
+		ex = opts_fail(COFFER_ERR_NOMEM, "out of memory");
 		goto out;
 	}
 	struct agent_run_config rcfg = { &id, o->api_url, o->keeper_url, o->state_dir };
 	rc = agent_runner_start(&rcfg, &runner);
 	if (rc) {
-		ex = cli_fail(rc, "cannot start running machines: %s", coffer_strerror(rc));
+		ex = opts_fail(rc, "cannot start running machines: %s", coffer_strerror(rc));
 		goto out;
 	}
 	int failing = 0;
@@ -271,12 +271,12 @@ int cmd_agent(int argc, char **argv)
 	/* the enrolment body carries the join token: whatever jansson frees is wiped */
 	json_use_wiping_allocator();
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		(void)cli_usage("agent");
+		(void)opts_usage("agent");
 		return 0;
 	}
 	ex = parse_opts(argc, argv, &o);
 	if (!ex && o.log_level && log_level_parse(o.log_level, &level))
-		ex = cli_fail(COFFER_ERR_USAGE, "unknown log level '%s'", o.log_level);
+		ex = opts_fail(COFFER_ERR_USAGE, "unknown log level '%s'", o.log_level);
 	if (ex) {
 		if (o.join)
 			sodium_memzero(o.join, strlen(o.join));
@@ -292,6 +292,6 @@ int cmd_agent(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	if (sigprocmask(SIG_BLOCK, &set, NULL))
-		return cli_fail(COFFER_ERR_INTERNAL, "cannot block signals");
+		return opts_fail(COFFER_ERR_INTERNAL, "cannot block signals");
 	return run(&o, &set);
 }

@@ -359,23 +359,23 @@ static int run_bootstrap(int argc, char **argv)
 		return ex;
 	if (!o.store_url || !o.org || o.state_dir || o.listen || o.keeper_url || o.keeper_pub ||
 	    o.keeper_credential || o.ready_file || o.store_conns || o.boot_key)
-		return cli_usage("api");
+		return opts_usage("api");
 	if (o.log_level) {
 		enum log_level level;
 		if (log_level_parse(o.log_level, &level))
-			return cli_fail(COFFER_ERR_USAGE, "unknown log level '%s'", o.log_level);
+			return opts_fail(COFFER_ERR_USAGE, "unknown log level '%s'", o.log_level);
 		log_set_level(level);
 	}
 	if (!org_name_ok(o.org))
-		return cli_fail(COFFER_ERR_INVALID, "org name must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$");
+		return opts_fail(COFFER_ERR_INVALID, "org name must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$");
 	if (fs_disable_core_dumps()) /* the token is in this process's memory for a moment */
-		return cli_fail(COFFER_ERR_INTERNAL, "cannot disable core dumps");
+		return opts_fail(COFFER_ERR_INTERNAL, "cannot disable core dumps");
 	rc = store_open(o.store_url, &s);
 	if (rc)
-		return cli_fail(rc, "cannot open the store: %s", coffer_strerror(rc));
+		return opts_fail(rc, "cannot open the store: %s", coffer_strerror(rc));
 	rc = store_org_create(s, o.org, &org);
 	if (rc == COFFER_ERR_CONFLICT) {
-		ex = cli_fail(rc, "org '%s' exists already", o.org);
+		ex = opts_fail(rc, "org '%s' exists already", o.org);
 		goto out;
 	}
 	if (!rc)
@@ -393,7 +393,7 @@ static int run_bootstrap(int argc, char **argv)
 	if (!rc)
 		rc = fmt_into(detail, sizeof(detail), "{\"org\":\"%s\",\"token_id\":\"%s\",\"role\":\"admin\"}", o.org, id);
 	if (rc) {
-		ex = cli_fail(rc, "cannot bootstrap org '%s': %s", o.org, coffer_strerror(rc));
+		ex = opts_fail(rc, "cannot bootstrap org '%s': %s", o.org, coffer_strerror(rc));
 		goto out;
 	}
 	struct store_audit_event ev = { .org_id = org.id, .actor = BOOTSTRAP_ACTOR, .action = "orgs.bootstrap",
@@ -408,10 +408,10 @@ static int run_bootstrap(int argc, char **argv)
 		if (rc || fs_write_all(STDOUT_FILENO, head, strlen(head)) ||
 		    fs_write_all(STDOUT_FILENO, secret_cbytes(token), secret_len(token)) ||
 		    fs_write_all(STDOUT_FILENO, "\"}\n", 3))
-			ex = cli_fail(COFFER_ERR_IO, "cannot write the token");
+			ex = opts_fail(COFFER_ERR_IO, "cannot write the token");
 	} else if (fs_write_all(STDOUT_FILENO, secret_cbytes(token), secret_len(token)) ||
 		   fs_write_all(STDOUT_FILENO, "\n", 1)) {
-		ex = cli_fail(COFFER_ERR_IO, "cannot write the token");
+		ex = opts_fail(COFFER_ERR_IO, "cannot write the token");
 	}
 out:
 	secret_free(token);
@@ -435,20 +435,20 @@ static int run_serve(int argc, char **argv)
 		return ex;
 	if (!o.state_dir || !o.store_url || !o.listen || !o.keeper_url || !o.keeper_pub || !o.keeper_credential ||
 	    o.org || o.json)
-		return cli_usage("api");
+		return opts_usage("api");
 	if (o.log_level && log_level_parse(o.log_level, &level))
-		return cli_fail(COFFER_ERR_USAGE, "unknown log level '%s'", o.log_level);
+		return opts_fail(COFFER_ERR_USAGE, "unknown log level '%s'", o.log_level);
 	if (o.store_conns && (parse_uint64(o.store_conns, STORE_POOL_MAX, &conns) || conns == 0))
-		return cli_fail(COFFER_ERR_USAGE, "--store-conns must be 1 to %d", STORE_POOL_MAX);
+		return opts_fail(COFFER_ERR_USAGE, "--store-conns must be 1 to %d", STORE_POOL_MAX);
 	log_set_level(level);
 	if (fs_disable_core_dumps())
-		return cli_fail(COFFER_ERR_INTERNAL, "cannot disable core dumps");
+		return opts_fail(COFFER_ERR_INTERNAL, "cannot disable core dumps");
 	/* Blocked before the server's threads exist, so only sigwait below sees them. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	if (pthread_sigmask(SIG_BLOCK, &set, NULL))
-		return cli_fail(COFFER_ERR_INTERNAL, "cannot block signals");
+		return opts_fail(COFFER_ERR_INTERNAL, "cannot block signals");
 
 	struct api_config cfg = {
 		.state_dir = o.state_dir,
@@ -463,7 +463,7 @@ static int run_serve(int argc, char **argv)
 	};
 	enum coffer_err rc = api_start(&cfg, &a, why, sizeof(why));
 	if (rc)
-		return cli_fail(rc, "cannot start the api: %s", why[0] ? why : coffer_strerror(rc));
+		return opts_fail(rc, "cannot start the api: %s", why[0] ? why : coffer_strerror(rc));
 	while (sigwait(&set, &sig) != 0)
 		;
 	log_info("api_stopping", LF_I("signal", sig));
@@ -479,7 +479,7 @@ int cmd_api(int argc, char **argv)
 	if (argc >= 2 && strcmp(argv[1], "bootstrap") == 0)
 		return run_bootstrap(argc, argv);
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		(void)cli_usage("api");
+		(void)opts_usage("api");
 		return 0;
 	}
 	return run_serve(argc, argv);

@@ -446,19 +446,19 @@ int cmd_dev(int argc, char **argv)
 		return 0;
 	}
 	if (r < 0)
-		return cli_fail(COFFER_ERR_USAGE, "%s; see 'coffer help dev'", why);
+		return opts_fail(COFFER_ERR_USAGE, "%s; see 'coffer help dev'", why);
 	if (n_pos)
-		return cli_usage("dev");
+		return opts_usage("dev");
 	if (agents && parse_uint64(agents, DEV_AGENTS_MAX, &n_agents))
-		return cli_fail(COFFER_ERR_USAGE, "--agents must be a number from 0 to %d", DEV_AGENTS_MAX);
+		return opts_fail(COFFER_ERR_USAGE, "--agents must be a number from 0 to %d", DEV_AGENTS_MAX);
 	if (dir ? str_copy(d.dir, sizeof(d.dir), dir) != COFFER_OK : default_state_dir(d.dir) != 0)
-		return cli_fail(COFFER_ERR_USAGE, "no state folder: give --state-dir DIR");
+		return opts_fail(COFFER_ERR_USAGE, "no state folder: give --state-dir DIR");
 	if (str_copy(d.api.listen, sizeof(d.api.listen), api_addr) ||
 	    str_copy(d.keeper.listen, sizeof(d.keeper.listen), keeper_addr))
-		return cli_fail(COFFER_ERR_USAGE, "address too long");
+		return opts_fail(COFFER_ERR_USAGE, "address too long");
 	ssize_t n = readlink("/proc/self/exe", d.self, sizeof(d.self) - 1);
 	if (n <= 0)
-		return cli_fail(COFFER_ERR_IO, "cannot find the coffer binary");
+		return opts_fail(COFFER_ERR_IO, "cannot find the coffer binary");
 	d.self[n] = '\0';
 
 	char keeper_dir[PATH_SIZE], run_dir[PATH_SIZE];
@@ -466,9 +466,9 @@ int cmd_dev(int argc, char **argv)
 	    path_in(run_dir, d.dir, "run") || path_in(d.keeper.ready, run_dir, "keeper.ready") ||
 	    path_in(d.api.ready, run_dir, "api.ready") ||
 	    fmt_into(d.store_url, sizeof(d.store_url), "sqlite:%s/coffer.db", d.dir))
-		return cli_fail(COFFER_ERR_USAGE, "state folder path too long");
+		return opts_fail(COFFER_ERR_USAGE, "state folder path too long");
 	if (fs_mkdir_p(d.dir, 0700) || fs_mkdir_p(run_dir, 0700))
-		return cli_fail(COFFER_ERR_IO, "cannot create the state folder '%s'", d.dir);
+		return opts_fail(COFFER_ERR_IO, "cannot create the state folder '%s'", d.dir);
 	if (geteuid() == 0 && n_agents > 0) {
 		/*
 		 * A root agent runs its machines as another user ("nobody"), who must
@@ -478,7 +478,7 @@ int cmd_dev(int argc, char **argv)
 		char agents_dir[PATH_SIZE];
 		if (path_in(agents_dir, d.dir, "agents") || fs_mkdir_p(agents_dir, 0711) ||
 		    chmod(d.dir, 0711) || chmod(agents_dir, 0711))
-			return cli_fail(COFFER_ERR_IO, "cannot make the state folder '%s' searchable by the machines' user",
+			return opts_fail(COFFER_ERR_IO, "cannot make the state folder '%s' searchable by the machines' user",
 					d.dir);
 	}
 	d.n_agents = (int)n_agents;
@@ -488,7 +488,7 @@ int cmd_dev(int argc, char **argv)
 		if (fmt_into(a->dir, sizeof(a->dir), "%s/agents/%d", d.dir, i + 1) ||
 		    fmt_into(a->r.ready, sizeof(a->r.ready), "%s/agent-%d.ready", run_dir, i + 1) ||
 		    fmt_into(a->host_name, sizeof(a->host_name), "dev-%d", i + 1))
-			return cli_fail(COFFER_ERR_USAGE, "state folder path too long");
+			return opts_fail(COFFER_ERR_USAGE, "state folder path too long");
 	}
 
 	/* SIGCHLD, SIGINT and SIGTERM are taken with sigtimedwait below (and a
@@ -506,7 +506,7 @@ int cmd_dev(int argc, char **argv)
 		/* every start: init keeps an existing master key and adds a derived file that is missing */
 		char *init[] = { "coffer", "keeper", "init", "--state-dir", keeper_dir, NULL };
 		if (run_capture(&d, init, NULL) != 0)
-			return cli_fail(COFFER_ERR_INTERNAL, "'coffer keeper init' failed");
+			return opts_fail(COFFER_ERR_INTERNAL, "'coffer keeper init' failed");
 	}
 	fprintf(stderr, "coffer dev: state in %s, store %s\n", d.dir, d.store_url);
 
@@ -523,7 +523,7 @@ int cmd_dev(int argc, char **argv)
 		rc = publish(&d, token);
 	secret_free(token);
 	if (rc) {
-		exit_code = cli_fail(rc, "coffer dev could not start: %s", coffer_strerror(rc));
+		exit_code = opts_fail(rc, "coffer dev could not start: %s", coffer_strerror(rc));
 		goto out;
 	}
 	for (;;) {

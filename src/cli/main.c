@@ -83,7 +83,7 @@ static int cmd_version(int argc, char **argv)
 {
 	(void)argv;
 	if (argc > 1)
-		return cli_usage("version");
+		return opts_usage("version");
 	printf("coffer %s\n", COFFER_VERSION);
 	return 0;
 }
@@ -91,11 +91,11 @@ static int cmd_version(int argc, char **argv)
 static int cmd_help(int argc, char **argv)
 {
 	if (argc > 2)
-		return cli_usage("help");
+		return opts_usage("help");
 	if (argc == 2) {
 		const struct cli_cmd *c = find_command(argv[1]);
 		if (!c)
-			return cli_fail(COFFER_ERR_USAGE, "unknown command '%s'", argv[1]);
+			return opts_fail(COFFER_ERR_USAGE, "unknown command '%s'", argv[1]);
 		printf("usage: coffer %s\n\n%s\n", usage_of(argv[1]), c->summary);
 		return 0;
 	}

@@ -48,20 +48,20 @@ static int run_init(int argc, char **argv)
 	if (ex)
 		return ex;
 	if (!o.state_dir || o.key_file || o.store_url || o.listen || o.ready_file || o.log_level || o.ttl)
-		return cli_usage("keeper");
+		return opts_usage("keeper");
 	/* An existing master key is kept: init then only adds the derived files that are missing. */
 	enum coffer_err rc = keeper_init(o.state_dir, &p, &existed, &added);
 	switch (rc) {
 	case COFFER_OK:
 		break;
 	case COFFER_ERR_FORBIDDEN:
-		return cli_fail(rc, "key file '%s/%s' may be read or written by group or others; run 'chmod 600' on it",
+		return opts_fail(rc, "key file '%s/%s' may be read or written by group or others; run 'chmod 600' on it",
 				o.state_dir, KEEPER_KEY_FILE);
 	case COFFER_ERR_INVALID:
-		return cli_fail(rc, "key file '%s/%s' does not hold a %d-byte master key", o.state_dir,
+		return opts_fail(rc, "key file '%s/%s' does not hold a %d-byte master key", o.state_dir,
 				KEEPER_KEY_FILE, VAULT_MASTER_LEN);
 	default:
-		return cli_fail(rc, "cannot initialise the keeper in '%s': %s", o.state_dir, coffer_strerror(rc));
+		return opts_fail(rc, "cannot initialise the keeper in '%s': %s", o.state_dir, coffer_strerror(rc));
 	}
 	if (existed)
 		printf("a master key exists already in '%s': kept it; %u missing file%s written\n", o.state_dir, added,
@@ -83,17 +83,17 @@ static int load_master(const struct opts *o, struct secret **master)
 			return 0;
 		secret_free(*master);
 		*master = NULL;
-		return cli_fail(COFFER_ERR_USAGE, "give the master key in %s or --key-file, not both",
+		return opts_fail(COFFER_ERR_USAGE, "give the master key in %s or --key-file, not both",
 				KEEPER_MASTER_ENV);
 	}
 	if (rc != COFFER_ERR_NOT_FOUND)
-		return cli_fail(rc, "%s must be 64 hex characters", KEEPER_MASTER_ENV);
+		return opts_fail(rc, "%s must be 64 hex characters", KEEPER_MASTER_ENV);
 	if (!path) {
 		if (!o->state_dir)
-			return cli_usage("keeper");
+			return opts_usage("keeper");
 		rc = keeper_paths_of(o->state_dir, &p);
 		if (rc)
-			return cli_fail(rc, "state folder path too long");
+			return opts_fail(rc, "state folder path too long");
 		path = p.key;
 	}
 	rc = keeper_master_from_file(path, master);
@@ -101,14 +101,14 @@ static int load_master(const struct opts *o, struct secret **master)
 	case COFFER_OK:
 		return 0;
 	case COFFER_ERR_FORBIDDEN:
-		return cli_fail(rc, "key file '%s' may be read or written by group or others; run 'chmod 600 %s'",
+		return opts_fail(rc, "key file '%s' may be read or written by group or others; run 'chmod 600 %s'",
 				path, path);
 	case COFFER_ERR_NOT_FOUND:
-		return cli_fail(rc, "key file '%s' not found; run 'coffer keeper init --state-dir DIR' first", path);
+		return opts_fail(rc, "key file '%s' not found; run 'coffer keeper init --state-dir DIR' first", path);
 	case COFFER_ERR_INVALID:
-		return cli_fail(rc, "key file '%s' does not hold a %d-byte master key", path, VAULT_MASTER_LEN);
+		return opts_fail(rc, "key file '%s' does not hold a %d-byte master key", path, VAULT_MASTER_LEN);
 	default:
-		return cli_fail(rc, "cannot read key file '%s': %s", path, coffer_strerror(rc));
+		return opts_fail(rc, "cannot read key file '%s': %s", path, coffer_strerror(rc));
 	}
 }
 
@@ -123,9 +123,9 @@ static int run_join_token(int argc, char **argv)
 	enum coffer_err rc;
 
 	if (!ex && (o.store_url || o.listen || o.ready_file || o.log_level))
-		ex = cli_usage("keeper");
+		ex = opts_usage("keeper");
 	if (!ex && o.ttl && (parse_duration_ms(o.ttl, KEEPER_JOIN_TTL_MAX_MS, &ttl_ms) || ttl_ms == 0))
-		ex = cli_fail(COFFER_ERR_USAGE, "--ttl must be a duration from 1s to 7d, such as 30m or 1h");
+		ex = opts_fail(COFFER_ERR_USAGE, "--ttl must be a duration from 1s to 7d, such as 30m or 1h");
 	if (ex) {
 		/* The master key never lingers in the environment, even on a usage error. */
 		if (keeper_master_from_env(&master) == COFFER_OK)
@@ -133,7 +133,7 @@ static int run_join_token(int argc, char **argv)
 		return ex;
 	}
 	if (fs_disable_core_dumps())
-		return cli_fail(COFFER_ERR_INTERNAL, "cannot disable core dumps");
+		return opts_fail(COFFER_ERR_INTERNAL, "cannot disable core dumps");
 	ex = load_master(&o, &master);
 	if (ex)
 		return ex;
@@ -142,11 +142,11 @@ static int run_join_token(int argc, char **argv)
 	if (!rc)
 		rc = keeper_join_token_make(&keys, ttl_ms, &token);
 	if (rc) {
-		ex = cli_fail(rc, "cannot make a join token: %s", coffer_strerror(rc));
+		ex = opts_fail(rc, "cannot make a join token: %s", coffer_strerror(rc));
 		goto out;
 	}
 	if (fs_write_all(STDOUT_FILENO, secret_cbytes(token), secret_len(token)) || fs_write_all(STDOUT_FILENO, "\n", 1))
-		ex = cli_fail(COFFER_ERR_IO, "cannot write the join token");
+		ex = opts_fail(COFFER_ERR_IO, "cannot write the join token");
 out:
 	secret_free(token);
 	keeper_keys_release(&keys);
@@ -173,20 +173,20 @@ static int run_serve(int argc, char **argv, int first)
 		return ex;
 	}
 	if (o.log_level && log_level_parse(o.log_level, &level)) {
-		ex = cli_fail(COFFER_ERR_USAGE, "unknown log level '%s'", o.log_level);
+		ex = opts_fail(COFFER_ERR_USAGE, "unknown log level '%s'", o.log_level);
 		if (keeper_master_from_env(&master) == COFFER_OK)
 			secret_free(master);
 		return ex;
 	}
 	log_set_level(level);
 	if (fs_disable_core_dumps())
-		return cli_fail(COFFER_ERR_INTERNAL, "cannot disable core dumps");
+		return opts_fail(COFFER_ERR_INTERNAL, "cannot disable core dumps");
 	ex = load_master(&o, &master);
 	if (ex)
 		return ex;
 	if (!o.store_url || !o.listen || o.ttl) {
 		secret_free(master);
-		return cli_usage("keeper");
+		return opts_usage("keeper");
 	}
 	/* Blocked before the server's threads exist, so only sigwait below sees them. */
 	sigemptyset(&set);
@@ -194,13 +194,13 @@ static int run_serve(int argc, char **argv, int first)
 	sigaddset(&set, SIGTERM);
 	if (pthread_sigmask(SIG_BLOCK, &set, NULL)) {
 		secret_free(master);
-		return cli_fail(COFFER_ERR_INTERNAL, "cannot block signals");
+		return opts_fail(COFFER_ERR_INTERNAL, "cannot block signals");
 	}
 	struct keeper_config cfg = { .store_url = o.store_url, .listen = o.listen, .ready_file = o.ready_file };
 	enum coffer_err rc = keeper_start(&cfg, master, &k);
 	secret_free(master);
 	if (rc)
-		return cli_fail(rc, "cannot start the keeper: %s", coffer_strerror(rc));
+		return opts_fail(rc, "cannot start the keeper: %s", coffer_strerror(rc));
 	while (sigwait(&set, &sig) != 0)
 		;
 	log_info("keeper_stopping", LF_I("signal", sig));
@@ -216,7 +216,7 @@ int cmd_keeper(int argc, char **argv)
 	if (argc >= 2 && strcmp(argv[1], "join-token") == 0)
 		return run_join_token(argc, argv);
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		(void)cli_usage("keeper");
+		(void)opts_usage("keeper");
 		return 0;
 	}
 	if (argc >= 2 && strcmp(argv[1], "serve") == 0)

@@ -108,13 +108,13 @@ int opts_parse_role(const char *cmd, const struct opts_spec *specs, int argc, ch
 	int n_pos = 0;
 	/* specs hold no OPTS_HELP here: `coffer ROLE --help` is answered before its options are parsed */
 	if (opts_parse(specs, argc, argv, first, &n_pos, why))
-		return cli_fail(COFFER_ERR_USAGE, "%s; see 'coffer help %s'", why, cmd);
+		return opts_fail(COFFER_ERR_USAGE, "%s; see 'coffer help %s'", why, cmd);
 	if (n_pos > 0)
-		return cli_fail(COFFER_ERR_USAGE, "unexpected argument '%s'; see 'coffer help %s'", argv[first], cmd);
+		return opts_fail(COFFER_ERR_USAGE, "unexpected argument '%s'; see 'coffer help %s'", argv[first], cmd);
 	return 0;
 }
 
-int cli_fail(enum coffer_err rc, const char *fmt, ...)
+int opts_fail(enum coffer_err rc, const char *fmt, ...)
 {
 	va_list ap;
 	fputs("coffer: error: ", stderr);
@@ -131,7 +131,7 @@ const char *opts_usage_of(const char *cmd)
 	return usage ? usage : "COMMAND [ARGS]";
 }
 
-int cli_usage(const char *cmd)
+int opts_usage(const char *cmd)
 {
 	fprintf(stderr, "usage: coffer %s\n", opts_usage_of(cmd));
 	return coffer_err_exit_code(COFFER_ERR_USAGE);

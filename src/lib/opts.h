@@ -60,15 +60,14 @@ COFFER_MUST_CHECK int opts_parse_role(const char *cmd, const struct opts_spec *s
 
 /*
  * Prints "coffer: error: <message>" on stderr and returns the exit code of rc.
- * (Named for the command line it reports on; kept so for the roles' call sites.)
  */
-int cli_fail(enum coffer_err rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int opts_fail(enum coffer_err rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints "usage: coffer <usage of cmd>" on stderr and returns the usage exit code. */
-int cli_usage(const char *cmd);
+int opts_usage(const char *cmd);
 
 /* The usage line of cmd (without "coffer "), or "COMMAND [ARGS]" when none is known. */
 const char *opts_usage_of(const char *cmd);
-/* Where cli_usage finds a command's usage line (set once by main; NULL: "COMMAND [ARGS]"). */
+/* Where opts_usage finds a command's usage line (set once by main; NULL: "COMMAND [ARGS]"). */
 void opts_set_usage_source(const char *(*usage_of)(const char *cmd));
 
 /* The roles' entry points (src/api/api.c, src/keeper/keeper.c, src/agent/agent.c, src/cli/cmd_dev.c). */
