@@ -47,7 +47,10 @@ chmod 711 "$tmpdir"
 export TMPDIR=$tmpdir
 
 start=$(date +%s)
-meson test -C "$build" --print-errorlogs --num-processes "${COFFER_TEST_JOBS:-2}" "$@"
+# the integration programs spend most of their time waiting on their roles'
+# processes: one program more than there are cores keeps both busy
+jobs=${COFFER_TEST_JOBS:-$(($(nproc) + 1))}
+meson test -C "$build" --print-errorlogs --num-processes "$jobs" "$@"
 rc=$?
 log="$build/meson-logs/testlog.json"
 if [ ! -s "$log" ]; then

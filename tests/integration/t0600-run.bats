@@ -242,7 +242,7 @@ pid_changed() {
 	[ "$status" -eq 0 ]
 	wait_until 30 count_started web 1
 	# a long grace window keeps the next release running
-	run_logged cli deploy -a web --grace 15s --detach --env SLOW=1 -- "$APP"
+	run_logged cli deploy -a web --grace 8s --detach --env SLOW=1 -- "$APP"
 	[ "$status" -eq 0 ]
 	v=$(latest_release web)
 	wait_until 10 release_is web "$v" running
@@ -274,7 +274,7 @@ pid_changed() {
 	[ "$status" -eq 0 ]
 	wait_until 30 count_started web 1
 	start=$(date +%s%N)
-	run_logged cli deploy -a web --grace 10s --detach --env NEXT=1 -- "$APP"
+	run_logged cli deploy -a web --grace 5s --detach --env NEXT=1 -- "$APP"
 	took=$((($(date +%s%N) - start) / 1000000))
 	[ "$status" -eq 0 ]
 	[ "$took" -lt 3000 ]
