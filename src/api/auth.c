@@ -226,6 +226,15 @@ static enum coffer_err api_host_load(void *ctx, struct http_caller *c, const cha
 	return COFFER_OK;
 }
 
+/* A host request's nonce, in the store: a restarted api, or another replica, refuses its replay. */
+static enum coffer_err api_replay(void *ctx, struct http_caller *c, const char *host_id, const char *nonce,
+				  int64_t expires_at, int64_t now)
+{
+	struct api_auth *a = c->role;
+	(void)ctx;
+	return api_note(a, store_host_nonce_use(a->store, host_id, nonce, expires_at, now));
+}
+
 /* A user's token: valid, not revoked, not expired; the actor is its id. */
 static enum coffer_err api_bearer(void *ctx, struct http_caller *c, const char *header, char actor[HTTP_ACTOR_MAX],
 				  const char **why)
@@ -271,6 +280,7 @@ const struct http_phase_ops api_phase_ops = {
 	.begin = api_begin,
 	.end = api_end,
 	.host_load = api_host_load,
+	.replay = api_replay,
 	.bearer = api_bearer,
 	.admit = api_admit,
 	.audit = api_audit_event,

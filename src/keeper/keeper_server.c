@@ -61,6 +61,21 @@ static enum coffer_err keeper_host_row(void *ctx, struct http_caller *c, const c
 	return rc;
 }
 
+/* A host request's nonce, in the store so a restarted keeper (or another one) refuses its replay. */
+static enum coffer_err keeper_replay(void *ctx, struct http_caller *c, const char *host_id, const char *nonce,
+				     int64_t expires_at, int64_t now)
+{
+	struct keeper *k = ctx;
+	struct store *s = NULL;
+	(void)c;
+	enum coffer_err rc = store_pool_acquire(k->pool, &s);
+	if (rc)
+		return rc;
+	rc = store_host_nonce_use(s, host_id, nonce, expires_at, now);
+	store_pool_release(k->pool, s, rc);
+	return rc;
+}
+
 /* The api credential, compared in constant time; the actor is "api". */
 static enum coffer_err keeper_bearer(void *ctx, struct http_caller *c, const char *header, char actor[HTTP_ACTOR_MAX],
 				     const char **why)
@@ -117,6 +132,7 @@ static enum coffer_err keeper_audit_open_refused(void *ctx, struct http_request 
 
 static const struct http_phase_ops keeper_phase_ops = {
 	.host_load = keeper_host_row,
+	.replay = keeper_replay,
 	.bearer = keeper_bearer,
 	.audit = keeper_audit,
 	.audit_refused = keeper_audit_open_refused,

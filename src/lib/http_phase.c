@@ -13,6 +13,7 @@
 #include "buf.h"
 #include "http_phase.h"
 #include "log.h"
+#include "parse.h"
 #include "banned.h"
 
 static void caller_release(void *p)
@@ -50,10 +51,39 @@ static enum coffer_err admit_as(struct http_request *req, struct http_caller *c,
 	return COFFER_OK;
 }
 
+/* A host request refused: logged, and its audit detail names the host id presented and why. */
+static enum coffer_err host_refuse(struct http_request *req, const char *host, enum coffer_err rc, const char *why)
+{
+	log_info("host_request_refused", LF_S("host_id", host), LF_S("reason", why));
+	http_phase_audit_note(req, NULL, NULL, json_pack("{s:s,s:s}", "host_id", host, "refused", why));
+	return http_phase_refuse(req, rc, why);
+}
+
+/*
+ * The persisted replay check (ops->replay) of a request hostauth_verify
+ * accepted: its timestamp and nonce are well formed, and the nonce is
+ * needed as long as the timestamp is accepted.
+ */
+static enum coffer_err host_replay(struct http_request *req, const struct http_phases *ph, struct http_caller *c,
+				   const struct store_host *h, const struct hostauth_presented *p, int64_t now)
+{
+	int64_t ts = 0;
+	enum coffer_err rc;
+	if (parse_int64(p->timestamp, 0, INT64_MAX - HOSTAUTH_WINDOW_S, &ts))
+		return http_reply_error(req, COFFER_ERR_INTERNAL, NULL);
+	rc = ph->ops->replay(ph->ctx, c, h->id, p->nonce, ts + HOSTAUTH_WINDOW_S, now);
+	if (rc == COFFER_ERR_CONFLICT)
+		return host_refuse(req, h->id, COFFER_ERR_UNAUTH, "request replayed");
+	if (rc)
+		return http_reply_error(req, rc, NULL);
+	return COFFER_OK;
+}
+
 /*
  * A host's signed request: a well-formed host id, a row the role loads and
  * checks, a ready host, then hostauth_verify under the row's sign_pk
- * (window, signature, replay). Every refusal is 401 with its own message.
+ * (window, signature, the process's replay cache), then the role's
+ * persisted replay check. Every refusal is 401 with its own message.
  */
 static enum coffer_err host_gate(struct http_request *req, const struct http_phases *ph, struct http_caller *c)
 {
@@ -75,22 +105,24 @@ static enum coffer_err host_gate(struct http_request *req, const struct http_pha
 		return http_phase_refuse(req, COFFER_ERR_UNAUTH, "missing or malformed host signature headers");
 	if (!r.path)
 		return http_phase_refuse(req, COFFER_ERR_UNAUTH, "request target too long to verify");
-	if (!ph->ops->host_load || !ph->replay)
+	if (!ph->ops->host_load || !ph->ops->replay || !ph->replay)
 		return http_reply_error(req, COFFER_ERR_INTERNAL, NULL);
 	rc = ph->ops->host_load(ph->ctx, c, p.host, &h);
 	if (rc == COFFER_ERR_NOT_FOUND)
-		return http_phase_refuse(req, COFFER_ERR_UNAUTH, "unknown host");
+		return host_refuse(req, p.host, COFFER_ERR_UNAUTH, "unknown host");
 	if (rc == COFFER_ERR_CRYPTO)
-		return http_phase_refuse(req, COFFER_ERR_UNAUTH, "host record failed verification");
+		return host_refuse(req, p.host, COFFER_ERR_UNAUTH, "host record failed verification");
 	if (rc)
 		return http_reply_error(req, rc, NULL);
 	if (strcmp(h.state, HTTP_HOST_STATE_READY) != 0)
-		return http_phase_refuse(req, COFFER_ERR_UNAUTH, "host is not enrolled");
-	rc = hostauth_verify(&r, &p, h.sign_pk, ph->replay, (int64_t)time(NULL), &why);
-	if (rc) {
-		log_info("host_request_refused", LF_S("host_id", h.id), LF_S("reason", why));
-		return http_phase_refuse(req, rc, why);
-	}
+		return host_refuse(req, h.id, COFFER_ERR_UNAUTH, "host is not enrolled");
+	int64_t now = (int64_t)time(NULL);
+	rc = hostauth_verify(&r, &p, h.sign_pk, ph->replay, now, &why);
+	if (rc)
+		return host_refuse(req, h.id, rc, why);
+	rc = host_replay(req, ph, c, &h, &p, now);
+	if (rc)
+		return rc;
 	c->host = h;
 	if (fmt_into(actor, sizeof(actor), "%s%s", HTTP_HOST_ACTOR_PREFIX, h.id))
 		return http_reply_error(req, COFFER_ERR_INTERNAL, NULL);

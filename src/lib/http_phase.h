@@ -22,6 +22,11 @@
  *
  * Order on an HTTP_ROUTE_AUTH route: ops->begin, the host or bearer gate,
  * ops->admit; the request is admitted only when all of them let it pass.
+ * A host request's nonce is checked twice: by the process's replay cache
+ * (http_phases.replay: no store write for a replay within the process)
+ * and by ops->replay, persisted, so a request replayed after a restart or
+ * to another replica is refused too. A refused host request's audit
+ * detail names the host id presented and the reason.
  *
  * Use: http_server_config.gate = http_phase_gate, .done = http_phase_done,
  * .hook_ctx = a struct http_phases that outlives the server.
@@ -35,6 +40,7 @@
 #define COFFER_HTTP_PHASE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 #include "hostauth.h"
@@ -87,6 +93,16 @@ struct http_phase_ops {
 	 * (the role logs the tampering), any other error as itself.
 	 */
 	enum coffer_err (*host_load)(void *ctx, struct http_caller *c, const char *id, struct store_host *out);
+	/*
+	 * HTTP_ROUTE_HOST, once the signature verified and the process's own
+	 * replay cache let it pass: records that host id used nonce (32 hex),
+	 * needed until expires_at (unix seconds), where every process of every
+	 * role sees it (the store: store_host_nonce_use). COFFER_ERR_CONFLICT
+	 * when it was used already (a replay, refused 401 "request replayed"),
+	 * any other error as itself.
+	 */
+	enum coffer_err (*replay)(void *ctx, struct http_caller *c, const char *host_id, const char *nonce,
+				  int64_t expires_at, int64_t now);
 	/*
 	 * A bearer route: header is the Authorization header (NULL when absent).
 	 * COFFER_OK with actor written (a name or id, never the credential);

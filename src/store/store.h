@@ -368,6 +368,17 @@ COFFER_MUST_CHECK enum coffer_err store_host_heartbeat(struct store *s, const ch
  */
 COFFER_MUST_CHECK enum coffer_err store_join_token_use(struct store *s, const char *id);
 
+/*
+ * Records that host_id signed a request with nonce (each 1..STORE_NAME_SIZE-1
+ * characters), which stays needed until expires_at (unix seconds), and
+ * purges the rows expired at now. COFFER_ERR_CONFLICT when the host used the
+ * nonce already and its row has not expired: a replay. Shared by every
+ * process on the store (schema version 6), so a replay is refused after a
+ * restart and by another replica too.
+ */
+COFFER_MUST_CHECK enum coffer_err store_host_nonce_use(struct store *s, const char *host_id, const char *nonce,
+						       int64_t expires_at, int64_t now);
+
 /* ---- machines (schema version 3) ---- */
 
 /*

@@ -82,6 +82,19 @@ enum coffer_err store_join_token_use(struct store *s, const char *id)
 	return store_run(s, STORE_Q_JOIN_TOKEN_INSERT, PARAMS(VT(id), VI(store_now_ms())), NULL);
 }
 
+enum coffer_err store_host_nonce_use(struct store *s, const char *host_id, const char *nonce, int64_t expires_at,
+				     int64_t now)
+{
+	if (!host_id || !*host_id || !nonce || !*nonce || expires_at < now)
+		return COFFER_ERR_INVALID;
+	if (!store_valid_text(host_id, STORE_NAME_SIZE) || !store_valid_text(nonce, STORE_NAME_SIZE))
+		return COFFER_ERR_TOO_LARGE;
+	enum coffer_err rc = store_run(s, STORE_Q_HOST_NONCE_PURGE, PARAMS(VI(now)), NULL);
+	if (!rc)
+		rc = store_run_one(s, STORE_Q_HOST_NONCE_USE, PARAMS(VT(host_id), VT(nonce), VI(expires_at), VI(now)));
+	return rc == COFFER_ERR_NOT_FOUND ? COFFER_ERR_CONFLICT : rc;
+}
+
 /* ---- machines ---- */
 
 static int valid_machine_state(const char *state)

@@ -182,6 +182,19 @@ const struct store_stmt store_stmts[STORE_Q__COUNT] = {
 	" holder TEXT NOT NULL,"                                                                        \
 	" expires_at " INT " NOT NULL);"
 
+/*
+ * Schema version 6: the nonces of signed host requests, kept until their
+ * signature's window has passed (expires_at, unix seconds), so a request
+ * replayed after a restart, or to another replica, is refused.
+ */
+#define MIGRATION_6(INT)                                                                                \
+	"CREATE TABLE host_nonces ("                                                                    \
+	" host_id TEXT NOT NULL,"                                                                       \
+	" nonce TEXT NOT NULL,"                                                                         \
+	" expires_at " INT " NOT NULL,"                                                                 \
+	" PRIMARY KEY (host_id, nonce));"                                                               \
+	"CREATE INDEX host_nonces_expiry ON host_nonces (expires_at);"
+
 /* The list: entry i is schema version i + 1. Append only. */
 #define MIGRATIONS(INT, BLOB, BLEN, NOROWID)                                                            \
 	{                                                                                               \
@@ -190,6 +203,7 @@ const struct store_stmt store_stmts[STORE_Q__COUNT] = {
 		MIGRATION_3(INT),                                                                       \
 		MIGRATION_4,                                                                            \
 		MIGRATION_5(INT),                                                                       \
+		MIGRATION_6(INT),                                                                       \
 	}
 
 const char *const store_sqlite_migrations[] = MIGRATIONS("INTEGER", "BLOB", "length", " WITHOUT ROWID");

@@ -95,6 +95,29 @@ static enum coffer_err t_host_load(void *ctx, struct http_caller *c, const char 
 	return COFFER_OK;
 }
 
+/* The role's persisted nonces: they outlive the replay cache, as the store outlives a process. */
+#define NONCES_MAX 64
+static char seen_nonces[NONCES_MAX][HOSTAUTH_NONCE_HEX_LEN + 1];
+static int n_nonces;
+
+static enum coffer_err t_replay(void *ctx, struct http_caller *c, const char *host_id, const char *nonce,
+				int64_t expires_at, int64_t now)
+{
+	(void)ctx;
+	(void)host_id;
+	if (!c->role || expires_at < now || expires_at - now > 2 * HOSTAUTH_WINDOW_S || strlen(nonce) != 32)
+		atomic_fetch_add(&n_odd, 1);
+	pthread_mutex_lock(&lock);
+	enum coffer_err rc = COFFER_OK;
+	for (int i = 0; i < n_nonces; i++)
+		if (strcmp(seen_nonces[i], nonce) == 0)
+			rc = COFFER_ERR_CONFLICT;
+	if (!rc && n_nonces < NONCES_MAX && str_copy(seen_nonces[n_nonces++], sizeof(seen_nonces[0]), nonce))
+		rc = COFFER_ERR_INTERNAL;
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
 static enum coffer_err t_bearer(void *ctx, struct http_caller *c, const char *header, char actor[HTTP_ACTOR_MAX],
 				const char **why)
 {
@@ -161,6 +184,7 @@ static const struct http_phase_ops ops = {
 	.begin = t_begin,
 	.end = t_end,
 	.host_load = t_host_load,
+	.replay = t_replay,
 	.bearer = t_bearer,
 	.admit = t_admit,
 	.audit = t_audit,
@@ -480,7 +504,18 @@ static void test_host_accepts(void **state)
 	call_signed(NULL, host_sk, "/host", "x", &a, &hh);
 	assert_error(&a, 401, "unauthenticated", "request replayed");
 	assert_event("host", "anonymous", "denied:unauthenticated");
+	assert_string_equal(last.detail, "{\"host_id\":\"good\",\"refused\":\"request replayed\"}");
 	buf_release(&a.body);
+
+	/* after a restart (a new replay cache), the role's persisted nonces still refuse it */
+	struct hostauth_replay *old = phases.replay;
+	assert_int_equal(hostauth_replay_new(0, &phases.replay), COFFER_OK);
+	call_signed(NULL, host_sk, "/host", "x", &a, &hh);
+	assert_error(&a, 401, "unauthenticated", "request replayed");
+	assert_event("host", "anonymous", "denied:unauthenticated");
+	buf_release(&a.body);
+	hostauth_replay_free(phases.replay);
+	phases.replay = old;
 }
 
 static void test_host_refuses(void **state)

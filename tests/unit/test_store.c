@@ -240,9 +240,17 @@ static void test_migrations_once(void **state)
 	assert_string_equal(store_backend_name(s), use_pg ? "postgres" : "sqlite");
 }
 
-/* Takes a store at schema version 5 back to version 4. */
+/* Takes a store at schema version 6 back to version 5. */
+static void undo_migration_6(void)
+{
+	raw("DROP TABLE host_nonces");
+	raw("DELETE FROM schema_migrations WHERE version = 6");
+}
+
+/* Takes a store at schema version 6 back to version 4. */
 static void undo_migration_5(void)
 {
+	undo_migration_6();
 	raw("DROP TABLE leases");
 	raw("DELETE FROM schema_migrations WHERE version = 5");
 }
@@ -274,7 +282,7 @@ static void test_migration_2_upgrade(void **state)
 	struct store *s = *state;
 	struct store_org org;
 	struct store_host h;
-	assert_int_equal(store_schema_version(s), 5);
+	assert_int_equal(store_schema_version(s), 6);
 	assert_int_equal(store_org_create(s, "kept", &org), COFFER_OK);
 	store_close(s);
 	*state = NULL;
@@ -285,7 +293,7 @@ static void test_migration_2_upgrade(void **state)
 	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 1);
 	s = open_store();
 	*state = s;
-	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 5);
+	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 6);
 	assert_int_equal(raw("SELECT count(*) FROM join_tokens_used"), 0);
 	assert_int_equal(raw("SELECT count(cert) FROM hosts"), 0);
 	assert_int_equal(store_org_get_by_name(s, "kept", &org), COFFER_OK);
@@ -312,8 +320,8 @@ static void test_migration_3_upgrade(void **state)
 	assert_int_equal(raw("UPDATE releases SET reason = 'old', status = 'succeeded'"), 1);
 	s = open_store();
 	*state = s;
-	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 5);
-	assert_int_equal(raw("SELECT count(*) FROM schema_migrations"), 5);
+	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 6);
+	assert_int_equal(raw("SELECT count(*) FROM schema_migrations"), 6);
 	assert_int_equal(store_machine_get(s, m.id, &got), COFFER_OK);
 	assert_string_equal(got.state, "created");
 	assert_string_equal(got.host_id, "host-1");
@@ -349,7 +357,7 @@ static void test_migration_4_upgrade(void **state)
 	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 3);
 	s = open_store();
 	*state = s;
-	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 5);
+	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 6);
 	assert_int_equal(raw("SELECT count(tail) FROM machines"), 0);
 	assert_int_equal(store_machine_get(s, m.id, &got), COFFER_OK);
 	assert_string_equal(got.state, "started");
@@ -375,7 +383,7 @@ static void test_migration_5_upgrade(void **state)
 	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 4);
 	s = open_store();
 	*state = s;
-	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 5);
+	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 6);
 	assert_int_equal(raw("SELECT count(*) FROM leases"), 0);
 	assert_int_equal(store_app_get_by_name(s, "web", &app), COFFER_OK);
 	assert_int_equal(store_lease_acquire(s, "releases", "api-1", 60000, &held), COFFER_OK);
@@ -1051,6 +1059,23 @@ static void test_hosts(void **state)
 	assert_int_equal(store_host_get(s, b.id, &got), COFFER_ERR_STORE);
 	assert_int_equal(store_host_list(s, &l), COFFER_ERR_STORE);
 	assert_null(l.items);
+}
+
+/* A nonce is taken once per host until its row expires; expired rows are purged on the next use. */
+static void test_host_nonces(void **state)
+{
+	struct store *s = *state;
+	const char *n1 = "00112233445566778899aabbccddeeff";
+	assert_int_equal(store_host_nonce_use(s, "h1", n1, 1100, 1000), COFFER_OK);
+	assert_int_equal(store_host_nonce_use(s, "h1", n1, 1100, 1000), COFFER_ERR_CONFLICT);
+	assert_int_equal(store_host_nonce_use(s, "h1", n1, 1150, 1100), COFFER_ERR_CONFLICT); /* still live at 1100 */
+	assert_int_equal(store_host_nonce_use(s, "h2", n1, 1100, 1000), COFFER_OK);        /* another host's */
+	assert_int_equal(raw("SELECT count(*) FROM host_nonces"), 2);
+	assert_int_equal(store_host_nonce_use(s, "h3", "ffee", 1300, 1200), COFFER_OK); /* purges the two */
+	assert_int_equal(raw("SELECT count(*) FROM host_nonces"), 1);
+	assert_int_equal(store_host_nonce_use(s, "h1", n1, 1300, 1200), COFFER_OK);
+	assert_int_equal(store_host_nonce_use(s, "h1", "", 1300, 1200), COFFER_ERR_INVALID);
+	assert_int_equal(store_host_nonce_use(s, "h1", "aa", 1100, 1200), COFFER_ERR_INVALID);
 }
 
 static void test_join_tokens(void **state)
@@ -2054,6 +2079,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_migration_2_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migration_3_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hosts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_host_nonces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_join_tokens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_machines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_machine_tail, setup, teardown),
