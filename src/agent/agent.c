@@ -111,12 +111,12 @@ static json_t *register_body(const struct agent_identity *id)
  * restarting), or a signal (*stopped). Returns the last result.
  */
 static enum coffer_err call_retrying(const struct agent_identity *id, const sigset_t *set, const char *url,
-				     const char *method, const char *path, const json_t *body, char *msg,
-				     size_t msg_size, int *stopped)
+				     const char *method, const char *path, const json_t *body, json_t **answer,
+				     char *msg, size_t msg_size, int *stopped)
 {
 	int warned = 0;
 	for (;;) {
-		enum coffer_err rc = agent_signed_call(id, url, method, path, body, NULL, msg, msg_size);
+		enum coffer_err rc = agent_signed_call(id, url, method, path, body, answer, msg, msg_size);
 		if (rc != COFFER_ERR_UNAVAILABLE)
 			return rc;
 		if (!warned++)
@@ -193,7 +193,16 @@ static int run(struct opts *o, const sigset_t *set)
 		if (o->name && strcmp(o->name, id.name) != 0)
 			log_warn("agent_name_ignored", LF_S("reason", "enrolled under another name"), LF_S("name", id.name));
 		/* The keeper must still know this host (its registry row verifies). */
-		rc = call_retrying(&id, set, o->keeper_url, "GET", KEEPER_SELF_PATH, NULL, msg, sizeof(msg), &stopped);
+		json_t *self = NULL;
+		rc = call_retrying(&id, set, o->keeper_url, "GET", KEEPER_SELF_PATH, NULL, &self, msg, sizeof(msg),
+				   &stopped);
+		/* the key the api's answers are signed with comes from the keeper, afresh at every start */
+		if (!rc && agent_identity_answer_key(&id, self)) {
+			rc = COFFER_ERR_PROTOCOL;
+			if (str_copy(msg, sizeof(msg), "its answer has no api answer key"))
+				msg[0] = '\0';
+		}
+		json_decref(self);
 		if (stopped)
 			goto out;
 		if (rc) {
@@ -210,7 +219,7 @@ static int run(struct opts *o, const sigset_t *set)
 		ex = opts_fail(COFFER_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	rc = call_retrying(&id, set, o->api_url, "POST", API_REGISTER_PATH, body, msg, sizeof(msg), &stopped);
+	rc = call_retrying(&id, set, o->api_url, "POST", API_REGISTER_PATH, body, NULL, msg, sizeof(msg), &stopped);
 	if (stopped)
 		goto out;
 	if (rc) {

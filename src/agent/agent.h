@@ -53,6 +53,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "answersig.h"
 #include "err.h"
 #include "hostauth.h"
 #include "json.h"
@@ -96,6 +97,8 @@ struct agent_identity {
 	char host_id[HOSTAUTH_HOST_ID_MAX + 1];
 	char name[AGENT_NAME_SIZE];
 	unsigned char cert[HOSTAUTH_CERT_LEN];
+	int has_answer_pk;                      /* answer_pk below is set: the keeper told it */
+	unsigned char answer_pk[ANSWERSIG_PK_LEN]; /* the key the api's answers are signed with (answersig.h) */
 };
 
 /*
@@ -131,6 +134,13 @@ COFFER_MUST_CHECK enum coffer_err agent_signed_call(const struct agent_identity 
 						    json_t **answer, char *msg, size_t msg_size);
 
 /*
+ * Takes the api's answer key (answersig.h) from a keeper's answer (the
+ * enrolment's or GET /v1/hosts/self's): COFFER_ERR_PROTOCOL when it is
+ * missing or malformed. Never from the api: the keeper derives it.
+ */
+COFFER_MUST_CHECK enum coffer_err agent_identity_answer_key(struct agent_identity *id, const json_t *keeper_answer);
+
+/*
  * agent_signed_call with its own HTTP timeout (ms) and answer limit
  * (bytes): for the long poll and the keeper's sealed deliveries.
  */
@@ -138,6 +148,19 @@ COFFER_MUST_CHECK enum coffer_err agent_signed_call_ex(const struct agent_identi
 						       const char *method, const char *path, const json_t *body,
 						       unsigned timeout_ms, size_t response_max, json_t **answer,
 						       char *msg, size_t msg_size);
+
+/*
+ * agent_signed_call_ex for an answer the agent acts on: a 2xx answer must
+ * carry the api's signature (answersig.h) over its exact bytes, this
+ * host's id and the nonce of this request, under id->answer_pk. One that
+ * does not is refused: logged (agent_answer_refused, with the path),
+ * COFFER_ERR_CRYPTO, no *answer.
+ */
+COFFER_MUST_CHECK enum coffer_err agent_signed_call_verified(const struct agent_identity *id, const char *base_url,
+							     const char *method, const char *path,
+							     const json_t *body, unsigned timeout_ms,
+							     size_t response_max, json_t **answer, char *msg,
+							     size_t msg_size);
 
 /* ---- running machines (agent_run.c) ---- */
 

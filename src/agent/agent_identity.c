@@ -237,10 +237,44 @@ static enum coffer_err peer_error(int status, const struct buf *resp, char *msg,
 	return rc;
 }
 
-/* Sends body (already serialised) to base_url; with signed headers when h is not NULL. */
-static enum coffer_err send_request(const char *base_url, const char *method, const char *path,
-				    const struct hostauth_headers *h, const struct buf *body, unsigned timeout_ms,
-				    size_t response_max, json_t **answer, char *msg, size_t msg_size)
+enum coffer_err agent_identity_answer_key(struct agent_identity *id, const json_t *keeper_answer)
+{
+	if (!keeper_answer || get_b64(keeper_answer, ANSWERSIG_KEY_FIELD, id->answer_pk, sizeof(id->answer_pk)))
+		return COFFER_ERR_PROTOCOL;
+	id->has_answer_pk = 1;
+	return COFFER_OK;
+}
+
+/*
+ * A 2xx answer (status, resp) to id's request h, when it must be the api's
+ * (verify): its signature header under the key the keeper gave.
+ */
+static enum coffer_err answer_check(const struct agent_identity *id, const struct hostauth_headers *h,
+				    const struct http_client *c, const char *path, int status, const struct buf *resp,
+				    char *msg, size_t msg_size)
+{
+	const char *sig = http_client_last_answer_signature(c);
+	if (id->has_answer_pk &&
+	    answersig_verify(id->answer_pk, id->host_id, h->nonce, status, resp->ptr, resp->len, sig) == COFFER_OK)
+		return COFFER_OK;
+	const char *why = !id->has_answer_pk ? "no answer key from the keeper"
+			  : sig		     ? "answer signature does not verify"
+					     : "answer is not signed";
+	log_warn("agent_answer_refused", LF_S("path", path), LF_S("reason", why),
+		 LF_S("effect", "nothing in it is acted on; running machines are kept"));
+	if (msg && msg_size && str_copy(msg, msg_size, why))
+		msg[0] = '\0';
+	return COFFER_ERR_CRYPTO;
+}
+
+/*
+ * Sends body (already serialised) to base_url; with signed headers when h
+ * is not NULL, and a 2xx answer checked as the api's when verify is.
+ */
+static enum coffer_err send_request(const struct agent_identity *verify, const char *base_url, const char *method,
+				    const char *path, const struct hostauth_headers *h, const struct buf *body,
+				    unsigned timeout_ms, size_t response_max, json_t **answer, char *msg,
+				    size_t msg_size)
 {
 	struct http_client *c = NULL;
 	struct buf resp;
@@ -268,6 +302,11 @@ static enum coffer_err send_request(const char *base_url, const char *method, co
 		rc = peer_error(status, &resp, msg, msg_size);
 		goto out;
 	}
+	if (verify && h) {
+		rc = answer_check(verify, h, c, path, status, &resp, msg, msg_size);
+		if (rc)
+			goto out;
+	}
 	if (resp.len &&
 	    json_parse_limited(resp.ptr, resp.len, response_max, JSON_MAX_DEPTH_DEFAULT, &doc, NULL) != COFFER_OK) {
 		rc = COFFER_ERR_PROTOCOL;
@@ -291,9 +330,10 @@ enum coffer_err agent_signed_call(const struct agent_identity *id, const char *b
 				    msg, msg_size);
 }
 
-enum coffer_err agent_signed_call_ex(const struct agent_identity *id, const char *base_url, const char *method,
-				     const char *path, const json_t *body, unsigned timeout_ms, size_t response_max,
-				     json_t **answer, char *msg, size_t msg_size)
+/* The signed call; verify: the answer must be the api's, signed for this request. */
+static enum coffer_err signed_call(const struct agent_identity *id, int verify, const char *base_url,
+				   const char *method, const char *path, const json_t *body, unsigned timeout_ms,
+				   size_t response_max, json_t **answer, char *msg, size_t msg_size)
 {
 	struct hostauth_headers h;
 	struct buf text;
@@ -312,10 +352,24 @@ enum coffer_err agent_signed_call_ex(const struct agent_identity *id, const char
 	if (!rc)
 		rc = hostauth_sign_headers(id->sign_sk, id->host_id, &r, (int64_t)time(NULL), &h);
 	if (!rc)
-		rc = send_request(base_url, method, path, &h, body ? &text : NULL, timeout_ms, response_max, answer, msg,
-				  msg_size);
+		rc = send_request(verify ? id : NULL, base_url, method, path, &h, body ? &text : NULL, timeout_ms,
+				  response_max, answer, msg, msg_size);
 	buf_release(&text);
 	return rc;
+}
+
+enum coffer_err agent_signed_call_ex(const struct agent_identity *id, const char *base_url, const char *method,
+				     const char *path, const json_t *body, unsigned timeout_ms, size_t response_max,
+				     json_t **answer, char *msg, size_t msg_size)
+{
+	return signed_call(id, 0, base_url, method, path, body, timeout_ms, response_max, answer, msg, msg_size);
+}
+
+enum coffer_err agent_signed_call_verified(const struct agent_identity *id, const char *base_url, const char *method,
+					   const char *path, const json_t *body, unsigned timeout_ms,
+					   size_t response_max, json_t **answer, char *msg, size_t msg_size)
+{
+	return signed_call(id, 1, base_url, method, path, body, timeout_ms, response_max, answer, msg, msg_size);
 }
 
 enum coffer_err agent_enrol(const char *state_dir, struct agent_identity *id, const char *keeper_url,
@@ -344,11 +398,11 @@ enum coffer_err agent_enrol(const char *state_dir, struct agent_identity *id, co
 	    (rc = set_b64(body, "seal_pk", id->seal_pk, sizeof(id->seal_pk))) ||
 	    (rc = set_b64(body, "proof", proof, sizeof(proof))) || (rc = json_dump_buf(body, &text)))
 		goto out;
-	rc = send_request(keeper_url, "POST", KEEPER_ENROL_PATH, NULL, &text, AGENT_HTTP_TIMEOUT_MS, AGENT_RESPONSE_MAX,
+	rc = send_request(NULL, keeper_url, "POST", KEEPER_ENROL_PATH, NULL, &text, AGENT_HTTP_TIMEOUT_MS, AGENT_RESPONSE_MAX,
 			  &answer, msg, msg_size);
 	if (rc)
 		goto out;
-	if (!answer || identity_from(answer, "host_id", &got)) {
+	if (!answer || identity_from(answer, "host_id", &got) || agent_identity_answer_key(id, answer)) {
 		rc = COFFER_ERR_PROTOCOL;
 		goto out;
 	}

@@ -412,8 +412,8 @@ static void *poll_main(void *arg)
 			break;
 		rc = fmt_into(path, sizeof(path), "%s?after=%s&wait=%d", ASSIGNMENTS_PATH, gen, poll_wait_s());
 		if (!rc)
-			rc = agent_signed_call_ex(&p->id, p->api_url, "GET", path, NULL, AGENT_POLL_TIMEOUT_MS,
-						  AGENT_ASSIGNMENTS_MAX, &doc, msg, sizeof(msg));
+			rc = agent_signed_call_verified(&p->id, p->api_url, "GET", path, NULL, AGENT_POLL_TIMEOUT_MS,
+							AGENT_ASSIGNMENTS_MAX, &doc, msg, sizeof(msg));
 		if (!rc && (!doc || json_get_string(doc, "generation", 1, &g, &gn, NULL) || !generation_ok(g, gn) ||
 			    json_get_array(doc, "machines", 1, &machines, NULL))) {
 			rc = COFFER_ERR_PROTOCOL;
@@ -763,7 +763,8 @@ static enum coffer_err route_token(struct agent_runner *r, const char *machine_i
 				  : COFFER_ERR_NOMEM;
 	peer[0] = '\0';
 	if (!rc)
-		rc = agent_signed_call(r->id, r->api_url, "POST", path, body, answer, peer, sizeof(peer));
+		rc = agent_signed_call_verified(r->id, r->api_url, "POST", path, body, AGENT_HTTP_TIMEOUT_MS,
+						AGENT_RESPONSE_MAX, answer, peer, sizeof(peer));
 	json_decref(body);
 	if (rc) {
 		*gone = rc == COFFER_ERR_NOT_FOUND || rc == COFFER_ERR_CONFLICT;

@@ -8,13 +8,16 @@
  *                                               (the agent's fallback)
  *   POST /v1/agent/machines/:id/events          what one of them did
  * A host only ever sees or touches machines placed on it: any other id is
- * 404, whether it exists or not.
+ * 404, whether it exists or not. What an agent acts on (the assignments and
+ * a boot token) is answered signed (answersig.h) with the boot-token key,
+ * for the host id and the nonce of the request it answers.
  */
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "answersig.h"
 #include "api.h"
 #include "boottoken.h"
 #include "log.h"
@@ -32,6 +35,7 @@
 #define PID_MAX INT32_MAX
 #define EXIT_STATUS_MAX 255
 #define EXIT_SIGNAL_MAX 128
+#define ANSWER_MAX ((size_t)4 << 20) /* the agent's AGENT_ASSIGNMENTS_MAX */
 
 static const char *const empty_fields[] = { NULL };
 static const char *const event_fields[] = { "state",	   "release", "pid", "exit_status", "exit_signal",
@@ -54,6 +58,38 @@ static int hex_ok(const char *s, size_t len)
 		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
 			return 0;
 	return 1;
+}
+
+/*
+ * Answers 200 with doc (consumed), its exact bytes signed for the host and
+ * the nonce of its request (answersig.h). Without the boot key there is
+ * nothing an agent would accept: 503.
+ */
+static enum coffer_err signed_reply(struct http_request *req, const struct api_auth *a, json_t *doc)
+{
+	char sig[ANSWERSIG_B64_SIZE];
+	struct buf text;
+	enum coffer_err rc;
+
+	if (!doc)
+		return http_reply_error(req, COFFER_ERR_NOMEM, NULL);
+	if (!a->api->boot_sk) {
+		json_decref(doc);
+		return api_fail(req, COFFER_ERR_UNAVAILABLE, "the api has no boot key (--boot-key) to sign with");
+	}
+	/* it may carry boot tokens: wiped when freed */
+	buf_init_wiping(&text, ANSWER_MAX);
+	rc = json_dump_buf(doc, &text);
+	json_decref(doc);
+	if (!rc)
+		rc = answersig_sign(a->api->boot_sk, a->host.id, http_request_header(req, HOSTAUTH_HEADER_NONCE), 200,
+				    text.ptr, text.len, sig);
+	if (!rc)
+		rc = http_reply(req, 200, "application/json", text.ptr, text.len);
+	if (!rc)
+		rc = http_reply_header(req, ANSWERSIG_HEADER, sig);
+	buf_release(&text);
+	return rc ? http_reply_error(req, COFFER_ERR_INTERNAL, NULL) : COFFER_OK;
 }
 
 /* ---- the assignment document ---- */
@@ -236,7 +272,7 @@ enum coffer_err h_agent_assignments(struct http_request *req, void *ctx)
 		json_decref(machines);
 		return http_reply_error(req, rc, NULL);
 	}
-	return api_reply(req, 200, json_pack("{s:s,s:o}", "generation", gen, "machines", machines));
+	return signed_reply(req, a, json_pack("{s:s,s:o}", "generation", gen, "machines", machines));
 }
 
 /* ---- one machine of this host ---- */
@@ -316,7 +352,7 @@ enum coffer_err h_agent_boot_token(struct http_request *req, void *ctx)
 		       json_pack("{s:s,s:s,s:I,s:I,s:s}", "machine", m.id, "host_id", a->host.id, "release",
 				 (json_int_t)in.release, "secrets_version", (json_int_t)in.secrets_version, "jti",
 				 minted.jti));
-	rc = api_reply(req, 200, json_pack("{s:s%,s:I}", "token", token.ptr, token.len, "exp", (json_int_t)minted.exp));
+	rc = signed_reply(req, a, json_pack("{s:s%,s:I}", "token", token.ptr, token.len, "exp", (json_int_t)minted.exp));
 out:
 	buf_release(&token);
 	store_release_clear(&r);

@@ -13,6 +13,7 @@
 
 #include <sodium.h>
 
+#include "answersig.h"
 #include "delivery.h"
 #include "encode.h"
 #include "fs.h"
@@ -330,6 +331,8 @@ static enum coffer_err h_hosts_enrol(struct http_request *req, void *ctx)
 	}
 	rc = reply_b64url(doc, "cert", out.cert, sizeof(out.cert));
 	if (!rc)
+		rc = reply_b64url(doc, ANSWERSIG_KEY_FIELD, k->keys.boot_pk, sizeof(k->keys.boot_pk));
+	if (!rc)
 		rc = http_reply_json(req, 201, doc);
 out:
 	json_decref(doc);
@@ -337,17 +340,19 @@ out:
 	return rc;
 }
 
-/* The registry record of the host that signed the request (the gate verified both). */
+/* The registry record of the host that signed the request (the gate verified both), and the api's answer key. */
 static enum coffer_err h_hosts_self(struct http_request *req, void *ctx)
 {
-	(void)ctx;
+	struct keeper *k = ctx;
 	const struct http_caller *c = http_caller_of(req);
 	if (!c || c->kind != HTTP_CALLER_HOST)
 		return COFFER_ERR_INTERNAL;
 	json_t *doc = json_pack("{s:s,s:s,s:s}", "host_id", c->host.id, "name", c->host.name, "state", c->host.state);
 	if (!doc)
 		return COFFER_ERR_NOMEM;
-	enum coffer_err rc = http_reply_json(req, 200, doc);
+	enum coffer_err rc = reply_b64url(doc, ANSWERSIG_KEY_FIELD, k->keys.boot_pk, sizeof(k->keys.boot_pk));
+	if (!rc)
+		rc = http_reply_json(req, 200, doc);
 	json_decref(doc);
 	return rc;
 }

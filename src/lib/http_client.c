@@ -1,3 +1,4 @@
+#include "answersig.h"
 #include "http_client.h"
 
 #include <curl/curl.h>
@@ -14,6 +15,8 @@
 #define HEADER_LINE_MAX 8192                  /* "Name: value" of a default header */
 #define AUTH_PREFIX "Authorization: Bearer "
 #define REQUEST_ID_HEADER "X-Request-Id:"
+#define ANSWER_SIG_HEADER ANSWERSIG_HEADER ":"
+#define ANSWER_SIG_MAX 128
 
 struct http_client {
 	CURL *curl;
@@ -23,6 +26,7 @@ struct http_client {
 	size_t n_headers;
 	struct secret *token;
 	char request_id[REQUEST_ID_MAX];
+	char answer_sig[ANSWER_SIG_MAX];
 };
 
 struct sink {
@@ -187,6 +191,11 @@ const char *http_client_last_request_id(const struct http_client *c)
 	return c->request_id;
 }
 
+const char *http_client_last_answer_signature(const struct http_client *c)
+{
+	return c->answer_sig[0] ? c->answer_sig : NULL;
+}
+
 static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata)
 {
 	struct sink *s = userdata;
@@ -201,24 +210,31 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata)
 	return s->rc ? 0 : n;
 }
 
-/* Keeps the peer's X-Request-Id (only its plain characters); every other header is ignored. */
+/* The value of header line data if it is name's: its leading plain characters (set) in out; else out is kept. */
+static void keep_header(const char *data, size_t n, const char *name, int b64, char *out, size_t size)
+{
+	size_t i = strlen(name), j = 0;
+	if (n <= i || strncasecmp(data, name, i) != 0)
+		return;
+	while (i < n && data[i] == ' ')
+		i++;
+	for (; i < n && j + 1 < size; i++) {
+		char ch = data[i];
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '-' ||
+		      (b64 && ch == '_')))
+			break;
+		out[j++] = ch;
+	}
+	out[j] = '\0';
+}
+
+/* Keeps the peer's X-Request-Id and answer signature (only their plain characters); every other header is ignored. */
 static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
 {
 	struct http_client *c = userdata;
-	size_t n = size * nmemb, k = sizeof(REQUEST_ID_HEADER) - 1, j = 0;
-	if (n > k && strncasecmp(data, REQUEST_ID_HEADER, k) == 0) {
-		size_t i = k;
-		while (i < n && data[i] == ' ')
-			i++;
-		for (; i < n && j + 1 < sizeof(c->request_id); i++) {
-			char ch = data[i];
-			if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-			      ch == '-'))
-				break;
-			c->request_id[j++] = ch;
-		}
-		c->request_id[j] = '\0';
-	}
+	size_t n = size * nmemb;
+	keep_header(data, n, ANSWER_SIG_HEADER, 1, c->answer_sig, sizeof(c->answer_sig));
+	keep_header(data, n, REQUEST_ID_HEADER, 0, c->request_id, sizeof(c->request_id));
 	return n;
 }
 
@@ -264,6 +280,7 @@ enum coffer_err http_client_request(struct http_client *c, const char *method, c
 		goto out;
 	buf_reset(response);
 	c->request_id[0] = '\0';
+	c->answer_sig[0] = '\0';
 
 	rc = add_header(&headers, "Accept: application/json");
 	for (size_t i = 0; i < c->n_headers && !rc; i++)

@@ -70,5 +70,7 @@ COFFER_MUST_CHECK enum coffer_err http_client_call_json(struct http_client *c, c
 
 /* The X-Request-Id of the last answer ("" if none); valid until the next request. */
 const char *http_client_last_request_id(const struct http_client *c);
+/* The last answer's Coffer-Answer-Signature (answersig.h), or NULL; valid until the next request. */
+const char *http_client_last_answer_signature(const struct http_client *c);
 
 #endif

@@ -30,6 +30,7 @@
 #include <sodium.h>
 
 #include "agent.h"
+#include "answersig.h"
 #include "boottoken.h"
 #include "buf.h"
 #include "delivery.h"
@@ -306,6 +307,7 @@ struct fake {
 	int events_fail;        /* the next this many event posts are answered 503 */
 	int events_delay_ms;    /* each event post is answered after this long */
 	struct hostauth_replay *replay;
+	int forge_answers;      /* the api's answers are signed with foreign_sk */
 };
 
 /* Checks the host signature of req as the api and keeper do. */
@@ -366,6 +368,28 @@ static json_t *doc_locked(struct fake *k)
 	return json_pack("{s:s,s:o}", "generation", gen, "machines", machines);
 }
 
+/* Answers 200 with doc (consumed) signed as the api signs (answersig.h), with another key when k->forge_answers. */
+static enum coffer_err fake_reply(struct fake *k, struct http_request *req, json_t *doc)
+{
+	char sig[ANSWERSIG_B64_SIZE];
+	struct buf text;
+	buf_init(&text, AGENT_ASSIGNMENTS_MAX);
+	pthread_mutex_lock(&k->mu);
+	const struct secret *sk = k->forge_answers ? k->foreign_sk : k->boot_sk;
+	pthread_mutex_unlock(&k->mu);
+	enum coffer_err rc = json_dump_buf(doc, &text);
+	json_decref(doc);
+	if (!rc)
+		rc = answersig_sign(sk, HOST_ID, http_request_header(req, HOSTAUTH_HEADER_NONCE), 200, text.ptr, text.len,
+				    sig);
+	if (!rc)
+		rc = http_reply(req, 200, "application/json", text.ptr, text.len);
+	if (!rc)
+		rc = http_reply_header(req, ANSWERSIG_HEADER, sig);
+	buf_release(&text);
+	return rc;
+}
+
 static enum coffer_err h_assignments(struct http_request *req, void *ctx)
 {
 	struct fake *k = ctx;
@@ -387,9 +411,7 @@ static enum coffer_err h_assignments(struct http_request *req, void *ctx)
 		json_decref(doc);
 		sleep_ms(POLL_MS);
 	}
-	enum coffer_err rc = http_reply_json(req, 200, doc);
-	json_decref(doc);
-	return rc;
+	return fake_reply(k, req, doc);
 }
 
 static enum coffer_err h_boot_token(struct http_request *req, void *ctx)
@@ -404,8 +426,7 @@ static enum coffer_err h_boot_token(struct http_request *req, void *ctx)
 	buf_init(&token, JWS_TOKEN_MAX);
 	mint_for(k->boot_sk, http_request_param(req, "id"), 0, &token);
 	json_t *a = json_pack("{s:s,s:I}", "token", token.ptr, "exp", (json_int_t)time(NULL) + 600);
-	enum coffer_err rc = http_reply_json(req, 200, a);
-	json_decref(a);
+	enum coffer_err rc = fake_reply(k, req, a);
 	buf_release(&token);
 	return rc;
 }
@@ -562,7 +583,7 @@ static void set_tokens(struct fake *k, enum fake_tokens t)
 }
 
 /* The fake api and keeper on one local server, and a runner against it. */
-static void fake_start(const struct fixture *f, struct fake *k, struct http_server **srv, struct agent_runner **r)
+static void fake_start(struct fixture *f, struct fake *k, struct http_server **srv, struct agent_runner **r)
 {
 	struct http_server_config cfg = { .listen = "127.0.0.1:0", .drain_ms = 3000 };
 	unsigned char pk[JWS_PK_LEN];
@@ -572,7 +593,8 @@ static void fake_start(const struct fixture *f, struct fake *k, struct http_serv
 	pthread_mutex_init(&k->mu, NULL);
 	k->f = f;
 	k->machines = json_array();
-	assert_int_equal(jws_generate_key(&k->boot_sk, pk), COFFER_OK);
+	assert_int_equal(jws_generate_key(&k->boot_sk, f->id.answer_pk), COFFER_OK);
+	f->id.has_answer_pk = 1; /* as the keeper tells it */
 	assert_int_equal(jws_generate_key(&k->foreign_sk, pk), COFFER_OK);
 	assert_int_equal(hostauth_replay_new(0, &k->replay), COFFER_OK);
 	assert_int_equal(http_server_start(&cfg, fake_routes, sizeof(fake_routes) / sizeof(fake_routes[0]), k, srv),
@@ -628,6 +650,22 @@ static void test_runner(void **state)
 	assert_int_equal(e2.pid, e.pid);
 	assert_int_equal(e2.started_at, e.started_at);
 	assert_true(pid_alive((pid_t)e.pid));
+
+	/* 2b. answers signed with another key: refused, nothing changes on the host */
+	pthread_mutex_lock(&k.mu);
+	k.forge_answers = 1;
+	int events_before = k.n_events;
+	pthread_mutex_unlock(&k.mu);
+	set_machines(&k, json_pack("[o]", assignment(MACHINE_ID, 9, "spec9", "exec sleep 30")));
+	sleep_ms(1500);
+	assert_int_equal(get_count(&k, &k.n_events), events_before);
+	assert_true(pid_alive((pid_t)e.pid));
+	pthread_mutex_lock(&k.mu);
+	k.forge_answers = 0;
+	pthread_mutex_unlock(&k.mu);
+	set_machines(&k, json_pack("[o]", assignment(MACHINE_ID, 2, "spec1",
+						      "echo \"db is $DB_URL\"; echo plain line; exec sleep 30")));
+	sleep_ms(500);
 
 	/* 3. it exits: stopped with the masked tail, then restarted with backoff */
 	int opens_before = k.opens;
