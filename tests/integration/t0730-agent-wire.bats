@@ -1,0 +1,143 @@
+#!/usr/bin/env bats
+# The agent's links attacked on the wire. A man in the middle
+# (tests/security/tamper_proxy.c) between the agent and the api rewrites a
+# machine's command in the assignments: the api's answers are signed with
+# its boot-token key for the host and the nonce of the request, with the
+# public key from the keeper, so the agent refuses the document, logs it
+# and keeps running what it runs. A captured signed request replayed after
+# the keeper or the api restarted is refused: the nonces are in the store
+# (docs/RUNPATH.md "Replay").
+
+load helpers
+
+bats_require_minimum_version 1.5.0
+
+setup() {
+	platform_start
+	printf '{}' >"$T/empty.json"
+}
+
+teardown() {
+	stop_pids ${PROXY_PID:-} ${DEPLOY_PID:-}
+	run_stop
+	platform_stop
+}
+
+# proxy_start: the tampering proxy in front of the api; PROXY_URL. While
+# $T/tamper.on exists it rewrites SAFEMARK into EVILMARK in every answer.
+proxy_start() {
+	rm -f "$T/proxy.ready"
+	"$TAMPER_PROXY" "$T/proxy.ready" "${API_URL##*:}" "$T/tamper.on" SAFEMARK EVILMARK 2>>"$T/proxy.log" 3>&- &
+	PROXY_PID=$!
+	wait_file "$T/proxy.ready" "$PROXY_PID"
+	PROXY_URL=$(cat "$T/proxy.ready")
+}
+
+# sign HOST METHOD PATH BODYFILE: HDRS for a request signed with the key of agent h1 as HOST.
+sign() {
+	mapfile -t HDRS < <("$HOST_SIGN" "$T/agents/h1/host.sign.key" "$1" "$2" "$3" "$4")
+	[ "${#HDRS[@]}" -eq 4 ]
+}
+
+# send URL METHOD PATH BODYFILE: sends HDRS; sets CODE and BODY (kept under $T).
+send() {
+	local args=(-sS -o "$T/last.body" -w '%{http_code}' -X "$2" -H 'Content-Type: application/json') h
+	for h in "${HDRS[@]}"; do
+		args+=(-H "$h")
+	done
+	CODE=$(curl "${args[@]}" --data-binary "@$4" "$1$3") || CODE=000
+	BODY=$(cat "$T/last.body" 2>/dev/null || true)
+	printf '%s %s -> %s %s\n' "$2" "$3" "$CODE" "$BODY" >>"$T/outputs.log"
+}
+
+# refused_replay: the last answer was 401 "request replayed".
+refused_replay() {
+	[ "$CODE" = 401 ] || { echo "status $CODE, expected 401: $BODY" >&2; return 1; }
+	[ "$(jq -r .error.message <<<"$BODY")" = "request replayed" ]
+}
+
+# one_machine: deploys app.sh on canary (one machine); MID and MHOST.
+one_machine() {
+	deploy canary --count 1 -- "$APPS_DIR/app.sh"
+	[ "$status" -eq 0 ] || { echo "$output" >&2; return 1; }
+	wait_until 30 count_started canary 1
+	read -r MID MHOST < <(machines_json canary | jq -r '.[0] | "\(.id) \(.host_id)"')
+}
+
+# machine_file PID NAME: NAME exists in the work folder of the machine with that pid (its cwd).
+machine_file() {
+	[ -e "$(readlink "/proc/$1/cwd")/$2" ]
+}
+
+@test "a command rewritten between the api and the agent is refused: it never runs, what runs keeps running" {
+	proxy_start
+	COFFER_JOIN_TOKEN=$(join_token) API_URL=$PROXY_URL agent_start h1
+	wait_until 20 hosts_ready 1
+	# control: through the proxy, untouched, the machine runs its command
+	deploy canary --count 1 -- sh -c 'touch SAFEMARK.1; exec sleep 100000'
+	[ "$status" -eq 0 ] || { echo "$output" >&2; return 1; }
+	wait_until 30 count_started canary 1
+	read -r _ pid < <(started_pids canary)
+	wait_until 10 machine_file "$pid" SAFEMARK.1
+	work=$(readlink "/proc/$pid/cwd")
+	run grep -c agent_answer_refused "$T/agent-h1.log"
+	[ "$output" = 0 ]
+	# from now on the proxy turns SAFEMARK into EVILMARK in what the api answers
+	: >"$T/tamper.on"
+	"$COFFER" deploy -a canary --grace 2s -- sh -c 'touch SAFEMARK.2; exec sleep 100000' \
+		>>"$T/outputs.log" 2>&1 3>&- &
+	DEPLOY_PID=$!
+	wait_until 30 grep -q rewrote "$T/tamper.on.log"
+	wait_until 30 grep -q 'event=agent_answer_refused.*reason="answer signature does not verify"' "$T/agent-h1.log"
+	sleep 3 # more polls, each answered rewritten and refused
+	# the rewritten command never ran anywhere; the machine of release 1 still runs
+	run find "$T/agents" -name 'EVILMARK*'
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	kill -0 "$pid"
+	[ ! -e "$work/SAFEMARK.2" ]
+	[ "$(started_pids canary | wc -l)" = 1 ]
+	# the refusal is logged with the path, never with the document
+	grep 'event=agent_answer_refused' "$T/agent-h1.log" | grep -q 'path="\?/v1/agent/assignments'
+	run grep -c EVILMARK "$T/agent-h1.log"
+	[ "$output" = 0 ]
+}
+
+@test "a signed open request replayed to the keeper after it restarted is refused and audited" {
+	COFFER_JOIN_TOKEN=$(join_token) agent_start h1
+	wait_until 20 hosts_ready 1
+	one_machine
+	sign "$MHOST" POST "/v1/agent/machines/$MID/boot-token" "$T/empty.json"
+	send "$API_URL" POST "/v1/agent/machines/$MID/boot-token" "$T/empty.json"
+	[ "$CODE" = 200 ]
+	jq -cn --arg t "$(jq -r .token <<<"$BODY")" '{token: $t}' >"$T/open.json"
+	sign "$MHOST" POST /v1/open "$T/open.json"
+	send "$KEEPER_URL" POST /v1/open "$T/open.json"
+	[ "$CODE" = 200 ] || { echo "control: $CODE $BODY" >&2; return 1; }
+	stop_pids "$KEEPER_PID"
+	keeper_start
+	# the very same request (headers and body) to the new keeper process
+	send "$KEEPER_URL" POST /v1/open "$T/open.json"
+	refused_replay
+	[ "$(store_sql "SELECT count(*) FROM audit_events WHERE action = 'secrets.open' AND outcome = 'refused: request replayed' AND detail LIKE '%$MHOST%'")" = 1 ]
+	# a new request of that host is not a replay
+	sign "$MHOST" POST /v1/open "$T/open.json"
+	send "$KEEPER_URL" POST /v1/open "$T/open.json"
+	[ "$CODE" = 200 ] || { echo "fresh: $CODE $BODY" >&2; return 1; }
+}
+
+@test "a signed boot-token request replayed to the api after it restarted is refused and audited" {
+	COFFER_JOIN_TOKEN=$(join_token) agent_start h1
+	wait_until 20 hosts_ready 1
+	one_machine
+	sign "$MHOST" POST "/v1/agent/machines/$MID/boot-token" "$T/empty.json"
+	send "$API_URL" POST "/v1/agent/machines/$MID/boot-token" "$T/empty.json"
+	[ "$CODE" = 200 ]
+	stop_pids "$API_PID"
+	api_start "${API_URL#http://}"
+	send "$API_URL" POST "/v1/agent/machines/$MID/boot-token" "$T/empty.json"
+	refused_replay
+	[ "$(store_sql "SELECT count(*) FROM audit_events WHERE action = 'agent.boot_token' AND outcome = 'denied:unauthenticated' AND detail LIKE '%request replayed%' AND detail LIKE '%$MHOST%'")" = 1 ]
+	# the nonces of requests whose window has passed are purged
+	[ "$(store_sql "SELECT count(*) FROM host_nonces WHERE expires_at < $(($(date +%s) - 1))")" = 0 ]
+}
