@@ -88,8 +88,7 @@ machine_file() {
 		>>"$T/outputs.log" 2>&1 3>&- &
 	DEPLOY_PID=$!
 	wait_until 30 grep -q rewrote "$T/tamper.on.log"
-	wait_until 30 grep -q 'event=agent_answer_refused.*reason="answer signature does not verify"' "$T/agent-h1.log"
-	sleep 3 # more polls, each answered rewritten and refused
+	sleep 5 # time for the agent to act on it, were it to (more polls, each answered rewritten)
 	# the rewritten command never ran anywhere; the machine of release 1 still runs
 	run find "$T/agents" -name 'EVILMARK*'
 	[ "$status" -eq 0 ]
@@ -97,7 +96,8 @@ machine_file() {
 	kill -0 "$pid"
 	[ ! -e "$work/SAFEMARK.2" ]
 	[ "$(started_pids canary | wc -l)" = 1 ]
-	# the refusal is logged with the path, never with the document
+	# the refusal is logged with the path and the reason, never with the document
+	grep -q 'event=agent_answer_refused.*reason="answer signature does not verify"' "$T/agent-h1.log"
 	grep 'event=agent_answer_refused' "$T/agent-h1.log" | grep -q 'path="\?/v1/agent/assignments'
 	run grep -c EVILMARK "$T/agent-h1.log"
 	[ "$output" = 0 ]
