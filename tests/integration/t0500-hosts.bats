@@ -217,7 +217,8 @@ refused() {
 	sign GET /v1/hosts/self ""
 	send "$KEEPER_URL" GET /v1/hosts/self
 	[ "$CODE" = 200 ]
-	[ "$(jq -c . <<<"$BODY")" = "{\"host_id\":\"$HOST_ID\",\"name\":\"h1\",\"state\":\"ready\"}" ]
+	[ "$(jq -c 'del(.api_answer_pk)' <<<"$BODY")" = "{\"host_id\":\"$HOST_ID\",\"name\":\"h1\",\"state\":\"ready\"}" ]
+	[[ "$(jq -r .api_answer_pk <<<"$BODY")" =~ ^[A-Za-z0-9_-]{43}$ ]]
 }
 
 @test "a replayed signed request is refused (api and keeper) and changes nothing" {
