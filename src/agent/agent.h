@@ -11,7 +11,10 @@
  *   host.json       {"host_id", "name", "cert" (base64url)}, 0600, written
  *                   atomically once the keeper has enrolled the host
  * A restarted agent reuses all three; it needs a join token only while
- * host.json does not exist.
+ * host.json does not exist. The api's answer key (answersig.h) is not
+ * kept: the keeper tells it at enrolment and at every start (GET
+ * /v1/hosts/self), and the agent acts only on api answers it verifies
+ * (agent_signed_call_verified: the assignments and the boot-token route).
  *
  * Ownership: struct agent_identity owns its private keys (struct secret,
  * wiped by agent_identity_release); public keys, the id and the cert are

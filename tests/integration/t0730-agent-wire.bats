@@ -6,7 +6,9 @@
 # public key from the keeper, so the agent refuses the document, logs it
 # and keeps running what it runs. A captured signed request replayed after
 # the keeper or the api restarted is refused: the nonces are in the store
-# (docs/RUNPATH.md "Replay").
+# (docs/RUNPATH.md "Replay of signed host requests"). The api serves plain
+# HTTP on loopback here (allowed there): the proxy relays TCP and would see
+# only ciphertext under TLS, where the signature is the second line.
 
 load helpers
 
