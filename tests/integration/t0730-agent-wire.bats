@@ -20,7 +20,7 @@ setup() {
 }
 
 teardown() {
-	stop_pids ${PROXY_PID:-} ${DEPLOY_PID:-}
+	stop_pids ${PROXY_PID:-} ${DEPLOY_PID:-} ${API2_PID:-}
 	run_stop
 	platform_stop
 }
@@ -142,4 +142,29 @@ machine_file() {
 	[ "$(store_sql "SELECT count(*) FROM audit_events WHERE action = 'agent.boot_token' AND outcome = 'denied:unauthenticated' AND detail LIKE '%request replayed%' AND detail LIKE '%$MHOST%'")" = 1 ]
 	# the nonces of requests whose window has passed are purged
 	[ "$(store_sql "SELECT count(*) FROM host_nonces WHERE expires_at < $(($(date +%s) - 1))")" = 0 ]
+}
+
+@test "a signed request answered by one api replica is refused by another on the same store" {
+	COFFER_JOIN_TOKEN=$(join_token) agent_start h1
+	wait_until 20 hosts_ready 1
+	one_machine
+	# a second api on the same store and keeper, its own state folder
+	"$COFFER" api --state-dir "$T/api2" --store "$STORE_URL" --listen 127.0.0.1:0 \
+		--keeper "$KEEPER_URL" --keeper-pub "$T/keeper/keeper.pub" \
+		--keeper-credential "$T/keeper/api.credential" --boot-key "$T/keeper/api.boot.key" \
+		--ready-file "$T/api2.ready" >>"$T/api2.out" 2>>"$T/api2.log" 3>&- &
+	API2_PID=$!
+	wait_file "$T/api2.ready" "$API2_PID"
+	api2=$(cat "$T/api2.ready")
+	# control: each replica answers a fresh request
+	sign "$MHOST" POST "/v1/agent/machines/$MID/boot-token" "$T/empty.json"
+	send "$api2" POST "/v1/agent/machines/$MID/boot-token" "$T/empty.json"
+	[ "$CODE" = 200 ]
+	sign "$MHOST" POST "/v1/agent/machines/$MID/boot-token" "$T/empty.json"
+	send "$API_URL" POST "/v1/agent/machines/$MID/boot-token" "$T/empty.json"
+	[ "$CODE" = 200 ]
+	# the same request to the other replica
+	send "$api2" POST "/v1/agent/machines/$MID/boot-token" "$T/empty.json"
+	refused_replay
+	grep -q "event=host_request_refused host_id=$MHOST reason=\"request replayed\"" "$T/api2.log"
 }
