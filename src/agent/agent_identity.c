@@ -398,8 +398,8 @@ enum coffer_err agent_enrol(const char *state_dir, struct agent_identity *id, co
 	    (rc = set_b64(body, "seal_pk", id->seal_pk, sizeof(id->seal_pk))) ||
 	    (rc = set_b64(body, "proof", proof, sizeof(proof))) || (rc = json_dump_buf(body, &text)))
 		goto out;
-	rc = send_request(NULL, keeper_url, "POST", KEEPER_ENROL_PATH, NULL, &text, AGENT_HTTP_TIMEOUT_MS, AGENT_RESPONSE_MAX,
-			  &answer, msg, msg_size);
+	rc = send_request(NULL, keeper_url, "POST", KEEPER_ENROL_PATH, NULL, &text, AGENT_HTTP_TIMEOUT_MS,
+			  AGENT_RESPONSE_MAX, &answer, msg, msg_size);
 	if (rc)
 		goto out;
 	if (!answer || identity_from(answer, "host_id", &got) || agent_identity_answer_key(id, answer)) {

@@ -62,7 +62,7 @@ enum coffer_err answersig_verify(const unsigned char pk[ANSWERSIG_PK_LEN], const
 		return COFFER_ERR_CRYPTO;
 	/* one spelling: libsodium's decoder is lenient about some bytes */
 	sodium_bin2base64(again, sizeof(again), raw, sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-	if (strcmp(again, sig) != 0)
+	if (sodium_memcmp(again, sig, ANSWERSIG_B64_LEN) != 0)
 		return COFFER_ERR_CRYPTO;
 	buf_init(&msg, MESSAGE_MAX);
 	if (message(host_id, nonce, status, body, body_len, &msg) == COFFER_OK &&
