@@ -112,6 +112,10 @@ anchored() {
 	n=$(last_seq)
 	# no verify and no head call: the api's poke makes the keeper advance
 	wait_until 10 sh -c "[ \"\$(jq -r .seq '$T/keeper/audit.head')\" -ge $n ]"
+	# and the keeper's own appends (an enrolment it refused and audited)
+	run_logged curl -s -X POST -H 'Content-Type: application/json' -d '{}' "$KEEPER_URL/v1/hosts/enrol"
+	wait_until 10 sh -c "[ \"\$(jq -r .seq '$T/keeper/audit.head')\" -gt $n ]"
+	[ "$(store_sql "SELECT action FROM audit_events WHERE seq = $(anchored_seq)")" = hosts.enrol ]
 	run_logged "$COFFER" audit verify
 	[ "$status" -eq 0 ]
 	[[ "${lines[0]}" == "audit chain intact: "*" events" ]]
