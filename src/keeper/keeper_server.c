@@ -469,7 +469,8 @@ enum coffer_err keeper_start(const struct keeper_config *cfg, const struct secre
 	step = "audit_anchor";
 	rc = keeper_anchor_open(&k->keys, k->pool, cfg->anchor_file, &k->anchor, &why);
 	if (rc) {
-		log_error("audit_anchor_refused", LF_S("file", cfg->anchor_file), LF_S("problem", why));
+		log_error("audit_anchor_refused", LF_S("file", cfg->anchor_file ? cfg->anchor_file : "(memory)"),
+			  LF_S("problem", why ? why : coffer_err_name(rc)));
 		goto out;
 	}
 	step = "listen";

@@ -147,7 +147,7 @@ anchored() {
 	anchored
 	n=$(last_seq)
 	forge_from $((n - 1)) "$n"
-	# positive control: the forged chain is consistent (the old verify said intact)
+	# the forged rows are in (their hashes chain: verify names no broken event below)
 	[ "$(store_sql "SELECT actor FROM audit_events WHERE seq = $n")" = attacker ]
 	run_logged "$COFFER" audit verify
 	[ "$status" -eq 6 ]
