@@ -152,6 +152,7 @@ anchored() {
 	run_logged "$COFFER" audit verify
 	[ "$status" -eq 6 ]
 	[[ "$output" == *"event $n is not the anchored head: the chain was rewritten or replaced"* ]]
+	[[ "$output" != *"broken at event"* ]]
 	[ "$(anchored_seq)" = "$n" ]
 }
 
@@ -254,4 +255,19 @@ anchored() {
 	run_logged "$COFFER" audit head --head "$T/head.json"
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"only 'audit verify' takes --head"* ]]
+}
+
+@test "the keeper refuses to start on an audit.head it did not sign" {
+	some_events 1
+	anchored
+	n=$(anchored_seq)
+	stop_pids "$API_PID" "$KEEPER_PID"
+	# an earlier seq, as one would need to hide a cut
+	jq ".seq = $((n - 1))" "$T/keeper/audit.head" >"$T/edited.head"
+	cp "$T/edited.head" "$T/keeper/audit.head"
+	run_logged timeout 20 "$COFFER" keeper --state-dir "$T/keeper" --store "$STORE_URL" --listen 127.0.0.1:0 3>&-
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"event=audit_anchor_refused"*"problem=\"is not signed by this keeper's key\""* ]]
+	[ "$(jq -r .seq "$T/keeper/audit.head")" = $((n - 1)) ]
+	KEEPER_PID= API_PID=
 }
