@@ -162,7 +162,8 @@ static enum coffer_err reply_broken(struct http_request *req, const char *msg, u
 	log_error("audit_chain_broken", LF_S("problem", msg), LF_I("first_broken_seq", first_broken_seq));
 	json_t *doc = json_pack("{s:{s:s,s:s},s:b}", "error", "code", coffer_err_name(COFFER_ERR_CONFLICT), "message",
 				msg, "ok", 0);
-	if (doc && first_broken_seq && json_object_set_new(doc, "first_broken_seq", json_integer((json_int_t)first_broken_seq))) {
+	if (doc && first_broken_seq &&
+	    json_object_set_new(doc, "first_broken_seq", json_integer((json_int_t)first_broken_seq))) {
 		json_decref(doc);
 		doc = NULL;
 	}

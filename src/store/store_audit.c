@@ -211,9 +211,9 @@ enum coffer_err store_audit_event_hash(struct store *s, uint64_t seq, unsigned c
 	return rc;
 }
 
-enum coffer_err store_audit_verify_from(struct store *s, uint64_t from_seq, const unsigned char from_hash[STORE_HASH_LEN],
-					uint64_t *end_seq, unsigned char end_hash[STORE_HASH_LEN],
-					uint64_t *first_broken_seq)
+enum coffer_err store_audit_verify_from(struct store *s, uint64_t from_seq,
+					const unsigned char from_hash[STORE_HASH_LEN], uint64_t *end_seq,
+					unsigned char end_hash[STORE_HASH_LEN], uint64_t *first_broken_seq)
 {
 	struct store_audit_list page = { 0 };
 	struct store_audit_filter f = { .limit = AUDIT_VERIFY_PAGE };
