@@ -271,3 +271,18 @@ anchored() {
 	[ "$(jq -r .seq "$T/keeper/audit.head")" = $((n - 1)) ]
 	KEEPER_PID= API_PID=
 }
+
+@test "only an admin reads the head or verifies; the keeper's anchor route wants the api credential" {
+	"$COFFER" tokens create --role deploy --json >"$T/token.json"
+	tok=$(jq -r .token "$T/token.json")
+	"$COFFER" audit head >"$T/head.json"
+	for cmd in "audit head" "audit verify" "audit verify --head $T/head.json"; do
+		# shellcheck disable=SC2086
+		run_logged env COFFER_TOKEN="$tok" "$COFFER" $cmd
+		[ "$status" -eq 4 ]
+	done
+	run_logged curl -s -o /dev/null -w '%{http_code}' -X POST "$KEEPER_URL/v1/audit/anchor"
+	[ "$output" = 401 ]
+	run_logged curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $tok" "$KEEPER_URL/v1/audit/anchor"
+	[ "$output" = 401 ]
+}
