@@ -248,6 +248,11 @@ enum coffer_err api_start(const struct api_config *cfg, struct api **out, char *
 		set_why(why, why_size, "cannot start the release controller");
 		goto out;
 	}
+	rc = anchor_poker_start(ANCHOR_POKE_DELAY_MS, keeper_client_anchor_quietly, a, &a->anchor_poker);
+	if (rc) {
+		set_why(why, why_size, "cannot start the audit anchor's poker");
+		goto out;
+	}
 	a->phases = (struct http_phases){ .ops = &api_phase_ops, .ctx = a, .replay = a->replay };
 	struct http_server_config hcfg = {
 		.listen = cfg->listen, .gate = http_phase_gate, .done = http_phase_done, .hook_ctx = &a->phases
@@ -286,6 +291,7 @@ void api_stop(struct api *a)
 	release_ctl_shutdown(a->ctl);
 	/* The server drains first: every store connection is back in the pool. */
 	http_server_stop(a->server);
+	anchor_poker_stop(a->anchor_poker); /* a last anchoring of the server's appends */
 	/* The controller's thread gives its connection back before the pool closes. */
 	release_ctl_stop(a->ctl);
 	store_pool_close(a->pool);

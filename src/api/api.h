@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "anchor.h"
 #include "err.h"
 #include "hostauth.h"
 #include "http_phase.h"
@@ -111,6 +112,7 @@ struct api {
 	struct release_ctl *ctl;                  /* the release controller (release.h) */
 	struct secret *boot_sk;                   /* boot-token signing key, JWS_SK_LEN bytes; NULL without --boot-key */
 	struct http_phases phases;                /* the gate and the audit: api_phase_ops over this api */
+	struct anchor_poker *anchor_poker;        /* asks the keeper to anchor the audit head after appends */
 };
 
 /* One request's principal: the role data (http_caller.role) the gate's phases fill. */
@@ -221,6 +223,7 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx);
 enum coffer_err h_secrets_deploy(struct http_request *req, void *ctx);
 enum coffer_err h_audit_list(struct http_request *req, void *ctx);
 enum coffer_err h_audit_verify(struct http_request *req, void *ctx);
+enum coffer_err h_audit_head(struct http_request *req, void *ctx);
 enum coffer_err h_hosts_list(struct http_request *req, void *ctx);
 enum coffer_err h_hosts_register(struct http_request *req, void *ctx);
 enum coffer_err h_hosts_heartbeat(struct http_request *req, void *ctx);
@@ -256,5 +259,17 @@ COFFER_MUST_CHECK enum coffer_err api_audit_event(void *ctx, struct http_request
  * answer that does not verify. Never logs the credential.
  */
 COFFER_MUST_CHECK enum coffer_err keeper_client_create_app_key(const struct api *api, const char *app_id);
+/*
+ * Asks the keeper to advance its audit anchor (POST /v1/audit/anchor) and
+ * returns the signed head it holds afterwards, its signature checked with
+ * the keeper's public key (COFFER_ERR_CRYPTO, logged, when it does not
+ * verify). problem gets "" or the keeper's reason for not advancing (the
+ * chain does not extend its anchor). COFFER_ERR_UNAVAILABLE when the keeper
+ * cannot be reached.
+ */
+COFFER_MUST_CHECK enum coffer_err keeper_client_audit_anchor(const struct api *api, struct anchor_head *head,
+							     char *problem, size_t problem_size);
+/* The api's anchor_poker callback: keeper_client_audit_anchor, its result only logged. ctx is the api. */
+void keeper_client_anchor_quietly(void *ctx);
 
 #endif

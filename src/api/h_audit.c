@@ -2,7 +2,9 @@
  * h_audit.c — the audit trail: the api's part of the shared audit phase
  * (http_phase.h), which writes one event per audited request just before
  * the answer leaves (so a client that reads the log after an answer finds
- * the event), refusals included; and GET /v1/audit, GET /v1/audit/verify.
+ * the event), refusals included, and asks the keeper to anchor it; and GET
+ * /v1/audit, GET|POST /v1/audit/verify (the chain, and that it holds the
+ * keeper's signed head and a saved one), GET /v1/audit/head.
  *
  * An event: org, actor (token id, "host:<id>" or "anonymous"), action (the
  * route's name), app, detail (JSON: names and digests, never values or
@@ -10,6 +12,8 @@
  * rule), request id. This file adds the org and the app.
  */
 #include <string.h>
+
+#include <sodium.h>
 
 #include "api.h"
 #include "log.h"
@@ -58,6 +62,8 @@ enum coffer_err api_audit_event(void *ctx, struct http_request *req, const struc
 	rc = store_audit_append(s, ev, NULL);
 	if (rc == COFFER_ERR_UNAVAILABLE)
 		store_rc = rc;
+	if (rc == COFFER_OK)
+		anchor_poker_poke(api->anchor_poker); /* the keeper anchors it soon, in a batch */
 out:
 	if (a && a->store)
 		api_note(a, store_rc);
@@ -136,27 +142,155 @@ out:
 	return rc;
 }
 
-enum coffer_err h_audit_verify(struct http_request *req, void *ctx)
+/* The keeper's head after it tried to advance; answers the failure itself (*answered) when there is none. */
+static enum coffer_err keeper_head(struct http_request *req, struct anchor_head *head, char *problem, size_t size,
+				   int *answered)
 {
 	struct api_auth *a = api_auth_of(req);
+	enum coffer_err rc = keeper_client_audit_anchor(a->api, head, problem, size);
+	*answered = rc != COFFER_OK;
+	if (rc == COFFER_ERR_CRYPTO)
+		return api_fail(req, rc, "the keeper's audit head does not verify under keeper.pub");
+	if (rc)
+		return api_fail(req, COFFER_ERR_UNAVAILABLE, "cannot get the anchored audit head from the keeper");
+	return COFFER_OK;
+}
+
+/* A 409 naming the problem; first_broken_seq when there is one (else 0). */
+static enum coffer_err reply_broken(struct http_request *req, const char *msg, uint64_t first_broken_seq)
+{
+	log_error("audit_chain_broken", LF_S("problem", msg), LF_I("first_broken_seq", first_broken_seq));
+	json_t *doc = json_pack("{s:{s:s,s:s},s:b}", "error", "code", coffer_err_name(COFFER_ERR_CONFLICT), "message",
+				msg, "ok", 0);
+	if (doc && first_broken_seq &&
+	    json_object_set_new(doc, "first_broken_seq", json_integer((json_int_t)first_broken_seq))) {
+		json_decref(doc);
+		doc = NULL;
+	}
+	return api_reply(req, coffer_err_http_status(COFFER_ERR_CONFLICT), doc);
+}
+
+/*
+ * Whether the chain, intact up to end_seq, holds head (named `which`):
+ * "" when it does, else why not in msg.
+ */
+static enum coffer_err holds(struct store *s, uint64_t end_seq, const struct anchor_head *head, const char *which,
+			     char *msg, size_t size)
+{
+	unsigned char h[STORE_HASH_LEN];
+	enum coffer_err rc;
+
+	msg[0] = '\0';
+	if (head->seq == 0)
+		return COFFER_OK;
+	if (head->seq > end_seq)
+		return fmt_into(msg, size, "the chain ends at seq %llu but %s is seq %llu", (unsigned long long)end_seq,
+				which, (unsigned long long)head->seq);
+	rc = store_audit_event_hash(s, head->seq, h);
+	if (rc == COFFER_ERR_NOT_FOUND) /* cut while we looked */
+		return fmt_into(msg, size, "the chain no longer holds seq %llu, %s", (unsigned long long)head->seq,
+				which);
+	if (rc)
+		return rc;
+	if (sodium_memcmp(h, head->hash, sizeof(h)) != 0)
+		return fmt_into(msg, size, "event %llu is not %s: the chain was rewritten or replaced",
+				(unsigned long long)head->seq, which);
+	return COFFER_OK;
+}
+
+/*
+ * GET /v1/audit/verify, and POST with {"head": <a saved head>}: the chain
+ * recomputed from genesis, then it must hold the keeper's signed head (the
+ * keeper advances first) and the saved head, whose signature is checked
+ * with keeper.pub. 200 {"ok": true, "events": N, "head": <keeper's>} or
+ * 409 naming the first problem.
+ */
+enum coffer_err h_audit_verify(struct http_request *req, void *ctx)
+{
+	static const char *const fields[] = { "head", NULL };
+	struct api_auth *a = api_auth_of(req);
 	unsigned char hash[STORE_HASH_LEN];
-	uint64_t broken = 0, seq = 0;
-	char msg[API_MESSAGE_MAX];
+	static const unsigned char genesis[STORE_HASH_LEN];
+	struct anchor_head keeper = { 0 }, saved = { 0 };
+	uint64_t broken = 0, end = 0;
+	char msg[API_MESSAGE_MAX], problem[API_MESSAGE_MAX];
+	json_t *body = NULL, *doc = NULL;
+	const char *why = NULL;
+	int has_saved = 0, answered = 0;
 	enum coffer_err rc;
 	(void)ctx;
 
-	rc = api_note(a, store_audit_verify(a->store, &broken));
+	if (strcmp(http_request_method(req), "POST") == 0) {
+		rc = api_body(req, fields, &body);
+		if (rc)
+			return rc;
+		rc = json_get_object(body, "head", 1, &doc, NULL);
+		if (!rc)
+			rc = anchor_from_json(doc, &saved, &why);
+		if (rc == COFFER_ERR_NOMEM)
+			goto out;
+		if (rc) {
+			rc = api_fail(req, COFFER_ERR_INVALID, "the saved head is not a head document: %s",
+				      why ? why : "\"head\" must be an object");
+			goto out;
+		}
+		if (anchor_verify(a->api->keeper_pk, &saved)) {
+			log_warn("audit_head_rejected", LF_S("where", "saved head"), LF_I("seq", saved.seq));
+			rc = api_fail(req, COFFER_ERR_CRYPTO,
+				      "the saved head's signature does not verify under keeper.pub: it was forged or edited");
+			goto out;
+		}
+		has_saved = 1;
+	}
+	rc = keeper_head(req, &keeper, problem, sizeof(problem), &answered);
+	if (answered)
+		goto out;
+	rc = api_note(a, store_audit_verify_from(a->store, 0, genesis, &end, hash, &broken));
 	if (rc == COFFER_ERR_CRYPTO) {
-		log_error("audit_chain_broken", LF_I("first_broken_seq", broken));
 		if (fmt_into(msg, sizeof(msg), "audit chain broken at event %llu", (unsigned long long)broken))
-			return COFFER_ERR_INTERNAL;
-		return api_reply(req, coffer_err_http_status(COFFER_ERR_CONFLICT),
-				 json_pack("{s:{s:s,s:s},s:I}", "error", "code", coffer_err_name(COFFER_ERR_CONFLICT),
-					   "message", msg, "first_broken_seq", (json_int_t)broken));
+			msg[0] = '\0';
+		rc = reply_broken(req, msg, broken);
+		goto out;
 	}
 	if (!rc)
-		rc = api_note(a, store_audit_head(a->store, &seq, hash));
+		rc = api_note(a, holds(a->store, end, &keeper, "the anchored head", msg, sizeof(msg)));
+	if (!rc && !msg[0] && has_saved)
+		rc = api_note(a, holds(a->store, end, &saved, "the saved head", msg, sizeof(msg)));
+	if (!rc && !msg[0] && problem[0]) /* holds both, yet the keeper could not advance: report it */
+		rc = fmt_into(msg, sizeof(msg), "the keeper cannot advance its anchored head: %s", problem);
 	if (rc)
+		goto out;
+	if (msg[0]) {
+		rc = reply_broken(req, msg, 0);
+		goto out;
+	}
+	rc = api_reply(req, 200,
+		       json_pack("{s:b,s:I,s:o}", "ok", 1, "events", (json_int_t)end, "head", anchor_to_json(&keeper)));
+	if (!rc && has_saved)
+		log_info("audit_verified", LF_I("events", end), LF_I("saved_head_seq", saved.seq));
+out:
+	json_decref(body);
+	return rc;
+}
+
+/*
+ * GET /v1/audit/head: the keeper's signed head after it advanced, to keep
+ * elsewhere; 409 naming the problem when the chain does not extend it.
+ */
+enum coffer_err h_audit_head(struct http_request *req, void *ctx)
+{
+	struct anchor_head head;
+	char problem[API_MESSAGE_MAX], msg[API_MESSAGE_MAX];
+	int answered = 0;
+	enum coffer_err rc = keeper_head(req, &head, problem, sizeof(problem), &answered);
+	(void)ctx;
+
+	if (answered)
 		return rc;
-	return api_reply(req, 200, json_pack("{s:b,s:I}", "ok", 1, "events", (json_int_t)seq));
+	if (problem[0]) {
+		if (fmt_into(msg, sizeof(msg), "the keeper refuses to advance its anchored head: %s", problem))
+			msg[0] = '\0';
+		return reply_broken(req, msg, 0);
+	}
+	return api_reply(req, 200, anchor_to_json(&head));
 }

@@ -85,3 +85,53 @@ out:
 	http_client_free(c);
 	return rc;
 }
+
+enum coffer_err keeper_client_audit_anchor(const struct api *api, struct anchor_head *head, char *problem,
+					   size_t problem_size)
+{
+	struct http_client *c = NULL;
+	json_t *answer = NULL, *doc = NULL;
+	char msg[KEEPER_MSG_MAX] = "";
+	const char *said = "", *why = NULL;
+	struct anchor_head got;
+	enum coffer_err rc;
+
+	rc = http_client_new(api->keeper_url, API_KEEPER_TIMEOUT_MS, &c);
+	if (!rc)
+		rc = http_client_set_token(c, api->keeper_credential);
+	if (!rc)
+		rc = http_client_call_json(c, "POST", "/v1/audit/anchor", NULL, API_KEEPER_RESPONSE_MAX, &answer, msg,
+					   sizeof(msg));
+	if (rc) {
+		log_error("keeper_call_failed", LF_S("call", "audit.anchor"), LF_S("error", coffer_err_name(rc)),
+			  LF_S("message", msg), LF_S("keeper_request_id", c ? http_client_last_request_id(c) : ""));
+		goto out;
+	}
+	if (!answer || json_get_object(answer, "head", 1, &doc, NULL) || anchor_from_json(doc, &got, &why) ||
+	    json_get_string(answer, "problem", 0, &said, NULL, NULL)) {
+		rc = COFFER_ERR_PROTOCOL;
+		log_error("keeper_answer_invalid", LF_S("call", "audit.anchor"));
+		goto out;
+	}
+	if (anchor_verify(api->keeper_pk, &got)) {
+		rc = COFFER_ERR_CRYPTO;
+		log_error("audit_head_rejected", LF_S("message", "the keeper's head does not verify under keeper.pub"),
+			  LF_I("seq", got.seq));
+		goto out;
+	}
+	if (problem_size && str_copy(problem, problem_size, said ? said : ""))
+		problem[0] = '\0';
+	*head = got;
+out:
+	json_decref(answer);
+	http_client_free(c);
+	return rc;
+}
+
+void keeper_client_anchor_quietly(void *ctx)
+{
+	struct anchor_head head;
+	char problem[API_MESSAGE_MAX];
+	if (keeper_client_audit_anchor(ctx, &head, problem, sizeof(problem)) == COFFER_OK && problem[0])
+		log_error("audit_chain_broken", LF_S("where", "keeper"), LF_S("problem", problem));
+}

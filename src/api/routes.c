@@ -51,6 +51,8 @@ static const struct http_route routes[] = {
 	  "machines.destroy" },
 	{ "GET", "/v1/audit", AUTH | ADMIN, 0, h_audit_list, "audit.list" },
 	{ "GET", "/v1/audit/verify", AUTH | ADMIN, 0, h_audit_verify, "audit.verify" },
+	{ "POST", "/v1/audit/verify", AUTH | ADMIN, API_BODY_SMALL, h_audit_verify, "audit.verify" },
+	{ "GET", "/v1/audit/head", AUTH | ADMIN, 0, h_audit_head, "audit.head" },
 	{ "GET", "/v1/hosts", AUTH | ADMIN, 0, h_hosts_list, "hosts.list" },
 	/* signed by a host (hostauth.h), not by a token */
 	{ "POST", "/v1/hosts/register", AUDIT | HOST, API_BODY_SMALL, h_hosts_register, "hosts.register" },

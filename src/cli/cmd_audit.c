@@ -1,15 +1,18 @@
 /*
- * cmd_audit.c — `coffer audit` (list the events) and `coffer audit verify`
- * (check the hash chain).
+ * cmd_audit.c — `coffer audit` (list the events), `coffer audit verify
+ * [--head FILE]` (check the hash chain against the keeper's signed head and
+ * a saved one) and `coffer audit head` (print the signed head, to keep).
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "anchor.h"
 #include "cli.h"
 #include "client.h"
 #include "format.h"
+#include "fs.h"
 #include "parse.h"
 #include "banned.h"
 
@@ -121,11 +124,38 @@ out:
 	return rc;
 }
 
-static enum coffer_err verify(struct client *c, int json)
+/* {"head": <the document in path>}, or a usage error naming the file. */
+static enum coffer_err saved_head(const char *path, json_t **body)
 {
-	json_t *ans = NULL, *n, *ok, *seq;
-	enum coffer_err rc = client_call(c, "GET", "/v1/audit/verify", NULL, &ans);
+	struct buf text;
+	json_t *doc = NULL;
+	enum coffer_err rc;
 
+	buf_init(&text, ANCHOR_DOC_MAX * 4);
+	rc = fs_read_file(path, &text);
+	if (rc) {
+		buf_release(&text);
+		return client_error(rc == COFFER_ERR_TOO_LARGE ? COFFER_ERR_USAGE : rc, "cannot read '%s': %s", path,
+				    coffer_strerror(rc));
+	}
+	rc = json_parse_limited(text.ptr, text.len, ANCHOR_DOC_MAX * 4, JSON_MAX_DEPTH_DEFAULT, &doc, NULL);
+	buf_release(&text);
+	if (rc || !json_is_object(doc)) {
+		json_decref(doc);
+		return client_error(COFFER_ERR_USAGE, "'%s' is not a head document (the output of 'coffer audit head')",
+				    path);
+	}
+	*body = json_pack("{s:o}", "head", doc);
+	return *body ? COFFER_OK : client_error(COFFER_ERR_NOMEM, "out of memory");
+}
+
+static enum coffer_err verify(struct client *c, const char *head_file, int json)
+{
+	json_t *ans = NULL, *body = NULL, *n, *ok, *head, *seq;
+	enum coffer_err rc = head_file ? saved_head(head_file, &body) : COFFER_OK;
+
+	if (!rc)
+		rc = client_call(c, head_file ? "POST" : "GET", "/v1/audit/verify", body, &ans);
 	if (rc)
 		goto out;
 	if (json) {
@@ -134,21 +164,29 @@ static enum coffer_err verify(struct client *c, int json)
 	}
 	ok = json_object_get(ans, "ok");
 	n = json_object_get(ans, "events");
-	if (json_is_true(ok) && json_is_integer(n)) {
+	head = json_object_get(ans, "head");
+	seq = json_object_get(head, "seq");
+	if (json_is_true(ok) && json_is_integer(n) && json_is_integer(seq)) {
 		printf("audit chain intact: %" JSON_INTEGER_FORMAT " event%s\n", json_integer_value(n),
 		       json_integer_value(n) == 1 ? "" : "s");
-	} else if (json_is_false(ok)) {
-		/* the API answers 409 for a broken chain; this is a second line of defence */
-		seq = json_object_get(ans, "first_broken_seq");
-		if (json_is_integer(seq))
-			rc = client_error(COFFER_ERR_CONFLICT, "audit chain broken at event %" JSON_INTEGER_FORMAT,
-					  json_integer_value(seq));
-		else
-			rc = client_error(COFFER_ERR_CONFLICT, "audit chain broken");
+		printf("it holds the keeper's signed head (event %" JSON_INTEGER_FORMAT ")%s\n",
+		       json_integer_value(seq), head_file ? " and the saved head" : "");
 	} else {
-		rc = client_bad_answer("no \"ok\" and \"events\"");
+		/* the API answers 409 for a broken chain: this is a second line of defence */
+		rc = client_bad_answer("no \"ok\", \"events\" and \"head\"");
 	}
 out:
+	json_decref(ans);
+	json_decref(body);
+	return rc;
+}
+
+static enum coffer_err print_head(struct client *c)
+{
+	json_t *ans = NULL;
+	enum coffer_err rc = client_call(c, "GET", "/v1/audit/head", NULL, &ans);
+	if (!rc)
+		rc = client_print_json(ans);
 	json_decref(ans);
 	return rc;
 }
@@ -156,12 +194,15 @@ out:
 static enum coffer_err audit_check(struct client *c, int argc, char **argv)
 {
 	const char *app = client_value(c, "app"), *after = client_value(c, "after"), *limit = client_value(c, "limit");
+	const char *head = client_value(c, "head");
 	uint64_t n;
 
-	if (argc == 2 && strcmp(argv[1], "verify") != 0)
+	if (argc == 2 && strcmp(argv[1], "verify") != 0 && strcmp(argv[1], "head") != 0)
 		return client_usage_error(c, "unexpected argument");
 	if (argc == 2 && (app || after || limit))
-		return client_usage_error(c, "'audit verify' takes no -a, --after or --limit");
+		return client_usage_error(c, "'audit %s' takes no -a, --after or --limit", argv[1]);
+	if (head && !(argc == 2 && strcmp(argv[1], "verify") == 0))
+		return client_usage_error(c, "only 'audit verify' takes --head");
 	if ((after && parse_uint64(after, INT64_MAX, &n)) || (limit && parse_uint64(limit, INT64_MAX, &n)))
 		return client_usage_error(c, "--after and --limit take a whole number");
 	return COFFER_OK;
@@ -169,9 +210,10 @@ static enum coffer_err audit_check(struct client *c, int argc, char **argv)
 
 static enum coffer_err audit_run(struct client *c, int argc, char **argv)
 {
-	(void)argv;
+	if (argc == 2 && strcmp(argv[1], "head") == 0)
+		return print_head(c);
 	if (argc == 2)
-		return verify(c, c->json);
+		return verify(c, client_value(c, "head"), c->json);
 	return list_events(c, client_value(c, "app"), client_value(c, "after"), client_value(c, "limit"), c->json);
 }
 
@@ -179,16 +221,21 @@ static const struct cli_opt audit_opts[] = {
 	{ "app", 'a', OPTS_VALUE, "APP", "only this app's events" },
 	{ "after", 0, OPTS_VALUE, "SEQ", "only events after this sequence number" },
 	{ "limit", 0, OPTS_VALUE, "N", "at most N events" },
+	{ "head", 0, OPTS_VALUE, "FILE", "verify: also against this saved head ('audit head' output)" },
 	{ NULL, 0, OPTS_FLAG, NULL, NULL },
 };
 
 const struct cli_cmd cli_audit = {
 	.name = "audit", .check = audit_check, .run = audit_run, .flags = CLI_NEED_API | CLI_JSON, .opts = audit_opts,
 	.max_args = 1,
-	.usage = "audit [-a APP] [--after SEQ] [--limit N] [--json] | audit verify [--json]",
-	.summary = "list the audit log, or verify its hash chain",
+	.usage = "audit [-a APP] [--after SEQ] [--limit N] [--json] | audit verify [--head FILE] [--json] | audit head",
+	.summary = "list the audit log, verify its hash chain, or print its signed head",
 	.help = "Lists the audit log, oldest first: who did what, to which app, with which\n"
 		"outcome (names and digests, never values). -a shows one app's events only\n"
-		"(COFFER_APP is not used here). 'audit verify' checks the log's hash chain:\n"
-		"it exits non-zero, naming the first broken event, when the log was altered.\n",
+		"(COFFER_APP is not used here). 'audit verify' checks the log's hash chain\n"
+		"and that it holds the head the keeper signed (kept outside the store): it\n"
+		"exits non-zero, naming the problem, when the log was altered, cut at its\n"
+		"end or replaced. 'audit head' prints that signed head as JSON: keep it\n"
+		"elsewhere, and later 'audit verify --head FILE' checks the log against it\n"
+		"too (a forged or edited head file is refused).\n",
 };

@@ -196,7 +196,13 @@ static int run_serve(int argc, char **argv, int first)
 		secret_free(master);
 		return opts_fail(COFFER_ERR_INTERNAL, "cannot block signals");
 	}
-	struct keeper_config cfg = { .store_url = o.store_url, .listen = o.listen, .ready_file = o.ready_file };
+	char anchor[KEEPER_PATH_MAX];
+	if (!o.state_dir || fmt_into(anchor, sizeof(anchor), "%s/%s", o.state_dir, KEEPER_ANCHOR_FILE)) {
+		secret_free(master);
+		return opts_fail(COFFER_ERR_USAGE, "the keeper keeps its audit anchor in --state-dir DIR: give one");
+	}
+	struct keeper_config cfg = { .store_url = o.store_url, .listen = o.listen, .ready_file = o.ready_file,
+				     .anchor_file = anchor };
 	enum coffer_err rc = keeper_start(&cfg, master, &k);
 	secret_free(master);
 	if (rc)

@@ -54,6 +54,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "anchor.h"
 #include "buf.h"
 #include "err.h"
 #include "hostauth.h"
@@ -70,6 +71,7 @@
 #define KEEPER_PUB_FILE "keeper.pub"
 #define KEEPER_CREDENTIAL_FILE "api.credential"
 #define KEEPER_BOOT_KEY_FILE "api.boot.key"
+#define KEEPER_ANCHOR_FILE "audit.head" /* the signed audit head (keeper_audit.c) */
 #define KEEPER_MASTER_ENV "COFFER_KEEPER_MASTER_KEY" /* the master key as 64 hex characters */
 #define KEEPER_PATH_MAX 4096
 
@@ -264,6 +266,41 @@ COFFER_MUST_CHECK enum coffer_err keeper_open(const struct keeper_keys *keys, st
 COFFER_MUST_CHECK enum coffer_err keeper_open_audit_refusal(struct store *s, const char *host_id, int verified,
 							    const char *reason, const char *request_id);
 
+/* ---- the audit anchor (keeper_audit.c; docs/STORE.md "Audit chain") ---- */
+
+#define KEEPER_ANCHOR_PROBLEM_MAX 256
+#define KEEPER_AUDIT_ANCHOR_PATH "/v1/audit/anchor"
+
+/*
+ * The keeper's signed checkpoint of the audit chain's head (anchor.h),
+ * kept at path (KEEPER_ANCHOR_FILE in the state folder; NULL keeps it in
+ * memory, for tests). A missing file starts at the empty log, so the first
+ * advance checks the whole chain from genesis; a file that does not parse
+ * or is not signed by keys->signing_pk is refused (*why says which). A
+ * background poker (anchor.h) advances it after pokes; the first runs at
+ * once. keys and pool are borrowed and must outlive the anchor.
+ */
+struct keeper_anchor;
+COFFER_MUST_CHECK enum coffer_err keeper_anchor_open(const struct keeper_keys *keys, struct store_pool *pool,
+						     const char *path, struct keeper_anchor **out, const char **why);
+/*
+ * Moves the anchor to the chain's last event if the chain extends it: the
+ * anchored event is still there with the anchored hash, and every later
+ * event chains from it. Then it signs and saves the new head (atomically).
+ * When the chain does not extend it (cut, rewritten, replaced; an attacker
+ * can recompute the unkeyed chain but not sign), COFFER_ERR_CONFLICT: the
+ * old anchor stays, the problem is logged (audit_chain_broken) and, once
+ * until the chain extends again, appended as an audit event. *out gets the
+ * anchor held afterwards and problem ("" when none) why it did not move, on
+ * COFFER_OK and COFFER_ERR_CONFLICT. Store errors as themselves.
+ */
+COFFER_MUST_CHECK enum coffer_err keeper_anchor_advance(struct keeper_anchor *a, struct anchor_head *out,
+							char *problem, size_t problem_size);
+/* Asks for an advance soon, without waiting (after an append). NULL is allowed. */
+void keeper_anchor_poke(struct keeper_anchor *a);
+/* Runs a pending advance, stops the poker, frees a. NULL is allowed. */
+void keeper_anchor_close(struct keeper_anchor *a);
+
 /* ---- the server ---- */
 
 struct keeper_config {
@@ -271,14 +308,16 @@ struct keeper_config {
 	const char *listen;      /* HOST:PORT; port 0 picks a free port */
 	const char *ready_file;  /* NULL, or written with "http://HOST:PORT\n" once listening */
 	unsigned store_conns;    /* store connections (1..STORE_POOL_MAX); 0: KEEPER_STORE_CONNS_DEFAULT */
+	const char *anchor_file; /* the audit anchor's file (keeper_anchor_open); NULL: in memory */
 };
 
 struct keeper;
 
 /*
  * Derives the keys from master, opens the store connections, starts the
- * HTTP server (GET /v1/health, POST /v1/app-keys, POST /v1/hosts/enrol,
- * GET /v1/hosts/self, POST /v1/open) and writes the ready file.
+ * audit anchor, the HTTP server (GET /v1/health, POST /v1/app-keys, POST
+ * /v1/hosts/enrol, GET /v1/hosts/self, POST /v1/open, POST
+ * /v1/audit/anchor) and writes the ready file.
  */
 COFFER_MUST_CHECK enum coffer_err keeper_start(const struct keeper_config *cfg, const struct secret *master,
 					       struct keeper **out);

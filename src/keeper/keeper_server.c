@@ -39,6 +39,7 @@ struct keeper {
 	struct http_server *server;
 	struct hostauth_replay *replay; /* nonces of signed host requests */
 	struct http_phases phases;      /* the gate and the audit: keeper_phase_ops over this keeper */
+	struct keeper_anchor *anchor;   /* the audit anchor (keeper_audit.c), poked after each append */
 };
 
 static int64_t now_s(void)
@@ -111,6 +112,7 @@ static enum coffer_err keeper_audit(void *ctx, struct http_request *req, const s
 		return rc;
 	rc = store_audit_append(s, ev, NULL);
 	store_pool_release(k->pool, s, rc);
+	keeper_anchor_poke(k->anchor);
 	return rc;
 }
 
@@ -128,6 +130,7 @@ static enum coffer_err keeper_audit_open_refused(void *ctx, struct http_request 
 		return rc;
 	rc = keeper_open_audit_refusal(s, host, verified, reason, http_request_id(req));
 	store_pool_release(k->pool, s, rc);
+	keeper_anchor_poke(k->anchor);
 	return rc;
 }
 
@@ -396,6 +399,7 @@ static enum coffer_err h_open(struct http_request *req, void *ctx)
 	rc = keeper_open(&k->keys, s, &c->host, token, token_len, now_s(), http_request_id(req), &sealed, &why);
 	store_pool_release(k->pool, s, rc);
 	http_phase_audited(req); /* keeper_open appended the event, refused or not */
+	keeper_anchor_poke(k->anchor);
 	if (rc) {
 		rc = http_reply_error(req, rc, why);
 		goto out;
@@ -415,6 +419,30 @@ out:
 	return rc;
 }
 
+/*
+ * POST /v1/audit/anchor (the api credential, no body): advances the audit
+ * anchor and answers {"head": <signed head>} and, when the chain does not
+ * extend it, "problem": why (the head is then the old anchor).
+ */
+static enum coffer_err h_audit_anchor(struct http_request *req, void *ctx)
+{
+	struct keeper *k = ctx;
+	struct anchor_head head;
+	char problem[KEEPER_ANCHOR_PROBLEM_MAX];
+	json_t *doc;
+	enum coffer_err rc = keeper_anchor_advance(k->anchor, &head, problem, sizeof(problem));
+
+	if (rc && rc != COFFER_ERR_CONFLICT)
+		return rc;
+	doc = json_pack("{s:o}", "head", anchor_to_json(&head));
+	if (!doc || (problem[0] && json_object_set_new(doc, "problem", json_string(problem))))
+		rc = COFFER_ERR_NOMEM;
+	else
+		rc = http_reply_json(req, 200, doc);
+	json_decref(doc);
+	return rc;
+}
+
 /* host-signed routes: the signature covers the body, so the gate runs after it */
 #define HOST (HTTP_ROUTE_AUTH | HTTP_ROUTE_HOST)
 
@@ -428,6 +456,9 @@ static const struct http_route routes[] = {
 	/* host-signed; the boot token in the body is the authority for one machine's secrets; keeper_open audits */
 	{ "POST", "/v1/open", HOST | HTTP_ROUTE_AUDIT | HTTP_ROUTE_AUDIT_HANDLER, KEEPER_OPEN_BODY_MAX, h_open,
 	  KEEPER_OPEN_ACTION },
+	/* not audited: an event per anchoring would itself need anchoring */
+	{ "POST", KEEPER_AUDIT_ANCHOR_PATH, HTTP_ROUTE_AUTH | HTTP_ROUTE_GATE_EARLY, 0, h_audit_anchor,
+	  "audit.anchor" },
 };
 
 /* ---- start and stop ---- */
@@ -435,7 +466,7 @@ static const struct http_route routes[] = {
 enum coffer_err keeper_start(const struct keeper_config *cfg, const struct secret *master, struct keeper **out)
 {
 	struct keeper *k = NULL;
-	const char *step = "config";
+	const char *step = "config", *why = NULL;
 	enum coffer_err rc;
 	unsigned n = cfg->store_conns ? cfg->store_conns : KEEPER_STORE_CONNS_DEFAULT;
 
@@ -456,6 +487,13 @@ enum coffer_err keeper_start(const struct keeper_config *cfg, const struct secre
 	rc = hostauth_replay_new(0, &k->replay);
 	if (rc)
 		goto out;
+	step = "audit_anchor";
+	rc = keeper_anchor_open(&k->keys, k->pool, cfg->anchor_file, &k->anchor, &why);
+	if (rc) {
+		log_error("audit_anchor_refused", LF_S("file", cfg->anchor_file ? cfg->anchor_file : "(memory)"),
+			  LF_S("problem", why ? why : coffer_err_name(rc)));
+		goto out;
+	}
 	step = "listen";
 	k->phases = (struct http_phases){ .ops = &keeper_phase_ops, .ctx = k, .replay = k->replay };
 	struct http_server_config hcfg = {
@@ -501,6 +539,7 @@ void keeper_stop(struct keeper *k)
 		return;
 	/* Stopping the server joins its threads: every connection is back in the pool after it. */
 	http_server_stop(k->server);
+	keeper_anchor_close(k->anchor); /* its last advance borrows a connection */
 	store_pool_close(k->pool);
 	hostauth_replay_free(k->replay);
 	keeper_keys_release(&k->keys);

@@ -644,5 +644,19 @@ COFFER_MUST_CHECK enum coffer_err store_audit_head(struct store *s, uint64_t *se
  * against a head anchored elsewhere (store_audit_head).
  */
 COFFER_MUST_CHECK enum coffer_err store_audit_verify(struct store *s, uint64_t *first_broken_seq);
+/*
+ * The same check from an anchor: the events after from_seq must chain from
+ * from_hash (from_seq 0 and zeros: genesis, as store_audit_verify). On
+ * COFFER_OK *end_seq and end_hash are the last event's (the anchor's when
+ * no event follows it); COFFER_ERR_CRYPTO and *first_broken_seq as above.
+ * It does not read the event at from_seq: store_audit_event_hash does.
+ */
+COFFER_MUST_CHECK enum coffer_err store_audit_verify_from(struct store *s, uint64_t from_seq,
+							  const unsigned char from_hash[STORE_HASH_LEN],
+							  uint64_t *end_seq, unsigned char end_hash[STORE_HASH_LEN],
+							  uint64_t *first_broken_seq);
+/* The stored hash of event seq (>= 1, else COFFER_ERR_INVALID); COFFER_ERR_NOT_FOUND if there is none. */
+COFFER_MUST_CHECK enum coffer_err store_audit_event_hash(struct store *s, uint64_t seq,
+							 unsigned char hash[STORE_HASH_LEN]);
 
 #endif

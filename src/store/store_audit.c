@@ -192,14 +192,38 @@ enum coffer_err store_audit_head(struct store *s, uint64_t *seq, unsigned char h
 	return COFFER_OK;
 }
 
-enum coffer_err store_audit_verify(struct store *s, uint64_t *first_broken_seq)
+enum coffer_err store_audit_event_hash(struct store *s, uint64_t seq, unsigned char hash[STORE_HASH_LEN])
+{
+	struct store_audit_list one = { 0 };
+	struct store_audit_filter f = { .after_seq = seq - 1, .limit = 1 };
+	enum coffer_err rc;
+
+	if (seq == 0)
+		return COFFER_ERR_INVALID;
+	rc = store_audit_list(s, &f, &one);
+	if (rc)
+		return rc;
+	if (one.n == 1 && one.items[0].seq == seq)
+		memcpy(hash, one.items[0].hash, STORE_HASH_LEN);
+	else
+		rc = COFFER_ERR_NOT_FOUND;
+	store_audit_list_release(&one);
+	return rc;
+}
+
+enum coffer_err store_audit_verify_from(struct store *s, uint64_t from_seq,
+					const unsigned char from_hash[STORE_HASH_LEN], uint64_t *end_seq,
+					unsigned char end_hash[STORE_HASH_LEN], uint64_t *first_broken_seq)
 {
 	struct store_audit_list page = { 0 };
 	struct store_audit_filter f = { .limit = AUDIT_VERIFY_PAGE };
-	unsigned char prev[STORE_HASH_LEN] = { 0 }, h[STORE_HASH_LEN];
-	uint64_t expect = 1;
+	unsigned char prev[STORE_HASH_LEN], h[STORE_HASH_LEN];
+	uint64_t expect = from_seq + 1;
 	enum coffer_err rc;
 
+	if (from_seq >= INT64_MAX)
+		return COFFER_ERR_INVALID;
+	memcpy(prev, from_hash, sizeof(prev));
 	for (;;) {
 		f.after_seq = expect - 1;
 		rc = store_audit_list(s, &f, &page);
@@ -234,5 +258,15 @@ enum coffer_err store_audit_verify(struct store *s, uint64_t *first_broken_seq)
 		}
 		store_audit_list_release(&page);
 	}
+	*end_seq = expect - 1;
+	memcpy(end_hash, prev, sizeof(prev));
 	return COFFER_OK;
+}
+
+enum coffer_err store_audit_verify(struct store *s, uint64_t *first_broken_seq)
+{
+	static const unsigned char genesis[STORE_HASH_LEN];
+	unsigned char end_hash[STORE_HASH_LEN];
+	uint64_t end_seq;
+	return store_audit_verify_from(s, 0, genesis, &end_seq, end_hash, first_broken_seq);
 }

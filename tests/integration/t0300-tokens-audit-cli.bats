@@ -247,7 +247,7 @@ version_of() {
 	n=$("$COFFER" audit --json | jq length)
 	run_logged "$COFFER" audit verify
 	[ "$status" -eq 0 ]
-	[ "$output" = "audit chain intact: $n events" ]
+	[ "${lines[0]}" = "audit chain intact: $n events" ]
 }
 
 @test "audit verify: a tampered event is named, exit 6" {

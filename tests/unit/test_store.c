@@ -1860,6 +1860,42 @@ static void test_audit_delete_detected(void **state)
 	assert_int_equal(broken, 1);
 }
 
+/* The anchor's check: the event at an anchored seq, and the chain's extension from it. */
+static void test_audit_verify_from_anchor(void **state)
+{
+	struct store *s = *state;
+	static const unsigned char zero[STORE_HASH_LEN];
+	unsigned char h3[STORE_HASH_LEN], end_hash[STORE_HASH_LEN], head[STORE_HASH_LEN], h[STORE_HASH_LEN];
+	uint64_t end = 0, broken = 0, seq = 0;
+
+	assert_int_equal(store_audit_event_hash(s, 1, h), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_audit_event_hash(s, 0, h), COFFER_ERR_INVALID);
+	/* the empty log: genesis is its own end */
+	assert_int_equal(store_audit_verify_from(s, 0, zero, &end, end_hash, &broken), COFFER_OK);
+	assert_int_equal(end, 0);
+	assert_memory_equal(end_hash, zero, sizeof(zero));
+
+	append_events(s, 5);
+	assert_int_equal(store_audit_event_hash(s, 3, h3), COFFER_OK);
+	assert_int_equal(store_audit_head(s, &seq, head), COFFER_OK);
+	assert_int_equal(store_audit_verify_from(s, 3, h3, &end, end_hash, &broken), COFFER_OK);
+	assert_int_equal(end, 5);
+	assert_memory_equal(end_hash, head, sizeof(head));
+	assert_int_equal(store_audit_verify_from(s, 0, zero, &end, end_hash, &broken), COFFER_OK);
+	assert_int_equal(end, 5);
+	/* at the end: nothing follows, the anchor is the end */
+	assert_int_equal(store_audit_verify_from(s, 5, head, &end, end_hash, &broken), COFFER_OK);
+	assert_int_equal(end, 5);
+	/* another anchor hash at 3: event 4 does not chain from it */
+	assert_int_equal(store_audit_verify_from(s, 3, zero, &end, end_hash, &broken), COFFER_ERR_CRYPTO);
+	assert_int_equal(broken, 4);
+	/* a cut tail: event 5 is gone */
+	assert_int_equal(raw("DELETE FROM audit_events WHERE seq > 4"), 1);
+	assert_int_equal(store_audit_event_hash(s, 5, h), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_audit_verify_from(s, 3, h3, &end, end_hash, &broken), COFFER_OK);
+	assert_int_equal(end, 4);
+}
+
 static void test_audit_rehash_detected(void **state)
 {
 	struct store *s = *state;
@@ -2094,6 +2130,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_audit_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_delete_detected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_rehash_detected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_verify_from_anchor, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_lock_released, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_wal_checkpointed, setup, teardown),
