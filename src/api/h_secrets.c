@@ -45,6 +45,7 @@ struct item {
 	int noop;          /* the head holds this already */
 	size_t value_len;
 	char digest[DIGEST_HEX_LEN + 1];
+	char value_id[STORE_ID_SIZE]; /* the new value row, bound into the seal */
 	struct buf sealed;
 };
 
@@ -178,6 +179,22 @@ static const struct store_secret *find(const struct store_secret_list *l, const 
 		int c = strcmp(l->items[mid].name, name);
 		if (c == 0)
 			return &l->items[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static const struct store_manifest_item *find_listed(const struct store_secret_list *l, const char *name)
+{
+	size_t lo = 0, hi = l->manifest_n;
+	while (lo < hi) { /* sorted by name, bytewise */
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(l->manifest[mid].name, name);
+		if (c == 0)
+			return &l->manifest[mid];
 		if (c < 0)
 			lo = mid + 1;
 		else
@@ -417,9 +434,10 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 		changes[i].remove = it->remove;
 		if (it->remove)
 			continue;
+		store_new_id(it->value_id);
 		rc = value_of(req, it->name, it->value, &value);
 		if (!rc)
-			rc = vault_seal_value(pk, a->app.id, it->name, key_version, value, &it->sealed);
+			rc = vault_seal_value(pk, a->app.id, it->name, key_version, it->value_id, value, &it->sealed);
 		secret_free(value);
 		value = NULL;
 		if (rc)
@@ -428,6 +446,7 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 		changes[i].ciphertext_len = it->sealed.len;
 		changes[i].digest = it->digest;
 		changes[i].key_version = key_version;
+		changes[i].value_id = it->value_id;
 	}
 
 	/* 4. One new version, the limits checked again under the app's lock. */
@@ -485,18 +504,26 @@ enum coffer_err h_secrets_list(struct http_request *req, void *ctx)
 		rc = api_note(a, store_secrets_get(a->store, a->app.id, a->app.deployed_version, &deployed));
 	if (rc)
 		goto out;
+	if (!head.manifest_ok) {
+		log_error("secrets_manifest_invalid", LF_S("app", a->app.name), LF_I("version", head.version));
+		rc = http_reply_error(req, COFFER_ERR_INTERNAL, "secrets version failed verification");
+		goto out;
+	}
 	list = json_array();
 	if (!list) {
 		rc = COFFER_ERR_NOMEM;
 		goto out;
 	}
-	for (size_t i = 0; i < head.n; i++) {
-		const struct store_secret *s = &head.items[i];
-		const struct store_secret *d = a->app.deployed_version ? find(&deployed, s->name) : NULL;
-		int is_deployed = d && digest_equal(d->digest, s->digest);
-		json_t *item = json_pack("{s:s,s:s,s:s,s:o,s:o}", "name", s->name, "digest", s->digest, "status",
-					 is_deployed ? "deployed" : "staged", "created_at", api_json_time(s->created_at),
-					 "updated_at", api_json_time(s->updated_at));
+	/* The manifest is what the keeper delivers: its names and digests; the times are the entries'. */
+	for (size_t i = 0; i < head.manifest_n; i++) {
+		const struct store_manifest_item *m = &head.manifest[i];
+		const struct store_secret *e = find(&head, m->name);
+		const struct store_manifest_item *d = a->app.deployed_version ? find_listed(&deployed, m->name) : NULL;
+		int is_deployed = d && digest_equal(d->digest, m->digest);
+		json_t *item = json_pack("{s:s,s:s,s:s,s:o,s:o}", "name", m->name, "digest", m->digest, "status",
+					 is_deployed ? "deployed" : "staged", "created_at",
+					 api_json_time(e ? e->created_at : 0), "updated_at",
+					 api_json_time(e ? e->updated_at : 0));
 		if (!item || json_array_append_new(list, item)) {
 			rc = COFFER_ERR_NOMEM;
 			goto out;

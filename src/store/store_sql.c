@@ -182,6 +182,14 @@ const struct store_stmt store_stmts[STORE_Q__COUNT] = {
 	" holder TEXT NOT NULL,"                                                                        \
 	" expires_at " INT " NOT NULL);"
 
+/*
+ * Schema version 6: each secrets version keeps its manifest, the canonical
+ * text of its names -> value ids and digests (docs/STORE.md "Secrets
+ * manifest"), written with the version. Versions made before have none
+ * (NULL), and the keeper refuses to open them.
+ */
+#define MIGRATION_6 "ALTER TABLE secret_versions ADD COLUMN manifest TEXT;"
+
 /* The list: entry i is schema version i + 1. Append only. */
 #define MIGRATIONS(INT, BLOB, BLEN, NOROWID)                                                            \
 	{                                                                                               \
@@ -190,6 +198,7 @@ const struct store_stmt store_stmts[STORE_Q__COUNT] = {
 		MIGRATION_3(INT),                                                                       \
 		MIGRATION_4,                                                                            \
 		MIGRATION_5(INT),                                                                       \
+		MIGRATION_6,                                                                            \
 	}
 
 const char *const store_sqlite_migrations[] = MIGRATIONS("INTEGER", "BLOB", "length", " WITHOUT ROWID");
