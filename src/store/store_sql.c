@@ -184,9 +184,10 @@ const struct store_stmt store_stmts[STORE_Q__COUNT] = {
 
 /*
  * Schema version 6: each secrets version keeps its manifest, the canonical
- * text of its names -> value ids and digests (docs/STORE.md "Secrets
- * manifest"), written with the version. Versions made before have none
- * (NULL), and the keeper refuses to open them.
+ * text of its names -> value ids and digests (store.h; docs/CRYPTO.md
+ * "Secrets versions: the manifest"), written with the version. Versions
+ * made before have none (NULL): the keeper refuses to open them and no
+ * new version is made on one.
  */
 #define MIGRATION_6 "ALTER TABLE secret_versions ADD COLUMN manifest TEXT;"
 

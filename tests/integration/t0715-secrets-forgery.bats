@@ -115,7 +115,7 @@ two_versions() {
 	[ "$status" -eq 0 ]
 	wait_until 30 count_started shop 1
 	run_logged cli secrets set -a shop "KEY=$NEW"
-	[ "$status" -eq 0 ]
+	[ "$status" -eq 0 ] || { echo "secrets set: $output" >&2; return 1; }
 	wait_until 30 count_started shop 1
 	read -r MID MHOST MPID < <(machines_json shop | jq -r '.[0] | "\(.id) \(.host_id) \(.pid)"')
 	[ "$(env_of "$MPID" KEY)" = "$NEW" ]
