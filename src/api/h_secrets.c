@@ -234,6 +234,17 @@ static json_t *detail_of(const struct item *items, size_t n, uint64_t version, i
 	return d;
 }
 
+/*
+ * A secrets version whose manifest does not parse (store.h): edited in the
+ * store, or made before schema 6. Logged, answered 500; nothing is stored.
+ */
+static enum coffer_err manifest_refused(struct http_request *req, const struct api_auth *a, uint64_t version)
+{
+	log_error("secrets_manifest_invalid", LF_S("app", a->app.name), LF_S("app_id", a->app.id),
+		  LF_I("version", version));
+	return http_reply_error(req, COFFER_ERR_INTERNAL, "secrets version failed verification");
+}
+
 /* Reads the app's newest public key and checks the keeper's signature over it. */
 static enum coffer_err app_public_key(struct api_auth *a, unsigned char pk[HPKE_PK_LEN], uint32_t *version)
 {
@@ -362,6 +373,10 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 	rc = api_note(a, store_secrets_get(a->store, a->app.id, 0, &head));
 	if (rc)
 		goto out;
+	if (!head.manifest_ok) {
+		rc = manifest_refused(req, a, head.version);
+		goto out;
+	}
 	count = head.n;
 	bytes = 0;
 	for (size_t k = 0; k < head.n; k++)
@@ -458,6 +473,10 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 			      a->app.name, API_SECRETS_MAX_COUNT);
 		goto out;
 	}
+	if (rc == COFFER_ERR_CRYPTO) { /* the head changed under us to one whose manifest does not parse */
+		rc = manifest_refused(req, a, head.version);
+		goto out;
+	}
 	if (rc)
 		goto out;
 	if (roll) {
@@ -505,8 +524,7 @@ enum coffer_err h_secrets_list(struct http_request *req, void *ctx)
 	if (rc)
 		goto out;
 	if (!head.manifest_ok) {
-		log_error("secrets_manifest_invalid", LF_S("app", a->app.name), LF_I("version", head.version));
-		rc = http_reply_error(req, COFFER_ERR_INTERNAL, "secrets version failed verification");
+		rc = manifest_refused(req, a, head.version);
 		goto out;
 	}
 	list = json_array();
