@@ -147,12 +147,15 @@ static enum coffer_err manifest_parse(const char *app_id, uint64_t version, cons
 {
 	struct buf head;
 	struct store_manifest_item *v = NULL;
-	size_t count = 0, len = text ? strlen(text) : 0;
-	const char *p = text, *stop = text + len;
+	size_t count = 0, len;
+	const char *p, *stop;
 	enum coffer_err rc;
 
 	if (!text)
 		return COFFER_ERR_CRYPTO;
+	len = strlen(text);
+	p = text;
+	stop = text + len;
 	buf_init(&head, 1024);
 	rc = manifest_header(app_id, version, &head);
 	if (!rc && (len < head.len || memcmp(text, head.ptr, head.len) != 0))

@@ -114,6 +114,7 @@ two_versions() {
 	deploy shop -- "$APP"
 	[ "$status" -eq 0 ]
 	wait_until 30 count_started shop 1
+	wait_until 30 releases_settled shop
 	run_logged cli secrets set -a shop "KEY=$NEW"
 	[ "$status" -eq 0 ] || { echo "secrets set: $output" >&2; return 1; }
 	wait_until 30 count_started shop 1
