@@ -1402,8 +1402,11 @@ static void expect_tamper_refused(const struct open_world *w, const char *name)
 	expect_refused(fx.host_a.id, fx.host_a.sign_sk, tok.ptr, 400, "verification_failed",
 		       "secret failed verification");
 	actor_of(fx.host_a.id, actor);
-	/* The refusal names the secrets (never a value). */
-	const char *const has[] = { "\"names\":[\"API_KEY\",\"DB_URL\"]", NULL };
+	/* The refusal names the secrets and the one that failed (never a value). */
+	char failed[128];
+	assert_true(snprintf(failed, sizeof(failed), "\"failed\":{\"name\":\"%s\",\"check\":\"ciphertext\"}", name) <
+		    (int)sizeof(failed));
+	const char *const has[] = { "\"names\":[\"API_KEY\",\"DB_URL\"]", failed, NULL };
 	assert_last_open_event(actor, w->app_name, "refused: secret failed verification", has);
 	assert_true(snprintf(needle, sizeof(needle), "event=secret_open_refused app_id=%s name=%s", w->app, name) <
 		    (int)sizeof(needle));
