@@ -45,6 +45,7 @@ struct item {
 	int noop;          /* the head holds this already */
 	size_t value_len;
 	char digest[DIGEST_HEX_LEN + 1];
+	char value_id[STORE_ID_SIZE]; /* the new value row, bound into the seal */
 	struct buf sealed;
 };
 
@@ -186,6 +187,22 @@ static const struct store_secret *find(const struct store_secret_list *l, const 
 	return NULL;
 }
 
+static const struct store_manifest_item *find_listed(const struct store_secret_list *l, const char *name)
+{
+	size_t lo = 0, hi = l->manifest_n;
+	while (lo < hi) { /* sorted by name, bytewise */
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(l->manifest[mid].name, name);
+		if (c == 0)
+			return &l->manifest[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
 /* The audit detail: names and digests, bounded to fit an audit field. */
 static json_t *detail_of(const struct item *items, size_t n, uint64_t version, int stage, int unchanged)
 {
@@ -215,6 +232,17 @@ static json_t *detail_of(const struct item *items, size_t n, uint64_t version, i
 	if (d && left)
 		json_object_set_new(d, "names_left_out", json_integer((json_int_t)left));
 	return d;
+}
+
+/*
+ * A secrets version whose manifest does not parse (store.h): edited in the
+ * store, or made before schema 6. Logged, answered 500; nothing is stored.
+ */
+static enum coffer_err manifest_refused(struct http_request *req, const struct api_auth *a, uint64_t version)
+{
+	log_error("secrets_manifest_invalid", LF_S("app", a->app.name), LF_S("app_id", a->app.id),
+		  LF_I("version", version));
+	return http_reply_error(req, COFFER_ERR_INTERNAL, "secrets version failed verification");
 }
 
 /* Reads the app's newest public key and checks the keeper's signature over it. */
@@ -345,6 +373,10 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 	rc = api_note(a, store_secrets_get(a->store, a->app.id, 0, &head));
 	if (rc)
 		goto out;
+	if (!head.manifest_ok) {
+		rc = manifest_refused(req, a, head.version);
+		goto out;
+	}
 	count = head.n;
 	bytes = 0;
 	for (size_t k = 0; k < head.n; k++)
@@ -417,9 +449,10 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 		changes[i].remove = it->remove;
 		if (it->remove)
 			continue;
+		store_new_id(it->value_id);
 		rc = value_of(req, it->name, it->value, &value);
 		if (!rc)
-			rc = vault_seal_value(pk, a->app.id, it->name, key_version, value, &it->sealed);
+			rc = vault_seal_value(pk, a->app.id, it->name, key_version, it->value_id, value, &it->sealed);
 		secret_free(value);
 		value = NULL;
 		if (rc)
@@ -428,6 +461,7 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 		changes[i].ciphertext_len = it->sealed.len;
 		changes[i].digest = it->digest;
 		changes[i].key_version = key_version;
+		changes[i].value_id = it->value_id;
 	}
 
 	/* 4. One new version, the limits checked again under the app's lock. */
@@ -437,6 +471,10 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 	if (rc == COFFER_ERR_TOO_LARGE) {
 		rc = api_fail(req, rc, "app '%s' would pass its limits: at most %d secrets and 1 MiB of values",
 			      a->app.name, API_SECRETS_MAX_COUNT);
+		goto out;
+	}
+	if (rc == COFFER_ERR_CRYPTO) { /* the head changed under us to one whose manifest does not parse */
+		rc = manifest_refused(req, a, head.version);
 		goto out;
 	}
 	if (rc)
@@ -485,18 +523,25 @@ enum coffer_err h_secrets_list(struct http_request *req, void *ctx)
 		rc = api_note(a, store_secrets_get(a->store, a->app.id, a->app.deployed_version, &deployed));
 	if (rc)
 		goto out;
+	if (!head.manifest_ok) {
+		rc = manifest_refused(req, a, head.version);
+		goto out;
+	}
 	list = json_array();
 	if (!list) {
 		rc = COFFER_ERR_NOMEM;
 		goto out;
 	}
-	for (size_t i = 0; i < head.n; i++) {
-		const struct store_secret *s = &head.items[i];
-		const struct store_secret *d = a->app.deployed_version ? find(&deployed, s->name) : NULL;
-		int is_deployed = d && digest_equal(d->digest, s->digest);
-		json_t *item = json_pack("{s:s,s:s,s:s,s:o,s:o}", "name", s->name, "digest", s->digest, "status",
-					 is_deployed ? "deployed" : "staged", "created_at", api_json_time(s->created_at),
-					 "updated_at", api_json_time(s->updated_at));
+	/* The manifest is what the keeper delivers: its names and digests; the times are the entries'. */
+	for (size_t i = 0; i < head.manifest_n; i++) {
+		const struct store_manifest_item *m = &head.manifest[i];
+		const struct store_secret *e = find(&head, m->name);
+		const struct store_manifest_item *d = a->app.deployed_version ? find_listed(&deployed, m->name) : NULL;
+		int is_deployed = d && digest_equal(d->digest, m->digest);
+		json_t *item = json_pack("{s:s,s:s,s:s,s:o,s:o}", "name", m->name, "digest", m->digest, "status",
+					 is_deployed ? "deployed" : "staged", "created_at",
+					 api_json_time(e ? e->created_at : 0), "updated_at",
+					 api_json_time(e ? e->updated_at : 0));
 		if (!item || json_array_append_new(list, item)) {
 			rc = COFFER_ERR_NOMEM;
 			goto out;

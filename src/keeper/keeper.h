@@ -236,19 +236,28 @@ COFFER_MUST_CHECK enum coffer_err keeper_host_load(const struct keeper_keys *key
  *   COFFER_ERR_FORBIDDEN  "machine belongs to another app";
  *                         "machine is not on this host"
  *   COFFER_ERR_NOT_FOUND  "unknown secrets version"
- *   COFFER_ERR_CRYPTO     "app key failed verification" (keeper_app_key_load,
- *                         or no key of the version a ciphertext names);
- *                         "secret failed verification" (vault_open_value
- *                         under (app id, name, key version): a ciphertext
- *                         moved to another name or app; logged with the app
- *                         id and the name): one item refuses the whole open.
+ *   COFFER_ERR_CRYPTO     "secrets manifest failed verification" (the
+ *                         version's manifest does not parse for its app and
+ *                         version, store.h);
+ *                         "secret failed verification": the entries are not
+ *                         exactly the manifest's (a name missing or added,
+ *                         another value row or digest), or a value does not
+ *                         open under (app id, name, key version, value id):
+ *                         a ciphertext moved to another name, app or value
+ *                         row;
+ *                         "app key failed verification" (keeper_app_key_load,
+ *                         or no key of the version a ciphertext names).
+ *                         One secret refuses the whole open; it is logged
+ *                         (secret_open_refused: app id, name, check) and
+ *                         named in the event's detail ("failed").
  * A secrets version of 0 in the token (the app had none) opens as an empty
  * list. Then the values are sealed (delivery_seal) to host->seal_pk for
  * (host id, machine id, jti) into *sealed, replaced only on success.
  * Every call appends one audit event (store_audit_append): action
  * KEEPER_OPEN_ACTION, actor "host:<host id>", org and app (its name) when
  * known, detail {"host","machine","release","version","names":[...]}
- * (names only, and only what is known), outcome "ok", "refused: <why>" or
+ * (names only, and only what is known; "failed":{"name","check"} for a
+ * secret's refusal), outcome "ok", "refused: <why>" or
  * "error: <code name>"; request_id (may be NULL) is kept in it. An open
  * whose event cannot be appended is not delivered (the store's error).
  * Store errors pass through with *why NULL.

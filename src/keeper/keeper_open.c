@@ -37,6 +37,8 @@ struct open_state {
 	struct store_app app;
 	struct store_secret_list list; /* names of the version, when read */
 	int have_list;
+	const char *failed_name;  /* the secret that refused the open (in list), or NULL */
+	const char *failed_check; /* which check it failed */
 };
 
 static enum coffer_err add_names(json_t *d, const struct store_secret_list *l)
@@ -73,6 +75,9 @@ static enum coffer_err detail_of(const struct open_state *st, const char *claime
 	    (json_object_set_new(d, "machine", json_string(st->claims.machine)) ||
 	     json_object_set_new(d, "release", json_integer((json_int_t)st->claims.release)) ||
 	     json_object_set_new(d, "version", json_integer((json_int_t)st->claims.secrets_version))))
+		rc = COFFER_ERR_NOMEM;
+	if (!rc && st && st->failed_name &&
+	    json_object_set_new(d, "failed", json_pack("{s:s,s:s}", "name", st->failed_name, "check", st->failed_check)))
 		rc = COFFER_ERR_NOMEM;
 	if (!rc && st && st->have_claims) {
 		if (st->have_list)
@@ -162,12 +167,53 @@ enum coffer_err keeper_open_audit_refusal(struct store *s, const char *host_id, 
 	return rc;
 }
 
-/* One ciphertext that does not open: the whole open is refused, the name logged (never a value). */
-static enum coffer_err item_refused(const char *app_id, const char *name, uint64_t key_version, const char *check)
+/*
+ * One secret that fails a check: the whole open is refused, the name logged
+ * and kept for the audit event (never a value).
+ */
+static enum coffer_err item_refused(struct open_state *st, const char *name, uint64_t key_version, const char *check)
 {
-	log_warn("secret_open_refused", LF_S("app_id", app_id), LF_S("name", name), LF_I("key_version", key_version),
-		 LF_S("check", check));
+	log_warn("secret_open_refused", LF_S("app_id", st->claims.app), LF_S("name", name),
+		 LF_I("version", st->claims.secrets_version), LF_I("key_version", key_version), LF_S("check", check));
+	st->failed_name = name;
+	st->failed_check = check;
 	return COFFER_ERR_CRYPTO;
+}
+
+/*
+ * The version's entries are exactly its manifest's (store.h): the same
+ * names, each mapped to the manifest's value row with its digest, none
+ * missing, none added. Both lists are sorted by name, bytewise.
+ */
+static enum coffer_err check_manifest(struct open_state *st, const char **why)
+{
+	const struct store_secret_list *l = &st->list;
+	size_t i = 0, j = 0;
+
+	if (!l->manifest_ok) {
+		log_warn("secrets_manifest_refused", LF_S("app_id", st->claims.app),
+			 LF_I("version", st->claims.secrets_version));
+		*why = "secrets manifest failed verification";
+		return COFFER_ERR_CRYPTO;
+	}
+	*why = "secret failed verification";
+	while (i < l->manifest_n || j < l->n) {
+		const struct store_manifest_item *m = i < l->manifest_n ? &l->manifest[i] : NULL;
+		const struct store_secret *e = j < l->n ? &l->items[j] : NULL;
+		int c = !m ? 1 : !e ? -1 : strcmp(m->name, e->name);
+		if (c < 0)
+			return item_refused(st, m->name, 0, "missing_from_version");
+		if (c > 0)
+			return item_refused(st, e->name, e->key_version, "not_in_manifest");
+		if (strcmp(m->value_id, e->value_id) != 0)
+			return item_refused(st, m->name, e->key_version, "value_row");
+		if (strcmp(m->digest, e->digest) != 0)
+			return item_refused(st, m->name, e->key_version, "digest");
+		i++;
+		j++;
+	}
+	*why = NULL;
+	return COFFER_OK;
 }
 
 /*
@@ -175,7 +221,7 @@ static enum coffer_err item_refused(const char *app_id, const char *name, uint64
  * from arena (each key version loaded once per run of equal versions; its
  * public key computed once, not once per value). *why is set on a refusal.
  */
-static enum coffer_err open_items(const struct keeper_keys *keys, struct store *s, const struct open_state *st,
+static enum coffer_err open_items(const struct keeper_keys *keys, struct store *s, struct open_state *st,
 				  struct secret_arena *arena, struct secret **values, const char **why)
 {
 	const char *app_id = st->claims.app;
@@ -187,7 +233,7 @@ static enum coffer_err open_items(const struct keeper_keys *keys, struct store *
 	for (size_t i = 0; i < st->list.n && !rc; i++) {
 		const struct store_secret *it = &st->list.items[i];
 		if (it->key_version < 1 || it->key_version > UINT32_MAX) {
-			rc = item_refused(app_id, it->name, it->key_version, "key_version");
+			rc = item_refused(st, it->name, it->key_version, "key_version");
 			*why = "secret failed verification";
 			break;
 		}
@@ -197,7 +243,7 @@ static enum coffer_err open_items(const struct keeper_keys *keys, struct store *
 			rc = keeper_app_key_load(keys, s, app_id, it->key_version, &sk);
 			if (rc == COFFER_ERR_CRYPTO || rc == COFFER_ERR_NOT_FOUND || rc == COFFER_ERR_INVALID) {
 				/* keeper_app_key_load logged tampering; a missing key is the store lying too */
-				rc = item_refused(app_id, it->name, it->key_version, "app_key");
+				rc = item_refused(st, it->name, it->key_version, "app_key");
 				*why = "app key failed verification";
 			}
 			if (!rc)
@@ -212,10 +258,10 @@ static enum coffer_err open_items(const struct keeper_keys *keys, struct store *
 			rc = secret_arena_take(arena, it->ciphertext_len - VAULT_SEAL_OVERHEAD, &values[i]);
 			if (!rc)
 				rc = vault_open_value_into(sk, pk, app_id, it->name, (uint32_t)it->key_version,
-							   it->ciphertext, it->ciphertext_len, values[i]);
+							   it->value_id, it->ciphertext, it->ciphertext_len, values[i]);
 		}
 		if (rc == COFFER_ERR_CRYPTO || rc == COFFER_ERR_INVALID) {
-			rc = item_refused(app_id, it->name, it->key_version, "ciphertext");
+			rc = item_refused(st, it->name, it->key_version, "ciphertext");
 			*why = "secret failed verification";
 		}
 	}
@@ -246,7 +292,7 @@ static enum coffer_err values_arena(const struct store_secret_list *l, struct se
 }
 
 /* Opens the version's values and seals them to the host for (host, machine, jti). */
-static enum coffer_err open_and_seal(const struct keeper_keys *keys, struct store *s, const struct open_state *st,
+static enum coffer_err open_and_seal(const struct keeper_keys *keys, struct store *s, struct open_state *st,
 				     struct buf *sealed, const char **why)
 {
 	size_t n = st->have_list ? st->list.n : 0;
@@ -345,6 +391,10 @@ static enum coffer_err decide(const struct keeper_keys *keys, struct store *s, s
 			*why = "secret failed verification";
 			return COFFER_ERR_CRYPTO;
 		}
+		/* Every entry is the manifest's before any value is opened: a mismatch refuses the whole open. */
+		rc = check_manifest(st, why);
+		if (rc)
+			return rc;
 	}
 	return open_and_seal(keys, s, st, sealed, why);
 }

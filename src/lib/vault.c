@@ -6,7 +6,7 @@
 #include "hkdf.h"
 #include "banned.h"
 
-#define AAD_MAX (2 + VAULT_ID_MAX + 2 + VAULT_ID_MAX + 4)
+#define AAD_MAX (2 + VAULT_ID_MAX + 2 + VAULT_ID_MAX + 4 + 2 + VAULT_ID_MAX)
 
 static enum coffer_err add_u16_string(struct buf *b, const char *s)
 {
@@ -39,7 +39,7 @@ static enum coffer_err put_u16_string(unsigned char *aad, size_t *pos, const cha
 }
 
 /* A value's aad (the header's layout) into aad, on the caller's stack: no allocation. */
-static enum coffer_err value_aad(const char *app_id, const char *name, uint32_t key_version,
+static enum coffer_err value_aad(const char *app_id, const char *name, uint32_t key_version, const char *value_id,
 				 unsigned char aad[AAD_MAX], size_t *len)
 {
 	size_t pos = 0;
@@ -52,28 +52,31 @@ static enum coffer_err value_aad(const char *app_id, const char *name, uint32_t 
 	aad[pos++] = (unsigned char)(key_version >> 16);
 	aad[pos++] = (unsigned char)(key_version >> 8);
 	aad[pos++] = (unsigned char)key_version;
+	rc = put_u16_string(aad, &pos, value_id);
+	if (rc)
+		return rc;
 	*len = pos;
 	return COFFER_OK;
 }
 
 enum coffer_err vault_seal_value(const unsigned char pk[HPKE_PK_LEN], const char *app_id, const char *name,
-				 uint32_t key_version, const struct secret *value, struct buf *sealed)
+				 uint32_t key_version, const char *value_id, const struct secret *value, struct buf *sealed)
 {
 	unsigned char aad[AAD_MAX];
 	size_t aad_len = 0;
-	enum coffer_err rc = value_aad(app_id, name, key_version, aad, &aad_len);
+	enum coffer_err rc = value_aad(app_id, name, key_version, value_id, aad, &aad_len);
 	if (!rc)
 		rc = hpke_seal(pk, VAULT_INFO, strlen(VAULT_INFO), aad, aad_len, value, sealed);
 	return rc;
 }
 
 enum coffer_err vault_open_value_into(const struct secret *sk, const unsigned char *pk, const char *app_id,
-				      const char *name, uint32_t key_version, const void *sealed, size_t sealed_len,
-				      struct secret *value)
+				      const char *name, uint32_t key_version, const char *value_id, const void *sealed,
+				      size_t sealed_len, struct secret *value)
 {
 	unsigned char aad[AAD_MAX];
 	size_t aad_len = 0;
-	enum coffer_err rc = value_aad(app_id, name, key_version, aad, &aad_len);
+	enum coffer_err rc = value_aad(app_id, name, key_version, value_id, aad, &aad_len);
 	if (!rc)
 		rc = hpke_open_into(sk, pk, VAULT_INFO, strlen(VAULT_INFO), aad, aad_len, sealed, sealed_len, value);
 	else if (value)
@@ -82,7 +85,7 @@ enum coffer_err vault_open_value_into(const struct secret *sk, const unsigned ch
 }
 
 enum coffer_err vault_open_value(const struct secret *sk, const char *app_id, const char *name, uint32_t key_version,
-				 const void *sealed, size_t sealed_len, struct secret **value)
+				 const char *value_id, const void *sealed, size_t sealed_len, struct secret **value)
 {
 	struct secret *v = NULL;
 	enum coffer_err rc;
@@ -91,7 +94,7 @@ enum coffer_err vault_open_value(const struct secret *sk, const char *app_id, co
 		return COFFER_ERR_INVALID;
 	rc = secret_new(sealed_len - VAULT_SEAL_OVERHEAD, &v);
 	if (!rc)
-		rc = vault_open_value_into(sk, NULL, app_id, name, key_version, sealed, sealed_len, v);
+		rc = vault_open_value_into(sk, NULL, app_id, name, key_version, value_id, sealed, sealed_len, v);
 	if (!rc) {
 		*value = v;
 		v = NULL;

@@ -4,11 +4,15 @@
  * app keys, opens) and the tests that attack them.
  *
  * Sealing a value (api) and opening it (keeper), HPKE base mode (hpke.h):
- *   info = "coffer secret v1"
+ *   info = "coffer secret v2"
  *   aad  = u16(len app_id) || app_id || u16(len name) || name || u32(key_version)
+ *          || u16(len value_id) || value_id
  *   sealed = enc (32) || ciphertext || tag (16)
- * The aad binds a ciphertext to its app, its name and the key version: one
- * moved to another name or app, or relabelled with another version, fails.
+ * The aad binds a ciphertext to its app, its name, the key version and the
+ * value row it was made for (value_id: the secret_values id, made by the
+ * api before it seals, so the version the value was set in): one moved to
+ * another name or app, relabelled with another key version, or copied over
+ * another value row (an older value put back) fails.
  *
  * App keys (keeper): one X25519 pair per (app id, key version).
  *   wrapped private key = keywrap_seal(keywrap subkey "coffer app-key wrap v1",
@@ -43,27 +47,27 @@
 #include "jws.h"
 #include "secret.h"
 
-#define VAULT_INFO "coffer secret v1"
+#define VAULT_INFO "coffer secret v2"
 #define VAULT_SIGN_CONTEXT "coffer app-key v1"
 #define VAULT_LABEL_KEEPER_SIGNING "coffer keeper signing v1"
 #define VAULT_LABEL_API_CREDENTIAL "coffer api credential v1"
 #define VAULT_LABEL_API_BOOT "coffer api boot v1"
 
-#define VAULT_ID_MAX 255                          /* longest app id or name, in bytes */
+#define VAULT_ID_MAX 255                          /* longest app id, name or value id, in bytes */
 #define VAULT_SEAL_OVERHEAD (HPKE_ENC_LEN + HPKE_TAG_LEN) /* sealed length - value length */
 #define VAULT_SIG_LEN JWS_SIG_LEN
 #define VAULT_CREDENTIAL_LEN 32
 #define VAULT_MASTER_LEN 32
 #define VAULT_BOOT_SEED_LEN JWS_SEED_LEN
 
-/* Seals value to an app's public key. */
+/* Seals value to an app's public key, for the value row value_id. */
 COFFER_MUST_CHECK enum coffer_err vault_seal_value(const unsigned char pk[HPKE_PK_LEN], const char *app_id,
-						   const char *name, uint32_t key_version,
+						   const char *name, uint32_t key_version, const char *value_id,
 						   const struct secret *value, struct buf *sealed);
-/* Opens what vault_seal_value sealed for exactly this app, name and version. */
+/* Opens what vault_seal_value sealed for exactly this app, name, key version and value row. */
 COFFER_MUST_CHECK enum coffer_err vault_open_value(const struct secret *sk, const char *app_id, const char *name,
-						   uint32_t key_version, const void *sealed, size_t sealed_len,
-						   struct secret **value);
+						   uint32_t key_version, const char *value_id, const void *sealed,
+						   size_t sealed_len, struct secret **value);
 /*
  * The same open into the caller's secret value, which must be exactly
  * sealed_len - VAULT_SEAL_OVERHEAD bytes (one carved from the secret_arena
@@ -73,7 +77,8 @@ COFFER_MUST_CHECK enum coffer_err vault_open_value(const struct secret *sk, cons
  */
 COFFER_MUST_CHECK enum coffer_err vault_open_value_into(const struct secret *sk, const unsigned char *pk,
 							const char *app_id, const char *name, uint32_t key_version,
-							const void *sealed, size_t sealed_len, struct secret *value);
+							const char *value_id, const void *sealed, size_t sealed_len,
+							struct secret *value);
 
 /* The associated data of an app's wrapped private key (into aad, reset first). */
 COFFER_MUST_CHECK enum coffer_err vault_app_key_aad(const char *app_id, uint32_t version, struct buf *aad);

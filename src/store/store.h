@@ -220,7 +220,12 @@ COFFER_MUST_CHECK enum coffer_err store_app_key_get(struct store *s, const char 
 
 /* ---- secrets: every change is a new immutable version ---- */
 
-/* One element of a change: set `name` to a ciphertext, or remove it. */
+/*
+ * One element of a change: set `name` to a ciphertext, or remove it.
+ * value_id is the id of the new value row (store_new_id), which the api
+ * binds into the ciphertext's associated data (vault.h) before it stores
+ * it; NULL lets the store make one (a value nothing opens: store tests).
+ */
 struct store_secret_change {
 	const char *name;
 	const unsigned char *ciphertext; /* ignored when remove */
@@ -228,6 +233,7 @@ struct store_secret_change {
 	const char *digest;              /* ignored when remove */
 	uint64_t key_version;            /* ignored when remove */
 	int remove;                      /* 1: unset the name (fine if it is not set) */
+	const char *value_id;            /* ignored when remove; NULL: a new id */
 };
 
 /*
@@ -250,8 +256,13 @@ struct store_secret_limits {
  * more than the highest version ever made (the head may have been moved
  * back), gets `status` (e.g. "staged") and `actor`, and becomes the head.
  * A set name keeps its first-set time; its value row is new. limits may be
- * NULL. COFFER_ERR_NOT_FOUND for an unknown app, COFFER_ERR_TOO_LARGE past a
- * limit; on any error nothing is stored and the head is unchanged.
+ * NULL. The version's manifest (below) is the head's manifest with the
+ * changes applied, not the head's entries: entries edited in the store do
+ * not become part of a new manifest. COFFER_ERR_NOT_FOUND for an unknown
+ * app, COFFER_ERR_TOO_LARGE past a limit, COFFER_ERR_INVALID for a name or
+ * digest that a manifest cannot hold (a space, a control byte) or a
+ * value_id that is not an id, COFFER_ERR_CRYPTO when the head's manifest
+ * does not parse; on any error nothing is stored and the head is unchanged.
  */
 COFFER_MUST_CHECK enum coffer_err store_secrets_put(struct store *s, const char *app_id,
 						    const struct store_secret_change *changes, size_t n,
@@ -260,6 +271,7 @@ COFFER_MUST_CHECK enum coffer_err store_secrets_put(struct store *s, const char 
 
 struct store_secret {
 	char name[STORE_NAME_SIZE];
+	char value_id[STORE_ID_SIZE]; /* the value row (the version it was set in) */
 	unsigned char *ciphertext;
 	size_t ciphertext_len;
 	char digest[STORE_DIGEST_SIZE];
@@ -268,18 +280,44 @@ struct store_secret {
 	int64_t updated_at; /* when this value was set */
 };
 
+/*
+ * A secrets version's manifest: each name -> the value row it maps to and
+ * its digest. Stored as canonical text in secret_versions.manifest:
+ *   "coffer secrets manifest v1\n" "app " app_id "\n" "version " N "\n"
+ *   then one line per name, sorted bytewise: name " " value_id " " digest "\n"
+ * (N in decimal, no leading zero; names and digests hold no space, control
+ * byte or DEL). One spelling per manifest: anything else does not parse.
+ */
+struct store_manifest_item {
+	char name[STORE_NAME_SIZE];
+	char value_id[STORE_ID_SIZE];
+	char digest[STORE_DIGEST_SIZE];
+};
+
+#define STORE_MANIFEST_MAX ((size_t)1 << 20) /* a manifest's text, in bytes */
+
 struct store_secret_list {
 	uint64_t version; /* 0 when the app has no secrets version yet */
 	int64_t created_at;
 	char actor[STORE_ACTOR_SIZE];
 	char status[STORE_STATUS_SIZE];
-	struct store_secret *items; /* sorted by name, bytewise */
+	struct store_secret *items; /* the version's entries, sorted by name, bytewise */
 	size_t n;
+	/*
+	 * The version's manifest, sorted by name. manifest_ok is 1 when it
+	 * parsed for exactly this app and version (or version is 0), else 0
+	 * with no items: a version made before schema 6, or an edited text.
+	 */
+	int manifest_ok;
+	struct store_manifest_item *manifest;
+	size_t manifest_n;
 };
 
 /*
  * The secrets of version `version` of the app, or of its head when version
- * is 0 (an app without secrets gives an empty list with version 0).
+ * is 0 (an app without secrets gives an empty list with version 0), and
+ * the version's manifest as stored: whoever relies on the values checks
+ * the entries against it (the keeper, before it opens).
  * COFFER_ERR_NOT_FOUND for an unknown app or version.
  */
 COFFER_MUST_CHECK enum coffer_err store_secrets_get(struct store *s, const char *app_id, uint64_t version,
@@ -291,6 +329,7 @@ struct store_secret_version {
 	int64_t created_at;
 	char actor[STORE_ACTOR_SIZE];
 	char status[STORE_STATUS_SIZE];
+	char *manifest; /* its text ("" when it has none), owned by the list */
 };
 
 struct store_secret_version_list {

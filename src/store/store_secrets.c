@@ -25,14 +25,22 @@ static const struct store_col head_cols[] = {
 };
 static const struct store_entity head_entity = ENTITY("app head", struct store_app, head_cols, NULL);
 
+static void version_clear(void *item)
+{
+	struct store_secret_version *v = item;
+	free(v->manifest);
+	memset(v, 0, sizeof(*v));
+}
+
 static const struct store_col version_cols[] = {
 	COL(struct store_secret_version, version, COL_UINT),
 	COL(struct store_secret_version, created_at, COL_INT),
 	COL(struct store_secret_version, actor, COL_TEXT),
 	COL(struct store_secret_version, status, COL_TEXT),
+	COLSTR("manifest", struct store_secret_version, manifest, STORE_MANIFEST_MAX),
 };
 static const struct store_entity version_entity =
-	ENTITY("secrets version", struct store_secret_version, version_cols, NULL);
+	ENTITY("secrets version", struct store_secret_version, version_cols, version_clear);
 
 static void secret_clear(void *item)
 {
@@ -43,6 +51,7 @@ static void secret_clear(void *item)
 
 static const struct store_col secret_cols[] = {
 	COLN("e.name", struct store_secret, name, COL_TEXT, 0),
+	COLN("e.value_id", struct store_secret, value_id, COL_TEXT, 0),
 	COLBYTES("v.ciphertext", struct store_secret, ciphertext, ciphertext_len),
 	COLN("v.digest", struct store_secret, digest, COL_TEXT, 0),
 	COLN("v.key_version", struct store_secret, key_version, COL_UINT, 0),
@@ -68,18 +77,214 @@ static enum coffer_err read_stats(struct store *s, const char *app_id, uint64_t 
 	return store_get(s, &stats_entity, STORE_Q_ENTRY_STATS, PARAMS(VT(app_id), VI(version)), out);
 }
 
+/* ---- the manifest (store.h) ---- */
+
+#define MANIFEST_MAGIC "coffer secrets manifest v1\n"
+
+/* A word of a manifest line: 1..size-1 bytes, none a space, a control byte or DEL. */
+static int word_ok(const char *w, size_t len, size_t size)
+{
+	if (len == 0 || len >= size)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)w[i] <= ' ' || (unsigned char)w[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+static int id_ok(const char *id, size_t len)
+{
+	if (len != STORE_ID_LEN)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+static enum coffer_err manifest_header(const char *app_id, uint64_t version, struct buf *out)
+{
+	return buf_addf(out, MANIFEST_MAGIC "app %s\nversion %llu\n", app_id, (unsigned long long)version);
+}
+
+/* The canonical text of (app, version, items sorted by name) into out (reset first). */
+static enum coffer_err manifest_build(const char *app_id, uint64_t version, const struct store_manifest_item *items,
+				      size_t n, struct buf *out)
+{
+	buf_reset(out);
+	enum coffer_err rc = manifest_header(app_id, version, out);
+	for (size_t i = 0; i < n && !rc; i++) {
+		const struct store_manifest_item *it = &items[i];
+		if (!word_ok(it->name, strlen(it->name), sizeof(it->name)) ||
+		    !id_ok(it->value_id, strlen(it->value_id)) ||
+		    !word_ok(it->digest, strlen(it->digest), sizeof(it->digest)) ||
+		    (i > 0 && strcmp(items[i - 1].name, it->name) >= 0))
+			return COFFER_ERR_INVALID;
+		rc = buf_addf(out, "%s %s %s\n", it->name, it->value_id, it->digest);
+	}
+	return rc;
+}
+
+/* Copies the word at *p up to `end` (a space or a newline) into dst; moves *p past end. */
+static int take_word(const char **p, const char *stop, char end, char *dst, size_t size)
+{
+	const char *e = memchr(*p, end, (size_t)(stop - *p));
+	if (!e || !word_ok(*p, (size_t)(e - *p), size))
+		return 0;
+	memcpy(dst, *p, (size_t)(e - *p));
+	dst[e - *p] = '\0';
+	*p = e + 1;
+	return 1;
+}
+
+/*
+ * Parses text as the manifest of exactly (app_id, version): the canonical
+ * spelling only (header, sorted unique names, ids of the store's form).
+ * COFFER_ERR_CRYPTO for anything else, with *items untouched.
+ */
+static enum coffer_err manifest_parse(const char *app_id, uint64_t version, const char *text,
+				      struct store_manifest_item **items, size_t *n)
+{
+	struct buf head;
+	struct store_manifest_item *v = NULL;
+	size_t count = 0, len;
+	const char *p, *stop;
+	enum coffer_err rc;
+
+	if (!text)
+		return COFFER_ERR_CRYPTO;
+	len = strlen(text);
+	p = text;
+	stop = text + len;
+	buf_init(&head, 1024);
+	rc = manifest_header(app_id, version, &head);
+	if (!rc && (len < head.len || memcmp(text, head.ptr, head.len) != 0))
+		rc = COFFER_ERR_CRYPTO;
+	if (!rc)
+		p += head.len;
+	buf_release(&head);
+	if (rc)
+		return rc;
+	for (const char *q = p; q < stop; q++)
+		count += *q == '\n';
+	v = calloc(count ? count : 1, sizeof(*v));
+	if (!v)
+		return COFFER_ERR_NOMEM;
+	for (size_t i = 0; i < count && !rc; i++) {
+		if (!take_word(&p, stop, ' ', v[i].name, sizeof(v[i].name)) ||
+		    !take_word(&p, stop, ' ', v[i].value_id, sizeof(v[i].value_id)) ||
+		    !id_ok(v[i].value_id, strlen(v[i].value_id)) ||
+		    !take_word(&p, stop, '\n', v[i].digest, sizeof(v[i].digest)) ||
+		    (i > 0 && strcmp(v[i - 1].name, v[i].name) >= 0))
+			rc = COFFER_ERR_CRYPTO;
+	}
+	if (!rc && p != stop)
+		rc = COFFER_ERR_CRYPTO;
+	if (rc) {
+		free(v);
+		return rc;
+	}
+	*items = v;
+	*n = count;
+	return COFFER_OK;
+}
+
+/* A manifest item on its way into a new version: the head's (seq 0) or a change's (seq i + 1). */
+struct pending {
+	struct store_manifest_item it;
+	size_t seq;
+	int remove;
+};
+
+static int pending_cmp(const void *a, const void *b)
+{
+	const struct pending *x = a, *y = b;
+	int c = strcmp(x->it.name, y->it.name);
+	return c ? c : (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/*
+ * The new version's manifest text: base (the head's items) with the
+ * changes applied in order (a later change to a name wins), each set name
+ * mapped to ids[i].
+ */
+static enum coffer_err manifest_next(const char *app_id, uint64_t version, const struct store_manifest_item *base,
+				     size_t base_n, const struct store_secret_change *changes, size_t n,
+				     char (*ids)[STORE_ID_SIZE], struct buf *out)
+{
+	struct pending *p = calloc(base_n + n ? base_n + n : 1, sizeof(*p));
+	struct store_manifest_item *items = NULL;
+	size_t total = base_n + n, kept = 0;
+	enum coffer_err rc = COFFER_OK;
+
+	if (!p)
+		return COFFER_ERR_NOMEM;
+	for (size_t i = 0; i < base_n; i++)
+		p[i].it = base[i];
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct pending *e = &p[base_n + i];
+		e->seq = i + 1;
+		e->remove = changes[i].remove;
+		rc = str_copy(e->it.name, sizeof(e->it.name), changes[i].name);
+		if (!rc && !e->remove)
+			rc = str_copy(e->it.value_id, sizeof(e->it.value_id), ids[i]);
+		if (!rc && !e->remove)
+			rc = str_copy(e->it.digest, sizeof(e->it.digest), changes[i].digest);
+	}
+	if (!rc) {
+		qsort(p, total, sizeof(*p), pending_cmp);
+		items = calloc(total ? total : 1, sizeof(*items));
+		if (!items)
+			rc = COFFER_ERR_NOMEM;
+	}
+	if (!rc) {
+		/* The last of each name's run wins; a removal leaves nothing. */
+		for (size_t i = 0; i < total; i++)
+			if ((i + 1 == total || strcmp(p[i].it.name, p[i + 1].it.name) != 0) && !p[i].remove)
+				items[kept++] = p[i].it;
+		rc = manifest_build(app_id, version, items, kept, out);
+	}
+	free(items);
+	free(p);
+	return rc;
+}
+
+/* The manifest items of the app's version `version` (none for 0), inside the caller's transaction. */
+static enum coffer_err manifest_of(struct store *s, const char *app_id, uint64_t version,
+				   struct store_manifest_item **items, size_t *n)
+{
+	struct store_secret_version v;
+	enum coffer_err rc;
+
+	*items = NULL;
+	*n = 0;
+	if (version == 0)
+		return COFFER_OK;
+	rc = store_get(s, &version_entity, STORE_Q_VERSION_GET, PARAMS(VT(app_id), VI(version)), &v);
+	if (rc)
+		return rc;
+	rc = manifest_parse(app_id, version, v.manifest, items, n);
+	version_clear(&v);
+	return rc;
+}
+
 static enum coffer_err check_change(const struct store_secret_change *c)
 {
 	if (!c->name)
 		return COFFER_ERR_INVALID;
 	if (strlen(c->name) >= STORE_NAME_SIZE)
 		return COFFER_ERR_TOO_LARGE;
+	if (!word_ok(c->name, strlen(c->name), STORE_NAME_SIZE))
+		return COFFER_ERR_INVALID; /* a manifest cannot hold it */
 	if (c->remove)
 		return COFFER_OK;
-	if (!c->digest || (!c->ciphertext && c->ciphertext_len) || c->key_version > INT64_MAX)
+	if (!c->digest || (!c->ciphertext && c->ciphertext_len) || c->key_version > INT64_MAX ||
+	    (c->value_id && !id_ok(c->value_id, strlen(c->value_id))))
 		return COFFER_ERR_INVALID;
 	if (strlen(c->digest) >= STORE_DIGEST_SIZE || c->ciphertext_len > STORE_CIPHERTEXT_MAX)
 		return COFFER_ERR_TOO_LARGE;
+	if (!word_ok(c->digest, strlen(c->digest), STORE_DIGEST_SIZE))
+		return COFFER_ERR_INVALID;
 	return COFFER_OK;
 }
 
@@ -106,13 +311,11 @@ static enum coffer_err check_limits(struct store *s, const char *app_id, uint64_
 
 /* Applies one element of a change to the new version's mapping. */
 static enum coffer_err apply_change(struct store *s, const char *app_id, uint64_t version,
-				    const struct store_secret_change *c, int64_t now)
+				    const struct store_secret_change *c, const char *value_id, int64_t now)
 {
-	char value_id[STORE_ID_SIZE];
 	static const unsigned char empty[1];
 	if (c->remove)
 		return store_run(s, STORE_Q_ENTRY_DELETE, PARAMS(VT(app_id), VI(version), VT(c->name)), NULL);
-	store_new_id(value_id);
 	enum coffer_err rc = store_run(s, STORE_Q_VALUE_INSERT,
 				 PARAMS(VT(value_id), VT(app_id), VT(c->name),
 					VB(c->ciphertext ? c->ciphertext : empty, c->ciphertext_len), VT(c->digest),
@@ -129,6 +332,10 @@ enum coffer_err store_secrets_put(struct store *s, const char *app_id, const str
 				  const struct store_secret_limits *limits, uint64_t *new_version)
 {
 	struct store_app head_row;
+	struct store_manifest_item *base = NULL;
+	size_t base_n = 0;
+	char(*ids)[STORE_ID_SIZE] = NULL;
+	struct buf manifest;
 	uint64_t head, version = 0;
 	int64_t now = store_now_ms();
 	enum coffer_err rc;
@@ -143,9 +350,22 @@ enum coffer_err store_secrets_put(struct store *s, const char *app_id, const str
 			return rc;
 	}
 
+	ids = calloc(n, sizeof(*ids));
+	if (!ids)
+		return COFFER_ERR_NOMEM;
+	for (size_t i = 0; i < n; i++) {
+		if (changes[i].remove)
+			continue;
+		if (changes[i].value_id)
+			memcpy(ids[i], changes[i].value_id, STORE_ID_SIZE); /* id_ok: exactly STORE_ID_LEN */
+		else
+			store_new_id(ids[i]);
+	}
+	buf_init(&manifest, STORE_MANIFEST_MAX);
+
 	rc = store_begin(s, 1);
 	if (rc)
-		return rc;
+		goto done;
 	/* The app row lock serialises every writer of this app's secrets. */
 	rc = store_get(s, &lock_entity, STORE_Q_APP_LOCK, PARAMS(VT(app_id)), &head_row);
 	if (rc)
@@ -155,7 +375,14 @@ enum coffer_err store_secrets_put(struct store *s, const char *app_id, const str
 	if (rc)
 		goto out;
 	version++;
-	rc = store_run(s, STORE_Q_VERSION_INSERT, PARAMS(VT(app_id), VI(version), VI(now), VT(actor), VT(status)), NULL);
+	/* The manifest: the head's, not its entries, with the changes applied. */
+	rc = manifest_of(s, app_id, head, &base, &base_n);
+	if (!rc)
+		rc = manifest_next(app_id, version, base, base_n, changes, n, ids, &manifest);
+	if (rc)
+		goto out;
+	rc = store_run(s, STORE_Q_VERSION_INSERT,
+		       PARAMS(VT(app_id), VI(version), VI(now), VT(actor), VT(status), VT(manifest.ptr)), NULL);
 	if (rc)
 		goto out;
 	if (head) {
@@ -164,7 +391,7 @@ enum coffer_err store_secrets_put(struct store *s, const char *app_id, const str
 			goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		rc = apply_change(s, app_id, version, &changes[i], now);
+		rc = apply_change(s, app_id, version, &changes[i], ids[i], now);
 		if (rc)
 			goto out;
 	}
@@ -176,6 +403,10 @@ out:
 	rc = store_finish(s, rc);
 	if (rc == COFFER_OK)
 		*new_version = version;
+done:
+	buf_release(&manifest);
+	free(base);
+	free(ids);
 	return rc;
 }
 
@@ -220,7 +451,16 @@ enum coffer_err store_secrets_get(struct store *s, const char *app_id, uint64_t 
 	memcpy(l.status, v.status, sizeof(l.status));
 	rc = store_list(s, &secret_entity, STORE_Q_ENTRY_LIST, PARAMS(VT(app_id), VI(v.version)),
 			(void **)&l.items, &l.n);
+	if (rc)
+		goto out;
+	rc = manifest_parse(app_id, v.version, v.manifest, &l.manifest, &l.manifest_n);
+	l.manifest_ok = rc == COFFER_OK;
+	if (rc == COFFER_ERR_CRYPTO)
+		rc = COFFER_OK; /* the caller judges a version without a valid manifest */
 out:
+	version_clear(&v);
+	if (rc == COFFER_OK && l.version == 0)
+		l.manifest_ok = 1; /* no version: nothing to vouch for */
 	rc = store_finish(s, rc);
 	if (rc == COFFER_OK)
 		*out = l;
@@ -232,6 +472,7 @@ out:
 void store_secret_list_release(struct store_secret_list *l)
 {
 	store_items_free(&secret_entity, (void **)&l->items, &l->n);
+	free(l->manifest);
 	memset(l, 0, sizeof(*l));
 }
 
@@ -278,6 +519,7 @@ enum coffer_err store_secrets_stats(struct store *s, const char *app_id, uint64_
 	rc = pick_version(s, app_id, version, &v);
 	if (rc == COFFER_OK && v.version)
 		rc = read_stats(s, app_id, v.version, &st);
+	version_clear(&v);
 	rc = store_finish(s, rc);
 	if (rc == COFFER_OK) {
 		*count = st.count;

@@ -195,6 +195,15 @@ const struct store_stmt store_stmts[STORE_Q__COUNT] = {
 	" PRIMARY KEY (host_id, nonce));"                                                               \
 	"CREATE INDEX host_nonces_expiry ON host_nonces (expires_at);"
 
+/*
+ * Schema version 7: each secrets version keeps its manifest, the canonical
+ * text of its names -> value ids and digests (store.h; docs/CRYPTO.md
+ * "Secrets versions: the manifest"), written with the version. Versions
+ * made before have none (NULL): the keeper refuses to open them and no
+ * new version is made on one.
+ */
+#define MIGRATION_7 "ALTER TABLE secret_versions ADD COLUMN manifest TEXT;"
+
 /* The list: entry i is schema version i + 1. Append only. */
 #define MIGRATIONS(INT, BLOB, BLEN, NOROWID)                                                            \
 	{                                                                                               \
@@ -204,6 +213,7 @@ const struct store_stmt store_stmts[STORE_Q__COUNT] = {
 		MIGRATION_4,                                                                            \
 		MIGRATION_5(INT),                                                                       \
 		MIGRATION_6(INT),                                                                       \
+		MIGRATION_7,                                                                            \
 	}
 
 const char *const store_sqlite_migrations[] = MIGRATIONS("INTEGER", "BLOB", "length", " WITHOUT ROWID");

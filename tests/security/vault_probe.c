@@ -105,14 +105,14 @@ static int try_open(struct store *s, const struct store_app *app, const struct s
 		struct keeper_keys keys;
 		memset(&keys, 0, sizeof(keys));
 		/* as the app's private key */
-		if (vault_open_value(p->cands[i], app->id, item->name, (uint32_t)item->key_version, item->ciphertext,
-				     item->ciphertext_len, &value) == COFFER_OK)
+		if (vault_open_value(p->cands[i], app->id, item->name, (uint32_t)item->key_version, item->value_id,
+				     item->ciphertext, item->ciphertext_len, &value) == COFFER_OK)
 			opened = 1;
 		/* as the keeper's master key */
 		if (!opened && keeper_keys_derive(p->cands[i], &keys) == COFFER_OK &&
 		    keeper_app_key_load(&keys, s, app->id, item->key_version, &sk) == COFFER_OK &&
-		    vault_open_value(sk, app->id, item->name, (uint32_t)item->key_version, item->ciphertext,
-				     item->ciphertext_len, &value) == COFFER_OK)
+		    vault_open_value(sk, app->id, item->name, (uint32_t)item->key_version, item->value_id,
+				     item->ciphertext, item->ciphertext_len, &value) == COFFER_OK)
 			opened = 1;
 		if (opened) {
 			printf("%s opened\n", item->name);

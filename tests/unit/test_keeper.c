@@ -615,8 +615,12 @@ static void test_load_own_key(void **state)
 	/* What the api seals to the public key, the loaded key opens. */
 	buf_init(&sealed, 4096);
 	assert_int_equal(secret_from("hunter2", 7, &value), COFFER_OK);
-	assert_int_equal(vault_seal_value(made.public_key, app, "DB_PASSWORD", 1, value, &sealed), COFFER_OK);
-	assert_int_equal(vault_open_value(sk, app, "DB_PASSWORD", 1, sealed.ptr, sealed.len, &opened), COFFER_OK);
+	assert_int_equal(vault_seal_value(made.public_key, app, "DB_PASSWORD", 1, "0123456789abcdef01234567", value,
+					  &sealed),
+			 COFFER_OK);
+	assert_int_equal(vault_open_value(sk, app, "DB_PASSWORD", 1, "0123456789abcdef01234567", sealed.ptr, sealed.len,
+					  &opened),
+			 COFFER_OK);
 	assert_true(secret_equal(opened, value));
 
 	/* The version asked for must exist and be a real version. */
@@ -881,17 +885,20 @@ static void put_secrets(const char *app, const unsigned char pk[HPKE_PK_LEN], co
 	static const char *const values[] = { VALUE_DB, VALUE_KEY };
 	struct store_secret_change ch[2];
 	struct buf ct[2];
+	char ids[2][STORE_ID_SIZE];
 	for (int i = 0; i < 2; i++) {
 		struct secret *v = NULL;
 		buf_init(&ct[i], 4096);
+		store_new_id(ids[i]);
 		assert_int_equal(secret_from(values[i], strlen(values[i]), &v), COFFER_OK);
-		assert_int_equal(vault_seal_value(pk, aad_app, names[i], 1, v, &ct[i]), COFFER_OK);
+		assert_int_equal(vault_seal_value(pk, aad_app, names[i], 1, ids[i], v, &ct[i]), COFFER_OK);
 		secret_free(v);
 		ch[i] = (struct store_secret_change){ .name = names[i],
 						      .ciphertext = (const unsigned char *)ct[i].ptr,
 						      .ciphertext_len = ct[i].len,
 						      .digest = "0123456789abcdef0123456789abcdef",
-						      .key_version = 1 };
+						      .key_version = 1,
+						      .value_id = ids[i] };
 	}
 	assert_int_equal(store_secrets_put(fx.store, app, ch, 2, "test", "staged", NULL, version), COFFER_OK);
 	buf_release(&ct[0]);
@@ -1395,8 +1402,11 @@ static void expect_tamper_refused(const struct open_world *w, const char *name)
 	expect_refused(fx.host_a.id, fx.host_a.sign_sk, tok.ptr, 400, "verification_failed",
 		       "secret failed verification");
 	actor_of(fx.host_a.id, actor);
-	/* The refusal names the secrets (never a value). */
-	const char *const has[] = { "\"names\":[\"API_KEY\",\"DB_URL\"]", NULL };
+	/* The refusal names the secrets and the one that failed (never a value). */
+	char failed[128];
+	assert_true(snprintf(failed, sizeof(failed), "\"failed\":{\"name\":\"%s\",\"check\":\"ciphertext\"}", name) <
+		    (int)sizeof(failed));
+	const char *const has[] = { "\"names\":[\"API_KEY\",\"DB_URL\"]", failed, NULL };
 	assert_last_open_event(actor, w->app_name, "refused: secret failed verification", has);
 	assert_true(snprintf(needle, sizeof(needle), "event=secret_open_refused app_id=%s name=%s", w->app, name) <
 		    (int)sizeof(needle));

@@ -36,6 +36,7 @@
 #define RELEASE_ROUNDS 3
 #define HOLD_US 200000       /* how long a test holds a write transaction while another writer waits */
 #define CKPT_PUTS 600        /* secrets changes that write well past a WAL checkpoint */
+#define LATEST 7             /* the schema version this binary migrates to */
 #define CKPT_WAL_MAX_FRAMES 1400 /* the store checkpoints at 1000 frames; a commit adds a few */
 #define SQLITE_FRAME_BYTES (4096 + 24)
 
@@ -240,14 +241,22 @@ static void test_migrations_once(void **state)
 	assert_string_equal(store_backend_name(s), use_pg ? "postgres" : "sqlite");
 }
 
-/* Takes a store at schema version 6 back to version 5. */
+/* Takes a store at the latest schema version back to version 6. */
+static void undo_migration_7(void)
+{
+	raw("ALTER TABLE secret_versions DROP COLUMN manifest");
+	raw("DELETE FROM schema_migrations WHERE version = 7");
+}
+
+/* Takes a store at the latest schema version back to version 5. */
 static void undo_migration_6(void)
 {
+	undo_migration_7();
 	raw("DROP TABLE host_nonces");
 	raw("DELETE FROM schema_migrations WHERE version = 6");
 }
 
-/* Takes a store at schema version 6 back to version 4. */
+/* Takes a store at the latest schema version back to version 4. */
 static void undo_migration_5(void)
 {
 	undo_migration_6();
@@ -282,7 +291,7 @@ static void test_migration_2_upgrade(void **state)
 	struct store *s = *state;
 	struct store_org org;
 	struct store_host h;
-	assert_int_equal(store_schema_version(s), 6);
+	assert_int_equal(store_schema_version(s), LATEST);
 	assert_int_equal(store_org_create(s, "kept", &org), COFFER_OK);
 	store_close(s);
 	*state = NULL;
@@ -293,7 +302,7 @@ static void test_migration_2_upgrade(void **state)
 	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 1);
 	s = open_store();
 	*state = s;
-	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 6);
+	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), LATEST);
 	assert_int_equal(raw("SELECT count(*) FROM join_tokens_used"), 0);
 	assert_int_equal(raw("SELECT count(cert) FROM hosts"), 0);
 	assert_int_equal(store_org_get_by_name(s, "kept", &org), COFFER_OK);
@@ -320,8 +329,8 @@ static void test_migration_3_upgrade(void **state)
 	assert_int_equal(raw("UPDATE releases SET reason = 'old', status = 'succeeded'"), 1);
 	s = open_store();
 	*state = s;
-	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 6);
-	assert_int_equal(raw("SELECT count(*) FROM schema_migrations"), 6);
+	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), LATEST);
+	assert_int_equal(raw("SELECT count(*) FROM schema_migrations"), LATEST);
 	assert_int_equal(store_machine_get(s, m.id, &got), COFFER_OK);
 	assert_string_equal(got.state, "created");
 	assert_string_equal(got.host_id, "host-1");
@@ -357,7 +366,7 @@ static void test_migration_4_upgrade(void **state)
 	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 3);
 	s = open_store();
 	*state = s;
-	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 6);
+	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), LATEST);
 	assert_int_equal(raw("SELECT count(tail) FROM machines"), 0);
 	assert_int_equal(store_machine_get(s, m.id, &got), COFFER_OK);
 	assert_string_equal(got.state, "started");
@@ -383,11 +392,124 @@ static void test_migration_5_upgrade(void **state)
 	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 4);
 	s = open_store();
 	*state = s;
-	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 6);
+	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), LATEST);
 	assert_int_equal(raw("SELECT count(*) FROM leases"), 0);
 	assert_int_equal(store_app_get_by_name(s, "web", &app), COFFER_OK);
 	assert_int_equal(store_lease_acquire(s, "releases", "api-1", 60000, &held), COFFER_OK);
 	assert_int_equal(held, 1);
+}
+
+/* A store at schema version 6 is brought to 7: its versions are kept without a manifest, which nothing trusts. */
+static void test_migration_7_upgrade(void **state)
+{
+	struct store *s = *state;
+	struct store_org org;
+	struct store_app app;
+	struct store_secret_list l = { 0 };
+	uint64_t v;
+	struct store_secret_change c1[] = { set("DB_URL", "ct-db-1", "d-db-1") };
+	make_app(s, "acme", "web", &org, &app);
+	assert_int_equal(store_secrets_put(s, app.id, c1, 1, "alice", "staged", NULL, &v), COFFER_OK);
+	store_close(s);
+	*state = NULL;
+	undo_migration_7();
+	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), LATEST);
+	s = open_store();
+	*state = s;
+	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), LATEST);
+	assert_int_equal(raw("SELECT count(manifest) FROM secret_versions"), 0);
+	assert_int_equal(store_secrets_get(s, app.id, 0, &l), COFFER_OK);
+	assert_int_equal(l.n, 1);
+	assert_false(l.manifest_ok);
+	assert_int_equal(l.manifest_n, 0);
+	store_secret_list_release(&l);
+	/* a version made on such a head would vouch for entries nobody vouched for: refused, nothing stored */
+	assert_int_equal(store_secrets_put(s, app.id, c1, 1, "alice", "staged", NULL, &v), COFFER_ERR_CRYPTO);
+	assert_int_equal(raw("SELECT count(*) FROM secret_versions"), 1);
+}
+
+/*
+ * Each version's manifest: every name -> its value row and digest, in the
+ * canonical text; the next version's is the head's manifest with the
+ * changes, never the head's entries as the store holds them.
+ */
+static void test_secrets_manifest(void **state)
+{
+	struct store *s = *state;
+	struct store_org org;
+	struct store_app app;
+	struct store_secret_list l = { 0 };
+	uint64_t v1, v2;
+	char sql[SQL_SIZE * 2], text[SQL_SIZE];
+	const char *id = "00112233445566778899aabb";
+
+	make_app(s, "acme", "web", &org, &app);
+	struct store_secret_change c1[] = {
+		set("DB_URL", "ct-db-1", "d-db-1"),
+		set("API_KEY", "ct-api-1", "d-api-1"),
+	};
+	c1[1].value_id = id;
+	assert_int_equal(store_secrets_put(s, app.id, c1, 2, "alice", "staged", NULL, &v1), COFFER_OK);
+	assert_int_equal(store_secrets_get(s, app.id, v1, &l), COFFER_OK);
+	assert_true(l.manifest_ok);
+	assert_int_equal(l.manifest_n, 2);
+	assert_string_equal(l.manifest[0].name, "API_KEY");
+	assert_string_equal(l.manifest[0].value_id, id); /* the caller's id: the one it sealed for */
+	assert_string_equal(l.items[0].value_id, id);
+	assert_string_equal(l.manifest[0].digest, "d-api-1");
+	assert_string_equal(l.manifest[1].name, "DB_URL");
+	assert_string_equal(l.manifest[1].value_id, l.items[1].value_id);
+	assert_int_equal(strlen(l.items[1].value_id), STORE_ID_LEN);
+	snprintf(text, sizeof(text),
+		 "coffer secrets manifest v1\napp %s\nversion 1\nAPI_KEY %s d-api-1\nDB_URL %s d-db-1\n", app.id, id,
+		 l.items[1].value_id);
+	store_secret_list_release(&l);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM secret_versions WHERE manifest = '%s'", text);
+	assert_int_equal(raw(sql), 1);
+
+	/* names and ids a manifest cannot hold are refused before anything is stored */
+	struct store_secret_change bad[] = { set("A B", "ct", "d") };
+	assert_int_equal(store_secrets_put(s, app.id, bad, 1, "x", "staged", NULL, &v2), COFFER_ERR_INVALID);
+	struct store_secret_change badid[] = { set("OK", "ct", "d") };
+	badid[0].value_id = "not-an-id";
+	assert_int_equal(store_secrets_put(s, app.id, badid, 1, "x", "staged", NULL, &v2), COFFER_ERR_INVALID);
+	assert_int_equal(raw("SELECT count(*) FROM secret_versions"), 1);
+
+	/* v1's API_KEY entry pointed at DB_URL's row in the store: v2's manifest keeps the genuine mapping */
+	snprintf(sql, sizeof(sql),
+		 "UPDATE secret_entries SET value_id = (SELECT value_id FROM secret_entries WHERE name = 'DB_URL') "
+		 "WHERE name = 'API_KEY'");
+	assert_int_equal(raw(sql), 1);
+	struct store_secret_change c2[] = { set("NEW", "ct-new", "d-new"), unset("DB_URL"), set("B", "ct-b", "d-b"),
+					    unset("B") };
+	assert_int_equal(store_secrets_put(s, app.id, c2, 4, "bob", "staged", NULL, &v2), COFFER_OK);
+	assert_int_equal(store_secrets_get(s, app.id, v2, &l), COFFER_OK);
+	assert_true(l.manifest_ok);
+	assert_int_equal(l.manifest_n, 2);
+	assert_string_equal(l.manifest[0].name, "API_KEY");
+	assert_string_equal(l.manifest[0].value_id, id);
+	assert_string_equal(l.manifest[1].name, "NEW");
+	assert_string_not_equal(l.items[0].value_id, id); /* the edited entry was copied; the manifest says so */
+	store_secret_list_release(&l);
+
+	/* an edited manifest, or one of another version, does not parse */
+	snprintf(sql, sizeof(sql), "UPDATE secret_versions SET manifest = replace(manifest, 'd-api-1', 'd-api-1 ') "
+				   "WHERE version = 2");
+	assert_int_equal(raw(sql), 1);
+	assert_int_equal(store_secrets_get(s, app.id, v2, &l), COFFER_OK);
+	assert_false(l.manifest_ok);
+	assert_int_equal(l.manifest_n, 0);
+	store_secret_list_release(&l);
+	snprintf(sql, sizeof(sql), "UPDATE secret_versions SET manifest = (SELECT manifest FROM secret_versions "
+				   "WHERE version = 1) WHERE version = 2");
+	assert_int_equal(raw(sql), 1);
+	assert_int_equal(store_secrets_get(s, app.id, v2, &l), COFFER_OK);
+	assert_false(l.manifest_ok);
+	store_secret_list_release(&l);
+
+	/* and no version is made on a head whose manifest does not parse */
+	assert_int_equal(store_secrets_put(s, app.id, c1, 1, "x", "staged", NULL, &v1), COFFER_ERR_CRYPTO);
+	assert_int_equal(raw("SELECT count(*) FROM secret_versions"), 2);
 }
 
 static void test_schema_newer_refused(void **state)
@@ -2123,6 +2245,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_caller_transaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migration_4_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migration_5_upgrade, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migration_7_upgrade, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_secrets_manifest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leases, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lease_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_releases, setup, teardown),

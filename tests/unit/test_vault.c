@@ -1,5 +1,5 @@
-/* vault: values sealed to an app key open only for their own app, name and
- * key version; app-key signatures refuse a replaced public key. */
+/* vault: values sealed to an app key open only for their own app, name, key
+ * version and value row; app-key signatures refuse a replaced public key. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +14,8 @@
 #include "vault.h"
 
 #define CANARY "canary-3f1c9a-value"
+#define ROW "0123456789abcdef01234567"       /* the value row sealed for */
+#define OLDER_ROW "fedcba9876543210fedcba98" /* another row of the same name */
 
 struct fixture {
 	struct secret *sk;
@@ -28,7 +30,7 @@ static int setup(void **state)
 	if (!f || hpke_generate_keypair(&f->sk, f->pk) || secret_from(CANARY, strlen(CANARY), &f->value))
 		return -1;
 	buf_init(&f->sealed, 4096);
-	if (vault_seal_value(f->pk, "app_a", "DATABASE_URL", 1, f->value, &f->sealed))
+	if (vault_seal_value(f->pk, "app_a", "DATABASE_URL", 1, ROW, f->value, &f->sealed))
 		return -1;
 	*state = f;
 	return 0;
@@ -50,7 +52,7 @@ static void test_roundtrip(void **state)
 	assert_int_equal(f->sealed.len, strlen(CANARY) + VAULT_SEAL_OVERHEAD);
 	assert_null(memmem(f->sealed.ptr, f->sealed.len, CANARY, strlen(CANARY)));
 	struct secret *out = NULL;
-	assert_int_equal(vault_open_value(f->sk, "app_a", "DATABASE_URL", 1, f->sealed.ptr, f->sealed.len, &out),
+	assert_int_equal(vault_open_value(f->sk, "app_a", "DATABASE_URL", 1, ROW, f->sealed.ptr, f->sealed.len, &out),
 			 COFFER_OK);
 	assert_true(secret_equal(out, f->value));
 	secret_free(out);
@@ -60,7 +62,7 @@ static void test_moved_to_other_name(void **state)
 {
 	struct fixture *f = *state;
 	struct secret *out = NULL;
-	assert_int_equal(vault_open_value(f->sk, "app_a", "OTHER", 1, f->sealed.ptr, f->sealed.len, &out),
+	assert_int_equal(vault_open_value(f->sk, "app_a", "OTHER", 1, ROW, f->sealed.ptr, f->sealed.len, &out),
 			 COFFER_ERR_CRYPTO);
 	assert_null(out);
 }
@@ -69,7 +71,7 @@ static void test_moved_to_other_app(void **state)
 {
 	struct fixture *f = *state;
 	struct secret *out = NULL;
-	assert_int_equal(vault_open_value(f->sk, "app_b", "DATABASE_URL", 1, f->sealed.ptr, f->sealed.len, &out),
+	assert_int_equal(vault_open_value(f->sk, "app_b", "DATABASE_URL", 1, ROW, f->sealed.ptr, f->sealed.len, &out),
 			 COFFER_ERR_CRYPTO);
 	assert_null(out);
 }
@@ -78,7 +80,18 @@ static void test_other_key_version(void **state)
 {
 	struct fixture *f = *state;
 	struct secret *out = NULL;
-	assert_int_equal(vault_open_value(f->sk, "app_a", "DATABASE_URL", 2, f->sealed.ptr, f->sealed.len, &out),
+	assert_int_equal(vault_open_value(f->sk, "app_a", "DATABASE_URL", 2, ROW, f->sealed.ptr, f->sealed.len, &out),
+			 COFFER_ERR_CRYPTO);
+	assert_null(out);
+}
+
+/* An older value's ciphertext of the same name copied over another value row does not open there. */
+static void test_copied_to_other_row(void **state)
+{
+	struct fixture *f = *state;
+	struct secret *out = NULL;
+	assert_int_equal(vault_open_value(f->sk, "app_a", "DATABASE_URL", 1, OLDER_ROW, f->sealed.ptr, f->sealed.len,
+					  &out),
 			 COFFER_ERR_CRYPTO);
 	assert_null(out);
 }
@@ -89,7 +102,7 @@ static void test_wrong_key(void **state)
 	struct secret *sk2 = NULL, *out = NULL;
 	unsigned char pk2[HPKE_PK_LEN];
 	assert_int_equal(hpke_generate_keypair(&sk2, pk2), COFFER_OK);
-	assert_int_equal(vault_open_value(sk2, "app_a", "DATABASE_URL", 1, f->sealed.ptr, f->sealed.len, &out),
+	assert_int_equal(vault_open_value(sk2, "app_a", "DATABASE_URL", 1, ROW, f->sealed.ptr, f->sealed.len, &out),
 			 COFFER_ERR_CRYPTO);
 	assert_null(out);
 	secret_free(sk2);
@@ -103,10 +116,11 @@ static void test_refuses_bad_ids(void **state)
 	long_name[sizeof(long_name) - 1] = '\0';
 	struct buf out;
 	buf_init(&out, 4096);
-	assert_int_equal(vault_seal_value(f->pk, "app_a", "", 1, f->value, &out), COFFER_ERR_INVALID);
-	assert_int_equal(vault_seal_value(f->pk, "app_a", long_name, 1, f->value, &out), COFFER_ERR_INVALID);
+	assert_int_equal(vault_seal_value(f->pk, "app_a", "", 1, ROW, f->value, &out), COFFER_ERR_INVALID);
+	assert_int_equal(vault_seal_value(f->pk, "app_a", long_name, 1, ROW, f->value, &out), COFFER_ERR_INVALID);
 	long_name[VAULT_ID_MAX] = '\0';
-	assert_int_equal(vault_seal_value(f->pk, "app_a", long_name, 1, f->value, &out), COFFER_OK);
+	assert_int_equal(vault_seal_value(f->pk, "app_a", long_name, 1, ROW, f->value, &out), COFFER_OK);
+	assert_int_equal(vault_seal_value(f->pk, "app_a", "DATABASE_URL", 1, "", f->value, &out), COFFER_ERR_INVALID);
 	buf_release(&out);
 }
 
@@ -130,10 +144,10 @@ static void test_open_into(void **state)
 	assert_int_equal(secret_arena_new(2, 2 * strlen(CANARY), &a), COFFER_OK);
 	assert_int_equal(secret_arena_take(a, strlen(CANARY), &v), COFFER_OK);
 	assert_int_equal(secret_arena_take(a, strlen(CANARY), &w), COFFER_OK);
-	assert_int_equal(vault_open_value_into(f->sk, f->pk, "app_a", "DATABASE_URL", 1, f->sealed.ptr,
+	assert_int_equal(vault_open_value_into(f->sk, f->pk, "app_a", "DATABASE_URL", 1, ROW, f->sealed.ptr,
 					       f->sealed.len, v),
 			 COFFER_OK);
-	assert_int_equal(vault_open_value_into(f->sk, NULL, "app_a", "DATABASE_URL", 1, f->sealed.ptr,
+	assert_int_equal(vault_open_value_into(f->sk, NULL, "app_a", "DATABASE_URL", 1, ROW, f->sealed.ptr,
 					       f->sealed.len, w),
 			 COFFER_OK);
 	assert_true(secret_equal(v, f->value));
@@ -162,35 +176,35 @@ static void test_open_into_wipes_on_failure(void **state)
 	assert_int_equal(secret_arena_take(a, len - 1, &shorter), COFFER_OK);
 
 	fill(v);
-	assert_int_equal(vault_open_value_into(f->sk, f->pk, "app_a", "OTHER", 1, f->sealed.ptr, f->sealed.len, v),
+	assert_int_equal(vault_open_value_into(f->sk, f->pk, "app_a", "OTHER", 1, ROW, f->sealed.ptr, f->sealed.len, v),
 			 COFFER_ERR_CRYPTO); /* moved to another name */
 	assert_true(all_zero(v));
 	fill(v);
-	assert_int_equal(vault_open_value_into(f->sk, f->pk, "app_b", "DATABASE_URL", 1, f->sealed.ptr,
+	assert_int_equal(vault_open_value_into(f->sk, f->pk, "app_b", "DATABASE_URL", 1, ROW, f->sealed.ptr,
 					       f->sealed.len, v),
 			 COFFER_ERR_CRYPTO); /* moved to another app */
 	assert_true(all_zero(v));
 	fill(v);
-	assert_int_equal(vault_open_value_into(f->sk, other_pk, "app_a", "DATABASE_URL", 1, f->sealed.ptr,
+	assert_int_equal(vault_open_value_into(f->sk, other_pk, "app_a", "DATABASE_URL", 1, ROW, f->sealed.ptr,
 					       f->sealed.len, v),
 			 COFFER_ERR_CRYPTO); /* a public key that is not sk's */
 	assert_true(all_zero(v));
 	fill(v);
-	assert_int_equal(vault_open_value_into(other_sk, NULL, "app_a", "DATABASE_URL", 1, f->sealed.ptr,
+	assert_int_equal(vault_open_value_into(other_sk, NULL, "app_a", "DATABASE_URL", 1, ROW, f->sealed.ptr,
 					       f->sealed.len, v),
 			 COFFER_ERR_CRYPTO); /* another key */
 	assert_true(all_zero(v));
 	fill(v);
-	assert_int_equal(vault_open_value_into(f->sk, f->pk, "", "DATABASE_URL", 1, f->sealed.ptr, f->sealed.len, v),
+	assert_int_equal(vault_open_value_into(f->sk, f->pk, "", "DATABASE_URL", 1, ROW, f->sealed.ptr, f->sealed.len, v),
 			 COFFER_ERR_INVALID); /* a bad id */
 	assert_true(all_zero(v));
 	fill(shorter);
-	assert_int_equal(vault_open_value_into(f->sk, f->pk, "app_a", "DATABASE_URL", 1, f->sealed.ptr,
+	assert_int_equal(vault_open_value_into(f->sk, f->pk, "app_a", "DATABASE_URL", 1, ROW, f->sealed.ptr,
 					       f->sealed.len, shorter),
 			 COFFER_ERR_INVALID); /* a target of the wrong length */
 	assert_true(all_zero(shorter));
 	fill(v);
-	assert_int_equal(vault_open_value_into(f->sk, f->pk, "app_a", "DATABASE_URL", 1, f->sealed.ptr,
+	assert_int_equal(vault_open_value_into(f->sk, f->pk, "app_a", "DATABASE_URL", 1, ROW, f->sealed.ptr,
 					       VAULT_SEAL_OVERHEAD - 1, v),
 			 COFFER_ERR_INVALID); /* truncated */
 	assert_true(all_zero(v));
@@ -352,6 +366,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_moved_to_other_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_moved_to_other_app, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_key_version, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copied_to_other_row, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrong_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refuses_bad_ids, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_into, setup, teardown),
