@@ -36,7 +36,7 @@ summary() { # passed failed
 start=$(date +%s)
 if [ ! -f "$build/build.ninja" ] &&
 	! CC=clang meson setup "$build" -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false \
-		-Dbuildtype=debugoptimized >/dev/null; then
+		-Doptimization=1 -Ddebug=true >/dev/null; then
 	echo "fuzz: cannot set up $build (clang, libclang-rt-dev: scripts/deps.sh)" >&2
 	summary 0 "${#targets[@]}"
 	exit 1

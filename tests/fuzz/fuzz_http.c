@@ -25,7 +25,7 @@
 #include "log.h"
 
 #define RESPONSE_MAX ((size_t)1 << 20)
-#define IO_TIMEOUT_MS 5000
+#define IO_TIMEOUT_MS 15000 /* a hang, not a slow answer on a busy machine */
 #define MARK "@T"
 
 static struct api *api;
