@@ -57,7 +57,7 @@ run_one() {
 	local t=$1 exe="$build/tests/fuzz/fuzz_$1" work="$build/fuzz-corpus/$1"
 	mkdir -p "$work"
 	[ -x "$exe" ] || { echo "no such target: $t" > "$build/fuzz-logs/$t.log"; return 1; }
-	"$exe" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2560 -max_len=16384 \
+	"$exe" -max_total_time="$secs" -timeout=60 -rss_limit_mb=2560 -max_len=16384 \
 		-artifact_prefix="$build/fuzz-artifacts/$t-" -print_final_stats=1 \
 		"$work" "tests/fuzz/corpus/$t" > "$build/fuzz-logs/$t.log" 2>&1
 }

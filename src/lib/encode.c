@@ -121,6 +121,7 @@ enum coffer_err b64_decode_into(enum b64_alphabet a, const char *in, size_t in_l
 			o[w++] = (unsigned char)(acc >> bits);
 		}
 	}
+	sodium_memzero(&acc, sizeof(acc)); /* a secret value's last bits */
 	*out_len = len;
 	return COFFER_OK;
 }

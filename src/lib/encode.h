@@ -1,6 +1,7 @@
 /*
- * encode.h — hex and base64url (RFC 4648 §5, no padding), strict both ways.
- * Decoders refuse any character outside the alphabet, padding, whitespace,
+ * encode.h — hex, base64url (RFC 4648 §5, no padding) and, for secret
+ * values, base64 (§4, padded); strict both ways. Decoders refuse any
+ * character outside the alphabet, padding where none belongs, whitespace,
  * odd lengths and non-zero trailing bits; output is written only on success.
  */
 #ifndef COFFER_ENCODE_H

@@ -25,7 +25,8 @@
 #include "log.h"
 
 #define RESPONSE_MAX ((size_t)1 << 20)
-#define IO_TIMEOUT_MS 15000 /* a hang, not a slow answer on a busy machine */
+/* a hang, not a slow answer on a busy machine (libmicrohttpd drops an idle connection after 30 s) */
+#define IO_TIMEOUT_MS 45000
 #define MARK "@T"
 
 static struct api *api;
