@@ -50,6 +50,11 @@ fi
 echo "fuzz: built in $(($(date +%s) - start)) s; $secs s per target, $jobs at a time"
 
 mkdir -p "$build/fuzz-logs" "$build/fuzz-artifacts"
+# the http target's store and files (left behind by a crash): on /dev/shm
+# when it can, removed at the end
+tmpdir=$(mktemp -d "$( [ -w /dev/shm ] && echo /dev/shm || echo "${TMPDIR:-/tmp}")/coffer-fuzz.XXXXXX")
+trap 'rm -rf "$tmpdir"' EXIT
+export TMPDIR=$tmpdir
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
