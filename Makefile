@@ -1,6 +1,8 @@
 # The README's two commands: `make run` and `make check`.
 BUILD ?= build
 SAN_BUILD ?= build-san
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
 
 .PHONY: all deps build run check check-san clean
 
@@ -36,8 +38,14 @@ check-san: deps $(SAN_BUILD)/build.ninja
 	ninja -C $(SAN_BUILD)
 	scripts/check.sh $(SAN_BUILD) sanitizers $(SAN_TEST_ARGS)
 
+# The libFuzzer targets (tests/fuzz, docs/FUZZ.md), FUZZ_SECONDS each, under
+# ASan+UBSan in a clang build of their own.
+.PHONY: fuzz
+fuzz: deps
+	FUZZ_BUILD=$(FUZZ_BUILD) scripts/fuzz.sh $(FUZZ_SECONDS)
+
 clean:
-	rm -rf $(BUILD) $(SAN_BUILD)
+	rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD)
 
 # The benchmark table (docs/BENCHMARKS.md): release build in build-bench/,
 # peers installed, every row run; about 15 minutes. Not part of `make check`.

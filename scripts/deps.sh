@@ -8,6 +8,7 @@ packages=(
 	libsodium-dev libsqlite3-dev libpq-dev libmicrohttpd-dev
 	libcurl4-openssl-dev libjansson-dev libcmocka-dev
 	bats sqlite3 postgresql-15 curl jq procps xxd openssl
+	clang libclang-rt-dev
 )
 
 missing=()

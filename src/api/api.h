@@ -203,6 +203,14 @@ COFFER_MUST_CHECK enum coffer_err api_reply(struct http_request *req, int status
 /* Replies with a formatted error message (never a value or a token in it). */
 COFFER_MUST_CHECK enum coffer_err api_fail(struct http_request *req, enum coffer_err code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/*
+ * The body of a secrets set (h_secrets.c), without a request: parsed, with
+ * a \u0000 in a string let through for the handler to name, and only the
+ * known fields. On failure *out is NULL and msg says what is wrong.
+ */
+#define API_BODY_MSG_SIZE (JSON_ERROR_MESSAGE_MAX + 64)
+COFFER_MUST_CHECK enum coffer_err api_secrets_body(const char *body, size_t len, size_t max, json_t **out,
+						   char msg[API_BODY_MSG_SIZE]);
 /* Parses the body as JSON and checks its fields; on failure the error is answered. */
 COFFER_MUST_CHECK enum coffer_err api_body(struct http_request *req, const char *const fields[], json_t **out);
 /* What the audit event of req names: the app (copied, if a valid app name) and a detail (consumed). */

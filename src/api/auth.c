@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "encode.h"
 #include "http_phase.h"
 #include "log.h"
 #include "banned.h"
@@ -72,7 +73,6 @@ static enum coffer_err parse_bearer(const char *header, unsigned char hash[STORE
 {
 	unsigned char raw[API_TOKEN_BYTES];
 	size_t raw_len = 0;
-	const char *end = NULL;
 
 	if (!header || !*header) {
 		*why = "missing bearer token";
@@ -85,10 +85,9 @@ static enum coffer_err parse_bearer(const char *header, unsigned char hash[STORE
 	if (strlen(tok) != API_TOKEN_LEN || memcmp(tok, API_TOKEN_PREFIX, API_TOKEN_PREFIX_LEN) != 0)
 		return COFFER_ERR_UNAUTH;
 	/* Strict: the whole text is base64url of exactly 32 bytes. */
-	int bad = sodium_base642bin(raw, sizeof(raw), tok + API_TOKEN_PREFIX_LEN, API_TOKEN_B64_LEN, NULL, &raw_len,
-				    &end, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	int bad = b64_decode_into(B64_URL, tok + API_TOKEN_PREFIX_LEN, API_TOKEN_B64_LEN, raw, sizeof(raw), &raw_len);
 	sodium_memzero(raw, sizeof(raw));
-	if (bad || raw_len != API_TOKEN_BYTES || end != tok + API_TOKEN_LEN)
+	if (bad || raw_len != API_TOKEN_BYTES)
 		return COFFER_ERR_UNAUTH;
 	crypto_hash_sha256(hash, (const unsigned char *)tok, API_TOKEN_LEN);
 	*why = NULL;

@@ -22,6 +22,7 @@
 
 #include "api.h"
 #include "digest.h"
+#include "encode.h"
 #include "log.h"
 #include "release.h"
 #include "vault.h"
@@ -100,7 +101,6 @@ static enum coffer_err value_of(struct http_request *req, const char *name, cons
 			return rc;
 	} else if (json_is_object(v)) {
 		json_t *b = json_object_get(v, "base64");
-		const char *end = NULL;
 		size_t n, got = 0;
 		if (json_check_fields(v, b64_fields, NULL) || !json_is_string(b))
 			goto wrong_type;
@@ -111,9 +111,7 @@ static enum coffer_err value_of(struct http_request *req, const char *name, cons
 		rc = secret_new(n / 4 * 3 + 3, &s);
 		if (rc)
 			return rc;
-		if (sodium_base642bin(secret_bytes(s), secret_len(s), json_string_value(b), n, NULL, &got, &end,
-				      sodium_base64_VARIANT_ORIGINAL) != 0 ||
-		    end != json_string_value(b) + n) {
+		if (b64_decode_into(B64_STD, json_string_value(b), n, secret_bytes(s), secret_len(s), &got)) {
 			secret_free(s);
 			return api_fail(req, COFFER_ERR_INVALID, "value of '%s' is not valid base64", name);
 		}
@@ -144,31 +142,46 @@ wrong_type:
  * The body. A \u0000 inside a string is refused by json_parse_limited;
  * when that is the only fault, the document is read again with jansson's
  * JSON_ALLOW_NUL (the size and depth pre-checks have passed) so that the
- * answer can name the secret whose value holds it.
+ * answer can name the secret whose value holds it; that document goes
+ * through the same field check as any other.
  */
-static enum coffer_err parse_body(struct http_request *req, json_t **out)
+enum coffer_err api_secrets_body(const char *body, size_t len, size_t max, json_t **out,
+				 char msg[API_BODY_MSG_SIZE])
 {
 	struct json_error jerr;
 	json_error_t jj;
-	size_t len;
-	const char *body = http_request_body(req, &len);
-	enum coffer_err rc = json_parse_limited(body, len, http_request_route(req)->max_body, JSON_MAX_DEPTH_DEFAULT,
-						out, &jerr);
+	enum coffer_err rc = json_parse_limited(body, len, max, JSON_MAX_DEPTH_DEFAULT, out, &jerr);
 	if (rc == COFFER_ERR_INVALID) {
 		*out = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jj);
 		if (*out && json_is_object(*out))
-			return COFFER_OK;
-		json_decref(*out);
-		*out = NULL;
+			rc = COFFER_OK;
+		else if (*out) {
+			json_decref(*out);
+			*out = NULL;
+		}
 	}
-	if (rc)
-		return api_fail(req, rc, "invalid request body: %s at byte %zu", jerr.message, jerr.position);
+	if (rc) {
+		if (fmt_into(msg, API_BODY_MSG_SIZE, "invalid request body: %s at byte %zu", jerr.message, jerr.position))
+			msg[0] = '\0';
+		return rc;
+	}
 	if (json_check_fields(*out, set_fields, &jerr)) {
 		json_decref(*out);
 		*out = NULL;
-		return api_fail(req, COFFER_ERR_INVALID, "invalid request body: %s", jerr.message);
+		if (fmt_into(msg, API_BODY_MSG_SIZE, "invalid request body: %s", jerr.message))
+			msg[0] = '\0';
+		return COFFER_ERR_INVALID;
 	}
 	return COFFER_OK;
+}
+
+static enum coffer_err parse_body(struct http_request *req, json_t **out)
+{
+	char msg[API_BODY_MSG_SIZE];
+	size_t len;
+	const char *body = http_request_body(req, &len);
+	enum coffer_err rc = api_secrets_body(body, len, http_request_route(req)->max_body, out, msg);
+	return rc ? api_fail(req, rc, "%s", msg) : COFFER_OK;
 }
 
 static const struct store_secret *find(const struct store_secret_list *l, const char *name)

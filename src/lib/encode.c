@@ -66,24 +66,79 @@ enum coffer_err b64url_encode(const void *in, size_t len, struct buf *out)
 	return COFFER_OK;
 }
 
+/* The 6-bit value of c in the alphabet, or -1. */
+static int b64val(enum b64_alphabet a, unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == (a == B64_URL ? '-' : '+'))
+		return 62;
+	if (c == (a == B64_URL ? '_' : '/'))
+		return 63;
+	return -1;
+}
+
+/*
+ * Our own decoder rather than sodium_base642bin: libsodium 1.0.18 reads every
+ * byte 0x80-0xFF as the alphabet's 63rd character, so one value would have
+ * many spellings. Here every byte is checked against the alphabet first.
+ */
+enum coffer_err b64_decode_into(enum b64_alphabet a, const char *in, size_t in_len, void *out, size_t out_size,
+				size_t *out_len)
+{
+	const unsigned char *s = (const unsigned char *)in;
+	size_t n = in_len;
+	if (a == B64_STD) { /* padded to whole groups: strip at most two '=' */
+		if (n % 4)
+			return COFFER_ERR_INVALID;
+		for (int i = 0; i < 2 && n > 0 && s[n - 1] == '='; i++)
+			n--;
+	}
+	if (n % 4 == 1)
+		return COFFER_ERR_INVALID;
+	for (size_t i = 0; i < n; i++)
+		if (b64val(a, s[i]) < 0)
+			return COFFER_ERR_INVALID;
+	size_t len = n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
+	/* the bits of the last character past the last whole byte must be zero */
+	if ((n % 4 == 2 && (b64val(a, s[n - 1]) & 0x0f)) || (n % 4 == 3 && (b64val(a, s[n - 1]) & 0x03)))
+		return COFFER_ERR_INVALID;
+	if (len > out_size)
+		return COFFER_ERR_TOO_LARGE;
+	unsigned char *o = out;
+	uint32_t acc = 0;
+	unsigned bits = 0;
+	size_t w = 0;
+	for (size_t i = 0; i < n; i++) {
+		acc = (acc << 6 | (uint32_t)b64val(a, s[i])) & 0xffffff;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			o[w++] = (unsigned char)(acc >> bits);
+		}
+	}
+	sodium_memzero(&acc, sizeof(acc)); /* a secret value's last bits */
+	*out_len = len;
+	return COFFER_OK;
+}
+
 enum coffer_err b64url_decode(const char *in, size_t in_len, struct buf *out)
 {
 	buf_reset(out);
-	if (in_len % 4 == 1)
-		return COFFER_ERR_INVALID;
-	size_t cap = in_len / 4 * 3 + 3;
+	size_t cap = in_len / 4 * 3 + 2, got = 0;
 	enum coffer_err rc = buf_grow(out, cap);
 	if (rc)
 		return rc;
-	size_t bin_len = 0;
-	const char *end = NULL;
-	if (sodium_base642bin((unsigned char *)out->ptr, cap, in, in_len, NULL, &bin_len, &end,
-			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
-	    end != in + in_len) {
+	rc = b64_decode_into(B64_URL, in, in_len, out->ptr, cap, &got);
+	if (rc) {
 		buf_reset(out);
-		return COFFER_ERR_INVALID;
+		return rc;
 	}
-	out->len = bin_len;
-	out->ptr[bin_len] = '\0';
+	out->len = got;
+	out->ptr[got] = '\0';
 	return COFFER_OK;
 }

@@ -1,6 +1,7 @@
 /*
- * encode.h — hex and base64url (RFC 4648 §5, no padding), strict both ways.
- * Decoders refuse any character outside the alphabet, padding, whitespace,
+ * encode.h — hex, base64url (RFC 4648 §5, no padding) and, for secret
+ * values, base64 (§4, padded); strict both ways. Decoders refuse any
+ * character outside the alphabet, padding where none belongs, whitespace,
  * odd lengths and non-zero trailing bits; output is written only on success.
  */
 #ifndef COFFER_ENCODE_H
@@ -21,6 +22,20 @@ COFFER_MUST_CHECK enum coffer_err hex_decode(const char *in, size_t in_len, void
 /* Decodes any even-length hex string into b (reset first). */
 COFFER_MUST_CHECK enum coffer_err hex_decode_buf(const char *in, size_t in_len, struct buf *b);
 
+enum b64_alphabet {
+	B64_URL, /* RFC 4648 §5 without padding (tokens, signatures, keys) */
+	B64_STD, /* RFC 4648 §4 with its '=' padding (secret values) */
+};
+
+/*
+ * Decodes into out (out_size bytes); *out_len is the decoded length. One
+ * spelling per value: bytes outside the alphabet (0x80-0xFF included), '='
+ * other than B64_STD's final padding, a lone last character and non-zero
+ * trailing bits are COFFER_ERR_INVALID; output too large for out is
+ * COFFER_ERR_TOO_LARGE.
+ */
+COFFER_MUST_CHECK enum coffer_err b64_decode_into(enum b64_alphabet a, const char *in, size_t in_len, void *out,
+						  size_t out_size, size_t *out_len);
 COFFER_MUST_CHECK enum coffer_err b64url_encode(const void *in, size_t len, struct buf *out);
 /* Decodes into b (reset first). */
 COFFER_MUST_CHECK enum coffer_err b64url_decode(const char *in, size_t in_len, struct buf *out);

@@ -94,17 +94,16 @@ enum coffer_err hostauth_join_token_verify(const struct secret *join_key, const 
 {
 	unsigned char raw[HOSTAUTH_JOIN_RAW_LEN], mac[HOSTAUTH_MAC_LEN];
 	size_t raw_len = 0;
-	const char *end = NULL;
 	uint64_t expires;
 	enum coffer_err rc = COFFER_ERR_INVALID;
 
 	if (secret_len(join_key) != HOSTAUTH_KEY_LEN || !token || token_len != HOSTAUTH_JOIN_TOKEN_LEN ||
 	    memcmp(token, HOSTAUTH_JOIN_PREFIX, HOSTAUTH_JOIN_PREFIX_LEN) != 0)
 		return COFFER_ERR_INVALID;
-	/* Strict: exactly the 75 characters, canonical trailing bits (libsodium checks them). */
-	if (sodium_base642bin(raw, sizeof(raw), token + HOSTAUTH_JOIN_PREFIX_LEN, HOSTAUTH_JOIN_B64_LEN, NULL,
-			      &raw_len, &end, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
-	    raw_len != sizeof(raw) || end != token + token_len)
+	/* Strict: exactly the 75 characters, one spelling (encode.h). */
+	if (b64_decode_into(B64_URL, token + HOSTAUTH_JOIN_PREFIX_LEN, HOSTAUTH_JOIN_B64_LEN, raw, sizeof(raw),
+			    &raw_len) ||
+	    raw_len != sizeof(raw))
 		goto out;
 	crypto_auth_hmacsha256(mac, raw, JOIN_SIGNED_LEN, secret_cbytes(join_key));
 	if (sodium_memcmp(mac, raw + JOIN_SIGNED_LEN, sizeof(mac)) != 0) {
@@ -533,7 +532,6 @@ enum coffer_err hostauth_verify(const struct hostauth_request *r, const struct h
 {
 	unsigned char sig[HOSTAUTH_SIG_LEN], nonce[HOSTAUTH_NONCE_BYTES];
 	size_t sig_len = 0;
-	const char *end = NULL;
 	int64_t ts;
 	struct buf msg;
 	enum coffer_err rc = COFFER_ERR_UNAUTH;
@@ -542,9 +540,8 @@ enum coffer_err hostauth_verify(const struct hostauth_request *r, const struct h
 	if (!p || !hostauth_host_id_ok(p->host) || !p->timestamp || strlen(p->timestamp) >= HOSTAUTH_TIMESTAMP_SIZE ||
 	    parse_int64(p->timestamp, 0, INT64_MAX, &ts) || !nonce_ok(p->nonce) || !p->signature ||
 	    strlen(p->signature) != HOSTAUTH_SIGNATURE_B64_LEN ||
-	    sodium_base642bin(sig, sizeof(sig), p->signature, HOSTAUTH_SIGNATURE_B64_LEN, NULL, &sig_len, &end,
-			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
-	    sig_len != sizeof(sig) || end != p->signature + HOSTAUTH_SIGNATURE_B64_LEN || now < 0)
+	    b64_decode_into(B64_URL, p->signature, HOSTAUTH_SIGNATURE_B64_LEN, sig, sizeof(sig), &sig_len) ||
+	    sig_len != sizeof(sig) || now < 0)
 		return COFFER_ERR_UNAUTH;
 	if ((ts > now && ts - now > HOSTAUTH_WINDOW_S) || (now > ts && now - ts > HOSTAUTH_WINDOW_S)) {
 		*why = "request timestamp outside the allowed window";

@@ -14,7 +14,7 @@ static enum coffer_err digits(const char **s, uint64_t max, uint64_t *out)
 		return COFFER_ERR_INVALID;
 	for (; *p >= '0' && *p <= '9'; p++) {
 		uint64_t d = (uint64_t)(*p - '0');
-		if (v > (max - d) / 10)
+		if (d > max || v > (max - d) / 10)
 			return COFFER_ERR_INVALID;
 		v = v * 10 + d;
 	}

@@ -128,6 +128,18 @@ static void test_parse_int(void **state)
 	assert_true(u == UINT64_MAX);
 	assert_int_equal(parse_uint64("18446744073709551616", UINT64_MAX, &u), COFFER_ERR_INVALID);
 	assert_int_equal(parse_uint64("-1", UINT64_MAX, &u), COFFER_ERR_INVALID);
+	/* a single digit above a small maximum (max - d must not wrap) */
+	u = 1;
+	assert_int_equal(parse_uint64("7", 5, &u), COFFER_ERR_INVALID);
+	assert_int_equal(parse_uint64("9", 0, &u), COFFER_ERR_INVALID);
+	assert_int_equal(parse_uint64("16", 15, &u), COFFER_ERR_INVALID);
+	assert_int_equal(u, 1);
+	assert_int_equal(parse_uint64("5", 5, &u), COFFER_OK);
+	assert_int_equal(u, 5);
+	assert_int_equal(parse_uint64("0", 0, &u), COFFER_OK);
+	assert_int_equal(u, 0);
+	assert_int_equal(parse_int64("7", -3, 5, &v), COFFER_ERR_INVALID);
+	assert_int_equal(parse_int64("-7", -5, 5, &v), COFFER_ERR_INVALID);
 }
 
 static void test_parse_duration(void **state)
@@ -340,7 +352,40 @@ static void test_b64url(void **state)
 		assert_int_equal(b64url_decode(bad[i], strlen(bad[i]), &b), COFFER_ERR_INVALID);
 	assert_int_equal(b64url_decode("", 0, &b), COFFER_OK);
 	assert_int_equal(b.len, 0);
+	/* libsodium 1.0.18 reads any byte 0x80-0xFF as '_': one spelling only */
+	for (int c = 0x80; c <= 0xff; c++) {
+		char s[4] = { '-', '_', '_', '_' };
+		s[3] = (char)c;
+		assert_int_equal(b64url_decode(s, 4, &b), COFFER_ERR_INVALID);
+		s[1] = (char)c;
+		assert_int_equal(b64url_decode(s, 2, &b), COFFER_ERR_INVALID);
+	}
+	assert_int_equal(b64url_decode("-___", 4, &b), COFFER_OK);
 	buf_release(&b);
+}
+
+/* The standard alphabet with padding (secret values), as strict. */
+static void test_b64_std(void **state)
+{
+	(void)state;
+	unsigned char out[8];
+	size_t n = 0;
+	assert_int_equal(b64_decode_into(B64_STD, "+/8=", 4, out, sizeof(out), &n), COFFER_OK);
+	assert_int_equal(n, 2);
+	assert_memory_equal(out, "\xfb\xff", 2);
+	assert_int_equal(b64_decode_into(B64_STD, "QQ==", 4, out, sizeof(out), &n), COFFER_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(b64_decode_into(B64_STD, "", 0, out, sizeof(out), &n), COFFER_OK);
+	assert_int_equal(n, 0);
+	/* unpadded, the url alphabet, bad trailing bits, padding inside, too much padding */
+	const char *bad[] = { "+/8", "-_8=", "+/9=", "QR==", "QQ=A", "Q===", "====", "QQ==QQ==", " QQ=", NULL };
+	for (int i = 0; bad[i]; i++)
+		assert_int_equal(b64_decode_into(B64_STD, bad[i], strlen(bad[i]), out, sizeof(out), &n), COFFER_ERR_INVALID);
+	for (int c = 0x80; c <= 0xff; c++) {
+		char s[4] = { 'A', 'A', 'A', (char)c };
+		assert_int_equal(b64_decode_into(B64_STD, s, 4, out, sizeof(out), &n), COFFER_ERR_INVALID);
+	}
+	assert_int_equal(b64_decode_into(B64_STD, "AAAAAAAA", 8, out, 5, &n), COFFER_ERR_TOO_LARGE);
 }
 
 int main(void)
@@ -353,6 +398,7 @@ int main(void)
 		cmocka_unit_test(test_parse_size_hostport), cmocka_unit_test(test_secret),
 		cmocka_unit_test(test_log),		 cmocka_unit_test(test_fs),
 		cmocka_unit_test(test_hex),		 cmocka_unit_test(test_b64url),
+		cmocka_unit_test(test_b64_std),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

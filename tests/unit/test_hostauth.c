@@ -406,6 +406,23 @@ static void test_request_tampered(void **state)
 	assert_int_equal(verify_at(f, NOW_S, &why), COFFER_OK);
 }
 
+/* A '_' of the signature spelled as a byte 0x80-0xFF (libsodium 1.0.18 read those as '_'). */
+static void test_request_signature_respelled(void **state)
+{
+	struct req_fixture *f = *state;
+	char *u;
+	for (int i = 0; i < 64 && !(u = strchr(f->h.signature, '_')); i++)
+		assert_int_equal(hostauth_sign_headers(f->sk, f->h.host, &f->r, NOW_S, &f->h), COFFER_OK);
+	assert_non_null(u); /* 64 signatures without a '_': about 1 in 10^37 */
+	*u = (char)0xff;
+	expect_refused(f, "missing or malformed host signature headers");
+	*u = (char)0x80;
+	expect_refused(f, "missing or malformed host signature headers");
+	*u = '_';
+	const char *why;
+	assert_int_equal(verify_at(f, NOW_S, &why), COFFER_OK);
+}
+
 static void test_request_malformed(void **state)
 {
 	struct req_fixture *f = *state;
@@ -554,6 +571,7 @@ int main(void)
 		cmocka_unit_test(test_enrol_proof),
 		cmocka_unit_test_setup_teardown(test_request_roundtrip, req_setup, req_teardown),
 		cmocka_unit_test_setup_teardown(test_request_tampered, req_setup, req_teardown),
+		cmocka_unit_test_setup_teardown(test_request_signature_respelled, req_setup, req_teardown),
 		cmocka_unit_test_setup_teardown(test_request_malformed, req_setup, req_teardown),
 		cmocka_unit_test_setup_teardown(test_request_replayed, req_setup, req_teardown),
 		cmocka_unit_test_setup_teardown(test_request_stale, req_setup, req_teardown),

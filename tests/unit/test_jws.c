@@ -332,6 +332,17 @@ static void test_bad_base64url(void **state)
 	signed_token(k, "p", &tok);
 	tok.ptr[tok.len - 1] = 'B';
 	assert_int_equal(verify(k->pk, &tok), COFFER_ERR_INVALID);
+	/* a byte 0x80-0xFF for '_' (libsodium 1.0.18 read it as '_'): the
+	 * payload 0xFFFFFF is "____" */
+	const unsigned char high[] = { 0x80, 0xbf, 0xc0, 0xff };
+	for (size_t i = 0; i < sizeof(high); i++) {
+		signed_token(k, "\xff\xff\xff", &tok);
+		char *payload = strchr(tok.ptr, '.') + 1;
+		assert_memory_equal(payload, "____.", 5);
+		assert_int_equal(verify(k->pk, &tok), COFFER_OK);
+		payload[2] = (char)high[i];
+		assert_int_equal(verify(k->pk, &tok), COFFER_ERR_INVALID);
+	}
 	buf_release(&tok);
 }
 
