@@ -682,7 +682,7 @@ static void *timer_main(void *arg)
 		struct http_request *r = s->parked, *n;
 		for (; r; r = n) {
 			n = r->s_next;
-			if (r->park_deadline <= now)
+			if (r->park_deadline < now) /* strictly: ms are truncated, the handler must see its time up */
 				unpark(r);
 			else if (r->park_deadline < next)
 				next = r->park_deadline;
@@ -691,6 +691,7 @@ static void *timer_main(void *arg)
 		if (next == NO_DEADLINE) {
 			pthread_cond_wait(&s->timer_cv, &park_mu);
 		} else {
+			next++;
 			struct timespec until = { (time_t)(next / MS_PER_S), (long)(next % MS_PER_S) * NS_PER_MS };
 			pthread_cond_timedwait(&s->timer_cv, &park_mu, &until);
 		}
