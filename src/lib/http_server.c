@@ -34,7 +34,6 @@
 
 #define MS_PER_S 1000
 #define NS_PER_MS 1000000L
-#define NS_PER_S 1000000000L
 #define NO_DEADLINE INT64_MAX
 
 /* The reply used when even an error reply cannot be built. */
@@ -411,16 +410,15 @@ static struct http_request *request_new(struct http_server *s)
 	return req;
 }
 
-static void park_unlink(struct http_request *req);
-
+/*
+ * Never parked here: a suspended connection does not time out or see its
+ * client go, and the server resumes every one before it stops. (No park_mu
+ * here either: libmicrohttpd may call this with its own locks held, and
+ * unpark takes them under park_mu.)
+ */
 static void request_free(struct http_request *req)
 {
 	struct http_server *s = req->server;
-	/* never parked here in practice: a parked connection is suspended and only ends once resumed */
-	pthread_mutex_lock(&park_mu);
-	if (req->parked)
-		park_unlink(req);
-	pthread_mutex_unlock(&park_mu);
 	if (req->auth_release)
 		req->auth_release(req->auth);
 	for (size_t i = 0; i < req->n_params; i++)
