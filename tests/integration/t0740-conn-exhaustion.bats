@@ -61,16 +61,31 @@ field() {
 	grep -oE "(^| )$2=-?[0-9]+" <<<"$1" | cut -d= -f2
 }
 
-# fast_list: `coffer secrets list` succeeds within 1 s
-fast_list() {
-	local t0 ms
+# timed_list: runs `coffer secrets list` and sets LIST_MS to how long it took
+timed_list() {
+	local t0
 	t0=$(date +%s%3N)
 	run_logged "$COFFER" secrets list -a canary
-	ms=$(($(date +%s%3N) - t0))
-	echo "secrets list: status $status in $ms ms" >&3
+	LIST_MS=$(($(date +%s%3N) - t0))
 	[ "$status" -eq 0 ] || { echo "secrets list failed: $output" >&2; return 1; }
 	[[ "$output" == *CANARY_SECRET* ]]
-	[ "$ms" -lt 1000 ] || { echo "secrets list took $ms ms" >&2; return 1; }
+}
+
+# list_baseline: the limit fast_list holds the CLI to: 1 s, or twice what
+# the same command takes on this machine with nothing held when that is
+# more (a sanitizer build on a loaded machine)
+list_baseline() {
+	timed_list
+	timed_list
+	LIST_LIMIT_MS=$((LIST_MS * 2 > 1000 ? LIST_MS * 2 : 1000))
+	echo "secrets list with nothing held: $LIST_MS ms; limit $LIST_LIMIT_MS ms" >&3
+}
+
+# fast_list: `coffer secrets list` succeeds within LIST_LIMIT_MS
+fast_list() {
+	timed_list
+	echo "secrets list: $LIST_MS ms" >&3
+	[ "$LIST_MS" -lt "$LIST_LIMIT_MS" ] || { echo "secrets list took $LIST_MS ms" >&2; return 1; }
 }
 
 # closed_by_timeout NAME: the report shows every connection closed by the
@@ -100,6 +115,7 @@ closed_by_timeout() {
 }
 
 @test "hundreds of idle and half-sent connections from other addresses: the CLI and an agent are served, the server closes them after the timeout" {
+	list_baseline
 	agents_up 1
 	"$COFFER" apps create web >/dev/null
 	"$COFFER" secrets set -a web DB_URL=postgres://held >/dev/null
@@ -134,17 +150,28 @@ closed_by_timeout() {
 	grep -q '"max_per_ip":32' "$T/api.log" || grep -q 'max_per_ip=32' "$T/api.log"
 }
 
-# poll_one GEN N: one signed long poll of the assignments after GEN, in the
-# background; "STATUS SECONDS" goes to $T/poll-N.code.
-poll_one() {
-	local target="/v1/agent/assignments?after=$1&wait=8" args=(-sS -o "$T/poll-$2.body" -w '%{http_code} %{time_total}') h
-	mapfile -t HDRS < <("$HOST_SIGN" "$KEY" "$HOST_ID" GET "$target" "")
-	[ "${#HDRS[@]}" -eq 4 ]
-	for h in "${HDRS[@]}"; do
-		args+=(-H "$h")
-	done
-	{ curl "${args[@]}" "$API_URL$target" >"$T/poll-$2.code" 2>>"$T/poll.err" || echo 000 >"$T/poll-$2.code"; } 3>&- &
+# sign_poll GEN N: the headers of a signed long poll of the assignments
+# after GEN (wait 15 s), in $T/poll-N.hdr, for poll_start.
+POLL_WAIT_S=15
+sign_poll() {
+	local target="/v1/agent/assignments?after=$1&wait=$POLL_WAIT_S"
+	"$HOST_SIGN" "$KEY" "$HOST_ID" GET "$target" "" >"$T/poll-$2.hdr"
+	[ "$(wc -l <"$T/poll-$2.hdr")" -eq 4 ]
+}
+
+# poll_start GEN N: sends poll N in the background; "STATUS SECONDS" goes
+# to $T/poll-N.code when it is answered.
+poll_start() {
+	local target="/v1/agent/assignments?after=$1&wait=$POLL_WAIT_S"
+	{ curl -sS -H "@$T/poll-$2.hdr" -o "$T/poll-$2.body" -w '%{http_code} %{time_total}' "$API_URL$target" \
+		>"$T/poll-$2.code.tmp" 2>>"$T/poll.err" || echo 000 >"$T/poll-$2.code.tmp"
+	  mv "$T/poll-$2.code.tmp" "$T/poll-$2.code"; } 3>&- &
 	POLL_PIDS="${POLL_PIDS:-} $!"
+}
+
+# conns_to URL N: at least N client connections to URL's port are established
+conns_to() {
+	[ "$(ss -tnH state established "( dport = :$(port_of "$1") )" | wc -l)" -ge "$2" ]
 }
 
 polls_answered() {
@@ -167,20 +194,24 @@ polls_answered() {
 	mapfile -t HDRS < <("$HOST_SIGN" "$KEY" "$HOST_ID" GET /v1/agent/assignments "")
 	gen=$(curl -sS "${HDRS[@]/#/-H}" "$API_URL/v1/agent/assignments" | jq -r .generation)
 	[[ "$gen" =~ ^[0-9a-f]{16}$ ]]
+	for i in $(seq "$n"); do
+		sign_poll "$gen" "$i"
+	done
+	list_baseline
 	t0=$(date +%s%3N)
 	for i in $(seq "$n"); do
-		poll_one "$gen" "$i"
+		poll_start "$gen" "$i"
 	done
-	sleep 1
-	# every poll is waiting, none answered
-	run ! polls_answered 1
+	# every poll is connected (and so parked a moment later), none answered
+	wait_until 20 conns_to "$API_URL" "$n"
+	sleep 0.5
 	for i in $(seq "$n"); do
-		[ ! -s "$T/poll-$i.code" ]
+		[ ! -s "$T/poll-$i.code" ] || { echo "poll $i answered early: $(cat "$T/poll-$i.code") $(cat "$T/poll-$i.body")" >&2; return 1; }
 	done
 	fast_list
 	fast_list
 	# they answer at their deadline: 200, the same generation
-	wait_until 20 polls_answered "$n"
+	wait_until $((POLL_WAIT_S + 10)) polls_answered "$n"
 	echo "$n long polls over $threads threads answered after $(($(date +%s%3N) - t0)) ms" >&3
 	for i in $(seq "$n"); do
 		line=$(cat "$T/poll-$i.code")
@@ -188,9 +219,10 @@ polls_answered() {
 		secs=${line#* }
 		[ "$code" = 200 ]
 		[ "$(jq -r .generation "$T/poll-$i.body")" = "$gen" ]
-		# at its 8 s deadline, not before
 		echo "poll $i: $line" >&3
-		[ "${secs%.*}" -ge 7 ] && [ "${secs%.*}" -lt 11 ] || { echo "poll $i took $secs s" >&2; return 1; }
+		# at its deadline, not before
+		[ "${secs%.*}" -ge $((POLL_WAIT_S - 1)) ] && [ "${secs%.*}" -lt $((POLL_WAIT_S + 3)) ] ||
+			{ echo "poll $i took $secs s" >&2; return 1; }
 	done
 	POLL_PIDS=
 	fast_list
