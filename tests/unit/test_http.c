@@ -1134,6 +1134,30 @@ static void test_limits(void **state)
 	http_server_stop(s);
 }
 
+static enum coffer_err h_sleepy(struct http_request *req, void *ctx)
+{
+	sleep_ms(2500);
+	return h_ping(req, ctx);
+}
+
+/* The idle timeout is about the socket: a handler that runs longer still gets its answer out. */
+static void test_slow_handler_outlives_timeout(void **state)
+{
+	(void)state;
+	static const struct http_route sleepy[] = { { "GET", "/slow", 0, 0, h_sleepy, NULL } };
+	struct http_server_config cfg = { .listen = "127.0.0.1:0", .timeout_s = 1, .threads = 1 };
+	struct http_server *s = NULL;
+	struct wait_call wc = { 0 };
+	pthread_t th;
+	assert_int_equal(http_server_start(&cfg, sleepy, 1, NULL, &s), COFFER_OK);
+	snprintf(wc.url, sizeof(wc.url), "http://127.0.0.1:%u/slow", (unsigned)http_server_port(s));
+	assert_int_equal(pthread_create(&th, NULL, wait_main, &wc), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(wc.status, 200);
+	json_decref(wc.doc);
+	http_server_stop(s);
+}
+
 /* The pool's size and the connection limit in force (under RLIMIT_NOFILE). */
 static void test_pool_and_connection_limit(void **state)
 {
@@ -1217,6 +1241,7 @@ int main(void)
 		cmocka_unit_test(test_park_deadline_and_ticket),
 		cmocka_unit_test(test_park_stop),
 		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_slow_handler_outlives_timeout),
 		cmocka_unit_test(test_pool_and_connection_limit),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
