@@ -1158,6 +1158,33 @@ static void test_slow_handler_outlives_timeout(void **state)
 	http_server_stop(s);
 }
 
+/* A keep-alive client whose connection the server closed as idle reconnects by itself, GET and POST. */
+static void test_keepalive_after_timeout(void **state)
+{
+	(void)state;
+	struct http_server_config cfg = { .listen = "127.0.0.1:0", .timeout_s = 1, .gate = gate };
+	struct http_server *s = NULL;
+	struct http_client *c = NULL;
+	struct buf resp;
+	char url[64];
+	assert_int_equal(http_server_start(&cfg, routes, sizeof(routes) / sizeof(routes[0]), NULL, &s), COFFER_OK);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u", (unsigned)http_server_port(s));
+	assert_int_equal(http_client_new(url, 5000, &c), COFFER_OK);
+	struct secret *t = NULL;
+	assert_int_equal(secret_from(TOKEN, strlen(TOKEN), &t), COFFER_OK);
+	assert_int_equal(http_client_set_token(c, t), COFFER_OK);
+	secret_free(t);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(request(c, "GET", "/v1/ping", NULL, 0, &resp), 200);
+		buf_release(&resp);
+		assert_int_equal(request(c, "POST", "/v1/echo", "{\"a\":1}", 7, &resp), 200);
+		buf_release(&resp);
+		sleep_ms(1600); /* past the timeout: the server closes the idle connection */
+	}
+	http_client_free(c);
+	http_server_stop(s);
+}
+
 /* The pool's size and the connection limit in force (under RLIMIT_NOFILE). */
 static void test_pool_and_connection_limit(void **state)
 {
@@ -1242,6 +1269,7 @@ int main(void)
 		cmocka_unit_test(test_park_stop),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_slow_handler_outlives_timeout),
+		cmocka_unit_test(test_keepalive_after_timeout),
 		cmocka_unit_test(test_pool_and_connection_limit),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
