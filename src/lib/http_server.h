@@ -222,8 +222,8 @@ int64_t http_request_age_ms(const struct http_request *req);
  * has not set a reply, which then returns COFFER_OK: the server suspends
  * the connection (its thread serves others) until q is woken after ticket,
  * timeout_ms passed, or the server stops; then the handler runs again with
- * the same request (the gate does not run again; a reply set before is
- * gone only if the handler sets another) and answers or parks again. The
+ * the same request (the gate does not run again; reply headers added
+ * before the park are kept) and answers or parks again. The
  * handler must hold nothing while parked (give the store connection back).
  * q may be NULL (only the deadline). A handler that parks and also sets a
  * reply answers. Returns COFFER_OK (parked), COFFER_ERR_UNAVAILABLE when
@@ -235,7 +235,11 @@ int64_t http_request_age_ms(const struct http_request *req);
  */
 struct http_waitq;
 COFFER_MUST_CHECK enum coffer_err http_waitq_new(struct http_waitq **out);
-/* Runs any request still parked on q (as a wake would), then frees q. NULL is allowed. */
+/*
+ * Runs any request still parked on q (as a wake would), then frees q. Only
+ * once no handler can park on q any more (the api frees its queue after
+ * its server stopped). NULL is allowed.
+ */
 void http_waitq_free(struct http_waitq *q);
 /* The queue's current state, for http_request_park; NULL gives 0. */
 uint64_t http_waitq_ticket(struct http_waitq *q);
