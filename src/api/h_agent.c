@@ -43,13 +43,6 @@ static const char *const event_fields[] = { "state",	   "release", "pid", "exit_
 /* What an agent may say; created and destroyed are the api's to set. */
 static const char *const agent_states[] = { "starting", "started", "stopping", "stopped", "failed" };
 
-static int64_t mono_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * MS_PER_S + t.tv_nsec / 1000000;
-}
-
 static int hex_ok(const char *s, size_t len)
 {
 	if (strlen(s) != len)
@@ -245,27 +238,32 @@ enum coffer_err h_agent_assignments(struct http_request *req, void *ctx)
 		return http_reply_error(req, COFFER_ERR_INVALID, "after must be a generation (16 hex characters)");
 	if (wait_text && (parse_uint64(wait_text, WAIT_MAX_S, &wait_s) || wait_s < 1))
 		return http_reply_error(req, COFFER_ERR_INVALID, "wait must be 1 to 30 seconds");
-	int64_t deadline = mono_ms() + (int64_t)wait_s * MS_PER_S;
-	uint64_t seen = release_assignments_wait(ctl, 0, 0);
-	for (;;) {
-		if (!a->store) {
-			rc = store_pool_acquire(a->api->pool, &a->store);
-			if (rc) {
-				a->store = NULL;
-				return http_reply_error(req, rc, NULL);
-			}
-		}
-		rc = api_note(a, assignments(a->store, a->host.id, &machines, gen));
-		if (rc)
+	/*
+	 * Parked between checks, not waiting on a thread: woken by a change in
+	 * this api, and re-run every RELEASE_POLL_RECHECK_MS for another api's.
+	 * The ticket comes before the read, so a change between the two wakes
+	 * the park at once.
+	 */
+	struct http_waitq *q = release_assignments_queue(ctl);
+	uint64_t ticket = http_waitq_ticket(q);
+	int64_t left = (int64_t)wait_s * MS_PER_S - http_request_age_ms(req);
+	if (!a->store) {
+		rc = store_pool_acquire(a->api->pool, &a->store);
+		if (rc) {
+			a->store = NULL;
 			return http_reply_error(req, rc, NULL);
-		int64_t left = deadline - mono_ms();
-		if (!after || !*after || strcmp(gen, after) != 0 || left <= 0 || release_ctl_stopping(ctl))
-			break;
-		json_decref(machines);
-		machines = NULL;
-		put_store(a);
-		/* woken by a change in this api; the re-check catches another api's */
-		seen = release_assignments_wait(ctl, seen, left < RELEASE_POLL_RECHECK_MS ? left : RELEASE_POLL_RECHECK_MS);
+		}
+	}
+	rc = api_note(a, assignments(a->store, a->host.id, &machines, gen));
+	if (rc)
+		return http_reply_error(req, rc, NULL);
+	if (after && *after && strcmp(gen, after) == 0 && left > 0 && !release_ctl_stopping(ctl)) {
+		put_store(a); /* nothing held while parked */
+		if (!http_request_park(req, q, ticket, left < RELEASE_POLL_RECHECK_MS ? left : RELEASE_POLL_RECHECK_MS)) {
+			json_decref(machines);
+			return COFFER_OK;
+		}
+		/* the server is stopping: answer with what there is */
 	}
 	rc = add_tokens(a, machines);
 	if (rc) {

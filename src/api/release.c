@@ -624,12 +624,11 @@ struct release_ctl {
 	struct api *api;
 	pthread_mutex_t mu;
 	pthread_cond_t wake_cv;    /* the controller waits here */
-	pthread_cond_t assign_cv;  /* long polls wait here */
+	struct http_waitq *assign_q; /* long polls park here (thread-safe on its own) */
 	pthread_t thread;
 	int thread_started;
 	int stopping;
 	int woken;
-	uint64_t gen;              /* bumped by release_assignments_changed */
 };
 
 static int64_t wall_ms(void)
@@ -704,7 +703,7 @@ static void *run(void *arg)
 
 static void ctl_free(struct release_ctl *c)
 {
-	pthread_cond_destroy(&c->assign_cv);
+	http_waitq_free(c->assign_q);
 	pthread_cond_destroy(&c->wake_cv);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
@@ -725,14 +724,13 @@ enum coffer_err release_ctl_start(struct api *api, struct release_ctl **out)
 		return COFFER_ERR_NOMEM;
 	}
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	if (pthread_mutex_init(&c->mu, NULL) || pthread_cond_init(&c->wake_cv, &attr) ||
-	    pthread_cond_init(&c->assign_cv, &attr)) {
+	if (pthread_mutex_init(&c->mu, NULL) || pthread_cond_init(&c->wake_cv, &attr)) {
 		pthread_condattr_destroy(&attr);
 		free(c);
 		return COFFER_ERR_NOMEM;
 	}
 	pthread_condattr_destroy(&attr);
-	if (pthread_create(&c->thread, NULL, run, c)) {
+	if (http_waitq_new(&c->assign_q) || pthread_create(&c->thread, NULL, run, c)) {
 		ctl_free(c);
 		return COFFER_ERR_NOMEM;
 	}
@@ -758,8 +756,8 @@ void release_ctl_shutdown(struct release_ctl *c)
 	pthread_mutex_lock(&c->mu);
 	c->stopping = 1;
 	pthread_cond_broadcast(&c->wake_cv);
-	pthread_cond_broadcast(&c->assign_cv);
 	pthread_mutex_unlock(&c->mu);
+	http_waitq_wake(c->assign_q); /* parked long polls run again and see release_ctl_stopping */
 }
 
 int release_ctl_stopping(struct release_ctl *c)
@@ -785,30 +783,11 @@ void release_ctl_stop(struct release_ctl *c)
 
 void release_assignments_changed(struct release_ctl *c)
 {
-	if (!c)
-		return;
-	pthread_mutex_lock(&c->mu);
-	c->gen++;
-	pthread_cond_broadcast(&c->assign_cv);
-	pthread_mutex_unlock(&c->mu);
+	if (c)
+		http_waitq_wake(c->assign_q);
 }
 
-uint64_t release_assignments_wait(struct release_ctl *c, uint64_t gen_seen, int64_t timeout_ms)
+struct http_waitq *release_assignments_queue(struct release_ctl *c)
 {
-	uint64_t gen;
-	if (!c) {
-		struct timespec t = { timeout_ms / MS_PER_S, (timeout_ms % MS_PER_S) * 1000000 };
-		if (timeout_ms > 0)
-			while (nanosleep(&t, &t) == -1 && errno == EINTR)
-				;
-		return gen_seen;
-	}
-	struct timespec until = deadline_in(timeout_ms);
-	pthread_mutex_lock(&c->mu);
-	while (c->gen == gen_seen && !c->stopping)
-		if (pthread_cond_timedwait(&c->assign_cv, &c->mu, &until) == ETIMEDOUT)
-			break;
-	gen = c->gen;
-	pthread_mutex_unlock(&c->mu);
-	return gen;
+	return c ? c->assign_q : NULL;
 }

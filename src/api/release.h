@@ -142,16 +142,15 @@ void release_ctl_shutdown(struct release_ctl *c);
 void release_ctl_stop(struct release_ctl *c);
 
 /*
- * Wakes every long poll of the api's agents (a machine was created,
- * destroyed, or given another desired release), and waits: returns when
- * woken or after timeout_ms. gen_seen is what the caller last saw;
- * release_assignments_changed bumps the counter. Call
- * release_assignments_changed after the change is committed. Both accept
- * NULL (wait then sleeps timeout_ms). wait returns at once, with the
- * counter, once the controller is shut down.
+ * The long polls of the api's agents park on the queue (http_request_park);
+ * release_assignments_changed wakes them (a machine was created, destroyed,
+ * or given another desired release): call it after the change is
+ * committed. release_ctl_shutdown wakes them too. Both accept NULL (the
+ * queue is then NULL: a park waits for its deadline only).
  */
+struct http_waitq;
 void release_assignments_changed(struct release_ctl *c);
-uint64_t release_assignments_wait(struct release_ctl *c, uint64_t gen_seen, int64_t timeout_ms);
+struct http_waitq *release_assignments_queue(struct release_ctl *c);
 /* 1 once release_ctl_shutdown ran: a long poll answers now. */
 int release_ctl_stopping(struct release_ctl *c);
 

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,7 +20,6 @@
 #include "log.h"
 #include "parse.h"
 #include "fs.h"
-#include "parse.h"
 #include "banned.h"
 
 #define METHOD_MAX 16             /* bytes of a method, NUL included */
@@ -31,6 +31,10 @@
 #define PORT_TEXT_MAX 8           /* "65535" and a NUL */
 #define REQUEST_ID_BYTES (HTTP_REQUEST_ID_LEN / 2)
 #define JSON_TYPE "application/json"
+
+#define MS_PER_S 1000
+#define NS_PER_MS 1000000L
+#define NO_DEADLINE INT64_MAX
 
 /* The reply used when even an error reply cannot be built. */
 static const char fallback_body[] = "{\"error\":{\"code\":\"internal\",\"message\":\"internal error\"}}";
@@ -50,7 +54,30 @@ struct http_server {
 	unsigned in_flight;
 	uint64_t requests;
 	uint64_t body_bytes_peak;
+	unsigned threads;         /* the pool's size */
+	unsigned max_connections; /* the limit in force */
+	/* parking, under park_mu */
+	struct http_request *parked; /* every request parked on this server */
+	unsigned n_parked;
+	int stopping;                /* http_server_stop began: no more parks */
+	int timer_stop;
+	int64_t timer_next_ms;       /* the deadline the timer sleeps until */
+	pthread_cond_t timer_cv;
+	pthread_t timer;
 };
+
+/* A wait queue (http_server.h); under park_mu. */
+struct http_waitq {
+	uint64_t gen;               /* bumped by every wake */
+	struct http_request *head;  /* the requests parked on it */
+};
+
+/*
+ * One lock for all parking. A parked request is on two lists, its server's
+ * (deadlines, stop) and its queue's (wakes), and a queue is not tied to a
+ * server: one lock keeps the order trivial, and parks and wakes are short.
+ */
+static pthread_mutex_t park_mu = PTHREAD_MUTEX_INITIALIZER;
 
 struct route_param {
 	const char *name; /* in the route's pattern, not NUL-terminated */
@@ -69,6 +96,13 @@ struct http_request {
 	char *path;
 	int started;  /* the first call of the access handler happened */
 	int gated;    /* the gate admitted the request already (HTTP_ROUTE_GATE_EARLY) */
+	int admitted; /* the gate let it through: a resumed request goes straight to its handler */
+	int park;     /* the handler asked to park (http_request_park) */
+	struct http_waitq *park_q;
+	uint64_t park_ticket;
+	int64_t park_deadline; /* mono_ms */
+	int parked;            /* on the parking lists (under park_mu) */
+	struct http_request *s_prev, *s_next, *q_prev, *q_next;
 	int sent;     /* a response was queued (or the connection refused) */
 	int status;   /* the status sent, for the access log */
 	const struct http_route *route;
@@ -376,6 +410,12 @@ static struct http_request *request_new(struct http_server *s)
 	return req;
 }
 
+/*
+ * Never parked here: a suspended connection does not time out or see its
+ * client go, and the server resumes every one before it stops. (No park_mu
+ * here either: libmicrohttpd may call this with its own locks held, and
+ * unpark takes them under park_mu.)
+ */
 static void request_free(struct http_request *req)
 {
 	struct http_server *s = req->server;
@@ -557,6 +597,177 @@ static enum MHD_Result request_body(struct http_request *req, const char *data, 
 	return MHD_YES;
 }
 
+/* ---- parking ---- */
+
+static int64_t mono_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * MS_PER_S + t.tv_nsec / NS_PER_MS;
+}
+
+/* Takes req off both lists; park_mu held. */
+static void park_unlink(struct http_request *req)
+{
+	struct http_server *s = req->server;
+	if (req->s_prev)
+		req->s_prev->s_next = req->s_next;
+	else
+		s->parked = req->s_next;
+	if (req->s_next)
+		req->s_next->s_prev = req->s_prev;
+	if (req->park_q) {
+		if (req->q_prev)
+			req->q_prev->q_next = req->q_next;
+		else
+			req->park_q->head = req->q_next;
+		if (req->q_next)
+			req->q_next->q_prev = req->q_prev;
+	}
+	req->s_prev = req->s_next = req->q_prev = req->q_next = NULL;
+	req->park_q = NULL;
+	req->parked = 0;
+	s->n_parked--;
+}
+
+/* Runs a parked request's handler again; park_mu held. req may be gone once this returns. */
+static void unpark(struct http_request *req)
+{
+	struct MHD_Connection *conn = req->conn;
+	park_unlink(req);
+	MHD_resume_connection(conn);
+}
+
+/* After the handler asked to park: suspend, then list it, unless it must run again at once. */
+static void park_now(struct http_request *req)
+{
+	struct http_server *s = req->server;
+	struct http_waitq *q = req->park_q;
+
+	MHD_suspend_connection(req->conn);
+	pthread_mutex_lock(&park_mu);
+	if (s->stopping || (q && q->gen != req->park_ticket)) {
+		/* stopping, or woken since the ticket: the handler runs again now */
+		req->park_q = NULL;
+		pthread_mutex_unlock(&park_mu);
+		MHD_resume_connection(req->conn);
+		return;
+	}
+	req->s_next = s->parked;
+	if (s->parked)
+		s->parked->s_prev = req;
+	s->parked = req;
+	if (q) {
+		req->q_next = q->head;
+		if (q->head)
+			q->head->q_prev = req;
+		q->head = req;
+	}
+	req->parked = 1;
+	s->n_parked++;
+	if (req->park_deadline < s->timer_next_ms)
+		pthread_cond_signal(&s->timer_cv);
+	pthread_mutex_unlock(&park_mu);
+}
+
+/* Resumes the requests whose deadline passed, then sleeps until the next one (or a new park). */
+static void *timer_main(void *arg)
+{
+	struct http_server *s = arg;
+	pthread_mutex_lock(&park_mu);
+	while (!s->timer_stop) {
+		int64_t now = mono_ms(), next = NO_DEADLINE;
+		struct http_request *r = s->parked, *n;
+		for (; r; r = n) {
+			n = r->s_next;
+			if (r->park_deadline < now) /* strictly: ms are truncated, the handler must see its time up */
+				unpark(r);
+			else if (r->park_deadline < next)
+				next = r->park_deadline;
+		}
+		s->timer_next_ms = next;
+		if (next == NO_DEADLINE) {
+			pthread_cond_wait(&s->timer_cv, &park_mu);
+		} else {
+			next++;
+			struct timespec until = { (time_t)(next / MS_PER_S), (long)(next % MS_PER_S) * NS_PER_MS };
+			pthread_cond_timedwait(&s->timer_cv, &park_mu, &until);
+		}
+	}
+	pthread_mutex_unlock(&park_mu);
+	return NULL;
+}
+
+enum coffer_err http_waitq_new(struct http_waitq **out)
+{
+	struct http_waitq *q = calloc(1, sizeof(*q));
+	if (!q)
+		return COFFER_ERR_NOMEM;
+	*out = q;
+	return COFFER_OK;
+}
+
+/* park_mu held. */
+static void wake_locked(struct http_waitq *q)
+{
+	q->gen++;
+	while (q->head)
+		unpark(q->head);
+}
+
+void http_waitq_free(struct http_waitq *q)
+{
+	if (!q)
+		return;
+	pthread_mutex_lock(&park_mu);
+	wake_locked(q);
+	pthread_mutex_unlock(&park_mu);
+	free(q);
+}
+
+uint64_t http_waitq_ticket(struct http_waitq *q)
+{
+	uint64_t gen;
+	if (!q)
+		return 0;
+	pthread_mutex_lock(&park_mu);
+	gen = q->gen;
+	pthread_mutex_unlock(&park_mu);
+	return gen;
+}
+
+void http_waitq_wake(struct http_waitq *q)
+{
+	if (!q)
+		return;
+	pthread_mutex_lock(&park_mu);
+	wake_locked(q);
+	pthread_mutex_unlock(&park_mu);
+}
+
+enum coffer_err http_request_park(struct http_request *req, struct http_waitq *q, uint64_t ticket,
+				  int64_t timeout_ms)
+{
+	int stopping;
+	if (!req || timeout_ms < 0 || timeout_ms > NO_DEADLINE / 2)
+		return COFFER_ERR_INVALID;
+	pthread_mutex_lock(&park_mu);
+	stopping = req->server->stopping;
+	pthread_mutex_unlock(&park_mu);
+	if (stopping)
+		return COFFER_ERR_UNAVAILABLE;
+	req->park = 1;
+	req->park_q = q;
+	req->park_ticket = ticket;
+	req->park_deadline = mono_ms() + timeout_ms;
+	return COFFER_OK;
+}
+
+int64_t http_request_age_ms(const struct http_request *req)
+{
+	return (int64_t)ms_since(&req->start);
+}
+
 /* The body is in: the gate, then the handler. */
 static enum MHD_Result request_run(struct http_request *req)
 {
@@ -564,26 +775,34 @@ static enum MHD_Result request_run(struct http_request *req)
 	const struct http_route *route = req->route;
 	enum coffer_err rc;
 
-	if (req->body_rc)
-		return refuse(req, req->body_rc,
-			      req->body_rc == COFFER_ERR_TOO_LARGE ? "request body too large" : NULL);
-	pthread_mutex_lock(&s->lock);
-	if (req->body.len > s->body_bytes_peak)
-		s->body_bytes_peak = req->body.len;
-	pthread_mutex_unlock(&s->lock);
+	if (!req->admitted) {
+		if (req->body_rc)
+			return refuse(req, req->body_rc,
+				      req->body_rc == COFFER_ERR_TOO_LARGE ? "request body too large" : NULL);
+		pthread_mutex_lock(&s->lock);
+		if (req->body.len > s->body_bytes_peak)
+			s->body_bytes_peak = req->body.len;
+		pthread_mutex_unlock(&s->lock);
 
-	if (s->gate && !req->gated) {
-		rc = s->gate(req, route, s->hook_ctx);
-		if (rc || req->reply_status) { /* a reply from the gate ends the request */
-			if (rc && req->reply_status < 400)
-				error_reply(req, rc, NULL);
-			return send_reply(req);
+		if (s->gate && !req->gated) {
+			rc = s->gate(req, route, s->hook_ctx);
+			if (rc || req->reply_status) { /* a reply from the gate ends the request */
+				if (rc && req->reply_status < 400)
+					error_reply(req, rc, NULL);
+				return send_reply(req);
+			}
 		}
+		if (route->flags & HTTP_ROUTE_AUTH && !s->gate)
+			return refuse(req, COFFER_ERR_INTERNAL, NULL); /* check_routes makes this unreachable */
+		req->admitted = 1;
 	}
-	if (route->flags & HTTP_ROUTE_AUTH && !s->gate)
-		return refuse(req, COFFER_ERR_INTERNAL, NULL); /* check_routes makes this unreachable */
 
+	req->park = 0;
 	rc = route->handler(req, s->ctx);
+	if (!rc && req->park && !req->reply_status) {
+		park_now(req);
+		return MHD_YES;
+	}
 	if (rc && req->reply_status < 400)
 		error_reply(req, rc, NULL);
 	if (!rc && !req->reply_status) {
@@ -682,6 +901,41 @@ static enum coffer_err resolve(const char *listen, struct addrinfo **out)
 	return COFFER_OK;
 }
 
+/* The pool's size: the config's, or from the CPU count. */
+static unsigned pool_size(unsigned want)
+{
+	long cpus;
+	if (want)
+		return want;
+	cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	if (cpus < 1)
+		cpus = 1;
+	if (cpus > HTTP_SERVER_THREADS_MAX / HTTP_SERVER_THREADS_PER_CPU)
+		return HTTP_SERVER_THREADS_MAX;
+	want = (unsigned)cpus * HTTP_SERVER_THREADS_PER_CPU;
+	return want < HTTP_SERVER_THREADS_MIN ? HTTP_SERVER_THREADS_MIN : want;
+}
+
+/*
+ * The connection limit: each connection is a descriptor, so it stays
+ * HTTP_SERVER_FD_RESERVE under the soft RLIMIT_NOFILE (the store, logs and
+ * outbound HTTP need theirs): past it accept() would fail for every client
+ * alike instead of MHD refusing the excess cleanly.
+ */
+static unsigned connection_limit(unsigned want)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+		return want;
+	rlim_t room = rl.rlim_cur > HTTP_SERVER_FD_RESERVE ? rl.rlim_cur - HTTP_SERVER_FD_RESERVE : 0;
+	if (want > room) {
+		log_warn("http_connection_limit_lowered", LF_I("wanted", want), LF_I("nofile", (int64_t)rl.rlim_cur),
+			 LF_I("limit", (int64_t)room));
+		want = (unsigned)room;
+	}
+	return want;
+}
+
 enum coffer_err http_server_start(const struct http_server_config *cfg, const struct http_route *routes,
 				  size_t n_routes, void *ctx, struct http_server **out)
 {
@@ -690,7 +944,7 @@ enum coffer_err http_server_start(const struct http_server_config *cfg, const st
 	struct addrinfo *ai = NULL;
 	int locks = 0;
 
-	if (!cfg || !cfg->listen || (!routes && n_routes))
+	if (!cfg || !cfg->listen || (!routes && n_routes) || cfg->threads > HTTP_SERVER_THREADS_MAX)
 		return COFFER_ERR_INVALID;
 	rc = check_routes(routes, n_routes, cfg->gate);
 	if (rc)
@@ -721,27 +975,40 @@ enum coffer_err http_server_start(const struct http_server_config *cfg, const st
 		goto out;
 	}
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	if (pthread_mutex_init(&s->lock, NULL) || pthread_cond_init(&s->idle, &ca)) {
+	if (pthread_mutex_init(&s->lock, NULL) || pthread_cond_init(&s->idle, &ca) ||
+	    pthread_cond_init(&s->timer_cv, &ca)) {
 		pthread_condattr_destroy(&ca);
 		rc = COFFER_ERR_NOMEM;
 		goto out;
 	}
 	pthread_condattr_destroy(&ca);
 	locks = 1;
+	s->timer_next_ms = NO_DEADLINE;
+	s->threads = pool_size(cfg->threads);
+	s->max_connections =
+		connection_limit(cfg->max_connections ? cfg->max_connections : HTTP_SERVER_MAX_CONNECTIONS_DEFAULT);
+	unsigned per_ip = cfg->max_per_ip ? cfg->max_per_ip : HTTP_SERVER_PER_IP_DEFAULT;
+	unsigned timeout_s = cfg->timeout_s ? cfg->timeout_s : HTTP_SERVER_TIMEOUT_S_DEFAULT;
+	if (s->max_connections < s->threads) { /* MHD splits the limit between the threads */
+		log_error("http_connection_limit_too_low", LF_I("limit", s->max_connections), LF_I("threads", s->threads));
+		rc = COFFER_ERR_INVALID;
+		goto out;
+	}
 
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
-			 MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	/* a pool of epoll threads, not a thread per connection: see http_server.h */
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	s->daemon = MHD_start_daemon(
 		flags, 0, NULL, NULL, on_access, s,
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, (void *)NULL,
 		MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-		MHD_OPTION_CONNECTION_LIMIT,
-		(unsigned)(cfg->max_connections ? cfg->max_connections : HTTP_SERVER_MAX_CONNECTIONS_DEFAULT),
+		MHD_OPTION_THREAD_POOL_SIZE, s->threads,
+		MHD_OPTION_CONNECTION_LIMIT, s->max_connections,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 		(size_t)(cfg->memory_limit ? cfg->memory_limit : HTTP_SERVER_MEMORY_LIMIT_DEFAULT),
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->timeout_s ? cfg->timeout_s : HTTP_SERVER_TIMEOUT_S_DEFAULT),
+		MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
 		MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
 		MHD_OPTION_URI_LOG_CALLBACK, on_uri, (void *)s,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)s,
@@ -758,12 +1025,19 @@ enum coffer_err http_server_start(const struct http_server_config *cfg, const st
 		rc = COFFER_ERR_IO;
 		goto out;
 	}
-	log_info("http_listening", LF_S("listen", cfg->listen), LF_I("port", s->port));
+	if (pthread_create(&s->timer, NULL, timer_main, s)) {
+		MHD_stop_daemon(s->daemon);
+		rc = COFFER_ERR_NOMEM;
+		goto out;
+	}
+	log_info("http_listening", LF_S("listen", cfg->listen), LF_I("port", s->port), LF_I("threads", s->threads),
+		 LF_I("max_connections", s->max_connections), LF_I("max_per_ip", per_ip), LF_I("timeout_s", timeout_s));
 	*out = s;
 	s = NULL;
 out:
 	if (s) {
 		if (locks) {
+			pthread_cond_destroy(&s->timer_cv);
 			pthread_cond_destroy(&s->idle);
 			pthread_mutex_destroy(&s->lock);
 		}
@@ -787,6 +1061,15 @@ void http_server_stop(struct http_server *s)
 	if (!s)
 		return;
 	lfd = MHD_quiesce_daemon(s->daemon);
+	/* parked requests answer now (parking refuses from here on); MHD must not stop with one suspended */
+	pthread_mutex_lock(&park_mu);
+	s->stopping = 1;
+	while (s->parked)
+		unpark(s->parked);
+	s->timer_stop = 1;
+	pthread_cond_signal(&s->timer_cv);
+	pthread_mutex_unlock(&park_mu);
+	pthread_join(s->timer, NULL);
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += s->drain_ms / 1000;
 	deadline.tv_nsec += (long)(s->drain_ms % 1000) * 1000000L;
@@ -805,6 +1088,7 @@ void http_server_stop(struct http_server *s)
 	MHD_stop_daemon(s->daemon);
 	if (lfd != MHD_INVALID_SOCKET)
 		close(lfd);
+	pthread_cond_destroy(&s->timer_cv);
 	pthread_cond_destroy(&s->idle);
 	pthread_mutex_destroy(&s->lock);
 	log_info("http_stopped", LF_I("port", s->port));
@@ -816,7 +1100,12 @@ void http_server_get_stats(struct http_server *s, struct http_server_stats *out)
 	pthread_mutex_lock(&s->lock);
 	out->requests = s->requests;
 	out->body_bytes_peak = s->body_bytes_peak;
+	out->threads = s->threads;
+	out->max_connections = s->max_connections;
 	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_lock(&park_mu);
+	out->parked = s->n_parked;
+	pthread_mutex_unlock(&park_mu);
 }
 
 /* ---- request accessors ---- */

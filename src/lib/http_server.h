@@ -21,12 +21,20 @@
  * exactly one access-log line: method, route, path, status, latency,
  * request id, actor — never a query value, a header value or a body.
  *
- * Threading: libmicrohttpd runs one thread per connection behind an
- * internal polling thread (MHD_USE_THREAD_PER_CONNECTION). Handlers block
- * on the store and on outbound HTTP; with a thread pool one slow handler
- * would stall every connection of its thread, so each connection gets its
- * own thread and max_connections bounds their number. Handlers and the gate
- * therefore run concurrently and must be thread-safe; ctx is shared.
+ * Threading: a small pool of threads (HTTP_SERVER_THREADS_*), each with
+ * its own epoll set, serves every connection (MHD_USE_EPOLL_INTERNAL_THREAD
+ * with MHD_OPTION_THREAD_POOL_SIZE): an idle or slow connection costs a
+ * socket and some memory, never a thread. A handler runs on the thread of
+ * its connection and stalls that thread's other connections while it
+ * runs, so a handler may block briefly (the store, the keeper) but must
+ * never wait for an event: it parks the request instead
+ * (http_request_park), which gives the thread back until a wait queue is
+ * woken or a deadline passes, then runs the handler again. Handlers and
+ * the gate run concurrently on several threads and must be thread-safe;
+ * ctx is shared. Limits: max_connections in all (kept under RLIMIT_NOFILE),
+ * max_per_ip from one address, and an idle timeout that closes a
+ * connection which sends or reads nothing for timeout_s (a parked request
+ * is not idle). See docs/HTTP.md.
  *
  * Ownership: the route table, the strings in it and ctx must outlive the
  * server (a static const table is the usual case). A struct http_request
@@ -67,9 +75,14 @@
 #define HTTP_ERROR_MESSAGE_MAX 512           /* bytes of an error message in a reply */
 
 /* Defaults used when a config field is 0. */
-#define HTTP_SERVER_MAX_CONNECTIONS_DEFAULT 256
+#define HTTP_SERVER_MAX_CONNECTIONS_DEFAULT 4096 /* all clients; capped by RLIMIT_NOFILE */
+#define HTTP_SERVER_PER_IP_DEFAULT 32            /* connections from one address */
+#define HTTP_SERVER_FD_RESERVE 128               /* descriptors kept out of the connection limit */
+#define HTTP_SERVER_THREADS_PER_CPU 4            /* default pool: online CPUs times this, */
+#define HTTP_SERVER_THREADS_MIN 4                /* ... at least this */
+#define HTTP_SERVER_THREADS_MAX 64               /* ... and at most this (also the config's cap) */
 #define HTTP_SERVER_MEMORY_LIMIT_DEFAULT ((size_t)64 << 10) /* per connection; bounds the headers */
-#define HTTP_SERVER_TIMEOUT_S_DEFAULT 30                     /* idle connection timeout */
+#define HTTP_SERVER_TIMEOUT_S_DEFAULT 10                     /* idle connection timeout */
 #define HTTP_SERVER_DRAIN_MS_DEFAULT 10000                   /* graceful stop wait */
 
 struct http_request;
@@ -115,7 +128,9 @@ struct http_server_config {
 	http_gate_fn gate;        /* NULL only if no route has HTTP_ROUTE_AUTH */
 	http_done_fn done;        /* NULL: none */
 	void *hook_ctx;           /* the ctx gate and done get; NULL: the handlers' ctx */
-	unsigned max_connections; /* 0: default */
+	unsigned max_connections; /* in all; 0: default; lowered to RLIMIT_NOFILE - HTTP_SERVER_FD_RESERVE */
+	unsigned max_per_ip;      /* connections from one client address; 0: default */
+	unsigned threads;         /* the pool (1..HTTP_SERVER_THREADS_MAX); 0: default from the CPU count */
 	size_t memory_limit;      /* per-connection memory, bounds request headers (431); 0: default */
 	unsigned timeout_s;       /* 0: default */
 	unsigned drain_ms;        /* how long http_server_stop waits for requests in flight; 0: default */
@@ -127,7 +142,9 @@ struct http_server_config {
  * needs a gate; HTTP_ROUTE_HOST needs HTTP_ROUTE_AUTH and not
  * HTTP_ROUTE_GATE_EARLY; HTTP_ROUTE_AUDIT_HANDLER needs HTTP_ROUTE_AUDIT:
  * COFFER_ERR_INVALID otherwise), binds and starts serving.
- * COFFER_ERR_IO if the address cannot be bound.
+ * COFFER_ERR_IO if the address cannot be bound. threads over
+ * HTTP_SERVER_THREADS_MAX, or fewer connections than threads (after the
+ * RLIMIT_NOFILE cap), is COFFER_ERR_INVALID.
  */
 COFFER_MUST_CHECK enum coffer_err http_server_start(const struct http_server_config *cfg,
 						    const struct http_route *routes, size_t n_routes, void *ctx,
@@ -142,14 +159,19 @@ uint16_t http_server_port(const struct http_server *s);
 COFFER_MUST_CHECK enum coffer_err http_server_write_ready_file(const struct http_server *s, const char *listen,
 							       const char *path);
 /*
- * Graceful stop: stops accepting, waits up to drain_ms for requests in
- * flight, then closes every connection and frees s. NULL is allowed.
+ * Graceful stop: stops accepting, runs every parked request's handler
+ * again at once (http_request_park now refuses, so it answers), waits up
+ * to drain_ms for requests in flight, then closes every connection and
+ * frees s. NULL is allowed.
  */
 void http_server_stop(struct http_server *s);
 
 struct http_server_stats {
 	uint64_t requests;        /* requests completed (one access-log line each) */
 	uint64_t body_bytes_peak; /* the largest body ever held in memory */
+	unsigned parked;          /* requests parked now */
+	unsigned threads;         /* the pool's size */
+	unsigned max_connections; /* the limit in force */
 };
 void http_server_get_stats(struct http_server *s, struct http_server_stats *out);
 
@@ -183,6 +205,48 @@ const char *http_request_remote(const struct http_request *req);
 void http_request_set_auth(struct http_request *req, void *auth, void (*release)(void *auth));
 void *http_request_auth(const struct http_request *req);
 COFFER_MUST_CHECK enum coffer_err http_request_set_actor(struct http_request *req, const char *actor);
+
+/* Milliseconds since the request line came in (a long poll's deadline counts from it). */
+int64_t http_request_age_ms(const struct http_request *req);
+
+/*
+ * Parking: how a handler waits for an event without holding a thread.
+ *
+ * A wait queue is what the owner wakes when something a parked request
+ * waits for may have changed. It is not tied to a server and is
+ * thread-safe. A ticket names the queue's state: take one BEFORE reading
+ * what the request waits on, and park with it; a wake after the ticket
+ * (even before the park) makes the park end at once, so no wake is lost.
+ *
+ * http_request_park(req, q, ticket, timeout_ms), called by a handler that
+ * has not set a reply, which then returns COFFER_OK: the server suspends
+ * the connection (its thread serves others) until q is woken after ticket,
+ * timeout_ms passed, or the server stops; then the handler runs again with
+ * the same request (the gate does not run again; reply headers added
+ * before the park are kept) and answers or parks again. The
+ * handler must hold nothing while parked (give the store connection back).
+ * q may be NULL (only the deadline). A handler that parks and also sets a
+ * reply answers. Returns COFFER_OK (parked), COFFER_ERR_UNAVAILABLE when
+ * the server is stopping (answer now), COFFER_ERR_INVALID for a bad
+ * argument.
+ *
+ * The client's disconnect is not seen while parked: keep timeout_ms short
+ * enough (a long poll re-checks every few hundred ms anyway).
+ */
+struct http_waitq;
+COFFER_MUST_CHECK enum coffer_err http_waitq_new(struct http_waitq **out);
+/*
+ * Runs any request still parked on q (as a wake would), then frees q. Only
+ * once no handler can park on q any more (the api frees its queue after
+ * its server stopped). NULL is allowed.
+ */
+void http_waitq_free(struct http_waitq *q);
+/* The queue's current state, for http_request_park; NULL gives 0. */
+uint64_t http_waitq_ticket(struct http_waitq *q);
+/* Runs again every request parked on q; parks with an older ticket end at once. NULL is allowed. */
+void http_waitq_wake(struct http_waitq *q);
+COFFER_MUST_CHECK enum coffer_err http_request_park(struct http_request *req, struct http_waitq *q,
+						    uint64_t ticket, int64_t timeout_ms);
 
 /*
  * Parses the body as JSON with json_parse_limited (max_bytes = the route's

@@ -1,7 +1,8 @@
 /*
  * test_http.c — http_server and http_client together over loopback: the
  * gate (routes, 404/405, body limits, the owner's gate), request ids, the
- * access log, and the client's limits and errors.
+ * access log, the client's limits and errors, and the server model:
+ * parked requests, the per-address cap, the idle timeout, the pool.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -894,6 +896,325 @@ static void test_start_refusals(void **state)
 	assert_null(s);
 }
 
+/* ---- the server model: parking, limits ---- */
+
+static struct http_waitq *park_q;
+static atomic_int park_runs, park_released;
+
+static int64_t now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+/*
+ * GET /wait?ms=N[&race=1]: answers once released (park_released) or N ms
+ * after the request came in, and parks on park_q in between. race=1 wakes
+ * the queue between the ticket and the park, as a change landing between a
+ * long poll's read and its park would.
+ */
+static enum coffer_err h_wait(struct http_request *req, void *ctx)
+{
+	(void)ctx;
+	int runs = atomic_fetch_add(&park_runs, 1) + 1;
+	const char *ms_text = http_request_query(req, "ms"), *race = http_request_query(req, "race");
+	int64_t limit = ms_text ? atoll(ms_text) : 5000;
+	uint64_t ticket = http_waitq_ticket(park_q);
+	int64_t left = limit - http_request_age_ms(req);
+	if (!atomic_load(&park_released) && left > 0) {
+		if (race && runs == 1)
+			http_waitq_wake(park_q);
+		enum coffer_err rc = http_request_park(req, park_q, ticket, left);
+		if (rc == COFFER_OK)
+			return COFFER_OK;
+		assert_int_equal(rc, COFFER_ERR_UNAVAILABLE); /* only when the server stops */
+	}
+	json_t *doc = json_pack("{s:i,s:b}", "runs", runs, "released", atomic_load(&park_released));
+	enum coffer_err rc = doc ? http_reply_json(req, 200, doc) : COFFER_ERR_NOMEM;
+	json_decref(doc);
+	return rc;
+}
+
+static const struct http_route park_routes[] = {
+	{ "GET", "/wait", 0, 0, h_wait, NULL },
+	{ "GET", "/v1/ping", 0, 0, h_ping, NULL },
+};
+
+struct wait_call {
+	char url[96];
+	int status;
+	int64_t took;
+	json_t *doc;
+};
+
+static void *wait_main(void *arg)
+{
+	struct wait_call *wc = arg;
+	struct http_client *c = NULL;
+	struct buf resp;
+	int64_t t0 = now_ms();
+	char base[64];
+	const char *path = strstr(wc->url + strlen("http://"), "/");
+	snprintf(base, sizeof(base), "%.*s", (int)(path - wc->url), wc->url);
+	if (http_client_new(base, 20000, &c))
+		return NULL;
+	buf_init(&resp, ONE_MB);
+	if (http_client_request(c, "GET", path, NULL, 0, 0, &wc->status, &resp) == COFFER_OK)
+		if (json_parse_limited(resp.ptr, resp.len, ONE_MB, 4, &wc->doc, NULL))
+			wc->doc = NULL;
+	wc->took = now_ms() - t0;
+	buf_release(&resp);
+	http_client_free(c);
+	return NULL;
+}
+
+static unsigned parked_now(struct http_server *s)
+{
+	struct http_server_stats st;
+	http_server_get_stats(s, &st);
+	return st.parked;
+}
+
+static void wait_parked(struct http_server *s, unsigned n)
+{
+	for (int i = 0; i < 500 && parked_now(s) != n; i++)
+		sleep_ms(10);
+	assert_int_equal(parked_now(s), n);
+}
+
+/* A one-thread server, so that a parked request holding its thread would stall everything. */
+static struct http_server *park_server(char *base, size_t size)
+{
+	struct http_server_config cfg = { .listen = "127.0.0.1:0", .threads = 1, .drain_ms = 5000 };
+	struct http_server *s = NULL;
+	assert_int_equal(http_waitq_new(&park_q), COFFER_OK);
+	atomic_store(&park_runs, 0);
+	atomic_store(&park_released, 0);
+	assert_int_equal(http_server_start(&cfg, park_routes, 2, NULL, &s), COFFER_OK);
+	snprintf(base, size, "http://127.0.0.1:%u", (unsigned)http_server_port(s));
+	return s;
+}
+
+static int json_int(const json_t *doc, const char *key)
+{
+	return (int)json_integer_value(json_object_get(doc, key));
+}
+
+/* Parked requests hold no thread; a wake runs the handler again at once. */
+static void test_park_wake(void **state)
+{
+	(void)state;
+	char base[64];
+	struct http_server *s = park_server(base, sizeof(base));
+	struct wait_call wc[3];
+	pthread_t th[3];
+	for (int i = 0; i < 3; i++) {
+		memset(&wc[i], 0, sizeof(wc[i]));
+		snprintf(wc[i].url, sizeof(wc[i].url), "%s/wait?ms=10000", base);
+		assert_int_equal(pthread_create(&th[i], NULL, wait_main, &wc[i]), 0);
+	}
+	wait_parked(s, 3);
+	/* the only thread is free: another request is answered while three wait */
+	struct http_client *c = NULL;
+	struct buf resp;
+	int64_t t0 = now_ms();
+	assert_int_equal(http_client_new(base, 5000, &c), COFFER_OK);
+	assert_int_equal(request(c, "GET", "/v1/ping", NULL, 0, &resp), 200);
+	assert_true(now_ms() - t0 < 1000);
+	buf_release(&resp);
+	http_client_free(c);
+	assert_int_equal(atomic_load(&park_runs), 3);
+
+	atomic_store(&park_released, 1);
+	http_waitq_wake(park_q);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(wc[i].status, 200);
+		assert_true(wc[i].took < 3000); /* woken, not its deadline */
+		assert_true(json_is_true(json_object_get(wc[i].doc, "released")));
+		json_decref(wc[i].doc);
+	}
+	assert_int_equal(atomic_load(&park_runs), 6); /* each ran twice: parked, then answered */
+	assert_int_equal(parked_now(s), 0);
+	http_server_stop(s);
+	http_waitq_free(park_q);
+}
+
+/* Without a wake the handler runs again at its deadline; a wake before the park is not lost. */
+static void test_park_deadline_and_ticket(void **state)
+{
+	(void)state;
+	char base[64];
+	struct http_server *s = park_server(base, sizeof(base));
+	struct wait_call wc = { 0 };
+	pthread_t th;
+
+	snprintf(wc.url, sizeof(wc.url), "%s/wait?ms=400", base);
+	assert_int_equal(pthread_create(&th, NULL, wait_main, &wc), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(wc.status, 200);
+	assert_true(wc.took >= 390 && wc.took < 3000);
+	assert_int_equal(json_int(wc.doc, "runs"), 2);
+	assert_false(json_is_true(json_object_get(wc.doc, "released")));
+	json_decref(wc.doc);
+
+	/* woken between its ticket and its park: runs again at once, then parks until its deadline */
+	atomic_store(&park_runs, 0);
+	memset(&wc, 0, sizeof(wc));
+	snprintf(wc.url, sizeof(wc.url), "%s/wait?ms=3000&race=1", base);
+	assert_int_equal(pthread_create(&th, NULL, wait_main, &wc), 0);
+	wait_parked(s, 1);
+	assert_int_equal(atomic_load(&park_runs), 2);
+	atomic_store(&park_released, 1);
+	http_waitq_wake(park_q);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(wc.status, 200);
+	assert_true(wc.took < 2500);
+	assert_int_equal(json_int(wc.doc, "runs"), 3);
+	json_decref(wc.doc);
+	http_server_stop(s);
+	http_waitq_free(park_q);
+}
+
+/* Stopping runs parked requests again at once: they answer, and the stop does not wait for their deadline. */
+static void test_park_stop(void **state)
+{
+	(void)state;
+	char base[64];
+	struct http_server *s = park_server(base, sizeof(base));
+	struct wait_call wc = { 0 };
+	pthread_t th;
+	snprintf(wc.url, sizeof(wc.url), "%s/wait?ms=15000", base);
+	assert_int_equal(pthread_create(&th, NULL, wait_main, &wc), 0);
+	wait_parked(s, 1);
+	int64_t t0 = now_ms();
+	http_server_stop(s);
+	assert_true(now_ms() - t0 < 3000);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(wc.status, 200);
+	assert_int_equal(json_int(wc.doc, "runs"), 2);
+	json_decref(wc.doc);
+	http_waitq_free(park_q);
+	assert_int_equal(http_request_park(NULL, NULL, 0, 1), COFFER_ERR_INVALID);
+}
+
+/* Connections past the per-address cap are closed at once; an idle or half-sent one after the timeout. */
+static void test_limits(void **state)
+{
+	(void)state;
+	struct http_server_config cfg = { .listen = "127.0.0.1:0", .max_per_ip = 2, .timeout_s = 1, .threads = 2 };
+	struct http_server *s = NULL, *keep = server;
+	char buf[64];
+	int fd[3];
+	assert_int_equal(http_server_start(&cfg, park_routes, 2, NULL, &s), COFFER_OK);
+	server = s; /* raw_connect's target */
+	for (int i = 0; i < 3; i++)
+		fd[i] = raw_connect();
+	server = keep;
+	/* the third is over the cap: closed at once without a byte */
+	int64_t t0 = now_ms();
+	assert_int_equal(recv(fd[2], buf, sizeof(buf), 0), 0);
+	assert_true(now_ms() - t0 < 500);
+	/* the others are held, then closed after the 1 s timeout: an idle one and a half-sent header */
+	assert_true(raw_send(fd[1], "GET /v1/ping HTTP/1.1\r\nHost: x\r\n", 33));
+	t0 = now_ms();
+	assert_int_equal(recv(fd[0], buf, sizeof(buf), 0), 0);
+	assert_int_equal(recv(fd[1], buf, sizeof(buf), 0), 0);
+	int64_t took = now_ms() - t0;
+	assert_true(took >= 500 && took < 4000);
+	for (int i = 0; i < 3; i++)
+		close(fd[i]);
+	http_server_stop(s);
+}
+
+static enum coffer_err h_sleepy(struct http_request *req, void *ctx)
+{
+	sleep_ms(2500);
+	return h_ping(req, ctx);
+}
+
+/* The idle timeout is about the socket: a handler that runs longer still gets its answer out. */
+static void test_slow_handler_outlives_timeout(void **state)
+{
+	(void)state;
+	static const struct http_route sleepy[] = { { "GET", "/slow", 0, 0, h_sleepy, NULL } };
+	struct http_server_config cfg = { .listen = "127.0.0.1:0", .timeout_s = 1, .threads = 1 };
+	struct http_server *s = NULL;
+	struct wait_call wc = { 0 };
+	pthread_t th;
+	assert_int_equal(http_server_start(&cfg, sleepy, 1, NULL, &s), COFFER_OK);
+	snprintf(wc.url, sizeof(wc.url), "http://127.0.0.1:%u/slow", (unsigned)http_server_port(s));
+	assert_int_equal(pthread_create(&th, NULL, wait_main, &wc), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(wc.status, 200);
+	json_decref(wc.doc);
+	http_server_stop(s);
+}
+
+/* A keep-alive client whose connection the server closed as idle reconnects by itself, GET and POST. */
+static void test_keepalive_after_timeout(void **state)
+{
+	(void)state;
+	struct http_server_config cfg = { .listen = "127.0.0.1:0", .timeout_s = 1, .gate = gate };
+	struct http_server *s = NULL;
+	struct http_client *c = NULL;
+	struct buf resp;
+	char url[64];
+	assert_int_equal(http_server_start(&cfg, routes, sizeof(routes) / sizeof(routes[0]), NULL, &s), COFFER_OK);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u", (unsigned)http_server_port(s));
+	assert_int_equal(http_client_new(url, 5000, &c), COFFER_OK);
+	struct secret *t = NULL;
+	assert_int_equal(secret_from(TOKEN, strlen(TOKEN), &t), COFFER_OK);
+	assert_int_equal(http_client_set_token(c, t), COFFER_OK);
+	secret_free(t);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(request(c, "GET", "/v1/ping", NULL, 0, &resp), 200);
+		buf_release(&resp);
+		assert_int_equal(request(c, "POST", "/v1/echo", "{\"a\":1}", 7, &resp), 200);
+		buf_release(&resp);
+		sleep_ms(1600); /* past the timeout: the server closes the idle connection */
+	}
+	http_client_free(c);
+	http_server_stop(s);
+}
+
+/* The pool's size and the connection limit in force (under RLIMIT_NOFILE). */
+static void test_pool_and_connection_limit(void **state)
+{
+	(void)state;
+	struct http_server_config cfg = { .listen = "127.0.0.1:0", .threads = 3 };
+	struct http_server *s = NULL;
+	struct http_server_stats st;
+	struct rlimit rl;
+	assert_int_equal(http_server_start(&cfg, park_routes, 2, NULL, &s), COFFER_OK);
+	http_server_get_stats(s, &st);
+	assert_int_equal(st.threads, 3);
+	assert_int_equal(st.max_connections, HTTP_SERVER_MAX_CONNECTIONS_DEFAULT);
+	http_server_stop(s);
+
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	cfg.threads = 0;
+	cfg.max_connections = (unsigned)rl.rlim_cur + 1000;
+	assert_int_equal(http_server_start(&cfg, park_routes, 2, NULL, &s), COFFER_OK);
+	http_server_get_stats(s, &st);
+	assert_int_equal(st.max_connections, (unsigned)rl.rlim_cur - HTTP_SERVER_FD_RESERVE);
+	assert_true(st.threads >= HTTP_SERVER_THREADS_MIN && st.threads <= HTTP_SERVER_THREADS_MAX);
+	http_server_stop(s);
+
+	cfg.threads = HTTP_SERVER_THREADS_MAX + 1;
+	assert_int_equal(http_server_start(&cfg, park_routes, 2, NULL, &s), COFFER_ERR_INVALID);
+	cfg.threads = 4;
+	cfg.max_connections = 3; /* fewer than threads */
+	assert_int_equal(http_server_start(&cfg, park_routes, 2, NULL, &s), COFFER_ERR_INVALID);
+}
+
 /* ---- fixture ---- */
 
 static int setup(void **state)
@@ -943,6 +1264,13 @@ int main(void)
 		cmocka_unit_test(test_concurrency),
 		cmocka_unit_test(test_graceful_stop),
 		cmocka_unit_test(test_start_refusals),
+		cmocka_unit_test(test_park_wake),
+		cmocka_unit_test(test_park_deadline_and_ticket),
+		cmocka_unit_test(test_park_stop),
+		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_slow_handler_outlives_timeout),
+		cmocka_unit_test(test_keepalive_after_timeout),
+		cmocka_unit_test(test_pool_and_connection_limit),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

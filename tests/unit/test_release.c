@@ -698,24 +698,6 @@ static void test_resume_roll(void **state)
 	assert_int_equal(live(ms), 2);
 }
 
-struct waiter {
-	struct release_ctl *ctl;
-	uint64_t seen;
-	int64_t took;
-};
-
-/* A long poll waiting when the controller shuts down. */
-static void *waiter_run(void *arg)
-{
-	struct waiter *w = arg;
-	struct timespec a, b;
-	clock_gettime(CLOCK_MONOTONIC, &a);
-	(void)release_assignments_wait(w->ctl, w->seen, 5000);
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	w->took = (int64_t)(b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
-	return NULL;
-}
-
 static int64_t wall_ms(void)
 {
 	struct timespec t;
@@ -725,9 +707,19 @@ static int64_t wall_ms(void)
 
 /*
  * The controller thread over a pool: woken, it steps a new release (a
- * machine appears and the long polls are told); after shutdown a long
- * poll's wait returns at once.
+ * machine appears and the long polls' queue is woken); a shutdown wakes
+ * the queue too.
  */
+static int woken_since(struct release_ctl *ctl, uint64_t ticket)
+{
+	for (int i = 0; i < 500; i++) {
+		if (http_waitq_ticket(release_assignments_queue(ctl)) != ticket)
+			return 1;
+		usleep(10000);
+	}
+	return 0;
+}
+
 static void test_controller_thread(void **state)
 {
 	struct api api = { 0 };
@@ -737,36 +729,29 @@ static void test_controller_thread(void **state)
 	assert_int_equal(store_pool_open(F.url, 2, &api.pool), COFFER_OK);
 	memcpy(api.keeper_pk, F.keeper_pk, sizeof(api.keeper_pk));
 	assert_int_equal(release_ctl_start(&api, &ctl), COFFER_OK);
-	uint64_t gen = release_assignments_wait(ctl, 0, 0);
-	/* nothing changed: the wait times out with the same counter */
-	int64_t t = wall_ms();
-	assert_int_equal(release_assignments_wait(ctl, gen, 100), gen);
-	assert_true(wall_ms() - t >= 90);
+	assert_non_null(release_assignments_queue(ctl));
+	assert_null(release_assignments_queue(NULL));
+	uint64_t gen = http_waitq_ticket(release_assignments_queue(ctl));
+	/* nothing changed: nothing wakes the queue */
+	usleep(100000);
+	assert_int_equal(http_waitq_ticket(release_assignments_queue(ctl)), gen);
 
 	assert_int_equal(store_host_heartbeat(F.s, F.h1, wall_ms()), COFFER_OK);
 	assert_int_equal(store_host_heartbeat(F.s, F.h2, wall_ms() - 60000), COFFER_OK); /* stale */
 	uint64_t v = make_release("web", 1, 0);
-	t = wall_ms();
+	int64_t t = wall_ms();
 	release_ctl_wake(ctl);
-	uint64_t next = release_assignments_wait(ctl, gen, 5000);
-	assert_int_not_equal(next, gen); /* a machine was made, and the wait was woken */
+	assert_true(woken_since(ctl, gen)); /* a machine was made, and the queue was woken */
 	assert_true(wall_ms() - t < 2000);
 	assert_int_equal(live(ms), 1);
 	assert_int_equal(ms[0].desired_release, v);
 	assert_string_equal(ms[0].host_id, F.h1); /* the only host with a fresh heartbeat */
 	assert_status(v, "running");
 
-	struct waiter w = { ctl, next, 0 };
-	pthread_t th;
-	assert_int_equal(pthread_create(&th, NULL, waiter_run, &w), 0);
-	usleep(100000);
+	uint64_t next = http_waitq_ticket(release_assignments_queue(ctl));
 	release_ctl_shutdown(ctl);
-	assert_int_equal(pthread_join(th, NULL), 0);
-	assert_true(w.took < 1000); /* woken by the shutdown, not by its timeout */
+	assert_int_not_equal(http_waitq_ticket(release_assignments_queue(ctl)), next); /* woken by the shutdown */
 	assert_true(release_ctl_stopping(ctl));
-	t = wall_ms();
-	assert_int_equal(release_assignments_wait(ctl, next, 5000), next);
-	assert_true(wall_ms() - t < 1000);
 	release_ctl_stop(ctl);
 	store_pool_close(api.pool);
 }
