@@ -732,7 +732,7 @@ static enum coffer_err tls_load(const struct http_server_config *cfg, struct tls
 	if (!cfg->tls_cert_file) {
 		if (parse_host_port(cfg->listen, host, sizeof(host), &port)) {
 			SET_WHY(why, size, "invalid listen address '%s'", cfg->listen);
-			return COFFER_ERR_USAGE;
+			return COFFER_ERR_INVALID;
 		}
 		if (tls_host_is_loopback(host))
 			return COFFER_OK;
