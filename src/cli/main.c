@@ -49,6 +49,11 @@ static const struct cli_cmd keeper_cmd = {
 		 "[--ready-file PATH] [--key-file PATH] [--log-level LEVEL]",
 	.summary = "create the master key, print a one-time host join token, or run the key custodian",
 };
+static const struct cli_cmd tls_cmd = {
+	.name = "tls", .main = cmd_tls,
+	.usage = "tls ca --dir DIR [--days N] | tls cert --dir DIR --name NAME --host HOST... [--days N]",
+	.summary = "make a CA, or a server certificate signed by it (for --tls-cert/--tls-key and --ca)",
+};
 static const struct cli_cmd version_cmd = {
 	.name = "version", .main = cmd_version, .usage = "version", .summary = "print the version",
 };
@@ -56,7 +61,7 @@ static const struct cli_cmd version_cmd = {
 /* Every command, in the order `coffer help` lists them. */
 static const struct cli_cmd *const commands[] = {
 	&agent_cmd, &api_cmd,	   &cli_apps,	 &cli_audit,	&cli_deploy,  &dev_cmd,	    &help_cmd,	 &cli_hosts,
-	&keeper_cmd, &cli_machines, &cli_releases, &cli_scale, &cli_secrets, &cli_status, &cli_tokens, &version_cmd,
+	&keeper_cmd, &cli_machines, &cli_releases, &cli_scale, &cli_secrets, &cli_status, &cli_tokens, &tls_cmd, &version_cmd,
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -132,6 +132,32 @@ secrets_unchanged() {
 	[ ! -e "$T/agent-h2.ready" ]
 }
 
+@test "coffer tls makes a CA and a certificate that an api serves and the CLI verifies" {
+	run_logged "$COFFER" tls ca --dir "$T/ops"
+	[ "$status" -eq 0 ]
+	[ "$(stat -c %a "$T/ops/ca.key")" = 600 ]
+	run_logged "$COFFER" tls cert --dir "$T/ops" --name api --host localhost --host 127.0.0.1 --days 30
+	[ "$status" -eq 0 ]
+	[ "$(stat -c %a "$T/ops/api.key")" = 600 ]
+	openssl x509 -in "$T/ops/api.pem" -noout -text >"$T/ops/api.txt"
+	grep -q 'ASN1 OID: prime256v1' "$T/ops/api.txt"
+	grep -q 'DNS:localhost, IP Address:127.0.0.1' "$T/ops/api.txt"
+	grep -q 'TLS Web Server Authentication' "$T/ops/api.txt"
+	cp "$T/ops/api.pem" "$T/ops/api.key" "$BAD/"
+	bad_api_start api
+	COFFER_API_URL="$BAD_URL" run_logged "$COFFER" apps list --ca "$T/ops/ca.pem"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *canary* ]]
+	# a CA is never replaced: the clients that trust it would stop working
+	before=$(sha256sum <"$T/ops/ca.pem")
+	run_logged "$COFFER" tls ca --dir "$T/ops"
+	[ "$status" -eq 0 ]
+	[ "$(sha256sum <"$T/ops/ca.pem")" = "$before" ]
+	run_logged "$COFFER" tls cert --dir "$T/none" --name api --host localhost
+	[ "$status" -eq 5 ]
+	[[ "$output" == *"no CA in '$T/none'"* ]]
+}
+
 @test "a role refuses to serve plain HTTP on an address that is not loopback" {
 	run_logged "$COFFER" keeper --state-dir "$T/keeper" --store "$STORE_URL" --listen 0.0.0.0:0
 	[ "$status" -eq 4 ]
