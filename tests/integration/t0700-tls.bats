@@ -159,10 +159,10 @@ secrets_unchanged() {
 }
 
 @test "a role refuses to serve plain HTTP on an address that is not loopback" {
-	run_logged "$COFFER" keeper --state-dir "$T/keeper" --store "$STORE_URL" --listen 0.0.0.0:0
+	run_logged timeout 20 "$COFFER" keeper --state-dir "$T/keeper" --store "$STORE_URL" --listen 0.0.0.0:0
 	[ "$status" -eq 4 ]
 	[[ "$output" == *"refusing to serve plain HTTP on '0.0.0.0:0', which is not a loopback address: give --tls-cert FILE and --tls-key FILE"* ]]
-	run_logged "$COFFER" api --state-dir "$T/api" --store "$STORE_URL" --listen '[::]:0' \
+	run_logged timeout 20 "$COFFER" api --state-dir "$T/api" --store "$STORE_URL" --listen '[::]:0' \
 		--keeper "$KEEPER_URL" --keeper-pub "$T/keeper/keeper.pub" \
 		--keeper-credential "$T/keeper/api.credential" --boot-key "$T/keeper/api.boot.key"
 	[ "$status" -eq 4 ]
