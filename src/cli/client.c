@@ -156,7 +156,8 @@ static enum coffer_err call(struct client *c, const char *method, const char *pa
 	c->unreachable = rc == COFFER_ERR_UNAVAILABLE;
 	if (rc == COFFER_ERR_UNAVAILABLE) {
 		if (!c->quiet_unreachable)
-			client_error(rc, "cannot reach the API at %s", c->api_url);
+			client_error(rc, "cannot reach the API at %s%s%s", c->api_url,
+				     http_client_last_error(c->http)[0] ? ": " : "", http_client_last_error(c->http));
 		goto out;
 	}
 	if (rc && http_client_last_error(c->http)[0]) {

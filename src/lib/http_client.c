@@ -266,8 +266,7 @@ static void describe_failure(struct http_client *c, CURLcode cc, const char *err
 	    curl_easy_getinfo(c->curl, CURLINFO_SSL_VERIFYRESULT, &vr) != CURLE_OK)
 		vr = -1;
 	if (cc != CURLE_PEER_FAILED_VERIFICATION)
-		rc = fmt_into(c->error, sizeof(c->error), "cannot talk to %s: %s", c->peer,
-			      errbuf[0] ? errbuf : curl_easy_strerror(cc));
+		rc = str_copy(c->error, sizeof(c->error), errbuf[0] ? errbuf : curl_easy_strerror(cc));
 	else if (vr == X509_CERT_HAS_EXPIRED)
 		rc = fmt_into(c->error, sizeof(c->error), "the certificate of %s has expired", c->peer);
 	else if (vr == X509_CERT_NOT_YET_VALID)

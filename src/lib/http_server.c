@@ -704,7 +704,7 @@ static void tls_files_release(struct tls_files *t)
 	t->key = NULL;
 }
 
-/* why (may be NULL) gets the message; a message too long for it is cut off. */
+/* why (may be NULL) gets the message; one too long for it leaves it empty. */
 #define SET_WHY(why, size, ...)                                                                   \
 	do {                                                                                      \
 		if ((why) && (size) && fmt_into((why), (size), __VA_ARGS__) != COFFER_OK) \
