@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "fs.h"
 #include "tls.h"
@@ -255,6 +256,34 @@ const char *http_client_last_error(const struct http_client *c)
 	return c->error;
 }
 
+#define NOT_AFTER_PROBE_MS 2000
+#define DATE_MAX 64
+
+/*
+ * "has expired (not after DATE)". libcurl fails the handshake before it
+ * hands over the certificate, so its date comes from a second handshake
+ * that reads the certificate and sends nothing (tls_peer_not_after); if
+ * that fails, the message has no date.
+ */
+static enum coffer_err expired_message(struct http_client *c)
+{
+	CURLU *u = curl_url();
+	char *host = NULL, *port = NULL, date[DATE_MAX] = "";
+	time_t t;
+	struct tm tm;
+
+	if (u && curl_url_set(u, CURLUPART_URL, c->base, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+	    tls_peer_not_after(host, port, NOT_AFTER_PROBE_MS, &t) == COFFER_OK && gmtime_r(&t, &tm) &&
+	    strftime(date, sizeof(date), " (not after %Y-%m-%d %H:%M:%S UTC)", &tm) == 0)
+		date[0] = '\0';
+	curl_free(port);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return fmt_into(c->error, sizeof(c->error), "the certificate of %s has expired%s", c->peer, date);
+}
+
 /* The words for a request that got no answer (c->error); curl's own text (errbuf) when nothing better. */
 static void describe_failure(struct http_client *c, CURLcode cc, const char *errbuf)
 {
@@ -268,7 +297,7 @@ static void describe_failure(struct http_client *c, CURLcode cc, const char *err
 	if (cc != CURLE_PEER_FAILED_VERIFICATION)
 		rc = str_copy(c->error, sizeof(c->error), errbuf[0] ? errbuf : curl_easy_strerror(cc));
 	else if (vr == X509_CERT_HAS_EXPIRED)
-		rc = fmt_into(c->error, sizeof(c->error), "the certificate of %s has expired", c->peer);
+		rc = expired_message(c);
 	else if (vr == X509_CERT_NOT_YET_VALID)
 		rc = fmt_into(c->error, sizeof(c->error), "the certificate of %s is not valid yet", c->peer);
 	else if (vr == 0 || vr == X509_UNSPECIFIED || vr == X509_HOSTNAME_MISMATCH || vr == X509_IP_ADDRESS_MISMATCH)

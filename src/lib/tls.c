@@ -5,6 +5,10 @@
 #include "tls.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
@@ -65,6 +69,83 @@ enum coffer_err tls_check_pair(const char *cert_pem, size_t cert_len, const char
 		rc = gnutls_rc(gnutls_certificate_set_x509_key_mem2(cred, &c, &k, GNUTLS_X509_FMT_PEM, NULL, 0));
 	if (cred)
 		gnutls_certificate_free_credentials(cred);
+	return rc;
+}
+
+/* A TCP connection to host:port, its reads and writes (and connect) bounded by timeout_ms; -1 if none. */
+static int connect_to(const char *host, const char *port, unsigned timeout_ms)
+{
+	char name[HOST_TEXT_MAX];
+	struct addrinfo hints, *res = NULL;
+	struct timeval tv = { (time_t)(timeout_ms / 1000), (suseconds_t)(timeout_ms % 1000) * 1000 };
+	size_t n = strlen(host);
+	int fd = -1;
+
+	if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+		if (n - 2 >= sizeof(name))
+			return -1;
+		memcpy(name, host + 1, n - 2);
+		name[n - 2] = '\0';
+		host = name;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	if (getaddrinfo(host, port, &hints, &res) != 0 || !res)
+		return -1;
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) ||
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
+			connect(fd, res->ai_addr, res->ai_addrlen))) {
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+enum coffer_err tls_peer_not_after(const char *host, const char *port, unsigned timeout_ms, time_t *out)
+{
+	gnutls_session_t session = NULL;
+	gnutls_certificate_credentials_t cred = NULL;
+	gnutls_x509_crt_t crt = NULL;
+	const gnutls_datum_t *chain;
+	unsigned n = 0;
+	time_t t = (time_t)-1;
+	enum coffer_err rc = COFFER_ERR_UNAVAILABLE;
+	int fd = connect_to(host, port, timeout_ms);
+
+	if (fd < 0)
+		return COFFER_ERR_UNAVAILABLE;
+	if (gnutls_certificate_allocate_credentials(&cred) < 0 || gnutls_init(&session, GNUTLS_CLIENT) < 0 ||
+	    gnutls_set_default_priority(session) < 0 ||
+	    gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, cred) < 0)
+		goto out;
+	gnutls_transport_set_int(session, fd);
+	gnutls_handshake_set_timeout(session, timeout_ms);
+	int r;
+	do
+		r = gnutls_handshake(session);
+	while (r < 0 && !gnutls_error_is_fatal(r));
+	if (r < 0)
+		goto out;
+	chain = gnutls_certificate_get_peers(session, &n);
+	if (chain && n > 0 && gnutls_x509_crt_init(&crt) >= 0 &&
+	    gnutls_x509_crt_import(crt, &chain[0], GNUTLS_X509_FMT_DER) >= 0)
+		t = gnutls_x509_crt_get_expiration_time(crt);
+	if (t != (time_t)-1) {
+		*out = t;
+		rc = COFFER_OK;
+	}
+	(void)gnutls_bye(session, GNUTLS_SHUT_WR);
+out:
+	gnutls_x509_crt_deinit(crt);
+	if (session)
+		gnutls_deinit(session);
+	if (cred)
+		gnutls_certificate_free_credentials(cred);
+	close(fd);
 	return rc;
 }
 

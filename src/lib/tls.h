@@ -25,6 +25,16 @@
 int tls_host_is_loopback(const char *host);
 
 /*
+ * The notAfter of the certificate the server at host:port presents (host:
+ * a name or an address, IPv6 with or without brackets), for the message
+ * that says a certificate has expired: a TLS handshake that sends nothing
+ * and verifies nothing, then closes; within timeout_ms per step.
+ * COFFER_ERR_UNAVAILABLE when there is no such server or no certificate.
+ */
+COFFER_MUST_CHECK enum coffer_err tls_peer_not_after(const char *host, const char *port, unsigned timeout_ms,
+						     time_t *out);
+
+/*
  * A server's certificate chain and key (PEM, NUL-terminated) as GnuTLS
  * would load them: COFFER_OK, COFFER_ERR_CRYPTO when either does not parse
  * or the key is not the certificate's.

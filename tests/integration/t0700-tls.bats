@@ -85,7 +85,8 @@ secrets_unchanged() {
 	bad_api_start expired
 	COFFER_API_URL="$BAD_URL" run_logged "$COFFER" secrets set -a canary OTHER=value-not-sent
 	[ "$status" -eq 1 ]
-	[[ "$output" == *"the certificate of ${BAD_URL#https://} has expired"* ]]
+	not_after=$(date -u -d "$(openssl x509 -in "$BAD/expired.pem" -noout -enddate | cut -d= -f2)" '+%Y-%m-%d %H:%M:%S UTC')
+	[[ "$output" == *"the certificate of ${BAD_URL#https://} has expired (not after $not_after)"* ]]
 	secrets_unchanged
 }
 
