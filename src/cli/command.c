@@ -18,7 +18,7 @@
 #include "banned.h"
 
 #define SUBCOMMAND_ECHO_MAX 32 /* an unknown subcommand is named only when short and plain */
-#define SPECS_MAX (CLIENT_OPTS_MAX + 8)
+#define SPECS_MAX (CLIENT_OPTS_MAX + 10) /* the row's, the shared ones (app, json, yes, detach, token, ca, help), the end */
 #define OPTION_TEXT_SIZE 64    /* "--name ARG" in a help line */
 #define CONFIRM_MAX 256        /* a typed confirmation line */
 
