@@ -5,9 +5,9 @@ set -euo pipefail
 
 packages=(
 	build-essential pkg-config meson ninja-build
-	libsodium-dev libsqlite3-dev libpq-dev libmicrohttpd-dev
+	libsodium-dev libsqlite3-dev libpq-dev libmicrohttpd-dev libgnutls28-dev
 	libcurl4-openssl-dev libjansson-dev libcmocka-dev
-	bats sqlite3 postgresql-15 curl jq procps xxd openssl
+	bats sqlite3 postgresql-15 curl jq procps xxd openssl tcpdump
 	clang libclang-rt-dev
 )
 

@@ -21,6 +21,7 @@
 #include "opts.h"
 #include "encode.h"
 #include "fs.h"
+#include "http_client.h"
 #include "log.h"
 #include "timescale.h"
 #include "banned.h"
@@ -38,6 +39,7 @@ struct opts {
 	const char *name;
 	const char *ready_file;
 	const char *log_level;
+	const char *ca;
 	char *join; /* points into argv; blanked once copied */
 };
 
@@ -47,7 +49,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "join", 0, OPTS_VALUE, &o->join },		 { "api", 0, OPTS_VALUE, &o->api_url },
 		{ "keeper", 0, OPTS_VALUE, &o->keeper_url },	 { "state-dir", 0, OPTS_VALUE, &o->state_dir },
 		{ "name", 0, OPTS_VALUE, &o->name },		 { "ready-file", 0, OPTS_VALUE, &o->ready_file },
-		{ "log-level", 0, OPTS_VALUE, &o->log_level }, { NULL, 0, OPTS_FLAG, NULL }
+		{ "log-level", 0, OPTS_VALUE, &o->log_level }, { "ca", 0, OPTS_VALUE, &o->ca },
+		{ NULL, 0, OPTS_FLAG, NULL }
 	};
 	return opts_parse_role("agent", specs, argc, argv, 1);
 }
@@ -147,6 +150,11 @@ static int run(struct opts *o, const sigset_t *set)
 	}
 	if (!o->state_dir || !o->api_url || !o->keeper_url) {
 		ex = opts_usage("agent");
+		goto out;
+	}
+	rc = http_client_set_ca_file(o->ca);
+	if (rc) {
+		ex = opts_fail(rc, "cannot read the CA file '%s' (--ca): %s", o->ca, coffer_strerror(rc));
 		goto out;
 	}
 	if (fs_disable_core_dumps()) {

@@ -296,6 +296,11 @@ static enum coffer_err send_request(const struct agent_identity *verify, const c
 	if (!rc)
 		rc = http_client_request(c, method, path, body ? body->ptr : NULL, body ? body->len : 0, response_max,
 					 &status, &resp);
+	if (rc && c && msg && msg_size) { /* no answer: why, in words (an untrusted certificate, ...) */
+		size_t n = strnlen(http_client_last_error(c), msg_size - 1);
+		memcpy(msg, http_client_last_error(c), n);
+		msg[n] = '\0';
+	}
 	if (rc)
 		goto out;
 	if (status < 200 || status > 299) {

@@ -23,6 +23,7 @@
 #include "digest.h"
 #include "encode.h"
 #include "fs.h"
+#include "http_client.h"
 #include "log.h"
 #include "parse.h"
 #include "banned.h"
@@ -255,7 +256,8 @@ enum coffer_err api_start(const struct api_config *cfg, struct api **out, char *
 	}
 	a->phases = (struct http_phases){ .ops = &api_phase_ops, .ctx = a, .replay = a->replay };
 	struct http_server_config hcfg = {
-		.listen = cfg->listen, .gate = http_phase_gate, .done = http_phase_done, .hook_ctx = &a->phases
+		.listen = cfg->listen, .gate = http_phase_gate, .done = http_phase_done, .hook_ctx = &a->phases,
+		.tls_cert_file = cfg->tls_cert_file, .tls_key_file = cfg->tls_key_file
 	};
 	rc = http_server_start(&hcfg, routes, n_routes, a, &a->server);
 	if (rc) {
@@ -317,6 +319,7 @@ struct opts {
 	const char *store_conns;
 	const char *org;
 	const char *boot_key;
+	const char *tls_cert, *tls_key, *ca;
 	int json;
 };
 
@@ -329,7 +332,8 @@ static int parse_opts(int argc, char **argv, int first, struct opts *o)
 		{ "ready-file", 0, OPTS_VALUE, &o->ready_file },   { "log-level", 0, OPTS_VALUE, &o->log_level },
 		{ "store-conns", 0, OPTS_VALUE, &o->store_conns }, { "org", 0, OPTS_VALUE, &o->org },
 		{ "json", 0, OPTS_FLAG, &o->json },		   { "boot-key", 0, OPTS_VALUE, &o->boot_key },
-		{ NULL, 0, OPTS_FLAG, NULL }
+		{ "tls-cert", 0, OPTS_VALUE, &o->tls_cert },	   { "tls-key", 0, OPTS_VALUE, &o->tls_key },
+		{ "ca", 0, OPTS_VALUE, &o->ca },		   { NULL, 0, OPTS_FLAG, NULL }
 	};
 	return opts_parse_role("api", specs, argc, argv, first);
 }
@@ -364,7 +368,7 @@ static int run_bootstrap(int argc, char **argv)
 	if (ex)
 		return ex;
 	if (!o.store_url || !o.org || o.state_dir || o.listen || o.keeper_url || o.keeper_pub ||
-	    o.keeper_credential || o.ready_file || o.store_conns || o.boot_key)
+	    o.keeper_credential || o.ready_file || o.store_conns || o.boot_key || o.tls_cert || o.tls_key || o.ca)
 		return opts_usage("api");
 	if (o.log_level) {
 		enum log_level level;
@@ -447,6 +451,14 @@ static int run_serve(int argc, char **argv)
 	if (o.store_conns && (parse_uint64(o.store_conns, STORE_POOL_MAX, &conns) || conns == 0))
 		return opts_fail(COFFER_ERR_USAGE, "--store-conns must be 1 to %d", STORE_POOL_MAX);
 	log_set_level(level);
+	struct http_server_config tls_cfg = { .listen = o.listen, .tls_cert_file = o.tls_cert, .tls_key_file = o.tls_key };
+	char tls_why[HTTP_TLS_WHY_MAX];
+	enum coffer_err rc = http_server_check_tls(&tls_cfg, tls_why, sizeof(tls_why));
+	if (rc)
+		return opts_fail(rc, "%s", tls_why);
+	rc = http_client_set_ca_file(o.ca);
+	if (rc)
+		return opts_fail(rc, "cannot read the CA file '%s' (--ca): %s", o.ca, coffer_strerror(rc));
 	if (fs_disable_core_dumps())
 		return opts_fail(COFFER_ERR_INTERNAL, "cannot disable core dumps");
 	/* Blocked before the server's threads exist, so only sigwait below sees them. */
@@ -466,8 +478,10 @@ static int run_serve(int argc, char **argv)
 		.ready_file = o.ready_file,
 		.store_conns = (unsigned)conns,
 		.boot_key_file = o.boot_key,
+		.tls_cert_file = o.tls_cert,
+		.tls_key_file = o.tls_key,
 	};
-	enum coffer_err rc = api_start(&cfg, &a, why, sizeof(why));
+	rc = api_start(&cfg, &a, why, sizeof(why));
 	if (rc)
 		return opts_fail(rc, "cannot start the api: %s", why[0] ? why : coffer_strerror(rc));
 	while (sigwait(&set, &sig) != 0)

@@ -137,9 +137,10 @@ struct api_config {
 	const char *keeper_url;
 	const char *keeper_pub_file;
 	const char *keeper_credential_file;
-	const char *ready_file;         /* NULL, or written with "http://HOST:PORT\n" once listening */
+	const char *ready_file;         /* NULL, or written with "http(s)://HOST:PORT\n" once listening */
 	unsigned store_conns;           /* 0: API_STORE_CONNS_DEFAULT */
 	const char *boot_key_file;      /* NULL, or the keeper's api.boot.key: 64 hex, the Ed25519 seed (0600) */
+	const char *tls_cert_file, *tls_key_file; /* PEM; both NULL: plain HTTP on loopback only */
 };
 
 /*

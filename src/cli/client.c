@@ -37,9 +37,12 @@ enum coffer_err client_connect(struct client *c)
 {
 	char path[CLI_CONFIG_PATH_MAX] = "";
 	char url[HTTP_CLIENT_URL_MAX] = "";
+	char ca[HTTP_CLIENT_CA_PATH_MAX] = "";
 	struct secret *config_token = NULL;
 	const char *env_url = getenv("COFFER_API_URL");
 	const char *env_token = getenv("COFFER_TOKEN");
+	const char *env_ca = getenv("COFFER_CA");
+	const char *ca_from = c->ca_flag ? "--ca" : env_ca && *env_ca ? "COFFER_CA" : "\"ca\" in the config file";
 	enum coffer_err rc = COFFER_OK;
 
 	if (!c->token && env_token && *env_token) {
@@ -52,16 +55,22 @@ enum coffer_err client_connect(struct client *c)
 		if (rc)
 			return client_error(COFFER_ERR_USAGE, "COFFER_API_URL is too long");
 	}
-	if (!url[0] || !c->token) {
+	if (c->ca_flag || (env_ca && *env_ca)) {
+		rc = str_copy(ca, sizeof(ca), c->ca_flag ? c->ca_flag : env_ca);
+		if (rc)
+			return client_error(COFFER_ERR_USAGE, "the CA file's path (%s) is too long", ca_from);
+	}
+	if (!url[0] || !c->token || !ca[0]) {
 		if (cli_config_path(path, sizeof(path)))
 			path[0] = '\0';
-		rc = cli_config_read(url[0] ? NULL : url, url[0] ? 0 : sizeof(url), &config_token);
+		rc = cli_config_read(url[0] ? NULL : url, url[0] ? 0 : sizeof(url), ca[0] ? NULL : ca,
+				     ca[0] ? 0 : sizeof(ca), &config_token);
 		if (rc == COFFER_ERR_FORBIDDEN)
 			return client_error(rc, "config file '%s' may be read or written by group or others: "
 						"make it private (chmod 600)", path);
 		if (rc == COFFER_ERR_INVALID || rc == COFFER_ERR_TOO_LARGE)
 			return client_error(rc, "config file '%s' is not a JSON object with only the string fields "
-						"\"api_url\" and \"token\"", path);
+						"\"api_url\", \"ca\" and \"token\"", path);
 		if (rc)
 			return client_error(rc, "cannot read config file '%s': %s", path, coffer_strerror(rc));
 		if (!c->token) {
@@ -76,6 +85,9 @@ enum coffer_err client_connect(struct client *c)
 	if (!c->token)
 		return client_error(COFFER_ERR_UNAUTH, "no access token: use -t TOKEN, set COFFER_TOKEN, or put "
 						       "\"token\" in the config file");
+	rc = http_client_set_ca_file(ca[0] ? ca : NULL);
+	if (rc)
+		return client_error(rc, "cannot read the CA file '%s' (%s): %s", ca, ca_from, coffer_strerror(rc));
 	rc = str_copy(c->api_url, sizeof(c->api_url), url);
 	if (!rc)
 		rc = http_client_new(url, CLIENT_TIMEOUT_MS, &c->http);
@@ -144,7 +156,12 @@ static enum coffer_err call(struct client *c, const char *method, const char *pa
 	c->unreachable = rc == COFFER_ERR_UNAVAILABLE;
 	if (rc == COFFER_ERR_UNAVAILABLE) {
 		if (!c->quiet_unreachable)
-			client_error(rc, "cannot reach the API at %s", c->api_url);
+			client_error(rc, "cannot reach the API at %s%s%s", c->api_url,
+				     http_client_last_error(c->http)[0] ? ": " : "", http_client_last_error(c->http));
+		goto out;
+	}
+	if (rc && http_client_last_error(c->http)[0]) {
+		client_error(rc, "the API at %s: %s", c->api_url, http_client_last_error(c->http));
 		goto out;
 	}
 	if (rc) {

@@ -16,10 +16,13 @@
  *   API URL  env COFFER_API_URL, else "api_url" in the config file;
  *   token    -t/--access-token, else env COFFER_TOKEN, else "token" in the
  *            config file (the flag's value is blanked in argv at once);
- *   app      -a/--app, else env COFFER_APP (rows flagged CLI_NEED_APP).
+ *   app      -a/--app, else env COFFER_APP (rows flagged CLI_NEED_APP);
+ *   CA       --ca FILE, else env COFFER_CA, else "ca" in the config file,
+ *            else the system's trust store: the API's certificate is always
+ *            verified against it (http_client.h).
  * Config file: env COFFER_CONFIG, else $XDG_CONFIG_HOME/coffer/config.json,
  * else ~/.config/coffer/config.json; a JSON object with the optional string
- * fields "api_url" and "token" and no others. It is read only when the
+ * fields "api_url", "ca" (an absolute path) and "token" and no others. It is read only when the
  * environment does not give both, and refused when group or others may
  * read or write it (it holds a token).
  */
@@ -46,21 +49,23 @@
 /* Where the config file is (it need not exist). COFFER_ERR_NOT_FOUND when neither XDG_CONFIG_HOME nor HOME is set. */
 COFFER_MUST_CHECK enum coffer_err cli_config_path(char *out, size_t size);
 /*
- * Writes the config file at cli_config_path: {"api_url": ..., "token": ...}
+ * Writes the config file at cli_config_path: {"api_url": ..., "ca": ..., "token": ...}
  * (a NULL argument leaves its field out; the file is replaced, not
  * merged). The folder is created 0700 if missing; the file is written with
  * fs_write_atomic, mode 0600 from its creation, and its bytes are built in
  * secure memory. COFFER_ERR_INVALID for an api_url that is not http(s) or
- * holds '"', '\\' or control characters, or a token with bytes outside
+ * holds '"', '\\' or control characters, a ca that is not an absolute path
+ * of such characters, or a token with bytes outside
  * 0x21..0x7e or a '"' or '\\'. Prints nothing.
  */
-COFFER_MUST_CHECK enum coffer_err cli_config_write(const char *api_url, const struct secret *token);
+COFFER_MUST_CHECK enum coffer_err cli_config_write(const char *api_url, const char *ca, const struct secret *token);
 /*
  * Reads the config file at cli_config_path. A missing file gives COFFER_OK
- * with api_url "" and *token NULL. api_url may be NULL (not wanted). *token (NULL if the file has none) is
+ * with api_url "", ca "" and *token NULL. api_url and ca may be NULL (not wanted). *token (NULL if the file has none) is
  * the caller's to secret_free. Prints nothing.
  */
-COFFER_MUST_CHECK enum coffer_err cli_config_read(char *api_url, size_t api_url_size, struct secret **token);
+COFFER_MUST_CHECK enum coffer_err cli_config_read(char *api_url, size_t api_url_size, char *ca, size_t ca_size,
+						  struct secret **token);
 
 /* A command's run: what its setup parsed and resolved (cli.h, cli_run). */
 #define CLIENT_OPTS_MAX 12 /* options of a row (struct cli_opt) */
@@ -73,6 +78,7 @@ struct client {
 	int flag[CLIENT_OPTS_MAX];
 	struct opts_values list; /* the row's one OPTS_LIST option, if any */
 	struct opts_values token_args; /* -t/--access-token (each blanked in argv once parsed) */
+	const char *ca_flag;     /* --ca */
 	json_t *body;            /* a request body the row's check made for its run (freed after the run) */
 	struct secret *token;
 	char api_url[HTTP_CLIENT_URL_MAX];

@@ -9,6 +9,13 @@
  * DIR/env and the CLI's config, and then supervises the roles until
  * interrupted: a role that dies is restarted (at most ROLE_RESTARTS_MAX
  * times a minute), and SIGINT/SIGTERM stop all.
+ *
+ * TLS: a local CA in DIR/tls (made the first time, kept afterwards: the
+ * CLI's config and the agents trust it) issues the keeper's and the api's
+ * certificates at every start, for their listen host and the loopback
+ * names; the roles are started with them, and every client (the agents,
+ * the api's link to the keeper, the CLI through its config) verifies
+ * against the CA.
  */
 #include <errno.h>
 #include <signal.h>
@@ -31,6 +38,7 @@
 #include "log.h"
 #include "parse.h"
 #include "secret.h"
+#include "tls.h"
 #include "banned.h"
 
 #define DEV_API_ADDR "127.0.0.1:4680"
@@ -47,12 +55,18 @@
 #define DEV_AGENT_NAME_SIZE 32
 #define JOIN_TOKEN_MAX 256
 #define JOIN_ENV "COFFER_JOIN_TOKEN" /* how the agent is given its join token: never on argv */
+#define DEV_CA_NAME "coffer dev CA"
+#define DEV_CA_DAYS 3650
+#define DEV_CERT_DAYS 397
+#define DAY_S 86400
+#define CLOCK_SKEW_S 300
 
 struct role {
 	const char *name;
 	char listen[URL_SIZE]; /* host:port; after the first start, the port it got */
 	char ready[PATH_SIZE];
 	char url[URL_SIZE];
+	char cert[PATH_SIZE], key[PATH_SIZE]; /* its TLS certificate and key (keeper and api) */
 	pid_t pid;
 	int restarts;
 	time_t window_start;
@@ -68,6 +82,7 @@ struct dev {
 	char dir[PATH_SIZE];
 	char store_url[PATH_SIZE + 16];
 	char self[PATH_SIZE];
+	char ca[PATH_SIZE], ca_key[PATH_SIZE]; /* DIR/tls/ca.pem, ca.key */
 	struct role keeper, api;
 	struct agent agents[DEV_AGENTS_MAX];
 	int n_agents;
@@ -180,14 +195,15 @@ static enum coffer_err role_start(struct dev *d, struct role *r)
 	unlink(r->ready);
 	if (strcmp(r->name, "keeper") == 0) {
 		char *argv[] = { "coffer", "keeper", "--state-dir", state, "--store", d->store_url, "--listen",
-				 r->listen, "--ready-file", r->ready, NULL };
+				 r->listen, "--ready-file", r->ready, "--tls-cert", r->cert, "--tls-key", r->key, NULL };
 		r->pid = spawn(d, argv);
 	} else {
 		/* the boot-token signing key `keeper init` writes (docs/RUNPATH.md, "Keys") */
 		char *argv[] = { "coffer", "api", "--state-dir", state, "--store", d->store_url,
 				 "--listen", r->listen, "--keeper", d->keeper.url, "--keeper-pub",
 				 keeper_pub, "--keeper-credential", keeper_cred, "--ready-file", r->ready,
-				 "--boot-key", boot_key, NULL };
+				 "--boot-key", boot_key, "--tls-cert", r->cert, "--tls-key", r->key, "--ca", d->ca,
+				 NULL };
 		r->pid = spawn(d, argv);
 	}
 	if (r->pid < 0)
@@ -251,7 +267,7 @@ static enum coffer_err agent_start(struct dev *d, struct agent *a)
 	}
 	unlink(a->r.ready);
 	char *argv[] = { "coffer", "agent", "--api", d->api.url, "--keeper", d->keeper.url, "--state-dir", a->dir,
-			 "--name", a->host_name, "--ready-file", a->r.ready, NULL };
+			 "--name", a->host_name, "--ready-file", a->r.ready, "--ca", d->ca, NULL };
 	a->r.pid = spawn_with(d, argv, join.len ? join.ptr : NULL);
 	if (a->r.pid < 0) {
 		rc = COFFER_ERR_IO;
@@ -312,6 +328,56 @@ static void stop_all(struct dev *d)
 	}
 }
 
+/* The host of a listen address, with the loopback names, as a certificate's names. */
+static enum coffer_err cert_names(const char *listen, char *host, size_t host_size, const char **names, size_t *n)
+{
+	uint16_t port;
+	enum coffer_err rc = parse_host_port(listen, host, host_size, &port);
+	if (rc)
+		return rc;
+	*n = 0;
+	names[(*n)++] = "localhost";
+	names[(*n)++] = "127.0.0.1";
+	names[(*n)++] = "::1";
+	if (strcmp(host, "localhost") != 0 && strcmp(host, "127.0.0.1") != 0 && strcmp(host, "::1") != 0)
+		names[(*n)++] = host;
+	return COFFER_OK;
+}
+
+/*
+ * DIR/tls: the CA (made once, kept), and fresh certificates for the keeper
+ * and the api that name their listen hosts; the CA is what every client
+ * of this dev setup is given.
+ */
+static enum coffer_err tls_setup(struct dev *d)
+{
+	char dir[PATH_SIZE], host[PATH_SIZE];
+	const char *names[4];
+	size_t n = 0;
+	time_t now = time(NULL);
+	struct role *roles[] = { &d->keeper, &d->api };
+	enum coffer_err rc = path_in(dir, d->dir, "tls") ? COFFER_ERR_TOO_LARGE : fs_mkdir_p(dir, 0700);
+
+	if (!rc && (path_in(d->ca, dir, "ca.pem") || path_in(d->ca_key, dir, "ca.key")))
+		rc = COFFER_ERR_TOO_LARGE;
+	if (!rc && access(d->ca, F_OK) != 0)
+		rc = tls_make_ca(d->ca, d->ca_key, DEV_CA_NAME, now - CLOCK_SKEW_S, now + (time_t)DEV_CA_DAYS * DAY_S);
+	for (size_t i = 0; !rc && i < sizeof(roles) / sizeof(roles[0]); i++) {
+		struct role *r = roles[i];
+		if (fmt_into(r->cert, sizeof(r->cert), "%s/%s.pem", dir, r->name) ||
+		    fmt_into(r->key, sizeof(r->key), "%s/%s.key", dir, r->name))
+			rc = COFFER_ERR_TOO_LARGE;
+		if (!rc)
+			rc = cert_names(r->listen, host, sizeof(host), names, &n);
+		if (!rc)
+			rc = tls_make_cert(d->ca, d->ca_key, r->cert, r->key, names, n, now - CLOCK_SKEW_S,
+					   now + (time_t)DEV_CERT_DAYS * DAY_S);
+	}
+	if (!rc)
+		rc = http_client_set_ca_file(d->ca); /* the health checks */
+	return rc;
+}
+
 /*
  * The admin token of the dev org: made by `coffer api bootstrap` the first
  * time and kept in DIR/admin.token (0600), which later runs read back.
@@ -366,7 +432,8 @@ static enum coffer_err publish(struct dev *d, const struct secret *token)
 	buf_init_wiping(&env, 4096);
 	enum coffer_err rc = path_in(path, d->dir, "env") ? COFFER_ERR_TOO_LARGE : COFFER_OK;
 	if (!rc)
-		rc = buf_addf(&env, "export COFFER_API_URL=%s\nexport COFFER_TOKEN=", d->api.url);
+		rc = buf_addf(&env, "export COFFER_API_URL=%s\nexport COFFER_CA=%s\nexport COFFER_TOKEN=", d->api.url,
+			      d->ca);
 	if (!rc)
 		rc = buf_add(&env, secret_cbytes(token), secret_len(token));
 	if (!rc)
@@ -374,7 +441,7 @@ static enum coffer_err publish(struct dev *d, const struct secret *token)
 	if (!rc)
 		rc = fs_write_atomic(path, env.ptr, env.len, 0600, 0);
 	if (!rc)
-		rc = cli_config_write(d->api.url, token);
+		rc = cli_config_write(d->api.url, d->ca, token);
 	if (!rc) {
 		fwrite(env.ptr, 1, env.len, stdout);
 		fflush(stdout);
@@ -512,7 +579,12 @@ int cmd_dev(int argc, char **argv)
 
 	int exit_code = 0;
 	struct secret *token = NULL;
-	enum coffer_err rc = role_start(&d, &d.keeper);
+	enum coffer_err rc = tls_setup(&d);
+	if (rc) {
+		exit_code = opts_fail(rc, "cannot make the TLS certificates in '%s/tls': %s", d.dir, coffer_strerror(rc));
+		goto out;
+	}
+	rc = role_start(&d, &d.keeper);
 	if (!rc)
 		rc = role_start(&d, &d.api);
 	if (!rc)

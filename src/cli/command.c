@@ -18,7 +18,7 @@
 #include "banned.h"
 
 #define SUBCOMMAND_ECHO_MAX 32 /* an unknown subcommand is named only when short and plain */
-#define SPECS_MAX (CLIENT_OPTS_MAX + 8)
+#define SPECS_MAX (CLIENT_OPTS_MAX + 10) /* the row's, the shared ones (app, json, yes, detach, token, ca, help), the end */
 #define OPTION_TEXT_SIZE 64    /* "--name ARG" in a help line */
 #define CONFIRM_MAX 256        /* a typed confirmation line */
 
@@ -30,6 +30,8 @@ static const struct cli_opt detach_opt = { "detach", 0, OPTS_FLAG, NULL,
 					   "return once the release is made, without waiting for it" };
 static const struct cli_opt token_opt = { "access-token", 't', OPTS_LIST, "TOKEN",
 					  "access token (default: $COFFER_TOKEN, then the config file)" };
+static const struct cli_opt ca_opt = { "ca", 0, OPTS_VALUE, "FILE",
+				       "CA file to verify the API's certificate (default: $COFFER_CA, then the config file)" };
 static const struct cli_opt help_opt = { "help", 'h', OPTS_HELP, NULL, "show this help" };
 
 static void print_option(const struct cli_opt *o, const char *help)
@@ -57,6 +59,7 @@ static void print_help(const struct cli_cmd *cmd)
 	if (cmd->flags & CLI_JSON)
 		print_option(&json_opt, cmd->json_help);
 	print_option(&token_opt, NULL);
+	print_option(&ca_opt, NULL);
 	print_option(&help_opt, NULL);
 }
 
@@ -135,6 +138,7 @@ static enum coffer_err parse(struct client *c, int argc, char **argv, int *n_pos
 	if (cmd->flags & CLI_DETACH)
 		add_spec(specs, &n, &detach_opt, &c->detach);
 	add_spec(specs, &n, &token_opt, &c->token_args);
+	add_spec(specs, &n, &ca_opt, &c->ca_flag);
 	add_spec(specs, &n, &help_opt, help);
 	specs[n] = (struct opts_spec){ NULL, 0, OPTS_FLAG, NULL };
 

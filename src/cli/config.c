@@ -49,18 +49,28 @@ static void append(unsigned char *dst, size_t *pos, const void *src, size_t n)
 	*pos += n;
 }
 
+static void append_field(unsigned char *dst, size_t *pos, const char *name, const void *value, size_t len)
+{
+	if (*pos > 1)
+		append(dst, pos, ",", 1);
+	append(dst, pos, "\n  \"", 4);
+	append(dst, pos, name, strlen(name));
+	append(dst, pos, "\": \"", 4);
+	append(dst, pos, value, len);
+	append(dst, pos, "\"", 1);
+}
+
 /* Counts (dst NULL) or writes the config document. */
-static size_t config_doc(unsigned char *dst, const char *api_url, const struct secret *token)
+static size_t config_doc(unsigned char *dst, const char *api_url, const char *ca, const struct secret *token)
 {
 	size_t pos = 0;
 	append(dst, &pos, "{", 1);
-	if (api_url) {
-		append(dst, &pos, "\n  \"api_url\": \"", 15);
-		append(dst, &pos, api_url, strlen(api_url));
-		append(dst, &pos, "\"", 1);
-	}
+	if (api_url)
+		append_field(dst, &pos, "api_url", api_url, strlen(api_url));
+	if (ca)
+		append_field(dst, &pos, "ca", ca, strlen(ca));
 	if (token) {
-		if (api_url)
+		if (pos > 1)
 			append(dst, &pos, ",", 1);
 		append(dst, &pos, "\n  \"token\": \"", 13);
 		append(dst, &pos, secret_cbytes(token), secret_len(token));
@@ -70,7 +80,7 @@ static size_t config_doc(unsigned char *dst, const char *api_url, const struct s
 	return pos;
 }
 
-enum coffer_err cli_config_write(const char *api_url, const struct secret *token)
+enum coffer_err cli_config_write(const char *api_url, const char *ca, const struct secret *token)
 {
 	char path[CLI_CONFIG_PATH_MAX], dir[CLI_CONFIG_PATH_MAX];
 	struct secret *doc = NULL;
@@ -78,6 +88,8 @@ enum coffer_err cli_config_write(const char *api_url, const struct secret *token
 
 	if (api_url && ((strncmp(api_url, "http://", 7) != 0 && strncmp(api_url, "https://", 8) != 0) ||
 			!json_plain((const unsigned char *)api_url, strlen(api_url))))
+		return COFFER_ERR_INVALID;
+	if (ca && (ca[0] != '/' || !json_plain((const unsigned char *)ca, strlen(ca))))
 		return COFFER_ERR_INVALID;
 	if (token && (secret_len(token) == 0 || !json_plain(secret_cbytes(token), secret_len(token))))
 		return COFFER_ERR_INVALID;
@@ -87,10 +99,10 @@ enum coffer_err cli_config_write(const char *api_url, const struct secret *token
 	if (!rc)
 		rc = fs_mkdir_p(dirname(dir), CONFIG_DIR_MODE);
 	if (!rc)
-		rc = secret_new(config_doc(NULL, api_url, token), &doc);
+		rc = secret_new(config_doc(NULL, api_url, ca, token), &doc);
 	if (rc)
 		goto out;
-	config_doc(secret_bytes(doc), api_url, token);
+	config_doc(secret_bytes(doc), api_url, ca, token);
 	rc = fs_write_atomic(path, secret_cbytes(doc), secret_len(doc), CONFIG_FILE_MODE, 0);
 out:
 	secret_free(doc);
@@ -104,10 +116,10 @@ static void wipe_json_string(json_t *s)
 		sodium_memzero((char *)json_string_value(s), json_string_length(s));
 }
 
-enum coffer_err cli_config_read(char *api_url, size_t api_url_size, struct secret **token)
+enum coffer_err cli_config_read(char *api_url, size_t api_url_size, char *ca, size_t ca_size, struct secret **token)
 {
-	static const char *const fields[] = { "api_url", "token", NULL };
-	char path[CLI_CONFIG_PATH_MAX], url[HTTP_CLIENT_URL_MAX] = "";
+	static const char *const fields[] = { "api_url", "ca", "token", NULL };
+	char path[CLI_CONFIG_PATH_MAX], url[HTTP_CLIENT_URL_MAX] = "", ca_path[HTTP_CLIENT_CA_PATH_MAX] = "";
 	struct secret *raw = NULL, *tok = NULL;
 	json_t *doc = NULL;
 	const char *s = NULL;
@@ -132,11 +144,18 @@ enum coffer_err cli_config_read(char *api_url, size_t api_url_size, struct secre
 		rc = str_copy(url, sizeof(url), s);
 	s = NULL;
 	if (!rc && doc)
+		rc = json_get_string(doc, "ca", 0, &s, NULL, NULL);
+	if (!rc && s)
+		rc = str_copy(ca_path, sizeof(ca_path), s);
+	s = NULL;
+	if (!rc && doc)
 		rc = json_get_string(doc, "token", 0, &s, &len, NULL);
 	if (!rc && s && len)
 		rc = secret_from(s, len, &tok);
 	if (!rc && api_url)
 		rc = str_copy(api_url, api_url_size, url);
+	if (!rc && ca)
+		rc = str_copy(ca, ca_size, ca_path);
 	if (rc)
 		goto out;
 	*token = tok;

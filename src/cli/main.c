@@ -22,13 +22,14 @@ static int cmd_version(int argc, char **argv);
 static const struct cli_cmd agent_cmd = {
 	.name = "agent", .main = cmd_agent,
 	.usage = "agent --api URL --keeper URL --state-dir DIR [--join TOKEN] [--name NAME] [--ready-file PATH] "
-		 "[--log-level LEVEL]",
+		 "[--ca FILE] [--log-level LEVEL]",
 	.summary = "run the host agent: enrol once with a join token, register with the api, heartbeat",
 };
 static const struct cli_cmd api_cmd = {
 	.name = "api", .main = cmd_api,
 	.usage = "api --state-dir DIR --store URL --listen HOST:PORT --keeper URL --keeper-pub FILE --keeper-credential "
-		 "FILE --boot-key FILE [--ready-file PATH] [--log-level LEVEL] [--store-conns N] | api bootstrap "
+		 "FILE --boot-key FILE [--tls-cert FILE --tls-key FILE] [--ca FILE] [--ready-file PATH] [--log-level LEVEL] "
+		 "[--store-conns N] | api bootstrap "
 		 "--store URL --org NAME [--json]",
 	.summary = "run the API server (seals, never opens), or create an org and its first admin token",
 };
@@ -44,9 +45,14 @@ static const struct cli_cmd help_cmd = {
 static const struct cli_cmd keeper_cmd = {
 	.name = "keeper", .main = cmd_keeper,
 	.usage = "keeper init --state-dir DIR | keeper join-token --state-dir DIR [--key-file PATH] [--ttl DURATION] "
-		 "| keeper --state-dir DIR --store URL --listen HOST:PORT [--ready-file PATH] [--key-file PATH] "
-		 "[--log-level LEVEL]",
+		 "| keeper --state-dir DIR --store URL --listen HOST:PORT [--tls-cert FILE --tls-key FILE] "
+		 "[--ready-file PATH] [--key-file PATH] [--log-level LEVEL]",
 	.summary = "create the master key, print a one-time host join token, or run the key custodian",
+};
+static const struct cli_cmd tls_cmd = {
+	.name = "tls", .main = cmd_tls,
+	.usage = "tls ca --dir DIR [--days N] | tls cert --dir DIR --name NAME --host HOST... [--days N]",
+	.summary = "make a CA, or a server certificate signed by it (for --tls-cert/--tls-key and --ca)",
 };
 static const struct cli_cmd version_cmd = {
 	.name = "version", .main = cmd_version, .usage = "version", .summary = "print the version",
@@ -55,7 +61,7 @@ static const struct cli_cmd version_cmd = {
 /* Every command, in the order `coffer help` lists them. */
 static const struct cli_cmd *const commands[] = {
 	&agent_cmd, &api_cmd,	   &cli_apps,	 &cli_audit,	&cli_deploy,  &dev_cmd,	    &help_cmd,	 &cli_hosts,
-	&keeper_cmd, &cli_machines, &cli_releases, &cli_scale, &cli_secrets, &cli_status, &cli_tokens, &version_cmd,
+	&keeper_cmd, &cli_machines, &cli_releases, &cli_scale, &cli_secrets, &cli_status, &cli_tokens, &tls_cmd, &version_cmd,
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

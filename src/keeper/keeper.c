@@ -10,6 +10,7 @@
 
 #include "opts.h"
 #include "fs.h"
+#include "http_server.h"
 #include "json.h"
 #include "keeper.h"
 #include "log.h"
@@ -24,6 +25,7 @@ struct opts {
 	const char *ready_file;
 	const char *log_level;
 	const char *ttl;
+	const char *tls_cert, *tls_key;
 };
 
 /* Parses options from argv[first]; returns 0, or the usage exit code. */
@@ -33,7 +35,8 @@ static int parse_opts(int argc, char **argv, int first, struct opts *o)
 		{ "state-dir", 0, OPTS_VALUE, &o->state_dir },	 { "key-file", 0, OPTS_VALUE, &o->key_file },
 		{ "store", 0, OPTS_VALUE, &o->store_url },	 { "listen", 0, OPTS_VALUE, &o->listen },
 		{ "ready-file", 0, OPTS_VALUE, &o->ready_file }, { "log-level", 0, OPTS_VALUE, &o->log_level },
-		{ "ttl", 0, OPTS_VALUE, &o->ttl },		 { NULL, 0, OPTS_FLAG, NULL }
+		{ "ttl", 0, OPTS_VALUE, &o->ttl },		 { "tls-cert", 0, OPTS_VALUE, &o->tls_cert },
+		{ "tls-key", 0, OPTS_VALUE, &o->tls_key },	 { NULL, 0, OPTS_FLAG, NULL }
 	};
 	return opts_parse_role("keeper", specs, argc, argv, first);
 }
@@ -47,7 +50,8 @@ static int run_init(int argc, char **argv)
 	int ex = parse_opts(argc, argv, 2, &o);
 	if (ex)
 		return ex;
-	if (!o.state_dir || o.key_file || o.store_url || o.listen || o.ready_file || o.log_level || o.ttl)
+	if (!o.state_dir || o.key_file || o.store_url || o.listen || o.ready_file || o.log_level || o.ttl ||
+	    o.tls_cert || o.tls_key)
 		return opts_usage("keeper");
 	/* An existing master key is kept: init then only adds the derived files that are missing. */
 	enum coffer_err rc = keeper_init(o.state_dir, &p, &existed, &added);
@@ -122,7 +126,7 @@ static int run_join_token(int argc, char **argv)
 	int ex = parse_opts(argc, argv, 2, &o);
 	enum coffer_err rc;
 
-	if (!ex && (o.store_url || o.listen || o.ready_file || o.log_level))
+	if (!ex && (o.store_url || o.listen || o.ready_file || o.log_level || o.tls_cert || o.tls_key))
 		ex = opts_usage("keeper");
 	if (!ex && o.ttl && (parse_duration_ms(o.ttl, KEEPER_JOIN_TTL_MAX_MS, &ttl_ms) || ttl_ms == 0))
 		ex = opts_fail(COFFER_ERR_USAGE, "--ttl must be a duration from 1s to 7d, such as 30m or 1h");
@@ -188,6 +192,20 @@ static int run_serve(int argc, char **argv, int first)
 		secret_free(master);
 		return opts_usage("keeper");
 	}
+	char anchor[KEEPER_PATH_MAX];
+	if (!o.state_dir || fmt_into(anchor, sizeof(anchor), "%s/%s", o.state_dir, KEEPER_ANCHOR_FILE)) {
+		secret_free(master);
+		return opts_fail(COFFER_ERR_USAGE, "the keeper keeps its audit anchor in --state-dir DIR: give one");
+	}
+	struct keeper_config cfg = { .store_url = o.store_url, .listen = o.listen, .ready_file = o.ready_file,
+				     .tls_cert_file = o.tls_cert, .tls_key_file = o.tls_key, .anchor_file = anchor };
+	char why[HTTP_TLS_WHY_MAX];
+	struct http_server_config tls_cfg = { .listen = o.listen, .tls_cert_file = o.tls_cert, .tls_key_file = o.tls_key };
+	enum coffer_err rc = http_server_check_tls(&tls_cfg, why, sizeof(why));
+	if (rc) {
+		secret_free(master);
+		return opts_fail(rc, "%s", why);
+	}
 	/* Blocked before the server's threads exist, so only sigwait below sees them. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
@@ -196,14 +214,7 @@ static int run_serve(int argc, char **argv, int first)
 		secret_free(master);
 		return opts_fail(COFFER_ERR_INTERNAL, "cannot block signals");
 	}
-	char anchor[KEEPER_PATH_MAX];
-	if (!o.state_dir || fmt_into(anchor, sizeof(anchor), "%s/%s", o.state_dir, KEEPER_ANCHOR_FILE)) {
-		secret_free(master);
-		return opts_fail(COFFER_ERR_USAGE, "the keeper keeps its audit anchor in --state-dir DIR: give one");
-	}
-	struct keeper_config cfg = { .store_url = o.store_url, .listen = o.listen, .ready_file = o.ready_file,
-				     .anchor_file = anchor };
-	enum coffer_err rc = keeper_start(&cfg, master, &k);
+	rc = keeper_start(&cfg, master, &k);
 	secret_free(master);
 	if (rc)
 		return opts_fail(rc, "cannot start the keeper: %s", coffer_strerror(rc));

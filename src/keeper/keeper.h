@@ -315,9 +315,10 @@ void keeper_anchor_close(struct keeper_anchor *a);
 struct keeper_config {
 	const char *store_url;   /* store_open URL */
 	const char *listen;      /* HOST:PORT; port 0 picks a free port */
-	const char *ready_file;  /* NULL, or written with "http://HOST:PORT\n" once listening */
+	const char *ready_file;  /* NULL, or written with "http(s)://HOST:PORT\n" once listening */
 	unsigned store_conns;    /* store connections (1..STORE_POOL_MAX); 0: KEEPER_STORE_CONNS_DEFAULT */
 	const char *anchor_file; /* the audit anchor's file (keeper_anchor_open); NULL: in memory */
+	const char *tls_cert_file, *tls_key_file; /* PEM; both NULL: plain HTTP on loopback only */
 };
 
 struct keeper;

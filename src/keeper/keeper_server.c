@@ -497,7 +497,8 @@ enum coffer_err keeper_start(const struct keeper_config *cfg, const struct secre
 	step = "listen";
 	k->phases = (struct http_phases){ .ops = &keeper_phase_ops, .ctx = k, .replay = k->replay };
 	struct http_server_config hcfg = {
-		.listen = cfg->listen, .gate = http_phase_gate, .done = http_phase_done, .hook_ctx = &k->phases
+		.listen = cfg->listen, .gate = http_phase_gate, .done = http_phase_done, .hook_ctx = &k->phases,
+		.tls_cert_file = cfg->tls_cert_file, .tls_key_file = cfg->tls_key_file
 	};
 	rc = http_server_start(&hcfg, routes, sizeof(routes) / sizeof(routes[0]), k, &k->server);
 	if (rc)

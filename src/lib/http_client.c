@@ -7,7 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
+#include "fs.h"
+#include "tls.h"
 #include "banned.h"
 
 #define REQUEST_ID_MAX 64                     /* bytes kept of a peer's X-Request-Id, NUL included */
@@ -27,6 +30,9 @@ struct http_client {
 	struct secret *token;
 	char request_id[REQUEST_ID_MAX];
 	char answer_sig[ANSWER_SIG_MAX];
+	const char *peer;   /* host:port within base, for messages */
+	int plain_refused;  /* http:// to a host that is not loopback */
+	char error[HTTP_CLIENT_ERROR_MAX];
 };
 
 struct sink {
@@ -38,6 +44,19 @@ struct sink {
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc = CURLE_FAILED_INIT;
+static char ca_file[HTTP_CLIENT_CA_PATH_MAX]; /* "": the system's trust store */
+
+/* OpenSSL's X509 verify codes (CURLINFO_SSL_VERIFYRESULT) that a message names. */
+#define X509_UNSPECIFIED 1
+#define X509_UNABLE_TO_GET_ISSUER_CERT 2
+#define X509_CERT_NOT_YET_VALID 9
+#define X509_CERT_HAS_EXPIRED 10
+#define X509_DEPTH_ZERO_SELF_SIGNED_CERT 18
+#define X509_SELF_SIGNED_CERT_IN_CHAIN 19
+#define X509_UNABLE_TO_GET_ISSUER_CERT_LOCALLY 20
+#define X509_UNABLE_TO_VERIFY_LEAF_SIGNATURE 21
+#define X509_HOSTNAME_MISMATCH 62
+#define X509_IP_ADDRESS_MISMATCH 64
 
 /* The one place a CURLcode becomes a coffer code; over_limit: our write callback refused. */
 static enum coffer_err from_curl(CURLcode cc, int over_limit)
@@ -94,6 +113,47 @@ static int has_ctl(const char *s)
 	return 0;
 }
 
+enum coffer_err http_client_set_ca_file(const char *path)
+{
+	struct buf probe;
+	enum coffer_err rc;
+
+	if (!path) {
+		ca_file[0] = '\0';
+		return COFFER_OK;
+	}
+	if (strlen(path) >= sizeof(ca_file))
+		return COFFER_ERR_TOO_LARGE;
+	buf_init(&probe, (size_t)1 << 20);
+	rc = fs_read_file(path, &probe); /* readable now: a typo is reported at startup, not at the first call */
+	buf_release(&probe);
+	if (!rc)
+		rc = str_copy(ca_file, sizeof(ca_file), path);
+	return rc;
+}
+
+/* Whether base is plain http:// to a host that is not loopback. */
+static enum coffer_err plain_refused(const char *base, int *out)
+{
+	CURLU *u = NULL;
+	char *host = NULL;
+	enum coffer_err rc = COFFER_OK;
+
+	*out = 0;
+	if (strncmp(base, "http://", 7) != 0)
+		return COFFER_OK;
+	u = curl_url();
+	if (!u)
+		return COFFER_ERR_NOMEM;
+	if (curl_url_set(u, CURLUPART_URL, base, 0) != CURLUE_OK || curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+		rc = COFFER_ERR_INVALID;
+	else
+		*out = !tls_host_is_loopback(host);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return rc;
+}
+
 enum coffer_err http_client_new(const char *base_url, unsigned timeout_ms, struct http_client **out)
 {
 	enum coffer_err rc;
@@ -118,6 +178,10 @@ enum coffer_err http_client_new(const char *base_url, unsigned timeout_ms, struc
 	n = strlen(c->base);
 	while (n > 0 && c->base[n - 1] == '/')
 		c->base[--n] = '\0';
+	c->peer = c->base + (c->base[4] == 's' ? 8 : 7);
+	rc = plain_refused(c->base, &c->plain_refused);
+	if (rc)
+		goto out;
 	c->timeout_ms = timeout_ms ? timeout_ms : HTTP_CLIENT_TIMEOUT_MS_DEFAULT;
 	c->curl = curl_easy_init();
 	if (!c->curl) {
@@ -196,6 +260,71 @@ const char *http_client_last_answer_signature(const struct http_client *c)
 	return c->answer_sig[0] ? c->answer_sig : NULL;
 }
 
+const char *http_client_last_error(const struct http_client *c)
+{
+	return c->error;
+}
+
+#define NOT_AFTER_PROBE_MS 2000
+#define DATE_MAX 64
+
+/*
+ * "has expired (not after DATE)". libcurl fails the handshake before it
+ * hands over the certificate, so its date comes from a second handshake
+ * that reads the certificate and sends nothing (tls_peer_not_after); if
+ * that fails, the message has no date.
+ */
+static enum coffer_err expired_message(struct http_client *c)
+{
+	CURLU *u = curl_url();
+	char *host = NULL, *port = NULL, date[DATE_MAX] = "";
+	time_t t;
+	struct tm tm;
+
+	if (u && curl_url_set(u, CURLUPART_URL, c->base, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+	    tls_peer_not_after(host, port, NOT_AFTER_PROBE_MS, &t) == COFFER_OK && gmtime_r(&t, &tm) &&
+	    strftime(date, sizeof(date), " (not after %Y-%m-%d %H:%M:%S UTC)", &tm) == 0)
+		date[0] = '\0';
+	curl_free(port);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return fmt_into(c->error, sizeof(c->error), "the certificate of %s has expired%s", c->peer, date);
+}
+
+/* The words for a request that got no answer (c->error); curl's own text (errbuf) when nothing better. */
+static void describe_failure(struct http_client *c, CURLcode cc, const char *errbuf)
+{
+	const char *ca = ca_file[0] ? ca_file : NULL;
+	long vr = 0;
+	enum coffer_err rc;
+
+	if (cc == CURLE_PEER_FAILED_VERIFICATION &&
+	    curl_easy_getinfo(c->curl, CURLINFO_SSL_VERIFYRESULT, &vr) != CURLE_OK)
+		vr = -1;
+	if (cc != CURLE_PEER_FAILED_VERIFICATION)
+		rc = str_copy(c->error, sizeof(c->error), errbuf[0] ? errbuf : curl_easy_strerror(cc));
+	else if (vr == X509_CERT_HAS_EXPIRED)
+		rc = expired_message(c);
+	else if (vr == X509_CERT_NOT_YET_VALID)
+		rc = fmt_into(c->error, sizeof(c->error), "the certificate of %s is not valid yet", c->peer);
+	else if (vr == 0 || vr == X509_UNSPECIFIED || vr == X509_HOSTNAME_MISMATCH || vr == X509_IP_ADDRESS_MISMATCH)
+		/* curl checks the name itself once the chain verified, and marks a failure 1 (libcurl 7.88) */
+		rc = fmt_into(c->error, sizeof(c->error), "the certificate of %s is for another name", c->peer);
+	else if (vr == X509_UNABLE_TO_GET_ISSUER_CERT || vr == X509_DEPTH_ZERO_SELF_SIGNED_CERT ||
+		 vr == X509_SELF_SIGNED_CERT_IN_CHAIN || vr == X509_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+		 vr == X509_UNABLE_TO_VERIFY_LEAF_SIGNATURE)
+		rc = fmt_into(c->error, sizeof(c->error), "the certificate of %s is not signed by %s%s%s", c->peer,
+			      ca ? "the CA in '" : "a CA this system trusts", ca ? ca : "", ca ? "'" : "");
+	else
+		rc = fmt_into(c->error, sizeof(c->error), "the certificate of %s does not verify (X509 error %ld)",
+			      c->peer, vr);
+	if (rc)
+		if (str_copy(c->error, sizeof(c->error), curl_easy_strerror(cc)))
+			c->error[0] = '\0';
+}
+
 static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata)
 {
 	struct sink *s = userdata;
@@ -269,6 +398,7 @@ enum coffer_err http_client_request(struct http_client *c, const char *method, c
 	struct curl_slist *headers = NULL;
 	struct secret *auth = NULL;
 	char url[HTTP_CLIENT_URL_MAX];
+	char errbuf[CURL_ERROR_SIZE];
 	struct sink sink = { .b = response, .limit = max_response ? max_response : HTTP_CLIENT_RESPONSE_MAX_DEFAULT };
 	long code = 0;
 
@@ -281,6 +411,15 @@ enum coffer_err http_client_request(struct http_client *c, const char *method, c
 	buf_reset(response);
 	c->request_id[0] = '\0';
 	c->answer_sig[0] = '\0';
+	c->error[0] = '\0';
+	errbuf[0] = '\0';
+	if (c->plain_refused) {
+		rc = COFFER_ERR_FORBIDDEN;
+		if (fmt_into(c->error, sizeof(c->error), "refusing plain http:// to %s, which is not a loopback "
+							"address: use https://", c->peer))
+			c->error[0] = '\0';
+		goto out;
+	}
 
 	rc = add_header(&headers, "Accept: application/json");
 	for (size_t i = 0; i < c->n_headers && !rc; i++)
@@ -306,6 +445,14 @@ enum coffer_err http_client_request(struct http_client *c, const char *method, c
 		cc = curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
 	if (!cc)
 		cc = curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (!cc)
+		cc = curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, errbuf);
+	if (!cc)
+		cc = curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 1L);
+	if (!cc)
+		cc = curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (!cc && ca_file[0])
+		cc = curl_easy_setopt(c->curl, CURLOPT_CAINFO, ca_file);
 	if (!cc)
 		cc = curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
 	if (!cc)
@@ -337,9 +484,12 @@ enum coffer_err http_client_request(struct http_client *c, const char *method, c
 		cc = curl_easy_perform(c->curl);
 	if (!cc)
 		cc = curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &code);
-	/* The list is freed below: do not leave curl pointing at it. */
+	/* The list is freed below, errbuf goes out of scope: do not leave curl pointing at them. */
 	(void)curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+	(void)curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, (char *)NULL);
 	rc = from_curl(cc, sink.over);
+	if (rc && !sink.over)
+		describe_failure(c, cc, errbuf);
 	if (!rc && sink.rc)
 		rc = sink.rc;
 	if (rc)
@@ -410,7 +560,7 @@ enum coffer_err http_client_call_json(struct http_client *c, const char *method,
 	}
 	rc = http_client_request(c, method, path, body ? req.ptr : NULL, req.len, limit, &status, &resp);
 	if (rc) {
-		copy_message(msg, msg_size, coffer_strerror(rc));
+		copy_message(msg, msg_size, c->error[0] ? c->error : coffer_strerror(rc));
 		goto out;
 	}
 	if (status < 200 || status > 299) {

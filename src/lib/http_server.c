@@ -20,6 +20,8 @@
 #include "log.h"
 #include "parse.h"
 #include "fs.h"
+#include "secret.h"
+#include "tls.h"
 #include "banned.h"
 
 #define METHOD_MAX 16             /* bytes of a method, NUL included */
@@ -48,6 +50,7 @@ struct http_server {
 	void *ctx;      /* the handlers' */
 	void *hook_ctx; /* the gate's and done's */
 	uint16_t port;
+	int tls; /* serves HTTPS */
 	unsigned drain_ms;
 	pthread_mutex_t lock; /* guards the fields below */
 	pthread_cond_t idle;
@@ -936,16 +939,117 @@ static unsigned connection_limit(unsigned want)
 	return want;
 }
 
+/* ---- TLS ---- */
+
+/* TLS 1.3 first, 1.2 for older clients; nothing older. */
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+#define TLS_OPTIONS_MAX 4
+
+struct tls_files {
+	struct buf cert;
+	struct secret *key; /* NUL-terminated by secret_new */
+	struct MHD_OptionItem opts[TLS_OPTIONS_MAX];
+};
+
+static void tls_files_release(struct tls_files *t)
+{
+	buf_release(&t->cert);
+	secret_free(t->key);
+	t->key = NULL;
+}
+
+/* why (may be NULL) gets the message; one too long for it leaves it empty. */
+#define SET_WHY(why, size, ...)                                                                   \
+	do {                                                                                      \
+		if ((why) && (size) && fmt_into((why), (size), __VA_ARGS__) != COFFER_OK) \
+			(why)[0] = '\0';                                                          \
+	} while (0)
+
+/*
+ * Checks the config's TLS part (http_server_check_tls) and, with TLS,
+ * loads the files into t and the MHD options that serve them into t->opts
+ * (just MHD_OPTION_END without). t is released by the caller.
+ */
+static enum coffer_err tls_load(const struct http_server_config *cfg, struct tls_files *t, char *why, size_t size)
+{
+	char host[HOST_MAX];
+	uint16_t port;
+	enum coffer_err rc;
+
+	buf_init(&t->cert, TLS_PEM_MAX);
+	t->key = NULL;
+	t->opts[0] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+	if (!cfg->tls_cert_file != !cfg->tls_key_file) {
+		SET_WHY(why, size, "give both --tls-cert and --tls-key, or neither");
+		return COFFER_ERR_USAGE;
+	}
+	if (!cfg->tls_cert_file) {
+		if (parse_host_port(cfg->listen, host, sizeof(host), &port)) {
+			SET_WHY(why, size, "invalid listen address '%s'", cfg->listen);
+			return COFFER_ERR_INVALID;
+		}
+		if (tls_host_is_loopback(host))
+			return COFFER_OK;
+		SET_WHY(why, size, "refusing to serve plain HTTP on '%s', which is not a loopback address: "
+				   "give --tls-cert FILE and --tls-key FILE", cfg->listen);
+		return COFFER_ERR_FORBIDDEN;
+	}
+	rc = fs_read_file(cfg->tls_cert_file, &t->cert);
+	if (rc) {
+		SET_WHY(why, size, "cannot read the TLS certificate '%s': %s", cfg->tls_cert_file, coffer_strerror(rc));
+		return rc;
+	}
+	rc = fs_read_private(cfg->tls_key_file, TLS_PEM_MAX, &t->key);
+	if (rc == COFFER_ERR_FORBIDDEN) {
+		SET_WHY(why, size, "the TLS key '%s' may be read or written by group or others: make it private "
+				   "(chmod 600)", cfg->tls_key_file);
+		return rc;
+	}
+	if (rc) {
+		SET_WHY(why, size, "cannot read the TLS key '%s': %s", cfg->tls_key_file, coffer_strerror(rc));
+		return rc;
+	}
+	rc = tls_check_pair(t->cert.ptr, t->cert.len, (const char *)secret_cbytes(t->key), secret_len(t->key));
+	if (rc) {
+		SET_WHY(why, size, "the TLS certificate '%s' and key '%s' do not load as a PEM certificate and its key",
+			cfg->tls_cert_file, cfg->tls_key_file);
+		return rc;
+	}
+	t->opts[0] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, t->cert.ptr };
+	t->opts[1] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, secret_bytes(t->key) };
+	t->opts[2] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_PRIORITIES };
+	t->opts[3] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+	return COFFER_OK;
+}
+
+enum coffer_err http_server_check_tls(const struct http_server_config *cfg, char *why, size_t why_size)
+{
+	struct tls_files t;
+	enum coffer_err rc;
+
+	if (!cfg || !cfg->listen)
+		return COFFER_ERR_INVALID;
+	rc = tls_load(cfg, &t, why, why_size);
+	tls_files_release(&t);
+	return rc;
+}
+
 enum coffer_err http_server_start(const struct http_server_config *cfg, const struct http_route *routes,
 				  size_t n_routes, void *ctx, struct http_server **out)
 {
 	enum coffer_err rc;
 	struct http_server *s = NULL;
 	struct addrinfo *ai = NULL;
+	struct tls_files tls;
 	int locks = 0;
 
 	if (!cfg || !cfg->listen || (!routes && n_routes) || cfg->threads > HTTP_SERVER_THREADS_MAX)
 		return COFFER_ERR_INVALID;
+	rc = tls_load(cfg, &tls, NULL, 0);
+	if (rc) {
+		log_error("http_tls_refused", LF_S("listen", cfg->listen), LF_S("error", coffer_err_name(rc)));
+		goto out;
+	}
 	rc = check_routes(routes, n_routes, cfg->gate);
 	if (rc)
 		goto out;
@@ -999,6 +1103,9 @@ enum coffer_err http_server_start(const struct http_server_config *cfg, const st
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	s->tls = cfg->tls_cert_file != NULL;
+	if (s->tls)
+		flags |= MHD_USE_TLS;
 	s->daemon = MHD_start_daemon(
 		flags, 0, NULL, NULL, on_access, s,
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, (void *)NULL,
@@ -1012,6 +1119,7 @@ enum coffer_err http_server_start(const struct http_server_config *cfg, const st
 		MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
 		MHD_OPTION_URI_LOG_CALLBACK, on_uri, (void *)s,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)s,
+		MHD_OPTION_ARRAY, tls.opts,
 		MHD_OPTION_END);
 	if (!s->daemon) {
 		log_error("http_listen_failed", LF_S("listen", cfg->listen));
@@ -1045,6 +1153,7 @@ out:
 	}
 	if (ai)
 		freeaddrinfo(ai);
+	tls_files_release(&tls); /* MHD loaded them into GnuTLS at start */
 	return rc;
 }
 
@@ -1203,8 +1312,10 @@ enum coffer_err http_server_write_ready_file(const struct http_server *s, const 
 	uint16_t ignored;
 	enum coffer_err rc = parse_host_port(listen, host, sizeof(host), &ignored);
 	if (!rc)
-		rc = strchr(host, ':') ? fmt_into(line, sizeof(line), "http://[%s]:%u\n", host, (unsigned)http_server_port(s))
-				       : fmt_into(line, sizeof(line), "http://%s:%u\n", host, (unsigned)http_server_port(s));
+		rc = strchr(host, ':') ? fmt_into(line, sizeof(line), "%s://[%s]:%u\n", s->tls ? "https" : "http", host,
+						  (unsigned)http_server_port(s))
+				       : fmt_into(line, sizeof(line), "%s://%s:%u\n", s->tls ? "https" : "http", host,
+						  (unsigned)http_server_port(s));
 	if (!rc)
 		rc = fs_write_atomic(path, line, strlen(line), 0644, 0);
 	return rc;

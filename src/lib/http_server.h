@@ -134,7 +134,21 @@ struct http_server_config {
 	size_t memory_limit;      /* per-connection memory, bounds request headers (431); 0: default */
 	unsigned timeout_s;       /* 0: default */
 	unsigned drain_ms;        /* how long http_server_stop waits for requests in flight; 0: default */
+	/* PEM files (chain, key) to serve HTTPS; both NULL: plain HTTP, on a loopback address only. */
+	const char *tls_cert_file, *tls_key_file;
 };
+
+/*
+ * The TLS part of a config, as http_server_start will apply it: both files
+ * or neither; with neither, the listen host must be loopback (tls.h); with
+ * both, the certificate must load, the key file must be private (fs.h) and
+ * be the certificate's key. COFFER_OK, or an error with why (may be NULL)
+ * saying what to fix, for the roles to check their options before anything
+ * else starts. http_server_start refuses the same configs.
+ */
+#define HTTP_TLS_WHY_MAX 1024 /* a why of http_server_check_tls: paths included */
+COFFER_MUST_CHECK enum coffer_err http_server_check_tls(const struct http_server_config *cfg, char *why,
+							size_t why_size);
 
 /*
  * Validates the route table (patterns start with '/', at most
@@ -152,7 +166,7 @@ COFFER_MUST_CHECK enum coffer_err http_server_start(const struct http_server_con
 /* The port actually bound (the one chosen when the config asked for 0). */
 uint16_t http_server_port(const struct http_server *s);
 /*
- * Writes "http://HOST:PORT\n" (the host of `listen`, the port the server got,
+ * Writes "http://HOST:PORT\n" ("https://" when serving TLS; the host of `listen`, the port the server got,
  * so port 0 works) to path atomically, mode 0644: how a role tells whoever
  * started it that it is listening (coffer dev, the tests).
  */

@@ -75,5 +75,6 @@ int cmd_api(int argc, char **argv);
 int cmd_keeper(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
 int cmd_dev(int argc, char **argv);
+int cmd_tls(int argc, char **argv); /* src/cli/cmd_tls.c */
 
 #endif

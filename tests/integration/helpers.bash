@@ -14,8 +14,9 @@
 #   teardown()      { platform_test_stop; }
 #
 # After platform_start: T (the platform's folder), STORE_URL, KEEPER_URL,
-# API_URL, ADMIN_TOKEN, and COFFER_API_URL / COFFER_TOKEN / COFFER_CONFIG
-# exported for the CLI; the app "canary" holds CANARY_SECRET=$CANARY.
+# API_URL (both https://), ADMIN_TOKEN, and COFFER_API_URL / COFFER_TOKEN /
+# COFFER_CONFIG / COFFER_CA exported for the CLI (and CURL_CA_BUNDLE for the
+# tests' own curl calls); the app "canary" holds CANARY_SECRET=$CANARY.
 # Every temporary folder is made under TMPDIR and every port is chosen by
 # the kernel, so test files can run in parallel.
 
@@ -28,6 +29,21 @@ CANARY="cnry-4f7d2b91e6c3-value"
 # after 5 s (three heartbeats missed, room for a loaded machine). Grace
 # windows and token lifetimes are given to each command instead.
 export COFFER_TEST_TIMESCALE="${COFFER_TEST_TIMESCALE:-3}"
+
+# The tests' certificate maker (tests/security/tls_cert.c).
+TLS_CERT="${TLS_CERT:-$(dirname "$COFFER")/tests/security/tls_cert}"
+
+# tls_setup: the platform's CA and one server certificate for
+# localhost/127.0.0.1/::1 in $T/tls, which the keeper and the api serve
+# (TLS_SERVER_CERT, TLS_SERVER_KEY) and every client trusts (COFFER_CA).
+tls_setup() {
+	mkdir -p "$T/tls"
+	"$TLS_CERT" ca "$T/tls/ca.pem" "$T/tls/ca.key"
+	"$TLS_CERT" cert "$T/tls/ca.pem" "$T/tls/ca.key" "$T/tls/server.pem" "$T/tls/server.key" 30 \
+		localhost 127.0.0.1 ::1
+	TLS_SERVER_CERT="$T/tls/server.pem" TLS_SERVER_KEY="$T/tls/server.key"
+	export COFFER_CA="$T/tls/ca.pem" CURL_CA_BUNDLE="$T/tls/ca.pem" TLS_SERVER_CERT TLS_SERVER_KEY
+}
 
 # wait_file FILE PID: waits up to 60 s (a loaded machine, a sanitizer
 # build) for FILE to exist while PID lives.
@@ -73,6 +89,7 @@ keeper_start() {
 	rm -f "$T/keeper.ready"
 	# 3>&-: bats waits for its fd 3 to close before it ends a file
 	"$COFFER" keeper --state-dir "$T/keeper" --store "$STORE_URL" --listen 127.0.0.1:0 \
+		--tls-cert "$TLS_SERVER_CERT" --tls-key "$TLS_SERVER_KEY" \
 		--ready-file "$T/keeper.ready" >>"$T/keeper.out" 2>>"$T/keeper.log" 3>&- &
 	KEEPER_PID=$!
 	wait_file "$T/keeper.ready" "$KEEPER_PID"
@@ -86,6 +103,7 @@ api_start() {
 	"$COFFER" api --state-dir "$T/api" --store "$STORE_URL" --listen "${1:-127.0.0.1:0}" \
 		--keeper "$KEEPER_URL" --keeper-pub "$T/keeper/keeper.pub" \
 		--keeper-credential "$T/keeper/api.credential" --boot-key "$T/keeper/api.boot.key" \
+		--tls-cert "$TLS_SERVER_CERT" --tls-key "$TLS_SERVER_KEY" --ca "$COFFER_CA" \
 		--ready-file "$T/api.ready" >>"$T/api.out" 2>>"$T/api.log" 3>&- &
 	API_PID=$!
 	wait_file "$T/api.ready" "$API_PID"
@@ -98,6 +116,7 @@ platform_start() {
 	# to pass through $T (its files stay unreadable to them)
 	chmod 711 "$T"
 	store_url_for_test
+	tls_setup
 	"$COFFER" keeper init --state-dir "$T/keeper" >"$T/keeper-init.out"
 	keeper_start
 	api_start
@@ -265,7 +284,7 @@ agent_start() {
 	shift
 	rm -f "$T/agent-$name.ready"
 	"$COFFER" agent --api "$API_URL" --keeper "$KEEPER_URL" --state-dir "$T/agents/$name" --name "$name" \
-		--ready-file "$T/agent-$name.ready" "$@" >>"$T/agent-$name.out" 2>>"$T/agent-$name.log" 3>&- &
+		--ca "$COFFER_CA" --ready-file "$T/agent-$name.ready" "$@" >>"$T/agent-$name.out" 2>>"$T/agent-$name.log" 3>&- &
 	AGENT_PID=$!
 	AGENT_PIDS="${AGENT_PIDS:-} $AGENT_PID"
 	wait_file "$T/agent-$name.ready" "$AGENT_PID"

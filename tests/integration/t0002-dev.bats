@@ -37,14 +37,17 @@ api_replaced() {
 # api_healthy: the api that STATE/env names answers its health check.
 api_healthy() {
 	source "$T/state/env"
-	curl -fsS "$COFFER_API_URL/v1/health"
+	curl -fsS --cacert "$COFFER_CA" "$COFFER_API_URL/v1/health"
 }
 
 role_pid() { pgrep -P "$DEV_PID" -f "coffer $1 " | head -n 1; }
 
 @test "dev prints the export lines, writes env and config, and the CLI works with them" {
 	dev_start
-	grep -q '^export COFFER_API_URL=http://127.0.0.1:[0-9]*$' "$T/dev.out"
+	grep -q '^export COFFER_API_URL=https://127.0.0.1:[0-9]*$' "$T/dev.out"
+	grep -qx "export COFFER_CA=$T/state/tls/ca.pem" "$T/dev.out"
+	[ "$(jq -r .ca "$T/config.json")" = "$T/state/tls/ca.pem" ]
+	[ "$(stat -c %a "$T/state/tls/ca.key")" = 600 ]
 	grep -q '^export COFFER_TOKEN=coffer_' "$T/dev.out"
 	cmp "$T/dev.out" "$T/state/env"
 	[ "$(stat -c %a "$T/state/env")" = 600 ]
@@ -74,7 +77,7 @@ role_pid() { pgrep -P "$DEV_PID" -f "coffer $1 " | head -n 1; }
 	[ "$new" != "$api" ]
 	wait_until 30 api_healthy
 	source "$T/state/env"
-	run curl -fsS "$COFFER_API_URL/v1/health"
+	run curl -fsS --cacert "$COFFER_CA" "$COFFER_API_URL/v1/health"
 	[ "$status" -eq 0 ]
 	kill -INT "$DEV_PID"
 	wait "$DEV_PID"

@@ -132,7 +132,7 @@ refused() {
 	[ "$(ls -A "$T/agents/h1" | sort | tr '\n' ' ')" = "host.json host.seal.key host.sign.key " ]
 	agents_stop
 	chmod 640 "$T/agents/h1/host.seal.key"
-	run_logged timeout 30 "$COFFER" agent --api "$API_URL" --keeper "$KEEPER_URL" --state-dir "$T/agents/h1"
+	run_logged timeout 30 "$COFFER" agent --ca "$COFFER_CA" --api "$API_URL" --keeper "$KEEPER_URL" --state-dir "$T/agents/h1"
 	[ "$status" -eq 4 ]
 	[[ "$output" == *"may be read or written by group or others"* ]]
 }
@@ -140,7 +140,7 @@ refused() {
 @test "a join token works once" {
 	token=$(join_token)
 	COFFER_JOIN_TOKEN=$token agent_start h1
-	run_logged env COFFER_JOIN_TOKEN="$token" timeout 30 "$COFFER" agent --api "$API_URL" --keeper "$KEEPER_URL" \
+	run_logged env COFFER_JOIN_TOKEN="$token" timeout 30 "$COFFER" agent --ca "$COFFER_CA" --api "$API_URL" --keeper "$KEEPER_URL" \
 		--state-dir "$T/agents/h2" --name h2
 	[ "$status" -eq 3 ]
 	[[ "$output" == *"join token already used"* ]]
@@ -156,7 +156,7 @@ refused() {
 	# keeper that reads its clock in whole seconds (now_s() * 1000)
 	made=$(date +%s%3N)
 	wait_until 5 seconds_past $((made + 1000))
-	run_logged timeout 30 "$COFFER" agent --join "$token" --api "$API_URL" --keeper "$KEEPER_URL" --state-dir "$T/agents/h1" --name h1
+	run_logged timeout 30 "$COFFER" agent --ca "$COFFER_CA" --join "$token" --api "$API_URL" --keeper "$KEEPER_URL" --state-dir "$T/agents/h1" --name h1
 	[ "$status" -eq 3 ]
 	[[ "$output" == *"join token expired"* ]]
 	[ "$(host_count)" = 0 ]
@@ -166,7 +166,7 @@ refused() {
 @test "a join token of another keeper, or an edited one, is refused" {
 	"$COFFER" keeper init --state-dir "$T/other" >/dev/null
 	other=$("$COFFER" keeper join-token --state-dir "$T/other")
-	run_logged env COFFER_JOIN_TOKEN="$other" timeout 30 "$COFFER" agent --api "$API_URL" --keeper "$KEEPER_URL" \
+	run_logged env COFFER_JOIN_TOKEN="$other" timeout 30 "$COFFER" agent --ca "$COFFER_CA" --api "$API_URL" --keeper "$KEEPER_URL" \
 		--state-dir "$T/agents/h1" --name h1
 	[ "$status" -eq 3 ]
 	[[ "$output" == *"invalid join token"* ]]
@@ -175,7 +175,7 @@ refused() {
 	last=${token: -2:1}
 	[ "$last" = A ] && swap=B || swap=A
 	edited="${token:0:${#token}-2}$swap${token: -1}"
-	run_logged env COFFER_JOIN_TOKEN="$edited" timeout 30 "$COFFER" agent --api "$API_URL" --keeper "$KEEPER_URL" \
+	run_logged env COFFER_JOIN_TOKEN="$edited" timeout 30 "$COFFER" agent --ca "$COFFER_CA" --api "$API_URL" --keeper "$KEEPER_URL" \
 		--state-dir "$T/agents/h1" --name h1
 	[ "$status" -eq 3 ]
 	[[ "$output" == *"invalid join token"* ]]
@@ -332,7 +332,7 @@ refused() {
 	grep -q "event=host_row_tampered host_id=$HOST_ID check=certificate" "$T/api.log"
 	grep -q "event=host_row_tampered host_id=$HOST_ID check=registry_mac" "$T/keeper.log"
 	# the agent, restarted, is refused by the keeper
-	run_logged timeout 30 "$COFFER" agent --api "$API_URL" --keeper "$KEEPER_URL" --state-dir "$T/agents/h1"
+	run_logged timeout 30 "$COFFER" agent --ca "$COFFER_CA" --api "$API_URL" --keeper "$KEEPER_URL" --state-dir "$T/agents/h1"
 	[ "$status" -eq 3 ]
 	[[ "$output" == *"refuses this host: host record failed verification"* ]]
 	# a state changed in the store (the cert does not cover it, the MAC does)

@@ -377,11 +377,11 @@ pid_changed() {
 	v=$(latest_release web)
 	# the first machine is in its grace window
 	wait_until 30 watching web "$v"
-	addr=${API_URL#http://}
+	addr=${API_URL#https://}
 	kill -KILL "$API_PID"
 	wait "$API_PID" 2>/dev/null || true
 	api_start "$addr"
-	[ "$API_URL" = "http://$addr" ]
+	[ "$API_URL" = "https://$addr" ]
 	wait_until 90 release_done web "$v"
 	st=$(release_status web "$v")
 	[ "$st" = succeeded ] || [ "$st" = failed ]
