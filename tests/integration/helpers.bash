@@ -97,13 +97,16 @@ keeper_start() {
 }
 
 # api_start [HOST:PORT]: a restart gives the old address, so that agents
-# and the CLI keep reaching it.
+# and the CLI keep reaching it. API_PLAIN=1: plain HTTP (loopback only), for
+# a test that puts a man in the middle who must see the bytes.
 api_start() {
+	local tls=(--tls-cert "$TLS_SERVER_CERT" --tls-key "$TLS_SERVER_KEY")
+	[ -n "${API_PLAIN:-}" ] && tls=()
 	rm -f "$T/api.ready"
 	"$COFFER" api --state-dir "$T/api" --store "$STORE_URL" --listen "${1:-127.0.0.1:0}" \
 		--keeper "$KEEPER_URL" --keeper-pub "$T/keeper/keeper.pub" \
 		--keeper-credential "$T/keeper/api.credential" --boot-key "$T/keeper/api.boot.key" \
-		--tls-cert "$TLS_SERVER_CERT" --tls-key "$TLS_SERVER_KEY" --ca "$COFFER_CA" \
+		"${tls[@]}" --ca "$COFFER_CA" \
 		--ready-file "$T/api.ready" >>"$T/api.out" 2>>"$T/api.log" 3>&- &
 	API_PID=$!
 	wait_file "$T/api.ready" "$API_PID"

@@ -91,7 +91,7 @@ some_events() {
 roles_restart() {
 	stop_pids "$API_PID" "$KEEPER_PID"
 	keeper_start
-	api_start "${API_URL#http://}"
+	api_start "${API_URL#*://}"
 }
 
 # anchored: verify passes, so the keeper's head is the chain's last event;
@@ -212,7 +212,7 @@ anchored() {
 	stop_pids "$API_PID" "$KEEPER_PID"
 	rm "$T/keeper/audit.head"
 	keeper_start
-	api_start "${API_URL#http://}"
+	api_start "${API_URL#*://}"
 	run_logged "$COFFER" audit verify
 	[ "$status" -eq 0 ]
 	run_logged "$COFFER" audit verify --head "$T/head.json"

@@ -7,8 +7,9 @@
 # and keeps running what it runs. A captured signed request replayed after
 # the keeper or the api restarted is refused: the nonces are in the store
 # (docs/RUNPATH.md "Replay of signed host requests"). The api serves plain
-# HTTP on loopback here (allowed there): the proxy relays TCP and would see
-# only ciphertext under TLS, where the signature is the second line.
+# HTTP on loopback in that test (API_PLAIN, allowed there): the proxy relays
+# TCP and would see only ciphertext under TLS, where the signature is the
+# second line.
 
 load helpers
 
@@ -72,6 +73,9 @@ machine_file() {
 }
 
 @test "a command rewritten between the api and the agent is refused: it never runs, what runs keeps running" {
+	stop_pids "$API_PID"
+	API_PLAIN=1 api_start "${API_URL#*://}"
+	export COFFER_API_URL="$API_URL"
 	proxy_start
 	COFFER_JOIN_TOKEN=$(join_token) API_URL=$PROXY_URL agent_start h1
 	wait_until 20 hosts_ready 1
@@ -136,7 +140,7 @@ machine_file() {
 	send "$API_URL" POST "/v1/agent/machines/$MID/boot-token" "$T/empty.json"
 	[ "$CODE" = 200 ]
 	stop_pids "$API_PID"
-	api_start "${API_URL#http://}"
+	api_start "${API_URL#*://}"
 	send "$API_URL" POST "/v1/agent/machines/$MID/boot-token" "$T/empty.json"
 	refused_replay
 	[ "$(store_sql "SELECT count(*) FROM audit_events WHERE action = 'agent.boot_token' AND outcome = 'denied:unauthenticated' AND detail LIKE '%request replayed%' AND detail LIKE '%$MHOST%'")" = 1 ]

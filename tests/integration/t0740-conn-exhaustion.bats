@@ -42,7 +42,7 @@ port_of() {
 hold() {
 	local many
 	many=$(seq -s, -f '127.0.0.%g' 10 19)
-	"$CONN_HOLD" 127.0.0.1 "$(port_of "$2")" 15 idle:300:127.0.0.2 "idle:300:$many" slow:20:127.0.0.3 \
+	"$CONN_HOLD" 127.0.0.1 "$(port_of "$2")" 15 idle:300:127.0.0.2 "idle:300:$many" slowtls:20:127.0.0.3 \
 		>"$T/hold-$1.out" 2>"$T/hold-$1.err" 3>&- &
 	HOLD_PIDS="${HOLD_PIDS:-} $!"
 }

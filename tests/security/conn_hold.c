@@ -6,8 +6,10 @@
  * the tests' 127.0.0.1):
  *
  *   conn_hold HOST PORT SECONDS GROUP...
- *   GROUP = KIND:COUNT:ADDR[,ADDR...]   KIND idle (sends nothing) or slow
- *                                       (sends half a request header)
+ *   GROUP = KIND:COUNT:ADDR[,ADDR...]   KIND idle (sends nothing), slow
+ *                                       (sends half a request header) or
+ *                                       slowtls (sends the start of a TLS
+ *                                       ClientHello and never the rest)
  *
  * It connects every group (round-robin over its addresses), prints
  * "ready" on stdout, then watches every connection for SECONDS and prints
@@ -43,6 +45,8 @@
 #define SECONDS_MAX 600
 #define READ_SIZE 4096
 #define HALF_HEADER "GET /v1/apps HTTP/1.1\r\nHost: coffer\r\nX-Slow: "
+/* a TLS record header announcing a 512-byte handshake, then a ClientHello's first bytes */
+static const unsigned char half_hello[] = { 0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03 };
 
 struct group {
 	char kind[8];
@@ -76,7 +80,7 @@ static int parse_group(char *text, struct group *g)
 {
 	char *kind = strtok(text, ":"), *count = strtok(NULL, ":"), *addrs = strtok(NULL, ":"), *end, *a;
 	unsigned long n;
-	if (!kind || !count || !addrs || (strcmp(kind, "idle") && strcmp(kind, "slow")))
+	if (!kind || !count || !addrs || (strcmp(kind, "idle") && strcmp(kind, "slow") && strcmp(kind, "slowtls")))
 		return -1;
 	snprintf(g->kind, sizeof(g->kind), "%s", kind);
 	errno = 0;
@@ -158,8 +162,16 @@ int main(int argc, char **argv)
 			int fd = open_conn(&g->addr[i % g->n_addr], &dst);
 			if (fd < 0)
 				continue;
-			if (strcmp(g->kind, "slow") == 0 &&
-			    send(fd, HALF_HEADER, sizeof(HALF_HEADER) - 1, MSG_NOSIGNAL) != (ssize_t)sizeof(HALF_HEADER) - 1) {
+			const void *half = NULL;
+			size_t half_len = 0;
+			if (strcmp(g->kind, "slow") == 0) {
+				half = HALF_HEADER;
+				half_len = sizeof(HALF_HEADER) - 1;
+			} else if (strcmp(g->kind, "slowtls") == 0) {
+				half = half_hello;
+				half_len = sizeof(half_hello);
+			}
+			if (half && send(fd, half, half_len, MSG_NOSIGNAL) != (ssize_t)half_len) {
 				close(fd);
 				continue;
 			}
