@@ -111,6 +111,11 @@ static enum coffer_err authenticate(struct store *s, const char *header, struct 
 		*why = "unknown token";
 		return COFFER_ERR_UNAUTH;
 	}
+	/* A forged or edited token row (logged row_tampered by the store) is refused like a wrong token. */
+	if (rc == COFFER_ERR_TAMPERED) {
+		*why = "token row failed authentication (tampered)";
+		return COFFER_ERR_UNAUTH;
+	}
 	if (rc) {
 		*why = NULL;
 		return rc;

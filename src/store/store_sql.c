@@ -182,6 +182,19 @@ const struct store_stmt store_stmts[STORE_Q__COUNT] = {
 	" holder TEXT NOT NULL,"                                                                        \
 	" expires_at " INT " NOT NULL);"
 
+/*
+ * Schema version 6: row authentication. Every row a role grants access by
+ * (tokens, machines, releases, secrets versions) carries mac, an
+ * HMAC-SHA256 under a key the store does not hold (docs/STORE.md "Row
+ * authentication"). Rows written before this version have none and are
+ * refused when read.
+ */
+#define MIGRATION_6(BLOB)                                                                               \
+	"ALTER TABLE tokens ADD COLUMN mac " BLOB ";"                                                   \
+	"ALTER TABLE machines ADD COLUMN mac " BLOB ";"                                                 \
+	"ALTER TABLE releases ADD COLUMN mac " BLOB ";"                                                 \
+	"ALTER TABLE secret_versions ADD COLUMN mac " BLOB ";"
+
 /* The list: entry i is schema version i + 1. Append only. */
 #define MIGRATIONS(INT, BLOB, BLEN, NOROWID)                                                            \
 	{                                                                                               \
@@ -190,6 +203,7 @@ const struct store_stmt store_stmts[STORE_Q__COUNT] = {
 		MIGRATION_3(INT),                                                                       \
 		MIGRATION_4,                                                                            \
 		MIGRATION_5(INT),                                                                       \
+		MIGRATION_6(BLOB),                                                                      \
 	}
 
 const char *const store_sqlite_migrations[] = MIGRATIONS("INTEGER", "BLOB", "length", " WITHOUT ROWID");
