@@ -1240,13 +1240,22 @@ static void test_open_machine_moved(void **state)
 	struct buf tok;
 	char actor[64];
 
+	struct store_machine on_b;
 	world_new(&w, fx.host_a.id);
+	actor_of(fx.host_a.id, actor);
+	/* A token for host A naming a machine of host B. */
+	assert_int_equal(store_machine_create(fx.store, w.app, fx.host_b.id, 1, &on_b), COFFER_OK);
+	mint_with(fx.boot_sk, w.app, on_b.id, fx.host_a.id, w.version, (int64_t)time(NULL), 0, &tok, NULL);
+	expect_refused(fx.host_a.id, fx.host_a.sign_sk, tok.ptr, 403, "forbidden", "machine is not on this host");
+	assert_last_open_event(actor, w.app_name, "refused: machine is not on this host", NULL);
+	buf_release(&tok);
+	/* A machine moved in the store (its row edited) is refused as tampered, and audited. */
 	mint_good(&w, &tok, NULL);
 	move_machine(w.machine.id, fx.host_b.id);
-	expect_refused(fx.host_a.id, fx.host_a.sign_sk, tok.ptr, 403, "forbidden", "machine is not on this host");
-	actor_of(fx.host_a.id, actor);
-	assert_last_open_event(actor, w.app_name, "refused: machine is not on this host", NULL);
-	/* Back on host A, the same token opens again. */
+	expect_refused(fx.host_a.id, fx.host_a.sign_sk, tok.ptr, 500, "row_tampered",
+		       "machine row failed authentication (tampered)");
+	assert_last_open_event(actor, w.app_name, "refused: machine row failed authentication (tampered)", NULL);
+	/* Back on host A (the row as it was sealed), the same token opens again. */
 	move_machine(w.machine.id, fx.host_a.id);
 	json_t *doc = NULL;
 	assert_int_equal(open_http(fx.host_a.id, fx.host_a.sign_sk, tok.ptr, &doc), 200);
@@ -1589,9 +1598,20 @@ static int setup(void **state)
 	memcpy(fx.credential_hex, b.ptr, HEX_LEN(32));
 	if (fs_read_file(fx.paths.pub, &b) || hex_decode(b.ptr, HEX_LEN(32), fx.keeper_pub, sizeof(fx.keeper_pub)))
 		return -1;
+	/* The test's connection writes like the api: with the rows key the keeper wrote for it. */
+	unsigned char rows_key[STORE_ROW_KEY_LEN];
+	if (fs_read_file(fx.paths.rows_key, &b) || b.len != HEX_LEN(32) + 1 ||
+	    hex_decode(b.ptr, HEX_LEN(32), rows_key, sizeof(rows_key)))
+		return -1;
 	buf_release(&b);
 
-	if (store_open(fx.db_url, &fx.store) || store_org_create(fx.store, "org", &fx.org))
+	if (store_open(fx.db_url, &fx.store))
+		return -1;
+	for (int t = 0; t < STORE_TABLE__COUNT; t++)
+		if (store_auth_key(fx.store, (enum store_table)t, rows_key))
+			return -1;
+	sodium_memzero(rows_key, sizeof(rows_key));
+	if (store_org_create(fx.store, "org", &fx.org))
 		return -1;
 	if (keeper_master_from_file(fx.paths.key, &master))
 		return -1;
