@@ -181,5 +181,5 @@ enum coffer_err vault_rows_key(const struct secret *master, struct secret **key)
 
 enum coffer_err vault_digest_key(const struct secret *master, struct secret **key)
 {
-	return kdf_subkey(master, VAULT_LABEL_DIGEST, NULL, 0, VAULT_DIGEST_KEY_LEN, key);
+	return kdf_subkey(master, VAULT_LABEL_API_DIGEST, NULL, 0, VAULT_DIGEST_KEY_LEN, key);
 }

@@ -25,7 +25,7 @@
  *                                                     boot-token key, boottoken.h)
  *   row MAC key          "coffer rows v1"             (32 bytes: the store's row
  *                                                     authentication, store.h)
- *   digest key           "coffer digest v1"           (32 bytes: the service's one
+ *   digest key           "coffer api digest v1"       (32 bytes: the service's one
  *                                                     keyed digest of values, digest.h)
  *
  * Ownership: keys and plaintexts are struct secret (a plaintext opened
@@ -53,7 +53,7 @@
 #define VAULT_LABEL_API_CREDENTIAL "coffer api credential v1"
 #define VAULT_LABEL_API_BOOT "coffer api boot v1"
 #define VAULT_LABEL_ROWS "coffer rows v1"
-#define VAULT_LABEL_DIGEST "coffer digest v1"
+#define VAULT_LABEL_API_DIGEST "coffer api digest v1"
 
 #define VAULT_ID_MAX 255                          /* longest app id or name, in bytes */
 #define VAULT_SEAL_OVERHEAD (HPKE_ENC_LEN + HPKE_TAG_LEN) /* sealed length - value length */
