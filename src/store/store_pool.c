@@ -37,7 +37,8 @@ static enum coffer_err give_keys(const struct store_pool *p, struct store *s)
 	return rc;
 }
 
-enum coffer_err store_pool_auth_key(struct store_pool *p, enum store_table t, const unsigned char key[STORE_ROW_KEY_LEN])
+enum coffer_err store_pool_auth_key(struct store_pool *p, enum store_table t,
+				    const unsigned char key[STORE_ROW_KEY_LEN])
 {
 	enum coffer_err rc = COFFER_OK;
 	if (!store_table_name(t))

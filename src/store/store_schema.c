@@ -183,7 +183,7 @@ static const struct store_cell *mac_cell_of(const struct store_entity *ent, cons
 	return NULL;
 }
 
-/* The primary key as text, "a/b" (for the log; cells are escaped by the logger). */
+/* The primary key as text, "a/b", cut at size (for the log, which escapes what it is given). */
 static void key_text(const struct store_entity *ent, const struct store_cell *row, char *out, size_t size)
 {
 	size_t used = 0;
@@ -209,12 +209,13 @@ static enum coffer_err row_verify(const struct store *s, const struct store_enti
 				  size_t i)
 {
 	unsigned char want[crypto_auth_hmacsha256_BYTES];
-	const struct store_cell *row = &r->cells[i * r->ncols];
-	const struct store_cell *mac = mac_cell_of(ent, row);
+	const struct store_cell *row, *mac;
 	char key[ROW_KEY_TEXT_MAX];
 	enum coffer_err rc;
 	if (!ent->auth)
 		return COFFER_OK;
+	row = &r->cells[i * r->ncols];
+	mac = mac_cell_of(ent, row);
 	if (r->ncols < ent->ncols || !mac)
 		return COFFER_ERR_INTERNAL;
 	rc = row_mac(s, ent, row, want);
@@ -426,7 +427,8 @@ enum coffer_err store_write(struct store *s, const struct store_entity *ent, enu
 		rc = row_verify(s, ent, &rows, 0);
 	if (rc == COFFER_OK)
 		rc = store_run(s, q, p, n, &rows);
-	none = rc == COFFER_OK && rows.ncols && !rows.nrows; /* wrote nothing: not a failure of the caller's transaction */
+	/* q matched no row: nothing was written, which is no failure of the caller's transaction */
+	none = rc == COFFER_OK && rows.ncols && !rows.nrows;
 	store_rows_release(&rows);
 	if (rc == COFFER_OK && !none)
 		rc = seal(s, ent, key, k);

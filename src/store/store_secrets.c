@@ -166,7 +166,8 @@ enum coffer_err store_secrets_put(struct store *s, const char *app_id, const str
 		goto out;
 	version++;
 	rc = store_write(s, &version_entity, STORE_Q_VERSION_INSERT,
-			 PARAMS(VT(app_id), VI(version), VI(now), VT(actor), VT(status)), PARAMS(VT(app_id), VI(version)));
+			 PARAMS(VT(app_id), VI(version), VI(now), VT(actor), VT(status)),
+			 PARAMS(VT(app_id), VI(version)));
 	if (rc)
 		goto out;
 	if (head) {

@@ -172,8 +172,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!store_url || !app_name || !rows_key_file) {
-		fprintf(stderr, "usage: vault_probe --store URL --rows-key FILE --app NAME [--master FILE] [--loot PATH]... "
-				"[--canary V]\n");
+		fprintf(stderr, "usage: vault_probe --store URL --rows-key FILE --app NAME [--master FILE] "
+				"[--loot PATH]... [--canary V]\n");
 		return 2;
 	}
 	fprintf(stderr, "vault_probe: %zu candidate keys\n", p.n);
