@@ -162,12 +162,13 @@ platform_start() {
 	"$COFFER" api --state-dir "$T/api" --store "$STORE_URL" --listen 127.0.0.1:0 \
 		--keeper "$KEEPER_URL" --keeper-pub "$T/keeper/keeper.pub" \
 		--keeper-credential "$T/keeper/api.credential" "${boot_key[@]}" \
+		--rows-key "$T/keeper/api.rows.key" --digest-key "$T/keeper/api.digest.key" \
 		--ready-file "$T/api.ready" 2>>"$T/api.log" &
 	API_PID=$!
 	started_pids+=("$API_PID")
 	wait_file "$T/api.ready" "$API_PID" || return 1
 	API_URL=$(cat "$T/api.ready")
-	( umask 077; "$COFFER" api bootstrap --store "$STORE_URL" --org bench >"$T/token" 2>>"$T/api.log" ) || return 1
+	( umask 077; "$COFFER" api bootstrap --store "$STORE_URL" --rows-key "$T/keeper/api.rows.key" --org bench >"$T/token" 2>>"$T/api.log" ) || return 1
 	export COFFER_API_URL=$API_URL COFFER_TOKEN COFFER_CONFIG=$T/cli.json
 	COFFER_TOKEN=$(cat "$T/token")
 	unset COFFER_APP
