@@ -204,6 +204,7 @@ keeper_bench() {
 	}
 	COFFER_JOIN_TOKEN=$join run "$1" "$T/bench-keeper.log" "$B/bench_keeper" --name "$1" \
 		--keeper "$KEEPER_URL" --boot-key "$T/keeper/api.boot.key" --store "$STORE_URL" --app "$2" \
+		--rows-key "$T/keeper/api.rows.key" \
 		--threads "$3" --seconds "$4" --host-name "$5"
 }
 
@@ -311,6 +312,7 @@ section_backend() {
 		[ "$be" = pg ] && threads=2
 		say "$be: populating $SCALE_APPS apps x $SCALE_SECRETS secrets through the store API"
 		run "populate.$be" "$T/populate.log" "$B/bench_populate" --store "$STORE_URL" --org bench \
+			--rows-key "$T/keeper/api.rows.key" \
 			--apps $((SCALE_APPS - 1)) --secrets "$SCALE_SECRETS" --threads "$threads" &&
 			sed -i "\$s/\"bench\":\"populate\"/\"bench\":\"populate.$be\"/" "$results"
 		say "$be: scale, $SCALE_APPS apps x $SCALE_SECRETS secrets"
