@@ -1263,6 +1263,30 @@ static void test_open_machine_moved(void **state)
 	buf_release(&tok);
 }
 
+/* A secrets version row edited in the store (its status, here) is refused as tampered, and audited. */
+static void test_open_version_row_edited(void **state)
+{
+	(void)state;
+	struct open_world w;
+	struct buf tok;
+	char actor[64], sql[256];
+	sqlite3 *db = NULL;
+	world_new(&w, fx.host_a.id);
+	actor_of(fx.host_a.id, actor);
+	mint_good(&w, &tok, NULL);
+	assert_true(snprintf(sql, sizeof(sql), "UPDATE secret_versions SET status = 'deployed' WHERE app_id = '%s'",
+			     w.app) < (int)sizeof(sql));
+	assert_int_equal(sqlite3_open(fx.db_path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_busy_timeout(db, 10000), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_changes(db), 1);
+	sqlite3_close(db);
+	expect_refused(fx.host_a.id, fx.host_a.sign_sk, tok.ptr, 500, "row_tampered",
+		       "secrets version row failed authentication (tampered)");
+	assert_last_open_event(actor, w.app_name, "refused: secrets version row failed authentication (tampered)", NULL);
+	buf_release(&tok);
+}
+
 static void test_open_machine_of_another_app(void **state)
 {
 	(void)state;
@@ -1672,6 +1696,7 @@ int main(void)
 		cmocka_unit_test(test_open_token_for_another_host),
 		cmocka_unit_test(test_open_machine_destroyed),
 		cmocka_unit_test(test_open_machine_moved),
+		cmocka_unit_test(test_open_version_row_edited),
 		cmocka_unit_test(test_open_machine_of_another_app),
 		cmocka_unit_test(test_open_unknown_machine),
 		cmocka_unit_test(test_open_unknown_version),
