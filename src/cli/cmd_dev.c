@@ -320,11 +320,8 @@ static void stop_all(struct dev *d)
  */
 static enum coffer_err admin_token(struct dev *d, struct secret **token)
 {
-	char path[PATH_SIZE];
-	if (path_in(path, d->dir, "admin.token"))
-		return COFFER_ERR_TOO_LARGE;
-	char rows_key[PATH_SIZE];
-	if (path_in(rows_key, d->dir, "keeper/api.rows.key"))
+	char path[PATH_SIZE], rows_key[PATH_SIZE];
+	if (path_in(path, d->dir, "admin.token") || path_in(rows_key, d->dir, "keeper/api.rows.key"))
 		return COFFER_ERR_TOO_LARGE;
 	struct secret *t = NULL;
 	enum coffer_err rc = fs_read_private(path, TOKEN_FILE_MAX, &t);
