@@ -68,7 +68,7 @@
 #define JSON_DEPTH 8
 #define JOIN_ENV "COFFER_JOIN_TOKEN"
 #define OPEN_PATH "/v1/open"
-#define USAGE "usage: bench_keeper --name NAME --keeper URL --boot-key FILE --store URL --app APP ..."
+#define USAGE "usage: bench_keeper --name NAME --keeper URL --boot-key FILE --store URL --rows-key FILE --app APP ..."
 #define ENROL_PATH "/v1/hosts/enrol"
 
 struct host {
@@ -440,9 +440,11 @@ int main(int argc, char **argv)
 		{ "boot-key", required_argument, NULL, 'b' },	  { "store", required_argument, NULL, 's' },
 		{ "app", required_argument, NULL, 'a' },	  { "threads", required_argument, NULL, 't' },
 		{ "seconds", required_argument, NULL, 'S' },	  { "warmup", required_argument, NULL, 'w' },
-		{ "host-name", required_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+		{ "host-name", required_argument, NULL, 'h' }, { "rows-key", required_argument, NULL, 'r' },
+		{ NULL, 0, NULL, 0 },
 	};
 	const char *name = NULL, *boot_key = NULL, *store_url = NULL, *app = NULL, *host_name = "bench-host";
+	const char *rows_key = NULL;
 	struct setup su = { 0 };
 	struct worker ws[THREADS_MAX];
 	struct store *st = NULL;
@@ -457,6 +459,7 @@ int main(int argc, char **argv)
 		case 'k': su.keeper_url = optarg; break;
 		case 'b': boot_key = optarg; break;
 		case 's': store_url = optarg; break;
+		case 'r': rows_key = optarg; break;
 		case 'a': app = optarg; break;
 		case 'h': host_name = optarg; break;
 		case 't':
@@ -486,7 +489,7 @@ int main(int argc, char **argv)
 
 	if (load_boot_key(boot_key, &su.boot_sk) || enrol(su.keeper_url, host_name, &su.host))
 		goto out;
-	if (store_open(store_url, &st) || store_app_get_by_name(st, app, &su.app) ||
+	if (bench_store_open(store_url, rows_key, &st) || store_app_get_by_name(st, app, &su.app) ||
 	    store_secrets_stats(st, su.app.id, 0, &su.secrets, &bytes)) {
 		bench_fail("cannot read app '%s' from the store", app);
 		goto out;

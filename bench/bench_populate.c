@@ -40,6 +40,7 @@
 
 struct job {
 	const char *store_url;
+	const char *rows_key;
 	const char *org_id;
 	const char *prefix;
 	int64_t first, end; /* apps [first, end) */
@@ -65,7 +66,7 @@ static void *job_run(void *arg)
 	names = calloc((size_t)j->secrets, sizeof(*names));
 	digests = calloc((size_t)j->secrets, sizeof(*digests));
 	ct = malloc(ct_len * (size_t)j->secrets);
-	if (!ch || !names || !digests || !ct || store_open(j->store_url, &s)) {
+	if (!ch || !names || !digests || !ct || bench_store_open(j->store_url, j->rows_key, &s)) {
 		bench_fail("populate: cannot open the store");
 		goto out;
 	}
@@ -119,12 +120,13 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "store", required_argument, NULL, 's' },   { "org", required_argument, NULL, 'o' },
+		{ "rows-key", required_argument, NULL, 'r' },
 		{ "apps", required_argument, NULL, 'a' },    { "secrets", required_argument, NULL, 'n' },
 		{ "prefix", required_argument, NULL, 'p' },  { "threads", required_argument, NULL, 't' },
 		{ "value-bytes", required_argument, NULL, 'v' }, { "batch", required_argument, NULL, 'b' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *store_url = NULL, *org = NULL, *prefix = "fill";
+	const char *store_url = NULL, *org = NULL, *prefix = "fill", *rows_key = NULL;
 	int64_t apps = 0, secrets = 0, threads = 1, value_bytes = 32, batch = 100;
 	struct job jobs[THREADS_MAX];
 	pthread_t th[THREADS_MAX];
@@ -137,6 +139,7 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 's': store_url = optarg; break;
+		case 'r': rows_key = optarg; break;
 		case 'o': org = optarg; break;
 		case 'p': prefix = optarg; break;
 		case 'a':
@@ -160,11 +163,11 @@ int main(int argc, char **argv)
 				return bench_fail("--value-bytes: 1..%d", VALUE_BYTES_MAX);
 			break;
 		default:
-			return bench_fail("usage: bench_populate --store URL --org ORG --apps N --secrets M");
+			return bench_fail("usage: bench_populate --store URL --rows-key FILE --org ORG --apps N --secrets M");
 		}
 	}
-	if (!store_url || !org || !apps || !secrets)
-		return bench_fail("usage: bench_populate --store URL --org ORG --apps N --secrets M");
+	if (!store_url || !rows_key || !org || !apps || !secrets)
+		return bench_fail("usage: bench_populate --store URL --rows-key FILE --org ORG --apps N --secrets M");
 	if (sodium_init() < 0)
 		return bench_fail("libsodium failed to initialise");
 	if (store_open(store_url, &s) || store_org_get_by_name(s, org, &o)) {
@@ -175,7 +178,7 @@ int main(int argc, char **argv)
 
 	start = bench_now_ns();
 	for (int64_t t = 0; t < threads; t++) {
-		jobs[t] = (struct job){ .store_url = store_url, .org_id = o.id, .prefix = prefix,
+		jobs[t] = (struct job){ .store_url = store_url, .rows_key = rows_key, .org_id = o.id, .prefix = prefix,
 					.first = apps * t / threads, .end = apps * (t + 1) / threads,
 					.secrets = secrets, .value_bytes = value_bytes, .batch = batch };
 		if (pthread_create(&th[t], NULL, job_run, &jobs[t]))

@@ -59,6 +59,14 @@ void bench_print_stats(const char *name, const struct bench_stats *st, const cha
 /* Prints {"bench":NAME,"rate":RATE,"unit":UNIT<extra>} to stdout. */
 void bench_print_rate(const char *name, double rate, const char *unit, const char *extra);
 
+struct store;
+/*
+ * Opens the store as a role does: with the keeper's rows key (api.rows.key,
+ * hex) given for every authenticated table (store.h "Row authentication").
+ * 0 on success, else 1 with the reason on stderr.
+ */
+int bench_store_open(const char *url, const char *rows_key_file, struct store **out);
+
 /* Prints "bench: <msg>" to stderr and returns 1 (an exit status). */
 int bench_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

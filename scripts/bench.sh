@@ -162,12 +162,13 @@ platform_start() {
 	"$COFFER" api --state-dir "$T/api" --store "$STORE_URL" --listen 127.0.0.1:0 \
 		--keeper "$KEEPER_URL" --keeper-pub "$T/keeper/keeper.pub" \
 		--keeper-credential "$T/keeper/api.credential" "${boot_key[@]}" \
+		--rows-key "$T/keeper/api.rows.key" --digest-key "$T/keeper/api.digest.key" \
 		--ready-file "$T/api.ready" 2>>"$T/api.log" &
 	API_PID=$!
 	started_pids+=("$API_PID")
 	wait_file "$T/api.ready" "$API_PID" || return 1
 	API_URL=$(cat "$T/api.ready")
-	( umask 077; "$COFFER" api bootstrap --store "$STORE_URL" --org bench >"$T/token" 2>>"$T/api.log" ) || return 1
+	( umask 077; "$COFFER" api bootstrap --store "$STORE_URL" --rows-key "$T/keeper/api.rows.key" --org bench >"$T/token" 2>>"$T/api.log" ) || return 1
 	export COFFER_API_URL=$API_URL COFFER_TOKEN COFFER_CONFIG=$T/cli.json
 	COFFER_TOKEN=$(cat "$T/token")
 	unset COFFER_APP
@@ -203,6 +204,7 @@ keeper_bench() {
 	}
 	COFFER_JOIN_TOKEN=$join run "$1" "$T/bench-keeper.log" "$B/bench_keeper" --name "$1" \
 		--keeper "$KEEPER_URL" --boot-key "$T/keeper/api.boot.key" --store "$STORE_URL" --app "$2" \
+		--rows-key "$T/keeper/api.rows.key" \
 		--threads "$3" --seconds "$4" --host-name "$5"
 }
 
@@ -310,6 +312,7 @@ section_backend() {
 		[ "$be" = pg ] && threads=2
 		say "$be: populating $SCALE_APPS apps x $SCALE_SECRETS secrets through the store API"
 		run "populate.$be" "$T/populate.log" "$B/bench_populate" --store "$STORE_URL" --org bench \
+			--rows-key "$T/keeper/api.rows.key" \
 			--apps $((SCALE_APPS - 1)) --secrets "$SCALE_SECRETS" --threads "$threads" &&
 			sed -i "\$s/\"bench\":\"populate\"/\"bench\":\"populate.$be\"/" "$results"
 		say "$be: scale, $SCALE_APPS apps x $SCALE_SECRETS secrets"

@@ -2,10 +2,12 @@
  * api.c — `coffer api`: runs the API server until SIGINT/SIGTERM, or
  * (`api bootstrap`) creates an org and its first admin token.
  *
- * The server's keys: the digest key (state folder, made at first start,
- * 0600, refused if others may read it), the keeper's public key, and the
- * credential the api shows the keeper (read like a key file). Nothing here
- * can open a sealed value.
+ * The server's keys, all written by `keeper init` (0600, refused if others
+ * may read them): the digest key (the service's one, so that every api
+ * shows a value's digest alike), the row MAC key (the store's rows are
+ * authenticated under it, docs/STORE.md "Row authentication"), the boot
+ * key, the keeper's public key and the credential the api shows the
+ * keeper. Nothing here can open a sealed value.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -28,13 +30,12 @@
 #include "parse.h"
 #include "banned.h"
 
-#define STATE_DIR_MODE 0700
-#define KEY_FILE_MODE 0600
 #define PUB_FILE_MAX 256
 #define CREDENTIAL_FILE_MAX 256
 #define CREDENTIAL_HEX_LEN (2 * 32)
-#define BOOT_KEY_FILE_MAX 256
-#define BOOT_KEY_HEX_LEN HEX_LEN(JWS_SEED_LEN)
+#define KEY_HEX_FILE_MAX 256
+#define API_KEY_LEN 32
+#define KEY_HEX_LEN HEX_LEN(API_KEY_LEN)
 #define WHY_MAX 512
 #define BOOTSTRAP_ACTOR "bootstrap"
 #define BOOTSTRAP_DESCRIPTION "bootstrap admin"
@@ -70,48 +71,6 @@ static void set_why_file(char *why, size_t size, const char *what, const char *p
 {
 	if (why && size && fmt_into(why, size, "%s '%s': %s", what, path, read_problem(rc)))
 		why[0] = '\0';
-}
-
-/* The digest key of state_dir, made (exclusively, 0600) if it does not exist. */
-static enum coffer_err load_digest_key(const char *state_dir, struct secret **out, char *why, size_t why_size)
-{
-	char path[API_PATH_MAX];
-	struct secret *fresh = NULL, *key = NULL;
-	enum coffer_err rc = fmt_into(path, sizeof(path), "%s/%s", state_dir, API_DIGEST_KEY_FILE);
-	if (rc) {
-		set_why(why, why_size, "state folder path too long: '%s'", state_dir);
-		return rc;
-	}
-	rc = fs_mkdir_p(state_dir, STATE_DIR_MODE);
-	if (rc) {
-		set_why(why, why_size, "cannot create the state folder '%s'", state_dir);
-		return rc;
-	}
-	rc = fs_read_private(path, DIGEST_KEY_LEN + 1, &key);
-	if (rc == COFFER_ERR_NOT_FOUND) {
-		rc = secret_new(DIGEST_KEY_LEN, &fresh);
-		if (rc)
-			return rc;
-		randombytes_buf(secret_bytes(fresh), DIGEST_KEY_LEN);
-		rc = fs_write_atomic(path, secret_cbytes(fresh), DIGEST_KEY_LEN, KEY_FILE_MODE, 1);
-		secret_free(fresh);
-		if (rc && rc != COFFER_ERR_CONFLICT) { /* CONFLICT: another start made it first */
-			set_why(why, why_size, "cannot write the digest key '%s'", path);
-			return rc;
-		}
-		if (rc == COFFER_OK)
-			log_info("digest_key_created", LF_S("path", path));
-		rc = fs_read_private(path, DIGEST_KEY_LEN + 1, &key);
-	}
-	if (rc == COFFER_OK && secret_len(key) != DIGEST_KEY_LEN)
-		rc = COFFER_ERR_INVALID;
-	if (rc) {
-		secret_free(key);
-		set_why_file(why, why_size, "digest key", path, rc);
-		return rc;
-	}
-	*out = key;
-	return COFFER_OK;
 }
 
 /* 1 if s[0..len) is lower- or upper-case hex. */
@@ -166,37 +125,54 @@ static enum coffer_err load_credential(const char *path, struct secret **out, ch
 }
 
 /*
- * The boot-token signing key: the keeper's api.boot.key holds the Ed25519
- * seed in hex (0600; refused when others may read it). The hex and the
- * seed are wiped once the key pair is made.
+ * A 32-byte key the keeper wrote for the api (api.boot.key, api.rows.key,
+ * api.digest.key): one line of hex, 0600 (refused when others may read
+ * it). The hex is wiped.
  */
-static enum coffer_err load_boot_key(const char *path, struct secret **out, char *why, size_t why_size)
+static enum coffer_err load_hex_key(const char *path, const char *what, struct secret **out, char *why,
+				    size_t why_size)
 {
-	struct secret *text = NULL, *seed = NULL, *sk = NULL;
-	unsigned char pk[JWS_PK_LEN];
-	enum coffer_err rc = fs_read_private(path, BOOT_KEY_FILE_MAX, &text);
+	struct secret *text = NULL, *key = NULL;
+	enum coffer_err rc = fs_read_private(path, KEY_HEX_FILE_MAX, &text);
 	if (rc == COFFER_OK) {
 		size_t n = trimmed(secret_cbytes(text), secret_len(text));
-		rc = n == BOOT_KEY_HEX_LEN && all_hex(secret_cbytes(text), n) ? secret_new(JWS_SEED_LEN, &seed)
-									     : COFFER_ERR_INVALID;
-		if (!rc)
-			rc = hex_decode((const char *)secret_cbytes(text), n, secret_bytes(seed), JWS_SEED_LEN);
-		if (!rc)
-			rc = jws_key_from_seed(seed, &sk, pk);
-		if (rc == COFFER_ERR_NOMEM)
-			goto out;
-		if (rc && rc != COFFER_ERR_FORBIDDEN && rc != COFFER_ERR_NOT_FOUND && rc != COFFER_ERR_TOO_LARGE)
+		rc = n == KEY_HEX_LEN && all_hex(secret_cbytes(text), n) ? secret_new(API_KEY_LEN, &key)
+									 : COFFER_ERR_INVALID;
+		if (!rc && hex_decode((const char *)secret_cbytes(text), n, secret_bytes(key), API_KEY_LEN))
 			rc = COFFER_ERR_INVALID;
 	}
-out:
-	secret_free(seed);
 	secret_free(text);
 	if (rc) {
-		set_why_file(why, why_size, "boot key", path, rc);
+		secret_free(key);
+		set_why_file(why, why_size, what, path, rc);
 		return rc;
 	}
-	*out = sk;
+	*out = key;
 	return COFFER_OK;
+}
+
+/* The boot-token signing key: api.boot.key holds its Ed25519 seed (wiped once the key pair is made). */
+static enum coffer_err load_boot_key(const char *path, struct secret **out, char *why, size_t why_size)
+{
+	struct secret *seed = NULL;
+	unsigned char pk[JWS_PK_LEN];
+	enum coffer_err rc = load_hex_key(path, "boot key", &seed, why, why_size);
+	if (rc)
+		return rc;
+	rc = jws_key_from_seed(seed, out, pk);
+	secret_free(seed);
+	if (rc)
+		set_why_file(why, why_size, "boot key", path, rc == COFFER_ERR_NOMEM ? rc : COFFER_ERR_INVALID);
+	return rc;
+}
+
+/* Gives every connection of the pool the row key of every table the api relies on. */
+static enum coffer_err give_row_keys(struct store_pool *pool, const struct secret *rows_key)
+{
+	enum coffer_err rc = COFFER_OK;
+	for (int t = 0; t < STORE_TABLE__COUNT && !rc; t++)
+		rc = store_pool_auth_key(pool, (enum store_table)t, secret_cbytes(rows_key));
+	return rc;
 }
 
 /* ---- start and stop ---- */
@@ -207,12 +183,13 @@ enum coffer_err api_start(const struct api_config *cfg, struct api **out, char *
 	size_t n_routes;
 	const struct http_route *routes = api_routes(&n_routes);
 	unsigned conns = cfg->store_conns ? cfg->store_conns : API_STORE_CONNS_DEFAULT;
+	struct secret *rows_key = NULL;
 	enum coffer_err rc;
 
 	if (why && why_size)
 		why[0] = '\0';
 	if (!cfg->state_dir || !cfg->store_url || !cfg->listen || !cfg->keeper_url || !cfg->keeper_pub_file ||
-	    !cfg->keeper_credential_file)
+	    !cfg->keeper_credential_file || !cfg->rows_key_file || !cfg->digest_key_file)
 		return COFFER_ERR_INVALID;
 	a = calloc(1, sizeof(*a));
 	if (!a)
@@ -222,7 +199,9 @@ enum coffer_err api_start(const struct api_config *cfg, struct api **out, char *
 		set_why(why, why_size, "keeper URL too long");
 		goto out;
 	}
-	rc = load_digest_key(cfg->state_dir, &a->digest_key, why, why_size);
+	rc = load_hex_key(cfg->digest_key_file, "digest key", &a->digest_key, why, why_size);
+	if (!rc)
+		rc = load_hex_key(cfg->rows_key_file, "rows key", &rows_key, why, why_size);
 	if (!rc)
 		rc = load_keeper_pub(cfg->keeper_pub_file, a->keeper_pk, why, why_size);
 	if (!rc)
@@ -236,6 +215,11 @@ enum coffer_err api_start(const struct api_config *cfg, struct api **out, char *
 	rc = store_pool_open(cfg->store_url, conns, &a->pool);
 	if (rc) {
 		set_why(why, why_size, "cannot open the store: %s", coffer_strerror(rc)); /* the URL may hold a password */
+		goto out;
+	}
+	rc = give_row_keys(a->pool, rows_key);
+	if (rc) {
+		set_why(why, why_size, "cannot give the store its row keys");
 		goto out;
 	}
 	rc = hostauth_replay_new(0, &a->replay);
@@ -276,6 +260,7 @@ enum coffer_err api_start(const struct api_config *cfg, struct api **out, char *
 	*out = a;
 	a = NULL;
 out:
+	secret_free(rows_key); /* the connections hold their copies */
 	api_stop(a);
 	return rc;
 }
@@ -320,6 +305,8 @@ struct opts {
 	const char *org;
 	const char *boot_key;
 	const char *tls_cert, *tls_key, *ca;
+	const char *rows_key;
+	const char *digest_key;
 	int json;
 };
 
@@ -333,7 +320,8 @@ static int parse_opts(int argc, char **argv, int first, struct opts *o)
 		{ "store-conns", 0, OPTS_VALUE, &o->store_conns }, { "org", 0, OPTS_VALUE, &o->org },
 		{ "json", 0, OPTS_FLAG, &o->json },		   { "boot-key", 0, OPTS_VALUE, &o->boot_key },
 		{ "tls-cert", 0, OPTS_VALUE, &o->tls_cert },	   { "tls-key", 0, OPTS_VALUE, &o->tls_key },
-		{ "ca", 0, OPTS_VALUE, &o->ca },		   { NULL, 0, OPTS_FLAG, NULL }
+		{ "ca", 0, OPTS_VALUE, &o->ca },		   { "rows-key", 0, OPTS_VALUE, &o->rows_key },
+		{ "digest-key", 0, OPTS_VALUE, &o->digest_key }, { NULL, 0, OPTS_FLAG, NULL }
 	};
 	return opts_parse_role("api", specs, argc, argv, first);
 }
@@ -359,7 +347,7 @@ static int run_bootstrap(int argc, char **argv)
 	struct store *s = NULL;
 	struct store_org org;
 	struct store_token t = { 0 };
-	struct secret *token = NULL;
+	struct secret *token = NULL, *rows_key = NULL;
 	char id[API_TOKEN_ID_SIZE], head[API_MESSAGE_MAX], detail[API_MESSAGE_MAX];
 	enum coffer_err rc;
 	int ex = parse_opts(argc, argv, 2, &o);
@@ -367,8 +355,9 @@ static int run_bootstrap(int argc, char **argv)
 	log_set_role("api");
 	if (ex)
 		return ex;
-	if (!o.store_url || !o.org || o.state_dir || o.listen || o.keeper_url || o.keeper_pub ||
-	    o.keeper_credential || o.ready_file || o.store_conns || o.boot_key || o.tls_cert || o.tls_key || o.ca)
+	if (!o.store_url || !o.org || !o.rows_key || o.state_dir || o.listen || o.keeper_url || o.keeper_pub ||
+	    o.keeper_credential || o.ready_file || o.store_conns || o.boot_key || o.digest_key || o.tls_cert || o.tls_key ||
+	    o.ca)
 		return opts_usage("api");
 	if (o.log_level) {
 		enum log_level level;
@@ -380,9 +369,22 @@ static int run_bootstrap(int argc, char **argv)
 		return opts_fail(COFFER_ERR_INVALID, "org name must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$");
 	if (fs_disable_core_dumps()) /* the token is in this process's memory for a moment */
 		return opts_fail(COFFER_ERR_INTERNAL, "cannot disable core dumps");
-	rc = store_open(o.store_url, &s);
+	/* The rows key first: store access alone mints no token (docs/STORE.md "Row authentication"). */
+	rc = load_hex_key(o.rows_key, "rows key", &rows_key, detail, sizeof(detail));
 	if (rc)
+		return opts_fail(rc, "cannot bootstrap: %s", detail);
+	rc = store_open(o.store_url, &s);
+	if (rc) {
+		secret_free(rows_key);
 		return opts_fail(rc, "cannot open the store: %s", coffer_strerror(rc));
+	}
+	rc = store_auth_key(s, STORE_TABLE_TOKENS, secret_cbytes(rows_key));
+	if (rc == COFFER_OK)
+		rc = store_token_key_check(s);
+	if (rc) {
+		ex = opts_fail(rc, "cannot bootstrap: the rows key is not this store's (%s)", coffer_err_name(rc));
+		goto out;
+	}
 	rc = store_org_create(s, o.org, &org);
 	if (rc == COFFER_ERR_CONFLICT) {
 		ex = opts_fail(rc, "org '%s' exists already", o.org);
@@ -425,6 +427,7 @@ static int run_bootstrap(int argc, char **argv)
 	}
 out:
 	secret_free(token);
+	secret_free(rows_key);
 	store_close(s);
 	return ex;
 }
@@ -444,7 +447,7 @@ static int run_serve(int argc, char **argv)
 	if (ex)
 		return ex;
 	if (!o.state_dir || !o.store_url || !o.listen || !o.keeper_url || !o.keeper_pub || !o.keeper_credential ||
-	    o.org || o.json)
+	    !o.rows_key || !o.digest_key || o.org || o.json)
 		return opts_usage("api");
 	if (o.log_level && log_level_parse(o.log_level, &level))
 		return opts_fail(COFFER_ERR_USAGE, "unknown log level '%s'", o.log_level);
@@ -480,6 +483,8 @@ static int run_serve(int argc, char **argv)
 		.boot_key_file = o.boot_key,
 		.tls_cert_file = o.tls_cert,
 		.tls_key_file = o.tls_key,
+		.rows_key_file = o.rows_key,
+		.digest_key_file = o.digest_key,
 	};
 	rc = api_start(&cfg, &a, why, sizeof(why));
 	if (rc)

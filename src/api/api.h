@@ -42,7 +42,6 @@
 #include "store.h"
 #include "store_pool.h"
 
-#define API_DIGEST_KEY_FILE "digest.key"
 #define API_STORE_CONNS_DEFAULT 8
 #define API_KEEPER_TIMEOUT_MS 10000
 #define API_KEEPER_RESPONSE_MAX ((size_t)16 << 10)
@@ -131,7 +130,7 @@ struct api_auth {
 };
 
 struct api_config {
-	const char *state_dir;          /* holds digest.key */
+	const char *state_dir;          /* the api's state folder */
 	const char *store_url;
 	const char *listen;             /* HOST:PORT; port 0 picks a free one */
 	const char *keeper_url;
@@ -141,11 +140,13 @@ struct api_config {
 	unsigned store_conns;           /* 0: API_STORE_CONNS_DEFAULT */
 	const char *boot_key_file;      /* NULL, or the keeper's api.boot.key: 64 hex, the Ed25519 seed (0600) */
 	const char *tls_cert_file, *tls_key_file; /* PEM; both NULL: plain HTTP on loopback only */
+	const char *rows_key_file;      /* the keeper's api.rows.key: 64 hex, the row MAC key (0600) */
+	const char *digest_key_file;    /* the keeper's api.digest.key: 64 hex, the service's digest key (0600) */
 };
 
 /*
- * Loads (or at first start creates) the digest key, reads the keeper's
- * public key and credential, opens the store pool, starts the server and
+ * Reads the keeper's files (digest key, rows key, public key, credential,
+ * boot key), opens the store pool and gives it the row keys, starts the server and
  * writes the ready file. why (may be NULL) receives what failed, for the
  * operator; never a key.
  */

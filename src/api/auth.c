@@ -94,6 +94,8 @@ static enum coffer_err parse_bearer(const char *header, unsigned char hash[STORE
 	return COFFER_OK;
 }
 
+static const char token_tampered[] = "token row failed authentication (tampered)";
+
 /*
  * The valid token of the bearer header, or COFFER_ERR_UNAUTH with *why; a
  * store error as itself.
@@ -108,6 +110,11 @@ static enum coffer_err authenticate(struct store *s, const char *header, struct 
 	rc = store_token_get_by_hash(s, hash, &t);
 	if (rc == COFFER_ERR_NOT_FOUND || (rc == COFFER_OK && !ct_equal(t.hash, hash, sizeof(hash)))) {
 		*why = "unknown token";
+		return COFFER_ERR_UNAUTH;
+	}
+	/* A forged or edited token row (logged row_tampered by the store) is refused like a wrong token. */
+	if (rc == COFFER_ERR_TAMPERED) {
+		*why = token_tampered;
 		return COFFER_ERR_UNAUTH;
 	}
 	if (rc) {
@@ -241,6 +248,11 @@ static enum coffer_err api_bearer(void *ctx, struct http_caller *c, const char *
 	struct api_auth *a = c->role;
 	enum coffer_err rc = api_note(a, authenticate(a->store, header, &a->token, why));
 	(void)ctx;
+	if (rc == COFFER_ERR_UNAUTH && *why == token_tampered) {
+		/* the audit event of an audited route names the forged row, not only "denied:unauthenticated" */
+		json_decref(c->audit_detail);
+		c->audit_detail = json_pack("{s:s}", "refused", *why);
+	}
 	if (rc)
 		return rc;
 	a->authenticated = 1;

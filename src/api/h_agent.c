@@ -287,6 +287,8 @@ static enum coffer_err host_machine(struct http_request *req, struct api_auth *a
 		rc = COFFER_ERR_NOT_FOUND; /* another host's: the same answer as none */
 	if (rc == COFFER_ERR_NOT_FOUND)
 		return api_fail(req, rc, "machine '%s' not found on this host", id);
+	if (rc == COFFER_ERR_TAMPERED)
+		return api_fail(req, rc, "machine '%s': its stored row failed authentication (tampered)", id);
 	if (rc)
 		return http_reply_error(req, rc, NULL);
 	if (strcmp(out->state, "destroyed") == 0)
@@ -326,6 +328,11 @@ enum coffer_err h_agent_boot_token(struct http_request *req, void *ctx)
 		rc = api_note(a, store_release_get(a->store, m.app_id, m.desired_release, &r));
 	if (rc == COFFER_ERR_CONFLICT || rc == COFFER_ERR_NOT_FOUND) {
 		rc = api_fail(req, COFFER_ERR_CONFLICT, "machine '%s' has no release to run", m.id);
+		goto out;
+	}
+	if (rc == COFFER_ERR_TAMPERED) {
+		rc = api_fail(req, rc, "release %llu of machine '%s': its stored row failed authentication (tampered)",
+			      (unsigned long long)m.desired_release, m.id);
 		goto out;
 	}
 	if (rc) {

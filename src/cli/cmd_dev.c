@@ -189,8 +189,10 @@ static enum coffer_err health_ok(const char *url)
 static enum coffer_err role_start(struct dev *d, struct role *r)
 {
 	char state[PATH_SIZE], keeper_pub[PATH_SIZE], keeper_cred[PATH_SIZE], boot_key[PATH_SIZE];
+	char rows_key[PATH_SIZE], digest_key[PATH_SIZE];
 	if (path_in(state, d->dir, r->name) || path_in(keeper_pub, d->dir, "keeper/keeper.pub") ||
-	    path_in(keeper_cred, d->dir, "keeper/api.credential") || path_in(boot_key, d->dir, "keeper/api.boot.key"))
+	    path_in(keeper_cred, d->dir, "keeper/api.credential") || path_in(boot_key, d->dir, "keeper/api.boot.key") ||
+	    path_in(rows_key, d->dir, "keeper/api.rows.key") || path_in(digest_key, d->dir, "keeper/api.digest.key"))
 		return COFFER_ERR_TOO_LARGE;
 	unlink(r->ready);
 	if (strcmp(r->name, "keeper") == 0) {
@@ -202,8 +204,8 @@ static enum coffer_err role_start(struct dev *d, struct role *r)
 		char *argv[] = { "coffer", "api", "--state-dir", state, "--store", d->store_url,
 				 "--listen", r->listen, "--keeper", d->keeper.url, "--keeper-pub",
 				 keeper_pub, "--keeper-credential", keeper_cred, "--ready-file", r->ready,
-				 "--boot-key", boot_key, "--tls-cert", r->cert, "--tls-key", r->key, "--ca", d->ca,
-				 NULL };
+				 "--boot-key", boot_key, "--rows-key", rows_key, "--digest-key", digest_key, "--tls-cert",
+				 r->cert, "--tls-key", r->key, "--ca", d->ca, NULL };
 		r->pid = spawn(d, argv);
 	}
 	if (r->pid < 0)
@@ -384,15 +386,16 @@ static enum coffer_err tls_setup(struct dev *d)
  */
 static enum coffer_err admin_token(struct dev *d, struct secret **token)
 {
-	char path[PATH_SIZE];
-	if (path_in(path, d->dir, "admin.token"))
+	char path[PATH_SIZE], rows_key[PATH_SIZE];
+	if (path_in(path, d->dir, "admin.token") || path_in(rows_key, d->dir, "keeper/api.rows.key"))
 		return COFFER_ERR_TOO_LARGE;
 	struct secret *t = NULL;
 	enum coffer_err rc = fs_read_private(path, TOKEN_FILE_MAX, &t);
 	if (rc == COFFER_ERR_NOT_FOUND) {
 		struct buf out;
 		buf_init_wiping(&out, TOKEN_FILE_MAX);
-		char *argv[] = { "coffer", "api", "bootstrap", "--store", d->store_url, "--org", DEV_ORG, NULL };
+		char *argv[] = { "coffer", "api", "bootstrap", "--store", d->store_url, "--rows-key", rows_key,
+				 "--org", DEV_ORG, NULL };
 		int code = run_capture(d, argv, &out);
 		while (out.len && (out.ptr[out.len - 1] == '\n' || out.ptr[out.len - 1] == '\r'))
 			out.ptr[--out.len] = '\0';

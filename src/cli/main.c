@@ -28,9 +28,9 @@ static const struct cli_cmd agent_cmd = {
 static const struct cli_cmd api_cmd = {
 	.name = "api", .main = cmd_api,
 	.usage = "api --state-dir DIR --store URL --listen HOST:PORT --keeper URL --keeper-pub FILE --keeper-credential "
-		 "FILE --boot-key FILE [--tls-cert FILE --tls-key FILE] [--ca FILE] [--ready-file PATH] [--log-level LEVEL] "
-		 "[--store-conns N] | api bootstrap "
-		 "--store URL --org NAME [--json]",
+		 "FILE --boot-key FILE --rows-key FILE --digest-key FILE [--tls-cert FILE --tls-key FILE] [--ca FILE] "
+		 "[--ready-file PATH] [--log-level LEVEL] [--store-conns N] | api bootstrap --store URL --rows-key FILE "
+		 "--org NAME [--json]",
 	.summary = "run the API server (seals, never opens), or create an org and its first admin token",
 };
 static const struct cli_cmd dev_cmd = {

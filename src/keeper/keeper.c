@@ -74,6 +74,8 @@ static int run_init(int argc, char **argv)
 	printf("keeper key:     %s\n", p.pub);
 	printf("api credential: %s\n", p.credential);
 	printf("api boot key:   %s\n", p.boot_key);
+	printf("api rows key:   %s\n", p.rows_key);
+	printf("api digest key: %s\n", p.digest_key);
 	return 0;
 }
 

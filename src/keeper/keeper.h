@@ -72,6 +72,8 @@
 #define KEEPER_CREDENTIAL_FILE "api.credential"
 #define KEEPER_BOOT_KEY_FILE "api.boot.key"
 #define KEEPER_ANCHOR_FILE "audit.head" /* the signed audit head (keeper_audit.c) */
+#define KEEPER_ROWS_KEY_FILE "api.rows.key"
+#define KEEPER_DIGEST_KEY_FILE "api.digest.key"
 #define KEEPER_MASTER_ENV "COFFER_KEEPER_MASTER_KEY" /* the master key as 64 hex characters */
 #define KEEPER_PATH_MAX 4096
 
@@ -96,9 +98,11 @@ struct keeper_paths {
 	char pub[KEEPER_PATH_MAX];
 	char credential[KEEPER_PATH_MAX];
 	char boot_key[KEEPER_PATH_MAX];
+	char rows_key[KEEPER_PATH_MAX];
+	char digest_key[KEEPER_PATH_MAX];
 };
 
-/* The paths of the four files of state_dir. COFFER_ERR_TOO_LARGE past KEEPER_PATH_MAX. */
+/* The paths of the files of state_dir. COFFER_ERR_TOO_LARGE past KEEPER_PATH_MAX. */
 COFFER_MUST_CHECK enum coffer_err keeper_paths_of(const char *state_dir, struct keeper_paths *out);
 
 /*
@@ -139,6 +143,7 @@ struct keeper_keys {
 	struct secret *join;                   /* join token MAC key (hostauth_join_key) */
 	struct secret *registry;               /* host registry MAC key (hostauth_registry_key) */
 	unsigned char boot_pk[JWS_PK_LEN];     /* the api's boot-token public key (vault_api_boot_seed) */
+	struct secret *rows;                   /* the row MAC key (vault_rows_key), VAULT_ROWS_KEY_LEN bytes */
 };
 
 COFFER_MUST_CHECK enum coffer_err keeper_keys_derive(const struct secret *master, struct keeper_keys *out);

@@ -19,10 +19,13 @@
 #define PUB_FILE_MODE 0644
 #define CREDENTIAL_FILE_MODE 0600
 #define BOOT_KEY_FILE_MODE 0600
+#define API_KEY_FILE_MODE 0600
 #define HEX_LINE_SIZE (HEX_LEN(32) + 2) /* 64 hex characters, a newline, a NUL */
 #define AAD_MAX (2 + VAULT_ID_MAX + 4)
 
-_Static_assert(VAULT_CREDENTIAL_LEN == 32 && JWS_PK_LEN == 32 && VAULT_BOOT_SEED_LEN == 32, "hex files hold 32 bytes");
+_Static_assert(VAULT_CREDENTIAL_LEN == 32 && JWS_PK_LEN == 32 && VAULT_BOOT_SEED_LEN == 32 &&
+		       VAULT_ROWS_KEY_LEN == 32 && VAULT_DIGEST_KEY_LEN == 32,
+	       "hex files hold 32 bytes");
 _Static_assert(KEEPER_PK_BLOB_LEN <= STORE_KEY_BLOB_MAX && KEEPER_WRAPPED_LEN <= STORE_KEY_BLOB_MAX,
 	       "app key blobs fit the store");
 
@@ -36,6 +39,10 @@ enum coffer_err keeper_paths_of(const char *state_dir, struct keeper_paths *out)
 		rc = fmt_into(p.credential, sizeof(p.credential), "%s/%s", state_dir, KEEPER_CREDENTIAL_FILE);
 	if (!rc)
 		rc = fmt_into(p.boot_key, sizeof(p.boot_key), "%s/%s", state_dir, KEEPER_BOOT_KEY_FILE);
+	if (!rc)
+		rc = fmt_into(p.rows_key, sizeof(p.rows_key), "%s/%s", state_dir, KEEPER_ROWS_KEY_FILE);
+	if (!rc)
+		rc = fmt_into(p.digest_key, sizeof(p.digest_key), "%s/%s", state_dir, KEEPER_DIGEST_KEY_FILE);
 	if (!rc)
 		*out = p;
 	return rc;
@@ -80,6 +87,14 @@ static enum coffer_err add_derived_files(const struct keeper_paths *p, const str
 		rc = vault_api_boot_seed(master, &seed);
 	if (!rc)
 		rc = add_hex_file(p->boot_key, secret_cbytes(seed), BOOT_KEY_FILE_MODE, added);
+	if (!rc)
+		rc = add_hex_file(p->rows_key, secret_cbytes(keys->rows), API_KEY_FILE_MODE, added);
+	secret_free(seed);
+	seed = NULL;
+	if (!rc)
+		rc = vault_digest_key(master, &seed);
+	if (!rc)
+		rc = add_hex_file(p->digest_key, secret_cbytes(seed), API_KEY_FILE_MODE, added);
 	secret_free(seed);
 	return rc;
 }
@@ -198,6 +213,8 @@ enum coffer_err keeper_keys_derive(const struct secret *master, struct keeper_ke
 		rc = hostauth_registry_key(master, &k.registry);
 	if (!rc)
 		rc = boot_public_key(master, k.boot_pk);
+	if (!rc)
+		rc = vault_rows_key(master, &k.rows);
 	if (rc) {
 		keeper_keys_release(&k);
 		return rc;
@@ -215,6 +232,7 @@ void keeper_keys_release(struct keeper_keys *k)
 	secret_free(k->credential);
 	secret_free(k->join);
 	secret_free(k->registry);
+	secret_free(k->rows);
 	sodium_memzero(k, sizeof(*k));
 }
 

@@ -361,6 +361,10 @@ static enum coffer_err decide(const struct keeper_keys *keys, struct store *s, s
 		*why = "unknown machine";
 		return rc;
 	}
+	if (rc == COFFER_ERR_TAMPERED) { /* logged row_tampered by the store */
+		*why = "machine row failed authentication (tampered)";
+		return rc;
+	}
 	if (rc)
 		return rc;
 	if (strcmp(m.state, "destroyed") == 0) {
@@ -380,6 +384,10 @@ static enum coffer_err decide(const struct keeper_keys *keys, struct store *s, s
 		rc = store_secrets_get(s, st->claims.app, st->claims.secrets_version, &st->list);
 		if (rc == COFFER_ERR_NOT_FOUND) {
 			*why = "unknown secrets version";
+			return rc;
+		}
+		if (rc == COFFER_ERR_TAMPERED) {
+			*why = "secrets version row failed authentication (tampered)";
 			return rc;
 		}
 		if (rc)
@@ -413,7 +421,7 @@ enum coffer_err keeper_open(const struct keeper_keys *keys, struct store *s, con
 	buf_init(&out, sealed->max);
 	rc = decide(keys, s, &st, token, token_len, now, &out, &reason);
 	if (rc != COFFER_OK && rc != COFFER_ERR_UNAUTH && rc != COFFER_ERR_FORBIDDEN && rc != COFFER_ERR_NOT_FOUND &&
-	    rc != COFFER_ERR_CONFLICT && rc != COFFER_ERR_CRYPTO)
+	    rc != COFFER_ERR_CONFLICT && rc != COFFER_ERR_CRYPTO && rc != COFFER_ERR_TAMPERED)
 		reason = NULL; /* a store or resource error, not a refusal */
 	/* The event first: an open that cannot be audited is not delivered. */
 	arc = audit(s, &st, rc, reason, request_id);

@@ -25,6 +25,7 @@ static const struct {
 	[COFFER_ERR_STORE]       = { "store_error",        "store error",                  500, 1 },
 	[COFFER_ERR_UNAVAILABLE] = { "unavailable",        "service unavailable",          503, 7 },
 	[COFFER_ERR_PROTOCOL]    = { "protocol_error",     "unexpected answer from peer",  502, 1 },
+	[COFFER_ERR_TAMPERED]    = { "row_tampered",       "stored row failed authentication", 500, 1 },
 	[COFFER_ERR_INTERNAL]    = { "internal",           "internal error",               500, 1 },
 	/* clang-format on */
 };

@@ -26,6 +26,7 @@ enum coffer_err {
 	COFFER_ERR_STORE,       /* the store failed */
 	COFFER_ERR_UNAVAILABLE, /* a peer could not be reached or is busy */
 	COFFER_ERR_PROTOCOL,    /* a peer answered something unexpected */
+	COFFER_ERR_TAMPERED,    /* a stored row failed its authentication (forged or edited) */
 	COFFER_ERR_INTERNAL,    /* a bug */
 	COFFER_ERR__COUNT
 };

@@ -176,3 +176,13 @@ enum coffer_err vault_api_boot_seed(const struct secret *master, struct secret *
 {
 	return kdf_subkey(master, VAULT_LABEL_API_BOOT, NULL, 0, VAULT_BOOT_SEED_LEN, seed);
 }
+
+enum coffer_err vault_rows_key(const struct secret *master, struct secret **key)
+{
+	return kdf_subkey(master, VAULT_LABEL_ROWS, NULL, 0, VAULT_ROWS_KEY_LEN, key);
+}
+
+enum coffer_err vault_digest_key(const struct secret *master, struct secret **key)
+{
+	return kdf_subkey(master, VAULT_LABEL_API_DIGEST, NULL, 0, VAULT_DIGEST_KEY_LEN, key);
+}

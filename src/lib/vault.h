@@ -27,6 +27,10 @@
  *   api credential       "coffer api credential v1"   (32 bytes, shown as hex)
  *   api boot-token seed  "coffer api boot v1"         (Ed25519 seed of the api's
  *                                                     boot-token key, boottoken.h)
+ *   row MAC key          "coffer rows v1"             (32 bytes: the store's row
+ *                                                     authentication, store.h)
+ *   digest key           "coffer api digest v1"       (32 bytes: the service's one
+ *                                                     keyed digest of values, digest.h)
  *
  * Ownership: keys and plaintexts are struct secret (a plaintext opened
  * "into" is the caller's, carved from its secret_arena); sealed bytes and
@@ -52,6 +56,8 @@
 #define VAULT_LABEL_KEEPER_SIGNING "coffer keeper signing v1"
 #define VAULT_LABEL_API_CREDENTIAL "coffer api credential v1"
 #define VAULT_LABEL_API_BOOT "coffer api boot v1"
+#define VAULT_LABEL_ROWS "coffer rows v1"
+#define VAULT_LABEL_API_DIGEST "coffer api digest v1"
 
 #define VAULT_ID_MAX 255                          /* longest app id, name or value id, in bytes */
 #define VAULT_SEAL_OVERHEAD (HPKE_ENC_LEN + HPKE_TAG_LEN) /* sealed length - value length */
@@ -59,6 +65,8 @@
 #define VAULT_CREDENTIAL_LEN 32
 #define VAULT_MASTER_LEN 32
 #define VAULT_BOOT_SEED_LEN JWS_SEED_LEN
+#define VAULT_ROWS_KEY_LEN 32
+#define VAULT_DIGEST_KEY_LEN 32
 
 /* Seals value to an app's public key, for the value row value_id. */
 COFFER_MUST_CHECK enum coffer_err vault_seal_value(const unsigned char pk[HPKE_PK_LEN], const char *app_id,
@@ -102,5 +110,13 @@ COFFER_MUST_CHECK enum coffer_err vault_api_credential(const struct secret *mast
  * swap the key it verifies boot tokens with.
  */
 COFFER_MUST_CHECK enum coffer_err vault_api_boot_seed(const struct secret *master, struct secret **seed);
+/*
+ * The row MAC key (VAULT_ROWS_KEY_LEN bytes), from the master key: the
+ * keeper writes it for the api (api.rows.key) and derives it itself to
+ * verify the machine, release and secrets version rows it relies on.
+ */
+COFFER_MUST_CHECK enum coffer_err vault_rows_key(const struct secret *master, struct secret **key);
+/* The service's digest key (VAULT_DIGEST_KEY_LEN bytes), from the master key: api.digest.key. */
+COFFER_MUST_CHECK enum coffer_err vault_digest_key(const struct secret *master, struct secret **key);
 
 #endif

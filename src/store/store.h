@@ -71,8 +71,34 @@ struct store;
  * COFFER_ERR_INVALID for an unknown URL scheme. The URL is never logged.
  */
 COFFER_MUST_CHECK enum coffer_err store_open(const char *url, struct store **out);
-/* Closes the connection; NULL is allowed. */
+/* Closes the connection (wiping its row keys); NULL is allowed. */
 void store_close(struct store *s);
+
+/*
+ * Row authentication (docs/STORE.md "Row authentication"). The rows a role
+ * grants access by carry an HMAC-SHA256 (mac) under a key the store does
+ * not hold: the role that relies on a table gives its key to each
+ * connection before it reads or writes that table. Every read of such a
+ * table verifies each row and refuses one that does not verify (forged,
+ * edited, or written before schema version 6) with COFFER_ERR_TAMPERED and
+ * one log line row_tampered (table, key); every write seals the row it
+ * wrote, and an update verifies the row as it was first, in the same
+ * transaction. Reading or writing a table whose key was not given is
+ * COFFER_ERR_INTERNAL (log row_key_missing).
+ */
+enum store_table {
+	STORE_TABLE_TOKENS,
+	STORE_TABLE_MACHINES,
+	STORE_TABLE_RELEASES,
+	STORE_TABLE_SECRET_VERSIONS,
+	STORE_TABLE__COUNT
+};
+#define STORE_ROW_KEY_LEN 32
+/* Gives s the MAC key of table t (copied; wiped by store_close). */
+COFFER_MUST_CHECK enum coffer_err store_auth_key(struct store *s, enum store_table t,
+						 const unsigned char key[STORE_ROW_KEY_LEN]);
+/* The table's name in SQL ("tokens"); NULL for an unknown table. */
+const char *store_table_name(enum store_table t);
 /* "sqlite" or "postgres". */
 const char *store_backend_name(const struct store *s);
 /* The number of migrations this binary knows for s's backend (the schema version). */
@@ -141,6 +167,13 @@ COFFER_MUST_CHECK enum coffer_err store_token_insert(struct store *s, const stru
 /* The token with this hash, revoked or expired ones included: the caller judges. */
 COFFER_MUST_CHECK enum coffer_err store_token_get_by_hash(struct store *s, const unsigned char hash[STORE_HASH_LEN],
 							  struct store_token *out);
+
+/*
+ * Whether the tokens key s was given is this store's: the oldest token row
+ * must verify (COFFER_ERR_TAMPERED otherwise); a store without tokens
+ * passes. `api bootstrap` checks it before it writes anything.
+ */
+COFFER_MUST_CHECK enum coffer_err store_token_key_check(struct store *s);
 
 struct store_token_list {
 	struct store_token *items;

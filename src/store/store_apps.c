@@ -50,17 +50,19 @@ enum coffer_err store_org_get(struct store *s, const char *id, struct store_org 
 /* ---- tokens ---- */
 
 static const struct store_col token_cols[] = {
-	COLF(struct store_token, id, COL_TEXT, COL_INS),
-	COLF(struct store_token, org_id, COL_TEXT, COL_INS),
-	COLF(struct store_token, hash, COL_BLOB, COL_EXACT | COL_INS),
-	COLF(struct store_token, role, COL_TEXT, COL_INS),
-	COLF(struct store_token, app_id, COL_TEXT, COL_INS | COL_ZERO_NULL),
-	COLF(struct store_token, expires_at, COL_INT, COL_INS | COL_ZERO_NULL),
-	COL(struct store_token, revoked_at, COL_INT),
-	COLF(struct store_token, created_at, COL_INT, COL_INS),
-	COLF(struct store_token, description, COL_TEXT, COL_INS),
+	COLF(struct store_token, id, COL_TEXT, COL_INS | COL_KEY),
+	COLF(struct store_token, org_id, COL_TEXT, COL_INS | COL_AUTH),
+	COLF(struct store_token, hash, COL_BLOB, COL_EXACT | COL_INS | COL_AUTH),
+	COLF(struct store_token, role, COL_TEXT, COL_INS | COL_AUTH),
+	COLF(struct store_token, app_id, COL_TEXT, COL_INS | COL_ZERO_NULL | COL_AUTH),
+	COLF(struct store_token, expires_at, COL_INT, COL_INS | COL_ZERO_NULL | COL_AUTH),
+	COLF(struct store_token, revoked_at, COL_INT, COL_AUTH),
+	COLF(struct store_token, created_at, COL_INT, COL_INS | COL_AUTH),
+	COLF(struct store_token, description, COL_TEXT, COL_INS | COL_AUTH),
+	COLMAC,
 };
-static const struct store_entity token_entity = ENTITY("token", struct store_token, token_cols, NULL);
+static const struct store_auth token_auth = { STORE_TABLE_TOKENS, STORE_Q_TOKEN_ROW, STORE_Q_TOKEN_SEAL };
+static const struct store_entity token_entity = AUTH_ENTITY("token", struct store_token, token_cols, NULL, &token_auth);
 
 enum coffer_err store_token_insert(struct store *s, const struct store_token *in, struct store_token *out)
 {
@@ -87,6 +89,13 @@ enum coffer_err store_token_get_by_hash(struct store *s, const unsigned char has
 	return store_get(s, &token_entity, STORE_Q_TOKEN_BY_HASH, PARAMS(VB(hash, STORE_HASH_LEN)), out);
 }
 
+enum coffer_err store_token_key_check(struct store *s)
+{
+	struct store_token t;
+	enum coffer_err rc = store_get(s, &token_entity, STORE_Q_TOKEN_FIRST, NULL, 0, &t);
+	return rc == COFFER_ERR_NOT_FOUND ? COFFER_OK : rc;
+}
+
 enum coffer_err store_token_list(struct store *s, const char *org_id, struct store_token_list *out)
 {
 	return store_list_by(s, &token_entity, STORE_Q_TOKEN_LIST, org_id, (void **)&out->items, &out->n);
@@ -101,7 +110,8 @@ enum coffer_err store_token_revoke(struct store *s, const char *org_id, const ch
 {
 	if (!org_id || !token_id)
 		return COFFER_ERR_INVALID;
-	return store_run_one(s, STORE_Q_TOKEN_REVOKE, PARAMS(VT(token_id), VT(org_id), VI(store_now_ms())));
+	return store_write(s, &token_entity, STORE_Q_TOKEN_REVOKE,
+			   PARAMS(VT(token_id), VT(org_id), VI(store_now_ms())), PARAMS(VT(token_id)));
 }
 
 /* ---- apps ---- */

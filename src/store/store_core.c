@@ -260,6 +260,7 @@ void store_close(struct store *s)
 		return;
 	if (s->conn)
 		s->be->close(s->conn);
+	sodium_memzero(s->keys, sizeof(s->keys));
 	free(s);
 }
 

@@ -24,6 +24,9 @@ struct store {
 	void *conn;
 	int tx_depth;              /* open begin()s: 1 = a function's own transaction, 2 = one inside store_tx_begin */
 	enum coffer_err tx_failed; /* the first failure inside the caller's transaction */
+	/* Row MAC keys (store_auth_key), wiped by store_close. */
+	unsigned char keys[STORE_TABLE__COUNT][STORE_ROW_KEY_LEN];
+	int has_key[STORE_TABLE__COUNT];
 };
 
 /* ---- parameters and statements (store_core.c) ---- */
@@ -54,6 +57,10 @@ int store_valid_text(const char *s, size_t size);
 /* Locks the app's row until the end of the transaction; NOT_FOUND for an unknown app. */
 COFFER_MUST_CHECK enum coffer_err store_lock_app(struct store *s, const char *app_id);
 
+/* The row of an app's secrets version, verified (store_secrets.c); NOT_FOUND if there is none. */
+COFFER_MUST_CHECK enum coffer_err store_version_row(struct store *s, const char *app_id, uint64_t version,
+						   struct store_secret_version *out);
+
 /* ---- entities (store_schema.c) ---- */
 
 enum store_col_type {
@@ -65,6 +72,7 @@ enum store_col_type {
 	COL_STR,   /* char *, owned by the item; NULL reads as ""; size > 0: at most size bytes, no NUL */
 	COL_BYTES, /* unsigned char *, owned by the item, and a size_t length at len_off */
 	COL_SKIP,  /* a column the struct does not keep */
+	COL_MAC,   /* the row's MAC (row authentication): verified, not kept in the struct */
 };
 
 /* Column flags. */
@@ -73,6 +81,8 @@ enum store_col_type {
 #define COL_NULL_NEG 4u   /* COL_CINT: NULL reads as -1 */
 #define COL_INS 8u        /* bound by store_insert, in column order */
 #define COL_ZERO_NULL 16u /* store_insert binds an empty text or a 0 as NULL */
+#define COL_KEY 32u       /* part of the primary key: authenticated, and names the row in row_tampered */
+#define COL_AUTH 64u      /* authenticated: a change to it without the table's key is refused on read */
 
 struct store_col {
 	const char *name; /* as in the statement's column list */
@@ -83,12 +93,25 @@ struct store_col {
 	unsigned flags;
 };
 
+/*
+ * Row authentication of an entity (store.h): its table, and the two
+ * statements store_write needs. Its column table names the authenticated
+ * columns (COL_KEY, COL_AUTH) and the MAC (COL_MAC), so adding a column to
+ * the authenticated set is adding COL_AUTH to its entry.
+ */
+struct store_auth {
+	enum store_table table;
+	enum store_q row;  /* the primary key -> the entity's columns, the row locked to the end of the transaction */
+	enum store_q seal; /* the primary key, then the MAC */
+};
+
 struct store_entity {
 	const char *name;
 	size_t size; /* of the struct */
 	const struct store_col *cols;
 	size_t ncols;
 	void (*clear)(void *item); /* frees what an item owns and zeroes it; NULL: it owns nothing */
+	const struct store_auth *auth; /* NULL: the rows are not authenticated */
 };
 
 /* Column table helpers: C(struct, member, type[, flags]) and the like. */
@@ -97,8 +120,11 @@ struct store_entity {
 #define COLN(name, st, m, type, flags) { name, type, offsetof(st, m), sizeof(((st *)0)->m), 0, flags }
 #define COLBLOB(st, m, len, flags) { #m, COL_BLOB, offsetof(st, m), sizeof(((st *)0)->m), offsetof(st, len), flags }
 #define COLBYTES(name, st, m, len) { name, COL_BYTES, offsetof(st, m), 0, offsetof(st, len), 0 }
-#define COLSTR(name, st, m, max) { name, COL_STR, offsetof(st, m), max, 0, 0 }
-#define ENTITY(nm, st, cols, clr) { nm, sizeof(st), cols, sizeof(cols) / sizeof(cols[0]), clr }
+#define COLSTRF(name, st, m, max, flags) { name, COL_STR, offsetof(st, m), max, 0, flags }
+#define COLSTR(name, st, m, max) COLSTRF(name, st, m, max, 0)
+#define COLMAC { "mac", COL_MAC, 0, 0, 0, 0 }
+#define ENTITY(nm, st, cols, clr) { nm, sizeof(st), cols, sizeof(cols) / sizeof(cols[0]), clr, NULL }
+#define AUTH_ENTITY(nm, st, cols, clr, auth) { nm, sizeof(st), cols, sizeof(cols) / sizeof(cols[0]), clr, auth }
 
 /* The one row of q into *out (ent->size bytes), written only on success; no row is NOT_FOUND. */
 COFFER_MUST_CHECK enum coffer_err store_get(struct store *s, const struct store_entity *ent, enum store_q q,
@@ -113,8 +139,24 @@ COFFER_MUST_CHECK enum coffer_err store_list_by(struct store *s, const struct st
 						const char *key, void **items, size_t *count);
 /* Frees an array of items (and what each owns); zeroes *items and *count. */
 void store_items_free(const struct store_entity *ent, void **items, size_t *count);
-/* Runs q with the COL_INS columns of item as its parameters, in column order. */
+/*
+ * Runs q with the COL_INS columns of item as its parameters, in column
+ * order; an authenticated entity's row is sealed (store_write, its key
+ * from item's COL_KEY columns).
+ */
 COFFER_MUST_CHECK enum coffer_err store_insert(struct store *s, const struct store_entity *ent, enum store_q q,
 					       const void *item);
+/*
+ * The one write path of an authenticated entity: runs q, which writes the
+ * one row whose primary key is key[0..k), and seals it, in one transaction
+ * (or the caller's): the row as it was, if there is one, must verify first
+ * (COFFER_ERR_TAMPERED: nothing is written, so an edited row is never
+ * laundered by an update), then q runs, then the row as it now is gets its
+ * MAC. A q that returns columns but no row (an UPDATE ... RETURNING that
+ * matched none) is COFFER_ERR_NOT_FOUND.
+ */
+COFFER_MUST_CHECK enum coffer_err store_write(struct store *s, const struct store_entity *ent, enum store_q q,
+					      const struct store_val *p, size_t n, const struct store_val *key,
+					      size_t k);
 
 #endif

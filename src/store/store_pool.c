@@ -22,7 +22,36 @@ struct store_pool {
 	/* Connections not lent; a NULL slot is (re)opened on its next loan. */
 	struct store *idle[STORE_POOL_MAX];
 	unsigned n_idle;
+	/* Row MAC keys given to every connection (store_pool_auth_key), also when reopened. */
+	unsigned char keys[STORE_TABLE__COUNT][STORE_ROW_KEY_LEN];
+	int has_key[STORE_TABLE__COUNT];
 };
+
+/* Gives s every key p holds. */
+static enum coffer_err give_keys(const struct store_pool *p, struct store *s)
+{
+	enum coffer_err rc = COFFER_OK;
+	for (int t = 0; t < STORE_TABLE__COUNT && rc == COFFER_OK; t++)
+		if (p->has_key[t])
+			rc = store_auth_key(s, (enum store_table)t, p->keys[t]);
+	return rc;
+}
+
+enum coffer_err store_pool_auth_key(struct store_pool *p, enum store_table t,
+				    const unsigned char key[STORE_ROW_KEY_LEN])
+{
+	enum coffer_err rc = COFFER_OK;
+	if (!store_table_name(t))
+		return COFFER_ERR_INVALID;
+	pthread_mutex_lock(&p->mu);
+	memcpy(p->keys[t], key, STORE_ROW_KEY_LEN);
+	p->has_key[t] = 1;
+	for (unsigned i = 0; i < p->n_idle && rc == COFFER_OK; i++)
+		if (p->idle[i])
+			rc = store_auth_key(p->idle[i], t, key);
+	pthread_mutex_unlock(&p->mu);
+	return rc;
+}
 
 static void deadline_in(struct timespec *t, long ms)
 {
@@ -93,6 +122,7 @@ void store_pool_close(struct store_pool *p)
 		store_close(p->idle[i]);
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
+	sodium_memzero(p->keys, sizeof(p->keys));
 	sodium_memzero(p->url, strlen(p->url));
 	free(p->url);
 	free(p);
@@ -122,6 +152,13 @@ enum coffer_err store_pool_acquire(struct store_pool *p, struct store **s)
 	pthread_mutex_unlock(&p->mu);
 	if (!got) {
 		rc = store_open(p->url, &got);
+		if (rc == COFFER_OK) {
+			rc = give_keys(p, got);
+			if (rc) {
+				store_close(got);
+				got = NULL;
+			}
+		}
 		if (rc) {
 			log_error("store_reopen_failed", LF_S("error", coffer_err_name(rc)));
 			store_pool_release(p, NULL, COFFER_OK);

@@ -28,6 +28,12 @@ struct store_pool;
 
 /* Opens n (1..STORE_POOL_MAX) connections to url. */
 COFFER_MUST_CHECK enum coffer_err store_pool_open(const char *url, unsigned n, struct store_pool **out);
+/*
+ * Gives every connection of p, now and when reopened, the MAC key of table t
+ * (store_auth_key). Call it before the first loan.
+ */
+COFFER_MUST_CHECK enum coffer_err store_pool_auth_key(struct store_pool *p, enum store_table t,
+						      const unsigned char key[STORE_ROW_KEY_LEN]);
 /* Closes every connection and frees p; NULL is allowed. */
 void store_pool_close(struct store_pool *p);
 /* The number of connections of the pool. */

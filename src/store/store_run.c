@@ -106,21 +106,24 @@ static int valid_machine_state(const char *state)
 
 /* NULL pid, exit status and signal read as none (0, -1, 0). */
 static const struct store_col machine_cols[] = {
-	COLF(struct store_machine, id, COL_TEXT, COL_INS),
-	COLF(struct store_machine, app_id, COL_TEXT, COL_INS),
-	COLF(struct store_machine, host_id, COL_TEXT, COL_INS),
-	COLF(struct store_machine, desired_release, COL_UINT, COL_INS),
-	COL(struct store_machine, running_release, COL_UINT),
-	COLF(struct store_machine, state, COL_TEXT, COL_INS),
-	COL(struct store_machine, pid, COL_INT),
-	COLF(struct store_machine, exit_status, COL_CINT, COL_NULL_NEG),
-	COL(struct store_machine, exit_signal, COL_CINT),
-	COL(struct store_machine, started_at, COL_INT),
-	COL(struct store_machine, restarts, COL_UINT),
-	COLF(struct store_machine, created_at, COL_INT, COL_INS),
-	COL(struct store_machine, updated_at, COL_INT),
+	COLF(struct store_machine, id, COL_TEXT, COL_INS | COL_KEY),
+	COLF(struct store_machine, app_id, COL_TEXT, COL_INS | COL_AUTH),
+	COLF(struct store_machine, host_id, COL_TEXT, COL_INS | COL_AUTH),
+	COLF(struct store_machine, desired_release, COL_UINT, COL_INS | COL_AUTH),
+	COLF(struct store_machine, running_release, COL_UINT, COL_AUTH),
+	COLF(struct store_machine, state, COL_TEXT, COL_INS | COL_AUTH),
+	COLF(struct store_machine, pid, COL_INT, COL_AUTH),
+	COLF(struct store_machine, exit_status, COL_CINT, COL_NULL_NEG | COL_AUTH),
+	COLF(struct store_machine, exit_signal, COL_CINT, COL_AUTH),
+	COLF(struct store_machine, started_at, COL_INT, COL_AUTH),
+	COLF(struct store_machine, restarts, COL_UINT, COL_AUTH),
+	COLF(struct store_machine, created_at, COL_INT, COL_INS | COL_AUTH),
+	COLF(struct store_machine, updated_at, COL_INT, COL_AUTH),
+	COLMAC,
 };
-static const struct store_entity machine_entity = ENTITY("machine", struct store_machine, machine_cols, NULL);
+static const struct store_auth machine_auth = { STORE_TABLE_MACHINES, STORE_Q_MACHINE_ROW, STORE_Q_MACHINE_SEAL };
+static const struct store_entity machine_entity =
+	AUTH_ENTITY("machine", struct store_machine, machine_cols, NULL, &machine_auth);
 
 enum coffer_err store_machine_create(struct store *s, const char *app_id, const char *host_id,
 				     uint64_t desired_release, struct store_machine *out)
@@ -175,7 +178,7 @@ static enum coffer_err machine_update(struct store *s, const char *id, enum stor
 				      size_t n)
 {
 	struct store_machine m;
-	enum coffer_err rc = store_run_one(s, q, p, n);
+	enum coffer_err rc = store_write(s, &machine_entity, q, p, n, PARAMS(VT(id)));
 	if (rc != COFFER_ERR_NOT_FOUND)
 		return rc;
 	rc = store_machine_get(s, id, &m);
@@ -205,7 +208,8 @@ enum coffer_err store_machine_destroy(struct store *s, const char *id)
 {
 	if (!id)
 		return COFFER_ERR_INVALID;
-	return store_run_one(s, STORE_Q_MACHINE_DESTROY, PARAMS(VT(id), VI(store_now_ms())));
+	return store_write(s, &machine_entity, STORE_Q_MACHINE_DESTROY, PARAMS(VT(id), VI(store_now_ms())),
+			   PARAMS(VT(id)));
 }
 
 enum coffer_err store_machine_set_tail(struct store *s, const char *id, const char *tail)
@@ -292,21 +296,23 @@ static void release_clear(void *item)
 
 /* The long texts are owned by the struct: at most STORE_RELEASE_TEXT_MAX bytes, no NUL. */
 static const struct store_col release_cols[] = {
-	COLF(struct store_release, app_id, COL_TEXT, COL_INS),
-	COLF(struct store_release, version, COL_UINT, COL_INS),
-	{ "config", COL_STR, offsetof(struct store_release, config), STORE_RELEASE_TEXT_MAX, 0, COL_INS },
-	COLF(struct store_release, secrets_version, COL_UINT, COL_INS),
-	COLF(struct store_release, status, COL_TEXT, COL_INS),
-	COLSTR("reason", struct store_release, reason, STORE_RELEASE_TEXT_MAX),
-	COLF(struct store_release, actor, COL_TEXT, COL_INS),
-	COLF(struct store_release, previous_version, COL_UINT, COL_INS),
-	COLF(struct store_release, previous_secrets, COL_UINT, COL_INS),
-	COLSTR("progress", struct store_release, progress, STORE_RELEASE_TEXT_MAX),
-	COLF(struct store_release, created_at, COL_INT, COL_INS),
-	COL(struct store_release, updated_at, COL_INT),
+	COLF(struct store_release, app_id, COL_TEXT, COL_INS | COL_KEY),
+	COLF(struct store_release, version, COL_UINT, COL_INS | COL_KEY),
+	{ "config", COL_STR, offsetof(struct store_release, config), STORE_RELEASE_TEXT_MAX, 0, COL_INS | COL_AUTH },
+	COLF(struct store_release, secrets_version, COL_UINT, COL_INS | COL_AUTH),
+	COLF(struct store_release, status, COL_TEXT, COL_INS | COL_AUTH),
+	{ "reason", COL_STR, offsetof(struct store_release, reason), STORE_RELEASE_TEXT_MAX, 0, COL_AUTH },
+	COLF(struct store_release, actor, COL_TEXT, COL_INS | COL_AUTH),
+	COLF(struct store_release, previous_version, COL_UINT, COL_INS | COL_AUTH),
+	COLF(struct store_release, previous_secrets, COL_UINT, COL_INS | COL_AUTH),
+	{ "progress", COL_STR, offsetof(struct store_release, progress), STORE_RELEASE_TEXT_MAX, 0, COL_AUTH },
+	COLF(struct store_release, created_at, COL_INT, COL_INS | COL_AUTH),
+	COLF(struct store_release, updated_at, COL_INT, COL_AUTH),
+	COLMAC,
 };
+static const struct store_auth release_auth = { STORE_TABLE_RELEASES, STORE_Q_RELEASE_ROW, STORE_Q_RELEASE_SEAL };
 static const struct store_entity release_entity =
-	ENTITY("release", struct store_release, release_cols, release_clear);
+	AUTH_ENTITY("release", struct store_release, release_cols, release_clear, &release_auth);
 
 void store_release_clear(struct store_release *r)
 {
@@ -410,10 +416,10 @@ enum coffer_err store_release_update(struct store *s, const char *app_id, uint64
 		rc = COFFER_ERR_CONFLICT;
 		goto out;
 	}
-	rc = store_run(s, STORE_Q_RELEASE_UPDATE,
-		       PARAMS(VT(app_id), VI(version), VT(status), reason ? VT(reason) : VNULL,
-			      progress ? VT(progress) : VNULL, VI(store_now_ms())),
-		       NULL);
+	rc = store_write(s, &release_entity, STORE_Q_RELEASE_UPDATE,
+			 PARAMS(VT(app_id), VI(version), VT(status), reason ? VT(reason) : VNULL,
+				progress ? VT(progress) : VNULL, VI(store_now_ms())),
+			 PARAMS(VT(app_id), VI(version)));
 out:
 	store_release_clear(&cur);
 	return store_finish(s, rc);
@@ -430,10 +436,15 @@ enum coffer_err store_app_set_current_release(struct store *s, const char *app_i
 	if (rc)
 		return rc;
 	rc = store_lock_app(s, app_id);
-	if (rc == COFFER_OK && release)
-		rc = store_run_one(s, STORE_Q_RELEASE_GET, PARAMS(VT(app_id), VI(release)));
-	if (rc == COFFER_OK && deployed_version)
-		rc = store_run_one(s, STORE_Q_VERSION_GET, PARAMS(VT(app_id), VI(deployed_version)));
+	if (rc == COFFER_OK && release) {
+		struct store_release r = { 0 };
+		rc = store_release_get(s, app_id, release, &r);
+		store_release_clear(&r);
+	}
+	if (rc == COFFER_OK && deployed_version) {
+		struct store_secret_version v;
+		rc = store_version_row(s, app_id, deployed_version, &v);
+	}
 	if (rc == COFFER_OK)
 		rc = store_run_one(s, STORE_Q_APP_SET_RELEASE,
 				   PARAMS(VT(app_id), VI(release), VI(deployed_version)));

@@ -3,10 +3,15 @@
  * one function turns a result row into a C struct by the entity's column
  * table, checking every cell (type, size, NULs), and one binds a struct's
  * columns as parameters. The entity files only describe their rows.
+ * Row authentication (store.h) lives here too, so that no caller can read
+ * or write an authenticated row around it.
  */
+#include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "store_int.h"
 
 #include "banned.h"
@@ -83,9 +88,144 @@ static enum coffer_err read_col(const struct store_col *col, struct store_cell *
 	case COL_BYTES:
 		return cell_take(c, (void **)AT(item, col->off, unsigned char *), AT(item, col->len_off, size_t));
 	case COL_SKIP:
+	case COL_MAC:
 		return COFFER_OK;
 	}
 	return COFFER_ERR_INTERNAL;
+}
+
+/* ---- row authentication ---- */
+
+#define ROW_MAC_CONTEXT "coffer row v1"
+#define ROW_KEY_TEXT_MAX 160 /* the primary key as row_tampered logs it */
+
+static const char *const table_names[STORE_TABLE__COUNT] = {
+	[STORE_TABLE_TOKENS] = "tokens",
+	[STORE_TABLE_MACHINES] = "machines",
+	[STORE_TABLE_RELEASES] = "releases",
+	[STORE_TABLE_SECRET_VERSIONS] = "secret_versions",
+};
+
+const char *store_table_name(enum store_table t)
+{
+	return (unsigned)t < STORE_TABLE__COUNT ? table_names[t] : NULL;
+}
+
+enum coffer_err store_auth_key(struct store *s, enum store_table t, const unsigned char key[STORE_ROW_KEY_LEN])
+{
+	if (!s || !key || !store_table_name(t))
+		return COFFER_ERR_INVALID;
+	memcpy(s->keys[t], key, STORE_ROW_KEY_LEN);
+	s->has_key[t] = 1;
+	return COFFER_OK;
+}
+
+static void mac_u64(crypto_auth_hmacsha256_state *st, uint64_t v)
+{
+	unsigned char b[8];
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		b[i] = (unsigned char)v;
+	crypto_auth_hmacsha256_update(st, b, sizeof(b));
+}
+
+/* Length-prefixed bytes. */
+static void mac_bytes(crypto_auth_hmacsha256_state *st, const void *p, size_t len)
+{
+	mac_u64(st, len);
+	if (len)
+		crypto_auth_hmacsha256_update(st, p, len);
+}
+
+/* A cell by its kind (a text and a blob of the same bytes are the same value, NULL is none of them). */
+static void mac_cell(crypto_auth_hmacsha256_state *st, const struct store_cell *c)
+{
+	unsigned char tag = c->type == STORE_V_NULL ? 0 : c->type == STORE_V_INT ? 1 : 2;
+	crypto_auth_hmacsha256_update(st, &tag, 1);
+	if (tag == 1)
+		mac_u64(st, (uint64_t)c->i);
+	else if (tag == 2)
+		mac_bytes(st, c->p, c->len);
+}
+
+/*
+ * HMAC-SHA256 over "coffer row v1" || 0 || table || then, for each COL_KEY
+ * and COL_AUTH column in column order, its name and its cell; every text
+ * is length-prefixed (u64, big-endian), so no two rows encode alike.
+ */
+static enum coffer_err row_mac(const struct store *s, const struct store_entity *ent, const struct store_cell *row,
+			       unsigned char mac[crypto_auth_hmacsha256_BYTES])
+{
+	enum store_table t = ent->auth->table;
+	crypto_auth_hmacsha256_state st;
+	if (!s->has_key[t]) {
+		log_error("row_key_missing", LF_S("table", table_names[t]));
+		return COFFER_ERR_INTERNAL;
+	}
+	crypto_auth_hmacsha256_init(&st, s->keys[t], STORE_ROW_KEY_LEN);
+	crypto_auth_hmacsha256_update(&st, (const unsigned char *)ROW_MAC_CONTEXT, sizeof(ROW_MAC_CONTEXT));
+	mac_bytes(&st, table_names[t], strlen(table_names[t]));
+	for (size_t k = 0; k < ent->ncols; k++) {
+		if (!(ent->cols[k].flags & (COL_KEY | COL_AUTH)))
+			continue;
+		mac_bytes(&st, ent->cols[k].name, strlen(ent->cols[k].name));
+		mac_cell(&st, &row[k]);
+	}
+	crypto_auth_hmacsha256_final(&st, mac);
+	sodium_memzero(&st, sizeof(st));
+	return COFFER_OK;
+}
+
+static const struct store_cell *mac_cell_of(const struct store_entity *ent, const struct store_cell *row)
+{
+	for (size_t k = 0; k < ent->ncols; k++)
+		if (ent->cols[k].type == COL_MAC)
+			return &row[k];
+	return NULL;
+}
+
+/* The primary key as text, "a/b", cut at size (for the log, which escapes what it is given). */
+static void key_text(const struct store_entity *ent, const struct store_cell *row, char *out, size_t size)
+{
+	size_t used = 0;
+	out[0] = '\0';
+	for (size_t k = 0; k < ent->ncols && used < size; k++) {
+		const struct store_cell *c = &row[k];
+		int n;
+		if (!(ent->cols[k].flags & COL_KEY))
+			continue;
+		if (c->type == STORE_V_INT)
+			n = snprintf(out + used, size - used, "%s%lld", used ? "/" : "", (long long)c->i);
+		else
+			n = snprintf(out + used, size - used, "%s%.*s", used ? "/" : "", c->p ? (int)c->len : 0,
+				     c->p ? (const char *)c->p : "");
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+}
+
+/* Row i of r as ent's table authenticates it: COFFER_ERR_TAMPERED (logged) when its MAC does not verify. */
+static enum coffer_err row_verify(const struct store *s, const struct store_entity *ent, const struct store_rows *r,
+				  size_t i)
+{
+	unsigned char want[crypto_auth_hmacsha256_BYTES];
+	const struct store_cell *row, *mac;
+	char key[ROW_KEY_TEXT_MAX];
+	enum coffer_err rc;
+	if (!ent->auth)
+		return COFFER_OK;
+	row = &r->cells[i * r->ncols];
+	mac = mac_cell_of(ent, row);
+	if (r->ncols < ent->ncols || !mac)
+		return COFFER_ERR_INTERNAL;
+	rc = row_mac(s, ent, row, want);
+	if (rc)
+		return rc;
+	if (mac->type == STORE_V_BLOB && mac->len == sizeof(want) && sodium_memcmp(mac->p, want, sizeof(want)) == 0)
+		return COFFER_OK;
+	key_text(ent, row, key, sizeof(key));
+	log_warn("row_tampered", LF_S("table", table_names[ent->auth->table]), LF_S("key", key));
+	return COFFER_ERR_TAMPERED;
 }
 
 /* Reads row i into item (zeroed first); on an error item may own part of the row (ent->clear frees it). */
@@ -118,7 +258,9 @@ enum coffer_err store_get(struct store *s, const struct store_entity *ent, enum 
 		rc = COFFER_ERR_NOT_FOUND;
 		goto out;
 	}
-	rc = read_row(ent, &rows, 0, item);
+	rc = row_verify(s, ent, &rows, 0);
+	if (!rc)
+		rc = read_row(ent, &rows, 0, item);
 	if (rc) {
 		item_clear(ent, item);
 		goto out;
@@ -147,6 +289,9 @@ enum coffer_err store_list(struct store *s, const struct store_entity *ent, enum
 		}
 	}
 	for (; got < rows.nrows; got++) {
+		rc = row_verify(s, ent, &rows, got);
+		if (rc)
+			goto out;
 		rc = read_row(ent, &rows, got, l + got * ent->size);
 		if (rc) {
 			got++; /* so that the partly read item is freed too */
@@ -215,6 +360,7 @@ static struct store_val col_val(const struct store_col *col, const void *item)
 	case COL_CINT:
 		return VI(*AT(item, col->off, const int));
 	case COL_SKIP:
+	case COL_MAC:
 		break;
 	}
 	return VNULL;
@@ -231,5 +377,61 @@ enum coffer_err store_insert(struct store *s, const struct store_entity *ent, en
 			return COFFER_ERR_INTERNAL;
 		p[n++] = col_val(&ent->cols[k], item);
 	}
-	return store_run(s, q, p, n, NULL);
+	if (!ent->auth)
+		return store_run(s, q, p, n, NULL);
+	struct store_val key[STORE_MAX_PARAMS];
+	size_t k = 0;
+	for (size_t c = 0; c < ent->ncols; c++)
+		if ((ent->cols[c].flags & COL_KEY) && k < STORE_MAX_PARAMS)
+			key[k++] = col_val(&ent->cols[c], item);
+	return store_write(s, ent, q, p, n, key, k);
+}
+
+/* Seals the row of key: reads it as written and stores its MAC. */
+static enum coffer_err seal(struct store *s, const struct store_entity *ent, const struct store_val *key, size_t k)
+{
+	struct store_rows rows = { 0 };
+	struct store_val p[STORE_MAX_PARAMS];
+	unsigned char mac[crypto_auth_hmacsha256_BYTES];
+	enum coffer_err rc = k < STORE_MAX_PARAMS ? store_run(s, ent->auth->row, key, k, &rows) : COFFER_ERR_INTERNAL;
+	if (rc == COFFER_OK && (rows.nrows != 1 || rows.ncols < ent->ncols))
+		rc = COFFER_ERR_INTERNAL; /* q wrote another row than key names */
+	if (rc == COFFER_OK)
+		rc = row_mac(s, ent, rows.cells, mac);
+	store_rows_release(&rows);
+	if (rc)
+		return rc;
+	memcpy(p, key, k * sizeof(*key));
+	p[k] = VB(mac, sizeof(mac));
+	return store_run(s, ent->auth->seal, p, k + 1, NULL);
+}
+
+enum coffer_err store_write(struct store *s, const struct store_entity *ent, enum store_q q,
+			    const struct store_val *p, size_t n, const struct store_val *key, size_t k)
+{
+	struct store_rows rows = { 0 };
+	int none = 0;
+	enum coffer_err rc;
+	if (!ent->auth)
+		return COFFER_ERR_INTERNAL;
+	if (!s->has_key[ent->auth->table]) { /* before anything is written */
+		log_error("row_key_missing", LF_S("table", table_names[ent->auth->table]));
+		return COFFER_ERR_INTERNAL;
+	}
+	rc = store_begin(s, 1);
+	if (rc)
+		return rc;
+	/* The row as it was, locked: an edited row is refused, not sealed anew. */
+	rc = store_run(s, ent->auth->row, key, k, &rows);
+	if (rc == COFFER_OK && rows.nrows)
+		rc = row_verify(s, ent, &rows, 0);
+	if (rc == COFFER_OK)
+		rc = store_run(s, q, p, n, &rows);
+	/* q matched no row: nothing was written, which is no failure of the caller's transaction */
+	none = rc == COFFER_OK && rows.ncols && !rows.nrows;
+	store_rows_release(&rows);
+	if (rc == COFFER_OK && !none)
+		rc = seal(s, ent, key, k);
+	rc = store_finish(s, rc);
+	return rc == COFFER_OK && none ? COFFER_ERR_NOT_FOUND : rc;
 }

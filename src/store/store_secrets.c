@@ -33,14 +33,24 @@ static void version_clear(void *item)
 }
 
 static const struct store_col version_cols[] = {
-	COL(struct store_secret_version, version, COL_UINT),
-	COL(struct store_secret_version, created_at, COL_INT),
-	COL(struct store_secret_version, actor, COL_TEXT),
-	COL(struct store_secret_version, status, COL_TEXT),
-	COLSTR("manifest", struct store_secret_version, manifest, STORE_MANIFEST_MAX),
+	{ "app_id", COL_SKIP, 0, 0, 0, COL_KEY },
+	COLF(struct store_secret_version, version, COL_UINT, COL_KEY),
+	COLF(struct store_secret_version, created_at, COL_INT, COL_AUTH),
+	COLF(struct store_secret_version, actor, COL_TEXT, COL_AUTH),
+	COLF(struct store_secret_version, status, COL_TEXT, COL_AUTH),
+	COLSTRF("manifest", struct store_secret_version, manifest, STORE_MANIFEST_MAX, COL_AUTH),
+	COLMAC,
 };
+static const struct store_auth version_auth = { STORE_TABLE_SECRET_VERSIONS, STORE_Q_VERSION_ROW,
+						 STORE_Q_VERSION_SEAL };
 static const struct store_entity version_entity =
-	ENTITY("secrets version", struct store_secret_version, version_cols, version_clear);
+	AUTH_ENTITY("secrets version", struct store_secret_version, version_cols, version_clear, &version_auth);
+
+enum coffer_err store_version_row(struct store *s, const char *app_id, uint64_t version,
+				  struct store_secret_version *out)
+{
+	return store_get(s, &version_entity, STORE_Q_VERSION_GET, PARAMS(VT(app_id), VI(version)), out);
+}
 
 static void secret_clear(void *item)
 {
@@ -381,8 +391,9 @@ enum coffer_err store_secrets_put(struct store *s, const char *app_id, const str
 		rc = manifest_next(app_id, version, base, base_n, changes, n, ids, &manifest);
 	if (rc)
 		goto out;
-	rc = store_run(s, STORE_Q_VERSION_INSERT,
-		       PARAMS(VT(app_id), VI(version), VI(now), VT(actor), VT(status), VT(manifest.ptr)), NULL);
+	rc = store_write(s, &version_entity, STORE_Q_VERSION_INSERT,
+			 PARAMS(VT(app_id), VI(version), VI(now), VT(actor), VT(status), VT(manifest.ptr)),
+			 PARAMS(VT(app_id), VI(version)));
 	if (rc)
 		goto out;
 	if (head) {
@@ -427,7 +438,7 @@ static enum coffer_err pick_version(struct store *s, const char *app_id, uint64_
 			return rc;
 		version = a.secrets_head;
 	}
-	return store_get(s, &version_entity, STORE_Q_VERSION_GET, PARAMS(VT(app_id), VI(version)), v);
+	return store_version_row(s, app_id, version, v);
 }
 
 enum coffer_err store_secrets_get(struct store *s, const char *app_id, uint64_t version,
@@ -537,9 +548,10 @@ enum coffer_err store_secrets_set_head(struct store *s, const char *app_id, uint
 	rc = store_begin(s, 1);
 	if (rc)
 		return rc;
+	struct store_secret_version v;
 	rc = store_lock_app(s, app_id);
 	if (rc == COFFER_OK && version)
-		rc = store_run_one(s, STORE_Q_VERSION_GET, PARAMS(VT(app_id), VI(version)));
+		rc = store_version_row(s, app_id, version, &v);
 	if (rc == COFFER_OK)
 		rc = store_run(s, STORE_Q_APP_SET_HEAD, PARAMS(VT(app_id), VI(version)), NULL);
 	return store_finish(s, rc);
@@ -551,5 +563,6 @@ enum coffer_err store_secrets_set_status(struct store *s, const char *app_id, ui
 		return COFFER_ERR_INVALID;
 	if (strlen(status) >= STORE_STATUS_SIZE)
 		return COFFER_ERR_TOO_LARGE;
-	return store_run_one(s, STORE_Q_VERSION_SET_STATUS, PARAMS(VT(app_id), VI(version), VT(status)));
+	return store_write(s, &version_entity, STORE_Q_VERSION_SET_STATUS, PARAMS(VT(app_id), VI(version), VT(status)),
+			   PARAMS(VT(app_id), VI(version)));
 }

@@ -204,6 +204,19 @@ const struct store_stmt store_stmts[STORE_Q__COUNT] = {
  */
 #define MIGRATION_7 "ALTER TABLE secret_versions ADD COLUMN manifest TEXT;"
 
+/*
+ * Schema version 8: row authentication. Every row a role grants access by
+ * (tokens, machines, releases, secrets versions) carries mac, an
+ * HMAC-SHA256 under a key the store does not hold (docs/STORE.md "Row
+ * authentication"). Rows written before this version have none and are
+ * refused when read.
+ */
+#define MIGRATION_8(BLOB)                                                                               \
+	"ALTER TABLE tokens ADD COLUMN mac " BLOB ";"                                                   \
+	"ALTER TABLE machines ADD COLUMN mac " BLOB ";"                                                 \
+	"ALTER TABLE releases ADD COLUMN mac " BLOB ";"                                                 \
+	"ALTER TABLE secret_versions ADD COLUMN mac " BLOB ";"
+
 /* The list: entry i is schema version i + 1. Append only. */
 #define MIGRATIONS(INT, BLOB, BLEN, NOROWID)                                                            \
 	{                                                                                               \
@@ -214,6 +227,7 @@ const struct store_stmt store_stmts[STORE_Q__COUNT] = {
 		MIGRATION_5(INT),                                                                       \
 		MIGRATION_6(INT),                                                                       \
 		MIGRATION_7,                                                                            \
+		MIGRATION_8(BLOB),                                                                      \
 	}
 
 const char *const store_sqlite_migrations[] = MIGRATIONS("INTEGER", "BLOB", "length", " WITHOUT ROWID");

@@ -106,6 +106,7 @@ api_start() {
 	"$COFFER" api --state-dir "$T/api" --store "$STORE_URL" --listen "${1:-127.0.0.1:0}" \
 		--keeper "$KEEPER_URL" --keeper-pub "$T/keeper/keeper.pub" \
 		--keeper-credential "$T/keeper/api.credential" --boot-key "$T/keeper/api.boot.key" \
+		--rows-key "$T/keeper/api.rows.key" --digest-key "$T/keeper/api.digest.key" \
 		"${tls[@]}" --ca "$COFFER_CA" \
 		--ready-file "$T/api.ready" >>"$T/api.out" 2>>"$T/api.log" 3>&- &
 	API_PID=$!
@@ -123,7 +124,7 @@ platform_start() {
 	"$COFFER" keeper init --state-dir "$T/keeper" >"$T/keeper-init.out"
 	keeper_start
 	api_start
-	ADMIN_TOKEN=$("$COFFER" api bootstrap --store "$STORE_URL" --org acme)
+	ADMIN_TOKEN=$("$COFFER" api bootstrap --store "$STORE_URL" --rows-key "$T/keeper/api.rows.key" --org acme)
 	export COFFER_API_URL="$API_URL" COFFER_TOKEN="$ADMIN_TOKEN" COFFER_CONFIG="$T/config.json"
 	unset COFFER_APP
 	"$COFFER" apps create canary >/dev/null

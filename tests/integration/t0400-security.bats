@@ -21,7 +21,7 @@ setup() { platform_test_start; }
 teardown() { platform_test_stop; }
 
 @test "positive control: the keeper's master key opens the canary" {
-	run_logged "$VAULT_PROBE" --store "$STORE_URL" --app canary --master "$T/keeper/keeper.key" --canary "$CANARY"
+	run_logged "$VAULT_PROBE" --store "$STORE_URL" --rows-key "$T/keeper/api.rows.key" --app canary --master "$T/keeper/keeper.key" --canary "$CANARY"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"CANARY_SECRET opened"* ]]
 	[[ "$output" == *"CANARY_SECRET canary"* ]]
@@ -32,21 +32,23 @@ teardown() { platform_test_stop; }
 	cp /proc/"$API_PID"/environ "$T/loot/api.environ"
 	cp /proc/"$API_PID"/cmdline "$T/loot/api.cmdline"
 	loot=(--loot "$T/api" --loot "$T/keeper/keeper.pub" --loot "$T/keeper/api.credential"
+	      --loot "$T/keeper/api.rows.key" --loot "$T/keeper/api.digest.key" --loot "$T/keeper/api.boot.key"
 	      --loot "$T/config.json" --loot "$T/api.ready" --loot "$T/loot")
 	[ -z "${PG_SCHEMA:-}" ] && loot+=(--loot "$T/store.db")
-	run_logged "$VAULT_PROBE" --store "$STORE_URL" --app canary "${loot[@]}" --canary "$CANARY"
+	run_logged "$VAULT_PROBE" --store "$STORE_URL" --rows-key "$T/keeper/api.rows.key" --app canary "${loot[@]}" --canary "$CANARY"
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"CANARY_SECRET refused"* ]]
 	[[ "$output" != *"opened"* ]]
 	# and none of it holds the value in plaintext
-	run ! grep -rqaF -- "$CANARY" "$T/api" "$T/keeper/keeper.pub" "$T/keeper/api.credential" "$T/loot"
+	run ! grep -rqaF -- "$CANARY" "$T/api" "$T/keeper/keeper.pub" "$T/keeper/api.credential" "$T/keeper/api.rows.key" \
+		"$T/keeper/api.digest.key" "$T/loot"
 }
 
 @test "a copy of the store holds no value and opens nothing" {
 	store_dump "$T/dump.sql"
 	[ -s "$T/dump.sql" ]
 	run ! dump_holds "$T/dump.sql" "$CANARY"
-	run_logged "$VAULT_PROBE" --store "$STORE_URL" --app canary --loot "$T/dump.sql"
+	run_logged "$VAULT_PROBE" --store "$STORE_URL" --rows-key "$T/keeper/api.rows.key" --app canary --loot "$T/dump.sql"
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"CANARY_SECRET refused"* ]]
 }
@@ -57,7 +59,7 @@ teardown() { platform_test_stop; }
 	app=$(store_sql "SELECT id FROM apps WHERE name = 'shop'")
 	store_sql "UPDATE secret_values SET ciphertext = (SELECT ciphertext FROM secret_values
 		   WHERE app_id = '$app' AND name = 'FIRST') WHERE app_id = '$app' AND name = 'SECOND'"
-	run_logged "$VAULT_PROBE" --store "$STORE_URL" --app shop --master "$T/keeper/keeper.key"
+	run_logged "$VAULT_PROBE" --store "$STORE_URL" --rows-key "$T/keeper/api.rows.key" --app shop --master "$T/keeper/keeper.key"
 	[[ "$output" == *"FIRST opened"* ]]
 	[[ "$output" == *"SECOND refused"* ]]
 }
@@ -69,7 +71,7 @@ teardown() { platform_test_stop; }
 	canary=$(store_sql "SELECT id FROM apps WHERE name = 'canary'")
 	store_sql "UPDATE secret_values SET ciphertext = (SELECT ciphertext FROM secret_values
 		   WHERE app_id = '$canary' AND name = 'CANARY_SECRET') WHERE app_id = '$shop'"
-	run_logged "$VAULT_PROBE" --store "$STORE_URL" --app shop --master "$T/keeper/keeper.key" --canary "$CANARY"
+	run_logged "$VAULT_PROBE" --store "$STORE_URL" --rows-key "$T/keeper/api.rows.key" --app shop --master "$T/keeper/keeper.key" --canary "$CANARY"
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"CANARY_SECRET refused"* ]]
 	[[ "$output" != *"canary"* ]]

@@ -5,7 +5,12 @@
  * each candidate as the keeper's master key (derive the wrapping key, unwrap
  * the app key) and as the app's X25519 private key itself.
  *
- *   vault_probe --store URL --app NAME [--master FILE] [--loot DIR|FILE]... [--canary VALUE]
+ *   vault_probe --store URL --rows-key FILE --app NAME [--master FILE] [--loot DIR|FILE]... [--canary VALUE]
+ *
+ * --rows-key is the keeper's api.rows.key: the store library verifies each
+ * secrets version row it reads (docs/STORE.md "Row authentication"), where
+ * an attacker reads the rows raw; the key only lets the probe read them
+ * through the library and is never a candidate (give it as --loot too).
  *
  * Candidates from --loot: every regular file under DIR (or FILE) whose
  * content is 32 raw bytes or 64 hex characters (a newline allowed), and
@@ -136,8 +141,9 @@ int main(int argc, char **argv)
 					      { "master", required_argument, NULL, 'm' },
 					      { "loot", required_argument, NULL, 'l' },
 					      { "canary", required_argument, NULL, 'c' },
+					      { "rows-key", required_argument, NULL, 'r' },
 					      { NULL, 0, NULL, 0 } };
-	const char *store_url = NULL, *app_name = NULL, *canary = NULL;
+	const char *store_url = NULL, *app_name = NULL, *canary = NULL, *rows_key_file = NULL;
 	static struct probe p;
 	if (sodium_init() < 0)
 		return 2;
@@ -148,6 +154,7 @@ int main(int argc, char **argv)
 		case 's': store_url = optarg; break;
 		case 'a': app_name = optarg; break;
 		case 'c': canary = optarg; break;
+		case 'r': rows_key_file = optarg; break;
 		case 'l': loot(&p, optarg); break;
 		case 'm': {
 			struct secret *m = NULL;
@@ -164,8 +171,9 @@ int main(int argc, char **argv)
 		default: return 2;
 		}
 	}
-	if (!store_url || !app_name) {
-		fprintf(stderr, "usage: vault_probe --store URL --app NAME [--master FILE] [--loot PATH]... [--canary V]\n");
+	if (!store_url || !app_name || !rows_key_file) {
+		fprintf(stderr, "usage: vault_probe --store URL --rows-key FILE --app NAME [--master FILE] "
+				"[--loot PATH]... [--canary V]\n");
 		return 2;
 	}
 	fprintf(stderr, "vault_probe: %zu candidate keys\n", p.n);
@@ -174,7 +182,18 @@ int main(int argc, char **argv)
 	struct store_secret_list list;
 	memset(&list, 0, sizeof(list));
 	int rc = 2, any = 0;
-	if (store_open(store_url, &s) || store_app_get_by_name(s, app_name, &app) ||
+	unsigned char rows_key[STORE_ROW_KEY_LEN];
+	struct buf kb;
+	buf_init_wiping(&kb, 256);
+	int key_ok = fs_read_file(rows_key_file, &kb) == COFFER_OK && kb.len >= HEX_LEN(STORE_ROW_KEY_LEN) &&
+		     hex_decode(kb.ptr, HEX_LEN(STORE_ROW_KEY_LEN), rows_key, sizeof(rows_key)) == COFFER_OK;
+	buf_release(&kb);
+	if (!key_ok) {
+		fprintf(stderr, "vault_probe: cannot read the rows key '%s'\n", rows_key_file);
+		goto out;
+	}
+	if (store_open(store_url, &s) || store_auth_key(s, STORE_TABLE_SECRET_VERSIONS, rows_key) ||
+	    store_app_get_by_name(s, app_name, &app) ||
 	    store_secrets_get(s, app.id, 0, &list)) {
 		fprintf(stderr, "vault_probe: cannot read app '%s' from the store\n", app_name);
 		goto out;
@@ -183,6 +202,7 @@ int main(int argc, char **argv)
 		any |= try_open(s, &app, &list.items[i], &p, canary);
 	rc = any ? 0 : 1;
 out:
+	sodium_memzero(rows_key, sizeof(rows_key));
 	store_secret_list_release(&list);
 	store_close(s);
 	for (size_t i = 0; i < p.n; i++)

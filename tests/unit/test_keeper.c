@@ -1247,17 +1247,50 @@ static void test_open_machine_moved(void **state)
 	struct buf tok;
 	char actor[64];
 
+	struct store_machine on_b;
 	world_new(&w, fx.host_a.id);
+	actor_of(fx.host_a.id, actor);
+	/* A token for host A naming a machine of host B. */
+	assert_int_equal(store_machine_create(fx.store, w.app, fx.host_b.id, 1, &on_b), COFFER_OK);
+	mint_with(fx.boot_sk, w.app, on_b.id, fx.host_a.id, w.version, (int64_t)time(NULL), 0, &tok, NULL);
+	expect_refused(fx.host_a.id, fx.host_a.sign_sk, tok.ptr, 403, "forbidden", "machine is not on this host");
+	assert_last_open_event(actor, w.app_name, "refused: machine is not on this host", NULL);
+	buf_release(&tok);
+	/* A machine moved in the store (its row edited) is refused as tampered, and audited. */
 	mint_good(&w, &tok, NULL);
 	move_machine(w.machine.id, fx.host_b.id);
-	expect_refused(fx.host_a.id, fx.host_a.sign_sk, tok.ptr, 403, "forbidden", "machine is not on this host");
-	actor_of(fx.host_a.id, actor);
-	assert_last_open_event(actor, w.app_name, "refused: machine is not on this host", NULL);
-	/* Back on host A, the same token opens again. */
+	expect_refused(fx.host_a.id, fx.host_a.sign_sk, tok.ptr, 500, "row_tampered",
+		       "machine row failed authentication (tampered)");
+	assert_last_open_event(actor, w.app_name, "refused: machine row failed authentication (tampered)", NULL);
+	/* Back on host A (the row as it was sealed), the same token opens again. */
 	move_machine(w.machine.id, fx.host_a.id);
 	json_t *doc = NULL;
 	assert_int_equal(open_http(fx.host_a.id, fx.host_a.sign_sk, tok.ptr, &doc), 200);
 	json_decref(doc);
+	buf_release(&tok);
+}
+
+/* A secrets version row edited in the store (its status, here) is refused as tampered, and audited. */
+static void test_open_version_row_edited(void **state)
+{
+	(void)state;
+	struct open_world w;
+	struct buf tok;
+	char actor[64], sql[256];
+	sqlite3 *db = NULL;
+	world_new(&w, fx.host_a.id);
+	actor_of(fx.host_a.id, actor);
+	mint_good(&w, &tok, NULL);
+	assert_true(snprintf(sql, sizeof(sql), "UPDATE secret_versions SET status = 'deployed' WHERE app_id = '%s'",
+			     w.app) < (int)sizeof(sql));
+	assert_int_equal(sqlite3_open(fx.db_path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_busy_timeout(db, 10000), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_changes(db), 1);
+	sqlite3_close(db);
+	expect_refused(fx.host_a.id, fx.host_a.sign_sk, tok.ptr, 500, "row_tampered",
+		       "secrets version row failed authentication (tampered)");
+	assert_last_open_event(actor, w.app_name, "refused: secrets version row failed authentication (tampered)", NULL);
 	buf_release(&tok);
 }
 
@@ -1599,9 +1632,20 @@ static int setup(void **state)
 	memcpy(fx.credential_hex, b.ptr, HEX_LEN(32));
 	if (fs_read_file(fx.paths.pub, &b) || hex_decode(b.ptr, HEX_LEN(32), fx.keeper_pub, sizeof(fx.keeper_pub)))
 		return -1;
+	/* The test's connection writes like the api: with the rows key the keeper wrote for it. */
+	unsigned char rows_key[STORE_ROW_KEY_LEN];
+	if (fs_read_file(fx.paths.rows_key, &b) || b.len != HEX_LEN(32) + 1 ||
+	    hex_decode(b.ptr, HEX_LEN(32), rows_key, sizeof(rows_key)))
+		return -1;
 	buf_release(&b);
 
-	if (store_open(fx.db_url, &fx.store) || store_org_create(fx.store, "org", &fx.org))
+	if (store_open(fx.db_url, &fx.store))
+		return -1;
+	for (int t = 0; t < STORE_TABLE__COUNT; t++)
+		if (store_auth_key(fx.store, (enum store_table)t, rows_key))
+			return -1;
+	sodium_memzero(rows_key, sizeof(rows_key));
+	if (store_org_create(fx.store, "org", &fx.org))
 		return -1;
 	if (keeper_master_from_file(fx.paths.key, &master))
 		return -1;
@@ -1662,6 +1706,7 @@ int main(void)
 		cmocka_unit_test(test_open_token_for_another_host),
 		cmocka_unit_test(test_open_machine_destroyed),
 		cmocka_unit_test(test_open_machine_moved),
+		cmocka_unit_test(test_open_version_row_edited),
 		cmocka_unit_test(test_open_machine_of_another_app),
 		cmocka_unit_test(test_open_unknown_machine),
 		cmocka_unit_test(test_open_unknown_version),

@@ -23,6 +23,10 @@
 #include "log.h"
 #include "release.h"
 #include "store.h"
+#include "store_pool.h"
+
+/* The row MAC key of the tests' connections (row authentication), for every table. */
+static const unsigned char test_rows_key[STORE_ROW_KEY_LEN] = "coffer-test-rows-key-32-bytes!!";
 
 #define T0 1800000000000LL /* unix ms */
 #define GRACE 1000
@@ -70,6 +74,8 @@ static int setup(void **state)
 	assert_non_null(mkdtemp(F.dir));
 	assert_true(snprintf(F.url, sizeof(F.url), "sqlite:%s/coffer.db", F.dir) < (int)sizeof(F.url));
 	assert_int_equal(store_open(F.url, &F.s), COFFER_OK);
+	for (int t = 0; t < STORE_TABLE__COUNT; t++)
+		assert_int_equal(store_auth_key(F.s, (enum store_table)t, test_rows_key), COFFER_OK);
 	assert_int_equal(store_org_create(F.s, "acme", &F.org), COFFER_OK);
 	assert_int_equal(store_app_create(F.s, F.org.id, "web", 0, &F.app), COFFER_OK);
 	assert_int_equal(jws_generate_key(&F.keeper_sk, F.keeper_pk), COFFER_OK);
@@ -727,6 +733,8 @@ static void test_controller_thread(void **state)
 	struct store_machine ms[8];
 	(void)state;
 	assert_int_equal(store_pool_open(F.url, 2, &api.pool), COFFER_OK);
+	for (int t = 0; t < STORE_TABLE__COUNT; t++)
+		assert_int_equal(store_pool_auth_key(api.pool, (enum store_table)t, test_rows_key), COFFER_OK);
 	memcpy(api.keeper_pk, F.keeper_pk, sizeof(api.keeper_pk));
 	assert_int_equal(release_ctl_start(&api, &ctl), COFFER_OK);
 	assert_non_null(release_assignments_queue(ctl));

@@ -36,7 +36,7 @@
 #define RELEASE_ROUNDS 3
 #define HOLD_US 200000       /* how long a test holds a write transaction while another writer waits */
 #define CKPT_PUTS 600        /* secrets changes that write well past a WAL checkpoint */
-#define LATEST 7             /* the schema version this binary migrates to */
+#define LATEST 8             /* the schema version this binary migrates to */
 #define CKPT_WAL_MAX_FRAMES 1400 /* the store checkpoints at 1000 frames; a commit adds a few */
 #define SQLITE_FRAME_BYTES (4096 + 24)
 
@@ -148,10 +148,32 @@ static long long raw(const char *sql)
 	return v;
 }
 
+/* The row MAC key every connection of these tests gets, for every table (row authentication). */
+static const unsigned char test_rows_key[STORE_ROW_KEY_LEN] = "coffer-test-rows-key-32-bytes!!";
+
+static enum coffer_err give_keys(struct store *s)
+{
+	enum coffer_err rc = COFFER_OK;
+	for (int t = 0; t < STORE_TABLE__COUNT && rc == COFFER_OK; t++)
+		rc = store_auth_key(s, (enum store_table)t, test_rows_key);
+	return rc;
+}
+
+/* store_open, then every row key. */
+static enum coffer_err open_keyed(const char *url, struct store **out)
+{
+	enum coffer_err rc = store_open(url, out);
+	if (rc == COFFER_OK && (rc = give_keys(*out)) != COFFER_OK) {
+		store_close(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
 static struct store *open_store(void)
 {
 	struct store *s = NULL;
-	assert_int_equal(store_open(db.url, &s), COFFER_OK);
+	assert_int_equal(open_keyed(db.url, &s), COFFER_OK);
 	assert_non_null(s);
 	return s;
 }
@@ -241,9 +263,20 @@ static void test_migrations_once(void **state)
 	assert_string_equal(store_backend_name(s), use_pg ? "postgres" : "sqlite");
 }
 
+/* Takes a store at schema version 8 back to version 7: its rows lose their MACs. */
+static void undo_migration_8(void)
+{
+	raw("ALTER TABLE tokens DROP COLUMN mac");
+	raw("ALTER TABLE machines DROP COLUMN mac");
+	raw("ALTER TABLE releases DROP COLUMN mac");
+	raw("ALTER TABLE secret_versions DROP COLUMN mac");
+	raw("DELETE FROM schema_migrations WHERE version = 8");
+}
+
 /* Takes a store at the latest schema version back to version 6. */
 static void undo_migration_7(void)
 {
+	undo_migration_8();
 	raw("ALTER TABLE secret_versions DROP COLUMN manifest");
 	raw("DELETE FROM schema_migrations WHERE version = 7");
 }
@@ -331,19 +364,11 @@ static void test_migration_3_upgrade(void **state)
 	*state = s;
 	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), LATEST);
 	assert_int_equal(raw("SELECT count(*) FROM schema_migrations"), LATEST);
-	assert_int_equal(store_machine_get(s, m.id, &got), COFFER_OK);
-	assert_string_equal(got.state, "created");
-	assert_string_equal(got.host_id, "host-1");
-	assert_int_equal(got.restarts, 0);
-	assert_int_equal(got.started_at, 0);
-	assert_int_equal(store_release_get(s, app.id, 1, &r), COFFER_OK);
-	assert_string_equal(r.config, "{\"count\":1}");
-	assert_string_equal(r.status, "succeeded");
-	assert_string_equal(r.reason, "old");
-	assert_string_equal(r.progress, "{}");
-	assert_int_equal(r.previous_version, 0);
-	assert_int_equal(r.previous_secrets, 0);
-	store_release_clear(&r);
+	/* the rows are kept, with the new defaults; but they carry no MAC (before schema 8): refused */
+	assert_int_equal(raw("SELECT count(*) FROM machines WHERE restarts = 0 AND started_at IS NULL"), 1);
+	assert_int_equal(raw("SELECT count(*) FROM releases WHERE progress = '{}' AND previous_version = 0"), 1);
+	assert_int_equal(store_machine_get(s, m.id, &got), COFFER_ERR_TAMPERED);
+	assert_int_equal(store_release_get(s, app.id, 1, &r), COFFER_ERR_TAMPERED);
 	assert_null(r.config);
 	assert_int_equal(store_release_create(s, app.id, "{}", 0, 1, 0, "alice", &v), COFFER_OK);
 	assert_int_equal(v, 2);
@@ -368,9 +393,8 @@ static void test_migration_4_upgrade(void **state)
 	*state = s;
 	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), LATEST);
 	assert_int_equal(raw("SELECT count(tail) FROM machines"), 0);
-	assert_int_equal(store_machine_get(s, m.id, &got), COFFER_OK);
-	assert_string_equal(got.state, "started");
-	assert_int_equal(got.pid, 7);
+	assert_int_equal(raw("SELECT count(*) FROM machines WHERE state = 'started' AND pid = 7"), 1);
+	assert_int_equal(store_machine_get(s, m.id, &got), COFFER_ERR_TAMPERED); /* no MAC: before schema 8 */
 	buf_init(&tail, STORE_MACHINE_TAIL_MAX);
 	assert_int_equal(buf_adds(&tail, "stale"), COFFER_OK);
 	assert_int_equal(store_machine_tail(s, m.id, &tail), COFFER_OK);
@@ -397,6 +421,144 @@ static void test_migration_5_upgrade(void **state)
 	assert_int_equal(store_app_get_by_name(s, "web", &app), COFFER_OK);
 	assert_int_equal(store_lease_acquire(s, "releases", "api-1", 60000, &held), COFFER_OK);
 	assert_int_equal(held, 1);
+}
+
+/* ---- row authentication ---- */
+
+static void token_in(struct store_token *in, const char *org_id, unsigned char fill, const char *role)
+{
+	memset(in, 0, sizeof(*in));
+	snprintf(in->org_id, sizeof(in->org_id), "%s", org_id);
+	memset(in->hash, fill, sizeof(in->hash));
+	snprintf(in->role, sizeof(in->role), "%s", role);
+}
+
+/* An edited, moved or MAC-less token row is refused by every read, and a write to it changes nothing. */
+static void test_row_auth_tokens(void **state)
+{
+	struct store *s = *state;
+	struct store_org org;
+	struct store_token in, tok, got;
+	struct store_token_list l = { 0 };
+	char sql[SQL_SIZE];
+	assert_int_equal(store_org_create(s, "acme", &org), COFFER_OK);
+	token_in(&in, org.id, 0x11, "read");
+	assert_int_equal(store_token_insert(s, &in, &tok), COFFER_OK);
+	assert_int_equal(store_token_get_by_hash(s, in.hash, &got), COFFER_OK);
+	assert_string_equal(got.role, "read");
+
+	/* a read token made admin in the store */
+	snprintf(sql, sizeof(sql), "UPDATE tokens SET role = 'admin' WHERE id = '%s'", tok.id);
+	assert_int_equal(raw(sql), 1);
+	assert_int_equal(store_token_get_by_hash(s, in.hash, &got), COFFER_ERR_TAMPERED);
+	assert_int_equal(store_token_list(s, org.id, &l), COFFER_ERR_TAMPERED);
+	assert_null(l.items);
+	/* an update verifies the row first: the edited row is not sealed anew (laundered) */
+	assert_int_equal(store_token_revoke(s, org.id, tok.id), COFFER_ERR_TAMPERED);
+	assert_int_equal(raw("SELECT count(*) FROM tokens WHERE revoked_at IS NULL AND role = 'admin'"), 1);
+	assert_int_equal(store_token_get_by_hash(s, in.hash, &got), COFFER_ERR_TAMPERED);
+	/* put back as it was, it verifies again */
+	snprintf(sql, sizeof(sql), "UPDATE tokens SET role = 'read' WHERE id = '%s'", tok.id);
+	assert_int_equal(raw(sql), 1);
+	assert_int_equal(store_token_get_by_hash(s, in.hash, &got), COFFER_OK);
+	/* the MAC binds the primary key: the row moved to another id is refused */
+	snprintf(sql, sizeof(sql), "UPDATE tokens SET id = 'ffffffffffffffffffffffff' WHERE id = '%s'", tok.id);
+	assert_int_equal(raw(sql), 1);
+	assert_int_equal(store_token_get_by_hash(s, in.hash, &got), COFFER_ERR_TAMPERED);
+	snprintf(sql, sizeof(sql), "UPDATE tokens SET id = '%s'", tok.id);
+	assert_int_equal(raw(sql), 1);
+	assert_int_equal(store_token_get_by_hash(s, in.hash, &got), COFFER_OK);
+	/* a row without a MAC (written before schema version 8, or forged) */
+	assert_int_equal(raw("UPDATE tokens SET mac = NULL"), 1);
+	assert_int_equal(store_token_get_by_hash(s, in.hash, &got), COFFER_ERR_TAMPERED);
+}
+
+/* A connection with another key refuses the rows; one without a key reads and writes nothing. */
+static void test_row_auth_keys(void **state)
+{
+	struct store *s = *state, *other = NULL;
+	struct store_org org;
+	struct store_token in, tok, got;
+	unsigned char wrong[STORE_ROW_KEY_LEN];
+	assert_int_equal(store_org_create(s, "acme", &org), COFFER_OK);
+	token_in(&in, org.id, 0x22, "admin");
+	assert_int_equal(store_token_insert(s, &in, &tok), COFFER_OK);
+
+	assert_int_equal(store_open(db.url, &other), COFFER_OK);
+	assert_int_equal(store_token_get_by_hash(other, in.hash, &got), COFFER_ERR_INTERNAL);
+	assert_int_equal(store_token_key_check(other), COFFER_ERR_INTERNAL);
+	in.hash[0] = 0x23;
+	assert_int_equal(store_token_insert(other, &in, &got), COFFER_ERR_INTERNAL);
+	assert_int_equal(raw("SELECT count(*) FROM tokens"), 1);
+	memset(wrong, 0x5a, sizeof(wrong));
+	assert_int_equal(store_auth_key(other, STORE_TABLE_TOKENS, wrong), COFFER_OK);
+	assert_int_equal(store_token_get_by_hash(other, tok.hash, &got), COFFER_ERR_TAMPERED);
+	assert_int_equal(store_token_key_check(other), COFFER_ERR_TAMPERED);
+	assert_int_equal(store_token_key_check(s), COFFER_OK);
+	assert_int_equal(store_auth_key(other, STORE_TABLE__COUNT, wrong), COFFER_ERR_INVALID);
+	store_close(other);
+}
+
+/* Machines, releases and secrets versions: an edit is refused by reads and by the update path alike. */
+static void test_row_auth_run_rows(void **state)
+{
+	struct store *s = *state;
+	struct store_org org;
+	struct store_app app;
+	struct store_machine m, got;
+	struct store_machine_list ml = { 0 };
+	struct store_release r = { 0 };
+	struct store_secret_list sl = { 0 };
+	struct store_secret_change c = set("A", "ct-a", "digest-a");
+	uint64_t v, sv;
+	char sql[SQL_SIZE];
+	make_app(s, "acme", "web", &org, &app);
+	assert_int_equal(store_machine_create(s, app.id, "host-1", 0, &m), COFFER_OK);
+	assert_int_equal(store_machine_report(s, m.id, "started", 0, 7, -1, 0, 1700000001000LL), COFFER_OK);
+	assert_int_equal(store_machine_get(s, m.id, &got), COFFER_OK);
+	assert_int_equal(got.pid, 7);
+
+	/* a machine moved to another host */
+	snprintf(sql, sizeof(sql), "UPDATE machines SET host_id = 'host-2' WHERE id = '%s'", m.id);
+	assert_int_equal(raw(sql), 1);
+	assert_int_equal(store_machine_get(s, m.id, &got), COFFER_ERR_TAMPERED);
+	assert_int_equal(store_machine_list_by_host(s, "host-2", &ml), COFFER_ERR_TAMPERED);
+	assert_int_equal(store_machine_report(s, m.id, "stopped", 0, 0, 0, 0, 0), COFFER_ERR_TAMPERED);
+	assert_int_equal(store_machine_destroy(s, m.id), COFFER_ERR_TAMPERED);
+	assert_int_equal(raw("SELECT count(*) FROM machines WHERE state = 'started' AND host_id = 'host-2'"), 1);
+	assert_int_equal(store_machine_get(s, m.id, &got), COFFER_ERR_TAMPERED);
+
+	/* a destroyed machine edited back to started */
+	snprintf(sql, sizeof(sql), "UPDATE machines SET host_id = 'host-1' WHERE id = '%s'", m.id);
+	assert_int_equal(raw(sql), 1);
+	assert_int_equal(store_machine_destroy(s, m.id), COFFER_OK);
+	assert_int_equal(store_machine_get(s, m.id, &got), COFFER_OK);
+	assert_string_equal(got.state, "destroyed");
+	assert_int_equal(raw("UPDATE machines SET state = 'started'"), 1);
+	assert_int_equal(store_machine_get(s, m.id, &got), COFFER_ERR_TAMPERED);
+
+	/* a release sent back to an older secrets version */
+	assert_int_equal(store_secrets_put(s, app.id, &c, 1, "alice", "deployed", NULL, &sv), COFFER_OK);
+	assert_int_equal(store_secrets_put(s, app.id, &c, 1, "alice", "deployed", NULL, &sv), COFFER_OK);
+	assert_int_equal(store_release_create(s, app.id, "{}", sv, 0, 0, "alice", &v), COFFER_OK);
+	assert_int_equal(store_release_get(s, app.id, v, &r), COFFER_OK);
+	assert_int_equal(r.secrets_version, 2);
+	store_release_clear(&r);
+	assert_int_equal(raw("UPDATE releases SET secrets_version = 1"), 1);
+	assert_int_equal(store_release_get(s, app.id, v, &r), COFFER_ERR_TAMPERED);
+	assert_int_equal(store_release_update(s, app.id, v, "succeeded", NULL, NULL), COFFER_ERR_TAMPERED);
+	assert_int_equal(raw("SELECT count(*) FROM releases WHERE status = 'pending'"), 1);
+	assert_int_equal(store_app_set_current_release(s, app.id, v, 0), COFFER_ERR_TAMPERED);
+
+	/* a secrets version's row edited */
+	assert_int_equal(store_secrets_get(s, app.id, 1, &sl), COFFER_OK);
+	store_secret_list_release(&sl);
+	assert_int_equal(raw("UPDATE secret_versions SET actor = 'mallory' WHERE version = 1"), 1);
+	assert_int_equal(store_secrets_get(s, app.id, 1, &sl), COFFER_ERR_TAMPERED);
+	assert_int_equal(store_secrets_set_status(s, app.id, 1, "staged"), COFFER_ERR_TAMPERED);
+	assert_int_equal(store_secrets_set_head(s, app.id, 1), COFFER_ERR_TAMPERED);
+	assert_int_equal(store_secrets_get(s, app.id, 2, &sl), COFFER_OK);
+	store_secret_list_release(&sl);
 }
 
 /* A store at schema version 6 is brought to 7: its versions are kept without a manifest, which nothing trusts. */
@@ -1014,7 +1176,7 @@ static void *writer_thread(void *arg)
 	struct writer *w = arg;
 	struct store *s = NULL;
 	char name[64], ct[64];
-	w->rc = store_open(db.url, &s);
+	w->rc = open_keyed(db.url, &s);
 	for (w->step = 0; w->rc == COFFER_OK && w->step < CONC_CHANGES; w->step++) {
 		snprintf(name, sizeof(name), "T%02d_%02d", w->id, w->step);
 		snprintf(ct, sizeof(ct), "ct-%02d-%02d", w->id, w->step);
@@ -1824,7 +1986,7 @@ static void *creator_thread(void *arg)
 {
 	struct creator *c = arg;
 	struct store *s = NULL;
-	c->rc = store_open(db.url, &s);
+	c->rc = open_keyed(db.url, &s);
 	pthread_barrier_wait(c->start);
 	if (c->rc == COFFER_OK)
 		c->rc = store_release_create(s, c->app_id, "{}", 0, 0, 0, "racer", &c->version);
@@ -2055,7 +2217,7 @@ static void *appender_thread(void *arg)
 	struct appender *a = arg;
 	struct store *s = NULL;
 	char rid[32];
-	a->rc = store_open(db.url, &s);
+	a->rc = open_keyed(db.url, &s);
 	for (int i = 0; a->rc == COFFER_OK && i < AUDIT_PER_THREAD; i++) {
 		snprintf(rid, sizeof(rid), "%d-%d", a->id, i);
 		struct store_audit_event ev = { .actor = "t", .action = "x", .request_id = rid };
@@ -2100,7 +2262,7 @@ static void *waiter_thread(void *arg)
 	struct waiter *w = arg;
 	struct store *s = NULL;
 	struct store_secret_change c = set("WAITED", "ct-w", "digest");
-	w->rc = store_open(db.url, &s);
+	w->rc = open_keyed(db.url, &s);
 	if (w->rc == COFFER_OK)
 		w->rc = store_secrets_put(s, w->app_id, &c, 1, "waiter", "staged", NULL, &w->version);
 	store_close(s);
@@ -2224,6 +2386,9 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_migrations_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schema_newer_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_row_auth_tokens, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_row_auth_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_row_auth_run_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_concurrent, setup_fresh, teardown),
 		cmocka_unit_test_setup_teardown(test_open_bad_urls, setup_fresh, teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_file_private, setup, teardown),

@@ -306,6 +306,38 @@ static void test_api_credential(void **state)
 #define KAT_BOOT_SEED "a3d449bdeb1be65bbb5ebe4ae7849363628227b3c7be818ed47ace0fd2b04138"
 #define KAT_CREDENTIAL "f53555a36dae4893a7e16d6beef6edeb77d785b193187b2b669a2fa5c8763e20"
 
+#define KAT_ROWS_KEY "cf9171acdcfeacc605cac2b1f718e158376783cc813b40b4fe7b33ccfad40807"
+#define KAT_DIGEST_KEY "05fd6aec51ed0741d707c55153b55f971a0505a7195a01c2ff111da34d2555d6"
+
+/* The rows key and the service's digest key: pinned labels, and neither is another derived key. */
+static void test_rows_and_digest_keys(void **state)
+{
+	(void)state;
+	struct secret *m = NULL, *rows = NULL, *digest = NULL, *cred = NULL, *seed = NULL;
+	unsigned char want[32];
+	assert_int_equal(secret_new(VAULT_MASTER_LEN, &m), COFFER_OK);
+	for (size_t i = 0; i < VAULT_MASTER_LEN; i++)
+		secret_bytes(m)[i] = (unsigned char)i;
+	assert_int_equal(vault_rows_key(m, &rows), COFFER_OK);
+	assert_int_equal(secret_len(rows), VAULT_ROWS_KEY_LEN);
+	assert_int_equal(hex_decode(KAT_ROWS_KEY, strlen(KAT_ROWS_KEY), want, sizeof(want)), COFFER_OK);
+	assert_memory_equal(secret_cbytes(rows), want, sizeof(want));
+	assert_int_equal(vault_digest_key(m, &digest), COFFER_OK);
+	assert_int_equal(secret_len(digest), VAULT_DIGEST_KEY_LEN);
+	assert_int_equal(hex_decode(KAT_DIGEST_KEY, strlen(KAT_DIGEST_KEY), want, sizeof(want)), COFFER_OK);
+	assert_memory_equal(secret_cbytes(digest), want, sizeof(want));
+	assert_int_equal(vault_api_credential(m, &cred), COFFER_OK);
+	assert_int_equal(vault_api_boot_seed(m, &seed), COFFER_OK);
+	assert_false(secret_equal(rows, digest));
+	assert_false(secret_equal(rows, cred) || secret_equal(rows, seed));
+	assert_false(secret_equal(digest, cred) || secret_equal(digest, seed));
+	secret_free(m);
+	secret_free(rows);
+	secret_free(digest);
+	secret_free(cred);
+	secret_free(seed);
+}
+
 static void test_api_boot_seed(void **state)
 {
 	(void)state;
@@ -374,7 +406,7 @@ int main(void)
 		cmocka_unit_test(test_arena_sizes),
 		cmocka_unit_test(test_app_key_signature),
 		cmocka_unit_test(test_api_credential),
-		cmocka_unit_test(test_api_boot_seed),
+		cmocka_unit_test(test_api_boot_seed), cmocka_unit_test(test_rows_and_digest_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
