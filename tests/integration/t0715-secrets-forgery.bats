@@ -8,7 +8,9 @@
 # old-$CANARY in secrets version 1 and is new-$CANARY in version 2: the
 # old value must never reach a machine again (the canary scan covers every
 # log, output and store dump). Each refusal has a control: the same open
-# before the edit works.
+# before the edit works. A manifest rewritten along with its entries is
+# refused by the secret_versions row's MAC (docs/STORE.md "Row
+# authentication").
 
 load helpers
 
@@ -165,6 +167,36 @@ app_id() {
 	no_old_value
 	# put back, it opens: the refusal was about that one row
 	store_sql "UPDATE secret_entries SET value_id = '$new' WHERE app_id = '$SHOP' AND version = 2 AND name = 'KEY'"
+	boot
+	opened
+}
+
+@test "the manifest rewritten with its entry to name the older value row: refused by the row's MAC" {
+	two_versions
+	old=$(value_id 1 KEY)
+	new=$(value_id 2 KEY)
+	old_digest=$(store_sql "SELECT digest FROM secret_values WHERE id = '$old'")
+	new_digest=$(store_sql "SELECT digest FROM secret_values WHERE id = '$new'")
+	manifest=$(store_sql "SELECT manifest FROM secret_versions WHERE app_id = '$SHOP' AND version = 2")
+	# consistent as far as the manifest goes: entry and manifest both name the old row and digest
+	store_sql "UPDATE secret_entries SET value_id = '$old' WHERE app_id = '$SHOP' AND version = 2 AND name = 'KEY'"
+	store_sql "UPDATE secret_versions SET manifest = replace(replace(manifest, '$new', '$old'), '$new_digest', '$old_digest')
+		   WHERE app_id = '$SHOP' AND version = 2"
+	[ "$(store_sql "SELECT manifest FROM secret_versions WHERE app_id = '$SHOP' AND version = 2")" != "$manifest" ]
+	boot
+	[ "$CODE" = 500 ] || { echo "status $CODE: $BODY" >&2; return 1; }
+	[ -z "$(jq -r '.sealed // empty' <<<"$BODY")" ]
+	[ "$(store_sql "SELECT outcome FROM audit_events WHERE action = 'secrets.open' ORDER BY seq DESC LIMIT 1")" = \
+		"refused: secrets version row failed authentication (tampered)" ]
+	grep -q "event=row_tampered table=secret_versions " "$T/keeper.log"
+	# the api refuses to list it too, and no machine gets the old value
+	run "$COFFER" secrets list -a shop
+	[ "$status" -ne 0 ]
+	no_old_value
+	# put back, it opens
+	store_sql "UPDATE secret_entries SET value_id = '$new' WHERE app_id = '$SHOP' AND version = 2 AND name = 'KEY'"
+	store_sql "UPDATE secret_versions SET manifest = replace(replace(manifest, '$old', '$new'), '$old_digest', '$new_digest')
+		   WHERE app_id = '$SHOP' AND version = 2"
 	boot
 	opened
 }

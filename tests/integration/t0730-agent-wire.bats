@@ -156,6 +156,7 @@ machine_file() {
 	"$COFFER" api --state-dir "$T/api2" --store "$STORE_URL" --listen 127.0.0.1:0 \
 		--keeper "$KEEPER_URL" --keeper-pub "$T/keeper/keeper.pub" \
 		--keeper-credential "$T/keeper/api.credential" --boot-key "$T/keeper/api.boot.key" \
+		--rows-key "$T/keeper/api.rows.key" --digest-key "$T/keeper/api.digest.key" --ca "$COFFER_CA" \
 		--ready-file "$T/api2.ready" >>"$T/api2.out" 2>>"$T/api2.log" 3>&- &
 	API2_PID=$!
 	wait_file "$T/api2.ready" "$API2_PID"
