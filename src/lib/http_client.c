@@ -451,8 +451,14 @@ enum coffer_err http_client_request(struct http_client *c, const char *method, c
 		cc = curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 1L);
 	if (!cc)
 		cc = curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 2L);
+	/* the CA given is the only one trusted: not also the system's folder of CAs */
 	if (!cc && ca_file[0])
 		cc = curl_easy_setopt(c->curl, CURLOPT_CAINFO, ca_file);
+	if (!cc && ca_file[0])
+		cc = curl_easy_setopt(c->curl, CURLOPT_CAPATH, NULL);
+	/* never through a proxy from the environment (http_proxy, ALL_PROXY): tokens go to the server only */
+	if (!cc)
+		cc = curl_easy_setopt(c->curl, CURLOPT_PROXY, "");
 	if (!cc)
 		cc = curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
 	if (!cc)

@@ -57,7 +57,8 @@ int store_valid_text(const char *s, size_t size);
 /* Locks the app's row until the end of the transaction; NOT_FOUND for an unknown app. */
 COFFER_MUST_CHECK enum coffer_err store_lock_app(struct store *s, const char *app_id);
 
-/* The row of an app's secrets version, verified (store_secrets.c); NOT_FOUND if there is none. */
+/* The row of an app's secrets version, verified (store_secrets.c); NOT_FOUND if there is none. out
+ * NULL: only checks that the row exists and verifies. */
 COFFER_MUST_CHECK enum coffer_err store_version_row(struct store *s, const char *app_id, uint64_t version,
 						   struct store_secret_version *out);
 

@@ -441,10 +441,8 @@ enum coffer_err store_app_set_current_release(struct store *s, const char *app_i
 		rc = store_release_get(s, app_id, release, &r);
 		store_release_clear(&r);
 	}
-	if (rc == COFFER_OK && deployed_version) {
-		struct store_secret_version v;
-		rc = store_version_row(s, app_id, deployed_version, &v);
-	}
+	if (rc == COFFER_OK && deployed_version)
+		rc = store_version_row(s, app_id, deployed_version, NULL);
 	if (rc == COFFER_OK)
 		rc = store_run_one(s, STORE_Q_APP_SET_RELEASE,
 				   PARAMS(VT(app_id), VI(release), VI(deployed_version)));

@@ -387,13 +387,27 @@ enum coffer_err store_insert(struct store *s, const struct store_entity *ent, en
 	return store_write(s, ent, q, p, n, key, k);
 }
 
-/* Seals the row of key: reads it as written and stores its MAC. */
+/*
+ * Seals the row of key: reads it as written and stores its MAC. The row is
+ * read back, so nothing in the database may change it on the way: coffer
+ * makes no triggers or rewrite rules, and one found (a store writer's,
+ * which would edit the row between the write and this read, to have it
+ * sealed) refuses every authenticated write.
+ */
 static enum coffer_err seal(struct store *s, const struct store_entity *ent, const struct store_val *key, size_t k)
 {
 	struct store_rows rows = { 0 };
 	struct store_val p[STORE_MAX_PARAMS];
 	unsigned char mac[crypto_auth_hmacsha256_BYTES];
-	enum coffer_err rc = k < STORE_MAX_PARAMS ? store_run(s, ent->auth->row, key, k, &rows) : COFFER_ERR_INTERNAL;
+	uint64_t triggers = 0;
+	enum coffer_err rc = store_run_uint(s, STORE_Q_TRIGGERS, NULL, 0, &triggers);
+	if (rc == COFFER_OK && triggers) {
+		log_error("row_seal_refused", LF_S("table", table_names[ent->auth->table]),
+			  LF_S("reason", "the database has triggers or rewrite rules coffer did not make"));
+		return COFFER_ERR_TAMPERED;
+	}
+	if (rc == COFFER_OK)
+		rc = k < STORE_MAX_PARAMS ? store_run(s, ent->auth->row, key, k, &rows) : COFFER_ERR_INTERNAL;
 	if (rc == COFFER_OK && (rows.nrows != 1 || rows.ncols < ent->ncols))
 		rc = COFFER_ERR_INTERNAL; /* q wrote another row than key names */
 	if (rc == COFFER_OK)

@@ -49,7 +49,12 @@ static const struct store_entity version_entity =
 enum coffer_err store_version_row(struct store *s, const char *app_id, uint64_t version,
 				  struct store_secret_version *out)
 {
-	return store_get(s, &version_entity, STORE_Q_VERSION_GET, PARAMS(VT(app_id), VI(version)), out);
+	struct store_secret_version v;
+	enum coffer_err rc = store_get(s, &version_entity, STORE_Q_VERSION_GET, PARAMS(VT(app_id), VI(version)),
+				       out ? out : &v);
+	if (rc == COFFER_OK && !out)
+		version_clear(&v);
+	return rc;
 }
 
 static void secret_clear(void *item)
@@ -548,10 +553,9 @@ enum coffer_err store_secrets_set_head(struct store *s, const char *app_id, uint
 	rc = store_begin(s, 1);
 	if (rc)
 		return rc;
-	struct store_secret_version v;
 	rc = store_lock_app(s, app_id);
 	if (rc == COFFER_OK && version)
-		rc = store_version_row(s, app_id, version, &v);
+		rc = store_version_row(s, app_id, version, NULL);
 	if (rc == COFFER_OK)
 		rc = store_run(s, STORE_Q_APP_SET_HEAD, PARAMS(VT(app_id), VI(version)), NULL);
 	return store_finish(s, rc);

@@ -473,6 +473,34 @@ static void test_row_auth_tokens(void **state)
 	assert_int_equal(store_token_get_by_hash(s, in.hash, &got), COFFER_ERR_TAMPERED);
 }
 
+/* A trigger a store writer adds (to edit a row between its write and its seal) refuses every authenticated write. */
+static void test_row_auth_trigger(void **state)
+{
+	struct store *s = *state;
+	struct store_org org;
+	struct store_token in, tok, got;
+	assert_int_equal(store_org_create(s, "acme", &org), COFFER_OK);
+	token_in(&in, org.id, 0x22, "read");
+	assert_int_equal(store_token_insert(s, &in, &tok), COFFER_OK);
+	if (use_pg) {
+		raw("CREATE FUNCTION evil() RETURNS trigger LANGUAGE plpgsql AS "
+		    "$$ BEGIN UPDATE tokens SET role = 'admin' WHERE id = NEW.id AND role <> 'admin'; RETURN NULL; END $$");
+		raw("CREATE TRIGGER evil AFTER UPDATE ON tokens FOR EACH ROW EXECUTE FUNCTION evil()");
+	} else {
+		raw("CREATE TRIGGER evil AFTER UPDATE ON tokens BEGIN "
+		    "UPDATE tokens SET role = 'admin' WHERE id = NEW.id AND role <> 'admin'; END");
+	}
+	/* the revoke would be read back as an admin token and sealed: refused, rolled back */
+	assert_int_equal(store_token_revoke(s, org.id, tok.id), COFFER_ERR_TAMPERED);
+	token_in(&in, org.id, 0x23, "read");
+	assert_int_equal(store_token_insert(s, &in, &got), COFFER_ERR_TAMPERED);
+	raw(use_pg ? "DROP TRIGGER evil ON tokens" : "DROP TRIGGER evil");
+	assert_int_equal(store_token_get_by_hash(s, tok.hash, &got), COFFER_OK);
+	assert_string_equal(got.role, "read");
+	assert_int_equal(got.revoked_at, 0);
+	assert_int_equal(raw("SELECT count(*) FROM tokens"), 1);
+}
+
 /* A connection with another key refuses the rows; one without a key reads and writes nothing. */
 static void test_row_auth_keys(void **state)
 {
@@ -2379,6 +2407,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_migrations_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schema_newer_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_row_auth_tokens, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_row_auth_trigger, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_row_auth_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_row_auth_run_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_concurrent, setup_fresh, teardown),
