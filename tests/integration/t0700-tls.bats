@@ -43,6 +43,7 @@ bad_api_start() {
 	"$COFFER" api --state-dir "$T/api" --store "$STORE_URL" --listen 127.0.0.1:0 \
 		--keeper "$KEEPER_URL" --keeper-pub "$T/keeper/keeper.pub" \
 		--keeper-credential "$T/keeper/api.credential" --boot-key "$T/keeper/api.boot.key" \
+		--rows-key "$T/keeper/api.rows.key" --digest-key "$T/keeper/api.digest.key" \
 		--tls-cert "$BAD/$1.pem" --tls-key "$BAD/$1.key" --ca "$COFFER_CA" \
 		--ready-file "$BAD/api.ready" >>"$T/bad-api.out" 2>>"$T/bad-api.log" 3>&- &
 	BAD_PID=$!
@@ -165,7 +166,8 @@ secrets_unchanged() {
 	[[ "$output" == *"refusing to serve plain HTTP on '0.0.0.0:0', which is not a loopback address: give --tls-cert FILE and --tls-key FILE"* ]]
 	run_logged timeout 20 "$COFFER" api --state-dir "$T/api" --store "$STORE_URL" --listen '[::]:0' \
 		--keeper "$KEEPER_URL" --keeper-pub "$T/keeper/keeper.pub" \
-		--keeper-credential "$T/keeper/api.credential" --boot-key "$T/keeper/api.boot.key"
+		--keeper-credential "$T/keeper/api.credential" --boot-key "$T/keeper/api.boot.key" \
+		--rows-key "$T/keeper/api.rows.key" --digest-key "$T/keeper/api.digest.key"
 	[ "$status" -eq 4 ]
 	[[ "$output" == *"refusing to serve plain HTTP on '[::]:0'"* ]]
 	# only one of the two files: refused too
