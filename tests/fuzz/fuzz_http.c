@@ -65,7 +65,13 @@ static void bootstrap(const char *url)
 	struct store_app app;
 	struct store_token t = { 0 };
 	struct secret *token = NULL;
-	if (store_open(url, &s) || store_org_create(s, "fuzz", &org) ||
+	static const unsigned char rows_key[STORE_ROW_KEY_LEN] = { [0 ... STORE_ROW_KEY_LEN - 1] = 0x42 };
+	if (store_open(url, &s))
+		abort();
+	for (int i = 0; i < STORE_TABLE__COUNT; i++) /* the api's rows key (rows.key below) */
+		if (store_auth_key(s, (enum store_table)i, rows_key))
+			abort();
+	if (store_org_create(s, "fuzz", &org) ||
 	    str_copy(t.org_id, sizeof(t.org_id), org.id) || str_copy(t.role, sizeof(t.role), "admin") ||
 	    api_token_mint(&token, t.hash) || store_token_insert(s, &t, &t) ||
 	    store_app_create(s, org.id, "web", 0, &app))
@@ -78,7 +84,7 @@ static void bootstrap(const char *url)
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc, (void)argv;
-	static char url[300], pub[300], cred[300];
+	static char url[300], pub[300], cred[300], rows[300], digest[300];
 	const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
 	char why[256];
 	fuzz_sodium_init();
@@ -92,10 +98,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(cred, sizeof(cred), "%s/keeper.credential", dir);
 	write_file(dir, "keeper.pub", "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29\n", 0644);
 	write_file(dir, "keeper.credential", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n", 0600);
+	snprintf(rows, sizeof(rows), "%s/rows.key", dir);
+	snprintf(digest, sizeof(digest), "%s/digest.key", dir);
+	write_file(dir, "rows.key", "4242424242424242424242424242424242424242424242424242424242424242\n", 0600);
+	write_file(dir, "digest.key", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n", 0600);
 	bootstrap(url);
 	struct api_config cfg = { .state_dir = dir, .store_url = url, .listen = "127.0.0.1:0",
 				  .keeper_url = "http://127.0.0.1:1", .keeper_pub_file = pub,
-				  .keeper_credential_file = cred };
+				  .keeper_credential_file = cred, .rows_key_file = rows, .digest_key_file = digest };
 	if (api_start(&cfg, &api, why, sizeof(why))) {
 		fprintf(stderr, "fuzz_http: cannot start the api: %s\n", why);
 		abort();
@@ -125,6 +135,8 @@ static char *exchange(const char *req, size_t req_len, size_t *len)
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		int r = poll(&p, 1, IO_TIMEOUT_MS);
+		if (r < 0 && errno == EINTR) /* libFuzzer's timer */
+			continue;
 		FUZZ_CHECK(r > 0); /* the server neither answered nor closed: it hangs */
 		ssize_t n = recv(fd, out + *len, RESPONSE_MAX - *len, 0);
 		if (n <= 0 || *len + (size_t)n >= RESPONSE_MAX) {
