@@ -249,7 +249,7 @@ static json_t *detail_of(const struct item *items, size_t n, uint64_t version, i
 
 /*
  * A secrets version whose manifest does not parse (store.h): edited in the
- * store, or made before schema 6. Logged, answered 500; nothing is stored.
+ * store, or made before schema 7. Logged, answered 500; nothing is stored.
  */
 static enum coffer_err manifest_refused(struct http_request *req, const struct api_auth *a, uint64_t version)
 {

@@ -5,6 +5,7 @@
 
 #include "answersig.h"
 #include "buf.h"
+#include "encode.h"
 #include "banned.h"
 
 #define CONTEXT "coffer-answer-v1\n"
@@ -49,20 +50,13 @@ enum coffer_err answersig_verify(const unsigned char pk[ANSWERSIG_PK_LEN], const
 				 int status, const void *body, size_t body_len, const char *sig)
 {
 	unsigned char raw[crypto_sign_ed25519_BYTES];
-	char again[ANSWERSIG_B64_SIZE];
 	size_t n = 0;
-	const char *end = NULL;
 	struct buf msg;
 	enum coffer_err rc = COFFER_ERR_CRYPTO;
 
+	/* the one strict decoder: one spelling per signature */
 	if (!sig || strlen(sig) != ANSWERSIG_B64_LEN ||
-	    sodium_base642bin(raw, sizeof(raw), sig, ANSWERSIG_B64_LEN, NULL, &n, &end,
-			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
-	    n != sizeof(raw) || end != sig + ANSWERSIG_B64_LEN)
-		return COFFER_ERR_CRYPTO;
-	/* one spelling: libsodium's decoder is lenient about some bytes */
-	sodium_bin2base64(again, sizeof(again), raw, sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-	if (sodium_memcmp(again, sig, ANSWERSIG_B64_LEN) != 0)
+	    b64_decode_into(B64_URL, sig, ANSWERSIG_B64_LEN, raw, sizeof(raw), &n) != COFFER_OK || n != sizeof(raw))
 		return COFFER_ERR_CRYPTO;
 	buf_init(&msg, MESSAGE_MAX);
 	if (message(host_id, nonce, status, body, body_len, &msg) == COFFER_OK &&

@@ -80,7 +80,7 @@ void store_close(struct store *s);
  * not hold: the role that relies on a table gives its key to each
  * connection before it reads or writes that table. Every read of such a
  * table verifies each row and refuses one that does not verify (forged,
- * edited, or written before schema version 6) with COFFER_ERR_TAMPERED and
+ * edited, or written before schema version 8) with COFFER_ERR_TAMPERED and
  * one log line row_tampered (table, key); every write seals the row it
  * wrote, and an update verifies the row as it was first, in the same
  * transaction. Reading or writing a table whose key was not given is
@@ -339,7 +339,7 @@ struct store_secret_list {
 	/*
 	 * The version's manifest, sorted by name. manifest_ok is 1 when it
 	 * parsed for exactly this app and version (or version is 0), else 0
-	 * with no items: a version made before schema 6, or an edited text.
+	 * with no items: a version made before schema 7, or an edited text.
 	 */
 	int manifest_ok;
 	struct store_manifest_item *manifest;
