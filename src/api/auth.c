@@ -173,6 +173,8 @@ static enum coffer_err resolve_app(struct http_request *req, struct api_auth *a)
 		rc = COFFER_ERR_NOT_FOUND; /* never 403 across orgs or apps */
 	if (rc == COFFER_ERR_NOT_FOUND)
 		return api_fail(req, rc, "app '%s' not found", name);
+	if (rc == COFFER_ERR_TAMPERED) /* logged row_tampered by the store */
+		return api_fail(req, rc, "app '%s': its stored row failed authentication (tampered)", name);
 	if (rc)
 		return http_reply_error(req, rc, NULL);
 	a->app = app;

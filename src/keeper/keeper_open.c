@@ -350,7 +350,10 @@ static enum coffer_err decide(const struct keeper_keys *keys, struct store *s, s
 	rc = store_app_get(s, st->claims.app, &st->app);
 	if (rc == COFFER_OK)
 		st->have_app = 1;
-	else if (rc != COFFER_ERR_NOT_FOUND)
+	else if (rc == COFFER_ERR_TAMPERED) { /* logged row_tampered by the store */
+		*why = "app row failed authentication (tampered)";
+		return rc;
+	} else if (rc != COFFER_ERR_NOT_FOUND)
 		return rc;
 	if (strcmp(st->claims.host, st->host->id) != 0) {
 		*why = "boot token is for another host";

@@ -486,7 +486,7 @@ enum coffer_err keeper_start(const struct keeper_config *cfg, const struct secre
 	/* The rows the keeper relies on to open (docs/STORE.md "Row authentication"); never tokens. */
 	step = "row_keys";
 	static const enum store_table verified[] = { STORE_TABLE_MACHINES, STORE_TABLE_RELEASES,
-						     STORE_TABLE_SECRET_VERSIONS };
+						     STORE_TABLE_SECRET_VERSIONS, STORE_TABLE_APPS };
 	for (size_t i = 0; i < sizeof(verified) / sizeof(verified[0]) && !rc; i++)
 		rc = store_pool_auth_key(k->pool, verified[i], secret_cbytes(k->keys.rows));
 	if (rc)

@@ -117,16 +117,18 @@ enum coffer_err store_token_revoke(struct store *s, const char *org_id, const ch
 /* ---- apps ---- */
 
 static const struct store_col app_cols[] = {
-	COLF(struct store_app, id, COL_TEXT, COL_INS),
-	COLF(struct store_app, org_id, COL_TEXT, COL_INS),
-	COLF(struct store_app, name, COL_TEXT, COL_INS),
-	COLF(struct store_app, created_at, COL_INT, COL_INS),
-	COL(struct store_app, secrets_head, COL_UINT),
-	COL(struct store_app, deployed_version, COL_UINT),
-	COL(struct store_app, current_release, COL_UINT),
-	COLF(struct store_app, grace_ms, COL_INT, COL_INS),
+	COLF(struct store_app, id, COL_TEXT, COL_INS | COL_KEY),
+	COLF(struct store_app, org_id, COL_TEXT, COL_INS | COL_AUTH),
+	COLF(struct store_app, name, COL_TEXT, COL_INS | COL_AUTH),
+	COLF(struct store_app, created_at, COL_INT, COL_INS | COL_AUTH),
+	COLF(struct store_app, secrets_head, COL_UINT, COL_AUTH),
+	COLF(struct store_app, deployed_version, COL_UINT, COL_AUTH),
+	COLF(struct store_app, current_release, COL_UINT, COL_AUTH),
+	COLF(struct store_app, grace_ms, COL_INT, COL_INS | COL_AUTH),
+	COLMAC,
 };
-static const struct store_entity app_entity = ENTITY("app", struct store_app, app_cols, NULL);
+static const struct store_auth app_auth = { STORE_TABLE_APPS, STORE_Q_APP_LOCK, STORE_Q_APP_SEAL };
+const struct store_entity store_app_entity = AUTH_ENTITY("app", struct store_app, app_cols, NULL, &app_auth);
 
 enum coffer_err store_app_create(struct store *s, const char *org_id, const char *name, int64_t grace_ms,
 				 struct store_app *out)
@@ -142,31 +144,42 @@ enum coffer_err store_app_create(struct store *s, const char *org_id, const char
 	memcpy(a.name, name, strlen(name) + 1);
 	a.created_at = store_now_ms();
 	a.grace_ms = grace_ms ? grace_ms : STORE_GRACE_MS_DEFAULT;
-	rc = store_insert(s, &app_entity, STORE_Q_APP_INSERT, &a);
+	rc = store_insert(s, &store_app_entity, STORE_Q_APP_INSERT, &a);
 	if (rc)
 		return rc;
 	*out = a;
 	return COFFER_OK;
 }
 
+enum coffer_err store_lock_app_row(struct store *s, const char *app_id, struct store_app *out)
+{
+	struct store_app a;
+	return store_get(s, &store_app_entity, STORE_Q_APP_LOCK, PARAMS(VT(app_id)), out ? out : &a);
+}
+
+enum coffer_err store_lock_app(struct store *s, const char *app_id)
+{
+	return store_lock_app_row(s, app_id, NULL);
+}
+
 enum coffer_err store_app_get_by_name(struct store *s, const char *name, struct store_app *out)
 {
-	return store_get_by(s, &app_entity, STORE_Q_APP_BY_NAME, name, out);
+	return store_get_by(s, &store_app_entity, STORE_Q_APP_BY_NAME, name, out);
 }
 
 enum coffer_err store_app_get(struct store *s, const char *id, struct store_app *out)
 {
-	return store_get_by(s, &app_entity, STORE_Q_APP_BY_ID, id, out);
+	return store_get_by(s, &store_app_entity, STORE_Q_APP_BY_ID, id, out);
 }
 
 enum coffer_err store_app_list(struct store *s, const char *org_id, struct store_app_list *out)
 {
-	return store_list_by(s, &app_entity, STORE_Q_APP_LIST, org_id, (void **)&out->items, &out->n);
+	return store_list_by(s, &store_app_entity, STORE_Q_APP_LIST, org_id, (void **)&out->items, &out->n);
 }
 
 void store_app_list_release(struct store_app_list *l)
 {
-	store_items_free(&app_entity, (void **)&l->items, &l->n);
+	store_items_free(&store_app_entity, (void **)&l->items, &l->n);
 }
 
 enum coffer_err store_app_destroy(struct store *s, const char *app_id)

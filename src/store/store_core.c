@@ -163,11 +163,6 @@ int store_valid_text(const char *s, size_t size)
 	return s && strlen(s) < size;
 }
 
-enum coffer_err store_lock_app(struct store *s, const char *app_id)
-{
-	return store_run_one(s, STORE_Q_APP_LOCK, PARAMS(VT(app_id)));
-}
-
 /* ---- open and migrations ---- */
 
 static enum coffer_err migrate(struct store *s)

@@ -54,7 +54,12 @@ COFFER_MUST_CHECK enum coffer_err store_begin(struct store *s, int write);
 COFFER_MUST_CHECK enum coffer_err store_finish(struct store *s, enum coffer_err rc);
 int64_t store_now_ms(void);
 int store_valid_text(const char *s, size_t size);
-/* Locks the app's row until the end of the transaction; NOT_FOUND for an unknown app. */
+/*
+ * Locks the app's row until the end of the transaction and verifies it
+ * (row authentication, store_apps.c): NOT_FOUND for an unknown app,
+ * TAMPERED for an edited one; *out (may be NULL) is the row.
+ */
+COFFER_MUST_CHECK enum coffer_err store_lock_app_row(struct store *s, const char *app_id, struct store_app *out);
 COFFER_MUST_CHECK enum coffer_err store_lock_app(struct store *s, const char *app_id);
 
 /* The row of an app's secrets version, verified (store_secrets.c); NOT_FOUND if there is none. out
@@ -159,5 +164,8 @@ COFFER_MUST_CHECK enum coffer_err store_insert(struct store *s, const struct sto
 COFFER_MUST_CHECK enum coffer_err store_write(struct store *s, const struct store_entity *ent, enum store_q q,
 					      const struct store_val *p, size_t n, const struct store_val *key,
 					      size_t k);
+
+/* The apps row (store_apps.c), authenticated: every write is store_write with the app's id as key. */
+extern const struct store_entity store_app_entity;
 
 #endif

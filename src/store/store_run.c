@@ -444,8 +444,8 @@ enum coffer_err store_app_set_current_release(struct store *s, const char *app_i
 	if (rc == COFFER_OK && deployed_version)
 		rc = store_version_row(s, app_id, deployed_version, NULL);
 	if (rc == COFFER_OK)
-		rc = store_run_one(s, STORE_Q_APP_SET_RELEASE,
-				   PARAMS(VT(app_id), VI(release), VI(deployed_version)));
+		rc = store_write(s, &store_app_entity, STORE_Q_APP_SET_RELEASE,
+				 PARAMS(VT(app_id), VI(release), VI(deployed_version)), PARAMS(VT(app_id)));
 	return store_finish(s, rc);
 }
 

@@ -104,6 +104,7 @@ static const char *const table_names[STORE_TABLE__COUNT] = {
 	[STORE_TABLE_MACHINES] = "machines",
 	[STORE_TABLE_RELEASES] = "releases",
 	[STORE_TABLE_SECRET_VERSIONS] = "secret_versions",
+	[STORE_TABLE_APPS] = "apps",
 };
 
 const char *store_table_name(enum store_table t)

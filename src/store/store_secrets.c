@@ -10,21 +10,6 @@
 
 #include "banned.h"
 
-/* APP_LOCK's one column, and an app row read only for its head. */
-static const struct store_col lock_cols[] = {
-	COL(struct store_app, secrets_head, COL_UINT),
-};
-static const struct store_entity lock_entity = ENTITY("app lock", struct store_app, lock_cols, NULL);
-
-static const struct store_col head_cols[] = {
-	{ "id", COL_SKIP, 0, 0, 0, 0 },
-	{ "org_id", COL_SKIP, 0, 0, 0, 0 },
-	{ "name", COL_SKIP, 0, 0, 0, 0 },
-	{ "created_at", COL_SKIP, 0, 0, 0, 0 },
-	COL(struct store_app, secrets_head, COL_UINT),
-};
-static const struct store_entity head_entity = ENTITY("app head", struct store_app, head_cols, NULL);
-
 static void version_clear(void *item)
 {
 	struct store_secret_version *v = item;
@@ -382,7 +367,7 @@ enum coffer_err store_secrets_put(struct store *s, const char *app_id, const str
 	if (rc)
 		goto done;
 	/* The app row lock serialises every writer of this app's secrets. */
-	rc = store_get(s, &lock_entity, STORE_Q_APP_LOCK, PARAMS(VT(app_id)), &head_row);
+	rc = store_lock_app_row(s, app_id, &head_row);
 	if (rc)
 		goto out;
 	head = head_row.secrets_head;
@@ -414,7 +399,8 @@ enum coffer_err store_secrets_put(struct store *s, const char *app_id, const str
 	rc = check_limits(s, app_id, version, limits);
 	if (rc)
 		goto out;
-	rc = store_run(s, STORE_Q_APP_SET_HEAD, PARAMS(VT(app_id), VI(version)), NULL);
+	rc = store_write(s, &store_app_entity, STORE_Q_APP_SET_HEAD, PARAMS(VT(app_id), VI(version)),
+			 PARAMS(VT(app_id)));
 out:
 	rc = store_finish(s, rc);
 	if (rc == COFFER_OK)
@@ -438,7 +424,7 @@ static enum coffer_err pick_version(struct store *s, const char *app_id, uint64_
 	enum coffer_err rc;
 	memset(v, 0, sizeof(*v));
 	if (version == 0) {
-		rc = store_get(s, &head_entity, STORE_Q_APP_BY_ID, PARAMS(VT(app_id)), &a);
+		rc = store_app_get(s, app_id, &a);
 		if (rc || a.secrets_head == 0)
 			return rc;
 		version = a.secrets_head;
@@ -503,7 +489,7 @@ enum coffer_err store_secrets_history(struct store *s, const char *app_id, struc
 	rc = store_begin(s, 0);
 	if (rc)
 		return rc;
-	rc = store_get(s, &head_entity, STORE_Q_APP_BY_ID, PARAMS(VT(app_id)), &a);
+	rc = store_app_get(s, app_id, &a);
 	if (rc == COFFER_OK)
 		rc = store_list(s, &version_entity, STORE_Q_VERSION_LIST, PARAMS(VT(app_id)), (void **)&l.items,
 				&l.n);
@@ -557,7 +543,8 @@ enum coffer_err store_secrets_set_head(struct store *s, const char *app_id, uint
 	if (rc == COFFER_OK && version)
 		rc = store_version_row(s, app_id, version, NULL);
 	if (rc == COFFER_OK)
-		rc = store_run(s, STORE_Q_APP_SET_HEAD, PARAMS(VT(app_id), VI(version)), NULL);
+		rc = store_write(s, &store_app_entity, STORE_Q_APP_SET_HEAD, PARAMS(VT(app_id), VI(version)),
+				 PARAMS(VT(app_id)));
 	return store_finish(s, rc);
 }
 

@@ -217,6 +217,13 @@ const struct store_stmt store_stmts[STORE_Q__COUNT] = {
 	"ALTER TABLE releases ADD COLUMN mac " BLOB ";"                                                 \
 	"ALTER TABLE secret_versions ADD COLUMN mac " BLOB ";"
 
+/*
+ * Schema version 9: the apps row is authenticated too (its org decides
+ * which tokens reach it, its secrets head what the next release deploys).
+ * Apps written before this version have no mac and are refused when read.
+ */
+#define MIGRATION_9(BLOB) "ALTER TABLE apps ADD COLUMN mac " BLOB ";"
+
 /* The list: entry i is schema version i + 1. Append only. */
 #define MIGRATIONS(INT, BLOB, BLEN, NOROWID)                                                            \
 	{                                                                                               \
@@ -228,6 +235,7 @@ const struct store_stmt store_stmts[STORE_Q__COUNT] = {
 		MIGRATION_6(INT),                                                                       \
 		MIGRATION_7,                                                                            \
 		MIGRATION_8(BLOB),                                                                      \
+		MIGRATION_9(BLOB),                                                                      \
 	}
 
 const char *const store_sqlite_migrations[] = MIGRATIONS("INTEGER", "BLOB", "length", " WITHOUT ROWID");

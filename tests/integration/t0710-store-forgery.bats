@@ -271,6 +271,81 @@ as_token() {
 	[ "$CODE" = 200 ]
 }
 
+# ---- apps ----
+
+# counts: secrets versions, releases and machines in the store, one line.
+counts() {
+	store_sql "SELECT (SELECT count(*) FROM secret_versions) || ' ' || (SELECT count(*) FROM releases) || ' ' ||
+		(SELECT count(*) FROM machines)"
+}
+
+@test "an app moved into another org in the store: that org's token cannot reach or deploy it, audited" {
+	agents_up 1
+	evil=$("$COFFER" api bootstrap --store "$STORE_URL" --rows-key "$T/keeper/api.rows.key" --org evil)
+	[[ "$evil" =~ ^coffer_ ]]
+	# control: across orgs the app is not found
+	as_token "$evil" GET /v1/apps/canary/secrets
+	refused_with 404 not_found "app 'canary' not found"
+	before=$(counts)
+	store_sql "UPDATE apps SET org_id = (SELECT id FROM orgs WHERE name = 'evil') WHERE name = 'canary'"
+	as_token "$evil" GET /v1/apps/canary/secrets
+	refused_with 500 row_tampered "app 'canary': its stored row failed authentication (tampered)"
+	as_token "$evil" GET /v1/apps
+	refused_with 500 row_tampered "stored row failed authentication"
+	# deploying code that would print the app's secrets
+	run env COFFER_TOKEN="$evil" timeout 60 "$COFFER" deploy -a canary --grace 2s -- "$APP"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"app 'canary': its stored row failed authentication"* ]]
+	[ "$(counts)" = "$before" ]
+	tampered_logged api apps
+	[ "$(store_sql "SELECT count(*) FROM audit_events WHERE action = 'releases.create'
+		AND org_id = (SELECT id FROM orgs WHERE name = 'evil') AND outcome LIKE '%row_tampered%'")" = 1 ]
+	# the app's own org is refused too while the row is edited; put back, it verifies again
+	as_token "$ADMIN_TOKEN" GET /v1/apps/canary/secrets
+	refused_with 500 row_tampered "stored row failed authentication"
+	store_sql "UPDATE apps SET org_id = (SELECT id FROM orgs WHERE name = 'acme') WHERE name = 'canary'"
+	as_token "$ADMIN_TOKEN" GET /v1/apps/canary/secrets
+	[ "$CODE" = 200 ]
+	as_token "$evil" GET /v1/apps/canary/secrets
+	[ "$CODE" = 404 ]
+}
+
+@test "an app's secrets head set back to an older version: no secrets set or deploy on it, no machine gets the old value" {
+	agents_up 1
+	run_app canary
+	run_logged cli secrets set -a canary "ROTATED=old-value"
+	[ "$status" -eq 0 ]
+	wait_until 30 release_done canary "$(latest_release canary)"
+	old=$(store_sql "SELECT secrets_head FROM apps WHERE name = 'canary'")
+	run_logged cli secrets set -a canary "ROTATED=new-value"
+	[ "$status" -eq 0 ]
+	rel=$(latest_release canary)
+	wait_until 30 release_done canary "$rel"
+	[ "$(release_status canary "$rel")" = succeeded ]
+	machine_env_is canary ROTATED new-value
+	head=$(store_sql "SELECT secrets_head FROM apps WHERE name = 'canary'")
+	[ "$head" -gt "$old" ]
+	before=$(counts)
+	store_sql "UPDATE apps SET secrets_head = $old WHERE name = 'canary'"
+	# a secrets set would rebase on the old version's values, a deploy would take them
+	run_logged cli secrets set -a canary "OTHER=x"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"app 'canary': its stored row failed authentication"* ]]
+	deploy canary -- "$APP"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"app 'canary': its stored row failed authentication"* ]]
+	[ "$(counts)" = "$before" ]
+	tampered_logged api apps
+	[ "$(store_sql "SELECT count(*) FROM audit_events WHERE action IN ('secrets.set', 'releases.create')
+		AND outcome LIKE '%row_tampered%'")" = 2 ]
+	# control: the head put back as it was written verifies again
+	store_sql "UPDATE apps SET secrets_head = $head WHERE name = 'canary'"
+	[ "$(latest_release canary)" = "$rel" ]
+	machine_env_is canary ROTATED new-value
+	run_logged cli secrets set -a canary "OTHER=x"
+	[ "$status" -eq 0 ]
+}
+
 # ---- the one digest key ----
 
 # api2_start DIGEST_KEY: a second api on the same store and keeper; API2_URL.

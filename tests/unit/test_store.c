@@ -36,7 +36,7 @@
 #define RELEASE_ROUNDS 3
 #define HOLD_US 200000       /* how long a test holds a write transaction while another writer waits */
 #define CKPT_PUTS 600        /* secrets changes that write well past a WAL checkpoint */
-#define LATEST 8             /* the schema version this binary migrates to */
+#define LATEST 9             /* the schema version this binary migrates to */
 #define CKPT_WAL_MAX_FRAMES 1400 /* the store checkpoints at 1000 frames; a commit adds a few */
 #define SQLITE_FRAME_BYTES (4096 + 24)
 
@@ -263,9 +263,17 @@ static void test_migrations_once(void **state)
 	assert_string_equal(store_backend_name(s), use_pg ? "postgres" : "sqlite");
 }
 
-/* Takes a store at schema version 8 back to version 7: its rows lose their MACs. */
+/* Takes a store at schema version 9 back to version 8: its apps lose their MACs. */
+static void undo_migration_9(void)
+{
+	raw("ALTER TABLE apps DROP COLUMN mac");
+	raw("DELETE FROM schema_migrations WHERE version = 9");
+}
+
+/* Takes a store at the latest schema version back to version 7: its rows lose their MACs. */
 static void undo_migration_8(void)
 {
+	undo_migration_9();
 	raw("ALTER TABLE tokens DROP COLUMN mac");
 	raw("ALTER TABLE machines DROP COLUMN mac");
 	raw("ALTER TABLE releases DROP COLUMN mac");
@@ -370,8 +378,9 @@ static void test_migration_3_upgrade(void **state)
 	assert_int_equal(store_machine_get(s, m.id, &got), COFFER_ERR_TAMPERED);
 	assert_int_equal(store_release_get(s, app.id, 1, &r), COFFER_ERR_TAMPERED);
 	assert_null(r.config);
-	assert_int_equal(store_release_create(s, app.id, "{}", 0, 1, 0, "alice", &v), COFFER_OK);
-	assert_int_equal(v, 2);
+	/* so does the app's (before schema 9): no release is made on it */
+	assert_int_equal(store_release_create(s, app.id, "{}", 0, 1, 0, "alice", &v), COFFER_ERR_TAMPERED);
+	assert_int_equal(raw("SELECT count(*) FROM releases"), 1);
 }
 
 /* A store at schema version 3 is brought to 4 (and 5): its machines are kept, without a tail. */
@@ -418,7 +427,8 @@ static void test_migration_5_upgrade(void **state)
 	*state = s;
 	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), LATEST);
 	assert_int_equal(raw("SELECT count(*) FROM leases"), 0);
-	assert_int_equal(store_app_get_by_name(s, "web", &app), COFFER_OK);
+	assert_int_equal(raw("SELECT count(*) FROM apps WHERE name = 'web'"), 1);
+	assert_int_equal(store_app_get_by_name(s, "web", &app), COFFER_ERR_TAMPERED); /* no MAC: before schema 9 */
 	assert_int_equal(store_lease_acquire(s, "releases", "api-1", 60000, &held), COFFER_OK);
 	assert_int_equal(held, 1);
 }
@@ -587,6 +597,82 @@ static void test_row_auth_run_rows(void **state)
 	assert_int_equal(store_secrets_set_head(s, app.id, 1), COFFER_ERR_TAMPERED);
 	assert_int_equal(store_secrets_get(s, app.id, 2, &sl), COFFER_OK);
 	store_secret_list_release(&sl);
+}
+
+/*
+ * The apps row: moved into another org, or its secrets head set back, it is
+ * refused by every read and by the write paths, which change nothing.
+ */
+static void test_row_auth_apps(void **state)
+{
+	struct store *s = *state;
+	struct store_org org, other;
+	struct store_app app, got;
+	struct store_app_list al = { 0 };
+	struct store_secret_list sl = { 0 };
+	struct store_secret_change c1 = set("A", "ct-a-1", "digest-a-1"), c2 = set("A", "ct-a-2", "digest-a-2");
+	uint64_t v, rel;
+	char sql[SQL_SIZE];
+	make_app(s, "acme", "web", &org, &app);
+	assert_int_equal(store_org_create(s, "evil", &other), COFFER_OK);
+	assert_int_equal(store_secrets_put(s, app.id, &c1, 1, "alice", "deployed", NULL, &v), COFFER_OK);
+	assert_int_equal(store_secrets_put(s, app.id, &c2, 1, "alice", "deployed", NULL, &v), COFFER_OK);
+	assert_int_equal(v, 2);
+	/* the write paths seal what they write: set head, set current release */
+	assert_int_equal(store_secrets_set_head(s, app.id, 2), COFFER_OK);
+	assert_int_equal(store_release_create(s, app.id, "{}", 2, 0, 0, "alice", &rel), COFFER_OK);
+	assert_int_equal(store_app_set_current_release(s, app.id, rel, 2), COFFER_OK);
+	assert_int_equal(store_app_get(s, app.id, &got), COFFER_OK);
+	assert_int_equal(got.secrets_head, 2);
+	assert_int_equal(got.deployed_version, 2);
+	assert_int_equal(got.current_release, rel);
+
+	/* moved into another org */
+	snprintf(sql, sizeof(sql), "UPDATE apps SET org_id = '%s' WHERE id = '%s'", other.id, app.id);
+	assert_int_equal(raw(sql), 1);
+	assert_int_equal(store_app_get_by_name(s, "web", &got), COFFER_ERR_TAMPERED);
+	assert_int_equal(store_app_get(s, app.id, &got), COFFER_ERR_TAMPERED);
+	assert_int_equal(store_app_list(s, other.id, &al), COFFER_ERR_TAMPERED);
+	assert_null(al.items);
+	assert_int_equal(store_secrets_put(s, app.id, &c1, 1, "mallory", "deployed", NULL, &v), COFFER_ERR_TAMPERED);
+	assert_int_equal(store_secrets_set_head(s, app.id, 2), COFFER_ERR_TAMPERED);
+	assert_int_equal(store_app_set_current_release(s, app.id, rel, 2), COFFER_ERR_TAMPERED);
+	assert_int_equal(store_app_destroy(s, app.id), COFFER_ERR_TAMPERED);
+	assert_int_equal(raw("SELECT count(*) FROM secret_versions"), 2);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM apps WHERE org_id = '%s'", other.id);
+	assert_int_equal(raw(sql), 1);
+	/* put back, it verifies again */
+	snprintf(sql, sizeof(sql), "UPDATE apps SET org_id = '%s' WHERE id = '%s'", org.id, app.id);
+	assert_int_equal(raw(sql), 1);
+	assert_int_equal(store_app_get_by_name(s, "web", &got), COFFER_OK);
+
+	/* its secrets head set back to the older version */
+	assert_int_equal(raw("UPDATE apps SET secrets_head = 1"), 1);
+	assert_int_equal(store_app_get(s, app.id, &got), COFFER_ERR_TAMPERED);
+	assert_int_equal(store_secrets_get(s, app.id, 0, &sl), COFFER_ERR_TAMPERED);
+	assert_null(sl.items);
+	/* no version is made on the older head, and the update path does not seal the edit anew */
+	assert_int_equal(store_secrets_put(s, app.id, &c1, 1, "alice", "deployed", NULL, &v), COFFER_ERR_TAMPERED);
+	assert_int_equal(store_secrets_set_head(s, app.id, 1), COFFER_ERR_TAMPERED);
+	assert_int_equal(store_release_create(s, app.id, "{}", 1, 0, 0, "alice", &v), COFFER_ERR_TAMPERED);
+	assert_int_equal(raw("SELECT count(*) FROM secret_versions"), 2);
+	assert_int_equal(raw("SELECT count(*) FROM releases"), 1);
+	assert_int_equal(store_app_get(s, app.id, &got), COFFER_ERR_TAMPERED);
+	assert_int_equal(raw("UPDATE apps SET secrets_head = 2"), 1);
+	assert_int_equal(store_secrets_get(s, app.id, 0, &sl), COFFER_OK);
+	assert_value(&sl, "A", "ct-a-2");
+	store_secret_list_release(&sl);
+
+	/* the grace period and the deployed version are covered too */
+	assert_int_equal(raw("UPDATE apps SET grace_ms = 1"), 1);
+	assert_int_equal(store_app_get(s, app.id, &got), COFFER_ERR_TAMPERED);
+	assert_int_equal(raw("UPDATE apps SET grace_ms = 30000, deployed_version = 1"), 1);
+	assert_int_equal(store_app_get(s, app.id, &got), COFFER_ERR_TAMPERED);
+	assert_int_equal(raw("UPDATE apps SET deployed_version = 2"), 1);
+	assert_int_equal(store_app_get(s, app.id, &got), COFFER_OK);
+	/* a row without a MAC */
+	assert_int_equal(raw("UPDATE apps SET mac = NULL"), 1);
+	assert_int_equal(store_app_get_by_name(s, "web", &got), COFFER_ERR_TAMPERED);
 }
 
 /* A store at schema version 6 is brought to 8: its versions are kept, without a manifest or a MAC, which nothing trusts. */
@@ -2415,6 +2501,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_sqlite_file_private, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_orgs_tokens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_apps, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_row_auth_apps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_app_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secrets_versions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secrets_all_or_nothing, setup, teardown),
