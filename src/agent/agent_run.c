@@ -34,6 +34,7 @@
 #include "fs.h"
 #include "log.h"
 #include "machine.h"
+#include "monotime.h"
 #include "timescale.h"
 #include "banned.h"
 
@@ -60,13 +61,6 @@ _Static_assert(AGENT_JTI_SIZE == BOOTTOKEN_JTI_SIZE, "a jti is 32 hex characters
 
 /* ---- time ---- */
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * MS_PER_S + ts.tv_nsec / NS_PER_MS;
-}
-
 static int64_t mono_us(void)
 {
 	struct timespec ts;
@@ -79,17 +73,6 @@ static int64_t unix_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * MS_PER_S + ts.tv_nsec / NS_PER_MS;
-}
-
-static void deadline_in(struct timespec *ts, int64_t ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / MS_PER_S;
-	ts->tv_nsec += (ms % MS_PER_S) * NS_PER_MS;
-	if (ts->tv_nsec >= MS_PER_S * NS_PER_MS) {
-		ts->tv_sec++;
-		ts->tv_nsec -= MS_PER_S * NS_PER_MS;
-	}
 }
 
 /* A message, cut short if it must be (messages only: never a path or an id that must be whole). */
@@ -349,7 +332,7 @@ static enum coffer_err shared_new(struct shared **out)
 static int shared_sleep(struct shared *sh, int64_t ms)
 {
 	struct timespec ts;
-	deadline_in(&ts, ms);
+	monotime_deadline_in(&ts, ms);
 	while (!sh->stop) {
 		if (pthread_cond_timedwait(&sh->cond, &sh->mu, &ts) == ETIMEDOUT)
 			break;
@@ -361,7 +344,7 @@ static int shared_sleep(struct shared *sh, int64_t ms)
 static void shared_wait_news(struct shared *sh, uint64_t seq)
 {
 	struct timespec ts;
-	deadline_in(&ts, (int64_t)timescale_ms(AGENT_TICK_MS));
+	monotime_deadline_in(&ts, (int64_t)timescale_ms(AGENT_TICK_MS));
 	while (!sh->stop && sh->seq == seq) {
 		if (pthread_cond_timedwait(&sh->cond, &sh->mu, &ts) == ETIMEDOUT)
 			break;
@@ -649,7 +632,7 @@ static void *sender_main(void *arg)
 			continue;
 		}
 		/* the api cannot take it now: again later, and the events behind it wait */
-		deadline_in(&ts, AGENT_RETRY_MS);
+		monotime_deadline_in(&ts, AGENT_RETRY_MS);
 		while (!o->closing) {
 			if (pthread_cond_timedwait(&o->cond, &o->mu, &ts) == ETIMEDOUT)
 				break;
@@ -891,7 +874,7 @@ static void boot(struct agent_runner *r, struct local *l, const json_t *m, const
 	if (rc == COFFER_ERR_UNAVAILABLE || gone) {
 		log_warn("machine.boot_deferred", LF_S("machine", l->id), LF_I("release", l->release),
 			 LF_S("error", coffer_err_name(rc)), LF_S("message", msg));
-		l->next_try = mono_ms() +
+		l->next_try = monotime_ms() +
 			      (gone ? machine_backoff_ms(l->restarts) : AGENT_RETRY_MS);
 		goto out;
 	}
@@ -899,7 +882,7 @@ static void boot(struct agent_runner *r, struct local *l, const json_t *m, const
 		log_warn("machine.failed", LF_S("machine", l->id), LF_I("release", l->release),
 			 LF_S("error", coffer_err_name(rc)), LF_S("reason", msg));
 		report_failed(r, l, msg);
-		schedule_retry(l, mono_ms());
+		schedule_retry(l, monotime_ms());
 		goto out;
 	}
 	rc = agent_boot_sealed(r->id, r->state_dir, m, jti, sealed.ptr, sealed.len, &l->m, &n_secrets, &err);
@@ -908,11 +891,11 @@ static void boot(struct agent_runner *r, struct local *l, const json_t *m, const
 		log_warn("machine.failed", LF_S("machine", l->id), LF_I("release", l->release),
 			 LF_S("error", coffer_err_name(rc)), LF_S("reason", err.message));
 		report_failed(r, l, err.message);
-		schedule_retry(l, mono_ms());
+		schedule_retry(l, monotime_ms());
 		goto out;
 	}
 	l->started_at = unix_ms();
-	l->up_since = mono_ms();
+	l->up_since = monotime_ms();
 	log_info("machine.started", LF_S("machine", l->id), LF_I("release", l->release), LF_I("secrets", n_secrets),
 		 LF_I("boot_us", boot_us), LF_I("open_us", open_us), LF_I("pid", machine_pid(l->m)),
 		 LF_I("restarts", l->restarts));
@@ -985,7 +968,7 @@ static json_t *exit_event(const char *state, int64_t release, const struct machi
 /* l's machine (assignment m) ended on its own: report it with its masked tail, restart later. */
 static void machine_ended(struct agent_runner *r, struct local *l, const json_t *m, const struct machine_exit *ex)
 {
-	int64_t now = mono_ms();
+	int64_t now = monotime_ms();
 	log_info("machine.exited", LF_S("machine", l->id), LF_I("release", l->release), LF_I("exit_status", ex->code),
 		 LF_I("exit_signal", ex->signal), LF_I("runtime_ms", ex->runtime_ms));
 	json_t *e = exit_event("stopped", l->release, ex);
@@ -1088,7 +1071,7 @@ static void reconcile_one(struct agent_runner *r, const json_t *m, const struct 
 {
 	struct local *l = local_find(r, a->id);
 	struct machine_exit ex;
-	int64_t now = mono_ms();
+	int64_t now = monotime_ms();
 
 	if (!l) {
 		l = local_add(r, a->id);
@@ -1131,7 +1114,7 @@ static void reconcile_one(struct agent_runner *r, const json_t *m, const struct 
 		l->restarts = 0;
 		l->next_try = 0;
 	}
-	if (!l->m && mono_ms() >= l->next_try)
+	if (!l->m && monotime_ms() >= l->next_try)
 		boot(r, l, m, a);
 }
 

@@ -22,6 +22,7 @@
 #include "api.h"
 #include "hostauth.h"
 #include "log.h"
+#include "monotime.h"
 #include "release.h"
 #include "banned.h"
 
@@ -638,22 +639,6 @@ static int64_t wall_ms(void)
 	return (int64_t)t.tv_sec * MS_PER_S + t.tv_nsec / 1000000;
 }
 
-/* An absolute CLOCK_MONOTONIC deadline ms from now (the conds use that clock). */
-static struct timespec deadline_in(int64_t ms)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	if (ms < 0)
-		ms = 0;
-	t.tv_sec += ms / MS_PER_S;
-	t.tv_nsec += (ms % MS_PER_S) * 1000000;
-	if (t.tv_nsec >= 1000000000) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000;
-	}
-	return t;
-}
-
 static void tick(struct release_ctl *c)
 {
 	struct store *s = NULL;
@@ -687,7 +672,8 @@ static void *run(void *arg)
 	struct release_ctl *c = arg;
 	for (;;) {
 		pthread_mutex_lock(&c->mu);
-		struct timespec until = deadline_in(RELEASE_TICK_MS);
+		struct timespec until;
+		monotime_deadline_in(&until, RELEASE_TICK_MS); /* the conds use CLOCK_MONOTONIC */
 		while (!c->stopping && !c->woken)
 			if (pthread_cond_timedwait(&c->wake_cv, &c->mu, &until) == ETIMEDOUT)
 				break;

@@ -9,6 +9,7 @@
 
 #include "encode.h"
 #include "json.h"
+#include "monotime.h"
 #include "banned.h"
 
 #define MESSAGE_LEN (sizeof(ANCHOR_CONTEXT) + 8 + ANCHOR_HASH_LEN + 8)
@@ -127,17 +128,6 @@ struct anchor_poker {
 	void *ctx;
 };
 
-static void deadline_in(struct timespec *ts, unsigned ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 static void *poker_main(void *arg)
 {
 	struct anchor_poker *p = arg;
@@ -150,7 +140,7 @@ static void *poker_main(void *arg)
 		if (!p->pending)
 			break; /* stopping, nothing left to do */
 		/* let the rest of the burst arrive: its pokes join this call */
-		deadline_in(&until, p->delay_ms);
+		monotime_deadline_in(&until, p->delay_ms);
 		while (!p->stopping && pthread_cond_timedwait(&p->cond, &p->mu, &until) != ETIMEDOUT)
 			;
 		p->pending = 0;

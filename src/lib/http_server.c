@@ -18,6 +18,7 @@
 #include "buf.h"
 #include "encode.h"
 #include "log.h"
+#include "monotime.h"
 #include "parse.h"
 #include "fs.h"
 #include "secret.h"
@@ -103,7 +104,7 @@ struct http_request {
 	int park;     /* the handler asked to park (http_request_park) */
 	struct http_waitq *park_q;
 	uint64_t park_ticket;
-	int64_t park_deadline; /* mono_ms */
+	int64_t park_deadline; /* monotime_ms */
 	int parked;            /* on the parking lists (under park_mu) */
 	struct http_request *s_prev, *s_next, *q_prev, *q_next;
 	int sent;     /* a response was queued (or the connection refused) */
@@ -602,13 +603,6 @@ static enum MHD_Result request_body(struct http_request *req, const char *data, 
 
 /* ---- parking ---- */
 
-static int64_t mono_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * MS_PER_S + t.tv_nsec / NS_PER_MS;
-}
-
 /* Takes req off both lists; park_mu held. */
 static void park_unlink(struct http_request *req)
 {
@@ -679,7 +673,7 @@ static void *timer_main(void *arg)
 	struct http_server *s = arg;
 	pthread_mutex_lock(&park_mu);
 	while (!s->timer_stop) {
-		int64_t now = mono_ms(), next = NO_DEADLINE;
+		int64_t now = monotime_ms(), next = NO_DEADLINE;
 		struct http_request *r = s->parked, *n;
 		for (; r; r = n) {
 			n = r->s_next;
@@ -762,7 +756,7 @@ enum coffer_err http_request_park(struct http_request *req, struct http_waitq *q
 	req->park = 1;
 	req->park_q = q;
 	req->park_ticket = ticket;
-	req->park_deadline = mono_ms() + timeout_ms;
+	req->park_deadline = monotime_ms() + timeout_ms;
 	return COFFER_OK;
 }
 
@@ -1179,13 +1173,7 @@ void http_server_stop(struct http_server *s)
 	pthread_cond_signal(&s->timer_cv);
 	pthread_mutex_unlock(&park_mu);
 	pthread_join(s->timer, NULL);
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += s->drain_ms / 1000;
-	deadline.tv_nsec += (long)(s->drain_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
+	monotime_deadline_in(&deadline, s->drain_ms);
 	pthread_mutex_lock(&s->lock);
 	while (s->in_flight > 0)
 		if (pthread_cond_timedwait(&s->idle, &s->lock, &deadline) == ETIMEDOUT)

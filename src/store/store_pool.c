@@ -8,11 +8,8 @@
 #include <time.h>
 
 #include "log.h"
+#include "monotime.h"
 #include "banned.h"
-
-#define NS_PER_S 1000000000L
-#define NS_PER_MS 1000000L
-#define MS_PER_S 1000
 
 struct store_pool {
 	pthread_mutex_t mu;
@@ -51,17 +48,6 @@ enum coffer_err store_pool_auth_key(struct store_pool *p, enum store_table t,
 			rc = store_auth_key(p->idle[i], t, key);
 	pthread_mutex_unlock(&p->mu);
 	return rc;
-}
-
-static void deadline_in(struct timespec *t, long ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, t);
-	t->tv_sec += ms / MS_PER_S;
-	t->tv_nsec += (ms % MS_PER_S) * NS_PER_MS;
-	if (t->tv_nsec >= NS_PER_S) {
-		t->tv_sec++;
-		t->tv_nsec -= NS_PER_S;
-	}
 }
 
 enum coffer_err store_pool_open(const char *url, unsigned n, struct store_pool **out)
@@ -139,7 +125,7 @@ enum coffer_err store_pool_acquire(struct store_pool *p, struct store **s)
 	struct store *got;
 	enum coffer_err rc;
 
-	deadline_in(&deadline, STORE_POOL_WAIT_MS);
+	monotime_deadline_in(&deadline, STORE_POOL_WAIT_MS);
 	pthread_mutex_lock(&p->mu);
 	while (p->n_idle == 0) {
 		if (pthread_cond_timedwait(&p->cv, &p->mu, &deadline) == ETIMEDOUT && p->n_idle == 0) {

@@ -20,6 +20,7 @@
 #include "err.h"
 #include "fs.h"
 #include "log.h"
+#include "monotime.h"
 #include "parse.h"
 #include "secret.h"
 
@@ -388,6 +389,24 @@ static void test_b64_std(void **state)
 	assert_int_equal(b64_decode_into(B64_STD, "AAAAAAAA", 8, out, 5, &n), COFFER_ERR_TOO_LARGE);
 }
 
+/* Deadlines: the nanoseconds carry into the seconds, a negative wait is now, and the clock does not go back. */
+static void test_monotime(void **state)
+{
+	(void)state;
+	struct timespec before, at, neg;
+	int64_t t0 = monotime_ms();
+	clock_gettime(CLOCK_MONOTONIC, &before);
+	monotime_deadline_in(&at, 2999);
+	assert_true(at.tv_nsec >= 0 && at.tv_nsec < 1000000000L);
+	int64_t gap_ms = (int64_t)(at.tv_sec - before.tv_sec) * 1000 + (at.tv_nsec - before.tv_nsec) / 1000000;
+	assert_true(gap_ms >= 2999 && gap_ms < 2999 + 1000);
+	monotime_deadline_in(&neg, -5000);
+	assert_true(neg.tv_nsec >= 0 && neg.tv_nsec < 1000000000L);
+	assert_true(neg.tv_sec > before.tv_sec || (neg.tv_sec == before.tv_sec && neg.tv_nsec >= before.tv_nsec));
+	assert_true(neg.tv_sec < at.tv_sec);
+	assert_true(monotime_ms() >= t0);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -398,7 +417,7 @@ int main(void)
 		cmocka_unit_test(test_parse_size_hostport), cmocka_unit_test(test_secret),
 		cmocka_unit_test(test_log),		 cmocka_unit_test(test_fs),
 		cmocka_unit_test(test_hex),		 cmocka_unit_test(test_b64url),
-		cmocka_unit_test(test_b64_std),
+		cmocka_unit_test(test_b64_std),	 cmocka_unit_test(test_monotime),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
