@@ -15,23 +15,15 @@
 #define MESSAGE_LEN (sizeof(ANCHOR_CONTEXT) + 8 + ANCHOR_HASH_LEN + 8)
 #define B64_SLACK 8
 
-static void put_be64(unsigned char *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--) {
-		p[i] = (unsigned char)(v & 0xff);
-		v >>= 8;
-	}
-}
-
 static void message(const struct anchor_head *h, unsigned char msg[MESSAGE_LEN])
 {
 	size_t pos = sizeof(ANCHOR_CONTEXT); /* with its NUL */
 	memcpy(msg, ANCHOR_CONTEXT, pos);
-	put_be64(msg + pos, h->seq);
+	be_put(msg + pos, h->seq, 8);
 	pos += 8;
 	memcpy(msg + pos, h->hash, ANCHOR_HASH_LEN);
 	pos += ANCHOR_HASH_LEN;
-	put_be64(msg + pos, (uint64_t)h->signed_at);
+	be_put(msg + pos, (uint64_t)h->signed_at, 8);
 }
 
 enum coffer_err anchor_sign(const struct secret *signing_sk, struct anchor_head *h)

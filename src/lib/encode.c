@@ -142,3 +142,17 @@ enum coffer_err b64url_decode(const char *in, size_t in_len, struct buf *out)
 	out->ptr[got] = '\0';
 	return COFFER_OK;
 }
+
+void be_put(unsigned char *p, uint64_t v, size_t n)
+{
+	for (size_t i = n; i-- > 0; v >>= 8)
+		p[i] = (unsigned char)(v & 0xff);
+}
+
+uint64_t be_get(const unsigned char *p, size_t n)
+{
+	uint64_t v = 0;
+	for (size_t i = 0; i < n; i++)
+		v = (v << 8) | p[i];
+	return v;
+}

@@ -8,6 +8,7 @@
 #define COFFER_ENCODE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 #include "err.h"
@@ -39,5 +40,13 @@ COFFER_MUST_CHECK enum coffer_err b64_decode_into(enum b64_alphabet a, const cha
 COFFER_MUST_CHECK enum coffer_err b64url_encode(const void *in, size_t len, struct buf *out);
 /* Decodes into b (reset first). */
 COFFER_MUST_CHECK enum coffer_err b64url_decode(const char *in, size_t in_len, struct buf *out);
+
+/*
+ * Big-endian unsigned numbers of n bytes (n at most 8): the lengths and
+ * numbers inside signed, hashed or MAC-ed messages, and PostgreSQL's binary
+ * integers. be_put writes the low n bytes of v to p[0..n).
+ */
+void be_put(unsigned char *p, uint64_t v, size_t n);
+uint64_t be_get(const unsigned char *p, size_t n);
 
 #endif

@@ -36,22 +36,6 @@ _Static_assert(HOSTAUTH_KEY_LEN == crypto_auth_hmacsha256_KEYBYTES &&
 		       HOSTAUTH_MAC_LEN == crypto_auth_hmacsha256_BYTES,
 	       "HMAC-SHA256 sizes");
 
-static void put_be64(unsigned char *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--) {
-		p[i] = (unsigned char)(v & 0xff);
-		v >>= 8;
-	}
-}
-
-static uint64_t get_be64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 /* ---- subkeys ---- */
 
 enum coffer_err hostauth_join_key(const struct secret *master, struct secret **key)
@@ -78,7 +62,7 @@ enum coffer_err hostauth_join_token_make(const struct secret *join_key, int64_t 
 	if (rc)
 		return rc;
 	randombytes_buf(raw, HOSTAUTH_JOIN_ID_BYTES);
-	put_be64(raw + HOSTAUTH_JOIN_ID_BYTES, (uint64_t)expires_at);
+	be_put(raw + HOSTAUTH_JOIN_ID_BYTES, (uint64_t)expires_at, 8);
 	crypto_auth_hmacsha256(raw + JOIN_SIGNED_LEN, raw, JOIN_SIGNED_LEN, secret_cbytes(join_key));
 	memcpy(secret_bytes(t), HOSTAUTH_JOIN_PREFIX, HOSTAUTH_JOIN_PREFIX_LEN);
 	/* Encoded straight into secure memory; the byte after the token is the secret's own NUL. */
@@ -110,7 +94,7 @@ enum coffer_err hostauth_join_token_verify(const struct secret *join_key, const 
 		rc = COFFER_ERR_CRYPTO;
 		goto out;
 	}
-	expires = get_be64(raw + HOSTAUTH_JOIN_ID_BYTES);
+	expires = be_get(raw + HOSTAUTH_JOIN_ID_BYTES, 8);
 	if (expires > INT64_MAX || (int64_t)expires <= now) {
 		rc = COFFER_ERR_UNAUTH;
 		goto out;
@@ -194,7 +178,7 @@ static enum coffer_err cert_message(const struct hostauth_identity *h, int64_t i
 	unsigned char be[8];
 	if (!identity_ok(h) || issued_at < 0)
 		return COFFER_ERR_INVALID;
-	put_be64(be, (uint64_t)issued_at);
+	be_put(be, (uint64_t)issued_at, 8);
 	enum coffer_err rc = buf_add(msg, HOSTAUTH_CERT_CONTEXT, sizeof(HOSTAUTH_CERT_CONTEXT)); /* with its NUL */
 	if (!rc)
 		rc = add_identity(msg, h);
@@ -214,7 +198,7 @@ enum coffer_err hostauth_cert_sign(const struct secret *keeper_sk, const struct 
 	buf_init(&msg, CERT_MESSAGE_MAX);
 	rc = cert_message(h, issued_at, &msg);
 	if (!rc) {
-		put_be64(out, (uint64_t)issued_at);
+		be_put(out, (uint64_t)issued_at, 8);
 		if (crypto_sign_ed25519_detached(out + 8, NULL, (const unsigned char *)msg.ptr, msg.len,
 						 secret_cbytes(keeper_sk)) != 0)
 			rc = COFFER_ERR_CRYPTO;
@@ -233,7 +217,7 @@ enum coffer_err hostauth_cert_verify(const unsigned char keeper_pk[HOSTAUTH_PK_L
 	enum coffer_err rc;
 	if (!cert || cert_len != HOSTAUTH_CERT_LEN)
 		return COFFER_ERR_INVALID;
-	at = get_be64(cert);
+	at = be_get(cert, 8);
 	if (at > INT64_MAX)
 		return COFFER_ERR_INVALID;
 	buf_init(&msg, CERT_MESSAGE_MAX);
@@ -495,7 +479,7 @@ static enum coffer_err replay_insert(struct hostauth_replay *c, const unsigned c
 	unsigned char h[crypto_shorthash_BYTES];
 	enum coffer_err rc = COFFER_OK;
 	crypto_shorthash(h, nonce, HOSTAUTH_NONCE_BYTES, c->hash_key);
-	uint64_t hv = get_be64(h);
+	uint64_t hv = be_get(h, 8);
 	size_t b = (size_t)(hv & (c->n_buckets - 1));
 
 	pthread_mutex_lock(&c->lock);

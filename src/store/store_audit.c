@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "encode.h"
 #include "log.h"
 #include "store_int.h"
 
@@ -20,19 +21,11 @@ static const char *or_empty(const char *s)
 	return s ? s : "";
 }
 
-static void put_be(unsigned char *p, uint64_t v, int bytes)
-{
-	for (int i = bytes - 1; i >= 0; i--) {
-		p[i] = (unsigned char)(v & 0xff);
-		v >>= 8;
-	}
-}
-
 static void hash_field(crypto_hash_sha256_state *st, const char *s)
 {
 	unsigned char len[4];
 	size_t n = strlen(s);
-	put_be(len, n, (int)sizeof(len));
+	be_put(len, n, sizeof(len));
 	crypto_hash_sha256_update(st, len, sizeof(len));
 	crypto_hash_sha256_update(st, (const unsigned char *)s, n);
 }
@@ -57,9 +50,9 @@ enum coffer_err store_audit_hash(uint64_t seq, const struct store_audit_event *e
 	crypto_hash_sha256_init(&st);
 	crypto_hash_sha256_update(&st, prev_hash, STORE_HASH_LEN);
 	hash_field(&st, AUDIT_DOMAIN);
-	put_be(num, seq, (int)sizeof(num));
+	be_put(num, seq, sizeof(num));
 	crypto_hash_sha256_update(&st, num, sizeof(num));
-	put_be(num, (uint64_t)ev->ts, (int)sizeof(num));
+	be_put(num, (uint64_t)ev->ts, sizeof(num));
 	crypto_hash_sha256_update(&st, num, sizeof(num));
 	hash_field(&st, or_empty(ev->org_id));
 	hash_field(&st, or_empty(ev->actor));

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "encode.h"
 #include "log.h"
 #include "store_backend.h"
 
@@ -181,14 +182,6 @@ static void pg_rollback(void *conn)
 		PQclear(PQexec(c->conn, "ROLLBACK"));
 }
 
-static uint64_t be_uint(const unsigned char *p, int len)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < len; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 /* Converts one binary result value. */
 static enum coffer_err read_value(const PGresult *res, int row, int col, struct store_cell *cell)
 {
@@ -200,15 +193,15 @@ static enum coffer_err read_value(const PGresult *res, int row, int col, struct 
 	case PG_OID_INT8:
 		if (len != 8)
 			return COFFER_ERR_STORE;
-		return store_cell_set(cell, STORE_V_INT, (int64_t)be_uint(p, 8), NULL, 0);
+		return store_cell_set(cell, STORE_V_INT, (int64_t)be_get(p, 8), NULL, 0);
 	case PG_OID_INT4:
 		if (len != 4)
 			return COFFER_ERR_STORE;
-		return store_cell_set(cell, STORE_V_INT, (int32_t)(uint32_t)be_uint(p, 4), NULL, 0);
+		return store_cell_set(cell, STORE_V_INT, (int32_t)(uint32_t)be_get(p, 4), NULL, 0);
 	case PG_OID_INT2:
 		if (len != 2)
 			return COFFER_ERR_STORE;
-		return store_cell_set(cell, STORE_V_INT, (int16_t)(uint16_t)be_uint(p, 2), NULL, 0);
+		return store_cell_set(cell, STORE_V_INT, (int16_t)(uint16_t)be_get(p, 2), NULL, 0);
 	case PG_OID_BOOL:
 		if (len != 1)
 			return COFFER_ERR_STORE;

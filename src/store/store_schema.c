@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "encode.h"
 #include "log.h"
 #include "store_int.h"
 
@@ -124,8 +125,7 @@ enum coffer_err store_auth_key(struct store *s, enum store_table t, const unsign
 static void mac_u64(crypto_auth_hmacsha256_state *st, uint64_t v)
 {
 	unsigned char b[8];
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		b[i] = (unsigned char)v;
+	be_put(b, v, sizeof(b));
 	crypto_auth_hmacsha256_update(st, b, sizeof(b));
 }
 

@@ -389,6 +389,24 @@ static void test_b64_std(void **state)
 	assert_int_equal(b64_decode_into(B64_STD, "AAAAAAAA", 8, out, 5, &n), COFFER_ERR_TOO_LARGE);
 }
 
+/* Big-endian numbers: the byte order, the low bytes only, and back. */
+static void test_be(void **state)
+{
+	(void)state;
+	unsigned char b[8];
+	const unsigned char want[8] = { 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08 };
+	be_put(b, 0x0102030405060708ULL, 8);
+	assert_memory_equal(b, want, 8);
+	assert_int_equal(be_get(b, 8), 0x0102030405060708ULL);
+	memset(b, 0xee, sizeof(b));
+	be_put(b, 0xaabbccddULL, 2);
+	assert_int_equal(b[0], 0xcc);
+	assert_int_equal(b[1], 0xdd);
+	assert_int_equal(b[2], 0xee);
+	assert_int_equal(be_get(b, 2), 0xccdd);
+	assert_int_equal(be_get(want + 4, 4), 0x05060708);
+}
+
 /* Deadlines: the nanoseconds carry into the seconds, a negative wait is now, and the clock does not go back. */
 static void test_monotime(void **state)
 {
@@ -418,6 +436,7 @@ int main(void)
 		cmocka_unit_test(test_log),		 cmocka_unit_test(test_fs),
 		cmocka_unit_test(test_hex),		 cmocka_unit_test(test_b64url),
 		cmocka_unit_test(test_b64_std),	 cmocka_unit_test(test_monotime),
+		cmocka_unit_test(test_be),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
