@@ -60,7 +60,6 @@
 #define URL_MAX 2048
 #define BODY_MAX ((size_t)16 << 10)
 #define RESPONSE_MAX ((size_t)4 << 20)
-#define BOOT_KEY_FILE_MAX 256
 #define JOIN_TOKEN_MAX 256
 #define HEADER_MAX 256
 #define EXTRA_SIZE 256
@@ -229,28 +228,20 @@ out:
 /* The api's boot-token signing key from api.boot.key (64 hex characters). */
 static int load_boot_key(const char *file, struct secret **sk)
 {
-	struct secret *text = NULL, *seed = NULL;
+	struct secret *seed = NULL;
 	unsigned char pk[JWS_PK_LEN];
-	size_t len;
+	enum coffer_err rc = fs_read_hex_key(file, JWS_SEED_LEN, &seed);
 	int ex = -1;
 
-	if (fs_read_private(file, BOOT_KEY_FILE_MAX, &text)) {
+	if (rc && rc != COFFER_ERR_INVALID) {
 		bench_fail("cannot read the boot key %s", file);
 		return -1;
 	}
-	len = secret_len(text);
-	while (len && (secret_cbytes(text)[len - 1] == '\n' || secret_cbytes(text)[len - 1] == '\r'))
-		len--;
-	if (len != 2 * JWS_SEED_LEN || secret_new(JWS_SEED_LEN, &seed) ||
-	    hex_decode((const char *)secret_cbytes(text), len, secret_bytes(seed), JWS_SEED_LEN) ||
-	    jws_key_from_seed(seed, sk, pk)) {
+	if (rc || jws_key_from_seed(seed, sk, pk))
 		bench_fail("%s is not 64 hex characters", file);
-		goto out;
-	}
-	ex = 0;
-out:
+	else
+		ex = 0;
 	secret_free(seed);
-	secret_free(text);
 	return ex;
 }
 

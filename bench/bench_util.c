@@ -5,12 +5,9 @@
 #include <string.h>
 #include <time.h>
 
-#include <sodium.h>
-
 #include "bench_util.h"
-#include "buf.h"
-#include "encode.h"
 #include "fs.h"
+#include "secret.h"
 #include "store.h"
 #include "banned.h"
 
@@ -128,23 +125,18 @@ int bench_fail(const char *fmt, ...)
 
 int bench_store_open(const char *url, const char *rows_key_file, struct store **out)
 {
-	unsigned char key[STORE_ROW_KEY_LEN];
+	struct secret *key = NULL;
 	struct store *s = NULL;
-	struct buf b;
-	int bad;
-	buf_init_wiping(&b, 256);
-	bad = !rows_key_file || fs_read_file(rows_key_file, &b) != COFFER_OK || b.len < HEX_LEN(STORE_ROW_KEY_LEN) ||
-	      hex_decode(b.ptr, HEX_LEN(STORE_ROW_KEY_LEN), key, sizeof(key)) != COFFER_OK;
-	buf_release(&b);
-	if (bad)
+	int bad = 0;
+	if (!rows_key_file || fs_read_hex_key(rows_key_file, STORE_ROW_KEY_LEN, &key) != COFFER_OK)
 		return bench_fail("cannot read the rows key '%s'", rows_key_file ? rows_key_file : "(none)");
 	if (store_open(url, &s) != COFFER_OK) {
-		sodium_memzero(key, sizeof(key));
+		secret_free(key);
 		return bench_fail("cannot open the store");
 	}
 	for (int t = 0; t < STORE_TABLE__COUNT && !bad; t++)
-		bad = store_auth_key(s, (enum store_table)t, key) != COFFER_OK;
-	sodium_memzero(key, sizeof(key));
+		bad = store_auth_key(s, (enum store_table)t, secret_cbytes(key)) != COFFER_OK;
+	secret_free(key);
 	if (bad) {
 		store_close(s);
 		return bench_fail("cannot give the store its row keys");

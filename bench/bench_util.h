@@ -62,7 +62,7 @@ void bench_print_rate(const char *name, double rate, const char *unit, const cha
 struct store;
 /*
  * Opens the store as a role does: with the keeper's rows key (api.rows.key,
- * hex) given for every authenticated table (store.h "Row authentication").
+ * hex, 0600: fs_read_hex_key) given for every authenticated table (store.h "Row authentication").
  * 0 on success, else 1 with the reason on stderr.
  */
 int bench_store_open(const char *url, const char *rows_key_file, struct store **out);

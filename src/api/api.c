@@ -31,11 +31,8 @@
 #include "banned.h"
 
 #define PUB_FILE_MAX 256
-#define CREDENTIAL_FILE_MAX 256
-#define CREDENTIAL_HEX_LEN (2 * 32)
-#define KEY_HEX_FILE_MAX 256
+#define CREDENTIAL_LEN 32 /* bytes the credential's hex stands for */
 #define API_KEY_LEN 32
-#define KEY_HEX_LEN HEX_LEN(API_KEY_LEN)
 #define WHY_MAX 512
 #define BOOTSTRAP_ACTOR "bootstrap"
 #define BOOTSTRAP_DESCRIPTION "bootstrap admin"
@@ -73,15 +70,6 @@ static void set_why_file(char *why, size_t size, const char *what, const char *p
 		why[0] = '\0';
 }
 
-/* 1 if s[0..len) is lower- or upper-case hex. */
-static int all_hex(const unsigned char *s, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') || (s[i] >= 'A' && s[i] <= 'F')))
-			return 0;
-	return 1;
-}
-
 /* Length without a final newline (and CR). */
 static size_t trimmed(const unsigned char *s, size_t len)
 {
@@ -105,50 +93,26 @@ static enum coffer_err load_keeper_pub(const char *path, unsigned char pk[JWS_PK
 	return rc;
 }
 
+/* The credential the api shows the keeper: the hex as written (fs_read_hex_text), 0600. */
 static enum coffer_err load_credential(const char *path, struct secret **out, char *why, size_t why_size)
 {
-	struct secret *c = NULL;
-	enum coffer_err rc = fs_read_private(path, CREDENTIAL_FILE_MAX, &c);
-	if (rc == COFFER_OK) {
-		size_t n = trimmed(secret_cbytes(c), secret_len(c));
-		rc = secret_truncate(c, n);
-		if (!rc && (n != CREDENTIAL_HEX_LEN || !all_hex(secret_cbytes(c), n)))
-			rc = COFFER_ERR_INVALID;
-	}
-	if (rc) {
-		secret_free(c);
+	enum coffer_err rc = fs_read_hex_text(path, CREDENTIAL_LEN, out);
+	if (rc)
 		set_why_file(why, why_size, "keeper credential", path, rc);
-		return rc;
-	}
-	*out = c;
-	return COFFER_OK;
+	return rc;
 }
 
 /*
  * A 32-byte key the keeper wrote for the api (api.boot.key, api.rows.key,
- * api.digest.key): one line of hex, 0600 (refused when others may read
- * it). The hex is wiped.
+ * api.digest.key): one line of hex, 0600 (fs_read_hex_key).
  */
 static enum coffer_err load_hex_key(const char *path, const char *what, struct secret **out, char *why,
 				    size_t why_size)
 {
-	struct secret *text = NULL, *key = NULL;
-	enum coffer_err rc = fs_read_private(path, KEY_HEX_FILE_MAX, &text);
-	if (rc == COFFER_OK) {
-		size_t n = trimmed(secret_cbytes(text), secret_len(text));
-		rc = n == KEY_HEX_LEN && all_hex(secret_cbytes(text), n) ? secret_new(API_KEY_LEN, &key)
-									 : COFFER_ERR_INVALID;
-		if (!rc && hex_decode((const char *)secret_cbytes(text), n, secret_bytes(key), API_KEY_LEN))
-			rc = COFFER_ERR_INVALID;
-	}
-	secret_free(text);
-	if (rc) {
-		secret_free(key);
+	enum coffer_err rc = fs_read_hex_key(path, API_KEY_LEN, out);
+	if (rc)
 		set_why_file(why, why_size, what, path, rc);
-		return rc;
-	}
-	*out = key;
-	return COFFER_OK;
+	return rc;
 }
 
 /* The boot-token signing key: api.boot.key holds its Ed25519 seed (wiped once the key pair is made). */

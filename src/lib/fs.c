@@ -13,6 +13,7 @@
 
 #include <sodium.h>
 
+#include "encode.h"
 #include "banned.h"
 
 enum coffer_err fs_write_all(int fd, const void *data, size_t len)
@@ -142,6 +143,52 @@ out:
 	secret_free(s);
 	close(fd);
 	return rc;
+}
+
+/* 1 if s[0..len) is lower- or upper-case hex. */
+static int all_hex(const unsigned char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') || (s[i] >= 'A' && s[i] <= 'F')))
+			return 0;
+	return 1;
+}
+
+enum coffer_err fs_read_hex_text(const char *path, size_t len, struct secret **out)
+{
+	struct secret *text = NULL;
+	enum coffer_err rc = fs_read_private(path, FS_HEX_KEY_FILE_MAX, &text);
+	if (rc)
+		return rc;
+	size_t n = secret_len(text);
+	while (n && (secret_cbytes(text)[n - 1] == '\n' || secret_cbytes(text)[n - 1] == '\r'))
+		n--;
+	rc = secret_truncate(text, n);
+	if (!rc && (n != HEX_LEN(len) || !all_hex(secret_cbytes(text), n)))
+		rc = COFFER_ERR_INVALID;
+	if (rc) {
+		secret_free(text);
+		return rc;
+	}
+	*out = text;
+	return COFFER_OK;
+}
+
+enum coffer_err fs_read_hex_key(const char *path, size_t len, struct secret **out)
+{
+	struct secret *text = NULL, *key = NULL;
+	enum coffer_err rc = fs_read_hex_text(path, len, &text);
+	if (!rc)
+		rc = secret_new(len, &key);
+	if (!rc && hex_decode((const char *)secret_cbytes(text), secret_len(text), secret_bytes(key), len))
+		rc = COFFER_ERR_INVALID;
+	secret_free(text);
+	if (rc) {
+		secret_free(key);
+		return rc;
+	}
+	*out = key;
+	return COFFER_OK;
 }
 
 enum coffer_err fs_mkdir_p(const char *path, mode_t mode)

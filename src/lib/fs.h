@@ -29,6 +29,19 @@ COFFER_MUST_CHECK enum coffer_err fs_read_file(const char *path, struct buf *b);
  * a file that is not a regular file or that group or others may read or write.
  */
 COFFER_MUST_CHECK enum coffer_err fs_read_private(const char *path, size_t max, struct secret **out);
+
+/*
+ * Key files of one line of hex, as `keeper init` writes them: read as
+ * fs_read_private reads them (at most FS_HEX_KEY_FILE_MAX bytes, so len is
+ * at most half of it), final newlines and CRs dropped; what is left must be
+ * exactly HEX_LEN(len) hex digits, either case, else COFFER_ERR_INVALID.
+ * fs_read_hex_key gives the len bytes they stand for, fs_read_hex_text the
+ * hex itself (a credential that is shown as written). The text read is
+ * wiped; *out is written only on success.
+ */
+#define FS_HEX_KEY_FILE_MAX 256
+COFFER_MUST_CHECK enum coffer_err fs_read_hex_key(const char *path, size_t len, struct secret **out);
+COFFER_MUST_CHECK enum coffer_err fs_read_hex_text(const char *path, size_t len, struct secret **out);
 /* mkdir -p with the given mode for the folders it creates. */
 COFFER_MUST_CHECK enum coffer_err fs_mkdir_p(const char *path, mode_t mode);
 /* Turns off core dumps for this process (RLIMIT_CORE 0, PR_SET_DUMPABLE 0). */

@@ -389,6 +389,58 @@ static void test_b64_std(void **state)
 	assert_int_equal(b64_decode_into(B64_STD, "AAAAAAAA", 8, out, 5, &n), COFFER_ERR_TOO_LARGE);
 }
 
+/* Hex key files: the key or the hex as written, a final newline allowed; the length, the digits and the mode checked. */
+static void test_fs_hex_key(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/coffer-test-hexkey-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[256];
+	assert_int_equal(fmt_into(path, sizeof(path), "%s/key", dir), COFFER_OK);
+	struct secret *s = NULL;
+	assert_int_equal(fs_read_hex_key(path, 4, &s), COFFER_ERR_NOT_FOUND);
+
+	assert_int_equal(fs_write_atomic(path, "0a1B2c3D\r\n", 10, 0600, 0), COFFER_OK);
+	assert_int_equal(fs_read_hex_key(path, 4, &s), COFFER_OK);
+	const unsigned char want[4] = { 0x0a, 0x1b, 0x2c, 0x3d };
+	assert_int_equal(secret_len(s), 4);
+	assert_memory_equal(secret_cbytes(s), want, 4);
+	secret_free(s);
+	s = NULL;
+	assert_int_equal(fs_read_hex_text(path, 4, &s), COFFER_OK);
+	assert_int_equal(secret_len(s), 8);
+	assert_memory_equal(secret_cbytes(s), "0a1B2c3D", 8);
+	secret_free(s);
+	s = NULL;
+
+	/* the wrong length (short, long, something after it), not hex */
+	assert_int_equal(fs_read_hex_key(path, 5, &s), COFFER_ERR_INVALID);
+	assert_int_equal(fs_read_hex_text(path, 3, &s), COFFER_ERR_INVALID);
+	assert_int_equal(fs_write_atomic(path, "0a1b2c3d x\n", 11, 0600, 0), COFFER_OK);
+	assert_int_equal(fs_read_hex_key(path, 4, &s), COFFER_ERR_INVALID);
+	assert_int_equal(fs_write_atomic(path, "0a1b2c3g\n", 9, 0600, 0), COFFER_OK);
+	assert_int_equal(fs_read_hex_key(path, 4, &s), COFFER_ERR_INVALID);
+	assert_int_equal(fs_read_hex_text(path, 4, &s), COFFER_ERR_INVALID);
+	assert_null(s);
+
+	/* a file group or others may read is refused before its content is looked at */
+	mode_t old = umask(0);
+	assert_int_equal(fs_write_atomic(path, "0a1b2c3d\n", 9, 0640, 0), COFFER_OK);
+	umask(old);
+	assert_int_equal(fs_read_hex_key(path, 4, &s), COFFER_ERR_FORBIDDEN);
+	assert_int_equal(fs_read_hex_text(path, 4, &s), COFFER_ERR_FORBIDDEN);
+	assert_null(s);
+
+	/* larger than any key file */
+	char big[FS_HEX_KEY_FILE_MAX + 2];
+	memset(big, 'a', sizeof(big));
+	assert_int_equal(fs_write_atomic(path, big, sizeof(big), 0600, 0), COFFER_OK);
+	assert_int_equal(fs_read_hex_key(path, 4, &s), COFFER_ERR_TOO_LARGE);
+	assert_null(s);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 /* Big-endian numbers: the byte order, the low bytes only, and back. */
 static void test_be(void **state)
 {
@@ -433,7 +485,7 @@ int main(void)
 		cmocka_unit_test(test_err_table),	 cmocka_unit_test(test_buf_limits), cmocka_unit_test(test_buf_wiping),
 		cmocka_unit_test(test_parse_int),	 cmocka_unit_test(test_parse_duration),
 		cmocka_unit_test(test_parse_size_hostport), cmocka_unit_test(test_secret),
-		cmocka_unit_test(test_log),		 cmocka_unit_test(test_fs),
+		cmocka_unit_test(test_log),		 cmocka_unit_test(test_fs), cmocka_unit_test(test_fs_hex_key),
 		cmocka_unit_test(test_hex),		 cmocka_unit_test(test_b64url),
 		cmocka_unit_test(test_b64_std),	 cmocka_unit_test(test_monotime),
 		cmocka_unit_test(test_be),
