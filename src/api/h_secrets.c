@@ -17,6 +17,7 @@
  * is stored, so the head never moves under a rollout.
  */
 #include <sodium.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -184,36 +185,22 @@ static enum coffer_err parse_body(struct http_request *req, json_t **out)
 	return rc ? api_fail(req, rc, "%s", msg) : COFFER_OK;
 }
 
-static const struct store_secret *find(const struct store_secret_list *l, const char *name)
+_Static_assert(offsetof(struct store_secret, name) == 0 && offsetof(struct store_manifest_item, name) == 0,
+	       "find_name reads an item's name at its start");
+
+static int name_cmp(const void *name, const void *item)
 {
-	size_t lo = 0, hi = l->n;
-	while (lo < hi) { /* sorted by name, bytewise */
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(l->items[mid].name, name);
-		if (c == 0)
-			return &l->items[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
+	return strcmp(name, item);
 }
 
-static const struct store_manifest_item *find_listed(const struct store_secret_list *l, const char *name)
+/*
+ * The item called name in items[0..n) (each size bytes, name their first
+ * member), sorted by name, bytewise, as a secret list's entries and its
+ * manifest are; NULL when there is none.
+ */
+static const void *find_name(const void *items, size_t n, size_t size, const char *name)
 {
-	size_t lo = 0, hi = l->manifest_n;
-	while (lo < hi) { /* sorted by name, bytewise */
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(l->manifest[mid].name, name);
-		if (c == 0)
-			return &l->manifest[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
+	return n ? bsearch(name, items, n, size, name_cmp) : NULL;
 }
 
 /* The audit detail: names and digests, bounded to fit an audit field. */
@@ -397,7 +384,7 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 									    : 0;
 	for (i = 0; i < n; i++) {
 		struct item *it = &items[i];
-		const struct store_secret *old = find(&head, it->name);
+		const struct store_secret *old = find_name(head.items, head.n, sizeof(*head.items), it->name);
 		size_t old_len = old && old->ciphertext_len > VAULT_SEAL_OVERHEAD ? old->ciphertext_len - VAULT_SEAL_OVERHEAD
 										  : 0;
 		if (it->remove) {
@@ -548,8 +535,11 @@ enum coffer_err h_secrets_list(struct http_request *req, void *ctx)
 	/* The manifest is what the keeper delivers: its names and digests; the times are the entries'. */
 	for (size_t i = 0; i < head.manifest_n; i++) {
 		const struct store_manifest_item *m = &head.manifest[i];
-		const struct store_secret *e = find(&head, m->name);
-		const struct store_manifest_item *d = a->app.deployed_version ? find_listed(&deployed, m->name) : NULL;
+		const struct store_secret *e = find_name(head.items, head.n, sizeof(*head.items), m->name);
+		const struct store_manifest_item *d =
+			a->app.deployed_version
+				? find_name(deployed.manifest, deployed.manifest_n, sizeof(*deployed.manifest), m->name)
+				: NULL;
 		int is_deployed = d && digest_equal(d->digest, m->digest);
 		json_t *item = json_pack("{s:s,s:s,s:s,s:o,s:o}", "name", m->name, "digest", m->digest, "status",
 					 is_deployed ? "deployed" : "staged", "created_at",
