@@ -1093,8 +1093,16 @@ enum coffer_err http_server_start(const struct http_server_config *cfg, const st
 		goto out;
 	}
 
-	/* a pool of epoll threads, not a thread per connection: see http_server.h */
-	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	/*
+	 * A pool of poll threads, not a thread per connection: see
+	 * http_server.h. Not epoll: libmicrohttpd 0.9.75 watches its epoll set
+	 * edge-triggered and takes a short recv() as "drained", so a client's
+	 * FIN that arrived with the last bytes of its request (send, then
+	 * shutdown(SHUT_WR)) gives no further event and is never read: the
+	 * connection stayed open, answered or half-sent, until the idle
+	 * timeout. poll() is level-triggered and sees the end at once.
+	 */
+	unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	s->tls = cfg->tls_cert_file != NULL;

@@ -21,9 +21,11 @@
  * exactly one access-log line: method, route, path, status, latency,
  * request id, actor — never a query value, a header value or a body.
  *
- * Threading: a small pool of threads (HTTP_SERVER_THREADS_*), each with
- * its own epoll set, serves every connection (MHD_USE_EPOLL_INTERNAL_THREAD
- * with MHD_OPTION_THREAD_POOL_SIZE): an idle or slow connection costs a
+ * Threading: a small pool of threads (HTTP_SERVER_THREADS_*), each
+ * polling its share of the connections, serves every connection
+ * (MHD_USE_POLL_INTERNAL_THREAD with MHD_OPTION_THREAD_POOL_SIZE; not
+ * epoll, whose edge-triggered mode in libmicrohttpd 0.9.75 misses a
+ * client's half-close: docs/HTTP.md): an idle or slow connection costs a
  * socket and some memory, never a thread. A handler runs on the thread of
  * its connection and stalls that thread's other connections while it
  * runs, so a handler may block briefly (the store, the keeper) but must

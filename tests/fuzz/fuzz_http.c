@@ -25,7 +25,7 @@
 #include "log.h"
 
 #define RESPONSE_MAX ((size_t)1 << 20)
-/* a hang, not a slow answer on a busy machine (libmicrohttpd drops an idle connection after 30 s) */
+/* a hang, not a slow answer on a busy machine (the server drops an idle connection after 10 s) */
 #define IO_TIMEOUT_MS 45000
 #define MARK "@T"
 

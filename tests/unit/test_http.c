@@ -1158,6 +1158,56 @@ static void test_slow_handler_outlives_timeout(void **state)
 	http_server_stop(s);
 }
 
+static atomic_int nap_entered;
+
+static enum coffer_err h_nap(struct http_request *req, void *ctx)
+{
+	atomic_store(&nap_entered, 1);
+	sleep_ms(300);
+	return h_ping(req, ctx);
+}
+
+/*
+ * A client that sends its request and half-closes is answered and closed at
+ * once, even when its FIN is in before the server's first read (the one
+ * thread is busy in /nap meanwhile), and a half-sent request with a FIN
+ * behind it is closed at once too. libmicrohttpd's edge-triggered epoll
+ * mode never read that FIN: both waited for the idle timeout.
+ */
+static void test_half_close_closed_at_once(void **state)
+{
+	(void)state;
+	static const struct http_route nap[] = { { "GET", "/nap", 0, 0, h_nap, NULL },
+						 { "GET", "/v1/ping", 0, 0, h_ping, NULL } };
+	static const char req_nap[] = "GET /nap HTTP/1.1\r\nHost: x\r\n\r\n";
+	static const char req_ping[] = "GET /v1/ping HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct http_server_config cfg = { .listen = "127.0.0.1:0", .timeout_s = 5, .threads = 1 };
+	struct http_server *s = NULL, *keep = server;
+	char buf[1024];
+	assert_int_equal(http_server_start(&cfg, nap, 2, NULL, &s), COFFER_OK);
+	server = s; /* raw_connect's target */
+	atomic_store(&nap_entered, 0);
+	int busy = raw_connect();
+	assert_true(raw_send(busy, req_nap, sizeof(req_nap) - 1));
+	for (int i = 0; i < 1000 && !atomic_load(&nap_entered); i++)
+		sleep_ms(2);
+	assert_true(atomic_load(&nap_entered));
+	int whole = raw_connect(), half = raw_connect();
+	server = keep;
+	assert_true(raw_send(whole, req_ping, sizeof(req_ping) - 1));
+	assert_int_equal(shutdown(whole, SHUT_WR), 0);
+	assert_true(raw_send(half, req_ping, 20));
+	assert_int_equal(shutdown(half, SHUT_WR), 0);
+	int64_t t0 = now_ms();
+	assert_int_equal(raw_read_status(whole, buf, sizeof(buf)), 200);
+	raw_read_status(half, buf, sizeof(buf)); /* until the server closes it */
+	assert_true(now_ms() - t0 < 2500);    /* not the 5 s timeout */
+	close(whole);
+	close(half);
+	close(busy);
+	http_server_stop(s);
+}
+
 /* A keep-alive client whose connection the server closed as idle reconnects by itself, GET and POST. */
 static void test_keepalive_after_timeout(void **state)
 {
@@ -1269,6 +1319,7 @@ int main(void)
 		cmocka_unit_test(test_park_stop),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_slow_handler_outlives_timeout),
+		cmocka_unit_test(test_half_close_closed_at_once),
 		cmocka_unit_test(test_keepalive_after_timeout),
 		cmocka_unit_test(test_pool_and_connection_limit),
 	};
