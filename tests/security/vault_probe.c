@@ -192,8 +192,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vault_probe: cannot read the rows key '%s'\n", rows_key_file);
 		goto out;
 	}
-	if (store_open(store_url, &s) || store_auth_key(s, STORE_TABLE_SECRET_VERSIONS, rows_key) ||
-	    store_app_get_by_name(s, app_name, &app) ||
+	int keyed = store_open(store_url, &s) == COFFER_OK;
+	for (int t = 0; t < STORE_TABLE__COUNT && keyed; t++) /* every row it reads is verified, as the api does */
+		keyed = store_auth_key(s, (enum store_table)t, rows_key) == COFFER_OK;
+	if (!keyed || store_app_get_by_name(s, app_name, &app) ||
 	    store_secrets_get(s, app.id, 0, &list)) {
 		fprintf(stderr, "vault_probe: cannot read app '%s' from the store\n", app_name);
 		goto out;
