@@ -217,7 +217,10 @@ anchored() {
 	[ "$status" -eq 0 ]
 	run_logged "$COFFER" audit verify --head "$T/head.json"
 	[ "$status" -eq 6 ]
-	[[ "$output" == *"the chain ends at seq $((n - 2)) but the saved head is seq $n"* ]]
+	# (the chain ends at n - 2, or at n - 1 when a poke of the api's last
+	# batch reached the keeper after the cut and it audited the break)
+	[[ "$output" == *"the chain ends at seq $((n - 2)) but the saved head is seq $n"* ||
+		"$output" == *"the chain ends at seq $((n - 1)) but the saved head is seq $n"* ]]
 	# and a rewritten one, longer than the saved head
 	forge_from $((n - 1)) $((n + 5))
 	run_logged "$COFFER" audit verify --head "$T/head.json"
