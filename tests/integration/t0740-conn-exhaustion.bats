@@ -71,13 +71,16 @@ timed_list() {
 	[[ "$output" == *CANARY_SECRET* ]]
 }
 
-# list_baseline: the limit fast_list holds the CLI to: 1 s, or twice what
-# the same command takes on this machine with nothing held when that is
-# more (a sanitizer build on a loaded machine)
+# list_baseline: the limit fast_list holds the CLI to: 3 s, or five times
+# what the same command takes on this machine with nothing held when that
+# is more. On an idle machine the held connections cost nothing measurable
+# (~140 ms, like the baseline); the margin is for CI, where a dozen test
+# programs share 2 cores (1006 ms was seen there against a 1 s limit). A
+# starved server fails by far: "cannot reach the API", or a minute.
 list_baseline() {
 	timed_list
 	timed_list
-	LIST_LIMIT_MS=$((LIST_MS * 2 > 1000 ? LIST_MS * 2 : 1000))
+	LIST_LIMIT_MS=$((LIST_MS * 5 > 3000 ? LIST_MS * 5 : 3000))
 	echo "secrets list with nothing held: $LIST_MS ms; limit $LIST_LIMIT_MS ms" >&3
 }
 
