@@ -100,7 +100,9 @@ static void test_json_round_trip_and_strictness(void **state)
 	json_object_set_new(e, "seq", json_integer(-1));
 	assert_int_equal(anchor_from_json(e, &back, &why), COFFER_ERR_INVALID);
 	json_decref(e);
-	assert_int_equal(anchor_from_json(json_string("x"), &back, &why), COFFER_ERR_INVALID);
+	e = json_string("x");
+	assert_int_equal(anchor_from_json(e, &back, &why), COFFER_ERR_INVALID);
+	json_decref(e);
 	json_decref(doc);
 	secret_free(k.sk);
 }
