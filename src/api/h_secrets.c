@@ -152,7 +152,7 @@ enum coffer_err api_secrets_body(const char *body, size_t len, size_t max, json_
 	struct json_error jerr;
 	json_error_t jj;
 	enum coffer_err rc = json_parse_limited(body, len, max, JSON_MAX_DEPTH_DEFAULT, out, &jerr);
-	if (rc == COFFER_ERR_INVALID) {
+	if (rc == COFFER_ERR_INVALID && jerr.nul_escape) {
 		*out = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jj);
 		if (*out && json_is_object(*out))
 			rc = COFFER_OK;

@@ -12,6 +12,7 @@ static void set_error(struct json_error *err, size_t position, const char *messa
 	if (!err)
 		return;
 	err->position = position;
+	err->nul_escape = 0;
 	if (str_copy(err->message, sizeof(err->message), message))
 		err->message[0] = '\0';
 }
@@ -32,6 +33,7 @@ static void set_field_error(struct json_error *err, const char *before, const ch
 	if (!err)
 		return;
 	err->position = 0;
+	err->nul_escape = 0;
 	if (quotable(key) && !fmt_into(err->message, sizeof(err->message), "%s \"%s\"%s%s", before, key,
 				       *after ? " " : "", after))
 		return;
@@ -97,6 +99,10 @@ static enum coffer_err from_jansson(const json_error_t *jerr, struct json_error 
 		set_error(err, pos, "data after the document");
 		return COFFER_ERR_INVALID;
 	case json_error_null_character:
+		set_error(err, pos, "nul character in document");
+		if (err)
+			err->nul_escape = 1;
+		return COFFER_ERR_INVALID;
 	case json_error_null_byte_in_key:
 		set_error(err, pos, "nul character in document");
 		return COFFER_ERR_INVALID;

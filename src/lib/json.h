@@ -34,6 +34,7 @@
 struct json_error {
 	size_t position;                       /* byte offset of the fault, 0 if none */
 	char message[JSON_ERROR_MESSAGE_MAX];  /* lower-case, no value, no full stop */
+	int nul_escape;                        /* 1 if the fault is a \u0000 inside a string */
 };
 
 /*

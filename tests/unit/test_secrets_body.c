@@ -57,6 +57,21 @@ static void test_nul_keeps_field_check(void **state)
 	}
 }
 
+/* A raw NUL byte is refused, wherever it is: jansson would read past one after a number (found by fuzz_body). */
+static void test_raw_nul_refused(void **state)
+{
+	(void)state;
+	char msg[API_BODY_MSG_SIZE];
+	static const char body[] = "{\"secrets\":{\"C\":{\"4\":[5\0]}}}";
+	static const char also[] = "{\"secrets\":{\"A\":\"\\u0000\"}}\0";
+	json_t *doc = NULL;
+	assert_int_equal(api_secrets_body(body, sizeof(body) - 1, API_BODY_SECRETS, &doc, msg), COFFER_ERR_INVALID);
+	assert_null(doc);
+	assert_non_null(strstr(msg, "nul byte in document"));
+	assert_int_equal(api_secrets_body(also, sizeof(also) - 1, API_BODY_SECRETS, &doc, msg), COFFER_ERR_INVALID);
+	assert_null(doc);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -64,6 +79,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_known_fields),
 		cmocka_unit_test(test_nul_keeps_field_check),
+		cmocka_unit_test(test_raw_nul_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
