@@ -1,5 +1,6 @@
 #include "metrics.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include "banned.h"
 
 #define NUM_MAX 40 /* a formatted double */
+#define INTEGER_EXACT 9007199254740992.0 /* 2^53: every integer below is a double */
 
 /* Latency buckets in seconds: 1 ms to a long poll's 60 s. */
 static const double latency_buckets[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -243,6 +245,10 @@ static void format_number(double v, char out[NUM_MAX])
 	}
 	if (isinf(v)) {
 		memcpy(out, v > 0 ? "+Inf" : "-Inf", 5);
+		return;
+	}
+	if (v > -INTEGER_EXACT && v < INTEGER_EXACT && (double)(int64_t)v == v) {
+		snprintf(out, NUM_MAX, "%" PRId64, (int64_t)v); /* a count: all its digits, no exponent */
 		return;
 	}
 	for (int prec = 1; prec <= 17; prec++) {

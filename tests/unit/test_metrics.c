@@ -78,6 +78,10 @@ static void test_gauge(void **state)
 	metrics_gauge_set(&t_gauge, 1);
 	metrics_gauge_set(&t_gauge, 0.25);
 	expect_text("# HELP t_lease_held Held\n# TYPE t_lease_held gauge\nt_lease_held 0.25\n");
+	metrics_gauge_set(&t_gauge, 10);
+	expect_text("# HELP t_lease_held Held\n# TYPE t_lease_held gauge\nt_lease_held 10\n");
+	metrics_gauge_set(&t_gauge, 0.25);
+	expect_text("# HELP t_lease_held Held\n# TYPE t_lease_held gauge\nt_lease_held 0.25\n");
 }
 
 static void test_histogram(void **state)
