@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "http_client.h"
+#include "http_server.h"
 #include "metrics.h"
 #include "metrics_server.h"
 
@@ -207,6 +208,50 @@ static void test_server_any_host(void **state)
 	assert_int_equal(metrics_server_start("nonsense", NULL, 0, NULL, NULL, &s), COFFER_ERR_INVALID);
 }
 
+/* ---- the count in http_server.c ---- */
+
+static enum coffer_err h_app(struct http_request *req, void *ctx)
+{
+	(void)ctx;
+	return http_reply(req, 200, "text/plain", "x", 1);
+}
+
+/* A role's listener counts by route template; a raw path or an odd method never becomes a label. */
+static void test_http_counted(void **state)
+{
+	static const struct http_route app_routes[] = { { "GET", "/v1/apps/:app", 0, 0, h_app, "apps.get" } };
+	struct http_server_config cfg = { .listen = "127.0.0.1:0", .threads = 1, .metrics_role = "api" };
+	struct http_server *hs = NULL;
+	struct http_client *c = NULL;
+	struct buf body;
+	char url[64];
+	int status = 0, found = 0;
+	(void)state;
+
+	buf_init(&body, BUF_MAX_DEFAULT);
+	assert_int_equal(http_server_start(&cfg, app_routes, 1, NULL, &hs), COFFER_OK);
+	assert_int_equal(fmt_into(url, sizeof(url), "http://127.0.0.1:%u", (unsigned)http_server_port(hs)), COFFER_OK);
+	assert_int_equal(http_client_new(url, 5000, &c), COFFER_OK);
+	assert_int_equal(http_client_request(c, "GET", "/v1/apps/secretname1", NULL, 0, 0, &status, &body), COFFER_OK);
+	assert_int_equal(status, 200);
+	assert_int_equal(http_client_request(c, "GET", "/v1/apps/secretname2", NULL, 0, 0, &status, &body), COFFER_OK);
+	assert_int_equal(http_client_request(c, "GET", "/nowhere/secretname3", NULL, 0, 0, &status, &body), COFFER_OK);
+	assert_int_equal(status, 404);
+	assert_int_equal(http_client_request(c, "BREW", "/nowhere", NULL, 0, 0, &status, &body), COFFER_OK);
+	http_client_free(c);
+	http_server_stop(hs); /* every request completed and counted */
+
+	assert_true(metrics_value(&metric_http_requests, &found, "api", "/v1/apps/:app", "GET", "200") == 2);
+	assert_true(metrics_value(&metric_http_requests, &found, "api", "unmatched", "GET", "404") == 1);
+	assert_true(metrics_value(&metric_http_requests, &found, "api", "unmatched", "other", "404") == 1);
+	char *text = render();
+	assert_null(strstr(text, "secretname"));
+	assert_null(strstr(text, "BREW"));
+	assert_non_null(strstr(text, "coffer_http_request_duration_seconds_count{role=\"api\",route=\"/v1/apps/:app\"} 2\n"));
+	free(text);
+	buf_release(&body);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -218,6 +263,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_series_cap, reset, reset),
 		cmocka_unit_test_setup_teardown(test_server, reset, reset),
 		cmocka_unit_test_setup_teardown(test_server_any_host, reset, reset),
+		cmocka_unit_test_setup_teardown(test_http_counted, reset, reset),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
