@@ -23,6 +23,7 @@
 #include "fs.h"
 #include "http_client.h"
 #include "log.h"
+#include "metrics_server.h"
 #include "timescale.h"
 #include "banned.h"
 
@@ -40,6 +41,7 @@ struct opts {
 	const char *ready_file;
 	const char *log_level;
 	const char *ca;
+	const char *metrics_listen;
 	char *join; /* points into argv; blanked once copied */
 };
 
@@ -50,7 +52,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "keeper", 0, OPTS_VALUE, &o->keeper_url },	 { "state-dir", 0, OPTS_VALUE, &o->state_dir },
 		{ "name", 0, OPTS_VALUE, &o->name },		 { "ready-file", 0, OPTS_VALUE, &o->ready_file },
 		{ "log-level", 0, OPTS_VALUE, &o->log_level }, { "ca", 0, OPTS_VALUE, &o->ca },
-		{ NULL, 0, OPTS_FLAG, NULL }
+		{ "metrics-listen", 0, OPTS_VALUE, &o->metrics_listen }, { NULL, 0, OPTS_FLAG, NULL }
 	};
 	return opts_parse_role("agent", specs, argc, argv, 1);
 }
@@ -98,6 +100,29 @@ static int wait_signal(const sigset_t *set, uint64_t ms)
 	}
 }
 
+/* ---- readiness (metrics_server.h) ---- */
+
+static struct metric *const agent_metrics[] = { &metric_peer_up, &metric_machines };
+
+/* One peer's line; 1 when its last call got an answer. */
+static int peer_line(struct buf *report, const char *peer)
+{
+	int seen = 0;
+	int up = metrics_value(&metric_peer_up, &seen, peer) > 0;
+	if (buf_addf(report, "%s: %s\n", peer, up ? "ok" : seen ? "unreachable" : "not reached yet"))
+		return 0;
+	return up;
+}
+
+/* Ready: the api and the keeper answered the agent's last call to each. */
+static int agent_ready(void *ctx, struct buf *report)
+{
+	(void)ctx;
+	int api = peer_line(report, "api");
+	int keeper = peer_line(report, "keeper");
+	return api && keeper;
+}
+
 static json_t *register_body(const struct agent_identity *id)
 {
 	char sign[B64URL_LEN(HOSTAUTH_PK_LEN) + 1], seal[B64URL_LEN(HOSTAUTH_PK_LEN) + 1],
@@ -139,6 +164,7 @@ static int run(struct opts *o, const sigset_t *set)
 	const char *name = o->name;
 	json_t *body = NULL;
 	struct agent_runner *runner = NULL;
+	struct metrics_server *metrics = NULL;
 	int created = 0, stopped = 0, ex = 0;
 	enum coffer_err rc;
 
@@ -173,6 +199,15 @@ static int run(struct opts *o, const sigset_t *set)
 	}
 	if (created)
 		log_info("agent_keys_created", LF_S("state_dir", o->state_dir));
+	agent_peers_set_keeper(o->keeper_url);
+	if (o->metrics_listen) {
+		rc = metrics_server_start(o->metrics_listen, agent_metrics, sizeof(agent_metrics) / sizeof(agent_metrics[0]),
+					  agent_ready, NULL, &metrics);
+		if (rc) {
+			ex = opts_fail(rc, "cannot listen on '%s' (--metrics-listen)", o->metrics_listen);
+			goto out;
+		}
+	}
 
 	if (!id.enrolled) {
 		if (!join) {
@@ -269,6 +304,7 @@ static int run(struct opts *o, const sigset_t *set)
 out:
 	/* every machine is stopped before the agent exits */
 	agent_runner_stop(runner);
+	metrics_server_stop(metrics);
 	if (stopped || ex == 0)
 		log_info("agent_stopped");
 	json_decref(body);

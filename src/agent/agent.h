@@ -125,6 +125,15 @@ COFFER_MUST_CHECK enum coffer_err agent_enrol(const char *state_dir, struct agen
 					      const char *name, char *msg, size_t msg_size);
 
 /*
+ * Every call records whether its peer answered (gauge coffer_agent_peer_up,
+ * peer "keeper" for keeper_url, "api" for any other URL), for the agent's
+ * /readyz; set once before any thread calls.
+ */
+void agent_peers_set_keeper(const char *keeper_url);
+/* The reconcile loop's count of machines running and not running (gauge coffer_agent_machines). */
+void agent_machines_seen(size_t running, size_t down);
+
+/*
  * One request signed with the host key (hostauth_sign_headers): body (may
  * be NULL: no body) is serialised once and exactly those bytes are signed
  * and sent. A 2xx answer gives COFFER_OK and *answer (may be NULL; the

@@ -16,6 +16,7 @@
 #include "http_client.h"
 #include "jws.h"
 #include "log.h"
+#include "metrics.h"
 #include "banned.h"
 
 #define STATE_DIR_MODE 0700
@@ -271,6 +272,29 @@ static enum coffer_err answer_check(const struct agent_identity *id, const struc
  * Sends body (already serialised) to base_url; with signed headers when h
  * is not NULL, and a 2xx answer checked as the api's when verify is.
  */
+/* ---- what the agent's calls last saw of its peers (metric_peer_up, the agent's /readyz) ---- */
+
+static const char *peers_keeper_url; /* set before any thread; every other URL is an api */
+
+void agent_peers_set_keeper(const char *keeper_url)
+{
+	peers_keeper_url = keeper_url;
+	metrics_register(&metric_peer_up);
+}
+
+/* answered: an HTTP answer came back, whatever its status. */
+static void peer_seen(const char *base_url, int answered)
+{
+	int keeper = peers_keeper_url && strcmp(base_url, peers_keeper_url) == 0;
+	metrics_gauge_set(&metric_peer_up, answered ? 1 : 0, keeper ? "keeper" : "api");
+}
+
+void agent_machines_seen(size_t running, size_t down)
+{
+	metrics_gauge_set(&metric_machines, (double)running, "running");
+	metrics_gauge_set(&metric_machines, (double)down, "down");
+}
+
 static enum coffer_err send_request(const struct agent_identity *verify, const char *base_url, const char *method,
 				    const char *path, const struct hostauth_headers *h, const struct buf *body,
 				    unsigned timeout_ms, size_t response_max, json_t **answer, char *msg,
@@ -293,9 +317,11 @@ static enum coffer_err send_request(const struct agent_identity *verify, const c
 	     (rc = http_client_add_header(c, HOSTAUTH_HEADER_NONCE, h->nonce)) ||
 	     (rc = http_client_add_header(c, HOSTAUTH_HEADER_SIGNATURE, h->signature))))
 		goto out;
-	if (!rc)
+	if (!rc) {
 		rc = http_client_request(c, method, path, body ? body->ptr : NULL, body ? body->len : 0, response_max,
 					 &status, &resp);
+		peer_seen(base_url, rc == COFFER_OK);
+	}
 	if (rc && c && msg && msg_size) { /* no answer: why, in words (an untrusted certificate, ...) */
 		size_t n = strnlen(http_client_last_error(c), msg_size - 1);
 		memcpy(msg, http_client_last_error(c), n);

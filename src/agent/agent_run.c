@@ -1142,6 +1142,10 @@ static void tick(struct agent_runner *r, const json_t *doc)
 		r->locals[i] = r->locals[--r->n_locals];
 		retire(r, l);
 	}
+	size_t up = 0;
+	for (i = 0; i < r->n_locals; i++)
+		up += r->locals[i]->m != NULL;
+	agent_machines_seen(up, r->n_locals - up);
 }
 
 /* SIGTERM to every machine at once, then each stopped and reported. */

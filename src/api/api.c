@@ -139,6 +139,42 @@ static enum coffer_err give_row_keys(struct store_pool *pool, const struct secre
 	return rc;
 }
 
+/* ---- readiness (metrics_server.h) ---- */
+
+static struct metric *const api_metrics[] = { &metric_http_requests, &metric_http_duration, &metric_store_duration,
+					      &metric_releases, &metric_release_lease_held };
+
+/* The keeper's /v1/health answers 200 within API_READY_TIMEOUT_MS. */
+static enum coffer_err keeper_health(const struct api *a)
+{
+	struct http_client *c = NULL;
+	struct buf answer;
+	int status = 0;
+	buf_init(&answer, API_KEEPER_RESPONSE_MAX);
+	enum coffer_err rc = http_client_new(a->keeper_url, API_READY_TIMEOUT_MS, &c);
+	if (!rc)
+		rc = http_client_request(c, "GET", "/v1/health", NULL, 0, 0, &status, &answer);
+	if (!rc && status != 200)
+		rc = COFFER_ERR_UNAVAILABLE;
+	http_client_free(c);
+	buf_release(&answer);
+	return rc;
+}
+
+/* Ready: the store answers through the pool and the keeper is healthy; the lease is reported, not required. */
+static int api_ready(void *ctx, struct buf *report)
+{
+	const struct api *a = ctx;
+	enum coffer_err store_rc = store_pool_ping(a->pool), keeper_rc = keeper_health(a);
+	int held = metrics_value(&metric_release_lease_held, NULL) > 0;
+	enum coffer_err rc = buf_addf(report, "store: %s%s%s\nkeeper: %s%s%s\nrelease_lease: %s\n",
+				      store_rc ? "unreachable (" : "ok", store_rc ? coffer_err_name(store_rc) : "",
+				      store_rc ? ")" : "", keeper_rc ? "unreachable (" : "ok",
+				      keeper_rc ? coffer_err_name(keeper_rc) : "", keeper_rc ? ")" : "",
+				      held ? "held" : "not held");
+	return !rc && !store_rc && !keeper_rc;
+}
+
 /* ---- start and stop ---- */
 
 enum coffer_err api_start(const struct api_config *cfg, struct api **out, char *why, size_t why_size)
@@ -205,12 +241,20 @@ enum coffer_err api_start(const struct api_config *cfg, struct api **out, char *
 	a->phases = (struct http_phases){ .ops = &api_phase_ops, .ctx = a, .replay = a->replay };
 	struct http_server_config hcfg = {
 		.listen = cfg->listen, .gate = http_phase_gate, .done = http_phase_done, .hook_ctx = &a->phases,
-		.tls_cert_file = cfg->tls_cert_file, .tls_key_file = cfg->tls_key_file
+		.tls_cert_file = cfg->tls_cert_file, .tls_key_file = cfg->tls_key_file, .metrics_role = "api"
 	};
 	rc = http_server_start(&hcfg, routes, n_routes, a, &a->server);
 	if (rc) {
 		set_why(why, why_size, "cannot listen on '%s'", cfg->listen);
 		goto out;
+	}
+	if (cfg->metrics_listen) {
+		rc = metrics_server_start(cfg->metrics_listen, api_metrics, sizeof(api_metrics) / sizeof(api_metrics[0]),
+					  api_ready, a, &a->metrics);
+		if (rc) {
+			set_why(why, why_size, "cannot listen on '%s' (--metrics-listen)", cfg->metrics_listen);
+			goto out;
+		}
 	}
 	if (cfg->ready_file) {
 		rc = http_server_write_ready_file(a->server, cfg->listen, cfg->ready_file);
@@ -238,6 +282,7 @@ void api_stop(struct api *a)
 {
 	if (!a)
 		return;
+	metrics_server_stop(a->metrics); /* its readiness check borrows the pool */
 	/* Long polls answer now, so the server drains quickly. */
 	release_ctl_shutdown(a->ctl);
 	/* The server drains first: every store connection is back in the pool. */
@@ -271,6 +316,7 @@ struct opts {
 	const char *tls_cert, *tls_key, *ca;
 	const char *rows_key;
 	const char *digest_key;
+	const char *metrics_listen;
 	int json;
 };
 
@@ -285,7 +331,8 @@ static int parse_opts(int argc, char **argv, int first, struct opts *o)
 		{ "json", 0, OPTS_FLAG, &o->json },		   { "boot-key", 0, OPTS_VALUE, &o->boot_key },
 		{ "tls-cert", 0, OPTS_VALUE, &o->tls_cert },	   { "tls-key", 0, OPTS_VALUE, &o->tls_key },
 		{ "ca", 0, OPTS_VALUE, &o->ca },		   { "rows-key", 0, OPTS_VALUE, &o->rows_key },
-		{ "digest-key", 0, OPTS_VALUE, &o->digest_key }, { NULL, 0, OPTS_FLAG, NULL }
+		{ "digest-key", 0, OPTS_VALUE, &o->digest_key }, { "metrics-listen", 0, OPTS_VALUE, &o->metrics_listen },
+		{ NULL, 0, OPTS_FLAG, NULL }
 	};
 	return opts_parse_role("api", specs, argc, argv, first);
 }
@@ -321,7 +368,7 @@ static int run_bootstrap(int argc, char **argv)
 		return ex;
 	if (!o.store_url || !o.org || !o.rows_key || o.state_dir || o.listen || o.keeper_url || o.keeper_pub ||
 	    o.keeper_credential || o.ready_file || o.store_conns || o.boot_key || o.digest_key || o.tls_cert || o.tls_key ||
-	    o.ca)
+	    o.ca || o.metrics_listen)
 		return opts_usage("api");
 	if (o.log_level) {
 		enum log_level level;
@@ -449,6 +496,7 @@ static int run_serve(int argc, char **argv)
 		.tls_key_file = o.tls_key,
 		.rows_key_file = o.rows_key,
 		.digest_key_file = o.digest_key,
+		.metrics_listen = o.metrics_listen,
 	};
 	rc = api_start(&cfg, &a, why, sizeof(why));
 	if (rc)

@@ -38,12 +38,14 @@
 #include "http_server.h"
 #include "json.h"
 #include "jws.h"
+#include "metrics_server.h"
 #include "secret.h"
 #include "store.h"
 #include "store_pool.h"
 
 #define API_STORE_CONNS_DEFAULT 8
 #define API_KEEPER_TIMEOUT_MS 10000
+#define API_READY_TIMEOUT_MS 2000 /* the keeper's health, for /readyz */
 #define API_KEEPER_RESPONSE_MAX ((size_t)16 << 10)
 #define API_URL_MAX 2048
 #define API_PATH_MAX 4096
@@ -112,6 +114,7 @@ struct api {
 	struct secret *boot_sk;                   /* boot-token signing key, JWS_SK_LEN bytes; NULL without --boot-key */
 	struct http_phases phases;                /* the gate and the audit: api_phase_ops over this api */
 	struct anchor_poker *anchor_poker;        /* asks the keeper to anchor the audit head after appends */
+	struct metrics_server *metrics;           /* NULL without --metrics-listen */
 };
 
 /* One request's principal: the role data (http_caller.role) the gate's phases fill. */
@@ -142,6 +145,7 @@ struct api_config {
 	const char *tls_cert_file, *tls_key_file; /* PEM; both NULL: plain HTTP on loopback only */
 	const char *rows_key_file;      /* the keeper's api.rows.key: 64 hex, the row MAC key (0600) */
 	const char *digest_key_file;    /* the keeper's api.digest.key: 64 hex, the service's digest key (0600) */
+	const char *metrics_listen;     /* NULL, or HOST:PORT of the metrics and health listener (metrics_server.h) */
 };
 
 /*

@@ -22,6 +22,7 @@
 #include "api.h"
 #include "hostauth.h"
 #include "log.h"
+#include "metrics.h"
 #include "monotime.h"
 #include "release.h"
 #include "banned.h"
@@ -107,6 +108,7 @@ struct step {
 	struct store_machine_list machines;
 	int changed;                /* a change was stored: step again */
 	int assignments;            /* a machine was created, destroyed or given another release */
+	const char *ended;          /* "succeeded" or "failed" when this change ends the release (metrics) */
 };
 
 static int64_t start_timeout(const struct step *st)
@@ -358,6 +360,8 @@ static enum coffer_err rollback(struct step *st)
 		rc = save(st, "failed", NULL);
 	if (!rc)
 		log_info("release_failed", LF_S("app_id", st->app.id), LF_I("release", r->version));
+	if (!rc)
+		st->ended = "failed";
 	return rc;
 }
 
@@ -389,6 +393,8 @@ static enum coffer_err succeed(struct step *st)
 		rc = save(st, "succeeded", NULL);
 	if (!rc)
 		log_info("release_succeeded", LF_S("app_id", st->app.id), LF_I("release", st->rel.version));
+	if (!rc)
+		st->ended = "succeeded";
 	return rc;
 }
 
@@ -596,6 +602,8 @@ static enum coffer_err step_once(const struct release_env *env, struct store *s,
 	rc = store_tx_end(s, rc);
 	if (rc == COFFER_OK && st.assignments)
 		release_assignments_changed(env->ctl);
+	if (rc == COFFER_OK && st.ended)
+		metrics_counter_add(&metric_releases, 1, st.ended);
 	if (rc == COFFER_OK)
 		*changed = st.changed;
 	json_decref(st.progress);

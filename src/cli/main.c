@@ -22,14 +22,14 @@ static int cmd_version(int argc, char **argv);
 static const struct cli_cmd agent_cmd = {
 	.name = "agent", .main = cmd_agent,
 	.usage = "agent --api URL --keeper URL --state-dir DIR [--join TOKEN] [--name NAME] [--ready-file PATH] "
-		 "[--ca FILE] [--log-level LEVEL]",
+		 "[--ca FILE] [--log-level LEVEL] [--metrics-listen HOST:PORT]",
 	.summary = "run the host agent: enrol once with a join token, register with the api, heartbeat",
 };
 static const struct cli_cmd api_cmd = {
 	.name = "api", .main = cmd_api,
 	.usage = "api --state-dir DIR --store URL --listen HOST:PORT --keeper URL --keeper-pub FILE --keeper-credential "
 		 "FILE --boot-key FILE --rows-key FILE --digest-key FILE [--tls-cert FILE --tls-key FILE] [--ca FILE] "
-		 "[--ready-file PATH] [--log-level LEVEL] [--store-conns N] | api bootstrap --store URL --rows-key FILE "
+		 "[--ready-file PATH] [--log-level LEVEL] [--store-conns N] [--metrics-listen HOST:PORT] | api bootstrap --store URL --rows-key FILE "
 		 "--org NAME [--json]",
 	.summary = "run the API server (seals, never opens), or create an org and its first admin token",
 };
@@ -46,7 +46,7 @@ static const struct cli_cmd keeper_cmd = {
 	.name = "keeper", .main = cmd_keeper,
 	.usage = "keeper init --state-dir DIR | keeper join-token --state-dir DIR [--key-file PATH] [--ttl DURATION] "
 		 "| keeper --state-dir DIR --store URL --listen HOST:PORT [--tls-cert FILE --tls-key FILE] "
-		 "[--ready-file PATH] [--key-file PATH] [--log-level LEVEL]",
+		 "[--ready-file PATH] [--key-file PATH] [--log-level LEVEL] [--metrics-listen HOST:PORT]",
 	.summary = "create the master key, print a one-time host join token, or run the key custodian",
 };
 static const struct cli_cmd tls_cmd = {

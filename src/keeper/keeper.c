@@ -26,6 +26,7 @@ struct opts {
 	const char *log_level;
 	const char *ttl;
 	const char *tls_cert, *tls_key;
+	const char *metrics_listen;
 };
 
 /* Parses options from argv[first]; returns 0, or the usage exit code. */
@@ -36,7 +37,8 @@ static int parse_opts(int argc, char **argv, int first, struct opts *o)
 		{ "store", 0, OPTS_VALUE, &o->store_url },	 { "listen", 0, OPTS_VALUE, &o->listen },
 		{ "ready-file", 0, OPTS_VALUE, &o->ready_file }, { "log-level", 0, OPTS_VALUE, &o->log_level },
 		{ "ttl", 0, OPTS_VALUE, &o->ttl },		 { "tls-cert", 0, OPTS_VALUE, &o->tls_cert },
-		{ "tls-key", 0, OPTS_VALUE, &o->tls_key },	 { NULL, 0, OPTS_FLAG, NULL }
+		{ "tls-key", 0, OPTS_VALUE, &o->tls_key },	 { "metrics-listen", 0, OPTS_VALUE, &o->metrics_listen },
+		{ NULL, 0, OPTS_FLAG, NULL }
 	};
 	return opts_parse_role("keeper", specs, argc, argv, first);
 }
@@ -200,7 +202,8 @@ static int run_serve(int argc, char **argv, int first)
 		return opts_fail(COFFER_ERR_USAGE, "the keeper keeps its audit anchor in --state-dir DIR: give one");
 	}
 	struct keeper_config cfg = { .store_url = o.store_url, .listen = o.listen, .ready_file = o.ready_file,
-				     .tls_cert_file = o.tls_cert, .tls_key_file = o.tls_key, .anchor_file = anchor };
+				     .tls_cert_file = o.tls_cert, .tls_key_file = o.tls_key, .anchor_file = anchor,
+				     .metrics_listen = o.metrics_listen };
 	char why[HTTP_TLS_WHY_MAX];
 	struct http_server_config tls_cfg = { .listen = o.listen, .tls_cert_file = o.tls_cert, .tls_key_file = o.tls_key };
 	enum coffer_err rc = http_server_check_tls(&tls_cfg, why, sizeof(why));

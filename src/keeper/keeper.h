@@ -324,6 +324,7 @@ struct keeper_config {
 	unsigned store_conns;    /* store connections (1..STORE_POOL_MAX); 0: KEEPER_STORE_CONNS_DEFAULT */
 	const char *anchor_file; /* the audit anchor's file (keeper_anchor_open); NULL: in memory */
 	const char *tls_cert_file, *tls_key_file; /* PEM; both NULL: plain HTTP on loopback only */
+	const char *metrics_listen; /* NULL, or HOST:PORT of the metrics and health listener (metrics_server.h) */
 };
 
 struct keeper;

@@ -14,6 +14,7 @@
 #include "json.h"
 #include "keeper.h"
 #include "log.h"
+#include "metrics.h"
 #include "vault.h"
 #include "banned.h"
 
@@ -157,6 +158,7 @@ enum coffer_err keeper_open_audit_refusal(struct store *s, const char *host_id, 
 	} else {
 		rc = str_copy(actor, sizeof(actor), ACTOR_ANONYMOUS);
 	}
+	metrics_counter_add(&metric_keeper_opens, 1, "refused", "before_open");
 	if (!rc)
 		rc = fmt_into(outcome, sizeof(outcome), "%s%s", REFUSED_PREFIX, reason ? reason : "refused");
 	if (!rc)
@@ -443,6 +445,7 @@ enum coffer_err keeper_open(const struct keeper_keys *keys, struct store *s, con
 			 LF_S("app_id", st.have_claims ? st.claims.app : NULL),
 			 LF_S("reason", reason ? reason : coffer_err_name(rc)));
 	}
+	metrics_counter_add(&metric_keeper_opens, 1, !rc ? "opened" : reason ? "refused" : "error", coffer_err_name(rc));
 	*why = reason;
 	buf_release(&out);
 	store_secret_list_release(&st.list);

@@ -22,6 +22,7 @@
 #include "json.h"
 #include "keeper.h"
 #include "log.h"
+#include "metrics_server.h"
 #include "parse.h"
 #include "banned.h"
 
@@ -40,6 +41,7 @@ struct keeper {
 	struct hostauth_replay *replay; /* nonces of signed host requests */
 	struct http_phases phases;      /* the gate and the audit: keeper_phase_ops over this keeper */
 	struct keeper_anchor *anchor;   /* the audit anchor (keeper_audit.c), poked after each append */
+	struct metrics_server *metrics; /* NULL without --metrics-listen */
 };
 
 static int64_t now_s(void)
@@ -461,6 +463,21 @@ static const struct http_route routes[] = {
 	  "audit.anchor" },
 };
 
+/* ---- readiness (metrics_server.h) ---- */
+
+static struct metric *const keeper_metrics[] = { &metric_http_requests, &metric_http_duration,
+						 &metric_store_duration, &metric_keeper_opens };
+
+/* Ready: the store answers through the pool. */
+static int keeper_ready(void *ctx, struct buf *report)
+{
+	const struct keeper *k = ctx;
+	enum coffer_err store_rc = store_pool_ping(k->pool);
+	enum coffer_err rc = buf_addf(report, "store: %s%s%s\n", store_rc ? "unreachable (" : "ok",
+				      store_rc ? coffer_err_name(store_rc) : "", store_rc ? ")" : "");
+	return !rc && !store_rc;
+}
+
 /* ---- start and stop ---- */
 
 enum coffer_err keeper_start(const struct keeper_config *cfg, const struct secret *master, struct keeper **out)
@@ -506,9 +523,15 @@ enum coffer_err keeper_start(const struct keeper_config *cfg, const struct secre
 	k->phases = (struct http_phases){ .ops = &keeper_phase_ops, .ctx = k, .replay = k->replay };
 	struct http_server_config hcfg = {
 		.listen = cfg->listen, .gate = http_phase_gate, .done = http_phase_done, .hook_ctx = &k->phases,
-		.tls_cert_file = cfg->tls_cert_file, .tls_key_file = cfg->tls_key_file
+		.tls_cert_file = cfg->tls_cert_file, .tls_key_file = cfg->tls_key_file, .metrics_role = "keeper"
 	};
 	rc = http_server_start(&hcfg, routes, sizeof(routes) / sizeof(routes[0]), k, &k->server);
+	if (rc)
+		goto out;
+	step = "metrics_listen";
+	if (cfg->metrics_listen)
+		rc = metrics_server_start(cfg->metrics_listen, keeper_metrics,
+					  sizeof(keeper_metrics) / sizeof(keeper_metrics[0]), keeper_ready, k, &k->metrics);
 	if (rc)
 		goto out;
 	step = "ready_file";
@@ -546,6 +569,7 @@ void keeper_stop(struct keeper *k)
 {
 	if (!k)
 		return;
+	metrics_server_stop(k->metrics); /* its readiness check borrows the pool */
 	/* Stopping the server joins its threads: every connection is back in the pool after it. */
 	http_server_stop(k->server);
 	keeper_anchor_close(k->anchor); /* its last advance borrows a connection */

@@ -18,6 +18,7 @@
 #include "buf.h"
 #include "encode.h"
 #include "log.h"
+#include "metrics.h"
 #include "monotime.h"
 #include "parse.h"
 #include "fs.h"
@@ -50,6 +51,7 @@ struct http_server {
 	http_done_fn done;
 	void *ctx;      /* the handlers' */
 	void *hook_ctx; /* the gate's and done's */
+	const char *metrics_role; /* NULL: requests not counted */
 	uint16_t port;
 	int tls; /* serves HTTPS */
 	unsigned drain_ms;
@@ -852,6 +854,30 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 	return request_run(req);
 }
 
+/* A method as a label: one of a fixed set, so a client cannot make new series. */
+static const char *method_label(const char *method)
+{
+	static const char *const known[] = { "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS" };
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(method, known[i]) == 0)
+			return known[i];
+	return "other";
+}
+
+/* The request in the role's metrics: its route template (never the path), method and status. */
+static void count_request(const struct http_request *req)
+{
+	const char *role = req->server->metrics_role;
+	char status[PORT_TEXT_MAX];
+	if (!role)
+		return;
+	const char *route = req->route ? req->route->pattern : "unmatched";
+	if (fmt_into(status, sizeof(status), "%d", req->status))
+		return;
+	metrics_counter_add(&metric_http_requests, 1, role, route, method_label(req->method), status);
+	metrics_observe(&metric_http_duration, ms_since(&req->start) / 1e3, role, route);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
@@ -862,6 +888,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	*con_cls = NULL;
 	log_request(req, toe);
+	count_request(req);
 	request_free(req);
 }
 
@@ -982,7 +1009,7 @@ static enum coffer_err tls_load(const struct http_server_config *cfg, struct tls
 			SET_WHY(why, size, "invalid listen address '%s'", cfg->listen);
 			return COFFER_ERR_INVALID;
 		}
-		if (tls_host_is_loopback(host))
+		if (tls_host_is_loopback(host) || cfg->plain_any_host)
 			return COFFER_OK;
 		SET_WHY(why, size, "refusing to serve plain HTTP on '%s', which is not a loopback address: "
 				   "give --tls-cert FILE and --tls-key FILE", cfg->listen);
@@ -1065,6 +1092,7 @@ enum coffer_err http_server_start(const struct http_server_config *cfg, const st
 	s->done = cfg->done;
 	s->ctx = ctx;
 	s->hook_ctx = cfg->hook_ctx ? cfg->hook_ctx : ctx;
+	s->metrics_role = cfg->metrics_role;
 	s->drain_ms = cfg->drain_ms ? cfg->drain_ms : HTTP_SERVER_DRAIN_MS_DEFAULT;
 
 	pthread_condattr_t ca;

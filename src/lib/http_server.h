@@ -138,6 +138,10 @@ struct http_server_config {
 	unsigned drain_ms;        /* how long http_server_stop waits for requests in flight; 0: default */
 	/* PEM files (chain, key) to serve HTTPS; both NULL: plain HTTP, on a loopback address only. */
 	const char *tls_cert_file, *tls_key_file;
+	/* Plain HTTP on any address the operator gave (the metrics listener: no secret, no auth). */
+	int plain_any_host;
+	/* Counts every request in metric_http_requests/_duration (metrics.h) under this role; NULL: not counted. */
+	const char *metrics_role;
 };
 
 /*

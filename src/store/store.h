@@ -104,6 +104,8 @@ const char *store_table_name(enum store_table t);
 const char *store_backend_name(const struct store *s);
 /* The number of migrations this binary knows for s's backend (the schema version). */
 uint64_t store_schema_version(const struct store *s);
+/* One cheap statement, for a readiness check: COFFER_OK when the database answers. */
+COFFER_MUST_CHECK enum coffer_err store_ping(struct store *s);
 /*
  * A new id as the store makes them (STORE_ID_LEN lower-case hex characters
  * from random bytes), for rows whose id the caller must know before the row

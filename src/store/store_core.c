@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "store_int.h"
 
 #include "banned.h"
@@ -80,7 +81,9 @@ enum coffer_err store_run(struct store *s, enum store_q q, const struct store_va
 {
 	if (rows)
 		store_rows_release(rows);
+	double t0 = metrics_seconds();
 	enum coffer_err rc = s->be->exec(s->conn, q, p, n, rows);
+	metrics_observe(&metric_store_duration, metrics_seconds() - t0, "query");
 	/* A failed statement spoils the caller's transaction (PostgreSQL aborts it anyway). */
 	if (rc && s->tx_depth && !s->tx_failed)
 		s->tx_failed = rc;
@@ -136,7 +139,9 @@ enum coffer_err store_finish(struct store *s, enum coffer_err rc)
 	}
 	s->tx_depth = 0;
 	if (rc == COFFER_OK) {
+		double t0 = metrics_seconds();
 		rc = s->be->commit(s->conn);
+		metrics_observe(&metric_store_duration, metrics_seconds() - t0, "commit");
 		if (rc == COFFER_OK)
 			return COFFER_OK;
 	}
@@ -268,6 +273,12 @@ uint64_t store_schema_version(const struct store *s)
 {
 	(void)s; /* both backends know the same versions */
 	return store_n_migrations;
+}
+
+enum coffer_err store_ping(struct store *s)
+{
+	uint64_t ignored;
+	return store_run_uint(s, STORE_Q_MIGRATION_MAX, NULL, 0, &ignored);
 }
 
 /* ---- the caller's transactions ---- */

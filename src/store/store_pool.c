@@ -166,3 +166,14 @@ void store_pool_release(struct store_pool *p, struct store *s, enum coffer_err l
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 }
+
+enum coffer_err store_pool_ping(struct store_pool *p)
+{
+	struct store *s;
+	enum coffer_err rc = store_pool_acquire(p, &s);
+	if (rc)
+		return rc;
+	rc = store_ping(s);
+	store_pool_release(p, s, rc);
+	return rc;
+}

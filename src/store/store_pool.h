@@ -53,4 +53,7 @@ COFFER_MUST_CHECK enum coffer_err store_pool_acquire(struct store_pool *p, struc
  */
 void store_pool_release(struct store_pool *p, struct store *s, enum coffer_err last_rc);
 
+/* A connection from the pool runs store_ping: COFFER_OK when the database answers (readiness). */
+COFFER_MUST_CHECK enum coffer_err store_pool_ping(struct store_pool *p);
+
 #endif

@@ -85,12 +85,14 @@ store_url_for_test() {
 }
 
 # keeper_start / api_start: (re)start one role; logs go to $T/<role>.log.
+# METRICS=1: every role (agents too) also serves its metrics on a port of
+# its own, logged as event=metrics_listening (t0820).
 keeper_start() {
 	rm -f "$T/keeper.ready"
 	# 3>&-: bats waits for its fd 3 to close before it ends a file
 	"$COFFER" keeper --state-dir "$T/keeper" --store "$STORE_URL" --listen 127.0.0.1:0 \
 		--tls-cert "$TLS_SERVER_CERT" --tls-key "$TLS_SERVER_KEY" \
-		--ready-file "$T/keeper.ready" >>"$T/keeper.out" 2>>"$T/keeper.log" 3>&- &
+		--ready-file "$T/keeper.ready" ${METRICS:+--metrics-listen 127.0.0.1:0} >>"$T/keeper.out" 2>>"$T/keeper.log" 3>&- &
 	KEEPER_PID=$!
 	wait_file "$T/keeper.ready" "$KEEPER_PID"
 	KEEPER_URL=$(cat "$T/keeper.ready")
@@ -108,7 +110,7 @@ api_start() {
 		--keeper-credential "$T/keeper/api.credential" --boot-key "$T/keeper/api.boot.key" \
 		--rows-key "$T/keeper/api.rows.key" --digest-key "$T/keeper/api.digest.key" \
 		"${tls[@]}" --ca "$COFFER_CA" \
-		--ready-file "$T/api.ready" >>"$T/api.out" 2>>"$T/api.log" 3>&- &
+		--ready-file "$T/api.ready" ${METRICS:+--metrics-listen 127.0.0.1:0} >>"$T/api.out" 2>>"$T/api.log" 3>&- &
 	API_PID=$!
 	wait_file "$T/api.ready" "$API_PID"
 	API_URL=$(cat "$T/api.ready")
@@ -288,7 +290,8 @@ agent_start() {
 	shift
 	rm -f "$T/agent-$name.ready"
 	"$COFFER" agent --api "$API_URL" --keeper "$KEEPER_URL" --state-dir "$T/agents/$name" --name "$name" \
-		--ca "$COFFER_CA" --ready-file "$T/agent-$name.ready" "$@" >>"$T/agent-$name.out" 2>>"$T/agent-$name.log" 3>&- &
+		--ca "$COFFER_CA" --ready-file "$T/agent-$name.ready" ${METRICS:+--metrics-listen 127.0.0.1:0} "$@" \
+		>>"$T/agent-$name.out" 2>>"$T/agent-$name.log" 3>&- &
 	AGENT_PID=$!
 	AGENT_PIDS="${AGENT_PIDS:-} $AGENT_PID"
 	wait_file "$T/agent-$name.ready" "$AGENT_PID"
