@@ -1,7 +1,7 @@
 
 # zsh: installed as share/zsh/site-functions/_coffer (the body of the
 # autoloaded function _coffer, after "#compdef coffer" and words.sh).
-local cur=${words[CURRENT]} bin=${words[1]} cmd= sub= w want= i
+local cur=${words[CURRENT]} bin=${words[1]} cmd= sub= w= want= i=0
 local -a cands
 for ((i = 2; i < CURRENT; i++)); do
 	w=${words[i]}
