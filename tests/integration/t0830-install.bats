@@ -5,8 +5,11 @@
 # render without a warning and name only options the binary has (the role
 # pages: all of them); completion from the binary's own help; units that
 # systemd-analyze verifies, with a bounded exposure, whose command lines
-# use only real options; and MemoryDenyWriteExecute= of the keeper and api
-# units holds: every role runs under the kernel's W^X refusal.
+# use only real options and, expanded as systemd does with credentials made
+# as systemd makes them, run the roles (the keeper and api as an
+# unprivileged user) up to a machine booted with its secret; and
+# MemoryDenyWriteExecute= of the keeper and api units holds: every role
+# runs under the kernel's W^X refusal.
 
 load helpers
 
@@ -56,6 +59,9 @@ setup() {
 
 teardown() {
 	[ -n "${DEV_PID:-}" ] && kill -INT "$DEV_PID" 2>/dev/null && wait "$DEV_PID" 2>/dev/null
+	# the agent first (with --keep-machines its machine stays: stopped after it)
+	stop_pids ${AGENT_PID:-}
+	stop_pids ${MACHINE_PID:-} ${API_PID:-} ${KEEPER_PID:-}
 	canary_scan
 	rm -rf "$T"
 }
@@ -299,4 +305,134 @@ unit_for_verify() {
 	kill -INT "$DEV_PID"
 	wait "$DEV_PID"
 	DEV_PID=
+}
+
+# ---- the units' command lines, run as systemd would ----
+
+# as_service CMD...: execs CMD as the user of a DynamicUser= unit would be
+# (nobody here) when the test runs as root, else as this user; in the
+# background, its pid is CMD's.
+as_service() {
+	if [ "$(id -u)" -eq 0 ]; then
+		exec setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"
+	fi
+	exec "$@"
+}
+
+# unit_argv UNIT ROLE: the installed unit's ExecStart as systemd expands it
+# with the variables of this shell ("${X}" one word, "$X" split at blanks),
+# one word a line; an option of $PENDING_FLAGS this build lacks is left out.
+unit_argv() {
+	local line w skip=0
+	line=$(sed -n '/^ExecStart=/,/[^\\]$/p' "$ROOT/usr/lib/systemd/system/$1" | sed 's/^ExecStart=//; s/\\$//' | tr '\n' ' ')
+	set -f
+	for w in $line; do
+		if [ "$skip" -eq 1 ]; then
+			skip=0
+			continue
+		fi
+		if [[ $w =~ ^\$([A-Z_]+)$ ]]; then
+			printf '%s\n' ${!BASH_REMATCH[1]}
+			continue
+		fi
+		while [[ $w =~ \$\{([A-Z_]+)\} ]]; do
+			w=${w/"${BASH_REMATCH[0]}"/${!BASH_REMATCH[1]}}
+		done
+		if [[ " $PENDING_FLAGS " == *" $w "* ]] && [ -z "$(help_flags "$2" | grep -xF -- "$w")" ]; then
+			[ "$w" != --metrics-listen ] || skip=1
+			continue
+		fi
+		printf '%s\n' "$w"
+	done
+	set +f
+}
+
+# unit_credentials UNIT: $CREDENTIALS_DIRECTORY as systemd makes it for UNIT:
+# a copy of each LoadCredential= file (its path under $T), 0400 in a 0500
+# folder, owned by the service's user.
+unit_credentials() {
+	local dir="$T/credentials/$1" id path
+	mkdir -p "$dir"
+	while IFS=: read -r id path; do
+		cp "$T$path" "$dir/$id"
+		chmod 0400 "$dir/$id"
+	done < <(sed -n 's/^LoadCredential=//p' "$ROOT/usr/lib/systemd/system/$1")
+	chmod 0500 "$dir"
+	if [ "$(id -u)" -eq 0 ] && grep -qx 'DynamicUser=yes' "$ROOT/usr/lib/systemd/system/$1"; then
+		chown -R nobody:nogroup "$dir"
+	fi
+	CREDENTIALS_DIRECTORY=$dir
+}
+
+# role_port LOG EVENT: the port a role logged it listens on.
+role_port() {
+	sed -n "s/.*event=$2 .* port=\([0-9]*\).*/\1/p" "$1" | head -n 1
+}
+
+@test "each unit's command line, with its credentials, runs its role: a machine boots with its secret" {
+	command -v setpriv >/dev/null || skip "setpriv is not installed"
+	chmod 0711 "$T" # the machine's user passes through to its work folder
+	# /etc/coffer as README "Production" lays it out, under $T
+	E="$T/etc/coffer"
+	"$COFFER" tls ca --dir "$E/ca" >/dev/null
+	"$COFFER" tls cert --dir "$E/ca" --name lo --host 127.0.0.1 >/dev/null
+	"$COFFER" keeper init --state-dir "$E/keeper" >/dev/null
+	install -m 0600 "$E/ca/lo.pem" "$E/keeper/tls.pem"
+	install -m 0600 "$E/ca/lo.key" "$E/keeper/tls.key"
+	install -m 0600 /dev/null "$E/keeper/pgpass"
+	install -d -m 0700 "$E/api" "$E/agent"
+	install -m 0600 "$E/keeper/keeper.pub" "$E"/keeper/api.* "$E/keeper/pgpass" "$E/api/"
+	install -m 0600 "$E/ca/ca.pem" "$E/api/ca.pem"
+	install -m 0600 "$E/ca/lo.pem" "$E/api/tls.pem"
+	install -m 0600 "$E/ca/lo.key" "$E/api/tls.key"
+	install -m 0600 "$E/ca/ca.pem" "$E/agent/ca.pem"
+	mkdir -p "$T/store" "$T/state/keeper" "$T/state/api" "$T/state/agent"
+	[ "$(id -u)" -ne 0 ] || chown nobody:nogroup "$T/store" "$T/state/keeper" "$T/state/api"
+	STORE_URL="sqlite:$T/store/coffer.db"
+	METRICS_LISTEN=127.0.0.1:0
+
+	unit_credentials coffer-keeper.service
+	STATE_DIRECTORY="$T/state/keeper" LISTEN=127.0.0.1:0
+	mapfile -t argv < <(unit_argv coffer-keeper.service keeper)
+	[ "${argv[1]}" = keeper ]
+	as_service env PGPASSFILE="$CREDENTIALS_DIRECTORY/pgpass" "$COFFER" "${argv[@]:1}" 2>"$T/keeper.log" &
+	KEEPER_PID=$!
+	wait_until 30 grep -q event=keeper_started "$T/keeper.log"
+	[[ "$(ps -o args= -p "$KEEPER_PID")" == "$COFFER keeper "* ]]
+	KEEPER_URL="https://127.0.0.1:$(role_port "$T/keeper.log" keeper_started)"
+
+	unit_credentials coffer-api.service
+	STATE_DIRECTORY="$T/state/api"
+	mapfile -t argv < <(unit_argv coffer-api.service api)
+	as_service env PGPASSFILE="$CREDENTIALS_DIRECTORY/pgpass" "$COFFER" "${argv[@]:1}" 2>"$T/api.log" &
+	API_PID=$!
+	wait_until 30 grep -q event=api_started "$T/api.log"
+	export COFFER_API_URL="https://127.0.0.1:$(role_port "$T/api.log" api_started)" COFFER_CA="$E/ca/ca.pem"
+	COFFER_TOKEN=$(as_service "$COFFER" api bootstrap --store "$STORE_URL" \
+		--rows-key "$CREDENTIALS_DIRECTORY/api.rows.key" --org acme 2>>"$T/api.log")
+	export COFFER_TOKEN
+
+	unit_credentials coffer-agent.service
+	STATE_DIRECTORY="$T/state/agent" API_ARGS="--api $COFFER_API_URL"
+	mapfile -t argv < <(unit_argv coffer-agent.service agent)
+	COFFER_JOIN_TOKEN=$("$COFFER" keeper join-token --state-dir "$E/keeper") "$COFFER" "${argv[@]:1}" 2>"$T/agent.log" &
+	AGENT_PID=$!
+	wait_until 30 grep -q event=agent_registered "$T/agent.log"
+
+	run "$COFFER" apps create web
+	[ "$status" -eq 0 ]
+	run "$COFFER" secrets set -a web "CANARY_SECRET=$CANARY"
+	[ "$status" -eq 0 ]
+	run "$COFFER" deploy -a web --grace 1s -- sleep 600
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"Release v1 succeeded"* ]]
+	MACHINE_PID=$("$COFFER" machines list -a web --json | jq -r '.[0].pid')
+	[ -n "$MACHINE_PID" ]
+	[ "$(tr '\0' '\n' <"/proc/$MACHINE_PID/environ" | grep -c "^CANARY_SECRET=$CANARY\$")" -eq 1 ]
+	if [ "$(id -u)" -eq 0 ]; then
+		# the keeper and the api run as the unprivileged user, the machine too
+		[ "$(ps -o user= -p "$KEEPER_PID")" = nobody ]
+		[ "$(ps -o user= -p "$API_PID")" = nobody ]
+		[ "$(ps -o user= -p "$MACHINE_PID")" = nobody ]
+	fi
 }
