@@ -1,4 +1,5 @@
-# The README's two commands: `make run` and `make check`.
+# The README's two commands: `make run` and `make check`; `make install`
+# for production (README "Production").
 BUILD ?= build
 SAN_BUILD ?= build-san
 FUZZ_BUILD ?= build-fuzz
@@ -52,3 +53,38 @@ clean:
 .PHONY: bench
 bench: deps
 	scripts/bench.sh
+
+# `make install` puts what an operator runs into $(DESTDIR)$(PREFIX): the
+# binary of the last `make build` (it builds nothing, so `sudo make install`
+# after `make` leaves no root-owned files in $(BUILD)), the man pages, bash
+# and zsh completion, and the systemd units with ExecStart pointing at the
+# installed binary. It creates no user and no /etc/coffer (README).
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+UNITS = coffer-keeper.service coffer-api.service coffer-agent.service
+
+.PHONY: install uninstall
+install:
+	@test -x $(BUILD)/coffer || { echo "install: no $(BUILD)/coffer: run 'make build' first" >&2; exit 1; }
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(UNITDIR)
+	install -m 0755 $(BUILD)/coffer $(DESTDIR)$(BINDIR)/coffer
+	install -m 0644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
+	cat completions/words.sh completions/bash.sh > $(DESTDIR)$(BASHCOMPDIR)/coffer
+	{ echo '#compdef coffer'; cat completions/words.sh completions/zsh.sh; } > $(DESTDIR)$(ZSHCOMPDIR)/_coffer
+	chmod 0644 $(DESTDIR)$(BASHCOMPDIR)/coffer $(DESTDIR)$(ZSHCOMPDIR)/_coffer
+	for u in $(UNITS); do \
+		sed 's|/usr/local/bin/coffer|$(BINDIR)/coffer|' dist/systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u.tmp && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp && mv $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/coffer $(DESTDIR)$(BASHCOMPDIR)/coffer $(DESTDIR)$(ZSHCOMPDIR)/_coffer
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(wildcard man/*.1)))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(wildcard man/*.8)))
+	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS))

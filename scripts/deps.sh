@@ -9,6 +9,7 @@ packages=(
 	libcurl4-openssl-dev libjansson-dev libcmocka-dev
 	bats sqlite3 postgresql-15 curl jq procps xxd openssl tcpdump
 	clang libclang-rt-dev
+	groff-base man-db zsh systemd
 )
 
 missing=()
