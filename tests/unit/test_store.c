@@ -1528,6 +1528,29 @@ static void test_leases(void **state)
 	assert_int_equal(store_lease_acquire(s, "short", "api-1", LEASE_TTL_MS, &held), COFFER_OK);
 	assert_int_equal(held, 0);
 
+	/* the fence: held only by its holder before expiry, inside a transaction, and not renewed */
+	assert_int_equal(store_tx_begin(s), COFFER_OK);
+	held = -1;
+	assert_int_equal(store_lease_check(s, "releases", "api-1", &held), COFFER_OK);
+	assert_int_equal(held, 1);
+	assert_int_equal(store_lease_check(s, "releases", "api-2", &held), COFFER_OK);
+	assert_int_equal(held, 0);
+	assert_int_equal(store_lease_check(s, "short", "api-1", &held), COFFER_OK); /* taken over */
+	assert_int_equal(held, 0);
+	assert_int_equal(store_lease_check(s, "never", "api-1", &held), COFFER_OK);
+	assert_int_equal(held, 0);
+	assert_int_equal(store_tx_end(s, COFFER_OK), COFFER_OK);
+	assert_int_equal(store_lease_acquire(s, "expired", "api-1", LEASE_SHORT_MS, &held), COFFER_OK);
+	assert_int_equal(held, 1);
+	until = raw("SELECT expires_at FROM leases WHERE name = 'expired'");
+	usleep((LEASE_SHORT_MS + 20) * 1000);
+	assert_int_equal(store_tx_begin(s), COFFER_OK);
+	assert_int_equal(store_lease_check(s, "expired", "api-1", &held), COFFER_OK);
+	assert_int_equal(held, 0);
+	assert_int_equal(store_tx_end(s, COFFER_OK), COFFER_OK);
+	assert_int_equal(raw("SELECT expires_at FROM leases WHERE name = 'expired'"), until);
+	assert_int_equal(store_lease_check(s, NULL, "api-1", &held), COFFER_ERR_INVALID);
+
 	/* release: only by its holder; then anyone may take it */
 	assert_int_equal(store_lease_release(s, "releases", "api-2"), COFFER_ERR_NOT_FOUND);
 	assert_int_equal(store_lease_release(s, "releases", "api-1"), COFFER_OK);
