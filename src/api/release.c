@@ -714,6 +714,10 @@ static void tick(struct release_ctl *c)
 	if (release_ctl_leader(c))
 		rc = store_release_running(s, &running);
 	for (size_t i = 0; !rc && i < running.n && !release_ctl_stopping(c) && release_ctl_leader(c); i++) {
+		if (i > 0)
+			lease_tick(c, s); /* many releases: renewed on time between them too */
+		if (!release_ctl_leader(c))
+			break;
 		enum coffer_err step_rc = release_step(&env, s, running.items[i].app_id, running.items[i].version,
 						       wall_ms());
 		if (step_rc == COFFER_ERR_CONFLICT) {
