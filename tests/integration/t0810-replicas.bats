@@ -194,6 +194,13 @@ now_ms() {
 	COFFER_API_URL="http://127.0.0.1:1,$dead,${REPLICA_URL[2]}" run_logged "$COFFER" secrets list -a web
 	[ "$status" -eq 0 ]
 	[[ "$output" == *LEVEL* ]]
+	# the config file's "api_url" takes the same list
+	jq -n --arg u "$dead,${REPLICA_URL[2]}" --arg t "$ADMIN_TOKEN" --arg ca "$COFFER_CA" \
+		'{api_url: $u, token: $t, ca: $ca}' >"$T/replicas-config.json"
+	chmod 600 "$T/replicas-config.json"
+	run_logged env -u COFFER_API_URL -u COFFER_TOKEN COFFER_CONFIG="$T/replicas-config.json" "$COFFER" apps list
+	[ "$status" -eq 0 ]
+	[[ "$output" == *web* ]]
 	COFFER_API_URL="http://127.0.0.1:1,$dead" run_logged "$COFFER" apps list
 	[ "$status" -eq 7 ]
 	[[ "$output" == *"cannot reach the API at any of its URLs"* ]]
