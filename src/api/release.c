@@ -721,9 +721,11 @@ static void tick(struct release_ctl *c)
 		enum coffer_err step_rc = release_step(&env, s, running.items[i].app_id, running.items[i].version,
 						       wall_ms());
 		if (step_rc == COFFER_ERR_CONFLICT) {
-			set_leader(c, 0, "expired before it was renewed");
+			/* the fence refused, or a concurrent change won: renewing now says which (and logs a loss) */
 			c->lease_tried_ms = 0;
-		} else if (step_rc) {
+			lease_tick(c, s);
+		}
+		if (step_rc && release_ctl_leader(c)) {
 			/* left as it was (one transaction per change): the next tick tries again */
 			log_warn("release_step_failed", LF_S("app_id", running.items[i].app_id),
 				 LF_I("release", running.items[i].version), LF_S("error", coffer_err_name(step_rc)));
