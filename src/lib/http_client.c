@@ -582,10 +582,12 @@ enum coffer_err http_client_request(struct http_client *c, const char *method, c
 		}
 		int next = k + 1 < n && endpoints_try_next(o, resendable);
 		int unknown = k + 1 < n && !endpoints_try_next(o, resendable);
-		if (o == ENDPOINTS_ANSWERED_UNAVAILABLE && fmt_into(c->error, sizeof(c->error), "answered HTTP %d", *status))
+		if (o == ENDPOINTS_ANSWERED_UNAVAILABLE &&
+		    fmt_into(c->error, sizeof(c->error), "answered HTTP %d", *status))
 			c->error[0] = '\0';
 		note_failure(c, errors, sizeof(errors),
-			     unknown ? " (the request was sent: its outcome is unknown, so it is not sent to another URL)"
+			     unknown ? " (the request was sent: its outcome is unknown, so it is not sent to "
+				       "another URL)"
 				     : "");
 		if (n > 1)
 			endpoints_set_current(c->list, (i + 1) % n); /* the next request starts elsewhere */
