@@ -34,7 +34,9 @@
 #define HOSTNAME_SIZE 256
 
 struct opts {
-	const char *api_url;
+	struct opts_values apis; /* --api, repeatable: the api replicas, tried in turn (endpoints.h) */
+	char api_list[AGENT_URL_MAX]; /* them as one comma-separated list */
+	const char *api_url;          /* api_list, once parsed */
 	const char *keeper_url;
 	const char *state_dir;
 	const char *name;
@@ -48,7 +50,7 @@ struct opts {
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
 	const struct opts_spec specs[] = {
-		{ "join", 0, OPTS_VALUE, &o->join },		 { "api", 0, OPTS_VALUE, &o->api_url },
+		{ "join", 0, OPTS_VALUE, &o->join },		 { "api", 0, OPTS_LIST, &o->apis },
 		{ "keeper", 0, OPTS_VALUE, &o->keeper_url },	 { "state-dir", 0, OPTS_VALUE, &o->state_dir },
 		{ "name", 0, OPTS_VALUE, &o->name },		 { "ready-file", 0, OPTS_VALUE, &o->ready_file },
 		{ "log-level", 0, OPTS_VALUE, &o->log_level }, { "ca", 0, OPTS_VALUE, &o->ca },
@@ -328,6 +330,13 @@ int cmd_agent(int argc, char **argv)
 		return 0;
 	}
 	ex = parse_opts(argc, argv, &o);
+	for (size_t i = 0; !ex && i < o.apis.n; i++) {
+		size_t len = strlen(o.api_list);
+		if (fmt_into(o.api_list + len, sizeof(o.api_list) - len, "%s%s", i ? "," : "", o.apis.v[i]))
+			ex = opts_fail(COFFER_ERR_USAGE, "the --api URLs are too long together (%d bytes at most)",
+				       AGENT_URL_MAX - 1);
+		o.api_url = o.api_list;
+	}
 	if (!ex && o.log_level && log_level_parse(o.log_level, &level))
 		ex = opts_fail(COFFER_ERR_USAGE, "unknown log level '%s'", o.log_level);
 	if (ex) {

@@ -311,6 +311,8 @@ static enum coffer_err send_request(const struct agent_identity *verify, const c
 	/* answers may carry a boot token: wiped when freed */
 	buf_init_wiping(&resp, response_max);
 	rc = http_client_new(base_url, timeout_ms, &c);
+	if (!rc && h) /* its nonce is spent once sent: never resent to another replica */
+		http_client_no_resend(c);
 	if (!rc && h &&
 	    ((rc = http_client_add_header(c, HOSTAUTH_HEADER_HOST, h->host)) ||
 	     (rc = http_client_add_header(c, HOSTAUTH_HEADER_TIMESTAMP, h->timestamp)) ||

@@ -7,10 +7,12 @@
  * own. Each change is one store transaction (store_tx_begin) that locks
  * the app, re-reads the release and its progress, decides ONE change from
  * what the store says now, and writes the change together with the new
- * progress. So an api killed between two changes resumes from the store,
- * and two apis stepping one release serialise on the app's lock: the
- * second re-reads what the first wrote and finds nothing left to do, or
- * the next change.
+ * progress. So an api killed between two changes resumes from the store.
+ * Only the holder of the controller's lease steps (release.h); should two
+ * ever step one release (a holder paused past its TTL), the lease check in
+ * each change's transaction refuses the old holder, and besides they
+ * serialise on the app's lock: the second re-reads what the first wrote
+ * and finds nothing left to do, or the next change.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "hostauth.h"
@@ -35,6 +38,8 @@
 #define STEP_CHANGES_MAX (4 * RELEASE_COUNT_MAX + 16) /* changes one release_step makes at most */
 #define LAST_OUTPUT "\nlast output:\n"
 #define MS_PER_S 1000
+#define RELEASE_HOLDER_RANDOM 8 /* random bytes in a lease holder id */
+#define RELEASE_HOLDER_SIZE 64
 
 /* ---- the spec of a machine ---- */
 
@@ -589,10 +594,17 @@ static enum coffer_err step_once(const struct release_env *env, struct store *s,
 				 int64_t now, int *changed)
 {
 	struct step st = { .env = env, .s = s, .now = now };
+	int held = 1;
 	enum coffer_err rc = store_tx_begin(s);
 	if (rc)
 		return rc;
-	rc = store_app_lock(s, app_id);
+	/* the fence: this transaction changes nothing unless the lease is still ours */
+	if (env->lease_holder)
+		rc = store_lease_check(s, RELEASE_LEASE_NAME, env->lease_holder, &held);
+	if (!rc && !held)
+		rc = COFFER_ERR_CONFLICT;
+	if (!rc)
+		rc = store_app_lock(s, app_id);
 	if (!rc)
 		rc = store_release_get(s, app_id, version, &st.rel);
 	if (rc == COFFER_ERR_NOT_FOUND)
@@ -638,7 +650,56 @@ struct release_ctl {
 	int thread_started;
 	int stopping;
 	int woken;
+	char holder[RELEASE_HOLDER_SIZE]; /* this process's lease holder id, random per start */
+	int leader;                /* holds the lease (as last seen); under mu */
+	int64_t lease_tried_ms;    /* monotime of the last take or renewal (controller thread only) */
 };
+
+/* Records whether this api holds the lease now, and logs a change. */
+static void set_leader(struct release_ctl *c, int leader, const char *why)
+{
+	pthread_mutex_lock(&c->mu);
+	int was = c->leader;
+	c->leader = leader;
+	pthread_mutex_unlock(&c->mu);
+	metrics_gauge_set(&metric_release_lease_held, leader ? 1 : 0);
+	if (leader && !was)
+		log_info("release_lease_acquired", LF_S("holder", c->holder), LF_I("ttl_ms", RELEASE_LEASE_TTL_MS));
+	else if (!leader && was)
+		log_warn("release_lease_lost", LF_S("holder", c->holder), LF_S("reason", why),
+			 LF_S("effect", "this api steps no release until it holds the lease again"));
+}
+
+int release_ctl_leader(struct release_ctl *c)
+{
+	int leader;
+	if (!c)
+		return 0;
+	pthread_mutex_lock(&c->mu);
+	leader = c->leader;
+	pthread_mutex_unlock(&c->mu);
+	return leader;
+}
+
+/*
+ * Takes or renews the lease every RELEASE_LEASE_RENEW_MS (sooner would
+ * only load the store). A failed renewal is a lost lease: stepping stops
+ * at once, and the fence in each change covers a renewal that is late.
+ */
+static void lease_tick(struct release_ctl *c, struct store *s)
+{
+	int64_t now = monotime_ms();
+	int held = 0;
+	if (c->lease_tried_ms && now - c->lease_tried_ms < RELEASE_LEASE_RENEW_MS)
+		return;
+	c->lease_tried_ms = now;
+	enum coffer_err rc = store_lease_acquire(s, RELEASE_LEASE_NAME, c->holder, RELEASE_LEASE_TTL_MS, &held);
+	if (rc) {
+		log_warn("release_lease_renew_failed", LF_S("holder", c->holder), LF_S("error", coffer_err_name(rc)));
+		held = 0;
+	}
+	set_leader(c, held, rc ? "renewal failed" : "held by another api");
+}
 
 static int64_t wall_ms(void)
 {
@@ -651,17 +712,29 @@ static void tick(struct release_ctl *c)
 {
 	struct store *s = NULL;
 	struct store_release_list running = { 0 };
-	struct release_env env = { .keeper_pk = c->api->keeper_pk, .ctl = c };
+	struct release_env env = { .keeper_pk = c->api->keeper_pk, .ctl = c, .lease_holder = c->holder };
 	enum coffer_err rc = store_pool_acquire(c->api->pool, &s);
 	if (rc) {
 		log_warn("release_tick_failed", LF_S("error", coffer_err_name(rc)));
+		c->lease_tried_ms = 0; /* the lease was not renewed: try at once next time */
 		return;
 	}
-	rc = store_release_running(s, &running);
-	for (size_t i = 0; !rc && i < running.n && !release_ctl_stopping(c); i++) {
+	lease_tick(c, s);
+	if (release_ctl_leader(c))
+		rc = store_release_running(s, &running);
+	for (size_t i = 0; !rc && i < running.n && !release_ctl_stopping(c) && release_ctl_leader(c); i++) {
+		if (i > 0)
+			lease_tick(c, s); /* many releases: renewed on time between them too */
+		if (!release_ctl_leader(c))
+			break;
 		enum coffer_err step_rc = release_step(&env, s, running.items[i].app_id, running.items[i].version,
 						       wall_ms());
-		if (step_rc) {
+		if (step_rc == COFFER_ERR_CONFLICT) {
+			/* the fence refused, or a concurrent change won: renewing now says which (and logs a loss) */
+			c->lease_tried_ms = 0;
+			lease_tick(c, s);
+		}
+		if (step_rc && release_ctl_leader(c)) {
 			/* left as it was (one transaction per change): the next tick tries again */
 			log_warn("release_step_failed", LF_S("app_id", running.items[i].app_id),
 				 LF_I("release", running.items[i].version), LF_S("error", coffer_err_name(step_rc)));
@@ -713,6 +786,16 @@ enum coffer_err release_ctl_start(struct api *api, struct release_ctl **out)
 	if (!c)
 		return COFFER_ERR_NOMEM;
 	c->api = api;
+	{
+		unsigned char rnd[RELEASE_HOLDER_RANDOM];
+		char hex[RELEASE_HOLDER_RANDOM * 2 + 1];
+		randombytes_buf(rnd, sizeof(rnd));
+		sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
+		if (fmt_into(c->holder, sizeof(c->holder), "api-%ld-%s", (long)getpid(), hex)) {
+			free(c);
+			return COFFER_ERR_INTERNAL;
+		}
+	}
 	if (pthread_condattr_init(&attr)) {
 		free(c);
 		return COFFER_ERR_NOMEM;
@@ -765,6 +848,23 @@ int release_ctl_stopping(struct release_ctl *c)
 	return stopping;
 }
 
+/* On a clean stop: another api takes the lease at its next try instead of after the TTL. */
+static void lease_give_up(struct release_ctl *c)
+{
+	struct store *s = NULL;
+	enum coffer_err rc = store_pool_acquire(c->api->pool, &s);
+	if (!rc)
+		rc = store_lease_release(s, RELEASE_LEASE_NAME, c->holder);
+	if (s)
+		store_pool_release(c->api->pool, s, rc == COFFER_ERR_NOT_FOUND ? COFFER_OK : rc);
+	if (rc == COFFER_OK)
+		log_info("release_lease_released", LF_S("holder", c->holder));
+	pthread_mutex_lock(&c->mu);
+	c->leader = 0;
+	pthread_mutex_unlock(&c->mu);
+	metrics_gauge_set(&metric_release_lease_held, 0);
+}
+
 void release_ctl_stop(struct release_ctl *c)
 {
 	if (!c)
@@ -772,6 +872,8 @@ void release_ctl_stop(struct release_ctl *c)
 	release_ctl_shutdown(c);
 	if (c->thread_started)
 		pthread_join(c->thread, NULL);
+	if (release_ctl_leader(c))
+		lease_give_up(c);
 	ctl_free(c);
 }
 

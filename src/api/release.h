@@ -8,9 +8,13 @@
  * Everything a release is lives in the store (store_release: config,
  * status, reason, progress; store_machine: desired and running release);
  * the controller keeps nothing of its own between two steps, so an api
- * killed at any point resumes from the store, and two apis over one store
- * step the same release safely (each step is one store change under the
- * app's lock, and re-doing a step is harmless).
+ * killed at any point resumes from the store. With several api replicas
+ * over one store, only the holder of the lease RELEASE_LEASE_NAME steps
+ * releases (docs/RUNPATH.md "Several api replicas"): each replica's
+ * controller tries to take or renew it every RELEASE_LEASE_RENEW_MS, for
+ * RELEASE_LEASE_TTL_MS, and steps only while it holds it; every change
+ * checks the lease again inside its transaction (store_lease_check), and
+ * the re-read under the app's lock stays as a second guard.
  *
  * Ownership: struct release_ctl belongs to struct api (api_start makes it,
  * api_stop stops and frees it). It borrows the api's pool.
@@ -43,6 +47,14 @@
 #define RELEASE_SPEC_BYTES 8
 #define RELEASE_SPEC_LEN (RELEASE_SPEC_BYTES * 2) /* hex characters */
 #define RELEASE_SPEC_SIZE (RELEASE_SPEC_LEN + 1)
+/*
+ * The controller's lease, in real time (not scaled: a loaded test machine
+ * must not lose it): a replica killed while holding it is replaced after
+ * the TTL, plus at most one renew period (the others try that often).
+ */
+#define RELEASE_LEASE_NAME "release-controller"
+#define RELEASE_LEASE_TTL_MS ((int64_t)5000)
+#define RELEASE_LEASE_RENEW_MS ((int64_t)1000)
 #define RELEASE_POLL_RECHECK_MS ((int64_t)timescale_ms(250))     /* a long poll re-reads the store this often (other apis' changes) */
 
 struct release_ctl;
@@ -108,6 +120,7 @@ struct release_env {
 	struct release_ctl *ctl;        /* told of changed assignments; NULL: nobody */
 	int64_t start_timeout_ms;       /* 0: RELEASE_START_TIMEOUT_MS */
 	int64_t host_stale_ms;          /* 0: RELEASE_HOST_STALE_MS */
+	const char *lease_holder;       /* each change only while it holds RELEASE_LEASE_NAME; NULL: no lease */
 };
 
 /*
@@ -120,6 +133,9 @@ struct release_env {
  * next step goes on from it. Returns once the release waits for an agent
  * (or a grace window), or is finished; a finished or unknown release is
  * left alone (COFFER_OK). Store errors are returned (nothing half done).
+ * With env->lease_holder, a change is made only while that holder holds
+ * the lease (checked in its transaction): COFFER_ERR_CONFLICT when it does
+ * not (nothing done).
  */
 COFFER_MUST_CHECK enum coffer_err release_step(const struct release_env *env, struct store *s, const char *app_id,
 					       uint64_t version, int64_t now);
@@ -127,7 +143,9 @@ COFFER_MUST_CHECK enum coffer_err release_step(const struct release_env *env, st
 /*
  * Starts the controller thread over api->pool (api->pool must be open):
  * every RELEASE_TICK_MS, or at once when woken, it steps every release of
- * store_release_running.
+ * store_release_running while it holds the lease (a holder id random per
+ * start; logged release_lease_acquired / release_lease_lost). Stopping
+ * gives the lease up, so another replica takes it at once.
  */
 COFFER_MUST_CHECK enum coffer_err release_ctl_start(struct api *api, struct release_ctl **out);
 /* Wakes the controller now (a release was made, an agent reported). NULL is allowed. */
@@ -153,5 +171,7 @@ void release_assignments_changed(struct release_ctl *c);
 struct http_waitq *release_assignments_queue(struct release_ctl *c);
 /* 1 once release_ctl_shutdown ran: a long poll answers now. */
 int release_ctl_stopping(struct release_ctl *c);
+/* 1 while this api holds the controller's lease (as last seen). NULL: 0. */
+int release_ctl_leader(struct release_ctl *c);
 
 #endif

@@ -92,7 +92,9 @@ enum coffer_err client_connect(struct client *c)
 	if (!rc)
 		rc = http_client_new(url, CLIENT_TIMEOUT_MS, &c->http);
 	if (rc == COFFER_ERR_INVALID)
-		return client_error(COFFER_ERR_USAGE, "invalid API URL '%s': it must start with http:// or https://",
+		return client_error(COFFER_ERR_USAGE,
+				    "invalid API URL '%s': it must start with http:// or https:// "
+				    "(a list: each of its comma-separated URLs)",
 				    url);
 	if (rc)
 		return client_error(rc, "%s", coffer_strerror(rc));
@@ -155,7 +157,10 @@ static enum coffer_err call(struct client *c, const char *method, const char *pa
 	rc = http_client_request(c->http, method, path, body, len, 0, &status, &resp);
 	c->unreachable = rc == COFFER_ERR_UNAVAILABLE;
 	if (rc == COFFER_ERR_UNAVAILABLE) {
-		if (!c->quiet_unreachable)
+		if (!c->quiet_unreachable && strchr(c->api_url, ',')) /* the error names each URL tried, with why */
+			client_error(rc, "cannot reach the API at any of its URLs: %s",
+				     http_client_last_error(c->http));
+		else if (!c->quiet_unreachable)
 			client_error(rc, "cannot reach the API at %s%s%s", c->api_url,
 				     http_client_last_error(c->http)[0] ? ": " : "", http_client_last_error(c->http));
 		goto out;

@@ -13,7 +13,11 @@
  * err.c.
  *
  * Where things come from:
- *   API URL  env COFFER_API_URL, else "api_url" in the config file;
+ *   API URL  env COFFER_API_URL, else "api_url" in the config file; either
+ *            may be a comma-separated list of api replicas, failed over
+ *            between as endpoints.h says (a request whose connection broke
+ *            after sending is not resent unless it is a GET: its outcome is
+ *            reported unknown);
  *   token    -t/--access-token, else env COFFER_TOKEN, else "token" in the
  *            config file (the flag's value is blanked in argv at once);
  *   app      -a/--app, else env COFFER_APP (rows flagged CLI_NEED_APP);

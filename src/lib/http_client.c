@@ -1,4 +1,5 @@
 #include "answersig.h"
+#include "endpoints.h"
 #include "http_client.h"
 
 #include <curl/curl.h>
@@ -23,7 +24,10 @@
 
 struct http_client {
 	CURL *curl;
-	char base[HTTP_CLIENT_URL_MAX];
+	char list[HTTP_CLIENT_URL_MAX]; /* the base URL(s) as given: the key of the current one (endpoints.h) */
+	struct endpoints eps;
+	int no_resend;      /* requests carry a one-time nonce: never resent once sent */
+	char base[HTTP_CLIENT_URL_MAX]; /* the one the request goes to now */
 	unsigned timeout_ms;
 	char *headers[HTTP_CLIENT_HEADERS_MAX]; /* "Name: value" */
 	size_t n_headers;
@@ -158,7 +162,6 @@ enum coffer_err http_client_new(const char *base_url, unsigned timeout_ms, struc
 {
 	enum coffer_err rc;
 	struct http_client *c = NULL;
-	size_t n;
 
 	if (!base_url || has_ctl(base_url) ||
 	    (strncmp(base_url, "http://", 7) != 0 && strncmp(base_url, "https://", 8) != 0))
@@ -172,14 +175,13 @@ enum coffer_err http_client_new(const char *base_url, unsigned timeout_ms, struc
 		rc = COFFER_ERR_NOMEM;
 		goto out;
 	}
-	rc = str_copy(c->base, sizeof(c->base), base_url);
-	if (rc)
-		goto out;
-	n = strlen(c->base);
-	while (n > 0 && c->base[n - 1] == '/')
-		c->base[--n] = '\0';
-	c->peer = c->base + (c->base[4] == 's' ? 8 : 7);
-	rc = plain_refused(c->base, &c->plain_refused);
+	rc = str_copy(c->list, sizeof(c->list), base_url);
+	if (!rc)
+		rc = endpoints_parse(base_url, &c->eps);
+	for (size_t i = 0; !rc && i < c->eps.n; i++) {
+		int refused;
+		rc = plain_refused(c->eps.url[i], &refused); /* a malformed URL is refused here */
+	}
 	if (rc)
 		goto out;
 	c->timeout_ms = timeout_ms ? timeout_ms : HTTP_CLIENT_TIMEOUT_MS_DEFAULT;
@@ -248,6 +250,11 @@ enum coffer_err http_client_add_header(struct http_client *c, const char *name, 
 		return COFFER_ERR_NOMEM;
 	c->headers[c->n_headers++] = copy;
 	return COFFER_OK;
+}
+
+void http_client_no_resend(struct http_client *c)
+{
+	c->no_resend = 1;
 }
 
 const char *http_client_last_request_id(const struct http_client *c)
@@ -390,8 +397,9 @@ static int method_sends_body(const char *method)
 	return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0;
 }
 
-enum coffer_err http_client_request(struct http_client *c, const char *method, const char *path, const void *body,
-				    size_t body_len, size_t max_response, int *status, struct buf *response)
+/* One try of a request at c->base; *sent: some of it may have reached the server. */
+static enum coffer_err attempt(struct http_client *c, const char *method, const char *path, const void *body,
+			       size_t body_len, size_t max_response, int *status, struct buf *response, int *sent)
 {
 	enum coffer_err rc;
 	CURLcode cc = CURLE_OK;
@@ -400,11 +408,9 @@ enum coffer_err http_client_request(struct http_client *c, const char *method, c
 	char url[HTTP_CLIENT_URL_MAX];
 	char errbuf[CURL_ERROR_SIZE];
 	struct sink sink = { .b = response, .limit = max_response ? max_response : HTTP_CLIENT_RESPONSE_MAX_DEFAULT };
-	long code = 0;
+	long code = 0, request_size = 0;
 
-	if (!method || !*method || has_ctl(method) || strchr(method, ' ') || !path || path[0] != '/' ||
-	    has_ctl(path) || strchr(path, ' ') || (body_len && !body))
-		return COFFER_ERR_INVALID;
+	*sent = 0;
 	rc = fmt_into(url, sizeof(url), "%s%s", c->base, path);
 	if (rc)
 		goto out;
@@ -486,8 +492,13 @@ enum coffer_err http_client_request(struct http_client *c, const char *method, c
 	} else if (!cc && strcmp(method, "GET") != 0) {
 		cc = curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
 	}
-	if (!cc)
+	if (!cc) {
 		cc = curl_easy_perform(c->curl);
+		/* bytes of the request written to a connection: 0 when it never got one (refused, TLS) */
+		if (cc && curl_easy_getinfo(c->curl, CURLINFO_REQUEST_SIZE, &request_size) != CURLE_OK)
+			request_size = 1;
+		*sent = !cc || request_size > 0;
+	}
 	if (!cc)
 		cc = curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &code);
 	/* The list is freed below, errbuf goes out of scope: do not leave curl pointing at them. */
@@ -510,6 +521,83 @@ out:
 	secret_free(auth);
 	if (rc)
 		buf_reset(response);
+	return rc;
+}
+
+/* Points the client at URL i of its list. */
+static enum coffer_err use_url(struct http_client *c, size_t i)
+{
+	enum coffer_err rc = str_copy(c->base, sizeof(c->base), c->eps.url[i]);
+	if (rc)
+		return rc;
+	c->peer = c->base + (c->base[4] == 's' ? 8 : 7);
+	return plain_refused(c->base, &c->plain_refused);
+}
+
+/* Adds "URL: why" of a failed try to the list of them (errors), "; " between. */
+static void note_failure(const struct http_client *c, char *errors, size_t size, const char *extra)
+{
+	size_t len = strlen(errors);
+	if (fmt_into(errors + len, size - len, "%s%s: %s%s", len ? "; " : "", c->base,
+		     c->error[0] ? c->error : "no answer", extra))
+		errors[len] = '\0';
+}
+
+/*
+ * The request on the list's current URL, then on the next ones as
+ * endpoints_try_next allows (endpoints.h). The one that answers becomes
+ * current; after a failure the next request starts at the following one.
+ */
+enum coffer_err http_client_request(struct http_client *c, const char *method, const char *path, const void *body,
+				    size_t body_len, size_t max_response, int *status, struct buf *response)
+{
+	enum coffer_err rc = COFFER_ERR_INVALID;
+	char errors[HTTP_CLIENT_ERROR_MAX] = "";
+	size_t n = c->eps.n, first;
+	int resendable;
+
+	if (!method || !*method || has_ctl(method) || strchr(method, ' ') || !path || path[0] != '/' ||
+	    has_ctl(path) || strchr(path, ' ') || (body_len && !body))
+		return COFFER_ERR_INVALID;
+	resendable = !c->no_resend && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0);
+	first = endpoints_current(c->list, n);
+	for (size_t k = 0; k < n; k++) {
+		size_t i = (first + k) % n;
+		int sent = 0;
+		enum endpoints_outcome o;
+		rc = use_url(c, i);
+		if (rc)
+			break;
+		rc = attempt(c, method, path, body, body_len, max_response, status, response, &sent);
+		if (rc == COFFER_OK)
+			o = *status == 502 || *status == 503 ? ENDPOINTS_ANSWERED_UNAVAILABLE : ENDPOINTS_ANSWERED;
+		else if (rc == COFFER_ERR_UNAVAILABLE || rc == COFFER_ERR_CRYPTO || rc == COFFER_ERR_FORBIDDEN)
+			o = sent ? ENDPOINTS_NO_ANSWER : ENDPOINTS_NOT_SENT;
+		else
+			break; /* not the server's fault (too large, out of memory, ...): the same anywhere */
+		if (o == ENDPOINTS_ANSWERED) {
+			if (n > 1 && i != first)
+				endpoints_set_current(c->list, i);
+			break;
+		}
+		int next = k + 1 < n && endpoints_try_next(o, resendable);
+		int unknown = k + 1 < n && !endpoints_try_next(o, resendable);
+		if (o == ENDPOINTS_ANSWERED_UNAVAILABLE &&
+		    fmt_into(c->error, sizeof(c->error), "answered HTTP %d", *status))
+			c->error[0] = '\0';
+		note_failure(c, errors, sizeof(errors),
+			     unknown ? " (the request was sent: its outcome is unknown, so it is not sent to "
+				       "another URL)"
+				     : "");
+		if (n > 1)
+			endpoints_set_current(c->list, (i + 1) % n); /* the next request starts elsewhere */
+		if (!next)
+			break;
+	}
+	if (rc == COFFER_OK)
+		c->error[0] = '\0'; /* an answer came */
+	else if (n > 1 && errors[0] && str_copy(c->error, sizeof(c->error), errors))
+		c->error[0] = '\0';
 	return rc;
 }
 

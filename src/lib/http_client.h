@@ -51,7 +51,9 @@ COFFER_MUST_CHECK enum coffer_err http_client_set_ca_file(const char *path);
 
 /*
  * base_url: "http://host:port" (https too), no trailing path is needed;
- * request paths are appended to it. timeout_ms 0 uses the default.
+ * request paths are appended to it. It may be a comma-separated list of
+ * such URLs (replicas of one service): a request fails over between them
+ * as endpoints.h says. timeout_ms 0 uses the default.
  */
 COFFER_MUST_CHECK enum coffer_err http_client_new(const char *base_url, unsigned timeout_ms,
 						  struct http_client **out);
@@ -59,6 +61,11 @@ void http_client_free(struct http_client *c);
 
 /* Sends "Authorization: Bearer <token>" with every request; token is copied. NULL removes it. */
 COFFER_MUST_CHECK enum coffer_err http_client_set_token(struct http_client *c, const struct secret *token);
+/*
+ * The client's requests carry a one-time nonce (signed host requests): one
+ * that was sent is never sent again to another URL, whatever its method.
+ */
+void http_client_no_resend(struct http_client *c);
 /* Adds a header sent with every request; not for credentials (see set_token). */
 COFFER_MUST_CHECK enum coffer_err http_client_add_header(struct http_client *c, const char *name,
 							 const char *value);
@@ -76,7 +83,8 @@ const char *http_client_last_error(const struct http_client *c);
  * default) and to response->max. Returns COFFER_OK whenever an HTTP answer
  * arrived, whatever its status (in *status); COFFER_ERR_TOO_LARGE for a
  * response over the limit; COFFER_ERR_UNAVAILABLE when the peer cannot be
- * reached or does not answer in time; COFFER_ERR_CRYPTO when the server's
+ * reached or does not answer in time (with several URLs: none could, and
+ * http_client_last_error names each URL tried with why); COFFER_ERR_CRYPTO when the server's
  * certificate does not verify; COFFER_ERR_FORBIDDEN for plain http:// to a
  * host that is not loopback (nothing is sent).
  */

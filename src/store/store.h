@@ -646,6 +646,15 @@ COFFER_MUST_CHECK enum coffer_err store_app_set_current_release(struct store *s,
 COFFER_MUST_CHECK enum coffer_err store_lease_acquire(struct store *s, const char *name, const char *holder,
 						      int64_t ttl_ms, int *held);
 COFFER_MUST_CHECK enum coffer_err store_lease_release(struct store *s, const char *name, const char *holder);
+/*
+ * Inside store_tx_begin/_end (a fence for work done under a lease): *held
+ * is 1 when `holder` holds lease `name` and it has not expired, and then
+ * it stays held until the transaction ends: the row is locked (PostgreSQL;
+ * SQLite holds the write lock already), so a taker after its expiry waits
+ * for the end and sees what the transaction wrote. 0 otherwise (not an
+ * error). It does not renew the lease.
+ */
+COFFER_MUST_CHECK enum coffer_err store_lease_check(struct store *s, const char *name, const char *holder, int *held);
 
 /* ---- audit log: an append-only hash chain ---- */
 

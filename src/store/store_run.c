@@ -474,3 +474,15 @@ enum coffer_err store_lease_release(struct store *s, const char *name, const cha
 		return COFFER_ERR_INVALID;
 	return store_run_one(s, STORE_Q_LEASE_RELEASE, PARAMS(VT(name), VT(holder)));
 }
+
+enum coffer_err store_lease_check(struct store *s, const char *name, const char *holder, int *held)
+{
+	enum coffer_err rc;
+	if (!name || !holder || !held)
+		return COFFER_ERR_INVALID;
+	rc = store_run_one(s, STORE_Q_LEASE_CHECK, PARAMS(VT(name), VT(holder), VI(store_now_ms())));
+	if (rc && rc != COFFER_ERR_NOT_FOUND)
+		return rc;
+	*held = rc == COFFER_OK;
+	return COFFER_OK;
+}

@@ -116,6 +116,23 @@ api_start() {
 	API_URL=$(cat "$T/api.ready")
 }
 
+# api_replica_start N: another api (N >= 2) on the platform's store and keys,
+# with its own state folder, port, ready file and log ($T/api-N.log):
+# REPLICA_PID[N], REPLICA_URL[N]. The platform's api is replica 1.
+api_replica_start() {
+	local n=$1
+	rm -f "$T/api-$n.ready"
+	"$COFFER" api --state-dir "$T/api-$n" --store "$STORE_URL" --listen 127.0.0.1:0 \
+		--keeper "$KEEPER_URL" --keeper-pub "$T/keeper/keeper.pub" \
+		--keeper-credential "$T/keeper/api.credential" --boot-key "$T/keeper/api.boot.key" \
+		--rows-key "$T/keeper/api.rows.key" --digest-key "$T/keeper/api.digest.key" \
+		--tls-cert "$TLS_SERVER_CERT" --tls-key "$TLS_SERVER_KEY" --ca "$COFFER_CA" \
+		--ready-file "$T/api-$n.ready" >>"$T/api-$n.out" 2>>"$T/api-$n.log" 3>&- &
+	REPLICA_PID[n]=$!
+	wait_file "$T/api-$n.ready" "${REPLICA_PID[n]}"
+	REPLICA_URL[n]=$(cat "$T/api-$n.ready")
+}
+
 platform_start() {
 	T=$(mktemp -d "${TMPDIR:-/tmp}/coffer-it.XXXXXX")
 	# machines run as nobody when the tests run as root: they must be able
@@ -284,12 +301,14 @@ dump_holds() {
 # agent_start NAME [ARGS...]: (re)starts an agent with its state in
 # $T/agents/NAME and its log in $T/agent-NAME.log; waits until it is
 # registered (its ready file). AGENT_PID is its pid. Give a join token with
-# COFFER_JOIN_TOKEN=... in the environment or --join.
+# COFFER_JOIN_TOKEN=... in the environment or --join. AGENT_APIS="URL URL":
+# the api URLs it is given (one --api each; default $API_URL).
 agent_start() {
-	local name=$1
+	local name=$1 u apis=()
 	shift
+	for u in ${AGENT_APIS:-$API_URL}; do apis+=(--api "$u"); done
 	rm -f "$T/agent-$name.ready"
-	"$COFFER" agent --api "$API_URL" --keeper "$KEEPER_URL" --state-dir "$T/agents/$name" --name "$name" \
+	"$COFFER" agent "${apis[@]}" --keeper "$KEEPER_URL" --state-dir "$T/agents/$name" --name "$name" \
 		--ca "$COFFER_CA" --ready-file "$T/agent-$name.ready" ${METRICS:+--metrics-listen 127.0.0.1:0} "$@" \
 		>>"$T/agent-$name.out" 2>>"$T/agent-$name.log" 3>&- &
 	AGENT_PID=$!

@@ -115,6 +115,7 @@ parses() {
 	local ok='coffer_releases_total{outcome="succeeded"}'
 	[ "$(( $(value "$a1" "$ok") - $(value "$a0" "$ok") ))" -eq 1 ]
 	grep -q '^# TYPE coffer_release_lease_held gauge$' "$a1"
+	[ "$(value "$a1" coffer_release_lease_held)" = 1 ] # the only api steps the release it just ran
 	local opened='coffer_keeper_opens_total{outcome="opened",reason="ok"}'
 	[ "$(( $(value "$k1" "$opened") - $(value "$k0" "$opened") ))" -ge 1 ]
 	local refused='coffer_keeper_opens_total{outcome="refused",reason="before_open"}'
@@ -154,7 +155,7 @@ parses() {
 	ready_is "$T/keeper.log" 200 "store: ok"
 	ready_is "$T/api.log" 200 "store: ok"
 	ready_is "$T/api.log" 200 "keeper: ok"
-	ready_is "$T/api.log" 200 "release_lease:"
+	ready_is "$T/api.log" 200 "release_lease: held"
 	wait_until 20 ready_is "$T/agent-h1.log" 200 "api: ok"
 	ready_is "$T/agent-h1.log" 200 "keeper: ok"
 

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "endpoints.h"
 #include "http_client.h"
 #include "http_server.h"
 #include "json.h"
@@ -766,6 +767,135 @@ static void test_client_closed_port(void **state)
 	assert_int_equal(http_client_new("ftp://127.0.0.1", 0, &c), COFFER_ERR_INVALID);
 }
 
+/* A loopback port with a socket in state st: closed (nobody there) or listening and never accepting. */
+static int loopback_port(int listening, int *fd_out)
+{
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	if (listening)
+		assert_int_equal(listen(fd, 8), 0);
+	else
+		close(fd);
+	*fd_out = listening ? fd : -1;
+	return ntohs(sa.sin_port);
+}
+
+/*
+ * Several base URLs (endpoints.h): a refused connection moves any request
+ * to the next URL; one sent and not answered moves a GET only; the URL that
+ * answered stays the current one; with none answering the error names each.
+ */
+static void test_client_failover(void **state)
+{
+	(void)state;
+	int silent_fd, none;
+	int dead = loopback_port(0, &none), dead2 = loopback_port(0, &none), silent = loopback_port(1, &silent_fd);
+	char list[256];
+	struct http_client *c = NULL;
+	struct buf resp;
+	int status = -1;
+	buf_init(&resp, ONE_MB);
+
+	/* refused, then the live server: a PUT goes to the live one (nothing was sent to the dead one) */
+	snprintf(list, sizeof(list), "http://127.0.0.1:%d, %s/", dead, base_url);
+	assert_int_equal(http_client_new(list, 5000, &c), COFFER_OK);
+	assert_int_equal(http_client_request(c, "PUT", "/v1/conflict", NULL, 0, 0, &status, &resp), COFFER_OK);
+	assert_int_equal(status, 409);
+	assert_string_equal(http_client_last_error(c), "");
+	/* sticky: the live one is current now, for this client and a new one with the same list */
+	assert_int_equal(endpoints_current(list, 2), 1);
+	http_client_free(c);
+	assert_int_equal(http_client_new(list, 5000, &c), COFFER_OK);
+	int before = atomic_load(&calls_ping);
+	assert_int_equal(http_client_request(c, "GET", "/v1/ping", NULL, 0, 0, &status, &resp), COFFER_OK);
+	assert_int_equal(status, 200);
+	assert_int_equal(atomic_load(&calls_ping), before + 1);
+	http_client_free(c);
+
+	/* sent to a server that never answers: a PUT is not resent (its outcome is unknown), a GET is */
+	snprintf(list, sizeof(list), "http://127.0.0.1:%d,%s", silent, base_url);
+	assert_int_equal(http_client_new(list, 1000, &c), COFFER_OK);
+	status = -1;
+	assert_int_equal(http_client_request(c, "PUT", "/v1/conflict", NULL, 0, 0, &status, &resp),
+			 COFFER_ERR_UNAVAILABLE);
+	assert_int_equal(status, -1);
+	assert_non_null(strstr(http_client_last_error(c), "outcome is unknown"));
+	endpoints_set_current(list, 0);
+	http_client_no_resend(c); /* a one-time nonce: not even a GET is resent */
+	assert_int_equal(http_client_request(c, "GET", "/v1/ping", NULL, 0, 0, &status, &resp), COFFER_ERR_UNAVAILABLE);
+	assert_int_equal(endpoints_current(list, 2), 1); /* but the next request starts at the next URL */
+	http_client_free(c);
+	endpoints_set_current(list, 0);
+	assert_int_equal(http_client_new(list, 1000, &c), COFFER_OK);
+	before = atomic_load(&calls_ping);
+	assert_int_equal(http_client_request(c, "GET", "/v1/ping", NULL, 0, 0, &status, &resp), COFFER_OK);
+	assert_int_equal(status, 200);
+	assert_int_equal(atomic_load(&calls_ping), before + 1);
+	http_client_free(c);
+	close(silent_fd);
+
+	/* nobody answers: the error names every URL tried */
+	snprintf(list, sizeof(list), "http://127.0.0.1:%d,http://127.0.0.1:%d", dead, dead2);
+	assert_int_equal(http_client_new(list, 5000, &c), COFFER_OK);
+	assert_int_equal(http_client_request(c, "GET", "/v1/ping", NULL, 0, 0, &status, &resp), COFFER_ERR_UNAVAILABLE);
+	char want[64];
+	snprintf(want, sizeof(want), "http://127.0.0.1:%d: ", dead);
+	assert_non_null(strstr(http_client_last_error(c), want));
+	snprintf(want, sizeof(want), "http://127.0.0.1:%d: ", dead2);
+	assert_non_null(strstr(http_client_last_error(c), want));
+	http_client_free(c);
+	buf_release(&resp);
+
+	/* a list is checked whole */
+	assert_int_equal(http_client_new("http://127.0.0.1:1,ftp://127.0.0.1", 0, &c), COFFER_ERR_INVALID);
+	assert_int_equal(http_client_new("http://127.0.0.1:1,,http://127.0.0.1:2", 0, &c), COFFER_ERR_INVALID);
+	assert_int_equal(http_client_new("http://127.0.0.1:1,", 0, &c), COFFER_ERR_INVALID);
+}
+
+/* The list's parsing and the rule of what may go to the next URL. */
+static void test_endpoints(void **state)
+{
+	struct endpoints e;
+	char nine[9 * 24] = "";
+	(void)state;
+	assert_int_equal(endpoints_parse(" http://a:1/ ,https://b:2//,http://c", &e), COFFER_OK);
+	assert_int_equal(e.n, 3);
+	assert_string_equal(e.url[0], "http://a:1");
+	assert_string_equal(e.url[1], "https://b:2");
+	assert_string_equal(e.url[2], "http://c");
+	assert_int_equal(endpoints_parse("http://a", &e), COFFER_OK);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(endpoints_parse("", &e), COFFER_ERR_INVALID);
+	assert_int_equal(endpoints_parse("http://", &e), COFFER_ERR_INVALID);
+	assert_int_equal(endpoints_parse("http://a b", &e), COFFER_ERR_INVALID);
+	assert_int_equal(endpoints_parse("http://a,", &e), COFFER_ERR_INVALID);
+	assert_int_equal(e.n, 0);
+	for (int i = 0; i < 9; i++)
+		snprintf(nine + strlen(nine), sizeof(nine) - strlen(nine), "%shttp://h%d", i ? "," : "", i);
+	assert_int_equal(endpoints_parse(nine, &e), COFFER_ERR_TOO_LARGE);
+
+	assert_int_equal(endpoints_current("http://x,http://y", 2), 0);
+	endpoints_set_current("http://x,http://y", 1);
+	assert_int_equal(endpoints_current("http://x,http://y", 2), 1);
+	assert_int_equal(endpoints_current("http://x,http://y", 1), 0); /* never past n */
+	assert_int_equal(endpoints_current("http://y,http://x", 2), 0);
+
+	assert_true(endpoints_try_next(ENDPOINTS_NOT_SENT, 0));
+	assert_true(endpoints_try_next(ENDPOINTS_NOT_SENT, 1));
+	assert_false(endpoints_try_next(ENDPOINTS_NO_ANSWER, 0));
+	assert_true(endpoints_try_next(ENDPOINTS_NO_ANSWER, 1));
+	assert_false(endpoints_try_next(ENDPOINTS_ANSWERED_UNAVAILABLE, 0));
+	assert_true(endpoints_try_next(ENDPOINTS_ANSWERED_UNAVAILABLE, 1));
+	assert_false(endpoints_try_next(ENDPOINTS_ANSWERED, 1));
+}
+
 struct worker {
 	int ok;
 };
@@ -1311,6 +1441,8 @@ int main(void)
 		cmocka_unit_test(test_json_body_and_errors),
 		cmocka_unit_test(test_client_response_limit),
 		cmocka_unit_test(test_client_closed_port),
+		cmocka_unit_test(test_client_failover),
+		cmocka_unit_test(test_endpoints),
 		cmocka_unit_test(test_concurrency),
 		cmocka_unit_test(test_graceful_stop),
 		cmocka_unit_test(test_start_refusals),

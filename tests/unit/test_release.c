@@ -755,13 +755,46 @@ static void test_controller_thread(void **state)
 	assert_int_equal(ms[0].desired_release, v);
 	assert_string_equal(ms[0].host_id, F.h1); /* the only host with a fresh heartbeat */
 	assert_status(v, "running");
+	assert_true(release_ctl_leader(ctl)); /* it stepped: it holds the lease */
+	int held = -1;
+	assert_int_equal(store_lease_acquire(F.s, RELEASE_LEASE_NAME, "other-api", 60000, &held), COFFER_OK);
+	assert_int_equal(held, 0);
 
 	uint64_t next = http_waitq_ticket(release_assignments_queue(ctl));
 	release_ctl_shutdown(ctl);
 	assert_int_not_equal(http_waitq_ticket(release_assignments_queue(ctl)), next); /* woken by the shutdown */
 	assert_true(release_ctl_stopping(ctl));
 	release_ctl_stop(ctl);
+	assert_false(release_ctl_leader(NULL));
+	/* stopping gave the lease up: another takes it at once */
+	assert_int_equal(store_lease_acquire(F.s, RELEASE_LEASE_NAME, "other-api", 60000, &held), COFFER_OK);
+	assert_int_equal(held, 1);
 	store_pool_close(api.pool);
+}
+
+/* Under a lease, a step changes nothing unless its holder holds the lease (the fence in each change). */
+static void test_lease_fence(void **state)
+{
+	struct store_machine ms[8];
+	int held = 0;
+	(void)state;
+	uint64_t v = make_release("web", 1, 0);
+	assert_int_equal(store_host_heartbeat(F.s, F.h1, T0), COFFER_OK);
+	F.env.lease_holder = "api-a";
+	assert_int_equal(release_step(&F.env, F.s, F.app.id, v, T0), COFFER_ERR_CONFLICT); /* nobody holds it */
+	assert_status(v, "pending");
+	assert_int_equal(live(ms), 0);
+	assert_int_equal(store_lease_acquire(F.s, RELEASE_LEASE_NAME, "api-b", 60000, &held), COFFER_OK);
+	assert_int_equal(held, 1);
+	assert_int_equal(release_step(&F.env, F.s, F.app.id, v, T0), COFFER_ERR_CONFLICT); /* another holds it */
+	assert_status(v, "pending");
+	assert_int_equal(live(ms), 0);
+	assert_int_equal(store_lease_release(F.s, RELEASE_LEASE_NAME, "api-b"), COFFER_OK);
+	assert_int_equal(store_lease_acquire(F.s, RELEASE_LEASE_NAME, "api-a", 60000, &held), COFFER_OK);
+	assert_int_equal(held, 1);
+	step_at(v, T0);
+	assert_status(v, "running");
+	assert_int_equal(live(ms), 1);
 }
 
 /* The spec: the same for the same (app, cmd, env, secrets), different when any differs. */
@@ -804,6 +837,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_resume_rollback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resume_roll, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_controller_thread, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lease_fence, setup, teardown),
 	};
 	if (sodium_init() < 0)
 		return 1;

@@ -1528,6 +1528,29 @@ static void test_leases(void **state)
 	assert_int_equal(store_lease_acquire(s, "short", "api-1", LEASE_TTL_MS, &held), COFFER_OK);
 	assert_int_equal(held, 0);
 
+	/* the fence: held only by its holder before expiry, inside a transaction, and not renewed */
+	assert_int_equal(store_tx_begin(s), COFFER_OK);
+	held = -1;
+	assert_int_equal(store_lease_check(s, "releases", "api-1", &held), COFFER_OK);
+	assert_int_equal(held, 1);
+	assert_int_equal(store_lease_check(s, "releases", "api-2", &held), COFFER_OK);
+	assert_int_equal(held, 0);
+	assert_int_equal(store_lease_check(s, "short", "api-1", &held), COFFER_OK); /* taken over */
+	assert_int_equal(held, 0);
+	assert_int_equal(store_lease_check(s, "never", "api-1", &held), COFFER_OK);
+	assert_int_equal(held, 0);
+	assert_int_equal(store_tx_end(s, COFFER_OK), COFFER_OK);
+	assert_int_equal(store_lease_acquire(s, "expired", "api-1", LEASE_SHORT_MS, &held), COFFER_OK);
+	assert_int_equal(held, 1);
+	until = raw("SELECT expires_at FROM leases WHERE name = 'expired'");
+	usleep((LEASE_SHORT_MS + 20) * 1000);
+	assert_int_equal(store_tx_begin(s), COFFER_OK);
+	assert_int_equal(store_lease_check(s, "expired", "api-1", &held), COFFER_OK);
+	assert_int_equal(held, 0);
+	assert_int_equal(store_tx_end(s, COFFER_OK), COFFER_OK);
+	assert_int_equal(raw("SELECT expires_at FROM leases WHERE name = 'expired'"), until);
+	assert_int_equal(store_lease_check(s, NULL, "api-1", &held), COFFER_ERR_INVALID);
+
 	/* release: only by its holder; then anyone may take it */
 	assert_int_equal(store_lease_release(s, "releases", "api-2"), COFFER_ERR_NOT_FOUND);
 	assert_int_equal(store_lease_release(s, "releases", "api-1"), COFFER_OK);
@@ -1558,6 +1581,57 @@ static void test_leases(void **state)
 	assert_int_equal(held, -1);
 }
 
+/* A taker of an expired lease while its old holder's fenced transaction is open. */
+struct late_taker {
+	int held;
+	int done; /* under lease_mu */
+};
+
+static pthread_mutex_t lease_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void *late_take(void *p)
+{
+	struct late_taker *t = p;
+	struct store *s = open_store();
+	int held = -1;
+	assert_int_equal(store_lease_acquire(s, "fence", "api-2", LEASE_TTL_MS, &held), COFFER_OK);
+	store_close(s);
+	pthread_mutex_lock(&lease_mu);
+	t->held = held;
+	t->done = 1;
+	pthread_mutex_unlock(&lease_mu);
+	return NULL;
+}
+
+/*
+ * The fence holds while its transaction is open: a holder that checked
+ * the lease and then stalled past its expiry still finishes its
+ * transaction before another takes the lease.
+ */
+static void test_lease_fence_blocks_taker(void **state)
+{
+	struct store *s = *state;
+	struct late_taker t = { .held = -1 };
+	pthread_t th;
+	int held = -1, done;
+	assert_int_equal(store_lease_acquire(s, "fence", "api-1", LEASE_SHORT_MS, &held), COFFER_OK);
+	assert_int_equal(held, 1);
+	assert_int_equal(store_tx_begin(s), COFFER_OK);
+	assert_int_equal(store_lease_check(s, "fence", "api-1", &held), COFFER_OK);
+	assert_int_equal(held, 1);
+	usleep((LEASE_SHORT_MS + 50) * 1000); /* expired now */
+	assert_int_equal(pthread_create(&th, NULL, late_take, &t), 0);
+	usleep(300000);
+	pthread_mutex_lock(&lease_mu);
+	done = t.done;
+	pthread_mutex_unlock(&lease_mu);
+	assert_int_equal(done, 0); /* it waits for the fenced transaction */
+	assert_int_equal(store_tx_end(s, COFFER_OK), COFFER_OK);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(t.held, 1);
+	assert_int_equal(raw("SELECT count(*) FROM leases WHERE name = 'fence' AND holder = 'api-2'"), 1);
+}
+
 #define LEASE_THREADS 8
 #define LEASE_ROUNDS 20
 
@@ -1567,7 +1641,6 @@ struct lease_arg {
 };
 
 static int lease_round_winners[LEASE_ROUNDS];
-static pthread_mutex_t lease_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* Every thread tries to take lease "round-N" of each round: exactly one must win each. */
 static void *lease_taker(void *p)
@@ -2522,6 +2595,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_secrets_manifest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leases, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lease_concurrent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lease_fence_blocks_taker, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_releases, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_release_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_chain, setup, teardown),
