@@ -44,8 +44,10 @@
  * AGENT_POLL_WAIT_S and the restart backoff) are read through timescale_ms,
  * so a test shortens them with COFFER_TEST_TIMESCALE (timescale.h); the
  * HTTP timeouts and token freshness are not waits and are not scaled.
- * Machines live in STATE/machines/<id>/{work,logs}; the work folder is
- * removed when a machine leaves the host, the logs are kept. Secret values
+ * Machines live in STATE/machines/<id>/{work,logs}, with run.json (the
+ * record a later agent adopts the running process by, agent_record.h)
+ * while it runs; the work folder is removed when a machine leaves the
+ * host, the logs are kept. Secret values
  * live only in the boot path (delivery_open -> machine_start) and in the
  * masking of an exit's tail, in secure memory, wiped at once after; the
  * agent never keeps them, and never logs a value, a token or a tail.
