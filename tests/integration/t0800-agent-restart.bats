@@ -37,6 +37,7 @@ teardown() {
 		return
 	fi
 	[ -n "${SLEEPER:-}" ] && kill -KILL "$SLEEPER" 2>/dev/null
+	[ -n "${BATS_TEST_COMPLETED:-}" ] || cat "$T"/agent-*.log >"/tmp/adopt-debug-$BATS_TEST_NUMBER.log" 2>/dev/null #DEBUG
 	run_stop
 	kill_our_machines
 	platform_stop
@@ -279,8 +280,9 @@ keeper_restart() {
 	before=$(machine_procs)
 	listed=$(started_pids web)
 	kill -TERM "$AGENT_PID"
-	run wait "$AGENT_PID"
-	[ "$status" -eq 0 ]
+	rc=0
+	wait "$AGENT_PID" || rc=$?
+	[ "$rc" -eq 0 ]
 	AGENT_PIDS=
 	grep -q 'machine.left_running' "$T/agent-h1.log"
 	[ "$(machine_procs)" = "$before" ]
@@ -291,14 +293,18 @@ keeper_restart() {
 	[ "$(started_pids web)" = "$listed" ]
 	# without the flag, SIGTERM drains: the machines stop and are reported stopped
 	kill -TERM "$AGENT_PID"
-	run wait "$AGENT_PID"
-	[ "$status" -eq 0 ]
+	rc=0
+	wait "$AGENT_PID" || rc=$?
+	[ "$rc" -eq 0 ]
 	AGENT_PIDS=
 	agent_start h1
 	wait_until 30 adopted 4
 	kill -TERM "$AGENT_PID"
-	run wait "$AGENT_PID"
+	rc=0
+	wait "$AGENT_PID" || rc=$?
+	[ "$rc" -eq 0 ]
 	AGENT_PIDS=
+	grep -q 'machine.stopped.*reason="agent stopping"' "$T/agent-h1.log"
 	for pid in $(awk '{ print $1 }' <<<"$before"); do wait_until 30 gone "$pid"; done
 	[ -z "$(machine_procs)" ]
 	[ "$(machines_json web | jq -r '[.[].state] | unique | join(",")')" = stopped ]
