@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1280,6 +1281,60 @@ static void test_restart_starts_fresh_log(void **state)
 	machine_free(m);
 }
 
+/* ---- adoption ---- */
+
+/*
+ * A machine released (its agent gone) is adopted again by its identity, and
+ * then stopped through the pidfd (its exit status unknown); an identity
+ * with a wrong start time, or of another boot, names no machine and its
+ * process is left alone.
+ */
+static void test_adopt(void **state)
+{
+	struct fixture *f = *state;
+	const char *argv[] = { "/bin/sh", "-c", "echo up; exec sleep 30", NULL };
+	struct machine_spec spec;
+	spec_init(&spec, f, argv);
+	struct machine *m = NULL, *a = NULL;
+	struct machine_error err;
+	assert_int_equal(machine_start(&spec, &m, NULL), COFFER_OK);
+	pid_t pid = machine_pid(m);
+	struct machine_ident id = *machine_identity(m);
+	assert_int_equal(id.pid, pid);
+	assert_true(id.start_time > 0);
+	assert_int_equal(strlen(id.boot_id), MACHINE_BOOT_ID_SIZE - 1);
+	machine_release(m);
+	assert_int_equal(kill(pid, 0), 0); /* released: still running */
+
+	struct machine_ident bad = id;
+	bad.start_time++;
+	assert_int_equal(machine_adopt(&bad, f->logs, 0, 0, &a, &err), COFFER_ERR_NOT_FOUND);
+	assert_null(a);
+	bad = id;
+	bad.boot_id[0] = bad.boot_id[0] == '0' ? '1' : '0';
+	assert_int_equal(machine_adopt(&bad, f->logs, 0, 0, &a, &err), COFFER_ERR_NOT_FOUND);
+	bad = id;
+	bad.pid = getpid(); /* a live process that is not a session leader of that start time */
+	assert_int_equal(machine_adopt(&bad, f->logs, 0, 0, &a, &err), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(kill(pid, 0), 0);
+
+	assert_int_equal(machine_adopt(&id, f->logs, 0, 0, &a, &err), COFFER_OK);
+	assert_int_equal(machine_pid(a), pid);
+	struct machine_exit ex;
+	assert_int_equal(machine_wait(a, 0, &ex), COFFER_OK);
+	assert_int_equal(ex.running, 1);
+	assert_int_equal(machine_stop(a, 2000, &ex), COFFER_OK);
+	assert_int_equal(ex.running, 0);
+	assert_int_equal(ex.unknown, 1);
+	assert_int_equal(ex.code, -1);
+	machine_free(a);
+	/* it was this test's child all along: reap the zombie */
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+	assert_file(f->logs, "out.log", "up\n");
+}
+
 /* ---- the masked tail ---- */
 
 static void expect_tail(const char *text, size_t lines, const char *const *masks, const char *want)
@@ -1433,6 +1488,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_log_capture, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_rotation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_starts_fresh_log, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_adopt, setup, teardown),
 		cmocka_unit_test(test_mask_tail),
 		cmocka_unit_test_setup_teardown(test_tail_machine, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tail_across_files, setup, teardown),
