@@ -456,6 +456,7 @@ struct local {
 	int64_t up_since;   /* monotonic ms */
 	unsigned restarts;
 	int64_t next_try;   /* monotonic ms; no start before */
+	int deferred;       /* its boot or swap waits for the keeper or the api: logged once */
 	int seen;
 };
 
@@ -907,13 +908,16 @@ static void boot(struct agent_runner *r, struct local *l, const json_t *m, const
 	rc = open_secrets(r, l->id, m, jti, &sealed, msg, sizeof(msg), &gone);
 	int64_t open_us = mono_us() - t0;
 	if (rc == COFFER_ERR_UNAVAILABLE || gone) {
-		log_warn(swap ? "machine.swap_deferred" : "machine.boot_deferred", LF_S("machine", l->id),
-			 LF_I("release", a->release), LF_I("running_release", swap ? l->release : 0),
-			 LF_S("error", coffer_err_name(rc)), LF_S("message", msg));
+		if (!l->deferred)
+			log_warn(swap ? "machine.swap_deferred" : "machine.boot_deferred", LF_S("machine", l->id),
+				 LF_I("release", a->release), LF_I("running_release", swap ? l->release : 0),
+				 LF_S("error", coffer_err_name(rc)), LF_S("message", msg));
+		l->deferred = 1;
 		l->next_try = monotime_ms() +
 			      (gone ? machine_backoff_ms(l->restarts) : AGENT_RETRY_MS);
 		goto out;
 	}
+	l->deferred = 0;
 	if (rc) {
 		log_warn("machine.failed", LF_S("machine", l->id), LF_I("release", a->release),
 			 LF_S("error", coffer_err_name(rc)), LF_S("reason", msg));
