@@ -149,6 +149,7 @@ keeper_restart() {
 	one_per_machine web 3
 	[ "$(machine_procs)" = "$before" ]
 	[ "$(started_pids web)" = "$listed" ]
+	echo "# process table after kill -9 and restart: $(machine_procs | tr '\n' ' ')(before: $(tr '\n' ' ' <<<"$before"))" >&3
 	run_logged cli machines list -a web --json
 	[ "$status" -eq 0 ]
 	[ "$(jq -r '[.[] | select(.state == "started")] | length' <<<"$output")" = 3 ]
