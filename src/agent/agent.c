@@ -6,7 +6,8 @@
  * file, starts the runner (agent_run.c: the assignments poll and the
  * reconcile loop that runs the machines), then heartbeats (signed) every
  * AGENT_HEARTBEAT_MS until SIGINT or SIGTERM, when it stops every machine
- * before it exits.
+ * before it exits (with --keep-machines it leaves them running, for the
+ * next agent start to adopt: agent_run.c).
  */
 #include <errno.h>
 #include <signal.h>
@@ -45,6 +46,7 @@ struct opts {
 	const char *ca;
 	const char *metrics_listen;
 	char *join; /* points into argv; blanked once copied */
+	int keep_machines;
 };
 
 static int parse_opts(int argc, char **argv, struct opts *o)
@@ -54,7 +56,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "keeper", 0, OPTS_VALUE, &o->keeper_url },	 { "state-dir", 0, OPTS_VALUE, &o->state_dir },
 		{ "name", 0, OPTS_VALUE, &o->name },		 { "ready-file", 0, OPTS_VALUE, &o->ready_file },
 		{ "log-level", 0, OPTS_VALUE, &o->log_level }, { "ca", 0, OPTS_VALUE, &o->ca },
-		{ "metrics-listen", 0, OPTS_VALUE, &o->metrics_listen }, { NULL, 0, OPTS_FLAG, NULL }
+		{ "metrics-listen", 0, OPTS_VALUE, &o->metrics_listen },
+		{ "keep-machines", 0, OPTS_FLAG, &o->keep_machines },
+		{ NULL, 0, OPTS_FLAG, NULL }
 	};
 	return opts_parse_role("agent", specs, argc, argv, 1);
 }
@@ -288,7 +292,7 @@ static int run(struct opts *o, const sigset_t *set)
 		ex = opts_fail(COFFER_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	struct agent_run_config rcfg = { &id, o->api_url, o->keeper_url, o->state_dir };
+	struct agent_run_config rcfg = { &id, o->api_url, o->keeper_url, o->state_dir, o->keep_machines };
 	rc = agent_runner_start(&rcfg, &runner);
 	if (rc) {
 		ex = opts_fail(rc, "cannot start running machines: %s", coffer_strerror(rc));
@@ -304,7 +308,7 @@ static int run(struct opts *o, const sigset_t *set)
 		failing = rc != COFFER_OK;
 	}
 out:
-	/* every machine is stopped before the agent exits */
+	/* every machine is stopped before the agent exits, or left running with --keep-machines */
 	agent_runner_stop(runner);
 	metrics_server_stop(metrics);
 	if (stopped || ex == 0)

@@ -44,8 +44,10 @@
  * AGENT_POLL_WAIT_S and the restart backoff) are read through timescale_ms,
  * so a test shortens them with COFFER_TEST_TIMESCALE (timescale.h); the
  * HTTP timeouts and token freshness are not waits and are not scaled.
- * Machines live in STATE/machines/<id>/{work,logs}; the work folder is
- * removed when a machine leaves the host, the logs are kept. Secret values
+ * Machines live in STATE/machines/<id>/{work,logs}, with run.json (the
+ * record a later agent adopts the running process by, agent_record.h)
+ * while it runs; the work folder is removed when a machine leaves the
+ * host, the logs are kept. Secret values
  * live only in the boot path (delivery_open -> machine_start) and in the
  * masking of an exit's tail, in secure memory, wiped at once after; the
  * agent never keeps them, and never logs a value, a token or a tail.
@@ -181,17 +183,23 @@ struct agent_run_config {
 	const char *api_url;
 	const char *keeper_url;
 	const char *state_dir;           /* made absolute by the runner */
+	int keep_machines;               /* agent_runner_stop leaves the machines running (--keep-machines) */
 };
 
 struct agent_runner;
 struct machine;
 struct machine_error;
 
-/* Starts the poll and reconcile threads; *out only on success. */
+/*
+ * Starts the poll and reconcile threads; *out only on success. The
+ * reconcile thread first adopts the machines an earlier agent left running
+ * (their records in STATE/machines/<id>/run.json, agent_record.h).
+ */
 COFFER_MUST_CHECK enum coffer_err agent_runner_start(const struct agent_run_config *cfg, struct agent_runner **out);
 /*
  * Stops every machine (SIGTERM to all, then SIGKILL after the stop
- * timeout), reports them stopped, ends the threads and frees. NULL is
+ * timeout) and reports them stopped, or with keep_machines leaves them
+ * running for the next agent to adopt; ends the threads and frees. NULL is
  * allowed. A long poll still waiting on the api is left to end by itself
  * (it holds nothing of the caller's).
  */

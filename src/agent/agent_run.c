@@ -11,6 +11,7 @@
  * thread posts the events the reconcile thread queues in `struct outbox`,
  * one at a time and in order, so no boot waits for a report.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <limits.h>
@@ -27,6 +28,7 @@
 #include <sodium.h>
 
 #include "agent.h"
+#include "agent_record.h"
 #include "boottoken.h"
 #include "buf.h"
 #include "delivery.h"
@@ -44,7 +46,7 @@
 #define WORK_DIR_NAME "work"
 #define LOG_DIR_NAME "logs"
 #define GENERATION_MAX 64
-#define SPEC_MAX 64
+#define SPEC_MAX AGENT_SPEC_MAX
 #define REQUEST_PATH_MAX 512
 #define TAIL_RAW_MAX ((size_t)256 << 10) /* masked tail before it is cut to AGENT_TAIL_MAX */
 #define TOKEN_PAYLOAD_MAX 1024
@@ -454,6 +456,7 @@ struct local {
 	int64_t up_since;   /* monotonic ms */
 	unsigned restarts;
 	int64_t next_try;   /* monotonic ms; no start before */
+	int deferred;       /* its boot or swap waits for the keeper or the api: logged once */
 	int seen;
 };
 
@@ -494,6 +497,7 @@ struct agent_runner {
 	char api_url[AGENT_URL_MAX];
 	char keeper_url[AGENT_URL_MAX];
 	char state_dir[AGENT_PATH_MAX];
+	int keep_machines; /* at stop, leave the machines running for the next agent to adopt */
 	struct local **locals;
 	size_t n_locals, cap_locals;
 };
@@ -843,59 +847,116 @@ static void schedule_retry(struct local *l, int64_t now)
 		l->restarts++;
 }
 
-static void report_failed(struct agent_runner *r, struct local *l, const char *reason)
+static void report_failed(struct agent_runner *r, struct local *l, int64_t release, const char *reason)
 {
-	json_t *e = event("failed", l->release);
+	json_t *e = event("failed", release);
 	if (e && json_object_set_new(e, "tail", json_string(reason[0] ? reason : "failed to start")))
 		e = (json_decref(e), NULL);
 	report(r, l, e);
 }
 
-/* Boots l as assignment M says. */
+/* l's record (agent_record.h): what a later agent adopts the running machine by. */
+static enum coffer_err record_write(struct agent_runner *r, const struct local *l)
+{
+	struct agent_record rec;
+	memset(&rec, 0, sizeof(rec));
+	if (str_copy(rec.id, sizeof(rec.id), l->id) || str_copy(rec.app, sizeof(rec.app), l->app) ||
+	    str_copy(rec.spec, sizeof(rec.spec), l->spec))
+		return COFFER_ERR_INVALID;
+	rec.release = l->release;
+	rec.grace_ms = l->grace_ms;
+	rec.started_at = l->started_at;
+	rec.ident = *machine_identity(l->m);
+	return agent_record_write(r->state_dir, &rec);
+}
+
+/* l's machine is done with (ended, stopped or lost): freed, and its record goes. */
+static void machine_gone(struct agent_runner *r, struct local *l)
+{
+	machine_free(l->m);
+	l->m = NULL;
+	agent_record_remove(r->state_dir, l->id);
+}
+
+static json_t *stop_machine(struct agent_runner *r, struct local *l, const char *why);
+
+/*
+ * Boots l as assignment M says. When l still runs an earlier spec (open
+ * first, then swap): the new secrets are opened first, and only once they
+ * are is the old process stopped and the new one started; while they
+ * cannot be (keeper down, no token), the old process keeps running.
+ */
 static void boot(struct agent_runner *r, struct local *l, const json_t *m, const struct assignment *a)
 {
 	char jti[AGENT_JTI_SIZE], msg[MACHINE_ERROR_MAX];
 	struct machine_error err;
 	struct buf sealed;
 	size_t n_secrets = 0;
-	int gone = 0;
+	int gone = 0, swap = l->m != NULL;
 	int64_t t0 = mono_us();
 	enum coffer_err rc;
 
 	buf_init(&sealed, DELIVERY_SEALED_MAX);
-	l->release = a->release;
 	l->grace_ms = a->grace_ms;
-	set_msg(l->app, sizeof(l->app), "%s", a->app);
-	set_msg(l->spec, sizeof(l->spec), "%s", a->spec);
-	report(r, l, event("starting", l->release)); /* queued: the boot does not wait for it */
+	if (!swap) {
+		l->release = a->release;
+		set_msg(l->app, sizeof(l->app), "%s", a->app);
+		set_msg(l->spec, sizeof(l->spec), "%s", a->spec);
+		report(r, l, event("starting", l->release)); /* queued: the boot does not wait for it */
+	}
 	outbox_hold(r, 1);
 	rc = open_secrets(r, l->id, m, jti, &sealed, msg, sizeof(msg), &gone);
 	int64_t open_us = mono_us() - t0;
 	if (rc == COFFER_ERR_UNAVAILABLE || gone) {
-		log_warn("machine.boot_deferred", LF_S("machine", l->id), LF_I("release", l->release),
-			 LF_S("error", coffer_err_name(rc)), LF_S("message", msg));
+		if (!l->deferred)
+			log_warn(swap ? "machine.swap_deferred" : "machine.boot_deferred", LF_S("machine", l->id),
+				 LF_I("release", a->release), LF_I("running_release", swap ? l->release : 0),
+				 LF_S("error", coffer_err_name(rc)), LF_S("message", msg));
+		l->deferred = 1;
 		l->next_try = monotime_ms() +
 			      (gone ? machine_backoff_ms(l->restarts) : AGENT_RETRY_MS);
 		goto out;
 	}
+	l->deferred = 0;
 	if (rc) {
-		log_warn("machine.failed", LF_S("machine", l->id), LF_I("release", l->release),
+		log_warn("machine.failed", LF_S("machine", l->id), LF_I("release", a->release),
 			 LF_S("error", coffer_err_name(rc)), LF_S("reason", msg));
-		report_failed(r, l, msg);
+		report_failed(r, l, a->release, msg);
 		schedule_retry(l, monotime_ms());
 		goto out;
+	}
+	if (swap) {
+		log_info("machine.replacing", LF_S("machine", l->id), LF_I("release", l->release),
+			 LF_I("new_release", a->release), LF_I("open_us", open_us));
+		report(r, l, event("stopping", l->release));
+		json_decref(stop_machine(r, l, "replaced"));
+		l->restarts = 0;
+		l->release = a->release;
+		set_msg(l->app, sizeof(l->app), "%s", a->app);
+		set_msg(l->spec, sizeof(l->spec), "%s", a->spec);
+		report(r, l, event("starting", l->release));
 	}
 	rc = agent_boot_sealed(r->id, r->state_dir, m, jti, sealed.ptr, sealed.len, &l->m, &n_secrets, &err);
 	int64_t boot_us = mono_us() - t0;
 	if (rc) {
 		log_warn("machine.failed", LF_S("machine", l->id), LF_I("release", l->release),
 			 LF_S("error", coffer_err_name(rc)), LF_S("reason", err.message));
-		report_failed(r, l, err.message);
+		report_failed(r, l, l->release, err.message);
 		schedule_retry(l, monotime_ms());
 		goto out;
 	}
 	l->started_at = unix_ms();
 	l->up_since = monotime_ms();
+	/* on disk before it is reported: a machine no later agent could find would be a second one then */
+	rc = record_write(r, l);
+	if (rc) {
+		log_error("machine.failed", LF_S("machine", l->id), LF_I("release", l->release),
+			  LF_S("error", coffer_err_name(rc)), LF_S("reason", "cannot write its record"));
+		machine_gone(r, l);
+		report_failed(r, l, l->release, "the agent cannot write the machine's record");
+		schedule_retry(l, monotime_ms());
+		goto out;
+	}
 	log_info("machine.started", LF_S("machine", l->id), LF_I("release", l->release), LF_I("secrets", n_secrets),
 		 LF_I("boot_us", boot_us), LF_I("open_us", open_us), LF_I("pid", machine_pid(l->m)),
 		 LF_I("restarts", l->restarts));
@@ -956,10 +1017,11 @@ out:
 	return tail;
 }
 
+/* An adopted machine's exit status is unknown: its event carries none (the api records "stopped"). */
 static json_t *exit_event(const char *state, int64_t release, const struct machine_exit *ex)
 {
 	json_t *e = event(state, release);
-	if (e && json_object_set_new(e, ex->signal ? "exit_signal" : "exit_status",
+	if (e && !ex->unknown && json_object_set_new(e, ex->signal ? "exit_signal" : "exit_status",
 				     json_integer(ex->signal ? ex->signal : ex->code)))
 		e = (json_decref(e), NULL);
 	return e;
@@ -970,15 +1032,14 @@ static void machine_ended(struct agent_runner *r, struct local *l, const json_t 
 {
 	int64_t now = monotime_ms();
 	log_info("machine.exited", LF_S("machine", l->id), LF_I("release", l->release), LF_I("exit_status", ex->code),
-		 LF_I("exit_signal", ex->signal), LF_I("runtime_ms", ex->runtime_ms));
+		 LF_I("exit_signal", ex->signal), LF_I("exit_unknown", ex->unknown), LF_I("runtime_ms", ex->runtime_ms));
 	json_t *e = exit_event("stopped", l->release, ex);
 	json_t *tail = masked_tail(r, l, m);
 	if (e && tail && json_object_set_new(e, "tail", tail))
 		e = (json_decref(e), NULL);
 	else if (!e)
 		json_decref(tail);
-	machine_free(l->m);
-	l->m = NULL;
+	machine_gone(r, l);
 	report(r, l, e);
 	if (now - l->up_since >= l->grace_ms)
 		l->restarts = 0;
@@ -986,7 +1047,7 @@ static void machine_ended(struct agent_runner *r, struct local *l, const json_t 
 }
 
 /* Stops l's machine (SIGTERM, SIGKILL after the timeout); the `stopped` event to report. */
-static json_t *stop_machine(struct local *l, const char *why)
+static json_t *stop_machine(struct agent_runner *r, struct local *l, const char *why)
 {
 	struct machine_exit ex;
 	memset(&ex, 0, sizeof(ex));
@@ -996,9 +1057,8 @@ static json_t *stop_machine(struct local *l, const char *why)
 			 LF_S("error", coffer_err_name(rc)));
 	else
 		log_info("machine.stopped", LF_S("machine", l->id), LF_I("release", l->release), LF_S("reason", why),
-			 LF_I("exit_status", ex.code), LF_I("exit_signal", ex.signal));
-	machine_free(l->m);
-	l->m = NULL;
+			 LF_I("exit_status", ex.code), LF_I("exit_signal", ex.signal), LF_I("exit_unknown", ex.unknown));
+	machine_gone(r, l);
 	return rc ? event("stopped", l->release) : exit_event("stopped", l->release, &ex);
 }
 
@@ -1027,7 +1087,7 @@ static void retire(struct agent_runner *r, struct local *l)
 	json_t *stopped = NULL;
 	if (l->m) {
 		report(r, l, event("stopping", l->release));
-		stopped = stop_machine(l, "unassigned");
+		stopped = stop_machine(r, l, "unassigned");
 	}
 	if (machine_dir(work, r->state_dir, l->id, WORK_DIR_NAME) == COFFER_OK &&
 	    nftw(work, rm_entry, NFTW_FDS, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) != 0 && errno != ENOENT)
@@ -1086,18 +1146,15 @@ static void reconcile_one(struct agent_runner *r, const json_t *m, const struct 
 		enum coffer_err rc = machine_wait(l->m, 0, &ex);
 		if (rc) {
 			log_error("machine.lost", LF_S("machine", l->id), LF_S("error", coffer_err_name(rc)));
-			machine_free(l->m);
-			l->m = NULL;
+			machine_gone(r, l);
 			schedule_retry(l, now);
 		} else if (!ex.running) {
 			machine_ended(r, l, m, &ex);
 		} else if (strcmp(l->spec, a->spec) != 0) {
-			log_info("machine.replacing", LF_S("machine", l->id), LF_I("release", l->release),
-				 LF_I("new_release", a->release));
-			report(r, l, event("stopping", l->release));
-			json_decref(stop_machine(l, "replaced"));
-			l->restarts = 0;
-			l->next_try = 0;
+			/* another spec: open first, then swap (boot); the old one runs until then */
+			if (now >= l->next_try)
+				boot(r, l, m, a);
+			return;
 		} else {
 			if (l->restarts && now - l->up_since >= l->grace_ms)
 				l->restarts = 0;
@@ -1148,22 +1205,100 @@ static void tick(struct agent_runner *r, const json_t *doc)
 	agent_machines_seen(up, r->n_locals - up);
 }
 
-/* SIGTERM to every machine at once, then each stopped and reported. */
+/*
+ * At the agent's stop: SIGTERM to every machine at once, then each stopped
+ * and reported; with keep_machines, each is left running (its record kept)
+ * for the next agent to adopt, and nothing is reported.
+ */
 static void stop_all(struct agent_runner *r)
 {
 	size_t i;
-	for (i = 0; i < r->n_locals; i++)
+	for (i = 0; i < r->n_locals && !r->keep_machines; i++)
 		if (r->locals[i]->m)
-			(void)kill(-machine_pid(r->locals[i]->m), SIGTERM);
+			machine_signal(r->locals[i]->m, SIGTERM);
 	for (i = 0; i < r->n_locals; i++) {
 		struct local *l = r->locals[i];
-		if (l->m)
-			report(r, l, stop_machine(l, "agent stopping"));
+		if (l->m && r->keep_machines) {
+			log_info("machine.left_running", LF_S("machine", l->id), LF_I("release", l->release),
+				 LF_I("pid", machine_pid(l->m)));
+			machine_release(l->m);
+			l->m = NULL;
+		} else if (l->m) {
+			report(r, l, stop_machine(r, l, "agent stopping"));
+		}
 		local_free(l);
 	}
 	free(r->locals);
 	r->locals = NULL;
 	r->n_locals = r->cap_locals = 0;
+}
+
+/*
+ * Machine `id` of an earlier agent, from its record: adopted when its
+ * process is still the one the record names (machine_adopt), and then
+ * reported started again (the next tick keeps it, swaps it or reaps it as
+ * the assignments say). A record whose process is gone or is another one
+ * now (a recycled pid) is removed, and that process is never signalled.
+ */
+static void adopt_one(struct agent_runner *r, const char *id)
+{
+	char logs[AGENT_PATH_MAX];
+	struct agent_record rec;
+	struct machine_error err;
+	struct machine *m = NULL;
+	enum coffer_err rc = agent_record_read(r->state_dir, id, &rec);
+	if (rc == COFFER_ERR_NOT_FOUND)
+		return;
+	if (!rc)
+		rc = machine_dir(logs, r->state_dir, id, LOG_DIR_NAME);
+	if (rc) {
+		log_warn("machine.not_adopted", LF_S("machine", id), LF_S("error", coffer_err_name(rc)),
+			 LF_S("reason", "unreadable record"));
+		agent_record_remove(r->state_dir, id);
+		return;
+	}
+	rc = machine_adopt(&rec.ident, logs, 0, 0, &m, &err);
+	if (rc) {
+		log_info("machine.not_adopted", LF_S("machine", id), LF_I("pid", rec.ident.pid),
+			 LF_S("error", coffer_err_name(rc)), LF_S("reason", err.message));
+		agent_record_remove(r->state_dir, id);
+		return;
+	}
+	struct local *l = local_find(r, id) ? NULL : local_add(r, id);
+	if (!l) {
+		/* cannot keep track of it: it must not run on unsupervised */
+		log_error("machine.not_adopted", LF_S("machine", id), LF_S("error", "out of memory"));
+		machine_free(m);
+		agent_record_remove(r->state_dir, id);
+		return;
+	}
+	l->m = m;
+	l->release = rec.release;
+	l->grace_ms = rec.grace_ms;
+	l->started_at = rec.started_at;
+	int64_t up = unix_ms() - rec.started_at;
+	l->up_since = monotime_ms() - (up > 0 ? up : 0);
+	set_msg(l->app, sizeof(l->app), "%s", rec.app);
+	set_msg(l->spec, sizeof(l->spec), "%s", rec.spec);
+	log_info("machine.adopted", LF_S("machine", id), LF_I("release", l->release), LF_I("pid", machine_pid(m)),
+		 LF_S("from", "an earlier agent"));
+	report(r, l, started_event(l));
+}
+
+/* Every machine an earlier agent left running on this host (STATE/machines/<id>/run.json). */
+static void adopt_all(struct agent_runner *r)
+{
+	char dir[AGENT_PATH_MAX];
+	if (fmt_into(dir, sizeof(dir), "%s/%s", r->state_dir, AGENT_MACHINES_DIR))
+		return;
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (boottoken_id_ok(e->d_name))
+			adopt_one(r, e->d_name);
+	closedir(d);
 }
 
 static void *reconcile_main(void *arg)
@@ -1172,6 +1307,7 @@ static void *reconcile_main(void *arg)
 	struct shared *sh = r->sh;
 	uint64_t seen = 0;
 
+	adopt_all(r);
 	pthread_mutex_lock(&sh->mu);
 	while (!sh->stop) {
 		json_t *doc = json_incref(sh->doc);
@@ -1203,6 +1339,7 @@ enum coffer_err agent_runner_start(const struct agent_run_config *cfg, struct ag
 		goto out;
 	}
 	r->id = cfg->id;
+	r->keep_machines = cfg->keep_machines;
 	if (str_copy(r->api_url, sizeof(r->api_url), cfg->api_url) ||
 	    str_copy(r->keeper_url, sizeof(r->keeper_url), cfg->keeper_url) ||
 	    str_copy(p->api_url, sizeof(p->api_url), cfg->api_url)) {

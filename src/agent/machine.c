@@ -5,12 +5,11 @@
 #include <grp.h>
 #include <limits.h>
 #include <poll.h>
-#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -26,8 +25,9 @@
 
 #include "banned.h"
 
-#define PUMP_CHUNK 16384         /* bytes read from the pipe at a time */
-#define DRAIN_READS_MAX 64       /* reads of the final drain, so a flood cannot hold it */
+#define COPY_CHUNK 16384         /* bytes of out.log copied into a rotated file at a time */
+#define STAT_MAX 4096            /* bytes of /proc/PID/stat read */
+#define BOOT_ID_PATH "/proc/sys/kernel/random/boot_id"
 #define PW_BUF_SIZE 16384        /* getpwnam_r scratch */
 #define FD_SCAN_MAX 65536        /* fds marked close-on-exec when close_range is missing */
 #define POLL_FIRST_MS 1          /* machine_wait polls waitid, backing off to POLL_MAX_MS */
@@ -40,25 +40,20 @@
 
 struct machine {
 	pid_t pid;
+	int pidfd;                 /* pidfd_open(pid): readable once the process has ended; -1 if none */
+	int adopted;               /* not our child: started by an earlier agent (machine_adopt) */
 	int reaped;                /* exit is set, pid is no longer ours */
 	int lost;                  /* somebody else reaped it: never signal pid again */
 	struct machine_exit exit;
-	int64_t started_ms;
+	int64_t started_ms;        /* monotonic */
+	struct machine_ident ident;
 	struct deliver_run delivery;  /* what the delivery modes made for this start */
 
-	int out_fd;                /* read end of the child's stdout and stderr; -1 when closed */
-	int wake_fd;               /* eventfd: the log thread drains what is left and ends */
-	pthread_t thread;
-	int thread_live;
-
-	/* Shared with the log thread, under lock. */
-	pthread_mutex_t lock;
+	/* The logs: the child writes out.log itself (O_APPEND); machine_wait rotates it. */
 	int dir_fd;                /* the log folder */
-	int log_fd;                /* out.log; -1 after a failure (reopened at the next write) */
-	size_t log_size;
 	size_t log_cap;
 	unsigned log_files;
-	unsigned rotations;        /* during this run */
+	unsigned rotations;        /* during this run, by this agent */
 	int warned;
 };
 
@@ -87,7 +82,7 @@ struct child_ctx {
 	char *const *envp;
 	const char *path;          /* the PATH of the machine's environment, or NULL */
 	const char *work_dir;
-	int devnull, out_w, report_w;
+	int devnull, log_w, report_w;
 	int drop;
 	uid_t uid;
 	gid_t gid;
@@ -221,7 +216,7 @@ static enum coffer_err make_work_dir(const char *dir, int drop, uid_t uid, gid_t
 	return COFFER_OK;
 }
 
-/* ---- logs (called with m->lock held, or before the thread exists) ---- */
+/* ---- logs ---- */
 
 static enum coffer_err log_name(unsigned k, char *name, size_t size)
 {
@@ -238,142 +233,209 @@ static void log_warn_once(struct machine *m, const char *what, int e)
 	log_warn("machine_log_failed", LF_S("what", what), LF_I("pid", m->pid), LF_I("errno", e));
 }
 
+/* out.log, opened for appending (the child's stdout and stderr); -1 if it is not a regular file. */
 static int log_open(struct machine *m)
 {
-	m->log_fd = openat(m->dir_fd, MACHINE_LOG_NAME,
-			   O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, LOG_FILE_MODE);
-	if (m->log_fd < 0)
-		return -1;
+	int fd = openat(m->dir_fd, MACHINE_LOG_NAME, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC,
+			LOG_FILE_MODE);
 	struct stat st;
-	if (fstat(m->log_fd, &st) || !S_ISREG(st.st_mode)) {
-		close(m->log_fd);
-		m->log_fd = -1;
-		return -1;
+	if (fd >= 0 && (fstat(fd, &st) || !S_ISREG(st.st_mode))) {
+		close(fd);
+		errno = EINVAL;
+		fd = -1;
 	}
-	m->log_size = (size_t)st.st_size;
-	return 0;
+	return fd;
+}
+
+/* out.log.K -> out.log.K+by for K from log_files down to `first` (0: out.log too); past log_files is dropped. */
+static void log_shift(struct machine *m, unsigned first, unsigned by)
+{
+	char from[32], to[32];
+	for (unsigned k = m->log_files + 1; k-- > first;) {
+		if (log_name(k, from, sizeof(from)))
+			return;
+		if (by <= m->log_files && k + by <= m->log_files) {
+			if (log_name(k + by, to, sizeof(to)) == COFFER_OK &&
+			    renameat(m->dir_fd, from, m->dir_fd, to) && errno != ENOENT)
+				log_warn_once(m, "rotate", errno);
+		} else if (k > 0 && unlinkat(m->dir_fd, from, 0) && errno != ENOENT) {
+			log_warn_once(m, "rotate", errno);
+		}
+	}
 }
 
 /*
- * out.log.K-1 -> out.log.K ... out.log -> out.log.1 (the oldest is replaced),
- * then a fresh out.log; -1 if there is no fresh, empty out.log after it.
+ * Where the last log file's worth of text[0..end) starts: at most the cap
+ * back, just after a newline when there is one in reach (a longer line is
+ * split at the cap).
  */
-static int log_rotate(struct machine *m)
+static size_t log_piece_start(const struct machine *m, const unsigned char *text, size_t end)
 {
-	char from[32], to[32];
-	if (m->log_fd >= 0)
-		close(m->log_fd);
-	m->log_fd = -1;
-	for (unsigned k = m->log_files; k >= 1; k--) {
-		if (log_name(k - 1, from, sizeof(from)) || log_name(k, to, sizeof(to)))
-			return -1;
-		if (renameat(m->dir_fd, from, m->dir_fd, to) && errno != ENOENT)
+	if (end <= m->log_cap)
+		return 0;
+	size_t lo = end - m->log_cap;
+	const unsigned char *nl = memchr(text + lo - 1, '\n', end - lo);
+	return nl ? (size_t)(nl - text) + 1 : lo;
+}
+
+/*
+ * The cap (copy and truncate: the child keeps its out.log open): once
+ * out.log has grown past log_cap, its last log_files * log_cap bytes are
+ * cut into pieces of at most the cap, from the end back (each starts just
+ * after a newline where one is in reach; a longer line is split), the
+ * pieces become out.log.1 (the newest) and up, the older files move up
+ * past them, and out.log is truncated for the child's next writes. What
+ * the child writes between the copy and the truncation is lost. The copy
+ * is in secure memory, wiped.
+ */
+static void log_check(struct machine *m)
+{
+	struct secret *text = NULL;
+	char name[32];
+	struct stat st;
+	int fd = openat(m->dir_fd, MACHINE_LOG_NAME, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (size_t)st.st_size <= m->log_cap)
+		goto out;
+	size_t size = (size_t)st.st_size, keep = m->log_cap * m->log_files;
+	off_t from = size > keep ? (off_t)(size - keep) : 0;
+	size_t n = 0, want = size - (size_t)from;
+	if (secret_new(want, &text))
+		goto out;
+	unsigned char *t = secret_bytes(text);
+	while (n < want) {
+		ssize_t r = pread(fd, t + n, want - n, from + (off_t)n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	if (ftruncate(fd, 0)) {
+		log_warn_once(m, "truncate", errno);
+		goto out;
+	}
+	unsigned pieces = 0;
+	for (size_t end = n; end > 0 && pieces < m->log_files; end = log_piece_start(m, t, end))
+		pieces++;
+	log_shift(m, 1, pieces);
+	unsigned k = 1;
+	for (size_t end = n, start; end > 0 && k <= pieces; end = start, k++) {
+		start = log_piece_start(m, t, end);
+		if (log_name(k, name, sizeof(name)))
+			break;
+		int out = openat(m->dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, LOG_FILE_MODE);
+		if (out < 0 || fs_write_all(out, t + start, end - start))
 			log_warn_once(m, "rotate", errno);
+		if (out >= 0)
+			close(out);
 	}
-	m->rotations++;
-	if (log_open(m))
+	m->rotations = m->rotations > UINT_MAX - pieces ? UINT_MAX : m->rotations + pieces;
+out:
+	secret_free(text);
+	close(fd);
+}
+
+/* ---- the process ---- */
+
+static int sys_pidfd_open(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* 1 once the process of pidfd has ended (waits up to ms; negative: until it does), 0 while it runs. */
+static int pidfd_ended(int pidfd, int ms)
+{
+	struct pollfd p = { .fd = pidfd, .events = POLLIN };
+	int r;
+	while ((r = poll(&p, 1, ms)) < 0 && errno == EINTR)
+		;
+	return r > 0;
+}
+
+/* The start time (clock ticks after boot, field 22) and session (field 6) of /proc/PID/stat; -1 if gone. */
+static int proc_stat(pid_t pid, uint64_t *start, pid_t *sid)
+{
+	char path[64], text[STAT_MAX];
+	if (fmt_into(path, sizeof(path), "/proc/%d/stat", (int)pid))
 		return -1;
-	return m->log_size == 0 ? 0 : -1;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n;
+	while ((n = read(fd, text, sizeof(text) - 1)) < 0 && errno == EINTR)
+		;
+	close(fd);
+	if (n <= 0)
+		return -1;
+	text[n] = '\0';
+	/* the command name (field 2) may hold anything: the fields start after its last ')' */
+	char *p = strrchr(text, ')');
+	if (!p)
+		return -1;
+	p++;
+	unsigned long long v = 0;
+	for (int field = 3; field <= 22; field++) {
+		while (*p == ' ')
+			p++;
+		char *end;
+		errno = 0;
+		v = strtoull(p, &end, 10);
+		if (field == 3) {
+			end = p + 1; /* the state: one letter */
+		} else if (end == p || errno) {
+			return -1;
+		}
+		if (field == 6)
+			*sid = (pid_t)v;
+		p = end;
+	}
+	*start = v;
+	return 0;
 }
 
-/* Appends output to the logs, rotating at the cap; output that cannot be written is dropped. */
-static void log_write(struct machine *m, const char *p, size_t n)
+static int read_boot_id(char out[MACHINE_BOOT_ID_SIZE])
 {
-	while (n) {
-		if (m->log_fd < 0 && log_open(m)) {
-			log_warn_once(m, "open", errno);
+	int fd = open(BOOT_ID_PATH, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n;
+	while ((n = read(fd, out, MACHINE_BOOT_ID_SIZE - 1)) < 0 && errno == EINTR)
+		;
+	close(fd);
+	if (n != MACHINE_BOOT_ID_SIZE - 1)
+		return -1;
+	out[n] = '\0';
+	return 0;
+}
+
+/* Milliseconds since the process started, from its start time in clock ticks after boot. */
+static int64_t age_ms(uint64_t start_ticks)
+{
+	struct timespec ts;
+	long hz = sysconf(_SC_CLK_TCK);
+	if (hz <= 0 || clock_gettime(CLOCK_BOOTTIME, &ts))
+		return 0;
+	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	int64_t at = (int64_t)(start_ticks * 1000 / (uint64_t)hz);
+	return now > at ? now - at : 0;
+}
+
+/*
+ * A signal to the machine's process group. An own child's group id is held
+ * by its zombie until machine_wait reaps it. An adopted machine's group is
+ * signalled only while its main process (the group's leader) still runs,
+ * which the pidfd says; the leader itself through its pidfd.
+ */
+static void group_signal(struct machine *m, int sig)
+{
+	if (m->adopted) {
+		if (pidfd_ended(m->pidfd, 0))
 			return;
-		}
-		size_t room = m->log_size < m->log_cap ? m->log_cap - m->log_size : 0;
-		size_t take = n;
-		if (take > room) {
-			const char *nl = room ? memrchr(p, '\n', room) : NULL;
-			if (nl) {
-				take = (size_t)(nl - p) + 1;
-			} else if (m->log_size > 0) {
-				/* No whole line fits: start the next file rather than split. */
-				if (log_rotate(m)) {
-					log_warn_once(m, "rotate", errno);
-					return; /* dropped; the next output tries again */
-				}
-				continue;
-			} else {
-				take = room; /* a line longer than the cap: split it */
-			}
-		}
-		if (fs_write_all(m->log_fd, p, take)) {
-			log_warn_once(m, "write", errno);
-			return;
-		}
-		m->log_size += take;
-		p += take;
-		n -= take;
+		(void)syscall(SYS_pidfd_send_signal, m->pidfd, sig, NULL, 0);
 	}
-}
-
-static void *pump(void *arg)
-{
-	struct machine *m = arg;
-	char chunk[PUMP_CHUNK];
-	struct pollfd fds[2] = { { .fd = m->out_fd, .events = POLLIN }, { .fd = m->wake_fd, .events = POLLIN } };
-	for (;;) {
-		if (poll(fds, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (fds[0].revents) {
-			ssize_t r = read(m->out_fd, chunk, sizeof(chunk));
-			if (r > 0) {
-				pthread_mutex_lock(&m->lock);
-				log_write(m, chunk, (size_t)r);
-				pthread_mutex_unlock(&m->lock);
-				continue;
-			}
-			if (r == 0 || (errno != EINTR && errno != EAGAIN))
-				break;
-		}
-		if (fds[1].revents) {
-			/* Told to end: copy what is in the pipe now, then go. */
-			for (int i = 0; i < DRAIN_READS_MAX; i++) {
-				ssize_t r = read(m->out_fd, chunk, sizeof(chunk));
-				if (r <= 0)
-					break;
-				pthread_mutex_lock(&m->lock);
-				log_write(m, chunk, (size_t)r);
-				pthread_mutex_unlock(&m->lock);
-			}
-			break;
-		}
-	}
-	/* The machine's output may hold its secrets. */
-	sodium_memzero(chunk, sizeof(chunk));
-	return NULL;
-}
-
-/* Ends the log thread: waits up to wait_ms for it to reach the end of the pipe, then tells it to stop. */
-static void pump_end(struct machine *m, int64_t wait_ms)
-{
-	if (m->thread_live) {
-		struct timespec deadline;
-		clock_gettime(CLOCK_REALTIME, &deadline);
-		deadline.tv_sec += wait_ms / 1000;
-		deadline.tv_nsec += (wait_ms % 1000) * 1000000;
-		if (deadline.tv_nsec >= 1000000000) {
-			deadline.tv_sec++;
-			deadline.tv_nsec -= 1000000000;
-		}
-		if (wait_ms <= 0 || pthread_timedjoin_np(m->thread, NULL, &deadline)) {
-			uint64_t one = 1;
-			if (write(m->wake_fd, &one, sizeof(one)) < 0)
-				log_warn_once(m, "wake", errno);
-			pthread_join(m->thread, NULL);
-		}
-		m->thread_live = 0;
-	}
-	if (m->out_fd >= 0)
-		close(m->out_fd);
-	m->out_fd = -1;
+	kill(-m->pid, sig);
 }
 
 /* ---- the child ---- */
@@ -457,7 +519,7 @@ __attribute__((noreturn)) static void child_run(struct child_ctx *c)
 		c->report_w = r;
 	}
 	int in = fcntl(c->devnull, F_DUPFD_CLOEXEC, 3);
-	int outw = fcntl(c->out_w, F_DUPFD_CLOEXEC, 3);
+	int outw = fcntl(c->log_w, F_DUPFD_CLOEXEC, 3);
 	if (in < 0 || outw < 0 || dup2(in, 0) < 0 || dup2(outw, 1) < 0 || dup2(outw, 2) < 0)
 		child_fail(c, STAGE_STDIO, errno);
 
@@ -553,23 +615,36 @@ static enum coffer_err spec_check(const struct machine_spec *spec, struct machin
 	return COFFER_OK;
 }
 
-/* Opens the log folder and starts this run in a fresh out.log. */
-static enum coffer_err logs_open(struct machine *m, const struct machine_spec *spec, struct machine_error *err)
+/* Opens the log folder for a machine's logs. */
+static enum coffer_err logs_dir(struct machine *m, const char *log_dir, size_t log_cap, unsigned log_files,
+				struct machine_error *err)
 {
-	if (fs_mkdir_p(spec->log_dir, LOG_DIR_MODE)) {
-		machine_error_set(err, "cannot create the log dir", spec->log_dir, errno);
+	if (fs_mkdir_p(log_dir, LOG_DIR_MODE)) {
+		machine_error_set(err, "cannot create the log dir", log_dir, errno);
 		return COFFER_ERR_IO;
 	}
-	m->dir_fd = open(spec->log_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	m->dir_fd = open(log_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (m->dir_fd < 0) {
-		machine_error_set(err, "cannot open the log dir", spec->log_dir, errno);
+		machine_error_set(err, "cannot open the log dir", log_dir, errno);
 		return COFFER_ERR_IO;
 	}
-	m->log_cap = spec->log_cap ? spec->log_cap : MACHINE_LOG_CAP_DEFAULT;
-	m->log_files = spec->log_files ? spec->log_files : MACHINE_LOG_FILES_DEFAULT;
+	m->log_cap = log_cap ? log_cap : MACHINE_LOG_CAP_DEFAULT;
+	m->log_files = log_files ? log_files : MACHINE_LOG_FILES_DEFAULT;
+	return COFFER_OK;
+}
+
+/* Starts this run in a fresh out.log (an earlier run's goes to out.log.1): *fd for the child. */
+static enum coffer_err logs_open(struct machine *m, const struct machine_spec *spec, int *fd,
+				 struct machine_error *err)
+{
+	enum coffer_err rc = logs_dir(m, spec->log_dir, spec->log_cap, spec->log_files, err);
+	if (rc)
+		return rc;
 	struct stat st;
-	int had = fstatat(m->dir_fd, MACHINE_LOG_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_size > 0;
-	if ((had ? log_rotate(m) : log_open(m)) < 0) {
+	if (fstatat(m->dir_fd, MACHINE_LOG_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_size > 0)
+		log_shift(m, 0, 1);
+	*fd = log_open(m);
+	if (*fd < 0 || fstat(*fd, &st) || st.st_size != 0) {
 		machine_error_set(err, "cannot open the log in", spec->log_dir, errno);
 		return COFFER_ERR_IO;
 	}
@@ -577,10 +652,20 @@ static enum coffer_err logs_open(struct machine *m, const struct machine_spec *s
 	return COFFER_OK;
 }
 
+static struct machine *machine_new(void)
+{
+	struct machine *m = calloc(1, sizeof(*m));
+	if (!m)
+		return NULL;
+	m->pid = -1;
+	m->pidfd = m->dir_fd = -1;
+	return m;
+}
+
 enum coffer_err machine_start(const struct machine_spec *spec, struct machine **out, struct machine_error *err)
 {
 	enum coffer_err rc;
-	int out_p[2] = { -1, -1 }, rep_p[2] = { -1, -1 }, devnull = -1;
+	int log_w = -1, rep_p[2] = { -1, -1 }, devnull = -1;
 	int drop = 0;
 	uid_t uid = 0;
 	gid_t gid = 0;
@@ -591,15 +676,9 @@ enum coffer_err machine_start(const struct machine_spec *spec, struct machine **
 	rc = spec_check(spec, err);
 	if (rc)
 		return rc;
-	m = calloc(1, sizeof(*m));
+	m = machine_new();
 	if (!m)
 		return COFFER_ERR_NOMEM;
-	m->pid = -1;
-	m->out_fd = m->wake_fd = m->dir_fd = m->log_fd = -1;
-	if (pthread_mutex_init(&m->lock, NULL)) {
-		free(m);
-		return COFFER_ERR_NOMEM;
-	}
 
 	rc = resolve_user(spec->user, &drop, &uid, &gid, err);
 	if (rc)
@@ -607,12 +686,11 @@ enum coffer_err machine_start(const struct machine_spec *spec, struct machine **
 	rc = make_work_dir(spec->work_dir, drop, uid, gid, err);
 	if (rc)
 		goto out;
-	rc = logs_open(m, spec, err);
+	rc = logs_open(m, spec, &log_w, err);
 	if (rc)
 		goto out;
-	if (pipe2(out_p, O_CLOEXEC) || pipe2(rep_p, O_CLOEXEC) ||
-	    (devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0 ||
-	    (m->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+	if (read_boot_id(m->ident.boot_id) || pipe2(rep_p, O_CLOEXEC) ||
+	    (devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0) {
 		machine_error_set(err, "cannot create pipes", NULL, errno);
 		rc = errno_to_err(errno);
 		goto out;
@@ -631,7 +709,7 @@ enum coffer_err machine_start(const struct machine_spec *spec, struct machine **
 		.path = m->delivery.path,
 		.work_dir = spec->work_dir,
 		.devnull = devnull,
-		.out_w = out_p[1],
+		.log_w = log_w,
 		.report_w = rep_p[1],
 		.drop = drop,
 		.uid = uid,
@@ -658,9 +736,8 @@ enum coffer_err machine_start(const struct machine_spec *spec, struct machine **
 		goto out;
 	}
 	m->pid = pid;
-	close(out_p[1]);
 	close(rep_p[1]);
-	out_p[1] = rep_p[1] = -1;
+	rep_p[1] = -1;
 
 	/* Closed by a successful exec (EOF), or a report of the failed step. */
 	struct child_report rep;
@@ -695,26 +772,23 @@ enum coffer_err machine_start(const struct machine_spec *spec, struct machine **
 		goto out;
 	}
 
-	m->out_fd = out_p[0];
-	out_p[0] = -1;
-	/* The log thread blocks every signal: the agent's signals go to the agent's threads. */
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int failed = fcntl(m->out_fd, F_SETFL, O_NONBLOCK) || pthread_create(&m->thread, NULL, pump, m);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (failed) {
-		machine_error_set(err, "cannot start the log thread", NULL, 0);
-		rc = COFFER_ERR_NOMEM;
+	/* exec-ed: what identifies this process to a later agent (machine_adopt) */
+	m->ident.pid = pid;
+	pid_t sid = 0;
+	m->pidfd = sys_pidfd_open(pid);
+	if (m->pidfd < 0 || proc_stat(pid, &m->ident.start_time, &sid) || sid != pid) {
+		machine_error_set(err, "cannot identify the started process", NULL, errno);
+		rc = COFFER_ERR_INTERNAL;
 		goto out; /* machine_free kills and reaps the child */
 	}
-	m->thread_live = 1;
 	*out = m;
 	m = NULL;
 out:
 	if (devnull >= 0)
 		close(devnull);
+	if (log_w >= 0)
+		close(log_w);
 	for (int i = 0; i < 2; i++) {
-		if (out_p[i] >= 0)
-			close(out_p[i]);
 		if (rep_p[i] >= 0)
 			close(rep_p[i]);
 	}
@@ -727,16 +801,78 @@ pid_t machine_pid(const struct machine *m)
 	return m->pid;
 }
 
-/* The main process has ended (it is a zombie): kill the rest of the group, reap, drain the logs. */
+const struct machine_ident *machine_identity(const struct machine *m)
+{
+	return &m->ident;
+}
+
+enum coffer_err machine_adopt(const struct machine_ident *id, const char *log_dir, size_t log_cap,
+			      unsigned log_files, struct machine **out, struct machine_error *err)
+{
+	char boot[MACHINE_BOOT_ID_SIZE];
+	uint64_t start = 0;
+	pid_t sid = 0;
+	enum coffer_err rc;
+	if (err)
+		err->message[0] = '\0';
+	if (!id || id->pid <= 1 || !log_dir || log_dir[0] != '/' || (log_cap && log_cap < MACHINE_LOG_CAP_MIN) ||
+	    log_files > MACHINE_LOG_FILES_MAX) {
+		machine_error_set(err, "malformed machine identity or log settings", NULL, 0);
+		return COFFER_ERR_INVALID;
+	}
+	struct machine *m = machine_new();
+	if (!m)
+		return COFFER_ERR_NOMEM;
+	/*
+	 * The pidfd first, the checks after: if the process it names ended and
+	 * its pid was reused in between, either the checks see the newcomer
+	 * (another start time or session) or the pidfd says it has ended.
+	 */
+	m->pidfd = sys_pidfd_open(id->pid);
+	if (m->pidfd < 0) {
+		machine_error_set(err, "no such process", NULL, errno);
+		rc = COFFER_ERR_NOT_FOUND;
+		goto out;
+	}
+	if (read_boot_id(boot) || strcmp(boot, id->boot_id) != 0) {
+		machine_error_set(err, "started before this boot", NULL, 0);
+		rc = COFFER_ERR_NOT_FOUND;
+		goto out;
+	}
+	if (proc_stat(id->pid, &start, &sid) || start != id->start_time || sid != id->pid ||
+	    pidfd_ended(m->pidfd, 0)) {
+		machine_error_set(err, "the pid names another process now", NULL, 0);
+		rc = COFFER_ERR_NOT_FOUND;
+		goto out;
+	}
+	rc = logs_dir(m, log_dir, log_cap, log_files, err);
+	if (rc)
+		goto out;
+	m->pid = id->pid;
+	m->ident = *id;
+	m->adopted = 1;
+	m->started_ms = now_ms() - age_ms(start);
+	log_check(m); /* out.log may have grown while no agent watched it */
+	*out = m;
+	m = NULL;
+out:
+	machine_free(m);
+	return rc;
+}
+
+/* The main process has ended: kill the rest of the group, reap (an own child), take the exit, rotate. */
 static void finish(struct machine *m)
 {
-	kill(-m->pid, SIGKILL);
 	int status = 0;
-	pid_t r;
-	while ((r = waitpid(m->pid, &status, 0)) < 0 && errno == EINTR)
-		;
+	pid_t r = -1;
+	kill(-m->pid, SIGKILL);
+	if (!m->adopted) {
+		while ((r = waitpid(m->pid, &status, 0)) < 0 && errno == EINTR)
+			;
+	}
 	m->reaped = 1;
 	m->exit.running = 0;
+	m->exit.unknown = m->adopted;
 	m->exit.runtime_ms = now_ms() - m->started_ms;
 	if (r == m->pid && WIFSIGNALED(status)) {
 		m->exit.signal = WTERMSIG(status);
@@ -745,13 +881,15 @@ static void finish(struct machine *m)
 		m->exit.signal = 0;
 		m->exit.code = r == m->pid && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 	}
-	pump_end(m, MACHINE_DRAIN_MS);
+	log_check(m);
 	deliver_cleanup(&m->delivery);
 }
 
-/* 1 when the main process has ended (not reaped yet), 0 while it runs, -1 if it is not our child any more. */
+/* 1 when the main process has ended (an own child: not reaped yet), 0 while it runs, -1 if it is not our child any more. */
 static int ended(struct machine *m, int block)
 {
+	if (m->adopted)
+		return pidfd_ended(m->pidfd, block ? -1 : 0);
 	siginfo_t si;
 	for (;;) {
 		memset(&si, 0, sizeof(si));
@@ -769,6 +907,7 @@ enum coffer_err machine_wait(struct machine *m, int64_t timeout_ms, struct machi
 	if (!m->reaped) {
 		int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 		int64_t step = POLL_FIRST_MS;
+		log_check(m);
 		for (;;) {
 			int e = ended(m, timeout_ms < 0);
 			if (e < 0) {
@@ -801,12 +940,12 @@ enum coffer_err machine_stop(struct machine *m, int64_t timeout_ms, struct machi
 	if (m->lost)
 		return COFFER_ERR_INTERNAL;
 	if (!m->reaped) {
-		kill(-m->pid, SIGTERM);
+		group_signal(m, SIGTERM);
 		rc = machine_wait(m, timeout_ms > 0 ? timeout_ms : MACHINE_STOP_TIMEOUT_DEFAULT_MS, &ex);
 		if (rc)
 			return rc;
 		if (ex.running) {
-			kill(-m->pid, SIGKILL);
+			group_signal(m, SIGKILL);
 			rc = machine_wait(m, MACHINE_KILL_WAIT_MS, &ex);
 			if (rc)
 				return rc;
@@ -818,25 +957,42 @@ enum coffer_err machine_stop(struct machine *m, int64_t timeout_ms, struct machi
 	return COFFER_OK;
 }
 
+void machine_signal(struct machine *m, int sig)
+{
+	if (m->pid > 0 && !m->reaped && !m->lost)
+		group_signal(m, sig);
+}
+
+/* Frees m; what the delivery modes made is cleaned up only when `cleanup` (the process has ended). */
+static void machine_drop(struct machine *m, int cleanup)
+{
+	if (cleanup)
+		deliver_cleanup(&m->delivery);
+	else
+		deliver_forked(&m->delivery);
+	if (m->pidfd >= 0)
+		close(m->pidfd);
+	if (m->dir_fd >= 0)
+		close(m->dir_fd);
+	free(m);
+}
+
 void machine_free(struct machine *m)
 {
 	if (!m)
 		return;
 	if (m->pid > 0 && !m->reaped && !m->lost) {
-		kill(-m->pid, SIGKILL);
+		group_signal(m, SIGKILL);
 		if (ended(m, 1) == 1)
 			finish(m);
 	}
-	pump_end(m, 0);
-	deliver_cleanup(&m->delivery);
-	if (m->wake_fd >= 0)
-		close(m->wake_fd);
-	if (m->log_fd >= 0)
-		close(m->log_fd);
-	if (m->dir_fd >= 0)
-		close(m->dir_fd);
-	pthread_mutex_destroy(&m->lock);
-	free(m);
+	machine_drop(m, 1);
+}
+
+void machine_release(struct machine *m)
+{
+	if (m)
+		machine_drop(m, m->reaped || m->pid <= 0);
 }
 
 /* ---- the masked tail ---- */
@@ -951,7 +1107,7 @@ static enum coffer_err prepend_file(struct machine *m, unsigned k, struct secret
 		goto out;
 	}
 	size_t size = (size_t)st.st_size, old = secret_len(*text);
-	if (size > m->log_cap + PUMP_CHUNK || old > SIZE_MAX - size) {
+	if (size > m->log_cap + COPY_CHUNK || old > SIZE_MAX - size) {
 		rc = COFFER_ERR_TOO_LARGE;
 		goto out;
 	}
@@ -994,7 +1150,8 @@ enum coffer_err machine_tail(struct machine *m, size_t lines, const struct secre
 	rc = secret_new(0, &text);
 	if (rc)
 		return rc;
-	pthread_mutex_lock(&m->lock);
+	if (!m->reaped)
+		log_check(m);
 	unsigned files = 1 + (m->rotations < m->log_files ? m->rotations : m->log_files);
 	for (unsigned k = 0; k < files && more && !rc; k++) {
 		rc = prepend_file(m, k, &text);
@@ -1002,7 +1159,6 @@ enum coffer_err machine_tail(struct machine *m, size_t lines, const struct secre
 			rc = mask_window(secret_cbytes(text), secret_len(text), k + 1 == files, lines, masks,
 					 n_masks, out, &more);
 	}
-	pthread_mutex_unlock(&m->lock);
 	secret_free(text);
 	return rc;
 }

@@ -3,10 +3,9 @@
  * process: start, wait, stop, captured output, its masked tail, and the
  * restart backoff.
  *
- * Ownership: a struct machine owns its child (until reaped), the pipe that
- * carries the child's stdout and stderr, the thread that copies that pipe
- * into the log files, the open log file, and what the delivery modes made
- * for this start until it stops (deliver.h). It keeps nothing of the spec:
+ * Ownership: a struct machine owns its process (its child until reaped, or
+ * one it adopted), a pidfd of it, its log folder, and what the delivery
+ * modes made for this start until it stops (deliver.h). It keeps nothing of the spec:
  * machine_start reads the spec and the secret values it points to, and the
  * caller still owns (and wipes) them. machine_free kills what is left.
  *
@@ -21,8 +20,10 @@
  *     that user, so the parents need not be searchable by the user (then a
  *     path through them, $HOME included, is not usable by the machine;
  *     relative paths are);
- *   - has stdin from /dev/null, stdout and stderr into one pipe (so the log
- *     interleaves them as written), and no other file descriptor;
+ *   - has stdin from /dev/null, stdout and stderr both on its out.log,
+ *     opened O_APPEND before exec (so the log interleaves them as written,
+ *     and the output needs no reader: the machine outlives its agent), and
+ *     no other file descriptor;
  *   - starts with an empty signal mask and every signal at its default;
  *   - gets exactly this environment, where a later layer replaces a name
  *     of an earlier one:
@@ -61,20 +62,33 @@
  * child's copy-on-write copy ends with execve, or is wiped by the child
  * when a step before execve fails.
  *
- * Output: a thread per machine reads the pipe and appends to out.log in
- * spec->log_dir (folder 0700, files 0600, owned by the agent; keep the log
- * dir out of the work dir). A write that would take out.log past log_cap
- * bytes is split, at the last newline that fits when there is one, and
- * out.log is rotated (out.log.K-1 -> out.log.K, ..., out.log -> out.log.1,
- * the oldest, out.log.<log_files>, dropped): no file ever exceeds the cap.
- * Each start first rotates a non-empty out.log of an earlier run away, so
- * every run begins in a fresh out.log, and machine_tail reads only the
- * files of this run.
+ * Output: the child writes out.log in spec->log_dir itself (folder 0700,
+ * files 0600, owned by the agent; keep the log dir out of the work dir).
+ * The cap is kept by copy and truncate: every machine_wait (the agent calls
+ * it every tick) and the end of the machine look at out.log, and once it is
+ * past log_cap bytes, its bytes are cut into files of at most the cap (at
+ * the last newline that fits; a longer line is split) that become
+ * out.log.1 (the newest) and up (out.log.K-1 -> out.log.K ..., past
+ * out.log.<log_files> dropped), and out.log is truncated. So a rotated file
+ * never exceeds the cap; out.log exceeds it by at most what the machine
+ * writes between two looks (while no agent runs, until the next agent
+ * adopts it). Each start first rotates a non-empty out.log of an earlier
+ * run away, so every run begins in a fresh out.log, and machine_tail reads
+ * only the files of this run (of an adopted machine: those rotated since).
  *
  * The end of a machine: when its main process exits, whatever is left of
  * its process group is SIGKILLed before the main process is reaped (its
- * zombie keeps the group id from being reused), and the log thread gets up
- * to MACHINE_DRAIN_MS to copy what is left in the pipe.
+ * zombie keeps the group id from being reused).
+ *
+ * Adoption (machine_adopt): a machine started by an earlier agent is taken
+ * over from its machine_ident (pid, start time, boot id), which the agent
+ * keeps in a file: a pidfd is opened on the pid, then the boot id, the
+ * process's start time (/proc/PID/stat field 22) and its session (field 6
+ * equal to the pid: it leads its own session) must match; a recycled pid
+ * fails one of them or its pidfd says it has ended. An adopted process is
+ * not the agent's child: its end is seen on the pidfd and its exit status
+ * is unknown (machine_exit.unknown); signals go to its group only while
+ * the pidfd says its leader runs.
  *
  * The agent must not set SIGCHLD to SIG_IGN nor reap with waitpid(-1, ...):
  * each machine reaps its own child. One struct machine is used by one
@@ -104,7 +118,7 @@
 #define MACHINE_ENV_MAX ((size_t)4 << 20)      /* bytes of the whole environment */
 #define MACHINE_STOP_TIMEOUT_DEFAULT_MS 10000  /* machine_stop with a timeout of 0 */
 #define MACHINE_KILL_WAIT_MS 5000              /* how long stop waits after SIGKILL */
-#define MACHINE_DRAIN_MS 1000                  /* for the log thread, after the exit */
+#define MACHINE_BOOT_ID_SIZE 37                /* /proc/sys/kernel/random/boot_id and a NUL */
 #define MACHINE_ERROR_MAX 320
 #define MACHINE_TAIL_LINES 20                  /* lines in a release-failure report */
 /* the restart back-off; shortened by COFFER_TEST_TIMESCALE, a test knob (timescale.h) */
@@ -169,6 +183,7 @@ void machine_error_set(struct machine_error *err, const char *what, const char *
 
 struct machine_exit {
 	int running;        /* 1: still running, and nothing below is set */
+	int unknown;        /* 1: an adopted machine: how it ended is not known (code -1, signal 0) */
 	int code;           /* the exit status, when signal is 0 */
 	int signal;         /* the signal that ended it, or 0 */
 	int64_t runtime_ms; /* from the start to the end */
@@ -190,6 +205,24 @@ COFFER_MUST_CHECK enum coffer_err machine_start(const struct machine_spec *spec,
 /* The main process's id, which is also its process group and session id. */
 pid_t machine_pid(const struct machine *m);
 
+/* What identifies a machine's process across agents: what the agent keeps to adopt it later. */
+struct machine_ident {
+	pid_t pid;
+	uint64_t start_time;                  /* /proc/PID/stat field 22: clock ticks after boot */
+	char boot_id[MACHINE_BOOT_ID_SIZE];   /* /proc/sys/kernel/random/boot_id */
+};
+
+const struct machine_ident *machine_identity(const struct machine *m);
+
+/*
+ * Takes over the running machine `id` names (see Adoption above), with its
+ * logs in log_dir (log_cap, log_files: as in the spec). *out only on
+ * success. COFFER_ERR_NOT_FOUND when the process is gone or is not that
+ * machine (another boot, a recycled pid): it is then never signalled.
+ */
+COFFER_MUST_CHECK enum coffer_err machine_adopt(const struct machine_ident *id, const char *log_dir, size_t log_cap,
+						unsigned log_files, struct machine **out, struct machine_error *err);
+
 /*
  * Waits up to timeout_ms (0: just looks; negative: until it ends) for the
  * main process to end. *out is the exit once it has ended (on every later
@@ -207,8 +240,14 @@ COFFER_MUST_CHECK enum coffer_err machine_wait(struct machine *m, int64_t timeou
  */
 COFFER_MUST_CHECK enum coffer_err machine_stop(struct machine *m, int64_t timeout_ms, struct machine_exit *out);
 
-/* SIGKILLs and reaps whatever still runs, stops the log thread, frees. NULL is allowed. */
+/* sig to the machine's process group, while it runs (no wait). */
+void machine_signal(struct machine *m, int sig);
+
+/* SIGKILLs and reaps whatever still runs, frees. NULL is allowed. */
 void machine_free(struct machine *m);
+
+/* Frees m and leaves its process running (for a later agent to adopt). NULL is allowed. */
+void machine_release(struct machine *m);
 
 /*
  * Appends to out the last `lines` lines this run of the machine wrote, with

@@ -48,6 +48,7 @@
 #define URL_SIZE 512
 #define READY_TIMEOUT_MS 20000
 #define STOP_TIMEOUT_MS 5000
+#define AGENT_STOP_TIMEOUT_MS 20000 /* an agent stops its machines: SIGTERM, SIGKILL after 10 s */
 #define ROLE_RESTARTS_MAX 5
 #define TOKEN_FILE_MAX 256
 #define DEV_AGENTS_DEFAULT 1
@@ -301,17 +302,12 @@ static void role_stop(struct role *r, int sig)
 		kill(r->pid, sig);
 }
 
-static void stop_all(struct dev *d)
+/* SIGTERM to roles[0..n), each reaped within timeout_ms or SIGKILLed. */
+static void stop_roles(struct role **roles, size_t n, int timeout_ms)
 {
-	struct role *roles[DEV_AGENTS_MAX + 2];
-	size_t n = 0;
-	for (int i = 0; i < d->n_agents; i++)
-		roles[n++] = &d->agents[i].r;
-	roles[n++] = &d->api;
-	roles[n++] = &d->keeper;
 	for (size_t i = 0; i < n; i++)
 		role_stop(roles[i], SIGTERM);
-	for (int waited = 0; waited < STOP_TIMEOUT_MS; waited += 50) {
+	for (int waited = 0; waited < timeout_ms; waited += 50) {
 		int alive = 0;
 		for (size_t i = 0; i < n; i++) {
 			if (roles[i]->pid > 0 && waitpid(roles[i]->pid, NULL, WNOHANG) == roles[i]->pid)
@@ -328,6 +324,24 @@ static void stop_all(struct dev *d)
 			waitpid(roles[i]->pid, NULL, 0);
 		roles[i]->pid = 0;
 	}
+}
+
+/*
+ * The agents first (each stops its machines and reports them stopped to
+ * the api, which must still be up), then the api, then the keeper: the
+ * store ends with the machines' real state.
+ */
+static void stop_all(struct dev *d)
+{
+	struct role *roles[DEV_AGENTS_MAX];
+	size_t n = 0;
+	for (int i = 0; i < d->n_agents; i++)
+		roles[n++] = &d->agents[i].r;
+	stop_roles(roles, n, AGENT_STOP_TIMEOUT_MS);
+	roles[0] = &d->api;
+	stop_roles(roles, 1, STOP_TIMEOUT_MS);
+	roles[0] = &d->keeper;
+	stop_roles(roles, 1, STOP_TIMEOUT_MS);
 }
 
 /* The host of a listen address, with the loopback names, as a certificate's names. */

@@ -22,7 +22,7 @@ static int cmd_version(int argc, char **argv);
 static const struct cli_cmd agent_cmd = {
 	.name = "agent", .main = cmd_agent,
 	.usage = "agent --api URL [--api URL]... --keeper URL --state-dir DIR [--join TOKEN] [--name NAME] "
-		 "[--ready-file PATH] [--ca FILE] [--log-level LEVEL] [--metrics-listen HOST:PORT]",
+		 "[--ready-file PATH] [--ca FILE] [--log-level LEVEL] [--metrics-listen HOST:PORT] [--keep-machines]",
 	.summary = "run the host agent: enrol once with a join token, register with the api, heartbeat",
 };
 static const struct cli_cmd api_cmd = {

@@ -15,11 +15,6 @@ load helpers
 
 bats_require_minimum_version 1.5.0
 
-# Options the man pages and units document that other parts of issue 11
-# add (A: --keep-machines; C: --metrics-listen). Once those are merged the
-# checks hold without this list: remove it then.
-PENDING_FLAGS="--keep-machines --metrics-listen"
-
 # Which commands' options each man page may name.
 declare -gA PAGE_CMDS=(
 	[coffer.1]="agent api apps audit deploy dev help hosts keeper machines releases scale secrets status tokens tls version"
@@ -159,16 +154,12 @@ help_flags() {
 	bad=""
 	for page in "${!PAGE_CMDS[@]}"; do
 		known=$(for c in ${PAGE_CMDS[$page]}; do help_flags "$c"; done
-			printf '%s\n' $PENDING_FLAGS
 			[ "$page" = coffer.1 ] && printf '%s\n' --version -h --help # main()'s own
 			true)
 		bad+=$(comm -23 <(page_flags "$page") <(sort -u <<<"$known") | sed "s/^/ $page:/" | tr -d '\n')
 	done
 	for page in $ROLE_PAGES; do
 		bad+=$(comm -13 <(page_flags "$page") <(help_flags "${PAGE_CMDS[$page]}") | sed "s/^/ $page:missing:/" | tr -d '\n')
-	done
-	for flag in $PENDING_FLAGS; do
-		help_flags agent | grep -qxF -- "$flag" || echo "# $flag: documented, not in this build's help yet (issue 11)" >&3
 	done
 	[ -z "$bad" ] || { echo "options out of step with the help:$bad"; false; }
 }
@@ -250,7 +241,7 @@ unit_for_verify() {
 		[ -z "$stderr" ] || { echo "$u: $stderr"; false; }
 		role=${u#coffer-}
 		role=${role%.service}
-		known=$(help_flags "$role"; printf '%s\n' $PENDING_FLAGS)
+		known=$(help_flags "$role")
 		used=$(sed -n '/^ExecStart=/,/[^\\]$/p' "$T/units/$u" | flags_in)
 		[ -n "$used" ]
 		for flag in $used; do
@@ -321,16 +312,12 @@ as_service() {
 
 # unit_argv UNIT ROLE: the installed unit's ExecStart as systemd expands it
 # with the variables of this shell ("${X}" one word, "$X" split at blanks),
-# one word a line; an option of $PENDING_FLAGS this build lacks is left out.
+# one word a line.
 unit_argv() {
-	local line w skip=0
+	local line w
 	line=$(sed -n '/^ExecStart=/,/[^\\]$/p' "$ROOT/usr/lib/systemd/system/$1" | sed 's/^ExecStart=//; s/\\$//' | tr '\n' ' ')
 	set -f
 	for w in $line; do
-		if [ "$skip" -eq 1 ]; then
-			skip=0
-			continue
-		fi
 		if [[ $w =~ ^\$([A-Z_]+)$ ]]; then
 			printf '%s\n' ${!BASH_REMATCH[1]}
 			continue
@@ -338,10 +325,6 @@ unit_argv() {
 		while [[ $w =~ \$\{([A-Z_]+)\} ]]; do
 			w=${w/"${BASH_REMATCH[0]}"/${!BASH_REMATCH[1]}}
 		done
-		if [[ " $PENDING_FLAGS " == *" $w "* ]] && [ -z "$(help_flags "$2" | grep -xF -- "$w")" ]; then
-			[ "$w" != --metrics-listen ] || skip=1
-			continue
-		fi
 		printf '%s\n' "$w"
 	done
 	set +f

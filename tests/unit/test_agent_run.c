@@ -600,7 +600,7 @@ static void fake_start(struct fixture *f, struct fake *k, struct http_server **s
 	assert_int_equal(http_server_start(&cfg, fake_routes, sizeof(fake_routes) / sizeof(fake_routes[0]), k, srv),
 			 COFFER_OK);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u", (unsigned)http_server_port(*srv));
-	struct agent_run_config rc = { &f->id, url, url, f->state };
+	struct agent_run_config rc = { &f->id, url, url, f->state, 0 };
 	assert_int_equal(agent_runner_start(&rc, r), COFFER_OK);
 }
 
