@@ -686,12 +686,12 @@ int release_ctl_leader(struct release_ctl *c)
  * only load the store). A failed renewal is a lost lease: stepping stops
  * at once, and the fence in each change covers a renewal that is late.
  */
-static void lease_tick(struct release_ctl *c, struct store *s)
+static enum coffer_err lease_tick(struct release_ctl *c, struct store *s)
 {
 	int64_t now = monotime_ms();
 	int held = 0;
 	if (c->lease_tried_ms && now - c->lease_tried_ms < RELEASE_LEASE_RENEW_MS)
-		return;
+		return COFFER_OK;
 	c->lease_tried_ms = now;
 	enum coffer_err rc = store_lease_acquire(s, RELEASE_LEASE_NAME, c->holder, RELEASE_LEASE_TTL_MS, &held);
 	if (rc) {
@@ -699,6 +699,7 @@ static void lease_tick(struct release_ctl *c, struct store *s)
 		held = 0;
 	}
 	set_leader(c, held, rc ? "renewal failed" : "held by another api");
+	return rc;
 }
 
 static int64_t wall_ms(void)
@@ -717,22 +718,24 @@ static void tick(struct release_ctl *c)
 	if (rc) {
 		log_warn("release_tick_failed", LF_S("error", coffer_err_name(rc)));
 		c->lease_tried_ms = 0; /* the lease was not renewed: try at once next time */
+		set_leader(c, 0, "no store connection");
 		return;
 	}
-	lease_tick(c, s);
-	if (release_ctl_leader(c))
+	/* a failed renewal's error goes back with the connection, so a dead one is replaced */
+	rc = lease_tick(c, s);
+	if (!rc && release_ctl_leader(c))
 		rc = store_release_running(s, &running);
 	for (size_t i = 0; !rc && i < running.n && !release_ctl_stopping(c) && release_ctl_leader(c); i++) {
-		if (i > 0)
-			lease_tick(c, s); /* many releases: renewed on time between them too */
-		if (!release_ctl_leader(c))
+		if (i > 0) /* many releases: renewed on time between them too */
+			rc = lease_tick(c, s);
+		if (rc || !release_ctl_leader(c))
 			break;
 		enum coffer_err step_rc = release_step(&env, s, running.items[i].app_id, running.items[i].version,
 						       wall_ms());
 		if (step_rc == COFFER_ERR_CONFLICT) {
 			/* the fence refused, or a concurrent change won: renewing now says which (and logs a loss) */
 			c->lease_tried_ms = 0;
-			lease_tick(c, s);
+			rc = lease_tick(c, s);
 		}
 		if (step_rc && release_ctl_leader(c)) {
 			/* left as it was (one transaction per change): the next tick tries again */

@@ -581,7 +581,7 @@ enum coffer_err http_client_request(struct http_client *c, const char *method, c
 			break;
 		}
 		int next = k + 1 < n && endpoints_try_next(o, resendable);
-		int unknown = k + 1 < n && !endpoints_try_next(o, resendable);
+		int unknown = n > 1 && !endpoints_try_next(o, resendable); /* on the last URL too */
 		if (o == ENDPOINTS_ANSWERED_UNAVAILABLE &&
 		    fmt_into(c->error, sizeof(c->error), "answered HTTP %d", *status))
 			c->error[0] = '\0';

@@ -1,10 +1,12 @@
 #include "metrics_server.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "http_server.h"
 #include "log.h"
+#include "monotime.h"
 #include "banned.h"
 
 #define TEXT_TYPE "text/plain; charset=utf-8"
@@ -14,11 +16,19 @@
 #define METRICS_THREADS 2
 #define METRICS_CONNECTIONS 64
 #define METRICS_PER_IP 16
+/* a readiness check runs at most once a second, one at a time: probes cannot tie up the store pool */
+#define READY_CACHE_MS 1000
 
 struct metrics_server {
 	struct http_server *http;
 	metrics_ready_fn ready;
 	void *ctx;
+
+	pthread_mutex_t check_mu;   /* one check at a time; guards the last result */
+	int64_t checked_ms;         /* monotime of the last check, 0 = none yet */
+	int last_ready;
+	size_t last_len;
+	char last[METRICS_REPORT_MAX];
 };
 
 static enum coffer_err h_metrics(struct http_request *req, void *ctx)
@@ -46,14 +56,31 @@ static enum coffer_err h_readyz(struct http_request *req, void *ctx)
 	int ready = 1;
 	enum coffer_err rc = COFFER_OK;
 
-	buf_init(&report, METRICS_REPORT_MAX);
-	if (s->ready)
-		ready = s->ready(s->ctx, &report);
-	if (!report.len)
-		rc = buf_adds(&report, ready ? "ready\n" : "not ready\n");
+	pthread_mutex_lock(&s->check_mu);
+	int64_t now = monotime_ms();
+	if (!s->checked_ms || now - s->checked_ms >= READY_CACHE_MS) {
+		buf_init(&report, METRICS_REPORT_MAX);
+		if (s->ready)
+			ready = s->ready(s->ctx, &report);
+		if (!report.len)
+			rc = buf_adds(&report, ready ? "ready\n" : "not ready\n");
+		if (!rc && report.len <= sizeof(s->last)) {
+			memcpy(s->last, report.ptr, report.len);
+			s->last_len = report.len;
+			s->last_ready = ready;
+			s->checked_ms = monotime_ms();
+		} else if (!rc) {
+			rc = COFFER_ERR_TOO_LARGE;
+		}
+		buf_release(&report);
+	}
+	ready = s->last_ready;
+	size_t len = s->last_len;
+	char text[METRICS_REPORT_MAX];
+	memcpy(text, s->last, len);
+	pthread_mutex_unlock(&s->check_mu);
 	if (!rc)
-		rc = http_reply(req, ready ? 200 : 503, TEXT_TYPE, report.ptr, report.len);
-	buf_release(&report);
+		rc = http_reply(req, ready ? 200 : 503, TEXT_TYPE, text, len);
 	return rc;
 }
 
@@ -79,6 +106,7 @@ enum coffer_err metrics_server_start(const char *listen, struct metric *const me
 		return COFFER_ERR_NOMEM;
 	s->ready = ready;
 	s->ctx = ctx;
+	pthread_mutex_init(&s->check_mu, NULL);
 	struct http_server_config cfg = {
 		.listen = listen,
 		.threads = METRICS_THREADS,
@@ -88,6 +116,7 @@ enum coffer_err metrics_server_start(const char *listen, struct metric *const me
 	};
 	rc = http_server_start(&cfg, routes, sizeof(routes) / sizeof(routes[0]), s, &s->http);
 	if (rc) {
+		pthread_mutex_destroy(&s->check_mu);
 		free(s);
 		return rc;
 	}
@@ -106,5 +135,6 @@ void metrics_server_stop(struct metrics_server *s)
 	if (!s)
 		return;
 	http_server_stop(s->http);
+	pthread_mutex_destroy(&s->check_mu);
 	free(s);
 }

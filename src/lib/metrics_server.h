@@ -6,7 +6,8 @@
  *   GET /metrics  every registered metric, Prometheus text format 0.0.4
  *   GET /healthz  200 "ok" while the process serves
  *   GET /readyz   200 with the role's report, or 503 with it when the role
- *                 is not ready (the report's lines name what is missing)
+ *                 is not ready (the report's lines name what is missing);
+ *                 the check runs at most once a second, one at a time
  *
  * It serves plain HTTP on whatever address it is given, loopback or not:
  * nothing it answers is a secret (no value, token, app name or raw path),

@@ -1488,6 +1488,7 @@ static void test_join_tokens(void **state)
 
 #define LEASE_TTL_MS 60000
 #define LEASE_SHORT_MS 50
+#define LEASE_FENCE_MS 1000
 
 static void test_leases(void **state)
 {
@@ -1614,12 +1615,13 @@ static void test_lease_fence_blocks_taker(void **state)
 	struct late_taker t = { .held = -1 };
 	pthread_t th;
 	int held = -1, done;
-	assert_int_equal(store_lease_acquire(s, "fence", "api-1", LEASE_SHORT_MS, &held), COFFER_OK);
+	/* long enough that the check below comes before the expiry on a loaded machine */
+	assert_int_equal(store_lease_acquire(s, "fence", "api-1", LEASE_FENCE_MS, &held), COFFER_OK);
 	assert_int_equal(held, 1);
 	assert_int_equal(store_tx_begin(s), COFFER_OK);
 	assert_int_equal(store_lease_check(s, "fence", "api-1", &held), COFFER_OK);
 	assert_int_equal(held, 1);
-	usleep((LEASE_SHORT_MS + 50) * 1000); /* expired now */
+	usleep((LEASE_FENCE_MS + 50) * 1000); /* expired now */
 	assert_int_equal(pthread_create(&th, NULL, late_take, &t), 0);
 	usleep(300000);
 	pthread_mutex_lock(&lease_mu);
