@@ -85,10 +85,11 @@ store_url_for_test() {
 }
 
 # keeper_start / api_start: (re)start one role; logs go to $T/<role>.log.
+# KEEPER_LISTEN: the keeper's address (default 127.0.0.1:0).
 keeper_start() {
 	rm -f "$T/keeper.ready"
 	# 3>&-: bats waits for its fd 3 to close before it ends a file
-	"$COFFER" keeper --state-dir "$T/keeper" --store "$STORE_URL" --listen 127.0.0.1:0 \
+	"$COFFER" keeper --state-dir "$T/keeper" --store "$STORE_URL" --listen "${KEEPER_LISTEN:-127.0.0.1:0}" \
 		--tls-cert "$TLS_SERVER_CERT" --tls-key "$TLS_SERVER_KEY" \
 		--ready-file "$T/keeper.ready" >>"$T/keeper.out" 2>>"$T/keeper.log" 3>&- &
 	KEEPER_PID=$!
@@ -98,20 +99,22 @@ keeper_start() {
 
 # api_start [HOST:PORT]: a restart gives the old address, so that agents
 # and the CLI keep reaching it. API_PLAIN=1: plain HTTP (loopback only), for
-# a test that puts a man in the middle who must see the bytes.
+# a test that puts a man in the middle who must see the bytes. API_NAME:
+# the replica's name, for its state folder, ready file and logs (default
+# "api"; t0900 runs three).
 api_start() {
-	local tls=(--tls-cert "$TLS_SERVER_CERT" --tls-key "$TLS_SERVER_KEY")
+	local tls=(--tls-cert "$TLS_SERVER_CERT" --tls-key "$TLS_SERVER_KEY") name=${API_NAME:-api}
 	[ -n "${API_PLAIN:-}" ] && tls=()
-	rm -f "$T/api.ready"
-	"$COFFER" api --state-dir "$T/api" --store "$STORE_URL" --listen "${1:-127.0.0.1:0}" \
+	rm -f "$T/$name.ready"
+	"$COFFER" api --state-dir "$T/$name" --store "$STORE_URL" --listen "${1:-127.0.0.1:0}" \
 		--keeper "$KEEPER_URL" --keeper-pub "$T/keeper/keeper.pub" \
 		--keeper-credential "$T/keeper/api.credential" --boot-key "$T/keeper/api.boot.key" \
 		--rows-key "$T/keeper/api.rows.key" --digest-key "$T/keeper/api.digest.key" \
 		"${tls[@]}" --ca "$COFFER_CA" \
-		--ready-file "$T/api.ready" >>"$T/api.out" 2>>"$T/api.log" 3>&- &
+		--ready-file "$T/$name.ready" >>"$T/$name.out" 2>>"$T/$name.log" 3>&- &
 	API_PID=$!
-	wait_file "$T/api.ready" "$API_PID"
-	API_URL=$(cat "$T/api.ready")
+	wait_file "$T/$name.ready" "$API_PID"
+	API_URL=$(cat "$T/$name.ready")
 }
 
 platform_start() {
@@ -282,12 +285,16 @@ dump_holds() {
 # agent_start NAME [ARGS...]: (re)starts an agent with its state in
 # $T/agents/NAME and its log in $T/agent-NAME.log; waits until it is
 # registered (its ready file). AGENT_PID is its pid. Give a join token with
-# COFFER_JOIN_TOKEN=... in the environment or --join.
+# COFFER_JOIN_TOKEN=... in the environment or --join. AGENT_APIS: the api
+# URLs it is given, space-separated, each as an --api (default $API_URL).
 agent_start() {
-	local name=$1
+	local name=$1 url apis=()
 	shift
+	for url in ${AGENT_APIS:-$API_URL}; do
+		apis+=(--api "$url")
+	done
 	rm -f "$T/agent-$name.ready"
-	"$COFFER" agent --api "$API_URL" --keeper "$KEEPER_URL" --state-dir "$T/agents/$name" --name "$name" \
+	"$COFFER" agent "${apis[@]}" --keeper "$KEEPER_URL" --state-dir "$T/agents/$name" --name "$name" \
 		--ca "$COFFER_CA" --ready-file "$T/agent-$name.ready" "$@" >>"$T/agent-$name.out" 2>>"$T/agent-$name.log" 3>&- &
 	AGENT_PID=$!
 	AGENT_PIDS="${AGENT_PIDS:-} $AGENT_PID"
