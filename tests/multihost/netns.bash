@@ -324,15 +324,15 @@ mh_machine_procs() {
 }
 
 # mh_stepper APP VERSION: the api replica (1..3) stepping the release: the
-# holder of the controller's lease in the store (a holder naming the
-# replica's address or pid), else the replica whose log last says it
+# holder of the controller's lease in the store (the replica whose log
+# names that holder, or a holder naming the replica's address or pid), else the replica whose log last says it
 # acquired a lease, else the one whose log says it started the release.
 mh_stepper() {
 	local holder n best="" best_ts="" ts
 	holder=$(store_sql "SELECT holder FROM leases WHERE expires_at > $(date +%s%3N) ORDER BY expires_at DESC LIMIT 1" 2>/dev/null || true)
 	if [ -n "$holder" ]; then
 		for n in 1 2 3; do
-			if [[ "$holder" == *"$(mh_addr "api$n")"* ]] || [[ " $holder " =~ [^0-9]$(cat "$T/pid.api$n")[^0-9] ]]; then
+			if grep -qF -- "$holder" "$T/api$n.log" 2>/dev/null || [[ "$holder" == *"$(mh_addr "api$n")"* ]] || [[ " $holder " =~ [^0-9]$(cat "$T/pid.api$n")[^0-9] ]]; then
 				echo "$n"
 				return 0
 			fi
@@ -402,6 +402,36 @@ mh_downtime() {
 			for (i = 1; i <= n; i++) {
 				if (down[i] != "") { d = end - last[i]; if (d > worst[i]) worst[i] = d }
 				printf "%s %.1f\n", want[i], worst[i] + 0
+			}
+		}' "$T/samples"
+}
+
+# mh_missing FROM TO ID...: for each machine id, "ID SECONDS MISSING N":
+# among the N samples taken from FROM to TO (mh_now times), in how many it
+# had no process, and the longest time without one in that window.
+mh_missing() {
+	local from=$1 to=$2
+	shift 2
+	awk -v from="$from" -v to="$to" -v ids="$*" '
+		BEGIN { n = split(ids, want, " ") }
+		$1 >= from && $1 <= to {
+			samples++
+			for (i = 1; i <= n; i++) {
+				seen = 0
+				for (j = 2; j <= NF; j++) if ($j == want[i]) seen = 1
+				if (seen) {
+					if (down[i] != "") { d = $1 - down[i]; if (d > worst[i]) worst[i] = d; down[i] = "" }
+				} else {
+					missing[i]++
+					if (down[i] == "") down[i] = (prev != "" ? prev : $1)
+				}
+			}
+			prev = $1
+		}
+		END {
+			for (i = 1; i <= n; i++) {
+				if (down[i] != "") { d = prev - down[i]; if (d > worst[i]) worst[i] = d }
+				printf "%s %.1f %d %d\n", want[i], worst[i] + 0, missing[i] + 0, samples + 0
 			}
 		}' "$T/samples"
 }
