@@ -264,12 +264,15 @@ mh_settled() {
 	down=$(mh_downtime $ids)
 	outage=$(mh_missing "$t_down" "$t_up" $ids)
 	echo "# keeper outage: release v$v $out; machine downtime during the outage: $(awk '{ s = $2 > s ? $2 : s } END { printf "%.1f", s + 0 }' <<<"$outage") s at most ($(awk '{ n += $3 } END { print n + 0 }' <<<"$outage") machine-samples missing of $(head -n 1 <<<"$outage" | awk '{print $4}') samples); longest gap over the whole case (swaps included): $(sort -k2 -n -r <<<"$down" | head -n 1 | awk '{print $2}') s" >&3
-	# while the keeper is away no machine may be without its process: not
-	# one sample of the outage (from 3 s after the stop, for a swap whose
-	# secrets were open before it, to the restart) misses a machine
+	# while the keeper is away (from 3 s after the stop to the restart) no
+	# machine may be left without its process: a swap whose secrets were
+	# opened before the stop may still fall in the window, a gap of a
+	# sample or two (at most 5 s on a loaded machine); being down for the
+	# outage is 27 s
 	[ "$(head -n 1 <<<"$outage" | awk '{print $4}')" -ge 5 ] || { echo "too few samples during the outage" >&2; false; }
 	while read -r id secs missing _; do
-		[ "$missing" -eq 0 ] || { echo "machine $id had no process in $missing samples of the outage ($secs s)" >&2; false; }
+		[ "$(awk -v s="$secs" 'BEGIN { print (s <= 5) }')" = 1 ] ||
+			{ echo "machine $id had no process for $secs s of the outage ($missing samples)" >&2; false; }
 	done <<<"$outage"
 	# over the whole case a gap is a swap (old stopped, new started), a
 	# second or two between samples on a loaded machine; never an outage's
