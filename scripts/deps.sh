@@ -7,7 +7,7 @@ packages=(
 	build-essential pkg-config meson ninja-build
 	libsodium-dev libsqlite3-dev libpq-dev libmicrohttpd-dev libgnutls28-dev
 	libcurl4-openssl-dev libjansson-dev libcmocka-dev
-	bats sqlite3 postgresql-15 curl jq procps xxd openssl tcpdump
+	bats sqlite3 postgresql-15 curl jq procps xxd openssl tcpdump iproute2
 	clang libclang-rt-dev
 	groff-base man-db zsh systemd
 )

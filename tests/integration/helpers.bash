@@ -87,10 +87,11 @@ store_url_for_test() {
 # keeper_start / api_start: (re)start one role; logs go to $T/<role>.log.
 # METRICS=1: every role (agents too) also serves its metrics on a port of
 # its own, logged as event=metrics_listening (t0820).
+# KEEPER_LISTEN: the keeper's address (default 127.0.0.1:0).
 keeper_start() {
 	rm -f "$T/keeper.ready"
 	# 3>&-: bats waits for its fd 3 to close before it ends a file
-	"$COFFER" keeper --state-dir "$T/keeper" --store "$STORE_URL" --listen 127.0.0.1:0 \
+	"$COFFER" keeper --state-dir "$T/keeper" --store "$STORE_URL" --listen "${KEEPER_LISTEN:-127.0.0.1:0}" \
 		--tls-cert "$TLS_SERVER_CERT" --tls-key "$TLS_SERVER_KEY" \
 		--ready-file "$T/keeper.ready" ${METRICS:+--metrics-listen 127.0.0.1:0} >>"$T/keeper.out" 2>>"$T/keeper.log" 3>&- &
 	KEEPER_PID=$!
@@ -100,37 +101,33 @@ keeper_start() {
 
 # api_start [HOST:PORT]: a restart gives the old address, so that agents
 # and the CLI keep reaching it. API_PLAIN=1: plain HTTP (loopback only), for
-# a test that puts a man in the middle who must see the bytes.
+# a test that puts a man in the middle who must see the bytes. API_NAME:
+# the replica's name, for its state folder, ready file and logs (default
+# "api"; t0900 runs three).
 api_start() {
-	local tls=(--tls-cert "$TLS_SERVER_CERT" --tls-key "$TLS_SERVER_KEY")
+	local tls=(--tls-cert "$TLS_SERVER_CERT" --tls-key "$TLS_SERVER_KEY") name=${API_NAME:-api}
 	[ -n "${API_PLAIN:-}" ] && tls=()
-	rm -f "$T/api.ready"
-	"$COFFER" api --state-dir "$T/api" --store "$STORE_URL" --listen "${1:-127.0.0.1:0}" \
+	rm -f "$T/$name.ready"
+	"$COFFER" api --state-dir "$T/$name" --store "$STORE_URL" --listen "${1:-127.0.0.1:0}" \
 		--keeper "$KEEPER_URL" --keeper-pub "$T/keeper/keeper.pub" \
 		--keeper-credential "$T/keeper/api.credential" --boot-key "$T/keeper/api.boot.key" \
 		--rows-key "$T/keeper/api.rows.key" --digest-key "$T/keeper/api.digest.key" \
 		"${tls[@]}" --ca "$COFFER_CA" \
-		--ready-file "$T/api.ready" ${METRICS:+--metrics-listen 127.0.0.1:0} >>"$T/api.out" 2>>"$T/api.log" 3>&- &
+		--ready-file "$T/$name.ready" ${METRICS:+--metrics-listen 127.0.0.1:0} >>"$T/$name.out" 2>>"$T/$name.log" 3>&- &
 	API_PID=$!
-	wait_file "$T/api.ready" "$API_PID"
-	API_URL=$(cat "$T/api.ready")
+	wait_file "$T/$name.ready" "$API_PID"
+	API_URL=$(cat "$T/$name.ready")
 }
 
 # api_replica_start N: another api (N >= 2) on the platform's store and keys,
 # with its own state folder, port, ready file and log ($T/api-N.log):
 # REPLICA_PID[N], REPLICA_URL[N]. The platform's api is replica 1.
 api_replica_start() {
-	local n=$1
-	rm -f "$T/api-$n.ready"
-	"$COFFER" api --state-dir "$T/api-$n" --store "$STORE_URL" --listen 127.0.0.1:0 \
-		--keeper "$KEEPER_URL" --keeper-pub "$T/keeper/keeper.pub" \
-		--keeper-credential "$T/keeper/api.credential" --boot-key "$T/keeper/api.boot.key" \
-		--rows-key "$T/keeper/api.rows.key" --digest-key "$T/keeper/api.digest.key" \
-		--tls-cert "$TLS_SERVER_CERT" --tls-key "$TLS_SERVER_KEY" --ca "$COFFER_CA" \
-		--ready-file "$T/api-$n.ready" >>"$T/api-$n.out" 2>>"$T/api-$n.log" 3>&- &
-	REPLICA_PID[n]=$!
-	wait_file "$T/api-$n.ready" "${REPLICA_PID[n]}"
-	REPLICA_URL[n]=$(cat "$T/api-$n.ready")
+	local n=$1 pid=$API_PID url=$API_URL
+	API_NAME=api-$n api_start
+	REPLICA_PID[n]=$API_PID
+	REPLICA_URL[n]=$API_URL
+	API_PID=$pid API_URL=$url
 }
 
 platform_start() {
@@ -301,12 +298,14 @@ dump_holds() {
 # agent_start NAME [ARGS...]: (re)starts an agent with its state in
 # $T/agents/NAME and its log in $T/agent-NAME.log; waits until it is
 # registered (its ready file). AGENT_PID is its pid. Give a join token with
-# COFFER_JOIN_TOKEN=... in the environment or --join. AGENT_APIS="URL URL":
-# the api URLs it is given (one --api each; default $API_URL).
+# COFFER_JOIN_TOKEN=... in the environment or --join. AGENT_APIS: the api
+# URLs it is given, space-separated, each as an --api (default $API_URL).
 agent_start() {
-	local name=$1 u apis=()
+	local name=$1 url apis=()
 	shift
-	for u in ${AGENT_APIS:-$API_URL}; do apis+=(--api "$u"); done
+	for url in ${AGENT_APIS:-$API_URL}; do
+		apis+=(--api "$url")
+	done
 	rm -f "$T/agent-$name.ready"
 	"$COFFER" agent "${apis[@]}" --keeper "$KEEPER_URL" --state-dir "$T/agents/$name" --name "$name" \
 		--ca "$COFFER_CA" --ready-file "$T/agent-$name.ready" ${METRICS:+--metrics-listen 127.0.0.1:0} "$@" \
