@@ -67,7 +67,7 @@ jq -rs 'sort_by(-.duration) | .[:8][] | "  \(.duration | floor)\t\(.name)"' "$lo
 echo "$label: the tests took $(($(date +%s) - start)) s"
 # why each failed test failed, last, where a shortened log still shows it
 jq -rs '.[] | select(.result != "OK" and .result != "EXPECTEDFAIL" and .result != "SKIP") |
-	"\(.name): \(.result)", ((.stdout // "") | split("\n") | map(select(test("^(not ok|#)"))) | .[-25:][] | "  \(.)")' "$log"
+	"\(.name): \(.result)", ((.stdout // "") | split("\n") | map(select(test("^(not ok|#)"))) | .[-12:][] | "  \(.)")' "$log"
 echo "$label: $passed passed, $failed failed, $skipped skipped"
 echo "$passed $failed $skipped" > "$build/summary"
 [ "$rc" -eq 0 ] && [ "$failed" -eq 0 ]

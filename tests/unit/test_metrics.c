@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -186,6 +187,10 @@ static void test_server(void **state)
 	assert_int_equal(status, 503);
 	assert_string_equal(body.ptr, "store: unreachable (unavailable)\n");
 	ready_answer = 1;
+	/* within a second of a check, its result is the answer: probes cannot load the role */
+	get(port, "/readyz", &status, &body);
+	assert_int_equal(status, 503);
+	usleep(1100 * 1000);
 	get(port, "/readyz", &status, &body);
 	assert_int_equal(status, 200);
 	assert_string_equal(body.ptr, "store: ok\n");
