@@ -38,7 +38,6 @@
 #define STEP_CHANGES_MAX (4 * RELEASE_COUNT_MAX + 16) /* changes one release_step makes at most */
 #define LAST_OUTPUT "\nlast output:\n"
 #define MS_PER_S 1000
-#define RELEASE_HOLDER_RANDOM 8 /* random bytes in a lease holder id */
 #define RELEASE_HOLDER_SIZE 64
 
 /* ---- the spec of a machine ---- */
@@ -789,15 +788,11 @@ enum coffer_err release_ctl_start(struct api *api, struct release_ctl **out)
 	if (!c)
 		return COFFER_ERR_NOMEM;
 	c->api = api;
-	{
-		unsigned char rnd[RELEASE_HOLDER_RANDOM];
-		char hex[RELEASE_HOLDER_RANDOM * 2 + 1];
-		randombytes_buf(rnd, sizeof(rnd));
-		sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
-		if (fmt_into(c->holder, sizeof(c->holder), "api-%ld-%s", (long)getpid(), hex)) {
-			free(c);
-			return COFFER_ERR_INTERNAL;
-		}
+	char rnd[STORE_ID_SIZE];
+	store_new_id(rnd);
+	if (fmt_into(c->holder, sizeof(c->holder), "api-%ld-%s", (long)getpid(), rnd)) {
+		free(c);
+		return COFFER_ERR_INTERNAL;
 	}
 	if (pthread_condattr_init(&attr)) {
 		free(c);

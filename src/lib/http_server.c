@@ -33,6 +33,7 @@
 #define ALLOW_MAX 256             /* bytes of the Allow header of a 405 */
 #define HOST_MAX 256              /* bytes of the listen host, NUL included */
 #define PORT_TEXT_MAX 8           /* "65535" and a NUL */
+#define STATUS_TEXT_MAX 8         /* an HTTP status (three digits) and a NUL, with room */
 #define REQUEST_ID_BYTES (HTTP_REQUEST_ID_LEN / 2)
 #define JSON_TYPE "application/json"
 
@@ -868,7 +869,7 @@ static const char *method_label(const char *method)
 static void count_request(const struct http_request *req)
 {
 	const char *role = req->server->metrics_role;
-	char status[PORT_TEXT_MAX];
+	char status[STATUS_TEXT_MAX];
 	if (!role)
 		return;
 	const char *route = req->route ? req->route->pattern : "unmatched";

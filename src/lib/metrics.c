@@ -227,13 +227,6 @@ double metrics_value(struct metric *m, int *found, ...)
 	return v;
 }
 
-double metrics_seconds(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* ---- rendering ---- */
 
 /* The shortest text that reads back as v; +Inf, -Inf and NaN as Prometheus spells them. */

@@ -69,9 +69,6 @@ void metrics_observe(struct metric *m, double v, ...);
 /* The gauge's (or counter's) value; *found 0 (and 0 returned) when the series does not exist. */
 double metrics_value(struct metric *m, int *found, ...);
 
-/* Seconds on CLOCK_MONOTONIC, for durations to observe. */
-double metrics_seconds(void);
-
 /* Appends every registered metric to out, in the order they were registered. */
 COFFER_MUST_CHECK enum coffer_err metrics_render(struct buf *out);
 

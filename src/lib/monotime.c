@@ -13,6 +13,13 @@ int64_t monotime_ms(void)
 	return (int64_t)t.tv_sec * MS_PER_S + t.tv_nsec / NS_PER_MS;
 }
 
+double monotime_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
 void monotime_deadline_in(struct timespec *ts, int64_t ms)
 {
 	clock_gettime(CLOCK_MONOTONIC, ts);

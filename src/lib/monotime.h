@@ -12,6 +12,8 @@
 
 /* Milliseconds on CLOCK_MONOTONIC: only differences between two calls mean anything. */
 int64_t monotime_ms(void);
+/* The same clock in seconds, to the nanosecond (durations in metrics). */
+double monotime_s(void);
 
 /* *ts = CLOCK_MONOTONIC now + ms; a negative ms counts as 0 (the deadline is now). */
 void monotime_deadline_in(struct timespec *ts, int64_t ms);

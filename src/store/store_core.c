@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "monotime.h"
 #include "store_int.h"
 
 #include "banned.h"
@@ -81,9 +82,9 @@ enum coffer_err store_run(struct store *s, enum store_q q, const struct store_va
 {
 	if (rows)
 		store_rows_release(rows);
-	double t0 = metrics_seconds();
+	double t0 = monotime_s();
 	enum coffer_err rc = s->be->exec(s->conn, q, p, n, rows);
-	metrics_observe(&metric_store_duration, metrics_seconds() - t0, "query");
+	metrics_observe(&metric_store_duration, monotime_s() - t0, "query");
 	/* A failed statement spoils the caller's transaction (PostgreSQL aborts it anyway). */
 	if (rc && s->tx_depth && !s->tx_failed)
 		s->tx_failed = rc;
@@ -139,9 +140,9 @@ enum coffer_err store_finish(struct store *s, enum coffer_err rc)
 	}
 	s->tx_depth = 0;
 	if (rc == COFFER_OK) {
-		double t0 = metrics_seconds();
+		double t0 = monotime_s();
 		rc = s->be->commit(s->conn);
-		metrics_observe(&metric_store_duration, metrics_seconds() - t0, "commit");
+		metrics_observe(&metric_store_duration, monotime_s() - t0, "commit");
 		if (rc == COFFER_OK)
 			return COFFER_OK;
 	}

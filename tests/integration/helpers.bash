@@ -328,6 +328,44 @@ join_token() {
 
 # ---- the run path (t0600, t0610) ----
 
+# Requests by hand as an enrolled host (t0610, t0710, t0715, t0730):
+# host_sign signs them with the host's key, curl sends them.
+
+# key_of HOST_ID: the signing key file of the agent with that host id.
+key_of() {
+	local f
+	for f in "$T"/agent-*.ready; do
+		if [ "$(cat "$f")" = "$1" ]; then
+			f=${f##*/agent-}
+			echo "$T/agents/${f%.ready}/host.sign.key"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# sign AS_HOST METHOD PATH BODYFILE [TIMESTAMP]: HDRS for a request signed
+# by that host's key (AS_HOST may be an unknown id: then KEY must be set).
+sign() {
+	local key=${KEY:-}
+	[ -n "$key" ] || key=$(key_of "$1")
+	mapfile -t HDRS < <("$HOST_SIGN" "$key" "$1" "$2" "$3" "$4" ${5:+"$5"})
+	[ "${#HDRS[@]}" -eq 4 ]
+}
+
+# send URL METHOD PATH [BODYFILE]: sends HDRS; sets CODE and BODY (kept under $T).
+send() {
+	local args=(-sS -o "$T/last.body" -w '%{http_code}' -X "$2" -H 'Content-Type: application/json') h
+	for h in "${HDRS[@]}"; do
+		args+=(-H "$h")
+	done
+	[ -n "${4:-}" ] && args+=(--data-binary "@$4")
+	CODE=$(curl "${args[@]}" "$1$3") || CODE=000
+	BODY=$(cat "$T/last.body" 2>/dev/null || true)
+	printf '%s %s -> %s %s\n' "$2" "$3" "$CODE" "$BODY" >>"$T/outputs.log"
+}
+
+
 APPS_DIR="$BATS_TEST_DIRNAME/apps"
 
 # wait_until SECONDS CMD...: runs CMD every 0.1 s until it succeeds; fails

@@ -26,30 +26,11 @@ teardown() {
 
 # ---- requests by hand (as in t0610) ----
 
-# key_of HOST_ID: the signing key file of the agent with that host id.
-key_of() {
-	local f
-	for f in "$T"/agent-*.ready; do
-		if [ "$(cat "$f")" = "$1" ]; then
-			f=${f##*/agent-}
-			echo "$T/agents/${f%.ready}/host.sign.key"
-			return 0
-		fi
-	done
-	return 1
-}
-
-# host_send HOST URL METHOD PATH BODYFILE: a request signed with HOST's key; sets CODE and BODY.
+# host_send HOST URL METHOD PATH BODYFILE: a request signed with HOST's key
+# (sign and send, helpers.bash); sets CODE and BODY.
 host_send() {
-	local hdrs h args=(-sS -o "$T/last.body" -w '%{http_code}' -X "$3" -H 'Content-Type: application/json')
-	mapfile -t hdrs < <("$HOST_SIGN" "$(key_of "$1")" "$1" "$3" "$4" "$5")
-	[ "${#hdrs[@]}" -eq 4 ]
-	for h in "${hdrs[@]}"; do
-		args+=(-H "$h")
-	done
-	CODE=$(curl "${args[@]}" --data-binary "@$5" "$2$4") || CODE=000
-	BODY=$(cat "$T/last.body")
-	printf '%s %s -> %s %s\n' "$3" "$4" "$CODE" "$BODY" >>"$T/outputs.log"
+	sign "$1" "$3" "$4" "$5"
+	send "$2" "$3" "$4" "$5"
 }
 
 # boot_token MACHINE HOST: asks the api for a boot token as HOST; sets TOKEN, CODE, BODY.

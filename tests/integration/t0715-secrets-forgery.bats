@@ -28,35 +28,7 @@ teardown() {
 	platform_stop
 }
 
-# The route and the checks of t0610: host_sign signs as the agent's host.
-key_of() {
-	local f
-	for f in "$T"/agent-*.ready; do
-		if [ "$(cat "$f")" = "$1" ]; then
-			f=${f##*/agent-}
-			echo "$T/agents/${f%.ready}/host.sign.key"
-			return 0
-		fi
-	done
-	return 1
-}
-
-sign() {
-	mapfile -t HDRS < <("$HOST_SIGN" "$(key_of "$1")" "$1" "$2" "$3" "$4")
-	[ "${#HDRS[@]}" -eq 4 ]
-}
-
-# send URL METHOD PATH BODYFILE: sends HDRS; sets CODE and BODY.
-send() {
-	local args=(-sS -o "$T/last.body" -w '%{http_code}' -X "$2" -H 'Content-Type: application/json') h
-	for h in "${HDRS[@]}"; do
-		args+=(-H "$h")
-	done
-	args+=(--data-binary "@$4")
-	CODE=$(curl "${args[@]}" "$1$3") || CODE=000
-	BODY=$(cat "$T/last.body" 2>/dev/null || true)
-	printf '%s %s -> %s %s\n' "$2" "$3" "$CODE" "$BODY" >>"$T/outputs.log"
-}
+# Requests as the agent's host: sign and send (helpers.bash), as t0610 does.
 
 # boot: what an agent does to boot machine MID on MHOST: a boot token from
 # the api (for the machine's current release and its secrets version),

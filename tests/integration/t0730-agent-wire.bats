@@ -18,6 +18,7 @@ bats_require_minimum_version 1.5.0
 setup() {
 	platform_start
 	printf '{}' >"$T/empty.json"
+	KEY="$T/agents/h1/host.sign.key" # sign (helpers.bash) signs with agent h1's key
 }
 
 teardown() {
@@ -34,23 +35,6 @@ proxy_start() {
 	PROXY_PID=$!
 	wait_file "$T/proxy.ready" "$PROXY_PID"
 	PROXY_URL=$(cat "$T/proxy.ready")
-}
-
-# sign HOST METHOD PATH BODYFILE: HDRS for a request signed with the key of agent h1 as HOST.
-sign() {
-	mapfile -t HDRS < <("$HOST_SIGN" "$T/agents/h1/host.sign.key" "$1" "$2" "$3" "$4")
-	[ "${#HDRS[@]}" -eq 4 ]
-}
-
-# send URL METHOD PATH BODYFILE: sends HDRS; sets CODE and BODY (kept under $T).
-send() {
-	local args=(-sS -o "$T/last.body" -w '%{http_code}' -X "$2" -H 'Content-Type: application/json') h
-	for h in "${HDRS[@]}"; do
-		args+=(-H "$h")
-	done
-	CODE=$(curl "${args[@]}" --data-binary "@$4" "$1$3") || CODE=000
-	BODY=$(cat "$T/last.body" 2>/dev/null || true)
-	printf '%s %s -> %s %s\n' "$2" "$3" "$CODE" "$BODY" >>"$T/outputs.log"
 }
 
 # refused_replay: the last answer was 401 "request replayed".
