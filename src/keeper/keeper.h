@@ -240,6 +240,8 @@ COFFER_MUST_CHECK enum coffer_err keeper_host_load(const struct keeper_keys *key
  *   COFFER_ERR_CONFLICT   "machine is destroyed"
  *   COFFER_ERR_FORBIDDEN  "machine belongs to another app";
  *                         "machine is not on this host"
+ *   COFFER_ERR_NOT_FOUND  "unknown release" (the token's release, whose
+ *                         config the delivery is bound to)
  *   COFFER_ERR_NOT_FOUND  "unknown secrets version"
  *   COFFER_ERR_CRYPTO     "secrets manifest failed verification" (the
  *                         version's manifest does not parse for its app and
@@ -257,10 +259,11 @@ COFFER_MUST_CHECK enum coffer_err keeper_host_load(const struct keeper_keys *key
  *                         named in the event's detail ("failed").
  * A secrets version of 0 in the token (the app had none) opens as an empty
  * list. Then the values are sealed (delivery_seal) to host->seal_pk for
- * (host id, machine id, jti) into *sealed, replaced only on success.
+ * (host id, machine id, jti, hex SHA-256 of the release's config) into
+ * *sealed, replaced only on success.
  * Every call appends one audit event (store_audit_append): action
  * KEEPER_OPEN_ACTION, actor "host:<host id>", org and app (its name) when
- * known, detail {"host","machine","release","version","names":[...]}
+ * known, detail {"host","machine","release","version","config","names":[...]}
  * (names only, and only what is known; "failed":{"name","check"} for a
  * secret's refusal), outcome "ok", "refused: <why>" or
  * "error: <code name>"; request_id (may be NULL) is kept in it. An open
