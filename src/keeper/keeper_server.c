@@ -494,6 +494,8 @@ enum coffer_err keeper_start(const struct keeper_config *cfg, const struct secre
 		return COFFER_ERR_NOMEM;
 	step = "keys";
 	rc = keeper_keys_derive(master, &k->keys);
+	if (!rc && cfg->deployers_revoked_file)
+		rc = str_copy(k->keys.deployers_revoked, sizeof(k->keys.deployers_revoked), cfg->deployers_revoked_file);
 	if (rc)
 		goto out;
 	step = "store";
