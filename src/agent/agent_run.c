@@ -32,6 +32,7 @@
 #include "boottoken.h"
 #include "buf.h"
 #include "delivery.h"
+#include "deployer.h"
 #include "encode.h"
 #include "fs.h"
 #include "log.h"
@@ -61,6 +62,7 @@
 #define US_PER_S 1000000
 
 _Static_assert(AGENT_JTI_SIZE == BOOTTOKEN_JTI_SIZE, "a jti is 32 hex characters");
+_Static_assert(DELIVERY_SPEC_HASH_SIZE == DEPLOYER_HASH_HEX_SIZE, "a spec hash is a deployer text hash");
 
 /* ---- time ---- */
 
@@ -176,9 +178,7 @@ static enum coffer_err assignment_parse(const json_t *m, struct assignment *a)
 /* What a delivery for a must be bound to: the hex SHA-256 of its config text, byte for byte. */
 static void assignment_spec_hash(const struct assignment *a, char out[DELIVERY_SPEC_HASH_SIZE])
 {
-	unsigned char h[crypto_hash_sha256_BYTES];
-	crypto_hash_sha256(h, (const unsigned char *)a->config, a->config_len);
-	sodium_bin2hex(out, DELIVERY_SPEC_HASH_SIZE, h, sizeof(h));
+	deployer_hash_hex(a->config, a->config_len, out);
 }
 
 /*

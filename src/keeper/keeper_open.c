@@ -27,15 +27,8 @@
 #define DETAIL_NAMES_MAX ((size_t)48 << 10) /* name bytes listed; the rest are counted */
 
 _Static_assert(DETAIL_MAX <= STORE_AUDIT_FIELD_MAX, "the detail fits an audit field");
+_Static_assert(DELIVERY_SPEC_HASH_SIZE == DEPLOYER_HASH_HEX_SIZE, "a spec hash is a deployer text hash");
 _Static_assert(STORE_ID_LEN <= BOOTTOKEN_ID_MAX && STORE_ID_LEN <= DELIVERY_ID_MAX, "store ids fit tokens");
-
-/* The hex SHA-256 of a release's config text, as stored. */
-static void spec_hash_of(const char *config, char out[DELIVERY_SPEC_HASH_SIZE])
-{
-	unsigned char h[crypto_hash_sha256_BYTES];
-	crypto_hash_sha256(h, (const unsigned char *)config, strlen(config));
-	sodium_bin2hex(out, DELIVERY_SPEC_HASH_SIZE, h, sizeof(h));
-}
 
 /* What one open learnt, for its audit event. */
 struct open_state {
@@ -411,7 +404,7 @@ static enum coffer_err decide(const struct keeper_keys *keys, struct store *s, s
 	if (rc)
 		return rc;
 	st->have_release = 1;
-	spec_hash_of(st->release.config, st->spec_hash);
+	deployer_hash_hex(st->release.config, strlen(st->release.config), st->spec_hash);
 	/* Version 0: the app had no secrets when the token was minted (not the head: that is store_secrets_get's 0). */
 	if (st->claims.secrets_version != 0) {
 		rc = store_secrets_get(s, st->claims.app, st->claims.secrets_version, &st->list);
