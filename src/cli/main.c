@@ -45,9 +45,10 @@ static const struct cli_cmd help_cmd = {
 static const struct cli_cmd keeper_cmd = {
 	.name = "keeper", .main = cmd_keeper,
 	.usage = "keeper init --state-dir DIR | keeper join-token --state-dir DIR [--key-file PATH] [--ttl DURATION] "
-		 "| keeper --state-dir DIR --store URL --listen HOST:PORT [--tls-cert FILE --tls-key FILE] "
+		 "| keeper deployer-token --state-dir DIR --store URL --org NAME [--app NAME] [--role admin|deploy] "
+		 "[--ttl DURATION] [--key-file PATH] | keeper --state-dir DIR --store URL --listen HOST:PORT [--tls-cert FILE --tls-key FILE] "
 		 "[--ready-file PATH] [--key-file PATH] [--log-level LEVEL] [--metrics-listen HOST:PORT]",
-	.summary = "create the master key, print a one-time host join token, or run the key custodian",
+	.summary = "create the master key, print a one-time host join or deployer token, or run the key custodian",
 };
 static const struct cli_cmd tls_cmd = {
 	.name = "tls", .main = cmd_tls,
@@ -60,8 +61,8 @@ static const struct cli_cmd version_cmd = {
 
 /* Every command, in the order `coffer help` lists them. */
 static const struct cli_cmd *const commands[] = {
-	&agent_cmd, &api_cmd,	   &cli_apps,	 &cli_audit,	&cli_deploy,  &dev_cmd,	    &help_cmd,	 &cli_hosts,
-	&keeper_cmd, &cli_machines, &cli_releases, &cli_scale, &cli_secrets, &cli_status, &cli_tokens, &tls_cmd, &version_cmd,
+	&agent_cmd, &api_cmd,	   &cli_apps,	 &cli_audit,	&cli_deploy,  &cli_deployers, &dev_cmd,	    &help_cmd,	 &cli_hosts,
+	&keeper_cmd, &cli_login, &cli_machines, &cli_releases, &cli_scale, &cli_secrets, &cli_status, &cli_tokens, &tls_cmd, &version_cmd,
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -463,7 +463,8 @@ struct keeper;
  * Derives the keys from master, opens the store connections, starts the
  * audit anchor, the HTTP server (GET /v1/health, POST /v1/app-keys, POST
  * /v1/hosts/enrol, GET /v1/hosts/self, POST /v1/open, POST
- * /v1/audit/anchor) and writes the ready file.
+ * /v1/deployers/enrol, GET /v1/deployers, POST /v1/deployers/:id/revoke,
+ * POST /v1/audit/anchor) and writes the ready file.
  */
 COFFER_MUST_CHECK enum coffer_err keeper_start(const struct keeper_config *cfg, const struct secret *master,
 					       struct keeper **out);
