@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api.h"
 #include "cli.h"
 #include "client.h"
 #include "dotenv.h"
