@@ -44,25 +44,11 @@ static json_t *b64_json(const void *p, size_t len)
 static enum coffer_err deployer_ok(const struct api *api, const struct store_app *app, const struct store_deployer *d)
 {
 	struct deployer_cert c = { d->id, d->org_id, d->app_id, d->role, d->public_key };
-	char sig[DEPLOYER_SIG_B64_SIZE];
-	struct buf b;
-	char *text = NULL;
-	size_t len = 0;
-	enum coffer_err rc;
 
-	if (d->revoked_at || !deployer_covers(d->org_id, d->app_id, app->org_id, app->id))
+	if (d->revoked_at || !deployer_covers(d->org_id, d->app_id, app->org_id, app->id) ||
+	    deployer_cert_verify(api->keeper_pk, &c, d->cert) != COFFER_OK)
 		return COFFER_ERR_FORBIDDEN;
-	rc = deployer_cert_text(&c, &text, &len);
-	buf_init(&b, DEPLOYER_SIG_B64_SIZE);
-	if (!rc)
-		rc = b64url_encode(d->cert, DEPLOYER_SIG_LEN, &b);
-	if (!rc)
-		rc = str_copy(sig, sizeof(sig), b.ptr);
-	if (!rc)
-		rc = deployer_verify(api->keeper_pk, text, len, sig);
-	buf_release(&b);
-	free(text);
-	return rc ? COFFER_ERR_FORBIDDEN : COFFER_OK;
+	return COFFER_OK;
 }
 
 enum coffer_err api_signer(struct http_request *req, struct api_auth *a, const json_t *doc, struct api_signer *out)

@@ -111,26 +111,17 @@ static int signed_by_deployer(const struct sign_state *st, const json_t *sigs, c
 
 	json_array_foreach(sigs, i, s) {
 		unsigned char pk[DEPLOYER_PK_LEN], cert[DEPLOYER_SIG_LEN];
-		char cert_b64[DEPLOYER_SIG_B64_SIZE];
 		struct deployer_cert dc = { json_string_value(json_object_get(s, "signer")),
 					     json_string_value(json_object_get(s, "org_id")),
 					     json_string_value(json_object_get(s, "app_id")),
 					     json_string_value(json_object_get(s, "role")), pk };
 		const char *sig = json_string_value(json_object_get(s, "signature"));
-		const char *cert_text = json_string_value(json_object_get(s, "cert"));
-		char *ct = NULL;
-		size_t ct_len = 0;
-		int ok;
 
-		if (!dc.id || !dc.org_id || !dc.app_id || !sig || !cert_text || strlen(cert_text) != DEPLOYER_SIG_B64_LEN ||
-		    b64_field(s, "public_key", pk, sizeof(pk)) || b64_field(s, "cert", cert, sizeof(cert)) ||
-		    !deployer_covers(dc.org_id, dc.app_id, st->org_id, st->app_id) || deployer_cert_text(&dc, &ct, &ct_len))
-			continue;
-		memcpy(cert_b64, cert_text, DEPLOYER_SIG_B64_SIZE);
-		ok = deployer_verify(st->deployer.keeper_pk, ct, ct_len, cert_b64) == COFFER_OK &&
-		     deployer_verify(pk, text, len, sig) == COFFER_OK;
-		free(ct);
-		if (ok)
+		if (dc.id && dc.org_id && dc.app_id && sig && !b64_field(s, "public_key", pk, sizeof(pk)) &&
+		    !b64_field(s, "cert", cert, sizeof(cert)) &&
+		    deployer_covers(dc.org_id, dc.app_id, st->org_id, st->app_id) &&
+		    deployer_cert_verify(st->deployer.keeper_pk, &dc, cert) == COFFER_OK &&
+		    deployer_verify(pk, text, len, sig) == COFFER_OK)
 			return 1;
 	}
 	return 0;
