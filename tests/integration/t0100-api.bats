@@ -482,7 +482,7 @@ api_restart_with_keeper() {
 @test "secret value: 64 KiB + 1 refused (413), 64 KiB accepted" {
 	# the api sees the sealed value's size: one of 64 KiB + 1 of value (48 bytes of seal more)
 	sealed=$(head -c $((65537 + 48)) /dev/zero | base64 -w0 | tr '+/' '-_' | tr -d '=')
-	printf '{"secrets":{"BIG":{"sealed":"%s","digest":"%032d","value_id":"%032d"}}}' "$sealed" 0 0 >"$REQ/over.json"
+	printf '{"secrets":{"BIG":{"sealed":"%s","digest":"%032d","value_id":"%024d"}}}' "$sealed" 0 0 >"$REQ/over.json"
 	refused_unstored "@$REQ/over.json" 413 too_large "value of 'BIG' is larger than 65536 bytes"
 	# the CLI refuses it before sealing
 	head -c 65537 /dev/zero | tr '\0' v >"$REQ/big"
@@ -540,7 +540,7 @@ api_restart_with_keeper() {
 	refused_unstored '{"secrets":{"A":1}}' 400 invalid_argument "value of 'A' must be null or {"
 	refused_unstored '{"secrets":{"A":true}}' 400 invalid_argument "value of 'A' must be null or {"
 	refused_unstored '{"secrets":{"A":{"sealed":1}}}' 400 invalid_argument "value of 'A'"
-	refused_unstored "{\"secrets\":{\"A\":{\"sealed\":\"!!\",\"digest\":\"$(printf '%032d' 0)\",\"value_id\":\"$(printf '%032d' 0)\"}}}" \
+	refused_unstored "{\"secrets\":{\"A\":{\"sealed\":\"!!\",\"digest\":\"$(printf '%032d' 0)\",\"value_id\":\"$(printf '%024d' 0)\"}}}" \
 		400 invalid_argument "value of 'A' is not a sealed value"
 	refused_unstored '{"secrets":{"A":"b"},"stage":"yes"}' 400 invalid_argument
 	refused_unstored '[]' 400 invalid_argument
