@@ -253,6 +253,11 @@ platform_stop() {
 	return "$rc"
 }
 
+# deployer_id: the id of the CLI's deployer key (coffer login wrote it into the config file).
+deployer_id() {
+	jq -r .deployer_id "$COFFER_CONFIG"
+}
+
 # run_logged CMD...: like bats' run, and also keeps the output under $T so
 # that the canary scan covers what every command printed.
 run_logged() {
