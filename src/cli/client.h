@@ -49,7 +49,7 @@
 #define CLI_CONFIG_PATH_MAX 4096
 #define CLI_CONFIG_MAX ((size_t)64 << 10)
 #define CLIENT_TIMEOUT_MS 120000        /* a secrets change may wait for a release */
-#define CLIENT_REQUEST_MAX ((size_t)1 << 20)
+#define CLIENT_REQUEST_MAX ((size_t)8 << 20)   /* the api's secrets body limit: 1 MiB of values sealed, in base64url */
 #define CLIENT_PATH_MAX 1024            /* a request path with its query */
 #define CLIENT_SEGMENT_MAX 768          /* one percent-encoded path segment */
 
@@ -139,6 +139,8 @@ struct client {
 	struct http_client *http;
 	int quiet_unreachable;   /* client_call does not report an API it cannot reach (a wait retries) */
 	int unreachable;         /* the last client_call could not reach the API */
+	int retry_changed;       /* a 409 "changed meanwhile" is not reported: it sets changed (sign.h) */
+	int changed;
 };
 
 /* The help line of -a/--app, for the commands that take it. */

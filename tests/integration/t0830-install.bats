@@ -17,12 +17,13 @@ bats_require_minimum_version 1.5.0
 
 # Which commands' options each man page may name.
 declare -gA PAGE_CMDS=(
-	[coffer.1]="agent api apps audit deploy dev help hosts keeper machines releases scale secrets status tokens tls version"
+	[coffer.1]="agent api apps audit deploy deployers dev help hosts keeper login machines releases scale secrets status tokens tls version"
 	[coffer-apps.1]="apps status"
 	[coffer-secrets.1]="secrets"
 	[coffer-deploy.1]="deploy releases scale"
 	[coffer-machines.1]="machines hosts"
 	[coffer-tokens.1]="tokens"
+	[coffer-deployers.1]="deployers login"
 	[coffer-audit.1]="audit"
 	[coffer-tls.1]="tls"
 	[coffer-dev.1]="dev"
@@ -186,7 +187,7 @@ complete_bash() {
 	[[ "$output" == *"--access-token "* ]]
 	[[ "$output" != *"--json"* ]]
 	run complete_bash coffer keeper ""
-	[ "$output" = "init join-token " ]
+	[ "$output" = "deployer-token init join-token " ]
 	run complete_bash coffer keeper join-token --
 	[ "$output" = "--key-file --state-dir --ttl " ]
 	run complete_bash coffer help mach
@@ -394,6 +395,9 @@ role_port() {
 	COFFER_TOKEN=$(as_service "$COFFER" api bootstrap --store "$STORE_URL" \
 		--rows-key "$CREDENTIALS_DIRECTORY/api.rows.key" --org acme 2>>"$T/api.log")
 	export COFFER_TOKEN
+	# the CLI's deployer key, enrolled with a token made from the keeper's state (as a join token is)
+	"$COFFER" login --keeper "$KEEPER_URL" --deployer-token \
+		"$("$COFFER" keeper deployer-token --state-dir "$E/keeper" --store "$STORE_URL" --org acme)" >/dev/null
 
 	unit_credentials coffer-agent.service
 	STATE_DIRECTORY="$T/state/agent" API_ARGS="--api $COFFER_API_URL"
