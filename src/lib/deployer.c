@@ -1,0 +1,195 @@
+/*
+ * deployer.c — deployer key files, the texts a deployer or the keeper
+ * signs, and their signatures (the formats are in deployer.h).
+ */
+#include "deployer.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "buf.h"
+#include "encode.h"
+#include "fs.h"
+#include "banned.h"
+
+#define SEED_LEN crypto_sign_ed25519_SEEDBYTES
+#define KEY_FILE_SIZE (HEX_LEN(SEED_LEN) + 1) /* hex and "\n" */
+#define CERT_TEXT_MAX 512
+/* The statement's lines besides its ids: context, labels, two hashes, a u64. */
+#define RELEASE_TEXT_MAX (128 + DEPLOYER_ID_MAX + 2 * DEPLOYER_HASH_HEX_SIZE + 20)
+
+_Static_assert(DEPLOYER_PK_LEN == crypto_sign_ed25519_PUBLICKEYBYTES, "an Ed25519 public key");
+_Static_assert(DEPLOYER_SK_LEN == crypto_sign_ed25519_SECRETKEYBYTES, "an Ed25519 secret key");
+_Static_assert(DEPLOYER_SIG_LEN == crypto_sign_ed25519_BYTES, "an Ed25519 signature");
+_Static_assert(DEPLOYER_SIG_B64_LEN == B64URL_LEN(DEPLOYER_SIG_LEN), "signature length");
+_Static_assert(DEPLOYER_PK_B64_LEN == B64URL_LEN(DEPLOYER_PK_LEN), "public key length");
+_Static_assert(DEPLOYER_HASH_HEX_SIZE == HEX_LEN(crypto_hash_sha256_BYTES) + 1, "hex SHA-256");
+
+/* 1 if id is a store id: 1..DEPLOYER_ID_MAX of [a-z0-9_]. */
+static int id_ok(const char *id)
+{
+	size_t n = 0;
+	if (!id)
+		return 0;
+	for (; id[n]; n++)
+		if (n >= DEPLOYER_ID_MAX ||
+		    !((id[n] >= 'a' && id[n] <= 'z') || (id[n] >= '0' && id[n] <= '9') || id[n] == '_'))
+			return 0;
+	return n > 0;
+}
+
+/* ---- the key file ---- */
+
+enum coffer_err deployer_key_create(const char *path, unsigned char pk[DEPLOYER_PK_LEN])
+{
+	unsigned char seed[SEED_LEN], sk[DEPLOYER_SK_LEN], p[DEPLOYER_PK_LEN];
+	char text[KEY_FILE_SIZE + 1];
+	enum coffer_err rc;
+
+	if (!path || !*path)
+		return COFFER_ERR_INVALID;
+	randombytes_buf(seed, sizeof(seed));
+	crypto_sign_ed25519_seed_keypair(p, sk, seed);
+	rc = hex_encode(seed, sizeof(seed), text, sizeof(text));
+	if (!rc) {
+		text[HEX_LEN(SEED_LEN)] = '\n';
+		rc = fs_write_atomic(path, text, KEY_FILE_SIZE, 0600, 1);
+	}
+	if (!rc)
+		memcpy(pk, p, DEPLOYER_PK_LEN);
+	sodium_memzero(seed, sizeof(seed));
+	sodium_memzero(sk, sizeof(sk));
+	sodium_memzero(text, sizeof(text));
+	return rc;
+}
+
+enum coffer_err deployer_key_load(const char *path, struct secret **sk, unsigned char pk[DEPLOYER_PK_LEN])
+{
+	struct secret *seed = NULL, *k = NULL;
+	unsigned char p[DEPLOYER_PK_LEN];
+	enum coffer_err rc = fs_read_hex_key(path, SEED_LEN, &seed);
+	if (!rc)
+		rc = secret_new(DEPLOYER_SK_LEN, &k);
+	if (!rc && crypto_sign_ed25519_seed_keypair(p, secret_bytes(k), secret_cbytes(seed)) != 0)
+		rc = COFFER_ERR_CRYPTO;
+	secret_free(seed);
+	if (rc) {
+		secret_free(k);
+		return rc;
+	}
+	memcpy(pk, p, DEPLOYER_PK_LEN);
+	*sk = k;
+	return COFFER_OK;
+}
+
+/* ---- texts ---- */
+
+void deployer_hash_hex(const void *data, size_t len, char out[DEPLOYER_HASH_HEX_SIZE])
+{
+	unsigned char digest[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256(digest, data ? data : (const void *)"", len);
+	sodium_bin2hex(out, DEPLOYER_HASH_HEX_SIZE, digest, sizeof(digest));
+}
+
+/* Hands b's text to the caller: *text owns it, *len is its length. */
+static enum coffer_err take(struct buf *b, char **text, size_t *len)
+{
+	size_t n = 0;
+	char *t = buf_detach(b, &n);
+	if (!t)
+		return COFFER_ERR_NOMEM;
+	*text = t;
+	*len = n;
+	return COFFER_OK;
+}
+
+enum coffer_err deployer_release_text(const char *app_id, const char *config, size_t config_len,
+				      uint64_t secrets_version, const char *manifest, size_t manifest_len,
+				      char **text, size_t *len)
+{
+	char config_hash[DEPLOYER_HASH_HEX_SIZE], manifest_hash[DEPLOYER_HASH_HEX_SIZE];
+	struct buf b;
+	enum coffer_err rc;
+
+	if (!id_ok(app_id) || (!config && config_len) || !text || !len ||
+	    (secrets_version == 0) != (manifest == NULL))
+		return COFFER_ERR_INVALID;
+	deployer_hash_hex(config, config_len, config_hash);
+	if (manifest)
+		deployer_hash_hex(manifest, manifest_len, manifest_hash);
+	else
+		memcpy(manifest_hash, "-", 2);
+	buf_init(&b, RELEASE_TEXT_MAX);
+	rc = buf_addf(&b, "coffer release v1\napp %s\nconfig %s\nsecrets %" PRIu64 "\nmanifest %s\n", app_id,
+		      config_hash, secrets_version, manifest_hash);
+	if (!rc)
+		rc = take(&b, text, len);
+	buf_release(&b);
+	return rc;
+}
+
+static int role_ok(const char *role)
+{
+	return role && (!strcmp(role, DEPLOYER_ROLE_ADMIN) || !strcmp(role, DEPLOYER_ROLE_DEPLOY));
+}
+
+enum coffer_err deployer_cert_text(const struct deployer_cert *c, char **text, size_t *len)
+{
+	char pk[DEPLOYER_PK_B64_SIZE];
+	struct buf b;
+	enum coffer_err rc;
+
+	if (!c || !id_ok(c->id) || !id_ok(c->org_id) || !c->app_id ||
+	    (strcmp(c->app_id, DEPLOYER_ALL_APPS) && !id_ok(c->app_id)) || !role_ok(c->role) || !c->pk || !text ||
+	    !len)
+		return COFFER_ERR_INVALID;
+	sodium_bin2base64(pk, sizeof(pk), c->pk, DEPLOYER_PK_LEN, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	buf_init(&b, CERT_TEXT_MAX);
+	rc = buf_addf(&b, "coffer deployer v1\nid %s\norg %s\napp %s\nrole %s\nkey %s\n", c->id, c->org_id,
+		      c->app_id, c->role, pk);
+	if (!rc)
+		rc = take(&b, text, len);
+	buf_release(&b);
+	return rc;
+}
+
+/* ---- signatures ---- */
+
+enum coffer_err deployer_sign(const struct secret *sk, const void *text, size_t len, char out[DEPLOYER_SIG_B64_SIZE])
+{
+	unsigned char sig[DEPLOYER_SIG_LEN];
+
+	if (!sk || secret_len(sk) != DEPLOYER_SK_LEN || (!text && len))
+		return COFFER_ERR_INVALID;
+	if (crypto_sign_ed25519_detached(sig, NULL, text ? text : (const void *)"", len, secret_cbytes(sk)) != 0)
+		return COFFER_ERR_CRYPTO;
+	sodium_bin2base64(out, DEPLOYER_SIG_B64_SIZE, sig, sizeof(sig), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	return COFFER_OK;
+}
+
+enum coffer_err deployer_verify(const unsigned char pk[DEPLOYER_PK_LEN], const void *text, size_t len,
+				const char *sig)
+{
+	unsigned char raw[DEPLOYER_SIG_LEN];
+	size_t n = 0;
+
+	/* the one strict decoder: one spelling per signature */
+	if (!pk || !sig || (!text && len) || strlen(sig) != DEPLOYER_SIG_B64_LEN ||
+	    b64_decode_into(B64_URL, sig, DEPLOYER_SIG_B64_LEN, raw, sizeof(raw), &n) != COFFER_OK ||
+	    n != sizeof(raw))
+		return COFFER_ERR_CRYPTO;
+	if (crypto_sign_ed25519_verify_detached(raw, text ? text : (const void *)"", len, pk) != 0)
+		return COFFER_ERR_CRYPTO;
+	return COFFER_OK;
+}
+
+int deployer_covers(const char *cert_org_id, const char *cert_app_id, const char *app_org_id, const char *app_id)
+{
+	if (!id_ok(cert_org_id) || !cert_app_id || !id_ok(app_org_id) || !id_ok(app_id))
+		return 0;
+	if (strcmp(cert_org_id, app_org_id))
+		return 0;
+	return !strcmp(cert_app_id, DEPLOYER_ALL_APPS) || !strcmp(cert_app_id, app_id);
+}
