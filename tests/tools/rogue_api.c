@@ -12,8 +12,9 @@
  *       prints the token
  *   rogue_api release STORE ROWS_KEY APP_NAME CONFIG_FILE SECRETS_VERSION
  *       a pending release of the app with that config (text as is) and
- *       secrets version, and every live machine of the app pointed at it
- *       (desired release); prints the release version
+ *       secrets version (a release of the app still pending or running is
+ *       marked failed first), and every live machine of the app pointed at
+ *       it (desired release); prints the release version
  *   rogue_api signature STORE APP_ID TEXT_HASH SIGNER SIGNATURE
  *       a row of the signatures table (any signer id and signature)
  *   rogue_api statement APP_ID CONFIG_FILE SECRETS_VERSION [MANIFEST_FILE]
@@ -128,6 +129,7 @@ static int cmd_release(char **argv)
 	struct store *s = NULL;
 	struct store_app app;
 	struct store_machine_list ml = { 0 };
+	struct store_release_list running = { 0 };
 	struct buf config;
 	uint64_t sv = 0, version = 0;
 	enum coffer_err rc;
@@ -144,10 +146,18 @@ static int cmd_release(char **argv)
 		ex = fail("cannot open the store", rc);
 	else if ((rc = store_app_get_by_name(s, argv[2], &app)))
 		ex = fail("no such app", rc);
-	else if ((rc = store_release_create(s, app.id, config.ptr, sv, app.current_release, app.deployed_version,
-					    "rogue", &version)))
+	else if ((rc = store_release_running(s, &running)))
+		ex = fail("cannot list the running releases", rc);
+	for (size_t i = 0; !ex && i < running.n; i++) {
+		const struct store_release *r = &running.items[i];
+		if (strcmp(r->app_id, app.id) == 0 &&
+		    (rc = store_release_update(s, app.id, r->version, "failed", "rogue", NULL)))
+			ex = fail("cannot end the release in the way", rc);
+	}
+	if (!ex && (rc = store_release_create(s, app.id, config.ptr, sv, app.current_release, app.deployed_version,
+					      "rogue", &version)))
 		ex = fail("cannot create the release", rc);
-	else if ((rc = store_machine_list_by_app(s, app.id, &ml)))
+	if (!ex && (rc = store_machine_list_by_app(s, app.id, &ml)))
 		ex = fail("cannot list the app's machines", rc);
 	for (size_t i = 0; !ex && i < ml.n; i++) {
 		if (strcmp(ml.items[i].state, "destroyed") == 0)
@@ -159,6 +169,7 @@ static int cmd_release(char **argv)
 	if (!ex)
 		printf("%llu\n", (unsigned long long)version);
 	store_machine_list_release(&ml);
+	store_release_list_release(&running);
 	buf_release(&config);
 	store_close(s);
 	return ex;
