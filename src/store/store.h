@@ -743,4 +743,85 @@ COFFER_MUST_CHECK enum coffer_err store_audit_verify_from(struct store *s, uint6
 COFFER_MUST_CHECK enum coffer_err store_audit_event_hash(struct store *s, uint64_t seq,
 							 unsigned char hash[STORE_HASH_LEN]);
 
+/* ---- deployers and signatures (schema version 10) ---- */
+
+#define STORE_DEPLOYER_KEY_LEN 32  /* an Ed25519 public key */
+#define STORE_DEPLOYER_CERT_LEN 64 /* the keeper's signature over the certificate text */
+#define STORE_DEPLOYER_MAC_LEN 32  /* the keeper's registry MAC */
+#define STORE_TEXT_HASH_SIZE 65    /* hex SHA-256 of a signed text and its NUL */
+#define STORE_SIGNATURE_SIZE 87    /* base64url Ed25519 signature (86) and its NUL */
+
+/*
+ * A deployer row (deployer.h). The store authenticates nothing: the keeper
+ * writes every field with mac (its registry MAC over all the others) and
+ * cert, and checks both whenever it relies on the row.
+ */
+struct store_deployer {
+	char id[STORE_ID_SIZE];
+	char org_id[STORE_ID_SIZE];
+	char app_id[STORE_ID_SIZE];        /* an app id, or "*" for every app of the org */
+	char role[STORE_ROLE_SIZE];        /* "admin" or "deploy" */
+	char name[STORE_NAME_SIZE];
+	unsigned char public_key[STORE_DEPLOYER_KEY_LEN];
+	unsigned char cert[STORE_DEPLOYER_CERT_LEN];
+	int64_t created_at;
+	int64_t revoked_at;                /* 0 = live */
+	unsigned char mac[STORE_DEPLOYER_MAC_LEN];
+};
+
+/*
+ * Inserts the deployer as given. COFFER_ERR_CONFLICT if the id exists,
+ * COFFER_ERR_NOT_FOUND for an unknown org, COFFER_ERR_INVALID for an empty
+ * id, app_id or name, a role other than admin and deploy or a negative
+ * time, COFFER_ERR_TOO_LARGE for a text past its size.
+ */
+COFFER_MUST_CHECK enum coffer_err store_deployer_put(struct store *s, const struct store_deployer *d);
+/* One deployer; COFFER_ERR_NOT_FOUND if there is none, COFFER_ERR_STORE for a blob not of its exact size. */
+COFFER_MUST_CHECK enum coffer_err store_deployer_get(struct store *s, const char *id, struct store_deployer *out);
+
+struct store_deployer_list {
+	struct store_deployer *items; /* oldest first */
+	size_t n;
+};
+
+/* The org's deployers, revoked ones included. */
+COFFER_MUST_CHECK enum coffer_err store_deployer_list(struct store *s, const char *org_id,
+						      struct store_deployer_list *out);
+void store_deployer_list_release(struct store_deployer_list *l);
+/*
+ * Sets the deployer's revoked_at (> 0) and its new mac (the keeper's, over
+ * the row with that time). COFFER_ERR_NOT_FOUND for an unknown deployer.
+ */
+COFFER_MUST_CHECK enum coffer_err store_deployer_revoke(struct store *s, const char *id, int64_t revoked_at,
+							const unsigned char mac[STORE_DEPLOYER_MAC_LEN]);
+
+/* A deployer's signature over a text of an app, found by the text's hash. */
+struct store_signature {
+	char app_id[STORE_ID_SIZE];
+	char text_hash[STORE_TEXT_HASH_SIZE]; /* lower-case hex SHA-256 of the signed text */
+	char signer[STORE_ID_SIZE];           /* the deployer's id */
+	char signature[STORE_SIGNATURE_SIZE]; /* base64url, 86 characters */
+	int64_t created_at;
+};
+
+struct store_signature_list {
+	struct store_signature *items; /* oldest first */
+	size_t n;
+};
+
+/*
+ * Stores signer's signature over the app's text with this hash. The same
+ * row again is fine (nothing changes); another signature by the same
+ * signer over the same text is COFFER_ERR_CONFLICT. COFFER_ERR_NOT_FOUND
+ * for an unknown app; COFFER_ERR_INVALID for a text_hash that is not 64
+ * lower-case hex characters, a signature that is not 86 base64url
+ * characters, or an empty or too long app id or signer.
+ */
+COFFER_MUST_CHECK enum coffer_err store_signature_add(struct store *s, const char *app_id, const char *text_hash,
+						      const char *signer, const char *signature);
+/* The signatures of the app's text with this hash (none is an empty list). */
+COFFER_MUST_CHECK enum coffer_err store_signature_list(struct store *s, const char *app_id, const char *text_hash,
+						       struct store_signature_list *out);
+void store_signature_list_release(struct store_signature_list *l);
+
 #endif

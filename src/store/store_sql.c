@@ -224,6 +224,38 @@ const struct store_stmt store_stmts[STORE_Q__COUNT] = {
  */
 #define MIGRATION_9(BLOB) "ALTER TABLE apps ADD COLUMN mac " BLOB ";"
 
+/*
+ * Schema version 10: deployers and their signatures (docs/CRYPTO.md
+ * "Deployers"). The keeper writes each deployer row with mac, its registry
+ * MAC over every other column under a master subkey, and cert, its
+ * signature over the deployer's certificate text; the store and the api
+ * hold neither key. app_id is an app's id or '*' (every app of the org),
+ * so it is no foreign key; revoked_at is 0 while the key is live.
+ * signatures keeps what deployers signed for an app, keyed by the hex
+ * SHA-256 of the signed text: each verifies under a certified key, so it
+ * needs no MAC, and goes with its app.
+ */
+#define MIGRATION_10(INT, BLOB, BLEN, NOROWID)                                                                 \
+	"CREATE TABLE deployers ("                                                                      \
+	" id TEXT PRIMARY KEY,"                                                                         \
+	" org_id TEXT NOT NULL REFERENCES orgs (id),"                                                   \
+	" app_id TEXT NOT NULL,"                                                                        \
+	" role TEXT NOT NULL CHECK (role IN ('admin', 'deploy')),"                                      \
+	" name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 255),"                                   \
+	" public_key " BLOB " NOT NULL CHECK (" BLEN "(public_key) = 32),"                             \
+	" cert " BLOB " NOT NULL CHECK (" BLEN "(cert) = 64),"                                          \
+	" created_at " INT " NOT NULL,"                                                                 \
+	" revoked_at " INT " NOT NULL DEFAULT 0,"                                                       \
+	" mac " BLOB " NOT NULL CHECK (" BLEN "(mac) = 32));"                                           \
+	"CREATE INDEX deployers_org ON deployers (org_id, created_at);"                                 \
+	"CREATE TABLE signatures ("                                                                     \
+	" app_id TEXT NOT NULL REFERENCES apps (id) ON DELETE CASCADE,"                                 \
+	" text_hash TEXT NOT NULL CHECK (length(text_hash) = 64),"                                      \
+	" signer TEXT NOT NULL,"                                                                        \
+	" signature TEXT NOT NULL CHECK (length(signature) = 86),"                                      \
+	" created_at " INT " NOT NULL,"                                                                 \
+	" PRIMARY KEY (app_id, text_hash, signer))" NOROWID ";"
+
 /* The list: entry i is schema version i + 1. Append only. */
 #define MIGRATIONS(INT, BLOB, BLEN, NOROWID)                                                            \
 	{                                                                                               \
@@ -236,6 +268,7 @@ const struct store_stmt store_stmts[STORE_Q__COUNT] = {
 		MIGRATION_7,                                                                            \
 		MIGRATION_8(BLOB),                                                                      \
 		MIGRATION_9(BLOB),                                                                      \
+		MIGRATION_10(INT, BLOB, BLEN, NOROWID),                                                        \
 	}
 
 const char *const store_sqlite_migrations[] = MIGRATIONS("INTEGER", "BLOB", "length", " WITHOUT ROWID");

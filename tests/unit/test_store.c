@@ -36,7 +36,7 @@
 #define RELEASE_ROUNDS 3
 #define HOLD_US 200000       /* how long a test holds a write transaction while another writer waits */
 #define CKPT_PUTS 600        /* secrets changes that write well past a WAL checkpoint */
-#define LATEST 9             /* the schema version this binary migrates to */
+#define LATEST 10            /* the schema version this binary migrates to */
 #define CKPT_WAL_MAX_FRAMES 1400 /* the store checkpoints at 1000 frames; a commit adds a few */
 #define SQLITE_FRAME_BYTES (4096 + 24)
 
@@ -248,7 +248,7 @@ static void test_migrations_once(void **state)
 	/* every table of the data model exists now */
 	const char *tables[] = { "orgs", "tokens", "apps", "app_keys", "secret_versions", "secret_values",
 				 "secret_entries", "releases", "machines", "hosts", "audit_events",
-				 "join_tokens_used", "leases" };
+				 "join_tokens_used", "leases", "deployers", "signatures" };
 	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
 		char sql[SQL_SIZE];
 		snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", tables[i]);
@@ -263,9 +263,18 @@ static void test_migrations_once(void **state)
 	assert_string_equal(store_backend_name(s), use_pg ? "postgres" : "sqlite");
 }
 
-/* Takes a store at schema version 9 back to version 8: its apps lose their MACs. */
+/* Takes a store at schema version 10 back to version 9: no deployers, no signatures. */
+static void undo_migration_10(void)
+{
+	raw("DROP TABLE signatures");
+	raw("DROP TABLE deployers");
+	raw("DELETE FROM schema_migrations WHERE version = 10");
+}
+
+/* Takes a store at the latest schema version back to version 8: its apps lose their MACs. */
 static void undo_migration_9(void)
 {
+	undo_migration_10();
 	raw("ALTER TABLE apps DROP COLUMN mac");
 	raw("DELETE FROM schema_migrations WHERE version = 9");
 }
@@ -1484,6 +1493,179 @@ static void test_join_tokens(void **state)
 	assert_int_equal(raw("SELECT count(*) FROM join_tokens_used"), 2);
 }
 
+/* ---- deployers and signatures (schema version 10) ---- */
+
+static struct store_deployer deployer_row(const char *org_id, const char *app_id, const char *role, const char *name,
+					  unsigned char fill)
+{
+	struct store_deployer d;
+	memset(&d, 0, sizeof(d));
+	store_new_id(d.id);
+	snprintf(d.org_id, sizeof(d.org_id), "%s", org_id);
+	snprintf(d.app_id, sizeof(d.app_id), "%s", app_id);
+	snprintf(d.role, sizeof(d.role), "%s", role);
+	snprintf(d.name, sizeof(d.name), "%s", name);
+	memset(d.public_key, fill, sizeof(d.public_key));
+	memset(d.cert, fill + 1, sizeof(d.cert));
+	memset(d.mac, fill + 2, sizeof(d.mac));
+	d.created_at = 1700000000000LL + fill;
+	return d;
+}
+
+static void assert_deployer_equal(const struct store_deployer *a, const struct store_deployer *b)
+{
+	assert_string_equal(a->id, b->id);
+	assert_string_equal(a->org_id, b->org_id);
+	assert_string_equal(a->app_id, b->app_id);
+	assert_string_equal(a->role, b->role);
+	assert_string_equal(a->name, b->name);
+	assert_memory_equal(a->public_key, b->public_key, sizeof(a->public_key));
+	assert_memory_equal(a->cert, b->cert, sizeof(a->cert));
+	assert_int_equal(a->created_at, b->created_at);
+	assert_int_equal(a->revoked_at, b->revoked_at);
+	assert_memory_equal(a->mac, b->mac, sizeof(a->mac));
+}
+
+static void test_deployers(void **state)
+{
+	struct store *s = *state;
+	struct store_org org, other;
+	struct store_app app;
+	struct store_deployer_list l = { 0 };
+	struct store_deployer got, bad;
+	unsigned char mac[STORE_DEPLOYER_MAC_LEN];
+
+	make_app(s, "acme", "web", &org, &app);
+	assert_int_equal(store_org_create(s, "globex", &other), COFFER_OK);
+	struct store_deployer a = deployer_row(org.id, "*", "admin", "alice", 0x10);
+	struct store_deployer b = deployer_row(org.id, app.id, "deploy", "ci", 0x20);
+	struct store_deployer c = deployer_row(other.id, "*", "deploy", "bob", 0x30);
+
+	assert_int_equal(store_deployer_list(s, org.id, &l), COFFER_OK);
+	assert_int_equal(l.n, 0);
+	assert_int_equal(store_deployer_put(s, &b), COFFER_OK);
+	assert_int_equal(store_deployer_put(s, &a), COFFER_OK);
+	assert_int_equal(store_deployer_put(s, &c), COFFER_OK);
+	assert_int_equal(store_deployer_put(s, &a), COFFER_ERR_CONFLICT);
+	/* refused shapes: role, empty fields, an unknown org, negative times */
+	bad = deployer_row(org.id, "*", "read", "x", 0x40);
+	assert_int_equal(store_deployer_put(s, &bad), COFFER_ERR_INVALID);
+	bad = deployer_row(org.id, "*", "admin", "", 0x40);
+	assert_int_equal(store_deployer_put(s, &bad), COFFER_ERR_INVALID);
+	bad = deployer_row(org.id, "", "admin", "x", 0x40);
+	assert_int_equal(store_deployer_put(s, &bad), COFFER_ERR_INVALID);
+	bad = deployer_row(org.id, "*", "admin", "x", 0x40);
+	bad.revoked_at = -1;
+	assert_int_equal(store_deployer_put(s, &bad), COFFER_ERR_INVALID);
+	bad = deployer_row("000000000000000000000000", "*", "admin", "x", 0x40);
+	assert_int_equal(store_deployer_put(s, &bad), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(raw("SELECT count(*) FROM deployers"), 3);
+
+	assert_int_equal(store_deployer_get(s, a.id, &got), COFFER_OK);
+	assert_deployer_equal(&got, &a);
+	assert_int_equal(store_deployer_get(s, "000000000000000000000000", &got), COFFER_ERR_NOT_FOUND);
+
+	/* the org's, oldest first; another org's are not listed */
+	assert_int_equal(store_deployer_list(s, org.id, &l), COFFER_OK);
+	assert_int_equal(l.n, 2);
+	assert_deployer_equal(&l.items[0], &a);
+	assert_deployer_equal(&l.items[1], &b);
+	store_deployer_list_release(&l);
+	assert_null(l.items);
+
+	/* revocation sets the time and the keeper's new MAC, nothing else */
+	memset(mac, 0x77, sizeof(mac));
+	assert_int_equal(store_deployer_revoke(s, b.id, 1700000009000LL, mac), COFFER_OK);
+	assert_int_equal(store_deployer_get(s, b.id, &got), COFFER_OK);
+	b.revoked_at = 1700000009000LL;
+	memcpy(b.mac, mac, sizeof(mac));
+	assert_deployer_equal(&got, &b);
+	assert_int_equal(store_deployer_get(s, a.id, &got), COFFER_OK);
+	assert_deployer_equal(&got, &a);
+	assert_int_equal(store_deployer_revoke(s, "000000000000000000000000", 1, mac), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_deployer_revoke(s, a.id, 0, mac), COFFER_ERR_INVALID);
+}
+
+static void test_signatures(void **state)
+{
+	struct store *s = *state;
+	struct store_org org;
+	struct store_app app, app2;
+	struct store_signature_list l = { 0 };
+	const char *h1 = "2846fdee06e402e6349bab9849e841e1daf8fb1107bef0563ffabf73c3d5739d";
+	const char *h2 = "8014384897a4b5c244f7b2ea013dfa998b5dd84c064df6531107cc186744787b";
+	const char *sig1 =
+		"5VZDAMNgrHKQhuLMgG6CioSHfx645dl02HPgZSJJAVVfuIIVkKM7rMYeOXAc-bRr0lv18FlbviRlUUFDjnoQCw";
+	const char *sig2 =
+		"AVZDAMNgrHKQhuLMgG6CioSHfx645dl02HPgZSJJAVVfuIIVkKM7rMYeOXAc-bRr0lv18FlbviRlUUFDjnoQCw";
+
+	make_app(s, "acme", "web", &org, &app);
+	make_app(s, "acme", "api", &org, &app2);
+	assert_int_equal(store_signature_list(s, app.id, h1, &l), COFFER_OK);
+	assert_int_equal(l.n, 0);
+	assert_int_equal(store_signature_add(s, app.id, h1, "dep_a", sig1), COFFER_OK);
+	/* the same row again is fine; another signature by the same signer is not */
+	assert_int_equal(store_signature_add(s, app.id, h1, "dep_a", sig1), COFFER_OK);
+	assert_int_equal(store_signature_add(s, app.id, h1, "dep_a", sig2), COFFER_ERR_CONFLICT);
+	assert_int_equal(store_signature_add(s, app.id, h1, "dep_b", sig2), COFFER_OK);
+	assert_int_equal(store_signature_add(s, app.id, h2, "dep_a", sig2), COFFER_OK);
+	assert_int_equal(store_signature_add(s, app2.id, h1, "dep_a", sig2), COFFER_OK);
+	assert_int_equal(raw("SELECT count(*) FROM signatures"), 4);
+
+	assert_int_equal(store_signature_list(s, app.id, h1, &l), COFFER_OK);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.items[0].app_id, app.id);
+	assert_string_equal(l.items[0].text_hash, h1);
+	assert_string_equal(l.items[0].signer, "dep_a");
+	assert_string_equal(l.items[0].signature, sig1);
+	assert_true(l.items[0].created_at > 1700000000000LL);
+	assert_string_equal(l.items[1].signer, "dep_b");
+	assert_string_equal(l.items[1].signature, sig2);
+	store_signature_list_release(&l);
+	assert_null(l.items);
+	assert_int_equal(store_signature_list(s, app2.id, h2, &l), COFFER_OK);
+	assert_int_equal(l.n, 0);
+
+	/* refused shapes, an unknown app */
+	assert_int_equal(store_signature_add(s, app.id, "2846FDEE06e402e6349bab9849e841e1daf8fb1107bef0563ffabf73c3d5739d",
+					     "dep_a", sig1),
+			 COFFER_ERR_INVALID);
+	assert_int_equal(store_signature_add(s, app.id, "2846", "dep_a", sig1), COFFER_ERR_INVALID);
+	assert_int_equal(store_signature_add(s, app.id, h2, "dep_c", "5VZD+MNg"), COFFER_ERR_INVALID);
+	assert_int_equal(store_signature_add(s, app.id, h2, "dep_c",
+					     "5VZDAMNgrHKQhuLMgG6CioSHfx645dl02HPgZSJJAVVfuIIVkKM7rMYeOXAc+bRr0lv18FlbviRlUUFDjnoQCw"),
+			 COFFER_ERR_INVALID);
+	assert_int_equal(store_signature_add(s, app.id, h2, "", sig1), COFFER_ERR_INVALID);
+	assert_int_equal(store_signature_add(s, NULL, h2, "dep_c", sig1), COFFER_ERR_INVALID);
+	assert_int_equal(store_signature_add(s, "000000000000000000000000", h2, "dep_c", sig1), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(raw("SELECT count(*) FROM signatures"), 4);
+
+	/* the signatures go with their app */
+	assert_int_equal(store_app_destroy(s, app.id), COFFER_OK);
+	assert_int_equal(raw("SELECT count(*) FROM signatures"), 1);
+}
+
+/* A store at schema version 9 gets the two tables, its rows kept. */
+static void test_migration_10_upgrade(void **state)
+{
+	struct store *s = *state;
+	struct store_org org;
+	struct store_app app;
+	make_app(s, "acme", "web", &org, &app);
+	store_close(s);
+	*state = NULL;
+	undo_migration_10();
+	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 9);
+	s = open_store();
+	*state = s;
+	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), LATEST);
+	assert_int_equal(raw("SELECT count(*) FROM deployers"), 0);
+	assert_int_equal(store_signature_add(s, app.id, "2846fdee06e402e6349bab9849e841e1daf8fb1107bef0563ffabf73c3d5739d",
+					     "dep_a",
+					     "5VZDAMNgrHKQhuLMgG6CioSHfx645dl02HPgZSJJAVVfuIIVkKM7rMYeOXAc-bRr0lv18FlbviRlUUFDjnoQCw"),
+			 COFFER_OK);
+}
+
 /* ---- leases ---- */
 
 #define LEASE_TTL_MS 60000
@@ -2587,6 +2769,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_hosts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_host_nonces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_join_tokens, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deployers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_signatures, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migration_10_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_machines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_machine_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_machine_load, setup, teardown),
