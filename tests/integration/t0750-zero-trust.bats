@@ -289,7 +289,7 @@ no_foreign_holder() {
 	config_of canary "$REL2" >"$T/c2.json"
 	wait_until 30 count_started canary 1
 	[ "$(store_sql "SELECT count(*) FROM signatures WHERE app_id = '$APP_ID' AND signer = '$ci'")" -ge 1 ]
-	saved=$(store_sql "SELECT $(hex_col mac) FROM deployers WHERE id = '$ci'")
+	saved=$(store_sql "SELECT $(hex_of mac) FROM deployers WHERE id = '$ci'")
 	run_logged cli deployers revoke "$ci"
 	[ "$status" -eq 0 ]
 	# a new release with it
@@ -377,14 +377,12 @@ no_foreign_holder() {
 
 # ---- store literals ----
 
-blob() {
-	if [ -n "${PG_SCHEMA:-}" ]; then printf "decode('%s', 'hex')" "$1"; else printf "X'%s'" "$1"; fi
-}
-
-hex_col() {
+# hex_of COLUMN: the SQL of a BLOB column as lower-case hex.
+hex_of() {
 	if [ -n "${PG_SCHEMA:-}" ]; then printf "encode(%s, 'hex')" "$1"; else printf "lower(hex(%s))" "$1"; fi
 }
 
+# blob_of_b64url B64URL: a BLOB literal of the bytes.
 blob_of_b64url() {
 	local p
 	p=$(tr -- '-_' '+/' <<<"$1")
