@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "anchor.h"
+#include "deployer.h"
 #include "err.h"
 #include "hostauth.h"
 #include "http_phase.h"
@@ -222,6 +223,41 @@ COFFER_MUST_CHECK enum coffer_err api_body(struct http_request *req, const char 
 /* What the audit event of req names: the app (copied, if a valid app name) and a detail (consumed). */
 void api_audit_note(struct http_request *req, const char *app, json_t *detail);
 
+/* ---- h_sealing.c: deployers' signatures (docs/CRYPTO.md "Deployers") ---- */
+
+struct api_signer {
+	char id[DEPLOYER_ID_MAX + 1];
+	unsigned char pk[DEPLOYER_PK_LEN];
+};
+/*
+ * The request's signer (the body's "signer", a deployer id): a deployer
+ * row whose keeper certificate verifies, not revoked, covering the app.
+ * Otherwise answers 403 "not signed by a deployer of this app: ...".
+ */
+COFFER_MUST_CHECK enum coffer_err api_signer(struct http_request *req, struct api_auth *a, const json_t *doc,
+					     struct api_signer *out);
+/*
+ * Checks doc[field] = {"sha256", "signature"} against text, the one the
+ * api is about to store: a hash of another text answers 409 "<what> changed
+ * meanwhile: ..." (the CLI reads again and signs again), a signature that
+ * does not verify under the signer's key 403. Then stores the signature
+ * (store_signature_add), before what it vouches for is made.
+ */
+COFFER_MUST_CHECK enum coffer_err api_signed(struct http_request *req, struct api_auth *a,
+					     const struct api_signer *signer, const json_t *doc, const char *field,
+					     const char *text, size_t len, const char *what);
+/*
+ * api_signed of doc's "release": the statement (deployer.h) of config with
+ * secrets_version and its manifest (manifest: its text when the version is
+ * still to be made, NULL: read from the store).
+ */
+COFFER_MUST_CHECK enum coffer_err api_release_signed(struct http_request *req, struct api_auth *a,
+						     const struct api_signer *signer, const json_t *doc,
+						     const char *config, uint64_t secrets_version,
+						     const char *manifest);
+/* The manifest text of the app's secrets version (malloc'd; NULL for 0). COFFER_ERR_CRYPTO: it has none. */
+COFFER_MUST_CHECK enum coffer_err api_version_manifest(struct api_auth *a, uint64_t version, char **manifest);
+
 /* ---- handlers ---- */
 
 enum coffer_err h_health(struct http_request *req, void *ctx);
@@ -235,6 +271,7 @@ enum coffer_err h_apps_destroy(struct http_request *req, void *ctx);
 enum coffer_err h_secrets_list(struct http_request *req, void *ctx);
 enum coffer_err h_secrets_set(struct http_request *req, void *ctx);
 enum coffer_err h_secrets_deploy(struct http_request *req, void *ctx);
+enum coffer_err h_secrets_sealing(struct http_request *req, void *ctx);
 enum coffer_err h_audit_list(struct http_request *req, void *ctx);
 enum coffer_err h_audit_verify(struct http_request *req, void *ctx);
 enum coffer_err h_audit_head(struct http_request *req, void *ctx);

@@ -13,7 +13,7 @@
 #include "release.h"
 #include "banned.h"
 
-static const char *const scale_fields[] = { "count", NULL };
+static const char *const scale_fields[] = { "count", "signer", "release", NULL };
 
 static int machine_id_ok(const char *id)
 {
@@ -126,6 +126,7 @@ enum coffer_err h_apps_scale(struct http_request *req, void *ctx)
 	char *canon = NULL;
 	char msg[API_MESSAGE_MAX];
 	struct release_request rq;
+	struct api_signer signer;
 	struct json_error jerr;
 	int64_t count = 0;
 	uint64_t version = 0, running = 0;
@@ -160,6 +161,11 @@ enum coffer_err h_apps_scale(struct http_request *req, void *ctx)
 	if (rc)
 		goto out;
 	/* the current config and the secrets it runs, with another count */
+	rc = api_signer(req, a, doc, &signer);
+	if (!rc)
+		rc = api_release_signed(req, a, &signer, doc, canon, cur.secrets_version, NULL);
+	if (rc)
+		goto out;
 	rq = (struct release_request){ &a->app, a->token_id, canon, cur.secrets_version };
 	rc = api_note(a, release_create(api, a->store, &rq, &version, &running, msg, sizeof(msg)));
 	if (rc == COFFER_ERR_CONFLICT) {
@@ -169,8 +175,8 @@ enum coffer_err h_apps_scale(struct http_request *req, void *ctx)
 	if (rc)
 		goto out;
 	api_audit_note(req, a->app.name,
-		       json_pack("{s:I,s:I,s:I}", "release", (json_int_t)version, "secrets_version",
-				 (json_int_t)cur.secrets_version, "count", (json_int_t)count));
+		       json_pack("{s:I,s:I,s:I,s:s}", "release", (json_int_t)version, "secrets_version",
+				 (json_int_t)cur.secrets_version, "count", (json_int_t)count, "deployer", signer.id));
 	rc = api_reply(req, 201, json_pack("{s:I,s:s,s:I}", "release", (json_int_t)version, "status", "pending",
 					   "version", (json_int_t)cur.secrets_version));
 out:

@@ -16,7 +16,8 @@
 #define RELEASES_LIST_MAX 1000 /* ?limit at most */
 #define RELEASES_LIST_DEFAULT 100
 
-static const char *const deploy_fields[] = { "cmd", "env", "count", "grace_ms", NULL };
+static const char *const deploy_fields[] = { "cmd", "env", "count", "grace_ms", "signer", "release", NULL };
+static const char *const config_only[] = { "signer", "release", NULL };
 
 /*
  * 1 if some host could take a new machine: its certificate verifies, it
@@ -62,7 +63,8 @@ enum coffer_err h_releases_create(struct http_request *req, void *ctx)
 {
 	struct api *api = ctx;
 	struct api_auth *a = api_auth_of(req);
-	json_t *doc = NULL, *cur = NULL, *v;
+	json_t *doc = NULL, *cur = NULL, *sigs = NULL, *v;
+	struct api_signer signer;
 	char *config = NULL;
 	char msg[API_MESSAGE_MAX];
 	struct release_request rq;
@@ -73,6 +75,14 @@ enum coffer_err h_releases_create(struct http_request *req, void *ctx)
 	rc = api_body(req, deploy_fields, &doc);
 	if (rc)
 		return rc;
+	sigs = json_pack("{s:O?,s:O?}", "signer", json_object_get(doc, "signer"), "release",
+			 json_object_get(doc, "release"));
+	for (const char *const *f = config_only; sigs && *f; f++)
+		json_object_del(doc, *f);
+	if (!sigs) {
+		rc = COFFER_ERR_NOMEM;
+		goto out;
+	}
 	/* count and grace_ms default to the current config's (else 1 and 30 s) */
 	rc = current_config(a, &cur);
 	if (rc)
@@ -109,6 +119,11 @@ enum coffer_err h_releases_create(struct http_request *req, void *ctx)
 			goto out;
 		}
 	}
+	rc = api_signer(req, a, sigs, &signer);
+	if (!rc)
+		rc = api_release_signed(req, a, &signer, sigs, config, secrets, NULL);
+	if (rc)
+		goto out;
 	rq = (struct release_request){ &a->app, a->token_id, config, secrets };
 	rc = api_note(a, release_create(api, a->store, &rq, &version, &running, msg, sizeof(msg)));
 	if (rc == COFFER_ERR_CONFLICT) {
@@ -118,12 +133,14 @@ enum coffer_err h_releases_create(struct http_request *req, void *ctx)
 	if (rc)
 		goto out;
 	api_audit_note(req, a->app.name,
-		       json_pack("{s:I,s:I,s:I}", "release", (json_int_t)version, "secrets_version", (json_int_t)secrets,
-				 "count", json_integer_value(json_object_get(doc, "count"))));
+		       json_pack("{s:I,s:I,s:I,s:s}", "release", (json_int_t)version, "secrets_version",
+				 (json_int_t)secrets, "count", json_integer_value(json_object_get(doc, "count")), "deployer",
+				 signer.id));
 	rc = api_reply(req, 201, json_pack("{s:I,s:s,s:I}", "release", (json_int_t)version, "status", "pending",
 					   "version", (json_int_t)secrets));
 out:
 	free(config);
+	json_decref(sigs);
 	json_decref(cur);
 	json_decref(doc);
 	return rc;

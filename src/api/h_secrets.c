@@ -1,14 +1,19 @@
 /*
  * h_secrets.c — GET/POST /v1/apps/:app/secrets and .../secrets/deploy.
  *
- * A change is checked whole before anything is sealed or stored: every
- * name, every value's type, size and bytes, the count and bytes the app
- * would hold. Then the app's public key is read from the store and its
- * keeper signature verified (a key replaced in the store is refused), each
- * value is sealed to it, and the change is stored as one new version with
- * the limits enforced again inside the store's transaction. A value lives
- * in a struct secret only as long as its digest or seal takes; the JSON
- * strings that carried it are wiped when freed (json_use_wiping_allocator).
+ * The api never sees a value: the deployer's CLI seals each one to the
+ * app's public key (which it checks with the keeper's key it pinned at
+ * login), computes its keyed digest with the app's digest subkey (GET
+ * .../secrets/sealing), and signs the manifest of the version the change
+ * makes and, when the change makes a release, the release's statement
+ * (deployer.h). A plaintext value in a body is refused.
+ *
+ * A change is checked whole before anything is stored: every name, each
+ * sealed value's form and size, the count and bytes the app would hold,
+ * the signer; then the manifest the store would make is built here and
+ * checked against the signed one (409 when the head moved meanwhile), the
+ * signatures are stored, and the change is stored as one new version whose
+ * manifest the store compares again inside its transaction.
  *
  * Once an app runs (it has a current release), a change that is not staged
  * is rolled out at once: the new version becomes the head and a release of
@@ -31,23 +36,23 @@
 
 #define NAME_QUOTE_MAX 300       /* longest invalid name quoted in a message */
 #define LABEL_SIZE (NAME_QUOTE_MAX + 32)
-#define B64_TEXT_MAX (((API_SECRET_VALUE_MAX + 2) / 3) * 4)
+#define SEALED_B64_MAX B64URL_LEN(API_SECRET_VALUE_MAX + VAULT_SEAL_OVERHEAD)
 #define AUDIT_ITEM_OVERHEAD 64   /* JSON punctuation and a digest, per name in the detail */
 #define MSG_STAGED "staged; deploy with 'coffer secrets deploy'"
 #define MSG_FIRST_DEPLOY "recorded for the first deployment"
+#define SECRETS_CHANGED "the app's secrets"
 
-static const char *const set_fields[] = { "secrets", "stage", NULL };
-static const char *const b64_fields[] = { "base64", NULL };
-static const char *const deploy_fields[] = { NULL };
+static const char *const set_fields[] = { "secrets", "stage", "key_version", "signer", "manifest", "release", NULL };
+static const char *const sealed_fields[] = { "sealed", "digest", "value_id", NULL };
+static const char *const deploy_fields[] = { "signer", "release", NULL };
 
 struct item {
 	const char *name;  /* borrowed from the document */
-	json_t *value;     /* borrowed; JSON null for an unset */
 	int remove;
 	int noop;          /* the head holds this already */
-	size_t value_len;
+	size_t value_len;  /* the sealed value's length less VAULT_SEAL_OVERHEAD */
 	char digest[DIGEST_HEX_LEN + 1];
-	char value_id[STORE_ID_SIZE]; /* the new value row, bound into the seal */
+	char value_id[STORE_ID_SIZE]; /* the new value row, bound into the seal by the CLI */
 	struct buf sealed;
 };
 
@@ -81,62 +86,56 @@ static enum coffer_err check_name(struct http_request *req, const char *name, si
 	return COFFER_OK;
 }
 
-/*
- * The bytes of a set's value (a string, or {"base64": ...}) in secure
- * memory, checked: no NUL, at most API_SECRET_VALUE_MAX. Answers the error.
- */
-static enum coffer_err value_of(struct http_request *req, const char *name, const json_t *v, struct secret **out)
+static int id_ok(const char *id)
 {
-	struct secret *s = NULL;
-	enum coffer_err rc;
+	if (strlen(id) != STORE_ID_LEN)
+		return 0;
+	for (size_t i = 0; i < STORE_ID_LEN; i++)
+		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+			return 0;
+	return 1;
+}
 
-	if (json_is_string(v)) {
-		size_t n = json_string_length(v);
-		if (n > API_SECRET_VALUE_MAX)
-			return api_fail(req, COFFER_ERR_TOO_LARGE, "value of '%s' is larger than %zu bytes", name,
-					API_SECRET_VALUE_MAX);
-		if (memchr(json_string_value(v), '\0', n))
-			return api_fail(req, COFFER_ERR_INVALID, "value of '%s' contains a NUL byte", name);
-		rc = secret_from(json_string_value(v), n, &s);
-		if (rc)
-			return rc;
-	} else if (json_is_object(v)) {
-		json_t *b = json_object_get(v, "base64");
-		size_t n, got = 0;
-		if (json_check_fields(v, b64_fields, NULL) || !json_is_string(b))
-			goto wrong_type;
-		n = json_string_length(b);
-		if (n > B64_TEXT_MAX)
-			return api_fail(req, COFFER_ERR_TOO_LARGE, "value of '%s' is larger than %zu bytes", name,
-					API_SECRET_VALUE_MAX);
-		rc = secret_new(n / 4 * 3 + 3, &s);
-		if (rc)
-			return rc;
-		if (b64_decode_into(B64_STD, json_string_value(b), n, secret_bytes(s), secret_len(s), &got)) {
-			secret_free(s);
-			return api_fail(req, COFFER_ERR_INVALID, "value of '%s' is not valid base64", name);
-		}
-		rc = secret_truncate(s, got);
-		if (rc) {
-			secret_free(s);
-			return rc;
-		}
-		if (got > API_SECRET_VALUE_MAX) {
-			secret_free(s);
-			return api_fail(req, COFFER_ERR_TOO_LARGE, "value of '%s' is larger than %zu bytes", name,
-					API_SECRET_VALUE_MAX);
-		}
-		if (secret_has_nul(s)) {
-			secret_free(s);
-			return api_fail(req, COFFER_ERR_INVALID, "value of '%s' contains a NUL byte", name);
-		}
-	} else {
-		goto wrong_type;
-	}
-	*out = s;
+/*
+ * A set's sealed value {"sealed": base64url, "digest": hex, "value_id": id}
+ * into it, its form and size checked (the api cannot read it: no NUL and
+ * the value's bytes are the CLI's and the keeper's checks). A plaintext
+ * value (a string or {"base64": ...}) is refused, naming the secret only.
+ * Answers the error.
+ */
+static enum coffer_err sealed_of(struct http_request *req, const char *name, const json_t *v, struct item *it)
+{
+	const char *sealed = json_string_value(json_object_get(v, "sealed"));
+	const char *digest = json_string_value(json_object_get(v, "digest"));
+	const char *id = json_string_value(json_object_get(v, "value_id"));
+	size_t n;
+
+	if (json_is_string(v) || (json_is_object(v) && json_object_get(v, "base64")))
+		return api_fail(req, COFFER_ERR_INVALID,
+				"value of '%s' is plaintext: the api takes only values sealed by the CLI "
+				"('coffer secrets set')", name);
+	if (!json_is_object(v) || json_check_fields(v, sealed_fields, NULL) || !sealed || !digest || !id)
+		return api_fail(req, COFFER_ERR_INVALID,
+				"value of '%s' must be null or {\"sealed\", \"digest\", \"value_id\"}", name);
+	n = json_string_length(json_object_get(v, "sealed"));
+	if (n > SEALED_B64_MAX)
+		return api_fail(req, COFFER_ERR_TOO_LARGE, "value of '%s' is larger than %zu bytes", name,
+				API_SECRET_VALUE_MAX);
+	if (b64url_decode(sealed, n, &it->sealed) || it->sealed.len < VAULT_SEAL_OVERHEAD)
+		return api_fail(req, COFFER_ERR_INVALID, "value of '%s' is not a sealed value", name);
+	it->value_len = it->sealed.len - VAULT_SEAL_OVERHEAD;
+	if (it->value_len > API_SECRET_VALUE_MAX)
+		return api_fail(req, COFFER_ERR_TOO_LARGE, "value of '%s' is larger than %zu bytes", name,
+				API_SECRET_VALUE_MAX);
+	if (!digest_equal(digest, digest))
+		return api_fail(req, COFFER_ERR_INVALID, "digest of '%s' must be %d lower-case hex characters", name,
+				DIGEST_HEX_LEN);
+	if (!id_ok(id))
+		return api_fail(req, COFFER_ERR_INVALID, "value_id of '%s' must be %d lower-case hex characters", name,
+				STORE_ID_LEN);
+	memcpy(it->digest, digest, DIGEST_HEX_LEN + 1);
+	memcpy(it->value_id, id, STORE_ID_SIZE);
 	return COFFER_OK;
-wrong_type:
-	return api_fail(req, COFFER_ERR_INVALID, "value of '%s' must be a string, null or {\"base64\": \"...\"}", name);
 }
 
 /*
@@ -267,17 +266,17 @@ static enum coffer_err app_public_key(struct api_auth *a, unsigned char pk[HPKE_
 }
 
 /*
- * Makes the release of a new secrets version (the current config, that
- * version). When none can be made (another release won the race, or the
+ * Makes the release of a new secrets version (the current config, signed
+ * with that version). When none can be made (another release won the race, or the
  * store failed), the head goes back to where it was, the version is marked
  * superseded and the error is answered: no head without its release.
  */
 static enum coffer_err roll_out(struct http_request *req, struct api_auth *a, uint64_t version, uint64_t before,
-				uint64_t *release)
+				const char *config, uint64_t *release)
 {
 	char msg[API_MESSAGE_MAX];
 	uint64_t running = 0;
-	struct release_request rq = { &a->app, a->token_id, NULL, version };
+	struct release_request rq = { &a->app, a->token_id, config, version };
 	enum coffer_err rc, undo;
 
 	msg[0] = '\0';
@@ -297,27 +296,41 @@ static enum coffer_err roll_out(struct http_request *req, struct api_auth *a, ui
 	return rc;
 }
 
+/* The current release's row (its config), for a change that rolls out. */
+static enum coffer_err current_release(struct api_auth *a, struct store_release *r)
+{
+	enum coffer_err rc = api_note(a, store_release_get(a->store, a->app.id, a->app.current_release, r));
+	if (!rc && !r->config)
+		rc = COFFER_ERR_TAMPERED;
+	return rc;
+}
+
 enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 {
-	struct api *api = ctx;
 	struct api_auth *a = api_auth_of(req);
 	json_t *doc = NULL, *secrets = NULL, *v;
 	struct item *items = NULL;
 	struct store_secret_change *changes = NULL;
 	struct store_secret_list head = { 0 };
-	struct secret *app_key = NULL, *value = NULL;
+	struct store_release cur = { 0 };
+	struct api_signer signer;
+	struct buf manifest;
+	char *head_manifest = NULL;
 	unsigned char pk[HPKE_PK_LEN];
 	uint32_t key_version = 0;
-	uint64_t version = 0, count, bytes, req_bytes = 0, release = 0, running = 0;
+	int64_t want_key = 0;
+	uint64_t version = 0, max = 0, count, bytes, req_bytes = 0, release = 0, running = 0;
 	size_t n = 0, i;
 	int stage = 0, noop = 1, roll;
 	const char *key;
 	struct json_error jerr;
 	enum coffer_err rc;
+	(void)ctx;
 
+	buf_init(&manifest, STORE_MANIFEST_MAX);
 	rc = parse_body(req, &doc);
 	if (rc)
-		return rc;
+		goto out;
 	if ((rc = json_get_object(doc, "secrets", 1, &secrets, &jerr)) ||
 	    (rc = json_get_bool(doc, "stage", 0, &stage, &jerr))) {
 		rc = api_fail(req, rc, "invalid request body: %s", jerr.message);
@@ -334,17 +347,14 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 		rc = COFFER_ERR_NOMEM;
 		goto out;
 	}
+	for (i = 0; i < n; i++)
+		buf_init(&items[i].sealed, STORE_CIPHERTEXT_MAX);
 
-	/* 1. Every name and value is checked, and digested, before anything is sealed. */
-	rc = digest_app_key(api->digest_key, a->app.id, &app_key);
-	if (rc)
-		goto out;
+	/* 1. Every name and sealed value is checked before anything else. */
 	i = 0;
 	json_object_foreach(secrets, key, v) {
 		struct item *it = &items[i++];
-		buf_init(&it->sealed, STORE_CIPHERTEXT_MAX);
 		it->name = key;
-		it->value = v;
 		rc = check_name(req, key, i);
 		if (rc)
 			goto out;
@@ -352,22 +362,23 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 			it->remove = 1;
 			continue;
 		}
-		rc = value_of(req, key, v, &value);
+		rc = sealed_of(req, key, v, it);
 		if (rc)
 			goto out;
-		it->value_len = secret_len(value);
 		req_bytes += it->value_len;
-		rc = digest_value(app_key, value, it->digest);
-		secret_free(value);
-		value = NULL;
-		if (rc)
-			goto out;
 		if (req_bytes > API_SECRETS_MAX_BYTES) {
 			rc = api_fail(req, COFFER_ERR_TOO_LARGE, "the values of one change hold more than %zu bytes",
 				      API_SECRETS_MAX_BYTES);
 			goto out;
 		}
 	}
+	if (json_get_int(doc, "key_version", n > 0, 0, UINT32_MAX, &want_key, &jerr)) {
+		rc = api_fail(req, COFFER_ERR_INVALID, "invalid request body: %s", jerr.message);
+		goto out;
+	}
+	rc = api_signer(req, a, doc, &signer);
+	if (rc)
+		goto out;
 
 	/* 2. Against the head: what changes, and what the app would hold. */
 	rc = api_note(a, store_secrets_get(a->store, a->app.id, 0, &head));
@@ -432,10 +443,14 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 	}
 	roll = !stage && a->app.current_release != 0;
 
-	/* 3. Seal to the app's verified key; each value is wiped once sealed. */
+	/* 3. The values were sealed to the app's newest key, verified here too. */
 	rc = app_public_key(a, pk, &key_version);
 	if (rc) {
 		rc = http_reply_error(req, rc, "app key failed verification");
+		goto out;
+	}
+	if ((int64_t)key_version != want_key && want_key) {
+		rc = api_fail(req, COFFER_ERR_CONFLICT, "the app's key changed meanwhile: read again and seal again");
 		goto out;
 	}
 	changes = calloc(n, sizeof(*changes));
@@ -449,14 +464,6 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 		changes[i].remove = it->remove;
 		if (it->remove)
 			continue;
-		store_new_id(it->value_id);
-		rc = value_of(req, it->name, it->value, &value);
-		if (!rc)
-			rc = vault_seal_value(pk, a->app.id, it->name, key_version, it->value_id, value, &it->sealed);
-		secret_free(value);
-		value = NULL;
-		if (rc)
-			goto out;
 		changes[i].ciphertext = (const unsigned char *)it->sealed.ptr;
 		changes[i].ciphertext_len = it->sealed.len;
 		changes[i].digest = it->digest;
@@ -464,13 +471,40 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 		changes[i].value_id = it->value_id;
 	}
 
-	/* 4. One new version, the limits checked again under the app's lock. */
+	/* 4. The manifest the store will make, and the release, as the deployer signed them. */
+	rc = api_version_manifest(a, head.version, &head_manifest);
+	if (!rc)
+		rc = api_note(a, store_secrets_version_max(a->store, a->app.id, &max));
+	if (!rc)
+		rc = store_manifest_next(a->app.id, head.version, head_manifest, max + 1, changes, n, &manifest);
+	if (rc == COFFER_ERR_CRYPTO) {
+		rc = manifest_refused(req, a, head.version);
+		goto out;
+	}
+	if (rc == COFFER_ERR_INVALID) { /* a value id given twice */
+		rc = api_fail(req, rc, "invalid change: each value needs its own value_id");
+		goto out;
+	}
+	if (!rc)
+		rc = api_signed(req, a, &signer, doc, "manifest", manifest.ptr, manifest.len, SECRETS_CHANGED);
+	if (!rc && roll)
+		rc = current_release(a, &cur);
+	if (!rc && roll)
+		rc = api_release_signed(req, a, &signer, doc, cur.config, max + 1, manifest.ptr);
+	if (rc)
+		goto out;
+
+	/* 5. One new version, the limits and the manifest checked again under the app's lock. */
 	const struct store_secret_limits limits = { API_SECRETS_MAX_COUNT, API_SECRETS_MAX_BYTES, VAULT_SEAL_OVERHEAD };
-	rc = api_note(a, store_secrets_put(a->store, a->app.id, changes, n, a->token_id, roll ? "pending" : "staged",
-					   &limits, &version));
+	rc = api_note(a, store_secrets_put_signed(a->store, a->app.id, changes, n, a->token_id,
+						  roll ? "pending" : "staged", &limits, manifest.ptr, &version));
 	if (rc == COFFER_ERR_TOO_LARGE) {
 		rc = api_fail(req, rc, "app '%s' would pass its limits: at most %d secrets and 1 MiB of values",
 			      a->app.name, API_SECRETS_MAX_COUNT);
+		goto out;
+	}
+	if (rc == COFFER_ERR_CONFLICT) {
+		rc = api_fail(req, rc, SECRETS_CHANGED " changed meanwhile: read again and sign again");
 		goto out;
 	}
 	if (rc == COFFER_ERR_CRYPTO) { /* the head changed under us to one whose manifest does not parse */
@@ -480,10 +514,10 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 	if (rc)
 		goto out;
 	if (roll) {
-		/* 5. The current config with the new head; the head goes back if no release can be made. */
+		/* 6. The current config with the new head; the head goes back if no release can be made. */
 		json_t *d = detail_of(items, n, version, stage, 0); /* the request's audit detail owns it */
 		api_audit_note(req, a->app.name, d);
-		rc = roll_out(req, a, version, head.version, &release);
+		rc = roll_out(req, a, version, head.version, cur.config, &release);
 		if (d)
 			json_object_set_new(d, rc ? "undone" : "release", rc ? json_true() : json_integer((json_int_t)release));
 		if (rc)
@@ -498,13 +532,14 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 					   stage ? MSG_STAGED : MSG_FIRST_DEPLOY));
 out:
 	sodium_memzero(pk, sizeof(pk));
-	secret_free(value);
-	secret_free(app_key);
 	free(changes);
 	if (items)
 		for (i = 0; i < n; i++)
 			buf_release(&items[i].sealed);
 	free(items);
+	free(head_manifest);
+	buf_release(&manifest);
+	store_release_clear(&cur);
 	store_secret_list_release(&head);
 	json_decref(doc);
 	return rc;
@@ -563,37 +598,55 @@ enum coffer_err h_secrets_deploy(struct http_request *req, void *ctx)
 {
 	struct api *api = ctx;
 	struct api_auth *a = api_auth_of(req);
+	struct store_release cur = { 0 };
+	struct api_signer signer;
 	json_t *doc = NULL;
 	char msg[API_MESSAGE_MAX];
 	uint64_t head = a->app.secrets_head, release = 0, running = 0;
-	struct release_request rq = { &a->app, a->token_id, NULL, head };
+	struct release_request rq;
 	size_t len;
 	enum coffer_err rc;
 
 	http_request_body(req, &len);
-	if (len) { /* no fields yet: an empty body or {} */
+	if (len) { /* the CLI's body; an empty one gets as far as the signer check */
 		rc = api_body(req, deploy_fields, &doc);
-		json_decref(doc);
 		if (rc)
 			return rc;
 	}
 	api_audit_note(req, a->app.name, json_pack("{s:I}", "version", (json_int_t)head));
-	if (!a->app.current_release)
-		return api_fail(req, COFFER_ERR_CONFLICT,
-				"app '%s' has no machines to deploy to; the secrets are staged for the first deployment",
-				a->app.name);
+	if (!a->app.current_release) {
+		rc = api_fail(req, COFFER_ERR_CONFLICT,
+			      "app '%s' has no machines to deploy to; the secrets are staged for the first deployment",
+			      a->app.name);
+		goto out;
+	}
 	/* The current config with the head, whatever it holds (a redeploy of the same is harmless). */
-	msg[0] = '\0';
-	rc = api_note(a, release_create(api, a->store, &rq, &release, &running, msg, sizeof(msg)));
-	if (rc == COFFER_ERR_CONFLICT || rc == COFFER_ERR_NOT_FOUND)
-		return api_fail(req, rc, "%s", msg[0] ? msg : "no release could be made");
+	rc = api_signer(req, a, doc, &signer);
+	if (!rc)
+		rc = current_release(a, &cur);
+	if (!rc)
+		rc = api_release_signed(req, a, &signer, doc, cur.config, head, NULL);
 	if (rc)
-		return rc;
+		goto out;
+	msg[0] = '\0';
+	rq = (struct release_request){ &a->app, a->token_id, cur.config, head };
+	rc = api_note(a, release_create(api, a->store, &rq, &release, &running, msg, sizeof(msg)));
+	if (rc == COFFER_ERR_CONFLICT || rc == COFFER_ERR_NOT_FOUND) {
+		rc = api_fail(req, rc, "%s", msg[0] ? msg : "no release could be made");
+		goto out;
+	}
+	if (rc)
+		goto out;
 	if (head && head != a->app.deployed_version &&
 	    api_note(a, store_secrets_set_status(a->store, a->app.id, head, "pending")))
 		log_warn("secrets_status_failed", LF_S("app", a->app.name), LF_I("version", head));
 	api_audit_note(req, a->app.name,
-		       json_pack("{s:I,s:I}", "version", (json_int_t)head, "release", (json_int_t)release));
-	return api_reply(req, 201, json_pack("{s:I,s:s,s:I}", "release", (json_int_t)release, "status", "pending",
-					     "version", (json_int_t)head));
+		       json_pack("{s:I,s:I,s:s}", "version", (json_int_t)head, "release", (json_int_t)release, "deployer",
+				 signer.id));
+	rc = api_reply(req, 201, json_pack("{s:I,s:s,s:I}", "release", (json_int_t)release, "status", "pending",
+					   "version", (json_int_t)head));
+out:
+	store_release_clear(&cur);
+	json_decref(doc);
+	return rc;
 }

@@ -70,7 +70,7 @@ struct release_request {
 	 * config again (a secrets change or secrets deploy).
 	 */
 	const char *config;
-	uint64_t secrets_version;   /* the secrets version to run; 0: the app's head */
+	uint64_t secrets_version;   /* the secrets version to run; 0 without a config: the app's head */
 };
 
 /*

@@ -241,7 +241,8 @@ enum coffer_err release_create(struct api *api, struct store *s, const struct re
 			else if (!(rc = store_release_get(s, app.id, app.current_release, &cur)))
 				config = cur.config;
 		}
-		secrets = rq->secrets_version ? rq->secrets_version : (rc ? 0 : app.secrets_head);
+		/* with a config, the secrets version it was signed with, 0 included */
+		secrets = rq->config || rq->secrets_version ? rq->secrets_version : (rc ? 0 : app.secrets_head);
 		if (!rc && !no_config)
 			rc = store_release_create(s, app.id, config, secrets, app.current_release, app.deployed_version,
 						  rq->actor, &v);

@@ -119,8 +119,12 @@ static void print_peer_message(const char *msg)
 	client_error(COFFER_OK, "%s", safe);
 }
 
-/* The code and message of a non-2xx answer; the message is printed. */
-static enum coffer_err api_error(int status, const struct buf *resp)
+/*
+ * The code and message of a non-2xx answer; the message is printed, but
+ * for a 409 "... changed meanwhile" while c->retry_changed (sign.h: the
+ * command reads again and signs again), which sets c->changed instead.
+ */
+static enum coffer_err api_error(struct client *c, int status, const struct buf *resp)
 {
 	enum coffer_err rc = coffer_err_from_http_status(status);
 	json_t *doc = NULL, *err = NULL;
@@ -137,7 +141,9 @@ static enum coffer_err api_error(int status, const struct buf *resp)
 		if (json_get_string(err, "message", 0, &text, NULL, NULL))
 			text = NULL;
 	}
-	if (text && *text)
+	if (status == 409 && text && strstr(text, "changed meanwhile") && c->retry_changed)
+		c->changed = 1;
+	else if (text && *text)
 		print_peer_message(text);
 	else
 		client_error(rc, "the API answered HTTP %d (%s)", status, coffer_strerror(rc));
@@ -174,7 +180,7 @@ static enum coffer_err call(struct client *c, const char *method, const char *pa
 		goto out;
 	}
 	if (status < 200 || status > 299) {
-		rc = api_error(status, &resp);
+		rc = api_error(c, status, &resp);
 		goto out;
 	}
 	if (resp.len && json_parse_limited(resp.ptr, resp.len, resp.max, JSON_MAX_DEPTH_DEFAULT, &doc, NULL)) {

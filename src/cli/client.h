@@ -89,6 +89,8 @@ struct client {
 	struct http_client *http;
 	int quiet_unreachable;   /* client_call does not report an API it cannot reach (a wait retries) */
 	int unreachable;         /* the last client_call could not reach the API */
+	int retry_changed;       /* a 409 "changed meanwhile" is not reported: it sets changed (sign.h) */
+	int changed;
 };
 
 /* The help line of -a/--app, for the commands that take it. */

@@ -2,18 +2,22 @@
  * cmd_deploy.c — `coffer deploy`, `coffer releases` and `coffer scale count`:
  * the commands that make an app's releases, or list them (docs/RUNPATH.md).
  *
- * A command that makes a release follows it with client_follow_release:
- * it waits (client_wait_release) unless --detach.
+ * A command that makes a release signs its statement with the deployer key
+ * (sign.h) and follows it with client_follow_release: it waits
+ * (client_wait_release) unless --detach.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "api.h"
 #include "cli.h"
 #include "client.h"
 #include "dotenv.h"
 #include "format.h"
 #include "parse.h"
+#include "release.h"
+#include "sign.h"
 #include "banned.h"
 
 #define COUNT_MAX 1000000                  /* the api sets the real limit and names it */
@@ -51,19 +55,110 @@ static enum coffer_err env_object(const struct client *c, const struct opts_valu
 	return COFFER_OK;
 }
 
+/* config (a JSON object) in its canonical text, as the api stores it (release_config_check). */
+static enum coffer_err canonical(json_t *config, char **out)
+{
+	char msg[API_MESSAGE_MAX];
+	enum coffer_err rc;
+
+	msg[0] = '\0';
+	rc = release_config_check(config, out, msg, sizeof(msg));
+	if (rc == COFFER_ERR_INVALID || rc == COFFER_ERR_TOO_LARGE)
+		return client_error(rc, "%s", msg[0] ? msg : "invalid config");
+	if (rc)
+		return client_error(rc, "%s", coffer_strerror(rc));
+	return COFFER_OK;
+}
+
+/* The current release's config, parsed (NULL when the app has none). */
+static enum coffer_err current_config(const struct sign_state *st, json_t **out)
+{
+	*out = NULL;
+	if (!st->has_release)
+		return COFFER_OK;
+	*out = json_loads(st->config, 0, NULL);
+	return *out ? COFFER_OK : client_bad_answer("the current release's config");
+}
+
 /*
- * The run of deploy and scale count: posts the body their check made to
- * /v1/apps/:app<the row's data> and follows the release it makes.
+ * `deploy`: the config of the command line, count and grace taken from the
+ * current release's when not given (else 1 and 30 s), with the head's
+ * secrets, signed; the head's manifest is checked before it is co-signed.
  */
+static enum coffer_err fill_deploy(struct client *c, struct sign_state *st, void *arg, json_t **out,
+				   const char **suffix)
+{
+	json_t *body = json_deep_copy(c->body), *cur = NULL, *v;
+	char *config = NULL;
+	enum coffer_err rc = body ? COFFER_OK : client_error(COFFER_ERR_NOMEM, "out of memory");
+
+	(void)arg;
+	*suffix = c->cmd->data;
+	if (!rc)
+		rc = current_config(st, &cur);
+	if (!rc && !json_object_get(body, "count")) {
+		v = json_object_get(cur, "count");
+		if (json_object_set_new(body, "count", json_is_integer(v) ? json_copy(v) : json_integer(1)))
+			rc = client_error(COFFER_ERR_NOMEM, "out of memory");
+	}
+	if (!rc && !json_object_get(body, "grace_ms")) {
+		v = json_object_get(cur, "grace_ms");
+		if (json_object_set_new(body, "grace_ms",
+					json_is_integer(v) ? json_copy(v) : json_integer(RELEASE_GRACE_DEFAULT_MS)))
+			rc = client_error(COFFER_ERR_NOMEM, "out of memory");
+	}
+	if (!rc)
+		rc = canonical(body, &config);
+	if (!rc)
+		rc = sign_check_head(st);
+	if (!rc)
+		rc = sign_release(st, config, st->head_version, st->head_manifest, body);
+	free(config);
+	json_decref(cur);
+	if (rc)
+		json_decref(body);
+	else
+		*out = body;
+	return rc;
+}
+
+/* `scale count`: the current release's config with another count and its secrets, signed once checked. */
+static enum coffer_err fill_scale(struct client *c, struct sign_state *st, void *arg, json_t **out,
+				  const char **suffix)
+{
+	json_t *body = json_deep_copy(c->body), *cur = NULL;
+	char *config = NULL;
+	enum coffer_err rc = body ? COFFER_OK : client_error(COFFER_ERR_NOMEM, "out of memory");
+
+	(void)arg;
+	*suffix = c->cmd->data;
+	if (!rc && st->has_release) { /* without one, the api says there is nothing to scale */
+		rc = sign_check_release(st);
+		if (!rc)
+			rc = current_config(st, &cur);
+		if (!rc && json_object_set(cur, "count", json_object_get(body, "count")))
+			rc = client_error(COFFER_ERR_NOMEM, "out of memory");
+		if (!rc)
+			rc = canonical(cur, &config);
+		if (!rc)
+			rc = sign_release(st, config, st->release_secrets, st->release_manifest, body);
+	}
+	free(config);
+	json_decref(cur);
+	if (rc)
+		json_decref(body);
+	else
+		*out = body;
+	return rc;
+}
+
+/* The run of deploy and scale count: the body their check made, signed, and the release it makes followed. */
 static enum coffer_err make_release(struct client *c, int argc, char **argv)
 {
-	char path[CLIENT_PATH_MAX];
 	json_t *ans = NULL;
-	enum coffer_err rc = client_path(path, sizeof(path), "/v1/apps/", c->app, c->cmd->data);
+	enum coffer_err rc = sign_run(c, strcmp(c->cmd->name, "deploy") == 0 ? fill_deploy : fill_scale, NULL, &ans);
 
 	(void)argc, (void)argv;
-	if (!rc)
-		rc = client_call(c, "POST", path, c->body, &ans);
 	if (!rc)
 		rc = client_follow_release(c, ans, c->detach);
 	json_decref(ans);

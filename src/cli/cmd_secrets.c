@@ -2,8 +2,9 @@
  * cmd_secrets.c — `coffer secrets set|unset|import|list|deploy`.
  *
  * Values go from argv, stdin or a .env document into struct secret (argv
- * copies are blanked at once), then into a request body built in secure
- * memory (dotenv_request_body); nothing here prints a value.
+ * copies are blanked at once), then are sealed to the app's key here, each
+ * with its keyed digest, and the change's manifest is signed (sign.h): the
+ * api never receives a value. Nothing here prints a value.
  *
  * A change (not --stage) to an app that runs a release, and `secrets
  * deploy`, make a release: the API answers {"release": V, ...} and the
@@ -17,8 +18,13 @@
 
 #include "cli.h"
 #include "client.h"
+#include "digest.h"
 #include "dotenv.h"
+#include "encode.h"
 #include "format.h"
+#include "sign.h"
+#include "store.h"
+#include "vault.h"
 #include "banned.h"
 
 #define VERSION_TEXT 24
@@ -67,29 +73,106 @@ static enum coffer_err outcome(struct client *c, const json_t *ans, int stage, i
 	return report(c, ans, stage, deploy);
 }
 
-/* Sends the change in d: POST /v1/apps/:app/secrets. */
-static enum coffer_err send_change(struct client *c, const struct dotenv *d)
+/* One value of the change, sealed: {"sealed", "digest", "value_id"}; *change points into item (the caller's). */
+static enum coffer_err seal_one(const struct sign_state *st, const struct dotenv_entry *e, char value_id[STORE_ID_SIZE],
+				char digest[DIGEST_HEX_LEN + 1], json_t **item)
 {
-	int stage = client_flag(c, "stage");
-	struct secret *body = NULL;
-	struct dotenv_error err = { 0, "" };
-	char path[CLIENT_PATH_MAX];
-	json_t *ans = NULL;
+	struct buf sealed, b64;
 	enum coffer_err rc;
 
-	rc = dotenv_request_body(d, stage, &body, &err);
+	if (secret_len(e->value) > DOTENV_VALUE_MAX)
+		return client_error(COFFER_ERR_TOO_LARGE, "the value of '%s' is larger than %zu bytes", e->name,
+				    DOTENV_VALUE_MAX);
+	if (secret_has_nul(e->value))
+		return client_error(COFFER_ERR_INVALID, "the value of '%s' holds a NUL byte", e->name);
+	store_new_id(value_id);
+	buf_init(&sealed, DOTENV_VALUE_MAX + VAULT_SEAL_OVERHEAD);
+	buf_init(&b64, 2 * (DOTENV_VALUE_MAX + VAULT_SEAL_OVERHEAD));
+	rc = vault_seal_value(st->pk, st->app_id, e->name, st->key_version, value_id, e->value, &sealed);
+	if (!rc)
+		rc = digest_value(st->digest_key, e->value, digest);
+	if (!rc)
+		rc = b64url_encode(sealed.ptr, sealed.len, &b64);
+	if (!rc) {
+		*item = json_pack("{s:s%,s:s,s:s}", "sealed", b64.ptr, b64.len, "digest", digest, "value_id", value_id);
+		if (!*item)
+			rc = COFFER_ERR_NOMEM;
+	}
+	buf_release(&b64);
+	buf_release(&sealed);
+	return rc ? client_error(rc, "cannot seal the value of '%s': %s", e->name, coffer_strerror(rc)) : COFFER_OK;
+}
+
+/*
+ * The body of a change (sign.h): every value sealed to the app's key, the
+ * manifest of the version it makes signed, and the statement of the
+ * release it makes when the app runs one (not --stage).
+ */
+static enum coffer_err fill_change(struct client *c, struct sign_state *st, void *arg, json_t **out,
+				   const char **suffix)
+{
+	const struct dotenv *d = arg;
+	int stage = client_flag(c, "stage"), roll = !stage && st->has_release;
+	struct store_secret_change *changes = calloc(d->n ? d->n : 1, sizeof(*changes));
+	char(*ids)[STORE_ID_SIZE] = calloc(d->n ? d->n : 1, sizeof(*ids));
+	char(*digests)[DIGEST_HEX_LEN + 1] = calloc(d->n ? d->n : 1, sizeof(*digests));
+	json_t *body = json_pack("{s:{},s:b,s:I}", "secrets", "stage", stage, "key_version", (json_int_t)st->key_version);
+	json_t *secrets = json_object_get(body, "secrets");
+	struct buf manifest;
+	enum coffer_err rc = changes && ids && digests && body ? COFFER_OK : client_error(COFFER_ERR_NOMEM, "out of memory");
+
+	*suffix = "/secrets";
+	buf_init(&manifest, STORE_MANIFEST_MAX);
+	if (!rc)
+		rc = sign_check_head(st);
+	if (!rc && roll)
+		rc = sign_check_release(st);
+	for (size_t i = 0; !rc && i < d->n; i++) {
+		const struct dotenv_entry *e = &d->entries[i];
+		json_t *item = json_null();
+		changes[i].name = e->name;
+		changes[i].remove = !e->value;
+		if (e->value) {
+			rc = seal_one(st, e, ids[i], digests[i], &item);
+			changes[i].value_id = ids[i];
+			changes[i].digest = digests[i];
+			changes[i].ciphertext_len = 0;
+		}
+		if (!rc && json_object_set_new(secrets, e->name, item))
+			rc = client_error(COFFER_ERR_NOMEM, "out of memory");
+	}
+	if (!rc) {
+		rc = store_manifest_next(st->app_id, st->head_version, st->head_manifest, st->next_version, changes, d->n,
+					 &manifest);
+		if (rc)
+			client_error(rc, "cannot make the manifest of secrets version %llu: %s",
+				     (unsigned long long)st->next_version, coffer_strerror(rc));
+	}
+	if (!rc)
+		rc = sign_text(st, manifest.ptr, manifest.len, body, "manifest");
+	if (!rc && roll)
+		rc = sign_release(st, st->config, st->next_version, manifest.ptr, body);
+	buf_release(&manifest);
+	free(digests);
+	free(ids);
+	free(changes);
 	if (rc)
-		client_error(rc, "%s", err.message[0] ? err.message : coffer_strerror(rc));
-	if (!rc)
-		rc = client_path(path, sizeof(path), "/v1/apps/", c->app, "/secrets");
-	if (!rc)
-		rc = client_call_secret(c, "POST", path, body, &ans);
-	secret_free(body); /* the values are not kept while waiting for the release */
-	body = NULL;
-	if (!rc)
-		rc = outcome(c, ans, stage, 0, c->detach);
+		json_decref(body);
+	else
+		*out = body;
+	return rc;
+}
+
+/* Sends the change in d, sealed and signed: POST /v1/apps/:app/secrets. */
+static enum coffer_err send_change(struct client *c, struct dotenv *d)
+{
+	json_t *ans = NULL;
+	enum coffer_err rc = sign_run(c, fill_change, d, &ans);
+	if (!rc) {
+		dotenv_release(d); /* the values are not kept while waiting for the release */
+		rc = outcome(c, ans, client_flag(c, "stage"), 0, c->detach);
+	}
 	json_decref(ans);
-	secret_free(body);
 	return rc;
 }
 
@@ -401,24 +484,38 @@ out:
 	return rc;
 }
 
+/* The body of `secrets deploy`: the current config with the head, signed. */
+static enum coffer_err fill_deploy(struct client *c, struct sign_state *st, void *arg, json_t **out,
+				   const char **suffix)
+{
+	json_t *body = json_object();
+	enum coffer_err rc = body ? COFFER_OK : client_error(COFFER_ERR_NOMEM, "out of memory");
+
+	(void)c, (void)arg;
+	*suffix = "/secrets/deploy";
+	if (!rc && st->has_release) { /* without one, the api says there is nothing to deploy to */
+		rc = sign_check_release(st);
+		if (!rc)
+			rc = sign_check_head(st);
+		if (!rc)
+			rc = sign_release(st, st->config, st->head_version, st->head_manifest, body);
+	}
+	if (rc)
+		json_decref(body);
+	else
+		*out = body;
+	return rc;
+}
+
 static enum coffer_err secrets_deploy(struct client *c, int argc, char **argv)
 {
-	char path[CLIENT_PATH_MAX];
-	json_t *body = NULL, *ans = NULL;
-	enum coffer_err rc = client_path(path, sizeof(path), "/v1/apps/", c->app, "/secrets/deploy");
+	json_t *ans = NULL;
+	enum coffer_err rc = sign_run(c, fill_deploy, NULL, &ans);
 
 	(void)argc, (void)argv;
-	if (!rc) {
-		body = json_object();
-		if (!body)
-			rc = client_error(COFFER_ERR_NOMEM, "out of memory");
-	}
-	if (!rc)
-		rc = client_call(c, "POST", path, body, &ans);
 	if (!rc)
 		rc = outcome(c, ans, 0, 1, c->detach);
 	json_decref(ans);
-	json_decref(body);
 	return rc;
 }
 

@@ -45,9 +45,10 @@ static const struct cli_cmd help_cmd = {
 static const struct cli_cmd keeper_cmd = {
 	.name = "keeper", .main = cmd_keeper,
 	.usage = "keeper init --state-dir DIR | keeper join-token --state-dir DIR [--key-file PATH] [--ttl DURATION] "
-		 "| keeper --state-dir DIR --store URL --listen HOST:PORT [--tls-cert FILE --tls-key FILE] "
+		 "| keeper deployer-token --state-dir DIR --store URL --org NAME [--app NAME] [--role admin|deploy] "
+		 "[--ttl DURATION] [--key-file PATH] | keeper --state-dir DIR --store URL --listen HOST:PORT [--tls-cert FILE --tls-key FILE] "
 		 "[--ready-file PATH] [--key-file PATH] [--log-level LEVEL] [--metrics-listen HOST:PORT]",
-	.summary = "create the master key, print a one-time host join token, or run the key custodian",
+	.summary = "create the master key, print a one-time host join or deployer token, or run the key custodian",
 };
 static const struct cli_cmd tls_cmd = {
 	.name = "tls", .main = cmd_tls,

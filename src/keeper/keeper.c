@@ -1,6 +1,7 @@
 /*
  * keeper.c — `coffer keeper`: `keeper init` makes the state folder and the
  * master key; `keeper join-token` prints a one-time join token for a host;
+ * `keeper deployer-token` a one-time deployer token for an org (or app);
  * `keeper [serve]` runs the key custodian until SIGINT/SIGTERM.
  */
 #include <signal.h>
@@ -27,6 +28,7 @@ struct opts {
 	const char *ttl;
 	const char *tls_cert, *tls_key;
 	const char *metrics_listen;
+	const char *org, *app, *role; /* deployer-token */
 };
 
 /* Parses options from argv[first]; returns 0, or the usage exit code. */
@@ -38,6 +40,8 @@ static int parse_opts(int argc, char **argv, int first, struct opts *o)
 		{ "ready-file", 0, OPTS_VALUE, &o->ready_file }, { "log-level", 0, OPTS_VALUE, &o->log_level },
 		{ "ttl", 0, OPTS_VALUE, &o->ttl },		 { "tls-cert", 0, OPTS_VALUE, &o->tls_cert },
 		{ "tls-key", 0, OPTS_VALUE, &o->tls_key },	 { "metrics-listen", 0, OPTS_VALUE, &o->metrics_listen },
+		{ "org", 0, OPTS_VALUE, &o->org },		 { "app", 0, OPTS_VALUE, &o->app },
+		{ "role", 0, OPTS_VALUE, &o->role },
 		{ NULL, 0, OPTS_FLAG, NULL }
 	};
 	return opts_parse_role("keeper", specs, argc, argv, first);
@@ -53,7 +57,7 @@ static int run_init(int argc, char **argv)
 	if (ex)
 		return ex;
 	if (!o.state_dir || o.key_file || o.store_url || o.listen || o.ready_file || o.log_level || o.ttl ||
-	    o.tls_cert || o.tls_key)
+	    o.tls_cert || o.tls_key || o.org || o.app || o.role)
 		return opts_usage("keeper");
 	/* An existing master key is kept: init then only adds the derived files that are missing. */
 	enum coffer_err rc = keeper_init(o.state_dir, &p, &existed, &added);
@@ -130,7 +134,8 @@ static int run_join_token(int argc, char **argv)
 	int ex = parse_opts(argc, argv, 2, &o);
 	enum coffer_err rc;
 
-	if (!ex && (o.store_url || o.listen || o.ready_file || o.log_level || o.tls_cert || o.tls_key))
+	if (!ex && (o.store_url || o.listen || o.ready_file || o.log_level || o.tls_cert || o.tls_key || o.org ||
+		    o.app || o.role))
 		ex = opts_usage("keeper");
 	if (!ex && o.ttl && (parse_duration_ms(o.ttl, KEEPER_JOIN_TTL_MAX_MS, &ttl_ms) || ttl_ms == 0))
 		ex = opts_fail(COFFER_ERR_USAGE, "--ttl must be a duration from 1s to 7d, such as 30m or 1h");
@@ -156,6 +161,85 @@ static int run_join_token(int argc, char **argv)
 	if (fs_write_all(STDOUT_FILENO, secret_cbytes(token), secret_len(token)) || fs_write_all(STDOUT_FILENO, "\n", 1))
 		ex = opts_fail(COFFER_ERR_IO, "cannot write the join token");
 out:
+	secret_free(token);
+	keeper_keys_release(&keys);
+	return ex;
+}
+
+/*
+ * Prints a one-time deployer token, alone, on stdout, for the org (and
+ * app) named, which it looks up in the store (the apps row verified with
+ * the row key the keeper derives).
+ */
+static int run_deployer_token(int argc, char **argv)
+{
+	struct opts o = { 0 };
+	struct secret *master = NULL, *token = NULL;
+	struct keeper_keys keys = { 0 };
+	struct store *s = NULL;
+	struct store_org org;
+	struct store_app app;
+	uint64_t ttl_ms = KEEPER_DEPLOYER_TTL_DEFAULT_MS;
+	int ex = parse_opts(argc, argv, 2, &o);
+	const char *role = o.role ? o.role : DEPLOYER_ROLE_DEPLOY;
+	enum coffer_err rc;
+
+	if (!ex && (!o.store_url || !o.org || o.listen || o.ready_file || o.log_level || o.tls_cert || o.tls_key))
+		ex = opts_usage("keeper");
+	if (!ex && strcmp(role, DEPLOYER_ROLE_ADMIN) && strcmp(role, DEPLOYER_ROLE_DEPLOY))
+		ex = opts_fail(COFFER_ERR_USAGE, "--role must be admin or deploy");
+	if (!ex && o.ttl && (parse_duration_ms(o.ttl, KEEPER_DEPLOYER_TTL_MAX_MS, &ttl_ms) || ttl_ms == 0))
+		ex = opts_fail(COFFER_ERR_USAGE, "--ttl must be a duration from 1s to 30d, such as 30m or 1h");
+	if (ex) {
+		/* The master key never lingers in the environment, even on a usage error. */
+		if (keeper_master_from_env(&master) == COFFER_OK)
+			secret_free(master);
+		return ex;
+	}
+	if (fs_disable_core_dumps())
+		return opts_fail(COFFER_ERR_INTERNAL, "cannot disable core dumps");
+	ex = load_master(&o, &master);
+	if (ex)
+		return ex;
+	rc = keeper_keys_derive(master, &keys);
+	secret_free(master);
+	if (rc) {
+		ex = opts_fail(rc, "cannot derive the keeper's keys: %s", coffer_strerror(rc));
+		goto out;
+	}
+	rc = store_open(o.store_url, &s);
+	if (!rc)
+		rc = store_auth_key(s, STORE_TABLE_APPS, secret_cbytes(keys.rows));
+	if (rc) {
+		ex = opts_fail(rc, "cannot open the store: %s", coffer_strerror(rc));
+		goto out;
+	}
+	rc = store_org_get_by_name(s, o.org, &org);
+	if (rc) {
+		ex = rc == COFFER_ERR_NOT_FOUND ? opts_fail(rc, "org '%s' not found", o.org)
+						: opts_fail(rc, "cannot read org '%s': %s", o.org, coffer_strerror(rc));
+		goto out;
+	}
+	if (o.app) {
+		rc = store_app_get_by_name(s, o.app, &app);
+		if (!rc && strcmp(app.org_id, org.id) != 0)
+			rc = COFFER_ERR_NOT_FOUND;
+		if (rc) {
+			ex = rc == COFFER_ERR_NOT_FOUND
+				     ? opts_fail(rc, "app '%s' not found in org '%s'", o.app, o.org)
+				     : opts_fail(rc, "cannot read app '%s': %s", o.app, coffer_strerror(rc));
+			goto out;
+		}
+	}
+	rc = keeper_deployer_token_make(&keys, org.id, o.app ? app.id : DEPLOYER_ALL_APPS, role, ttl_ms, &token);
+	if (rc) {
+		ex = opts_fail(rc, "cannot make a deployer token: %s", coffer_strerror(rc));
+		goto out;
+	}
+	if (fs_write_all(STDOUT_FILENO, secret_cbytes(token), secret_len(token)) || fs_write_all(STDOUT_FILENO, "\n", 1))
+		ex = opts_fail(COFFER_ERR_IO, "cannot write the deployer token");
+out:
+	store_close(s);
 	secret_free(token);
 	keeper_keys_release(&keys);
 	return ex;
@@ -192,7 +276,7 @@ static int run_serve(int argc, char **argv, int first)
 	ex = load_master(&o, &master);
 	if (ex)
 		return ex;
-	if (!o.store_url || !o.listen || o.ttl) {
+	if (!o.store_url || !o.listen || o.ttl || o.org || o.app || o.role) {
 		secret_free(master);
 		return opts_usage("keeper");
 	}
@@ -201,9 +285,14 @@ static int run_serve(int argc, char **argv, int first)
 		secret_free(master);
 		return opts_fail(COFFER_ERR_USAGE, "the keeper keeps its audit anchor in --state-dir DIR: give one");
 	}
+	char revoked[KEEPER_PATH_MAX];
+	if (fmt_into(revoked, sizeof(revoked), "%s/%s", o.state_dir, KEEPER_DEPLOYERS_REVOKED_FILE)) {
+		secret_free(master);
+		return opts_fail(COFFER_ERR_USAGE, "state folder path too long");
+	}
 	struct keeper_config cfg = { .store_url = o.store_url, .listen = o.listen, .ready_file = o.ready_file,
 				     .tls_cert_file = o.tls_cert, .tls_key_file = o.tls_key, .anchor_file = anchor,
-				     .metrics_listen = o.metrics_listen };
+				     .metrics_listen = o.metrics_listen, .deployers_revoked_file = revoked };
 	char why[HTTP_TLS_WHY_MAX];
 	struct http_server_config tls_cfg = { .listen = o.listen, .tls_cert_file = o.tls_cert, .tls_key_file = o.tls_key };
 	enum coffer_err rc = http_server_check_tls(&tls_cfg, why, sizeof(why));
@@ -237,6 +326,8 @@ int cmd_keeper(int argc, char **argv)
 		return run_init(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "join-token") == 0)
 		return run_join_token(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "deployer-token") == 0)
+		return run_deployer_token(argc, argv);
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		(void)opts_usage("keeper");
 		return 0;

@@ -56,6 +56,7 @@
 
 #include "anchor.h"
 #include "buf.h"
+#include "deployer.h"
 #include "err.h"
 #include "hostauth.h"
 #include "hpke.h"
@@ -144,6 +145,14 @@ struct keeper_keys {
 	struct secret *registry;               /* host registry MAC key (hostauth_registry_key) */
 	unsigned char boot_pk[JWS_PK_LEN];     /* the api's boot-token public key (vault_api_boot_seed) */
 	struct secret *rows;                   /* the row MAC key (vault_rows_key), VAULT_ROWS_KEY_LEN bytes */
+	struct secret *deployer_token;         /* deployer token MAC key, KEEPER_LABEL_DEPLOYER_TOKEN */
+	struct secret *deployer_registry;      /* deployer registry MAC key, KEEPER_LABEL_DEPLOYER_REGISTRY */
+	/*
+	 * Not a key: the keeper-local revocation file (KEEPER_DEPLOYERS_REVOKED_FILE
+	 * in the state folder), set by keeper_start from keeper_config; "" (tests,
+	 * keeper_keys_derive alone): revocation is read from the rows only.
+	 */
+	char deployers_revoked[KEEPER_PATH_MAX];
 };
 
 COFFER_MUST_CHECK enum coffer_err keeper_keys_derive(const struct secret *master, struct keeper_keys *out);
@@ -224,6 +233,122 @@ COFFER_MUST_CHECK enum coffer_err keeper_host_enrol(const struct keeper_keys *ke
 COFFER_MUST_CHECK enum coffer_err keeper_host_load(const struct keeper_keys *keys, struct store *s, const char *id,
 						   struct store_host *out);
 
+/* ---- deployers (keeper_deployers.c; deployer.h, docs/CRYPTO.md "Deployers") ---- */
+
+/*
+ * The deployer registry. A deployer token (`coffer keeper deployer-token`)
+ * is made only with a master subkey, so a store writer cannot mint one:
+ *   token key = kdf_subkey(master, KEEPER_LABEL_DEPLOYER_TOKEN, 32)
+ *   raw   = id (16 random bytes) || u64be(expires_at, unix ms) || u8(role:
+ *           1 admin, 2 deploy) || u8(len) || org id || u8(len) || app id or "*"
+ *           || HMAC-SHA256(token key, everything before)
+ *   token = "cdt_" || base64url(raw)
+ * It is single use through the store (store_join_token_use of "cdt_" and
+ * the id in hex). An enrolment (POST /v1/deployers/enrol) writes the row
+ * with the keeper's cert (deployer_cert_sign) and its registry MAC:
+ *   registry key = kdf_subkey(master, KEEPER_LABEL_DEPLOYER_REGISTRY, 32)
+ *   mac = HMAC-SHA256(registry key, L(id) || L(org_id) || L(app_id) || L(role)
+ *         || L(name) || L(public_key) || L(cert) || u64be(created_at)
+ *         || u64be(revoked_at)),  L(x) = u32be(length of x) || x
+ * A revocation updates the row (revoked_at and a new MAC) and appends the
+ * id to the keeper-local KEEPER_DEPLOYERS_REVOKED_FILE (fsync'd) first, so
+ * a store writer putting back the row as it was (with its old, valid MAC)
+ * does not revive the key.
+ */
+#define KEEPER_LABEL_DEPLOYER_TOKEN "coffer deployer token v1"
+#define KEEPER_LABEL_DEPLOYER_REGISTRY "coffer deployer registry v1"
+#define KEEPER_DEPLOYER_KEY_LEN 32
+#define KEEPER_DEPLOYERS_REVOKED_FILE "deployers.revoked"
+#define KEEPER_DEPLOYER_TOKEN_PREFIX "cdt_"
+#define KEEPER_DEPLOYER_TOKEN_MAX 256          /* characters */
+#define KEEPER_DEPLOYER_TTL_DEFAULT_MS ((uint64_t)3600 * 1000)
+#define KEEPER_DEPLOYER_TTL_MAX_MS ((uint64_t)30 * 24 * 3600 * 1000)
+#define KEEPER_DEPLOYER_NAME_MAX 63
+#define KEEPER_DEPLOYER_NAME_RULE "^[A-Za-z0-9][A-Za-z0-9_.@-]{0,62}$"
+#define KEEPER_DEPLOYER_ACTOR_PREFIX "deployer:" /* the audit actor of a deployer: "deployer:<id>" */
+#define KEEPER_DEPLOYERS_BODY_MAX ((size_t)16 << 10)
+
+/* 1 if name matches KEEPER_DEPLOYER_NAME_RULE. */
+int keeper_deployer_name_ok(const char *name);
+
+/* What a deployer token grants. */
+struct keeper_deployer_grant {
+	char token_id[2 * 16 + 1];          /* hex */
+	int64_t expires_at;                 /* unix ms */
+	char org_id[STORE_ID_SIZE];
+	char app_id[STORE_ID_SIZE];         /* an app id or DEPLOYER_ALL_APPS */
+	char role[STORE_ROLE_SIZE];         /* DEPLOYER_ROLE_ADMIN or DEPLOYER_ROLE_DEPLOY */
+};
+
+/*
+ * A deployer token for org_id (an id), app_id (an id, or "*") and role,
+ * valid for ttl_ms (1..KEEPER_DEPLOYER_TTL_MAX_MS) from now, in secure
+ * memory. COFFER_ERR_INVALID for a bad id, role or ttl.
+ */
+COFFER_MUST_CHECK enum coffer_err keeper_deployer_token_make(const struct keeper_keys *keys, const char *org_id,
+							     const char *app_id, const char *role, uint64_t ttl_ms,
+							     struct secret **token);
+/*
+ * Checks a deployer token at now (unix ms): COFFER_ERR_INVALID if it is
+ * not one (shape), COFFER_ERR_CRYPTO if its MAC does not verify (edited,
+ * another keeper's), COFFER_ERR_UNAUTH if it has expired; out on success.
+ */
+COFFER_MUST_CHECK enum coffer_err keeper_deployer_token_verify(const struct keeper_keys *keys, const char *token,
+							       size_t token_len, int64_t now,
+							       struct keeper_deployer_grant *out);
+
+/* The registry MAC of d (every column but mac). */
+COFFER_MUST_CHECK enum coffer_err keeper_deployer_mac(const struct keeper_keys *keys, const struct store_deployer *d,
+						      unsigned char mac[STORE_DEPLOYER_MAC_LEN]);
+
+/* What a new deployer sends (POST /v1/deployers/enrol); strings are borrowed. */
+struct keeper_deployer_enrol_request {
+	const char *token;
+	size_t token_len;
+	const char *name;
+	unsigned char public_key[STORE_DEPLOYER_KEY_LEN];
+	const char *proof; /* base64url signature over deployer_enrol_text */
+};
+
+/*
+ * Enrols a deployer at now (unix ms): checks the token (MAC, expiry), the
+ * name, the proof of possession, that the org exists and the app (unless
+ * "*") is one of its apps, spends the token and writes the row. Refusals,
+ * with *why (never a value): COFFER_ERR_UNAUTH "invalid deployer token",
+ * "deployer token expired", "deployer token already used", "enrolment
+ * proof does not verify"; COFFER_ERR_INVALID for a name outside the rule;
+ * COFFER_ERR_NOT_FOUND "the token's org no longer exists", "the token's
+ * app no longer exists". Store errors as themselves (*why NULL).
+ */
+COFFER_MUST_CHECK enum coffer_err keeper_deployer_enrol(const struct keeper_keys *keys, struct store *s,
+							const struct keeper_deployer_enrol_request *req, int64_t now,
+							struct store_deployer *out, const char **why);
+
+/*
+ * The deployer id as the keeper relies on it (for a signed route, and at
+ * open for every signature): its row, whose registry MAC and keeper cert
+ * verify, not revoked in the row nor in keys->deployers_revoked. Refusals,
+ * with *why (fixed texts): COFFER_ERR_NOT_FOUND "unknown deployer";
+ * COFFER_ERR_CRYPTO "deployer record failed verification" (logged as
+ * tampering: MAC or cert); COFFER_ERR_UNAUTH "deployer key revoked";
+ * COFFER_ERR_IO "deployer revocation list unreadable" (fails closed).
+ * out (may be NULL) gets the row on success; on "deployer key revoked" it
+ * gets the row too (the caller may name it). Store errors as themselves.
+ */
+COFFER_MUST_CHECK enum coffer_err keeper_deployer_live(const struct keeper_keys *keys, struct store *s,
+						       const char *id, struct store_deployer *out, const char **why);
+/* 1 if id is in keys->deployers_revoked (-1 when the file cannot be read). */
+int keeper_deployer_revoked_locally(const struct keeper_keys *keys, const char *id);
+
+/*
+ * Revokes deployer id at now (unix ms): appends it to the local file
+ * (fsync'd), then sets the row's revoked_at and MAC (a revoked row keeps
+ * its first time). The row must verify (keeper_deployer_live's NOT_FOUND
+ * and CRYPTO refusals, with *why).
+ */
+COFFER_MUST_CHECK enum coffer_err keeper_deployer_revoke(const struct keeper_keys *keys, struct store *s,
+							 const char *id, int64_t now, const char **why);
+
 /* ---- opening a machine's secrets for its host ---- */
 
 /*
@@ -240,6 +365,8 @@ COFFER_MUST_CHECK enum coffer_err keeper_host_load(const struct keeper_keys *key
  *   COFFER_ERR_CONFLICT   "machine is destroyed"
  *   COFFER_ERR_FORBIDDEN  "machine belongs to another app";
  *                         "machine is not on this host"
+ *   COFFER_ERR_NOT_FOUND  "unknown release" (the token's release, whose
+ *                         config the delivery is bound to)
  *   COFFER_ERR_NOT_FOUND  "unknown secrets version"
  *   COFFER_ERR_CRYPTO     "secrets manifest failed verification" (the
  *                         version's manifest does not parse for its app and
@@ -257,10 +384,11 @@ COFFER_MUST_CHECK enum coffer_err keeper_host_load(const struct keeper_keys *key
  *                         named in the event's detail ("failed").
  * A secrets version of 0 in the token (the app had none) opens as an empty
  * list. Then the values are sealed (delivery_seal) to host->seal_pk for
- * (host id, machine id, jti) into *sealed, replaced only on success.
+ * (host id, machine id, jti, hex SHA-256 of the release's config) into
+ * *sealed, replaced only on success.
  * Every call appends one audit event (store_audit_append): action
  * KEEPER_OPEN_ACTION, actor "host:<host id>", org and app (its name) when
- * known, detail {"host","machine","release","version","names":[...]}
+ * known, detail {"host","machine","release","version","config","names":[...]}
  * (names only, and only what is known; "failed":{"name","check"} for a
  * secret's refusal), outcome "ok", "refused: <why>" or
  * "error: <code name>"; request_id (may be NULL) is kept in it. An open
@@ -325,6 +453,7 @@ struct keeper_config {
 	const char *anchor_file; /* the audit anchor's file (keeper_anchor_open); NULL: in memory */
 	const char *tls_cert_file, *tls_key_file; /* PEM; both NULL: plain HTTP on loopback only */
 	const char *metrics_listen; /* NULL, or HOST:PORT of the metrics and health listener (metrics_server.h) */
+	const char *deployers_revoked_file; /* KEEPER_DEPLOYERS_REVOKED_FILE's path; NULL: none (tests) */
 };
 
 struct keeper;
@@ -333,7 +462,8 @@ struct keeper;
  * Derives the keys from master, opens the store connections, starts the
  * audit anchor, the HTTP server (GET /v1/health, POST /v1/app-keys, POST
  * /v1/hosts/enrol, GET /v1/hosts/self, POST /v1/open, POST
- * /v1/audit/anchor) and writes the ready file.
+ * /v1/deployers/enrol, GET /v1/deployers, POST /v1/deployers/:id/revoke,
+ * POST /v1/audit/anchor) and writes the ready file.
  */
 COFFER_MUST_CHECK enum coffer_err keeper_start(const struct keeper_config *cfg, const struct secret *master,
 					       struct keeper **out);

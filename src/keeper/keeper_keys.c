@@ -10,6 +10,7 @@
 
 #include "encode.h"
 #include "fs.h"
+#include "hkdf.h"
 #include "keeper.h"
 #include "log.h"
 #include "banned.h"
@@ -215,6 +216,11 @@ enum coffer_err keeper_keys_derive(const struct secret *master, struct keeper_ke
 		rc = boot_public_key(master, k.boot_pk);
 	if (!rc)
 		rc = vault_rows_key(master, &k.rows);
+	if (!rc)
+		rc = kdf_subkey(master, KEEPER_LABEL_DEPLOYER_TOKEN, NULL, 0, KEEPER_DEPLOYER_KEY_LEN, &k.deployer_token);
+	if (!rc)
+		rc = kdf_subkey(master, KEEPER_LABEL_DEPLOYER_REGISTRY, NULL, 0, KEEPER_DEPLOYER_KEY_LEN,
+				&k.deployer_registry);
 	if (rc) {
 		keeper_keys_release(&k);
 		return rc;
@@ -233,6 +239,8 @@ void keeper_keys_release(struct keeper_keys *k)
 	secret_free(k->join);
 	secret_free(k->registry);
 	secret_free(k->rows);
+	secret_free(k->deployer_token);
+	secret_free(k->deployer_registry);
 	sodium_memzero(k, sizeof(*k));
 }
 

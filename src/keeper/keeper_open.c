@@ -27,6 +27,7 @@
 #define DETAIL_NAMES_MAX ((size_t)48 << 10) /* name bytes listed; the rest are counted */
 
 _Static_assert(DETAIL_MAX <= STORE_AUDIT_FIELD_MAX, "the detail fits an audit field");
+_Static_assert(DELIVERY_SPEC_HASH_SIZE == DEPLOYER_HASH_HEX_SIZE, "a spec hash is a deployer text hash");
 _Static_assert(STORE_ID_LEN <= BOOTTOKEN_ID_MAX && STORE_ID_LEN <= DELIVERY_ID_MAX, "store ids fit tokens");
 
 /* What one open learnt, for its audit event. */
@@ -36,6 +37,9 @@ struct open_state {
 	struct boottoken_claims claims;
 	int have_app;
 	struct store_app app;
+	int have_release;
+	struct store_release release;          /* the token's release: its config is the machine's spec */
+	char spec_hash[DELIVERY_SPEC_HASH_SIZE]; /* hex SHA-256 of release.config, what the delivery is bound to */
 	struct store_secret_list list; /* names of the version, when read */
 	int have_list;
 	const char *failed_name;  /* the secret that refused the open (in list), or NULL */
@@ -76,6 +80,8 @@ static enum coffer_err detail_of(const struct open_state *st, const char *claime
 	    (json_object_set_new(d, "machine", json_string(st->claims.machine)) ||
 	     json_object_set_new(d, "release", json_integer((json_int_t)st->claims.release)) ||
 	     json_object_set_new(d, "version", json_integer((json_int_t)st->claims.secrets_version))))
+		rc = COFFER_ERR_NOMEM;
+	if (!rc && st && st->have_release && json_object_set_new(d, "config", json_string(st->spec_hash)))
 		rc = COFFER_ERR_NOMEM;
 	if (!rc && st && st->failed_name &&
 	    json_object_set_new(d, "failed", json_pack("{s:s,s:s}", "name", st->failed_name, "check", st->failed_check)))
@@ -325,7 +331,8 @@ static enum coffer_err open_and_seal(const struct keeper_keys *keys, struct stor
 			items[i].value = values[i];
 		}
 	}
-	rc = delivery_seal(st->host->seal_pk, st->host->id, st->claims.machine, st->claims.jti, items, n, sealed);
+	rc = delivery_seal(st->host->seal_pk, st->host->id, st->claims.machine, st->claims.jti, st->spec_hash, items, n,
+			   sealed);
 out:
 	secret_arena_free(arena); /* wipes every value at once */
 	free(items);
@@ -384,6 +391,20 @@ static enum coffer_err decide(const struct keeper_keys *keys, struct store *s, s
 		*why = "machine is not on this host";
 		return COFFER_ERR_FORBIDDEN;
 	}
+	/* The token's release: the delivery is bound to its config, the spec the agent will exec. */
+	rc = store_release_get(s, st->claims.app, st->claims.release, &st->release);
+	if (rc == COFFER_ERR_NOT_FOUND || rc == COFFER_ERR_INVALID) { /* INVALID: release 0 */
+		*why = "unknown release";
+		return COFFER_ERR_NOT_FOUND;
+	}
+	if (rc == COFFER_ERR_TAMPERED) {
+		*why = "release row failed authentication (tampered)";
+		return rc;
+	}
+	if (rc)
+		return rc;
+	st->have_release = 1;
+	deployer_hash_hex(st->release.config, strlen(st->release.config), st->spec_hash);
 	/* Version 0: the app had no secrets when the token was minted (not the head: that is store_secrets_get's 0). */
 	if (st->claims.secrets_version != 0) {
 		rc = store_secrets_get(s, st->claims.app, st->claims.secrets_version, &st->list);
@@ -449,5 +470,6 @@ enum coffer_err keeper_open(const struct keeper_keys *keys, struct store *s, con
 	*why = reason;
 	buf_release(&out);
 	store_secret_list_release(&st.list);
+	store_release_clear(&st.release);
 	return rc;
 }

@@ -108,7 +108,10 @@ static enum coffer_err keeper_audit(void *ctx, struct http_request *req, const s
 	struct store *s = NULL;
 	(void)req;
 	(void)route;
-	(void)c;
+	/* the deployer routes name the org their event belongs to, so the org's audit shows it */
+	const char *org = c && c->audit_detail ? json_string_value(json_object_get(c->audit_detail, "org_id")) : NULL;
+	if (org)
+		ev->org_id = org;
 	enum coffer_err rc = store_pool_acquire(k->pool, &s);
 	if (rc)
 		return rc;
@@ -445,6 +448,285 @@ static enum coffer_err h_audit_anchor(struct http_request *req, void *ctx)
 	return rc;
 }
 
+/* ---- deployers (keeper_deployers.c) ---- */
+
+/* The audit detail of a deployer route: what is known of the deployer (and the refusal), as names and ids. */
+static void deployer_note(struct http_request *req, const struct store_deployer *d, const char *claimed,
+			  const char *target, const char *refused)
+{
+	char actor[HTTP_ACTOR_MAX];
+	json_t *j = json_object();
+	int bad = !j;
+	if (!bad && d)
+		bad = json_object_set_new(j, "deployer", json_string(d->id)) ||
+		      json_object_set_new(j, "org_id", json_string(d->org_id)) ||
+		      json_object_set_new(j, "app_id", json_string(d->app_id)) ||
+		      json_object_set_new(j, "role", json_string(d->role)) ||
+		      json_object_set_new(j, "name", json_string(d->name));
+	if (!bad && !d && claimed && hostauth_host_id_ok(claimed))
+		bad = json_object_set_new(j, "claimed_deployer", json_string(claimed));
+	if (!bad && target)
+		bad = json_object_set_new(j, "target", json_string(target));
+	if (!bad && refused)
+		bad = json_object_set_new(j, "refused", json_string(refused));
+	if (bad) {
+		json_decref(j);
+		return;
+	}
+	if (!d || fmt_into(actor, sizeof(actor), "%s%s", KEEPER_DEPLOYER_ACTOR_PREFIX, d->id))
+		actor[0] = '\0';
+	http_phase_audit_note(req, actor[0] ? actor : NULL, NULL, j);
+}
+
+static enum coffer_err deployer_refuse(struct http_request *req, const struct store_deployer *d, const char *claimed,
+				       const char *target, enum coffer_err code, const char *why)
+{
+	log_info("deployer_request_refused", LF_S("deployer_id", d ? d->id : claimed), LF_S("reason", why));
+	deployer_note(req, d, claimed, target, why);
+	return http_phase_refuse(req, code, why);
+}
+
+/*
+ * A deployer's signed request, with the hosts' scheme (hostauth.h; the
+ * deployer id where the host id goes): a live deployer (keeper_deployer_live),
+ * the signature under its key within the window, a nonce not seen by this
+ * process nor by the store. 0 with *d the signer, or 1 when it answered
+ * (refused, 401) or failed (*rc).
+ */
+static int deployer_gate(struct keeper *k, struct http_request *req, struct store *s, struct store_deployer *d,
+			 enum coffer_err *rc)
+{
+	size_t body_len = 0;
+	const char *body = http_request_body(req, &body_len), *why = NULL;
+	struct hostauth_presented p = {
+		.host = http_request_header(req, HOSTAUTH_HEADER_HOST),
+		.timestamp = http_request_header(req, HOSTAUTH_HEADER_TIMESTAMP),
+		.nonce = http_request_header(req, HOSTAUTH_HEADER_NONCE),
+		.signature = http_request_header(req, HOSTAUTH_HEADER_SIGNATURE),
+	};
+	struct hostauth_request r = { http_request_method(req), http_request_target(req), body, body_len };
+	int64_t now = now_s(), ts = 0;
+
+	if (!hostauth_host_id_ok(p.host) || !r.path) {
+		*rc = deployer_refuse(req, NULL, NULL, NULL, COFFER_ERR_UNAUTH,
+				      "missing or malformed deployer signature headers");
+		return 1;
+	}
+	*rc = keeper_deployer_live(&k->keys, s, p.host, d, &why);
+	if (*rc == COFFER_ERR_NOT_FOUND || *rc == COFFER_ERR_CRYPTO || *rc == COFFER_ERR_UNAUTH) {
+		*rc = deployer_refuse(req, *rc == COFFER_ERR_UNAUTH ? d : NULL, p.host, NULL, COFFER_ERR_UNAUTH, why);
+		return 1;
+	}
+	if (*rc)
+		return 1;
+	*rc = hostauth_verify(&r, &p, d->public_key, k->replay, now, &why);
+	if (*rc == COFFER_ERR_UNAUTH) {
+		*rc = deployer_refuse(req, d, NULL, NULL, COFFER_ERR_UNAUTH, why);
+		return 1;
+	}
+	if (*rc)
+		return 1;
+	/* verified: the timestamp is well formed and the nonce needed as long as it is accepted */
+	*rc = parse_int64(p.timestamp, 0, INT64_MAX - HOSTAUTH_WINDOW_S, &ts);
+	if (!*rc)
+		*rc = store_host_nonce_use(s, d->id, p.nonce, ts + HOSTAUTH_WINDOW_S, now);
+	if (*rc == COFFER_ERR_CONFLICT) {
+		*rc = deployer_refuse(req, d, NULL, NULL, COFFER_ERR_UNAUTH, "request replayed");
+		return 1;
+	}
+	if (*rc)
+		return 1;
+	char actor[HTTP_ACTOR_MAX];
+	if (fmt_into(actor, sizeof(actor), "%s%s", KEEPER_DEPLOYER_ACTOR_PREFIX, d->id) ||
+	    http_request_set_actor(req, actor)) {
+		*rc = COFFER_ERR_INTERNAL;
+		return 1;
+	}
+	return 0;
+}
+
+/* A deployer as JSON: its row (keys and cert in base64url), live or not. */
+static json_t *deployer_json(const struct store_deployer *d, int revoked)
+{
+	json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:b}", "id", d->id, "org_id", d->org_id, "app_id",
+			      d->app_id, "role", d->role, "name", d->name, "created_at", (json_int_t)d->created_at,
+			      "revoked_at", (json_int_t)d->revoked_at, "revoked", revoked);
+	if (j && (reply_b64url(j, "public_key", d->public_key, sizeof(d->public_key)) ||
+		  reply_b64url(j, "cert", d->cert, sizeof(d->cert)))) {
+		json_decref(j);
+		j = NULL;
+	}
+	return j;
+}
+
+/*
+ * POST /v1/deployers/enrol {"token","name","public_key","proof"}: the token
+ * is the authority (keeper_deployer_enrol checks it, and the proof); 201
+ * with the row, the keeper's cert and its public key.
+ */
+static enum coffer_err h_deployers_enrol(struct http_request *req, void *ctx)
+{
+	static const char *const allowed[] = { "token", "name", "public_key", "proof", NULL };
+	struct keeper *k = ctx;
+	struct store *s = NULL;
+	struct keeper_deployer_enrol_request in;
+	struct store_deployer d;
+	struct json_error jerr;
+	json_t *body = NULL, *doc = NULL;
+	const char *why = NULL;
+	enum coffer_err rc;
+
+	memset(&in, 0, sizeof(in));
+	rc = http_request_json(req, &body);
+	if (rc)
+		goto out;
+	rc = json_check_fields(body, allowed, &jerr);
+	if (!rc)
+		rc = json_get_string(body, "token", 1, &in.token, &in.token_len, &jerr);
+	if (!rc)
+		rc = json_get_string(body, "name", 1, &in.name, NULL, &jerr);
+	if (!rc)
+		rc = json_get_string(body, "proof", 1, &in.proof, NULL, &jerr);
+	if (rc) {
+		deployer_note(req, NULL, NULL, NULL, "malformed request body");
+		rc = http_phase_refuse(req, rc, jerr.message);
+		goto out;
+	}
+	if ((rc = body_b64(req, body, "public_key", in.public_key, sizeof(in.public_key))))
+		goto out;
+	rc = store_pool_acquire(k->pool, &s);
+	if (rc)
+		goto out;
+	rc = keeper_deployer_enrol(&k->keys, s, &in, now_s() * 1000, &d, &why);
+	store_pool_release(k->pool, s, rc);
+	if (rc) {
+		if (why) {
+			log_info("deployer_enrol_refused", LF_S("reason", why));
+			deployer_note(req, NULL, NULL, NULL, why);
+			rc = http_phase_refuse(req, rc, why);
+		}
+		goto out;
+	}
+	deployer_note(req, &d, NULL, NULL, NULL);
+	doc = deployer_json(&d, 0);
+	if (!doc) {
+		rc = COFFER_ERR_NOMEM;
+		goto out;
+	}
+	rc = reply_b64url(doc, "keeper_public_key", k->keys.signing_pk, sizeof(k->keys.signing_pk));
+	if (!rc)
+		rc = http_reply_json(req, 201, doc);
+out:
+	json_decref(doc);
+	json_decref(body);
+	return rc;
+}
+
+/* GET /v1/deployers, deployer-signed: the signer's org's deployers, revoked ones marked. */
+static enum coffer_err h_deployers_list(struct http_request *req, void *ctx)
+{
+	struct keeper *k = ctx;
+	struct store *s = NULL;
+	struct store_deployer me;
+	struct store_deployer_list l = { 0 };
+	json_t *doc = NULL, *arr = NULL;
+	enum coffer_err rc = store_pool_acquire(k->pool, &s);
+
+	if (rc)
+		return rc;
+	if (deployer_gate(k, req, s, &me, &rc))
+		goto out;
+	deployer_note(req, &me, NULL, NULL, NULL);
+	rc = store_deployer_list(s, me.org_id, &l);
+	if (rc)
+		goto out;
+	arr = json_array();
+	if (!arr) {
+		rc = COFFER_ERR_NOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < l.n && !rc; i++) {
+		/* each row as the keeper relies on it: a row that fails its checks is marked, not hidden */
+		const char *why = NULL;
+		enum coffer_err live = keeper_deployer_live(&k->keys, s, l.items[i].id, NULL, &why);
+		if (live && live != COFFER_ERR_UNAUTH && live != COFFER_ERR_CRYPTO) {
+			rc = live;
+			break;
+		}
+		json_t *j = deployer_json(&l.items[i], live == COFFER_ERR_UNAUTH);
+		if (!j || (live == COFFER_ERR_CRYPTO && json_object_set_new(j, "tampered", json_true())) ||
+		    json_array_append_new(arr, j))
+			rc = COFFER_ERR_NOMEM;
+	}
+	if (rc)
+		goto out;
+	doc = json_pack("{s:O}", "deployers", arr);
+	if (!doc) {
+		rc = COFFER_ERR_NOMEM;
+		goto out;
+	}
+	rc = http_reply_json(req, 200, doc);
+out:
+	store_pool_release(k->pool, s, rc);
+	store_deployer_list_release(&l);
+	json_decref(arr);
+	json_decref(doc);
+	return rc;
+}
+
+/*
+ * POST /v1/deployers/:id/revoke, deployer-signed: by the deployer itself,
+ * or by an admin of the same org whose app is "*". Revoking a revoked
+ * deployer is fine (200 again).
+ */
+static enum coffer_err h_deployers_revoke(struct http_request *req, void *ctx)
+{
+	struct keeper *k = ctx;
+	struct store *s = NULL;
+	struct store_deployer me, target;
+	const char *id = http_request_param(req, "id"), *why = NULL;
+	json_t *doc = NULL;
+	enum coffer_err rc = store_pool_acquire(k->pool, &s);
+
+	if (rc)
+		return rc;
+	if (deployer_gate(k, req, s, &me, &rc))
+		goto out;
+	if (!id || !hostauth_host_id_ok(id)) {
+		rc = deployer_refuse(req, &me, NULL, NULL, COFFER_ERR_NOT_FOUND, "unknown deployer");
+		goto out;
+	}
+	if (strcmp(id, me.id) != 0) {
+		rc = store_deployer_get(s, id, &target);
+		/* another org's deployer is not visible: the same answer as none */
+		if (rc == COFFER_ERR_NOT_FOUND || (rc == COFFER_OK && strcmp(target.org_id, me.org_id) != 0)) {
+			rc = deployer_refuse(req, &me, NULL, id, COFFER_ERR_NOT_FOUND, "unknown deployer");
+			goto out;
+		}
+		if (rc)
+			goto out;
+		if (strcmp(me.role, DEPLOYER_ROLE_ADMIN) != 0 || strcmp(me.app_id, DEPLOYER_ALL_APPS) != 0) {
+			rc = deployer_refuse(req, &me, NULL, id, COFFER_ERR_FORBIDDEN,
+					     "only the key itself or an admin of every app of its org may revoke it");
+			goto out;
+		}
+	}
+	rc = keeper_deployer_revoke(&k->keys, s, id, now_s() * 1000, &why);
+	if (rc && why) {
+		rc = deployer_refuse(req, &me, NULL, id, rc == COFFER_ERR_CRYPTO ? COFFER_ERR_CONFLICT : rc, why);
+		goto out;
+	}
+	if (rc)
+		goto out;
+	deployer_note(req, &me, NULL, id, NULL);
+	doc = json_pack("{s:s,s:b}", "id", id, "revoked", 1);
+	rc = doc ? http_reply_json(req, 200, doc) : COFFER_ERR_NOMEM;
+out:
+	store_pool_release(k->pool, s, rc);
+	json_decref(doc);
+	return rc;
+}
+
 /* host-signed routes: the signature covers the body, so the gate runs after it */
 #define HOST (HTTP_ROUTE_AUTH | HTTP_ROUTE_HOST)
 
@@ -458,6 +740,12 @@ static const struct http_route routes[] = {
 	/* host-signed; the boot token in the body is the authority for one machine's secrets; keeper_open audits */
 	{ "POST", "/v1/open", HOST | HTTP_ROUTE_AUDIT | HTTP_ROUTE_AUDIT_HANDLER, KEEPER_OPEN_BODY_MAX, h_open,
 	  KEEPER_OPEN_ACTION },
+	/* the token in the body is the authority (keeper_deployer_enrol) */
+	{ "POST", "/v1/deployers/enrol", HTTP_ROUTE_AUDIT, KEEPER_DEPLOYERS_BODY_MAX, h_deployers_enrol,
+	  "deployers.enrol" },
+	/* deployer-signed (the hosts' scheme): the handler checks the signer, with its store connection */
+	{ "GET", "/v1/deployers", HTTP_ROUTE_AUDIT, 0, h_deployers_list, "deployers.list" },
+	{ "POST", "/v1/deployers/:id/revoke", HTTP_ROUTE_AUDIT, 0, h_deployers_revoke, "deployers.revoke" },
 	/* not audited: an event per anchoring would itself need anchoring */
 	{ "POST", KEEPER_AUDIT_ANCHOR_PATH, HTTP_ROUTE_AUTH | HTTP_ROUTE_GATE_EARLY, 0, h_audit_anchor,
 	  "audit.anchor" },
@@ -494,6 +782,8 @@ enum coffer_err keeper_start(const struct keeper_config *cfg, const struct secre
 		return COFFER_ERR_NOMEM;
 	step = "keys";
 	rc = keeper_keys_derive(master, &k->keys);
+	if (!rc && cfg->deployers_revoked_file)
+		rc = str_copy(k->keys.deployers_revoked, sizeof(k->keys.deployers_revoked), cfg->deployers_revoked_file);
 	if (rc)
 		goto out;
 	step = "store";

@@ -5,6 +5,7 @@
 #include "deployer.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -17,6 +18,7 @@
 #define SEED_LEN crypto_sign_ed25519_SEEDBYTES
 #define KEY_FILE_SIZE (HEX_LEN(SEED_LEN) + 1) /* hex and "\n" */
 #define CERT_TEXT_MAX 512
+#define DEPLOYER_ENROL_TOKEN_MAX 1024 /* longest token or name in an enrolment proof */
 /* The statement's lines besides its ids: context, labels, two hashes, a u64. */
 #define RELEASE_TEXT_MAX (128 + DEPLOYER_ID_MAX + 2 * DEPLOYER_HASH_HEX_SIZE + 20)
 
@@ -152,6 +154,72 @@ enum coffer_err deployer_cert_text(const struct deployer_cert *c, char **text, s
 	if (!rc)
 		rc = take(&b, text, len);
 	buf_release(&b);
+	return rc;
+}
+
+enum coffer_err deployer_enrol_text(const char *token, size_t token_len, const char *name,
+				    const unsigned char pk[DEPLOYER_PK_LEN], struct secret **text)
+{
+	char pk_b64[DEPLOYER_PK_B64_SIZE];
+	struct secret *t = NULL;
+	size_t ctx_len = strlen(DEPLOYER_ENROL_CONTEXT), name_len = name ? strlen(name) : 0;
+	enum coffer_err rc;
+
+	if (!token || !token_len || memchr(token, '\n', token_len) || memchr(token, '\0', token_len) || !name_len ||
+	    strchr(name, '\n') || !pk || !text)
+		return COFFER_ERR_INVALID;
+	if (token_len > DEPLOYER_ENROL_TOKEN_MAX || name_len > DEPLOYER_ENROL_TOKEN_MAX)
+		return COFFER_ERR_TOO_LARGE;
+	sodium_bin2base64(pk_b64, sizeof(pk_b64), pk, DEPLOYER_PK_LEN, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	rc = secret_new(ctx_len + token_len + 1 + name_len + 1 + DEPLOYER_PK_B64_LEN + 1, &t);
+	if (rc)
+		return rc;
+	unsigned char *p = secret_bytes(t);
+	memcpy(p, DEPLOYER_ENROL_CONTEXT, ctx_len);
+	p += ctx_len;
+	memcpy(p, token, token_len);
+	p += token_len;
+	*p++ = '\n';
+	memcpy(p, name, name_len);
+	p += name_len;
+	*p++ = '\n';
+	memcpy(p, pk_b64, DEPLOYER_PK_B64_LEN);
+	p += DEPLOYER_PK_B64_LEN;
+	*p = '\n';
+	*text = t;
+	return COFFER_OK;
+}
+
+enum coffer_err deployer_cert_sign(const struct secret *keeper_sk, const struct deployer_cert *c,
+				   unsigned char cert[DEPLOYER_SIG_LEN])
+{
+	char *t = NULL;
+	size_t n = 0;
+	enum coffer_err rc;
+
+	if (!keeper_sk || secret_len(keeper_sk) != DEPLOYER_SK_LEN)
+		return COFFER_ERR_INVALID;
+	rc = deployer_cert_text(c, &t, &n);
+	if (rc)
+		return rc;
+	if (crypto_sign_ed25519_detached(cert, NULL, (const unsigned char *)t, n, secret_cbytes(keeper_sk)) != 0)
+		rc = COFFER_ERR_CRYPTO;
+	free(t);
+	return rc;
+}
+
+enum coffer_err deployer_cert_verify(const unsigned char keeper_pk[DEPLOYER_PK_LEN], const struct deployer_cert *c,
+				     const unsigned char cert[DEPLOYER_SIG_LEN])
+{
+	char *t = NULL;
+	size_t n = 0;
+	enum coffer_err rc = COFFER_ERR_CRYPTO;
+
+	if (!keeper_pk || !cert || deployer_cert_text(c, &t, &n) != COFFER_OK)
+		return COFFER_ERR_CRYPTO;
+	if (crypto_sign_ed25519_verify_detached(cert, (const unsigned char *)t, n, keeper_pk) == 0)
+		rc = COFFER_OK;
+	free(t);
 	return rc;
 }
 

@@ -91,6 +91,30 @@ struct deployer_cert {
 /* The certificate text of c (malloc'd). COFFER_ERR_INVALID for a bad id or role. */
 COFFER_MUST_CHECK enum coffer_err deployer_cert_text(const struct deployer_cert *c, char **text, size_t *len);
 
+/*
+ * The keeper's certificate: its Ed25519 signature (64 raw bytes, as the
+ * store keeps it) over deployer_cert_text(c), made with its 64-byte
+ * signing key and checked with its public key (keeper.pub, or the key the
+ * CLI pinned at login). verify: COFFER_OK, or COFFER_ERR_CRYPTO (another
+ * key, any field of c changed, a bad c).
+ */
+COFFER_MUST_CHECK enum coffer_err deployer_cert_sign(const struct secret *keeper_sk, const struct deployer_cert *c,
+						     unsigned char cert[DEPLOYER_SIG_LEN]);
+COFFER_MUST_CHECK enum coffer_err deployer_cert_verify(const unsigned char keeper_pk[DEPLOYER_PK_LEN],
+						       const struct deployer_cert *c,
+						       const unsigned char cert[DEPLOYER_SIG_LEN]);
+
+/*
+ * The enrolment proof's text (POST /v1/deployers/enrol), which the new
+ * key signs with deployer_sign:
+ *   "coffer deployer enrol v1\n" token "\n" name "\n" base64url(pk) "\n"
+ * In secure memory (it holds the one-time token). COFFER_ERR_INVALID for
+ * an empty token or name, or one holding a newline or a NUL.
+ */
+#define DEPLOYER_ENROL_CONTEXT "coffer deployer enrol v1\n"
+COFFER_MUST_CHECK enum coffer_err deployer_enrol_text(const char *token, size_t token_len, const char *name,
+						      const unsigned char pk[DEPLOYER_PK_LEN], struct secret **text);
+
 /* ---- signatures ---- */
 
 /* Signs text with a 64-byte Ed25519 key: out gets the base64url signature. */

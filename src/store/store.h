@@ -305,6 +305,30 @@ COFFER_MUST_CHECK enum coffer_err store_secrets_put(struct store *s, const char 
 						    const char *actor, const char *status,
 						    const struct store_secret_limits *limits, uint64_t *new_version);
 
+/*
+ * store_secrets_put, refusing with COFFER_ERR_CONFLICT (nothing stored)
+ * unless the new version's manifest is exactly expect_manifest (the text a
+ * deployer signed; NULL: no such check).
+ */
+COFFER_MUST_CHECK enum coffer_err store_secrets_put_signed(struct store *s, const char *app_id,
+							   const struct store_secret_change *changes, size_t n,
+							   const char *actor, const char *status,
+							   const struct store_secret_limits *limits,
+							   const char *expect_manifest, uint64_t *new_version);
+
+/*
+ * The manifest text store_secrets_put makes for version `version` of
+ * app_id from the head (head_version, its manifest text; 0 and NULL when
+ * the app has none) and the changes, each set carrying its value_id: into
+ * out (reset first). The CLI builds the text it signs with it, the api the
+ * one it checks the signature against. COFFER_ERR_INVALID for a change a
+ * manifest cannot hold, COFFER_ERR_CRYPTO when head_manifest does not parse.
+ */
+COFFER_MUST_CHECK enum coffer_err store_manifest_next(const char *app_id, uint64_t head_version,
+						      const char *head_manifest, uint64_t version,
+						      const struct store_secret_change *changes, size_t n,
+						      struct buf *out);
+
 struct store_secret {
 	char name[STORE_NAME_SIZE];
 	char value_id[STORE_ID_SIZE]; /* the value row (the version it was set in) */
@@ -367,6 +391,13 @@ struct store_secret_version {
 	char status[STORE_STATUS_SIZE];
 	char *manifest; /* its text ("" when it has none), owned by the list */
 };
+
+/* One version's row (MAC checked), its manifest text included: store_secret_version_clear after. */
+COFFER_MUST_CHECK enum coffer_err store_secrets_version_get(struct store *s, const char *app_id, uint64_t version,
+							    struct store_secret_version *out);
+void store_secret_version_clear(struct store_secret_version *v);
+/* The highest secrets version the app ever had (0: none): the next one store_secrets_put makes is one more. */
+COFFER_MUST_CHECK enum coffer_err store_secrets_version_max(struct store *s, const char *app_id, uint64_t *max);
 
 struct store_secret_version_list {
 	struct store_secret_version *items; /* oldest first */

@@ -42,6 +42,26 @@ enum coffer_err store_version_row(struct store *s, const char *app_id, uint64_t 
 	return rc;
 }
 
+enum coffer_err store_secrets_version_get(struct store *s, const char *app_id, uint64_t version,
+					  struct store_secret_version *out)
+{
+	if (!app_id || !out || version == 0 || version > INT64_MAX)
+		return COFFER_ERR_INVALID;
+	return store_version_row(s, app_id, version, out);
+}
+
+void store_secret_version_clear(struct store_secret_version *v)
+{
+	version_clear(v);
+}
+
+enum coffer_err store_secrets_version_max(struct store *s, const char *app_id, uint64_t *max)
+{
+	if (!app_id || !max)
+		return COFFER_ERR_INVALID;
+	return store_run_uint(s, STORE_Q_VERSION_MAX, PARAMS(VT(app_id)), max);
+}
+
 static void secret_clear(void *item)
 {
 	struct store_secret *e = item;
@@ -327,9 +347,50 @@ static enum coffer_err apply_change(struct store *s, const char *app_id, uint64_
 		   NULL);
 }
 
+enum coffer_err store_manifest_next(const char *app_id, uint64_t head_version, const char *head_manifest,
+				    uint64_t version, const struct store_secret_change *changes, size_t n,
+				    struct buf *out)
+{
+	struct store_manifest_item *base = NULL;
+	size_t base_n = 0;
+	char(*ids)[STORE_ID_SIZE] = NULL;
+	enum coffer_err rc = COFFER_OK;
+
+	if (!app_id || !out || (n && !changes) || version == 0 || version > INT64_MAX)
+		return COFFER_ERR_INVALID;
+	for (size_t i = 0; i < n && !rc; i++) {
+		rc = check_change(&changes[i]);
+		if (!rc && !changes[i].remove && !changes[i].value_id)
+			rc = COFFER_ERR_INVALID;
+	}
+	if (rc)
+		return rc;
+	ids = calloc(n ? n : 1, sizeof(*ids));
+	if (!ids)
+		return COFFER_ERR_NOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (!changes[i].remove)
+			memcpy(ids[i], changes[i].value_id, STORE_ID_SIZE); /* id_ok: exactly STORE_ID_LEN */
+	if (head_version)
+		rc = manifest_parse(app_id, head_version, head_manifest, &base, &base_n);
+	if (!rc)
+		rc = manifest_next(app_id, version, base, base_n, changes, n, ids, out);
+	free(base);
+	free(ids);
+	return rc;
+}
+
 enum coffer_err store_secrets_put(struct store *s, const char *app_id, const struct store_secret_change *changes,
 				  size_t n, const char *actor, const char *status,
 				  const struct store_secret_limits *limits, uint64_t *new_version)
+{
+	return store_secrets_put_signed(s, app_id, changes, n, actor, status, limits, NULL, new_version);
+}
+
+enum coffer_err store_secrets_put_signed(struct store *s, const char *app_id,
+					 const struct store_secret_change *changes, size_t n, const char *actor,
+					 const char *status, const struct store_secret_limits *limits,
+					 const char *expect_manifest, uint64_t *new_version)
 {
 	struct store_app head_row;
 	struct store_manifest_item *base = NULL;
@@ -379,6 +440,8 @@ enum coffer_err store_secrets_put(struct store *s, const char *app_id, const str
 	rc = manifest_of(s, app_id, head, &base, &base_n);
 	if (!rc)
 		rc = manifest_next(app_id, version, base, base_n, changes, n, ids, &manifest);
+	if (!rc && expect_manifest && strcmp(manifest.ptr, expect_manifest) != 0)
+		rc = COFFER_ERR_CONFLICT; /* the head or the next version moved since the deployer signed */
 	if (rc)
 		goto out;
 	rc = store_write(s, &version_entity, STORE_Q_VERSION_INSERT,

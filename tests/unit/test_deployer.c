@@ -313,6 +313,68 @@ static void test_key_file(void **state)
 	rmdir(dir);
 }
 
+/* The keeper's certificate: made with its key, checked with its public key, bound to every field. */
+static void test_cert_sign_verify(void **state)
+{
+	unsigned char keeper_pk[DEPLOYER_PK_LEN], other_pk[DEPLOYER_PK_LEN], pk[DEPLOYER_PK_LEN], pk2[DEPLOYER_PK_LEN];
+	struct secret *keeper = new_key(keeper_pk), *other = new_key(other_pk), *dep = new_key(pk), *dep2 = new_key(pk2);
+	unsigned char cert[DEPLOYER_SIG_LEN];
+	char *t = NULL;
+	size_t n = 0;
+	(void)state;
+
+	struct deployer_cert c = {"dep_1", "org_1", "*", DEPLOYER_ROLE_ADMIN, pk};
+	assert_int_equal(deployer_cert_sign(keeper, &c, cert), COFFER_OK);
+	assert_int_equal(deployer_cert_verify(keeper_pk, &c, cert), COFFER_OK);
+	/* the same signature as deployer_sign over the text */
+	char sig[DEPLOYER_SIG_B64_SIZE], cert_b64[DEPLOYER_SIG_B64_SIZE];
+	assert_int_equal(deployer_cert_text(&c, &t, &n), COFFER_OK);
+	assert_int_equal(deployer_sign(keeper, t, n, sig), COFFER_OK);
+	free(t);
+	sodium_bin2base64(cert_b64, sizeof(cert_b64), cert, sizeof(cert), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	assert_string_equal(sig, cert_b64);
+	/* another keeper; each field changed */
+	assert_int_equal(deployer_cert_verify(other_pk, &c, cert), COFFER_ERR_CRYPTO);
+	struct deployer_cert changed[] = {
+		{"dep_2", "org_1", "*", DEPLOYER_ROLE_ADMIN, pk},    {"dep_1", "org_2", "*", DEPLOYER_ROLE_ADMIN, pk},
+		{"dep_1", "org_1", "app", DEPLOYER_ROLE_ADMIN, pk},  {"dep_1", "org_1", "*", DEPLOYER_ROLE_DEPLOY, pk},
+		{"dep_1", "org_1", "*", DEPLOYER_ROLE_ADMIN, pk2},   {"dep_1", "org_1", "*", "root", pk},
+	};
+	for (size_t i = 0; i < sizeof(changed) / sizeof(changed[0]); i++)
+		assert_int_equal(deployer_cert_verify(keeper_pk, &changed[i], cert), COFFER_ERR_CRYPTO);
+	cert[0] ^= 1;
+	assert_int_equal(deployer_cert_verify(keeper_pk, &c, cert), COFFER_ERR_CRYPTO);
+	/* a deployer's own signature over its cert text is not the keeper's */
+	assert_int_equal(deployer_cert_sign(dep, &c, cert), COFFER_OK);
+	assert_int_equal(deployer_cert_verify(keeper_pk, &c, cert), COFFER_ERR_CRYPTO);
+	assert_int_equal(deployer_cert_sign(keeper, &changed[5], cert), COFFER_ERR_INVALID);
+	secret_free(keeper);
+	secret_free(other);
+	secret_free(dep);
+	secret_free(dep2);
+}
+
+static void test_enrol_text(void **state)
+{
+	unsigned char pk[DEPLOYER_PK_LEN];
+	struct secret *sk = key_from_seed(RFC_SEED, pk), *t = NULL;
+	(void)state;
+
+	assert_int_equal(deployer_enrol_text("cdt_abc", 7, "alice@laptop", pk, &t), COFFER_OK);
+	const char *want = "coffer deployer enrol v1\ncdt_abc\nalice@laptop\n" RFC_PK_B64 "\n";
+	assert_int_equal(secret_len(t), strlen(want));
+	assert_memory_equal(secret_cbytes(t), want, strlen(want));
+	secret_free(t);
+	t = NULL;
+	assert_int_equal(deployer_enrol_text("cdt_abc", 0, "alice", pk, &t), COFFER_ERR_INVALID);
+	assert_int_equal(deployer_enrol_text("cdt\nabc", 7, "alice", pk, &t), COFFER_ERR_INVALID);
+	assert_int_equal(deployer_enrol_text("cdt_abc", 7, "", pk, &t), COFFER_ERR_INVALID);
+	assert_int_equal(deployer_enrol_text("cdt_abc", 7, "a\nb", pk, &t), COFFER_ERR_INVALID);
+	assert_int_equal(deployer_enrol_text("cdt_abc", 7, NULL, pk, &t), COFFER_ERR_INVALID);
+	assert_null(t);
+	secret_free(sk);
+}
+
 static void test_covers(void **state)
 {
 	(void)state;
@@ -340,6 +402,7 @@ int main(void)
 		cmocka_unit_test(test_hash_and_release_text), cmocka_unit_test(test_cert_text),
 		cmocka_unit_test(test_sign_verify),           cmocka_unit_test(test_every_field_bound),
 		cmocka_unit_test(test_key_file),              cmocka_unit_test(test_covers),
+		cmocka_unit_test(test_cert_sign_verify),      cmocka_unit_test(test_enrol_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -877,7 +877,10 @@ struct open_world {
 	unsigned char app_pk[HPKE_PK_LEN];
 	uint64_t version; /* the secrets version with DB_URL and API_KEY */
 	struct store_machine machine;
+	char config_hash[DELIVERY_SPEC_HASH_SIZE]; /* of release 1's config: what deliveries are bound to */
 };
+
+#define WORLD_CONFIG "{\"cmd\":[\"web\"],\"count\":1,\"env\":{},\"grace_ms\":30000}"
 
 static void put_secrets(const char *app, const unsigned char pk[HPKE_PK_LEN], const char *aad_app, uint64_t *version)
 {
@@ -918,6 +921,13 @@ static void world_new(struct open_world *w, const char *host_id)
 	assert_int_equal(keeper_app_key_create(&keys, fx.store, w->app, &made), COFFER_OK);
 	memcpy(w->app_pk, made.public_key, HPKE_PK_LEN);
 	put_secrets(w->app, w->app_pk, w->app, &w->version);
+	uint64_t release = 0;
+	assert_int_equal(store_release_create(fx.store, w->app, WORLD_CONFIG, w->version, 0, 0, "test", &release),
+			 COFFER_OK);
+	assert_int_equal(release, 1);
+	unsigned char h[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256(h, (const unsigned char *)WORLD_CONFIG, strlen(WORLD_CONFIG));
+	sodium_bin2hex(w->config_hash, sizeof(w->config_hash), h, sizeof(h));
 	assert_int_equal(store_machine_create(fx.store, w->app, host_id, 1, &w->machine), COFFER_OK);
 	keeper_keys_release(&keys);
 }
@@ -1064,7 +1074,7 @@ static void test_open_good(void **state)
 
 	/* The host's seal key opens exactly the stored values, for this machine and token. */
 	delivery_list_init(&got);
-	assert_int_equal(delivery_open(fx.host_a.seal_sk, fx.host_a.id, w.machine.id, minted.jti, sealed.ptr,
+	assert_int_equal(delivery_open(fx.host_a.seal_sk, fx.host_a.id, w.machine.id, minted.jti, w.config_hash, sealed.ptr,
 				       sealed.len, &got),
 			 COFFER_OK);
 	assert_int_equal(got.n, 2);
@@ -1076,11 +1086,18 @@ static void test_open_good(void **state)
 	assert_memory_equal(secret_cbytes(got.items[1].value), VALUE_DB, strlen(VALUE_DB));
 	delivery_list_release(&got);
 	/* ... and for no other machine, and no other host's key. */
-	assert_int_equal(delivery_open(fx.host_a.seal_sk, fx.host_a.id, "another_machine", minted.jti, sealed.ptr,
+	assert_int_equal(delivery_open(fx.host_a.seal_sk, fx.host_a.id, "another_machine", minted.jti, w.config_hash, sealed.ptr,
 				       sealed.len, &got),
 			 COFFER_ERR_CRYPTO);
-	assert_int_equal(delivery_open(fx.host_b.seal_sk, fx.host_a.id, w.machine.id, minted.jti, sealed.ptr,
+	assert_int_equal(delivery_open(fx.host_b.seal_sk, fx.host_a.id, w.machine.id, minted.jti, w.config_hash, sealed.ptr,
 				       sealed.len, &got),
+			 COFFER_ERR_CRYPTO);
+	/* ... nor for another config than the release's (one the api changed): the agent would not start it. */
+	char other_hash[DELIVERY_SPEC_HASH_SIZE];
+	memcpy(other_hash, w.config_hash, sizeof(other_hash));
+	other_hash[0] = other_hash[0] == '0' ? '1' : '0';
+	assert_int_equal(delivery_open(fx.host_a.seal_sk, fx.host_a.id, w.machine.id, minted.jti, other_hash,
+				       sealed.ptr, sealed.len, &got),
 			 COFFER_ERR_CRYPTO);
 
 	/* One audit event: names, machine, host, release and version; no value. */
@@ -1533,7 +1550,7 @@ static void test_open_direct_empty_version(void **state)
 			 COFFER_OK);
 	assert_null(why);
 	delivery_list_init(&got);
-	assert_int_equal(delivery_open(fx.host_a.seal_sk, fx.host_a.id, w.machine.id, minted.jti, sealed.ptr,
+	assert_int_equal(delivery_open(fx.host_a.seal_sk, fx.host_a.id, w.machine.id, minted.jti, w.config_hash, sealed.ptr,
 				       sealed.len, &got),
 			 COFFER_OK);
 	assert_int_equal(got.n, 0);
