@@ -465,7 +465,7 @@ section_cli_on() {
 	# issue 12: the CLI's deployer key, enrolled at the keeper (the old coffer has none)
 	if [ "$which" = new ]; then
 		local tok
-		tok=$("$COFFER" keeper deployer-token --state "$T/keeper" --org bench --role admin 2>>"$T/cli.log") &&
+		tok=$("$COFFER" keeper deployer-token --state-dir "$T/keeper" --store "$STORE_URL" --org bench --role admin 2>>"$T/cli.log") &&
 			"$COFFER" login --deployer-token "$tok" --keeper "$KEEPER_URL" --name bench >>"$T/cli.log" 2>&1 ||
 			say "cli-new: coffer login failed (see $T/cli.log)"
 	fi

@@ -261,7 +261,7 @@ no_foreign_holder() {
 	[[ "$CODE" =~ ^40[013]$ ]] || { echo "forged token: $CODE $(cat "$T/last.body")" >&2; return 1; }
 	[ "$(jq -r '.cert // empty' "$T/last.body")" = "" ]
 	# a real token, spent by a login first
-	tok=$("$COFFER" keeper deployer-token --state "$T/keeper" --org acme --role deploy)
+	tok=$("$COFFER" keeper deployer-token --state-dir "$T/keeper" --store "$STORE_URL" --org acme --role deploy)
 	mkdir -p "$T/ci"
 	COFFER_CONFIG="$T/ci/config.json" run_logged "$COFFER" login --deployer-token "$tok" --keeper "$KEEPER_URL" --name ci
 	[ "$status" -eq 0 ]
@@ -276,7 +276,7 @@ no_foreign_holder() {
 }
 
 @test "a revoked deployer key: its new and its pending releases refused, and a row put back as it was does not revive it" {
-	tok=$("$COFFER" keeper deployer-token --state "$T/keeper" --org acme --app canary --role deploy)
+	tok=$("$COFFER" keeper deployer-token --state-dir "$T/keeper" --store "$STORE_URL" --org acme --app canary --role deploy)
 	mkdir -p "$T/ci"
 	COFFER_CONFIG="$T/ci/config.json" run_logged "$COFFER" login --deployer-token "$tok" --keeper "$KEEPER_URL" --name ci
 	[ "$status" -eq 0 ]
