@@ -86,5 +86,6 @@ void cli_usage_text(const struct cli_cmd *cmd, char *out, size_t size);
 /* The rows of src/cli/cmd_<noun>.c that main.c's table lists: a noun (its subcommands) or a command. */
 extern const struct cli_cmd cli_apps, cli_audit, cli_deploy, cli_hosts, cli_machines, cli_releases, cli_scale,
 	cli_secrets, cli_status, cli_tokens;
+extern const struct cli_cmd cli_deployers, cli_login; /* cmd_login.c */
 
 #endif

@@ -26,7 +26,9 @@
  *            verified against it (http_client.h).
  * Config file: env COFFER_CONFIG, else $XDG_CONFIG_HOME/coffer/config.json,
  * else ~/.config/coffer/config.json; a JSON object with the optional string
- * fields "api_url", "ca" (an absolute path) and "token" and no others. It is read only when the
+ * fields "api_url", "ca" (an absolute path) and "token", and the deployer's
+ * "keeper_url", "keeper_public_key" and "deployer_id" (`coffer login`), and
+ * no others. The deployer's key is deployer.key beside it (0600). It is read only when the
  * environment does not give both, and refused when group or others may
  * read or write it (it holds a token).
  */
@@ -37,6 +39,7 @@
 
 #include "buf.h"
 #include "cli.h"
+#include "deployer.h"
 #include "err.h"
 #include "http_client.h"
 #include "json.h"
@@ -70,6 +73,53 @@ COFFER_MUST_CHECK enum coffer_err cli_config_write(const char *api_url, const ch
  */
 COFFER_MUST_CHECK enum coffer_err cli_config_read(char *api_url, size_t api_url_size, char *ca, size_t ca_size,
 						  struct secret **token);
+
+/* The deployer's fields of the config file, written by `coffer login`; "" when absent. */
+struct cli_config_deployer {
+	char keeper_url[HTTP_CLIENT_URL_MAX];
+	char keeper_public_key[DEPLOYER_PK_B64_SIZE]; /* base64url: the keeper's key, pinned at login */
+	char deployer_id[DEPLOYER_ID_MAX + 1];
+};
+/* Reads them (all "" when there is no file). Prints nothing. cli_config_write keeps them. */
+COFFER_MUST_CHECK enum coffer_err cli_config_read_deployer(struct cli_config_deployer *out);
+/* Writes them, keeping the file's other fields. COFFER_ERR_INVALID as cli_config_write. Prints nothing. */
+COFFER_MUST_CHECK enum coffer_err cli_config_write_deployer(const struct cli_config_deployer *dep);
+/* The deployer key file: deployer.key in the config file's folder. */
+COFFER_MUST_CHECK enum coffer_err cli_deployer_key_path(char *out, size_t size);
+
+/*
+ * The CLI's deployer (`coffer login`): its key, its id and the keeper's
+ * public key pinned at login, for the commands that sign (deployer.h).
+ * cli_deployer_release wipes and frees the key; a zeroed struct is fine.
+ */
+struct cli_deployer {
+	struct secret *sk;                        /* DEPLOYER_SK_LEN bytes */
+	unsigned char pk[DEPLOYER_PK_LEN];
+	char id[DEPLOYER_ID_MAX + 1];
+	unsigned char keeper_pk[DEPLOYER_PK_LEN]; /* checks certs (deployer_cert_verify) and app keys */
+	char keeper_url[HTTP_CLIENT_URL_MAX];
+};
+/*
+ * Loads the deployer of the config file. Reports (as every client_*
+ * function) and returns COFFER_ERR_UNAUTH "no deployer key: run 'coffer
+ * login --deployer-token ...'" when the config has no deployer or the key
+ * file is missing; COFFER_ERR_FORBIDDEN for a key file others may read;
+ * COFFER_ERR_INVALID for a malformed key file or config field.
+ */
+COFFER_MUST_CHECK enum coffer_err cli_deployer_load(struct cli_deployer *d);
+void cli_deployer_release(struct cli_deployer *d);
+
+/*
+ * Enrols the CLI's deployer key (made if missing, else the one there) at
+ * the keeper (keeper_url; its TLS verified with the CA file ca, NULL: the
+ * system's) with a one-time deployer token, under name, and writes
+ * keeper_url, the keeper's public key and the deployer id into the config
+ * file. Reports what fails. On success *answer (may be NULL) is the
+ * keeper's answer (id, org_id, app_id, role, name, ...), the caller's to
+ * json_decref. Used by `coffer login` and `coffer dev`.
+ */
+COFFER_MUST_CHECK enum coffer_err cli_deployer_enrol(const char *keeper_url, const char *ca, const struct secret *token,
+						     const char *name, json_t **answer);
 
 /* A command's run: what its setup parsed and resolved (cli.h, cli_run). */
 #define CLIENT_OPTS_MAX 12 /* options of a row (struct cli_opt) */
