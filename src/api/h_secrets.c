@@ -350,14 +350,17 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 	for (i = 0; i < n; i++)
 		buf_init(&items[i].sealed, STORE_CIPHERTEXT_MAX);
 
-	/* 1. Every name and sealed value is checked before anything else. */
+	/* 1. Every name, then every sealed value, is checked before anything else. */
+	i = 0;
+	json_object_foreach(secrets, key, v) {
+		rc = check_name(req, key, ++i);
+		if (rc)
+			goto out;
+	}
 	i = 0;
 	json_object_foreach(secrets, key, v) {
 		struct item *it = &items[i++];
 		it->name = key;
-		rc = check_name(req, key, i);
-		if (rc)
-			goto out;
 		if (json_is_null(v)) {
 			it->remove = 1;
 			continue;

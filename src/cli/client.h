@@ -49,7 +49,7 @@
 #define CLI_CONFIG_PATH_MAX 4096
 #define CLI_CONFIG_MAX ((size_t)64 << 10)
 #define CLIENT_TIMEOUT_MS 120000        /* a secrets change may wait for a release */
-#define CLIENT_REQUEST_MAX ((size_t)1 << 20)
+#define CLIENT_REQUEST_MAX ((size_t)8 << 20)   /* the api's secrets body limit: 1 MiB of values sealed, in base64url */
 #define CLIENT_PATH_MAX 1024            /* a request path with its query */
 #define CLIENT_SEGMENT_MAX 768          /* one percent-encoded path segment */
 

@@ -143,10 +143,20 @@ platform_start() {
 	ADMIN_TOKEN=$("$COFFER" api bootstrap --store "$STORE_URL" --rows-key "$T/keeper/api.rows.key" --org acme)
 	export COFFER_API_URL="$API_URL" COFFER_TOKEN="$ADMIN_TOKEN" COFFER_CONFIG="$T/config.json"
 	unset COFFER_APP
+	deployer_login
 	"$COFFER" apps create canary >/dev/null
 	"$COFFER" secrets set -a canary "CANARY_SECRET=$CANARY" >/dev/null
 	# for the tests of a file that share this platform (setup_file)
 	export T STORE_URL PG_SCHEMA KEEPER_URL API_URL KEEPER_PID API_PID ADMIN_TOKEN
+}
+
+# deployer_login: enrols the CLI's deployer key (admin of the org acme, all
+# apps) with a one-time token from the keeper: the CLI signs every change
+# of the tests with it ($T/deployer.key, beside $COFFER_CONFIG).
+deployer_login() {
+	local tok
+	tok=$("$COFFER" keeper deployer-token --state-dir "$T/keeper" --store "$STORE_URL" --org acme --role admin)
+	"$COFFER" login --deployer-token "$tok" --keeper "$KEEPER_URL" --name tests >/dev/null
 }
 
 # platform_test_start / platform_test_stop: setup and teardown of a test in
@@ -251,6 +261,11 @@ platform_stop() {
 	fi
 	[ "$rc" -eq 0 ] && rm -rf "$T"
 	return "$rc"
+}
+
+# deployer_id: the id of the CLI's deployer key (coffer login wrote it into the config file).
+deployer_id() {
+	jq -r .deployer_id "$COFFER_CONFIG"
 }
 
 # run_logged CMD...: like bats' run, and also keeps the output under $T so

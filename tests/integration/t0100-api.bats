@@ -77,6 +77,15 @@ refused_unstored() {
 	[[ "$BODY" != *"$CANARY"* ]]
 }
 
+# cli_set APP ARGS...: `coffer secrets set -a APP ARGS` with $TOKEN (the CLI
+# seals and signs: the api takes no plaintext value); sets status and output.
+cli_set() {
+	local app=$1
+	shift
+	run env COFFER_TOKEN="${TOKEN:-$ADMIN_TOKEN}" "$COFFER" secrets set -a "$app" "$@"
+	printf 'secrets set -a %s -> %s %s\n' "$app" "$status" "$output" >>"$T/outputs.log"
+}
+
 # new_token ROLE [APP] [EXPIRY]: prints a new token of the admin's org.
 new_token() {
 	local body
@@ -175,11 +184,19 @@ api_restart_with_keeper() {
 
 @test "secrets: set, list names and digests, stage, unchanged, unset" {
 	call POST /v1/apps '{"name":"web"}'
-	call POST /v1/apps/web/secrets "{\"secrets\":{\"B_KEY\":\"$CANARY-b\",\"A_KEY\":{\"base64\":\"$(printf '%s-a' "$CANARY" | base64 -w0)\"}}}"
-	[ "$CODE" = 200 ]
-	[ "$(jq -r .version <<<"$BODY")" = 1 ]
-	[ "$(jq -r .status <<<"$BODY")" = staged ]
-	[ "$(jq -r .message <<<"$BODY")" = "recorded for the first deployment" ]
+	# a plaintext value, as a string or in base64, is refused naming the secret only
+	call POST /v1/apps/web/secrets "{\"secrets\":{\"B_KEY\":\"$CANARY-b\"}}"
+	expect_error 400 invalid_argument "value of 'B_KEY' is plaintext"
+	[[ "$BODY" != *"$CANARY"* ]]
+	call POST /v1/apps/web/secrets "{\"secrets\":{\"A_KEY\":{\"base64\":\"$(printf '%s-a' "$CANARY" | base64 -w0)\"}}}"
+	expect_error 400 invalid_argument "value of 'A_KEY' is plaintext"
+	call GET /v1/apps/web/secrets
+	[ "$(jq -r .version <<<"$BODY")" = 0 ]
+
+	printf '%s-a' "$CANARY" >"$REQ/a"
+	cli_set web "B_KEY=$CANARY-b" A_KEY=- <"$REQ/a"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"Secrets are staged for the first deployment (version 1)"* ]]
 
 	call GET /v1/apps/web/secrets
 	[ "$CODE" = 200 ]
@@ -192,31 +209,30 @@ api_restart_with_keeper() {
 	[[ "$BODY" != *"$CANARY"* ]]
 	digest_b=$(jq -r '.secrets[1].digest' <<<"$BODY")
 
-	# the same value again: no new version
-	call POST /v1/apps/web/secrets "{\"secrets\":{\"B_KEY\":\"$CANARY-b\"}}"
-	[ "$CODE" = 200 ]
-	[ "$(jq -c . <<<"$BODY")" = '{"version":1,"status":"unchanged"}' ]
+	# the same value again (the same digest): no new version
+	cli_set web "B_KEY=$CANARY-b"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"Nothing changed: the secrets are already as given (version 1)"* ]]
 	# unsetting an absent name changes nothing either
-	call POST /v1/apps/web/secrets '{"secrets":{"NOPE":null}}'
-	[ "$(jq -c . <<<"$BODY")" = '{"version":1,"status":"unchanged"}' ]
+	run "$COFFER" secrets unset -a web NOPE
+	[[ "$output" == *"Nothing changed: the secrets are already as given (version 1)"* ]]
 
-	call POST /v1/apps/web/secrets "{\"secrets\":{\"B_KEY\":\"$CANARY-c\"},\"stage\":true}"
-	[ "$CODE" = 200 ]
-	[ "$(jq -r .version <<<"$BODY")" = 2 ]
-	[ "$(jq -r .status <<<"$BODY")" = staged ]
+	cli_set web --stage "B_KEY=$CANARY-c"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"Secrets are staged as version 2"* ]]
 	call GET /v1/apps/web/secrets
 	[ "$(jq -r '.secrets[1].digest' <<<"$BODY")" != "$digest_b" ]
 
-	call POST /v1/apps/web/secrets '{"secrets":{"A_KEY":null}}'
-	[ "$(jq -r .version <<<"$BODY")" = 3 ]
+	run "$COFFER" secrets unset -a web A_KEY
+	[[ "$output" == *"(version 3)"* ]]
 	call GET /v1/apps/web/secrets
 	[ "$(jq -r '[.secrets[].name] | join(",")' <<<"$BODY")" = B_KEY ]
 }
 
 @test "digests are keyed per app: one value, two apps, two digests" {
 	call POST /v1/apps '{"name":"web"}'
-	call POST /v1/apps/web/secrets "{\"secrets\":{\"CANARY_SECRET\":\"$CANARY\"}}"
-	[ "$CODE" = 200 ]
+	cli_set web "CANARY_SECRET=$CANARY"
+	[ "$status" -eq 0 ]
 	a=$(curl -sS -H "Authorization: Bearer $ADMIN_TOKEN" "$API_URL/v1/apps/canary/secrets" | jq -r .secrets[0].digest)
 	b=$(curl -sS -H "Authorization: Bearer $ADMIN_TOKEN" "$API_URL/v1/apps/web/secrets" | jq -r .secrets[0].digest)
 	[[ "$a" =~ ^[0-9a-f]{32}$ ]]
@@ -253,10 +269,12 @@ api_restart_with_keeper() {
 	call POST /v1/apps '{"name":"other"}'
 	before=$(version_of canary)
 	store_sql "UPDATE app_keys SET public_key = (SELECT k.public_key FROM app_keys k JOIN apps a ON a.id = k.app_id WHERE a.name = 'other') WHERE app_id = (SELECT id FROM apps WHERE name = 'canary')"
-	call POST /v1/apps/canary/secrets "{\"secrets\":{\"NEW\":\"$CANARY-x\"}}"
-	expect_error 500 internal "app key failed verification"
+	# the CLI checks the key with the keeper key it pinned: nothing is sealed or sent
+	cli_set canary "NEW=$CANARY-x"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"the app's public key is not signed by the keeper you logged in with"* ]]
 	[ "$(version_of canary)" = "$before" ]
-	grep -q "app key failed verification" "$T/api.log"
+	run ! grep -q '"POST /v1/apps/canary/secrets"' "$T/api.log"
 }
 
 # ---- tokens and roles ----
@@ -303,8 +321,8 @@ api_restart_with_keeper() {
 	[ "$CODE" = 200 ]
 	TOKEN=$read_tok call POST /v1/apps '{"name":"nope"}'
 	expect_error 403 forbidden
-	TOKEN=$deploy_tok call POST /v1/apps/canary/secrets '{"secrets":{"DEPLOYED":"x"}}'
-	[ "$CODE" = 200 ]
+	TOKEN=$deploy_tok cli_set canary DEPLOYED=x
+	[ "$status" -eq 0 ]
 	TOKEN=$deploy_tok call POST /v1/apps '{"name":"nope"}'
 	expect_error 403 forbidden
 	TOKEN=$deploy_tok call DELETE /v1/apps/canary
@@ -354,8 +372,8 @@ api_restart_with_keeper() {
 	TOKEN=$(new_token deploy web)
 	call GET /v1/apps
 	[ "$(jq -r '[.apps[].name] | join(",")' <<<"$BODY")" = web ]
-	call POST /v1/apps/web/secrets '{"secrets":{"OK":"fine"}}'
-	[ "$CODE" = 200 ]
+	cli_set web OK=fine
+	[ "$status" -eq 0 ]
 	refused_unstored '{"secrets":{"X":"y"}}' 404 not_found "app 'canary' not found"
 	call GET /v1/apps/canary/secrets
 	expect_error 404 not_found
@@ -436,8 +454,8 @@ api_restart_with_keeper() {
 @test "secret name: 256 bytes refused, 255 accepted" {
 	n256=$(printf 'N%.0s' $(seq 256))
 	refused_unstored "{\"secrets\":{\"$n256\":\"$CANARY\"}}" 400 invalid_argument "longer than 255 bytes"
-	call POST /v1/apps/canary/secrets "{\"secrets\":{\"${n256:1}\":\"$CANARY\"}}"
-	[ "$CODE" = 200 ]
+	cli_set canary "${n256:1}=$CANARY"
+	[ "$status" -eq 0 ]
 	[ "$(version_of canary)" = 2 ]
 }
 
@@ -446,32 +464,51 @@ api_restart_with_keeper() {
 }
 
 @test "secret value: a NUL byte is refused, naming the secret" {
+	# the api cannot see a value: the CLI refuses it before sealing (and the keeper at open)
+	printf '%s\0tail' "$CANARY" >"$REQ/nul"
+	before=$(version_of canary)
+	cli_set canary WITH_NUL=- <"$REQ/nul"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"'WITH_NUL'"*"NUL byte"* ]]
+	[[ "$output" != *"$CANARY"* ]]
+	[ "$(version_of canary)" = "$before" ]
+	# in plaintext, the api refuses it as plaintext, naming the secret only
 	refused_unstored "{\"secrets\":{\"WITH_NUL\":\"$CANARY\\u0000tail\"}}" 400 invalid_argument \
-		"value of 'WITH_NUL' contains a NUL byte"
+		"value of 'WITH_NUL' is plaintext"
 	refused_unstored '{"secrets":{"B64_NUL":{"base64":"YQBi"}}}' 400 invalid_argument \
-		"value of 'B64_NUL' contains a NUL byte"
+		"value of 'B64_NUL' is plaintext"
 }
 
 @test "secret value: 64 KiB + 1 refused (413), 64 KiB accepted" {
-	big=$(head -c 65537 /dev/zero | tr '\0' v)
-	printf '{"secrets":{"BIG":"%s"}}' "$big" >"$REQ/over.json"
+	# the api sees the sealed value's size: one of 64 KiB + 1 of value (48 bytes of seal more)
+	sealed=$(head -c $((65537 + 48)) /dev/zero | base64 -w0 | tr '+/' '-_' | tr -d '=')
+	printf '{"secrets":{"BIG":{"sealed":"%s","digest":"%032d","value_id":"%024d"}}}' "$sealed" 0 0 >"$REQ/over.json"
 	refused_unstored "@$REQ/over.json" 413 too_large "value of 'BIG' is larger than 65536 bytes"
-	printf '{"secrets":{"BIG":"%s"}}' "${big:1}" >"$REQ/max.json"
-	call POST /v1/apps/canary/secrets "@$REQ/max.json"
-	[ "$CODE" = 200 ]
+	# the CLI refuses it before sealing
+	head -c 65537 /dev/zero | tr '\0' v >"$REQ/big"
+	cli_set canary BIG=- <"$REQ/big"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"longer than 65536 bytes"* ]]
+	head -c 65536 /dev/zero | tr '\0' v >"$REQ/max"
+	cli_set canary BIG=- <"$REQ/max"
+	[ "$status" -eq 0 ]
 	[ "$(version_of canary)" = 2 ]
 }
 
 @test "the 1,001st secret is refused (413); 1,000 are fine" {
 	# canary holds 1 secret: 999 more make 1,000
-	seq 1 999 | awk 'BEGIN { printf "{\"secrets\":{" } { printf "%s\"S_%d\":\"v%d\"", (NR > 1 ? "," : ""), $1, $1 } END { print "}}" }' >"$REQ/999.json"
-	call POST /v1/apps/canary/secrets "@$REQ/999.json"
-	[ "$CODE" = 200 ]
+	seq 1 999 | awk '{ printf "S_%d=v%d\n", $1, $1 }' >"$REQ/999.env"
+	run "$COFFER" secrets import -a canary <"$REQ/999.env"
+	[ "$status" -eq 0 ]
 	[ "$(curl -sS -H "Authorization: Bearer $ADMIN_TOKEN" "$API_URL/v1/apps/canary" | jq -r .secrets_count)" = 1000 ]
-	refused_unstored '{"secrets":{"ONE_TOO_MANY":"x"}}' 413 too_large "at most 1000"
+	before=$(version_of canary)
+	cli_set canary ONE_TOO_MANY=x
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"at most 1000"* ]]
+	[ "$(version_of canary)" = "$before" ]
 	# replacing one of them is not a new name
-	call POST /v1/apps/canary/secrets '{"secrets":{"S_1":"changed"}}'
-	[ "$CODE" = 200 ]
+	cli_set canary S_1=changed
+	[ "$status" -eq 0 ]
 }
 
 @test "1 MiB + 1 of values is refused (413); 1 MiB is fine" {
@@ -480,13 +517,16 @@ api_restart_with_keeper() {
 	chunk=$(head -c 65536 /dev/zero | tr '\0' m)
 	rest=$((1048576 - have - 15 * 65536))
 	{
-		printf '{"secrets":{'
-		for i in $(seq 1 15); do printf '"M_%d":"%s",' "$i" "$chunk"; done
-		printf '"M_REST":"%s"}}' "$(head -c "$rest" /dev/zero | tr '\0' r)"
-	} >"$REQ/mib.json"
-	call POST /v1/apps/canary/secrets "@$REQ/mib.json"
-	[ "$CODE" = 200 ]
-	refused_unstored '{"secrets":{"ONE_BYTE":"x"}}' 413 too_large "1 MiB"
+		for i in $(seq 1 15); do printf 'M_%d=%s\n' "$i" "$chunk"; done
+		printf 'M_REST=%s\n' "$(head -c "$rest" /dev/zero | tr '\0' r)"
+	} >"$REQ/mib.env"
+	run "$COFFER" secrets import -a canary <"$REQ/mib.env"
+	[ "$status" -eq 0 ]
+	before=$(version_of canary)
+	cli_set canary ONE_BYTE=x
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"1 MiB"* ]]
+	[ "$(version_of canary)" = "$before" ]
 }
 
 @test "malformed JSON is 400" {
@@ -497,10 +537,11 @@ api_restart_with_keeper() {
 
 @test "wrong types are 400" {
 	refused_unstored '{"secrets":["A"]}' 400 invalid_argument
-	refused_unstored '{"secrets":{"A":1}}' 400 invalid_argument "value of 'A' must be a string"
-	refused_unstored '{"secrets":{"A":true}}' 400 invalid_argument "value of 'A' must be a string"
-	refused_unstored '{"secrets":{"A":{"base64":1}}}' 400 invalid_argument "value of 'A'"
-	refused_unstored '{"secrets":{"A":{"base64":"!!"}}}' 400 invalid_argument "not valid base64"
+	refused_unstored '{"secrets":{"A":1}}' 400 invalid_argument "value of 'A' must be null or {"
+	refused_unstored '{"secrets":{"A":true}}' 400 invalid_argument "value of 'A' must be null or {"
+	refused_unstored '{"secrets":{"A":{"sealed":1}}}' 400 invalid_argument "value of 'A'"
+	refused_unstored "{\"secrets\":{\"A\":{\"sealed\":\"!!\",\"digest\":\"$(printf '%032d' 0)\",\"value_id\":\"$(printf '%024d' 0)\"}}}" \
+		400 invalid_argument "value of 'A' is not a sealed value"
 	refused_unstored '{"secrets":{"A":"b"},"stage":"yes"}' 400 invalid_argument
 	refused_unstored '[]' 400 invalid_argument
 }
@@ -561,8 +602,10 @@ api_restart_with_keeper() {
 	[ "$CODE" = 403 ]
 	TOKEN= call POST /v1/apps '{"name":"anon"}'
 	[ "$CODE" = 401 ]
-	call POST /v1/apps/canary/secrets "{\"secrets\":{\"AUDITED\":\"$CANARY-audited\",\"CANARY_SECRET\":null}}"
-	[ "$CODE" = 200 ]
+	cli_set canary "AUDITED=$CANARY-audited"
+	[ "$status" -eq 0 ]
+	run "$COFFER" secrets unset -a canary CANARY_SECRET
+	[ "$status" -eq 0 ]
 	call POST /v1/apps/canary/secrets '{"secrets":{"bad-name":"x"}}'
 	[ "$CODE" = 400 ]
 
@@ -570,9 +613,10 @@ api_restart_with_keeper() {
 	[ "$CODE" = 200 ]
 	[[ "$BODY" != *"$CANARY"* ]]
 	[[ "$BODY" != *"$ADMIN_TOKEN"* ]]
-	ok=$(jq -c '[.events[] | select(.action == "secrets.set" and .outcome == "ok")] | last' <<<"$BODY")
+	ok=$(jq -c '[.events[] | select(.action == "secrets.set" and .outcome == "ok")] | .[-2]' <<<"$BODY")
 	[ "$(jq -r .detail.set[0].name <<<"$ok")" = AUDITED ]
 	[[ "$(jq -r .detail.set[0].digest <<<"$ok")" =~ ^[0-9a-f]{32}$ ]]
+	ok=$(jq -c '[.events[] | select(.action == "secrets.set" and .outcome == "ok")] | last' <<<"$BODY")
 	[ "$(jq -r .detail.unset[0] <<<"$ok")" = CANARY_SECRET ]
 	[[ "$(jq -r .actor <<<"$ok")" =~ ^tok_[0-9a-f]{24}$ ]]
 	[[ "$(jq -r .request_id <<<"$ok")" =~ ^[0-9a-f]{16}$ ]]

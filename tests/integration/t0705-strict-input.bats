@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # Faults the fuzz targets (tests/fuzz, docs/FUZZ.md) stand guard over,
 # attacked on a real api: a \u0000 in a secrets-set body does not let an
-# unknown field through, and a bearer token respelled with a byte 0x80-0xFF
+# unknown field through, a sealed value is strict base64url, and a bearer token respelled with a byte 0x80-0xFF
 # (which libsodium 1.0.18's decoder read as '_') is not the token.
 
 load helpers
@@ -38,7 +38,7 @@ version_of() {
 	# the \u0000 alone is still named by its secret
 	post "$ADMIN_TOKEN" /v1/apps/canary/secrets '{"secrets":{"NUL_VALUE":"a\u0000b"}}'
 	[ "$CODE" = 400 ]
-	[[ "$(jq -r .error.message <<<"$BODY")" == *"'NUL_VALUE' contains a NUL byte"* ]]
+	[[ "$(jq -r .error.message <<<"$BODY")" == *"'NUL_VALUE' is plaintext"* ]]
 	[ "$(version_of canary)" = "$before" ]
 	# the refusals are audited
 	n=$(curl -sS -H "Authorization: Bearer $ADMIN_TOKEN" "$API_URL/v1/audit?app=canary" |
@@ -46,16 +46,24 @@ version_of() {
 	[ "$n" -ge 4 ]
 }
 
-@test "a secret value in base64 takes the alphabet only" {
+@test "a sealed value in base64url takes the alphabet only" {
 	before=$(version_of canary)
-	# "QUJD" is ABC; bytes 0x80-0xFF in place of its last two characters (U+00FF is
-	# C3 BF in UTF-8) are not base64, though libsodium 1.0.18 read them as "//"
-	post "$ADMIN_TOKEN" /v1/apps/canary/secrets '{"secrets":{"B64":{"base64":"QU\u00ff"}}}'
+	z=$(printf '%032d' 0) id=$(printf '%024d' 0)
+	# 60 zero bytes: 80 characters of base64url; bytes 0x80-0xFF (U+00FF is C3 BF
+	# in UTF-8) in place of its last one are not base64url, though libsodium
+	# 1.0.18 read them as '_'
+	sealed=$(head -c 60 /dev/zero | base64 -w0 | tr '+/' '-_' | tr -d '=')
+	post "$ADMIN_TOKEN" /v1/apps/canary/secrets \
+		"{\"secrets\":{\"B64\":{\"sealed\":\"${sealed%?}\u00ff\",\"digest\":\"$z\",\"value_id\":\"$id\"}}}"
 	[ "$CODE" = 400 ]
-	[[ "$(jq -r .error.message <<<"$BODY")" == *"'B64' is not valid base64"* ]]
+	[[ "$(jq -r .error.message <<<"$BODY")" == *"'B64' is not a sealed value"* ]]
 	[ "$(version_of canary)" = "$before" ]
-	post "$ADMIN_TOKEN" /v1/apps/canary/secrets '{"secrets":{"B64":{"base64":"QUJD"}}}'
-	[ "$CODE" = 200 ]
+	# in the alphabet it passes the value checks, and is refused for what follows (no signature)
+	post "$ADMIN_TOKEN" /v1/apps/canary/secrets \
+		"{\"secrets\":{\"B64\":{\"sealed\":\"$sealed\",\"digest\":\"$z\",\"value_id\":\"$id\"}},\"key_version\":1}"
+	[ "$CODE" = 403 ]
+	[[ "$(jq -r .error.message <<<"$BODY")" == *"not signed by a deployer of this app"* ]]
+	[ "$(version_of canary)" = "$before" ]
 }
 
 # (The token is looked up by a hash of its text, so a respelling never found

@@ -395,6 +395,9 @@ role_port() {
 	COFFER_TOKEN=$(as_service "$COFFER" api bootstrap --store "$STORE_URL" \
 		--rows-key "$CREDENTIALS_DIRECTORY/api.rows.key" --org acme 2>>"$T/api.log")
 	export COFFER_TOKEN
+	# the CLI's deployer key, enrolled with a token made from the keeper's state (as a join token is)
+	"$COFFER" login --keeper "$KEEPER_URL" --deployer-token \
+		"$("$COFFER" keeper deployer-token --state-dir "$E/keeper" --store "$STORE_URL" --org acme)" >/dev/null
 
 	unit_credentials coffer-agent.service
 	STATE_DIRECTORY="$T/state/agent" API_ARGS="--api $COFFER_API_URL"

@@ -223,6 +223,7 @@ mh_platform_up() {
 	COFFER_TOKEN=$ADMIN_TOKEN COFFER_CONFIG="$T/config.json"
 	export COFFER_TOKEN COFFER_CONFIG ADMIN_TOKEN STORE_URL PG_SCHEMA
 	unset COFFER_APP
+	deployer_login
 	"$COFFER" apps create canary >/dev/null
 	"$COFFER" secrets set -a canary "CANARY_SECRET=$CANARY" >/dev/null
 	for n in 1 2 3; do
