@@ -147,6 +147,7 @@ struct keeper_keys {
 	struct secret *rows;                   /* the row MAC key (vault_rows_key), VAULT_ROWS_KEY_LEN bytes */
 	struct secret *deployer_token;         /* deployer token MAC key, KEEPER_LABEL_DEPLOYER_TOKEN */
 	struct secret *deployer_registry;      /* deployer registry MAC key, KEEPER_LABEL_DEPLOYER_REGISTRY */
+	struct secret *digest;                 /* the service digest key (vault_digest_key): values' digests at open */
 	/*
 	 * Not a key: the keeper-local revocation file (KEEPER_DEPLOYERS_REVOKED_FILE
 	 * in the state folder), set by keeper_start from keeper_config; "" (tests,
