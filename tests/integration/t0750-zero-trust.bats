@@ -371,8 +371,13 @@ no_foreign_holder() {
 	"$COFFER" secrets set -a canary --stage "COPY_A=$CANARY" "${more[@]}" "COPY_B=$CANARY" >"$T/set.out" 2>&1 &
 	setpid=$!
 	scans=0
-	# (a child that ended stays a zombie until the wait below)
-	while kill -0 "$setpid" 2>/dev/null && ! grep -q '^State:.*zombie' "/proc/$setpid/status" 2>/dev/null; do
+	running() { # PID: alive, and not a zombie (an ended child stays one until the wait below)
+		kill -0 "$1" 2>/dev/null || return 1
+		case "$(sed -n 's/^State:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null)" in
+		Z* | "") return 1 ;;
+		esac
+	}
+	while running "$setpid"; do
 		kill -STOP "$setpid" 2>/dev/null || break
 		run -1 mem_has "$CANARY"
 		scans=$((scans + 1))
