@@ -197,7 +197,7 @@ platform_start() {
 	unset COFFER_APP
 	# the CLI's deployer key (issue 12), which seals and signs every change;
 	# a coffer from before issue 12 (the cli row's old figure) has none
-	if "$COFFER" keeper deployer-token --help >/dev/null 2>&1; then
+	if "$COFFER" login --help >/dev/null 2>&1; then
 		local tok
 		tok=$("$COFFER" keeper deployer-token --state-dir "$T/keeper" --store "$STORE_URL" --org bench \
 			--role admin 2>>"$T/cli.log") &&
