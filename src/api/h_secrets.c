@@ -202,8 +202,9 @@ static const void *find_name(const void *items, size_t n, size_t size, const cha
 	return n ? bsearch(name, items, n, size, name_cmp) : NULL;
 }
 
-/* The audit detail: names and digests, bounded to fit an audit field. */
-static json_t *detail_of(const struct item *items, size_t n, uint64_t version, int stage, int unchanged)
+/* The audit detail: names and digests, bounded to fit an audit field, and the deployer who signed. */
+static json_t *detail_of(const struct item *items, size_t n, uint64_t version, int stage, int unchanged,
+			 const char *deployer)
 {
 	json_t *set = json_array(), *unset = json_array();
 	size_t used = 0, left = 0;
@@ -228,6 +229,8 @@ static json_t *detail_of(const struct item *items, size_t n, uint64_t version, i
 			      unset);
 	if (d && unchanged)
 		json_object_set_new(d, "unchanged", json_true());
+	if (d)
+		json_object_set_new(d, "deployer", json_string(deployer));
 	if (d && left)
 		json_object_set_new(d, "names_left_out", json_integer((json_int_t)left));
 	return d;
@@ -419,7 +422,7 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 	for (i = 0; i < n; i++)
 		noop = noop && items[i].noop;
 	if (noop) {
-		api_audit_note(req, a->app.name, detail_of(items, n, head.version, stage, 1));
+		api_audit_note(req, a->app.name, detail_of(items, n, head.version, stage, 1, signer.id));
 		rc = api_reply(req, 200, json_pack("{s:I,s:s}", "version", (json_int_t)head.version, "status", "unchanged"));
 		goto out;
 	}
@@ -518,7 +521,7 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 		goto out;
 	if (roll) {
 		/* 6. The current config with the new head; the head goes back if no release can be made. */
-		json_t *d = detail_of(items, n, version, stage, 0); /* the request's audit detail owns it */
+		json_t *d = detail_of(items, n, version, stage, 0, signer.id); /* the request's audit detail owns it */
 		api_audit_note(req, a->app.name, d);
 		rc = roll_out(req, a, version, head.version, cur.config, &release);
 		if (d)
@@ -529,7 +532,7 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 						   "deploying", "release", (json_int_t)release));
 		goto out;
 	}
-	api_audit_note(req, a->app.name, detail_of(items, n, version, stage, 0));
+	api_audit_note(req, a->app.name, detail_of(items, n, version, stage, 0, signer.id));
 	/* Staged, or the app has never run: the change waits for a deploy. */
 	rc = api_reply(req, 200, json_pack("{s:I,s:s,s:s}", "version", (json_int_t)version, "status", "staged", "message",
 					   stage ? MSG_STAGED : MSG_FIRST_DEPLOY));

@@ -83,6 +83,9 @@ releases_count() {
 	done
 	run "$COFFER" secrets list -a canary --json
 	[ "$(jq -r '[.[].name] | join(",")' <<<"$output")" = CANARY_SECRET,RACE_1,RACE_2,RACE_3,RACE_4 ]
+	# each change's audit event names the deployer who signed it
+	[ "$(api_get "/v1/audit?app=canary" | jq -r --arg d "$(deployer_id)" \
+		'[.events[] | select(.action == "secrets.set" and .outcome == "ok") | .detail.deployer == $d] | unique | join(",")')" = true ]
 }
 
 @test "the CLI does not co-sign a manifest or a config no deployer signed" {
