@@ -334,6 +334,25 @@ no_foreign_holder() {
 	attack_refused canary "$REL" "$SV1"
 }
 
+@test "a deployer key of another app, with the api, signs this app's spec and manifest: refused" {
+	run_logged cli apps create other
+	[ "$status" -eq 0 ]
+	tok=$("$COFFER" keeper deployer-token --state-dir "$T/keeper" --store "$STORE_URL" --org acme --app other --role deploy)
+	mkdir -p "$T/ci"
+	COFFER_CONFIG="$T/ci/config.json" run_logged "$COFFER" login --deployer-token "$tok" --keeper "$KEEPER_URL" --name other-ci
+	[ "$status" -eq 0 ]
+	ci=$(jq -r .deployer_id "$T/ci/config.json")
+	[ -f "$T/ci/deployer.key" ]
+	# the key holder signs, for the app it does not cover, the printing command and the deployed manifest
+	evil_config "$T/evil.json"
+	statement "$APP_ID" "$T/evil.json" "$SV1" "$T/evil.stmt"
+	rogue signature "$STORE_URL" "$APP_ID" "$HASH" "$ci" "$(rogue sign "$T/ci/deployer.key" "$T/evil.stmt")"
+	rogue signature "$STORE_URL" "$APP_ID" "$(sha256sum "$T/manifest.$SV1" | cut -d' ' -f1)" "$ci" \
+		"$(rogue sign "$T/ci/deployer.key" "$T/manifest.$SV1")"
+	rogue_release canary "$T/evil.json" "$SV1"
+	attack_refused canary "$REL" "$SV1"
+}
+
 @test "a value sealed by the api itself into a new secrets version: never opened, and the CLI does not sign on top of it" {
 	SV2=$(printf 'evil-value' | rogue seal "$STORE_URL" "$ROWS" "$T/keeper/api.digest.key" canary EVIL)
 	[ "$SV2" -gt "$SV1" ]
