@@ -147,6 +147,7 @@ struct keeper_keys {
 	struct secret *rows;                   /* the row MAC key (vault_rows_key), VAULT_ROWS_KEY_LEN bytes */
 	struct secret *deployer_token;         /* deployer token MAC key, KEEPER_LABEL_DEPLOYER_TOKEN */
 	struct secret *deployer_registry;      /* deployer registry MAC key, KEEPER_LABEL_DEPLOYER_REGISTRY */
+	struct secret *digest;                 /* the service digest key (vault_digest_key): values' digests at open */
 	/*
 	 * Not a key: the keeper-local revocation file (KEEPER_DEPLOYERS_REVOKED_FILE
 	 * in the state folder), set by keeper_start from keeper_config; "" (tests,
@@ -365,6 +366,8 @@ COFFER_MUST_CHECK enum coffer_err keeper_deployer_revoke(const struct keeper_key
  *   COFFER_ERR_CONFLICT   "machine is destroyed"
  *   COFFER_ERR_FORBIDDEN  "machine belongs to another app";
  *                         "machine is not on this host"
+ *   COFFER_ERR_NOT_FOUND  "unknown release" (the token's release, whose
+ *                         config the delivery is bound to)
  *   COFFER_ERR_NOT_FOUND  "unknown secrets version"
  *   COFFER_ERR_CRYPTO     "secrets manifest failed verification" (the
  *                         version's manifest does not parse for its app and
@@ -377,17 +380,39 @@ COFFER_MUST_CHECK enum coffer_err keeper_deployer_revoke(const struct keeper_key
  *                         row;
  *                         "app key failed verification" (keeper_app_key_load,
  *                         or no key of the version a ciphertext names).
+ *   COFFER_ERR_FORBIDDEN  "release not signed by a live deployer of this
+ *                         app": no row of `signatures` for the hash of the
+ *                         release statement (deployer_release_text of the
+ *                         token's app, the release's config, the token's
+ *                         secrets version and its manifest) by a deployer
+ *                         that keeper_deployer_live accepts, that covers
+ *                         the app (deployer_covers, the app row's org) and
+ *                         whose signature verifies; "secrets manifest not
+ *                         signed by a live deployer of this app", the same
+ *                         for the version's manifest text (version > 0).
+ *                         Each signature found and not relied on is logged
+ *                         (signature_refused) and named in the detail.
+ *   COFFER_ERR_CRYPTO     "secret failed verification" also when an opened
+ *                         value's digest (keys->digest's subkey for the
+ *                         app) is not the manifest's, it holds a NUL, or it
+ *                         is over DELIVERY_VALUE_MAX bytes (over 1 MiB in
+ *                         all): checks "value_digest", "value_nul",
+ *                         "value_too_large", "values_too_large".
  *                         One secret refuses the whole open; it is logged
  *                         (secret_open_refused: app id, name, check) and
  *                         named in the event's detail ("failed").
  * A secrets version of 0 in the token (the app had none) opens as an empty
  * list. Then the values are sealed (delivery_seal) to host->seal_pk for
- * (host id, machine id, jti) into *sealed, replaced only on success.
+ * (host id, machine id, jti, hex SHA-256 of the release's config) into
+ * *sealed, replaced only on success.
  * Every call appends one audit event (store_audit_append): action
  * KEEPER_OPEN_ACTION, actor "host:<host id>", org and app (its name) when
- * known, detail {"host","machine","release","version","names":[...]}
+ * known, detail {"host","machine","release","version","config","deployer",
+ * "manifest_deployer","names":[...]} (the deployers whose signatures the
+ * open relied on, null until known or for version 0's manifest)
  * (names only, and only what is known; "failed":{"name","check"} for a
- * secret's refusal), outcome "ok", "refused: <why>" or
+ * secret's refusal, {"check"} for a signature's, and "refused_signatures":
+ * [{"deployer","text","why"}]), outcome "ok", "refused: <why>" or
  * "error: <code name>"; request_id (may be NULL) is kept in it. An open
  * whose event cannot be appended is not delivered (the store's error).
  * Store errors pass through with *why NULL.
