@@ -8,7 +8,8 @@
 # keeper's master key. Each attack, against an app deployed with the
 # canary secret, must end with
 #   - the keeper's refusal of the open, audited (coffer audit shows it),
-#     and no open delivered for the attacker's release;
+#     and no open delivered for the attacker's release (the enrolment
+#     attack: the keeper's refusal of the enrolment, audited);
 #   - no process on the machine holding the canary but the app's own
 #     signed command (every /proc/PID/environ is read), and the canary,
 #     reversed or not, nowhere in any output, reason or log.
@@ -26,7 +27,6 @@ setup() {
 	APP="$APPS_DIR/app.sh"
 	REV_CANARY=$(printf '%s' "$CANARY" | rev)
 	ROWS="$T/keeper/api.rows.key"
-	printf '{}' >"$T/empty.json"
 	agents_up 1
 	MHOST=${HOST_IDS[1]}
 	deploy canary -- "$APP"
