@@ -44,6 +44,13 @@ def missing($r; $subject; $k): "| \($r) | \($subject) | – | – | – | \(why(
   def boot_row($k; $subject; $peers):
     ($all | find($k)) as $m
     | if $m == null then missing(1; $subject; $k) else row(1; $subject + " (n=\($m.n))"; $m; "–"; (if $k == "floor.fork_exec" then "" else over_floor($m) end); $peers) end;
+  # the same open before issue 12 (no signatures checked), for the SQLite 1-client row
+  def old_open($k; $m):
+    if $k != "keeper.open.sqlite.t1" then ""
+    else ($all | find("keeper.open.old.sqlite.t1")) as $o
+      | if $o == null then "before issue 12: \(why("keeper.open.old.sqlite.t1"))"
+        else (($m.median_us - $o.median_us) / $o.median_us) as $x
+        | "before issue 12: \($o.median_us | us), \($o.rate | rate("open/s")); issue 12's checks at open add \($x | pct) (goal < 10 %: \(met($x < 0.1)))" end end;
   def open_row($k; $subject; $x):
     ($all | find($k)) as $m
     | if $m == null then missing(2; $subject; ($k | sub("\\.t[0-9]+$"; "")))
@@ -52,7 +59,7 @@ def missing($r; $subject; $k): "| \($r) | \($subject) | – | – | – | \(why(
          else ($x.rate / $per_open) as $f
          | "floor \($f | rate("open/s")); share \(($m.rate / $f) | pct) (goal ≥ 50 %: \(met($m.rate / $f >= 0.5)))" end) as $fl
         | row(2; $subject + " (\($m.secrets) secrets; \($m.errors) errors; verified \($m.verified)/\($m.threads))";
-              $m; ($m.rate | rate("open/s")); $fl; "") end;
+              $m; ($m.rate | rate("open/s")); $fl; old_open($k; $m)) end;
   def set_row($be):
     ($all | find("api.set." + $be)) as $m
     | "secrets set, \($be), \(16) keep-alive clients" as $subject

@@ -77,7 +77,7 @@ build_old() {
 	fi
 	[ -f "$build/old/build/build.ninja" ] ||
 		meson setup "$build/old/build" "$build/old/src" -Dbuildtype=release || return 1
-	ninja -C "$build/old/build" coffer
+	ninja -C "$build/old/build" coffer bench/bench_keeper
 }
 
 prepare() {
@@ -91,8 +91,8 @@ prepare() {
 		say "build failed"
 		exit 1
 	}
-	if has cli; then
-		say "building coffer at $OLD_REF (before issue 12), for the cli row's old figure"
+	if has cli || has keeper; then
+		say "building coffer at $OLD_REF (before issue 12), for the old figures of rows 2 and 5"
 		build_old >>"$build/bench-build.log" 2>&1 || say "the build of $OLD_REF failed: the cli row has no old figure"
 	fi
 	scripts/bench-deps.sh "$peers"
@@ -242,7 +242,7 @@ keeper_bench() {
 		note "$1" "not run: coffer keeper join-token failed"
 		return 1
 	}
-	COFFER_JOIN_TOKEN=$join run "$1" "$T/bench-keeper.log" "$B/bench_keeper" --name "$1" \
+	COFFER_JOIN_TOKEN=$join run "$1" "$T/bench-keeper.log" "${BENCH_KEEPER:-$B/bench_keeper}" --name "$1" \
 		--keeper "$KEEPER_URL" --boot-key "$T/keeper/api.boot.key" --store "$STORE_URL" --app "$2" \
 		--rows-key "$T/keeper/api.rows.key" \
 		--threads "$3" --seconds "$4" --host-name "$5"
@@ -482,6 +482,22 @@ section_cli_on() {
 	platform_stop
 }
 
+# Row 2's old figure: the keeper's open of 50 secrets (SQLite, 1 client) by
+# the coffer before issue 12, with no signature checks, on a platform of its own.
+section_keeper_old() {
+	if [ ! -x "$OLD_COFFER" ]; then
+		note keeper.open.old.sqlite "not run: no build of $OLD_REF"
+		return
+	fi
+	say "old keeper: opens, 50 secrets, 1 client, coffer at $OLD_REF"
+	COFFER=$OLD_COFFER platform_start keeper-old "sqlite:$work/keeper-old/store.db" &&
+		COFFER=$OLD_COFFER app_with open50 "$work/secrets50.env" &&
+		COFFER=$OLD_COFFER BENCH_KEEPER=$build/old/build/bench/bench_keeper \
+			keeper_bench keeper.open.old.sqlite open50 1 "$KEEPER_SECONDS" bench-open-old ||
+		note keeper.open.old.sqlite.t1 "did not run: see $work/keeper-old/*.log"
+	platform_stop
+}
+
 # Row 5: `coffer secrets set` of 1, 10 and 50 values, the wall time of the
 # command against the api on loopback: values sealed (and the manifest
 # signed) in the CLI; beside it the same command of the coffer before issue
@@ -517,6 +533,7 @@ run_all() {
 		scripts/pg-test-server.sh stop "$pg_dir"
 		pg_dir=""
 	fi
+	has keeper && section_keeper_old
 	has boot && section_boot
 	has cli && section_cli
 	t_total=$(($(date +%s) - t_start))

@@ -8,7 +8,8 @@
 # keeper's master key. Each attack, against an app deployed with the
 # canary secret, must end with
 #   - the keeper's refusal of the open, audited (coffer audit shows it),
-#     and no open delivered for the attacker's release;
+#     and no open delivered for the attacker's release (the enrolment
+#     attack: the keeper's refusal of the enrolment, audited);
 #   - no process on the machine holding the canary but the app's own
 #     signed command (every /proc/PID/environ is read), and the canary,
 #     reversed or not, nowhere in any output, reason or log.
@@ -26,7 +27,6 @@ setup() {
 	APP="$APPS_DIR/app.sh"
 	REV_CANARY=$(printf '%s' "$CANARY" | rev)
 	ROWS="$T/keeper/api.rows.key"
-	printf '{}' >"$T/empty.json"
 	agents_up 1
 	MHOST=${HOST_IDS[1]}
 	deploy canary -- "$APP"
@@ -153,15 +153,21 @@ attack_refused() {
 	no_foreign_holder
 }
 
-# no_foreign_holder: every process whose environment holds the canary runs
-# the app's signed command (app.sh, which becomes `sleep 100000`), and the
-# canary, reversed or not, is in no output of any machine.
+# no_foreign_holder: every process of this test's machines (its
+# COFFER_MACHINE_ID in this store: other test files run beside it, with the
+# same canary) whose environment holds the canary runs the app's signed
+# command (app.sh, which becomes `sleep 100000`), and the canary, reversed
+# or not, is in no output of any machine.
 no_foreign_holder() {
-	local f pid cmd hits
+	local f pid cmd mid hits
 	for f in /proc/[0-9]*/environ; do
 		pid=${f#/proc/}
 		pid=${pid%/environ}
 		grep -qaF -- "$CANARY" "$f" 2>/dev/null || continue
+		mid=$(env_of "$pid" COFFER_MACHINE_ID 2>/dev/null || true)
+		# every machine's process has one (the agent sets it); none: not a machine
+		[[ "$mid" =~ ^[0-9a-f]{24}$ ]] || continue
+		[ -n "$(store_sql "SELECT id FROM machines WHERE id = '$mid'")" ] || continue # another test's
 		cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)
 		case $cmd in
 		"sleep 100000 " | "/bin/sh $APP " | "sh $APP ") ;;
