@@ -82,6 +82,7 @@ struct setup {
 	struct secret *boot_sk;
 	struct store_app app;
 	uint64_t secrets; /* names in the app's head */
+	char spec_hash[DELIVERY_SPEC_HASH_SIZE]; /* of the current release's config: what deliveries are bound to */
 };
 
 struct worker {
@@ -259,8 +260,8 @@ static int verify_delivery(const struct worker *w, const struct buf *resp, const
 	if (json_parse_limited(resp->ptr, resp->len, RESPONSE_MAX, JSON_DEPTH, &ans, NULL) == COFFER_OK &&
 	    json_get_string(ans, "sealed", 1, &b64, NULL, NULL) == COFFER_OK &&
 	    b64url_decode(b64, strlen(b64), &sealed) == COFFER_OK &&
-	    delivery_open(w->su->host.seal_sk, w->su->host.id, w->machine, jti, sealed.ptr, sealed.len, &l) ==
-		    COFFER_OK)
+	    delivery_open(w->su->host.seal_sk, w->su->host.id, w->machine, jti, w->su->spec_hash, sealed.ptr,
+			  sealed.len, &l) == COFFER_OK)
 		ok = l.n == w->su->secrets;
 	delivery_list_release(&l);
 	buf_release(&sealed);
@@ -442,6 +443,8 @@ int main(int argc, char **argv)
 	int threads[THREAD_LIST_MAX] = { 1, 2 }, n_threads = 2, max_threads = 0, c, ex = 1;
 	int64_t seconds = 10, warmup = 1;
 	uint64_t bytes;
+	struct store_release release = { 0 };
+	unsigned char hash[crypto_hash_sha256_BYTES];
 
 	memset(ws, 0, sizeof(ws));
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -481,10 +484,15 @@ int main(int argc, char **argv)
 	if (load_boot_key(boot_key, &su.boot_sk) || enrol(su.keeper_url, host_name, &su.host))
 		goto out;
 	if (bench_store_open(store_url, rows_key, &st) || store_app_get_by_name(st, app, &su.app) ||
-	    store_secrets_stats(st, su.app.id, 0, &su.secrets, &bytes)) {
-		bench_fail("cannot read app '%s' from the store", app);
+	    store_secrets_stats(st, su.app.id, 0, &su.secrets, &bytes) ||
+	    store_release_get(st, su.app.id, su.app.current_release, &release)) {
+		store_release_clear(&release);
+		bench_fail("cannot read app '%s' and its current release from the store", app);
 		goto out;
 	}
+	crypto_hash_sha256(hash, (const unsigned char *)release.config, strlen(release.config));
+	sodium_bin2hex(su.spec_hash, sizeof(su.spec_hash), hash, sizeof(hash));
+	store_release_clear(&release);
 	for (int i = 0; i < max_threads; i++) {
 		struct store_machine m;
 		if (store_machine_create(st, su.app.id, su.host.id, su.app.current_release, &m) ||

@@ -92,6 +92,8 @@
 #define AGENT_POLL_JOIN_MS 200                     /* how long stop waits for the poll thread */
 #define AGENT_TOKEN_MIN_LEFT_S 60                  /* an assignment's boot token is used while it has this left */
 #define AGENT_EVENTS_MAX 4096                      /* events queued for the api before the oldest go */
+#define AGENT_CONFIG_MAX ((size_t)64 << 10)        /* bytes of a release's config (the store's limit) */
+#define AGENT_GRACE_DEFAULT_MS 30000               /* a config without grace_ms: the api's default */
 
 struct agent_identity {
 	struct secret *sign_sk;                 /* Ed25519, 64-byte form */
@@ -214,12 +216,15 @@ COFFER_MUST_CHECK enum coffer_err agent_token_jti(const char *token, size_t toke
 
 /*
  * Boots one machine from the keeper's sealed delivery: opens it with the
- * host's seal key for (host id, machine id, jti), starts the machine of
- * assignment `m` (RUNPATH.md M: id, app, release, cmd, env) in
+ * host's seal key for (host id, machine id, jti, hex SHA-256 of the
+ * assignment's "config" text), starts the machine of assignment `m`
+ * (RUNPATH.md M: id, app, release, and cmd and env parsed from config) in
  * state_dir/machines/<id>/{work,logs}, and wipes the values right after
  * machine_start returns. state_dir must be absolute. *out and *n_secrets
  * (may be NULL) only on success; err (may be NULL) gets the reason on a
- * failure to start (never a value).
+ * failure to start (never a value). A delivery sealed for another config
+ * (one the api changed after it was signed) does not open: COFFER_ERR_CRYPTO,
+ * nothing started.
  */
 COFFER_MUST_CHECK enum coffer_err agent_boot_sealed(const struct agent_identity *id, const char *state_dir,
 						    const json_t *m, const char *jti, const void *sealed,

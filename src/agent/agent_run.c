@@ -32,6 +32,7 @@
 #include "boottoken.h"
 #include "buf.h"
 #include "delivery.h"
+#include "deployer.h"
 #include "encode.h"
 #include "fs.h"
 #include "log.h"
@@ -47,6 +48,7 @@
 #define LOG_DIR_NAME "logs"
 #define GENERATION_MAX 64
 #define SPEC_MAX AGENT_SPEC_MAX
+#define CONFIG_DEPTH_MAX 8
 #define REQUEST_PATH_MAX 512
 #define TAIL_RAW_MAX ((size_t)256 << 10) /* masked tail before it is cut to AGENT_TAIL_MAX */
 #define TOKEN_PAYLOAD_MAX 1024
@@ -60,6 +62,7 @@
 #define US_PER_S 1000000
 
 _Static_assert(AGENT_JTI_SIZE == BOOTTOKEN_JTI_SIZE, "a jti is 32 hex characters");
+_Static_assert(DELIVERY_SPEC_HASH_SIZE == DEPLOYER_HASH_HEX_SIZE, "a spec hash is a deployer text hash");
 
 /* ---- time ---- */
 
@@ -123,29 +126,45 @@ static enum coffer_err machine_dir(char out[AGENT_PATH_MAX], const char *state_d
 	return fmt_into(out, AGENT_PATH_MAX, "%s/%s/%s/%s", state_dir, AGENT_MACHINES_DIR, id, leaf);
 }
 
-/* The fields of an assignment the agent needs; strings borrowed from the document. */
+/*
+ * The fields of an assignment the agent needs; strings borrowed from the
+ * document. What it runs (cmd, env, grace) comes only from "config", the
+ * release's config text as signed, whose hash the delivery must carry.
+ */
 struct assignment {
 	const char *id;
 	const char *app;
 	const char *spec;
 	int64_t release;
+	const char *config; /* the text, as the api stored it */
+	size_t config_len;
+	json_t *parsed;     /* config parsed: owned (assignment_release) */
 	int64_t grace_ms;
-	json_t *cmd;
-	json_t *env;
+	json_t *cmd;        /* borrowed from parsed */
+	json_t *env;        /* borrowed from parsed; NULL when none */
 };
 
+static void assignment_release(struct assignment *a)
+{
+	json_decref(a->parsed);
+	a->parsed = NULL;
+}
+
+/* *a from entry m; assignment_release it after, whatever this returns. */
 static enum coffer_err assignment_parse(const json_t *m, struct assignment *a)
 {
 	size_t n;
 	memset(a, 0, sizeof(*a));
-	a->grace_ms = 0;
+	a->grace_ms = AGENT_GRACE_DEFAULT_MS;
 	if (json_get_string(m, "id", 1, &a->id, NULL, NULL) || !boottoken_id_ok(a->id) ||
 	    json_get_string(m, "app", 1, &a->app, &n, NULL) || n == 0 || n >= AGENT_NAME_SIZE ||
 	    json_get_string(m, "spec", 1, &a->spec, &n, NULL) || n == 0 || n > SPEC_MAX ||
 	    json_get_int(m, "release", 1, 1, INT64_MAX, &a->release, NULL) ||
-	    json_get_int(m, "grace_ms", 0, 0, INT64_MAX / 2, &a->grace_ms, NULL) ||
-	    json_get_array(m, "cmd", 1, &a->cmd, NULL) || json_array_size(a->cmd) == 0 ||
-	    json_array_size(a->cmd) > ARGV_MAX || json_get_object(m, "env", 0, &a->env, NULL) ||
+	    json_get_string(m, "config", 1, &a->config, &a->config_len, NULL) || a->config_len > AGENT_CONFIG_MAX ||
+	    json_parse_limited(a->config, a->config_len, AGENT_CONFIG_MAX, CONFIG_DEPTH_MAX, &a->parsed, NULL) ||
+	    json_get_int(a->parsed, "grace_ms", 0, 0, INT64_MAX / 2, &a->grace_ms, NULL) ||
+	    json_get_array(a->parsed, "cmd", 1, &a->cmd, NULL) || json_array_size(a->cmd) == 0 ||
+	    json_array_size(a->cmd) > ARGV_MAX || json_get_object(a->parsed, "env", 0, &a->env, NULL) ||
 	    (a->env && json_object_size(a->env) > ENV_PAIRS_MAX))
 		return COFFER_ERR_INVALID;
 	for (size_t i = 0; i < json_array_size(a->cmd); i++) {
@@ -154,6 +173,32 @@ static enum coffer_err assignment_parse(const json_t *m, struct assignment *a)
 			return COFFER_ERR_INVALID;
 	}
 	return COFFER_OK;
+}
+
+/* What a delivery for a must be bound to: the hex SHA-256 of its config text, byte for byte. */
+static void assignment_spec_hash(const struct assignment *a, char out[DELIVERY_SPEC_HASH_SIZE])
+{
+	deployer_hash_hex(a->config, a->config_len, out);
+}
+
+/*
+ * Opens the delivery for machine a with the host's seal key; the message
+ * says why not (never a value).
+ */
+static enum coffer_err open_delivery(const struct agent_identity *id, const struct assignment *a, const char *jti,
+				     const void *sealed, size_t sealed_len, struct delivery_list *out, char *msg,
+				     size_t msg_size)
+{
+	char hash[DELIVERY_SPEC_HASH_SIZE];
+	assignment_spec_hash(a, hash);
+	enum coffer_err rc = delivery_open(id->seal_sk, id->host_id, a->id, jti, hash, sealed, sealed_len, out);
+	if (rc == COFFER_ERR_CRYPTO)
+		set_msg(msg, msg_size, "%s",
+			"cannot open the delivered secrets: they are not sealed for this machine's config "
+			"(the config was changed after it was signed), host or boot token");
+	else if (rc)
+		set_msg(msg, msg_size, "cannot open the delivered secrets: %s", coffer_strerror(rc));
+	return rc;
 }
 
 /*
@@ -183,9 +228,16 @@ static enum coffer_err prepare_machines_dir(const char *state_dir)
 	return COFFER_OK;
 }
 
-enum coffer_err agent_boot_sealed(const struct agent_identity *id, const char *state_dir, const json_t *m,
-				  const char *jti, const void *sealed, size_t sealed_len, struct machine **out,
-				  size_t *n_secrets, struct machine_error *err)
+/*
+ * Called by boot_sealed once the delivery has opened for the assignment's
+ * config, right before the machine starts: the swap stops the old process
+ * there, so a delivery that does not open leaves it running.
+ */
+typedef void (*before_start_fn)(void *ctx);
+
+static enum coffer_err boot_sealed(const struct agent_identity *id, const char *state_dir, const json_t *m,
+				   const char *jti, const void *sealed, size_t sealed_len, before_start_fn before_start,
+				   void *ctx, struct machine **out, size_t *n_secrets, struct machine_error *err)
 {
 	char work[AGENT_PATH_MAX], logs[AGENT_PATH_MAX];
 	struct delivery_list list;
@@ -217,11 +269,11 @@ enum coffer_err agent_boot_sealed(const struct agent_identity *id, const char *s
 			set_msg(err->message, sizeof(err->message), "%s", "malformed assignment");
 		goto out;
 	}
-	rc = delivery_open(id->seal_sk, id->host_id, a.id, jti, sealed, sealed_len, &list);
+	rc = open_delivery(id, &a, jti, sealed, sealed_len, &list, err ? err->message : NULL,
+			   err ? sizeof(err->message) : 0);
 	if (rc) {
-		if (err)
-			set_msg(err->message, sizeof(err->message), "cannot open the delivered secrets: %s",
-				       coffer_strerror(rc));
+		log_warn("machine.delivery_refused", LF_S("machine", a.id), LF_I("release", a.release),
+			 LF_S("error", coffer_err_name(rc)));
 		goto out;
 	}
 	n_argv = json_array_size(a.cmd);
@@ -266,6 +318,8 @@ enum coffer_err agent_boot_sealed(const struct agent_identity *id, const char *s
 		.log_dir = logs,
 		.user = NULL,
 	};
+	if (before_start)
+		before_start(ctx);
 	rc = machine_start(&spec, &mach, err);
 out:
 	/* the values are wiped right after machine_start returns, whatever it did */
@@ -276,12 +330,20 @@ out:
 	free(secrets);
 	free(env);
 	free(argv);
+	assignment_release(&a);
 	if (rc)
 		return rc;
 	*out = mach;
 	if (n_secrets)
 		*n_secrets = n;
 	return COFFER_OK;
+}
+
+enum coffer_err agent_boot_sealed(const struct agent_identity *id, const char *state_dir, const json_t *m,
+				  const char *jti, const void *sealed, size_t sealed_len, struct machine **out,
+				  size_t *n_secrets, struct machine_error *err)
+{
+	return boot_sealed(id, state_dir, m, jti, sealed, sealed_len, NULL, NULL, out, n_secrets, err);
 }
 
 /* ---- shared between the runner and the poll thread ---- */
@@ -880,11 +942,36 @@ static void machine_gone(struct agent_runner *r, struct local *l)
 
 static json_t *stop_machine(struct agent_runner *r, struct local *l, const char *why);
 
+struct swap_ctx {
+	struct agent_runner *r;
+	struct local *l;
+	const struct assignment *a;
+	int64_t open_us;
+};
+
+/* The swap of boot: the old process goes once the new delivery has opened for the new config. */
+static void swap_out(void *ctx)
+{
+	struct swap_ctx *sw = ctx;
+	struct agent_runner *r = sw->r;
+	struct local *l = sw->l;
+	log_info("machine.replacing", LF_S("machine", l->id), LF_I("release", l->release),
+		 LF_I("new_release", sw->a->release), LF_I("open_us", sw->open_us));
+	report(r, l, event("stopping", l->release));
+	json_decref(stop_machine(r, l, "replaced"));
+	l->restarts = 0;
+	l->release = sw->a->release;
+	set_msg(l->app, sizeof(l->app), "%s", sw->a->app);
+	set_msg(l->spec, sizeof(l->spec), "%s", sw->a->spec);
+	report(r, l, event("starting", l->release));
+}
+
 /*
  * Boots l as assignment M says. When l still runs an earlier spec (open
- * first, then swap): the new secrets are opened first, and only once they
- * are is the old process stopped and the new one started; while they
- * cannot be (keeper down, no token), the old process keeps running.
+ * first, then swap): the new secrets are fetched and opened first, and
+ * only once they are (for this config) is the old process stopped and the
+ * new one started; while they cannot be (keeper down, no token, a delivery
+ * for another config), the old process keeps running.
  */
 static void boot(struct agent_runner *r, struct local *l, const json_t *m, const struct assignment *a)
 {
@@ -925,23 +1012,15 @@ static void boot(struct agent_runner *r, struct local *l, const json_t *m, const
 		schedule_retry(l, monotime_ms());
 		goto out;
 	}
-	if (swap) {
-		log_info("machine.replacing", LF_S("machine", l->id), LF_I("release", l->release),
-			 LF_I("new_release", a->release), LF_I("open_us", open_us));
-		report(r, l, event("stopping", l->release));
-		json_decref(stop_machine(r, l, "replaced"));
-		l->restarts = 0;
-		l->release = a->release;
-		set_msg(l->app, sizeof(l->app), "%s", a->app);
-		set_msg(l->spec, sizeof(l->spec), "%s", a->spec);
-		report(r, l, event("starting", l->release));
-	}
-	rc = agent_boot_sealed(r->id, r->state_dir, m, jti, sealed.ptr, sealed.len, &l->m, &n_secrets, &err);
+	struct swap_ctx sw = { r, l, a, open_us };
+	rc = boot_sealed(r->id, r->state_dir, m, jti, sealed.ptr, sealed.len, swap ? swap_out : NULL, &sw, &l->m,
+			 &n_secrets, &err);
 	int64_t boot_us = mono_us() - t0;
 	if (rc) {
-		log_warn("machine.failed", LF_S("machine", l->id), LF_I("release", l->release),
+		/* a delivery that did not open (another config) left the old process running, if any */
+		log_warn("machine.failed", LF_S("machine", l->id), LF_I("release", a->release),
 			 LF_S("error", coffer_err_name(rc)), LF_S("reason", err.message));
-		report_failed(r, l, l->release, err.message);
+		report_failed(r, l, a->release, err.message);
 		schedule_retry(l, monotime_ms());
 		goto out;
 	}
@@ -971,12 +1050,14 @@ static json_t *masked_tail(struct agent_runner *r, struct local *l, const json_t
 {
 	char jti[AGENT_JTI_SIZE], msg[MACHINE_ERROR_MAX];
 	struct delivery_list list;
+	struct assignment a;
 	const struct secret **masks = NULL;
 	struct buf sealed, out;
 	json_t *tail = NULL;
 	int gone = 0;
 	enum coffer_err rc;
 
+	memset(&a, 0, sizeof(a));
 	delivery_list_init(&list);
 	buf_init(&sealed, DELIVERY_SEALED_MAX);
 	buf_init(&out, TAIL_RAW_MAX);
@@ -990,9 +1071,11 @@ static json_t *masked_tail(struct agent_runner *r, struct local *l, const json_t
 		log_info("machine.tail_withheld", LF_S("machine", l->id), LF_S("error", "assignment changed"));
 		goto out;
 	}
-	rc = open_secrets(r, l->id, m, jti, &sealed, msg, sizeof(msg), &gone);
+	rc = assignment_parse(m, &a);
 	if (!rc)
-		rc = delivery_open(r->id->seal_sk, r->id->host_id, l->id, jti, sealed.ptr, sealed.len, &list);
+		rc = open_secrets(r, l->id, m, jti, &sealed, msg, sizeof(msg), &gone);
+	if (!rc)
+		rc = open_delivery(r->id, &a, jti, sealed.ptr, sealed.len, &list, msg, sizeof(msg));
 	if (rc) {
 		log_info("machine.tail_withheld", LF_S("machine", l->id), LF_S("error", coffer_err_name(rc)));
 		goto out;
@@ -1010,6 +1093,7 @@ static json_t *masked_tail(struct agent_runner *r, struct local *l, const json_t
 	if (!rc)
 		tail = tail_json(&out);
 out:
+	assignment_release(&a);
 	free(masks);
 	delivery_list_release(&list);
 	buf_release(&out);
@@ -1186,9 +1270,11 @@ static void tick(struct agent_runner *r, const json_t *doc)
 		struct assignment a;
 		if (assignment_parse(m, &a)) {
 			log_debug("agent_assignment_ignored", LF_S("reason", "malformed"));
+			assignment_release(&a);
 			continue;
 		}
 		reconcile_one(r, m, &a);
+		assignment_release(&a);
 	}
 	for (i = 0; i < r->n_locals;) {
 		struct local *l = r->locals[i];

@@ -30,7 +30,6 @@
 #define GENERATION_BYTES 8
 #define GENERATION_LEN (GENERATION_BYTES * 2)
 #define GENERATION_SIZE (GENERATION_LEN + 1)
-#define CONFIG_DEPTH_MAX 8
 #define MS_PER_S 1000
 #define PID_MAX INT32_MAX
 #define EXIT_STATUS_MAX 255
@@ -87,12 +86,16 @@ static enum coffer_err signed_reply(struct http_request *req, const struct api_a
 
 /* ---- the assignment document ---- */
 
-/* One machine's M (RUNPATH.md), or *out NULL when it has nothing to run (its app or release is gone). */
+/*
+ * One machine's M (RUNPATH.md), or *out NULL when it has nothing to run (its
+ * app or release is gone). "config" is the release's config text exactly as
+ * stored and signed: the agent takes the command, environment and grace from
+ * it and opens its delivery with its hash, so it is never re-encoded here.
+ */
 static enum coffer_err machine_doc(struct store *s, const struct store_machine *m, struct store_app *app,
 				   json_t **out)
 {
 	struct store_release r = { 0 };
-	json_t *config = NULL, *env;
 	char spec[RELEASE_SPEC_SIZE];
 	enum coffer_err rc = COFFER_OK;
 
@@ -108,24 +111,16 @@ static enum coffer_err machine_doc(struct store *s, const struct store_machine *
 	}
 	if (rc)
 		goto out;
-	if (json_parse_limited(r.config, strlen(r.config), STORE_RELEASE_TEXT_MAX, CONFIG_DEPTH_MAX, &config, NULL) ||
-	    !json_is_array(json_object_get(config, "cmd")) ||
-	    release_spec(m->app_id, r.config, r.secrets_version, spec)) {
+	if (release_spec(m->app_id, r.config, r.secrets_version, spec)) {
 		log_warn("release_config_unreadable", LF_S("app_id", m->app_id), LF_I("release", r.version));
 		goto out; /* nothing the agent could run */
 	}
-	env = json_object_get(config, "env");
-	json_int_t grace = json_is_integer(json_object_get(config, "grace_ms"))
-				   ? json_integer_value(json_object_get(config, "grace_ms"))
-				   : RELEASE_GRACE_DEFAULT_MS;
-	*out = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:O,s:o,s:I}", "id", m->id, "app", app->name, "app_id", m->app_id,
+	*out = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:s}", "id", m->id, "app", app->name, "app_id", m->app_id,
 			 "release", (json_int_t)m->desired_release, "secrets_version", (json_int_t)r.secrets_version,
-			 "spec", spec, "cmd", json_object_get(config, "cmd"), "env",
-			 json_is_object(env) ? json_incref(env) : json_object(), "grace_ms", grace);
+			 "spec", spec, "config", r.config);
 	if (!*out)
 		rc = COFFER_ERR_NOMEM;
 out:
-	json_decref(config);
 	store_release_clear(&r);
 	return rc;
 }

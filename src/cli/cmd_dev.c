@@ -32,6 +32,8 @@
 
 #include "buf.h"
 #include "client.h"
+#include "deployer.h"
+#include "encode.h"
 #include "opts.h"
 #include "fs.h"
 #include "http_client.h"
@@ -475,6 +477,66 @@ static enum coffer_err publish(struct dev *d, const struct secret *token)
 	return rc;
 }
 
+/*
+ * The CLI's deployer key (cli_deployer_enrol), enrolled at this keeper as
+ * an admin of every app of the dev org with a deployer token dev makes
+ * itself, so the quick start signs with no extra step. Not again when the
+ * config already names a deployer of this keeper (the key it pinned is
+ * this keeper's) and the key file is there: then only its keeper_url is
+ * brought up to date.
+ */
+static enum coffer_err dev_deployer(struct dev *d)
+{
+	char keeper_dir[PATH_SIZE], pub_path[PATH_SIZE], key_path[CLI_CONFIG_PATH_MAX];
+	char pk_b64[DEPLOYER_PK_B64_SIZE];
+	unsigned char pk[DEPLOYER_PK_LEN];
+	struct cli_config_deployer cfg;
+	struct secret *token = NULL;
+	struct buf b;
+	enum coffer_err rc;
+
+	if (path_in(keeper_dir, d->dir, "keeper") || path_in(pub_path, keeper_dir, "keeper.pub"))
+		return COFFER_ERR_TOO_LARGE;
+	buf_init_wiping(&b, TOKEN_FILE_MAX);
+	rc = fs_read_file(pub_path, &b);
+	if (!rc && (b.len < HEX_LEN(DEPLOYER_PK_LEN) || hex_decode(b.ptr, HEX_LEN(DEPLOYER_PK_LEN), pk, sizeof(pk))))
+		rc = COFFER_ERR_INVALID;
+	if (rc)
+		goto out;
+	sodium_bin2base64(pk_b64, sizeof(pk_b64), pk, sizeof(pk), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	if (cli_config_read_deployer(&cfg) == COFFER_OK && cfg.deployer_id[0] &&
+	    strcmp(cfg.keeper_public_key, pk_b64) == 0 && cli_deployer_key_path(key_path, sizeof(key_path)) == COFFER_OK &&
+	    access(key_path, F_OK) == 0) {
+		/* enrolled here before: only the keeper's address may have changed (a port of 0) */
+		if (strcmp(cfg.keeper_url, d->keeper.url) != 0) {
+			rc = str_copy(cfg.keeper_url, sizeof(cfg.keeper_url), d->keeper.url);
+			if (!rc)
+				rc = cli_config_write_deployer(&cfg);
+		}
+		goto out;
+	}
+	buf_reset(&b);
+	char *argv[] = { "coffer", "keeper", "deployer-token", "--state-dir", keeper_dir, "--store", d->store_url,
+			 "--org", DEV_ORG, "--role", "admin", NULL };
+	int code = run_capture(d, argv, &b);
+	while (b.len && (b.ptr[b.len - 1] == '\n' || b.ptr[b.len - 1] == '\r'))
+		b.ptr[--b.len] = '\0';
+	if (code != 0 || b.len == 0) {
+		fprintf(stderr, "coffer dev: could not make a deployer token (exit %d)\n", code);
+		rc = COFFER_ERR_INTERNAL;
+		goto out;
+	}
+	rc = secret_from(b.ptr, b.len, &token);
+	if (!rc)
+		rc = cli_deployer_enrol(d->keeper.url, NULL, token, "dev", NULL); /* the CA is the process's already */
+	if (!rc)
+		fprintf(stderr, "coffer dev: the CLI's deployer key is enrolled (admin of every app of '%s')\n", DEV_ORG);
+out:
+	secret_free(token);
+	buf_release(&b);
+	return rc;
+}
+
 /* Restarts a role that died, unless it keeps dying. */
 static enum coffer_err reap(struct dev *d, pid_t pid, int status)
 {
@@ -608,6 +670,8 @@ int cmd_dev(int argc, char **argv)
 		rc = admin_token(&d, &token);
 	for (int i = 0; !rc && i < d.n_agents; i++)
 		rc = agent_start(&d, &d.agents[i]);
+	if (!rc)
+		rc = dev_deployer(&d);
 	if (!rc)
 		rc = publish(&d, token);
 	secret_free(token);

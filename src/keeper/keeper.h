@@ -147,6 +147,7 @@ struct keeper_keys {
 	struct secret *rows;                   /* the row MAC key (vault_rows_key), VAULT_ROWS_KEY_LEN bytes */
 	struct secret *deployer_token;         /* deployer token MAC key, KEEPER_LABEL_DEPLOYER_TOKEN */
 	struct secret *deployer_registry;      /* deployer registry MAC key, KEEPER_LABEL_DEPLOYER_REGISTRY */
+	struct secret *digest;                 /* the service digest key (vault_digest_key): values' digests at open */
 	/*
 	 * Not a key: the keeper-local revocation file (KEEPER_DEPLOYERS_REVOKED_FILE
 	 * in the state folder), set by keeper_start from keeper_config; "" (tests,
@@ -365,6 +366,8 @@ COFFER_MUST_CHECK enum coffer_err keeper_deployer_revoke(const struct keeper_key
  *   COFFER_ERR_CONFLICT   "machine is destroyed"
  *   COFFER_ERR_FORBIDDEN  "machine belongs to another app";
  *                         "machine is not on this host"
+ *   COFFER_ERR_NOT_FOUND  "unknown release" (the token's release, whose
+ *                         config the delivery is bound to)
  *   COFFER_ERR_NOT_FOUND  "unknown secrets version"
  *   COFFER_ERR_CRYPTO     "secrets manifest failed verification" (the
  *                         version's manifest does not parse for its app and
@@ -382,10 +385,11 @@ COFFER_MUST_CHECK enum coffer_err keeper_deployer_revoke(const struct keeper_key
  *                         named in the event's detail ("failed").
  * A secrets version of 0 in the token (the app had none) opens as an empty
  * list. Then the values are sealed (delivery_seal) to host->seal_pk for
- * (host id, machine id, jti) into *sealed, replaced only on success.
+ * (host id, machine id, jti, hex SHA-256 of the release's config) into
+ * *sealed, replaced only on success.
  * Every call appends one audit event (store_audit_append): action
  * KEEPER_OPEN_ACTION, actor "host:<host id>", org and app (its name) when
- * known, detail {"host","machine","release","version","names":[...]}
+ * known, detail {"host","machine","release","version","config","names":[...]}
  * (names only, and only what is known; "failed":{"name","check"} for a
  * secret's refusal), outcome "ok", "refused: <why>" or
  * "error: <code name>"; request_id (may be NULL) is kept in it. An open

@@ -221,6 +221,8 @@ enum coffer_err keeper_keys_derive(const struct secret *master, struct keeper_ke
 	if (!rc)
 		rc = kdf_subkey(master, KEEPER_LABEL_DEPLOYER_REGISTRY, NULL, 0, KEEPER_DEPLOYER_KEY_LEN,
 				&k.deployer_registry);
+	if (!rc)
+		rc = vault_digest_key(master, &k.digest);
 	if (rc) {
 		keeper_keys_release(&k);
 		return rc;
@@ -241,6 +243,7 @@ void keeper_keys_release(struct keeper_keys *k)
 	secret_free(k->rows);
 	secret_free(k->deployer_token);
 	secret_free(k->deployer_registry);
+	secret_free(k->digest);
 	sodium_memzero(k, sizeof(*k));
 }
 

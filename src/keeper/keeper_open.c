@@ -11,6 +11,8 @@
 
 #include "boottoken.h"
 #include "delivery.h"
+#include "deployer.h"
+#include "digest.h"
 #include "json.h"
 #include "keeper.h"
 #include "log.h"
@@ -25,8 +27,14 @@
 #define REFUSED_PREFIX "refused: "
 #define DETAIL_MAX ((size_t)60 << 10)      /* under STORE_AUDIT_FIELD_MAX */
 #define DETAIL_NAMES_MAX ((size_t)48 << 10) /* name bytes listed; the rest are counted */
+#define SIGNATURES_MAX 16     /* signature rows looked at per signed text: more is a store stuffed with junk */
+#define REFUSED_SIGNERS_MAX 8 /* refused signers named in the audit detail */
+#define WHY_STATEMENT "release not signed by a live deployer of this app"
+#define WHY_MANIFEST "secrets manifest not signed by a live deployer of this app"
+#define WHY_SECRET "secret failed verification"
 
 _Static_assert(DETAIL_MAX <= STORE_AUDIT_FIELD_MAX, "the detail fits an audit field");
+_Static_assert(DELIVERY_SPEC_HASH_SIZE == DEPLOYER_HASH_HEX_SIZE, "a spec hash is a deployer text hash");
 _Static_assert(STORE_ID_LEN <= BOOTTOKEN_ID_MAX && STORE_ID_LEN <= DELIVERY_ID_MAX, "store ids fit tokens");
 
 /* What one open learnt, for its audit event. */
@@ -36,10 +44,23 @@ struct open_state {
 	struct boottoken_claims claims;
 	int have_app;
 	struct store_app app;
+	int have_release;
+	struct store_release release;          /* the token's release: its config is the machine's spec */
+	char spec_hash[DELIVERY_SPEC_HASH_SIZE]; /* hex SHA-256 of release.config, what the delivery is bound to */
 	struct store_secret_list list; /* names of the version, when read */
 	int have_list;
 	const char *failed_name;  /* the secret that refused the open (in list), or NULL */
 	const char *failed_check; /* which check it failed */
+	char deployer[STORE_ID_SIZE];          /* who signed the release's statement, once checked ("" before) */
+	char manifest_deployer[STORE_ID_SIZE]; /* who signed the version's manifest, once checked */
+	struct {
+		char id[STORE_ID_SIZE];
+		const char *text; /* "statement" or "manifest" */
+		const char *why;  /* a fixed text */
+	} refused[REFUSED_SIGNERS_MAX]; /* signatures found and not relied on */
+	size_t n_refused;
+	struct store_deployer trusted; /* the last deployer keeper_deployer_live accepted in this open */
+	int have_trusted;
 };
 
 static enum coffer_err add_names(json_t *d, const struct store_secret_list *l)
@@ -77,9 +98,28 @@ static enum coffer_err detail_of(const struct open_state *st, const char *claime
 	     json_object_set_new(d, "release", json_integer((json_int_t)st->claims.release)) ||
 	     json_object_set_new(d, "version", json_integer((json_int_t)st->claims.secrets_version))))
 		rc = COFFER_ERR_NOMEM;
-	if (!rc && st && st->failed_name &&
-	    json_object_set_new(d, "failed", json_pack("{s:s,s:s}", "name", st->failed_name, "check", st->failed_check)))
+	if (!rc && st && st->have_release && json_object_set_new(d, "config", json_string(st->spec_hash)))
 		rc = COFFER_ERR_NOMEM;
+	/* the check that refused the open, and the secret when it was one's */
+	if (!rc && st && st->failed_check &&
+	    json_object_set_new(d, "failed",
+				st->failed_name ? json_pack("{s:s,s:s}", "name", st->failed_name, "check", st->failed_check)
+						: json_pack("{s:s}", "check", st->failed_check)))
+		rc = COFFER_ERR_NOMEM;
+	if (!rc && st && st->have_claims &&
+	    (json_object_set_new(d, "deployer", st->deployer[0] ? json_string(st->deployer) : json_null()) ||
+	     json_object_set_new(d, "manifest_deployer",
+				 st->manifest_deployer[0] ? json_string(st->manifest_deployer) : json_null())))
+		rc = COFFER_ERR_NOMEM;
+	if (!rc && st && st->n_refused) {
+		json_t *a = json_array();
+		if (!a || json_object_set_new(d, "refused_signatures", a))
+			rc = COFFER_ERR_NOMEM;
+		for (size_t i = 0; !rc && i < st->n_refused; i++)
+			if (json_array_append_new(a, json_pack("{s:s,s:s,s:s}", "deployer", st->refused[i].id, "text",
+								st->refused[i].text, "why", st->refused[i].why)))
+				rc = COFFER_ERR_NOMEM;
+	}
 	if (!rc && st && st->have_claims) {
 		if (st->have_list)
 			rc = add_names(d, &st->list);
@@ -218,6 +258,147 @@ static enum coffer_err check_manifest(struct open_state *st, const char **why)
 	return COFFER_OK;
 }
 
+/* A signature found and not relied on: logged, and named in the event's detail. */
+static void signature_refused(struct open_state *st, const char *text, const char *signer, const char *why)
+{
+	log_warn("signature_refused", LF_S("app_id", st->claims.app), LF_S("text", text), LF_S("deployer_id", signer),
+		 LF_S("reason", why));
+	if (st->n_refused < REFUSED_SIGNERS_MAX && str_copy(st->refused[st->n_refused].id, STORE_ID_SIZE, signer) == 0) {
+		st->refused[st->n_refused].text = text;
+		st->refused[st->n_refused].why = why;
+		st->n_refused++;
+	}
+}
+
+/*
+ * text (a "statement" or a "manifest", for the log) is signed by a live
+ * deployer of the token's app: a row of `signatures` for (app, hash of
+ * text) whose signer keeper_deployer_live accepts (registry MAC, keeper
+ * cert, not revoked in the row nor in the keeper's own file), whose cert
+ * covers the app (its org from the app row), and whose signature verifies
+ * over text. The first such signer goes to signer; none is
+ * COFFER_ERR_FORBIDDEN. Store errors, and an unreadable revocation file,
+ * as themselves: nothing is delivered on them either.
+ */
+static enum coffer_err signed_by(const struct keeper_keys *keys, struct store *s, struct open_state *st,
+				 const char *what, const char *text, size_t len, char signer[STORE_ID_SIZE])
+{
+	char hash[DEPLOYER_HASH_HEX_SIZE];
+	struct store_signature_list sigs = { 0 };
+	enum coffer_err rc;
+
+	if (!st->have_app)
+		return COFFER_ERR_FORBIDDEN; /* no app row: no deployer can be shown to cover it */
+	deployer_hash_hex(text, len, hash);
+	rc = store_signature_list(s, st->claims.app, hash, &sigs);
+	if (rc)
+		return rc;
+	rc = COFFER_ERR_FORBIDDEN;
+	for (size_t i = 0; i < sigs.n && i < SIGNATURES_MAX; i++) {
+		const struct store_signature *g = &sigs.items[i];
+		struct store_deployer d;
+		const char *why = NULL;
+		enum coffer_err drc = COFFER_OK;
+		if (st->have_trusted && strcmp(st->trusted.id, g->signer) == 0) {
+			d = st->trusted; /* checked a moment ago in this open (the statement's signer, usually) */
+		} else {
+			drc = keeper_deployer_live(keys, s, g->signer, &d, &why);
+			if (drc != COFFER_OK && drc != COFFER_ERR_NOT_FOUND && drc != COFFER_ERR_CRYPTO &&
+			    drc != COFFER_ERR_UNAUTH) {
+				rc = drc; /* the store, or the revocation file: fail closed */
+				break;
+			}
+		}
+		if (!drc && !deployer_covers(d.org_id, d.app_id, st->app.org_id, st->app.id)) {
+			why = "deployer does not cover this app";
+			drc = COFFER_ERR_FORBIDDEN;
+		}
+		if (!drc && deployer_verify(d.public_key, text, len, g->signature) != COFFER_OK) {
+			why = "signature does not verify";
+			drc = COFFER_ERR_CRYPTO;
+		}
+		if (drc) {
+			signature_refused(st, what, g->signer, why ? why : "refused");
+			continue;
+		}
+		st->trusted = d;
+		st->have_trusted = 1;
+		memcpy(signer, d.id, STORE_ID_SIZE);
+		rc = COFFER_OK;
+		break;
+	}
+	store_signature_list_release(&sigs);
+	return rc;
+}
+
+/*
+ * The release's statement (deployer.h: the token's app, the release's
+ * config, the token's secrets version and that version's manifest) and,
+ * for a version > 0, the manifest itself, each signed by a live deployer
+ * of the app. *why and the failed check on a refusal.
+ */
+static enum coffer_err check_signatures(const struct keeper_keys *keys, struct store *s, struct open_state *st,
+					const char **why)
+{
+	const char *manifest = st->have_list ? st->list.manifest_text : NULL;
+	size_t manifest_len = manifest ? strlen(manifest) : 0;
+	char *text = NULL;
+	size_t len = 0;
+	enum coffer_err rc;
+
+	if ((st->claims.secrets_version != 0) != (manifest != NULL)) {
+		*why = "secrets manifest failed verification"; /* check_manifest refused this already */
+		return COFFER_ERR_CRYPTO;
+	}
+	rc = deployer_release_text(st->claims.app, st->release.config, strlen(st->release.config),
+				   st->claims.secrets_version, manifest, manifest_len, &text, &len);
+	if (rc)
+		return rc;
+	rc = signed_by(keys, s, st, "statement", text, len, st->deployer);
+	free(text);
+	if (rc == COFFER_ERR_FORBIDDEN) {
+		st->failed_check = "statement_signature";
+		*why = WHY_STATEMENT;
+	}
+	if (rc || !manifest)
+		return rc;
+	rc = signed_by(keys, s, st, "manifest", manifest, manifest_len, st->manifest_deployer);
+	if (rc == COFFER_ERR_FORBIDDEN) {
+		st->failed_check = "manifest_signature";
+		*why = WHY_MANIFEST;
+	}
+	return rc;
+}
+
+/*
+ * An opened value as the manifest that a deployer signed says it is: no
+ * NUL, at most DELIVERY_VALUE_MAX bytes, and its digest under the app's
+ * digest subkey (which the keeper derives itself) equal to the entry's,
+ * which check_manifest proved is the manifest's. *why on a refusal.
+ */
+static enum coffer_err check_value(struct open_state *st, const struct store_secret *it, const struct secret *app_dk,
+				   const struct secret *value, const char **why)
+{
+	char d[DIGEST_HEX_LEN + 1];
+	const char *check = NULL;
+	if (secret_len(value) > DELIVERY_VALUE_MAX) {
+		check = "value_too_large";
+	} else if (secret_has_nul(value)) {
+		check = "value_nul";
+	} else {
+		enum coffer_err rc = digest_value(app_dk, value, d);
+		if (rc)
+			return rc;
+		if (!digest_equal(d, it->digest))
+			check = "value_digest";
+	}
+	if (check) {
+		*why = WHY_SECRET;
+		return item_refused(st, it->name, it->key_version, check);
+	}
+	return COFFER_OK;
+}
+
 /*
  * Opens every item of st->list with the app's keys into values[i], carved
  * from arena (each key version loaded once per run of equal versions; its
@@ -227,10 +408,10 @@ static enum coffer_err open_items(const struct keeper_keys *keys, struct store *
 				  struct secret_arena *arena, struct secret **values, const char **why)
 {
 	const char *app_id = st->claims.app;
-	struct secret *sk = NULL;
+	struct secret *sk = NULL, *dk = NULL;
 	unsigned char pk[HPKE_PK_LEN];
 	uint64_t loaded = 0;
-	enum coffer_err rc = COFFER_OK;
+	enum coffer_err rc = digest_app_key(keys->digest, app_id, &dk);
 
 	for (size_t i = 0; i < st->list.n && !rc; i++) {
 		const struct store_secret *it = &st->list.items[i];
@@ -264,21 +445,26 @@ static enum coffer_err open_items(const struct keeper_keys *keys, struct store *
 		}
 		if (rc == COFFER_ERR_CRYPTO || rc == COFFER_ERR_INVALID) {
 			rc = item_refused(st, it->name, it->key_version, "ciphertext");
-			*why = "secret failed verification";
+			*why = WHY_SECRET;
 		}
+		if (!rc)
+			rc = check_value(st, it, dk, values[i], why);
 	}
 	sodium_memzero(pk, sizeof(pk));
 	secret_free(sk);
+	secret_free(dk);
 	return rc;
 }
 
 /*
- * The secure arena for all the values of l: one sodium_malloc per open
- * whatever the count. Sizes over the delivery's limits are refused here,
- * as delivery_seal would refuse them, before anything is allocated.
+ * The secure arena for all the values of st->list: one sodium_malloc per
+ * open whatever the count. Sizes over the delivery's limits (a value over
+ * 64 KiB, all over 1 MiB) refuse the open here, before anything is
+ * allocated or opened.
  */
-static enum coffer_err values_arena(const struct store_secret_list *l, struct secret_arena **arena)
+static enum coffer_err values_arena(struct open_state *st, struct secret_arena **arena, const char **why)
 {
+	const struct store_secret_list *l = &st->list;
 	size_t total = 0;
 
 	for (size_t i = 0; i < l->n; i++) {
@@ -286,8 +472,11 @@ static enum coffer_err values_arena(const struct store_secret_list *l, struct se
 		if (len < VAULT_SEAL_OVERHEAD)
 			continue; /* refused when its turn comes */
 		len -= VAULT_SEAL_OVERHEAD;
-		if (len > DELIVERY_VALUE_MAX || len > DELIVERY_VALUES_TOTAL_MAX - total)
-			return COFFER_ERR_TOO_LARGE;
+		if (len > DELIVERY_VALUE_MAX || len > DELIVERY_VALUES_TOTAL_MAX - total) {
+			*why = WHY_SECRET;
+			return item_refused(st, l->items[i].name, l->items[i].key_version,
+					    len > DELIVERY_VALUE_MAX ? "value_too_large" : "values_too_large");
+		}
 		total += len;
 	}
 	return secret_arena_new(l->n, total, arena);
@@ -314,7 +503,7 @@ static enum coffer_err open_and_seal(const struct keeper_keys *keys, struct stor
 			rc = COFFER_ERR_NOMEM;
 			goto out;
 		}
-		rc = values_arena(&st->list, &arena);
+		rc = values_arena(st, &arena, why);
 		if (rc)
 			goto out;
 		rc = open_items(keys, s, st, arena, values, why);
@@ -325,7 +514,8 @@ static enum coffer_err open_and_seal(const struct keeper_keys *keys, struct stor
 			items[i].value = values[i];
 		}
 	}
-	rc = delivery_seal(st->host->seal_pk, st->host->id, st->claims.machine, st->claims.jti, items, n, sealed);
+	rc = delivery_seal(st->host->seal_pk, st->host->id, st->claims.machine, st->claims.jti, st->spec_hash, items, n,
+			   sealed);
 out:
 	secret_arena_free(arena); /* wipes every value at once */
 	free(items);
@@ -384,6 +574,20 @@ static enum coffer_err decide(const struct keeper_keys *keys, struct store *s, s
 		*why = "machine is not on this host";
 		return COFFER_ERR_FORBIDDEN;
 	}
+	/* The token's release: the delivery is bound to its config, the spec the agent will exec. */
+	rc = store_release_get(s, st->claims.app, st->claims.release, &st->release);
+	if (rc == COFFER_ERR_NOT_FOUND || rc == COFFER_ERR_INVALID) { /* INVALID: release 0 */
+		*why = "unknown release";
+		return COFFER_ERR_NOT_FOUND;
+	}
+	if (rc == COFFER_ERR_TAMPERED) {
+		*why = "release row failed authentication (tampered)";
+		return rc;
+	}
+	if (rc)
+		return rc;
+	st->have_release = 1;
+	deployer_hash_hex(st->release.config, strlen(st->release.config), st->spec_hash);
 	/* Version 0: the app had no secrets when the token was minted (not the head: that is store_secrets_get's 0). */
 	if (st->claims.secrets_version != 0) {
 		rc = store_secrets_get(s, st->claims.app, st->claims.secrets_version, &st->list);
@@ -409,6 +613,10 @@ static enum coffer_err decide(const struct keeper_keys *keys, struct store *s, s
 		if (rc)
 			return rc;
 	}
+	/* Deployers of the app signed what runs with which secrets, and those secrets: else nothing is opened. */
+	rc = check_signatures(keys, s, st, why);
+	if (rc)
+		return rc;
 	return open_and_seal(keys, s, st, sealed, why);
 }
 
@@ -449,5 +657,6 @@ enum coffer_err keeper_open(const struct keeper_keys *keys, struct store *s, con
 	*why = reason;
 	buf_release(&out);
 	store_secret_list_release(&st.list);
+	store_release_clear(&st.release);
 	return rc;
 }

@@ -7,7 +7,7 @@
 #include "banned.h"
 
 #define ID_LEN_BYTES 2
-#define AAD_MAX (3 * (ID_LEN_BYTES + DELIVERY_ID_MAX))
+#define AAD_MAX (3 * (ID_LEN_BYTES + DELIVERY_ID_MAX) + ID_LEN_BYTES + DELIVERY_SPEC_HASH_LEN)
 #define NAME_LEN_BYTES 2
 #define VALUE_LEN_BYTES 4
 
@@ -47,13 +47,29 @@ static enum coffer_err add_id(struct buf *b, const char *id)
 	return rc ? rc : buf_add(b, id, n);
 }
 
-static enum coffer_err delivery_aad(const char *host_id, const char *machine_id, const char *jti, struct buf *aad)
+/* 64 lower-case hex characters, nothing else. */
+static int spec_hash_ok(const char *h)
 {
+	if (!h || strnlen(h, DELIVERY_SPEC_HASH_SIZE) != DELIVERY_SPEC_HASH_LEN)
+		return 0;
+	for (size_t i = 0; i < DELIVERY_SPEC_HASH_LEN; i++)
+		if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+static enum coffer_err delivery_aad(const char *host_id, const char *machine_id, const char *jti,
+				    const char *spec_hash, struct buf *aad)
+{
+	if (!spec_hash_ok(spec_hash))
+		return COFFER_ERR_INVALID;
 	enum coffer_err rc = add_id(aad, host_id);
 	if (!rc)
 		rc = add_id(aad, machine_id);
 	if (!rc)
 		rc = add_id(aad, jti);
+	if (!rc)
+		rc = add_id(aad, spec_hash); /* its length is always DELIVERY_SPEC_HASH_LEN */
 	return rc;
 }
 
@@ -148,8 +164,8 @@ static enum coffer_err check_items(const struct delivery_item *items, size_t n,
 }
 
 enum coffer_err delivery_seal(const unsigned char host_pk[HPKE_PK_LEN], const char *host_id,
-			      const char *machine_id, const char *jti, const struct delivery_item *items, size_t n,
-			      struct buf *sealed)
+			      const char *machine_id, const char *jti, const char *spec_hash,
+			      const struct delivery_item *items, size_t n, struct buf *sealed)
 {
 	const struct delivery_item **order = NULL;
 	struct secret *pt = NULL;
@@ -158,7 +174,7 @@ enum coffer_err delivery_seal(const unsigned char host_pk[HPKE_PK_LEN], const ch
 	enum coffer_err rc;
 
 	buf_init(&aad, AAD_MAX);
-	rc = delivery_aad(host_id, machine_id, jti, &aad);
+	rc = delivery_aad(host_id, machine_id, jti, spec_hash, &aad);
 	if (rc)
 		goto out;
 	rc = check_items(items, n, &order, &size);
@@ -258,14 +274,15 @@ out:
 }
 
 enum coffer_err delivery_open(const struct secret *host_sk, const char *host_id, const char *machine_id,
-			      const char *jti, const void *sealed, size_t sealed_len, struct delivery_list *out)
+			      const char *jti, const char *spec_hash, const void *sealed, size_t sealed_len,
+			      struct delivery_list *out)
 {
 	struct secret *pt = NULL;
 	struct buf aad;
 	enum coffer_err rc;
 
 	buf_init(&aad, AAD_MAX);
-	rc = delivery_aad(host_id, machine_id, jti, &aad);
+	rc = delivery_aad(host_id, machine_id, jti, spec_hash, &aad);
 	if (rc)
 		goto out;
 	if (sealed_len > DELIVERY_SEALED_MAX) {

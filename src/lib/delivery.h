@@ -4,12 +4,18 @@
  * environment) and the tests that attack them.
  *
  * HPKE base mode (hpke.h) to the host's X25519 sealing key:
- *   info   = "coffer delivery v1"
+ *   info   = "coffer delivery v2"
  *   aad    = u16(len host_id) || host_id || u16(len machine_id) || machine_id
  *            || u16(len jti) || jti                     each id 1..DELIVERY_ID_MAX bytes
+ *            || u16(64) || spec_hash                    64 lower-case hex characters
  *   sealed = enc (32) || ciphertext || tag (16)
- * The aad binds a delivery to its host, its machine and the boot token
- * (jti) it answers: one replayed to another machine, host or token fails.
+ * The aad binds a delivery to its host, its machine, the boot token (jti)
+ * it answers and the machine spec it is for: spec_hash is the hex SHA-256
+ * of the release's config text, byte for byte as stored and signed
+ * (deployer_hash_hex). The keeper seals with the hash of the config whose
+ * signed statement it checked; the agent opens with the hash of the config
+ * it is about to exec. One replayed to another machine, host or token, or
+ * opened for a config the api changed, fails. (v1 had no spec hash.)
  *
  * Plaintext (big-endian, built in secure memory, never JSON):
  *   u16 count
@@ -29,11 +35,11 @@
  * delivery_list_release wipes and frees them. Sealed bytes go to a caller's struct buf, replaced only on
  * success. Outputs are written only on success.
  *
- * Errors: COFFER_ERR_INVALID for a malformed id, name or value, a duplicate
+ * Errors: COFFER_ERR_INVALID for a malformed id or spec hash, name or value, a duplicate
  * name, sealed bytes too short, or a plaintext that does not parse;
  * COFFER_ERR_TOO_LARGE on seal for a limit passed, and on open for sealed
  * bytes over DELIVERY_SEALED_MAX; COFFER_ERR_CRYPTO when the seal does not
- * open (another key, another host, machine or jti, any tampering).
+ * open (another key, another host, machine, jti or spec hash, any tampering).
  */
 #ifndef COFFER_DELIVERY_H
 #define COFFER_DELIVERY_H
@@ -46,7 +52,9 @@
 #include "hpke.h"
 #include "secret.h"
 
-#define DELIVERY_INFO "coffer delivery v1"
+#define DELIVERY_INFO "coffer delivery v2"
+#define DELIVERY_SPEC_HASH_LEN 64 /* hex SHA-256 of the release config */
+#define DELIVERY_SPEC_HASH_SIZE (DELIVERY_SPEC_HASH_LEN + 1)
 
 #define DELIVERY_ID_MAX 255                      /* longest host id, machine id or jti, in bytes */
 #define DELIVERY_ITEMS_MAX 1000
@@ -87,19 +95,20 @@ void delivery_list_release(struct delivery_list *l);
 
 /*
  * Seals items[0..n) (any order; n may be 0) to the host's sealing key for
- * (host_id, machine_id, jti). *sealed is replaced on success, and bounded
- * by its max.
+ * (host_id, machine_id, jti, spec_hash). *sealed is replaced on success,
+ * and bounded by its max.
  */
 COFFER_MUST_CHECK enum coffer_err delivery_seal(const unsigned char host_pk[HPKE_PK_LEN], const char *host_id,
-						const char *machine_id, const char *jti,
+						const char *machine_id, const char *jti, const char *spec_hash,
 						const struct delivery_item *items, size_t n, struct buf *sealed);
 
 /*
- * Opens what delivery_seal sealed for exactly this host, machine and jti.
- * On success *out is overwritten (its previous content is not released).
+ * Opens what delivery_seal sealed for exactly this host, machine, jti and
+ * spec hash. On success *out is overwritten (its previous content is not
+ * released).
  */
 COFFER_MUST_CHECK enum coffer_err delivery_open(const struct secret *host_sk, const char *host_id,
-						const char *machine_id, const char *jti, const void *sealed,
-						size_t sealed_len, struct delivery_list *out);
+						const char *machine_id, const char *jti, const char *spec_hash,
+						const void *sealed, size_t sealed_len, struct delivery_list *out);
 
 #endif

@@ -371,6 +371,7 @@ struct store_secret_list {
 	int manifest_ok;
 	struct store_manifest_item *manifest;
 	size_t manifest_n;
+	char *manifest_text; /* the manifest as stored, what a deployer signed (NULL for version 0) */
 };
 
 /*

@@ -522,6 +522,8 @@ enum coffer_err store_secrets_get(struct store *s, const char *app_id, uint64_t 
 	l.manifest_ok = rc == COFFER_OK;
 	if (rc == COFFER_ERR_CRYPTO)
 		rc = COFFER_OK; /* the caller judges a version without a valid manifest */
+	l.manifest_text = v.manifest; /* the list owns it now */
+	v.manifest = NULL;
 out:
 	version_clear(&v);
 	if (rc == COFFER_OK && l.version == 0)
@@ -538,6 +540,7 @@ void store_secret_list_release(struct store_secret_list *l)
 {
 	store_items_free(&secret_entity, (void **)&l->items, &l->n);
 	free(l->manifest);
+	free(l->manifest_text);
 	memset(l, 0, sizeof(*l));
 }
 

@@ -62,6 +62,12 @@ role_pid() { pgrep -P "$DEV_PID" -f "coffer $1 " | head -n 1; }
 	[ "$status" -eq 0 ]
 	[[ "$output" == *CANARY_SECRET* ]]
 	[[ "$output" != *"$CANARY"* ]]
+	# the CLI's deployer key is enrolled (admin of every app) with nothing more to do
+	[ "$(stat -c %a "$T/deployer.key")" = 600 ]
+	id=$(jq -r .deployer_id "$T/config.json")
+	run "$COFFER" deployers list --json
+	[ "$status" -eq 0 ]
+	[ "$(jq -r --arg id "$id" '.deployers[] | select(.id == $id) | .role + " " + .app_id' <<<"$output")" = "admin *" ]
 }
 
 @test "dev restarts a role that dies, and Ctrl-C stops every role" {
@@ -89,6 +95,7 @@ role_pid() { pgrep -P "$DEV_PID" -f "coffer $1 " | head -n 1; }
 @test "a second dev run on the same state reuses keys and token" {
 	dev_start
 	first=$(grep COFFER_TOKEN "$T/state/env")
+	deployer=$(jq -r .deployer_id "$T/config.json")
 	"$COFFER" apps create kept >/dev/null
 	kill -INT "$DEV_PID"
 	wait "$DEV_PID"
@@ -97,4 +104,9 @@ role_pid() { pgrep -P "$DEV_PID" -f "coffer $1 " | head -n 1; }
 	run "$COFFER" apps list
 	[ "$status" -eq 0 ]
 	[[ "$output" == *kept* ]]
+	# the same deployer, not enrolled again; its keeper's new address in the config
+	[ "$(jq -r .deployer_id "$T/config.json")" = "$deployer" ]
+	run "$COFFER" deployers list --json
+	[ "$status" -eq 0 ]
+	[ "$(jq '.deployers | length' <<<"$output")" = 1 ]
 }

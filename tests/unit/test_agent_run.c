@@ -135,23 +135,46 @@ static int has_line(const struct buf *b, const char *line)
 	return 0;
 }
 
-static json_t *assignment(const char *id, int64_t release, const char *spec, const char *script)
+/* An entry M as the api makes it: "config" is the release's config text, as stored and signed. */
+static json_t *assignment_of(const char *id, int64_t release, const char *spec, json_t *config)
 {
-	json_t *m = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:[s,s,s],s:{s:s,s:s},s:I}", "id", id, "app", "web", "app_id",
-			      "a1", "release", (json_int_t)release, "secrets_version", (json_int_t)2, "spec", spec, "cmd",
-			      "/bin/sh", "-c", script, "env", "FOO", "bar", "DB_URL", "from-env", "grace_ms",
-			      (json_int_t)60000);
+	char *text = json_dumps(config, JSON_COMPACT | JSON_SORT_KEYS);
+	assert_non_null(text);
+	json_decref(config);
+	json_t *m = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:s}", "id", id, "app", "web", "app_id", "a1", "release",
+			      (json_int_t)release, "secrets_version", (json_int_t)2, "spec", spec, "config", text);
+	free(text);
 	assert_non_null(m);
 	return m;
 }
 
-static void seal_for(const struct fixture *f, const char *machine, const char *jti, struct buf *sealed)
+static json_t *assignment(const char *id, int64_t release, const char *spec, const char *script)
+{
+	return assignment_of(id, release, spec,
+			     json_pack("{s:[s,s,s],s:I,s:{s:s,s:s},s:I}", "cmd", "/bin/sh", "-c", script, "count",
+				       (json_int_t)1, "env", "FOO", "bar", "DB_URL", "from-env", "grace_ms",
+				       (json_int_t)60000));
+}
+
+/* The hex SHA-256 of an entry's config text: what its delivery is bound to. */
+static void config_hash(const json_t *m, char out[DELIVERY_SPEC_HASH_SIZE])
+{
+	const char *config = json_string_value(json_object_get(m, "config"));
+	unsigned char h[crypto_hash_sha256_BYTES];
+	assert_non_null(config);
+	crypto_hash_sha256(h, (const unsigned char *)config, strlen(config));
+	sodium_bin2hex(out, DELIVERY_SPEC_HASH_SIZE, h, sizeof(h));
+}
+
+static void seal_for(const struct fixture *f, const char *machine, const char *jti, const char *spec_hash,
+		     struct buf *sealed)
 {
 	struct secret *v = NULL, *w = NULL;
 	assert_int_equal(secret_from(SECRET_VALUE, strlen(SECRET_VALUE), &v), COFFER_OK);
 	assert_int_equal(secret_from("other", 5, &w), COFFER_OK);
 	struct delivery_item items[] = { { "DB_URL", v }, { "API_KEY", w } };
-	assert_int_equal(delivery_seal(f->id.seal_pk, f->id.host_id, machine, jti, items, 2, sealed), COFFER_OK);
+	assert_int_equal(delivery_seal(f->id.seal_pk, f->id.host_id, machine, jti, spec_hash, items, 2, sealed),
+			 COFFER_OK);
 	secret_free(v);
 	secret_free(w);
 }
@@ -208,13 +231,14 @@ static void test_boot_sealed(void **state)
 	struct machine_error err;
 	struct machine_exit ex;
 	size_t n = 0;
-	char path[2 * PATH_SIZE];
+	char path[2 * PATH_SIZE], hash[DELIVERY_SPEC_HASH_SIZE];
 	struct stat st;
 
 	buf_init(&sealed, DELIVERY_SEALED_MAX);
 	buf_init(&env, ENVIRON_MAX);
-	seal_for(f, MACHINE_ID, jti, &sealed);
 	json_t *a = assignment(MACHINE_ID, 5, "spec1", "sleep 30");
+	config_hash(a, hash);
+	seal_for(f, MACHINE_ID, jti, hash, &sealed);
 	assert_int_equal(agent_boot_sealed(&f->id, f->state, a, jti, sealed.ptr, sealed.len, &m, &n, &err), COFFER_OK);
 	assert_non_null(m);
 	assert_int_equal(n, 2);
@@ -244,23 +268,55 @@ static void test_boot_sealed(void **state)
 	assert_int_equal(agent_boot_sealed(&f->id, f->state, b, jti, sealed.ptr, sealed.len, &m, &n, &err),
 			 COFFER_ERR_CRYPTO);
 	assert_null(m);
+	json_decref(b);
+
+	/*
+	 * The same machine with its config changed after the keeper sealed for
+	 * the signed one (the api swapped the command): the seal does not open,
+	 * the command never runs.
+	 */
+	char marker[2 * PATH_SIZE], script[3 * PATH_SIZE];
+	snprintf(marker, sizeof(marker), "%s/swapped-command-ran", f->state);
+	snprintf(script, sizeof(script), "touch '%s'; sleep 30", marker);
+	json_t *swapped = assignment(MACHINE_ID, 5, "spec1", script);
+	assert_int_equal(agent_boot_sealed(&f->id, f->state, swapped, jti, sealed.ptr, sealed.len, &m, &n, &err),
+			 COFFER_ERR_CRYPTO);
+	assert_null(m);
+	assert_non_null(strstr(err.message, "not sealed for this machine's config"));
+	assert_int_equal(stat(marker, &st), -1);
+	json_decref(swapped);
 
 	/* a missing command fails to start, with a reason and no value in it */
-	json_t *c = json_pack("{s:s,s:s,s:I,s:s,s:[s],s:{}}", "id", MACHINE_ID, "app", "web", "release", (json_int_t)5,
-			      "spec", "x", "cmd", "no-such-command-coffer", "env");
+	json_t *c = assignment_of(MACHINE_ID, 5, "x", json_pack("{s:[s],s:{}}", "cmd", "no-such-command-coffer", "env"));
+	buf_reset(&sealed);
+	config_hash(c, hash);
+	seal_for(f, MACHINE_ID, jti, hash, &sealed);
 	assert_int_equal(agent_boot_sealed(&f->id, f->state, c, jti, sealed.ptr, sealed.len, &m, &n, &err),
 			 COFFER_ERR_NOT_FOUND);
 	assert_null(m);
 	assert_non_null(strstr(err.message, "no-such-command-coffer"));
 	assert_null(strstr(err.message, SECRET_VALUE));
 
-	/* a malformed assignment */
-	json_t *d = json_pack("{s:s,s:s,s:I,s:s,s:[]}", "id", "../x", "app", "web", "release", (json_int_t)5, "spec",
-			      "x", "cmd");
+	/* malformed assignments: a bad id, an empty cmd, a config that is not JSON, cmd outside the config */
+	json_t *d = assignment_of("../x", 5, "x", json_pack("{s:[s]}", "cmd", "sleep"));
 	assert_int_equal(agent_boot_sealed(&f->id, f->state, d, jti, sealed.ptr, sealed.len, &m, &n, &err),
 			 COFFER_ERR_INVALID);
+	json_decref(d);
+	d = assignment_of(MACHINE_ID, 5, "x", json_pack("{s:[]}", "cmd"));
+	assert_int_equal(agent_boot_sealed(&f->id, f->state, d, jti, sealed.ptr, sealed.len, &m, &n, &err),
+			 COFFER_ERR_INVALID);
+	json_decref(d);
+	d = json_pack("{s:s,s:s,s:I,s:s,s:s}", "id", MACHINE_ID, "app", "web", "release", (json_int_t)5, "spec", "x",
+		      "config", "{\"cmd\":[\"sleep\"");
+	assert_int_equal(agent_boot_sealed(&f->id, f->state, d, jti, sealed.ptr, sealed.len, &m, &n, &err),
+			 COFFER_ERR_INVALID);
+	json_decref(d);
+	d = json_pack("{s:s,s:s,s:I,s:s,s:[s],s:{}}", "id", MACHINE_ID, "app", "web", "release", (json_int_t)5, "spec",
+		      "x", "cmd", "sleep", "env");
+	assert_int_equal(agent_boot_sealed(&f->id, f->state, d, jti, sealed.ptr, sealed.len, &m, &n, &err),
+			 COFFER_ERR_INVALID);
+	assert_null(m);
 	json_decref(a);
-	json_decref(b);
 	json_decref(c);
 	json_decref(d);
 	buf_release(&env);
@@ -309,7 +365,28 @@ struct fake {
 	int events_delay_ms;    /* each event post is answered after this long */
 	struct hostauth_replay *replay;
 	int forge_answers;      /* the api's answers are signed with foreign_sk */
+	char *signed_config;    /* NULL, or the config the keeper seals for (the signed one), whatever the api says */
 };
+
+/*
+ * The hash the keeper seals machine's delivery for: its release's config,
+ * here the config of the machine's assignment, or the signed one the test
+ * set (an api that changed the config after it was signed). Under k->mu.
+ */
+static void keeper_hash_locked(struct fake *k, const char *machine, char out[DELIVERY_SPEC_HASH_SIZE])
+{
+	size_t i;
+	json_t *m;
+	unsigned char h[crypto_hash_sha256_BYTES];
+	const char *config = k->signed_config;
+	json_array_foreach(k->machines, i, m) {
+		if (!config && strcmp(json_string_value(json_object_get(m, "id")), machine) == 0)
+			config = json_string_value(json_object_get(m, "config"));
+	}
+	assert_non_null(config);
+	crypto_hash_sha256(h, (const unsigned char *)config, strlen(config));
+	sodium_bin2hex(out, DELIVERY_SPEC_HASH_SIZE, h, sizeof(h));
+}
 
 /* Checks the host signature of req as the api and keeper do. */
 static int signed_ok(struct fake *k, struct http_request *req)
@@ -441,6 +518,7 @@ static enum coffer_err h_open(struct http_request *req, void *ctx)
 	const char *token;
 	size_t n;
 	struct buf sealed, b64;
+	char hash[DELIVERY_SPEC_HASH_SIZE];
 	if (!signed_ok(k, req))
 		return http_reply_error(req, COFFER_ERR_UNAUTH, "bad signature");
 	pthread_mutex_lock(&k->mu);
@@ -460,7 +538,10 @@ static enum coffer_err h_open(struct http_request *req, void *ctx)
 	json_decref(body);
 	buf_init(&sealed, DELIVERY_SEALED_MAX);
 	buf_init(&b64, AGENT_OPEN_ANSWER_MAX);
-	seal_for(k->f, c.machine, c.jti, &sealed);
+	pthread_mutex_lock(&k->mu);
+	keeper_hash_locked(k, c.machine, hash);
+	pthread_mutex_unlock(&k->mu);
+	seal_for(k->f, c.machine, c.jti, hash, &sealed);
 	if (b64url_encode(sealed.ptr, sealed.len, &b64))
 		return COFFER_ERR_INTERNAL;
 	json_t *a = json_pack("{s:s}", "sealed", b64.ptr);
@@ -617,6 +698,7 @@ static void fake_stop(struct fake *k, struct http_server *srv)
 {
 	http_server_stop(srv);
 	json_decref(k->machines);
+	free(k->signed_config);
 	secret_free(k->boot_sk);
 	secret_free(k->foreign_sk);
 	hostauth_replay_free(k->replay);
@@ -702,9 +784,9 @@ static void test_runner(void **state)
 	e = e2;
 
 	/* 5. a second machine that cannot start: failed, with the reason */
-	json_t *bad = json_pack("{s:s,s:s,s:I,s:s,s:[s],s:{},s:I}", "id", MACHINE2_ID, "app", "web", "release",
-				(json_int_t)3, "spec", "s", "cmd", "no-such-command-coffer", "env", "grace_ms",
-				(json_int_t)1000);
+	json_t *bad = assignment_of(MACHINE2_ID, 3, "s",
+				    json_pack("{s:[s],s:{},s:I}", "cmd", "no-such-command-coffer", "env", "grace_ms",
+					      (json_int_t)1000));
 	set_machines(&k, json_pack("[o,o]", assignment(MACHINE_ID, 3, "spec2", "exec sleep 30"), bad));
 	wait_event(&k, at, MACHINE2_ID, "failed", 3, &e2);
 	assert_true(e2.has_tail);
@@ -742,6 +824,65 @@ static void test_runner(void **state)
 
 	fake_stop(&k, srv);
 	buf_release(&env);
+}
+
+/*
+ * An api that changed a machine's config after it was signed (another
+ * command, here one that would leave a mark): the keeper seals for the
+ * signed config, the agent's open fails, the machine is reported failed
+ * with the reason and its command never runs. Given the signed config
+ * back, it boots.
+ */
+static void test_runner_config_changed(void **state)
+{
+	struct fixture *f = *state;
+	struct fake k;
+	struct http_server *srv = NULL;
+	struct agent_runner *r = NULL;
+	char marker[2 * PATH_SIZE], script[3 * PATH_SIZE];
+	struct event e, e2;
+	struct stat st;
+
+	fake_start(f, &k, &srv, &r);
+	json_t *honest = assignment(MACHINE_ID, 1, "spec1", "exec sleep 30");
+	pthread_mutex_lock(&k.mu);
+	k.signed_config = strdup(json_string_value(json_object_get(honest, "config")));
+	assert_non_null(k.signed_config);
+	pthread_mutex_unlock(&k.mu);
+
+	snprintf(marker, sizeof(marker), "%s/swapped-command-ran", f->state);
+	snprintf(script, sizeof(script), "touch '%s'; exec sleep 30", marker);
+	set_machines(&k, json_pack("[o]", assignment(MACHINE_ID, 1, "spec1", script)));
+	int at = wait_event(&k, 0, MACHINE_ID, "failed", 1, &e);
+	assert_true(e.has_tail);
+	assert_non_null(strstr(e.tail, "not sealed for this machine's config"));
+	assert_null(strstr(e.tail, SECRET_VALUE));
+	assert_true(get_count(&k, &k.opens) >= 1);
+	pthread_mutex_lock(&k.mu);
+	for (int i = 0; i < k.n_events; i++)
+		assert_string_not_equal(k.events[i].state, "started");
+	pthread_mutex_unlock(&k.mu);
+	assert_int_equal(stat(marker, &st), -1);
+
+	/* the signed config: it boots */
+	set_machines(&k, json_pack("[o]", honest));
+	at = wait_event(&k, at, MACHINE_ID, "started", 1, &e);
+	assert_true(pid_alive((pid_t)e.pid));
+	assert_int_equal(stat(marker, &st), -1);
+
+	/* a new release whose config the api changed: refused, and the running process is not stopped for it */
+	set_machines(&k, json_pack("[o]", assignment(MACHINE_ID, 2, "spec2", script)));
+	at = wait_event(&k, at, MACHINE_ID, "failed", 2, &e2);
+	assert_non_null(strstr(e2.tail, "not sealed for this machine's config"));
+	assert_true(pid_alive((pid_t)e.pid));
+	assert_int_equal(stat(marker, &st), -1);
+	pthread_mutex_lock(&k.mu);
+	for (int i = at; i < k.n_events; i++)
+		assert_string_not_equal(k.events[i].state, "stopping");
+	pthread_mutex_unlock(&k.mu);
+
+	agent_runner_stop(r);
+	fake_stop(&k, srv);
 }
 
 /* The boot-token route as the fallback, tokens refreshed without a new generation, and events off the boot path. */
@@ -830,6 +971,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_boot_sealed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_runner, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_runner_tokens_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_runner_config_changed, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

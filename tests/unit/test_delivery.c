@@ -1,5 +1,5 @@
 /* delivery: secrets sealed to a host open only with that host's key, for that
- * host, machine and jti; the plaintext layout is the documented one, and a
+ * host, machine, jti and spec hash; the plaintext layout is the documented one, and a
  * malformed one is refused even when it is properly sealed. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +17,9 @@
 #define HOST "89abcdef0123456789abcdef"
 #define MACHINE "0123456789abcdef01234567"
 #define JTI "00112233445566778899aabbccddeeff"
+/* the hex SHA-256 of a release config */
+#define SPEC "8f434346648f6b96df89dda901c5176b10a6d83961dd3c1ac88b59b2dc327aa4"
+#define SPEC2 "9f434346648f6b96df89dda901c5176b10a6d83961dd3c1ac88b59b2dc327aa4"
 #define CANARY "canary-7d1e04-delivery"
 #define SEALED_MAX ((size_t)4 << 20)
 
@@ -66,10 +69,10 @@ static void add_u32(struct buf *b, size_t v)
 }
 
 /* The documented aad, built independently of delivery.c. */
-static void make_aad(const char *host, const char *machine, const char *jti, struct buf *aad)
+static void make_aad(const char *host, const char *machine, const char *jti, const char *spec, struct buf *aad)
 {
-	const char *ids[] = { host, machine, jti };
-	for (int i = 0; i < 3; i++) {
+	const char *ids[] = { host, machine, jti, spec };
+	for (int i = 0; i < 4; i++) {
 		add_u16(aad, strlen(ids[i]));
 		assert_int_equal(buf_adds(aad, ids[i]), COFFER_OK);
 	}
@@ -92,10 +95,10 @@ static enum coffer_err open_crafted(const struct fixture *f, const struct buf *p
 	struct secret *pt = sec(plain->ptr, plain->len);
 	buf_init(&aad, 1024);
 	buf_init(&sealed, SEALED_MAX);
-	make_aad(HOST, MACHINE, JTI, &aad);
+	make_aad(HOST, MACHINE, JTI, SPEC, &aad);
 	assert_int_equal(hpke_seal(f->pk, DELIVERY_INFO, strlen(DELIVERY_INFO), aad.ptr, aad.len, pt, &sealed),
 			 COFFER_OK);
-	enum coffer_err rc = delivery_open(f->sk, HOST, MACHINE, JTI, sealed.ptr, sealed.len, out);
+	enum coffer_err rc = delivery_open(f->sk, HOST, MACHINE, JTI, SPEC, sealed.ptr, sealed.len, out);
 	buf_release(&sealed);
 	buf_release(&aad);
 	secret_free(pt);
@@ -109,10 +112,10 @@ static void test_roundtrip_empty(void **state)
 	struct buf sealed;
 
 	buf_init(&sealed, SEALED_MAX);
-	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, NULL, 0, &sealed), COFFER_OK);
+	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, SPEC, NULL, 0, &sealed), COFFER_OK);
 	assert_int_equal(sealed.len, DELIVERY_COUNT_LEN + DELIVERY_OVERHEAD);
 	l.n = 99;
-	assert_int_equal(delivery_open(f->sk, HOST, MACHINE, JTI, sealed.ptr, sealed.len, &l), COFFER_OK);
+	assert_int_equal(delivery_open(f->sk, HOST, MACHINE, JTI, SPEC, sealed.ptr, sealed.len, &l), COFFER_OK);
 	assert_int_equal(l.n, 0);
 	assert_null(l.items);
 	delivery_list_release(&l);
@@ -128,13 +131,13 @@ static void test_roundtrip_one(void **state)
 	struct buf sealed;
 
 	buf_init(&sealed, SEALED_MAX);
-	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, &it, 1, &sealed), COFFER_OK);
+	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, SPEC, &it, 1, &sealed), COFFER_OK);
 	assert_int_equal(sealed.len,
 			 DELIVERY_COUNT_LEN + DELIVERY_ITEM_OVERHEAD + strlen("DATABASE_URL") + strlen(CANARY) +
 				 DELIVERY_OVERHEAD);
 	assert_null(memmem(sealed.ptr, sealed.len, CANARY, strlen(CANARY)));
 	assert_null(memmem(sealed.ptr, sealed.len, "DATABASE_URL", strlen("DATABASE_URL")));
-	assert_int_equal(delivery_open(f->sk, HOST, MACHINE, JTI, sealed.ptr, sealed.len, &l), COFFER_OK);
+	assert_int_equal(delivery_open(f->sk, HOST, MACHINE, JTI, SPEC, sealed.ptr, sealed.len, &l), COFFER_OK);
 	assert_int_equal(l.n, 1);
 	assert_string_equal(l.items[0].name, "DATABASE_URL");
 	assert_true(secret_equal(l.items[0].value, v));
@@ -180,8 +183,8 @@ static void test_roundtrip_many(void **state)
 		items[i].value = values[i];
 	}
 	buf_init(&sealed, SEALED_MAX);
-	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, items, N, &sealed), COFFER_OK);
-	assert_int_equal(delivery_open(f->sk, HOST, MACHINE, JTI, sealed.ptr, sealed.len, &l), COFFER_OK);
+	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, SPEC, items, N, &sealed), COFFER_OK);
+	assert_int_equal(delivery_open(f->sk, HOST, MACHINE, JTI, SPEC, sealed.ptr, sealed.len, &l), COFFER_OK);
 	assert_int_equal(l.n, N);
 	for (int k = 0; k < N; k++) {
 		char name[16];
@@ -201,7 +204,7 @@ static void test_roundtrip_many(void **state)
 	free(items);
 }
 
-/* The plaintext is exactly the documented layout, sorted by name. */
+/* The plaintext is exactly the documented layout, sorted by name, under the documented info and aad. */
 static void test_layout(void **state)
 {
 	struct fixture *f = *state;
@@ -211,9 +214,9 @@ static void test_layout(void **state)
 
 	buf_init(&sealed, SEALED_MAX);
 	buf_init(&aad, 1024);
-	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, items, 2, &sealed), COFFER_OK);
-	make_aad(HOST, MACHINE, JTI, &aad);
-	assert_int_equal(hpke_open(f->sk, "coffer delivery v1", 18, aad.ptr, aad.len, sealed.ptr, sealed.len, &pt),
+	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, SPEC, items, 2, &sealed), COFFER_OK);
+	make_aad(HOST, MACHINE, JTI, SPEC, &aad);
+	assert_int_equal(hpke_open(f->sk, "coffer delivery v2", 18, aad.ptr, aad.len, sealed.ptr, sealed.len, &pt),
 			 COFFER_OK);
 	static const unsigned char want[] = { 0, 2, 0, 3, 'A', '_', '1', 0, 0, 0, 0, 0, 1, 'b', 0, 0, 0, 2, 'x', 'y' };
 	assert_int_equal(secret_len(pt), sizeof(want));
@@ -230,7 +233,7 @@ static void seal_one(const struct fixture *f, struct buf *sealed, struct secret 
 	*v = sec(CANARY, strlen(CANARY));
 	struct delivery_item it = { "API_KEY", *v };
 	buf_init(sealed, SEALED_MAX);
-	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, &it, 1, sealed), COFFER_OK);
+	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, SPEC, &it, 1, sealed), COFFER_OK);
 }
 
 static void test_other_host_key(void **state)
@@ -241,10 +244,10 @@ static void test_other_host_key(void **state)
 	struct buf sealed;
 
 	seal_one(f, &sealed, &v);
-	assert_int_equal(delivery_open(f->other_sk, HOST, MACHINE, JTI, sealed.ptr, sealed.len, &l),
+	assert_int_equal(delivery_open(f->other_sk, HOST, MACHINE, JTI, SPEC, sealed.ptr, sealed.len, &l),
 			 COFFER_ERR_CRYPTO);
 	assert_null(l.items);
-	assert_int_equal(delivery_open(f->sk, HOST, MACHINE, JTI, sealed.ptr, sealed.len, &l), COFFER_OK);
+	assert_int_equal(delivery_open(f->sk, HOST, MACHINE, JTI, SPEC, sealed.ptr, sealed.len, &l), COFFER_OK);
 	delivery_list_release(&l);
 	buf_release(&sealed);
 	secret_free(v);
@@ -253,12 +256,13 @@ static void test_other_host_key(void **state)
 static void test_other_binding(void **state)
 {
 	struct fixture *f = *state;
-	static const char *const cases[][3] = {
-		{ "other_host", MACHINE, JTI },
-		{ HOST, "other_machine", JTI },
-		{ HOST, MACHINE, "ffeeddccbbaa99887766554433221100" },
-		{ MACHINE, HOST, JTI }, /* host and machine swapped */
-		{ HOST "0", MACHINE, JTI },
+	static const char *const cases[][4] = {
+		{ "other_host", MACHINE, JTI, SPEC },
+		{ HOST, "other_machine", JTI, SPEC },
+		{ HOST, MACHINE, "ffeeddccbbaa99887766554433221100", SPEC },
+		{ MACHINE, HOST, JTI, SPEC }, /* host and machine swapped */
+		{ HOST "0", MACHINE, JTI, SPEC },
+		{ HOST, MACHINE, JTI, SPEC2 }, /* another config: the api changed the spec */
 	};
 	struct secret *v;
 	struct buf sealed;
@@ -266,11 +270,45 @@ static void test_other_binding(void **state)
 	seal_one(f, &sealed, &v);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct delivery_list l = { NULL, 0, NULL };
-		enum coffer_err rc = delivery_open(f->sk, cases[i][0], cases[i][1], cases[i][2], sealed.ptr,
-						   sealed.len, &l);
+		enum coffer_err rc = delivery_open(f->sk, cases[i][0], cases[i][1], cases[i][2], cases[i][3],
+						   sealed.ptr, sealed.len, &l);
 		if (rc != COFFER_ERR_CRYPTO)
 			fail_msg("case %zu: %s", i, coffer_err_name(rc));
 		assert_null(l.items);
+	}
+	buf_release(&sealed);
+	secret_free(v);
+}
+
+/* The spec hash is 64 lower-case hex characters, on seal and on open. */
+static void test_spec_hash_form(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const bad[] = {
+		"",
+		"8f434346648f6b96df89dda901c5176b10a6d83961dd3c1ac88b59b2dc327aa",   /* 63 */
+		"8f434346648f6b96df89dda901c5176b10a6d83961dd3c1ac88b59b2dc327aa40", /* 65 */
+		"8F434346648F6B96DF89DDA901C5176B10A6D83961DD3C1AC88B59B2DC327AA4", /* upper case */
+		"8f434346648f6b96df89dda901c5176b10a6d83961dd3c1ac88b59b2dc327aag",
+		NULL,
+	};
+	struct secret *v = sec("v", 1);
+	struct delivery_item it = { "A", v };
+	struct buf sealed;
+
+	buf_init(&sealed, SEALED_MAX);
+	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, SPEC, &it, 1, &sealed), COFFER_OK);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct buf other;
+		struct delivery_list l = { NULL, 0, NULL };
+		buf_init(&other, SEALED_MAX);
+		if (delivery_seal(f->pk, HOST, MACHINE, JTI, bad[i], &it, 1, &other) != COFFER_ERR_INVALID)
+			fail_msg("seal, case %zu", i);
+		assert_int_equal(other.len, 0);
+		if (delivery_open(f->sk, HOST, MACHINE, JTI, bad[i], sealed.ptr, sealed.len, &l) != COFFER_ERR_INVALID)
+			fail_msg("open, case %zu", i);
+		assert_null(l.items);
+		buf_release(&other);
 	}
 	buf_release(&sealed);
 	secret_free(v);
@@ -289,14 +327,14 @@ static void test_tampered(void **state)
 		for (int bit = 0; bit < 8; bit += 7) {
 			struct delivery_list l = { NULL, 0, NULL };
 			sealed.ptr[at[i]] ^= (char)(1 << bit);
-			enum coffer_err rc = delivery_open(f->sk, HOST, MACHINE, JTI, sealed.ptr, sealed.len, &l);
+			enum coffer_err rc = delivery_open(f->sk, HOST, MACHINE, JTI, SPEC, sealed.ptr, sealed.len, &l);
 			sealed.ptr[at[i]] ^= (char)(1 << bit);
 			if (rc != COFFER_ERR_CRYPTO)
 				fail_msg("byte %zu bit %d: %s", at[i], bit, coffer_err_name(rc));
 		}
 	}
 	struct delivery_list l;
-	assert_int_equal(delivery_open(f->sk, HOST, MACHINE, JTI, sealed.ptr, sealed.len, &l), COFFER_OK);
+	assert_int_equal(delivery_open(f->sk, HOST, MACHINE, JTI, SPEC, sealed.ptr, sealed.len, &l), COFFER_OK);
 	delivery_list_release(&l);
 	buf_release(&sealed);
 	secret_free(v);
@@ -310,20 +348,20 @@ static void test_truncated_and_trailing(void **state)
 	struct buf sealed;
 
 	seal_one(f, &sealed, &v);
-	assert_int_equal(delivery_open(f->sk, HOST, MACHINE, JTI, sealed.ptr, sealed.len - 1, &l), COFFER_ERR_CRYPTO);
-	assert_int_equal(delivery_open(f->sk, HOST, MACHINE, JTI, sealed.ptr, DELIVERY_OVERHEAD, &l),
+	assert_int_equal(delivery_open(f->sk, HOST, MACHINE, JTI, SPEC, sealed.ptr, sealed.len - 1, &l), COFFER_ERR_CRYPTO);
+	assert_int_equal(delivery_open(f->sk, HOST, MACHINE, JTI, SPEC, sealed.ptr, DELIVERY_OVERHEAD, &l),
 			 COFFER_ERR_CRYPTO);
-	assert_int_equal(delivery_open(f->sk, HOST, MACHINE, JTI, sealed.ptr, DELIVERY_OVERHEAD - 1, &l),
+	assert_int_equal(delivery_open(f->sk, HOST, MACHINE, JTI, SPEC, sealed.ptr, DELIVERY_OVERHEAD - 1, &l),
 			 COFFER_ERR_INVALID);
-	assert_int_equal(delivery_open(f->sk, HOST, MACHINE, JTI, sealed.ptr, 0, &l), COFFER_ERR_INVALID);
+	assert_int_equal(delivery_open(f->sk, HOST, MACHINE, JTI, SPEC, sealed.ptr, 0, &l), COFFER_ERR_INVALID);
 	assert_int_equal(buf_addch(&sealed, 0), COFFER_OK);
-	assert_int_equal(delivery_open(f->sk, HOST, MACHINE, JTI, sealed.ptr, sealed.len, &l), COFFER_ERR_CRYPTO);
+	assert_int_equal(delivery_open(f->sk, HOST, MACHINE, JTI, SPEC, sealed.ptr, sealed.len, &l), COFFER_ERR_CRYPTO);
 	assert_null(l.items);
 
 	/* past the largest delivery: refused before any work */
 	unsigned char *huge = calloc(1, DELIVERY_SEALED_MAX + 1);
 	assert_non_null(huge);
-	assert_int_equal(delivery_open(f->sk, HOST, MACHINE, JTI, huge, DELIVERY_SEALED_MAX + 1, &l),
+	assert_int_equal(delivery_open(f->sk, HOST, MACHINE, JTI, SPEC, huge, DELIVERY_SEALED_MAX + 1, &l),
 			 COFFER_ERR_TOO_LARGE);
 	free(huge);
 	buf_release(&sealed);
@@ -470,27 +508,27 @@ static void test_seal_refuses(void **state)
 	buf_init(&sealed, SEALED_MAX);
 
 	struct delivery_item one = { "A", ok };
-	assert_int_equal(delivery_seal(f->pk, "", MACHINE, JTI, &one, 1, &sealed), COFFER_ERR_INVALID);
-	assert_int_equal(delivery_seal(f->pk, HOST, NULL, JTI, &one, 1, &sealed), COFFER_ERR_INVALID);
-	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, id256, &one, 1, &sealed), COFFER_ERR_INVALID);
+	assert_int_equal(delivery_seal(f->pk, "", MACHINE, JTI, SPEC, &one, 1, &sealed), COFFER_ERR_INVALID);
+	assert_int_equal(delivery_seal(f->pk, HOST, NULL, JTI, SPEC, &one, 1, &sealed), COFFER_ERR_INVALID);
+	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, id256, SPEC, &one, 1, &sealed), COFFER_ERR_INVALID);
 	id256[255] = '\0'; /* 255 bytes: the longest id */
-	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, id256, &one, 1, &sealed), COFFER_OK);
+	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, id256, SPEC, &one, 1, &sealed), COFFER_OK);
 	struct delivery_list l;
-	assert_int_equal(delivery_open(f->sk, HOST, MACHINE, id256, sealed.ptr, sealed.len, &l), COFFER_OK);
+	assert_int_equal(delivery_open(f->sk, HOST, MACHINE, id256, SPEC, sealed.ptr, sealed.len, &l), COFFER_OK);
 	delivery_list_release(&l);
-	assert_int_equal(delivery_open(f->sk, HOST, MACHINE, "", sealed.ptr, sealed.len, &l), COFFER_ERR_INVALID);
+	assert_int_equal(delivery_open(f->sk, HOST, MACHINE, "", SPEC, sealed.ptr, sealed.len, &l), COFFER_ERR_INVALID);
 	buf_reset(&sealed);
 
 	struct delivery_item bad_name = { "1A", ok }, dash = { "A-B", ok }, with_nul = { "A", nul },
 			     too_big = { "A", big }, no_value = { "A", NULL };
-	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, &bad_name, 1, &sealed), COFFER_ERR_INVALID);
-	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, &dash, 1, &sealed), COFFER_ERR_INVALID);
-	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, &with_nul, 1, &sealed), COFFER_ERR_INVALID);
-	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, &too_big, 1, &sealed), COFFER_ERR_TOO_LARGE);
-	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, &no_value, 1, &sealed), COFFER_ERR_INVALID);
-	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, NULL, 1, &sealed), COFFER_ERR_INVALID);
+	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, SPEC, &bad_name, 1, &sealed), COFFER_ERR_INVALID);
+	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, SPEC, &dash, 1, &sealed), COFFER_ERR_INVALID);
+	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, SPEC, &with_nul, 1, &sealed), COFFER_ERR_INVALID);
+	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, SPEC, &too_big, 1, &sealed), COFFER_ERR_TOO_LARGE);
+	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, SPEC, &no_value, 1, &sealed), COFFER_ERR_INVALID);
+	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, SPEC, NULL, 1, &sealed), COFFER_ERR_INVALID);
 	struct delivery_item twice[] = { { "A", ok }, { "B", ok }, { "A", ok } };
-	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, twice, 3, &sealed), COFFER_ERR_INVALID);
+	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, SPEC, twice, 3, &sealed), COFFER_ERR_INVALID);
 
 	/* 1,001 items */
 	struct delivery_item *many = calloc(DELIVERY_ITEMS_MAX + 1, sizeof(*many));
@@ -501,9 +539,9 @@ static void test_seal_refuses(void **state)
 		many[i].name = names[i];
 		many[i].value = ok;
 	}
-	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, many, DELIVERY_ITEMS_MAX + 1, &sealed),
+	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, SPEC, many, DELIVERY_ITEMS_MAX + 1, &sealed),
 			 COFFER_ERR_TOO_LARGE);
-	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, many, DELIVERY_ITEMS_MAX, &sealed), COFFER_OK);
+	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, SPEC, many, DELIVERY_ITEMS_MAX, &sealed), COFFER_OK);
 	buf_reset(&sealed);
 
 	/* more than 1 MiB of values in all */
@@ -511,10 +549,10 @@ static void test_seal_refuses(void **state)
 	size_t k = DELIVERY_VALUES_TOTAL_MAX / DELIVERY_VALUE_MAX;
 	for (size_t i = 0; i <= k; i++)
 		many[i].value = big;
-	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, many, k + 1, &sealed), COFFER_ERR_TOO_LARGE);
+	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, SPEC, many, k + 1, &sealed), COFFER_ERR_TOO_LARGE);
 	assert_int_equal(sealed.len, 0); /* untouched by every failure */
-	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, many, k, &sealed), COFFER_OK);
-	assert_int_equal(delivery_open(f->sk, HOST, MACHINE, JTI, sealed.ptr, sealed.len, &l), COFFER_OK);
+	assert_int_equal(delivery_seal(f->pk, HOST, MACHINE, JTI, SPEC, many, k, &sealed), COFFER_OK);
+	assert_int_equal(delivery_open(f->sk, HOST, MACHINE, JTI, SPEC, sealed.ptr, sealed.len, &l), COFFER_OK);
 	assert_int_equal(l.n, k);
 	delivery_list_release(&l);
 
@@ -536,6 +574,7 @@ int main(void)
 		cmocka_unit_test(test_layout),
 		cmocka_unit_test(test_other_host_key),
 		cmocka_unit_test(test_other_binding),
+		cmocka_unit_test(test_spec_hash_form),
 		cmocka_unit_test(test_tampered),
 		cmocka_unit_test(test_truncated_and_trailing),
 		cmocka_unit_test(test_malformed_inner),

@@ -35,6 +35,7 @@
 #include "json.h"
 #include "keeper.h"
 #include "log.h"
+#include "open_signer.h"
 #include "secret.h"
 #include "store.h"
 #include "vault.h"
@@ -71,6 +72,7 @@ static struct {
 	unsigned app_seq;
 	struct secret *boot_sk;        /* the api's boot-token key, loaded from api.boot.key as the api does */
 	struct test_host host_a, host_b;
+	struct test_deployer deployer; /* an admin of the org for every app: signs what the open tests open */
 } fx;
 
 /* ---- helpers ---- */
@@ -877,7 +879,10 @@ struct open_world {
 	unsigned char app_pk[HPKE_PK_LEN];
 	uint64_t version; /* the secrets version with DB_URL and API_KEY */
 	struct store_machine machine;
+	char config_hash[DELIVERY_SPEC_HASH_SIZE]; /* of release 1's config: what deliveries are bound to */
 };
+
+#define WORLD_CONFIG "{\"cmd\":[\"web\"],\"count\":1,\"env\":{},\"grace_ms\":30000}"
 
 static void put_secrets(const char *app, const unsigned char pk[HPKE_PK_LEN], const char *aad_app, uint64_t *version)
 {
@@ -885,8 +890,10 @@ static void put_secrets(const char *app, const unsigned char pk[HPKE_PK_LEN], co
 	static const char *const values[] = { VALUE_DB, VALUE_KEY };
 	struct store_secret_change ch[2];
 	struct buf ct[2];
-	char ids[2][STORE_ID_SIZE];
+	char ids[2][STORE_ID_SIZE], digests[2][DIGEST_HEX_LEN + 1];
+	struct keeper_keys keys = derive_keys();
 	for (int i = 0; i < 2; i++) {
+		test_digest(&keys, app, values[i], strlen(values[i]), digests[i]);
 		struct secret *v = NULL;
 		buf_init(&ct[i], 4096);
 		store_new_id(ids[i]);
@@ -896,13 +903,14 @@ static void put_secrets(const char *app, const unsigned char pk[HPKE_PK_LEN], co
 		ch[i] = (struct store_secret_change){ .name = names[i],
 						      .ciphertext = (const unsigned char *)ct[i].ptr,
 						      .ciphertext_len = ct[i].len,
-						      .digest = "0123456789abcdef0123456789abcdef",
+						      .digest = digests[i],
 						      .key_version = 1,
 						      .value_id = ids[i] };
 	}
 	assert_int_equal(store_secrets_put(fx.store, app, ch, 2, "test", "staged", NULL, version), COFFER_OK);
 	buf_release(&ct[0]);
 	buf_release(&ct[1]);
+	keeper_keys_release(&keys);
 }
 
 /* An app with a key and two secrets, and one machine of it on host h. */
@@ -918,7 +926,15 @@ static void world_new(struct open_world *w, const char *host_id)
 	assert_int_equal(keeper_app_key_create(&keys, fx.store, w->app, &made), COFFER_OK);
 	memcpy(w->app_pk, made.public_key, HPKE_PK_LEN);
 	put_secrets(w->app, w->app_pk, w->app, &w->version);
+	uint64_t release = 0;
+	assert_int_equal(store_release_create(fx.store, w->app, WORLD_CONFIG, w->version, 0, 0, "test", &release),
+			 COFFER_OK);
+	assert_int_equal(release, 1);
+	unsigned char h[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256(h, (const unsigned char *)WORLD_CONFIG, strlen(WORLD_CONFIG));
+	sodium_bin2hex(w->config_hash, sizeof(w->config_hash), h, sizeof(h));
 	assert_int_equal(store_machine_create(fx.store, w->app, host_id, 1, &w->machine), COFFER_OK);
+	test_sign_open(fx.store, &fx.deployer, w->app, 1, w->version); /* as the CLI does at deploy */
 	keeper_keys_release(&keys);
 }
 
@@ -1064,7 +1080,7 @@ static void test_open_good(void **state)
 
 	/* The host's seal key opens exactly the stored values, for this machine and token. */
 	delivery_list_init(&got);
-	assert_int_equal(delivery_open(fx.host_a.seal_sk, fx.host_a.id, w.machine.id, minted.jti, sealed.ptr,
+	assert_int_equal(delivery_open(fx.host_a.seal_sk, fx.host_a.id, w.machine.id, minted.jti, w.config_hash, sealed.ptr,
 				       sealed.len, &got),
 			 COFFER_OK);
 	assert_int_equal(got.n, 2);
@@ -1076,19 +1092,29 @@ static void test_open_good(void **state)
 	assert_memory_equal(secret_cbytes(got.items[1].value), VALUE_DB, strlen(VALUE_DB));
 	delivery_list_release(&got);
 	/* ... and for no other machine, and no other host's key. */
-	assert_int_equal(delivery_open(fx.host_a.seal_sk, fx.host_a.id, "another_machine", minted.jti, sealed.ptr,
+	assert_int_equal(delivery_open(fx.host_a.seal_sk, fx.host_a.id, "another_machine", minted.jti, w.config_hash, sealed.ptr,
 				       sealed.len, &got),
 			 COFFER_ERR_CRYPTO);
-	assert_int_equal(delivery_open(fx.host_b.seal_sk, fx.host_a.id, w.machine.id, minted.jti, sealed.ptr,
+	assert_int_equal(delivery_open(fx.host_b.seal_sk, fx.host_a.id, w.machine.id, minted.jti, w.config_hash, sealed.ptr,
 				       sealed.len, &got),
+			 COFFER_ERR_CRYPTO);
+	/* ... nor for another config than the release's (one the api changed): the agent would not start it. */
+	char other_hash[DELIVERY_SPEC_HASH_SIZE];
+	memcpy(other_hash, w.config_hash, sizeof(other_hash));
+	other_hash[0] = other_hash[0] == '0' ? '1' : '0';
+	assert_int_equal(delivery_open(fx.host_a.seal_sk, fx.host_a.id, w.machine.id, minted.jti, other_hash,
+				       sealed.ptr, sealed.len, &got),
 			 COFFER_ERR_CRYPTO);
 
 	/* One audit event: names, machine, host, release and version; no value. */
 	actor_of(fx.host_a.id, actor);
 	assert_true(snprintf(version, sizeof(version), "\"version\":%llu", (unsigned long long)w.version) <
 		    (int)sizeof(version));
+	char deployer[128];
+	assert_true(snprintf(deployer, sizeof(deployer), "\"deployer\":\"%s\",\"manifest_deployer\":\"%s\"",
+			     fx.deployer.id, fx.deployer.id) < (int)sizeof(deployer));
 	const char *const has[] = { "\"names\":[\"API_KEY\",\"DB_URL\"]", w.machine.id, fx.host_a.id,
-				    "\"release\":1", version, NULL };
+				    "\"release\":1", version, deployer, NULL };
 	assert_last_open_event(actor, w.app_name, "ok", has);
 	assert_true(log_contains("event=secrets_opened"));
 	buf_release(&sealed);
@@ -1494,6 +1520,7 @@ static void test_open_ciphertext_moved_to_another_app(void **state)
 	 */
 	put_secrets(a.app, a.app_pk, b.app, &v);
 	a.version = v;
+	test_sign_open(fx.store, &fx.deployer, a.app, 1, v);
 	expect_tamper_refused(&a, "API_KEY");
 }
 
@@ -1526,6 +1553,7 @@ static void test_open_direct_empty_version(void **state)
 
 	/* A token minted when the app had no secrets (version 0) opens an empty list, not the head. */
 	world_new(&w, fx.host_a.id);
+	test_sign_open(fx.store, &fx.deployer, w.app, 1, 0);
 	mint_with(fx.boot_sk, w.app, w.machine.id, fx.host_a.id, 0, (int64_t)time(NULL), 0, &tok, &minted);
 	assert_int_equal(keeper_host_load(&keys, fx.store, fx.host_a.id, &h), COFFER_OK);
 	buf_init(&sealed, DELIVERY_SEALED_MAX);
@@ -1533,7 +1561,7 @@ static void test_open_direct_empty_version(void **state)
 			 COFFER_OK);
 	assert_null(why);
 	delivery_list_init(&got);
-	assert_int_equal(delivery_open(fx.host_a.seal_sk, fx.host_a.id, w.machine.id, minted.jti, sealed.ptr,
+	assert_int_equal(delivery_open(fx.host_a.seal_sk, fx.host_a.id, w.machine.id, minted.jti, w.config_hash, sealed.ptr,
 				       sealed.len, &got),
 			 COFFER_OK);
 	assert_int_equal(got.n, 0);
@@ -1647,6 +1675,9 @@ static int setup(void **state)
 	sodium_memzero(rows_key, sizeof(rows_key));
 	if (store_org_create(fx.store, "org", &fx.org))
 		return -1;
+	struct keeper_keys keys = derive_keys();
+	test_deployer_make(&keys, fx.store, fx.org.id, DEPLOYER_ALL_APPS, DEPLOYER_ROLE_ADMIN, &fx.deployer);
+	keeper_keys_release(&keys);
 	if (keeper_master_from_file(fx.paths.key, &master))
 		return -1;
 	struct keeper_config cfg = { .store_url = fx.db_url, .listen = "127.0.0.1:0", .ready_file = fx.ready };
@@ -1667,6 +1698,7 @@ static int teardown(void **state)
 	keeper_stop(fx.keeper);
 	store_close(fx.store);
 	secret_free(fx.boot_sk);
+	test_deployer_free(&fx.deployer);
 	secret_free(fx.host_a.sign_sk);
 	secret_free(fx.host_a.seal_sk);
 	secret_free(fx.host_b.sign_sk);
