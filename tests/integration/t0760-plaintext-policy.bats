@@ -207,4 +207,13 @@ no_machine_has() {
 	store_sql "SELECT detail FROM audit_events WHERE action = 'secrets.open' AND outcome LIKE 'refused%'" |
 		jq -e --arg d "$API_DEPLOYER_ID" --argjson v "$v2" 'select(.release == $v and .failed.check == "statement_signature") |
 			.refused_signatures[] | select(.deployer == $d and .why == "deployer key revoked")' >/dev/null
+	# restarted with the revoked key (the row revoked again): logged, not used
+	run_logged "$COFFER" deployers revoke "$API_DEPLOYER_ID"
+	[ "$status" -eq 0 ]
+	stop_pids "$API_PID"
+	API_DEPLOYER_KEY="$T/api-deployer.key" api_start "${API_URL#https://}"
+	grep -q "deployer_key_revoked.*$API_DEPLOYER_ID" "$T/api.log"
+	put_plain "$ADMIN_TOKEN" canary THIRD "$VALUE-3"
+	[ "$CODE" = 400 ]
+	message_has "value of 'THIRD' is plaintext and this org does not allow plaintext values"
 }
