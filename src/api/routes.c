@@ -38,7 +38,7 @@ static const struct http_route routes[] = {
 	{ "GET", "/v1/apps/:app/secrets", AUTH | READ | APP, 0, h_secrets_list, "secrets.list" },
 	{ "POST", "/v1/apps/:app/secrets", AUTH | AUDIT | DEPLOY | APP, API_BODY_SECRETS, h_secrets_set,
 	  "secrets.set" },
-	{ "GET", "/v1/apps/:app/secrets/sealing", AUTH | DEPLOY | APP, 0, h_secrets_sealing, "secrets.sealing" },
+	{ "GET", "/v1/apps/:app/secrets/sealing", AUTH | AUDIT | DEPLOY | APP, 0, h_secrets_sealing, "secrets.sealing" },
 	{ "POST", "/v1/apps/:app/secrets/deploy", AUTH | AUDIT | DEPLOY | APP, API_BODY_SMALL, h_secrets_deploy,
 	  "secrets.deploy" },
 	{ "POST", "/v1/apps/:app/releases", AUTH | AUDIT | DEPLOY | APP, API_BODY_SMALL, h_releases_create,

@@ -380,6 +380,24 @@ COFFER_MUST_CHECK enum coffer_err keeper_deployer_revoke(const struct keeper_key
  *                         row;
  *                         "app key failed verification" (keeper_app_key_load,
  *                         or no key of the version a ciphertext names).
+ *   COFFER_ERR_FORBIDDEN  "release not signed by a live deployer of this
+ *                         app": no row of `signatures` for the hash of the
+ *                         release statement (deployer_release_text of the
+ *                         token's app, the release's config, the token's
+ *                         secrets version and its manifest) by a deployer
+ *                         that keeper_deployer_live accepts, that covers
+ *                         the app (deployer_covers, the app row's org) and
+ *                         whose signature verifies; "secrets manifest not
+ *                         signed by a live deployer of this app", the same
+ *                         for the version's manifest text (version > 0).
+ *                         Each signature found and not relied on is logged
+ *                         (signature_refused) and named in the detail.
+ *   COFFER_ERR_CRYPTO     "secret failed verification" also when an opened
+ *                         value's digest (keys->digest's subkey for the
+ *                         app) is not the manifest's, it holds a NUL, or it
+ *                         is over DELIVERY_VALUE_MAX bytes (over 1 MiB in
+ *                         all): checks "value_digest", "value_nul",
+ *                         "value_too_large", "values_too_large".
  *                         One secret refuses the whole open; it is logged
  *                         (secret_open_refused: app id, name, check) and
  *                         named in the event's detail ("failed").
@@ -389,9 +407,12 @@ COFFER_MUST_CHECK enum coffer_err keeper_deployer_revoke(const struct keeper_key
  * *sealed, replaced only on success.
  * Every call appends one audit event (store_audit_append): action
  * KEEPER_OPEN_ACTION, actor "host:<host id>", org and app (its name) when
- * known, detail {"host","machine","release","version","config","names":[...]}
+ * known, detail {"host","machine","release","version","config","deployer",
+ * "manifest_deployer","names":[...]} (the deployers whose signatures the
+ * open relied on, null until known or for version 0's manifest)
  * (names only, and only what is known; "failed":{"name","check"} for a
- * secret's refusal), outcome "ok", "refused: <why>" or
+ * secret's refusal, {"check"} for a signature's, and "refused_signatures":
+ * [{"deployer","text","why"}]), outcome "ok", "refused: <why>" or
  * "error: <code name>"; request_id (may be NULL) is kept in it. An open
  * whose event cannot be appended is not delivered (the store's error).
  * Store errors pass through with *why NULL.

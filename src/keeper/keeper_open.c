@@ -411,7 +411,10 @@ static enum coffer_err open_items(const struct keeper_keys *keys, struct store *
 	struct secret *sk = NULL, *dk = NULL;
 	unsigned char pk[HPKE_PK_LEN];
 	uint64_t loaded = 0;
-	enum coffer_err rc = digest_app_key(keys->digest, app_id, &dk);
+	/* the app's digest subkey, carved from the values' arena: no allocation of its own */
+	enum coffer_err rc = secret_arena_take(arena, DIGEST_KEY_LEN, &dk);
+	if (!rc)
+		rc = digest_app_key_into(keys->digest, app_id, dk);
 
 	for (size_t i = 0; i < st->list.n && !rc; i++) {
 		const struct store_secret *it = &st->list.items[i];
@@ -457,8 +460,8 @@ static enum coffer_err open_items(const struct keeper_keys *keys, struct store *
 }
 
 /*
- * The secure arena for all the values of st->list: one sodium_malloc per
- * open whatever the count. Sizes over the delivery's limits (a value over
+ * The secure arena for all the values of st->list and the app's digest
+ * subkey: one sodium_malloc per open whatever the count. Sizes over the delivery's limits (a value over
  * 64 KiB, all over 1 MiB) refuse the open here, before anything is
  * allocated or opened.
  */
@@ -479,7 +482,7 @@ static enum coffer_err values_arena(struct open_state *st, struct secret_arena *
 		}
 		total += len;
 	}
-	return secret_arena_new(l->n, total, arena);
+	return secret_arena_new(l->n + 1, total + DIGEST_KEY_LEN, arena); /* and the app's digest subkey */
 }
 
 /* Opens the version's values and seals them to the host for (host, machine, jti). */

@@ -7,15 +7,33 @@
 
 #include "banned.h"
 
-enum coffer_err digest_app_key(const struct secret *digest_key, const char *app_id,
-			       struct secret **app_key)
+/* The checks of digest_app_key: COFFER_ERR_INVALID, or the app id's length in *n. */
+static enum coffer_err app_key_args(const struct secret *digest_key, const char *app_id, size_t *n)
 {
 	size_t id_len = app_id ? strnlen(app_id, DIGEST_APP_ID_MAX + 1) : 0;
 
 	if (secret_len(digest_key) != DIGEST_KEY_LEN || id_len == 0 ||
 	    id_len > DIGEST_APP_ID_MAX)
 		return COFFER_ERR_INVALID;
-	return kdf_subkey(digest_key, DIGEST_LABEL, app_id, id_len, DIGEST_KEY_LEN, app_key);
+	*n = id_len;
+	return COFFER_OK;
+}
+
+enum coffer_err digest_app_key(const struct secret *digest_key, const char *app_id,
+			       struct secret **app_key)
+{
+	size_t id_len = 0;
+	enum coffer_err rc = app_key_args(digest_key, app_id, &id_len);
+	return rc ? rc : kdf_subkey(digest_key, DIGEST_LABEL, app_id, id_len, DIGEST_KEY_LEN, app_key);
+}
+
+enum coffer_err digest_app_key_into(const struct secret *digest_key, const char *app_id, struct secret *app_key)
+{
+	size_t id_len = 0;
+	enum coffer_err rc = app_key_args(digest_key, app_id, &id_len);
+	if (!rc && secret_len(app_key) != DIGEST_KEY_LEN)
+		rc = COFFER_ERR_INVALID;
+	return rc ? rc : kdf_subkey_into(digest_key, DIGEST_LABEL, app_id, id_len, app_key);
 }
 
 enum coffer_err digest_value(const struct secret *app_key, const struct secret *value,

@@ -33,6 +33,9 @@
 /* The digest subkey of app_id (1..DIGEST_APP_ID_MAX bytes). */
 COFFER_MUST_CHECK enum coffer_err digest_app_key(const struct secret *digest_key,
 						 const char *app_id, struct secret **app_key);
+/* As digest_app_key, into app_key (a caller's secret of DIGEST_KEY_LEN bytes, from an arena say). */
+COFFER_MUST_CHECK enum coffer_err digest_app_key_into(const struct secret *digest_key, const char *app_id,
+						      struct secret *app_key);
 
 /* The digest of value under app_key, as DIGEST_HEX_LEN lower-case hex
  * characters and a NUL in out. */

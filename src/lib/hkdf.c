@@ -77,11 +77,11 @@ enum coffer_err hkdf_expand(const unsigned char prk[HKDF_SHA256_LEN], const void
 	return hkdf_expand_parts(prk, &part, 1, okm, okm_len);
 }
 
-enum coffer_err kdf_subkey(const struct secret *master, const char *label, const void *ctx,
-			   size_t ctx_len, size_t len, struct secret **out)
+enum coffer_err kdf_subkey_into(const struct secret *master, const char *label, const void *ctx, size_t ctx_len,
+				struct secret *out)
 {
 	unsigned char prk[HKDF_SHA256_LEN];
-	struct secret *key = NULL;
+	size_t len = out ? secret_len(out) : 0;
 	enum coffer_err rc;
 
 	size_t label_len = label ? strnlen(label, KDF_LABEL_MAX + 1) : 0;
@@ -96,17 +96,27 @@ enum coffer_err kdf_subkey(const struct secret *master, const char *label, const
 		{ ctx, ctx_len },
 	};
 
-	rc = secret_new(len, &key);
-	if (rc)
-		goto out;
 	hkdf_extract(NULL, 0, secret_cbytes(master), secret_len(master), prk);
-	rc = hkdf_expand_parts(prk, info, sizeof(info) / sizeof(info[0]), secret_bytes(key), len);
-	if (rc)
-		goto out;
-	*out = key;
-	key = NULL;
-out:
-	secret_free(key);
+	rc = hkdf_expand_parts(prk, info, sizeof(info) / sizeof(info[0]), secret_bytes(out), len);
 	sodium_memzero(prk, sizeof(prk));
 	return rc;
+}
+
+enum coffer_err kdf_subkey(const struct secret *master, const char *label, const void *ctx,
+			   size_t ctx_len, size_t len, struct secret **out)
+{
+	struct secret *key = NULL;
+	enum coffer_err rc;
+
+	if (len == 0 || len > HKDF_SHA256_OKM_MAX)
+		return COFFER_ERR_INVALID;
+	rc = secret_new(len, &key);
+	if (!rc)
+		rc = kdf_subkey_into(master, label, ctx, ctx_len, key);
+	if (rc) {
+		secret_free(key);
+		return rc;
+	}
+	*out = key;
+	return COFFER_OK;
 }

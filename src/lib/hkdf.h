@@ -75,5 +75,8 @@ COFFER_MUST_CHECK enum coffer_err hkdf_expand_parts(const unsigned char prk[HKDF
 COFFER_MUST_CHECK enum coffer_err kdf_subkey(const struct secret *master, const char *label,
 					     const void *ctx, size_t ctx_len, size_t len,
 					     struct secret **out);
+/* As kdf_subkey, into out (a caller's secret of the subkey's length: from an arena, say). */
+COFFER_MUST_CHECK enum coffer_err kdf_subkey_into(const struct secret *master, const char *label,
+						  const void *ctx, size_t ctx_len, struct secret *out);
 
 #endif

@@ -279,7 +279,8 @@ counts() {
 	[[ "$output" == *"app 'canary': its stored row failed authentication"* ]]
 	[ "$(counts)" = "$before" ]
 	tampered_logged api apps
-	[ "$(store_sql "SELECT count(*) FROM audit_events WHERE action = 'releases.create'
+	# (the CLI is refused at its first step: reading the app's sealing state)
+	[ "$(store_sql "SELECT count(*) FROM audit_events WHERE action = 'secrets.sealing'
 		AND org_id = (SELECT id FROM orgs WHERE name = 'evil') AND outcome LIKE '%row_tampered%'")" = 1 ]
 	# the app's own org is refused too while the row is edited; put back, it verifies again
 	as_token "$ADMIN_TOKEN" GET /v1/apps/canary/secrets
@@ -317,7 +318,8 @@ counts() {
 	[[ "$output" == *"app 'canary': its stored row failed authentication"* ]]
 	[ "$(counts)" = "$before" ]
 	tampered_logged api apps
-	[ "$(store_sql "SELECT count(*) FROM audit_events WHERE action IN ('secrets.set', 'releases.create')
+	# (each command is refused at its first step: reading the app's sealing state)
+	[ "$(store_sql "SELECT count(*) FROM audit_events WHERE action = 'secrets.sealing'
 		AND outcome LIKE '%row_tampered%'")" = 2 ]
 	# control: the head put back as it was written verifies again
 	store_sql "UPDATE apps SET secrets_head = $head WHERE name = 'canary'"

@@ -17,12 +17,13 @@ bats_require_minimum_version 1.5.0
 
 # Which commands' options each man page may name.
 declare -gA PAGE_CMDS=(
-	[coffer.1]="agent api apps audit deploy dev help hosts keeper machines releases scale secrets status tokens tls version"
+	[coffer.1]="agent api apps audit deploy deployers dev help hosts keeper login machines releases scale secrets status tokens tls version"
 	[coffer-apps.1]="apps status"
 	[coffer-secrets.1]="secrets"
 	[coffer-deploy.1]="deploy releases scale"
 	[coffer-machines.1]="machines hosts"
 	[coffer-tokens.1]="tokens"
+	[coffer-deployers.1]="deployers login"
 	[coffer-audit.1]="audit"
 	[coffer-tls.1]="tls"
 	[coffer-dev.1]="dev"
@@ -186,7 +187,7 @@ complete_bash() {
 	[[ "$output" == *"--access-token "* ]]
 	[[ "$output" != *"--json"* ]]
 	run complete_bash coffer keeper ""
-	[ "$output" = "init join-token " ]
+	[ "$output" = "deployer-token init join-token " ]
 	run complete_bash coffer keeper join-token --
 	[ "$output" = "--key-file --state-dir --ttl " ]
 	run complete_bash coffer help mach

@@ -42,6 +42,7 @@
 #include "vault.h"
 
 #define PATH_SIZE 512
+#define ITEMS_MAX 10 /* per put_version */
 #define CONFIG "{\"cmd\":[\"web\"],\"count\":1,\"env\":{},\"grace_ms\":30000}"
 #define CONFIG_SWAPPED "{\"cmd\":[\"sh\",\"-c\",\"env\"],\"count\":1,\"env\":{},\"grace_ms\":30000}"
 #define VALUE_A "pw-a-5c1d77e0"
@@ -61,7 +62,16 @@ static struct {
 	struct secret *host_seal_sk;
 	struct test_deployer admin; /* the org's, for every app */
 	int log_fd;
+	int64_t last_open_ns;     /* how long the last keeper_open took */
+	int64_t last_open_cpu_ns; /* and the CPU time of this thread it took (a loaded machine inflates the other) */
 } fx;
+
+static int64_t clock_ns(clockid_t c)
+{
+	struct timespec ts;
+	clock_gettime(c, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 /* One app with a key, a secrets version (A, B), release 1 of CONFIG at that version, a machine on the host. */
 struct world {
@@ -82,11 +92,11 @@ struct item {
 /* A new secrets version of the app: the head with these items set (sealed with key version 1). */
 static uint64_t put_version(const struct world *w, const struct item *items, size_t n)
 {
-	struct store_secret_change ch[4];
-	struct buf ct[4];
-	char ids[4][STORE_ID_SIZE], digests[4][DIGEST_HEX_LEN + 1];
+	struct store_secret_change ch[ITEMS_MAX];
+	struct buf ct[ITEMS_MAX];
+	char ids[ITEMS_MAX][STORE_ID_SIZE], digests[ITEMS_MAX][DIGEST_HEX_LEN + 1];
 	uint64_t version = 0;
-	assert_true(n <= 4);
+	assert_true(n <= ITEMS_MAX);
 	for (size_t i = 0; i < n; i++) {
 		struct secret *v = NULL;
 		buf_init(&ct[i], (size_t)2 << 20);
@@ -151,7 +161,10 @@ static enum coffer_err open_as(const struct world *w, uint64_t release, uint64_t
 	buf_init(&sealed, DELIVERY_SEALED_MAX);
 	assert_int_equal(boottoken_mint(fx.boot_sk, &in, now, &tok, &minted), COFFER_OK);
 	*why = "unset";
+	int64_t t0 = clock_ns(CLOCK_MONOTONIC), c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 	enum coffer_err rc = keeper_open(&fx.keys, fx.s, &fx.host, tok.ptr, tok.len, now, REQUEST_ID, &sealed, why);
+	fx.last_open_cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
+	fx.last_open_ns = clock_ns(CLOCK_MONOTONIC) - t0;
 	if (rc == COFFER_OK) {
 		struct store_release r = { 0 };
 		struct delivery_list l;
@@ -486,6 +499,27 @@ static void test_revoked_refused(void **state)
 	test_deployer_free(&d);
 }
 
+/* deployer_verify remembers what verified (deployer.c): a remembered triple never lets another text or key through. */
+static void test_verification_cache(void **state)
+{
+	(void)state;
+	struct test_deployer a, b;
+	char sig[DEPLOYER_SIG_B64_SIZE];
+	const char text[] = "coffer release v1\napp x\n", other[] = "coffer release v1\napp y\n";
+
+	test_deployer_make(&fx.keys, fx.s, fx.org.id, DEPLOYER_ALL_APPS, DEPLOYER_ROLE_DEPLOY, &a);
+	test_deployer_make(&fx.keys, fx.s, fx.org.id, DEPLOYER_ALL_APPS, DEPLOYER_ROLE_DEPLOY, &b);
+	assert_int_equal(deployer_sign(a.sk, text, strlen(text), sig), COFFER_OK);
+	for (int i = 0; i < 3; i++) { /* the first verifies, the others are remembered */
+		assert_int_equal(deployer_verify(a.pk, text, strlen(text), sig), COFFER_OK);
+		assert_int_equal(deployer_verify(a.pk, other, strlen(other), sig), COFFER_ERR_CRYPTO);
+		assert_int_equal(deployer_verify(b.pk, text, strlen(text), sig), COFFER_ERR_CRYPTO);
+		assert_int_equal(deployer_verify(a.pk, text, strlen(text) - 1, sig), COFFER_ERR_CRYPTO);
+	}
+	test_deployer_free(&b);
+	test_deployer_free(&a);
+}
+
 /* ---- values ---- */
 
 /* A value the api sealed itself under the signed manifest's value row: its digest is not the signed one. */
@@ -537,6 +571,64 @@ static void test_value_limits(void **state)
 	free(big);
 }
 
+/* ---- cost ---- */
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * The cost of an open (keeper_open alone on SQLite, its audit append included),
+ * measured only when COFFER_OPEN_BENCH=N is set: N opens of a version of
+ * 10 values, after N/10 not counted, with the keeper's revocation file in
+ * place; the medians of wall and thread CPU time in microseconds on stdout. With TMPDIR on a
+ * tmpfs the store's fsyncs cost nothing, so the open is at its cheapest and
+ * the checks' share at its largest. Run it on a tree without the signature
+ * checks for the figure beside it.
+ */
+static void test_open_cost(void **state)
+{
+	(void)state;
+	const char *env = getenv("COFFER_OPEN_BENCH");
+	int n = env ? atoi(env) : 0;
+	if (n <= 0)
+		skip();
+	struct world w;
+	struct item items[10];
+	char names[10][8], values[10][64], path[PATH_SIZE + 32];
+	world_new(&w, 0);
+	for (int i = 0; i < 10; i++) {
+		snprintf(names[i], sizeof(names[i]), "S%d", i);
+		snprintf(values[i], sizeof(values[i]), "value-%d-0123456789abcdef0123456789abcdef", i);
+		items[i] = (struct item){ names[i], values[i], strlen(values[i]), NULL, 0 };
+	}
+	uint64_t v = put_version(&w, items, 10);
+	test_sign_open(fx.s, &fx.admin, w.app.id, 1, v);
+	assert_true(snprintf(path, sizeof(path), "%s/%s", fx.dir, KEEPER_DEPLOYERS_REVOKED_FILE) < (int)sizeof(path));
+	assert_int_equal(fs_write_atomic(path, "a0\na1\na2\n", 9, 0600, 0), COFFER_OK);
+	assert_int_equal(str_copy(fx.keys.deployers_revoked, sizeof(fx.keys.deployers_revoked), path), COFFER_OK);
+	int64_t *t = calloc((size_t)n, sizeof(*t)), *c = calloc((size_t)n, sizeof(*c));
+	assert_non_null(t);
+	assert_non_null(c);
+	for (int i = -(n / 10); i < n; i++) {
+		const char *why = NULL;
+		assert_int_equal(open_as(&w, 1, v, &why, NULL), COFFER_OK);
+		if (i >= 0) { /* keeper_open alone: not the token's minting nor the test's own open */
+			t[i] = fx.last_open_ns;
+			c[i] = fx.last_open_cpu_ns;
+		}
+	}
+	qsort(t, (size_t)n, sizeof(*t), cmp_i64);
+	qsort(c, (size_t)n, sizeof(*c), cmp_i64);
+	printf("open_cost opens=%d median_us=%.1f cpu_median_us=%.1f\n", n, (double)t[n / 2] / 1000.0,
+	       (double)c[n / 2] / 1000.0);
+	free(c);
+	free(t);
+	fx.keys.deployers_revoked[0] = '\0';
+}
+
 /* ---- fixture ---- */
 
 static int setup(void **state)
@@ -547,7 +639,8 @@ static int setup(void **state)
 	char url[PATH_SIZE + 16], path[PATH_SIZE + 16];
 
 	memset(&fx, 0, sizeof(fx));
-	snprintf(fx.dir, sizeof(fx.dir), "/tmp/coffer-test-keeper-open.XXXXXX");
+	const char *tmp = getenv("TMPDIR"); /* the cost run uses a tmpfs: no disk noise in the figure */
+	snprintf(fx.dir, sizeof(fx.dir), "%s/coffer-test-keeper-open.XXXXXX", tmp && tmp[0] == '/' ? tmp : "/tmp");
 	if (!mkdtemp(fx.dir) || snprintf(path, sizeof(path), "%s/log", fx.dir) >= (int)sizeof(path))
 		return -1;
 	fx.log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
@@ -614,8 +707,10 @@ int main(void)
 		cmocka_unit_test(test_signature_moved_to_another_app),
 		cmocka_unit_test(test_replayed_and_swapped_refused),
 		cmocka_unit_test(test_revoked_refused),
+		cmocka_unit_test(test_verification_cache),
 		cmocka_unit_test(test_value_not_the_signed_one),
 		cmocka_unit_test(test_value_limits),
+		cmocka_unit_test(test_open_cost),
 	};
 	if (sodium_init() < 0)
 		return 1;
