@@ -102,7 +102,7 @@ keeper_start() {
 # api_start [HOST:PORT]: a restart gives the old address, so that agents
 # and the CLI keep reaching it. API_PLAIN=1: plain HTTP (loopback only), for
 # a test that puts a man in the middle who must see the bytes. API_DEPLOYER_KEY:
-# the api's own deployer key (--deployer-key, t0760). API_NAME:
+# the api's own deployer key (--deployer-key, t0765). API_NAME:
 # the replica's name, for its state folder, ready file and logs (default
 # "api"; t0900 runs three).
 api_start() {
