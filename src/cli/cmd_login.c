@@ -222,6 +222,7 @@ static enum coffer_err enrol_key(const char *keeper_url, const char *ca, const s
 	struct cli_config_deployer cfg;
 	struct buf body;
 	json_t *ans = NULL;
+	int made = 0; /* key_file made here: removed again if the enrolment fails */
 	enum coffer_err rc;
 
 	buf_init_wiping(&body, ENROL_BODY_MAX); /* it carries the token */
@@ -238,6 +239,7 @@ static enum coffer_err enrol_key(const char *keeper_url, const char *ca, const s
 					  key_path);
 			goto out;
 		}
+		made = !rc;
 		if (!rc)
 			rc = deployer_key_load(key_path, &sk, pk);
 	} else {
@@ -342,6 +344,8 @@ done:
 		ans = NULL;
 	}
 out:
+	if (rc && made && unlink(key_path) != 0)
+		(void)client_error(COFFER_ERR_IO, "cannot remove the unenrolled key '%s'", key_path);
 	json_decref(ans);
 	buf_release(&body);
 	secret_free(text);

@@ -83,10 +83,13 @@ no_machine_has() {
 	[ "$CODE" = 400 ]
 	message_has "value of 'B64_VALUE' is plaintext"
 	[ "$(head_of canary)" = "$before" ]
+	# a failed enrolment leaves no key behind
+	run_logged "$COFFER" api enrol-deployer --deployer-token - --keeper "$KEEPER_URL" --ca "$COFFER_CA" \
+		--key "$T/never.key" <<<"cdt_not-a-token"
+	[ "$status" -ne 0 ]
+	[ ! -e "$T/never.key" ]
 	# a key file that is not enrolled allows nothing: logged at start
-	"$COFFER" api enrol-deployer --deployer-token - --keeper "$KEEPER_URL" --ca "$COFFER_CA" \
-		--key "$T/never.key" <<<"cdt_not-a-token" >"$T/enrol.out" 2>&1 || true
-	[ -f "$T/never.key" ]
+	(umask 077 && { od -An -N32 -tx1 /dev/urandom | tr -d ' \n'; echo; } >"$T/never.key")
 	stop_pids "$API_PID"
 	API_DEPLOYER_KEY="$T/never.key" api_start "${API_URL#https://}"
 	grep -q 'deployer_key_unused.*this key is not enrolled' "$T/api.log"
