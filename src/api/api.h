@@ -1,7 +1,7 @@
 /*
- * api.h — the API server (`coffer api`): it authenticates users, seals
- * values to an app's public key and stores ciphertexts, keyed digests and
- * an audit trail. It holds nothing that can decrypt: no app private key,
+ * api.h — the API server (`coffer api`): it authenticates users, checks
+ * deployers' signatures and stores the ciphertexts and keyed digests the
+ * CLI made (it never receives a value), the signatures and an audit trail. It holds nothing that can decrypt: no app private key,
  * no master key; only the digest key, the keeper's public key (to verify
  * app keys read from the store) and the credential it shows the keeper.
  *

@@ -500,6 +500,8 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 		rc = api_plaintext_sign(a, doc, manifest.ptr, manifest.len, roll ? cur.config : NULL, max + 1);
 	if (!rc)
 		rc = api_signed(req, a, &signer, doc, "manifest", manifest.ptr, manifest.len, SECRETS_CHANGED);
+	if (!rc && roll && !json_object_get(doc, "release")) /* the CLI saw no release: the first one came meanwhile */
+		rc = api_fail(req, COFFER_ERR_CONFLICT, "the app's release changed meanwhile: read again and sign again");
 	if (!rc && roll)
 		rc = api_release_signed(req, a, &signer, doc, cur.config, max + 1, manifest.ptr);
 	if (rc)

@@ -1,9 +1,9 @@
 /*
  * vault.h — how coffer seals secret values and vouches for app keys.
- * Shared by the api (seals, verifies app keys), the keeper (wraps and signs
+ * Shared by the CLI (seals), the api (verifies app keys), the keeper (wraps and signs
  * app keys, opens) and the tests that attack them.
  *
- * Sealing a value (api) and opening it (keeper), HPKE base mode (hpke.h):
+ * Sealing a value (the deployer's CLI) and opening it (keeper), HPKE base mode (hpke.h):
  *   info = "coffer secret v2"
  *   aad  = u16(len app_id) || app_id || u16(len name) || name || u32(key_version)
  *          || u16(len value_id) || value_id

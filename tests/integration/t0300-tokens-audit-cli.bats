@@ -209,7 +209,7 @@ version_of() {
 	run_logged "$COFFER" audit -a web
 	[ "$status" -eq 0 ]
 	[ "$(awk 'NR > 1 { print $5 }' <<<"$output" | sort -u)" = web ]
-	[ "$(awk 'NR > 1 { print $4 }' <<<"$output" | paste -sd,)" = apps.create,secrets.set ]
+	[ "$(awk 'NR > 1 { print $4 }' <<<"$output" | paste -sd,)" = apps.create,secrets.sealing,secrets.set ]
 	run_logged "$COFFER" audit
 	[ "$(awk 'NR > 1 && $5 == "canary"' <<<"$output" | wc -l)" -ge 2 ]
 }

@@ -789,6 +789,60 @@ static void test_secrets_manifest(void **state)
 	assert_int_equal(raw("SELECT count(*) FROM secret_versions"), 2);
 }
 
+/*
+ * The manifest a change makes, built without the store (what the CLI signs
+ * and the api checks), is the one store_secrets_put_signed stores; another
+ * expected text (the head moved since) stores nothing.
+ */
+static void test_secrets_manifest_signed(void **state)
+{
+	struct store *s = *state;
+	struct store_org org;
+	struct store_app app;
+	struct store_secret_version v = { 0 };
+	struct buf want, other;
+	uint64_t max = 0, v1 = 0, v2 = 0;
+	struct store_secret_change c1[] = { set("DB_URL", "ct-db-1", "d-db-1"), set("API_KEY", "ct-api-1", "d-api-1") };
+	struct store_secret_change c2[] = { set("NEW", "ct-new", "d-new"), unset("DB_URL") };
+
+	buf_init(&want, STORE_MANIFEST_MAX);
+	buf_init(&other, STORE_MANIFEST_MAX);
+	make_app(s, "acme", "web", &org, &app);
+	c1[0].value_id = "00112233445566778899aab0";
+	c1[1].value_id = "00112233445566778899aab1";
+	c2[0].value_id = "00112233445566778899aab2";
+	assert_int_equal(store_secrets_version_max(s, app.id, &max), COFFER_OK);
+	assert_int_equal(max, 0);
+	assert_int_equal(store_manifest_next(app.id, 0, NULL, 1, c1, 2, &want), COFFER_OK);
+	assert_int_equal(store_secrets_put_signed(s, app.id, c1, 2, "alice", "staged", NULL, want.ptr, &v1), COFFER_OK);
+	assert_int_equal(store_secrets_version_get(s, app.id, v1, &v), COFFER_OK);
+	assert_string_equal(v.manifest, want.ptr);
+
+	/* the next one, from v1's text: a change signed against version 1 of the head */
+	assert_int_equal(store_manifest_next(app.id, 1, v.manifest, 2, c2, 2, &want), COFFER_OK);
+	/* another writer moves the head first: the signed text is no longer what would be made */
+	struct store_secret_change bob[] = { set("DB_URL", "ct-db-2", "d-db-2") };
+	assert_int_equal(store_secrets_put(s, app.id, bob, 1, "bob", "staged", NULL, &v2), COFFER_OK);
+	assert_int_equal(store_secrets_put_signed(s, app.id, c2, 2, "alice", "staged", NULL, want.ptr, &v2),
+			 COFFER_ERR_CONFLICT);
+	assert_int_equal(raw("SELECT count(*) FROM secret_versions"), 2);
+	assert_int_equal(store_secrets_version_max(s, app.id, &max), COFFER_OK);
+	assert_int_equal(max, 2);
+	/* signed again against the head as it is now, it is stored */
+	store_secret_version_clear(&v);
+	assert_int_equal(store_secrets_version_get(s, app.id, 2, &v), COFFER_OK);
+	assert_int_equal(store_manifest_next(app.id, 2, v.manifest, 3, c2, 2, &other), COFFER_OK);
+	assert_int_equal(store_secrets_put_signed(s, app.id, c2, 2, "alice", "staged", NULL, other.ptr, &v2), COFFER_OK);
+	assert_int_equal(v2, 3);
+	/* a head text that does not parse, and a set without its value id, are refused */
+	assert_int_equal(store_manifest_next(app.id, 2, "nope", 3, c2, 2, &want), COFFER_ERR_CRYPTO);
+	c2[0].value_id = NULL;
+	assert_int_equal(store_manifest_next(app.id, 2, v.manifest, 3, c2, 2, &want), COFFER_ERR_INVALID);
+	store_secret_version_clear(&v);
+	buf_release(&want);
+	buf_release(&other);
+}
+
 static void test_schema_newer_refused(void **state)
 {
 	struct store *s = *state, *other = NULL;
@@ -2795,6 +2849,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_migration_5_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migration_7_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secrets_manifest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_secrets_manifest_signed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leases, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lease_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lease_fence_blocks_taker, setup, teardown),
