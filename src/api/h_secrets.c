@@ -6,7 +6,9 @@
  * login), computes its keyed digest with the app's digest subkey (GET
  * .../secrets/sealing), and signs the manifest of the version the change
  * makes and, when the change makes a release, the release's statement
- * (deployer.h). A plaintext value in a body is refused.
+ * (deployer.h). A plaintext value in a body is refused, unless the org
+ * enrolled the api as one of its deployers (plaintext.c: the api then
+ * seals and signs as the CLI would, before the checks below).
  *
  * A change is checked whole before anything is stored: every name, each
  * sealed value's form and size, the count and bytes the app would hold,
