@@ -222,6 +222,12 @@ enum coffer_err api_start(const struct api_config *cfg, struct api **out, char *
 		set_why(why, why_size, "cannot give the store its row keys");
 		goto out;
 	}
+	rc = api_plaintext_load(a->pool, a->keeper_pk, cfg->deployer_key_files, cfg->n_deployer_keys, &a->plaintext, why,
+				why_size);
+	if (rc && why && why_size && !why[0])
+		set_why(why, why_size, "cannot load the deployer keys (--deployer-key)");
+	if (rc)
+		goto out;
 	rc = hostauth_replay_new(0, &a->replay);
 	if (rc) {
 		set_why(why, why_size, "cannot make the replay cache");
@@ -295,6 +301,7 @@ void api_stop(struct api *a)
 	secret_free(a->digest_key);
 	secret_free(a->keeper_credential);
 	secret_free(a->boot_sk);
+	api_plaintext_free(a->plaintext);
 	sodium_memzero(a, sizeof(*a));
 	free(a);
 }
@@ -317,6 +324,7 @@ struct opts {
 	const char *rows_key;
 	const char *digest_key;
 	const char *metrics_listen;
+	struct opts_values deployer_keys;
 	int json;
 };
 
@@ -332,7 +340,7 @@ static int parse_opts(int argc, char **argv, int first, struct opts *o)
 		{ "tls-cert", 0, OPTS_VALUE, &o->tls_cert },	   { "tls-key", 0, OPTS_VALUE, &o->tls_key },
 		{ "ca", 0, OPTS_VALUE, &o->ca },		   { "rows-key", 0, OPTS_VALUE, &o->rows_key },
 		{ "digest-key", 0, OPTS_VALUE, &o->digest_key }, { "metrics-listen", 0, OPTS_VALUE, &o->metrics_listen },
-		{ NULL, 0, OPTS_FLAG, NULL }
+		{ "deployer-key", 0, OPTS_LIST, &o->deployer_keys }, { NULL, 0, OPTS_FLAG, NULL }
 	};
 	return opts_parse_role("api", specs, argc, argv, first);
 }
@@ -368,7 +376,7 @@ static int run_bootstrap(int argc, char **argv)
 		return ex;
 	if (!o.store_url || !o.org || !o.rows_key || o.state_dir || o.listen || o.keeper_url || o.keeper_pub ||
 	    o.keeper_credential || o.ready_file || o.store_conns || o.boot_key || o.digest_key || o.tls_cert || o.tls_key ||
-	    o.ca || o.metrics_listen)
+	    o.ca || o.metrics_listen || o.deployer_keys.n)
 		return opts_usage("api");
 	if (o.log_level) {
 		enum log_level level;
@@ -497,6 +505,8 @@ static int run_serve(int argc, char **argv)
 		.rows_key_file = o.rows_key,
 		.digest_key_file = o.digest_key,
 		.metrics_listen = o.metrics_listen,
+		.deployer_key_files = o.deployer_keys.v,
+		.n_deployer_keys = o.deployer_keys.n,
 	};
 	rc = api_start(&cfg, &a, why, sizeof(why));
 	if (rc)

@@ -35,6 +35,7 @@
 #include "deployer.h"
 #include "err.h"
 #include "hostauth.h"
+#include "hpke.h"
 #include "http_phase.h"
 #include "http_server.h"
 #include "json.h"
@@ -116,6 +117,7 @@ struct api {
 	struct http_phases phases;                /* the gate and the audit: api_phase_ops over this api */
 	struct anchor_poker *anchor_poker;        /* asks the keeper to anchor the audit head after appends */
 	struct metrics_server *metrics;           /* NULL without --metrics-listen */
+	struct api_plaintext *plaintext;          /* the api's deployer keys (plaintext.c); NULL: none */
 };
 
 /* One request's principal: the role data (http_caller.role) the gate's phases fill. */
@@ -147,6 +149,8 @@ struct api_config {
 	const char *rows_key_file;      /* the keeper's api.rows.key: 64 hex, the row MAC key (0600) */
 	const char *digest_key_file;    /* the keeper's api.digest.key: 64 hex, the service's digest key (0600) */
 	const char *metrics_listen;     /* NULL, or HOST:PORT of the metrics and health listener (metrics_server.h) */
+	const char *const *deployer_key_files; /* --deployer-key: the api's own deployer keys (plaintext.c) */
+	size_t n_deployer_keys;
 };
 
 /*
@@ -257,6 +261,39 @@ COFFER_MUST_CHECK enum coffer_err api_release_signed(struct http_request *req, s
 						     const char *manifest);
 /* The manifest text of the app's secrets version (malloc'd; NULL for 0). COFFER_ERR_CRYPTO: it has none. */
 COFFER_MUST_CHECK enum coffer_err api_version_manifest(struct api_auth *a, uint64_t version, char **manifest);
+
+/* The app's newest public key, its keeper signature verified (h_secrets.c); COFFER_ERR_INTERNAL, logged, if not. */
+COFFER_MUST_CHECK enum coffer_err api_app_public_key(struct api_auth *a, unsigned char pk[HPKE_PK_LEN],
+						     uint32_t *version);
+
+/* ---- plaintext.c: the org policy allowing plaintext values (the api enrolled as a deployer) ---- */
+
+#define API_DEPLOYER_KEYS_MAX 8
+struct api_plaintext;
+/*
+ * Loads each deployer key file and finds its registry rows by public key;
+ * keeps those certified by the keeper (keeper_pk) and live, logs the others.
+ * *out stays NULL for n == 0. why gets what failed (a file, never a key).
+ */
+COFFER_MUST_CHECK enum coffer_err api_plaintext_load(struct store_pool *pool, const unsigned char *keeper_pk,
+						     const char *const *files, size_t n, struct api_plaintext **out,
+						     char *why, size_t why_size);
+void api_plaintext_free(struct api_plaintext *p);
+/*
+ * A secrets change's document with plaintext values ({"NAME": "value"} or
+ * {"NAME": {"base64": ...}}) for an app one of the api's keys covers: each
+ * value is sealed and digested in place, "signer" and "key_version" set.
+ * Nothing done when there is no plaintext value or no key covers the app
+ * (the handler refuses the values). Answers its errors.
+ */
+COFFER_MUST_CHECK enum coffer_err api_plaintext_seal(struct http_request *req, struct api_auth *a, json_t *doc);
+/*
+ * For a document api_plaintext_seal sealed: signs the manifest and, when
+ * config is not NULL, the statement of its release with secrets version
+ * version, into doc's "manifest" and "release". Nothing for other documents.
+ */
+COFFER_MUST_CHECK enum coffer_err api_plaintext_sign(struct api_auth *a, json_t *doc, const char *manifest,
+						     size_t manifest_len, const char *config, uint64_t version);
 
 /* ---- handlers ---- */
 

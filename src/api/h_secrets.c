@@ -6,7 +6,9 @@
  * login), computes its keyed digest with the app's digest subkey (GET
  * .../secrets/sealing), and signs the manifest of the version the change
  * makes and, when the change makes a release, the release's statement
- * (deployer.h). A plaintext value in a body is refused.
+ * (deployer.h). A plaintext value in a body is refused, unless the org
+ * enrolled the api as one of its deployers (plaintext.c: the api then
+ * seals and signs as the CLI would, before the checks below).
  *
  * A change is checked whole before anything is stored: every name, each
  * sealed value's form and size, the count and bytes the app would hold,
@@ -112,8 +114,9 @@ static enum coffer_err sealed_of(struct http_request *req, const char *name, con
 
 	if (json_is_string(v) || (json_is_object(v) && json_object_get(v, "base64")))
 		return api_fail(req, COFFER_ERR_INVALID,
-				"value of '%s' is plaintext: the api takes only values sealed by the CLI "
-				"('coffer secrets set')", name);
+				"value of '%s' is plaintext and this org does not allow plaintext values: seal it "
+				"with 'coffer secrets set', or allow them by enrolling the api as a deployer of the "
+				"org ('coffer api enrol-deployer', docs/API.md)", name);
 	if (!json_is_object(v) || json_check_fields(v, sealed_fields, NULL) || !sealed || !digest || !id)
 		return api_fail(req, COFFER_ERR_INVALID,
 				"value of '%s' must be null or {\"sealed\", \"digest\", \"value_id\"}", name);
@@ -248,7 +251,7 @@ static enum coffer_err manifest_refused(struct http_request *req, const struct a
 }
 
 /* Reads the app's newest public key and checks the keeper's signature over it. */
-static enum coffer_err app_public_key(struct api_auth *a, unsigned char pk[HPKE_PK_LEN], uint32_t *version)
+enum coffer_err api_app_public_key(struct api_auth *a, unsigned char pk[HPKE_PK_LEN], uint32_t *version)
 {
 	struct store_app_key key;
 	enum coffer_err rc = api_note(a, store_app_key_get(a->store, a->app.id, 0, &key));
@@ -332,6 +335,8 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 
 	buf_init(&manifest, STORE_MANIFEST_MAX);
 	rc = parse_body(req, &doc);
+	if (!rc)
+		rc = api_plaintext_seal(req, a, doc); /* an org that allows plaintext values (plaintext.c) */
 	if (rc)
 		goto out;
 	if ((rc = json_get_object(doc, "secrets", 1, &secrets, &jerr)) ||
@@ -450,7 +455,7 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 	roll = !stage && a->app.current_release != 0;
 
 	/* 3. The values were sealed to the app's newest key, verified here too. */
-	rc = app_public_key(a, pk, &key_version);
+	rc = api_app_public_key(a, pk, &key_version);
 	if (rc) {
 		rc = http_reply_error(req, rc, "app key failed verification");
 		goto out;
@@ -491,12 +496,14 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 		rc = api_fail(req, rc, "invalid change: each value needs its own value_id");
 		goto out;
 	}
+	if (!rc && roll)
+		rc = current_release(a, &cur);
+	if (!rc)
+		rc = api_plaintext_sign(a, doc, manifest.ptr, manifest.len, roll ? cur.config : NULL, max + 1);
 	if (!rc)
 		rc = api_signed(req, a, &signer, doc, "manifest", manifest.ptr, manifest.len, SECRETS_CHANGED);
 	if (!rc && roll && !json_object_get(doc, "release")) /* the CLI saw no release: the first one came meanwhile */
 		rc = api_fail(req, COFFER_ERR_CONFLICT, "the app's release changed meanwhile: read again and sign again");
-	if (!rc && roll)
-		rc = current_release(a, &cur);
 	if (!rc && roll)
 		rc = api_release_signed(req, a, &signer, doc, cur.config, max + 1, manifest.ptr);
 	if (rc)

@@ -121,6 +121,14 @@ void cli_deployer_release(struct cli_deployer *d);
 COFFER_MUST_CHECK enum coffer_err cli_deployer_enrol(const char *keeper_url, const char *ca, const struct secret *token,
 						     const char *name, json_t **answer);
 
+/*
+ * `coffer api enrol-deployer --deployer-token TOKEN|- --keeper URL [--ca FILE]
+ * --key FILE [--name NAME]`: makes the api's deployer key at FILE (0600,
+ * exclusively) and enrols it like cli_deployer_enrol, writing no config;
+ * prints the deployer id. Returns the exit code.
+ */
+int cli_api_enrol_deployer(int argc, char **argv);
+
 /* A command's run: what its setup parsed and resolved (cli.h, cli_run). */
 #define CLIENT_OPTS_MAX 12 /* options of a row (struct cli_opt) */
 struct client {

@@ -208,8 +208,13 @@ static int answer_b64(const json_t *doc, const char *key, unsigned char *out, si
 	return s && !b64_decode_into(B64_URL, s, strlen(s), out, len, &n) && n == len;
 }
 
-enum coffer_err cli_deployer_enrol(const char *keeper_url, const char *ca, const struct secret *token,
-				   const char *name, json_t **answer)
+/*
+ * cli_deployer_enrol's work. key_file NULL: the CLI's key (made if
+ * missing) and its config file written; else a new key made there
+ * (exclusively) and no config written (`coffer api enrol-deployer`).
+ */
+static enum coffer_err enrol_key(const char *keeper_url, const char *ca, const struct secret *token, const char *name,
+				 const char *key_file, json_t **answer)
 {
 	char key_path[CLI_CONFIG_PATH_MAX], pk_b64[DEPLOYER_PK_B64_SIZE], proof[DEPLOYER_SIG_B64_SIZE];
 	unsigned char pk[DEPLOYER_PK_LEN], keeper_pk[DEPLOYER_PK_LEN], cert[DEPLOYER_SIG_LEN];
@@ -217,6 +222,7 @@ enum coffer_err cli_deployer_enrol(const char *keeper_url, const char *ca, const
 	struct cli_config_deployer cfg;
 	struct buf body;
 	json_t *ans = NULL;
+	int made = 0; /* key_file made here: removed again if the enrolment fails */
 	enum coffer_err rc;
 
 	buf_init_wiping(&body, ENROL_BODY_MAX); /* it carries the token */
@@ -224,13 +230,27 @@ enum coffer_err cli_deployer_enrol(const char *keeper_url, const char *ca, const
 		rc = client_error(rc, "cannot read the CA file '%s': %s", ca, coffer_strerror(rc));
 		goto out;
 	}
-	rc = cli_deployer_key_path(key_path, sizeof(key_path));
-	if (rc) {
-		rc = client_error(rc, "no config folder: set COFFER_CONFIG, XDG_CONFIG_HOME or HOME");
-		goto out;
+	if (key_file) {
+		rc = str_copy(key_path, sizeof(key_path), key_file);
+		if (!rc)
+			rc = deployer_key_create(key_path, pk);
+		if (rc == COFFER_ERR_CONFLICT) {
+			rc = client_error(rc, "'%s' exists: a new deployer key is made there, never over another one",
+					  key_path);
+			goto out;
+		}
+		made = !rc;
+		if (!rc)
+			rc = deployer_key_load(key_path, &sk, pk);
+	} else {
+		rc = cli_deployer_key_path(key_path, sizeof(key_path));
+		if (rc) {
+			rc = client_error(rc, "no config folder: set COFFER_CONFIG, XDG_CONFIG_HOME or HOME");
+			goto out;
+		}
+		/* the key there is enrolled again; else a new one, made exclusively in the config's folder */
+		rc = deployer_key_load(key_path, &sk, pk);
 	}
-	/* the key there is enrolled again; else a new one, made exclusively in the config's folder */
-	rc = deployer_key_load(key_path, &sk, pk);
 	if (rc == COFFER_ERR_NOT_FOUND) {
 		char dir[CLI_CONFIG_PATH_MAX];
 		rc = str_copy(dir, sizeof(dir), key_path);
@@ -298,6 +318,8 @@ enum coffer_err cli_deployer_enrol(const char *keeper_url, const char *ca, const
 		rc = client_bad_answer("a deployer certificate that does not verify");
 		goto out;
 	}
+	if (key_file)
+		goto done;
 	rc = cli_config_read_deployer(&cfg);
 	if (rc) {
 		rc = config_error(rc);
@@ -316,11 +338,14 @@ enum coffer_err cli_deployer_enrol(const char *keeper_url, const char *ca, const
 				  coffer_strerror(rc));
 		goto out;
 	}
+done:
 	if (answer) {
 		*answer = ans;
 		ans = NULL;
 	}
 out:
+	if (rc && made && unlink(key_path) != 0)
+		(void)client_error(COFFER_ERR_IO, "cannot remove the unenrolled key '%s'", key_path);
 	json_decref(ans);
 	buf_release(&body);
 	secret_free(text);
@@ -378,6 +403,12 @@ static enum coffer_err read_token(const char *flag, struct secret **token)
 	}
 	*token = t;
 	return COFFER_OK;
+}
+
+enum coffer_err cli_deployer_enrol(const char *keeper_url, const char *ca, const struct secret *token,
+				   const char *name, json_t **answer)
+{
+	return enrol_key(keeper_url, ca, token, name, NULL, answer);
 }
 
 static enum coffer_err login_run(struct client *c, int argc, char **argv)
@@ -563,3 +594,42 @@ static const struct cli_cmd deployers_cmds[] = {
 };
 static const struct cli_group deployers_group = CLI_GROUP("deployers", deployers_cmds);
 const struct cli_cmd cli_deployers = CLI_NOUN("deployers", &deployers_group, "list or revoke deployer keys");
+
+/* ---- coffer api enrol-deployer: the api's own deployer key (plaintext values, docs/API.md) ---- */
+
+int cli_api_enrol_deployer(int argc, char **argv)
+{
+	const char *flag = NULL, *keeper = NULL, *ca = NULL, *key = NULL, *name = NULL;
+	const struct opts_spec specs[] = {
+		{ "deployer-token", 0, OPTS_VALUE, &flag }, { "keeper", 0, OPTS_VALUE, &keeper },
+		{ "ca", 0, OPTS_VALUE, &ca },		    { "key", 0, OPTS_VALUE, &key },
+		{ "name", 0, OPTS_VALUE, &name },	    { NULL, 0, OPTS_FLAG, NULL },
+	};
+	struct secret *token = NULL;
+	json_t *ans = NULL;
+	enum coffer_err rc;
+	int ex = opts_parse_role("api", specs, argc, argv, 2);
+
+	if (!ex && (!flag || !keeper || !key))
+		ex = opts_usage("api");
+	if (ex) {
+		login_scrub(argc, argv);
+		return ex;
+	}
+	rc = read_token(flag, &token);
+	if (!rc)
+		rc = enrol_key(keeper, ca, token, name ? name : "api", key, &ans);
+	if (!rc) {
+		const char *app = client_str(ans, "app_id");
+		printf("%s\n", client_str(ans, "id"));
+		(void)fflush(stdout); /* the id first, for a script reading both streams */
+		fprintf(stderr,
+			"The api's deployer key '%s' is enrolled (role %s, %s of org %s): start the api with "
+			"--deployer-key %s to let this org set plaintext values.\n",
+			key, client_str(ans, "role"), app && strcmp(app, DEPLOYER_ALL_APPS) == 0 ? "every app" : "one app",
+			client_str(ans, "org_id"), key);
+	}
+	json_decref(ans);
+	secret_free(token);
+	return coffer_err_exit_code(rc);
+}

@@ -25,12 +25,21 @@ static const struct cli_cmd agent_cmd = {
 		 "[--ready-file PATH] [--ca FILE] [--log-level LEVEL] [--metrics-listen HOST:PORT] [--keep-machines]",
 	.summary = "run the host agent: enrol once with a join token, register with the api, heartbeat",
 };
+/* `api enrol-deployer` enrols a key at the keeper, as `login` does: the CLI's; the rest is the api role's. */
+static int cmd_api_or_enrol(int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "enrol-deployer") == 0)
+		return cli_api_enrol_deployer(argc, argv);
+	return cmd_api(argc, argv);
+}
+
 static const struct cli_cmd api_cmd = {
-	.name = "api", .main = cmd_api,
+	.name = "api", .main = cmd_api_or_enrol,
 	.usage = "api --state-dir DIR --store URL --listen HOST:PORT --keeper URL --keeper-pub FILE --keeper-credential "
 		 "FILE --boot-key FILE --rows-key FILE --digest-key FILE [--tls-cert FILE --tls-key FILE] [--ca FILE] "
-		 "[--ready-file PATH] [--log-level LEVEL] [--store-conns N] [--metrics-listen HOST:PORT] | api bootstrap --store URL --rows-key FILE "
-		 "--org NAME [--json]",
+		 "[--ready-file PATH] [--log-level LEVEL] [--store-conns N] [--metrics-listen HOST:PORT] [--deployer-key FILE]... "
+		 "| api bootstrap --store URL --rows-key FILE --org NAME [--json] | api enrol-deployer --deployer-token TOKEN|- "
+		 "--keeper URL [--ca FILE] --key FILE [--name NAME]",
 	.summary = "run the API server (seals, never opens), or create an org and its first admin token",
 };
 static const struct cli_cmd dev_cmd = {

@@ -819,6 +819,9 @@ struct store_deployer_list {
 /* The org's deployers, revoked ones included. */
 COFFER_MUST_CHECK enum coffer_err store_deployer_list(struct store *s, const char *org_id,
 						      struct store_deployer_list *out);
+/* The deployers enrolled with this public key (STORE_DEPLOYER_KEY_LEN bytes), revoked ones included. */
+COFFER_MUST_CHECK enum coffer_err store_deployer_list_by_key(struct store *s, const unsigned char *public_key,
+							     struct store_deployer_list *out);
 void store_deployer_list_release(struct store_deployer_list *l);
 /*
  * Sets the deployer's revoked_at (> 0) and its new mac (the keeper's, over

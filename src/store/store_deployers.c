@@ -50,6 +50,15 @@ enum coffer_err store_deployer_list(struct store *s, const char *org_id, struct 
 	return store_list_by(s, &deployer_entity, STORE_Q_DEPLOYER_BY_ORG, org_id, (void **)&out->items, &out->n);
 }
 
+enum coffer_err store_deployer_list_by_key(struct store *s, const unsigned char *public_key,
+					   struct store_deployer_list *out)
+{
+	if (!public_key)
+		return COFFER_ERR_INVALID;
+	return store_list(s, &deployer_entity, STORE_Q_DEPLOYER_BY_KEY, PARAMS(VB(public_key, STORE_DEPLOYER_KEY_LEN)),
+			  (void **)&out->items, &out->n);
+}
+
 void store_deployer_list_release(struct store_deployer_list *l)
 {
 	store_items_free(&deployer_entity, (void **)&l->items, &l->n);

@@ -1627,6 +1627,21 @@ static void test_deployers(void **state)
 	store_deployer_list_release(&l);
 	assert_null(l.items);
 
+	/* by public key, across orgs, oldest first (one key may be enrolled twice) */
+	struct store_deployer a2 = deployer_row(other.id, "*", "deploy", "alice2", 0x10);
+	a2.created_at = a.created_at + 1;
+	assert_int_equal(store_deployer_put(s, &a2), COFFER_OK);
+	assert_int_equal(store_deployer_list_by_key(s, a.public_key, &l), COFFER_OK);
+	assert_int_equal(l.n, 2);
+	assert_deployer_equal(&l.items[0], &a);
+	assert_deployer_equal(&l.items[1], &a2);
+	store_deployer_list_release(&l);
+	memset(bad.public_key, 0x99, sizeof(bad.public_key));
+	assert_int_equal(store_deployer_list_by_key(s, bad.public_key, &l), COFFER_OK);
+	assert_int_equal(l.n, 0);
+	assert_int_equal(store_deployer_list_by_key(s, NULL, &l), COFFER_ERR_INVALID);
+	(void)raw("DELETE FROM deployers WHERE name = 'alice2'");
+
 	/* revocation sets the time and the keeper's new MAC, nothing else */
 	memset(mac, 0x77, sizeof(mac));
 	assert_int_equal(store_deployer_revoke(s, b.id, 1700000009000LL, mac), COFFER_OK);
