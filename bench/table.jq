@@ -83,6 +83,20 @@ def missing($r; $subject; $k): "| \($r) | \($subject) | – | – | – | \(why(
        else row(4; "keeper open, \($be), \($apps) apps × \($large) secrets"; $ol; ($ol.rate | rate("open/s"));
                 cmp($os; $ol); "") end);
 
+  # row 5: the CLI's secrets set, sealed in the CLI (new) and before issue 12 (old, sealed in the api)
+  def cli_rows:
+    ($all | find("cli.floor.new")) as $fn
+    | ($all | find("cli.floor.old")) as $fo
+    | def plus($m; $f): if $f == null then "–" else "+" + (($m.median_us - $f.median_us) | us) + " over its floor" end;
+      (1, 10, 50) as $k
+      | ($all | find("cli.set.new.s\($k)")) as $m
+      | ($all | find("cli.set.old.s\($k)")) as $o
+      | "secrets set, \($k) value\(if $k == 1 then "" else "s" end) sealed in the CLI (wall time of the command)" as $subject
+      | if $m == null then missing(5; $subject; "cli.set.new.s\($k)")
+        else row(5; $subject + " (n=\($m.n))"; $m; "–"; plus($m; $fn);
+                 (if $o == null then "before issue 12: \(why("cli.set.old.s\($k)"))"
+                  else "before issue 12 (sealed in the api): \($o.median_us | us), \(plus($o; $fo)); new ÷ old \(($m.median_us / $o.median_us) | times)" end)) end;
+
   "| row | subject | median | p99 | rate | vs floor | vs peers / goal |",
   "|---|---|---|---|---|---|---|",
   boot_row("boot.coffer.s50"; "coffer boot, 50 secrets (agent: assignment → exec)";
@@ -114,4 +128,10 @@ def missing($r; $subject; $k): "| \($r) | \($subject) | – | – | – | \(why(
   (if $sq then row(3; "floor: SQLite raw durable commits (WAL, synchronous=FULL)"; $sq; ($sq.rate | rate("commit/s")); ""; "")
    else missing(3; "floor: SQLite raw commits"; "floor.sqlite_commit") end),
   scale_rows("sqlite"),
-  scale_rows("pg")
+  scale_rows("pg"),
+  cli_rows,
+  (($all | find("cli.floor.new")) as $f
+   | if $f then row(5; "floor: coffer secrets list, the CLI's one request to the same api (n=\($f.n))"; $f; "–"; ""; "")
+     else missing(5; "floor: coffer secrets list"; "cli.floor.new") end),
+  (($all | find("cli.floor.old")) as $f
+   | if $f then row(5; "floor before issue 12: the same, by that coffer (n=\($f.n))"; $f; "–"; ""; "") else empty end)

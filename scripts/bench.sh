@@ -6,7 +6,7 @@
 # and writes it, with the machine's description and the date, to
 # docs/BENCHMARKS.md (from bench/BENCHMARKS.md.in). `make bench` runs it.
 #
-#   scripts/bench.sh [SECTION ...]   sections: floor peers api keeper scale boot (default: all)
+#   scripts/bench.sh [SECTION ...]   sections: floor peers api keeper scale boot cli (default: all)
 #   scripts/bench.sh --table-only    the table and the page again, from the last run's figures
 #
 # Environment:
@@ -14,6 +14,8 @@
 #   BENCH_QUICK=1  short runs (a trial: seconds, not minutes; the figures are noisier)
 #   BENCH_NO_DOC=1 print the table but leave docs/BENCHMARKS.md alone
 #   BENCH_APPS     apps in the large store of the scale row (default 10000)
+#   BENCH_OLD_REF  the commit whose `secrets set` the cli row compares with
+#                  (default: the last one before issue 12, which sealed in the api)
 #
 # The programs of bench/ print one JSON line per measurement; everything
 # goes to BUILD/bench-run/results.jsonl and the logs beside it. A row that
@@ -32,24 +34,26 @@ if [ "${1:-}" = --table-only ]; then
 	table_only=1
 	shift
 fi
-sections=${*:-floor peers api keeper scale boot}
+sections=${*:-floor peers api keeper scale boot cli}
 
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
 	FORK_N=300 AGE_N=30 SDC_N=30 DOTENVX_N=3 X_SECONDS=1 SQLITE_N=300
-	LOAD_SECONDS=3 KEEPER_SECONDS=3 SCALE_SECONDS=2 BOOT_N=5
+	LOAD_SECONDS=3 KEEPER_SECONDS=3 SCALE_SECONDS=2 BOOT_N=5 CLI_N=5
 	SCALE_APPS=${BENCH_APPS:-1000}
 else
 	FORK_N=2000 AGE_N=200 SDC_N=200 DOTENVX_N=15 X_SECONDS=3 SQLITE_N=2000
-	LOAD_SECONDS=10 KEEPER_SECONDS=10 SCALE_SECONDS=5 BOOT_N=30
+	LOAD_SECONDS=10 KEEPER_SECONDS=10 SCALE_SECONDS=5 BOOT_N=30 CLI_N=30
 	SCALE_APPS=${BENCH_APPS:-10000}
 fi
 SCALE_SECRETS=100   # per app in the large store
 SMALL_SECRETS=10    # the measured app of the scale row, in both stores
 SET_CLIENTS=16
 BOOT_GRACE=${BENCH_BOOT_GRACE:-500ms}
+OLD_REF=${BENCH_OLD_REF:-d988419}
 X25519_PER_OPEN=52  # 50 values opened (one X25519 each) + the delivery seal (keygen + one X25519)
 
 say() { printf 'bench: %s\n' "$*" >&2; }
+has() { case " $sections " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # ---- build and peers ----
 
@@ -60,6 +64,21 @@ DOTENVX=$peers/node_modules/.bin/dotenvx
 started_pids=()
 pg_dir=""
 RUN_ID=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
+
+# build_old: coffer as it was at OLD_REF (its tree from git archive, no
+# worktree), built in $build/old.
+OLD_COFFER=$build/old/build/coffer
+build_old() {
+	if [ "$(cat "$build/old/ref" 2>/dev/null)" != "$OLD_REF" ]; then
+		rm -rf "$build/old"
+		mkdir -p "$build/old/src"
+		git archive "$OLD_REF" | tar -x -C "$build/old/src" || return 1
+		echo "$OLD_REF" >"$build/old/ref"
+	fi
+	[ -f "$build/old/build/build.ninja" ] ||
+		meson setup "$build/old/build" "$build/old/src" -Dbuildtype=release || return 1
+	ninja -C "$build/old/build" coffer
+}
 
 prepare() {
 	if [ ! -f "$build/build.ninja" ]; then
@@ -72,6 +91,10 @@ prepare() {
 		say "build failed"
 		exit 1
 	}
+	if has cli; then
+		say "building coffer at $OLD_REF (before issue 12), for the cli row's old figure"
+		build_old >>"$build/bench-build.log" 2>&1 || say "the build of $OLD_REF failed: the cli row has no old figure"
+	fi
 	scripts/bench-deps.sh "$peers"
 	rm -rf "$work"
 	mkdir -p "$work"
@@ -172,6 +195,15 @@ platform_start() {
 	export COFFER_API_URL=$API_URL COFFER_TOKEN COFFER_CONFIG=$T/cli.json
 	COFFER_TOKEN=$(cat "$T/token")
 	unset COFFER_APP
+	# the CLI's deployer key (issue 12), which seals and signs every change;
+	# a coffer from before issue 12 (the cli row's old figure) has none
+	if "$COFFER" login --help >/dev/null 2>&1; then
+		local tok
+		tok=$("$COFFER" keeper deployer-token --state-dir "$T/keeper" --store "$STORE_URL" --org bench \
+			--role admin 2>>"$T/cli.log") &&
+			"$COFFER" login --deployer-token "$tok" --keeper "$KEEPER_URL" --name bench >>"$T/cli.log" 2>&1 ||
+			{ say "$1: coffer login failed (see $T/cli.log)"; return 1; }
+	fi
 }
 
 platform_stop() {
@@ -189,6 +221,14 @@ platform_stop() {
 app_with() {
 	"$COFFER" apps create "$1" >/dev/null 2>>"$T/cli.log" || return 1
 	[ -z "${2:-}" ] || "$COFFER" secrets import -a "$1" <"$2" >/dev/null 2>>"$T/cli.log"
+}
+
+# app_released NAME FILE: app_with, and a signed release of no machines, which
+# the keeper's opens need (its statement and the version's manifest, signed
+# by the CLI's deployer key; bench_keeper makes the machines).
+app_released() {
+	app_with "$1" "$2" &&
+		"$COFFER" deploy -a "$1" --count 0 -- /bin/true >/dev/null 2>>"$T/cli.log"
 }
 
 # keeper_bench KEY APP THREADS SECONDS HOSTNAME
@@ -288,22 +328,17 @@ section_backend() {
 		return
 	fi
 	if has api; then
-		say "$be: secrets set, $SET_CLIENTS clients"
-		for i in $(seq 0 $((SET_CLIENTS - 1))); do
-			app_with "$(printf 'set-%02d' "$i")" || { note "api.set.$be" "did not run: apps create failed"; break; }
-		done
-		run "api.set.$be" "$T/set.log" "$B/bench_http" load --name "api.set.$be" --url "$API_URL" \
-			--path '/v1/apps/set-{c}/secrets' --method POST --body '{"secrets":{"BENCH_SET":"v-{c}-{i}"}}' \
-			--token-file "$T/token" --clients "$SET_CLIENTS" --seconds "$LOAD_SECONDS"
+		# a plaintext body, as bench_http sends it, is refused since issue 12
+		note "api.set.$be" "not run: the api takes only values sealed and signed by the CLI (issue 12); row 5 times coffer secrets set"
 	fi
 	if has keeper; then
 		say "$be: keeper opens, 50 secrets, 1 and 2 clients"
-		app_with open50 "$work/secrets50.env" &&
+		app_released open50 "$work/secrets50.env" &&
 			keeper_bench "keeper.open.$be" open50 1,2 "$KEEPER_SECONDS" "bench-open"
 	fi
 	if has scale; then
 		say "$be: scale, 1 app x $SMALL_SECRETS secrets"
-		app_with scale "$work/secrets10.env"
+		app_released scale "$work/secrets10.env"
 		run "scale.list.small.$be" "$T/scale.log" "$B/bench_http" load --name "scale.list.small.$be" \
 			--url "$API_URL" --path /v1/apps/scale/secrets --token-file "$T/token" --clients 1 \
 			--seconds "$SCALE_SECONDS"
@@ -396,7 +431,70 @@ section_boot() {
 	kill_boot_machines
 }
 
-has() { case " $sections " in *" $1 "*) return 0 ;; esac; return 1; }
+# time_loop KEY N FUNC: runs FUNC I for I in 1..N, each timed by the wall
+# clock around it; one JSON line of median and p99 for KEY. FUNC's output
+# goes to $T/cli.log.
+time_loop() {
+	local key=$1 n=$2 fn=$3 i t0 t1
+	: >"$T/$key.us"
+	for i in $(seq "$n"); do
+		t0=${EPOCHREALTIME/./}
+		if ! "$fn" "$i" >>"$T/cli.log" 2>&1; then
+			note "$key" "did not run: $(tail -n 1 "$T/cli.log" | cut -c1-160)"
+			return 1
+		fi
+		t1=${EPOCHREALTIME/./}
+		echo $((t1 - t0)) >>"$T/$key.us"
+	done
+	jq -sc --arg b "$key" 'sort as $a | ($a | length) as $n |
+		{bench: $b, n: $n,
+		 median_us: (if $n % 2 == 1 then $a[($n - 1) / 2] else ($a[$n / 2 - 1] + $a[$n / 2]) / 2 end),
+		 p99_us: $a[([(($n * 0.99) | ceil), 1] | max) - 1]}' "$T/$key.us" >>"$results"
+}
+
+# cli_set I: `coffer secrets set` of CLI_K new values (staged: the app has no machines).
+cli_set() {
+	local args=() k
+	for k in $(seq "$CLI_K"); do
+		args+=("BENCH_$k=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')")
+	done
+	"$COFFER" secrets set -a "cli$CLI_K" --stage "${args[@]}"
+}
+
+# cli_floor I: the CLI's one read of the same api (process start, TLS, one request).
+cli_floor() {
+	"$COFFER" secrets list -a cli1
+}
+
+# section_cli_on WHICH: row 5 on a platform of its own (SQLite), with the coffer at $COFFER.
+section_cli_on() {
+	local which=$1 k
+	if ! platform_start "cli-$which" "sqlite:$work/cli-$which/store.db"; then
+		for k in 1 10 50; do note "cli.set.$which.s$k" "did not run: the keeper or the api did not start"; done
+		platform_stop
+		return
+	fi
+	for k in 1 10 50; do
+		"$COFFER" apps create "cli$k" >>"$T/cli.log" 2>&1 || { note "cli.set.$which.s$k" "did not run: apps create failed"; continue; }
+		CLI_K=$k time_loop "cli.set.$which.s$k" "$CLI_N" cli_set
+	done
+	time_loop "cli.floor.$which" "$CLI_N" cli_floor
+	platform_stop
+}
+
+# Row 5: `coffer secrets set` of 1, 10 and 50 values, the wall time of the
+# command against the api on loopback: values sealed (and the manifest
+# signed) in the CLI; beside it the same command of the coffer before issue
+# 12 (values sealed in the api), each with its floor.
+section_cli() {
+	say "cli: secrets set of 1, 10 and 50 values, $CLI_N each"
+	section_cli_on new
+	if [ -x "$OLD_COFFER" ]; then
+		COFFER=$OLD_COFFER section_cli_on old
+	else
+		for k in 1 10 50; do note "cli.set.old.s$k" "not run: no build of $OLD_REF"; done
+	fi
+}
 
 # ---- the run ----
 
@@ -420,6 +518,7 @@ run_all() {
 		pg_dir=""
 	fi
 	has boot && section_boot
+	has cli && section_cli
 	t_total=$(($(date +%s) - t_start))
 }
 

@@ -290,6 +290,11 @@ sqlite3_busy() {
 	sqlite3 -cmd '.timeout 10000' "$@"
 }
 
+# blob HEX: a BLOB literal of the store's SQL (t0710, t0720, t0750).
+blob() {
+	if [ -n "${PG_SCHEMA:-}" ]; then printf "decode('%s', 'hex')" "$1"; else printf "X'%s'" "$1"; fi
+}
+
 # store_dump FILE: a plain dump of the whole store.
 store_dump() {
 	if [ -n "${PG_SCHEMA:-}" ]; then

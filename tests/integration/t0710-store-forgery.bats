@@ -79,11 +79,6 @@ claims() {
 		'{app: $app, machine: $m, host: $h, release: $rel, secrets_version: $sv, iat: $iat, exp: $exp, jti: $jti}'
 }
 
-# blob HEX: a blob literal of the store's SQL.
-blob() {
-	if [ -n "${PG_SCHEMA:-}" ]; then printf "decode('%s', 'hex')" "$1"; else printf "X'%s'" "$1"; fi
-}
-
 # tampered_logged ROLE TABLE: the role logged a refused row of the table.
 tampered_logged() {
 	grep -q "event=row_tampered table=$2 " "$T/$1.log" || { echo "no row_tampered table=$2 in $1.log" >&2; return 1; }

@@ -25,15 +25,6 @@ hex_col() {
 	fi
 }
 
-# blob HEX: a BLOB literal of the store's SQL.
-blob() {
-	if [ -n "${PG_SCHEMA:-}" ]; then
-		printf "decode('%s', 'hex')" "$1"
-	else
-		printf "X'%s'" "$1"
-	fi
-}
-
 last_seq() { store_sql "SELECT coalesce(max(seq), 0) FROM audit_events"; }
 
 # be_hex N BYTES: N big-endian in BYTES bytes, as hex.
