@@ -1,8 +1,8 @@
 /*
- * dotenv.h — secrets on their way from the user to the API: the list of
- * NAME=VALUE changes, the .env parser of `coffer secrets import`, bounded
- * reads of standard input, and the JSON request body of
- * POST /v1/apps/:app/secrets.
+ * dotenv.h — secrets on their way from the user to the CLI's sealing
+ * (sign.h): the list of NAME=VALUE changes, the .env parser of `coffer
+ * secrets import` and bounded reads of standard input. No value leaves
+ * the CLI but sealed.
  *
  * A struct dotenv owns its entries; each value is a struct secret (NULL for
  * an unset) and is wiped when the list is released. Names are never secret;
@@ -93,18 +93,5 @@ COFFER_MUST_CHECK enum coffer_err dotenv_parse(const unsigned char *data, size_t
 COFFER_MUST_CHECK enum coffer_err dotenv_read(FILE *f, size_t max, struct secret **out);
 /* dotenv_read (DOTENV_INPUT_MAX) then dotenv_parse. */
 COFFER_MUST_CHECK enum coffer_err dotenv_parse_file(FILE *f, struct dotenv *d, struct dotenv_error *err);
-
-/* 1 if data[0..len) is valid UTF-8 (no overlong forms, no surrogates, at most U+10FFFF). */
-int dotenv_utf8_valid(const unsigned char *data, size_t len);
-
-/*
- * The body of POST /v1/apps/:app/secrets, in secure memory:
- * {"secrets":{"A":"text","B":null,"C":{"base64":"AAEC"}},"stage":false}.
- * A value that is valid UTF-8 goes as a JSON string, any other as standard
- * base64. COFFER_ERR_INVALID if a value holds a NUL byte (the API refuses
- * them); err names the NAME then.
- */
-COFFER_MUST_CHECK enum coffer_err dotenv_request_body(const struct dotenv *d, int stage, struct secret **out,
-						      struct dotenv_error *err);
 
 #endif

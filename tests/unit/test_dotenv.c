@@ -370,116 +370,6 @@ static void test_parse_file(void **state)
 	fclose(f);
 }
 
-static void test_utf8(void **state)
-{
-	(void)state;
-	static const struct {
-		const char *s;
-		int ok;
-	} cases[] = {
-		{ "plain", 1 },
-		{ "\xc3\xa9", 1 },              /* é */
-		{ "\xe2\x82\xac", 1 },          /* € */
-		{ "\xf0\x9f\x98\x80", 1 },      /* U+1F600 */
-		{ "\xf4\x8f\xbf\xbf", 1 },      /* U+10FFFF */
-		{ "\xc0\xaf", 0 },              /* overlong '/' */
-		{ "\xe0\x80\xaf", 0 },          /* overlong */
-		{ "\xed\xa0\x80", 0 },          /* surrogate */
-		{ "\xf4\x90\x80\x80", 0 },      /* past U+10FFFF */
-		{ "\xe2\x82", 0 },              /* cut short */
-		{ "\x80", 0 },                  /* lone continuation */
-		{ "\xff", 0 },
-	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		assert_int_equal(dotenv_utf8_valid((const unsigned char *)cases[i].s, strlen(cases[i].s)), cases[i].ok);
-}
-
-static void put_value(struct dotenv *d, const char *name, const void *value, size_t len)
-{
-	struct secret *v = NULL;
-	if (value)
-		assert_int_equal(secret_from(value, len, &v), COFFER_OK);
-	assert_int_equal(dotenv_put(d, name, strlen(name), v), COFFER_OK);
-}
-
-static void test_request_body(void **state)
-{
-	(void)state;
-	static const char text[] = "q\" b\\ nl\n cr\r tab\t ctl\x01\x1f del\x7f \xc3\xa9";
-	static const unsigned char bin[] = { 0xff, 0xfe, 0x01 };
-	struct dotenv d;
-	struct dotenv_error err = { 0, "" };
-	struct secret *body = NULL;
-	json_error_t jerr;
-
-	dotenv_init(&d);
-	put_value(&d, "A", "plain", 5);
-	put_value(&d, "B", NULL, 0);
-	put_value(&d, "C", bin, sizeof(bin));
-	put_value(&d, "D", text, sizeof(text) - 1);
-	put_value(&d, "E", "", 0);
-	assert_int_equal(dotenv_request_body(&d, 1, &body, &err), COFFER_OK);
-	json_t *doc = json_loadb((const char *)secret_cbytes(body), secret_len(body), JSON_REJECT_DUPLICATES, &jerr);
-	assert_non_null(doc);
-	json_t *s = json_object_get(doc, "secrets");
-	assert_int_equal(json_object_size(doc), 2);
-	assert_true(json_is_true(json_object_get(doc, "stage")));
-	assert_int_equal(json_object_size(s), 5);
-	assert_string_equal(json_string_value(json_object_get(s, "A")), "plain");
-	assert_true(json_is_null(json_object_get(s, "B")));
-	json_t *c = json_object_get(s, "C");
-	assert_int_equal(json_object_size(c), 1);
-	assert_string_equal(json_string_value(json_object_get(c, "base64")), "//4B");
-	json_t *dv = json_object_get(s, "D");
-	assert_int_equal(json_string_length(dv), sizeof(text) - 1);
-	assert_memory_equal(json_string_value(dv), text, sizeof(text) - 1);
-	assert_string_equal(json_string_value(json_object_get(s, "E")), "");
-	json_decref(doc);
-	secret_free(body);
-
-	/* stage false; the exact bytes of a small body */
-	dotenv_release(&d);
-	put_value(&d, "X", "1", 1);
-	put_value(&d, "Y", NULL, 0);
-	assert_int_equal(dotenv_request_body(&d, 0, &body, &err), COFFER_OK);
-	const char want[] = "{\"secrets\":{\"X\":\"1\",\"Y\":null},\"stage\":false}";
-	assert_int_equal(secret_len(body), sizeof(want) - 1);
-	assert_memory_equal(secret_cbytes(body), want, sizeof(want) - 1);
-	secret_free(body);
-
-	/* base64 of lengths 1..5 (padding) round-trips */
-	for (size_t n = 1; n <= 5; n++) {
-		unsigned char raw[5] = { 0x80, 0x81, 0x82, 0x83, 0x84 };
-		unsigned char back[5];
-		size_t got = 0;
-		dotenv_release(&d);
-		put_value(&d, "BIN", raw, n);
-		assert_int_equal(dotenv_request_body(&d, 0, &body, &err), COFFER_OK);
-		doc = json_loadb((const char *)secret_cbytes(body), secret_len(body), 0, &jerr);
-		assert_non_null(doc);
-		const char *b64 = json_string_value(json_object_get(json_object_get(json_object_get(doc, "secrets"), "BIN"),
-								    "base64"));
-		assert_non_null(b64);
-		assert_int_equal(sodium_base642bin(back, sizeof(back), b64, strlen(b64), NULL, &got, NULL,
-						   sodium_base64_VARIANT_ORIGINAL),
-				 0);
-		assert_int_equal(got, n);
-		assert_memory_equal(back, raw, n);
-		json_decref(doc);
-		secret_free(body);
-	}
-
-	/* a NUL byte: refused, naming the NAME and not the value */
-	dotenv_release(&d);
-	put_value(&d, "OK", "fine", 4);
-	put_value(&d, "HAS_NUL", "secr\0etnul", 10);
-	body = NULL;
-	assert_int_equal(dotenv_request_body(&d, 0, &body, &err), COFFER_ERR_INVALID);
-	assert_null(body);
-	assert_string_equal(err.message, "the value of 'HAS_NUL' holds a NUL byte");
-	dotenv_release(&d);
-}
-
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -499,8 +389,6 @@ int main(void)
 		cmocka_unit_test(test_names_and_put),
 		cmocka_unit_test(test_read_limit),
 		cmocka_unit_test(test_parse_file),
-		cmocka_unit_test(test_utf8),
-		cmocka_unit_test(test_request_body),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
