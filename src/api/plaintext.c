@@ -217,8 +217,9 @@ static enum coffer_err value_of(struct http_request *req, const char *name, cons
 }
 
 /* {"sealed", "digest", "value_id"} of value, as the CLI makes it (cmd_secrets.c). */
-static enum coffer_err seal_one(const unsigned char pk[HPKE_PK_LEN], const struct secret *digest_key, const char *app_id,
-				const char *name, uint32_t key_version, const struct secret *value, json_t **out)
+static enum coffer_err seal_one(const unsigned char pk[HPKE_PK_LEN], const struct secret *digest_key,
+				const char *app_id, const char *name, uint32_t key_version, const struct secret *value,
+				json_t **out)
 {
 	char value_id[STORE_ID_SIZE], digest[DIGEST_HEX_LEN + 1];
 	struct buf sealed, b64;
