@@ -27,7 +27,7 @@
 #define REFUSED_PREFIX "refused: "
 #define DETAIL_MAX ((size_t)60 << 10)      /* under STORE_AUDIT_FIELD_MAX */
 #define DETAIL_NAMES_MAX ((size_t)48 << 10) /* name bytes listed; the rest are counted */
-#define SIGNATURES_MAX 16     /* signature rows looked at per signed text: more is a store stuffed with junk */
+#define SIGNATURES_MAX 16     /* signature rows looked at per signed text (the store lists 16): more is junk */
 #define REFUSED_SIGNERS_MAX 8 /* refused signers named in the audit detail */
 #define WHY_STATEMENT "release not signed by a live deployer of this app"
 #define WHY_MANIFEST "secrets manifest not signed by a live deployer of this app"

@@ -34,7 +34,7 @@
  *       for version 0>
  *
  * The keeper also signs which org an app belongs to, when it makes the
- * app's key (the app's org row is the api's to write; this is not):
+ * app's key (the app row's org is the api's to rewrite; this is not):
  *
  *   app's org
  *     coffer app org v1

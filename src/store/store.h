@@ -869,7 +869,7 @@ struct store_signature_list {
  */
 COFFER_MUST_CHECK enum coffer_err store_signature_add(struct store *s, const char *app_id, const char *text_hash,
 						      const char *signer, const char *signature);
-/* The signatures of the app's text with this hash (none is an empty list). */
+/* The signatures of the app's text with this hash, the 16 oldest at most (none is an empty list). */
 COFFER_MUST_CHECK enum coffer_err store_signature_list(struct store *s, const char *app_id, const char *text_hash,
 						       struct store_signature_list *out);
 void store_signature_list_release(struct store_signature_list *l);

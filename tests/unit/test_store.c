@@ -1728,6 +1728,15 @@ static void test_signatures(void **state)
 	/* the signatures go with their app */
 	assert_int_equal(store_app_destroy(s, app.id), COFFER_OK);
 	assert_int_equal(raw("SELECT count(*) FROM signatures"), 1);
+	/* a text stuffed with signatures lists the 16 oldest (what the keeper looks at) */
+	for (int i = 0; i < 20; i++) {
+		char signer[16];
+		assert_true(snprintf(signer, sizeof(signer), "dep_x%02d", i) < (int)sizeof(signer));
+		assert_int_equal(store_signature_add(s, app2.id, h2, signer, sig1), COFFER_OK);
+	}
+	assert_int_equal(store_signature_list(s, app2.id, h2, &l), COFFER_OK);
+	assert_int_equal(l.n, 16);
+	store_signature_list_release(&l);
 }
 
 /* A store at schema version 9 gets the two tables, its rows kept. */
