@@ -420,6 +420,10 @@ store_open_events() {
 	evil_org
 	SV=$(store_sql "SELECT secrets_head FROM apps WHERE id = '$APP_ID'")
 	sigs=$(store_sql "SELECT count(*) FROM signatures")
+	posts() { # the api's log lines of requests that change the app's secrets (none: 0)
+		grep -cE 'event=http_request method=POST .*path=/v1/apps/canary/secrets( |$)' "$T/api.log" || [ $? -eq 1 ]
+	}
+	sent=$(posts)
 	# moved: the api answers the sealing state with org evil (to that org's admin token)
 	move_app "$APP_ID" evil
 	COFFER_TOKEN=$EVIL_TOKEN run_logged cli secrets set -a canary --stage "OTHER=x"
@@ -435,6 +439,11 @@ store_open_events() {
 	[ "$(store_sql "SELECT secrets_head FROM apps WHERE id = '$APP_ID'")" = "$SV" ]
 	[ "$(store_sql "SELECT count(*) FROM signatures")" = "$sigs" ]
 	[ "$(store_sql "SELECT count(*) FROM secret_entries WHERE app_id = '$APP_ID' AND name = 'OTHER'")" = 0 ]
+	# the api was sent no change at all; a deployer of the app's org sends one (the count's control)
+	[ "$(posts)" = "$sent" ]
+	run_logged cli secrets set -a canary --stage "OTHER=x"
+	[ "$status" -eq 0 ]
+	[ "$(posts)" -gt "$sent" ]
 }
 
 @test "a value sealed by the api itself into a new secrets version: never opened, and the CLI does not sign on top of it" {
