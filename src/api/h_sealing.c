@@ -33,7 +33,7 @@ static json_t *b64_json(const void *p, size_t len)
 {
 	struct buf b;
 	json_t *v = NULL;
-	buf_init(&b, 4096);
+	buf_init_wiping(&b, 4096); /* it carries the app's digest subkey too */
 	if (b64url_encode(p, len, &b) == COFFER_OK)
 		v = json_stringn(b.ptr, b.len);
 	buf_release(&b);
@@ -253,10 +253,12 @@ enum coffer_err h_secrets_sealing(struct http_request *req, void *ctx)
 		goto out;
 	dk = b64_json(secret_cbytes(digest_key), secret_len(digest_key));
 	rc = api_reply(req, 200,
-		       json_pack("{s:s,s:s,s:I,s:o,s:o,s:I,s:O,s:O}", "app_id", a->app.id, "org_id", a->app.org_id,
-				 "key_version", (json_int_t)key.version, "public_key",
-				 b64_json(key.public_key, key.public_key_len), "digest_key", dk, "next_version",
-				 (json_int_t)(max + 1), "head", head, "release", release));
+		       json_pack("{s:s,s:s,s:o,s:I,s:o,s:o,s:I,s:O,s:O}", "app_id", a->app.id, "org_id", a->app.org_id,
+				 "org_signature",
+				 key.org_sig_len ? b64_json(key.org_sig, key.org_sig_len) : json_null(), "key_version",
+				 (json_int_t)key.version, "public_key", b64_json(key.public_key, key.public_key_len),
+				 "digest_key", dk, "next_version", (json_int_t)(max + 1), "head", head, "release",
+				 release));
 out:
 	json_decref(head);
 	json_decref(release);

@@ -70,8 +70,8 @@ enum coffer_err client_connect(struct client *c)
 						"make it private (chmod 600)", path);
 		if (rc == COFFER_ERR_INVALID || rc == COFFER_ERR_TOO_LARGE)
 			return client_error(rc, "config file '%s' is not a JSON object with only the string fields "
-						"\"api_url\", \"ca\", \"token\", \"keeper_url\", \"keeper_public_key\" "
-						"and \"deployer_id\"", path);
+						"\"api_url\", \"ca\", \"token\", \"keeper_url\", \"keeper_public_key\", "
+						"\"deployer_id\", \"deployer_org_id\" and \"deployer_app_id\"", path);
 		if (rc)
 			return client_error(rc, "cannot read config file '%s': %s", path, coffer_strerror(rc));
 		if (!c->token) {

@@ -79,6 +79,8 @@ struct cli_config_deployer {
 	char keeper_url[HTTP_CLIENT_URL_MAX];
 	char keeper_public_key[DEPLOYER_PK_B64_SIZE]; /* base64url: the keeper's key, pinned at login */
 	char deployer_id[DEPLOYER_ID_MAX + 1];
+	char deployer_org_id[DEPLOYER_ID_MAX + 1]; /* the org and app scope ("*": all) the keeper certified */
+	char deployer_app_id[DEPLOYER_ID_MAX + 1];
 };
 /* Reads them (all "" when there is no file). Prints nothing. cli_config_write keeps them. */
 COFFER_MUST_CHECK enum coffer_err cli_config_read_deployer(struct cli_config_deployer *out);
@@ -96,7 +98,9 @@ struct cli_deployer {
 	struct secret *sk;                        /* DEPLOYER_SK_LEN bytes */
 	unsigned char pk[DEPLOYER_PK_LEN];
 	char id[DEPLOYER_ID_MAX + 1];
-	unsigned char keeper_pk[DEPLOYER_PK_LEN]; /* checks certs (deployer_cert_verify) and app keys */
+	char org_id[DEPLOYER_ID_MAX + 1];         /* its certificate's org */
+	char app_id[DEPLOYER_ID_MAX + 1];         /* its certificate's app, DEPLOYER_ALL_APPS for all */
+	unsigned char keeper_pk[DEPLOYER_PK_LEN]; /* checks certs (deployer_cert_verify), app keys and app orgs */
 	char keeper_url[HTTP_CLIENT_URL_MAX];
 };
 /*

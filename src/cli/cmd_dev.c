@@ -504,7 +504,7 @@ static enum coffer_err dev_deployer(struct dev *d)
 	if (rc)
 		goto out;
 	sodium_bin2base64(pk_b64, sizeof(pk_b64), pk, sizeof(pk), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-	if (cli_config_read_deployer(&cfg) == COFFER_OK && cfg.deployer_id[0] &&
+	if (cli_config_read_deployer(&cfg) == COFFER_OK && cfg.deployer_id[0] && cfg.deployer_org_id[0] &&
 	    strcmp(cfg.keeper_public_key, pk_b64) == 0 && cli_deployer_key_path(key_path, sizeof(key_path)) == COFFER_OK &&
 	    access(key_path, F_OK) == 0) {
 		/* enrolled here before: only the keeper's address may have changed (a port of 0) */

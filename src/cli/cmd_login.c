@@ -88,6 +88,9 @@ enum coffer_err cli_deployer_load(struct cli_deployer *d)
 	if (!hostauth_host_id_ok(cfg.deployer_id))
 		return client_error(COFFER_ERR_INVALID, "\"deployer_id\" in the config file is not an id: run "
 							"'coffer login' again");
+	if (!cfg.deployer_org_id[0] || !cfg.deployer_app_id[0])
+		return client_error(COFFER_ERR_INVALID, "the config file does not name the deployer's org and app "
+							"(logged in before they were kept): run 'coffer login' again");
 	rc = cli_deployer_key_path(key_path, sizeof(key_path));
 	if (!rc)
 		rc = deployer_key_load(key_path, &out.sk, out.pk);
@@ -100,6 +103,8 @@ enum coffer_err cli_deployer_load(struct cli_deployer *d)
 	if (rc)
 		return client_error(rc, "cannot read deployer key '%s': %s", key_path, coffer_strerror(rc));
 	memcpy(out.id, cfg.deployer_id, sizeof(out.id));
+	memcpy(out.org_id, cfg.deployer_org_id, sizeof(out.org_id));
+	memcpy(out.app_id, cfg.deployer_app_id, sizeof(out.app_id));
 	memcpy(out.keeper_url, cfg.keeper_url, sizeof(out.keeper_url));
 	*d = out;
 	return COFFER_OK;
@@ -331,6 +336,11 @@ static enum coffer_err enrol_key(const char *keeper_url, const char *ca, const s
 	rc = str_copy(cfg.keeper_url, sizeof(cfg.keeper_url), keeper_url);
 	if (!rc)
 		rc = str_copy(cfg.deployer_id, sizeof(cfg.deployer_id), id);
+	/* the org and app scope the keeper certified (verified above): what this CLI may sign for */
+	if (!rc)
+		rc = str_copy(cfg.deployer_org_id, sizeof(cfg.deployer_org_id), org);
+	if (!rc)
+		rc = str_copy(cfg.deployer_app_id, sizeof(cfg.deployer_app_id), app);
 	if (!rc)
 		rc = cli_config_write_deployer(&cfg);
 	if (rc) {

@@ -76,6 +76,10 @@ static size_t config_doc(unsigned char *dst, const char *api_url, const char *ca
 		append_field(dst, &pos, "keeper_public_key", dep->keeper_public_key, strlen(dep->keeper_public_key));
 	if (dep && dep->deployer_id[0])
 		append_field(dst, &pos, "deployer_id", dep->deployer_id, strlen(dep->deployer_id));
+	if (dep && dep->deployer_org_id[0])
+		append_field(dst, &pos, "deployer_org_id", dep->deployer_org_id, strlen(dep->deployer_org_id));
+	if (dep && dep->deployer_app_id[0])
+		append_field(dst, &pos, "deployer_app_id", dep->deployer_app_id, strlen(dep->deployer_app_id));
 	if (token) {
 		if (pos > 1)
 			append(dst, &pos, ",", 1);
@@ -142,7 +146,9 @@ enum coffer_err cli_config_write_deployer(const struct cli_config_deployer *dep)
 
 	if (!dep || (dep->keeper_url[0] && !url_ok(dep->keeper_url)) ||
 	    !json_plain((const unsigned char *)dep->keeper_public_key, strlen(dep->keeper_public_key)) ||
-	    !json_plain((const unsigned char *)dep->deployer_id, strlen(dep->deployer_id)))
+	    !json_plain((const unsigned char *)dep->deployer_id, strlen(dep->deployer_id)) ||
+	    !json_plain((const unsigned char *)dep->deployer_org_id, strlen(dep->deployer_org_id)) ||
+	    !json_plain((const unsigned char *)dep->deployer_app_id, strlen(dep->deployer_app_id)))
 		return COFFER_ERR_INVALID;
 	rc = cli_config_read(url, sizeof(url), ca, sizeof(ca), &token);
 	if (!rc)
@@ -160,7 +166,7 @@ static void wipe_json_string(json_t *s)
 
 /* The config file's fields: the api's (api_url, ca, token) and the deployer's (coffer login). */
 static const char *const config_fields[] = { "api_url", "ca", "token", "keeper_url", "keeper_public_key",
-					     "deployer_id", NULL };
+					     "deployer_id", "deployer_org_id", "deployer_app_id", NULL };
 
 /* The string field key of doc into out ("" when absent). */
 static enum coffer_err copy_field(const json_t *doc, const char *key, char *out, size_t size)
@@ -201,6 +207,10 @@ enum coffer_err cli_config_read_deployer(struct cli_config_deployer *out)
 		rc = copy_field(doc, "keeper_public_key", d.keeper_public_key, sizeof(d.keeper_public_key));
 	if (!rc)
 		rc = copy_field(doc, "deployer_id", d.deployer_id, sizeof(d.deployer_id));
+	if (!rc)
+		rc = copy_field(doc, "deployer_org_id", d.deployer_org_id, sizeof(d.deployer_org_id));
+	if (!rc)
+		rc = copy_field(doc, "deployer_app_id", d.deployer_app_id, sizeof(d.deployer_app_id));
 	if (doc)
 		wipe_json_string(json_object_get(doc, "token"));
 	json_decref(doc);

@@ -54,11 +54,16 @@ static void state_release(struct sign_state *st)
 	st->digest_key = NULL;
 }
 
-/* GET .../secrets/sealing into st, the app key checked with the pinned keeper key. */
+/*
+ * GET .../secrets/sealing into st, the app key and the app's org checked
+ * with the pinned keeper key, and the app one this CLI's certificate
+ * covers: the api names the app and its org, so nothing is sealed or
+ * signed for another org's app (nor for one the api moved to this org).
+ */
 static enum coffer_err state_read(struct client *c, struct sign_state *st)
 {
 	char path[CLIENT_PATH_MAX];
-	unsigned char key[HPKE_PK_LEN + VAULT_SIG_LEN];
+	unsigned char key[HPKE_PK_LEN + VAULT_SIG_LEN], org_sig[DEPLOYER_SIG_LEN];
 	const json_t *head, *rel;
 	uint64_t kv;
 	int bad = 0;
@@ -97,13 +102,26 @@ static enum coffer_err state_read(struct client *c, struct sign_state *st)
 				    "the app's public key is not signed by the keeper you logged in with: " NO_TRUST
 				    ", nothing was sent");
 	memcpy(st->pk, key, HPKE_PK_LEN);
+	if (b64_field(st->doc, "org_signature", org_sig, sizeof(org_sig)) ||
+	    deployer_app_org_verify(st->deployer.keeper_pk, st->app_id, st->org_id, org_sig) != COFFER_OK)
+		return client_error(COFFER_ERR_CRYPTO,
+				    "the app's org is not the one the keeper you logged in with bound it to: " NO_TRUST
+				    ", nothing was sent");
+	if (!deployer_covers(st->deployer.org_id, st->deployer.app_id, st->org_id, st->app_id))
+		return client_error(COFFER_ERR_FORBIDDEN,
+				    "your deployer key (org %s, app %s) does not cover app %s of org %s: nothing was sent",
+				    st->deployer.org_id, st->deployer.app_id, st->app_id, st->org_id);
 	rc = secret_new(DIGEST_KEY_LEN, &st->digest_key);
 	if (!rc && b64_field(st->doc, "digest_key", secret_bytes(st->digest_key), DIGEST_KEY_LEN))
 		rc = client_bad_answer("\"digest_key\"");
 	return rc;
 }
 
-/* 1 if one of sigs is a signature over text by a deployer the keeper certified for the app. */
+/*
+ * 1 if one of sigs is a signature over text by a deployer the keeper
+ * certified for the app: of the same org as the app, which state_read
+ * verified against the keeper's binding (and as this CLI's own key).
+ */
 static int signed_by_deployer(const struct sign_state *st, const json_t *sigs, const char *text, size_t len)
 {
 	size_t i;

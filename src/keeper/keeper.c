@@ -290,9 +290,15 @@ static int run_serve(int argc, char **argv, int first)
 		secret_free(master);
 		return opts_fail(COFFER_ERR_USAGE, "state folder path too long");
 	}
+	char app_orgs[KEEPER_PATH_MAX];
+	if (fmt_into(app_orgs, sizeof(app_orgs), "%s/%s", o.state_dir, KEEPER_APP_ORGS_FILE)) {
+		secret_free(master);
+		return opts_fail(COFFER_ERR_USAGE, "state folder path too long");
+	}
 	struct keeper_config cfg = { .store_url = o.store_url, .listen = o.listen, .ready_file = o.ready_file,
 				     .tls_cert_file = o.tls_cert, .tls_key_file = o.tls_key, .anchor_file = anchor,
-				     .metrics_listen = o.metrics_listen, .deployers_revoked_file = revoked };
+				     .metrics_listen = o.metrics_listen, .deployers_revoked_file = revoked,
+				     .app_orgs_file = app_orgs };
 	char why[HTTP_TLS_WHY_MAX];
 	struct http_server_config tls_cfg = { .listen = o.listen, .tls_cert_file = o.tls_cert, .tls_key_file = o.tls_key };
 	enum coffer_err rc = http_server_check_tls(&tls_cfg, why, sizeof(why));

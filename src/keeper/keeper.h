@@ -187,6 +187,28 @@ COFFER_MUST_CHECK enum coffer_err keeper_app_key_create(const struct keeper_keys
 COFFER_MUST_CHECK enum coffer_err keeper_app_key_load(const struct keeper_keys *keys, struct store *s,
 						      const char *app_id, uint64_t version, struct secret **sk);
 
+/*
+ * The app's org binding (deployer.h "app's org"): keeper_app_key_create
+ * signs (app, the app row's org) and stores it with the key, since the
+ * app row's org is the api's to rewrite. keeper_app_org_check: COFFER_OK
+ * when the app's newest key carries the keeper's signature over
+ * (app_id, org_id); COFFER_ERR_CRYPTO (logged) when it has none, or one
+ * for another org or app, or the app has no key; store errors as they are.
+ */
+COFFER_MUST_CHECK enum coffer_err keeper_app_org_check(const struct keeper_keys *keys, struct store *s,
+						       const char *app_id, const char *org_id);
+/*
+ * Keys made before the binding (schema version 11) are bound once, at the
+ * first keeper start that finds no marker file (KEEPER_APP_ORGS_FILE in
+ * the state folder): each gets the signature of the org its app row names
+ * then (trust on first use), and the marker is written. With the marker
+ * there, nothing is bound again: a key whose signature a store writer
+ * removed stays unbound and its app's opens are refused.
+ */
+#define KEEPER_APP_ORGS_FILE "app-orgs.bound"
+COFFER_MUST_CHECK enum coffer_err keeper_app_orgs_bind(const struct keeper_keys *keys, struct store *s,
+						       const char *marker_file);
+
 /* ---- hosts ---- */
 
 /* 1 if name matches KEEPER_HOST_NAME_RULE. */
@@ -476,6 +498,7 @@ struct keeper_config {
 	const char *tls_cert_file, *tls_key_file; /* PEM; both NULL: plain HTTP on loopback only */
 	const char *metrics_listen; /* NULL, or HOST:PORT of the metrics and health listener (metrics_server.h) */
 	const char *deployers_revoked_file; /* KEEPER_DEPLOYERS_REVOKED_FILE's path; NULL: none (tests) */
+	const char *app_orgs_file; /* KEEPER_APP_ORGS_FILE's path (keeper_app_orgs_bind); NULL: none (tests) */
 };
 
 struct keeper;

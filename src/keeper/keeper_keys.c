@@ -2,9 +2,11 @@
  * keeper_keys.c — the keeper's master key (made, read from a file or the
  * environment), the keys derived from it, and app key pairs.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -27,6 +29,7 @@
 _Static_assert(VAULT_CREDENTIAL_LEN == 32 && JWS_PK_LEN == 32 && VAULT_BOOT_SEED_LEN == 32 &&
 		       VAULT_ROWS_KEY_LEN == 32 && VAULT_DIGEST_KEY_LEN == 32,
 	       "hex files hold 32 bytes");
+_Static_assert(DEPLOYER_SIG_LEN == STORE_APP_ORG_SIG_LEN, "an org signature is a keeper signature");
 _Static_assert(KEEPER_PK_BLOB_LEN <= STORE_KEY_BLOB_MAX && KEEPER_WRAPPED_LEN <= STORE_KEY_BLOB_MAX,
 	       "app key blobs fit the store");
 
@@ -253,6 +256,7 @@ enum coffer_err keeper_app_key_create(const struct keeper_keys *keys, struct sto
 	struct store_app app;
 	struct store_app_key row;
 	struct keeper_app_key made;
+	unsigned char org_sig[DEPLOYER_SIG_LEN];
 	struct secret *sk = NULL;
 	struct buf aad, wrapped;
 	unsigned char blob[KEEPER_PK_BLOB_LEN];
@@ -280,12 +284,14 @@ enum coffer_err keeper_app_key_create(const struct keeper_keys *keys, struct sto
 		rc = keywrap_seal(keys->wrap, aad.ptr, aad.len, sk, &wrapped);
 	if (!rc)
 		rc = vault_app_key_sign(keys->signing, app.id, version, made.public_key, made.signature);
+	if (!rc) /* the org the app row names now: the api's, when it creates the app, as it is its to choose */
+		rc = deployer_app_org_sign(keys->signing, app.id, app.org_id, org_sig);
 	if (rc)
 		goto out;
 	memcpy(blob, made.public_key, HPKE_PK_LEN);
 	memcpy(blob + HPKE_PK_LEN, made.signature, VAULT_SIG_LEN);
 	rc = store_app_key_put(s, app.id, version, blob, sizeof(blob), (const unsigned char *)wrapped.ptr,
-			       wrapped.len);
+			       wrapped.len, org_sig);
 	if (rc)
 		goto out;
 	made.version = version;
@@ -354,5 +360,63 @@ out:
 	sodium_memzero(pk, sizeof(pk));
 	buf_release(&aad);
 	secret_free(key);
+	return rc;
+}
+
+enum coffer_err keeper_app_org_check(const struct keeper_keys *keys, struct store *s, const char *app_id,
+				     const char *org_id)
+{
+	struct store_app_key row;
+	enum coffer_err rc = store_app_key_get(s, app_id, 0, &row);
+	const char *check = NULL;
+
+	if (rc == COFFER_ERR_NOT_FOUND)
+		check = "no_key";
+	else if (rc)
+		return rc;
+	else if (row.org_sig_len != DEPLOYER_SIG_LEN)
+		check = "no_signature";
+	else if (deployer_app_org_verify(keys->signing_pk, app_id, org_id, row.org_sig) != COFFER_OK)
+		check = "signature";
+	if (!check)
+		return COFFER_OK;
+	log_warn("app_org_refused", LF_S("app_id", app_id), LF_S("org_id", org_id), LF_S("check", check));
+	return COFFER_ERR_CRYPTO;
+}
+
+enum coffer_err keeper_app_orgs_bind(const struct keeper_keys *keys, struct store *s, const char *marker_file)
+{
+	static const char marker[] = "coffer app orgs bound v1\n";
+	struct store_app_key_list l = { 0 };
+	enum coffer_err rc;
+	size_t bound = 0;
+
+	if (access(marker_file, F_OK) == 0)
+		return COFFER_OK; /* bound once already: never again from what the store says */
+	if (errno != ENOENT) {
+		log_error("app_orgs_marker_unreadable", LF_S("file", marker_file), LF_S("error", strerror(errno)));
+		return COFFER_ERR_IO;
+	}
+	rc = store_app_key_unbound(s, &l);
+	for (size_t i = 0; i < l.n && !rc; i++) {
+		struct store_app app;
+		unsigned char sig[DEPLOYER_SIG_LEN];
+		rc = store_app_get(s, l.items[i].app_id, &app);
+		if (!rc)
+			rc = deployer_app_org_sign(keys->signing, app.id, app.org_id, sig);
+		if (!rc)
+			rc = store_app_key_bind(s, app.id, l.items[i].version, sig);
+		if (rc == COFFER_ERR_NOT_FOUND || rc == COFFER_ERR_TAMPERED)
+			rc = COFFER_OK; /* gone, bound meanwhile by another keeper, or a row that fails its MAC: left unbound */
+		else if (!rc)
+			bound++;
+	}
+	store_app_key_list_release(&l);
+	if (!rc)
+		rc = fs_write_atomic(marker_file, marker, sizeof(marker) - 1, 0600, 1);
+	if (rc)
+		log_error("app_orgs_bind_failed", LF_S("error", coffer_err_name(rc)));
+	else
+		log_info("app_orgs_bound", LF_I("keys", bound), LF_S("trust", "the org each app row named (first use)"));
 	return rc;
 }

@@ -27,11 +27,12 @@
 #define REFUSED_PREFIX "refused: "
 #define DETAIL_MAX ((size_t)60 << 10)      /* under STORE_AUDIT_FIELD_MAX */
 #define DETAIL_NAMES_MAX ((size_t)48 << 10) /* name bytes listed; the rest are counted */
-#define SIGNATURES_MAX 16     /* signature rows looked at per signed text: more is a store stuffed with junk */
+#define SIGNATURES_MAX 16     /* signature rows looked at per signed text (the store lists 16): more is junk */
 #define REFUSED_SIGNERS_MAX 8 /* refused signers named in the audit detail */
 #define WHY_STATEMENT "release not signed by a live deployer of this app"
 #define WHY_MANIFEST "secrets manifest not signed by a live deployer of this app"
 #define WHY_SECRET "secret failed verification"
+#define WHY_APP_ORG "app's org binding failed verification"
 
 _Static_assert(DETAIL_MAX <= STORE_AUDIT_FIELD_MAX, "the detail fits an audit field");
 _Static_assert(DELIVERY_SPEC_HASH_SIZE == DEPLOYER_HASH_HEX_SIZE, "a spec hash is a deployer text hash");
@@ -44,6 +45,7 @@ struct open_state {
 	struct boottoken_claims claims;
 	int have_app;
 	struct store_app app;
+	int org_verified; /* app.org_id carries the keeper's own "app's org" signature (keeper_app_org_check) */
 	int have_release;
 	struct store_release release;          /* the token's release: its config is the machine's spec */
 	char spec_hash[DELIVERY_SPEC_HASH_SIZE]; /* hex SHA-256 of release.config, what the delivery is bound to */
@@ -275,7 +277,8 @@ static void signature_refused(struct open_state *st, const char *text, const cha
  * deployer of the token's app: a row of `signatures` for (app, hash of
  * text) whose signer keeper_deployer_live accepts (registry MAC, keeper
  * cert, not revoked in the row nor in the keeper's own file), whose cert
- * covers the app (its org from the app row), and whose signature verifies
+ * covers the app (its org from the app row, which check_signatures verified
+ * against the keeper's own binding first), and whose signature verifies
  * over text. The first such signer goes to signer; none is
  * COFFER_ERR_FORBIDDEN. Store errors, and an unreadable revocation file,
  * as themselves: nothing is delivered on them either.
@@ -287,8 +290,8 @@ static enum coffer_err signed_by(const struct keeper_keys *keys, struct store *s
 	struct store_signature_list sigs = { 0 };
 	enum coffer_err rc;
 
-	if (!st->have_app)
-		return COFFER_ERR_FORBIDDEN; /* no app row: no deployer can be shown to cover it */
+	if (!st->have_app || !st->org_verified)
+		return COFFER_ERR_FORBIDDEN; /* no app row, or an org the keeper did not bind it to: no deployer covers it */
 	deployer_hash_hex(text, len, hash);
 	rc = store_signature_list(s, st->claims.app, hash, &sigs);
 	if (rc)
@@ -349,6 +352,18 @@ static enum coffer_err check_signatures(const struct keeper_keys *keys, struct s
 	if ((st->claims.secrets_version != 0) != (manifest != NULL)) {
 		*why = "secrets manifest failed verification"; /* check_manifest refused this already */
 		return COFFER_ERR_CRYPTO;
+	}
+	/* The app row's org is the api's to write: only the org the keeper bound the app to decides coverage. */
+	if (st->have_app) {
+		rc = keeper_app_org_check(keys, s, st->app.id, st->app.org_id);
+		if (rc == COFFER_ERR_CRYPTO) {
+			st->failed_check = "app_org";
+			*why = WHY_APP_ORG;
+			return COFFER_ERR_FORBIDDEN;
+		}
+		if (rc)
+			return rc;
+		st->org_verified = 1;
 	}
 	rc = deployer_release_text(st->claims.app, st->release.config, strlen(st->release.config),
 				   st->claims.secrets_version, manifest, manifest_len, &text, &len);

@@ -798,6 +798,17 @@ enum coffer_err keeper_start(const struct keeper_config *cfg, const struct secre
 		rc = store_pool_auth_key(k->pool, verified[i], secret_cbytes(k->keys.rows));
 	if (rc)
 		goto out;
+	step = "app_orgs";
+	if (cfg->app_orgs_file) {
+		struct store *s = NULL;
+		rc = store_pool_acquire(k->pool, &s);
+		if (!rc) {
+			rc = keeper_app_orgs_bind(&k->keys, s, cfg->app_orgs_file);
+			store_pool_release(k->pool, s, rc);
+		}
+	}
+	if (rc)
+		goto out;
 	step = "replay_cache";
 	rc = hostauth_replay_new(0, &k->replay);
 	if (rc)

@@ -22,6 +22,7 @@
 #define DEPLOYER_ENROL_TOKEN_MAX 1024 /* longest token or name in an enrolment proof */
 /* The statement's lines besides its ids: context, labels, two hashes, a u64. */
 #define RELEASE_TEXT_MAX (128 + DEPLOYER_ID_MAX + 2 * DEPLOYER_HASH_HEX_SIZE + 20)
+#define APP_ORG_TEXT_MAX (64 + 2 * DEPLOYER_ID_MAX) /* context, labels, two ids */
 
 _Static_assert(DEPLOYER_PK_LEN == crypto_sign_ed25519_PUBLICKEYBYTES, "an Ed25519 public key");
 _Static_assert(DEPLOYER_SK_LEN == crypto_sign_ed25519_SECRETKEYBYTES, "an Ed25519 secret key");
@@ -238,20 +239,34 @@ enum coffer_err deployer_enrol_text(const char *token, size_t token_len, const c
 	return COFFER_OK;
 }
 
+/* The keeper's signature over text (its 64-byte key), and its check (COFFER_ERR_CRYPTO when it fails). */
+static enum coffer_err keeper_sign(const struct secret *keeper_sk, const char *text, size_t len,
+				   unsigned char sig[DEPLOYER_SIG_LEN])
+{
+	if (!keeper_sk || secret_len(keeper_sk) != DEPLOYER_SK_LEN)
+		return COFFER_ERR_INVALID;
+	if (crypto_sign_ed25519_detached(sig, NULL, (const unsigned char *)text, len, secret_cbytes(keeper_sk)) != 0)
+		return COFFER_ERR_CRYPTO;
+	return COFFER_OK;
+}
+
+static enum coffer_err keeper_verify(const unsigned char keeper_pk[DEPLOYER_PK_LEN], const char *text, size_t len,
+				     const unsigned char sig[DEPLOYER_SIG_LEN])
+{
+	if (!keeper_pk || !sig || ed25519_verify(sig, text, len, keeper_pk) != 0)
+		return COFFER_ERR_CRYPTO;
+	return COFFER_OK;
+}
+
 enum coffer_err deployer_cert_sign(const struct secret *keeper_sk, const struct deployer_cert *c,
 				   unsigned char cert[DEPLOYER_SIG_LEN])
 {
 	char *t = NULL;
 	size_t n = 0;
-	enum coffer_err rc;
+	enum coffer_err rc = deployer_cert_text(c, &t, &n);
 
-	if (!keeper_sk || secret_len(keeper_sk) != DEPLOYER_SK_LEN)
-		return COFFER_ERR_INVALID;
-	rc = deployer_cert_text(c, &t, &n);
-	if (rc)
-		return rc;
-	if (crypto_sign_ed25519_detached(cert, NULL, (const unsigned char *)t, n, secret_cbytes(keeper_sk)) != 0)
-		rc = COFFER_ERR_CRYPTO;
+	if (!rc)
+		rc = keeper_sign(keeper_sk, t, n, cert);
 	free(t);
 	return rc;
 }
@@ -261,14 +276,39 @@ enum coffer_err deployer_cert_verify(const unsigned char keeper_pk[DEPLOYER_PK_L
 {
 	char *t = NULL;
 	size_t n = 0;
-	enum coffer_err rc = COFFER_ERR_CRYPTO;
-
-	if (!keeper_pk || !cert || deployer_cert_text(c, &t, &n) != COFFER_OK)
-		return COFFER_ERR_CRYPTO;
-	if (ed25519_verify(cert, t, n, keeper_pk) == 0)
-		rc = COFFER_OK;
+	enum coffer_err rc = deployer_cert_text(c, &t, &n) == COFFER_OK ? keeper_verify(keeper_pk, t, n, cert)
+									  : COFFER_ERR_CRYPTO;
 	free(t);
 	return rc;
+}
+
+/* The "app's org" text into out (APP_ORG_TEXT_MAX); COFFER_ERR_INVALID for a bad id. */
+static enum coffer_err app_org_text(const char *app_id, const char *org_id, char out[APP_ORG_TEXT_MAX], size_t *len)
+{
+	if (!id_ok(app_id) || !id_ok(org_id) ||
+	    fmt_into(out, APP_ORG_TEXT_MAX, DEPLOYER_APP_ORG_CONTEXT "app %s\norg %s\n", app_id, org_id))
+		return COFFER_ERR_INVALID;
+	*len = strlen(out);
+	return COFFER_OK;
+}
+
+enum coffer_err deployer_app_org_sign(const struct secret *keeper_sk, const char *app_id, const char *org_id,
+				      unsigned char sig[DEPLOYER_SIG_LEN])
+{
+	char t[APP_ORG_TEXT_MAX];
+	size_t n = 0;
+	enum coffer_err rc = app_org_text(app_id, org_id, t, &n);
+	return rc ? rc : keeper_sign(keeper_sk, t, n, sig);
+}
+
+enum coffer_err deployer_app_org_verify(const unsigned char keeper_pk[DEPLOYER_PK_LEN], const char *app_id,
+					const char *org_id, const unsigned char sig[DEPLOYER_SIG_LEN])
+{
+	char t[APP_ORG_TEXT_MAX];
+	size_t n = 0;
+	if (app_org_text(app_id, org_id, t, &n))
+		return COFFER_ERR_CRYPTO;
+	return keeper_verify(keeper_pk, t, n, sig);
 }
 
 /* ---- signatures ---- */

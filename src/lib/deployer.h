@@ -33,6 +33,14 @@
  *       version's manifest, or "-"           key <base64url public key>
  *       for version 0>
  *
+ * The keeper also signs which org an app belongs to, when it makes the
+ * app's key (the app row's org is the api's to rewrite; this is not):
+ *
+ *   app's org
+ *     coffer app org v1
+ *     app <app id>
+ *     org <org id>
+ *
  * Signatures travel and are stored as base64url (86 characters).
  */
 #ifndef COFFER_DEPLOYER_H
@@ -103,6 +111,20 @@ COFFER_MUST_CHECK enum coffer_err deployer_cert_sign(const struct secret *keeper
 COFFER_MUST_CHECK enum coffer_err deployer_cert_verify(const unsigned char keeper_pk[DEPLOYER_PK_LEN],
 						       const struct deployer_cert *c,
 						       const unsigned char cert[DEPLOYER_SIG_LEN]);
+
+/*
+ * The keeper's binding of an app to its org: its Ed25519 signature (64
+ * raw bytes, stored with the app key) over the "app's org" text above.
+ * The keeper checks it at every open (the org a deployer must be of), the
+ * CLI before it seals or signs for an app. verify: COFFER_OK, or
+ * COFFER_ERR_CRYPTO (another key, app or org, a bad id, NULL).
+ */
+#define DEPLOYER_APP_ORG_CONTEXT "coffer app org v1\n"
+COFFER_MUST_CHECK enum coffer_err deployer_app_org_sign(const struct secret *keeper_sk, const char *app_id,
+							const char *org_id, unsigned char sig[DEPLOYER_SIG_LEN]);
+COFFER_MUST_CHECK enum coffer_err deployer_app_org_verify(const unsigned char keeper_pk[DEPLOYER_PK_LEN],
+							  const char *app_id, const char *org_id,
+							  const unsigned char sig[DEPLOYER_SIG_LEN]);
 
 /*
  * The enrolment proof's text (POST /v1/deployers/enrol), which the new

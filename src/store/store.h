@@ -43,6 +43,7 @@
 #define STORE_DIGEST_SIZE 65     /* digest text, at most 64 characters */
 #define STORE_HASH_LEN 32        /* a token hash; an audit chain hash */
 #define STORE_KEY_BLOB_MAX 256   /* an app's public key or wrapped private key */
+#define STORE_APP_ORG_SIG_LEN 64 /* the keeper's signature binding an app to its org */
 #define STORE_CIPHERTEXT_MAX ((size_t)1 << 20)
 #define STORE_AUDIT_FIELD_MAX ((size_t)64 << 10)
 #define STORE_AUDIT_LIST_MAX 1000 /* most events one store_audit_list returns */
@@ -240,19 +241,33 @@ struct store_app_key {
 	unsigned char wrapped_private[STORE_KEY_BLOB_MAX];
 	size_t wrapped_private_len;
 	int64_t created_at;
+	unsigned char org_sig[STORE_APP_ORG_SIG_LEN]; /* the keeper's "app's org" signature (deployer.h) */
+	size_t org_sig_len;                           /* 0: none (a key made before schema version 11) */
+};
+struct store_app_key_list {
+	struct store_app_key *items;
+	size_t n;
 };
 
 /*
- * Stores key version `version` (>= 1) of the app. COFFER_ERR_CONFLICT if it
- * exists, COFFER_ERR_NOT_FOUND for an unknown app, COFFER_ERR_TOO_LARGE for
- * a blob past STORE_KEY_BLOB_MAX.
+ * Stores key version `version` (>= 1) of the app, with org_sig
+ * (STORE_APP_ORG_SIG_LEN bytes). COFFER_ERR_CONFLICT if it exists,
+ * COFFER_ERR_NOT_FOUND for an unknown app, COFFER_ERR_TOO_LARGE for a blob
+ * past STORE_KEY_BLOB_MAX.
  */
 COFFER_MUST_CHECK enum coffer_err store_app_key_put(struct store *s, const char *app_id, uint64_t version,
 						    const unsigned char *public_key, size_t public_key_len,
-						    const unsigned char *wrapped_private, size_t wrapped_private_len);
+						    const unsigned char *wrapped_private, size_t wrapped_private_len,
+						    const unsigned char org_sig[STORE_APP_ORG_SIG_LEN]);
 /* Key `version` of the app, or its highest version when version is 0. */
 COFFER_MUST_CHECK enum coffer_err store_app_key_get(struct store *s, const char *app_id, uint64_t version,
 						    struct store_app_key *out);
+/* The keys that have no org signature yet (the keeper signs them once, keeper_app_orgs_bind). */
+COFFER_MUST_CHECK enum coffer_err store_app_key_unbound(struct store *s, struct store_app_key_list *out);
+void store_app_key_list_release(struct store_app_key_list *l);
+/* Gives key `version` of the app its org signature: COFFER_ERR_NOT_FOUND if there is no such key without one. */
+COFFER_MUST_CHECK enum coffer_err store_app_key_bind(struct store *s, const char *app_id, uint64_t version,
+						     const unsigned char org_sig[STORE_APP_ORG_SIG_LEN]);
 
 /* ---- secrets: every change is a new immutable version ---- */
 
@@ -854,7 +869,7 @@ struct store_signature_list {
  */
 COFFER_MUST_CHECK enum coffer_err store_signature_add(struct store *s, const char *app_id, const char *text_hash,
 						      const char *signer, const char *signature);
-/* The signatures of the app's text with this hash (none is an empty list). */
+/* The signatures of the app's text with this hash, the 16 oldest at most (none is an empty list). */
 COFFER_MUST_CHECK enum coffer_err store_signature_list(struct store *s, const char *app_id, const char *text_hash,
 						       struct store_signature_list *out);
 void store_signature_list_release(struct store_signature_list *l);

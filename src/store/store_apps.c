@@ -205,21 +205,42 @@ static const struct store_col key_cols[] = {
 	COLBLOB(struct store_app_key, public_key, public_key_len, 0),
 	COLBLOB(struct store_app_key, wrapped_private, wrapped_private_len, 0),
 	COL(struct store_app_key, created_at, COL_INT),
+	COLBLOB(struct store_app_key, org_sig, org_sig_len, COL_NULL_OK),
 };
 static const struct store_entity key_entity = ENTITY("app key", struct store_app_key, key_cols, NULL);
 
 enum coffer_err store_app_key_put(struct store *s, const char *app_id, uint64_t version,
 				  const unsigned char *public_key, size_t public_key_len,
-				  const unsigned char *wrapped_private, size_t wrapped_private_len)
+				  const unsigned char *wrapped_private, size_t wrapped_private_len,
+				  const unsigned char org_sig[STORE_APP_ORG_SIG_LEN])
 {
-	if (!app_id || !public_key || !wrapped_private || version == 0 || version > INT64_MAX)
+	if (!app_id || !public_key || !wrapped_private || !org_sig || version == 0 || version > INT64_MAX)
 		return COFFER_ERR_INVALID;
 	if (public_key_len > STORE_KEY_BLOB_MAX || wrapped_private_len > STORE_KEY_BLOB_MAX)
 		return COFFER_ERR_TOO_LARGE;
 	return store_run(s, STORE_Q_KEY_INSERT,
 			 PARAMS(VT(app_id), VI(version), VB(public_key, public_key_len),
-				VB(wrapped_private, wrapped_private_len), VI(store_now_ms())),
+				VB(wrapped_private, wrapped_private_len), VI(store_now_ms()),
+				VB(org_sig, STORE_APP_ORG_SIG_LEN)),
 			 NULL);
+}
+
+enum coffer_err store_app_key_unbound(struct store *s, struct store_app_key_list *out)
+{
+	return store_list(s, &key_entity, STORE_Q_KEY_UNBOUND, NULL, 0, (void **)&out->items, &out->n);
+}
+
+void store_app_key_list_release(struct store_app_key_list *l)
+{
+	store_items_free(&key_entity, (void **)&l->items, &l->n);
+}
+
+enum coffer_err store_app_key_bind(struct store *s, const char *app_id, uint64_t version,
+				   const unsigned char org_sig[STORE_APP_ORG_SIG_LEN])
+{
+	if (!app_id || !org_sig || version == 0 || version > INT64_MAX)
+		return COFFER_ERR_INVALID;
+	return store_run_one(s, STORE_Q_KEY_BIND, PARAMS(VT(app_id), VI(version), VB(org_sig, STORE_APP_ORG_SIG_LEN)));
 }
 
 enum coffer_err store_app_key_get(struct store *s, const char *app_id, uint64_t version, struct store_app_key *out)

@@ -165,6 +165,14 @@ COFFER_MUST_CHECK enum coffer_err store_write(struct store *s, const struct stor
 					      const struct store_val *p, size_t n, const struct store_val *key,
 					      size_t k);
 
+/*
+ * Seals the row of key as it is now, unchecked: store_write's last step.
+ * Only store_write calls it; tests/tools/rogue_api seals a row it edited,
+ * as anyone holding the table's key can.
+ */
+COFFER_MUST_CHECK enum coffer_err store_row_seal(struct store *s, const struct store_entity *ent,
+						 const struct store_val *key, size_t k);
+
 /* The apps row (store_apps.c), authenticated: every write is store_write with the app's id as key. */
 extern const struct store_entity store_app_entity;
 

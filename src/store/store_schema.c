@@ -395,7 +395,7 @@ enum coffer_err store_insert(struct store *s, const struct store_entity *ent, en
  * which would edit the row between the write and this read, to have it
  * sealed) refuses every authenticated write.
  */
-static enum coffer_err seal(struct store *s, const struct store_entity *ent, const struct store_val *key, size_t k)
+enum coffer_err store_row_seal(struct store *s, const struct store_entity *ent, const struct store_val *key, size_t k)
 {
 	struct store_rows rows = { 0 };
 	struct store_val p[STORE_MAX_PARAMS];
@@ -446,7 +446,7 @@ enum coffer_err store_write(struct store *s, const struct store_entity *ent, enu
 	none = rc == COFFER_OK && rows.ncols && !rows.nrows;
 	store_rows_release(&rows);
 	if (rc == COFFER_OK && !none)
-		rc = seal(s, ent, key, k);
+		rc = store_row_seal(s, ent, key, k);
 	rc = store_finish(s, rc);
 	return rc == COFFER_OK && none ? COFFER_ERR_NOT_FOUND : rc;
 }

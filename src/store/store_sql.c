@@ -256,6 +256,14 @@ const struct store_stmt store_stmts[STORE_Q__COUNT] = {
 	" created_at " INT " NOT NULL,"                                                                 \
 	" PRIMARY KEY (app_id, text_hash, signer))" NOROWID ";"
 
+/*
+ * Schema version 11: the keeper's signature binding an app to its org
+ * (deployer.h "app's org"), kept with each app key it makes. Keys made
+ * before have none until the keeper signs the org the store names, once
+ * (docs/CRYPTO.md "Deployers").
+ */
+#define MIGRATION_11(BLOB) "ALTER TABLE app_keys ADD COLUMN org_sig " BLOB ";"
+
 /* The list: entry i is schema version i + 1. Append only. */
 #define MIGRATIONS(INT, BLOB, BLEN, NOROWID)                                                            \
 	{                                                                                               \
@@ -269,6 +277,7 @@ const struct store_stmt store_stmts[STORE_Q__COUNT] = {
 		MIGRATION_8(BLOB),                                                                      \
 		MIGRATION_9(BLOB),                                                                      \
 		MIGRATION_10(INT, BLOB, BLEN, NOROWID),                                                        \
+		MIGRATION_11(BLOB),                                                                     \
 	}
 
 const char *const store_sqlite_migrations[] = MIGRATIONS("INTEGER", "BLOB", "length", " WITHOUT ROWID");

@@ -359,6 +359,93 @@ no_foreign_holder() {
 	attack_refused canary "$REL" "$SV1"
 }
 
+# evil_org: a second org "evil" with an admin deployer of every app of
+# it, logged in under $T/evil (the api's own key under the plaintext
+# policy is such a key); EVIL_TOKEN is the org's admin token, EVIL its
+# deployer id.
+evil_org() {
+	EVIL_TOKEN=$("$COFFER" api bootstrap --store "$STORE_URL" --rows-key "$ROWS" --org evil)
+	[[ "$EVIL_TOKEN" =~ ^coffer_ ]]
+	tok=$("$COFFER" keeper deployer-token --state-dir "$T/keeper" --store "$STORE_URL" --org evil --role admin)
+	mkdir -p "$T/evil"
+	COFFER_CONFIG="$T/evil/config.json" run_logged "$COFFER" login --deployer-token "$tok" --keeper "$KEEPER_URL" --name evil
+	[ "$status" -eq 0 ]
+	EVIL=$(jq -r .deployer_id "$T/evil/config.json")
+	[ -f "$T/evil/deployer.key" ] && [ -n "$EVIL" ] && [ "$EVIL" != null ]
+}
+
+# move_app APP_ID ORG_NAME: the app's row moved to that org, its MAC made anew with the rows key.
+move_app() {
+	store_sql "UPDATE apps SET org_id = (SELECT id FROM orgs WHERE name = '$2') WHERE id = '$1'"
+	rogue reseal "$STORE_URL" "$ROWS" "$1"
+}
+
+# store_open_events APP_ID RELEASE OUTCOME_LIKE: how many of the app's
+# secrets.open events for that release have such an outcome (read from the
+# store: the events of a moved app are under the org its row names).
+store_open_events() {
+	store_sql "SELECT detail FROM audit_events WHERE action = 'secrets.open' AND outcome LIKE '$3'
+		AND app = (SELECT name FROM apps WHERE id = '$1')" |
+		jq -s --argjson rel "$2" '[.[] | select(.release == $rel)] | length'
+}
+
+@test "the app moved to another org in the store with a valid rows MAC, signed by that org's deployer: refused at the keeper" {
+	evil_org
+	move_app "$APP_ID" evil
+	# the api answers for the app under its new org now
+	[ "$(store_sql "SELECT o.name FROM apps a JOIN orgs o ON o.id = a.org_id WHERE a.id = '$APP_ID'")" = evil ]
+	# the other org's deployer signs the printing command with the deployed secrets, and their manifest
+	evil_config "$T/evil.json"
+	statement "$APP_ID" "$T/evil.json" "$SV1" "$T/evil.stmt"
+	rogue signature "$STORE_URL" "$APP_ID" "$HASH" "$EVIL" "$(rogue sign "$T/evil/deployer.key" "$T/evil.stmt")"
+	rogue signature "$STORE_URL" "$APP_ID" "$(sha256sum "$T/manifest.$SV1" | cut -d' ' -f1)" "$EVIL" \
+		"$(rogue sign "$T/evil/deployer.key" "$T/manifest.$SV1")"
+	rogue_release canary "$T/evil.json" "$SV1"
+	mid=$(store_sql "SELECT id FROM machines WHERE app_id = '$APP_ID' AND host_id = '$MHOST'
+		AND state <> 'destroyed' ORDER BY created_at DESC LIMIT 1")
+	open_as "$MHOST" "$(mint_token "$(claims "$APP_ID" "$mid" "$MHOST" "$REL" "$SV1")")"
+	[ "$CODE" = 403 ] || { echo "open of the moved app's release: $CODE $BODY" >&2; return 1; }
+	[ "$(jq -r '.sealed // empty' <<<"$BODY")" = "" ]
+	[[ "$BODY" == *"app's org binding failed verification"* ]]
+	# the agent's own attempt too; each audited with its check, none delivered
+	moved_refusals() { [ "$(store_open_events "$APP_ID" "$REL" "refused: app%s org binding%")" -ge 2 ]; }
+	wait_until 90 moved_refusals
+	[ "$(store_sql "SELECT count(*) FROM audit_events WHERE action = 'secrets.open'
+		AND outcome LIKE 'refused: app%s org binding%' AND detail LIKE '%\"check\":\"app_org\"%'")" -ge 2 ]
+	[ "$(store_open_events "$APP_ID" "$REL" ok)" = 0 ]
+	no_foreign_holder
+}
+
+@test "the api names another org for the app, or an app of another org: the CLI seals and signs nothing" {
+	evil_org
+	SV=$(store_sql "SELECT secrets_head FROM apps WHERE id = '$APP_ID'")
+	sigs=$(store_sql "SELECT count(*) FROM signatures")
+	posts() { # the api's log lines of requests that change the app's secrets (none: 0)
+		grep -cE 'event=http_request method=POST .*path=/v1/apps/canary/secrets( |$)' "$T/api.log" || [ $? -eq 1 ]
+	}
+	sent=$(posts)
+	# moved: the api answers the sealing state with org evil (to that org's admin token)
+	move_app "$APP_ID" evil
+	COFFER_TOKEN=$EVIL_TOKEN run_logged cli secrets set -a canary --stage "OTHER=x"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"the app's org is not the one the keeper you logged in with bound it to"* ]]
+	[[ "$output" == *"nothing was sent"* ]]
+	# back in its org, to the other org's deployer key: its certificate does not cover the app
+	move_app "$APP_ID" acme
+	COFFER_CONFIG="$T/evil/config.json" run_logged cli secrets set -a canary --stage "OTHER=x"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"does not cover app $APP_ID"* ]]
+	[[ "$output" == *"nothing was sent"* ]]
+	[ "$(store_sql "SELECT secrets_head FROM apps WHERE id = '$APP_ID'")" = "$SV" ]
+	[ "$(store_sql "SELECT count(*) FROM signatures")" = "$sigs" ]
+	[ "$(store_sql "SELECT count(*) FROM secret_entries WHERE app_id = '$APP_ID' AND name = 'OTHER'")" = 0 ]
+	# the api was sent no change at all; a deployer of the app's org sends one (the count's control)
+	[ "$(posts)" = "$sent" ]
+	run_logged cli secrets set -a canary --stage "OTHER=x"
+	[ "$status" -eq 0 ]
+	[ "$(posts)" -gt "$sent" ]
+}
+
 @test "a value sealed by the api itself into a new secrets version: never opened, and the CLI does not sign on top of it" {
 	SV2=$(printf 'evil-value' | rogue seal "$STORE_URL" "$ROWS" "$T/keeper/api.digest.key" canary EVIL)
 	[ "$SV2" -gt "$SV1" ]

@@ -15,6 +15,9 @@
  *       secrets version (a release of the app still pending or running is
  *       marked failed first), and every live machine of the app pointed at
  *       it (desired release); prints the release version
+ *   rogue_api reseal STORE ROWS_KEY APP_ID
+ *       gives the app's row, as it is now (edited by SQL: another org), a
+ *       valid MAC under the rows key
  *   rogue_api signature STORE APP_ID TEXT_HASH SIGNER SIGNATURE
  *       a row of the signatures table (any signer id and signature)
  *   rogue_api statement APP_ID CONFIG_FILE SECRETS_VERSION [MANIFEST_FILE]
@@ -51,6 +54,7 @@
 #include "parse.h"
 #include "secret.h"
 #include "store.h"
+#include "store_int.h"
 #include "vault.h"
 
 #define KEY_LEN 32
@@ -65,7 +69,7 @@ static int fail(const char *what, enum coffer_err rc)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: rogue_api token|release|signature|statement|sign|seal|key|memscan ARGS... (see its source)\n");
+	fprintf(stderr, "usage: rogue_api token|release|reseal|signature|statement|sign|seal|key|memscan ARGS... (see its source)\n");
 	return 2;
 }
 
@@ -171,6 +175,24 @@ static int cmd_release(char **argv)
 	store_machine_list_release(&ml);
 	store_release_list_release(&running);
 	buf_release(&config);
+	store_close(s);
+	return ex;
+}
+
+static int cmd_reseal(char **argv)
+{
+	struct store *s = NULL;
+	struct store_app app;
+	const struct store_val key[] = { VT(argv[2]) };
+	enum coffer_err rc;
+	int ex = 0;
+
+	if ((rc = open_store(argv[0], argv[1], &s)))
+		ex = fail("cannot open the store", rc);
+	else if ((rc = store_row_seal(s, &store_app_entity, key, 1)))
+		ex = fail("cannot seal the app row", rc);
+	else if ((rc = store_app_get(s, argv[2], &app)))
+		ex = fail("the app row does not verify", rc);
 	store_close(s);
 	return ex;
 }
@@ -401,6 +423,8 @@ int main(int argc, char **argv)
 		return cmd_token(argv + 2);
 	if (strcmp(c, "release") == 0 && n == 5)
 		return cmd_release(argv + 2);
+	if (strcmp(c, "reseal") == 0 && n == 3)
+		return cmd_reseal(argv + 2);
 	if (strcmp(c, "signature") == 0 && n == 5)
 		return cmd_signature(argv + 2);
 	if (strcmp(c, "statement") == 0 && (n == 3 || n == 4))

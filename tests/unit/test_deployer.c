@@ -354,6 +354,33 @@ static void test_cert_sign_verify(void **state)
 	secret_free(dep2);
 }
 
+/* The keeper's binding of an app to its org: its exact text, and nothing else verifies. */
+static void test_app_org(void **state)
+{
+	unsigned char keeper_pk[DEPLOYER_PK_LEN], other_pk[DEPLOYER_PK_LEN], sig[DEPLOYER_SIG_LEN];
+	struct secret *keeper = new_key(keeper_pk), *other = new_key(other_pk);
+	const char text[] = "coffer app org v1\napp app_1\norg org_1\n";
+	char b64[DEPLOYER_SIG_B64_SIZE], want[DEPLOYER_SIG_B64_SIZE];
+	(void)state;
+
+	assert_int_equal(deployer_app_org_sign(keeper, "app_1", "org_1", sig), COFFER_OK);
+	assert_int_equal(deployer_app_org_verify(keeper_pk, "app_1", "org_1", sig), COFFER_OK);
+	assert_int_equal(deployer_sign(keeper, text, strlen(text), want), COFFER_OK);
+	sodium_bin2base64(b64, sizeof(b64), sig, sizeof(sig), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	assert_string_equal(b64, want);
+	assert_int_equal(deployer_app_org_verify(keeper_pk, "app_1", "org_2", sig), COFFER_ERR_CRYPTO);
+	assert_int_equal(deployer_app_org_verify(keeper_pk, "app_2", "org_1", sig), COFFER_ERR_CRYPTO);
+	assert_int_equal(deployer_app_org_verify(other_pk, "app_1", "org_1", sig), COFFER_ERR_CRYPTO);
+	assert_int_equal(deployer_app_org_verify(keeper_pk, "app_1", "org_1\napp x", sig), COFFER_ERR_CRYPTO);
+	assert_int_equal(deployer_app_org_verify(keeper_pk, NULL, "org_1", sig), COFFER_ERR_CRYPTO);
+	assert_int_equal(deployer_app_org_sign(keeper, "*", "org_1", sig), COFFER_ERR_INVALID);
+	/* another keeper's binding of the same app and org */
+	assert_int_equal(deployer_app_org_sign(other, "app_1", "org_1", sig), COFFER_OK);
+	assert_int_equal(deployer_app_org_verify(keeper_pk, "app_1", "org_1", sig), COFFER_ERR_CRYPTO);
+	secret_free(keeper);
+	secret_free(other);
+}
+
 static void test_enrol_text(void **state)
 {
 	unsigned char pk[DEPLOYER_PK_LEN];
@@ -403,6 +430,7 @@ int main(void)
 		cmocka_unit_test(test_sign_verify),           cmocka_unit_test(test_every_field_bound),
 		cmocka_unit_test(test_key_file),              cmocka_unit_test(test_covers),
 		cmocka_unit_test(test_cert_sign_verify),      cmocka_unit_test(test_enrol_text),
+		cmocka_unit_test(test_app_org),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

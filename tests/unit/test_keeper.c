@@ -664,7 +664,7 @@ static void test_load_row_moved_to_another_app(void **state)
 	get_row(a, &row_a);
 	/* App A's whole row, copied onto app B (which has no key). */
 	assert_int_equal(store_app_key_put(fx.store, b, 1, row_a.public_key, row_a.public_key_len,
-					   row_a.wrapped_private, row_a.wrapped_private_len),
+					   row_a.wrapped_private, row_a.wrapped_private_len, row_a.org_sig),
 			 COFFER_OK);
 	assert_int_equal(keeper_app_key_load(&keys, fx.store, b, 1, &sk), COFFER_ERR_CRYPTO);
 	assert_null(sk);
@@ -674,7 +674,7 @@ static void test_load_row_moved_to_another_app(void **state)
 
 	/* And relabelled as another version of A itself. */
 	assert_int_equal(store_app_key_put(fx.store, a, 2, row_a.public_key, row_a.public_key_len,
-					   row_a.wrapped_private, row_a.wrapped_private_len),
+					   row_a.wrapped_private, row_a.wrapped_private_len, row_a.org_sig),
 			 COFFER_OK);
 	assert_int_equal(keeper_app_key_load(&keys, fx.store, a, 2, &sk), COFFER_ERR_CRYPTO);
 	assert_null(sk);
@@ -690,7 +690,7 @@ static void test_load_row_moved_to_another_app(void **state)
 	memcpy(blob, made.public_key, HPKE_PK_LEN);
 	assert_int_equal(vault_app_key_sign(keys.signing, c, 1, blob, blob + HPKE_PK_LEN), COFFER_OK);
 	assert_int_equal(store_app_key_put(fx.store, c, 1, blob, sizeof(blob), row_a.wrapped_private,
-					   row_a.wrapped_private_len),
+					   row_a.wrapped_private_len, row_a.org_sig),
 			 COFFER_OK);
 	assert_int_equal(keeper_app_key_load(&keys, fx.store, c, 1, &sk), COFFER_ERR_CRYPTO);
 	assert_null(sk);
@@ -698,7 +698,7 @@ static void test_load_row_moved_to_another_app(void **state)
 	assert_true(log_contains(needle));
 	assert_int_equal(vault_app_key_sign(keys.signing, a, 3, blob, blob + HPKE_PK_LEN), COFFER_OK);
 	assert_int_equal(store_app_key_put(fx.store, a, 3, blob, sizeof(blob), row_a.wrapped_private,
-					   row_a.wrapped_private_len),
+					   row_a.wrapped_private_len, row_a.org_sig),
 			 COFFER_OK);
 	assert_int_equal(keeper_app_key_load(&keys, fx.store, a, 3, &sk), COFFER_ERR_CRYPTO);
 	assert_null(sk);

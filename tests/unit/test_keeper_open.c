@@ -20,6 +20,7 @@
 
 #include <fcntl.h>
 #include <sodium.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@
 #include "log.h"
 #include "open_signer.h"
 #include "store.h"
+#include "store_int.h"
 #include "vault.h"
 
 #define PATH_SIZE 512
@@ -51,6 +53,7 @@
 #define WHY_STATEMENT "release not signed by a live deployer of this app"
 #define WHY_MANIFEST "secrets manifest not signed by a live deployer of this app"
 #define WHY_SECRET "secret failed verification"
+#define WHY_APP_ORG "app's org binding failed verification"
 
 static struct {
 	char dir[PATH_SIZE];
@@ -375,6 +378,79 @@ static void test_deployer_of_another_app_or_org_refused(void **state)
 	expect_refused(&w, 1, w.version, COFFER_ERR_FORBIDDEN, WHY_STATEMENT, has);
 	test_deployer_free(&foreign);
 	test_deployer_free(&scoped);
+}
+
+/* Runs sql on the store's database, as a store writer (no MAC is made). */
+static void raw_sql(const char *sql)
+{
+	char path[PATH_SIZE + 16];
+	sqlite3 *db = NULL;
+	assert_true(snprintf(path, sizeof(path), "%s/coffer.db", fx.dir) < (int)sizeof(path));
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 10000);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+/* The app row moved to org_id and sealed again with the rows key: what an api holding api.rows.key can do. */
+static void move_app(const struct world *w, const char *org_id)
+{
+	char sql[256];
+	struct store_app got;
+	const struct store_val key[] = { VT(w->app.id) };
+	assert_true(snprintf(sql, sizeof(sql), "UPDATE apps SET org_id = '%s' WHERE id = '%s'", org_id, w->app.id) <
+		    (int)sizeof(sql));
+	raw_sql(sql);
+	assert_int_equal(store_row_seal(fx.s, &store_app_entity, key, 1), COFFER_OK);
+	assert_int_equal(store_app_get(fx.s, w->app.id, &got), COFFER_OK); /* its MAC verifies */
+	assert_string_equal(got.org_id, org_id);
+}
+
+/*
+ * The app row moved to another org (with a valid rows MAC) and everything
+ * signed by an admin of that org: the keeper's own binding of the app to
+ * its org refuses it. A key without the binding is refused too, and bound
+ * once, at the first start, from what the store says then (trust on first
+ * use); the marker file keeps it from being bound again.
+ */
+static void test_app_moved_to_another_org(void **state)
+{
+	(void)state;
+	struct world w, plain;
+	struct test_deployer foreign;
+	char sql[256], marker[PATH_SIZE + 32];
+	const char *why = NULL;
+	const char *const has[] = { "\"check\":\"app_org\"", NULL };
+
+	world_new(&w, 1);
+	assert_int_equal(open_as(&w, 1, w.version, &why, NULL), COFFER_OK);
+	test_deployer_make(&fx.keys, fx.s, fx.other_org.id, DEPLOYER_ALL_APPS, DEPLOYER_ROLE_ADMIN, &foreign);
+	move_app(&w, fx.other_org.id);
+	test_sign_open(fx.s, &foreign, w.app.id, 1, w.version);
+	expect_refused(&w, 1, w.version, COFFER_ERR_FORBIDDEN, WHY_APP_ORG, has);
+	/* moved back, its own org's signatures open it again */
+	move_app(&w, fx.org.id);
+	assert_int_equal(open_as(&w, 1, w.version, &why, NULL), COFFER_OK);
+
+	/* a key with no binding (made before it existed, or its binding removed): refused */
+	world_new(&plain, 1);
+	assert_true(snprintf(sql, sizeof(sql), "UPDATE app_keys SET org_sig = NULL WHERE app_id = '%s'",
+			     plain.app.id) < (int)sizeof(sql));
+	raw_sql(sql);
+	expect_refused(&plain, 1, plain.version, COFFER_ERR_FORBIDDEN, WHY_APP_ORG, has);
+	/* the first start binds it to the org its row names then, and leaves its marker */
+	assert_true(snprintf(marker, sizeof(marker), "%s/%s", fx.dir, KEEPER_APP_ORGS_FILE) < (int)sizeof(marker));
+	assert_int_equal(keeper_app_orgs_bind(&fx.keys, fx.s, marker), COFFER_OK);
+	assert_int_equal(access(marker, F_OK), 0);
+	assert_int_equal(open_as(&plain, 1, plain.version, &why, NULL), COFFER_OK);
+	/* removed again, then moved: a later start binds nothing, so neither its org nor the moved one opens */
+	raw_sql(sql);
+	move_app(&plain, fx.other_org.id);
+	test_sign_open(fx.s, &foreign, plain.app.id, 1, plain.version);
+	assert_int_equal(keeper_app_orgs_bind(&fx.keys, fx.s, marker), COFFER_OK);
+	expect_refused(&plain, 1, plain.version, COFFER_ERR_FORBIDDEN, WHY_APP_ORG, has);
+	assert_int_equal(unlink(marker), 0);
+	test_deployer_free(&foreign);
 }
 
 /* A release signed for one app, its signature row moved to another app: it verifies over no text of that app. */
@@ -705,6 +781,7 @@ int main(void)
 		cmocka_unit_test(test_foreign_keys_refused),
 		cmocka_unit_test(test_deployer_of_another_app_or_org_refused),
 		cmocka_unit_test(test_signature_moved_to_another_app),
+		cmocka_unit_test(test_app_moved_to_another_org),
 		cmocka_unit_test(test_replayed_and_swapped_refused),
 		cmocka_unit_test(test_revoked_refused),
 		cmocka_unit_test(test_verification_cache),

@@ -36,7 +36,8 @@
 #define RELEASE_ROUNDS 3
 #define HOLD_US 200000       /* how long a test holds a write transaction while another writer waits */
 #define CKPT_PUTS 600        /* secrets changes that write well past a WAL checkpoint */
-#define LATEST 10            /* the schema version this binary migrates to */
+#define LATEST 11            /* the schema version this binary migrates to */
+static const unsigned char org_sig[STORE_APP_ORG_SIG_LEN] = { 7 }; /* an app key's org signature, opaque here */
 #define CKPT_WAL_MAX_FRAMES 1400 /* the store checkpoints at 1000 frames; a commit adds a few */
 #define SQLITE_FRAME_BYTES (4096 + 24)
 
@@ -264,8 +265,15 @@ static void test_migrations_once(void **state)
 }
 
 /* Takes a store at schema version 10 back to version 9: no deployers, no signatures. */
+static void undo_migration_11(void)
+{
+	raw("ALTER TABLE app_keys DROP COLUMN org_sig");
+	raw("DELETE FROM schema_migrations WHERE version = 11");
+}
+
 static void undo_migration_10(void)
 {
+	undo_migration_11();
 	raw("DROP TABLE signatures");
 	raw("DROP TABLE deployers");
 	raw("DELETE FROM schema_migrations WHERE version = 10");
@@ -1032,7 +1040,7 @@ static void test_apps(void **state)
 
 	/* destroy removes the app's keys, secrets and scoped tokens; the audit log stays */
 	struct store_secret_change ch[] = { set("A", "ct-a", "d-a"), set("B", "ct-b", "d-b") };
-	assert_int_equal(store_app_key_put(s, a.id, 1, pk, sizeof(pk), wrapped, sizeof(wrapped)), COFFER_OK);
+	assert_int_equal(store_app_key_put(s, a.id, 1, pk, sizeof(pk), wrapped, sizeof(wrapped), org_sig), COFFER_OK);
 	assert_int_equal(store_secrets_put(s, a.id, ch, 2, "alice", "staged", NULL, &v), COFFER_OK);
 	struct store_token in = { 0 }, tok;
 	snprintf(in.org_id, sizeof(in.org_id), "%s", org.id);
@@ -1081,13 +1089,13 @@ static void test_app_keys(void **state)
 	randombytes_buf(w2, sizeof(w2));
 	make_app(s, "acme", "web", &org, &app);
 	assert_int_equal(store_app_key_get(s, app.id, 0, &k), COFFER_ERR_NOT_FOUND);
-	assert_int_equal(store_app_key_put(s, app.id, 1, pk1, sizeof(pk1), w1, sizeof(w1)), COFFER_OK);
-	assert_int_equal(store_app_key_put(s, app.id, 1, pk2, sizeof(pk2), w2, sizeof(w2)), COFFER_ERR_CONFLICT);
-	assert_int_equal(store_app_key_put(s, app.id, 2, pk2, sizeof(pk2), w2, sizeof(w2)), COFFER_OK);
-	assert_int_equal(store_app_key_put(s, "000000000000000000000000", 1, pk1, sizeof(pk1), w1, sizeof(w1)),
+	assert_int_equal(store_app_key_put(s, app.id, 1, pk1, sizeof(pk1), w1, sizeof(w1), org_sig), COFFER_OK);
+	assert_int_equal(store_app_key_put(s, app.id, 1, pk2, sizeof(pk2), w2, sizeof(w2), org_sig), COFFER_ERR_CONFLICT);
+	assert_int_equal(store_app_key_put(s, app.id, 2, pk2, sizeof(pk2), w2, sizeof(w2), org_sig), COFFER_OK);
+	assert_int_equal(store_app_key_put(s, "000000000000000000000000", 1, pk1, sizeof(pk1), w1, sizeof(w1), org_sig),
 			 COFFER_ERR_NOT_FOUND);
-	assert_int_equal(store_app_key_put(s, app.id, 3, big, sizeof(big), w1, sizeof(w1)), COFFER_ERR_TOO_LARGE);
-	assert_int_equal(store_app_key_put(s, app.id, 0, pk1, sizeof(pk1), w1, sizeof(w1)), COFFER_ERR_INVALID);
+	assert_int_equal(store_app_key_put(s, app.id, 3, big, sizeof(big), w1, sizeof(w1), org_sig), COFFER_ERR_TOO_LARGE);
+	assert_int_equal(store_app_key_put(s, app.id, 0, pk1, sizeof(pk1), w1, sizeof(w1), org_sig), COFFER_ERR_INVALID);
 
 	assert_int_equal(store_app_key_get(s, app.id, 1, &k), COFFER_OK);
 	assert_string_equal(k.app_id, app.id);
@@ -1100,7 +1108,15 @@ static void test_app_keys(void **state)
 	assert_int_equal(k.version, 2);
 	assert_memory_equal(k.public_key, pk2, sizeof(pk2));
 	assert_memory_equal(k.wrapped_private, w2, sizeof(w2));
+	assert_int_equal(k.org_sig_len, sizeof(org_sig));
+	assert_memory_equal(k.org_sig, org_sig, sizeof(org_sig));
 	assert_int_equal(store_app_key_get(s, app.id, 3, &k), COFFER_ERR_NOT_FOUND);
+	/* every key has its org signature: none to bind, and a bound one is not bound again */
+	struct store_app_key_list unbound = { 0 };
+	assert_int_equal(store_app_key_unbound(s, &unbound), COFFER_OK);
+	assert_int_equal(unbound.n, 0);
+	store_app_key_list_release(&unbound);
+	assert_int_equal(store_app_key_bind(s, app.id, 1, org_sig), COFFER_ERR_NOT_FOUND);
 }
 
 /* ---- secrets ---- */
@@ -1712,6 +1728,15 @@ static void test_signatures(void **state)
 	/* the signatures go with their app */
 	assert_int_equal(store_app_destroy(s, app.id), COFFER_OK);
 	assert_int_equal(raw("SELECT count(*) FROM signatures"), 1);
+	/* a text stuffed with signatures lists the 16 oldest (what the keeper looks at) */
+	for (int i = 0; i < 20; i++) {
+		char signer[16];
+		assert_true(snprintf(signer, sizeof(signer), "dep_x%02d", i) < (int)sizeof(signer));
+		assert_int_equal(store_signature_add(s, app2.id, h2, signer, sig1), COFFER_OK);
+	}
+	assert_int_equal(store_signature_list(s, app2.id, h2, &l), COFFER_OK);
+	assert_int_equal(l.n, 16);
+	store_signature_list_release(&l);
 }
 
 /* A store at schema version 9 gets the two tables, its rows kept. */
@@ -1733,6 +1758,41 @@ static void test_migration_10_upgrade(void **state)
 					     "dep_a",
 					     "5VZDAMNgrHKQhuLMgG6CioSHfx645dl02HPgZSJJAVVfuIIVkKM7rMYeOXAc-bRr0lv18FlbviRlUUFDjnoQCw"),
 			 COFFER_OK);
+}
+
+/* A store at schema version 10 is brought to 11: its app keys are kept, with no org signature until the keeper's. */
+static void test_migration_11_upgrade(void **state)
+{
+	struct store *s = *state;
+	struct store_org org;
+	struct store_app app;
+	struct store_app_key k;
+	struct store_app_key_list l = { 0 };
+	const unsigned char pk[8] = { 1 }, w[8] = { 2 };
+	make_app(s, "acme", "web", &org, &app);
+	assert_int_equal(store_app_key_put(s, app.id, 1, pk, sizeof(pk), w, sizeof(w), org_sig), COFFER_OK);
+	store_close(s);
+	*state = NULL;
+	undo_migration_11();
+	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), 10);
+	s = open_store();
+	*state = s;
+	assert_int_equal(raw("SELECT max(version) FROM schema_migrations"), LATEST);
+	assert_int_equal(store_app_key_get(s, app.id, 1, &k), COFFER_OK);
+	assert_int_equal(k.org_sig_len, 0);
+	assert_memory_equal(k.public_key, pk, sizeof(pk));
+	assert_int_equal(store_app_key_unbound(s, &l), COFFER_OK);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.items[0].app_id, app.id);
+	store_app_key_list_release(&l);
+	/* bound once: then it has its signature, and is not bound again */
+	assert_int_equal(store_app_key_bind(s, app.id, 1, org_sig), COFFER_OK);
+	assert_int_equal(store_app_key_get(s, app.id, 1, &k), COFFER_OK);
+	assert_int_equal(k.org_sig_len, sizeof(org_sig));
+	assert_int_equal(store_app_key_bind(s, app.id, 1, org_sig), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_app_key_unbound(s, &l), COFFER_OK);
+	assert_int_equal(l.n, 0);
+	store_app_key_list_release(&l);
 }
 
 /* ---- leases ---- */
@@ -2841,6 +2901,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_deployers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_signatures, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migration_10_upgrade, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migration_11_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_machines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_machine_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_machine_load, setup, teardown),
