@@ -73,8 +73,10 @@ static void check_secrets_body(const uint8_t *data, size_t size, int parsed)
 		return;
 	}
 	FUZZ_CHECK(json_is_object(doc));
+	/* the fields of a secrets-set body (docs/API.md), none other */
 	json_object_foreach(doc, key, v)
-		FUZZ_CHECK(strcmp(key, "secrets") == 0 || strcmp(key, "stage") == 0);
+		FUZZ_CHECK(strcmp(key, "secrets") == 0 || strcmp(key, "stage") == 0 || strcmp(key, "key_version") == 0 ||
+			   strcmp(key, "signer") == 0 || strcmp(key, "manifest") == 0 || strcmp(key, "release") == 0);
 	/* beyond json_parse_limited, only a document with a \u0000 in it */
 	if (!parsed) {
 		FUZZ_CHECK(!nul_free(doc));
