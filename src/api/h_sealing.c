@@ -60,10 +60,10 @@ enum coffer_err api_signer(struct http_request *req, struct api_auth *a, const j
 	if (!id)
 		return api_fail(req, COFFER_ERR_FORBIDDEN, NOT_SIGNED ": no \"signer\" (run 'coffer login')");
 	memset(&d, 0, sizeof(d));
-	rc = strlen(id) > DEPLOYER_ID_MAX ? COFFER_ERR_NOT_FOUND : api_note(a, store_deployer_get(a->store, id, &d));
+	/* only an id of the store's shape is named back (never what else the body holds) */
+	rc = deployer_id_ok(id) ? api_note(a, store_deployer_get(a->store, id, &d)) : COFFER_ERR_NOT_FOUND;
 	if (rc == COFFER_ERR_NOT_FOUND || rc == COFFER_ERR_INVALID)
-		return api_fail(req, COFFER_ERR_FORBIDDEN, NOT_SIGNED ": no deployer '%s'",
-				api_quotable(id, strlen(id), DEPLOYER_ID_MAX) ? id : "?");
+		return api_fail(req, COFFER_ERR_FORBIDDEN, NOT_SIGNED ": no deployer '%s'", deployer_id_ok(id) ? id : "?");
 	if (rc)
 		return rc;
 	if (deployer_ok(a->api, &a->app, &d)) {

@@ -78,8 +78,7 @@ static int ed25519_verify(const unsigned char sig[DEPLOYER_SIG_LEN], const void 
 	return 0;
 }
 
-/* 1 if id is a store id: 1..DEPLOYER_ID_MAX of [a-z0-9_]. */
-static int id_ok(const char *id)
+int deployer_id_ok(const char *id)
 {
 	size_t n = 0;
 	if (!id)
@@ -164,7 +163,7 @@ enum coffer_err deployer_release_text(const char *app_id, const char *config, si
 	struct buf b;
 	enum coffer_err rc;
 
-	if (!id_ok(app_id) || (!config && config_len) || !text || !len ||
+	if (!deployer_id_ok(app_id) || (!config && config_len) || !text || !len ||
 	    (secrets_version == 0) != (manifest == NULL))
 		return COFFER_ERR_INVALID;
 	deployer_hash_hex(config, config_len, config_hash);
@@ -192,8 +191,8 @@ enum coffer_err deployer_cert_text(const struct deployer_cert *c, char **text, s
 	struct buf b;
 	enum coffer_err rc;
 
-	if (!c || !id_ok(c->id) || !id_ok(c->org_id) || !c->app_id ||
-	    (strcmp(c->app_id, DEPLOYER_ALL_APPS) && !id_ok(c->app_id)) || !role_ok(c->role) || !c->pk || !text ||
+	if (!c || !deployer_id_ok(c->id) || !deployer_id_ok(c->org_id) || !c->app_id ||
+	    (strcmp(c->app_id, DEPLOYER_ALL_APPS) && !deployer_id_ok(c->app_id)) || !role_ok(c->role) || !c->pk || !text ||
 	    !len)
 		return COFFER_ERR_INVALID;
 	sodium_bin2base64(pk, sizeof(pk), c->pk, DEPLOYER_PK_LEN, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
@@ -285,7 +284,7 @@ enum coffer_err deployer_cert_verify(const unsigned char keeper_pk[DEPLOYER_PK_L
 /* The "app's org" text into out (APP_ORG_TEXT_MAX); COFFER_ERR_INVALID for a bad id. */
 static enum coffer_err app_org_text(const char *app_id, const char *org_id, char out[APP_ORG_TEXT_MAX], size_t *len)
 {
-	if (!id_ok(app_id) || !id_ok(org_id) ||
+	if (!deployer_id_ok(app_id) || !deployer_id_ok(org_id) ||
 	    fmt_into(out, APP_ORG_TEXT_MAX, DEPLOYER_APP_ORG_CONTEXT "app %s\norg %s\n", app_id, org_id))
 		return COFFER_ERR_INVALID;
 	*len = strlen(out);
@@ -343,7 +342,7 @@ enum coffer_err deployer_verify(const unsigned char pk[DEPLOYER_PK_LEN], const v
 
 int deployer_covers(const char *cert_org_id, const char *cert_app_id, const char *app_org_id, const char *app_id)
 {
-	if (!id_ok(cert_org_id) || !cert_app_id || !id_ok(app_org_id) || !id_ok(app_id))
+	if (!deployer_id_ok(cert_org_id) || !cert_app_id || !deployer_id_ok(app_org_id) || !deployer_id_ok(app_id))
 		return 0;
 	if (strcmp(cert_org_id, app_org_id))
 		return 0;

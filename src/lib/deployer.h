@@ -65,6 +65,9 @@
 #define DEPLOYER_ROLE_ADMIN "admin"
 #define DEPLOYER_ROLE_DEPLOY "deploy"
 
+/* 1 if id has the shape of a store id: 1..DEPLOYER_ID_MAX - 1 of [a-z0-9_]. */
+int deployer_id_ok(const char *id);
+
 /* ---- the key file: 64 lower-case hex characters of the Ed25519 seed and "\n", mode 0600 ---- */
 
 /* Makes a new key at path (created exclusively, 0600; COFFER_ERR_CONFLICT if it exists). */

@@ -212,8 +212,10 @@ anchored() {
 	# batch reached the keeper after the cut and it audited the break)
 	[[ "$output" == *"the chain ends at seq $((n - 2)) but the saved head is seq $n"* ||
 		"$output" == *"the chain ends at seq $((n - 1)) but the saved head is seq $n"* ]]
-	# and a rewritten one, longer than the saved head
-	forge_from $((n - 1)) $((n + 5))
+	# and a rewritten one, longer than the saved head: forged events
+	# appended to what is left (the anchored head, at n - 2 or at the
+	# keeper's own event n - 1, stays in place and holds)
+	forge_from $(($(last_seq) + 1)) $((n + 5))
 	run_logged "$COFFER" audit verify --head "$T/head.json"
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"is not the saved head: the chain was rewritten or replaced"* ]]
