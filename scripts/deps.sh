@@ -10,6 +10,7 @@ packages=(
 	bats sqlite3 postgresql-15 curl jq procps xxd openssl tcpdump iproute2
 	clang libclang-rt-dev
 	groff-base man-db zsh systemd
+	nodejs npm
 )
 
 missing=()

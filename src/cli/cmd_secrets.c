@@ -210,11 +210,24 @@ static void scrub_unset(int argc, char **argv)
 	}
 }
 
-/* Reads the one NAME=- value from standard input. */
-static enum coffer_err value_from_stdin(const char *name, struct secret **out)
+/*
+ * Reads the one NAME=- value from standard input: one final newline (LF or
+ * CRLF) is dropped, as `echo s3cret |` adds it, unless raw.
+ */
+static enum coffer_err value_from_stdin(const char *name, int raw, struct secret **out)
 {
 	struct secret *v = NULL;
-	enum coffer_err rc = dotenv_read(stdin, DOTENV_VALUE_MAX, &v);
+	enum coffer_err rc = dotenv_read(stdin, DOTENV_VALUE_MAX + 2, &v);
+	size_t len = v ? secret_len(v) : 0;
+
+	if (!rc && !raw && len && secret_cbytes(v)[len - 1] == '\n') {
+		len -= 1 + (len > 1 && secret_cbytes(v)[len - 2] == '\r');
+		rc = secret_truncate(v, len);
+	}
+	if (!rc && secret_len(v) > DOTENV_VALUE_MAX)
+		rc = COFFER_ERR_TOO_LARGE;
+	if (rc)
+		secret_free(v);
 	if (rc == COFFER_ERR_TOO_LARGE)
 		return client_error(rc, "the value of '%s' on standard input is longer than %zu bytes", name,
 				    DOTENV_VALUE_MAX);
@@ -287,7 +300,7 @@ static enum coffer_err take_pairs(struct client *c, int n, char **argv, struct d
 	blank_values(n, argv);
 	if (!rc && stdin_arg && !overridden) {
 		struct secret *v = NULL;
-		rc = value_from_stdin(stdin_name, &v);
+		rc = value_from_stdin(stdin_name, client_flag(c, "raw"), &v);
 		if (!rc)
 			rc = put_name(d, stdin_name, v);
 	}
@@ -328,6 +341,15 @@ static enum coffer_err fill_unset(struct client *c, int argc, char **argv, struc
 	return COFFER_OK;
 }
 
+/* A value of the .env document cut at " #": said, since the value may have lost it (never the value). */
+static void note_comment(void *ctx, size_t line, const char *name, size_t len)
+{
+	(void)ctx;
+	fprintf(stderr, "coffer: note: line %zu: the text of %.*s after ' #' is read as a comment; "
+			"quote the value if it belongs to it\n",
+		line, (int)len, name);
+}
+
 static enum coffer_err fill_import(struct client *c, int argc, char **argv, struct dotenv *d)
 {
 	struct dotenv_error err = { 0, "" };
@@ -336,6 +358,7 @@ static enum coffer_err fill_import(struct client *c, int argc, char **argv, stru
 	(void)argc, (void)argv;
 	if (isatty(STDIN_FILENO))
 		return client_usage_error(c, "standard input is a terminal: redirect a .env file or pipe it in");
+	d->note = note_comment;
 	rc = dotenv_parse_file(stdin, d, &err);
 	if (rc)
 		return client_error(rc, "%s", err.message[0] ? err.message : coffer_strerror(rc));
@@ -524,11 +547,16 @@ static const struct cli_opt change_opts[] = {
 	{ "stage", 0, OPTS_FLAG, NULL, "record the change without deploying it ('coffer secrets deploy')" },
 	{ NULL, 0, OPTS_FLAG, NULL, NULL },
 };
+static const struct cli_opt set_opts[] = {
+	{ "stage", 0, OPTS_FLAG, NULL, "record the change without deploying it ('coffer secrets deploy')" },
+	{ "raw", 0, OPTS_FLAG, NULL, "NAME=-: keep a final newline of standard input (the value byte for byte)" },
+	{ NULL, 0, OPTS_FLAG, NULL, NULL },
+};
 #define CHANGE_FLAGS (CLI_NEED_APP | CLI_NEED_API | CLI_DETACH)
 
 static const struct cli_cmd secrets_cmds[] = {
-	{ .name = "set", .run = secrets_set, .scrub = scrub_set, .flags = CHANGE_FLAGS, .opts = change_opts,
-	  .usage = "secrets set [-a APP] [--stage] [--detach] NAME=VALUE ...",
+	{ .name = "set", .run = secrets_set, .scrub = scrub_set, .flags = CHANGE_FLAGS, .opts = set_opts,
+	  .usage = "secrets set [-a APP] [--stage] [--detach] [--raw] NAME=VALUE ...",
 	  .min_args = 1, .max_args = CLI_ARGS_ANY, .args_error = "expected NAME=VALUE",
 	  .help = "Sets secrets of an app, all in one change: every one of them or none.\n"
 		  "When the app runs a release, the change makes a new one and this waits\n"
@@ -536,10 +564,10 @@ static const struct cli_cmd secrets_cmds[] = {
 		  "Each argument is split at its first '=': a value may hold '=', and NAME=\n"
 		  "sets an empty value. A name given twice: the last value wins. NAME=- reads\n"
 		  "that value from standard input (at most 64 KiB, not from a terminal; one\n"
-		  "NAME=- at most), byte for byte: a final newline is part of it (printf '%s'\n"
-		  "leaves none). Values on the command line are blanked in the process's\n"
-		  "arguments once read, but your shell may keep them in its history: prefer\n"
-		  "NAME=- or 'coffer secrets import'.\n" },
+		  "NAME=- at most); one final newline is dropped, as 'echo VALUE |' adds it\n"
+		  "(--raw: kept, the value byte for byte). Values on the command line are\n"
+		  "blanked in the process's arguments once read, but your shell may keep\n"
+		  "them in its history: prefer NAME=- or 'coffer secrets import'.\n" },
 	{ .name = "unset", .run = secrets_unset, .scrub = scrub_unset, .flags = CHANGE_FLAGS, .opts = change_opts,
 	  .usage = "secrets unset [-a APP] [--stage] [--detach] NAME ...",
 	  .min_args = 1, .max_args = CLI_ARGS_ANY, .args_error = "expected NAME",
@@ -549,11 +577,27 @@ static const struct cli_cmd secrets_cmds[] = {
 	  .usage = "secrets import [-a APP] [--stage] [--detach] < FILE",
 	  .args_error = "unexpected argument: the .env document is read from standard input",
 	  .help = "Sets the secrets of a .env document read from standard input, all in one\n"
-		  "change. Blank lines and '#' comment lines are skipped; an 'export ' prefix\n"
-		  "and blanks around '=' are allowed; \"...\" (with \\n \\\" \\\\ escapes) and '...'\n"
-		  "quotes are removed; a value starting with \"\"\" runs up to the first line\n"
-		  "ending with \"\"\". '#' inside an unquoted value is part of the value. A name\n"
-		  "given twice: the last value wins. Errors name the line, never a value.\n" },
+		  "change, read as most .env files are written (the npm dotenv package's\n"
+		  "rules; docs/IMPORT.md lists where coffer differs, and why):\n"
+		  "  # a comment line                 skipped, as are blank lines\n"
+		  "  export A=x                       'export ' is allowed: A is x\n"
+		  "  A = x                            blanks around '=' are allowed: x\n"
+		  "  A=a=b                            split at the first '=': a=b\n"
+		  "  A=value # note                   ' #' starts a comment: value (said on\n"
+		  "                                   standard error; quote it to keep it)\n"
+		  "  A=pass#word                      '#' after a character stays: pass#word\n"
+		  "  A=\"a\\nb\"                         in \"...\" only \\n and \\r are escapes: a,\n"
+		  "                                   a line break, b; A=\"a\\\"b\" is a\\\"b\n"
+		  "  A='a\\nb'                         '...' and `...`: no escapes: a\\nb\n"
+		  "  A=\"line 1                        a quoted value may run over several\n"
+		  "  line 2\"                          lines: line 1, a line break, line 2\n"
+		  "  A=\"\"\"                            a value on the lines up to the first\n"
+		  "  line 1                           one ending with \"\"\" (no escapes)\n"
+		  "  \"\"\"\n"
+		  "A UTF-8 byte order mark at the start and CRLF line ends are fine. A name\n"
+		  "given twice: the last value wins. Names are letters, digits and '_', not\n"
+		  "starting with a digit. Errors name the line, never a value, and nothing\n"
+		  "is stored.\n" },
 	{ .name = "list", .alias = "ls", .run = secrets_list, .flags = CLI_NEED_APP | CLI_NEED_API | CLI_JSON,
 	  .usage = "secrets list [-a APP] [--json]",
 	  .json_help = "print [{name, digest, status, created_at, updated_at}]",

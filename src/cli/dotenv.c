@@ -15,6 +15,8 @@
 #define EXPORT_WORD "export"
 #define EXPORT_LEN 6
 #define B64_VARIANT sodium_base64_VARIANT_ORIGINAL
+#define BOM "\xef\xbb\xbf" /* UTF-8's byte order mark, which some editors write first */
+#define BOM_LEN 3
 
 /* One physical line after another; lines exclude "\n" and a "\r" before it. */
 struct cursor {
@@ -50,6 +52,8 @@ void dotenv_init(struct dotenv *d)
 	d->entries = NULL;
 	d->n = 0;
 	d->cap = 0;
+	d->note = NULL;
+	d->note_ctx = NULL;
 }
 
 void dotenv_release(struct dotenv *d)
@@ -185,66 +189,76 @@ static enum coffer_err plain_value(const unsigned char *s, size_t n, size_t line
 	return secret_from(s, n, out);
 }
 
-/* s[0] is the opening quote. */
-static enum coffer_err single_quoted(const unsigned char *s, size_t n, size_t line, struct secret **out,
-				     struct dotenv_error *err)
+/* Where a comment starts in an unquoted value s[0..n): at a '#' after a blank (n if none). */
+static size_t comment_start(const unsigned char *s, size_t n, int blank_before)
 {
-	const unsigned char *close = n > 1 ? memchr(s + 1, '\'', n - 1) : NULL;
-	enum coffer_err rc;
-	if (!close) {
-		set_err(err, line, "unterminated single quote");
-		return COFFER_ERR_INVALID;
-	}
-	size_t end = (size_t)(close - s);
-	rc = check_after_quote(s + end + 1, n - end - 1, line, err);
-	if (!rc)
-		rc = plain_value(s + 1, end - 1, line, out, err);
-	return rc;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] == '#' && (i ? is_blank(s[i - 1]) : blank_before))
+			return i;
+	return n;
 }
 
-/* s[0] is the opening quote; \n \r \t \" \\ are escapes, any other backslash stays. */
-static enum coffer_err double_quoted(const unsigned char *s, size_t n, size_t line, struct secret **out,
-				     struct dotenv_error *err)
+/*
+ * A value in quotes (' " or `) whose opening quote is c->data[open], on
+ * line `line`; it may run over several lines (joined with LF, a CRLF read
+ * as LF). A backslash keeps the character after it from closing the value
+ * and is kept as written, except that in double quotes \n and \r become
+ * LF and CR (as dotenv reads them). Only blanks or a # comment may follow
+ * the closing quote. c is moved past the line of the closing quote.
+ */
+static enum coffer_err quoted(struct cursor *c, size_t open, size_t line, struct secret **out,
+			      struct dotenv_error *err)
 {
-	enum coffer_err rc;
+	const unsigned char *d = c->data;
+	unsigned char q = d[open];
+	size_t close = 0, end, closing_line = line, j = 0;
 	struct secret *v = NULL;
-	size_t close = 0, j = 0;
+	enum coffer_err rc;
 
-	for (size_t i = 1; i < n && !close; i++) {
-		if (s[i] == '\\' && i + 1 < n)
+	for (size_t i = open + 1; i < c->len && !close; i++) {
+		if (d[i] == '\\' && i + 1 < c->len)
 			i++;
-		else if (s[i] == '"')
+		else if (d[i] == q)
 			close = i;
 	}
 	if (!close) {
-		set_err(err, line, "unterminated double quote (use \"\"\" for a value on several lines)");
+		set_err(err, line, q == '"' ? "unterminated double quote" : q == '\'' ? "unterminated single quote"
+										  : "unterminated backquote");
 		return COFFER_ERR_INVALID;
 	}
-	rc = check_after_quote(s + close + 1, n - close - 1, line, err);
-	if (rc)
-		goto out;
-	rc = secret_new(close - 1, &v);
+	for (size_t i = open; i < close; i++)
+		closing_line += d[i] == '\n';
+	if (memchr(d + open, '\0', close - open)) {
+		set_err(err, line, "NUL byte in the value");
+		return COFFER_ERR_INVALID;
+	}
+	const unsigned char *nl = memchr(d + close, '\n', c->len - close);
+	end = nl ? (size_t)(nl - d) : c->len;
+	rc = check_after_quote(d + close + 1, end - close - 1 - (end > close + 1 && d[end - 1] == '\r'), closing_line,
+			       err);
+	if (!rc)
+		rc = secret_new(close - open - 1, &v);
 	if (rc)
 		goto out;
 	unsigned char *p = secret_bytes(v);
-	for (size_t i = 1; i < close; i++) {
-		unsigned char c = s[i];
-		if (c == '\\') {
-			unsigned char e = s[i + 1]; /* i + 1 < close: the loop above skipped escaped quotes */
-			unsigned char r = e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : e == '"' ? '"' : e == '\\' ? '\\' : 0;
-			if (r) {
-				p[j++] = r;
-				i++;
-				continue;
-			}
+	for (size_t i = open + 1; i < close; i++) {
+		if (d[i] == '\r' && d[i + 1] == '\n')
+			continue;
+		if (q == '"' && d[i] == '\\' && (d[i + 1] == 'n' || d[i + 1] == 'r')) {
+			p[j++] = d[++i] == 'n' ? '\n' : '\r';
+			continue;
 		}
-		p[j++] = c;
+		p[j++] = d[i];
 	}
 	rc = secret_truncate(v, j);
 	if (!rc)
 		rc = check_value_len(j, line, err);
 	if (rc)
 		goto out;
+	if (closing_line > line) {
+		c->line = closing_line;
+		c->pos = nl ? end + 1 : c->len;
+	}
 	*out = v;
 	v = NULL;
 out:
@@ -351,6 +365,8 @@ enum coffer_err dotenv_parse(const unsigned char *data, size_t len, struct doten
 
 	if (err)
 		set_err(err, 0, "");
+	if (len >= BOM_LEN && memcmp(data, BOM, BOM_LEN) == 0)
+		c.pos = BOM_LEN;
 	while (next_line(&c, &s, &n)) {
 		size_t line = c.line, i = 0, name_end, v;
 		struct secret *value = NULL;
@@ -385,12 +401,14 @@ enum coffer_err dotenv_parse(const unsigned char *data, size_t len, struct doten
 			v++;
 		if (n - v >= TRIPLE_LEN && memcmp(s + v, TRIPLE, TRIPLE_LEN) == 0)
 			rc = triple_quoted(&c, s + v + TRIPLE_LEN, n - v - TRIPLE_LEN, line, &value, err);
-		else if (v < n && s[v] == '"')
-			rc = double_quoted(s + v, n - v, line, &value, err);
-		else if (v < n && s[v] == '\'')
-			rc = single_quoted(s + v, n - v, line, &value, err);
-		else
-			rc = plain_value(s + v, rtrim(s + v, n - v), line, &value, err);
+		else if (v < n && (s[v] == '"' || s[v] == '\'' || s[v] == '`'))
+			rc = quoted(&c, (size_t)(s - data) + v, line, &value, err);
+		else {
+			size_t cut = comment_start(s + v, n - v, is_blank(s[v - 1]));
+			if (cut < n - v && d->note)
+				d->note(d->note_ctx, line, (const char *)s + i, name_end - i);
+			rc = plain_value(s + v, rtrim(s + v, cut), line, &value, err);
+		}
 		if (rc)
 			return rc;
 		rc = dotenv_put(d, (const char *)s + i, name_end - i, value);

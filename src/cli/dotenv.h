@@ -8,16 +8,23 @@
  * an unset) and is wiped when the list is released. Names are never secret;
  * values never appear in an error message: parse errors name a line number.
  *
- * The .env rules (`coffer help secrets` repeats them for users):
- *   - lines end in LF or CRLF; blank lines and lines whose first non-blank
- *     character is '#' are skipped;
+ * The .env rules (`coffer secrets import --help` repeats them with
+ * examples; docs/CLI.md lists where they differ from the npm dotenv
+ * package's, each on purpose):
+ *   - a UTF-8 byte order mark at the start is skipped; lines end in LF or
+ *     CRLF; blank lines and lines whose first non-blank character is '#'
+ *     are skipped;
  *   - an optional "export " prefix; NAME '=' VALUE, blanks allowed around
  *     '=' (the line is split at its FIRST '=', so a value may hold '=');
- *   - an unquoted value runs to the end of the line, trailing blanks
- *     removed; '#' inside it is part of the value (no inline comments);
- *   - "..." strips the quotes and understands \n \r \t \" \\ (any other
- *     backslash is kept as written); '...' strips the quotes, no escapes;
- *     after the closing quote only blanks or a # comment may follow;
+ *   - an unquoted value runs to the end of the line or to a '#' after a
+ *     blank (" #" starts a comment, which the note callback reports, since
+ *     the value may have lost it); a '#' right after another character is
+ *     part of the value; trailing blanks are removed;
+ *   - '...', "..." and `...` strip the quotes and may run over several
+ *     lines (joined with LF); a backslash keeps the quote after it from
+ *     closing the value and stays as written, except that in "..." \n and
+ *     \r become LF and CR; after the closing quote only blanks or a #
+ *     comment may follow;
  *   - """ starts a multi-line value, ended by the first line that ends with
  *     """ (blanks after it allowed); the lines are joined with \n, an empty
  *     rest of the opening line is not part of the value; """x""" on one line
@@ -49,10 +56,15 @@ struct dotenv_entry {
 	struct secret *value; /* NULL: unset the name */
 };
 
+/* Told of a line whose unquoted value was cut at " #" (name[0..len) is not NUL-terminated). */
+typedef void (*dotenv_note_fn)(void *ctx, size_t line, const char *name, size_t len);
+
 struct dotenv {
 	struct dotenv_entry *entries; /* in order of first appearance */
 	size_t n;
 	size_t cap;
+	dotenv_note_fn note; /* NULL (dotenv_init) or set by the caller before dotenv_parse */
+	void *note_ctx;
 };
 
 struct dotenv_error {

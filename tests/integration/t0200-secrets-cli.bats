@@ -53,7 +53,7 @@ snapshot() {
 # through standard input changes nothing (the api compares digests).
 holds() {
 	local out
-	out=$(printf '%s' "$3" | "$COFFER" secrets set -a "$1" "$2=-" 2>&1) || { echo "set $2: $out" >&2; return 1; }
+	out=$(printf '%s' "$3" | "$COFFER" secrets set --raw -a "$1" "$2=-" 2>&1) || { echo "set $2: $out" >&2; return 1; }
 	printf '%s\n' "$out" >>"$T/outputs.log"
 	[[ "$out" == "Nothing changed"* ]] || { echo "$2 does not hold the expected value: $out" >&2; return 1; }
 }
@@ -125,15 +125,25 @@ holds() {
 	[[ "$output" == *"argument 2: only one NAME=- may read standard input"* ]]
 }
 
-@test "set: NAME=- reads the value from stdin, byte for byte" {
+@test "set: NAME=- reads the value from stdin, less one final newline unless --raw" {
 	run_logged "$COFFER" secrets set -a canary FROM_STDIN=- < <(printf '%s' "$CANARY-stdin")
 	[ "$status" -eq 0 ]
 	holds canary FROM_STDIN "$CANARY-stdin"
 	# the same value on the command line under another name: the same digest
 	"$COFFER" secrets set -a canary "FROM_ARGV=$CANARY-stdin" >/dev/null
 	[ "$(digest_of canary FROM_STDIN)" = "$(digest_of canary FROM_ARGV)" ]
-	# a final newline is part of the value
-	run_logged "$COFFER" secrets set -a canary WITH_NL=- < <(printf '%s\n' "$CANARY-stdin")
+	# echo's final newline is dropped (one: a second one stays), CRLF too
+	run_logged "$COFFER" secrets set -a canary ECHOED=- < <(echo "$CANARY-stdin")
+	[ "$status" -eq 0 ]
+	[ "$(digest_of canary ECHOED)" = "$(digest_of canary FROM_STDIN)" ]
+	run_logged "$COFFER" secrets set -a canary TWO_NL=- < <(printf '%s\n\n' "$CANARY-stdin")
+	[ "$status" -eq 0 ]
+	holds canary TWO_NL "$CANARY-stdin"$'\n'
+	run_logged "$COFFER" secrets set -a canary CRLF=- < <(printf '%s\r\n' "$CANARY-stdin")
+	[ "$status" -eq 0 ]
+	[ "$(digest_of canary CRLF)" = "$(digest_of canary FROM_STDIN)" ]
+	# --raw: byte for byte
+	run_logged "$COFFER" secrets set --raw -a canary WITH_NL=- < <(printf '%s\n' "$CANARY-stdin")
 	[ "$status" -eq 0 ]
 	[ "$(digest_of canary WITH_NL)" != "$(digest_of canary FROM_STDIN)" ]
 	holds canary WITH_NL "$CANARY-stdin"$'\n'
@@ -361,17 +371,23 @@ holds() {
 		echo "DQ_ESC=\"$CANARY\\n\\\"q\\\"\\\\\" # a comment after the quote"
 		echo "SQ='$CANARY \\n sq'"
 		echo "HASH=$CANARY#not-a-comment"
+		echo "INLINE=$CANARY-kept # $CANARY-comment"
 		echo "LAST=$CANARY-no-final-newline" | tr -d '\n'
 	} >"$REQ/doc.env"
-	run_logged "$COFFER" secrets import -a canary <"$REQ/doc.env"
+	run "$COFFER" secrets import -a canary <"$REQ/doc.env"
+	printf '%s\n' "$output" >>"$T/outputs.log"
 	[ "$status" -eq 0 ]
-	[ "$output" = "Secrets are staged for the first deployment (version 2)" ]
+	# the cut at " #" is said (line and name, never the value), the rest as before
+	[ "${lines[0]}" = "coffer: note: line 11: the text of INLINE after ' #' is read as a comment; quote the value if it belongs to it" ]
+	[ "${lines[1]}" = "Secrets are staged for the first deployment (version 2)" ]
+	[ "${#lines[@]}" -eq 2 ]
 	[ "$("$COFFER" secrets list -a canary --json | jq -r '[.[].name] | join(",")')" = \
-		CANARY_SECRET,DQ,DQ_ESC,EXPORTED,HASH,LAST,SPACED,SQ ]
+		CANARY_SECRET,DQ,DQ_ESC,EXPORTED,HASH,INLINE,LAST,SPACED,SQ ]
+	holds canary INLINE "$CANARY-kept"
 	holds canary EXPORTED "$CANARY-exp"
 	holds canary SPACED "$CANARY-sp"
 	holds canary DQ "$CANARY dq"
-	holds canary DQ_ESC "$CANARY"$'\n"q"\\'
+	holds canary DQ_ESC "$CANARY"$'\n''\"q\"\\'
 	holds canary SQ "$CANARY \\n sq"
 	holds canary HASH "$CANARY#not-a-comment"
 	holds canary LAST "$CANARY-no-final-newline"

@@ -118,7 +118,7 @@ static void test_first_equals_hash_and_empty(void **state)
 			       &d, &err),
 			 COFFER_OK);
 	value_is(&d, "URL", "postgres://u:p@h/db?sslmode=require&x=1#frag");
-	value_is(&d, "HASH", "abc #not a comment");
+	value_is(&d, "HASH", "abc"); /* " #" starts a comment (reported: test_comment_notes) */
 	value_is(&d, "E", "");
 	value_is(&d, "F", "");
 	value_is(&d, "Q", "a=b#c");
@@ -137,11 +137,12 @@ static void test_double_quotes(void **state)
 			       "E=\"ends with backslash \\\\\"\n",
 			       &d, &err),
 			 COFFER_OK);
-	value_is(&d, "A", "line1\nline2\r\tq\"q\\b\\x");
+	/* as dotenv reads them: only \n and \r are escapes, every other backslash stays */
+	value_is(&d, "A", "line1\nline2\r\\tq\\\"q\\\\b\\x");
 	value_is(&d, "B", "  kept spaces  ");
 	value_is(&d, "C", "");
 	value_is(&d, "D", "has # and = and 'single'");
-	value_is(&d, "E", "ends with backslash \\");
+	value_is(&d, "E", "ends with backslash \\\\");
 	dotenv_release(&d);
 }
 
@@ -208,6 +209,52 @@ static void test_last_wins(void **state)
 	dotenv_release(&d);
 }
 
+static void test_multiline_quotes_backquotes_bom(void **state)
+{
+	(void)state;
+	struct dotenv d;
+	struct dotenv_error err;
+	assert_int_equal(parse("\xef\xbb\xbf" "A=\"l1\r\nl2 \\\" still\nl3\" # c\n"
+			       "B='x\ny'\nC=`back \"q\" 'q'`\nD='it\\'s'\nE=after\n",
+			       &d, &err),
+			 COFFER_OK);
+	value_is(&d, "A", "l1\nl2 \\\" still\nl3");
+	value_is(&d, "B", "x\ny");
+	value_is(&d, "C", "back \"q\" 'q'");
+	value_is(&d, "D", "it\\'s");
+	value_is(&d, "E", "after");
+	assert_int_equal(d.n, 5);
+	dotenv_release(&d);
+	/* a line number after a multi-line value is the file's */
+	expect_error("A=\"1\n2\n3\"\nbad line\n", 0, COFFER_ERR_INVALID, 4, "line 4: no '=' in line", NULL);
+}
+
+static void on_note(void *ctx, size_t line, const char *name, size_t len)
+{
+	char *seen = ctx;
+	size_t n = strlen(seen);
+	snprintf(seen + n, 64 - n, "%zu:%.*s ", line, (int)len, name);
+}
+
+static void test_comment_notes(void **state)
+{
+	(void)state;
+	struct dotenv d;
+	struct dotenv_error err;
+	char seen[64] = "";
+	dotenv_init(&d);
+	d.note = on_note;
+	d.note_ctx = seen;
+	assert_int_equal(dotenv_parse((const unsigned char *)"A=x\nB=pass #word\nC=\"y # z\"\nD=a#b\nE=\t# all\n", 42,
+				      &d, &err),
+			 COFFER_OK);
+	value_is(&d, "B", "pass");
+	value_is(&d, "D", "a#b");
+	value_is(&d, "E", "");
+	assert_string_equal(seen, "2:B 5:E ");
+	dotenv_release(&d);
+}
+
 static void test_errors_name_the_line(void **state)
 {
 	(void)state;
@@ -223,7 +270,10 @@ static void test_errors_name_the_line(void **state)
 	expect_error("A=1\r\n\r\nK=\"\"\"\r\nsecretline\r\nmore\r\n", 0, COFFER_ERR_INVALID, 3,
 		     "line 3: unterminated \"\"\" (no line ends with \"\"\")", "secretline");
 	expect_error("A=\"secretunterminated\n", 0, COFFER_ERR_INVALID, 1,
-		     "line 1: unterminated double quote (use \"\"\" for a value on several lines)", "secretunterminated");
+		     "line 1: unterminated double quote", "secretunterminated");
+	expect_error("A=1\nB=`secret\nmore\n", 0, COFFER_ERR_INVALID, 2, "line 2: unterminated backquote", "secret");
+	expect_error("A=\"secret\nmore\"x\n", 0, COFFER_ERR_INVALID, 2,
+		     "line 2: unexpected text after the closing quote", "secret");
 	expect_error("\nA='secretunterminated\n", 0, COFFER_ERR_INVALID, 2, "line 2: unterminated single quote",
 		     "secretunterminated");
 	expect_error("A=\"x\"secretafter\n", 0, COFFER_ERR_INVALID, 1,
@@ -389,6 +439,8 @@ int main(void)
 		cmocka_unit_test(test_names_and_put),
 		cmocka_unit_test(test_read_limit),
 		cmocka_unit_test(test_parse_file),
+		cmocka_unit_test(test_multiline_quotes_backquotes_bom),
+		cmocka_unit_test(test_comment_notes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
