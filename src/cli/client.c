@@ -91,6 +91,9 @@ enum coffer_err client_connect(struct client *c)
 		return client_error(rc, "cannot read the CA file '%s' (%s): %s", ca, ca_from, coffer_strerror(rc));
 	rc = str_copy(c->api_url, sizeof(c->api_url), url);
 	if (!rc)
+		rc = env_url && *env_url ? str_copy(c->api_url_from, sizeof(c->api_url_from), "COFFER_API_URL")
+					 : fmt_into(c->api_url_from, sizeof(c->api_url_from), "the config file %s", path);
+	if (!rc)
 		rc = http_client_new(url, CLIENT_TIMEOUT_MS, &c->http);
 	if (rc == COFFER_ERR_INVALID)
 		return client_error(COFFER_ERR_USAGE,
@@ -165,11 +168,15 @@ static enum coffer_err call(struct client *c, const char *method, const char *pa
 	c->unreachable = rc == COFFER_ERR_UNAVAILABLE;
 	if (rc == COFFER_ERR_UNAVAILABLE) {
 		if (!c->quiet_unreachable && strchr(c->api_url, ',')) /* the error names each URL tried, with why */
-			client_error(rc, "cannot reach the API at any of its URLs: %s",
+			client_error(rc, "cannot reach the API at any of its URLs (from %s): %s", c->api_url_from,
 				     http_client_last_error(c->http));
 		else if (!c->quiet_unreachable)
-			client_error(rc, "cannot reach the API at %s%s%s", c->api_url,
+			client_error(rc, "cannot reach the API at %s (from %s)%s%s", c->api_url, c->api_url_from,
 				     http_client_last_error(c->http)[0] ? ": " : "", http_client_last_error(c->http));
+		if (!c->quiet_unreachable)
+			fputs("coffer: is the api running? 'coffer dev' (what 'make run' starts) serves one on this "
+			      "machine; to use another, set COFFER_API_URL\n",
+			      stderr);
 		goto out;
 	}
 	if (rc && http_client_last_error(c->http)[0]) {

@@ -148,6 +148,7 @@ struct client {
 	json_t *body;            /* a request body the row's check made for its run (freed after the run) */
 	struct secret *token;
 	char api_url[HTTP_CLIENT_URL_MAX];
+	char api_url_from[CLI_CONFIG_PATH_MAX + 32]; /* "COFFER_API_URL" or "the config file PATH" */
 	struct http_client *http;
 	int quiet_unreachable;   /* client_call does not report an API it cannot reach (a wait retries) */
 	int unreachable;         /* the last client_call could not reach the API */

@@ -467,6 +467,34 @@ static enum coffer_err sorted_secrets(const json_t *ans, json_t **out)
 	return COFFER_OK;
 }
 
+/*
+ * The hint under a list with staged secrets: a command that works from
+ * where the app is ('secrets deploy' needs a release to redeploy; before
+ * the first one, 'coffer deploy' takes them).
+ */
+static enum coffer_err staged_hint(struct client *c, size_t staged)
+{
+	char path[CLIENT_PATH_MAX];
+	json_t *st = NULL, *release;
+	enum coffer_err rc = client_path(path, sizeof(path), "/v1/apps/", c->app, "/status");
+
+	if (!rc)
+		rc = client_call(c, "GET", path, NULL, &st);
+	if (rc)
+		return rc;
+	release = json_object_get(st, "current_release");
+	if (json_is_integer(release) && json_integer_value(release) > 0)
+		printf("\n%zu staged secret%s not on the app's machines yet: deploy with "
+		       "'coffer secrets deploy -a %s'\n",
+		       staged, staged == 1 ? " is" : "s are", c->app);
+	else
+		printf("\n%zu staged secret%s for the app's first deployment: 'coffer deploy -a %s -- COMMAND' "
+		       "starts its machines with them\n",
+		       staged, staged == 1 ? " is" : "s are", c->app);
+	json_decref(st);
+	return COFFER_OK;
+}
+
 static enum coffer_err secrets_list(struct client *c, int argc, char **argv)
 {
 	static const char *const headers[] = { "NAME", "DIGEST", "STATUS", "DATE" };
@@ -497,9 +525,7 @@ static enum coffer_err secrets_list(struct client *c, int argc, char **argv)
 	}
 	fwrite(out.ptr, 1, out.len, stdout);
 	if (staged)
-		printf("\n%zu staged secret%s not on the app's machines yet: deploy with "
-		       "'coffer secrets deploy -a %s'\n",
-		       staged, staged == 1 ? " is" : "s are", c->app);
+		rc = staged_hint(c, staged);
 out:
 	buf_release(&out);
 	json_decref(rows);

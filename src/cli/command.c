@@ -18,13 +18,14 @@
 #include "banned.h"
 
 #define SUBCOMMAND_ECHO_MAX 32 /* an unknown subcommand is named only when short and plain */
+#define SUBCOMMANDS_MAX 32     /* a noun's subcommands compared for a suggestion */
 #define SPECS_MAX (CLIENT_OPTS_MAX + 10) /* the row's, the shared ones (app, json, yes, detach, token, ca, help), the end */
 #define OPTION_TEXT_SIZE 64    /* "--name ARG" in a help line */
 #define CONFIRM_MAX 256        /* a typed confirmation line */
 
 /* The options every user command takes, after its own. */
 static const struct cli_opt app_opt = { "app", 'a', OPTS_VALUE, "APP", CLIENT_APP_HELP };
-static const struct cli_opt json_opt = { "json", 0, OPTS_FLAG, NULL, "print the API's answer as JSON" };
+static const struct cli_opt json_opt = { "json", 'j', OPTS_FLAG, NULL, "print the API's answer as JSON" };
 static const struct cli_opt yes_opt = { "yes", 'y', OPTS_FLAG, NULL, "do not ask for confirmation" };
 static const struct cli_opt detach_opt = { "detach", 0, OPTS_FLAG, NULL,
 					   "return once the release is made, without waiting for it" };
@@ -258,9 +259,20 @@ static int run_group(const struct cli_group *g, int argc, char **argv)
 	for (size_t i = 0; i < g->n; i++)
 		if (strcmp(g->cmds[i].name, argv[1]) == 0 || (g->cmds[i].alias && strcmp(g->cmds[i].alias, argv[1]) == 0))
 			return cli_run(&g->cmds[i], argc - 1, argv + 1);
-	if (plain_word(argv[1]))
-		fprintf(stderr, "coffer: error: unknown command '%s %s'\n", g->name, argv[1]);
-	else
+	if (plain_word(argv[1])) {
+		const char *names[2 * SUBCOMMANDS_MAX], *near;
+		size_t n = 0;
+		for (size_t i = 0; i < g->n && i < SUBCOMMANDS_MAX; i++) {
+			names[n++] = g->cmds[i].name;
+			names[n++] = g->cmds[i].alias;
+		}
+		near = opts_nearest(argv[1], strlen(argv[1]), names, n);
+		if (near)
+			fprintf(stderr, "coffer: error: unknown command '%s %s'; did you mean '%s %s'?\n", g->name, argv[1],
+				g->name, near);
+		else
+			fprintf(stderr, "coffer: error: unknown command '%s %s'\n", g->name, argv[1]);
+	} else
 		fprintf(stderr, "coffer: error: unknown command for '%s'\n", g->name);
 	print_subs(stderr, g);
 	return coffer_err_exit_code(COFFER_ERR_USAGE);

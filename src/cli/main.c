@@ -147,7 +147,14 @@ int main(int argc, char **argv)
 		return cmd_version(1, argv);
 	const struct cli_cmd *c = find_command(argv[1]);
 	if (!c) {
-		fprintf(stderr, "coffer: error: unknown command '%s'; see 'coffer help'\n", argv[1]);
+		const char *names[N_COMMANDS], *near;
+		for (size_t i = 0; i < N_COMMANDS; i++)
+			names[i] = commands[i]->name;
+		near = opts_nearest(argv[1], strlen(argv[1]), names, N_COMMANDS);
+		if (near)
+			fprintf(stderr, "coffer: error: unknown command '%s'; did you mean '%s'?\n", argv[1], near);
+		else
+			fprintf(stderr, "coffer: error: unknown command '%s'; see 'coffer help'\n", argv[1]);
 		return coffer_err_exit_code(COFFER_ERR_USAGE);
 	}
 	int code = cli_run(c, argc - 1, argv + 1);

@@ -8,6 +8,7 @@
 #include "banned.h"
 
 #define OPTION_ECHO_MAX 48 /* bytes of an option's name shown back */
+#define OPTS_SPECS_MAX 64  /* options of one command, for a suggestion */
 #define OPTS_VALUES_MAX_TEXT "256" /* OPTS_VALUES_MAX, in a message */
 _Static_assert(OPTS_VALUES_MAX == 256, "OPTS_VALUES_MAX_TEXT");
 
@@ -27,6 +28,49 @@ static const struct opts_spec *find_short(const struct opts_spec *s, char ch)
 		if (s->short_name && s->short_name == ch)
 			return s;
 	return NULL;
+}
+
+#define NEAR_MAX 64 /* bytes of a word compared by opts_near */
+
+int opts_near(const char *typed, size_t len, const char *name)
+{
+	/* optimal string alignment distance, three rows of the table */
+	unsigned rows[3][NEAR_MAX + 1], *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
+	size_t m = strlen(name);
+	if (!len || len > NEAR_MAX || m > NEAR_MAX)
+		return -1;
+	for (size_t j = 0; j <= m; j++)
+		prev[j] = (unsigned)j;
+	for (size_t i = 1; i <= len; i++) {
+		cur[0] = (unsigned)i;
+		for (size_t j = 1; j <= m; j++) {
+			unsigned cost = typed[i - 1] != name[j - 1], best = prev[j - 1] + cost;
+			if (prev[j] + 1 < best)
+				best = prev[j] + 1;
+			if (cur[j - 1] + 1 < best)
+				best = cur[j - 1] + 1;
+			if (i > 1 && j > 1 && typed[i - 1] == name[j - 2] && typed[i - 2] == name[j - 1] &&
+			    prev2[j - 2] + 1 < best)
+				best = prev2[j - 2] + 1;
+			cur[j] = best;
+		}
+		unsigned *t = prev2;
+		prev2 = prev, prev = cur, cur = t;
+	}
+	unsigned d = prev[m], limit = m <= 4 ? 1 : 2;
+	return d <= limit ? (int)d : -1;
+}
+
+const char *opts_nearest(const char *typed, size_t len, const char *const *names, size_t n)
+{
+	const char *best = NULL;
+	int best_d = -1;
+	for (size_t i = 0; i < n; i++) {
+		int d = names[i] ? opts_near(typed, len, names[i]) : -1;
+		if (d >= 0 && (best_d < 0 || d < best_d))
+			best = names[i], best_d = d;
+	}
+	return best;
 }
 
 /* "option '--x' <what>" into why. */
@@ -72,7 +116,13 @@ int opts_parse(const struct opts_spec *specs, int argc, char **argv, int first, 
 			shown[0] = '-', shown[1] = arg[1], shown[2] = '\0';
 		}
 		if (!o) {
-			if (fmt_into(why, OPTS_WHY_SIZE, "unknown option '%s'", shown))
+			const char *names[OPTS_SPECS_MAX];
+			size_t n = 0;
+			for (const struct opts_spec *sp = specs; sp && sp->name && n < OPTS_SPECS_MAX; sp++)
+				names[n++] = sp->name;
+			const char *near = arg[1] == '-' ? opts_nearest(arg + 2, strcspn(arg + 2, "="), names, n) : NULL;
+			if (fmt_into(why, OPTS_WHY_SIZE, "unknown option '%s'%s%s%s", shown, near ? "; did you mean '--" : "",
+				     near ? near : "", near ? "'?" : ""))
 				why[0] = '\0';
 			return -1;
 		}

@@ -51,6 +51,17 @@ COFFER_MUST_CHECK int opts_parse(const struct opts_spec *specs, int argc, char *
 				 char why[OPTS_WHY_SIZE]);
 
 /*
+ * Whether typed[0..len) is near enough to name to be a typing mistake of
+ * it ("secret" for "secrets", "--stge" for "--stage"): at most one edit
+ * (insertion, deletion, substitution or swap of two neighbours) for names
+ * of up to 4 characters, two for longer ones. Returns the edits, or -1
+ * when it is farther (or typed is empty or longer than 64 bytes).
+ */
+int opts_near(const char *typed, size_t len, const char *name);
+/* Of names[0..n) (NULL entries skipped), the nearest to typed[0..len) (opts_near), or NULL. */
+const char *opts_nearest(const char *typed, size_t len, const char *const *names, size_t n);
+
+/*
  * A role's option parsing (api, keeper, agent, dev): opts_parse, and a
  * refusal or any positional argument is reported as "coffer: error: ...;
  * see 'coffer help <cmd>'". Returns 0, or the usage exit code.

@@ -123,3 +123,43 @@
 	[ "$status" -eq 0 ]
 	[[ "$output" == "usage: coffer dev "* ]]
 }
+
+@test "a mistyped command, subcommand or option gets a 'did you mean' (exit 2); a far one does not" {
+	run "$COFFER" secret list
+	[ "$status" -eq 2 ]
+	[ "$output" = "coffer: error: unknown command 'secret'; did you mean 'secrets'?" ]
+	run "$COFFER" secrets lsit
+	[ "$status" -eq 2 ]
+	[ "${lines[0]}" = "coffer: error: unknown command 'secrets lsit'; did you mean 'secrets list'?" ]
+	run "$COFFER" secrets list --jsno -a web
+	[ "$status" -eq 2 ]
+	[ "${lines[0]}" = "coffer: error: unknown option '--jsno'; did you mean '--json'?" ]
+	run "$COFFER" secrets set --stage=1 --stgae A=1 -a web
+	[ "$status" -eq 2 ]
+	[ "${lines[0]}" = "coffer: error: option '--stage' takes no value" ]
+	run "$COFFER" secrets set --stgae A=1 -a web
+	[ "${lines[0]}" = "coffer: error: unknown option '--stgae'; did you mean '--stage'?" ]
+	run "$COFFER" frobnicate
+	[ "$status" -eq 2 ]
+	[ "$output" = "coffer: error: unknown command 'frobnicate'; see 'coffer help'" ]
+	run "$COFFER" secrets zzzzzz
+	[ "${lines[0]}" = "coffer: error: unknown command 'secrets zzzzzz'" ]
+	# an option's value after '=' is never shown back, near or not
+	run "$COFFER" secrets list --jsn=s3cr3t-value -a web
+	[ "$status" -eq 2 ]
+	[[ "$output" != *"s3cr3t-value"* ]]
+	[ "${lines[0]}" = "coffer: error: unknown option '--jsn'; did you mean '--json'?" ]
+}
+
+@test "-j is --json wherever --json is taken" {
+	run "$COFFER" secrets list --help
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"  -j, --json"* ]]
+	# parsed as --json: with no API, the error is about reaching it, not the option
+	COFFER_CONFIG=/nonexistent COFFER_API_URL=https://127.0.0.1:1 COFFER_TOKEN=x run "$COFFER" apps list -j
+	[ "$status" -eq 7 ]
+	[[ "$output" != *"unknown option"* ]]
+	run "$COFFER" apps create -j web
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"unknown option '-j'"* ]]
+}

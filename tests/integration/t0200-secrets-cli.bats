@@ -299,7 +299,8 @@ holds() {
 	# columns line up under their headers
 	col=$(awk 'NR == 1 { print index($0, "DIGEST") }' <<<"$output")
 	[ "$(awk -v c="$col" 'NR >= 2 && NR <= 5 { print substr($0, c, 1) }' <<<"$output" | grep -c '[0-9a-f]')" = 4 ]
-	[ "${lines[5]}" = "4 staged secrets are not on the app's machines yet: deploy with 'coffer secrets deploy -a canary'" ]
+	# no release yet: the hint names the command that works now (secrets deploy would refuse)
+	[ "${lines[5]}" = "4 staged secrets are for the app's first deployment: 'coffer deploy -a canary -- COMMAND' starts its machines with them" ]
 	[ "${#lines[@]}" -eq 6 ]
 	[[ "$output" != *"$CANARY"* ]]
 }
@@ -334,7 +335,7 @@ holds() {
 @test "list: one staged secret, the hint in the singular" {
 	run_logged "$COFFER" secrets list -a canary
 	[ "$status" -eq 0 ]
-	[ "${lines[-1]}" = "1 staged secret is not on the app's machines yet: deploy with 'coffer secrets deploy -a canary'" ]
+	[ "${lines[-1]}" = "1 staged secret is for the app's first deployment: 'coffer deploy -a canary -- COMMAND' starts its machines with them" ]
 }
 
 # ---- stage and deploy ----
@@ -577,13 +578,15 @@ holds() {
 	[ "$status" -eq 5 ]
 }
 
-@test "the API down exits 7, naming the URL" {
+@test "the API down exits 7, naming the URL, where it came from, and what to do" {
 	kill -TERM "$API_PID"
 	wait "$API_PID" || true
 	run_logged "$COFFER" secrets set -a canary "X=$CANARY-x"
 	[ "$status" -eq 7 ]
-	[[ "$output" == *"cannot reach the API at $API_URL"* ]]
+	[[ "$output" == *"cannot reach the API at $API_URL (from "* ]]
+	[[ "$output" == *"is the api running? 'coffer dev' (what 'make run' starts) serves one on this machine; to use another, set COFFER_API_URL"* ]]
 	[[ "$output" != *"$CANARY"* ]]
 	run_logged "$COFFER" secrets list -a canary
 	[ "$status" -eq 7 ]
+	[[ "$output" == *"cannot reach the API at $API_URL (from "* ]]
 }

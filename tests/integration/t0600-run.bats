@@ -266,6 +266,13 @@ pid_changed() {
 	[ "$(digests web)" = "$before" ]
 	wait_until 60 release_done web "$v"
 	[ "$(release_status web "$v")" = succeeded ]
+	# an app with a release: staged secrets get the 'secrets deploy' hint
+	api_get /v1/apps/web/status | jq -e '.current_release > 0' >/dev/null
+	run_logged "$COFFER" secrets set -a web --stage STAGED_ONLY=x
+	[ "$status" -eq 0 ]
+	run_logged "$COFFER" secrets list -a web
+	[ "$status" -eq 0 ]
+	[ "${lines[-1]}" = "1 staged secret is not on the app's machines yet: deploy with 'coffer secrets deploy -a web'" ]
 }
 
 @test "--detach returns at once with the release version; status shows it in progress" {
