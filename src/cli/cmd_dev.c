@@ -18,6 +18,7 @@
  * against the CA.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +90,9 @@ struct dev {
 	struct role keeper, api;
 	struct agent agents[DEV_AGENTS_MAX];
 	int n_agents;
+	int verbose;               /* -v: the roles' logs on this terminal too, not only in DIR/logs */
+	char logs[PATH_SIZE];      /* DIR/logs */
+	char config[PATH_SIZE];    /* the CLI's config file this dev writes (COFFER_CONFIG in DIR/env) */
 };
 
 static int path_in(char *out, const char *dir, const char *name)
@@ -106,25 +110,30 @@ static int default_state_dir(char *out)
 	return -1;
 }
 
-/* Starts `coffer ARGS...`; join (may be NULL) goes to the child's JOIN_ENV only. */
-static pid_t spawn_with(const struct dev *d, char *const argv[], const char *join)
+/*
+ * Starts the role `coffer ARGS...`; join (may be NULL) goes to the child's
+ * JOIN_ENV only. Its log (stderr) is appended to DIR/logs/<log>.log, and
+ * is this terminal's with -v.
+ */
+static pid_t spawn_with(const struct dev *d, char *const argv[], const char *log, const char *join)
 {
+	char path[PATH_SIZE];
+	int fd = -1;
+	if (!d->verbose && fmt_into(path, sizeof(path), "%s/%s.log", d->logs, log) == COFFER_OK)
+		fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	pid_t pid = fork();
 	if (pid == 0) {
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		if (join && setenv(JOIN_ENV, join, 1))
+		if ((join && setenv(JOIN_ENV, join, 1)) || (fd >= 0 && dup2(fd, STDERR_FILENO) < 0))
 			_exit(127);
 		execv(d->self, argv);
 		_exit(127);
 	}
+	if (fd >= 0)
+		close(fd);
 	return pid;
-}
-
-static pid_t spawn(const struct dev *d, char *const argv[])
-{
-	return spawn_with(d, argv, NULL);
 }
 
 /* Runs `coffer ARGS...` to its end; its stdout goes to out (if not NULL). */
@@ -201,7 +210,7 @@ static enum coffer_err role_start(struct dev *d, struct role *r)
 	if (strcmp(r->name, "keeper") == 0) {
 		char *argv[] = { "coffer", "keeper", "--state-dir", state, "--store", d->store_url, "--listen",
 				 r->listen, "--ready-file", r->ready, "--tls-cert", r->cert, "--tls-key", r->key, NULL };
-		r->pid = spawn(d, argv);
+		r->pid = spawn_with(d, argv, r->name, NULL);
 	} else {
 		/* the boot-token signing key `keeper init` writes (docs/RUNPATH.md, "Keys") */
 		char *argv[] = { "coffer", "api", "--state-dir", state, "--store", d->store_url,
@@ -209,7 +218,7 @@ static enum coffer_err role_start(struct dev *d, struct role *r)
 				 keeper_pub, "--keeper-credential", keeper_cred, "--ready-file", r->ready,
 				 "--boot-key", boot_key, "--rows-key", rows_key, "--digest-key", digest_key, "--tls-cert",
 				 r->cert, "--tls-key", r->key, "--ca", d->ca, NULL };
-		r->pid = spawn(d, argv);
+		r->pid = spawn_with(d, argv, r->name, NULL);
 	}
 	if (r->pid < 0)
 		return COFFER_ERR_IO;
@@ -273,7 +282,7 @@ static enum coffer_err agent_start(struct dev *d, struct agent *a)
 	unlink(a->r.ready);
 	char *argv[] = { "coffer", "agent", "--api", d->api.url, "--keeper", d->keeper.url, "--state-dir", a->dir,
 			 "--name", a->host_name, "--ready-file", a->r.ready, "--ca", d->ca, NULL };
-	a->r.pid = spawn_with(d, argv, join.len ? join.ptr : NULL);
+	a->r.pid = spawn_with(d, argv, a->host_name, join.len ? join.ptr : NULL);
 	if (a->r.pid < 0) {
 		rc = COFFER_ERR_IO;
 		goto out;
@@ -451,8 +460,9 @@ static enum coffer_err publish(struct dev *d, const struct secret *token)
 	buf_init_wiping(&env, 4096);
 	enum coffer_err rc = path_in(path, d->dir, "env") ? COFFER_ERR_TOO_LARGE : COFFER_OK;
 	if (!rc)
-		rc = buf_addf(&env, "export COFFER_API_URL=%s\nexport COFFER_CA=%s\nexport COFFER_TOKEN=", d->api.url,
-			      d->ca);
+		rc = buf_addf(&env, "export COFFER_CONFIG=%s\nexport COFFER_API_URL=%s\nexport COFFER_CA=%s\n"
+				    "export COFFER_TOKEN=",
+			      d->config, d->api.url, d->ca);
 	if (!rc)
 		rc = buf_add(&env, secret_cbytes(token), secret_len(token));
 	if (!rc)
@@ -461,17 +471,26 @@ static enum coffer_err publish(struct dev *d, const struct secret *token)
 		rc = fs_write_atomic(path, env.ptr, env.len, 0600, 0);
 	if (!rc)
 		rc = cli_config_write(d->api.url, d->ca, token);
+	/* the default config is where every terminal's CLI looks; any other one must be named */
+	char another_terminal[PATH_SIZE + 64];
+	if (!rc && fmt_into(another_terminal, sizeof(another_terminal),
+			    getenv("COFFER_CONFIG") ? "in another terminal, first run: source %s" :
+						      "the CLI of every terminal finds it there (or: source %s)", path))
+		another_terminal[0] = '\0';
 	if (!rc) {
 		fwrite(env.ptr, 1, env.len, stdout);
 		fflush(stdout);
 		fprintf(stderr,
-			"coffer dev: ready. The lines above are in %s and the CLI's config; try:\n"
+			"coffer dev: ready. The lines above are in %s and the CLI's config (%s);\n"
+			"coffer dev: %s; try:\n"
 			"  coffer apps create web\n  coffer secrets set -a web DATABASE_URL=postgres://...\n"
 			"  coffer deploy -a web -- sh -c 'echo started; exec sleep 3600'\n"
 			"  coffer machines list -a web\n  coffer releases -a web\n  coffer status -a web\n"
 			"coffer dev: %d agent%s enrolled and heartbeating: each runs the app's machines as "
-			"processes here, given the secrets in their environment. Ctrl-C stops everything.\n",
-			path, d->n_agents, d->n_agents == 1 ? "" : "s");
+			"processes here, given the secrets in their environment. The roles' logs are in %s%s.\n"
+			"coffer dev: Ctrl-C stops everything.\n",
+			path, d->config, another_terminal, d->n_agents, d->n_agents == 1 ? "" : "s", d->logs,
+			d->verbose ? " and here" : " (-v: here too)");
 	}
 	buf_release(&env);
 	return rc;
@@ -575,14 +594,14 @@ int cmd_dev(int argc, char **argv)
 	const char *api_addr = DEV_API_ADDR, *keeper_addr = DEV_KEEPER_ADDR, *dir = NULL, *agents = NULL;
 	int help = 0, n_pos = 0, r;
 	char why[OPTS_WHY_SIZE];
+	static struct dev d; /* large; one per process */
 	const struct opts_spec specs[] = { { "state-dir", 0, OPTS_VALUE, &dir },
 					   { "api-addr", 0, OPTS_VALUE, &api_addr },
 					   { "keeper-addr", 0, OPTS_VALUE, &keeper_addr },
 					   { "agents", 0, OPTS_VALUE, &agents },
+					   { "verbose", 'v', OPTS_FLAG, &d.verbose },
 					   { "help", 'h', OPTS_HELP, &help },
 					   { NULL, 0, OPTS_FLAG, NULL } };
-	struct dev d;
-	memset(&d, 0, sizeof(d));
 	d.keeper.name = "keeper";
 	d.api.name = "api";
 	uint64_t n_agents = DEV_AGENTS_DEFAULT;
@@ -613,8 +632,20 @@ int cmd_dev(int argc, char **argv)
 	    path_in(d.api.ready, run_dir, "api.ready") ||
 	    fmt_into(d.store_url, sizeof(d.store_url), "sqlite:%s/coffer.db", d.dir))
 		return opts_fail(COFFER_ERR_USAGE, "state folder path too long");
-	if (fs_mkdir_p(d.dir, 0700) || fs_mkdir_p(run_dir, 0700))
+	if (fs_mkdir_p(d.dir, 0700) || fs_mkdir_p(run_dir, 0700) || path_in(d.logs, d.dir, "logs") ||
+	    fs_mkdir_p(d.logs, 0700))
 		return opts_fail(COFFER_ERR_IO, "cannot create the state folder '%s'", d.dir);
+	/*
+	 * The CLI's config: COFFER_CONFIG if set; for another state folder than
+	 * the default, one inside it (a second dev must not take over the
+	 * first's), named in DIR/env; else the CLI's default.
+	 */
+	const char *config_env = getenv("COFFER_CONFIG");
+	if ((!config_env || !*config_env) && dir &&
+	    (path_in(d.config, d.dir, "cli-config.json") || setenv("COFFER_CONFIG", d.config, 1)))
+		return opts_fail(COFFER_ERR_USAGE, "state folder path too long");
+	if (cli_config_path(d.config, sizeof(d.config)))
+		return opts_fail(COFFER_ERR_USAGE, "no place for the CLI's config: set COFFER_CONFIG or HOME");
 	if (geteuid() == 0 && n_agents > 0) {
 		/*
 		 * A root agent runs its machines as another user ("nobody"), who must

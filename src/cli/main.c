@@ -44,7 +44,7 @@ static const struct cli_cmd api_cmd = {
 };
 static const struct cli_cmd dev_cmd = {
 	.name = "dev", .main = cmd_dev,
-	.usage = "dev [--state-dir DIR] [--api-addr HOST:PORT] [--keeper-addr HOST:PORT] [--agents N]",
+	.usage = "dev [--state-dir DIR] [--api-addr HOST:PORT] [--keeper-addr HOST:PORT] [--agents N] [-v|--verbose]",
 	.summary = "run every role on this machine, on SQLite (for trying coffer)",
 };
 static const struct cli_cmd help_cmd = {

@@ -18,9 +18,10 @@ teardown() {
 	rm -rf "$T"
 }
 
+# dev_start [ARGS...]: coffer dev on $T/state, with ARGS.
 dev_start() {
 	rm -f "$T/state/env" "$T/dev.out"
-	"$COFFER" dev --state-dir "$T/state" --api-addr 127.0.0.1:0 --keeper-addr 127.0.0.1:0 \
+	"$COFFER" dev --state-dir "$T/state" --api-addr 127.0.0.1:0 --keeper-addr 127.0.0.1:0 "$@" \
 		>"$T/dev.out" 2>>"$T/dev.log" &
 	DEV_PID=$!
 	wait_file "$T/state/env" "$DEV_PID"
@@ -109,4 +110,37 @@ role_pid() { pgrep -P "$DEV_PID" -f "coffer $1 " | head -n 1; }
 	run "$COFFER" deployers list --json
 	[ "$status" -eq 0 ]
 	[ "$(jq '.deployers | length' <<<"$output")" = 1 ]
+}
+
+@test "without COFFER_CONFIG, a dev on its own state folder keeps the CLI's config there and says how to use it" {
+	unset COFFER_CONFIG
+	mkdir "$T/home"
+	HOME="$T/home" dev_start
+	[ -f "$T/state/cli-config.json" ]
+	[ "$(stat -c %a "$T/state/cli-config.json")" = 600 ]
+	# the default config (another dev's) is left alone
+	[ ! -e "$T/home/.config/coffer" ]
+	grep -qx "export COFFER_CONFIG=$T/state/cli-config.json" "$T/state/env"
+	grep -q "in another terminal, first run: source $T/state/env" "$T/dev.log"
+	# another terminal: the env file alone points the CLI at this dev
+	run env -u COFFER_CONFIG HOME="$T/home" bash -c "source '$T/state/env' && '$COFFER' apps create web"
+	[ "$status" -eq 0 ]
+	run env -u COFFER_CONFIG HOME="$T/home" bash -c "source '$T/state/env' && '$COFFER' secrets set -a web 'CANARY_SECRET=$CANARY'"
+	[ "$status" -eq 0 ]
+}
+
+@test "quiet by default: the roles' logs go to DIR/logs, not the terminal; -v shows them too" {
+	dev_start
+	grep -q "The roles' logs are in $T/state/logs (-v: here too)" "$T/dev.log"
+	wait_until 30 grep -q 'route=hosts.heartbeat' "$T/state/logs/api.log"
+	[ -s "$T/state/logs/keeper.log" ]
+	[ -s "$T/state/logs/dev-1.log" ]
+	# only dev's own lines on its terminal
+	run grep -c -v '^coffer dev: \|^  coffer ' "$T/dev.log"
+	[ "$output" = 0 ]
+	kill -INT "$DEV_PID"
+	wait "$DEV_PID"
+	: >"$T/dev.log"
+	dev_start -v
+	wait_until 30 grep -q 'route=hosts.heartbeat' "$T/dev.log"
 }
