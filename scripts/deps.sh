@@ -10,8 +10,11 @@ packages=(
 	bats sqlite3 postgresql-15 curl jq procps xxd openssl tcpdump iproute2
 	clang libclang-rt-dev
 	groff-base man-db zsh systemd
-	nodejs npm
+	nodejs
 )
+# npm for the differential .env test (t0210); a Node.js from elsewhere
+# (NodeSource's) brings its own npm, which Debian's package conflicts with
+command -v npm >/dev/null || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do
