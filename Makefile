@@ -5,7 +5,7 @@ SAN_BUILD ?= build-san
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 45
 
-.PHONY: all deps build run check check-san clean
+.PHONY: all deps build link run check check-san clean
 
 all: build
 
@@ -18,7 +18,22 @@ $(BUILD)/build.ninja:
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
-run: build
+# `make run` leaves `coffer` on PATH as the README types it: a link in
+# LINK_DIR (root: /usr/local/bin, else ~/.local/bin) to this build's
+# binary; an installed coffer (not a link) there is left alone.
+LINK_DIR ?= $(if $(filter 0,$(shell id -u)),/usr/local/bin,$(HOME)/.local/bin)
+
+link:
+	@mkdir -p $(LINK_DIR)
+	@if [ -e $(LINK_DIR)/coffer ] && [ ! -L $(LINK_DIR)/coffer ]; then \
+		echo "make: $(LINK_DIR)/coffer is an installed coffer: left alone ($(BUILD)/coffer is this build's)"; \
+	else \
+		ln -sfn $(abspath $(BUILD))/coffer $(LINK_DIR)/coffer && echo "make: $(LINK_DIR)/coffer -> $(abspath $(BUILD))/coffer"; \
+	fi
+	@case ":$$PATH:" in *":$(LINK_DIR):"*) ;; \
+		*) echo "make: $(LINK_DIR) is not on your PATH: add it (export PATH=$(LINK_DIR):\$$PATH)";; esac
+
+run: build link
 	$(BUILD)/coffer dev $(ARGS)
 
 # Starts a throw-away PostgreSQL server for the tests when COFFER_TEST_PG_URL
