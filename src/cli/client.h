@@ -44,6 +44,7 @@
 #include "http_client.h"
 #include "json.h"
 #include "opts.h"
+#include "project.h"
 #include "secret.h"
 
 #define CLI_CONFIG_PATH_MAX 4096
@@ -138,6 +139,9 @@ int cli_api_enrol_deployer(int argc, char **argv);
 struct client {
 	const struct cli_cmd *cmd;
 	const char *app_flag;    /* -a/--app (CLI_NEED_APP) */
+	const char *config_flag; /* -c/--config: the project file (CLI_NEED_APP) */
+	struct project project;  /* the project file, once client_project read it */
+	int project_read;
 	const char *app;         /* resolved: -a, else $COFFER_APP (CLI_NEED_APP) */
 	int json, yes, detach;   /* --json, --yes, --detach, for the rows whose flags take them */
 	const char *value[CLIENT_OPTS_MAX]; /* the row's options, by their index in cmd->opts */
@@ -211,6 +215,13 @@ COFFER_MUST_CHECK enum coffer_err client_table(const json_t *items, const char *
 
 /* Resolves the API URL and the token (see above) and makes the HTTP client (CLI_NEED_API). */
 COFFER_MUST_CHECK enum coffer_err client_connect(struct client *c);
+
+/*
+ * The project file (project.h): -c/--config FILE, else coffer.toml here
+ * or above (p->path "" when there is none); read once per command. A file
+ * that cannot be read or parsed is reported (usage error, exit 2).
+ */
+COFFER_MUST_CHECK enum coffer_err client_project(struct client *c, const struct project **out);
 
 /*
  * One JSON call. body may be NULL. On a 2xx answer *out (may be NULL when

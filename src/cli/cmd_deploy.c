@@ -20,8 +20,6 @@
 #include "sign.h"
 #include "banned.h"
 
-#define COUNT_MAX 1000000                  /* the api sets the real limit and names it */
-#define GRACE_MAX_MS ((uint64_t)7 * 24 * 3600 * 1000)
 #define ENV_ECHO_MAX 64                    /* bytes of a bad --env shown back */
 #define REASON_CELL_SIZE 64                /* REASON in `releases`: longer first lines end in "..." */
 
@@ -165,20 +163,25 @@ static enum coffer_err make_release(struct client *c, int argc, char **argv)
 	return rc;
 }
 
-/* The command line of `deploy`, into its body: {"cmd": [...], "env": {...}, "count"?, "grace_ms"?}. */
+/*
+ * The command line of `deploy`, into its body: {"cmd": [...], "env": {...},
+ * "count"?, "grace_ms"?}; what it leaves out, from the project file's
+ * [deploy] (project.h).
+ */
 static enum coffer_err deploy_check(struct client *c, int argc, char **argv)
 {
 	json_t *body = c->body = json_object();
 	const char *count = client_value(c, "count"), *grace = client_value(c, "grace");
 	json_t *cmd = json_array(), *envs = json_object();
+	const struct project *p;
 	uint64_t n = 0, grace_ms = 0;
-	enum coffer_err rc = COFFER_OK;
+	enum coffer_err rc = client_project(c, &p);
 
-	if (count && parse_uint64(count, COUNT_MAX, &n))
+	if (!rc && count && parse_uint64(count, DEPLOY_COUNT_MAX, &n))
 		rc = client_usage_error(c, "--count must be a whole number of machines");
-	else if (grace && parse_duration_ms(grace, GRACE_MAX_MS, &grace_ms))
+	else if (!rc && grace && parse_duration_ms(grace, DEPLOY_GRACE_MAX_MS, &grace_ms))
 		rc = client_usage_error(c, "--grace must be a duration such as 30s, 500ms or 2m");
-	else if (!body || !cmd || !envs)
+	else if (!rc && (!body || !cmd || !envs))
 		rc = client_error(COFFER_ERR_NOMEM, "out of memory");
 	for (int k = 1; !rc && k < argc; k++) {
 		json_t *a = json_string(argv[k]);
@@ -187,6 +190,15 @@ static enum coffer_err deploy_check(struct client *c, int argc, char **argv)
 		else if (json_array_append_new(cmd, a))
 			rc = client_error(COFFER_ERR_NOMEM, "out of memory");
 	}
+	if (!rc && argc < 2 && !p->command)
+		rc = client_usage_error(c, "expected a COMMAND to run, after '--' (or command in the [deploy] of %s)",
+					p->path[0] ? p->path : PROJECT_FILE);
+	if (!rc && argc < 2 && json_array_extend(cmd, p->command))
+		rc = client_error(COFFER_ERR_NOMEM, "out of memory");
+	if (!rc && !count && p->count >= 0)
+		count = "", n = (uint64_t)p->count;
+	if (!rc && !grace && p->grace_ms >= 0)
+		grace = "", grace_ms = (uint64_t)p->grace_ms;
 	if (!rc)
 		rc = env_object(c, &c->list, envs);
 	if (!rc && (json_object_set(body, "cmd", cmd) || json_object_set(body, "env", envs) ||
@@ -208,15 +220,19 @@ static const struct cli_opt deploy_opts[] = {
 const struct cli_cmd cli_deploy = {
 	.name = "deploy", .check = deploy_check, .run = make_release, .data = "/releases", .flags = CLI_NEED_APP | CLI_NEED_API | CLI_DETACH,
 	.opts = deploy_opts,
-	.min_args = 1, .max_args = CLI_ARGS_ANY, .args_error = "expected a COMMAND to run, after '--'",
-	.usage = "deploy [-a APP] [--count N] [--grace DURATION] [--env NAME=VALUE ...] [--detach] -- COMMAND [ARGS...]",
+	.min_args = 0, .max_args = CLI_ARGS_ANY,
+	.usage = "deploy [-a APP] [--count N] [--grace DURATION] [--env NAME=VALUE ...] [--detach] [-- COMMAND [ARGS...]]",
 	.summary = "make a release that runs COMMAND on the app's machines, and wait for it",
 	.help = "Makes a new release of an app that runs COMMAND on its machines, and waits\n"
 		"while the release replaces them one at a time: each new machine must stay up\n"
 		"for the grace period, or the release fails and the machines go back to the\n"
 		"previous release. The app's deployed secrets are in each machine's\n"
 		"environment. Ctrl-C stops waiting, not the release.\n"
-		"Without --count or --grace, the current release's are kept (at first: 1 and 30s).\n",
+		"Without --count or --grace, the current release's are kept (at first: 1 and 30s).\n"
+		"In a folder with a coffer.toml (or above one), its app and its [deploy]\n"
+		"command, count and grace are used where the command line gives none:\n"
+		"  app = \"web\"\n  [deploy]\n  command = [\"sh\", \"-c\", \"exec ./server\"]\n"
+		"  count = 2\n  grace = \"30s\"\n",
 };
 
 static void release_row(const json_t *r, int64_t now, const char **cells, char (*scratch)[CLIENT_CELL_SIZE])
@@ -239,7 +255,7 @@ static enum coffer_err scale_count_check(struct client *c, int argc, char **argv
 	uint64_t n = 0;
 
 	(void)argc;
-	if (parse_uint64(argv[1], COUNT_MAX, &n))
+	if (parse_uint64(argv[1], DEPLOY_COUNT_MAX, &n))
 		return client_usage_error(c, "N must be a whole number of machines");
 	c->body = json_pack("{s:I}", "count", (json_int_t)n);
 	return c->body ? COFFER_OK : client_error(COFFER_ERR_NOMEM, "out of memory");

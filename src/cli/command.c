@@ -19,12 +19,14 @@
 
 #define SUBCOMMAND_ECHO_MAX 32 /* an unknown subcommand is named only when short and plain */
 #define SUBCOMMANDS_MAX 32     /* a noun's subcommands compared for a suggestion */
-#define SPECS_MAX (CLIENT_OPTS_MAX + 10) /* the row's, the shared ones (app, json, yes, detach, token, ca, help), the end */
+#define SPECS_MAX (CLIENT_OPTS_MAX + 11) /* the row's, the shared ones (app, config, json, yes, detach, token, ca, help), the end */
 #define OPTION_TEXT_SIZE 64    /* "--name ARG" in a help line */
 #define CONFIRM_MAX 256        /* a typed confirmation line */
 
 /* The options every user command takes, after its own. */
 static const struct cli_opt app_opt = { "app", 'a', OPTS_VALUE, "APP", CLIENT_APP_HELP };
+static const struct cli_opt config_opt = { "config", 'c', OPTS_VALUE, "FILE",
+					   "the project file (default: " PROJECT_FILE " here or in a folder above)" };
 static const struct cli_opt json_opt = { "json", 'j', OPTS_FLAG, NULL, "print the API's answer as JSON" };
 static const struct cli_opt yes_opt = { "yes", 'y', OPTS_FLAG, NULL, "do not ask for confirmation" };
 static const struct cli_opt detach_opt = { "detach", 0, OPTS_FLAG, NULL,
@@ -49,8 +51,10 @@ static void print_option(const struct cli_opt *o, const char *help)
 static void print_help(const struct cli_cmd *cmd)
 {
 	printf("usage: coffer %s\n\n%s\noptions:\n", cmd->usage, cmd->help ? cmd->help : "");
-	if (cmd->flags & CLI_NEED_APP)
+	if (cmd->flags & CLI_NEED_APP) {
 		print_option(&app_opt, NULL);
+		print_option(&config_opt, NULL);
+	}
 	for (const struct cli_opt *o = cmd->opts; o && o->name; o++)
 		print_option(o, NULL);
 	if (cmd->flags & CLI_DESTRUCTIVE)
@@ -130,8 +134,10 @@ static enum coffer_err parse(struct client *c, int argc, char **argv, int *n_pos
 		add_spec(specs, &n, o, o->kind == OPTS_FLAG ? (void *)&c->flag[i] :
 				       o->kind == OPTS_LIST ? (void *)&c->list : (void *)&c->value[i]);
 	}
-	if (cmd->flags & CLI_NEED_APP)
+	if (cmd->flags & CLI_NEED_APP) {
 		add_spec(specs, &n, &app_opt, &c->app_flag);
+		add_spec(specs, &n, &config_opt, &c->config_flag);
+	}
 	if (cmd->flags & CLI_JSON)
 		add_spec(specs, &n, &json_opt, &c->json);
 	if (cmd->flags & CLI_DESTRUCTIVE)
@@ -164,14 +170,37 @@ static enum coffer_err parse(struct client *c, int argc, char **argv, int *n_pos
 	return COFFER_OK;
 }
 
-/* The app: -a, else $COFFER_APP. */
+enum coffer_err client_project(struct client *c, const struct project **out)
+{
+	char why[PROJECT_WHY_SIZE];
+	if (!c->project_read) {
+		enum coffer_err rc = project_load(c->config_flag, &c->project, why);
+		if (rc)
+			return client_usage_error(c, "%s", why[0] ? why : coffer_strerror(rc));
+		c->project_read = 1;
+	}
+	*out = &c->project;
+	return COFFER_OK;
+}
+
+/* The app: -a, else $COFFER_APP, else the project file's. */
 static enum coffer_err need_app(struct client *c)
 {
+	const struct project *p;
 	const char *app = c->app_flag;
+	enum coffer_err rc;
 	if (!app || !*app)
 		app = getenv("COFFER_APP");
+	if ((!app || !*app) || c->config_flag) {
+		rc = client_project(c, &p);
+		if (rc)
+			return rc;
+		if ((!app || !*app) && p->app[0])
+			app = p->app;
+	}
 	if (!app || !*app)
-		return client_usage_error(c, "no app given: use -a APP or set COFFER_APP");
+		return client_usage_error(c, "no app given: use -a APP, set COFFER_APP, or put app = \"NAME\" in "
+					     PROJECT_FILE " (here or in a folder above, or -c FILE)");
 	c->app = app;
 	return COFFER_OK;
 }
@@ -293,6 +322,7 @@ int cli_run(const struct cli_cmd *cmd, int argc, char **argv)
 	if (cmd->scrub)
 		cmd->scrub(argc, argv);
 	json_decref(c->body);
+	project_release(&c->project);
 	http_client_free(c->http);
 	secret_free(c->token);
 	sodium_memzero(c, sizeof(*c));

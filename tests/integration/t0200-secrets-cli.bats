@@ -14,7 +14,7 @@ bats_require_minimum_version 1.5.0
 # The tests share one platform (each starts with the apps of a new one),
 # except the one that stops the api.
 OWN_PLATFORM=(
-	"the API down exits 7, naming the URL"
+	"the API down exits 7, naming the URL, where it came from, and what to do"
 )
 
 setup_file() { platform_start; }
@@ -524,7 +524,7 @@ holds() {
 	before=$(snapshot canary)
 	run_logged "$COFFER" secrets set "NO_APP=$CANARY-noapp"
 	[ "$status" -eq 2 ]
-	[[ "$output" == *"no app given: use -a APP or set COFFER_APP"* ]]
+	[[ "$output" == *"no app given: use -a APP, set COFFER_APP, or put app = \"NAME\" in coffer.toml"* ]]
 	[[ "$output" != *"$CANARY"* ]]
 	run_logged "$COFFER" secrets list
 	[ "$status" -eq 2 ]
@@ -576,6 +576,50 @@ holds() {
 	[ "$status" -eq 5 ]
 	run_logged "$COFFER" secrets import -a nope <<<"X=y"
 	[ "$status" -eq 5 ]
+}
+
+# ---- the project file ----
+
+@test "coffer.toml names the app: set and list with no -a in its folder or below; -a and -c come first" {
+	unset COFFER_APP
+	mkdir -p "$T/proj/sub"
+	printf '# the project\napp = "canary"\n' >"$T/proj/coffer.toml"
+	cd "$T/proj/sub"
+	run_logged "$COFFER" secrets set "PROJ=$CANARY-proj"
+	[ "$status" -eq 0 ]
+	run_logged "$COFFER" secrets list --json
+	[ "$status" -eq 0 ]
+	[ "$(jq -r '[.[].name] | index("PROJ") != null' <<<"$output")" = true ]
+	# -a wins over the file
+	"$COFFER" apps create other >/dev/null
+	run_logged "$COFFER" secrets list -a other --json
+	[ "$status" -eq 0 ]
+	[ "$output" = "[]" ]
+	# elsewhere, no app: the message says where one may come from
+	cd "$T"
+	run_logged "$COFFER" secrets list
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"no app given: use -a APP, set COFFER_APP, or put app = \"NAME\" in coffer.toml"* ]]
+	# -c names the file
+	run_logged "$COFFER" secrets list -c "$T/proj/coffer.toml" --json
+	[ "$status" -eq 0 ]
+	[ "$(jq -r '[.[].name] | index("PROJ") != null' <<<"$output")" = true ]
+	run_logged "$COFFER" secrets list -c "$T/nope.toml"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"cannot read the project file $T/nope.toml: no such file"* ]]
+}
+
+@test "a broken coffer.toml is a usage error naming its file and line, and nothing is stored" {
+	unset COFFER_APP
+	mkdir -p "$T/proj"
+	before=$(snapshot canary)
+	printf 'app = "canary"\nname = "x"\n' >"$T/proj/coffer.toml"
+	cd "$T/proj"
+	run_logged "$COFFER" secrets set "BROKEN=$CANARY-broken"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"$T/proj/coffer.toml:2: unknown key 'name' (known: app, and the table [deploy])"* ]]
+	[[ "$output" != *"$CANARY"* ]]
+	[ "$(snapshot canary)" = "$before" ]
 }
 
 @test "the API down exits 7, naming the URL, where it came from, and what to do" {

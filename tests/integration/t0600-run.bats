@@ -372,6 +372,27 @@ pid_changed() {
 	[ "$(release_status web $((v + 1)))" = succeeded ]
 }
 
+@test "coffer deploy in a project folder takes the app, command, count and grace of its coffer.toml; a flag wins" {
+	agents_up 1
+	"$COFFER" apps create web >/dev/null
+	mkdir -p "$T/proj/src"
+	printf 'app = "web"\n\n[deploy]\ncommand = ["%s"]\ncount = 2\ngrace = "2s"\n' "$APP" >"$T/proj/coffer.toml"
+	cd "$T/proj/src"
+	unset COFFER_APP
+	run_logged cli deploy
+	[ "$status" -eq 0 ]
+	wait_until 30 count_started web 2
+	[ "$(api_get /v1/apps/web/status | jq -c '.config | [.cmd, .count, .grace_ms]')" = "[[\"$APP\"],2,2000]" ]
+	run_logged cli deploy --count 1
+	[ "$status" -eq 0 ]
+	[ "$(api_get /v1/apps/web/status | jq -c '.config | [.cmd, .count, .grace_ms]')" = "[[\"$APP\"],1,2000]" ]
+	# without a command anywhere: a usage error that says where one goes
+	printf 'app = "web"\n' >"$T/proj/coffer.toml"
+	run_logged cli deploy
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"expected a COMMAND to run, after '--' (or command in the [deploy] of $T/proj/coffer.toml)"* ]]
+}
+
 @test "an api SIGKILLed during a release's grace window resumes it after a restart" {
 	agents_up 1
 	"$COFFER" apps create web >/dev/null
