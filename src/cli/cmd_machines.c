@@ -104,8 +104,11 @@ static const struct cli_cmd machines_cmds[] = {
 static const struct cli_group machines_group = CLI_GROUP("machines", machines_cmds);
 const struct cli_cmd cli_machines = CLI_NOUN("machines", &machines_group, "list an app's machines, or destroy one");
 
-/* Command, count, grace and env of a release config, as `status` shows them. */
-static enum coffer_err print_config(const json_t *config)
+/*
+ * Command, count, grace and env of a release config, as `status` shows
+ * them; live: the app's machines not destroyed (a count it lacks is said).
+ */
+static enum coffer_err print_config(const json_t *config, size_t live)
 {
 	json_t *cmd = json_object_get(config, "cmd"), *env = json_object_get(config, "env");
 	json_t *count = json_object_get(config, "count"), *grace = json_object_get(config, "grace_ms"), *v;
@@ -125,7 +128,11 @@ static enum coffer_err print_config(const json_t *config)
 	if (format_argv(words, n, &b))
 		buf_reset(&b);
 	printf("%-11s %s\n", "Command", b.len ? b.ptr : "-");
-	if (json_is_integer(count))
+	if (json_is_integer(count) && (json_int_t)live < json_integer_value(count))
+		printf("%-11s %" JSON_INTEGER_FORMAT " (%zu machine%s now: the next deploy or scale brings it back to %"
+		       JSON_INTEGER_FORMAT ")\n",
+		       "Count", json_integer_value(count), live, live == 1 ? "" : "s", json_integer_value(count));
+	else if (json_is_integer(count))
 		printf("%-11s %" JSON_INTEGER_FORMAT "\n", "Count", json_integer_value(count));
 	if (json_is_integer(grace) && json_integer_value(grace) >= 0 &&
 	    !format_duration((uint64_t)json_integer_value(grace), text, sizeof(text)))
@@ -154,7 +161,8 @@ static enum coffer_err status_run(struct client *c, int argc, char **argv)
 {
 	struct buf out;
 	char path[CLIENT_PATH_MAX], name[STATUS_TEXT_MAX], text[STATUS_TEXT_MAX], other[STATUS_TEXT_MAX];
-	json_t *ans = NULL, *machines, *config;
+	json_t *ans = NULL, *machines, *config, *m;
+	size_t live = 0, i;
 	enum coffer_err rc = client_path(path, sizeof(path), "/v1/apps/", c->app, "/status");
 
 	(void)argc, (void)argv;
@@ -184,9 +192,13 @@ static enum coffer_err status_run(struct client *c, int argc, char **argv)
 		printf("%-11s %s: follow it with 'coffer releases -a %s'\n", "In progress", text, name);
 	}
 	config = json_object_get(ans, "config");
-	if (json_is_object(config))
-		rc = print_config(config);
 	machines = json_object_get(ans, "machines");
+	json_array_foreach(machines, i, m) {
+		const char *state = client_str(m, "state");
+		live += !state || strcmp(state, "destroyed") != 0;
+	}
+	if (json_is_object(config))
+		rc = print_config(config, live);
 	if (!rc && json_array_size(machines))
 		rc = client_table(machines, machine_headers, MACHINE_COLS, machine_row, &out);
 	if (!rc && json_array_size(machines))

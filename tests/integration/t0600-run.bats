@@ -331,6 +331,10 @@ pid_changed() {
 	[ "$(machines_json web | jq -r '[.[].id] | join(",")')" = "$other" ]
 	[ "$(api_get '/v1/apps/web/machines?all=1' | jq -r --arg id "$id" '.machines[] | select(.id == $id) | .state')" = destroyed ]
 	kill -0 "$otherpid"
+	# status says the count is now one short, and what makes it whole
+	run_logged "$COFFER" status -a web
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"Count       2 (1 machine now: the next deploy or scale brings it back to 2)"* ]]
 	# destroying it again, or an unknown one
 	run_logged cli machines destroy -a web 0123456789abcdef01234567 --yes
 	[ "$status" -eq 5 ]
