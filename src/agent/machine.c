@@ -30,7 +30,7 @@
 #define BOOT_ID_PATH "/proc/sys/kernel/random/boot_id"
 #define PW_BUF_SIZE 16384        /* getpwnam_r scratch */
 #define FD_SCAN_MAX 65536        /* fds marked close-on-exec when close_range is missing */
-#define POLL_FIRST_MS 1          /* machine_wait polls waitid, backing off to POLL_MAX_MS */
+#define POLL_FIRST_MS 1          /* machine_wait without a pidfd polls waitid, backing off to POLL_MAX_MS */
 #define POLL_MAX_MS 20
 #define WORK_PARENT_MODE 0711
 #define WORK_DIR_MODE 0700
@@ -924,7 +924,11 @@ enum coffer_err machine_wait(struct machine *m, int64_t timeout_ms, struct machi
 				*out = (struct machine_exit){ .running = 1 };
 				return COFFER_OK;
 			}
-			sleep_ms(step < left ? step : left);
+			/* own children have a pidfd once exec-ed: woken at the exit, not at the next poll */
+			if (m->pidfd >= 0)
+				pidfd_ended(m->pidfd, (int)(POLL_MAX_MS < left ? POLL_MAX_MS : left));
+			else
+				sleep_ms(step < left ? step : left);
 			if (step < POLL_MAX_MS)
 				step *= 2;
 		}
