@@ -61,6 +61,7 @@
 #include "answersig.h"
 #include "err.h"
 #include "hostauth.h"
+#include "http_client.h"
 #include "json.h"
 #include "secret.h"
 #include "timescale.h"
@@ -164,6 +165,19 @@ COFFER_MUST_CHECK enum coffer_err agent_signed_call_ex(const struct agent_identi
 						       const char *method, const char *path, const json_t *body,
 						       unsigned timeout_ms, size_t response_max, json_t **answer,
 						       char *msg, size_t msg_size);
+
+/*
+ * agent_signed_call_ex over a kept connection: *conn (NULL at first) is the
+ * client of the calls before to base_url and is reused, so they share one
+ * TCP and TLS connection (keep-alive); it is left in *conn after an answer
+ * (any status), freed after a call that got none. One *conn per thread; the
+ * caller http_client_free-s it at the end.
+ */
+COFFER_MUST_CHECK enum coffer_err agent_signed_call_kept(const struct agent_identity *id, const char *base_url,
+							 const char *method, const char *path, const json_t *body,
+							 unsigned timeout_ms, size_t response_max,
+							 struct http_client **conn, json_t **answer, char *msg,
+							 size_t msg_size);
 
 /*
  * agent_signed_call_ex for an answer the agent acts on: a 2xx answer must

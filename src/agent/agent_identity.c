@@ -295,22 +295,33 @@ void agent_machines_seen(size_t running, size_t down)
 	metrics_gauge_set(&metric_machines, (double)down, "down");
 }
 
+/*
+ * keep (may be NULL): a client kept between calls to one base_url, so they
+ * share one connection (no TCP and TLS handshake per call). It is dropped
+ * when a call gets no answer, and the next call connects afresh.
+ */
 static enum coffer_err send_request(const struct agent_identity *verify, const char *base_url, const char *method,
 				    const char *path, const struct hostauth_headers *h, const struct buf *body,
-				    unsigned timeout_ms, size_t response_max, json_t **answer, char *msg,
-				    size_t msg_size)
+				    unsigned timeout_ms, size_t response_max, struct http_client **keep,
+				    json_t **answer, char *msg, size_t msg_size)
 {
 	struct http_client *c = NULL;
 	struct buf resp;
 	json_t *doc = NULL;
-	int status = 0;
-	enum coffer_err rc;
+	int status = 0, answered = 0;
+	enum coffer_err rc = COFFER_OK;
 
 	if (msg && msg_size)
 		msg[0] = '\0';
 	/* answers may carry a boot token: wiped when freed */
 	buf_init_wiping(&resp, response_max);
-	rc = http_client_new(base_url, timeout_ms, &c);
+	if (keep && *keep) {
+		c = *keep;
+		*keep = NULL;
+		http_client_clear_headers(c); /* the last call's signature headers */
+	} else {
+		rc = http_client_new(base_url, timeout_ms, &c);
+	}
 	if (!rc && h) /* its nonce is spent once sent: never resent to another replica */
 		http_client_no_resend(c);
 	if (!rc && h &&
@@ -322,7 +333,8 @@ static enum coffer_err send_request(const struct agent_identity *verify, const c
 	if (!rc) {
 		rc = http_client_request(c, method, path, body ? body->ptr : NULL, body ? body->len : 0, response_max,
 					 &status, &resp);
-		peer_seen(base_url, rc == COFFER_OK);
+		answered = rc == COFFER_OK;
+		peer_seen(base_url, answered);
 	}
 	if (rc && c && msg && msg_size) { /* no answer: why, in words (an untrusted certificate, ...) */
 		size_t n = strnlen(http_client_last_error(c), msg_size - 1);
@@ -352,7 +364,10 @@ static enum coffer_err send_request(const struct agent_identity *verify, const c
 out:
 	json_decref(doc);
 	buf_release(&resp);
-	http_client_free(c);
+	if (keep && answered) /* an answer came: the connection is good for the next call */
+		*keep = c;
+	else
+		http_client_free(c);
 	return rc;
 }
 
@@ -366,7 +381,8 @@ enum coffer_err agent_signed_call(const struct agent_identity *id, const char *b
 /* The signed call; verify: the answer must be the api's, signed for this request. */
 static enum coffer_err signed_call(const struct agent_identity *id, int verify, const char *base_url,
 				   const char *method, const char *path, const json_t *body, unsigned timeout_ms,
-				   size_t response_max, json_t **answer, char *msg, size_t msg_size)
+				   size_t response_max, struct http_client **keep, json_t **answer, char *msg,
+				   size_t msg_size)
 {
 	struct hostauth_headers h;
 	struct buf text;
@@ -386,7 +402,7 @@ static enum coffer_err signed_call(const struct agent_identity *id, int verify, 
 		rc = hostauth_sign_headers(id->sign_sk, id->host_id, &r, (int64_t)time(NULL), &h);
 	if (!rc)
 		rc = send_request(verify ? id : NULL, base_url, method, path, &h, body ? &text : NULL, timeout_ms,
-				  response_max, answer, msg, msg_size);
+				  response_max, keep, answer, msg, msg_size);
 	buf_release(&text);
 	return rc;
 }
@@ -395,14 +411,21 @@ enum coffer_err agent_signed_call_ex(const struct agent_identity *id, const char
 				     const char *path, const json_t *body, unsigned timeout_ms, size_t response_max,
 				     json_t **answer, char *msg, size_t msg_size)
 {
-	return signed_call(id, 0, base_url, method, path, body, timeout_ms, response_max, answer, msg, msg_size);
+	return signed_call(id, 0, base_url, method, path, body, timeout_ms, response_max, NULL, answer, msg, msg_size);
+}
+
+enum coffer_err agent_signed_call_kept(const struct agent_identity *id, const char *base_url, const char *method,
+				       const char *path, const json_t *body, unsigned timeout_ms, size_t response_max,
+				       struct http_client **conn, json_t **answer, char *msg, size_t msg_size)
+{
+	return signed_call(id, 0, base_url, method, path, body, timeout_ms, response_max, conn, answer, msg, msg_size);
 }
 
 enum coffer_err agent_signed_call_verified(const struct agent_identity *id, const char *base_url, const char *method,
 					   const char *path, const json_t *body, unsigned timeout_ms,
 					   size_t response_max, json_t **answer, char *msg, size_t msg_size)
 {
-	return signed_call(id, 1, base_url, method, path, body, timeout_ms, response_max, answer, msg, msg_size);
+	return signed_call(id, 1, base_url, method, path, body, timeout_ms, response_max, NULL, answer, msg, msg_size);
 }
 
 enum coffer_err agent_enrol(const char *state_dir, struct agent_identity *id, const char *keeper_url,
@@ -432,7 +455,7 @@ enum coffer_err agent_enrol(const char *state_dir, struct agent_identity *id, co
 	    (rc = set_b64(body, "proof", proof, sizeof(proof))) || (rc = json_dump_buf(body, &text)))
 		goto out;
 	rc = send_request(NULL, keeper_url, "POST", KEEPER_ENROL_PATH, NULL, &text, AGENT_HTTP_TIMEOUT_MS,
-			  AGENT_RESPONSE_MAX, &answer, msg, msg_size);
+			  AGENT_RESPONSE_MAX, NULL, &answer, msg, msg_size);
 	if (rc)
 		goto out;
 	if (!answer || identity_from(answer, "host_id", &got) || agent_identity_answer_key(id, answer)) {

@@ -560,6 +560,7 @@ struct agent_runner {
 	char keeper_url[AGENT_URL_MAX];
 	char state_dir[AGENT_PATH_MAX];
 	int keep_machines; /* at stop, leave the machines running for the next agent to adopt */
+	struct http_client *keeper_conn; /* the reconcile thread's kept connection to the keeper (its opens) */
 	struct local **locals;
 	size_t n_locals, cap_locals;
 };
@@ -847,8 +848,9 @@ static enum coffer_err keeper_open(struct agent_runner *r, const char *token, si
 		rc = COFFER_ERR_NOMEM;
 		goto out;
 	}
-	rc = agent_signed_call_ex(r->id, r->keeper_url, "POST", KEEPER_OPEN_PATH, body, AGENT_HTTP_TIMEOUT_MS,
-				  AGENT_OPEN_ANSWER_MAX, &opened, peer, sizeof(peer));
+	/* over the kept connection: a boot pays no TCP and TLS handshake with the keeper */
+	rc = agent_signed_call_kept(r->id, r->keeper_url, "POST", KEEPER_OPEN_PATH, body, AGENT_HTTP_TIMEOUT_MS,
+				    AGENT_OPEN_ANSWER_MAX, &r->keeper_conn, &opened, peer, sizeof(peer));
 	if (rc) {
 		*gone = rc == COFFER_ERR_NOT_FOUND || rc == COFFER_ERR_CONFLICT;
 		set_msg(msg, msg_size, "the keeper refused to open the secrets: %s",
@@ -1496,6 +1498,8 @@ void agent_runner_stop(struct agent_runner *r)
 		pthread_join(r->reconcile_thread, NULL);
 	else
 		stop_all(r);
+	http_client_free(r->keeper_conn);
+	r->keeper_conn = NULL;
 	/* the stopped events stop_all queued: each posted once, then the sender ends */
 	if (r->sender_started) {
 		pthread_mutex_lock(&r->out.mu);

@@ -11,7 +11,7 @@
  *
  * Each secret of the spec names the modes that deliver it (struct
  * machine_delivery in machine.h; none named: "env"). machine_start:
- *   1. deliver_prepare, before fork, in the parent: builds the environment
+ *   1. deliver_prepare, before the vfork, in the parent: builds the environment
  *      (layers 1, 2 and 4 of machine.h) and, for layer 3, routes every
  *      secret to the modes it names and calls prepare of each mode that got
  *      at least one, in table order. prepare may add variables to the
@@ -20,12 +20,16 @@
  *   2. in the child, after its session, stdio and work dir are set up and
  *      before it drops to the machine's user (so still as the agent's user):
  *      apply_in_child of each prepared mode, in table order. It may call only
- *      async-signal-safe functions and returns 0 or an errno (the start then
- *      fails with "cannot deliver the secrets \"<mode>\": <errno text>");
- *   3. in the parent, right after fork, deliver_forked wipes and frees the
- *      environment block and every mode's child block, before the parent
- *      knows whether exec worked; the child's copies end with execve, or are
- *      wiped by deliver_wipe_in_child when a step before it fails;
+ *      async-signal-safe functions, and since the child shares the agent's
+ *      memory (vfork, machine.c) it writes nothing but its own locals; it
+ *      returns 0 or an errno (the start then fails with "cannot deliver the
+ *      secrets \"<mode>\": <errno text>");
+ *   3. in the parent, once the child has exec-ed or ended (the parent's
+ *      thread waits in vfork until then), deliver_forked wipes and frees the
+ *      environment block and every mode's child block; there is no copy of
+ *      them in the child to end (it shared them), and execve made the new
+ *      image's own; a child that fails before execve wipes them first
+ *      (deliver_wipe_in_child);
  *   4. cleanup of each prepared mode once the machine has stopped (its main
  *      process ended and its group killed), or when the start fails after
  *      step 1, or from machine_free: at most once per mode per start.

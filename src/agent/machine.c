@@ -30,7 +30,7 @@
 #define BOOT_ID_PATH "/proc/sys/kernel/random/boot_id"
 #define PW_BUF_SIZE 16384        /* getpwnam_r scratch */
 #define FD_SCAN_MAX 65536        /* fds marked close-on-exec when close_range is missing */
-#define POLL_FIRST_MS 1          /* machine_wait polls waitid, backing off to POLL_MAX_MS */
+#define POLL_FIRST_MS 1          /* machine_wait without a pidfd polls waitid, backing off to POLL_MAX_MS */
 #define POLL_MAX_MS 20
 #define WORK_PARENT_MODE 0711
 #define WORK_DIR_MODE 0700
@@ -76,7 +76,7 @@ struct child_report {
 	size_t mode; /* STAGE_DELIVER: the row of the mode that failed */
 };
 
-/* Everything the child needs, prepared before fork: it calls only async-signal-safe functions. */
+/* Everything the child needs, prepared before vfork: it calls only async-signal-safe functions. */
 struct child_ctx {
 	char *const *argv;
 	char *const *envp;
@@ -536,14 +536,22 @@ __attribute__((noreturn)) static void child_run(struct child_ctx *c)
 	if (e)
 		child_fail_mode(c, STAGE_DELIVER, e, mode);
 
+	/*
+	 * The raw system calls, not the C library's setgroups/setgid/setuid:
+	 * in a multi-threaded process those ask every thread to change too,
+	 * and this child shares the agent's memory (vfork), so they would
+	 * reach for the agent's threads. The kernel's calls change this
+	 * process alone, which is all the child is.
+	 */
 	if (c->drop) {
-		if (setgroups(0, NULL))
+		if (syscall(SYS_setgroups, 0, NULL))
 			child_fail(c, STAGE_SETGROUPS, errno);
-		if (setgid(c->gid) || getgid() != c->gid || getegid() != c->gid)
+		errno = 0;
+		if (syscall(SYS_setgid, c->gid) || getgid() != c->gid || getegid() != c->gid)
 			child_fail(c, STAGE_SETGID, errno ? errno : EPERM);
-		if (setuid(c->uid) || getuid() != c->uid || geteuid() != c->uid)
+		if (syscall(SYS_setuid, c->uid) || getuid() != c->uid || geteuid() != c->uid)
 			child_fail(c, STAGE_SETUID, errno ? errno : EPERM);
-		if (setuid(0) == 0)
+		if (syscall(SYS_setuid, 0) == 0)
 			child_fail(c, STAGE_SETUID, EPERM);
 	}
 
@@ -561,6 +569,23 @@ __attribute__((noreturn)) static void child_run(struct child_ctx *c)
 
 	child_exec(c);
 	child_fail(c, STAGE_EXEC, errno);
+}
+
+/*
+ * vfork: the child shares the agent's memory and the calling thread waits
+ * until the child has exec-ed or exited, so nothing is copied (no page
+ * tables, no copy-on-write faults after, no fork handlers): a start costs
+ * what a small process's fork costs. The child changes nothing of the
+ * agent's but its own frames below this one, *c and errno, calls no
+ * malloc and nothing that reaches other threads (child_run). A function
+ * of its own, so that no variable of the caller lives across the vfork.
+ */
+__attribute__((noinline)) static pid_t spawn(struct child_ctx *c)
+{
+	pid_t pid = vfork();
+	if (pid == 0)
+		child_run(c);
+	return pid;
 }
 
 static const char *stage_text(int stage)
@@ -723,10 +748,8 @@ enum coffer_err machine_start(const struct machine_spec *spec, struct machine **
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	m->started_ms = now_ms();
-	pid_t pid = fork();
-	if (pid == 0)
-		child_run(&c);
-	int fork_errno = errno;
+	pid_t pid = spawn(&c);
+	int fork_errno = pid < 0 ? errno : 0;
 	/* The parent's copy of the environment goes now, whatever happens next. */
 	deliver_forked(&m->delivery);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -924,7 +947,11 @@ enum coffer_err machine_wait(struct machine *m, int64_t timeout_ms, struct machi
 				*out = (struct machine_exit){ .running = 1 };
 				return COFFER_OK;
 			}
-			sleep_ms(step < left ? step : left);
+			/* own children have a pidfd once exec-ed: woken at the exit, not at the next poll */
+			if (m->pidfd >= 0)
+				pidfd_ended(m->pidfd, (int)(POLL_MAX_MS < left ? POLL_MAX_MS : left));
+			else
+				sleep_ms(step < left ? step : left);
 			if (step < POLL_MAX_MS)
 				step *= 2;
 		}

@@ -52,15 +52,22 @@
  * Delivery: each secret goes to the machine through the delivery modes its
  * deliveries name (struct machine_delivery; none: the environment). The modes
  * are a table, and machine_start goes through it: src/agent/deliver.h says
- * when each step of a mode runs (prepare before fork, apply in the child
+ * when each step of a mode runs (prepare before the vfork, apply in the child
  * before the privilege drop, cleanup once the machine has stopped or its
  * start failed).
  *
  * Secrets in memory: the environment is built in one sodium_malloc block
  * (and a mode's data for the child in its own) that the parent wipes and
- * frees right after fork, before it learns whether exec worked. The
- * child's copy-on-write copy ends with execve, or is wiped by the child
- * when a step before execve fails.
+ * frees as soon as vfork returns, i.e. once the child has exec-ed (execve
+ * copied it into the new image) or ended. The child shares the agent's
+ * memory until then, so no other copy exists; a child that fails before
+ * execve wipes the blocks itself.
+ *
+ * The start: vfork, so the multi-threaded agent copies no page tables and
+ * takes no copy-on-write faults per start. The child writes nothing of the
+ * agent's memory but errno and the ctx machine_start made for it, calls
+ * only async-signal-safe functions, and drops privileges with the raw
+ * system calls (the C library's setuid would signal the agent's threads).
  *
  * Output: the child writes out.log in spec->log_dir itself (folder 0700,
  * files 0600, owned by the agent; keep the log dir out of the work dir).

@@ -186,6 +186,15 @@ COFFER_MUST_CHECK enum coffer_err keeper_app_key_create(const struct keeper_keys
  */
 COFFER_MUST_CHECK enum coffer_err keeper_app_key_load(const struct keeper_keys *keys, struct store *s,
 						      const char *app_id, uint64_t version, struct secret **sk);
+/*
+ * keeper_app_key_load into sk, which the caller made of HPKE_SK_LEN bytes
+ * (carved from an arena, say), with the public key it checked in pk: no
+ * allocation, and the caller needs no multiplication of its own for pk.
+ * On failure sk and pk are wiped.
+ */
+COFFER_MUST_CHECK enum coffer_err keeper_app_key_load_into(const struct keeper_keys *keys, struct store *s,
+							   const char *app_id, uint64_t version, struct secret *sk,
+							   unsigned char pk[HPKE_PK_LEN]);
 
 /*
  * The app's org binding (deployer.h "app's org"): keeper_app_key_create

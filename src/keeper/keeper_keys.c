@@ -310,17 +310,15 @@ static enum coffer_err tampered(const char *app_id, uint64_t version, const char
 	return COFFER_ERR_CRYPTO;
 }
 
-enum coffer_err keeper_app_key_load(const struct keeper_keys *keys, struct store *s, const char *app_id,
-				    uint64_t version, struct secret **sk)
+enum coffer_err keeper_app_key_load_into(const struct keeper_keys *keys, struct store *s, const char *app_id,
+					 uint64_t version, struct secret *sk, unsigned char pk[HPKE_PK_LEN])
 {
 	struct store_app_key row;
-	struct secret *key = NULL;
 	struct buf aad;
-	unsigned char pk[HPKE_PK_LEN];
 	enum coffer_err rc;
 
 	buf_init(&aad, AAD_MAX);
-	if (version < 1 || version > UINT32_MAX) {
+	if (version < 1 || version > UINT32_MAX || !sk || secret_len(sk) != HPKE_SK_LEN) {
 		rc = COFFER_ERR_INVALID;
 		goto out;
 	}
@@ -329,19 +327,23 @@ enum coffer_err keeper_app_key_load(const struct keeper_keys *keys, struct store
 		rc = store_app_key_get(s, app_id, version, &row);
 	if (rc)
 		goto out;
-	if (row.version != version || row.public_key_len != KEEPER_PK_BLOB_LEN) {
-		rc = tampered(app_id, version, "layout");
+	if (row.version != version || row.public_key_len != KEEPER_PK_BLOB_LEN ||
+	    row.wrapped_private_len < KEYWRAP_OVERHEAD ||
+	    row.wrapped_private_len - KEYWRAP_OVERHEAD != HPKE_SK_LEN) {
+		rc = tampered(app_id, version, row.version != version || row.public_key_len != KEEPER_PK_BLOB_LEN
+							   ? "layout"
+							   : "unwrap");
 		goto out;
 	}
 	/* The AAD is this app's and this version's, never the row's: a row moved here does not open. */
-	rc = keywrap_open(keys->wrap, aad.ptr, aad.len, row.wrapped_private, row.wrapped_private_len, &key);
-	if (rc == COFFER_ERR_CRYPTO || rc == COFFER_ERR_INVALID || (!rc && secret_len(key) != HPKE_SK_LEN)) {
+	rc = keywrap_open_into(keys->wrap, aad.ptr, aad.len, row.wrapped_private, row.wrapped_private_len, sk);
+	if (rc == COFFER_ERR_CRYPTO || rc == COFFER_ERR_INVALID) {
 		rc = tampered(app_id, version, "unwrap");
 		goto out;
 	}
 	if (rc)
 		goto out;
-	rc = hpke_public_key(key, pk);
+	rc = hpke_public_key(sk, pk);
 	if (rc)
 		goto out;
 	if (!ct_equal(pk, row.public_key, HPKE_PK_LEN)) {
@@ -350,15 +352,32 @@ enum coffer_err keeper_app_key_load(const struct keeper_keys *keys, struct store
 	}
 	rc = vault_app_key_verify(keys->signing_pk, app_id, (uint32_t)version, row.public_key,
 				  row.public_key + HPKE_PK_LEN);
-	if (rc) {
+	if (rc)
 		rc = tampered(app_id, version, "signature");
-		goto out;
-	}
-	*sk = key;
-	key = NULL;
 out:
-	sodium_memzero(pk, sizeof(pk));
+	if (rc) {
+		if (sk)
+			sodium_memzero(secret_bytes(sk), secret_len(sk));
+		sodium_memzero(pk, HPKE_PK_LEN);
+	}
 	buf_release(&aad);
+	return rc;
+}
+
+enum coffer_err keeper_app_key_load(const struct keeper_keys *keys, struct store *s, const char *app_id,
+				    uint64_t version, struct secret **sk)
+{
+	unsigned char pk[HPKE_PK_LEN];
+	struct secret *key = NULL;
+	enum coffer_err rc = secret_new(HPKE_SK_LEN, &key);
+
+	if (!rc)
+		rc = keeper_app_key_load_into(keys, s, app_id, version, key, pk);
+	sodium_memzero(pk, sizeof(pk));
+	if (!rc) {
+		*sk = key;
+		key = NULL;
+	}
 	secret_free(key);
 	return rc;
 }

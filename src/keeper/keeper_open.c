@@ -4,6 +4,7 @@
  * the app key, the values sealed to the host, and one audit event per open,
  * refused ones included (docs/RUNPATH.md, "Agent <-> keeper").
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -415,9 +416,11 @@ static enum coffer_err check_value(struct open_state *st, const struct store_sec
 }
 
 /*
- * Opens every item of st->list with the app's keys into values[i], carved
- * from arena (each key version loaded once per run of equal versions; its
- * public key computed once, not once per value). *why is set on a refusal.
+ * Opens every item of st->list with the app's keys into values[i]. The
+ * app's private key, its digest subkey and the values are all carved from
+ * arena; each key version is loaded once per run of equal versions, and
+ * its public key comes with it (no multiplication of our own). *why is set
+ * on a refusal.
  */
 static enum coffer_err open_items(const struct keeper_keys *keys, struct store *s, struct open_state *st,
 				  struct secret_arena *arena, struct secret **values, const char **why)
@@ -426,10 +429,11 @@ static enum coffer_err open_items(const struct keeper_keys *keys, struct store *
 	struct secret *sk = NULL, *dk = NULL;
 	unsigned char pk[HPKE_PK_LEN];
 	uint64_t loaded = 0;
-	/* the app's digest subkey, carved from the values' arena: no allocation of its own */
 	enum coffer_err rc = secret_arena_take(arena, DIGEST_KEY_LEN, &dk);
 	if (!rc)
 		rc = digest_app_key_into(keys->digest, app_id, dk);
+	if (!rc)
+		rc = secret_arena_take(arena, HPKE_SK_LEN, &sk);
 
 	for (size_t i = 0; i < st->list.n && !rc; i++) {
 		const struct store_secret *it = &st->list.items[i];
@@ -438,17 +442,13 @@ static enum coffer_err open_items(const struct keeper_keys *keys, struct store *
 			*why = "secret failed verification";
 			break;
 		}
-		if (!sk || loaded != it->key_version) {
-			secret_free(sk);
-			sk = NULL;
-			rc = keeper_app_key_load(keys, s, app_id, it->key_version, &sk);
+		if (loaded != it->key_version) {
+			rc = keeper_app_key_load_into(keys, s, app_id, it->key_version, sk, pk);
 			if (rc == COFFER_ERR_CRYPTO || rc == COFFER_ERR_NOT_FOUND || rc == COFFER_ERR_INVALID) {
 				/* keeper_app_key_load logged tampering; a missing key is the store lying too */
 				rc = item_refused(st, it->name, it->key_version, "app_key");
 				*why = "app key failed verification";
 			}
-			if (!rc)
-				rc = hpke_public_key(sk, pk);
 			if (rc)
 				break;
 			loaded = it->key_version;
@@ -469,24 +469,65 @@ static enum coffer_err open_items(const struct keeper_keys *keys, struct store *
 			rc = check_value(st, it, dk, values[i], why);
 	}
 	sodium_memzero(pk, sizeof(pk));
-	secret_free(sk);
+	secret_free(sk); /* carved: wiped now, the arena's block stays */
 	secret_free(dk);
 	return rc;
 }
 
 /*
- * The secure arena for all the values of st->list and the app's digest
- * subkey: one sodium_malloc per open whatever the count. Sizes over the delivery's limits (a value over
- * 64 KiB, all over 1 MiB) refuse the open here, before anything is
- * allocated or opened.
+ * Each server thread keeps one secure arena for its opens (secret_arena_reuse):
+ * an open wipes it whole when done, so no value outlives its open, and
+ * it costs no sodium_malloc (mmap, mprotect, mlock; munmap at the end)
+ * unless it needs more room than the thread's arena has. Freed at thread exit.
+ */
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_ok;
+
+static void scratch_destroy(void *a)
+{
+	secret_arena_free(a);
+}
+
+static void scratch_key_make(void)
+{
+	scratch_ok = pthread_key_create(&scratch_key, scratch_destroy) == 0;
+}
+
+/* The thread's arena, emptied and with room for count secrets of total bytes. */
+static enum coffer_err scratch_get(size_t count, size_t total, struct secret_arena **out)
+{
+	struct secret_arena *a;
+	enum coffer_err rc;
+
+	pthread_once(&scratch_once, scratch_key_make);
+	if (!scratch_ok)
+		return COFFER_ERR_NOMEM;
+	a = pthread_getspecific(scratch_key);
+	rc = secret_arena_reuse(&a, count, total);
+	if (pthread_setspecific(scratch_key, a) && !rc) {
+		secret_arena_free(a);
+		return COFFER_ERR_NOMEM;
+	}
+	if (!rc)
+		*out = a;
+	return rc;
+}
+
+/*
+ * The secure scratch for one open: the values of st->list, the app's
+ * digest subkey, its private key and the delivery's plaintext. Sizes over
+ * the delivery's limits (a value over 64 KiB, all over 1 MiB) refuse the
+ * open here, before anything is opened.
  */
 static enum coffer_err values_arena(struct open_state *st, struct secret_arena **arena, const char **why)
 {
 	const struct store_secret_list *l = &st->list;
-	size_t total = 0;
+	size_t total = 0, names = 0;
 
 	for (size_t i = 0; i < l->n; i++) {
 		size_t len = l->items[i].ciphertext_len;
+		names += strlen(l->items[i].name);
 		if (len < VAULT_SEAL_OVERHEAD)
 			continue; /* refused when its turn comes */
 		len -= VAULT_SEAL_OVERHEAD;
@@ -497,7 +538,9 @@ static enum coffer_err values_arena(struct open_state *st, struct secret_arena *
 		}
 		total += len;
 	}
-	return secret_arena_new(l->n + 1, total + DIGEST_KEY_LEN, arena); /* and the app's digest subkey */
+	/* names are bounded by the store's rows (DELIVERY_ITEMS_MAX of at most DELIVERY_NAME_MAX): no overflow */
+	return scratch_get(l->n + 3, total + DIGEST_KEY_LEN + HPKE_SK_LEN + delivery_plaintext_size(l->n, names, total),
+			   arena);
 }
 
 /* Opens the version's values and seals them to the host for (host, machine, jti). */
@@ -510,20 +553,20 @@ static enum coffer_err open_and_seal(const struct keeper_keys *keys, struct stor
 	struct delivery_item *items = NULL;
 	enum coffer_err rc = COFFER_OK;
 
+	if (n > DELIVERY_ITEMS_MAX) {
+		rc = COFFER_ERR_TOO_LARGE;
+		goto out;
+	}
+	rc = values_arena(st, &arena, why); /* with no values too: the delivery's plaintext */
+	if (rc)
+		goto out;
 	if (n) {
-		if (n > DELIVERY_ITEMS_MAX) {
-			rc = COFFER_ERR_TOO_LARGE;
-			goto out;
-		}
 		values = calloc(n, sizeof(*values));
 		items = calloc(n, sizeof(*items));
 		if (!values || !items) {
 			rc = COFFER_ERR_NOMEM;
 			goto out;
 		}
-		rc = values_arena(st, &arena, why);
-		if (rc)
-			goto out;
 		rc = open_items(keys, s, st, arena, values, why);
 		if (rc)
 			goto out;
@@ -532,10 +575,10 @@ static enum coffer_err open_and_seal(const struct keeper_keys *keys, struct stor
 			items[i].value = values[i];
 		}
 	}
-	rc = delivery_seal(st->host->seal_pk, st->host->id, st->claims.machine, st->claims.jti, st->spec_hash, items, n,
-			   sealed);
+	rc = delivery_seal_in(st->host->seal_pk, st->host->id, st->claims.machine, st->claims.jti, st->spec_hash,
+			      items, n, arena, sealed);
 out:
-	secret_arena_free(arena); /* wipes every value at once */
+	secret_arena_wipe(arena); /* every value, key and the plaintext at once; the block is the thread's */
 	free(items);
 	free(values);
 	return rc;

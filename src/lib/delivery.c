@@ -163,9 +163,22 @@ static enum coffer_err check_items(const struct delivery_item *items, size_t n,
 	return COFFER_OK;
 }
 
+size_t delivery_plaintext_size(size_t n, size_t names_len, size_t values_len)
+{
+	return DELIVERY_COUNT_LEN + n * (NAME_LEN_BYTES + VALUE_LEN_BYTES) + names_len + values_len;
+}
+
 enum coffer_err delivery_seal(const unsigned char host_pk[HPKE_PK_LEN], const char *host_id,
 			      const char *machine_id, const char *jti, const char *spec_hash,
 			      const struct delivery_item *items, size_t n, struct buf *sealed)
+{
+	return delivery_seal_in(host_pk, host_id, machine_id, jti, spec_hash, items, n, NULL, sealed);
+}
+
+enum coffer_err delivery_seal_in(const unsigned char host_pk[HPKE_PK_LEN], const char *host_id,
+				 const char *machine_id, const char *jti, const char *spec_hash,
+				 const struct delivery_item *items, size_t n, struct secret_arena *scratch,
+				 struct buf *sealed)
 {
 	const struct delivery_item **order = NULL;
 	struct secret *pt = NULL;
@@ -180,7 +193,7 @@ enum coffer_err delivery_seal(const unsigned char host_pk[HPKE_PK_LEN], const ch
 	rc = check_items(items, n, &order, &size);
 	if (rc)
 		goto out;
-	rc = secret_new(size, &pt);
+	rc = scratch ? secret_arena_take(scratch, size, &pt) : secret_new(size, &pt);
 	if (rc)
 		goto out;
 

@@ -101,6 +101,17 @@ void delivery_list_release(struct delivery_list *l);
 COFFER_MUST_CHECK enum coffer_err delivery_seal(const unsigned char host_pk[HPKE_PK_LEN], const char *host_id,
 						const char *machine_id, const char *jti, const char *spec_hash,
 						const struct delivery_item *items, size_t n, struct buf *sealed);
+/*
+ * delivery_seal with the plaintext built in a secret carved from scratch
+ * (wiped when done; COFFER_ERR_TOO_LARGE when scratch has no room for
+ * delivery_plaintext_size): no secure allocation of its own.
+ */
+COFFER_MUST_CHECK enum coffer_err delivery_seal_in(const unsigned char host_pk[HPKE_PK_LEN], const char *host_id,
+						   const char *machine_id, const char *jti, const char *spec_hash,
+						   const struct delivery_item *items, size_t n,
+						   struct secret_arena *scratch, struct buf *sealed);
+/* The plaintext's bytes for n items whose names and values add up to names_len and values_len bytes. */
+size_t delivery_plaintext_size(size_t n, size_t names_len, size_t values_len);
 
 /*
  * Opens what delivery_seal sealed for exactly this host, machine, jti and

@@ -194,8 +194,11 @@ enum coffer_err fs_read_hex_key(const char *path, size_t len, struct secret **ou
 enum coffer_err fs_mkdir_p(const char *path, mode_t mode)
 {
 	char p[4096];
+	struct stat st;
 	if (str_copy(p, sizeof(p), path))
 		return COFFER_ERR_TOO_LARGE;
+	if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
+		return COFFER_OK; /* there already (every boot's case): one call, not one mkdir per component */
 	for (char *s = p + 1; ; s++) {
 		if (*s != '/' && *s != '\0')
 			continue;
@@ -207,7 +210,6 @@ enum coffer_err fs_mkdir_p(const char *path, mode_t mode)
 		if (!c)
 			break;
 	}
-	struct stat st;
 	if (stat(p, &st) || !S_ISDIR(st.st_mode))
 		return COFFER_ERR_IO;
 	return COFFER_OK;

@@ -203,8 +203,7 @@ void http_client_free(struct http_client *c)
 		return;
 	if (c->curl)
 		curl_easy_cleanup(c->curl);
-	for (size_t i = 0; i < c->n_headers; i++)
-		free(c->headers[i]);
+	http_client_clear_headers(c);
 	secret_free(c->token);
 	free(c);
 }
@@ -250,6 +249,13 @@ enum coffer_err http_client_add_header(struct http_client *c, const char *name, 
 		return COFFER_ERR_NOMEM;
 	c->headers[c->n_headers++] = copy;
 	return COFFER_OK;
+}
+
+void http_client_clear_headers(struct http_client *c)
+{
+	for (size_t i = 0; i < c->n_headers; i++)
+		free(c->headers[i]);
+	c->n_headers = 0;
 }
 
 void http_client_no_resend(struct http_client *c)

@@ -66,6 +66,8 @@ COFFER_MUST_CHECK enum coffer_err http_client_set_token(struct http_client *c, c
  * that was sent is never sent again to another URL, whatever its method.
  */
 void http_client_no_resend(struct http_client *c);
+/* Drops every header http_client_add_header added (the connection stays): for a client kept between requests. */
+void http_client_clear_headers(struct http_client *c);
 /* Adds a header sent with every request; not for credentials (see set_token). */
 COFFER_MUST_CHECK enum coffer_err http_client_add_header(struct http_client *c, const char *name,
 							 const char *value);

@@ -50,33 +50,52 @@ out:
 	return rc;
 }
 
-enum coffer_err keywrap_open(const struct secret *subkey, const void *aad, size_t aad_len,
-			     const void *wrapped, size_t wrapped_len, struct secret **plaintext)
+/* The checks of both opens: COFFER_OK when wrapped may hold a plaintext for subkey. */
+static enum coffer_err open_check(const struct secret *subkey, const void *aad, size_t aad_len, const void *wrapped,
+				  size_t wrapped_len)
 {
-	const unsigned char *w = wrapped;
-	unsigned long long pt_len = 0;
-	struct secret *pt = NULL;
-	enum coffer_err rc;
-
-	if (secret_len(subkey) != KEYWRAP_KEY_LEN || (aad_len && !aad) || !wrapped ||
-	    wrapped_len < KEYWRAP_OVERHEAD)
+	if (secret_len(subkey) != KEYWRAP_KEY_LEN || (aad_len && !aad) || !wrapped || wrapped_len < KEYWRAP_OVERHEAD)
 		return COFFER_ERR_INVALID;
 	if (wrapped_len - KEYWRAP_OVERHEAD > KEYWRAP_PLAINTEXT_MAX)
 		return COFFER_ERR_TOO_LARGE;
-	rc = secret_new(wrapped_len - KEYWRAP_OVERHEAD, &pt);
+	return COFFER_OK;
+}
+
+enum coffer_err keywrap_open_into(const struct secret *subkey, const void *aad, size_t aad_len,
+				  const void *wrapped, size_t wrapped_len, struct secret *pt)
+{
+	const unsigned char *w = wrapped;
+	unsigned long long pt_len = 0;
+	enum coffer_err rc = open_check(subkey, aad, aad_len, wrapped, wrapped_len);
+
 	if (rc)
-		goto out;
-	if (crypto_aead_xchacha20poly1305_ietf_decrypt(secret_bytes(pt), &pt_len, NULL,
-						       w + KEYWRAP_NONCE_LEN,
-						       wrapped_len - KEYWRAP_NONCE_LEN, aad, aad_len,
-						       w, secret_cbytes(subkey)) != 0 ||
+		return rc;
+	if (!pt || secret_len(pt) != wrapped_len - KEYWRAP_OVERHEAD)
+		return COFFER_ERR_INVALID;
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(secret_bytes(pt), &pt_len, NULL, w + KEYWRAP_NONCE_LEN,
+						       wrapped_len - KEYWRAP_NONCE_LEN, aad, aad_len, w,
+						       secret_cbytes(subkey)) != 0 ||
 	    pt_len != wrapped_len - KEYWRAP_OVERHEAD) {
-		rc = COFFER_ERR_CRYPTO;
-		goto out;
+		sodium_memzero(secret_bytes(pt), secret_len(pt));
+		return COFFER_ERR_CRYPTO;
 	}
-	*plaintext = pt;
-	pt = NULL;
-out:
+	return COFFER_OK;
+}
+
+enum coffer_err keywrap_open(const struct secret *subkey, const void *aad, size_t aad_len,
+			     const void *wrapped, size_t wrapped_len, struct secret **plaintext)
+{
+	struct secret *pt = NULL;
+	enum coffer_err rc = open_check(subkey, aad, aad_len, wrapped, wrapped_len);
+
+	if (!rc)
+		rc = secret_new(wrapped_len - KEYWRAP_OVERHEAD, &pt);
+	if (!rc)
+		rc = keywrap_open_into(subkey, aad, aad_len, wrapped, wrapped_len, pt);
+	if (!rc) {
+		*plaintext = pt;
+		pt = NULL;
+	}
 	secret_free(pt);
 	return rc;
 }

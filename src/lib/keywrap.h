@@ -45,6 +45,14 @@ COFFER_MUST_CHECK enum coffer_err keywrap_seal(const struct secret *subkey, cons
 					       size_t aad_len, const struct secret *plaintext,
 					       struct buf *wrapped);
 
+/*
+ * keywrap_open into pt, which the caller made (a carved secret, say) of
+ * exactly wrapped_len - KEYWRAP_OVERHEAD bytes (COFFER_ERR_INVALID
+ * otherwise); on failure pt is wiped.
+ */
+COFFER_MUST_CHECK enum coffer_err keywrap_open_into(const struct secret *subkey, const void *aad, size_t aad_len,
+						    const void *wrapped, size_t wrapped_len, struct secret *pt);
+
 /* The plaintext of wrapped, if it was sealed under subkey with aad. */
 COFFER_MUST_CHECK enum coffer_err keywrap_open(const struct secret *subkey, const void *aad,
 					       size_t aad_len, const void *wrapped,

@@ -120,19 +120,27 @@ int secret_has_nul(const struct secret *s)
 	return memchr(s->bytes, 0, s->len) != NULL;
 }
 
-enum coffer_err secret_arena_new(size_t count, size_t total, struct secret_arena **out)
+/* The bytes an arena for count secrets of total bytes needs; 0 when too large. */
+static size_t arena_size(size_t count, size_t total)
 {
-	size_t one, size;
-	struct secret_arena *a;
-
+	size_t one;
 	/* footprint(len) <= footprint(0) + len + SECRET_ALIGN - 1: each secret
 	 * costs at most `one` besides its bytes, its rounding included */
 	if (!footprint(0, &one))
-		return COFFER_ERR_TOO_LARGE;
+		return 0;
 	one += SECRET_ALIGN;
 	if (count > (SIZE_MAX / 2) / one || total > SIZE_MAX / 2 - sizeof(struct secret_arena) - SECRET_ALIGN)
+		return 0;
+	return (count * one + total + SECRET_ALIGN - 1) & ~(size_t)(SECRET_ALIGN - 1);
+}
+
+enum coffer_err secret_arena_new(size_t count, size_t total, struct secret_arena **out)
+{
+	size_t size = arena_size(count, total);
+	struct secret_arena *a;
+
+	if (!size && (count || total))
 		return COFFER_ERR_TOO_LARGE;
-	size = (count * one + total + SECRET_ALIGN - 1) & ~(size_t)(SECRET_ALIGN - 1);
 	a = sodium_malloc(sizeof(struct secret_arena) + size); /* both multiples of SECRET_ALIGN */
 	if (!a)
 		return COFFER_ERR_NOMEM;
@@ -163,4 +171,27 @@ void secret_arena_free(struct secret_arena *a)
 {
 	if (a)
 		sodium_free(a); /* wipes the whole block, every carved secret with it */
+}
+
+void secret_arena_wipe(struct secret_arena *a)
+{
+	if (!a)
+		return;
+	sodium_memzero(a->mem, a->used);
+	a->used = 0;
+}
+
+enum coffer_err secret_arena_reuse(struct secret_arena **a, size_t count, size_t total)
+{
+	size_t size = arena_size(count, total);
+
+	if (!size && (count || total))
+		return COFFER_ERR_TOO_LARGE;
+	if (*a && (*a)->size >= size) {
+		secret_arena_wipe(*a);
+		return COFFER_OK;
+	}
+	secret_arena_free(*a);
+	*a = NULL;
+	return secret_arena_new(count, total, a);
 }

@@ -53,5 +53,15 @@ COFFER_MUST_CHECK enum coffer_err secret_arena_new(size_t count, size_t total, s
 COFFER_MUST_CHECK enum coffer_err secret_arena_take(struct secret_arena *a, size_t len, struct secret **out);
 /* Wipes and frees the block and every secret in it; NULL is allowed. */
 void secret_arena_free(struct secret_arena *a);
+/*
+ * An arena kept for reuse (one per thread, say, across the opens it
+ * serves): *a is wiped whole and emptied (every secret carved from it is
+ * gone) and kept when it has room for count secrets of total bytes, else
+ * freed and replaced by a new one (*a may be NULL). Nothing of one use
+ * survives into the next; the block stays mapped and locked in between.
+ */
+COFFER_MUST_CHECK enum coffer_err secret_arena_reuse(struct secret_arena **a, size_t count, size_t total);
+/* Wipes every secret carved from a and empties it for the next use (secret_arena_reuse); NULL is allowed. */
+void secret_arena_wipe(struct secret_arena *a);
 
 #endif

@@ -114,8 +114,15 @@ static void read_environ(pid_t pid, struct buf *out)
 {
 	char path[PATH_SIZE];
 	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
-	buf_reset(out);
-	assert_int_equal(fs_read_file(path, out), COFFER_OK);
+	/* machine_start returns once exec is past its point of no return; the
+	 * kernel sets the new image's environment a moment later */
+	for (int tries = 0; tries < 5000; tries++) {
+		buf_reset(out);
+		assert_int_equal(fs_read_file(path, out), COFFER_OK);
+		if (out->len)
+			break;
+		usleep(1000);
+	}
 	for (size_t i = 0; i < out->len; i++)
 		if (out->ptr[i] == '\0')
 			out->ptr[i] = '\n';

@@ -234,6 +234,13 @@ static char *proc_environ(pid_t pid, char **entries, size_t max, size_t *n)
 	snprintf(path, sizeof(path), "/proc/%ld/environ", (long)pid);
 	size_t len;
 	char *raw = slurp(path, &len);
+	/* machine_start returns once exec is past its point of no return; the
+	 * kernel sets the new image's environment a moment later */
+	for (int tries = 0; raw && len == 0 && tries < 5000; tries++) {
+		free(raw);
+		usleep(1000);
+		raw = slurp(path, &len);
+	}
 	assert_non_null(raw);
 	*n = 0;
 	for (size_t i = 0; i < len; i += strlen(raw + i) + 1) {

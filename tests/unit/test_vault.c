@@ -213,6 +213,39 @@ static void test_open_into_wipes_on_failure(void **state)
 }
 
 /* An arena holds exactly what it was sized for, whatever the lengths; then it is full. */
+/* A reused arena: kept while it has room, wiped whole between uses, replaced when it has none. */
+static void test_arena_reuse(void **state)
+{
+	(void)state;
+	struct secret_arena *a = NULL, *kept;
+	struct secret *v = NULL, *w = NULL;
+	size_t len = strlen(CANARY);
+
+	assert_int_equal(secret_arena_reuse(&a, 2, 2 * len), COFFER_OK); /* none yet: made */
+	assert_non_null(a);
+	assert_int_equal(secret_arena_take(a, len, &v), COFFER_OK);
+	assert_int_equal(secret_arena_take(a, len, &w), COFFER_OK);
+	memcpy(secret_bytes(v), CANARY, len);
+	memcpy(secret_bytes(w), CANARY, len);
+
+	kept = a;
+	assert_int_equal(secret_arena_reuse(&a, 1, len), COFFER_OK); /* room: the same block, emptied and wiped */
+	assert_ptr_equal(a, kept);
+	assert_true(sodium_is_zero(secret_cbytes(w), len)); /* the last use's bytes are gone */
+	assert_int_equal(secret_arena_take(a, len, &v), COFFER_OK);
+	assert_int_equal(secret_arena_take(a, len, &w), COFFER_OK); /* the whole block is free again */
+	assert_true(sodium_is_zero(secret_cbytes(v), len));
+
+	assert_int_equal(secret_arena_reuse(&a, 4, 64 * len), COFFER_OK); /* too small: another, larger one */
+	assert_non_null(a);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(secret_arena_take(a, 16 * len, &v), COFFER_OK);
+	secret_arena_wipe(a);
+	assert_int_equal(secret_arena_take(a, 16 * len, &v), COFFER_OK); /* emptied */
+	secret_arena_wipe(NULL);
+	secret_arena_free(a);
+}
+
 static void test_arena_sizes(void **state)
 {
 	(void)state;
@@ -404,6 +437,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_into, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_into_wipes_on_failure, setup, teardown),
 		cmocka_unit_test(test_arena_sizes),
+		cmocka_unit_test(test_arena_reuse),
 		cmocka_unit_test(test_app_key_signature),
 		cmocka_unit_test(test_api_credential),
 		cmocka_unit_test(test_api_boot_seed), cmocka_unit_test(test_rows_and_digest_keys),
