@@ -47,12 +47,12 @@
 #          "set.<backend>" (errors, durable) and may print its own "floor.noop"
 #          (with "backend"); the api section also measures "floor.noop" with
 #          bench_http's no-op server.
-#   row 6  COFFER_JOIN_TOKEN=... bench_hosts --name hosts --api API --keeper KEEPER
-#            --token-file FILE --store URL --rows-key FILE --app APP --hosts N
-#            --seconds S --api-pid PID
-#          (APP is released, no machines; the join token enrols the hosts);
+#   row 6  bench_hosts --name hosts --api API --keeper KEEPER --store URL
+#            --rows-key FILE --join-tokens FILE --coffer CLI --hosts N --api-pid PID
+#          (FILE: N + 1 join tokens, one a line; the CLI's environment as for
+#          row 3: bench_hosts makes its apps and release steps with `coffer`);
 #          prints "hosts" (hosts, pickup_p99_us, pickup_median_us,
-#          api_rss_kib, api_threads, errors) and "hosts.floor".
+#          api_rss_kib, api_threads, errors) and its floor "hosts.floor".
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -70,11 +70,11 @@ sections=${*:-floor peers api keeper scale boot cli hosts}
 
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
 	FORK_N=300 AGE_N=30 SDC_N=30 DOTENVX_N=3 X_SECONDS=1 SQLITE_N=300
-	LOAD_SECONDS=3 KEEPER_SECONDS=3 SCALE_SECONDS=2 BOOT_N=5 CLI_N=5 HOSTS_SECONDS=5
+	LOAD_SECONDS=3 KEEPER_SECONDS=3 SCALE_SECONDS=2 BOOT_N=5 CLI_N=5
 	SCALE_APPS=${BENCH_APPS:-1000} HOSTS_N=${BENCH_HOSTS:-200}
 else
 	FORK_N=2000 AGE_N=200 SDC_N=200 DOTENVX_N=15 X_SECONDS=3 SQLITE_N=2000
-	LOAD_SECONDS=10 KEEPER_SECONDS=10 SCALE_SECONDS=5 BOOT_N=30 CLI_N=30 HOSTS_SECONDS=20
+	LOAD_SECONDS=10 KEEPER_SECONDS=10 SCALE_SECONDS=5 BOOT_N=30 CLI_N=30
 	SCALE_APPS=${BENCH_APPS:-10000} HOSTS_N=${BENCH_HOSTS:-2000}
 fi
 SCALE_SECRETS=100   # per app in the large store
@@ -330,20 +330,32 @@ profile_stop() {
 		tail -n 1 "$work/profiles/$row.record.log" >"$work/profiles/$row.err"
 }
 
-# profile_summary ROW TITLE: the short text the page includes under the row,
-# from ROW's perf data: the share of each program/library, then the
-# functions above 2 % (self time), then the call chains of the top ones.
+# profile_summary ROW TITLE WHO: the short text the page includes under the
+# row, from ROW's perf data: the share of each thread and library, the
+# functions above 2 % (self time; a library shipped without symbols, as
+# Debian's libsodium, is one line for all its functions), and the callers
+# of those above 5 %.
 profile_summary() {
 	local row=$1 title=$2 d=$work/profiles data=$work/profiles/$1.data
 	{
-		printf '%s: perf record -g -F %s -p %s (%s) for %s s during the row\n' \
-			"$title" "$PROFILE_HZ" "$(cat "$d/$row.pids")" "$3" "$(cat "$d/$row.seconds")"
+		printf '%s: perf record -g -F %s -p %s (%s) for %s s during the row; %s samples\n\n' \
+			"$title" "$PROFILE_HZ" "$(cat "$d/$row.pids")" "$3" "$(cat "$d/$row.seconds")" \
+			"$(perf report -i "$data" --stdio -g none 2>/dev/null | sed -n 's/^# Samples: \([^ ]*\).*/\1/p' | head -n 1)"
+		printf 'threads and libraries (>= 2 %%):\n'
 		perf report -i "$data" --no-children --percent-limit 2 --stdio --sort comm,dso -g none 2>/dev/null |
-			grep -E '^ +[0-9.]+%' | head -n 8 | sed 's/ *$//'
+			grep -E '^ +[0-9.]+%' | head -n 10 | sed 's/ *$//'
 		printf '\nfunctions (self time, >= 2 %%):\n'
-		perf report -i "$data" --no-children --percent-limit 2 --stdio --sort dso,sym -g none 2>/dev/null |
-			grep -E '^ +[0-9.]+%' | head -n 20 | sed 's/ *$//'
-		printf '\ncallers of the top functions (>= 5 %%):\n'
+		perf report -i "$data" --no-children --stdio --sort dso,sym -g none 2>/dev/null |
+			awk '/^ +[0-9.]+%/ {
+				p = $1; sub(/%/, "", p)
+				k = $2 "  " $3 " "
+				if ($4 ~ /^0x/) k = k "(functions without symbols)"
+				else { f = $0; sub(/^ *[^ ]+ +[^ ]+ +[^ ]+ +/, "", f); k = k f }
+				sum[k] += p
+			}
+			END { for (k in sum) if (sum[k] >= 2) printf "%8.2f%%  %s\n", sum[k], k }' |
+			sort -rn | head -n 20 | sed 's/ *$//'
+		printf '\ncallers of the functions above 5 %% (self time):\n'
 		perf report -i "$data" --no-children --percent-limit 5 --stdio --sort sym \
 			-g caller,5,callee,function,percent --max-stack 12 2>/dev/null |
 			grep -v '^#' | grep -v '^$' | head -n 60 | sed 's/ *$//'
@@ -533,10 +545,11 @@ store_line() {
 }
 
 # Row 6: many hosts against one api (SQLite), on a platform of its own:
-# bench_hosts enrols HOSTS_N hosts with the keeper, holds their signed long
-# polls on the api and times the pickup of a release step's assignments.
+# bench_hosts enrols HOSTS_N hosts (and its floor's one) with the keeper,
+# holds their signed long polls on the api and times the pickup of a
+# release step's assignments (its apps and deploys by the CLI).
 section_hosts() {
-	local join
+	local i
 	say "hosts: $HOSTS_N simulated hosts on one api"
 	if [ ! -x "$B/bench_hosts" ]; then
 		note hosts "not run: bench/bench_hosts is not built yet (issue 13)"
@@ -547,18 +560,19 @@ section_hosts() {
 		platform_stop
 		return
 	fi
-	if ! app_released hosts "$work/secrets10.env"; then
-		note hosts "did not run: apps create, secrets import or deploy failed (see $T/cli.log)"
-	elif ! join=$("$COFFER" keeper join-token --state-dir "$T/keeper" 2>>"$T/cli.log"); then
+	for i in $(seq 0 "$HOSTS_N"); do
+		"$COFFER" keeper join-token --state-dir "$T/keeper" 2>>"$T/cli.log" || break
+	done >"$T/join-tokens"
+	if [ "$(wc -l <"$T/join-tokens")" -ne $((HOSTS_N + 1)) ]; then
 		note hosts "did not run: coffer keeper join-token failed"
 	else
 		profile_start 6-hosts "$API_PID"
-		COFFER_JOIN_TOKEN=$join run hosts "$T/hosts.log" "$B/bench_hosts" --name hosts --api "$API_URL" \
-			--keeper "$KEEPER_URL" --token-file "$T/token" --store "$STORE_URL" \
-			--rows-key "$T/keeper/api.rows.key" --app hosts --hosts "$HOSTS_N" \
-			--seconds "$HOSTS_SECONDS" --api-pid "$API_PID"
+		run hosts "$T/hosts.log" "$B/bench_hosts" --name hosts --api "$API_URL" --keeper "$KEEPER_URL" \
+			--store "$STORE_URL" --rows-key "$T/keeper/api.rows.key" --join-tokens "$T/join-tokens" \
+			--coffer "$COFFER" --hosts "$HOSTS_N" --api-pid "$API_PID"
 		profile_stop 6-hosts
 	fi
+	rm -f "$T/join-tokens"
 	platform_stop
 }
 
