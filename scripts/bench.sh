@@ -151,15 +151,35 @@ else
 	prepare
 fi
 
-cleanup() {
-	local pid
-	[ -n "$profile_pid" ] && kill -INT "$profile_pid" 2>/dev/null
-	for pid in "${started_pids[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
+# stop_pids PID...: SIGTERM, then SIGKILL for what has not exited in
+# BENCH_STOP_SECONDS (default 30: a role that hangs on its way out must not
+# hang the run; the script says so).
+stop_pids() {
+	local pid i left
+	for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+	for i in $(seq $((${BENCH_STOP_SECONDS:-30} * 10))); do
+		left=0
+		for pid in "$@"; do
+			# a child that exited is a zombie until waited for: not running
+			if [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ] && kill -0 "$pid" 2>/dev/null; then
+				left=1
+			fi
+		done
+		[ $left = 0 ] && break
+		sleep 0.1
 	done
-	for pid in "${started_pids[@]}"; do
+	for pid in "$@"; do
+		if kill -0 "$pid" 2>/dev/null && [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ]; then
+			say "pid $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-40)) did not stop in ${BENCH_STOP_SECONDS:-30} s: killed"
+			kill -KILL "$pid" 2>/dev/null
+		fi
 		wait "$pid" 2>/dev/null || true
 	done
+}
+
+cleanup() {
+	[ -n "$profile_pid" ] && kill -INT "$profile_pid" 2>/dev/null
+	[ ${#started_pids[@]} -gt 0 ] && stop_pids "${started_pids[@]}"
 	started_pids=()
 	kill_boot_machines
 	[ -n "$pg_dir" ] && scripts/pg-test-server.sh stop "$pg_dir"
@@ -254,8 +274,7 @@ platform_start() {
 
 platform_stop() {
 	local pid
-	for pid in "$API_PID" "$KEEPER_PID"; do kill -TERM "$pid" 2>/dev/null || true; done
-	for pid in "$API_PID" "$KEEPER_PID"; do wait "$pid" 2>/dev/null || true; done
+	stop_pids "$API_PID" "$KEEPER_PID"
 	local keep=()
 	for pid in "${started_pids[@]}"; do
 		[ "$pid" != "$API_PID" ] && [ "$pid" != "$KEEPER_PID" ] && keep+=("$pid")
@@ -355,9 +374,13 @@ profile_summary() {
 			}
 			END { for (k in sum) if (sum[k] >= 2) printf "%8.2f%%  %s\n", sum[k], k }' |
 			sort -rn | head -n 20 | sed 's/ *$//'
+		printf '\ncoffer'"'"'s functions, with what they call (>= 5 %%; a library without\n'
+		printf 'frame pointers can hide its caller):\n'
+		perf report -i "$data" --children --percent-limit 5 --stdio --sort dso,sym -g none 2>/dev/null |
+			grep -E '^ +[0-9.]+% +[0-9.]+% +coffer ' | head -n 15 | sed 's/ *$//'
 		printf '\ncallers of the functions above 5 %% (self time):\n'
 		perf report -i "$data" --no-children --percent-limit 5 --stdio --sort sym \
-			-g caller,5,callee,function,percent --max-stack 12 2>/dev/null |
+			-g caller,1,callee,function,percent --max-stack 12 2>/dev/null |
 			grep -v '^#' | grep -v '^$' | head -n 60 | sed 's/ *$//'
 	} >"$d/$row.txt"
 }
@@ -376,8 +399,7 @@ profile_summaries() {
 		*) [ "$PROFILE" = all ] || { rm -f "$work/profiles/$row.data"*; continue; } ;;
 		esac
 		say "profile of row $row ($title)"
-		profile_summary "$row" "$title" "$who"
-		rm -f "$work/profiles/$row.data"*
+		profile_summary "$row" "$title" "$who" # the data stays, for perf report -i
 	done <<-'EOF'
 		1-boot|row 1, boot with 50 secrets|agent and keeper
 		2-keeper-sqlite|row 2, keeper opens, SQLite, 1 and 2 clients|keeper
