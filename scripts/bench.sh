@@ -39,14 +39,15 @@
 # BUILD/bench-run/profiles/<row>.txt, which the page includes under the row.
 #
 # What the rows need of the bench programs (each prints its floor too):
-#   row 3  bench_http set --name set.<backend> --url API --token-file FILE
-#            --apps PREFIX --clients 16 --seconds S
-#          (environment: COFFER_API_URL, COFFER_TOKEN, COFFER_CONFIG of a CLI
-#          logged in with a deployer key; apps PREFIX1..PREFIX16 exist;
-#          BENCH_DURABLE=1|0 says whether the backend fsyncs); prints
-#          "set.<backend>" (errors, durable) and may print its own "floor.noop"
-#          (with "backend"); the api section also measures "floor.noop" with
-#          bench_http's no-op server.
+#   row 3  bench_http load --name set.<backend> --url API --path P --token-file FILE
+#            --clients 16 --seconds S --sealed PREFIX --deployer-key FILE
+#            --deployer-id ID --durable 0|1
+#          (apps PREFIX-00..PREFIX-15 exist; the deployer key and id are the
+#          CLI's after `coffer login`; --durable: whether the backend fsyncs,
+#          from the "store.<backend>" line); prints "set.<backend>" (errors,
+#          durable). Its floor "floor.noop" is bench_http's no-op server
+#          driven the same way (section api); a "floor.noop" line with
+#          "backend" would be preferred for that backend's row.
 #   row 6  bench_hosts --name hosts --api API --keeper KEEPER --store URL
 #            --rows-key FILE --join-tokens FILE --coffer CLI --hosts N --api-pid PID
 #          (FILE: N + 1 join tokens, one a line; the CLI's environment as for
@@ -527,23 +528,27 @@ section_backend() {
 }
 
 # Row 3 on the platform of platform_start: 16 clients, each setting new
-# values in its own app (no machines: the change is recorded, no release
-# runs), sealed and signed as the CLI sends them (bench_http set, with the
-# CLI's config and deployer key); BENCH_DURABLE says whether the backend
-# fsyncs (the "store.<backend>" line).
+# values in its own app (set-00..set-15, no machines: the change is
+# recorded, no release runs), sealed and signed as the CLI sends them
+# (bench_http load --sealed, with the deployer key `coffer login` made);
+# --durable says whether the backend fsyncs (the "store.<backend>" line).
 set_bench() {
 	local be=$1 i durable
 	durable=$(jq -rs --arg b "store.$be" '[.[] | select(.bench == $b) | .durable] | first // false | if . then 1 else 0 end' "$results")
-	for i in $(seq "$SET_CLIENTS"); do
-		app_with "set$i" || { note "set.$be" "did not run: apps create set$i failed (see $T/cli.log)"; return 1; }
+	for i in $(seq 0 $((SET_CLIENTS - 1))); do
+		i=$(printf '%02d' "$i")
+		app_with "set-$i" || { note "set.$be" "did not run: apps create set-$i failed (see $T/cli.log)"; return 1; }
 	done
 	profile_start "3-set-$be" "$API_PID"
-	BENCH_DURABLE=$durable run "set.$be" "$T/set.log" "$B/bench_http" set --name "set.$be" --url "$API_URL" \
-		--token-file "$T/token" --apps set --clients "$SET_CLIENTS" --seconds "$LOAD_SECONDS"
+	run "set.$be" "$T/set.log" "$B/bench_http" load --name "set.$be" --url "$API_URL" \
+		--path /v1/apps/set/secrets --method POST --token-file "$T/token" \
+		--clients "$SET_CLIENTS" --seconds "$LOAD_SECONDS" --sealed set \
+		--deployer-key "$(dirname "$COFFER_CONFIG")/deployer.key" \
+		--deployer-id "$(jq -r .deployer_id "$COFFER_CONFIG")" --durable "$durable"
 	profile_stop "3-set-$be"
-	if grep -q 'usage: bench_http noop-server LISTEN READY_FILE | load' "$T/set.log"; then
+	if grep -q "unrecognized option '--sealed'" "$T/set.log"; then
 		sed -i '$d' "$results"
-		note "set.$be" "not run: bench_http has no set mode yet (sealed and signed sets, issue 13)"
+		note "set.$be" "not run: bench_http has no --sealed yet (sealed and signed sets, issue 13)"
 	fi
 }
 
