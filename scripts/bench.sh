@@ -320,6 +320,18 @@ keeper_bench() {
 # until profile_stop ROW; the data is summarised at the end of the run,
 # for the rows that missed their goal (profile_summaries).
 profile_pid=""
+# cpu_ticks PID...: their CPU time so far (user + system, clock ticks)
+cpu_ticks() {
+	local pid t=0 f
+	for pid in "$@"; do
+		# fields 14 and 15 of /proc/PID/stat, after the command in parentheses
+		f=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
+		set -- $f
+		t=$((t + ${12} + ${13}))
+	done
+	echo "$t"
+}
+
 profile_start() {
 	local row=$1 pids
 	shift
@@ -335,17 +347,28 @@ profile_start() {
 	profile_pid=$!
 	echo "$pids" >"$work/profiles/$row.pids"
 	echo "${EPOCHREALTIME/./}" >"$work/profiles/$row.t0"
+	cpu_ticks "$@" >"$work/profiles/$row.cpu0"
 	sleep 0.5 # perf attaches to every thread before the row starts
 }
 
 profile_stop() {
-	local row=$1 t0
+	local row=$1 t0 wall_us cpu
 	[ -n "$profile_pid" ] || return 0
+	# the roles' CPU time over the row: far below the wall time, the row
+	# waits (disk, locks, the network) more than it computes, and the
+	# profile (CPU samples) shows only the computing part
+	local pids
+	IFS=, read -r -a pids <"$work/profiles/$row.pids"
+	cpu=$(($(cpu_ticks "${pids[@]}") - $(cat "$work/profiles/$row.cpu0")))
 	kill -INT "$profile_pid" 2>/dev/null
 	wait "$profile_pid" 2>/dev/null
 	profile_pid=""
 	t0=$(cat "$work/profiles/$row.t0")
-	echo $(((${EPOCHREALTIME/./} - t0) / 1000000)) >"$work/profiles/$row.seconds"
+	wall_us=$((${EPOCHREALTIME/./} - t0))
+	echo $((wall_us / 1000000)) >"$work/profiles/$row.seconds"
+	awk -v c="$cpu" -v hz="$(getconf CLK_TCK)" -v w="$wall_us" -v n="$(nproc)" 'BEGIN {
+		printf "on CPU %.1f s of %.1f s (%.0f %% of one core; the machine has %d)\n", c / hz, w / 1e6, 100 * c / hz / (w / 1e6), n
+	}' >"$work/profiles/$row.cpu"
 	[ -s "$work/profiles/$row.data" ] ||
 		tail -n 1 "$work/profiles/$row.record.log" >"$work/profiles/$row.err"
 }
@@ -358,9 +381,10 @@ profile_stop() {
 profile_summary() {
 	local row=$1 title=$2 d=$work/profiles data=$work/profiles/$1.data
 	{
-		printf '%s: perf record -g -F %s -p %s (%s) for %s s during the row; %s samples\n\n' \
+		printf '%s: perf record -g -F %s -p %s (%s) for %s s during the row; %s samples\n' \
 			"$title" "$PROFILE_HZ" "$(cat "$d/$row.pids")" "$3" "$(cat "$d/$row.seconds")" \
 			"$(perf report -i "$data" --stdio -g none 2>/dev/null | sed -n 's/^# Samples: \([^ ]*\).*/\1/p' | head -n 1)"
+		printf '%s: %s\n\n' "$3" "$(cat "$d/$row.cpu")"
 		printf 'threads and libraries (>= 2 %%):\n'
 		perf report -i "$data" --no-children --percent-limit 2 --stdio --sort comm,dso -g none 2>/dev/null |
 			grep -E '^ +[0-9.]+%' | head -n 10 | sed 's/ *$//'
