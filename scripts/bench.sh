@@ -411,20 +411,22 @@ profile_summary() {
 }
 
 # profile_summaries: for each goal row that missed its goal (bench/table.jq,
-# part "missed"), or every recorded row with BENCH_PROFILE=all, the summary;
-# the perf data of the others is dropped.
+# part "missed"), or every recorded row with BENCH_PROFILE=all, the summary
+# (ROW.txt, beside its perf data ROW.data); the files of the others are dropped.
 profile_summaries() {
 	local row title who missed
 	[ "$PROFILE" = 0 ] || [ ! -d "$work/profiles" ] && return 0
 	missed=" $(table_jq missed | tr '\n' ' ') "
 	while IFS='|' read -r row title who; do
-		[ -f "$work/profiles/$row.data" ] || continue
+		[ -f "$work/profiles/$row.pids" ] || continue
 		case $missed in
 		*" $row "*) ;;
-		*) [ "$PROFILE" = all ] || { rm -f "$work/profiles/$row.data"*; continue; } ;;
+		*) [ "$PROFILE" = all ] || { rm -f "$work/profiles/$row".*; continue; } ;;
 		esac
+		[ -s "$work/profiles/$row.data" ] || continue # perf failed: ROW.err says why
 		say "profile of row $row ($title)"
 		profile_summary "$row" "$title" "$who" # the data stays, for perf report -i
+		rm -f "$work/profiles/$row".{cpu0,t0,seconds,record.log}
 	done <<-'EOF'
 		1-boot|row 1, boot with 50 secrets|agent and keeper
 		2-keeper-sqlite|row 2, keeper opens, SQLite, 1 and 2 clients|keeper
