@@ -18,7 +18,7 @@ def us:
 def rate($unit):
   if . == null then "–" elif . >= 100 then (round | tostring) + " " + $unit else num(.; 1) + " " + $unit end;
 def times: if . == null then "–" elif . >= 10 then num(.; 0) + "×" else num(.; 1) + "×" end;
-def pct: num(. * 100; 0) + " %";
+def pct: if . < 0.01 then num(. * 100; 1) + " %" else num(. * 100; 0) + " %" end;
 def met($ok): if $ok then "met" else "**missed**" end;
 def mib: if . == null then "–" else num(. / 1024; 1) + " MiB" end;
 def row($r; $subject; $m; $rate; $floor; $peers):
