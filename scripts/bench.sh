@@ -669,7 +669,10 @@ section_boot() {
 				continue
 			fi
 			# the 50-secret boots are profiled on the agent and the keeper
-			[ "$k" = 50 ] && profile_start 1-boot $(sed -n 's/^coffer dev: \(keeper ready at\|agent .* ready in\) .* (pid \([0-9]*\))$/\2/p' "$d/dev.log")
+			if [ "$k" = 50 ]; then
+				mapfile -t boot_pids < <(sed -n 's/^coffer dev: \(keeper ready at\|agent .* ready in\) .* (pid \([0-9]*\))$/\2/p' "$d/dev.log")
+				profile_start 1-boot "${boot_pids[@]}"
+			fi
 			from=$(wc -l <"$d/dev.log")
 			ok=1
 			for i in $(seq "$BOOT_N"); do
