@@ -203,6 +203,16 @@ static enum coffer_err api_begin(void *ctx, struct http_request *req, struct htt
 	return COFFER_OK;
 }
 
+/* The answer is queued: the store connection goes back now, not when the answer is out (http_phase.h). */
+static void api_answered(void *p)
+{
+	struct api_auth *a = p;
+	if (a->store)
+		store_pool_release(a->api->pool, a->store, a->store_rc);
+	a->store = NULL;
+	a->store_rc = COFFER_OK;
+}
+
 static void api_end(void *p)
 {
 	struct api_auth *a = p;
@@ -292,6 +302,7 @@ static enum coffer_err api_admit(void *ctx, struct http_request *req, const stru
 const struct http_phase_ops api_phase_ops = {
 	.begin = api_begin,
 	.end = api_end,
+	.answered = api_answered,
 	.host_load = api_host_load,
 	.replay = api_replay,
 	.bearer = api_bearer,

@@ -254,7 +254,8 @@ enum coffer_err h_agent_assignments(struct http_request *req, void *ctx)
 		return http_reply_error(req, rc, NULL);
 	if (after && *after && strcmp(gen, after) == 0 && left > 0 && !release_ctl_stopping(ctl)) {
 		put_store(a); /* nothing held while parked */
-		if (!http_request_park(req, q, ticket, left < RELEASE_POLL_RECHECK_MS ? left : RELEASE_POLL_RECHECK_MS)) {
+		if (!http_request_park_key(req, q, ticket, left < RELEASE_POLL_RECHECK_MS ? left : RELEASE_POLL_RECHECK_MS,
+					   release_host_key(a->host.id))) {
 			json_decref(machines);
 			return COFFER_OK;
 		}

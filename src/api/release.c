@@ -112,6 +112,7 @@ struct step {
 	struct store_machine_list machines;
 	int changed;                /* a change was stored: step again */
 	int assignments;            /* a machine was created, destroyed or given another release */
+	char assigned_host[STORE_ID_SIZE]; /* the one host whose assignments changed, "" for several */
 	const char *ended;          /* "succeeded" or "failed" when this change ends the release (metrics) */
 };
 
@@ -402,6 +403,15 @@ static enum coffer_err succeed(struct step *st)
 	return rc;
 }
 
+/* Notes that host_id's assignments changed (one host's polls are woken, not every host's). */
+static void touched(struct step *st, const char *host_id)
+{
+	if (!st->assignments && str_copy(st->assigned_host, sizeof(st->assigned_host), host_id) == COFFER_OK)
+		st->assignments = 2;
+	else if (st->assignments != 2 || strcmp(st->assigned_host, host_id) != 0)
+		st->assignments = 1;
+}
+
 /* ---- rolling ---- */
 
 /*
@@ -519,7 +529,7 @@ static enum coffer_err next(struct step *st)
 			rc = store_machine_set_desired(st->s, pick->id, st->rel.version);
 		if (rc)
 			return rc;
-		st->assignments = 1;
+		touched(st, pick->host_id);
 		rc = same ? id_add(st, "moved", pick->id) : set_current(st, current_new(pick->id, st->now, pick->restarts));
 		return rc ? rc : save(st, "running", NULL);
 	}
@@ -532,7 +542,7 @@ static enum coffer_err next(struct step *st)
 			rc = store_machine_create(st->s, st->app.id, host, st->rel.version, &made);
 		if (rc)
 			return rc;
-		st->assignments = 1;
+		touched(st, host);
 		rc = id_add(st, "created", made.id);
 		if (!rc)
 			rc = set_current(st, current_new(made.id, st->now, made.restarts));
@@ -611,7 +621,9 @@ static enum coffer_err step_once(const struct release_env *env, struct store *s,
 	else if (!rc && (strcmp(st.rel.status, "pending") == 0 || strcmp(st.rel.status, "running") == 0))
 		rc = decide(&st);
 	rc = store_tx_end(s, rc);
-	if (rc == COFFER_OK && st.assignments)
+	if (rc == COFFER_OK && st.assignments == 2)
+		release_assignments_changed_host(env->ctl, st.assigned_host);
+	else if (rc == COFFER_OK && st.assignments)
 		release_assignments_changed(env->ctl);
 	if (rc == COFFER_OK && st.ended)
 		metrics_counter_add(&metric_releases, 1, st.ended);
@@ -879,6 +891,20 @@ void release_assignments_changed(struct release_ctl *c)
 {
 	if (c)
 		http_waitq_wake(c->assign_q);
+}
+
+uint64_t release_host_key(const char *host_id)
+{
+	uint64_t h = 14695981039346656037ull; /* FNV-1a */
+	for (const char *p = host_id; p && *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	return h ? h : 1; /* 0 is "any" */
+}
+
+void release_assignments_changed_host(struct release_ctl *c, const char *host_id)
+{
+	if (c)
+		http_waitq_wake_key(c->assign_q, release_host_key(host_id));
 }
 
 struct http_waitq *release_assignments_queue(struct release_ctl *c)

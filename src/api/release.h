@@ -168,6 +168,14 @@ void release_ctl_stop(struct release_ctl *c);
  */
 struct http_waitq;
 void release_assignments_changed(struct release_ctl *c);
+/*
+ * Only host_id's assignments changed: wakes the polls parked for that host
+ * (h_agent.c parks with release_host_key of its host), and those parked
+ * with an older ticket; the others stay parked.
+ */
+void release_assignments_changed_host(struct release_ctl *c, const char *host_id);
+/* The park key of a host's long polls (a hash; never 0). */
+uint64_t release_host_key(const char *host_id);
 struct http_waitq *release_assignments_queue(struct release_ctl *c);
 /* 1 once release_ctl_shutdown ran: a long poll answers now. */
 int release_ctl_stopping(struct release_ctl *c);

@@ -237,10 +237,9 @@ static const char *event_actor(const struct http_caller *c)
 	return HTTP_ACTOR_ANONYMOUS;
 }
 
-void http_phase_done(struct http_request *req, const struct http_route *route, int status, enum coffer_err code,
-		     void *phases)
+static void phase_audit(struct http_request *req, const struct http_route *route, int status, enum coffer_err code,
+			const struct http_phases *ph)
 {
-	const struct http_phases *ph = phases;
 	const struct http_caller *c = http_caller_of(req);
 	char outcome[HTTP_AUDIT_OUTCOME_MAX];
 	struct buf detail;
@@ -281,4 +280,16 @@ void http_phase_done(struct http_request *req, const struct http_route *route, i
 		audit_failed(req, route, rc);
 out:
 	buf_release(&detail);
+}
+
+void http_phase_done(struct http_request *req, const struct http_route *route, int status, enum coffer_err code,
+		     void *phases)
+{
+	const struct http_phases *ph = phases;
+	struct http_caller *c;
+
+	phase_audit(req, route, status, code, ph);
+	c = http_caller_of(req);
+	if (c && c->role && ph->ops->answered)
+		ph->ops->answered(c->role);
 }

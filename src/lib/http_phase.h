@@ -87,6 +87,16 @@ struct http_phase_ops {
 	/* Releases c->role when the request ends (called only when c->role is set). */
 	void (*end)(void *role);
 	/*
+	 * The answer is queued and audited (the end of http_phase_done): gives
+	 * back what only handling needed (the api: its store connection), so
+	 * it is not held while the answer is sent. The request ends (and end
+	 * runs) only once the answer is out, which needs the server's threads:
+	 * a connection held until then lets a burst of requests on every
+	 * thread wait for connections that only those threads can give back.
+	 * Called only when c->role is set. NULL: none.
+	 */
+	void (*answered)(void *role);
+	/*
 	 * HTTP_ROUTE_HOST: the row of host id, checked by the role (the
 	 * keeper's registry MAC, the api's keeper certificate). COFFER_ERR_NOT_FOUND
 	 * for no such host, COFFER_ERR_CRYPTO for a row that fails the check

@@ -107,6 +107,7 @@ struct http_request {
 	int park;     /* the handler asked to park (http_request_park) */
 	struct http_waitq *park_q;
 	uint64_t park_ticket;
+	uint64_t park_key;     /* what http_waitq_wake_key wakes it for; 0: every wake */
 	int64_t park_deadline; /* monotime_ms */
 	int parked;            /* on the parking lists (under park_mu) */
 	struct http_request *s_prev, *s_next, *q_prev, *q_next;
@@ -707,12 +708,16 @@ enum coffer_err http_waitq_new(struct http_waitq **out)
 	return COFFER_OK;
 }
 
-/* park_mu held. */
-static void wake_locked(struct http_waitq *q)
+/* park_mu held. key 0 wakes every request parked on q, else those parked for key (or for any). */
+static void wake_locked(struct http_waitq *q, uint64_t key)
 {
+	struct http_request *r, *n;
 	q->gen++;
-	while (q->head)
-		unpark(q->head);
+	for (r = q->head; r; r = n) {
+		n = r->q_next;
+		if (key == 0 || r->park_key == 0 || r->park_key == key)
+			unpark(r);
+	}
 }
 
 void http_waitq_free(struct http_waitq *q)
@@ -720,7 +725,7 @@ void http_waitq_free(struct http_waitq *q)
 	if (!q)
 		return;
 	pthread_mutex_lock(&park_mu);
-	wake_locked(q);
+	wake_locked(q, 0);
 	pthread_mutex_unlock(&park_mu);
 	free(q);
 }
@@ -736,17 +741,28 @@ uint64_t http_waitq_ticket(struct http_waitq *q)
 	return gen;
 }
 
-void http_waitq_wake(struct http_waitq *q)
+void http_waitq_wake_key(struct http_waitq *q, uint64_t key)
 {
 	if (!q)
 		return;
 	pthread_mutex_lock(&park_mu);
-	wake_locked(q);
+	wake_locked(q, key);
 	pthread_mutex_unlock(&park_mu);
+}
+
+void http_waitq_wake(struct http_waitq *q)
+{
+	http_waitq_wake_key(q, 0);
 }
 
 enum coffer_err http_request_park(struct http_request *req, struct http_waitq *q, uint64_t ticket,
 				  int64_t timeout_ms)
+{
+	return http_request_park_key(req, q, ticket, timeout_ms, 0);
+}
+
+enum coffer_err http_request_park_key(struct http_request *req, struct http_waitq *q, uint64_t ticket,
+				      int64_t timeout_ms, uint64_t key)
 {
 	int stopping;
 	if (!req || timeout_ms < 0 || timeout_ms > NO_DEADLINE / 2)
@@ -759,6 +775,7 @@ enum coffer_err http_request_park(struct http_request *req, struct http_waitq *q
 	req->park = 1;
 	req->park_q = q;
 	req->park_ticket = ticket;
+	req->park_key = key;
 	req->park_deadline = monotime_ms() + timeout_ms;
 	return COFFER_OK;
 }

@@ -267,6 +267,18 @@ uint64_t http_waitq_ticket(struct http_waitq *q);
 void http_waitq_wake(struct http_waitq *q);
 COFFER_MUST_CHECK enum coffer_err http_request_park(struct http_request *req, struct http_waitq *q,
 						    uint64_t ticket, int64_t timeout_ms);
+/*
+ * Keyed wakes, so that one change does not run every parked handler again
+ * (2,000 agents' long polls on one queue, one machine changed): a request
+ * parked with a key other than 0 is run again only by http_waitq_wake_key
+ * with that key, or by a wake for all (http_waitq_wake, key 0). Any wake
+ * still moves the ticket, so a park with an older ticket ends at once
+ * whatever its key (a spurious run, never a lost wake). Keys may collide
+ * (a hash): a collision only runs a handler that finds nothing new.
+ */
+COFFER_MUST_CHECK enum coffer_err http_request_park_key(struct http_request *req, struct http_waitq *q,
+							uint64_t ticket, int64_t timeout_ms, uint64_t key);
+void http_waitq_wake_key(struct http_waitq *q, uint64_t key);
 
 /*
  * Parses the body as JSON with json_parse_limited (max_bytes = the route's

@@ -1045,23 +1045,26 @@ static void sleep_ms(long ms)
 }
 
 /*
- * GET /wait?ms=N[&race=1]: answers once released (park_released) or N ms
- * after the request came in, and parks on park_q in between. race=1 wakes
- * the queue between the ticket and the park, as a change landing between a
- * long poll's read and its park would.
+ * GET /wait?ms=N[&race=1][&key=K]: answers once released (park_released) or
+ * N ms after the request came in, and parks on park_q in between (for key K
+ * when given: http_request_park_key). race=1 wakes the queue between the
+ * ticket and the park, as a change landing between a long poll's read and
+ * its park would.
  */
 static enum coffer_err h_wait(struct http_request *req, void *ctx)
 {
 	(void)ctx;
 	int runs = atomic_fetch_add(&park_runs, 1) + 1;
 	const char *ms_text = http_request_query(req, "ms"), *race = http_request_query(req, "race");
+	const char *key = http_request_query(req, "key");
 	int64_t limit = ms_text ? atoll(ms_text) : 5000;
 	uint64_t ticket = http_waitq_ticket(park_q);
 	int64_t left = limit - http_request_age_ms(req);
 	if (!atomic_load(&park_released) && left > 0) {
 		if (race && runs == 1)
 			http_waitq_wake(park_q);
-		enum coffer_err rc = http_request_park(req, park_q, ticket, left);
+		enum coffer_err rc = key ? http_request_park_key(req, park_q, ticket, left, (uint64_t)atoll(key))
+				     : http_request_park(req, park_q, ticket, left);
 		if (rc == COFFER_OK)
 			return COFFER_OK;
 		assert_int_equal(rc, COFFER_ERR_UNAVAILABLE); /* only when the server stops */
@@ -1172,6 +1175,54 @@ static void test_park_wake(void **state)
 		json_decref(wc[i].doc);
 	}
 	assert_int_equal(atomic_load(&park_runs), 6); /* each ran twice: parked, then answered */
+	assert_int_equal(parked_now(s), 0);
+	http_server_stop(s);
+	http_waitq_free(park_q);
+}
+
+/* A keyed wake runs only the requests parked for its key; a wake for all runs every one. */
+static void test_park_wake_key(void **state)
+{
+	(void)state;
+	char base[64];
+	struct http_server *s = park_server(base, sizeof(base));
+	struct wait_call wc[2];
+	pthread_t th[2];
+	for (int i = 0; i < 2; i++) {
+		memset(&wc[i], 0, sizeof(wc[i]));
+		snprintf(wc[i].url, sizeof(wc[i].url), "%s/wait?ms=15000&key=%d", base, i + 1);
+		assert_int_equal(pthread_create(&th[i], NULL, wait_main, &wc[i]), 0);
+	}
+	wait_parked(s, 2);
+	assert_int_equal(atomic_load(&park_runs), 2);
+
+	/* key 1: its request runs again (and parks again, not released); key 2's stays parked */
+	http_waitq_wake_key(park_q, 1);
+	for (int i = 0; i < 500 && atomic_load(&park_runs) < 3; i++)
+		sleep_ms(10);
+	wait_parked(s, 2);
+	sleep_ms(200);
+	assert_int_equal(atomic_load(&park_runs), 3);
+
+	/* released, key 2: only the second answers */
+	atomic_store(&park_released, 1);
+	http_waitq_wake_key(park_q, 2);
+	assert_int_equal(pthread_join(th[1], NULL), 0);
+	assert_int_equal(wc[1].status, 200);
+	assert_true(wc[1].took < 10000); /* woken, not its deadline */
+	wait_parked(s, 1);
+	assert_int_equal(atomic_load(&park_runs), 4);
+
+	/* a wake for all (key 0) runs the rest */
+	http_waitq_wake(park_q);
+	assert_int_equal(pthread_join(th[0], NULL), 0);
+	assert_int_equal(wc[0].status, 200);
+	assert_true(wc[0].took < 10000);
+	for (int i = 0; i < 2; i++) {
+		assert_true(json_is_true(json_object_get(wc[i].doc, "released")));
+		json_decref(wc[i].doc);
+	}
+	assert_int_equal(atomic_load(&park_runs), 5);
 	assert_int_equal(parked_now(s), 0);
 	http_server_stop(s);
 	http_waitq_free(park_q);
@@ -1446,6 +1497,7 @@ int main(void)
 		cmocka_unit_test(test_concurrency),
 		cmocka_unit_test(test_graceful_stop),
 		cmocka_unit_test(test_start_refusals),
+		cmocka_unit_test(test_park_wake_key),
 		cmocka_unit_test(test_park_wake),
 		cmocka_unit_test(test_park_deadline_and_ticket),
 		cmocka_unit_test(test_park_stop),
