@@ -648,7 +648,7 @@ section_boot() {
 	boot_ran=1
 	say "boot: coffer dev, $BOOT_N boots each with 0, 10 and 50 secrets"
 	COFFER_CONFIG=$d/cli.json "$COFFER" dev --state-dir "$d/state" --api-addr 127.0.0.1:0 \
-		--keeper-addr 127.0.0.1:0 >"$d/dev.out" 2>"$d/dev.log" &
+		--keeper-addr 127.0.0.1:0 -v >"$d/dev.out" 2>"$d/dev.log" & # -v: the roles' logs (machine.started) in dev.log
 	pid=$!
 	started_pids+=("$pid")
 	if ! wait_file "$d/state/env" "$pid" 60; then
