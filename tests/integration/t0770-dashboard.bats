@@ -16,16 +16,24 @@ bats_require_minimum_version 1.5.0
 VALUE="$CANARY-dash"
 CSP="default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
-setup() {
+# one platform for both tests; the canary scan runs when it stops
+setup_file() {
 	platform_start
+}
+
+teardown_file() {
+	platform_stop
+}
+
+setup() {
 	SHOTS="${COFFER_TEST_ARTEFACTS:-$T}"
 	mkdir -p "$SHOTS"
 }
 
 teardown() {
+	echo "# $SECONDS browser_stop" >&3
 	browser_stop
 	run_stop
-	platform_stop
 }
 
 # headers_of PATH: the answer's status line and headers (lower-case names).
@@ -62,13 +70,10 @@ headers_of() {
 # prints its "value". The JSON comes through stdin when it is "-".
 wd() {
 	local out
-	out=$(curl -sS --max-time 60 -X "$1" -H 'Content-Type: application/json' \
-		${3:+--data-binary "$3"} "$WD_URL/session/$WD_SESSION$2") || return 1
-	if [ "$(jq -r '.value | objects | .error // empty' <<<"$out")" != "" ]; then
-		echo "webdriver $1 $2: $(jq -c '.value | {error, message}' <<<"$out")" >&2
-		return 1
-	fi
-	jq -c .value <<<"$out"
+	out=$(curl -sS --max-time 60 -X "$1" -H 'Content-Type: application/json' ${3:+--data-binary "$3"} \
+		"$WD_URL/session/$WD_SESSION$2") || return 1
+	jq -c --arg c "$1 $2" 'if (.value | type) == "object" and .value.error != null then
+		("webdriver \($c): \(.value.error): \(.value.message)\n" | halt_error(1)) else .value end' <<<"$out"
 }
 
 browser_start() {
@@ -141,21 +146,25 @@ no_value_in_page() {
 @test "the dashboard in Chromium: sign in, set a secret, watch its release; the value stays out of the browser" {
 	command -v chromium >/dev/null && command -v chromedriver >/dev/null ||
 		skip "chromium and chromium-driver are not installed (scripts/deps.sh)"
+	echo "# $SECONDS agents_up 1" >&3
 	agents_up 1
 	deploy canary -- "$APPS_DIR/app.sh"
 	[ "$status" -eq 0 ]
 	wait_until 30 count_started canary 1
+	echo "# $SECONDS enrol_api" >&3
 	enrol_api
+	echo "# $SECONDS browser_start" >&3
 	browser_start
 
 	# sign in
 	wd POST /url "$(jq -cn --arg u "$API_URL/ui" '{url: $u}')" >/dev/null
-	wait_until 20 visible '#token'
+	wait_until 60 visible '#token'
 	shot signin
 	type_in '#token' <<<"$ADMIN_TOKEN"
 	click '#signin'
 	wait_until 20 visible '#apps tr[data-app="canary"]'
 	shot apps
+	echo "# $SECONDS signed in" >&3
 	# the token is in this tab's sessionStorage only
 	[ "$(js 'return [sessionStorage.getItem("coffer.token") === arguments[0], localStorage.length, document.cookie];' \
 		"$(jq -cn --arg t "$ADMIN_TOKEN" '[$t]')")" = '[true,0,""]' ]
@@ -170,12 +179,14 @@ no_value_in_page() {
 	wait_until 10 visible '#confirm'
 	has_text '#confirm-text' 'Set DASH_SECRET on canary?'
 	no_value_in_page
+	echo "# $SECONDS click #confirm-ok" >&3
 	click '#confirm-ok'
 	wait_until 90 has_text '#outcome' 'succeeded'
 	[ "$(js 'return document.getElementById("outcome").dataset.state')" = '"succeeded"' ]
 	release=$(latest_release canary)
 	[ "$release" -gt "$before" ]
 	has_text '#outcome' "Set DASH_SECRET: release v$release succeeded"
+	echo "# $SECONDS wait_until 30 machine_env_is canary DASH_SECRET" >&3
 	wait_until 30 machine_env_is canary DASH_SECRET "$VALUE"
 	# the new digest, as the api has it, on the page
 	digest=$(api_get /v1/apps/canary/secrets | jq -r '.secrets[] | select(.name == "DASH_SECRET") | .digest')
@@ -184,6 +195,7 @@ no_value_in_page() {
 	has_text '#secrets tr[data-name="DASH_SECRET"]' deployed
 	no_value_in_page
 	shot secrets
+	echo "# $SECONDS secrets" >&3
 
 	click '#tabs a[data-tab="releases"]'
 	wait_until 20 has_text "#releases tr[data-version=\"$release\"]" succeeded
@@ -197,6 +209,7 @@ no_value_in_page() {
 	has_text '#audit tr[data-action="secrets.set"]' DASH_SECRET
 	has_text '#audit tr[data-action="secrets.set"]' "$digest"
 	no_value_in_page
+	echo "# $SECONDS shot audit" >&3
 	shot audit
 
 	# a refusal is shown as the api says it: an unknown app's route is 404
@@ -208,8 +221,8 @@ no_value_in_page() {
 	# every API response the browser got (from its network log): none holds the value
 	wd POST /se/log '{"type": "performance"}' |
 		jq -r '.[].message | fromjson | .message | select(.method == "Network.responseReceived") |
-			.params | select(.response.url | startswith("'"$API_URL"'/")) | "\(.requestId) \(.response.url)"' \
-			>"$T/responses.txt"
+			.params | select(.response.url | startswith("'"$API_URL"'/")) | "\(.requestId) \(.response.url)"' |
+		awk '!seen[$2]++ || $2 ~ /\/secrets$/' >"$T/responses.txt" # the polls: one of each URL
 	grep -q "/v1/apps/canary/secrets\$" "$T/responses.txt"
 	grep -q "/v1/audit/verify\$" "$T/responses.txt"
 	grep -q "/ui/app.js\$" "$T/responses.txt"
@@ -220,7 +233,7 @@ no_value_in_page() {
 		[[ "$body" != *"$CANARY"* ]] || { echo "the value is in the response of $url" >&2; return 1; }
 		checked=$((checked + 1))
 	done <"$T/responses.txt"
-	[ "$checked" -ge 10 ]
+	[ "$checked" -ge 8 ]
 	# no CSP violation or script error in the console
 	run ! grep -iE 'content security policy|uncaught' <<<"$(wd POST /se/log '{"type": "browser"}')"
 
