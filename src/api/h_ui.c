@@ -6,7 +6,8 @@
  * these routes need no auth and serve nothing but those bytes. Every
  * answer, a 404 too, carries the dashboard's headers: a strict
  * Content-Security-Policy (no inline script or style, nothing from
- * another origin, no framing), nosniff, no referrer, no caching.
+ * another origin, no framing) and no referrer; the server adds nosniff
+ * and no-store to every answer of its own.
  */
 #include <string.h>
 
@@ -21,9 +22,7 @@ static enum coffer_err ui_headers(struct http_request *req)
 {
 	static const char *const h[][2] = {
 		{ "Content-Security-Policy", UI_CSP },
-		{ "X-Content-Type-Options", "nosniff" },
 		{ "Referrer-Policy", "no-referrer" },
-		{ "Cache-Control", "no-store" },
 		{ "X-Frame-Options", "DENY" },
 	};
 	for (size_t i = 0; i < sizeof(h) / sizeof(h[0]); i++) {

@@ -129,16 +129,26 @@ shot() {
 	[ "$(head -c 8 "$SHOTS/dashboard-$1.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ]
 }
 
+WATCH='window.__seen = [];
+new MutationObserver((ms) => {
+	for (const m of ms) {
+		if (m.type === "attributes") window.__seen.push(String(m.target.getAttribute(m.attributeName)));
+		else if (m.type === "characterData") window.__seen.push(m.target.data);
+		else for (const n of m.addedNodes) window.__seen.push(n.textContent || "");
+	}
+}).observe(document, {subtree: true, childList: true, characterData: true, attributes: true});'
+
 # no_value_in_page: neither the page's source nor its text, nor any input's
 # value, nor sessionStorage, localStorage or the cookies hold the value.
 no_value_in_page() {
 	local seen
 	seen=$(wd GET /source)
 	[[ "$seen" != *"$CANARY"* ]] || { echo "the value is in the page source" >&2; return 1; }
-	seen=$(js 'return JSON.stringify({text: document.body.innerText,
+	seen=$(js 'return JSON.stringify({text: document.body.innerText, ever: window.__seen,
 		inputs: [...document.querySelectorAll("input")].map((i) => i.value),
 		session: Object.entries(sessionStorage), local: Object.entries(localStorage), cookie: document.cookie});')
-	[[ "$seen" != *"$CANARY"* ]] || { echo "the value is in the page's text, inputs or storage" >&2; return 1; }
+	[[ "$seen" != *"$CANARY"* ]] || { echo "the value is (or was) in the page's text, inputs or storage" >&2; return 1; }
+	[[ "$seen" == *'"ever":['* ]] || { echo "the page watch is not running: $seen" >&2; return 1; }
 	seen=$(wd GET /cookie)
 	[[ "$seen" != *"$CANARY"* ]] || { echo "the value is in a cookie" >&2; return 1; }
 }
@@ -157,6 +167,10 @@ no_value_in_page() {
 	browser_start
 
 	# sign in
+	# every text and attribute the page ever shows, kept from its first
+	# moment (DevTools runs this outside the page's CSP): a value shown for
+	# an instant is caught too
+	wd POST /goog/cdp/execute "$(jq -cn --arg s "$WATCH" '{cmd: "Page.addScriptToEvaluateOnNewDocument", params: {source: $s}}')" >/dev/null
 	wd POST /url "$(jq -cn --arg u "$API_URL/ui" '{url: $u}')" >/dev/null
 	wait_until 60 visible '#token'
 	shot signin
