@@ -146,9 +146,10 @@ no_value_in_page() {
 	[[ "$seen" != *"$CANARY"* ]] || { echo "the value is in the page source" >&2; return 1; }
 	seen=$(js 'return JSON.stringify({text: document.body.innerText, ever: window.__seen,
 		inputs: [...document.querySelectorAll("input")].map((i) => i.value),
-		session: Object.entries(sessionStorage), local: Object.entries(localStorage), cookie: document.cookie});')
+		session: Object.entries(sessionStorage), local: Object.entries(localStorage), cookie: document.cookie});' |
+		jq -r .)
 	[[ "$seen" != *"$CANARY"* ]] || { echo "the value is (or was) in the page's text, inputs or storage" >&2; return 1; }
-	[[ "$seen" == *'"ever":['* ]] || { echo "the page watch is not running: $seen" >&2; return 1; }
+	[[ "$seen" == *'"ever":['* ]] || { echo "the page watch is not running" >&2; return 1; }
 	seen=$(wd GET /cookie)
 	[[ "$seen" != *"$CANARY"* ]] || { echo "the value is in a cookie" >&2; return 1; }
 }
