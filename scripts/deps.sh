@@ -11,6 +11,7 @@ packages=(
 	clang libclang-rt-dev
 	groff-base man-db zsh systemd
 	nodejs
+	chromium chromium-driver
 )
 # npm for the differential .env test (t0210); a Node.js from elsewhere
 # (NodeSource's) brings its own npm, which Debian's package conflicts with

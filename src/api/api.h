@@ -327,6 +327,17 @@ enum coffer_err h_machines_destroy(struct http_request *req, void *ctx);
 enum coffer_err h_agent_assignments(struct http_request *req, void *ctx);
 enum coffer_err h_agent_boot_token(struct http_request *req, void *ctx);
 enum coffer_err h_agent_events(struct http_request *req, void *ctx);
+/* h_ui.c: the web dashboard's static files (docs/DASHBOARD.md) */
+enum coffer_err h_ui(struct http_request *req, void *ctx);
+/* the files themselves, generated from src/api/ui by embed.py */
+struct api_ui_file {
+	const char *name; /* "app.js" */
+	const char *type; /* its Content-Type */
+	const unsigned char *data;
+	size_t len;
+};
+extern const struct api_ui_file api_ui_files[];
+extern const size_t api_ui_files_count;
 
 /* ---- h_audit.c: the audit phase's callback ---- */
 

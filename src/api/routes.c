@@ -62,6 +62,10 @@ static const struct http_route routes[] = {
 	{ "POST", "/v1/agent/machines/:id/boot-token", AUDIT | HOST, API_BODY_SMALL, h_agent_boot_token,
 	  "agent.boot_token" },
 	{ "POST", "/v1/agent/machines/:id/events", HOST, API_BODY_SMALL, h_agent_events, "agent.events" },
+	/* the web dashboard: static files, no auth (its calls to /v1 carry the user's token) */
+	{ "GET", "/ui", 0, 0, h_ui, "ui" },
+	{ "GET", "/ui/", 0, 0, h_ui, "ui" },
+	{ "GET", "/ui/:file", 0, 0, h_ui, "ui" },
 };
 
 const struct http_route *api_routes(size_t *n)

@@ -589,3 +589,21 @@ token_claims() {
 	while [ $((${#p} % 4)) -ne 0 ]; do p="$p="; done
 	base64 -d <<<"$p"
 }
+
+# enrol_api [ARGS...] (t0765, t0770): lets the org acme post plaintext values
+# (docs/API.md "Plaintext values"): a deployer token of the org acme (ARGS: its --app/--role),
+# the api's key enrolled with it at $T/api-deployer.key (API_DEPLOYER_ID),
+# and the api restarted at its address with --deployer-key.
+enrol_api() {
+	local tok
+	tok=$("$COFFER" keeper deployer-token --state-dir "$T/keeper" --store "$STORE_URL" --org acme "$@")
+	run_logged "$COFFER" api enrol-deployer --deployer-token - --keeper "$KEEPER_URL" --ca "$COFFER_CA" \
+		--key "$T/api-deployer.key" --name api <<<"$tok"
+	[ "$status" -eq 0 ] || { echo "enrol-deployer: $output" >&2; return 1; }
+	API_DEPLOYER_ID=$(grep -xE '[0-9a-f]{24}' <<<"$output")
+	[[ "$output" == *"start the api with --deployer-key $T/api-deployer.key"* ]]
+	[ "$(stat -c %a "$T/api-deployer.key")" = 600 ]
+	stop_pids "$API_PID"
+	API_DEPLOYER_KEY="$T/api-deployer.key" api_start "${API_URL#https://}"
+	grep -q "plaintext_values_allowed.*$API_DEPLOYER_ID" "$T/api.log"
+}
