@@ -11,6 +11,8 @@
  *   bench_http load --name NAME --url BASE --path PATH [--method POST]
  *                   [--body TEMPLATE] [--token-file FILE] [--clients 16]
  *                   [--seconds 10] [--warmup 1]
+ *                   [--sealed APP_PREFIX --deployer-key FILE --deployer-id ID]
+ *                   [--durable 0|1]
  *       CLIENTS threads, each with its own libcurl handle and so its own
  *       keep-alive connection, send requests back to back for WARMUP
  *       seconds (not counted) and then SECONDS seconds. In PATH and BODY
@@ -20,6 +22,18 @@
  *       (answered requests per second), "clients" and "errors" (answers
  *       that are not 2xx, and transport failures; the first is described
  *       on stderr, with its status only).
+ *
+ *       --sealed: `secrets set` as the CLI sends it since issue 12 (src/cli/
+ *       sign.c, cmd_secrets.c): client c owns app APP_PREFIX-<c> (two
+ *       digits, made beforehand), reads its sealing state once (GET
+ *       .../secrets/sealing: the app key, the digest key, the head) and
+ *       then, per request, seals a new value of BENCH_SET to the app's key,
+ *       computes its keyed digest, makes the manifest of the version the
+ *       change makes and signs it with the deployer key (FILE, id ID), and
+ *       POSTs it to /v1/apps/APP_PREFIX-<c>/secrets (--path is ignored).
+ *       Only the POSTs are timed. The app key is not checked against the
+ *       keeper's: a benchmark, not a deployer. --durable adds "durable" to
+ *       the line (whether the store fsyncs each commit: the caller knows).
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -34,6 +48,12 @@
 
 #include "bench_util.h"
 #include "buf.h"
+#include "deployer.h"
+#include "digest.h"
+#include "encode.h"
+#include "json.h"
+#include "store.h"
+#include "vault.h"
 #include "fs.h"
 #include "http_server.h"
 #include "log.h"
@@ -105,6 +125,23 @@ struct load_opts {
 	int64_t clients;
 	int64_t seconds;
 	int64_t warmup;
+	const char *sealed;      /* the apps' prefix: sealed and signed sets (--sealed) */
+	struct secret *sk;       /* the deployer key */
+	const char *signer;      /* its id */
+	int durable;             /* -1: not said */
+};
+
+/* A client's view of its app (--sealed), as the CLI reads it before a set. */
+struct sealing {
+	char app[STORE_NAME_SIZE];
+	char app_id[STORE_ID_SIZE];
+	uint32_t key_version;
+	unsigned char pk[HPKE_PK_LEN];
+	struct secret *digest_key;
+	uint64_t head_version;
+	char *head_manifest;     /* NULL: none */
+	uint64_t next_version;
+	struct buf manifest;     /* the manifest of the change in flight */
 };
 
 struct client {
@@ -117,6 +154,7 @@ struct client {
 	int failed; /* could not run at all */
 	long first_error_status;
 	char first_error[CURL_ERROR_SIZE];
+	struct sealing st;
 };
 
 static size_t collect(char *data, size_t size, size_t n, void *arg)
@@ -156,6 +194,113 @@ static int append(struct curl_slist **list, const char *line)
 	return 0;
 }
 
+static void sealing_clear(struct sealing *st)
+{
+	secret_free(st->digest_key);
+	st->digest_key = NULL;
+	free(st->head_manifest);
+	st->head_manifest = NULL;
+}
+
+static int b64_into(const json_t *o, const char *key, void *out, size_t len)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+	size_t n = 0;
+	return !v || b64_decode_into(B64_URL, v, strlen(v), out, len, &n) || n != len ? -1 : 0;
+}
+
+/* GET .../secrets/sealing into st (the CLI's state_read, without its checks of the keeper's signatures). */
+static int sealing_read(CURL *curl, const struct load_opts *o, struct buf *url, struct buf *resp, struct sealing *st)
+{
+	unsigned char key[HPKE_PK_LEN + VAULT_SIG_LEN];
+	json_t *doc = NULL, *head;
+	const char *id, *manifest;
+	long status = 0;
+	int ex = -1;
+
+	sealing_clear(st);
+	buf_reset(url);
+	buf_reset(resp);
+	if (buf_adds(url, o->url) || buf_adds(url, "/v1/apps/") || buf_adds(url, st->app) ||
+	    buf_adds(url, "/secrets/sealing"))
+		return -1;
+	curl_easy_setopt(curl, CURLOPT_URL, url->ptr);
+	curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, NULL);
+	if (curl_easy_perform(curl) != CURLE_OK)
+		return -1;
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status != 200 || json_parse_limited(resp->ptr, resp->len, resp->max, JSON_MAX_DEPTH_DEFAULT, &doc, NULL))
+		return -1;
+	head = json_object_get(doc, "head");
+	id = json_string_value(json_object_get(doc, "app_id"));
+	manifest = json_string_value(json_object_get(head, "manifest"));
+	if (!id || str_copy(st->app_id, sizeof(st->app_id), id) || b64_into(doc, "public_key", key, sizeof(key)) ||
+	    secret_new(DIGEST_KEY_LEN, &st->digest_key) ||
+	    b64_into(doc, "digest_key", secret_bytes(st->digest_key), DIGEST_KEY_LEN))
+		goto out;
+	memcpy(st->pk, key, HPKE_PK_LEN);
+	st->key_version = (uint32_t)json_integer_value(json_object_get(doc, "key_version"));
+	st->next_version = (uint64_t)json_integer_value(json_object_get(doc, "next_version"));
+	st->head_version = (uint64_t)json_integer_value(json_object_get(head, "version"));
+	if (manifest && !(st->head_manifest = strdup(manifest)))
+		goto out;
+	ex = 0;
+out:
+	json_decref(doc);
+	return ex;
+}
+
+/* The body of a set of BENCH_SET to a new value, sealed and signed as the CLI makes it. */
+static int sealed_body(const struct load_opts *o, struct sealing *st, int c, uint64_t i, struct buf *out)
+{
+	char value_id[STORE_ID_SIZE], digest[DIGEST_HEX_LEN + 1], hash[DEPLOYER_HASH_HEX_SIZE];
+	char sig[DEPLOYER_SIG_B64_SIZE], text[NUM_SIZE * 2];
+	struct secret *value = NULL;
+	struct buf sealed, b64;
+	json_t *body = NULL;
+	int ex = -1;
+
+	store_new_id(value_id);
+	buf_init(&sealed, 4096);
+	buf_init(&b64, 8192);
+	if (fmt_into(text, sizeof(text), "v-%02d-%llu", c, (unsigned long long)i) ||
+	    secret_from(text, strlen(text), &value) ||
+	    vault_seal_value(st->pk, st->app_id, "BENCH_SET", st->key_version, value_id, value, &sealed) ||
+	    digest_value(st->digest_key, value, digest) || b64url_encode(sealed.ptr, sealed.len, &b64))
+		goto out;
+	struct store_secret_change change = { .name = "BENCH_SET", .digest = digest, .value_id = value_id };
+	if (store_manifest_next(st->app_id, st->head_version, st->head_manifest, st->next_version, &change, 1,
+				&st->manifest) ||
+	    deployer_sign(o->sk, st->manifest.ptr, st->manifest.len, sig))
+		goto out;
+	deployer_hash_hex(st->manifest.ptr, st->manifest.len, hash);
+	body = json_pack("{s:{s:{s:s%,s:s,s:s}},s:b,s:I,s:s,s:{s:s,s:s}}", "secrets", "BENCH_SET", "sealed", b64.ptr,
+			 b64.len, "digest", digest, "value_id", value_id, "stage", 0, "key_version",
+			 (json_int_t)st->key_version, "signer", o->signer, "manifest", "sha256", hash, "signature", sig);
+	buf_reset(out);
+	if (body && json_dump_buf(body, out) == COFFER_OK)
+		ex = 0;
+out:
+	json_decref(body);
+	secret_free(value);
+	buf_release(&b64);
+	buf_release(&sealed);
+	return ex;
+}
+
+/* After an answered set: the change's version is the head now. */
+static int sealed_advance(struct sealing *st)
+{
+	char *m = strdup(st->manifest.ptr);
+	if (!m)
+		return -1;
+	free(st->head_manifest);
+	st->head_manifest = m;
+	st->head_version = st->next_version++;
+	return 0;
+}
+
 static void *client_run(void *arg)
 {
 	struct client *cl = arg;
@@ -182,6 +327,12 @@ static void *client_run(void *arg)
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, BENCH_HTTP_TIMEOUT_MS);
+	buf_init(&cl->st.manifest, STORE_MANIFEST_MAX);
+	if (o->sealed && (fmt_into(cl->st.app, sizeof(cl->st.app), "%s-%02d", o->sealed, cl->index) ||
+			  sealing_read(curl, o, &url, &resp, &cl->st))) {
+		cl->failed = 1;
+		goto out;
+	}
 	for (;;) {
 		uint64_t t0 = bench_now_ns(), t1;
 		long status = 0;
@@ -191,14 +342,19 @@ static void *client_run(void *arg)
 			break;
 		buf_reset(&resp);
 		buf_reset(&url);
-		if (expand(o->path, cl->index, i, &path) || buf_adds(&url, o->url) ||
-		    buf_add(&url, path.ptr, path.len) || expand(o->body ? o->body : "", cl->index, i, &body)) {
+		if (o->sealed ? buf_reset(&path), buf_adds(&path, "/v1/apps/") || buf_adds(&path, cl->st.app) ||
+					  buf_adds(&path, "/secrets") || buf_adds(&url, o->url) ||
+					  buf_add(&url, path.ptr, path.len) ||
+					  sealed_body(o, &cl->st, cl->index, i, &body)
+			      : expand(o->path, cl->index, i, &path) || buf_adds(&url, o->url) ||
+					buf_add(&url, path.ptr, path.len) ||
+					expand(o->body ? o->body : "", cl->index, i, &body)) {
 			cl->failed = 1;
 			goto out;
 		}
 		i++;
 		curl_easy_setopt(curl, CURLOPT_URL, url.ptr);
-		if (o->body) {
+		if (o->body || o->sealed) {
 			curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.ptr);
 			curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)body.len);
 		} else {
@@ -216,7 +372,16 @@ static void *client_run(void *arg)
 					     cc != CURLE_OK ? curl_easy_strerror(cc) : "an error status"))
 					cl->first_error[0] = '\0';
 			}
+			/* a set refused (the head moved?): read the app's state again */
+			if (o->sealed && sealing_read(curl, o, &url, &resp, &cl->st)) {
+				cl->failed = 1;
+				goto out;
+			}
 			continue;
+		}
+		if (o->sealed && sealed_advance(&cl->st)) {
+			cl->failed = 1;
+			goto out;
 		}
 		if (t0 >= cl->warm_end_ns && bench_samples_add(&cl->samples, t1 - t0)) {
 			cl->failed = 1;
@@ -224,6 +389,8 @@ static void *client_run(void *arg)
 		}
 	}
 out:
+	sealing_clear(&cl->st);
+	buf_release(&cl->st.manifest);
 	curl_slist_free_all(headers);
 	if (curl)
 		curl_easy_cleanup(curl);
@@ -259,9 +426,12 @@ static int run_load(int argc, char **argv)
 		{ "path", required_argument, NULL, 'p' },	{ "method", required_argument, NULL, 'm' },
 		{ "body", required_argument, NULL, 'b' },	{ "token-file", required_argument, NULL, 't' },
 		{ "clients", required_argument, NULL, 'c' },	{ "seconds", required_argument, NULL, 's' },
-		{ "warmup", required_argument, NULL, 'w' },	{ NULL, 0, NULL, 0 },
+		{ "warmup", required_argument, NULL, 'w' },	{ "sealed", required_argument, NULL, 'S' },
+		{ "deployer-key", required_argument, NULL, 'k' }, { "deployer-id", required_argument, NULL, 'i' },
+		{ "durable", required_argument, NULL, 'd' },	{ NULL, 0, NULL, 0 },
 	};
-	struct load_opts o = { .method = "GET", .clients = 16, .seconds = 10, .warmup = 1 };
+	struct load_opts o = { .method = "GET", .clients = 16, .seconds = 10, .warmup = 1, .durable = -1 };
+	unsigned char deployer_pk[DEPLOYER_PK_LEN];
 	struct client *cls = NULL;
 	pthread_t *th = NULL;
 	struct bench_samples all;
@@ -294,12 +464,21 @@ static int run_load(int argc, char **argv)
 			if (parse_int64(optarg, 0, SECONDS_MAX, &o.warmup))
 				return bench_fail("--warmup: 0..%d", SECONDS_MAX);
 			break;
+		case 'S': o.sealed = optarg; o.method = "POST"; break;
+		case 'i': o.signer = optarg; break;
+		case 'k':
+			if (deployer_key_load(optarg, &o.sk, deployer_pk))
+				return bench_fail("cannot read the deployer key %s", optarg);
+			break;
+		case 'd': o.durable = strcmp(optarg, "1") == 0; break;
 		default:
 			return bench_fail("usage: bench_http load --name NAME --url BASE --path PATH ...");
 		}
 	}
-	if (!o.name || !o.url || !o.path)
+	if (!o.name || !o.url || !(o.path || o.sealed) || (o.sealed && (!o.sk || !o.signer))) {
+		secret_free(o.sk);
 		return bench_fail("usage: bench_http load --name NAME --url BASE --path PATH ...");
+	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT))
 		return bench_fail("curl_global_init failed");
 	cls = calloc((size_t)o.clients, sizeof(*cls));
@@ -341,8 +520,9 @@ join:
 		}
 	}
 	bench_stats_of(&all, &st);
-	snprintf(extra, sizeof(extra), ",\"rate\":%.1f,\"unit\":\"req/s\",\"clients\":%lld,\"errors\":%llu",
-		 (double)st.n / (double)o.seconds, (long long)o.clients, (unsigned long long)errors);
+	snprintf(extra, sizeof(extra), ",\"rate\":%.1f,\"unit\":\"req/s\",\"clients\":%lld,\"errors\":%llu%s",
+		 (double)st.n / (double)o.seconds, (long long)o.clients, (unsigned long long)errors,
+		 o.durable < 0 ? "" : o.durable ? ",\"durable\":true" : ",\"durable\":false");
 	bench_print_stats(o.name, &st, extra);
 	ex = 0;
 out:
@@ -353,6 +533,7 @@ out:
 	free(cls);
 	bench_samples_release(&all);
 	sodium_memzero(o.auth, sizeof(o.auth));
+	secret_free(o.sk);
 	curl_global_cleanup();
 	return ex;
 }
