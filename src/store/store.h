@@ -171,7 +171,7 @@ COFFER_MUST_CHECK enum coffer_err store_group_audit_append(struct store *s, cons
 /* What a group did: its commits, the changes they held (changes / commits: the mean batch), and the queue. */
 struct store_group_stats {
 	uint64_t commits; /* transactions committed by leaders */
-	uint64_t changes; /* changes those transactions held */
+	uint64_t changes; /* changes the leaders ran: committed, or failed alone (a lone change: no savepoint) */
 	uint64_t queued;  /* changes waiting for the next leader, now */
 };
 void store_group_stats(struct store_group *g, struct store_group_stats *out);

@@ -36,7 +36,7 @@ struct store_group {
 	struct change **tail;
 	int leading;         /* a leader runs a batch */
 	uint64_t commits;    /* transactions committed by leaders */
-	uint64_t changes;    /* changes those transactions held */
+	uint64_t changes;    /* changes the leaders ran (committed, or failed alone) */
 };
 
 enum coffer_err store_group_new(struct store_group **out)
@@ -128,9 +128,19 @@ static enum coffer_err run_saved(struct store *s, struct change *c, enum coffer_
  */
 static void run_batch(struct store *s, struct store_group *g, struct change *batch)
 {
-	enum coffer_err rc = store_tx_begin(s), broken = COFFER_OK;
+	enum coffer_err rc, broken = COFFER_OK;
 	size_t n = 0;
 
+	if (!batch->next) {
+		/* A lone change needs no savepoint: the transaction is its own (no statements added to it). */
+		batch->rc = run_alone(s, batch->fn, batch->arg);
+		pthread_mutex_lock(&g->mu);
+		g->commits += batch->rc == COFFER_OK;
+		g->changes++;
+		pthread_mutex_unlock(&g->mu);
+		return;
+	}
+	rc = store_tx_begin(s);
 	for (struct change *c = batch; c && !rc && !broken; c = c->next) {
 		c->rc = run_saved(s, c, &broken);
 		n++;
