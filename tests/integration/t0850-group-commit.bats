@@ -55,6 +55,7 @@ at_least() {
 	done
 	# mid-load: enough answers that commits were under way, then SIGKILL
 	wait_until 40 at_least 12
+	sleep 1 # the load runs on: the kill lands among commits and answers, not at the start of one
 	kill -KILL "$API_PID"
 	wait "$API_PID" 2>/dev/null || true
 	touch "$T/stop"
@@ -64,26 +65,24 @@ at_least() {
 
 	run answered
 	[ "$output" -ge 12 ]
+	# what the store holds, read once: "app version name digest" per entry, and the sets' audit details
+	store_sql "SELECT a.name || ' ' || e.version || ' ' || e.name || ' ' || s.digest FROM secret_entries e
+		JOIN apps a ON a.id = e.app_id JOIN secret_values s ON s.id = e.value_id" >"$T/entries"
+	store_sql "SELECT app || ' ' || detail FROM audit_events WHERE action = 'secrets.set' AND outcome = 'ok'" \
+		>"$T/set-events"
 	while read -r name v; do
 		k=${name%%_*}
 		k=${k#G}
 		[ "$v" != "?" ] || { echo "no version in the answer to $name" >&2; false; }
-		# the version the client was told holds its name...
-		got=$(store_sql "SELECT count(*) FROM secret_entries e JOIN apps a ON a.id = e.app_id
-			WHERE a.name = 'g$k' AND e.version = $v AND e.name = '$name'")
-		[ "$got" = 1 ] || { echo "answered $name (g$k v$v) is not in the store" >&2; false; }
-		# ...and the version before does not: that version is the set's own
-		got=$(store_sql "SELECT count(*) FROM secret_entries e JOIN apps a ON a.id = e.app_id
-			WHERE a.name = 'g$k' AND e.version = $v - 1 AND e.name = '$name'")
-		[ "$got" = 0 ]
+		# the version the client was told holds its name, and the version before does not
+		digest=$(awk -v a="g$k" -v v="$v" -v n="$name" '$1 == a && $2 == v && $3 == n { print $4 }' "$T/entries")
+		[ -n "$digest" ] || { echo "answered $name (g$k v$v) is not in the store" >&2; false; }
+		got=$(awk -v a="g$k" -v v="$((v - 1))" -v n="$name" '$1 == a && $2 == v && $3 == n' "$T/entries")
+		[ -z "$got" ]
 		# the value's digest is the one the set's audit event (committed with it) names
-		digest=$(store_sql "SELECT s.digest FROM secret_entries e JOIN apps a ON a.id = e.app_id
-			JOIN secret_values s ON s.id = e.value_id
-			WHERE a.name = 'g$k' AND e.version = $v AND e.name = '$name'")
-		detail_digest=$(store_sql "SELECT detail FROM audit_events WHERE action = 'secrets.set' AND app = 'g$k'
-			AND outcome = 'ok'" | jq -r --argjson v "$v" --arg n "$name" \
+		detail_digest=$(sed -n "s/^g$k //p" "$T/set-events" | jq -r --argjson v "$v" --arg n "$name" \
 			'select(.version == $v) | .set[] | select(.name == $n) | .digest')
-		[ -n "$digest" ] && [ "$digest" = "$detail_digest" ] ||
+		[ "$digest" = "$detail_digest" ] ||
 			{ echo "$name: digest '$digest', audit names '$detail_digest'" >&2; false; }
 	done < <(cat "$T"/answers.*)
 
