@@ -301,6 +301,20 @@ static int sealed_advance(struct sealing *st)
 	return 0;
 }
 
+/* The path, URL and body of request i of client cl. */
+static int next_request(struct client *cl, uint64_t i, struct buf *path, struct buf *url, struct buf *body)
+{
+	const struct load_opts *o = cl->o;
+	if (o->sealed) {
+		buf_reset(path);
+		return buf_adds(path, "/v1/apps/") || buf_adds(path, cl->st.app) || buf_adds(path, "/secrets") ||
+		       buf_adds(url, o->url) || buf_add(url, path->ptr, path->len) ||
+		       sealed_body(o, &cl->st, cl->index, i, body);
+	}
+	return expand(o->path, cl->index, i, path) || buf_adds(url, o->url) || buf_add(url, path->ptr, path->len) ||
+	       expand(o->body ? o->body : "", cl->index, i, body);
+}
+
 static void *client_run(void *arg)
 {
 	struct client *cl = arg;
@@ -342,13 +356,7 @@ static void *client_run(void *arg)
 			break;
 		buf_reset(&resp);
 		buf_reset(&url);
-		if (o->sealed ? buf_reset(&path), buf_adds(&path, "/v1/apps/") || buf_adds(&path, cl->st.app) ||
-					  buf_adds(&path, "/secrets") || buf_adds(&url, o->url) ||
-					  buf_add(&url, path.ptr, path.len) ||
-					  sealed_body(o, &cl->st, cl->index, i, &body)
-			      : expand(o->path, cl->index, i, &path) || buf_adds(&url, o->url) ||
-					buf_add(&url, path.ptr, path.len) ||
-					expand(o->body ? o->body : "", cl->index, i, &body)) {
+		if (next_request(cl, i, &path, &url, &body)) {
 			cl->failed = 1;
 			goto out;
 		}

@@ -226,6 +226,14 @@ COFFER_MUST_CHECK enum coffer_err api_secrets_body(const char *body, size_t len,
 COFFER_MUST_CHECK enum coffer_err api_body(struct http_request *req, const char *const fields[], json_t **out);
 /* What the audit event of req names: the app (copied, if a valid app name) and a detail (consumed). */
 void api_audit_note(struct http_request *req, const char *app, json_t *detail);
+/*
+ * The event of an authenticated request answered ok, as api_audit_event
+ * would append it (h_audit.c), for a handler that commits it with its
+ * change (store_group_run); api_audited once that commit is durable.
+ */
+COFFER_MUST_CHECK enum coffer_err api_audit_ok_event(struct http_request *req, char outcome[HTTP_AUDIT_OUTCOME_MAX],
+						    struct buf *detail, struct store_audit_event *ev);
+void api_audited(struct http_request *req);
 
 /* ---- h_sealing.c: deployers' signatures (docs/CRYPTO.md "Deployers") ---- */
 

@@ -59,7 +59,7 @@ enum coffer_err api_audit_event(void *ctx, struct http_request *req, const struc
 			 api_app_name_ok(param))
 			ev->app = param;
 	}
-	rc = store_audit_append(s, ev, NULL);
+	rc = store_group_audit_append(s, ev, NULL);
 	if (rc == COFFER_ERR_UNAVAILABLE)
 		store_rc = rc;
 	if (rc == COFFER_OK)
@@ -70,6 +70,26 @@ out:
 	else
 		store_pool_release(api->pool, s, store_rc);
 	return rc;
+}
+
+enum coffer_err api_audit_ok_event(struct http_request *req, char outcome[HTTP_AUDIT_OUTCOME_MAX],
+				   struct buf *detail, struct store_audit_event *ev)
+{
+	struct api_auth *a = api_auth_of(req);
+	enum coffer_err rc = http_phase_event(req, 200, COFFER_OK, outcome, detail, ev);
+	if (rc)
+		return rc;
+	ev->org_id = a->token.org_id;
+	if (!ev->app[0] && a->has_app)
+		ev->app = a->app.name;
+	return COFFER_OK;
+}
+
+void api_audited(struct http_request *req)
+{
+	struct api_auth *a = api_auth_of(req);
+	http_phase_audited(req);
+	anchor_poker_poke(a->api->anchor_poker);
 }
 
 static json_t *event_json(const struct store_audit_row *r)

@@ -311,6 +311,34 @@ static enum coffer_err current_release(struct api_auth *a, struct store_release 
 	return rc;
 }
 
+/*
+ * A change of h_secrets_set as the group committer runs it (store.h,
+ * store_group_run): the new version and, when ev is set, the request's
+ * audit event, in one transaction and one durable commit with the
+ * changes of other requests.
+ */
+struct set_change {
+	const char *app_id;
+	const struct store_secret_change *changes;
+	size_t n;
+	const char *actor;
+	const char *status;
+	const struct store_secret_limits *limits;
+	const char *manifest;
+	const struct store_audit_event *ev;
+	uint64_t version;
+};
+
+static enum coffer_err set_change_run(struct store *s, void *arg)
+{
+	struct set_change *c = arg;
+	enum coffer_err rc = store_secrets_put_signed(s, c->app_id, c->changes, c->n, c->actor, c->status, c->limits,
+						      c->manifest, &c->version);
+	if (!rc && c->ev)
+		rc = store_audit_append(s, c->ev, NULL);
+	return rc;
+}
+
 enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 {
 	struct api_auth *a = api_auth_of(req);
@@ -330,10 +358,14 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 	int stage = 0, noop = 1, roll;
 	const char *key;
 	struct json_error jerr;
+	struct store_audit_event ev;
+	char outcome[HTTP_AUDIT_OUTCOME_MAX];
+	struct buf detail;
 	enum coffer_err rc;
 	(void)ctx;
 
 	buf_init(&manifest, STORE_MANIFEST_MAX);
+	buf_init(&detail, HTTP_AUDIT_DETAIL_MAX + 1);
 	rc = parse_body(req, &doc);
 	if (!rc)
 		rc = api_plaintext_seal(req, a, doc); /* an org that allows plaintext values (plaintext.c) */
@@ -509,10 +541,27 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 	if (rc)
 		goto out;
 
-	/* 5. One new version, the limits and the manifest checked again under the app's lock. */
+	/*
+	 * 5. One new version, the limits and the manifest checked again under the app's lock; when
+	 * nothing follows it (no roll-out), committed with its audit event. The version can only be
+	 * max + 1: the manifest names it.
+	 */
 	const struct store_secret_limits limits = { API_SECRETS_MAX_COUNT, API_SECRETS_MAX_BYTES, VAULT_SEAL_OVERHEAD };
-	rc = api_note(a, store_secrets_put_signed(a->store, a->app.id, changes, n, a->token_id,
-						  roll ? "pending" : "staged", &limits, manifest.ptr, &version));
+	struct set_change sc = { a->app.id, changes, n, a->token_id, roll ? "pending" : "staged", &limits,
+				 manifest.ptr, NULL, 0 };
+	if (!roll) {
+		api_audit_note(req, a->app.name, detail_of(items, n, max + 1, stage, 0, signer.id));
+		rc = api_audit_ok_event(req, outcome, &detail, &ev);
+		if (rc)
+			goto out;
+		sc.ev = &ev;
+	}
+	rc = api_note(a, store_group_run(a->store, set_change_run, &sc));
+	version = sc.version;
+	if (rc && !roll)
+		api_audit_note(req, NULL, json_object()); /* the refusal's event names no version */
+	if (!rc && !roll)
+		api_audited(req);
 	if (rc == COFFER_ERR_TOO_LARGE) {
 		rc = api_fail(req, rc, "app '%s' would pass its limits: at most %d secrets and 1 MiB of values",
 			      a->app.name, API_SECRETS_MAX_COUNT);
@@ -541,7 +590,6 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 						   "deploying", "release", (json_int_t)release));
 		goto out;
 	}
-	api_audit_note(req, a->app.name, detail_of(items, n, version, stage, 0, signer.id));
 	/* Staged, or the app has never run: the change waits for a deploy. */
 	rc = api_reply(req, 200, json_pack("{s:I,s:s,s:s}", "version", (json_int_t)version, "status", "staged", "message",
 					   stage ? MSG_STAGED : MSG_FIRST_DEPLOY));
@@ -554,6 +602,7 @@ out:
 	free(items);
 	free(head_manifest);
 	buf_release(&manifest);
+	buf_release(&detail);
 	store_release_clear(&cur);
 	store_secret_list_release(&head);
 	json_decref(doc);

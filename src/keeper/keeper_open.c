@@ -147,7 +147,7 @@ static enum coffer_err append_event(struct store *s, const char *org_id, const c
 		.outcome = outcome,
 		.request_id = request_id,
 	};
-	enum coffer_err rc = store_audit_append(s, &ev, NULL);
+	enum coffer_err rc = store_group_audit_append(s, &ev, NULL);
 	if (rc)
 		log_error("audit_append_failed", LF_S("action", KEEPER_OPEN_ACTION), LF_S("request_id", request_id),
 			  LF_S("error", coffer_err_name(rc)));

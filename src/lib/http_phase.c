@@ -237,19 +237,43 @@ static const char *event_actor(const struct http_caller *c)
 	return HTTP_ACTOR_ANONYMOUS;
 }
 
+enum coffer_err http_phase_event(struct http_request *req, int status, enum coffer_err code,
+				 char outcome[HTTP_AUDIT_OUTCOME_MAX], struct buf *detail, struct store_audit_event *ev)
+{
+	const struct http_caller *c = http_caller_of(req);
+	enum coffer_err rc = http_phase_outcome(c, status, code, outcome);
+	if (rc)
+		return rc;
+	buf_reset(detail);
+	if (!c || !c->audit_detail || json_dump_buf(c->audit_detail, detail) || detail->len > HTTP_AUDIT_DETAIL_MAX) {
+		buf_reset(detail);
+		rc = buf_adds(detail, "{}");
+		if (rc)
+			return rc;
+	}
+	*ev = (struct store_audit_event){
+		.actor = event_actor(c),
+		.action = http_request_route(req)->name,
+		.app = c ? c->audit_app : "",
+		.detail = detail->ptr,
+		.outcome = outcome,
+		.request_id = http_request_id(req),
+	};
+	return COFFER_OK;
+}
+
 static void phase_audit(struct http_request *req, const struct http_route *route, int status, enum coffer_err code,
 			const struct http_phases *ph)
 {
 	const struct http_caller *c = http_caller_of(req);
 	char outcome[HTTP_AUDIT_OUTCOME_MAX];
+	struct store_audit_event ev;
 	struct buf detail;
 	enum coffer_err rc;
 
-	if (!(route->flags & HTTP_ROUTE_AUDIT))
+	if (!(route->flags & HTTP_ROUTE_AUDIT) || (c && c->audited))
 		return;
 	if (route->flags & HTTP_ROUTE_AUDIT_HANDLER) {
-		if (c && c->audited)
-			return;
 		const char *reason = c && c->refusal ? c->refusal
 					: coffer_err_name(code ? code : coffer_err_from_http_status(status));
 		rc = ph->ops->audit_refused ? ph->ops->audit_refused(ph->ctx, req, route, c, reason)
@@ -258,27 +282,14 @@ static void phase_audit(struct http_request *req, const struct http_route *route
 			audit_failed(req, route, rc);
 		return;
 	}
-	rc = http_phase_outcome(c, status, code, outcome);
-	if (rc)
-		return;
 	buf_init(&detail, HTTP_AUDIT_DETAIL_MAX + 1);
-	if (!c || !c->audit_detail || json_dump_buf(c->audit_detail, &detail) || detail.len > HTTP_AUDIT_DETAIL_MAX) {
-		buf_reset(&detail);
-		if (buf_adds(&detail, "{}"))
-			goto out;
+	rc = http_phase_event(req, status, code, outcome, &detail, &ev);
+	if (!rc) {
+		ev.action = route->name;
+		rc = ph->ops->audit ? ph->ops->audit(ph->ctx, req, route, c, &ev) : COFFER_ERR_INTERNAL;
+		if (rc)
+			audit_failed(req, route, rc);
 	}
-	struct store_audit_event ev = {
-		.actor = event_actor(c),
-		.action = route->name,
-		.app = c ? c->audit_app : "",
-		.detail = detail.ptr,
-		.outcome = outcome,
-		.request_id = http_request_id(req),
-	};
-	rc = ph->ops->audit ? ph->ops->audit(ph->ctx, req, route, c, &ev) : COFFER_ERR_INTERNAL;
-	if (rc)
-		audit_failed(req, route, rc);
-out:
 	buf_release(&detail);
 }
 

@@ -177,7 +177,20 @@ COFFER_MUST_CHECK enum coffer_err http_phase_outcome(const struct http_caller *c
 void http_phase_audit_note(struct http_request *req, const char *actor, const char *app, json_t *detail);
 /* Records why req was refused (a fixed text, for the audit) and answers code with it. */
 COFFER_MUST_CHECK enum coffer_err http_phase_refuse(struct http_request *req, enum coffer_err code, const char *why);
-/* HTTP_ROUTE_AUDIT_HANDLER: the handler has appended this request's event. */
+/*
+ * The handler has appended this request's event (HTTP_ROUTE_AUDIT_HANDLER;
+ * or HTTP_ROUTE_AUDIT, with the event of http_phase_event, committed with
+ * the request's change): the phase appends none.
+ */
 void http_phase_audited(struct http_request *req);
+/*
+ * The event the audit phase would append for req answered (status, code):
+ * actor, action, app, detail (the noted one, dumped into detail, which
+ * holds HTTP_AUDIT_DETAIL_MAX + 1 bytes), outcome, request id; the caller
+ * completes it (ops->audit's part) and keeps outcome and detail alive.
+ */
+COFFER_MUST_CHECK enum coffer_err http_phase_event(struct http_request *req, int status, enum coffer_err code,
+						  char outcome[HTTP_AUDIT_OUTCOME_MAX], struct buf *detail,
+						  struct store_audit_event *ev);
 
 #endif

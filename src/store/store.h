@@ -133,6 +133,49 @@ COFFER_MUST_CHECK enum coffer_err store_tx_end(struct store *s, enum coffer_err 
  */
 COFFER_MUST_CHECK enum coffer_err store_app_lock(struct store *s, const char *app_id);
 
+/*
+ * Group commit (store_group.c, docs/STORE.md "Group commit"): the writes
+ * of concurrent writers committed together, in one transaction and one
+ * durable commit, each writer answered only once the commit that holds
+ * its change is durable.
+ *
+ * A change is a function that makes store calls on the store it is given
+ * (not on its own: it may run on another writer's connection, in that
+ * writer's thread, while its own writer waits). store_group_run queues it
+ * on the group of s (store_group_attach; a pool's connections share one)
+ * and returns its outcome once the commit that holds it is durable. In a
+ * batch each change runs inside a savepoint, in queue order: one that
+ * fails is rolled back alone (its outcome is its error) and the others
+ * commit; when the transaction itself fails, each change runs again in a
+ * transaction of its own. A change must therefore be safe to run twice
+ * when its first run was rolled back (store calls only, results written to
+ * its argument). The store calls inside join the batch's transaction, as
+ * inside store_tx_begin: audit events are chained in commit order, a
+ * secrets version is max + 1 of what the transaction sees.
+ * Without a group (a store opened alone), or inside the caller's
+ * transaction, the change runs at once in a transaction of its own (or
+ * the caller's).
+ */
+struct store_group;
+struct store_audit_event;
+typedef enum coffer_err (*store_change_fn)(struct store *s, void *arg);
+COFFER_MUST_CHECK enum coffer_err store_group_new(struct store_group **out);
+/* Frees g; no writer may be using it. NULL is allowed. */
+void store_group_free(struct store_group *g);
+/* The writes of s through store_group_run join g from now on (NULL: none). */
+void store_group_attach(struct store *s, struct store_group *g);
+COFFER_MUST_CHECK enum coffer_err store_group_run(struct store *s, store_change_fn fn, void *arg);
+/* store_audit_append as a change of the group of s. */
+COFFER_MUST_CHECK enum coffer_err store_group_audit_append(struct store *s, const struct store_audit_event *ev,
+							  uint64_t *seq);
+/* What a group did: its commits, the changes they held (changes / commits: the mean batch), and the queue. */
+struct store_group_stats {
+	uint64_t commits; /* transactions committed by leaders */
+	uint64_t changes; /* changes the leaders ran: committed, or failed alone (a lone change: no savepoint) */
+	uint64_t queued;  /* changes waiting for the next leader, now */
+};
+void store_group_stats(struct store_group *g, struct store_group_stats *out);
+
 /* ---- orgs ---- */
 
 struct store_org {

@@ -24,6 +24,7 @@ struct store {
 	void *conn;
 	int tx_depth;              /* open begin()s: 1 = a function's own transaction, 2 = one inside store_tx_begin */
 	enum coffer_err tx_failed; /* the first failure inside the caller's transaction */
+	struct store_group *group; /* the group committer its writes join (store_group_run), or NULL */
 	/* Row MAC keys (store_auth_key), wiped by store_close. */
 	unsigned char keys[STORE_TABLE__COUNT][STORE_ROW_KEY_LEN];
 	int has_key[STORE_TABLE__COUNT];

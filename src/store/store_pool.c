@@ -22,6 +22,8 @@ struct store_pool {
 	/* Row MAC keys given to every connection (store_pool_auth_key), also when reopened. */
 	unsigned char keys[STORE_TABLE__COUNT][STORE_ROW_KEY_LEN];
 	int has_key[STORE_TABLE__COUNT];
+	/* The group committer of every connection of the pool (store_group_run). */
+	struct store_group *group;
 };
 
 /* Gives s every key p holds. */
@@ -87,7 +89,8 @@ enum coffer_err store_pool_open(const char *url, unsigned n, struct store_pool *
 	}
 	pthread_condattr_destroy(&ca);
 	p->n = n;
-	for (; p->n_idle < n; p->n_idle++) {
+	rc = store_group_new(&p->group);
+	for (; rc == COFFER_OK && p->n_idle < n; p->n_idle++) {
 		rc = store_open(url, &p->idle[p->n_idle]);
 		if (rc)
 			break;
@@ -106,6 +109,7 @@ void store_pool_close(struct store_pool *p)
 		return;
 	for (unsigned i = 0; i < p->n_idle; i++)
 		store_close(p->idle[i]);
+	store_group_free(p->group);
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
 	sodium_memzero(p->keys, sizeof(p->keys));
@@ -151,6 +155,7 @@ enum coffer_err store_pool_acquire(struct store_pool *p, struct store **s)
 			return rc;
 		}
 	}
+	store_group_attach(got, p->group);
 	*s = got;
 	return COFFER_OK;
 }

@@ -11,6 +11,9 @@
  * given back after it answered COFFER_ERR_UNAVAILABLE (the server went
  * away) is closed and reopened on its next loan.
  *
+ * The connections share one group committer (store_group_run): the
+ * writes of the threads that hold them are committed together.
+ *
  * Ownership: the pool owns its connections and a copy of the URL (wiped
  * when it is closed: it may carry a password). store_pool_close must only
  * run once every connection is back.

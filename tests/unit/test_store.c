@@ -2740,6 +2740,238 @@ static void test_audit_concurrent(void **state)
 	assert_int_equal(store_audit_verify(s, &broken), COFFER_OK);
 }
 
+/* ---- group commit (store_group_run) ---- */
+
+/* A change as the api makes one: a new secrets version and its audit event, in one change. */
+struct gchange {
+	const char *app_id;
+	struct store_secret_change c;
+	struct store_audit_event ev;
+	uint64_t version;
+	struct gate *gate; /* set: the change waits at the gate first (test_group_fails_alone) */
+};
+
+struct gate {
+	struct store_group *g;
+	uint64_t want; /* queued changes to wait for */
+	int entered;   /* the gate's change runs (atomic) */
+};
+
+static enum coffer_err gchange_run(struct store *s, void *arg)
+{
+	struct gchange *gc = arg;
+	if (gc->gate) {
+		/* the leader's first change holds the batch open until the others are queued behind it */
+		struct store_group_stats st = { 0 };
+		__atomic_store_n(&gc->gate->entered, 1, __ATOMIC_SEQ_CST);
+		for (int i = 0; i < 60000; i++) {
+			store_group_stats(gc->gate->g, &st);
+			if (st.queued >= gc->gate->want)
+				break;
+			usleep(1000);
+		}
+	}
+	enum coffer_err rc = store_secrets_put(s, gc->app_id, &gc->c, 1, "writer", "staged", NULL, &gc->version);
+	if (rc == COFFER_OK)
+		rc = store_audit_append(s, &gc->ev, NULL);
+	return rc;
+}
+
+#define GROUP_THREADS 16
+#define GROUP_CHANGES 15
+#define GROUP_TOTAL (GROUP_THREADS * GROUP_CHANGES)
+
+struct gwriter {
+	int id;
+	const char *app_id;
+	struct store_group *g;
+	enum coffer_err rc;
+	int step;
+	char names[GROUP_CHANGES][32];
+	uint64_t versions[GROUP_CHANGES];
+};
+
+static void *gwriter_thread(void *arg)
+{
+	struct gwriter *w = arg;
+	struct store *s = NULL;
+	char ct[64];
+	w->rc = open_keyed(db.url, &s);
+	if (w->rc == COFFER_OK)
+		store_group_attach(s, w->g);
+	for (w->step = 0; w->rc == COFFER_OK && w->step < GROUP_CHANGES; w->step++) {
+		snprintf(w->names[w->step], sizeof(w->names[w->step]), "G%02d_%02d", w->id, w->step);
+		snprintf(ct, sizeof(ct), "ct-%02d-%02d", w->id, w->step);
+		struct gchange gc = { .app_id = w->app_id, .c = set(w->names[w->step], ct, "digest"),
+				      .ev = { .actor = "writer", .action = "secrets.set", .detail = w->names[w->step] } };
+		w->rc = store_group_run(s, gchange_run, &gc);
+		w->versions[w->step] = gc.version;
+	}
+	store_close(s);
+	return NULL;
+}
+
+/*
+ * 16 writers, each with its own connection, one group: each gets its own
+ * result (the version that holds its name), the versions are 1..N with no
+ * gap, each version's audit event is chained, and the commits held more
+ * than one change each on average.
+ */
+static void test_group_concurrent(void **state)
+{
+	struct store *s = *state;
+	struct store_org org;
+	struct store_app app;
+	struct store_group *g = NULL;
+	struct store_group_stats st;
+	static struct gwriter w[GROUP_THREADS];
+	static unsigned char seen[GROUP_TOTAL + 1];
+	pthread_t t[GROUP_THREADS];
+	uint64_t broken = 0;
+
+	make_app(s, "acme", "web", &org, &app);
+	assert_int_equal(store_group_new(&g), COFFER_OK);
+	memset(seen, 0, sizeof(seen));
+	for (int i = 0; i < GROUP_THREADS; i++) {
+		w[i] = (struct gwriter){ .id = i, .app_id = app.id, .g = g };
+		assert_int_equal(pthread_create(&t[i], NULL, gwriter_thread, &w[i]), 0);
+	}
+	for (int i = 0; i < GROUP_THREADS; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; i < GROUP_THREADS; i++) {
+		if (w[i].rc != COFFER_OK)
+			fail_msg("writer %d failed at change %d: %s", i, w[i].step, coffer_err_name(w[i].rc));
+		for (int j = 0; j < GROUP_CHANGES; j++) {
+			struct store_secret_list l = { 0 };
+			uint64_t v = w[i].versions[j];
+			assert_true(v >= 1 && v <= GROUP_TOTAL);
+			assert_int_equal(seen[v], 0);
+			seen[v] = 1;
+			/* the version the writer was told is the one its change made: the name is new there */
+			assert_int_equal(store_secrets_get(s, app.id, v, &l), COFFER_OK);
+			assert_int_equal(l.n, v);
+			int found = 0;
+			for (size_t k = 0; k < l.n; k++)
+				found |= strcmp(l.items[k].name, w[i].names[j]) == 0;
+			assert_true(found);
+			store_secret_list_release(&l);
+			if (v > 1) {
+				assert_int_equal(store_secrets_get(s, app.id, v - 1, &l), COFFER_OK);
+				for (size_t k = 0; k < l.n; k++)
+					assert_string_not_equal(l.items[k].name, w[i].names[j]);
+				store_secret_list_release(&l);
+			}
+		}
+	}
+	assert_int_equal(raw("SELECT count(*) FROM secret_versions"), GROUP_TOTAL);
+	assert_int_equal(raw("SELECT max(version) FROM secret_versions"), GROUP_TOTAL);
+	assert_int_equal(raw("SELECT count(*) FROM audit_events"), GROUP_TOTAL);
+	assert_int_equal(store_audit_verify(s, &broken), COFFER_OK);
+	store_group_stats(g, &st);
+	assert_int_equal(st.changes, GROUP_TOTAL);
+	assert_int_equal(st.queued, 0);
+	print_message("group: %llu changes in %llu commits\n", (unsigned long long)st.changes,
+		      (unsigned long long)st.commits);
+	assert_true(st.commits < st.changes); /* some commit held more than one change */
+	store_group_free(g);
+}
+
+#define FAIL_WRITERS 6 /* behind the gate: 5 good changes and one that fails */
+
+struct fwriter {
+	struct store *s;
+	struct gchange gc;
+	enum coffer_err rc;
+};
+
+static void *fwriter_thread(void *arg)
+{
+	struct fwriter *f = arg;
+	f->rc = store_group_run(f->s, gchange_run, &f->gc);
+	return NULL;
+}
+
+/*
+ * One batch of six changes, one of which fails inside the database (a
+ * value id that exists: the statement fails, and PostgreSQL aborts the
+ * transaction up to the savepoint): it fails alone, with nothing of it
+ * stored; the five others are committed, in one commit, with contiguous
+ * versions and a chain that verifies.
+ */
+static void test_group_fails_alone(void **state)
+{
+	struct store *s = *state;
+	struct store_org org;
+	struct store_app app;
+	struct store_group *g = NULL;
+	struct store_group_stats st;
+	struct store_secret_list l = { 0 };
+	static struct fwriter f[FAIL_WRITERS + 1];
+	static char names[FAIL_WRITERS + 1][16];
+	pthread_t t[FAIL_WRITERS + 1];
+	struct gate gate;
+	uint64_t v0 = 0, broken = 0;
+	int failing = 3;
+
+	make_app(s, "acme", "web", &org, &app);
+	struct store_secret_change first = set("FIRST", "ct-first", "digest");
+	assert_int_equal(store_secrets_put(s, app.id, &first, 1, "t", "staged", NULL, &v0), COFFER_OK);
+	assert_int_equal(store_secrets_get(s, app.id, 0, &l), COFFER_OK);
+	assert_int_equal(l.n, 1);
+	static char taken[STORE_ID_SIZE];
+	memcpy(taken, l.items[0].value_id, sizeof(taken));
+	store_secret_list_release(&l);
+
+	assert_int_equal(store_group_new(&g), COFFER_OK);
+	gate = (struct gate){ g, FAIL_WRITERS, 0 };
+	for (int i = 0; i <= FAIL_WRITERS; i++) {
+		snprintf(names[i], sizeof(names[i]), "N%d", i);
+		assert_int_equal(open_keyed(db.url, &f[i].s), COFFER_OK);
+		store_group_attach(f[i].s, g);
+		f[i].gc = (struct gchange){ .app_id = app.id, .c = set(names[i], "ct", "digest"),
+					    .ev = { .actor = "t", .action = "secrets.set", .detail = names[i] } };
+		if (i == 0)
+			f[i].gc.gate = &gate; /* the leader of the first batch, alone in it */
+		if (i == failing)
+			f[i].gc.c.value_id = taken;
+	}
+	assert_int_equal(pthread_create(&t[0], NULL, fwriter_thread, &f[0]), 0);
+	/* the others queue once the gate's batch runs */
+	for (int k = 0; k < 60000 && !__atomic_load_n(&gate.entered, __ATOMIC_SEQ_CST); k++)
+		usleep(1000);
+	for (int i = 1; i <= FAIL_WRITERS; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, fwriter_thread, &f[i]), 0);
+	for (int i = 0; i <= FAIL_WRITERS; i++)
+		pthread_join(t[i], NULL);
+
+	for (int i = 0; i <= FAIL_WRITERS; i++) {
+		if (i == failing) {
+			assert_int_not_equal(f[i].rc, COFFER_OK);
+			continue;
+		}
+		if (f[i].rc != COFFER_OK)
+			fail_msg("change %d failed: %s", i, coffer_err_name(f[i].rc));
+	}
+	/* the gate's batch, then one batch of all six */
+	store_group_stats(g, &st);
+	assert_int_equal(st.changes, FAIL_WRITERS + 1);
+	assert_int_equal(st.commits, 2);
+	/* versions 2..7 for the six good changes (1 is FIRST), none for the failed one */
+	assert_int_equal(raw("SELECT count(*) FROM secret_versions"), FAIL_WRITERS + 1);
+	assert_int_equal(raw("SELECT max(version) FROM secret_versions"), FAIL_WRITERS + 1);
+	assert_int_equal(raw("SELECT count(*) FROM secret_values WHERE name = 'N3'"), 0);
+	assert_int_equal(raw("SELECT count(*) FROM audit_events WHERE detail = 'N3'"), 0);
+	assert_int_equal(raw("SELECT count(*) FROM audit_events"), FAIL_WRITERS);
+	assert_int_equal(store_audit_verify(s, &broken), COFFER_OK);
+	assert_int_equal(store_secrets_get(s, app.id, 0, &l), COFFER_OK);
+	assert_int_equal(l.version, FAIL_WRITERS + 1);
+	assert_int_equal(l.n, FAIL_WRITERS + 1); /* FIRST and the six good names */
+	store_secret_list_release(&l);
+	for (int i = 0; i <= FAIL_WRITERS; i++)
+		store_close(f[i].s);
+	store_group_free(g);
+}
+
 /* ---- the process's write lock (SQLite) and its release on every path ---- */
 
 struct waiter {
@@ -2874,6 +3106,8 @@ int main(int argc, char **argv)
 	if (sodium_init() < 0)
 		return 1;
 	log_set_level(LOG_ERROR);
+	if (getenv("COFFER_TEST_FILTER")) /* one test or a few while working on them, e.g. "test_group_*" */
+		cmocka_set_test_filter(getenv("COFFER_TEST_FILTER"));
 
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_migrations_once, setup, teardown),
@@ -2921,6 +3155,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_audit_rehash_detected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_verify_from_anchor, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_concurrent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_concurrent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_fails_alone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_lock_released, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_wal_checkpointed, setup, teardown),
 	};
