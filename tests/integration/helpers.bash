@@ -102,8 +102,7 @@ keeper_start() {
 # api_start [HOST:PORT]: a restart gives the old address, so that agents
 # and the CLI keep reaching it. API_PLAIN=1: plain HTTP (loopback only), for
 # a test that puts a man in the middle who must see the bytes. API_DEPLOYER_KEY:
-# the api's own deployer key (--deployer-key, t0765). API_STORE_CONNS: its
-# store pool (--store-conns, t0740). API_NAME:
+# the api's own deployer key (--deployer-key, t0765). API_NAME:
 # the replica's name, for its state folder, ready file and logs (default
 # "api"; t0900 runs three).
 api_start() {
@@ -116,8 +115,7 @@ api_start() {
 		--rows-key "$T/keeper/api.rows.key" --digest-key "$T/keeper/api.digest.key" \
 		"${tls[@]}" --ca "$COFFER_CA" \
 		--ready-file "$T/$name.ready" ${METRICS:+--metrics-listen 127.0.0.1:0} \
-		${API_DEPLOYER_KEY:+--deployer-key "$API_DEPLOYER_KEY"} ${API_STORE_CONNS:+--store-conns "$API_STORE_CONNS"} \
-		>>"$T/$name.out" 2>>"$T/$name.log" 3>&- &
+		${API_DEPLOYER_KEY:+--deployer-key "$API_DEPLOYER_KEY"} >>"$T/$name.out" 2>>"$T/$name.log" 3>&- &
 	API_PID=$!
 	wait_file "$T/$name.ready" "$API_PID"
 	API_URL=$(cat "$T/$name.ready")

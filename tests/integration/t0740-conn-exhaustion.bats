@@ -7,9 +7,7 @@
 # more than its cap; every held connection is closed by the server after
 # the idle timeout. And the agents' long polls park instead of holding the
 # server's threads: more of them than the pool has threads leave the CLI
-# answered at once. A burst of requests on every thread with one store
-# connection is answered in full (a request gives its connection back when
-# its answer is queued, not once the answer is out).
+# answered at once.
 
 load helpers
 
@@ -231,30 +229,4 @@ polls_answered() {
 	done
 	POLL_PIDS=
 	fast_list
-}
-
-# burst_get I: GET /v1/apps with the admin token in the background; its status in $T/burst-I.code
-burst_get() {
-	curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ADMIN_TOKEN" "$API_URL/v1/apps" \
-		>"$T/burst-$1.code" 2>/dev/null &
-	BURST_PIDS="${BURST_PIDS:-} $!"
-}
-
-@test "a burst on every thread with one store connection: every request is answered" {
-	stop_pids "$API_PID"
-	API_STORE_CONNS=1 api_start "${API_URL#*://}"
-	threads=$(grep http_listening "$T/api.log" | tail -1 | grep -oE 'threads=[0-9]+' | grep -oE '[0-9]+')
-	n=$((threads * 3))
-	[ "$n" -lt "$PER_IP" ]
-	for round in 1 2 3; do
-		BURST_PIDS=
-		for i in $(seq "$n"); do
-			burst_get "$i"
-		done
-		wait $BURST_PIDS
-		for i in $(seq "$n"); do
-			[ "$(cat "$T/burst-$i.code")" = 200 ] || { echo "round $round, request $i: $(cat "$T/burst-$i.code")" >&2; return 1; }
-		done
-	done
-	run ! grep -q store_pool_exhausted "$T/api.log"
 }
