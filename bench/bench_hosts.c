@@ -36,9 +36,11 @@
  * each with "hosts", "pickup_p99_us", "pickup_median_us", "api_rss_kib" and
  * "api_threads" (/proc/PID/status with every host connected and parked),
  * "errors" (failed requests and hosts that never picked up), "deploy_us"
- * (the deploy commands' median wall time), "api_idle_cpu" and
- * "bench_cpu" (CPU seconds per second over the idle window and the
- * measured step: the bench must not be the bottleneck).
+ * (the deploy commands' median wall time; `coffer deploy` waits for the
+ * release to finish), "apps", and "api_idle_cpu", "api_step_cpu",
+ * "bench_idle_cpu", "bench_step_cpu" (CPU seconds per second of the api
+ * and of this program, over the idle window with every host parked and over
+ * the measured step: the bench must not be the bottleneck).
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -55,7 +55,7 @@
 #define RELEASE_LEASE_NAME "release-controller"
 #define RELEASE_LEASE_TTL_MS ((int64_t)5000)
 #define RELEASE_LEASE_RENEW_MS ((int64_t)1000)
-#define RELEASE_POLL_RECHECK_MS ((int64_t)timescale_ms(250))     /* a long poll re-reads the store this often (other apis' changes) */
+#define RELEASE_POLL_RECHECK_MS ((int64_t)timescale_ms(1000))    /* a long poll re-reads the store this often (other apis' changes) */
 
 struct release_ctl;
 struct api;

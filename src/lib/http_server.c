@@ -40,6 +40,14 @@
 #define MS_PER_S 1000
 #define NS_PER_MS 1000000L
 #define NO_DEADLINE INT64_MAX
+/*
+ * The timer resumes parked requests in batches at least this far apart: it
+ * walks every parked request under park_mu, and with 2,000 long polls each
+ * due every RELEASE_POLL_RECHECK_MS a wake per deadline kept the lock (and
+ * every park and wake waiting on it) busy. A deadline is met this much late
+ * at most.
+ */
+#define PARK_TIMER_SLACK_MS 10
 
 /* The reply used when even an error reply cannot be built. */
 static const char fallback_body[] = "{\"error\":{\"code\":\"internal\",\"message\":\"internal error\"}}";
@@ -686,6 +694,8 @@ static void *timer_main(void *arg)
 			else if (r->park_deadline < next)
 				next = r->park_deadline;
 		}
+		if (next != NO_DEADLINE && next < now + PARK_TIMER_SLACK_MS)
+			next = now + PARK_TIMER_SLACK_MS;
 		s->timer_next_ms = next;
 		if (next == NO_DEADLINE) {
 			pthread_cond_wait(&s->timer_cv, &park_mu);

@@ -45,7 +45,7 @@ struct event {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct event last;               /* the last event the audit callbacks got */
-static atomic_int n_audit, n_refused, n_begin, n_end, n_handler;
+static atomic_int n_audit, n_refused, n_begin, n_end, n_handler, n_answered;
 static atomic_int n_odd; /* a callback saw what it should not: checked by the tests (no asserts off the test thread) */
 static unsigned char host_pk[crypto_sign_PUBLICKEYBYTES], other_pk[crypto_sign_PUBLICKEYBYTES];
 static struct secret *host_sk, *other_sk;
@@ -69,9 +69,18 @@ static enum coffer_err t_begin(void *ctx, struct http_request *req, struct http_
 	return c->role ? COFFER_OK : COFFER_ERR_NOMEM;
 }
 
+/* Marks the role's data answered: t_end counts data that ends unanswered as odd. */
+static void t_answered(void *role)
+{
+	atomic_fetch_add(&n_answered, 1);
+	((char *)role)[0] = 'A';
+}
+
 static void t_end(void *role)
 {
 	atomic_fetch_add(&n_end, 1);
+	if (((char *)role)[0] != 'A')
+		atomic_fetch_add(&n_odd, 1);
 	free(role);
 }
 
@@ -183,6 +192,7 @@ static enum coffer_err t_audit_refused(void *ctx, struct http_request *req, cons
 static const struct http_phase_ops ops = {
 	.begin = t_begin,
 	.end = t_end,
+	.answered = t_answered,
 	.host_load = t_host_load,
 	.replay = t_replay,
 	.bearer = t_bearer,
@@ -702,6 +712,8 @@ static void test_role_data_released(void **state)
 		call("POST", "/bearer", "x", h, &a);
 		buf_release(&a.body);
 	}
+	/* ops->answered ran when each answer was queued, before it went out */
+	assert_int_equal(atomic_load(&n_answered), atomic_load(&n_begin));
 	/* ops->end runs when each request is freed, just after its answer went out */
 	for (int i = 0; i < 500 && atomic_load(&n_end) != atomic_load(&n_begin); i++) {
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
