@@ -95,6 +95,7 @@ keeper_start() {
 		--tls-cert "$TLS_SERVER_CERT" --tls-key "$TLS_SERVER_KEY" \
 		--ready-file "$T/keeper.ready" ${METRICS:+--metrics-listen 127.0.0.1:0} >>"$T/keeper.out" 2>>"$T/keeper.log" 3>&- &
 	KEEPER_PID=$!
+	echo "$KEEPER_PID" >"$T/keeper.pid"
 	wait_file "$T/keeper.ready" "$KEEPER_PID"
 	KEEPER_URL=$(cat "$T/keeper.ready")
 }
@@ -117,6 +118,7 @@ api_start() {
 		--ready-file "$T/$name.ready" ${METRICS:+--metrics-listen 127.0.0.1:0} \
 		${API_DEPLOYER_KEY:+--deployer-key "$API_DEPLOYER_KEY"} >>"$T/$name.out" 2>>"$T/$name.log" 3>&- &
 	API_PID=$!
+	echo "$API_PID" >"$T/$name.pid"
 	wait_file "$T/$name.ready" "$API_PID"
 	API_URL=$(cat "$T/$name.ready")
 }
@@ -253,9 +255,17 @@ stop_pids() {
 }
 
 platform_stop() {
-	local rc=0
+	local rc=0 f pid pids=()
 	[ -n "${T:-}" ] || return 0
-	stop_pids ${API_PID:-} ${KEEPER_PID:-}
+	# the roles as this shell knows them, and as their pid files do: a test
+	# that restarted one (its own subshell) leaves the new pid only there;
+	# a pid is taken only while its command line still names $T
+	for f in "$T"/*.pid; do
+		[ -f "$f" ] || continue
+		pid=$(cat "$f")
+		tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$T/" && pids+=("$pid")
+	done
+	stop_pids ${API_PID:-} ${KEEPER_PID:-} ${pids[@]+"${pids[@]}"}
 	# bats keeps each test's output in memory; it is scanned through $output files below
 	canary_scan || rc=1
 	if [ -n "${PG_SCHEMA:-}" ]; then
