@@ -195,6 +195,8 @@ static enum coffer_err deploy_check(struct client *c, int argc, char **argv)
 					p->path[0] ? p->path : PROJECT_FILE);
 	if (!rc && argc < 2 && json_array_extend(cmd, p->command))
 		rc = client_error(COFFER_ERR_NOMEM, "out of memory");
+	if (!rc && argc < 2) /* what is signed and run comes from a file: say which */
+		fprintf(stderr, "coffer: the command of [deploy] in %s\n", p->path);
 	if (!rc && !count && p->count >= 0)
 		count = "", n = (uint64_t)p->count;
 	if (!rc && !grace && p->grace_ms >= 0)

@@ -119,8 +119,9 @@ static pid_t spawn_with(const struct dev *d, char *const argv[], const char *log
 {
 	char path[PATH_SIZE];
 	int fd = -1;
-	if (!d->verbose && fmt_into(path, sizeof(path), "%s/%s.log", d->logs, log) == COFFER_OK)
-		fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (!d->verbose && fmt_into(path, sizeof(path), "%s/%s.log", d->logs, log) == COFFER_OK &&
+	    (fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0)
+		fprintf(stderr, "coffer dev: cannot open %s (%s): the %s's log comes here\n", path, strerror(errno), log);
 	pid_t pid = fork();
 	if (pid == 0) {
 		sigset_t none;

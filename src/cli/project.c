@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -312,11 +313,23 @@ enum coffer_err project_load(const char *path, struct project *p, char why[PROJE
 				return COFFER_OK;
 			if (access(found, F_OK) == 0)
 				break;
-			if (strcmp(dir, "/") == 0)
-				return COFFER_OK;
 			char *slash = strrchr(dir, '/');
+			if (!slash || strcmp(dir, "/") == 0)
+				return COFFER_OK;
 			slash[slash == dir] = '\0';
 		}
+	}
+	/*
+	 * Only a file of this user (or root) that nobody else may write: one
+	 * that another user planted in a folder above (/tmp/coffer.toml)
+	 * would name the app and the command a deploy signs.
+	 */
+	struct stat st;
+	if (stat(found, &st) == 0 &&
+	    ((st.st_uid != geteuid() && st.st_uid != 0) || (st.st_mode & (S_IWGRP | S_IWOTH)))) {
+		say(why, "%s belongs to another user or others may write it: refusing to take an app or a command "
+			 "from it (chown it, chmod go-w it, or give -a)", found);
+		return COFFER_ERR_FORBIDDEN;
 	}
 	buf_init(&b, PROJECT_SIZE_MAX);
 	rc = fs_read_file(found, &b);

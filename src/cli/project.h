@@ -20,7 +20,10 @@
  * "30s", "500ms", "2m"); strings in "..." (escapes \" \\ \n \t \r) or
  * '...'. Anything else — another key or table, a key given twice, a value
  * of another type — is an error naming the file and the line, never
- * silently ignored.
+ * silently ignored. A file of another user (root aside), or one that
+ * group or others may write, is refused (COFFER_ERR_FORBIDDEN), as git
+ * refuses a repository another user owns: it would choose the app and the
+ * command that `coffer deploy` signs with the user's deployer key.
  *
  * Ownership: a struct project owns its command (json array); release it
  * with project_release.

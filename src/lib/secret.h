@@ -61,7 +61,11 @@ void secret_arena_free(struct secret_arena *a);
  * survives into the next; the block stays mapped and locked in between.
  */
 COFFER_MUST_CHECK enum coffer_err secret_arena_reuse(struct secret_arena **a, size_t count, size_t total);
-/* Wipes every secret carved from a and empties it for the next use (secret_arena_reuse); NULL is allowed. */
+/*
+ * Wipes every secret carved from a and empties it for the next use
+ * (secret_arena_reuse); NULL is allowed. The carved secrets are gone with
+ * it: a pointer to one must not be used, nor given to secret_free, after.
+ */
 void secret_arena_wipe(struct secret_arena *a);
 
 #endif

@@ -145,8 +145,21 @@ static void run_batch(struct store *s, struct store_group *g, struct change *bat
 		c->rc = run_saved(s, c, &broken);
 		n++;
 	}
-	if (!rc)
+	if (!rc) {
 		rc = store_tx_end(s, broken);
+		if (rc == COFFER_ERR_UNAVAILABLE && !broken) {
+			/*
+			 * The connection went during the commit: whether it
+			 * committed is unknown, and running the changes again
+			 * could apply them twice. Each writer hears what a lone
+			 * transaction would have said.
+			 */
+			log_warn("store_group_commit_unknown", LF_I("changes", n));
+			for (struct change *c = batch; c; c = c->next)
+				c->rc = rc;
+			return;
+		}
+	}
 	if (rc) {
 		if (n > 1 || broken)
 			log_warn("store_group_retry", LF_S("error", coffer_err_name(rc)), LF_I("changes", n));

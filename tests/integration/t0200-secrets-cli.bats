@@ -584,6 +584,7 @@ holds() {
 	unset COFFER_APP
 	mkdir -p "$T/proj/sub"
 	printf '# the project\napp = "canary"\n' >"$T/proj/coffer.toml"
+	chmod 0644 "$T/proj/coffer.toml" # whatever the umask: coffer refuses a file others may write
 	cd "$T/proj/sub"
 	run_logged "$COFFER" secrets set "PROJ=$CANARY-proj"
 	[ "$status" -eq 0 ]
@@ -614,6 +615,7 @@ holds() {
 	mkdir -p "$T/proj"
 	before=$(snapshot canary)
 	printf 'app = "canary"\nname = "x"\n' >"$T/proj/coffer.toml"
+	chmod 0644 "$T/proj/coffer.toml" # whatever the umask: coffer refuses a file others may write
 	cd "$T/proj"
 	run_logged "$COFFER" secrets set "BROKEN=$CANARY-broken"
 	[ "$status" -eq 2 ]

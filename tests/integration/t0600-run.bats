@@ -381,10 +381,12 @@ pid_changed() {
 	"$COFFER" apps create web >/dev/null
 	mkdir -p "$T/proj/src"
 	printf 'app = "web"\n\n[deploy]\ncommand = ["%s"]\ncount = 2\ngrace = "2s"\n' "$APP" >"$T/proj/coffer.toml"
+	chmod 0644 "$T/proj/coffer.toml" # whatever the umask: coffer refuses a file others may write
 	cd "$T/proj/src"
 	unset COFFER_APP
 	run_logged cli deploy
 	[ "$status" -eq 0 ]
+	[[ "$output" == *"coffer: the command of [deploy] in $T/proj/coffer.toml"* ]]
 	wait_until 30 count_started web 2
 	[ "$(api_get /v1/apps/web/status | jq -c '.config | [.cmd, .count, .grace_ms]')" = "[[\"$APP\"],2,2000]" ]
 	run_logged cli deploy --count 1
@@ -392,6 +394,7 @@ pid_changed() {
 	[ "$(api_get /v1/apps/web/status | jq -c '.config | [.cmd, .count, .grace_ms]')" = "[[\"$APP\"],1,2000]" ]
 	# without a command anywhere: a usage error that says where one goes
 	printf 'app = "web"\n' >"$T/proj/coffer.toml"
+	chmod 0644 "$T/proj/coffer.toml" # whatever the umask: coffer refuses a file others may write
 	run_logged cli deploy
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"expected a COMMAND to run, after '--' (or command in the [deploy] of $T/proj/coffer.toml)"* ]]

@@ -111,6 +111,7 @@ static void test_load_finds_the_nearest_file(void **state)
 	assert_non_null(f = fopen(path, "w"));
 	fputs("app = \"top\"\n", f);
 	fclose(f);
+	assert_int_equal(chmod(path, 0644), 0); /* whatever the umask: only the owner writes it */
 	assert_non_null(getcwd(old, sizeof(old)));
 	assert_int_equal(chdir(sub), 0);
 	assert_int_equal(project_load(NULL, &p, why), COFFER_OK);
@@ -120,6 +121,11 @@ static void test_load_finds_the_nearest_file(void **state)
 	/* -c names another file; a missing one is an error */
 	assert_int_equal(project_load("/nonexistent/coffer.toml", &p, why), COFFER_ERR_NOT_FOUND);
 	assert_string_equal(why, "cannot read the project file /nonexistent/coffer.toml: no such file");
+	/* a file others may write is refused (another user's, the same) */
+	assert_int_equal(chmod(path, 0666), 0);
+	assert_int_equal(project_load(NULL, &p, why), COFFER_ERR_FORBIDDEN);
+	assert_non_null(strstr(why, "others may write it: refusing to take an app or a command from it"));
+	assert_int_equal(chmod(path, 0644), 0);
 	/* a broken file is reported with its path */
 	assert_non_null(f = fopen(path, "w"));
 	fputs("app = 1\n", f);

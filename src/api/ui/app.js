@@ -237,10 +237,13 @@ async function follow(app, what, version, secrets) {
 
 // ---- routing: #/signin, #/apps, #/apps/NAME/TAB ----
 
+// The one pattern of a page's hash: the app (the api's name rule) and the tab.
+const ROUTE = /^#\/apps\/([a-z][a-z0-9-]*)\/(secrets|releases|machines|audit)$/;
+
 async function route() {
   clearTimeout(poll);
   if (!token()) { show('signin'); return; }
-  const m = location.hash.match(/^#\/apps\/([a-z][a-z0-9-]*)\/(secrets|releases|machines|audit)$/);
+  const m = location.hash.match(ROUTE);
   try {
     if (m) await viewApp(m[1], m[2]);
     else await viewApps();
@@ -272,7 +275,7 @@ document.addEventListener('DOMContentLoaded', () => {
     const input = $('secret-value');
     const value = input.value;
     input.value = '';
-    const m = location.hash.match(/^#\/apps\/([^/]+)\//);
+    const m = location.hash.match(ROUTE);
     if (m) change(m[1], $('secret-name').value.trim(), value);
   });
   window.addEventListener('hashchange', () => { outcome('', ''); route(); });
