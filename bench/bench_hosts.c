@@ -80,7 +80,6 @@ extern char **environ;
 #define BODY_MAX ((size_t)16 << 10)
 #define RESPONSE_MAX ((size_t)4 << 20)
 #define JOIN_TOKEN_MAX 256
-#define HEADER_MAX 256
 #define EXTRA_SIZE 512
 #define NAME_SIZE 64
 #define JSON_DEPTH 16
@@ -144,25 +143,6 @@ static const char *api_url, *ca_file;
 static CURLM *multi;
 static uint64_t req_errors;
 
-static size_t collect(char *data, size_t size, size_t n, void *arg)
-{
-	struct buf *b = arg;
-	return buf_add(b, data, size * n) ? 0 : size * n;
-}
-
-static int add_header(struct curl_slist **list, const char *name, const char *value)
-{
-	char line[HEADER_MAX];
-	struct curl_slist *l;
-	if (fmt_into(line, sizeof(line), "%s: %s", name, value))
-		return -1;
-	l = curl_slist_append(*list, line);
-	if (!l)
-		return -1;
-	*list = l;
-	return 0;
-}
-
 static void common_opts(CURL *c)
 {
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -172,17 +152,6 @@ static void common_opts(CURL *c)
 }
 
 /* ---- enrolment (as bench_keeper and the agent do) ---- */
-
-static int b64_field(json_t *obj, const char *key, const void *data, size_t len)
-{
-	struct buf b;
-	int ex = -1;
-	buf_init(&b, BODY_MAX);
-	if (b64url_encode(data, len, &b) == COFFER_OK && json_object_set_new(obj, key, json_string(b.ptr)) == 0)
-		ex = 0;
-	buf_release(&b);
-	return ex;
-}
 
 static int enrol(CURL *curl, const char *keeper_url, const char *join, const char *name, struct host *h)
 {
@@ -203,9 +172,9 @@ static int enrol(CURL *curl, const char *keeper_url, const char *join, const cha
 		goto out;
 	req = json_object();
 	if (!req || json_object_set_new(req, "join_token", json_string(join)) ||
-	    json_object_set_new(req, "name", json_string(name)) || b64_field(req, "sign_pk", sign_pk, sizeof(sign_pk)) ||
-	    b64_field(req, "seal_pk", seal_pk, sizeof(seal_pk)) || b64_field(req, "proof", proof, sizeof(proof)) ||
-	    json_dump_buf(req, &body) || add_header(&headers, "Content-Type", "application/json") ||
+	    json_object_set_new(req, "name", json_string(name)) || bench_b64_field(req, "sign_pk", sign_pk, sizeof(sign_pk)) ||
+	    bench_b64_field(req, "seal_pk", seal_pk, sizeof(seal_pk)) || bench_b64_field(req, "proof", proof, sizeof(proof)) ||
+	    json_dump_buf(req, &body) || bench_add_header(&headers, "Content-Type", "application/json") ||
 	    fmt_into(url, sizeof(url), "%s%s", keeper_url, ENROL_PATH))
 		goto out;
 	curl_easy_reset(curl);
@@ -214,7 +183,7 @@ static int enrol(CURL *curl, const char *keeper_url, const char *join, const cha
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.ptr);
 	curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)body.len);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, bench_collect);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, BENCH_HTTP_TIMEOUT_MS);
 	if (curl_easy_perform(curl) != CURLE_OK)
@@ -251,11 +220,11 @@ static int start_request(struct host *h, struct conn *c, const char *method, con
 	buf_reset(&c->resp);
 	if (fmt_into(url, sizeof(url), "%s%s", api_url, path) ||
 	    hostauth_sign_headers(h->sign_sk, h->id, &r, (int64_t)time(NULL), &hh) ||
-	    add_header(&c->hdrs, HOSTAUTH_HEADER_HOST, hh.host) ||
-	    add_header(&c->hdrs, HOSTAUTH_HEADER_TIMESTAMP, hh.timestamp) ||
-	    add_header(&c->hdrs, HOSTAUTH_HEADER_NONCE, hh.nonce) ||
-	    add_header(&c->hdrs, HOSTAUTH_HEADER_SIGNATURE, hh.signature) ||
-	    add_header(&c->hdrs, "Content-Type", "application/json") || !(c->hdrs = curl_slist_append(c->hdrs, "Expect:")))
+	    bench_add_header(&c->hdrs, HOSTAUTH_HEADER_HOST, hh.host) ||
+	    bench_add_header(&c->hdrs, HOSTAUTH_HEADER_TIMESTAMP, hh.timestamp) ||
+	    bench_add_header(&c->hdrs, HOSTAUTH_HEADER_NONCE, hh.nonce) ||
+	    bench_add_header(&c->hdrs, HOSTAUTH_HEADER_SIGNATURE, hh.signature) ||
+	    bench_add_header(&c->hdrs, "Content-Type", "application/json") || !(c->hdrs = curl_slist_append(c->hdrs, "Expect:")))
 		return -1;
 	curl_easy_setopt(c->curl, CURLOPT_URL, url);
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, c->hdrs);
@@ -689,7 +658,7 @@ static int conn_init(struct host *h, struct conn *c)
 	common_opts(c->curl);
 	snprintf(iface, sizeof(iface), "host!%s", h->ip);
 	curl_easy_setopt(c->curl, CURLOPT_INTERFACE, iface);
-	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, bench_collect);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &c->resp);
 	curl_easy_setopt(c->curl, CURLOPT_PRIVATE, (char *)h);
 	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long)(WAIT_S + 30) * MS_PER_S);

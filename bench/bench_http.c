@@ -157,12 +157,6 @@ struct client {
 	struct sealing st;
 };
 
-static size_t collect(char *data, size_t size, size_t n, void *arg)
-{
-	struct buf *b = arg;
-	return buf_add(b, data, size * n) ? 0 : size * n;
-}
-
 /* Expands {c} and {i} of tmpl into out (reset first). */
 static enum coffer_err expand(const char *tmpl, int c, uint64_t i, struct buf *out)
 {
@@ -336,7 +330,7 @@ static void *client_run(void *arg)
 	}
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, o->method);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, bench_collect);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_TCP_NODELAY, 1L);

@@ -61,7 +61,6 @@
 #define BODY_MAX ((size_t)16 << 10)
 #define RESPONSE_MAX ((size_t)4 << 20)
 #define JOIN_TOKEN_MAX 256
-#define HEADER_MAX 256
 #define EXTRA_SIZE 256
 #define NAME_SIZE 128
 #define JSON_DEPTH 8
@@ -97,12 +96,6 @@ struct worker {
 	int failed;   /* could not run at all */
 };
 
-static size_t collect(char *data, size_t size, size_t n, void *arg)
-{
-	struct buf *b = arg;
-	return buf_add(b, data, size * n) ? 0 : size * n;
-}
-
 /* One POST with extra headers; the answer in resp; 0 when an HTTP answer came. */
 static int post(CURL *curl, const char *base, const char *path, struct curl_slist *headers, const struct buf *body,
 		struct buf *resp, long *status)
@@ -116,7 +109,7 @@ static int post(CURL *curl, const char *base, const char *path, struct curl_slis
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body->ptr);
 	curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)body->len);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, bench_collect);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, resp);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_TCP_NODELAY, 1L);
@@ -124,21 +117,6 @@ static int post(CURL *curl, const char *base, const char *path, struct curl_slis
 	if (curl_easy_perform(curl) != CURLE_OK)
 		return -1;
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
-	return 0;
-}
-
-/* Appends "Name: value" to *list; 0 or -1. */
-static int add_header(struct curl_slist **list, const char *name, const char *value)
-{
-	char line[HEADER_MAX];
-	struct curl_slist *l;
-
-	if (fmt_into(line, sizeof(line), "%s: %s", name, value))
-		return -1;
-	l = curl_slist_append(*list, line);
-	if (!l)
-		return -1;
-	*list = l;
 	return 0;
 }
 
@@ -150,18 +128,6 @@ static int no_expect(struct curl_slist **list)
 		return -1;
 	*list = l;
 	return 0;
-}
-
-static int b64_field(json_t *obj, const char *key, const void *data, size_t len)
-{
-	struct buf b;
-	int ex = -1;
-
-	buf_init(&b, BODY_MAX);
-	if (b64url_encode(data, len, &b) == COFFER_OK && json_object_set_new(obj, key, json_string(b.ptr)) == 0)
-		ex = 0;
-	buf_release(&b);
-	return ex;
 }
 
 /* Enrols a new host named name with the keeper, as the agent does. */
@@ -196,10 +162,10 @@ static int enrol(const char *keeper_url, const char *name, struct host *h)
 	if (!req ||
 	    json_object_set_new(req, "join_token", json_stringn((const char *)secret_cbytes(join), secret_len(join))) ||
 	    json_object_set_new(req, "name", json_string(name)) ||
-	    b64_field(req, "sign_pk", sign_pk, sizeof(sign_pk)) ||
-	    b64_field(req, "seal_pk", seal_pk, sizeof(seal_pk)) ||
-	    b64_field(req, "proof", proof, sizeof(proof)) ||
-	    json_dump_buf(req, &body) || add_header(&headers, "Content-Type", "application/json") ||
+	    bench_b64_field(req, "sign_pk", sign_pk, sizeof(sign_pk)) ||
+	    bench_b64_field(req, "seal_pk", seal_pk, sizeof(seal_pk)) ||
+	    bench_b64_field(req, "proof", proof, sizeof(proof)) ||
+	    json_dump_buf(req, &body) || bench_add_header(&headers, "Content-Type", "application/json") ||
 	    !(curl = curl_easy_init())) {
 		bench_fail("out of memory");
 		goto out;
@@ -308,11 +274,11 @@ static void *worker_run(void *arg)
 		r.body = body.ptr;
 		r.body_len = body.len;
 		if (hostauth_sign_headers(su->host.sign_sk, su->host.id, &r, now, &hh) ||
-		    add_header(&headers, "Content-Type", "application/json") ||
-		    add_header(&headers, HOSTAUTH_HEADER_HOST, hh.host) ||
-		    add_header(&headers, HOSTAUTH_HEADER_TIMESTAMP, hh.timestamp) ||
-		    add_header(&headers, HOSTAUTH_HEADER_NONCE, hh.nonce) ||
-		    add_header(&headers, HOSTAUTH_HEADER_SIGNATURE, hh.signature) || no_expect(&headers)) {
+		    bench_add_header(&headers, "Content-Type", "application/json") ||
+		    bench_add_header(&headers, HOSTAUTH_HEADER_HOST, hh.host) ||
+		    bench_add_header(&headers, HOSTAUTH_HEADER_TIMESTAMP, hh.timestamp) ||
+		    bench_add_header(&headers, HOSTAUTH_HEADER_NONCE, hh.nonce) ||
+		    bench_add_header(&headers, HOSTAUTH_HEADER_SIGNATURE, hh.signature) || no_expect(&headers)) {
 			curl_slist_free_all(headers);
 			w->failed = 1;
 			goto out;

@@ -5,7 +5,12 @@
 #include <string.h>
 #include <time.h>
 
+#include <curl/curl.h>
+#include <jansson.h>
+
 #include "bench_util.h"
+#include "buf.h"
+#include "encode.h"
 #include "fs.h"
 #include "secret.h"
 #include "store.h"
@@ -143,4 +148,36 @@ int bench_store_open(const char *url, const char *rows_key_file, struct store **
 	}
 	*out = s;
 	return 0;
+}
+
+size_t bench_collect(char *data, size_t size, size_t n, void *arg)
+{
+	struct buf *b = arg;
+	return buf_add(b, data, size * n) ? 0 : size * n;
+}
+
+int bench_add_header(struct curl_slist **list, const char *name, const char *value)
+{
+	char line[BENCH_HEADER_MAX];
+	struct curl_slist *l;
+
+	if (fmt_into(line, sizeof(line), "%s: %s", name, value))
+		return -1;
+	l = curl_slist_append(*list, line);
+	if (!l)
+		return -1;
+	*list = l;
+	return 0;
+}
+
+int bench_b64_field(json_t *obj, const char *key, const void *data, size_t len)
+{
+	struct buf b;
+	int ex = -1;
+
+	buf_init(&b, (size_t)16 << 10);
+	if (b64url_encode(data, len, &b) == COFFER_OK && json_object_set_new(obj, key, json_string(b.ptr)) == 0)
+		ex = 0;
+	buf_release(&b);
+	return ex;
 }

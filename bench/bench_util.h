@@ -67,6 +67,19 @@ struct store;
  */
 int bench_store_open(const char *url, const char *rows_key_file, struct store **out);
 
+/* ---- what the programs that speak HTTP with libcurl share ---- */
+
+struct curl_slist;
+typedef struct json_t json_t;
+#define BENCH_HEADER_MAX 256 /* bytes of one "Name: value" request header */
+
+/* A CURLOPT_WRITEFUNCTION appending to the struct buf of CURLOPT_WRITEDATA (0, ending the transfer, when full). */
+size_t bench_collect(char *data, size_t size, size_t n, void *arg);
+/* Appends "Name: value" to *list; 0 or -1. */
+int bench_add_header(struct curl_slist **list, const char *name, const char *value);
+/* obj[key] = base64url of data[0..len); 0 or -1. */
+int bench_b64_field(json_t *obj, const char *key, const void *data, size_t len);
+
 /* Prints "bench: <msg>" to stderr and returns 1 (an exit status). */
 int bench_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
