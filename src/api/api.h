@@ -314,6 +314,15 @@ enum coffer_err h_apps_list(struct http_request *req, void *ctx);
 enum coffer_err h_apps_get(struct http_request *req, void *ctx);
 enum coffer_err h_apps_destroy(struct http_request *req, void *ctx);
 enum coffer_err h_secrets_list(struct http_request *req, void *ctx);
+/* A secret name's rules (docs/API.md), answered (400) naming it, or "at position pos" when it cannot be quoted. */
+COFFER_MUST_CHECK enum coffer_err api_secret_name_check(struct http_request *req, const char *name, size_t pos);
+/* ---- h_history.c: what a release changed, a name's history, rollback ---- */
+/* The manifest of secrets version `version` of the app (0: none, empty), parsed: *items the caller's to free. */
+COFFER_MUST_CHECK enum coffer_err api_version_items(struct api_auth *a, uint64_t version,
+						    struct store_manifest_item **items, size_t *n);
+enum coffer_err h_releases_changes(struct http_request *req, void *ctx);
+enum coffer_err h_releases_rollback(struct http_request *req, void *ctx);
+enum coffer_err h_secrets_history(struct http_request *req, void *ctx);
 enum coffer_err h_secrets_set(struct http_request *req, void *ctx);
 enum coffer_err h_secrets_deploy(struct http_request *req, void *ctx);
 enum coffer_err h_secrets_sealing(struct http_request *req, void *ctx);

@@ -166,7 +166,7 @@ enum coffer_err h_apps_scale(struct http_request *req, void *ctx)
 		rc = api_release_signed(req, a, &signer, doc, canon, cur.secrets_version, NULL);
 	if (rc)
 		goto out;
-	rq = (struct release_request){ &a->app, a->token_id, canon, cur.secrets_version };
+	rq = (struct release_request){ &a->app, a->token_id, canon, cur.secrets_version, 0 };
 	rc = api_note(a, release_create(api, a->store, &rq, &version, &running, msg, sizeof(msg)));
 	if (rc == COFFER_ERR_CONFLICT) {
 		rc = api_fail(req, rc, "%s", msg);

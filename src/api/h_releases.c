@@ -124,7 +124,7 @@ enum coffer_err h_releases_create(struct http_request *req, void *ctx)
 		rc = api_release_signed(req, a, &signer, sigs, config, secrets, NULL);
 	if (rc)
 		goto out;
-	rq = (struct release_request){ &a->app, a->token_id, config, secrets };
+	rq = (struct release_request){ &a->app, a->token_id, config, secrets, 0 };
 	rc = api_note(a, release_create(api, a->store, &rq, &version, &running, msg, sizeof(msg)));
 	if (rc == COFFER_ERR_CONFLICT) {
 		rc = api_fail(req, rc, "%s", msg);

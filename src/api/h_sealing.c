@@ -21,6 +21,7 @@
 #include "digest.h"
 #include "encode.h"
 #include "log.h"
+#include "parse.h"
 #include "vault.h"
 #include "banned.h"
 
@@ -190,8 +191,11 @@ static enum coffer_err version_json(struct api_auth *a, uint64_t v, json_t **out
 	return rc;
 }
 
-/* The current release: version, config, secrets version, its manifest and the statement's signatures. */
-static enum coffer_err release_json_of(struct api_auth *a, json_t **out)
+/*
+ * Release `version` (0: the current one): version, config, secrets
+ * version, its manifest and the statement's signatures.
+ */
+static enum coffer_err release_json_of(struct api_auth *a, uint64_t version, json_t **out)
 {
 	struct store_release r = { 0 };
 	json_t *sigs = NULL;
@@ -200,9 +204,11 @@ static enum coffer_err release_json_of(struct api_auth *a, json_t **out)
 	enum coffer_err rc;
 
 	*out = json_null();
-	if (!a->app.current_release)
+	if (!version)
+		version = a->app.current_release;
+	if (!version)
 		return COFFER_OK;
-	rc = api_note(a, store_release_get(a->store, a->app.id, a->app.current_release, &r));
+	rc = api_note(a, store_release_get(a->store, a->app.id, version, &r));
 	if (!rc)
 		rc = api_version_manifest(a, r.secrets_version, &manifest);
 	if (!rc)
@@ -230,9 +236,13 @@ enum coffer_err h_secrets_sealing(struct http_request *req, void *ctx)
 	struct store_app_key key;
 	struct secret *digest_key = NULL;
 	json_t *head = NULL, *release = NULL, *dk = NULL;
-	uint64_t max = 0;
+	const char *q = http_request_query(req, "release");
+	uint64_t max = 0, release_version = 0;
 	enum coffer_err rc;
 
+	/* ?release=N: that release instead of the current one (a rollback signs it again) */
+	if (q && (parse_uint64(q, INT64_MAX, &release_version) || release_version == 0))
+		return api_fail(req, COFFER_ERR_INVALID, "release must be a positive integer");
 	rc = api_note(a, store_app_key_get(a->store, a->app.id, 0, &key));
 	if (!rc && (key.public_key_len != HPKE_PK_LEN + VAULT_SIG_LEN || key.version == 0 || key.version > UINT32_MAX))
 		rc = COFFER_ERR_TAMPERED;
@@ -246,7 +256,11 @@ enum coffer_err h_secrets_sealing(struct http_request *req, void *ctx)
 	if (!rc)
 		rc = version_json(a, a->app.secrets_head, &head);
 	if (!rc)
-		rc = release_json_of(a, &release);
+		rc = release_json_of(a, release_version, &release);
+	if (rc == COFFER_ERR_NOT_FOUND && release_version) {
+		rc = api_fail(req, rc, "app '%s' has no release v%llu", a->app.name, (unsigned long long)release_version);
+		goto out;
+	}
 	if (rc == COFFER_ERR_CRYPTO)
 		rc = http_reply_error(req, COFFER_ERR_INTERNAL, "secrets version failed verification");
 	if (rc)

@@ -67,7 +67,7 @@ static void name_label(char out[LABEL_SIZE], const char *name, size_t len, size_
 		out[0] = '\0';
 }
 
-static enum coffer_err check_name(struct http_request *req, const char *name, size_t pos)
+enum coffer_err api_secret_name_check(struct http_request *req, const char *name, size_t pos)
 {
 	char label[LABEL_SIZE];
 	size_t len = strlen(name);
@@ -282,7 +282,7 @@ static enum coffer_err roll_out(struct http_request *req, struct api_auth *a, ui
 {
 	char msg[API_MESSAGE_MAX];
 	uint64_t running = 0;
-	struct release_request rq = { &a->app, a->token_id, config, version };
+	struct release_request rq = { &a->app, a->token_id, config, version, 0 };
 	enum coffer_err rc, undo;
 
 	msg[0] = '\0';
@@ -393,7 +393,7 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 	/* 1. Every name, then every sealed value, is checked before anything else. */
 	i = 0;
 	json_object_foreach(secrets, key, v) {
-		rc = check_name(req, key, ++i);
+		rc = api_secret_name_check(req, key, ++i);
 		if (rc)
 			goto out;
 	}
@@ -609,10 +609,55 @@ out:
 	return rc;
 }
 
+/* One row of the list: the name and digest of m, its status, the times of entry e (NULL: none). */
+static enum coffer_err list_add(json_t *list, const struct store_manifest_item *m, const char *status,
+				const struct store_secret *e)
+{
+	json_t *item = json_pack("{s:s,s:s,s:s,s:o,s:o}", "name", m->name, "digest", m->digest, "status", status,
+				 "created_at", api_json_time(e ? e->created_at : 0), "updated_at",
+				 api_json_time(e ? e->updated_at : 0));
+	return !item || json_array_append_new(list, item) ? COFFER_ERR_NOMEM : COFFER_OK;
+}
+
+/*
+ * The app's newest release: whether it is rolling out (pending or
+ * running), and the manifest of a failed one's secrets version when the
+ * app does not run that version (what it failed to deploy).
+ */
+static enum coffer_err newest_release(struct api_auth *a, int *rolling, struct store_manifest_item **failed,
+				      size_t *failed_n, int *has_failed)
+{
+	struct store_release_list l = { 0 };
+	enum coffer_err rc = api_note(a, store_release_list(a->store, a->app.id, &l));
+	*rolling = *has_failed = 0;
+	if (!rc && l.n) {
+		const struct store_release *r = &l.items[0];
+		*rolling = strcmp(r->status, "pending") == 0 || strcmp(r->status, "running") == 0;
+		if (strcmp(r->status, "failed") == 0 && r->secrets_version != a->app.deployed_version) {
+			rc = api_version_items(a, r->secrets_version, failed, failed_n);
+			*has_failed = !rc;
+		}
+	}
+	store_release_list_release(&l);
+	return rc;
+}
+
+/*
+ * The head's names, and the names the app runs that the head unsets, each
+ * with a status computed here so that every client shows the same
+ * (docs/API.md): deployed (the app runs this digest), staged (the head
+ * holds a change not deployed), unset (the app runs the name, the head
+ * unsets it), partial (the newest release is rolling this change out),
+ * failed (the newest release failed to deploy this name's change; the
+ * digest is what it tried when the app does not run the name).
+ */
 enum coffer_err h_secrets_list(struct http_request *req, void *ctx)
 {
 	struct api_auth *a = api_auth_of(req);
 	struct store_secret_list head = { 0 }, deployed = { 0 };
+	struct store_manifest_item *failed = NULL;
+	size_t failed_n = 0;
+	int rolling = 0, has_failed = 0;
 	json_t *list = NULL;
 	enum coffer_err rc;
 	(void)ctx;
@@ -620,10 +665,16 @@ enum coffer_err h_secrets_list(struct http_request *req, void *ctx)
 	rc = api_note(a, store_secrets_get(a->store, a->app.id, 0, &head));
 	if (!rc && a->app.deployed_version)
 		rc = api_note(a, store_secrets_get(a->store, a->app.id, a->app.deployed_version, &deployed));
+	if (!rc)
+		rc = newest_release(a, &rolling, &failed, &failed_n, &has_failed);
+	if (rc == COFFER_ERR_CRYPTO) {
+		rc = manifest_refused(req, a, a->app.deployed_version);
+		goto out;
+	}
 	if (rc)
 		goto out;
-	if (!head.manifest_ok) {
-		rc = manifest_refused(req, a, head.version);
+	if (!head.manifest_ok || (a->app.deployed_version && !deployed.manifest_ok)) {
+		rc = manifest_refused(req, a, head.manifest_ok ? deployed.version : head.version);
 		goto out;
 	}
 	list = json_array();
@@ -632,27 +683,42 @@ enum coffer_err h_secrets_list(struct http_request *req, void *ctx)
 		goto out;
 	}
 	/* The manifest is what the keeper delivers: its names and digests; the times are the entries'. */
-	for (size_t i = 0; i < head.manifest_n; i++) {
+	for (size_t i = 0; !rc && i < head.manifest_n; i++) {
 		const struct store_manifest_item *m = &head.manifest[i];
 		const struct store_secret *e = find_name(head.items, head.n, sizeof(*head.items), m->name);
 		const struct store_manifest_item *d =
-			a->app.deployed_version
-				? find_name(deployed.manifest, deployed.manifest_n, sizeof(*deployed.manifest), m->name)
-				: NULL;
-		int is_deployed = d && digest_equal(d->digest, m->digest);
-		json_t *item = json_pack("{s:s,s:s,s:s,s:o,s:o}", "name", m->name, "digest", m->digest, "status",
-					 is_deployed ? "deployed" : "staged", "created_at",
-					 api_json_time(e ? e->created_at : 0), "updated_at",
-					 api_json_time(e ? e->updated_at : 0));
-		if (!item || json_array_append_new(list, item)) {
-			rc = COFFER_ERR_NOMEM;
-			goto out;
-		}
+			find_name(deployed.manifest, deployed.manifest_n, sizeof(*deployed.manifest), m->name);
+		const struct store_manifest_item *f =
+			has_failed ? find_name(failed, failed_n, sizeof(*failed), m->name) : NULL;
+		int runs = d && digest_equal(d->digest, m->digest);
+		const char *status = runs ? "deployed" : "staged";
+		if (rolling && !runs)
+			status = "partial";
+		else if (has_failed && runs && !(f && digest_equal(f->digest, m->digest)))
+			status = "failed"; /* the failed release changed or unset it; the app runs this digest */
+		else if (has_failed && !runs && f && digest_equal(f->digest, m->digest))
+			status = "failed"; /* this change is the one that failed (a first deployment keeps it) */
+		rc = list_add(list, m, status, e);
 	}
-	rc = api_reply(req, 200, json_pack("{s:s,s:I,s:O}", "app", a->app.name, "version", (json_int_t)head.version,
-					   "secrets", list));
+	for (size_t i = 0; !rc && i < deployed.manifest_n; i++) {
+		const struct store_manifest_item *d = &deployed.manifest[i];
+		if (find_name(head.manifest, head.manifest_n, sizeof(*head.manifest), d->name))
+			continue;
+		rc = list_add(list, d, rolling ? "partial" : "unset",
+			      find_name(deployed.items, deployed.n, sizeof(*deployed.items), d->name));
+	}
+	for (size_t i = 0; !rc && i < failed_n; i++) { /* a name the failed release added */
+		const struct store_manifest_item *f = &failed[i];
+		if (!find_name(head.manifest, head.manifest_n, sizeof(*head.manifest), f->name) &&
+		    !find_name(deployed.manifest, deployed.manifest_n, sizeof(*deployed.manifest), f->name))
+			rc = list_add(list, f, "failed", NULL);
+	}
+	if (!rc)
+		rc = api_reply(req, 200, json_pack("{s:s,s:I,s:O}", "app", a->app.name, "version",
+						   (json_int_t)head.version, "secrets", list));
 out:
 	json_decref(list);
+	free(failed);
 	store_secret_list_release(&deployed);
 	store_secret_list_release(&head);
 	return rc;
@@ -693,7 +759,7 @@ enum coffer_err h_secrets_deploy(struct http_request *req, void *ctx)
 	if (rc)
 		goto out;
 	msg[0] = '\0';
-	rq = (struct release_request){ &a->app, a->token_id, cur.config, head };
+	rq = (struct release_request){ &a->app, a->token_id, cur.config, head, 0 };
 	rc = api_note(a, release_create(api, a->store, &rq, &release, &running, msg, sizeof(msg)));
 	if (rc == COFFER_ERR_CONFLICT || rc == COFFER_ERR_NOT_FOUND) {
 		rc = api_fail(req, rc, "%s", msg[0] ? msg : "no release could be made");

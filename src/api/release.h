@@ -71,6 +71,7 @@ struct release_request {
 	 */
 	const char *config;
 	uint64_t secrets_version;   /* the secrets version to run; 0 without a config: the app's head */
+	int set_head;               /* a rollback: secrets_version becomes the head with the release (a failure moves it back) */
 };
 
 /*

@@ -246,6 +246,8 @@ enum coffer_err release_create(struct api *api, struct store *s, const struct re
 		if (!rc && !no_config)
 			rc = store_release_create(s, app.id, config, secrets, app.current_release, app.deployed_version,
 						  rq->actor, &v);
+		if (!rc && !no_config && rq->set_head && app.secrets_head != secrets)
+			rc = store_secrets_set_head(s, app.id, secrets);
 		rc = store_tx_end(s, rc);
 		if (!rc && no_config) {
 			if (msg && msg_size &&

@@ -414,6 +414,14 @@ struct store_manifest_item {
 
 #define STORE_MANIFEST_MAX ((size_t)1 << 20) /* a manifest's text, in bytes */
 
+/*
+ * Parses text as the manifest of exactly (app_id, version), the canonical
+ * spelling only, into *items (malloc'd, the caller's to free; sorted by
+ * name) and *n. COFFER_ERR_CRYPTO for anything else (nothing written).
+ */
+COFFER_MUST_CHECK enum coffer_err store_manifest_parse(const char *app_id, uint64_t version, const char *text,
+						       struct store_manifest_item **items, size_t *n);
+
 struct store_secret_list {
 	uint64_t version; /* 0 when the app has no secrets version yet */
 	int64_t created_at;

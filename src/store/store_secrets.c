@@ -162,8 +162,8 @@ static int take_word(const char **p, const char *stop, char end, char *dst, size
  * spelling only (header, sorted unique names, ids of the store's form).
  * COFFER_ERR_CRYPTO for anything else, with *items untouched.
  */
-static enum coffer_err manifest_parse(const char *app_id, uint64_t version, const char *text,
-				      struct store_manifest_item **items, size_t *n)
+enum coffer_err store_manifest_parse(const char *app_id, uint64_t version, const char *text,
+				     struct store_manifest_item **items, size_t *n)
 {
 	struct buf head;
 	struct store_manifest_item *v = NULL;
@@ -283,7 +283,7 @@ static enum coffer_err manifest_of(struct store *s, const char *app_id, uint64_t
 	rc = store_get(s, &version_entity, STORE_Q_VERSION_GET, PARAMS(VT(app_id), VI(version)), &v);
 	if (rc)
 		return rc;
-	rc = manifest_parse(app_id, version, v.manifest, items, n);
+	rc = store_manifest_parse(app_id, version, v.manifest, items, n);
 	version_clear(&v);
 	return rc;
 }
@@ -372,7 +372,7 @@ enum coffer_err store_manifest_next(const char *app_id, uint64_t head_version, c
 		if (!changes[i].remove)
 			memcpy(ids[i], changes[i].value_id, STORE_ID_SIZE); /* id_ok: exactly STORE_ID_LEN */
 	if (head_version)
-		rc = manifest_parse(app_id, head_version, head_manifest, &base, &base_n);
+		rc = store_manifest_parse(app_id, head_version, head_manifest, &base, &base_n);
 	if (!rc)
 		rc = manifest_next(app_id, version, base, base_n, changes, n, ids, out);
 	free(base);
@@ -518,7 +518,7 @@ enum coffer_err store_secrets_get(struct store *s, const char *app_id, uint64_t 
 			(void **)&l.items, &l.n);
 	if (rc)
 		goto out;
-	rc = manifest_parse(app_id, v.version, v.manifest, &l.manifest, &l.manifest_n);
+	rc = store_manifest_parse(app_id, v.version, v.manifest, &l.manifest, &l.manifest_n);
 	l.manifest_ok = rc == COFFER_OK;
 	if (rc == COFFER_ERR_CRYPTO)
 		rc = COFFER_OK; /* the caller judges a version without a valid manifest */
