@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "api.h"
 #include "cli.h"
@@ -263,17 +264,202 @@ static enum coffer_err scale_count_check(struct client *c, int argc, char **argv
 	return c->body ? COFFER_OK : client_error(COFFER_ERR_NOMEM, "out of memory");
 }
 
+/* A release named as vN or N on the command line: N, or a usage error naming the argument. */
+static enum coffer_err release_arg(struct client *c, const char *arg, uint64_t *out)
+{
+	const char *digits = arg[0] == 'v' ? arg + 1 : arg;
+	if (parse_uint64(digits, INT64_MAX, out) || *out == 0)
+		return client_usage_error(c, "'%.*s' is not a release: expected vN or N (see 'coffer releases -a %s')",
+					  ENV_ECHO_MAX, arg, c->app);
+	return COFFER_OK;
+}
+
+/* GET /v1/apps/APP/releases/N<suffix> into *ans. */
+static enum coffer_err get_release(struct client *c, uint64_t n, const char *suffix, json_t **ans)
+{
+	char path[CLIENT_PATH_MAX], tail[64];
+	enum coffer_err rc = COFFER_OK;
+
+	if (fmt_into(tail, sizeof(tail), "/releases/%" PRIu64 "%s", n, suffix))
+		rc = client_error(COFFER_ERR_INTERNAL, "path too long");
+	if (!rc)
+		rc = client_path(path, sizeof(path), "/v1/apps/", c->app, tail);
+	if (!rc)
+		rc = client_call(c, "GET", path, NULL, ans);
+	return rc;
+}
+
+static const char *cell_or(const char *s, const char *none)
+{
+	return s && *s ? s : none;
+}
+
+/* One row of the changes table per item of list (added, changed or removed). */
+static enum coffer_err changes_rows(struct format_table *t, const json_t *doc, const char *list)
+{
+	size_t i;
+	json_t *item;
+	json_array_foreach(json_object_get(doc, list), i, item) {
+		const char *cells[4] = { list, cell_or(client_str(item, "name"), "?"),
+					 cell_or(client_str(item, "digest"), "-"),
+					 cell_or(client_str(item, "previous_digest"), "-") };
+		if (format_table_add(t, cells))
+			return client_error(COFFER_ERR_NOMEM, "out of memory");
+	}
+	return COFFER_OK;
+}
+
+/*
+ * `releases show vN`: the release's fields and what its secrets changed
+ * against the release it replaced (GET .../releases/N and .../changes):
+ * names and digests, never a value.
+ */
+static enum coffer_err releases_show(struct client *c, int argc, char **argv)
+{
+	static const char *const headers[] = { "CHANGE", "NAME", "DIGEST", "PREVIOUS" };
+	static const char *const lists[] = { "added", "changed", "removed" };
+	struct format_table t = { 0 };
+	struct buf out;
+	char when[CLIENT_CELL_SIZE], reason[REASON_CELL_SIZE];
+	json_t *rel = NULL, *ch = NULL, *doc = NULL;
+	uint64_t n = 0;
+	enum coffer_err rc = release_arg(c, argv[1], &n);
+
+	(void)argc;
+	buf_init(&out, BUF_MAX_DEFAULT * 16);
+	if (!rc)
+		rc = get_release(c, n, "", &rel);
+	if (!rc)
+		rc = get_release(c, n, "/changes", &ch);
+	if (rc)
+		goto out;
+	if (c->json) {
+		doc = json_pack("{s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?}", "version",
+				json_object_get(rel, "version"), "status", json_object_get(rel, "status"), "reason",
+				json_object_get(rel, "reason"), "actor", json_object_get(rel, "actor"), "created_at",
+				json_object_get(rel, "created_at"), "secrets_version",
+				json_object_get(rel, "secrets_version"), "previous_version",
+				json_object_get(ch, "previous_version"), "previous_secrets_version",
+				json_object_get(ch, "previous_secrets_version"), "added", json_object_get(ch, "added"),
+				"changed", json_object_get(ch, "changed"), "removed", json_object_get(ch, "removed"));
+		rc = doc ? client_print_json(doc) : client_error(COFFER_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	format_when(client_str(rel, "created_at"), (int64_t)time(NULL), "-", when, sizeof(when));
+	format_first_line(client_str(rel, "reason"), "-", reason, sizeof(reason));
+	printf("Release          v%" JSON_INTEGER_FORMAT "\n", json_integer_value(json_object_get(rel, "version")));
+	printf("Status           %s\n", cell_or(client_str(rel, "status"), "-"));
+	printf("Reason           %s\n", reason);
+	printf("By               %s\n", cell_or(client_str(rel, "actor"), "-"));
+	printf("Date             %s\n", when);
+	printf("Secrets version  %" JSON_INTEGER_FORMAT " (before: %" JSON_INTEGER_FORMAT ", release v%" JSON_INTEGER_FORMAT
+	       ")\n\n",
+	       json_integer_value(json_object_get(rel, "secrets_version")),
+	       json_integer_value(json_object_get(ch, "previous_secrets_version")),
+	       json_integer_value(json_object_get(ch, "previous_version")));
+	if (format_table_init(&t, 4, headers))
+		rc = client_error(COFFER_ERR_NOMEM, "out of memory");
+	for (size_t k = 0; !rc && k < 3; k++)
+		rc = changes_rows(&t, ch, lists[k]);
+	if (!rc && format_table_render(&t, &out))
+		rc = client_error(COFFER_ERR_NOMEM, "out of memory");
+	if (!rc && t.n_rows == 0)
+		printf("no secret changed\n");
+	else if (!rc)
+		fwrite(out.ptr, 1, out.len, stdout);
+out:
+	format_table_release(&t);
+	buf_release(&out);
+	json_decref(doc);
+	json_decref(ch);
+	json_decref(rel);
+	return rc;
+}
+
+struct rollback {
+	uint64_t version;
+	char suffix[64];
+};
+
+/*
+ * `releases rollback vN`: the state read with release vN in it
+ * (sign_run_release); its statement must be signed by a deployer of the
+ * app, as any config this CLI co-signs; then a new release of its config
+ * and secrets version, signed.
+ */
+static enum coffer_err fill_rollback(struct client *c, struct sign_state *st, void *arg, json_t **out,
+				     const char **suffix)
+{
+	struct rollback *rb = arg;
+	json_t *body = json_object();
+	enum coffer_err rc = body ? COFFER_OK : client_error(COFFER_ERR_NOMEM, "out of memory");
+
+	(void)c;
+	*suffix = rb->suffix;
+	if (!rc)
+		rc = sign_check_release(st);
+	if (!rc)
+		rc = sign_release(st, st->config, st->release_secrets, st->release_manifest, body);
+	if (rc)
+		json_decref(body);
+	else
+		*out = body;
+	return rc;
+}
+
+static enum coffer_err releases_rollback(struct client *c, int argc, char **argv)
+{
+	struct rollback rb = { 0 };
+	json_t *ans = NULL;
+	enum coffer_err rc = release_arg(c, argv[1], &rb.version);
+
+	(void)argc;
+	if (!rc && fmt_into(rb.suffix, sizeof(rb.suffix), "/releases/%" PRIu64 "/rollback", rb.version))
+		rc = client_error(COFFER_ERR_INTERNAL, "path too long");
+	if (!rc)
+		rc = sign_run_release(c, rb.version, fill_rollback, &rb, &ans);
+	if (!rc)
+		rc = client_follow_release(c, ans, c->detach);
+	json_decref(ans);
+	return rc;
+}
+
+static const struct cli_cmd releases_cmds[] = {
+	{ .name = "show", .run = releases_show, .flags = CLI_NEED_APP | CLI_NEED_API | CLI_JSON,
+	  .usage = "releases show vN [-a APP] [--json]",
+	  .min_args = 1, .max_args = 1, .args_error = "expected one release (vN)",
+	  .json_help = "print {version, status, reason, actor, created_at, secrets_version, previous_version,\n"
+		       "previous_secrets_version, added: [{name, digest}], changed: [{name, digest,\n"
+		       "previous_digest}], removed: [{name, previous_digest}]}",
+	  .help = "Shows a release: its status, why it failed, who made it and when, its\n"
+		  "secrets version, and which secrets it added, changed and removed against\n"
+		  "the release it replaced (names and digests; no command shows a value).\n" },
+	{ .name = "rollback", .run = releases_rollback, .flags = CLI_NEED_APP | CLI_NEED_API | CLI_DETACH,
+	  .usage = "releases rollback vN [-a APP] [--detach]",
+	  .min_args = 1, .max_args = 1, .args_error = "expected one release (vN)",
+	  .help = "Makes a new release with the command, config and secrets of an earlier\n"
+		  "release vN, and waits for it as deploy does: machines are replaced one at\n"
+		  "a time, and a failure keeps what runs now. vN must have been signed by a\n"
+		  "deployer of the app; this CLI signs the new release. The secrets of vN\n"
+		  "become the app's secrets (changes staged since stay in the history).\n"
+		  "Refused for the current release and while a release is in progress.\n" },
+};
+static const struct cli_group releases_group = CLI_GROUP("releases", releases_cmds);
+
 static const char *const release_headers[] = { "VERSION", "STATUS", "REASON", "BY", "DATE" };
 static const struct client_listing releases_listing = { .app_suffix = "/releases", .key = "releases",
 							.headers = release_headers, .ncols = 5, .row = release_row };
 
 const struct cli_cmd cli_releases = {
-	.name = "releases", .run = client_list_run, .flags = CLI_NEED_APP | CLI_NEED_API | CLI_JSON,
+	.name = "releases", .run = client_list_run, .group = &releases_group,
+	.flags = CLI_NEED_APP | CLI_NEED_API | CLI_JSON,
 	.json_help = CLIENT_LIST_JSON_HELP, .data = &releases_listing, .usage = "releases [-a APP] [--json]",
 	.summary = "list an app's releases, newest first",
 	.help = "Lists an app's releases, newest first: each is a command, its config and a\n"
 		"secrets version. REASON is the first line of why a release failed; --json\n"
-		"has the whole reason (with the machine's last output, secrets masked).\n",
+		"has the whole reason (with the machine's last output, secrets masked).\n"
+		"'coffer releases show vN' shows one release and what it changed;\n"
+		"'coffer releases rollback vN' makes a new release of an earlier one.\n",
 };
 
 static const struct cli_cmd scale_cmds[] = {

@@ -416,14 +416,17 @@ static enum coffer_err print_list_json(const json_t *rows)
 	return rc;
 }
 
+/* The api's status of a name (docs/API.md), as the table shows it (flyctl's words where it has them). */
 static const char *status_text(const char *status)
 {
+	static const char *const words[][2] = { { "deployed", "Deployed" }, { "staged", "Staged" },
+						{ "unset", "Staged unset" }, { "partial", "Partial" },
+						{ "failed", "Failed" } };
 	if (!status)
 		return "-";
-	if (strcmp(status, "deployed") == 0)
-		return "Deployed";
-	if (strcmp(status, "staged") == 0)
-		return "Staged";
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strcmp(status, words[i][0]) == 0)
+			return words[i][1];
 	return status;
 }
 
@@ -520,7 +523,7 @@ static enum coffer_err secrets_list(struct client *c, int argc, char **argv)
 		goto out;
 	json_array_foreach(rows, i, item) {
 		const char *status = client_str(item, "status");
-		if (status && strcmp(status, "staged") == 0)
+		if (status && (strcmp(status, "staged") == 0 || strcmp(status, "unset") == 0))
 			staged++;
 	}
 	fwrite(out.ptr, 1, out.len, stdout);
@@ -529,6 +532,54 @@ static enum coffer_err secrets_list(struct client *c, int argc, char **argv)
 out:
 	buf_release(&out);
 	json_decref(rows);
+	json_decref(ans);
+	return rc;
+}
+
+static void history_row(const json_t *item, int64_t now, const char **cells, char (*scratch)[CLIENT_CELL_SIZE])
+{
+	json_t *v = json_object_get(item, "version");
+	const char *action = client_str(item, "action");
+	if (!json_is_integer(v) || fmt_into(scratch[0], CLIENT_CELL_SIZE, "%" JSON_INTEGER_FORMAT, json_integer_value(v)))
+		scratch[0][0] = '\0';
+	format_when(client_str(item, "created_at"), now, "-", scratch[4], CLIENT_CELL_SIZE);
+	cells[0] = scratch[0];
+	cells[1] = action && strcmp(action, "unset") == 0 ? "unset" : client_str(item, "digest");
+	cells[2] = client_str(item, "status");
+	cells[3] = client_str(item, "actor");
+	cells[4] = scratch[4];
+}
+
+/* `secrets history NAME`: every secrets version that set or unset NAME, oldest first. */
+static enum coffer_err secrets_history(struct client *c, int argc, char **argv)
+{
+	static const char *const headers[] = { "VERSION", "DIGEST", "STATUS", "BY", "DATE" };
+	char path[CLIENT_PATH_MAX], tail[STORE_NAME_SIZE + 32];
+	struct buf out;
+	json_t *ans = NULL, *list = NULL;
+	enum coffer_err rc = COFFER_OK;
+
+	(void)argc;
+	if (!dotenv_name_valid(argv[1], strlen(argv[1])) || strlen(argv[1]) > STORE_NAME_MAX)
+		return client_usage_error(c, INVALID_NAME, 1);
+	buf_init(&out, BUF_MAX_DEFAULT * 16);
+	if (fmt_into(tail, sizeof(tail), "/secrets/%s/history", argv[1]))
+		rc = client_error(COFFER_ERR_INTERNAL, "path too long");
+	if (!rc)
+		rc = client_path(path, sizeof(path), "/v1/apps/", c->app, tail);
+	if (!rc)
+		rc = client_call(c, "GET", path, NULL, &ans);
+	if (!rc && json_get_array(ans, "history", 1, &list, NULL))
+		rc = client_bad_answer("no \"history\" list");
+	if (!rc && c->json)
+		rc = client_print_json(list);
+	else if (!rc && json_array_size(list) == 0)
+		printf("app '%s' never had a secret '%s'\n", c->app, argv[1]);
+	else if (!rc)
+		rc = client_table(list, headers, 5, history_row, &out);
+	if (!rc && !c->json)
+		fwrite(out.ptr, 1, out.len, stdout);
+	buf_release(&out);
 	json_decref(ans);
 	return rc;
 }
@@ -628,7 +679,23 @@ static const struct cli_cmd secrets_cmds[] = {
 	  .usage = "secrets list [-a APP] [--json]",
 	  .json_help = "print [{name, digest, status, created_at, updated_at}]",
 	  .help = "Lists an app's secrets: names, keyed digests of the values, status and\n"
-		  "when each was last set. No command shows a value.\n" },
+		  "when each was last set. No command shows a value. STATUS is:\n"
+		  "  Deployed      the app's machines run this value\n"
+		  "  Staged        set, not deployed yet ('coffer secrets deploy')\n"
+		  "  Staged unset  the machines still have it; unset, not deployed yet\n"
+		  "  Partial       the release rolling out now brings this change\n"
+		  "  Failed        the newest release, which brought this change, failed:\n"
+		  "                the machines run the digest shown, or lack the name\n"
+		  "--json has the same status in lower case: deployed, staged, unset,\n"
+		  "partial, failed.\n" },
+	{ .name = "history", .run = secrets_history, .flags = CLI_NEED_APP | CLI_NEED_API | CLI_JSON,
+	  .usage = "secrets history NAME [-a APP] [--json]",
+	  .min_args = 1, .max_args = 1, .args_error = "expected one NAME",
+	  .json_help = "print [{version, action (set or unset), digest (null when unset), status, actor, created_at}]",
+	  .help = "Lists every secrets version of an app that set or unset NAME, oldest\n"
+		  "first: the version, the digest of the value it set (or 'unset'), the\n"
+		  "version's status, who made it and when. Setting the same value again\n"
+		  "shows the same digest. No command shows a value.\n" },
 	{ .name = "deploy", .run = secrets_deploy, .flags = CLI_NEED_APP | CLI_NEED_API | CLI_DETACH,
 	  .usage = "secrets deploy [-a APP] [--detach]",
 	  .help = "Deploys the staged secrets of an app (see --stage of set, unset, import):\n"

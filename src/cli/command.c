@@ -311,7 +311,8 @@ int cli_run(const struct cli_cmd *cmd, int argc, char **argv)
 {
 	if (cmd->main)
 		return cmd->main(argc, argv);
-	if (cmd->group)
+	/* a noun that is a command too (releases): its own options or none run it, a word its subcommand */
+	if (cmd->group && !(cmd->run && (argc < 2 || argv[1][0] == '-')))
 		return run_group(cmd->group, argc, argv);
 
 	struct client *c = calloc(1, sizeof(*c));
@@ -334,13 +335,15 @@ void cli_usage_text(const struct cli_cmd *cmd, char *out, size_t size)
 {
 	size_t pos = 0;
 	out[0] = '\0';
-	if (!cmd->group) {
+	if (cmd->usage) {
 		if (str_copy(out, size, cmd->usage))
 			out[0] = '\0';
-		return;
+		if (!cmd->group)
+			return;
+		pos = strlen(out);
 	}
 	for (size_t i = 0; i < cmd->group->n; i++) {
-		if (fmt_into(out + pos, size - pos, "%s%s", i ? " | " : "", cmd->group->cmds[i].usage))
+		if (fmt_into(out + pos, size - pos, "%s%s", pos ? " | " : "", cmd->group->cmds[i].usage))
 			return;
 		pos += strlen(out + pos);
 	}

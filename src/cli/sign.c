@@ -60,14 +60,21 @@ static void state_release(struct sign_state *st)
  * covers: the api names the app and its org, so nothing is sealed or
  * signed for another org's app (nor for one the api moved to this org).
  */
-static enum coffer_err state_read(struct client *c, struct sign_state *st)
+static enum coffer_err state_read(struct client *c, uint64_t release, struct sign_state *st)
 {
-	char path[CLIENT_PATH_MAX];
+	char path[CLIENT_PATH_MAX], suffix[64];
 	unsigned char key[HPKE_PK_LEN + VAULT_SIG_LEN], org_sig[DEPLOYER_SIG_LEN];
 	const json_t *head, *rel;
 	uint64_t kv;
 	int bad = 0;
-	enum coffer_err rc = client_path(path, sizeof(path), "/v1/apps/", c->app, "/secrets/sealing");
+	enum coffer_err rc = COFFER_OK;
+
+	if (fmt_into(suffix, sizeof(suffix), "/secrets/sealing%s%llu", release ? "?release=" : "",
+		     (unsigned long long)release) ||
+	    (!release && str_copy(suffix, sizeof(suffix), "/secrets/sealing")))
+		rc = client_error(COFFER_ERR_INTERNAL, "path too long");
+	if (!rc)
+		rc = client_path(path, sizeof(path), "/v1/apps/", c->app, suffix);
 
 	if (!rc)
 		rc = client_call(c, "GET", path, NULL, &st->doc);
@@ -91,6 +98,7 @@ static enum coffer_err state_read(struct client *c, struct sign_state *st)
 		st->release_signatures = json_object_get(rel, "signatures");
 		bad = bad || !st->config || !json_is_array(st->release_signatures);
 	}
+	bad = bad || (release && (!st->has_release || st->release_version != release));
 	if (bad || !st->app_id || !st->org_id || kv == 0 || kv > UINT32_MAX || st->next_version == 0 ||
 	    !json_is_array(st->head_signatures) || (st->head_version == 0) != (st->head_manifest == NULL))
 		return client_bad_answer("the sealing state of the app");
@@ -208,6 +216,11 @@ enum coffer_err sign_release(const struct sign_state *st, const char *config, ui
 
 enum coffer_err sign_run(struct client *c, sign_fill_fn fill, void *arg, json_t **ans)
 {
+	return sign_run_release(c, 0, fill, arg, ans);
+}
+
+enum coffer_err sign_run_release(struct client *c, uint64_t release, sign_fill_fn fill, void *arg, json_t **ans)
+{
 	struct sign_state st;
 	char path[CLIENT_PATH_MAX];
 	enum coffer_err rc;
@@ -223,7 +236,7 @@ enum coffer_err sign_run(struct client *c, sign_fill_fn fill, void *arg, json_t 
 		c->changed = 0;
 		if (attempt == SIGN_TRIES)
 			c->retry_changed = 0; /* the last try reports what the api says */
-		rc = state_read(c, &st);
+		rc = state_read(c, release, &st);
 		if (!rc)
 			rc = fill(c, &st, arg, &body, &suffix);
 		if (!rc)

@@ -56,6 +56,9 @@ typedef enum coffer_err (*sign_fill_fn)(struct client *c, struct sign_state *st,
  * api's answer. Reports every error.
  */
 COFFER_MUST_CHECK enum coffer_err sign_run(struct client *c, sign_fill_fn fill, void *arg, json_t **ans);
+/* sign_run with release `release` of the app (not 0) in the state instead of the current one (a rollback). */
+COFFER_MUST_CHECK enum coffer_err sign_run_release(struct client *c, uint64_t release, sign_fill_fn fill, void *arg,
+						   json_t **ans);
 
 /* Adds "signer" and body[field] = {"sha256", "signature"} over text. */
 COFFER_MUST_CHECK enum coffer_err sign_text(const struct sign_state *st, const char *text, size_t len, json_t *body,
