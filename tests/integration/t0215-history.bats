@@ -40,7 +40,7 @@ status_is() {
 	agents_up 1
 	"$COFFER" apps create web >/dev/null
 	"$COFFER" secrets set -a web A=one B=two "KEEP=$CANARY" >/dev/null
-	deploy web -- "$APP"
+	run_logged cli deploy -a web --grace 1s -- "$APP"
 	[ "$status" -eq 0 ]
 	v1=$(latest_release web)
 	[ "$(release_status web "$v1")" = succeeded ]
@@ -125,7 +125,7 @@ status_is() {
 	"$COFFER" apps create web >/dev/null
 	"$COFFER" secrets set -a web A=one >/dev/null
 	# a grace window long enough to see the next release in progress
-	run_logged cli deploy -a web --grace 6s -- "$APP"
+	run_logged cli deploy -a web --grace 3s -- "$APP"
 	[ "$status" -eq 0 ]
 	a1=$(digest_of web A)
 	run_logged cli secrets set -a web --detach A=two
@@ -163,7 +163,7 @@ status_is() {
 	agents_up 1
 	"$COFFER" apps create web >/dev/null
 	"$COFFER" secrets set -a web A=one >/dev/null
-	deploy web --env GREETING=first -- "$APP"
+	run_logged cli deploy -a web --grace 1s --env GREETING=first -- "$APP"
 	[ "$status" -eq 0 ]
 	v1=$(latest_release web)
 	a1=$(digest_of web A)
