@@ -352,11 +352,14 @@ static enum coffer_err releases_show(struct client *c, int argc, char **argv)
 	printf("Reason           %s\n", reason);
 	printf("By               %s\n", cell_or(client_str(rel, "actor"), "-"));
 	printf("Date             %s\n", when);
-	printf("Secrets version  %" JSON_INTEGER_FORMAT " (before: %" JSON_INTEGER_FORMAT ", release v%" JSON_INTEGER_FORMAT
-	       ")\n\n",
-	       json_integer_value(json_object_get(rel, "secrets_version")),
-	       json_integer_value(json_object_get(ch, "previous_secrets_version")),
-	       json_integer_value(json_object_get(ch, "previous_version")));
+	if (json_integer_value(json_object_get(ch, "previous_version")) > 0)
+		printf("Secrets version  %" JSON_INTEGER_FORMAT " (v%" JSON_INTEGER_FORMAT " ran %" JSON_INTEGER_FORMAT ")\n\n",
+		       json_integer_value(json_object_get(rel, "secrets_version")),
+		       json_integer_value(json_object_get(ch, "previous_version")),
+		       json_integer_value(json_object_get(ch, "previous_secrets_version")));
+	else
+		printf("Secrets version  %" JSON_INTEGER_FORMAT " (the first release)\n\n",
+		       json_integer_value(json_object_get(rel, "secrets_version")));
 	if (format_table_init(&t, 4, headers))
 		rc = client_error(COFFER_ERR_NOMEM, "out of memory");
 	for (size_t k = 0; !rc && k < 3; k++)
