@@ -314,6 +314,8 @@ enum coffer_err h_apps_list(struct http_request *req, void *ctx);
 enum coffer_err h_apps_get(struct http_request *req, void *ctx);
 enum coffer_err h_apps_destroy(struct http_request *req, void *ctx);
 enum coffer_err h_secrets_list(struct http_request *req, void *ctx);
+/* The item called name in items[0..n) (each size bytes, name their first member, sorted by name), or NULL. */
+const void *api_find_name(const void *items, size_t n, size_t size, const char *name);
 /* A secret name's rules (docs/API.md), answered (400) naming it, or "at position pos" when it cannot be quoted. */
 COFFER_MUST_CHECK enum coffer_err api_secret_name_check(struct http_request *req, const char *name, size_t pos);
 /* ---- h_history.c: what a release changed, a name's history, rollback ---- */

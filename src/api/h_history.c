@@ -118,24 +118,6 @@ out:
 	return rc;
 }
 
-/* The item called name in a manifest (sorted by name), or NULL. */
-static const struct store_manifest_item *item_named(const struct store_manifest_item *items, size_t n,
-						    const char *name)
-{
-	size_t lo = 0, hi = n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int cmp = strcmp(name, items[mid].name);
-		if (cmp == 0)
-			return &items[mid];
-		if (cmp < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return NULL;
-}
-
 /*
  * {"name", "history": [{"version", "action": "set"|"unset", "digest" (null
  * for unset), "status", "actor", "created_at"}]}, oldest first: every
@@ -174,7 +156,7 @@ enum coffer_err h_secrets_history(struct http_request *req, void *ctx)
 				  LF_I("version", v->version));
 			break;
 		}
-		it = item_named(items, n, name);
+		it = api_find_name(items, n, sizeof(*items), name);
 		int want = it ? strcmp(it->value_id, last_value) != 0 : last_value[0] != '\0';
 		if (want && it)
 			row = json_pack("{s:I,s:s,s:s}", "version", (json_int_t)v->version, "action", "set", "digest",

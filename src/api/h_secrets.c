@@ -188,7 +188,7 @@ static enum coffer_err parse_body(struct http_request *req, json_t **out)
 }
 
 _Static_assert(offsetof(struct store_secret, name) == 0 && offsetof(struct store_manifest_item, name) == 0,
-	       "find_name reads an item's name at its start");
+	       "api_find_name reads an item's name at its start");
 
 static int name_cmp(const void *name, const void *item)
 {
@@ -200,7 +200,7 @@ static int name_cmp(const void *name, const void *item)
  * member), sorted by name, bytewise, as a secret list's entries and its
  * manifest are; NULL when there is none.
  */
-static const void *find_name(const void *items, size_t n, size_t size, const char *name)
+const void *api_find_name(const void *items, size_t n, size_t size, const char *name)
 {
 	return n ? bsearch(name, items, n, size, name_cmp) : NULL;
 }
@@ -438,7 +438,7 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 									    : 0;
 	for (i = 0; i < n; i++) {
 		struct item *it = &items[i];
-		const struct store_secret *old = find_name(head.items, head.n, sizeof(*head.items), it->name);
+		const struct store_secret *old = api_find_name(head.items, head.n, sizeof(*head.items), it->name);
 		size_t old_len = old && old->ciphertext_len > VAULT_SEAL_OVERHEAD ? old->ciphertext_len - VAULT_SEAL_OVERHEAD
 										  : 0;
 		if (it->remove) {
@@ -685,11 +685,11 @@ enum coffer_err h_secrets_list(struct http_request *req, void *ctx)
 	/* The manifest is what the keeper delivers: its names and digests; the times are the entries'. */
 	for (size_t i = 0; !rc && i < head.manifest_n; i++) {
 		const struct store_manifest_item *m = &head.manifest[i];
-		const struct store_secret *e = find_name(head.items, head.n, sizeof(*head.items), m->name);
+		const struct store_secret *e = api_find_name(head.items, head.n, sizeof(*head.items), m->name);
 		const struct store_manifest_item *d =
-			find_name(deployed.manifest, deployed.manifest_n, sizeof(*deployed.manifest), m->name);
+			api_find_name(deployed.manifest, deployed.manifest_n, sizeof(*deployed.manifest), m->name);
 		const struct store_manifest_item *f =
-			has_failed ? find_name(failed, failed_n, sizeof(*failed), m->name) : NULL;
+			has_failed ? api_find_name(failed, failed_n, sizeof(*failed), m->name) : NULL;
 		int runs = d && digest_equal(d->digest, m->digest);
 		const char *status = runs ? "deployed" : "staged";
 		if (rolling && !runs)
@@ -702,15 +702,15 @@ enum coffer_err h_secrets_list(struct http_request *req, void *ctx)
 	}
 	for (size_t i = 0; !rc && i < deployed.manifest_n; i++) {
 		const struct store_manifest_item *d = &deployed.manifest[i];
-		if (find_name(head.manifest, head.manifest_n, sizeof(*head.manifest), d->name))
+		if (api_find_name(head.manifest, head.manifest_n, sizeof(*head.manifest), d->name))
 			continue;
 		rc = list_add(list, d, rolling ? "partial" : "unset",
-			      find_name(deployed.items, deployed.n, sizeof(*deployed.items), d->name));
+			      api_find_name(deployed.items, deployed.n, sizeof(*deployed.items), d->name));
 	}
 	for (size_t i = 0; !rc && i < failed_n; i++) { /* a name the failed release added */
 		const struct store_manifest_item *f = &failed[i];
-		if (!find_name(head.manifest, head.manifest_n, sizeof(*head.manifest), f->name) &&
-		    !find_name(deployed.manifest, deployed.manifest_n, sizeof(*deployed.manifest), f->name))
+		if (!api_find_name(head.manifest, head.manifest_n, sizeof(*head.manifest), f->name) &&
+		    !api_find_name(deployed.manifest, deployed.manifest_n, sizeof(*deployed.manifest), f->name))
 			rc = list_add(list, f, "failed", NULL);
 	}
 	if (!rc)
