@@ -152,7 +152,16 @@ async function openValue(w, name, item) {
   const dh = new Uint8Array(await subtle.deriveBits({ name: 'X25519', public: pub }, w.x.privateKey, 256));
   const ctx = await setupFromDh(dh, enc, w.appPk);
   return nodeOpen(Buffer.from(ctx.key), Buffer.from(ctx.baseNonce),
-    Buffer.from(S.valueAad(w.app, name, w.state.key_version, item.value_id)), Buffer.from(sealed.subarray(32)));
+    vaultAad(w.app, name, w.state.key_version, item.value_id), Buffer.from(sealed.subarray(32)));
+}
+
+// vault.c's value aad, written out here (not seal.js's): u16 length and app id, u16 and name, u32 key version,
+// u16 and value id, big-endian.
+function vaultAad(app, name, keyVersion, valueId) {
+  const s16 = (x) => { const b = Buffer.from(x); return Buffer.concat([Buffer.from([b.length >> 8, b.length & 255]), b]); };
+  const v = Buffer.alloc(4);
+  v.writeUInt32BE(keyVersion);
+  return Buffer.concat([s16(app), s16(name), v, s16(valueId)]);
 }
 
 // The key schedule from a DH output, by RFC 9180's formulas with node's HMAC (independent of seal.js's).
