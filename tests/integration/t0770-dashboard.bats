@@ -177,6 +177,11 @@ set_through_form() {
 	click '#confirm-ok'
 }
 
+# outcome_final: the change's outcome is final (succeeded, failed or an error)
+outcome_final() {
+	[[ "$(js 'return document.getElementById("outcome").dataset.state')" =~ ^\"(succeeded|failed|error)\"$ ]]
+}
+
 # load_key FILE: chooses FILE in the deployer key's file input.
 load_key() {
 	type_in '#key-file' <<<"$1"
@@ -264,8 +269,10 @@ no_dash_secret() {
 	[ "$(js 'return [localStorage.length, sessionStorage.length]')" = '[0,1]' ]
 	set_through_form
 	echo "# $SECONDS confirmed" >&3
-	wait_until 90 has_text '#outcome' 'succeeded'
-	[ "$(js 'return document.getElementById("outcome").dataset.state')" = '"succeeded"' ]
+	# the release ends (a value the keeper cannot open fails it): then it must have succeeded
+	wait_until 90 outcome_final
+	[ "$(js 'return document.getElementById("outcome").dataset.state')" = '"succeeded"' ] ||
+		{ echo "the release did not succeed: $(text_of '#outcome')" >&2; return 1; }
 	release=$(latest_release canary)
 	[ "$release" -gt "$before" ]
 	has_text '#outcome' "Set DASH_SECRET: release v$release succeeded"
