@@ -247,7 +247,8 @@ enum coffer_err api_start(const struct api_config *cfg, struct api **out, char *
 	a->phases = (struct http_phases){ .ops = &api_phase_ops, .ctx = a, .replay = a->replay };
 	struct http_server_config hcfg = {
 		.listen = cfg->listen, .gate = http_phase_gate, .done = http_phase_done, .hook_ctx = &a->phases,
-		.tls_cert_file = cfg->tls_cert_file, .tls_key_file = cfg->tls_key_file, .metrics_role = "api"
+		.tls_cert_file = cfg->tls_cert_file, .tls_key_file = cfg->tls_key_file, .metrics_role = "api",
+		.prefix_headers = &api_ui_headers
 	};
 	rc = http_server_start(&hcfg, routes, n_routes, a, &a->server);
 	if (rc) {

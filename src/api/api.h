@@ -348,6 +348,8 @@ enum coffer_err h_agent_boot_token(struct http_request *req, void *ctx);
 enum coffer_err h_agent_events(struct http_request *req, void *ctx);
 /* h_ui.c: the web dashboard's static files (docs/DASHBOARD.md) */
 enum coffer_err h_ui(struct http_request *req, void *ctx);
+/* Its headers (CSP ...), on every answer under /ui, the server's 404 and 405 too. */
+extern const struct http_prefix_headers api_ui_headers;
 /* the files themselves, generated from src/api/ui by embed.py */
 struct api_ui_file {
 	const char *name; /* "app.js" */

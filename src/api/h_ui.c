@@ -4,10 +4,11 @@
  * The files are built into the binary (src/api/ui, embedded by embed.py);
  * the page talks only to the JSON API with the user's bearer token, so
  * these routes need no auth and serve nothing but those bytes. Every
- * answer, a 404 too, carries the dashboard's headers: a strict
- * Content-Security-Policy (no inline script or style, nothing from
- * another origin, no framing) and no referrer; the server adds nosniff
- * and no-store to every answer of its own.
+ * answer under /ui, the server's own 404 (/ui/a/b) and 405 (POST /ui)
+ * too, carries the dashboard's headers (api_ui_headers, which api.c gives
+ * the server): a strict Content-Security-Policy (no inline script or
+ * style, nothing from another origin, no framing) and no referrer; the
+ * server adds nosniff and no-store to every answer of its own.
  */
 #include <string.h>
 
@@ -18,26 +19,18 @@
 	"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "         \
 	"frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
-static enum coffer_err ui_headers(struct http_request *req)
-{
-	static const char *const h[][2] = {
-		{ "Content-Security-Policy", UI_CSP },
-		{ "Referrer-Policy", "no-referrer" },
-		{ "X-Frame-Options", "DENY" },
-	};
-	for (size_t i = 0; i < sizeof(h) / sizeof(h[0]); i++) {
-		enum coffer_err rc = http_reply_header(req, h[i][0], h[i][1]);
-		if (rc)
-			return rc;
-	}
-	return COFFER_OK;
-}
+static const char *const ui_header_rows[][2] = {
+	{ "Content-Security-Policy", UI_CSP },
+	{ "Referrer-Policy", "no-referrer" },
+	{ "X-Frame-Options", "DENY" },
+};
+
+/* The server adds them to every answer under /ui, its own 404, 405 and 413 too (api.c). */
+const struct http_prefix_headers api_ui_headers = { "/ui", ui_header_rows,
+						    sizeof(ui_header_rows) / sizeof(ui_header_rows[0]) };
 
 static enum coffer_err ui_serve(struct http_request *req, const char *name)
 {
-	enum coffer_err rc = ui_headers(req);
-	if (rc)
-		return rc;
 	for (size_t i = 0; i < api_ui_files_count; i++) {
 		const struct api_ui_file *f = &api_ui_files[i];
 		if (strcmp(f->name, name) == 0)

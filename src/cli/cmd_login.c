@@ -591,6 +591,62 @@ static enum coffer_err deployers_revoke(struct client *c, int argc, char **argv)
 	return rc;
 }
 
+/*
+ * `coffer deployers export FILE`: the deployer key and the keeper's pinned
+ * public key in one file for the dashboard (docs/DASHBOARD.md), which
+ * imports it into a non-extractable key in the tab's memory. JSON:
+ *   {"kind": "coffer deployer key v1", "deployer_id", "org_id", "app_id",
+ *    "key": base64url seed, "public_key", "keeper_public_key"}
+ * Made exclusively with mode 0600, the text in secure memory; never
+ * overwrites a file.
+ */
+#define EXPORT_KIND "coffer deployer key v1"
+#define EXPORT_MAX 1024
+
+static enum coffer_err deployers_export(struct client *c, int argc, char **argv)
+{
+	struct cli_deployer d = { 0 };
+	char pk[DEPLOYER_PK_B64_SIZE], keeper[DEPLOYER_PK_B64_SIZE];
+	struct secret *text = NULL, *seed = NULL;
+	enum coffer_err rc = cli_deployer_load(&d);
+	(void)c;
+	(void)argc;
+
+	if (rc)
+		return rc;
+	rc = secret_new(EXPORT_MAX, &text);
+	if (!rc)
+		rc = secret_new(DEPLOYER_PK_B64_SIZE, &seed);
+	if (rc) {
+		cli_deployer_release(&d);
+		secret_free(text);
+		return client_error(rc, "out of memory");
+	}
+	/* libsodium's secret key is seed || public key */
+	sodium_bin2base64((char *)secret_bytes(seed), DEPLOYER_PK_B64_SIZE, secret_cbytes(d.sk), DEPLOYER_PK_LEN,
+			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_bin2base64(pk, sizeof(pk), d.pk, DEPLOYER_PK_LEN, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_bin2base64(keeper, sizeof(keeper), d.keeper_pk, DEPLOYER_PK_LEN, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	rc = fmt_into((char *)secret_bytes(text), EXPORT_MAX,
+		      "{\"kind\": \"" EXPORT_KIND "\", \"deployer_id\": \"%s\", \"org_id\": \"%s\", \"app_id\": \"%s\",\n"
+		      " \"key\": \"%s\", \"public_key\": \"%s\", \"keeper_public_key\": \"%s\"}\n",
+		      d.id, d.org_id, d.app_id, (const char *)secret_cbytes(seed), pk, keeper);
+	if (!rc)
+		rc = fs_write_atomic(argv[1], secret_cbytes(text), strlen((const char *)secret_cbytes(text)), 0600, 1);
+	if (rc == COFFER_ERR_CONFLICT)
+		client_error(rc, "'%s' exists: export writes a new file only", argv[1]);
+	else if (rc)
+		client_error(rc, "cannot write '%s': %s", argv[1], coffer_strerror(rc));
+	else
+		printf("Wrote deployer %s's key and the keeper's public key to %s (mode 0600): load it in the "
+		       "dashboard to set and unset secrets; keep it as private as the key itself\n",
+		       d.id, argv[1]);
+	secret_free(seed);
+	secret_free(text);
+	cli_deployer_release(&d);
+	return rc;
+}
+
 static const struct cli_cmd deployers_cmds[] = {
 	{ .name = "list", .alias = "ls", .usage = "deployers list [--ca FILE] [--json]", .run = deployers_list,
 	  .flags = CLI_JSON, .json_help = "print the keeper's list as JSON",
@@ -601,9 +657,14 @@ static const struct cli_cmd deployers_cmds[] = {
 		  "machine's secrets. A key may revoke itself; an admin of every app of the org\n"
 		  "may revoke any key of the org. Revoking twice is not an error.\n",
 	  .min_args = 1, .max_args = 1, .args_error = "expected one ID" },
+	{ .name = "export", .usage = "deployers export FILE", .run = deployers_export,
+	  .help = "Writes this CLI's deployer key, its id, org and app and the keeper's public key\n"
+		  "pinned at login into FILE (a new file, mode 0600), for the web dashboard, which\n"
+		  "seals and signs in the browser with it. Keep FILE as private as the key itself.\n",
+	  .min_args = 1, .max_args = 1, .args_error = "expected one FILE" },
 };
 static const struct cli_group deployers_group = CLI_GROUP("deployers", deployers_cmds);
-const struct cli_cmd cli_deployers = CLI_NOUN("deployers", &deployers_group, "list or revoke deployer keys");
+const struct cli_cmd cli_deployers = CLI_NOUN("deployers", &deployers_group, "list, revoke or export deployer keys");
 
 /* ---- coffer api enrol-deployer: the api's own deployer key (plaintext values, docs/API.md) ---- */
 

@@ -61,6 +61,7 @@ struct http_server {
 	void *ctx;      /* the handlers' */
 	void *hook_ctx; /* the gate's and done's */
 	const char *metrics_role; /* NULL: requests not counted */
+	const struct http_prefix_headers *prefix_headers; /* NULL: none */
 	uint16_t port;
 	int tls; /* serves HTTPS */
 	unsigned drain_ms;
@@ -351,6 +352,20 @@ static struct MHD_Response *reply_response(struct http_request *req)
 	return resp;
 }
 
+/* The server's prefix headers onto resp when req's path is under the prefix. */
+static enum coffer_err add_prefix_headers(const struct http_request *req, struct MHD_Response *resp)
+{
+	const struct http_prefix_headers *ph = req->server->prefix_headers;
+	size_t n = ph ? strlen(ph->prefix) : 0;
+	enum coffer_err rc = COFFER_OK;
+
+	if (!ph || !req->path || strncmp(req->path, ph->prefix, n) != 0 || (req->path[n] && req->path[n] != '/'))
+		return COFFER_OK;
+	for (size_t i = 0; i < ph->n && !rc; i++)
+		rc = from_mhd(MHD_add_response_header(resp, ph->headers[i][0], ph->headers[i][1]));
+	return rc;
+}
+
 /* Queues the reply set on req (or an internal error if there is none). */
 static enum MHD_Result send_reply(struct http_request *req)
 {
@@ -381,6 +396,8 @@ static enum MHD_Result send_reply(struct http_request *req)
 		rc = from_mhd(MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff"));
 	for (size_t i = 0; i < req->n_hdrs && !rc; i++)
 		rc = from_mhd(MHD_add_response_header(resp, req->hdr_name[i], req->hdr_value[i]));
+	if (!rc)
+		rc = add_prefix_headers(req, resp);
 	if (!rc)
 		rc = from_mhd(MHD_queue_response(req->conn, (unsigned)req->reply_status, resp));
 	MHD_destroy_response(resp);
@@ -1117,6 +1134,7 @@ enum coffer_err http_server_start(const struct http_server_config *cfg, const st
 	s->routes = routes;
 	s->n_routes = n_routes;
 	s->gate = cfg->gate;
+	s->prefix_headers = cfg->prefix_headers;
 	s->done = cfg->done;
 	s->ctx = ctx;
 	s->hook_ctx = cfg->hook_ctx ? cfg->hook_ctx : ctx;

@@ -125,6 +125,17 @@ typedef enum coffer_err (*http_gate_fn)(struct http_request *req, const struct h
 typedef void (*http_done_fn)(struct http_request *req, const struct http_route *route, int status,
 			     enum coffer_err code, void *ctx);
 
+/*
+ * Headers the owner adds to every answer whose path is `prefix` or under
+ * it ("/ui": /ui, /ui/x, /ui/a/b), the server's own 404, 405 and 413
+ * included (the dashboard's Content-Security-Policy, docs/DASHBOARD.md).
+ */
+struct http_prefix_headers {
+	const char *prefix;
+	const char *const (*headers)[2]; /* name, value */
+	size_t n;
+};
+
 struct http_server_config {
 	const char *listen;       /* "host:port" or "[v6]:port"; port 0 picks a free port */
 	http_gate_fn gate;        /* NULL only if no route has HTTP_ROUTE_AUTH */
@@ -142,6 +153,8 @@ struct http_server_config {
 	int plain_any_host;
 	/* Counts every request in metric_http_requests/_duration (metrics.h) under this role; NULL: not counted. */
 	const char *metrics_role;
+	/* Headers for the answers under one path prefix; NULL: none. */
+	const struct http_prefix_headers *prefix_headers;
 };
 
 /*

@@ -1,13 +1,18 @@
 #!/usr/bin/env bats
 # The web dashboard under /ui (docs/DASHBOARD.md), in a real browser:
 # Debian's headless Chromium driven through chromedriver's WebDriver
-# protocol with curl and jq. It signs in with the admin token, sets a
-# secret through the form (the org allows plaintext values, as in t0765),
-# watches the release finish, sees the digest and the audit entry, and
-# checks that no page, no API response the browser got, no browser storage
-# and no file of the browser's profile holds the value. A screenshot of
-# each page goes to $COFFER_TEST_ARTEFACTS (else $T, removed on success).
-# Also: the headers of every /ui answer (the CSP), without a browser.
+# protocol with curl and jq. It signs in with the admin token, loads the
+# deployer key file (`coffer deployers export`), sets a secret through the
+# form in an org that does NOT allow plaintext values (so only a value
+# sealed and a change signed in the browser can pass), watches the release
+# finish, sees the digest (the CLI's) and the audit entry naming the
+# deployer, and checks that no page, no API response the browser got, no
+# browser storage and no file of the browser's profile holds the value. No
+# key, a malformed key file and a key file of another keeper: a clear
+# message and nothing stored. A screenshot of each page goes to
+# $COFFER_TEST_ARTEFACTS (else $T, removed on success). Also: the headers
+# of every /ui answer (the CSP), 404 and 405 included, without a browser;
+# the crypto alone is tests/unit/test_seal.js (meson test seal).
 
 load helpers
 
@@ -36,14 +41,15 @@ teardown() {
 	run_stop
 }
 
-# headers_of PATH: the answer's status line and headers (lower-case names).
+# headers_of PATH [METHOD]: the answer's status line and headers (lower-case names).
 headers_of() {
-	curl -sS -o /dev/null -D - "$API_URL$1" | tr -d '\r' | sed 's/^[A-Za-z-]*:/\L&/'
+	curl -sS -o /dev/null -D - -X "${2:-GET}" "$API_URL$1" | tr -d '\r' | sed 's/^[A-Za-z-]*:/\L&/'
 }
 
-@test "every /ui answer carries the CSP and the other headers; an unknown file is 404" {
-	for p in /ui /ui/ /ui/index.html /ui/app.js /ui/style.css /ui/nope.js; do
-		h=$(headers_of "$p")
+@test "every /ui answer carries the CSP and the other headers, the server's 404 and 405 too" {
+	for p in /ui /ui/ /ui/index.html /ui/app.js /ui/seal.js /ui/style.css /ui/nope.js /ui/a/b /ui/%2e%2e/api.c \
+		"/ui POST" "/ui/app.js DELETE" "/ui/ FOO"; do
+		h=$(headers_of $p)
 		grep -qxF "content-security-policy: $CSP" <<<"$h" || { echo "$p: no CSP in: $h" >&2; return 1; }
 		grep -qx 'x-content-type-options: nosniff' <<<"$h"
 		grep -qx 'referrer-policy: no-referrer' <<<"$h"
@@ -53,11 +59,17 @@ headers_of() {
 	[[ "$(headers_of /ui)" == "HTTP/"*" 200"* ]]
 	grep -qx 'content-type: text/html; charset=utf-8' <<<"$(headers_of /ui/)"
 	grep -qx 'content-type: text/javascript; charset=utf-8' <<<"$(headers_of /ui/app.js)"
+	grep -qx 'content-type: text/javascript; charset=utf-8' <<<"$(headers_of /ui/seal.js)"
 	grep -qx 'content-type: text/css; charset=utf-8' <<<"$(headers_of /ui/style.css)"
 	# (a path outside the files, ../ included, is the server's own 404)
-	for p in /ui/nope.js /ui/..%2Fapi.c /ui/%2e%2e/api.c /ui/index.htm; do
+	for p in /ui/nope.js /ui/..%2Fapi.c /ui/%2e%2e/api.c /ui/index.htm /ui/a/b; do
 		[[ "$(headers_of "$p")" == "HTTP/"*" 404"* ]]
 	done
+	h=$(headers_of /ui POST)
+	[[ "$h" == "HTTP/"*" 405"* ]]
+	grep -qx 'allow: GET' <<<"$h"
+	# only /ui's answers: the API's own have no CSP (a prefix, not a substring)
+	run ! grep -qi '^content-security-policy' <<<"$(headers_of /v1/apps) $(headers_of /uix)"
 	# no inline script or style anywhere: the CSP would block them
 	run ! grep -qiE '<script>|<script [^>]*>[^<]|<style|\sstyle=|\son[a-z]+=' <(curl -sS "$API_URL/ui")
 	# the page needs no token; the API still does
@@ -165,6 +177,26 @@ set_through_form() {
 	click '#confirm-ok'
 }
 
+# outcome_final: the change's outcome is final (succeeded, failed or an error)
+outcome_final() {
+	[[ "$(js 'return document.getElementById("outcome").dataset.state')" =~ ^\"(succeeded|failed|error)\"$ ]]
+}
+
+# load_key FILE: chooses FILE in the deployer key's file input.
+load_key() {
+	type_in '#key-file' <<<"$1"
+}
+key_loaded() { [ "$(js 'return document.getElementById("key-status").dataset.loaded')" = '"true"' ]; }
+# set_disabled: the set button and every unset button are off
+set_disabled() {
+	[ "$(js 'return [document.getElementById("secret-set").disabled,
+		[...document.querySelectorAll("button[data-unset]")].every((b) => b.disabled)]')" = '[true,true]' ]
+}
+# no_dash_secret: the api stored nothing of DASH_SECRET
+no_dash_secret() {
+	[ "$(api_get /v1/apps/canary/secrets | jq '[.secrets[] | select(.name == "DASH_SECRET")] | length')" = 0 ]
+}
+
 @test "the dashboard in Chromium: sign in, set a secret, watch its release; the value stays out of the browser" {
 	if [ -z "$(command -v chromium)" ] || [ -z "$(command -v chromedriver)" ]; then
 		[ -z "${CI:-}" ] || { echo "CI needs chromium and chromium-driver (scripts/deps.sh)" >&2; return 1; }
@@ -175,6 +207,19 @@ set_through_form() {
 	deploy canary -- "$APPS_DIR/app.sh"
 	[ "$status" -eq 0 ]
 	wait_until 30 count_started canary 1
+	# the key file for the browser: the CLI's deployer key and the keeper key it pinned, 0600, never overwritten
+	run_logged "$COFFER" deployers export "$T/browser-key.json"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"Wrote deployer $(deployer_id)'s key"* ]]
+	[ "$(stat -c %a "$T/browser-key.json")" = 600 ]
+	jq -e --arg id "$(deployer_id)" --arg k "$(jq -r .keeper_public_key "$COFFER_CONFIG")" \
+		'.kind == "coffer deployer key v1" and .deployer_id == $id and .keeper_public_key == $k' "$T/browser-key.json"
+	run_logged "$COFFER" deployers export "$T/browser-key.json"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"browser-key.json' exists: export writes a new file only"* ]]
+	# a file that is not a key file; one whose keeper key is another (the deployer's own)
+	jq 'del(.key)' "$T/browser-key.json" >"$T/bad-key.json"
+	jq '.keeper_public_key = .public_key' "$T/browser-key.json" >"$T/other-keeper.json"
 	echo "# $SECONDS browser_start" >&3
 	browser_start
 
@@ -200,26 +245,46 @@ set_through_form() {
 	wait_until 20 visible '#secrets tr[data-name="CANARY_SECRET"]'
 	before=$(latest_release canary)
 	type_in '#secret-name' <<<DASH_SECRET
-	# the org does not allow plaintext values yet: the api's refusal, as it says it
+	# no key loaded: set and unset are off, and the page says why
+	has_text '#key-status' 'No deployer key loaded: set and unset are off (coffer deployers export FILE'
+	set_disabled
+	shot nokey
+	# a file that is not a key file: named, not loaded
+	load_key "$T/bad-key.json"
+	wait_until 10 has_text '#key-status' 'Not loaded: "key" in the key file is not 32 bytes of base64url.'
+	set_disabled
+	# a key file of another keeper: the app key does not check, nothing is sent
+	load_key "$T/other-keeper.json"
+	wait_until 10 key_loaded
 	set_through_form
-	wait_until 30 has_text '#outcome' 'Set DASH_SECRET failed (400)'
-	has_text '#outcome' "value of 'DASH_SECRET' is plaintext and this org does not allow plaintext values"
+	wait_until 30 has_text '#outcome' "Set DASH_SECRET failed: the app's public key is not signed by the keeper of your key file"
+	has_text '#outcome' 'nothing was sent'
 	shot refused
 	[ "$(latest_release canary)" = "$before" ]
-	echo "# $SECONDS enrol_api" >&3
-	enrol_api
+	no_dash_secret
+	# the org does not allow plaintext values: only the browser's sealed, signed change passes
+	load_key "$T/browser-key.json"
+	wait_until 10 has_text '#key-status' "Deployer key loaded: $(deployer_id) (org "
+	# a non-extractable key in this tab's memory: nothing in its storage
+	[ "$(js 'return [localStorage.length, sessionStorage.length]')" = '[0,1]' ]
 	set_through_form
 	echo "# $SECONDS confirmed" >&3
-	wait_until 90 has_text '#outcome' 'succeeded'
-	[ "$(js 'return document.getElementById("outcome").dataset.state')" = '"succeeded"' ]
+	# the release ends (a value the keeper cannot open fails it): then it must have succeeded
+	wait_until 90 outcome_final
+	[ "$(js 'return document.getElementById("outcome").dataset.state')" = '"succeeded"' ] ||
+		{ echo "the release did not succeed: $(text_of '#outcome')" >&2; return 1; }
 	release=$(latest_release canary)
 	[ "$release" -gt "$before" ]
 	has_text '#outcome' "Set DASH_SECRET: release v$release succeeded"
 	echo "# $SECONDS wait_until 30 machine_env_is canary DASH_SECRET" >&3
 	wait_until 30 machine_env_is canary DASH_SECRET "$VALUE"
-	# the new digest, as the api has it, on the page
-	digest=$(api_get /v1/apps/canary/secrets | jq -r '.secrets[] | select(.name == "DASH_SECRET") | .digest')
+	# the new digest, as the CLI lists it (the browser's keyed digest), on the page
+	digest=$("$COFFER" secrets list -a canary --json | jq -r '.[] | select(.name == "DASH_SECRET") | .digest')
 	[[ "$digest" =~ ^[0-9a-f]{32}$ ]]
+	# the same value set by the CLI is unchanged: the digests agree
+	run_logged cli secrets set -a canary DASH_SECRET=- <<<"$VALUE"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"Nothing changed: the secrets are already as given"* ]]
 	wait_until 20 has_text '#secrets tr[data-name="DASH_SECRET"] td.digest' "$digest"
 	has_text '#secrets tr[data-name="DASH_SECRET"]' deployed
 	no_value_in_page
@@ -237,12 +302,13 @@ set_through_form() {
 	wait_until 20 visible '#audit tr[data-action="secrets.set"]'
 	has_text '#audit tr[data-action="secrets.set"]' DASH_SECRET
 	has_text '#audit tr[data-action="secrets.set"]' "$digest"
+	has_text '#audit tr[data-action="secrets.set"]' "\"deployer\":\"$(deployer_id)\""
 	no_value_in_page
 	echo "# $SECONDS shot audit" >&3
 	shot audit
 
 	# a refusal is shown as the api says it: an unknown app's route is 404
-	# (an app limit), and a plaintext value of another org would be 400
+	# (an app limit)
 	wd POST /url "$(jq -cn --arg u "$API_URL/ui#/apps/nosuch/secrets" '{url: $u}')" >/dev/null
 	wait_until 20 has_text '#error' 'Error 404: app'
 	shot error
@@ -257,6 +323,10 @@ set_through_form() {
 	wait_until 20 visible '#apps tr[data-app="canary"]'
 	click '#apps tr[data-app="canary"] a'
 	wait_until 20 visible '#secrets tr[data-name="DASH_SECRET"]'
+	# signing out dropped the key: load it again
+	set_disabled
+	load_key "$T/browser-key.json"
+	wait_until 10 key_loaded
 	click '#secrets tr[data-name="DASH_SECRET"] button'
 	wait_until 10 visible '#confirm'
 	has_text '#confirm-text' 'Unset DASH_SECRET on canary?'
@@ -289,5 +359,5 @@ set_through_form() {
 	# the browser closed, nothing in its profile holds the value (the canary scan of $T covers it too)
 	browser_stop
 	run ! grep -rlaF -- "$CANARY" "$PROFILE"
-	ls "$SHOTS"/dashboard-{signin,apps,refused,secrets,releases,machines,audit,error,forbidden}.png
+	ls "$SHOTS"/dashboard-{signin,apps,nokey,refused,secrets,releases,machines,audit,error,forbidden}.png
 }

@@ -1,13 +1,16 @@
 // coffer's web dashboard (docs/DASHBOARD.md): plain JavaScript over the
 // JSON API of the same origin, with the user's bearer token. The token is
-// kept in sessionStorage (this tab, until it closes or signs out); a
-// secret's value lives only in its input until it is posted, and is never
-// shown, stored or logged. Everything is written with textContent.
+// kept in sessionStorage (this tab, until it closes or signs out); the
+// deployer key (coffer deployers export) only in this script's memory, as
+// a non-extractable CryptoKey. A secret's value lives only in its input
+// until seal.js seals it to the app's key; it is never sent, shown, stored
+// or logged. Everything is written with textContent.
 'use strict';
 
 const TOKEN_KEY = 'coffer.token';
 const $ = (id) => document.getElementById(id);
 let poll = null; // the timer of the view being watched
+let deployer = null; // CofferSeal.loadKeyFile's: the signing key and the keeper's key, this tab's memory only
 
 function token() { return sessionStorage.getItem(TOKEN_KEY); }
 
@@ -69,6 +72,18 @@ function outcome(state, text) {
   o.hidden = !text;
 }
 
+// The deployer key, loaded or not: set and unset need it (nothing is sent without it).
+function keyLoaded(dep, why) {
+  deployer = dep;
+  const s = $('key-status');
+  s.dataset.loaded = dep ? 'true' : 'false';
+  s.className = dep ? 'ok' : 'bad';
+  s.textContent = dep ? 'Deployer key loaded: ' + dep.id + ' (org ' + dep.org_id + ', app ' + dep.app_id + ').'
+    : (why ? why + ' ' : '') + 'No deployer key loaded: set and unset are off (coffer deployers export FILE, then choose FILE).';
+  $('secret-set').disabled = !dep;
+  for (const b of document.querySelectorAll('button[data-unset]')) b.disabled = !dep;
+}
+
 function show(view) {
   for (const v of document.querySelectorAll('.view')) v.hidden = v.id !== 'view-' + view;
   $('signout').hidden = view === 'signin';
@@ -77,6 +92,7 @@ function show(view) {
 
 function signOut(why) {
   sessionStorage.removeItem(TOKEN_KEY);
+  keyLoaded(null, '');
   $('who').textContent = why || '';
   location.hash = '#/signin';
 }
@@ -100,6 +116,7 @@ async function tabSecrets(app) {
     const unset = el('button', 'Unset');
     unset.type = 'button';
     unset.dataset.unset = s.name;
+    unset.disabled = !deployer;
     unset.addEventListener('click', () => change(app, s.name, null));
     return row([s.name, el('td', s.digest, 'digest'), el('td', s.status, 'status-' + s.status), when(s.updated_at), unset],
                { name: s.name, digest: s.digest });
@@ -184,20 +201,36 @@ function confirmDialog(text) {
   });
 }
 
+const SIGN_TRIES = 4; // as the CLI (sign.h): another change won the race, read and sign again
+
 // change(app, name, value): sets (value a string) or unsets (null) one
-// secret after a confirmation, then follows the release it makes.
+// secret after a confirmation, sealed and signed here (seal.js), then
+// follows the release it makes.
 async function change(app, name, value) {
   const what = value === null ? 'Unset ' + name : 'Set ' + name;
+  if (!deployer) {
+    outcome('error', what + ': no deployer key loaded, nothing was sent.');
+    return;
+  }
   const ok = await confirmDialog(what + ' on ' + decodeURIComponent(app) +
     '? The change rolls out at once: a new release restarts the app\'s machines.');
   if (!ok) { outcome('', ''); return; }
   showError(null);
-  outcome('pending', what + ': sending…');
+  outcome('pending', what + ': sealing and signing…');
   let doc;
   try {
-    doc = await api('POST', '/v1/apps/' + app + '/secrets', { secrets: { [name]: value }, stage: false });
+    for (let attempt = 1; ; attempt++) {
+      const st = await api('GET', '/v1/apps/' + app + '/secrets/sealing');
+      const body = await CofferSeal.changeBody(st, deployer, { [name]: value }, false);
+      try {
+        doc = await api('POST', '/v1/apps/' + app + '/secrets', body);
+        break;
+      } catch (e) {
+        if (!(e.status === 409 && /changed meanwhile/.test(e.message)) || attempt === SIGN_TRIES) throw e;
+      }
+    }
   } catch (e) {
-    outcome('error', what + ' failed (' + e.status + '): ' + e.message);
+    outcome('error', what + ' failed' + (e.status ? ' (' + e.status + ')' : '') + ': ' + e.message);
     return;
   } finally {
     value = null;
@@ -270,6 +303,19 @@ document.addEventListener('DOMContentLoaded', () => {
     }
   });
   $('signout').addEventListener('click', () => signOut('signed out'));
+  keyLoaded(null, '');
+  $('key-file').addEventListener('change', async () => {
+    const input = $('key-file');
+    const file = input.files[0];
+    input.value = '';
+    if (!file) return;
+    if (file.size > 4096) { keyLoaded(null, 'Not loaded: ' + file.name + ' is larger than a key file (4 KiB).'); return; }
+    try {
+      keyLoaded(await CofferSeal.loadKeyFile(await file.text()), '');
+    } catch (e) {
+      keyLoaded(null, 'Not loaded: ' + e.message + '.');
+    }
+  });
   $('set-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const input = $('secret-value');
