@@ -750,8 +750,13 @@ out:
 
 static json_t *kms_key_json(const struct store_kms_key *k)
 {
-	json_t *j = json_pack("{s:s,s:s,s:I,s:I}", "name", k->name, "type", k->type, "version",
-			      (json_int_t)k->version, "created_at", (json_int_t)k->created_at);
+	char made[32];
+	struct tm tm;
+	time_t t = (time_t)(k->created_at / 1000);
+	if (!gmtime_r(&t, &tm) || strftime(made, sizeof(made), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		return NULL;
+	json_t *j = json_pack("{s:s,s:s,s:I,s:s}", "name", k->name, "type", k->type, "version",
+			      (json_int_t)k->version, "created_at", made);
 	if (j && k->public_key_len && reply_b64url(j, "public_key", k->public_key, k->public_key_len)) {
 		json_decref(j);
 		j = NULL;

@@ -43,6 +43,18 @@
 #define KMS_ENVELOPE_MAX (KMS_VERSION_LEN + KMS_NONCE_LEN + KMS_DATA_MAX + KMS_TAG_LEN)
 #define KMS_NAME_MAX 64 /* a key's name: [A-Za-z0-9_.-], 1 to 64 bytes */
 #define KMS_AAD_MAX 256
+/*
+ * The machine's side (docs/RUNPATH.md "KMS socket"): the agent serves a
+ * Unix socket whose path is in the machine's environment as KMS_SOCKET_ENV;
+ * one request per connection, one JSON line each way:
+ *   -> {"op": "sign"|"verify"|"encrypt"|"decrypt", "key": NAME,
+ *       "data": base64url, "signature": base64url (verify)}\n
+ *   <- the keeper's answer ({"key","version","signature"|"ciphertext"|
+ *      "data"|"valid"}) or {"error":{"code","message"}}\n
+ * A line longer than KMS_LINE_MAX is refused.
+ */
+#define KMS_SOCKET_ENV "COFFER_KMS_SOCKET"
+#define KMS_LINE_MAX ((size_t)192 << 10)
 
 enum kms_type { KMS_HMAC_SHA256, KMS_AEAD, KMS_ED25519 };
 
