@@ -151,6 +151,13 @@ static void test_aead(void **state)
 	env.ptr[KMS_VERSION_LEN] ^= 1; /* the nonce */
 	assert_int_equal(kms_decrypt(k, &aad, env.ptr, env.len, &pt), COFFER_ERR_CRYPTO);
 	assert_null(pt);
+	/* empty data: a ciphertext of nonce and tag only, which opens to nothing */
+	assert_int_equal(kms_encrypt(k, 1, &aad, "", 0, &env), COFFER_OK);
+	assert_int_equal(env.len, KMS_VERSION_LEN + KMS_NONCE_LEN + KMS_TAG_LEN);
+	assert_int_equal(kms_decrypt(k, &aad, env.ptr, env.len, &pt), COFFER_OK);
+	assert_int_equal(secret_len(pt), 0);
+	secret_free(pt);
+	pt = NULL;
 	/* two encryptions differ (a random nonce each) */
 	struct buf env2;
 	buf_init(&env2, OUT_MAX);
