@@ -44,6 +44,7 @@ struct agent_kms {
 	pid_t pid;           /* the machine's session; 0: nobody */
 	pthread_t thread;
 	int started;
+	struct http_client *conn; /* the thread's kept connection to the keeper */
 };
 
 /* The machine's user: the agent's own, or MACHINE_USER_DEFAULT's when the agent is root (machine.h). */
@@ -183,8 +184,9 @@ static void serve(struct agent_kms *k, int fd)
 		reply_error(fd, COFFER_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	rc = agent_signed_call_ex(k->id, k->keeper_url, "POST", path, body, AGENT_HTTP_TIMEOUT_MS, KMS_LINE_MAX, &ans,
-				  msg, sizeof(msg));
+	/* kept: a machine that signs often pays for one TLS handshake, not one a request */
+	rc = agent_signed_call_kept(k->id, k->keeper_url, "POST", path, body, AGENT_HTTP_TIMEOUT_MS, KMS_LINE_MAX,
+				    &k->conn, &ans, msg, sizeof(msg));
 	if (rc) {
 		log_info("kms.refused", LF_S("machine", k->machine), LF_S("op", op), LF_S("key", name),
 			 LF_S("error", coffer_err_name(rc)), LF_S("message", msg));
@@ -320,6 +322,7 @@ void agent_kms_close(struct agent_kms *k)
 		if (rmdir(k->dir) != 0 && errno != ENOENT)
 			log_warn("kms.cleanup_failed", LF_S("path", k->dir), LF_S("error", strerror(errno)));
 	}
+	http_client_free(k->conn);
 	if (k->stop_pipe[0] >= 0)
 		close(k->stop_pipe[0]);
 	if (k->stop_pipe[1] >= 0)
