@@ -989,6 +989,9 @@ static enum coffer_err h_kms_op(struct http_request *req, void *ctx)
 	store_pool_release(k->pool, s, rc ? rc : arc);
 	if (!rc && arc)
 		rc = arc; /* a use that cannot be audited is not answered */
+	/* only the four ops name a series: the route's :op is the caller's */
+	int known = !strcmp(op, "sign") || !strcmp(op, "verify") || !strcmp(op, "encrypt") || !strcmp(op, "decrypt");
+	metrics_counter_add(&metric_keeper_kms_ops, 1, known ? op : "other", !rc ? "ok" : why ? "refused" : "error");
 	log_info(rc ? "kms_refused" : "kms_used", LF_S("host_id", c->host.id), LF_S("machine_id", machine),
 		 LF_S("key", name), LF_S("op", op), LF_S("reason", rc ? (why ? why : coffer_err_name(rc)) : NULL));
 	if (rc) {
@@ -1048,7 +1051,7 @@ static const struct http_route routes[] = {
 /* ---- readiness (metrics_server.h) ---- */
 
 static struct metric *const keeper_metrics[] = { &metric_http_requests, &metric_http_duration,
-						 &metric_store_duration, &metric_keeper_opens };
+						 &metric_store_duration, &metric_keeper_opens, &metric_keeper_kms_ops };
 
 /* Ready: the store answers through the pool. */
 static int keeper_ready(void *ctx, struct buf *report)
