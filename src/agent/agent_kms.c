@@ -120,6 +120,7 @@ static int peer_admitted(struct agent_kms *k, int fd)
 	pthread_mutex_lock(&k->mu);
 	pid_t session = k->pid;
 	pthread_mutex_unlock(&k->mu);
+	memset(&cred, 0, sizeof(cred));
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof(cred))
 		why = "no peer credentials";
 	else if (session <= 0)
@@ -131,7 +132,7 @@ static int peer_admitted(struct agent_kms *k, int fd)
 	if (!why)
 		return 1;
 	log_warn("kms.peer_refused", LF_S("machine", k->machine), LF_S("reason", why),
-		 LF_I("peer_pid", why[0] == 'n' && why[1] == 'o' ? 0 : cred.pid));
+		 LF_I("peer_pid", cred.pid), LF_I("peer_uid", cred.uid));
 	return 0;
 }
 
