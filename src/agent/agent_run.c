@@ -28,6 +28,7 @@
 #include <sodium.h>
 
 #include "agent.h"
+#include "agent_kms.h"
 #include "agent_record.h"
 #include "boottoken.h"
 #include "buf.h"
@@ -237,7 +238,8 @@ typedef void (*before_start_fn)(void *ctx);
 
 static enum coffer_err boot_sealed(const struct agent_identity *id, const char *state_dir, const json_t *m,
 				   const char *jti, const void *sealed, size_t sealed_len, before_start_fn before_start,
-				   void *ctx, struct machine **out, size_t *n_secrets, struct machine_error *err)
+				   void *ctx, const char *kms_socket, struct machine **out, size_t *n_secrets,
+				   struct machine_error *err)
 {
 	char work[AGENT_PATH_MAX], logs[AGENT_PATH_MAX];
 	struct delivery_list list;
@@ -317,6 +319,7 @@ static enum coffer_err boot_sealed(const struct agent_identity *id, const char *
 		.work_dir = work,
 		.log_dir = logs,
 		.user = NULL,
+		.kms_socket = kms_socket,
 	};
 	if (before_start)
 		before_start(ctx);
@@ -343,7 +346,7 @@ enum coffer_err agent_boot_sealed(const struct agent_identity *id, const char *s
 				  const char *jti, const void *sealed, size_t sealed_len, struct machine **out,
 				  size_t *n_secrets, struct machine_error *err)
 {
-	return boot_sealed(id, state_dir, m, jti, sealed, sealed_len, NULL, NULL, out, n_secrets, err);
+	return boot_sealed(id, state_dir, m, jti, sealed, sealed_len, NULL, NULL, NULL, out, n_secrets, err);
 }
 
 /* ---- shared between the runner and the poll thread ---- */
@@ -514,6 +517,8 @@ struct local {
 	int64_t release;    /* the release it runs, or last tried to start */
 	int64_t grace_ms;
 	struct machine *m;  /* NULL when not running */
+	struct agent_kms *kms; /* its KMS socket while it runs (agent_kms.h), or NULL */
+	int swapping;       /* boot is replacing its process: the socket stays for the new one */
 	int64_t started_at; /* unix ms */
 	int64_t up_since;   /* monotonic ms */
 	unsigned restarts;
@@ -939,6 +944,12 @@ static void machine_gone(struct agent_runner *r, struct local *l)
 {
 	machine_free(l->m);
 	l->m = NULL;
+	if (l->swapping && l->kms) {
+		agent_kms_set_pid(l->kms, 0); /* nobody until the new process runs */
+	} else {
+		agent_kms_close(l->kms); /* the socket goes with the machine */
+		l->kms = NULL;
+	}
 	agent_record_remove(r->state_dir, l->id);
 }
 
@@ -1015,8 +1026,16 @@ static void boot(struct agent_runner *r, struct local *l, const json_t *m, const
 		goto out;
 	}
 	struct swap_ctx sw = { r, l, a, open_us };
-	rc = boot_sealed(r->id, r->state_dir, m, jti, sealed.ptr, sealed.len, swap ? swap_out : NULL, &sw, &l->m,
-			 &n_secrets, &err);
+	if (!l->kms && agent_kms_open(r->id, r->keeper_url, r->state_dir, l->id, &l->kms))
+		l->kms = NULL; /* logged: the machine runs without a KMS socket */
+	l->swapping = swap;
+	rc = boot_sealed(r->id, r->state_dir, m, jti, sealed.ptr, sealed.len, swap ? swap_out : NULL, &sw,
+			 l->kms ? agent_kms_path(l->kms) : NULL, &l->m, &n_secrets, &err);
+	l->swapping = 0;
+	if (rc && !l->m) {
+		agent_kms_close(l->kms);
+		l->kms = NULL;
+	}
 	int64_t boot_us = mono_us() - t0;
 	if (rc) {
 		/* a delivery that did not open (another config) left the old process running, if any */
@@ -1038,6 +1057,8 @@ static void boot(struct agent_runner *r, struct local *l, const json_t *m, const
 		schedule_retry(l, monotime_ms());
 		goto out;
 	}
+	if (l->kms)
+		agent_kms_set_pid(l->kms, machine_pid(l->m));
 	log_info("machine.started", LF_S("machine", l->id), LF_I("release", l->release), LF_I("secrets", n_secrets),
 		 LF_I("boot_us", boot_us), LF_I("open_us", open_us), LF_I("pid", machine_pid(l->m)),
 		 LF_I("restarts", l->restarts));
@@ -1162,6 +1183,7 @@ static void local_free(struct local *l)
 {
 	if (!l)
 		return;
+	agent_kms_close(l->kms);
 	machine_free(l->m);
 	free(l);
 }
@@ -1361,6 +1383,9 @@ static void adopt_one(struct agent_runner *r, const char *id)
 		return;
 	}
 	l->m = m;
+	/* its environment names the socket's path: the same path, served again */
+	if (agent_kms_open(r->id, r->keeper_url, r->state_dir, id, &l->kms) == COFFER_OK)
+		agent_kms_set_pid(l->kms, machine_pid(m));
 	l->release = rec.release;
 	l->grace_ms = rec.grace_ms;
 	l->started_at = rec.started_at;

@@ -262,6 +262,8 @@ enum coffer_err deliver_prepare(struct deliver_run *run, const struct machine_sp
 		rc = env_set_text(&env, "COFFER_MACHINE_ID", spec->machine_id);
 	if (!rc)
 		rc = env_set_text(&env, "COFFER_RELEASE_VERSION", version);
+	if (!rc && spec->kms_socket)
+		rc = env_set_text(&env, "COFFER_KMS_SOCKET", spec->kms_socket);
 	if (!rc)
 		rc = env_block(&env, run, err);
 	/* the items point into the caller's secrets; wipe the pointers and lengths anyway */

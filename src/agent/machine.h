@@ -33,7 +33,8 @@
  *       3. the app's secrets that go to the environment (every secret that
  *          no delivery names, and those an "env" delivery names): a secret wins
  *          over an --env of the same name;
- *       4. COFFER_APP_NAME, COFFER_MACHINE_ID, COFFER_RELEASE_VERSION.
+ *       4. COFFER_APP_NAME, COFFER_MACHINE_ID, COFFER_RELEASE_VERSION, and
+ *          COFFER_KMS_SOCKET when spec->kms_socket is set (agent_kms.h).
  *     Names that start with COFFER_ are reserved: any in layers 2 and 3 is
  *     dropped, so the COFFER_ names a machine sees are always coffer's own;
  *   - when the agent runs as root (effective uid 0), runs as spec->user
@@ -174,6 +175,7 @@ struct machine_spec {
 	size_t log_cap;                    /* 0: MACHINE_LOG_CAP_DEFAULT */
 	unsigned log_files;                /* 0: MACHINE_LOG_FILES_DEFAULT */
 	const char *user;                  /* NULL: see the top of this file */
+	const char *kms_socket;            /* COFFER_KMS_SOCKET, or NULL: none */
 };
 
 /* Why a start failed: "cannot run \"web\": No such file or directory". Never a value. */

@@ -342,6 +342,11 @@ enum coffer_err h_apps_scale(struct http_request *req, void *ctx);
 enum coffer_err h_apps_status(struct http_request *req, void *ctx);
 enum coffer_err h_machines_list(struct http_request *req, void *ctx);
 enum coffer_err h_machines_destroy(struct http_request *req, void *ctx);
+/* h_kms.c: an app's KMS keys, forwarded to the keeper */
+enum coffer_err h_kms_gen(struct http_request *req, void *ctx);
+enum coffer_err h_kms_list(struct http_request *req, void *ctx);
+enum coffer_err h_kms_rotate(struct http_request *req, void *ctx);
+enum coffer_err h_kms_rm(struct http_request *req, void *ctx);
 /* h_agent.c: agents' routes, host-signed */
 enum coffer_err h_agent_assignments(struct http_request *req, void *ctx);
 enum coffer_err h_agent_boot_token(struct http_request *req, void *ctx);
@@ -389,6 +394,12 @@ COFFER_MUST_CHECK enum coffer_err keeper_client_create_app_key(const struct api 
  */
 COFFER_MUST_CHECK enum coffer_err keeper_client_audit_anchor(const struct api *api, struct anchor_head *head,
 							     char *problem, size_t problem_size);
+/*
+ * POST /v1/kms/keys with body (the keeper's KMS key routes): *answer is the
+ * keeper's answer; its error's code and message (msg) otherwise.
+ */
+COFFER_MUST_CHECK enum coffer_err keeper_client_kms_keys(const struct api *api, const json_t *body, json_t **answer,
+							 char *msg, size_t msg_size);
 /* The api's anchor_poker callback: keeper_client_audit_anchor, its result only logged. ctx is the api. */
 void keeper_client_anchor_quietly(void *ctx);
 

@@ -135,3 +135,20 @@ void keeper_client_anchor_quietly(void *ctx)
 	if (keeper_client_audit_anchor(ctx, &head, problem, sizeof(problem)) == COFFER_OK && problem[0])
 		log_error("audit_chain_broken", LF_S("where", "keeper"), LF_S("problem", problem));
 }
+
+enum coffer_err keeper_client_kms_keys(const struct api *api, const json_t *body, json_t **answer, char *msg,
+				       size_t msg_size)
+{
+	struct http_client *c = NULL;
+	enum coffer_err rc = http_client_new(api->keeper_url, API_KEEPER_TIMEOUT_MS, &c);
+	if (!rc)
+		rc = http_client_set_token(c, api->keeper_credential);
+	if (!rc)
+		rc = http_client_call_json(c, "POST", "/v1/kms/keys", body, API_KEEPER_RESPONSE_MAX, answer, msg,
+					   msg_size);
+	if (rc && rc != COFFER_ERR_NOT_FOUND && rc != COFFER_ERR_CONFLICT && rc != COFFER_ERR_INVALID)
+		log_error("keeper_call_failed", LF_S("call", "kms.keys"), LF_S("error", coffer_err_name(rc)),
+			  LF_S("message", msg), LF_S("keeper_request_id", c ? http_client_last_request_id(c) : ""));
+	http_client_free(c);
+	return rc;
+}

@@ -87,5 +87,7 @@ void cli_usage_text(const struct cli_cmd *cmd, char *out, size_t size);
 extern const struct cli_cmd cli_apps, cli_audit, cli_deploy, cli_hosts, cli_machines, cli_releases, cli_scale,
 	cli_secrets, cli_status, cli_tokens;
 extern const struct cli_cmd cli_deployers, cli_login; /* cmd_login.c */
+extern const struct cli_cmd cli_kms;                 /* cmd_kms.c */
+extern const struct cli_group cli_keys_group;        /* cmd_kms.c: `secrets keys` */
 
 #endif

@@ -701,6 +701,9 @@ static const struct cli_cmd secrets_cmds[] = {
 	  .help = "Deploys the staged secrets of an app (see --stage of set, unset, import):\n"
 		  "a release with the current command and the staged secrets, which replaces\n"
 		  "the app's machines one at a time; this waits for it unless --detach.\n" },
+	{ .name = "keys", .group = &cli_keys_group,
+	  .usage = "secrets keys gen|list|rotate|rm [-a APP] [--type hmac-sha256|aead|ed25519] [NAME] [--json] [--yes]",
+	  .help = "An app's KMS keys: see 'coffer secrets keys --help'.\n" },
 };
 static const struct cli_group secrets_group = CLI_GROUP("secrets", secrets_cmds);
 const struct cli_cmd cli_secrets =

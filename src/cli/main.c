@@ -71,7 +71,7 @@ static const struct cli_cmd version_cmd = {
 /* Every command, in the order `coffer help` lists them. */
 static const struct cli_cmd *const commands[] = {
 	&agent_cmd, &api_cmd,	   &cli_apps,	 &cli_audit,	&cli_deploy,  &cli_deployers, &dev_cmd,	    &help_cmd,	 &cli_hosts,
-	&keeper_cmd, &cli_login, &cli_machines, &cli_releases, &cli_scale, &cli_secrets, &cli_status, &cli_tokens, &tls_cmd, &version_cmd,
+	&keeper_cmd, &cli_kms, &cli_login, &cli_machines, &cli_releases, &cli_scale, &cli_secrets, &cli_status, &cli_tokens, &tls_cmd, &version_cmd,
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

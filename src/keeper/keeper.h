@@ -148,6 +148,7 @@ struct keeper_keys {
 	struct secret *deployer_token;         /* deployer token MAC key, KEEPER_LABEL_DEPLOYER_TOKEN */
 	struct secret *deployer_registry;      /* deployer registry MAC key, KEEPER_LABEL_DEPLOYER_REGISTRY */
 	struct secret *digest;                 /* the service digest key (vault_digest_key): values' digests at open */
+	struct secret *kms_wrap;               /* keywrap subkey of KMS keys, KDF_LABEL_KMS_KEY_WRAP (kms.h) */
 	/*
 	 * Not a key: the keeper-local revocation file (KEEPER_DEPLOYERS_REVOKED_FILE
 	 * in the state folder), set by keeper_start from keeper_config; "" (tests,
@@ -528,5 +529,56 @@ const struct keeper_keys *keeper_get_keys(const struct keeper *k);
 struct store_pool *keeper_store_pool(const struct keeper *k);
 /* Stops the server gracefully, closes the store, wipes the keys, frees k. NULL is allowed. */
 void keeper_stop(struct keeper *k);
+
+/* ---- app KMS keys (keeper_kms.c; docs/CRYPTO.md "App KMS keys") ---- */
+
+#define KEEPER_KMS_KEYS_BODY_MAX ((size_t)4 << 10)
+#define KEEPER_KMS_OP_BODY_MAX ((size_t)96 << 10) /* base64url of KMS_ENVELOPE_MAX and of the data, and names */
+#define KEEPER_KMS_ACTION "kms.use"               /* the audit action of a machine's use of a key */
+#define KEEPER_KMS_AUDIT_WINDOW_S 60              /* an ok use is audited once per machine, key and op per window */
+
+/*
+ * Makes version 1 of the app's key `name` (gen), or the next version of
+ * an existing one (rotate: type NULL, the key's own): KMS_KEY_LEN random
+ * bytes wrapped under keys->kms_wrap with kms_wrap_aad, stored and sealed.
+ * *out is the stored row. COFFER_ERR_CONFLICT: gen of a name that exists;
+ * COFFER_ERR_NOT_FOUND: an unknown app, or rotate of a key that does not
+ * exist.
+ */
+COFFER_MUST_CHECK enum coffer_err keeper_kms_make(const struct keeper_keys *keys, struct store *s, const char *app_id,
+						  const char *name, const char *type, struct store_kms_key *out);
+
+/*
+ * The machine's grant to use its app's KMS keys, checked on the store now
+ * (keeper_open.c): the machine exists, is on host, is not destroyed, and
+ * its release (the one it runs, else the one it is to run) is signed, with
+ * the secrets version it names, by a live deployer of its app, as an open
+ * checks it. *app (STORE_ID_SIZE) is the machine's app; *why on a refusal.
+ */
+COFFER_MUST_CHECK enum coffer_err keeper_kms_grant(const struct keeper_keys *keys, struct store *s,
+						   const struct store_host *host, const char *machine_id,
+						   char app[STORE_ID_SIZE], const char **why);
+
+/* One machine's request: POST /v1/kms/<op>. */
+struct keeper_kms_request {
+	const char *op;   /* sign, verify, encrypt, decrypt */
+	const char *name; /* the key */
+	const void *data; /* the data (sign, verify, encrypt) or the envelope (decrypt) */
+	size_t len;
+	const void *sig; /* verify: the signature envelope */
+	size_t sig_len;
+};
+
+/*
+ * Runs req with the app's key: sign and encrypt with its newest version,
+ * verify and decrypt with the version the envelope names. *out gets the
+ * envelope (sign, encrypt), the plaintext (decrypt) or nothing (verify);
+ * *valid the outcome of verify. COFFER_ERR_NOT_FOUND: no such key (or
+ * version); COFFER_ERR_INVALID: an op the key's type does not do;
+ * COFFER_ERR_CRYPTO: a ciphertext that does not open or a row that fails.
+ */
+COFFER_MUST_CHECK enum coffer_err keeper_kms_run(const struct keeper_keys *keys, struct store *s, const char *app_id,
+						 const struct keeper_kms_request *req, struct buf *out, int *valid,
+						 uint64_t *version, const char **why);
 
 #endif

@@ -226,6 +226,8 @@ enum coffer_err keeper_keys_derive(const struct secret *master, struct keeper_ke
 				&k.deployer_registry);
 	if (!rc)
 		rc = vault_digest_key(master, &k.digest);
+	if (!rc)
+		rc = keywrap_derive(master, KDF_LABEL_KMS_KEY_WRAP, &k.kms_wrap);
 	if (rc) {
 		keeper_keys_release(&k);
 		return rc;
@@ -247,6 +249,7 @@ void keeper_keys_release(struct keeper_keys *k)
 	secret_free(k->deployer_token);
 	secret_free(k->deployer_registry);
 	secret_free(k->digest);
+	secret_free(k->kms_wrap);
 	sodium_memzero(k, sizeof(*k));
 }
 

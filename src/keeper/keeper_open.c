@@ -721,3 +721,88 @@ enum coffer_err keeper_open(const struct keeper_keys *keys, struct store *s, con
 	store_release_clear(&st.release);
 	return rc;
 }
+
+enum coffer_err keeper_kms_grant(const struct keeper_keys *keys, struct store *s, const struct store_host *host,
+				 const char *machine_id, char app[STORE_ID_SIZE], const char **why)
+{
+	struct open_state st;
+	struct store_machine m;
+	enum coffer_err rc;
+
+	memset(&st, 0, sizeof(st));
+	st.host = host;
+	*why = NULL;
+	rc = store_machine_get(s, machine_id, &m);
+	if (rc == COFFER_ERR_NOT_FOUND || rc == COFFER_ERR_INVALID) {
+		*why = "unknown machine";
+		rc = COFFER_ERR_NOT_FOUND;
+		goto out;
+	}
+	if (rc == COFFER_ERR_TAMPERED)
+		*why = "machine row failed authentication (tampered)";
+	if (rc)
+		goto out;
+	if (strcmp(m.host_id, host->id) != 0) {
+		*why = "machine is not on this host";
+		rc = COFFER_ERR_FORBIDDEN;
+		goto out;
+	}
+	if (strcmp(m.state, "destroyed") == 0) {
+		*why = "machine is destroyed";
+		rc = COFFER_ERR_CONFLICT;
+		goto out;
+	}
+	/* The checks of an open from here, with the machine's row where an open has its token's claims. */
+	if (str_copy(st.claims.app, sizeof(st.claims.app), m.app_id) ||
+	    str_copy(st.claims.machine, sizeof(st.claims.machine), m.id) ||
+	    str_copy(st.claims.host, sizeof(st.claims.host), host->id)) {
+		rc = COFFER_ERR_INTERNAL;
+		goto out;
+	}
+	st.have_claims = 1;
+	st.claims.release = m.running_release ? m.running_release : m.desired_release;
+	rc = store_app_get(s, m.app_id, &st.app);
+	if (rc == COFFER_ERR_TAMPERED)
+		*why = "app row failed authentication (tampered)";
+	if (rc == COFFER_ERR_NOT_FOUND)
+		*why = "unknown app";
+	if (rc)
+		goto out;
+	st.have_app = 1;
+	rc = store_release_get(s, m.app_id, st.claims.release, &st.release);
+	if (rc == COFFER_ERR_NOT_FOUND || rc == COFFER_ERR_INVALID) {
+		*why = "unknown release";
+		rc = COFFER_ERR_NOT_FOUND;
+	}
+	if (rc == COFFER_ERR_TAMPERED)
+		*why = "release row failed authentication (tampered)";
+	if (rc)
+		goto out;
+	st.have_release = 1;
+	st.claims.secrets_version = st.release.secrets_version;
+	if (st.claims.secrets_version != 0) {
+		rc = store_secrets_get(s, m.app_id, st.claims.secrets_version, &st.list);
+		if (rc == COFFER_ERR_NOT_FOUND)
+			*why = "unknown secrets version";
+		if (rc == COFFER_ERR_TAMPERED)
+			*why = "secrets version row failed authentication (tampered)";
+		if (rc)
+			goto out;
+		st.have_list = 1;
+		if (st.list.version != st.claims.secrets_version) {
+			*why = "secret failed verification";
+			rc = COFFER_ERR_CRYPTO;
+			goto out;
+		}
+		rc = check_manifest(&st, why);
+		if (rc)
+			goto out;
+	}
+	rc = check_signatures(keys, s, &st, why);
+	if (!rc)
+		memcpy(app, m.app_id, STORE_ID_SIZE);
+out:
+	store_secret_list_release(&st.list);
+	store_release_clear(&st.release);
+	return rc;
+}

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <pthread.h>
 #include <time.h>
 
 #include <sodium.h>
@@ -21,6 +22,7 @@
 #include "http_server.h"
 #include "json.h"
 #include "keeper.h"
+#include "kms.h"
 #include "log.h"
 #include "metrics_server.h"
 #include "parse.h"
@@ -34,6 +36,22 @@
 #define MESSAGE_MAX 512
 #define B64_SLACK 8
 
+#define KMS_SEEN_SLOTS 256
+#define KMS_SEEN_KEY_MAX (STORE_ID_SIZE + KMS_NAME_MAX + 16)
+
+/*
+ * The ok uses of KMS keys audited lately: one slot per hash of (machine,
+ * key, op), holding which one it is and the window it was audited in. A
+ * collision only audits once more than needed.
+ */
+struct kms_seen {
+	pthread_mutex_t mu;
+	struct {
+		char key[KMS_SEEN_KEY_MAX];
+		int64_t window;
+	} slot[KMS_SEEN_SLOTS];
+};
+
 struct keeper {
 	struct keeper_keys keys;
 	struct store_pool *pool;
@@ -42,6 +60,7 @@ struct keeper {
 	struct http_phases phases;      /* the gate and the audit: keeper_phase_ops over this keeper */
 	struct keeper_anchor *anchor;   /* the audit anchor (keeper_audit.c), poked after each append */
 	struct metrics_server *metrics; /* NULL without --metrics-listen */
+	struct kms_seen kms_seen;       /* when each (machine, key, op) last had an ok use audited */
 };
 
 static int64_t now_s(void)
@@ -727,6 +746,280 @@ out:
 	return rc;
 }
 
+/* ---- app KMS keys (keeper_kms.c) ---- */
+
+static json_t *kms_key_json(const struct store_kms_key *k)
+{
+	char made[32];
+	struct tm tm;
+	time_t t = (time_t)(k->created_at / 1000);
+	if (!gmtime_r(&t, &tm) || strftime(made, sizeof(made), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		return NULL;
+	json_t *j = json_pack("{s:s,s:s,s:I,s:s}", "name", k->name, "type", k->type, "version",
+			      (json_int_t)k->version, "created_at", made);
+	if (j && k->public_key_len && reply_b64url(j, "public_key", k->public_key, k->public_key_len)) {
+		json_decref(j);
+		j = NULL;
+	}
+	return j;
+}
+
+/*
+ * POST /v1/kms/keys, the api credential: {"op": "gen"|"rotate"|"rm"|"list",
+ * "app_id", "name", "type"}. gen and rotate answer the new version (201),
+ * rm {"name","removed":true}, list {"keys":[...]} (every version).
+ */
+static enum coffer_err h_kms_keys(struct http_request *req, void *ctx)
+{
+	static const char *const allowed[] = { "op", "app_id", "name", "type", NULL };
+	struct keeper *k = ctx;
+	struct store *s = NULL;
+	struct store_kms_key key;
+	struct store_kms_key_list l = { 0 };
+	struct json_error jerr;
+	json_t *body = NULL, *doc = NULL, *arr = NULL;
+	const char *op = NULL, *app_id = NULL, *name = NULL, *type = NULL;
+	size_t app_id_len = 0;
+	enum coffer_err rc = http_request_json(req, &body);
+
+	if (rc)
+		goto out;
+	rc = json_check_fields(body, allowed, &jerr);
+	if (!rc)
+		rc = json_get_string(body, "op", 1, &op, NULL, &jerr);
+	if (!rc)
+		rc = json_get_string(body, "app_id", 1, &app_id, &app_id_len, &jerr);
+	if (!rc)
+		rc = json_get_string(body, "name", strcmp(op, "list") != 0, &name, NULL, &jerr);
+	if (!rc)
+		rc = json_get_string(body, "type", strcmp(op, "gen") == 0, &type, NULL, &jerr);
+	if (rc) {
+		rc = http_reply_error(req, rc, jerr.message);
+		goto out;
+	}
+	enum kms_type t;
+	if (!app_id_ok(app_id, app_id_len) || (name && !kms_name_ok(name)) || (type && kms_type_parse(type, &t)) ||
+	    (strcmp(op, "gen") && strcmp(op, "rotate") && strcmp(op, "rm") && strcmp(op, "list"))) {
+		rc = http_reply_error(req, COFFER_ERR_INVALID,
+				      !app_id_ok(app_id, app_id_len) ? "'app_id' is not an app id"
+				      : name && !kms_name_ok(name)   ? "'name' must be 1 to 64 of A-Z a-z 0-9 _ . -"
+				      : type && kms_type_parse(type, &t) ? "'type' must be hmac-sha256, aead or ed25519"
+									 : "'op' must be gen, rotate, rm or list");
+		goto out;
+	}
+	json_t *note = json_pack("{s:s,s:s}", "op", op, "app_id", app_id);
+	if (note && name)
+		json_object_set_new(note, "name", json_string(name));
+	http_phase_audit_note(req, NULL, NULL, note);
+	rc = store_pool_acquire(k->pool, &s);
+	if (rc)
+		goto out;
+	if (strcmp(op, "list") == 0) {
+		rc = store_kms_key_list(s, app_id, &l);
+		arr = rc ? NULL : json_array();
+		for (size_t i = 0; !rc && i < l.n; i++)
+			if (!arr || json_array_append_new(arr, kms_key_json(&l.items[i])))
+				rc = COFFER_ERR_NOMEM;
+		if (!rc && !(doc = json_pack("{s:O}", "keys", arr)))
+			rc = COFFER_ERR_NOMEM;
+	} else if (strcmp(op, "rm") == 0) {
+		rc = store_kms_key_delete(s, app_id, name);
+		if (!rc && !(doc = json_pack("{s:s,s:b}", "name", name, "removed", 1)))
+			rc = COFFER_ERR_NOMEM;
+	} else {
+		rc = keeper_kms_make(&k->keys, s, app_id, name, strcmp(op, "gen") == 0 ? type : NULL, &key);
+		if (!rc && !(doc = kms_key_json(&key)))
+			rc = COFFER_ERR_NOMEM;
+	}
+	store_pool_release(k->pool, s, rc);
+	if (rc == COFFER_ERR_NOT_FOUND || rc == COFFER_ERR_CONFLICT) {
+		rc = http_reply_error(req, rc,
+				      rc == COFFER_ERR_CONFLICT ? "a key of that name exists (rotate it, or rm it first)"
+				      : name			 ? "no such key (or app)"
+								 : "no such app");
+		goto out;
+	}
+	if (!rc)
+		rc = http_reply_json(req, strcmp(op, "gen") == 0 || strcmp(op, "rotate") == 0 ? 201 : 200, doc);
+out:
+	store_kms_key_list_release(&l);
+	json_decref(arr);
+	json_decref(doc);
+	json_decref(body);
+	return rc;
+}
+
+/* 1 when an ok use of (machine, key, op) is to be audited now: the first in its window. */
+static int kms_audit_due(struct kms_seen *seen, const char *machine, const char *name, const char *op, int64_t now)
+{
+	char key[KMS_SEEN_KEY_MAX];
+	unsigned char h[8];
+	int due = 1;
+	if (fmt_into(key, sizeof(key), "%s/%s/%s", machine, name, op))
+		return 1;
+	crypto_generichash(h, sizeof(h), (const unsigned char *)key, strlen(key), NULL, 0);
+	size_t i = (size_t)(be_get(h, sizeof(h)) % KMS_SEEN_SLOTS);
+	int64_t window = now / KEEPER_KMS_AUDIT_WINDOW_S;
+	pthread_mutex_lock(&seen->mu);
+	if (seen->slot[i].window == window && strcmp(seen->slot[i].key, key) == 0)
+		due = 0;
+	else {
+		seen->slot[i].window = window;
+		memcpy(seen->slot[i].key, key, strlen(key) + 1);
+	}
+	pthread_mutex_unlock(&seen->mu);
+	return due;
+}
+
+/* The audit event of a machine's use of a key: every refusal, and an ok use once per window. */
+static enum coffer_err kms_audit(struct keeper *k, struct store *s, struct http_request *req, const char *host,
+				 const char *machine, const char *app_id, const char *name, const char *op,
+				 uint64_t version, const char *outcome)
+{
+	char actor[HTTP_ACTOR_MAX];
+	struct store_app app;
+	struct buf detail;
+	json_t *d = json_pack("{s:s,s:s,s:s}", "machine", machine, "key", name, "op", op);
+	enum coffer_err rc = d ? COFFER_OK : COFFER_ERR_NOMEM;
+	int have_app = app_id && store_app_get(s, app_id, &app) == COFFER_OK;
+
+	buf_init(&detail, STORE_AUDIT_FIELD_MAX);
+	if (!rc && version && json_object_set_new(d, "version", json_integer((json_int_t)version)))
+		rc = COFFER_ERR_NOMEM;
+	if (!rc && strcmp(outcome, "ok") == 0 &&
+	    json_object_set_new(d, "audited", json_string("the first ok use per machine, key and op per minute")))
+		rc = COFFER_ERR_NOMEM;
+	if (!rc)
+		rc = json_dump_buf(d, &detail);
+	if (!rc)
+		rc = fmt_into(actor, sizeof(actor), "%s%s", HTTP_HOST_ACTOR_PREFIX, host);
+	if (!rc) {
+		struct store_audit_event ev = { .org_id = have_app ? app.org_id : NULL, .actor = actor,
+						.action = KEEPER_KMS_ACTION, .app = have_app ? app.name : NULL,
+						.detail = detail.ptr, .outcome = outcome,
+						.request_id = http_request_id(req) };
+		rc = store_audit_append(s, &ev, NULL);
+		keeper_anchor_poke(k->anchor);
+	}
+	json_decref(d);
+	buf_release(&detail);
+	return rc;
+}
+
+/* Decodes an optional base64url field (at most max bytes) into out (a wiping buf). */
+static enum coffer_err body_b64_field(const json_t *doc, const char *key, int required, size_t max, struct buf *out)
+{
+	const char *text = NULL;
+	size_t n = 0;
+	enum coffer_err rc = json_get_string(doc, key, required, &text, &n, NULL);
+	if (rc || !text)
+		return rc;
+	if (n > B64URL_LEN(max))
+		return COFFER_ERR_TOO_LARGE;
+	return b64url_decode(text, n, out);
+}
+
+/*
+ * POST /v1/kms/:op from a host the gate verified: {"machine", "key",
+ * "data" (base64url), "signature" (verify)}. keeper_kms_grant decides
+ * whether the machine may use its app's keys, then keeper_kms_run. The
+ * answer: {"key","version","signature"|"ciphertext"|"data"|"valid"}.
+ */
+static enum coffer_err h_kms_op(struct http_request *req, void *ctx)
+{
+	static const char *const allowed[] = { "machine", "key", "data", "signature", NULL };
+	struct keeper *k = ctx;
+	struct http_caller *c = http_caller_of(req);
+	const char *op = http_request_param(req, "op"), *machine = NULL, *name = NULL, *why = NULL;
+	struct store *s = NULL;
+	struct json_error jerr;
+	json_t *body = NULL, *doc = NULL;
+	struct buf data, sig, out;
+	char app[STORE_ID_SIZE] = "", outcome[160];
+	uint64_t version = 0;
+	int valid = 0;
+	enum coffer_err rc, arc;
+
+	buf_init_wiping(&data, KMS_ENVELOPE_MAX + B64_SLACK);
+	buf_init(&sig, KMS_ENVELOPE_MAX + B64_SLACK);
+	buf_init_wiping(&out, KMS_ENVELOPE_MAX);
+	if (!c || c->kind != HTTP_CALLER_HOST || !op)
+		return COFFER_ERR_INTERNAL;
+	rc = http_request_json(req, &body);
+	if (rc)
+		goto out;
+	rc = json_check_fields(body, allowed, &jerr);
+	if (!rc)
+		rc = json_get_string(body, "machine", 1, &machine, NULL, &jerr);
+	if (!rc)
+		rc = json_get_string(body, "key", 1, &name, NULL, &jerr);
+	if (rc) {
+		rc = http_reply_error(req, rc, jerr.message);
+		goto out;
+	}
+	if (!hostauth_host_id_ok(machine) || !kms_name_ok(name)) {
+		rc = http_reply_error(req, COFFER_ERR_INVALID, "'machine' or 'key' is malformed");
+		goto out;
+	}
+	rc = body_b64_field(body, "data", 1, KMS_ENVELOPE_MAX, &data);
+	if (!rc)
+		rc = body_b64_field(body, "signature", strcmp(op, "verify") == 0, KMS_ENVELOPE_MAX, &sig);
+	if (rc) {
+		rc = http_reply_error(req, rc == COFFER_ERR_TOO_LARGE ? rc : COFFER_ERR_INVALID,
+				      rc == COFFER_ERR_TOO_LARGE ? "'data' or 'signature' is too large"
+								 : "'data' and 'signature' must be base64url");
+		goto out;
+	}
+	rc = store_pool_acquire(k->pool, &s);
+	if (rc)
+		goto out;
+	rc = keeper_kms_grant(&k->keys, s, &c->host, machine, app, &why);
+	if (!rc) {
+		struct keeper_kms_request r = { op, name, data.ptr, data.len, sig.ptr, sig.len };
+		rc = keeper_kms_run(&k->keys, s, app, &r, &out, &valid, &version, &why);
+	}
+	if (rc && !why)
+		arc = fmt_into(outcome, sizeof(outcome), "error: %s", coffer_err_name(rc));
+	else if (rc)
+		arc = fmt_into(outcome, sizeof(outcome), "refused: %s", why);
+	else
+		arc = str_copy(outcome, sizeof(outcome), "ok");
+	if (!arc && (rc || kms_audit_due(&k->kms_seen, machine, name, op, now_s())))
+		arc = kms_audit(k, s, req, c->host.id, machine, app[0] ? app : NULL, name, op, version, outcome);
+	store_pool_release(k->pool, s, rc ? rc : arc);
+	if (!rc && arc)
+		rc = arc; /* a use that cannot be audited is not answered */
+	/* only the four ops name a series: the route's :op is the caller's */
+	int known = !strcmp(op, "sign") || !strcmp(op, "verify") || !strcmp(op, "encrypt") || !strcmp(op, "decrypt");
+	metrics_counter_add(&metric_keeper_kms_ops, 1, known ? op : "other", !rc ? "ok" : why ? "refused" : "error");
+	log_info(rc ? "kms_refused" : "kms_used", LF_S("host_id", c->host.id), LF_S("machine_id", machine),
+		 LF_S("key", name), LF_S("op", op), LF_S("reason", rc ? (why ? why : coffer_err_name(rc)) : NULL));
+	if (rc) {
+		if (why)
+			rc = http_reply_error(req, rc, why);
+		goto out;
+	}
+	doc = json_pack("{s:s,s:I}", "key", name, "version", (json_int_t)version);
+	if (!doc) {
+		rc = COFFER_ERR_NOMEM;
+		goto out;
+	}
+	if (strcmp(op, "verify") == 0)
+		rc = json_object_set_new(doc, "valid", json_boolean(valid)) ? COFFER_ERR_NOMEM : COFFER_OK;
+	else
+		rc = reply_b64url(doc, strcmp(op, "sign") == 0 ? "signature" : strcmp(op, "encrypt") == 0 ? "ciphertext" : "data",
+				  out.ptr, out.len);
+	if (!rc)
+		rc = http_reply_json(req, 200, doc);
+out:
+	json_decref(doc);
+	json_decref(body);
+	buf_release(&out);
+	buf_release(&sig);
+	buf_release(&data);
+	return rc;
+}
+
 /* host-signed routes: the signature covers the body, so the gate runs after it */
 #define HOST (HTTP_ROUTE_AUTH | HTTP_ROUTE_HOST)
 
@@ -746,6 +1039,10 @@ static const struct http_route routes[] = {
 	/* deployer-signed (the hosts' scheme): the handler checks the signer, with its store connection */
 	{ "GET", "/v1/deployers", HTTP_ROUTE_AUDIT, 0, h_deployers_list, "deployers.list" },
 	{ "POST", "/v1/deployers/:id/revoke", HTTP_ROUTE_AUDIT, 0, h_deployers_revoke, "deployers.revoke" },
+	{ "POST", "/v1/kms/keys", HTTP_ROUTE_AUTH | HTTP_ROUTE_GATE_EARLY | HTTP_ROUTE_AUDIT, KEEPER_KMS_KEYS_BODY_MAX,
+	  h_kms_keys, "kms.keys" },
+	/* host-signed; keeper_kms_grant is the authority; h_kms_op audits (refusals, and ok uses once a minute) */
+	{ "POST", "/v1/kms/:op", HOST, KEEPER_KMS_OP_BODY_MAX, h_kms_op, KEEPER_KMS_ACTION },
 	/* not audited: an event per anchoring would itself need anchoring */
 	{ "POST", KEEPER_AUDIT_ANCHOR_PATH, HTTP_ROUTE_AUTH | HTTP_ROUTE_GATE_EARLY, 0, h_audit_anchor,
 	  "audit.anchor" },
@@ -754,7 +1051,7 @@ static const struct http_route routes[] = {
 /* ---- readiness (metrics_server.h) ---- */
 
 static struct metric *const keeper_metrics[] = { &metric_http_requests, &metric_http_duration,
-						 &metric_store_duration, &metric_keeper_opens };
+						 &metric_store_duration, &metric_keeper_opens, &metric_keeper_kms_ops };
 
 /* Ready: the store answers through the pool. */
 static int keeper_ready(void *ctx, struct buf *report)
@@ -780,6 +1077,7 @@ enum coffer_err keeper_start(const struct keeper_config *cfg, const struct secre
 	k = calloc(1, sizeof(*k));
 	if (!k)
 		return COFFER_ERR_NOMEM;
+	pthread_mutex_init(&k->kms_seen.mu, NULL);
 	step = "keys";
 	rc = keeper_keys_derive(master, &k->keys);
 	if (!rc && cfg->deployers_revoked_file)
@@ -793,7 +1091,8 @@ enum coffer_err keeper_start(const struct keeper_config *cfg, const struct secre
 	/* The rows the keeper relies on to open (docs/STORE.md "Row authentication"); never tokens. */
 	step = "row_keys";
 	static const enum store_table verified[] = { STORE_TABLE_MACHINES, STORE_TABLE_RELEASES,
-						     STORE_TABLE_SECRET_VERSIONS, STORE_TABLE_APPS };
+						     STORE_TABLE_SECRET_VERSIONS, STORE_TABLE_APPS,
+						     STORE_TABLE_KMS_KEYS };
 	for (size_t i = 0; i < sizeof(verified) / sizeof(verified[0]) && !rc; i++)
 		rc = store_pool_auth_key(k->pool, verified[i], secret_cbytes(k->keys.rows));
 	if (rc)
@@ -877,5 +1176,6 @@ void keeper_stop(struct keeper *k)
 	store_pool_close(k->pool);
 	hostauth_replay_free(k->replay);
 	keeper_keys_release(&k->keys);
+	pthread_mutex_destroy(&k->kms_seen.mu);
 	free(k);
 }

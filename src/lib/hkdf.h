@@ -42,6 +42,7 @@
 
 #define KDF_LABEL_APP_KEY_WRAP "coffer app-key wrap v1"
 #define KDF_LABEL_DIGEST "coffer digest v1"
+#define KDF_LABEL_KMS_KEY_WRAP "coffer kms key wrap v1" /* kms.h: app KMS keys */
 
 /* One piece of a concatenated input; len 0 pieces may have a NULL ptr. */
 struct hkdf_part {

@@ -39,6 +39,8 @@ GAUGE(metric_release_lease_held, "coffer_release_lease_held",
       "1 while this api holds the release controller lease, else 0", NULL);
 COUNTER(metric_keeper_opens, "coffer_keeper_opens_total",
 	"Secret opens decided by the keeper, by outcome and reason (an error name)", "outcome", "reason");
+COUNTER(metric_keeper_kms_ops, "coffer_keeper_kms_ops_total",
+	"Machines' uses of app KMS keys decided by the keeper, by op and outcome (ok, refused, error)", "op", "outcome");
 GAUGE(metric_machines, "coffer_agent_machines", "Machines this agent knows, by state", "state");
 GAUGE(metric_peer_up, "coffer_agent_peer_up",
       "1 if the agent's last call to the peer got an answer, 0 if it could not reach it", "peer");

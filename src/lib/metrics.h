@@ -56,6 +56,7 @@ extern struct metric metric_store_duration;       /* histogram {op}: query, comm
 extern struct metric metric_releases;             /* counter {outcome}: succeeded, failed */
 extern struct metric metric_release_lease_held;   /* gauge: 1 while this api holds the controller lease */
 extern struct metric metric_keeper_opens;         /* counter {outcome,reason} */
+extern struct metric metric_keeper_kms_ops;       /* counter {op,outcome}: every use, where the audit has one a minute */
 extern struct metric metric_machines;             /* gauge {state}: running, down */
 extern struct metric metric_peer_up;              /* gauge {peer}: api, keeper; the last call's outcome */
 extern struct metric metric_series_dropped;       /* counter {metric} */

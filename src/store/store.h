@@ -93,6 +93,7 @@ enum store_table {
 	STORE_TABLE_RELEASES,
 	STORE_TABLE_SECRET_VERSIONS,
 	STORE_TABLE_APPS,
+	STORE_TABLE_KMS_KEYS,
 	STORE_TABLE__COUNT
 };
 #define STORE_ROW_KEY_LEN 32
@@ -924,5 +925,43 @@ COFFER_MUST_CHECK enum coffer_err store_signature_add(struct store *s, const cha
 COFFER_MUST_CHECK enum coffer_err store_signature_list(struct store *s, const char *app_id, const char *text_hash,
 						       struct store_signature_list *out);
 void store_signature_list_release(struct store_signature_list *l);
+
+/* ---- kms keys (schema version 13; the keeper's, docs/CRYPTO.md "App KMS keys") ---- */
+
+#define STORE_KMS_NAME_SIZE 65 /* a key's name (1 to 64 bytes) and its NUL */
+#define STORE_KMS_TYPE_SIZE 16
+#define STORE_KMS_BLOB_MAX 256 /* the public key, the wrapped key */
+
+/* One version of one key: authenticated (STORE_TABLE_KMS_KEYS) as a whole. */
+struct store_kms_key {
+	char app_id[STORE_ID_SIZE];
+	char name[STORE_KMS_NAME_SIZE];
+	uint64_t version;
+	char type[STORE_KMS_TYPE_SIZE]; /* hmac-sha256, aead, ed25519 */
+	unsigned char public_key[STORE_KMS_BLOB_MAX];
+	size_t public_key_len; /* 0: none (not ed25519) */
+	unsigned char wrapped[STORE_KMS_BLOB_MAX];
+	size_t wrapped_len;
+	int64_t created_at;
+};
+struct store_kms_key_list {
+	struct store_kms_key *items; /* by name (bytewise), then version */
+	size_t n;
+};
+
+/*
+ * Stores one version (k->created_at is set here) and seals it:
+ * COFFER_ERR_CONFLICT if that version exists, COFFER_ERR_NOT_FOUND for an
+ * unknown app, COFFER_ERR_INVALID for a malformed row.
+ */
+COFFER_MUST_CHECK enum coffer_err store_kms_key_put(struct store *s, const struct store_kms_key *k);
+/* Version `version` of the app's key `name`, or its newest when version is 0; NOT_FOUND if none. */
+COFFER_MUST_CHECK enum coffer_err store_kms_key_get(struct store *s, const char *app_id, const char *name,
+						    uint64_t version, struct store_kms_key *out);
+/* Every version of every key of the app. */
+COFFER_MUST_CHECK enum coffer_err store_kms_key_list(struct store *s, const char *app_id, struct store_kms_key_list *out);
+void store_kms_key_list_release(struct store_kms_key_list *l);
+/* Deletes every version of the key: NOT_FOUND if it has none. */
+COFFER_MUST_CHECK enum coffer_err store_kms_key_delete(struct store *s, const char *app_id, const char *name);
 
 #endif

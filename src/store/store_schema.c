@@ -106,6 +106,7 @@ static const char *const table_names[STORE_TABLE__COUNT] = {
 	[STORE_TABLE_RELEASES] = "releases",
 	[STORE_TABLE_SECRET_VERSIONS] = "secret_versions",
 	[STORE_TABLE_APPS] = "apps",
+	[STORE_TABLE_KMS_KEYS] = "kms_keys",
 };
 
 const char *store_table_name(enum store_table t)

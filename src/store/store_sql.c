@@ -264,6 +264,25 @@ const struct store_stmt store_stmts[STORE_Q__COUNT] = {
  */
 #define MIGRATION_11(BLOB) "ALTER TABLE app_keys ADD COLUMN org_sig " BLOB ";"
 
+/*
+ * Schema version 13: keys a machine uses through its agent and never reads
+ * (docs/CRYPTO.md "App KMS keys"). The keeper writes every row: the key
+ * wrapped under a master subkey with (app, name, type, version) as its
+ * associated data, the public key of an ed25519 key (NULL otherwise), and
+ * mac, the row MAC (store_write); rm deletes every version of a name.
+ */
+#define MIGRATION_13(INT, BLOB, BLEN)                                                                   \
+	"CREATE TABLE kms_keys ("                                                                       \
+	" app_id TEXT NOT NULL REFERENCES apps (id) ON DELETE CASCADE,"                                 \
+	" name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 64),"                                    \
+	" version " INT " NOT NULL CHECK (version >= 1),"                                               \
+	" type TEXT NOT NULL CHECK (type IN ('hmac-sha256', 'aead', 'ed25519')),"                       \
+	" public_key " BLOB ","                                                                         \
+	" wrapped " BLOB " NOT NULL CHECK (" BLEN "(wrapped) <= 256),"                                  \
+	" created_at " INT " NOT NULL,"                                                                 \
+	" mac " BLOB ","                                                                                \
+	" PRIMARY KEY (app_id, name, version));"
+
 /* The list: entry i is schema version i + 1. Append only. */
 #define MIGRATIONS(INT, BLOB, BLEN, NOROWID)                                                            \
 	{                                                                                               \
@@ -278,6 +297,7 @@ const struct store_stmt store_stmts[STORE_Q__COUNT] = {
 		MIGRATION_9(BLOB),                                                                      \
 		MIGRATION_10(INT, BLOB, BLEN, NOROWID),                                                        \
 		MIGRATION_11(BLOB),                                                                     \
+		MIGRATION_13(INT, BLOB, BLEN),                                                          \
 	}
 
 const char *const store_sqlite_migrations[] = MIGRATIONS("INTEGER", "BLOB", "length", " WITHOUT ROWID");

@@ -17,9 +17,9 @@ bats_require_minimum_version 1.5.0
 
 # Which commands' options each man page may name.
 declare -gA PAGE_CMDS=(
-	[coffer.1]="agent api apps audit deploy deployers dev help hosts keeper login machines releases scale secrets status tokens tls version"
+	[coffer.1]="agent api apps audit deploy deployers dev help hosts keeper kms login machines releases scale secrets status tokens tls version"
 	[coffer-apps.1]="apps status"
-	[coffer-secrets.1]="secrets"
+	[coffer-secrets.1]="secrets kms"
 	[coffer-deploy.1]="deploy releases scale"
 	[coffer-machines.1]="machines hosts"
 	[coffer-tokens.1]="tokens"
@@ -179,7 +179,7 @@ complete_bash() {
 	run complete_bash coffer sec
 	[ "$output" = "secrets " ]
 	run complete_bash coffer secrets ""
-	[ "$output" = "deploy history import list set unset " ]
+	[ "$output" = "deploy history import keys list set unset " ]
 	run complete_bash coffer secrets set --
 	[[ "$output" == *"--stage "* ]]
 	[[ "$output" == *"--detach "* ]]
@@ -221,7 +221,7 @@ complete_bash() {
 		words=(coffer tls cert --); CURRENT=4; source "$1"
 		words=(coffer deploy -- sh); CURRENT=4; source "$1"' _ "$f"
 	[ "$status" -eq 0 ]
-	[ "$(echo "$output" | tr '\n' ' ')" = "deploy history import list set unset --days --dir --host --name FILES " ]
+	[ "$(echo "$output" | tr '\n' ' ')" = "deploy history import keys list set unset --days --dir --host --name FILES " ]
 }
 
 # unit_for_verify UNIT: a copy of the installed unit whose binary is the one

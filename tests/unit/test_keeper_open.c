@@ -37,6 +37,7 @@
 #include "hpke.h"
 #include "jws.h"
 #include "keeper.h"
+#include "kms.h"
 #include "log.h"
 #include "open_signer.h"
 #include "store.h"
@@ -705,6 +706,119 @@ static void test_open_cost(void **state)
 	fx.keys.deployers_revoked[0] = '\0';
 }
 
+/* keeper_kms_run of op with key `name` for the world's app: *out (a fresh buf) and the version used. */
+static enum coffer_err kms_op(const struct world *w, const char *op, const char *name, const void *data, size_t len,
+			      const void *sig, size_t sig_len, struct buf *out, int *valid, uint64_t *version)
+{
+	struct keeper_kms_request r = { op, name, data, len, sig, sig_len };
+	const char *why = NULL;
+	buf_init(out, KMS_ENVELOPE_MAX);
+	return keeper_kms_run(&fx.keys, fx.s, w->app.id, &r, out, valid, version, &why);
+}
+
+/*
+ * A machine's grant to use its app's KMS keys: the checks of an open
+ * without a token (signed release, live deployer, its host, not
+ * destroyed); and the keys it uses: newest to sign and encrypt, the
+ * envelope's version to verify and decrypt, each type only for its ops.
+ */
+static void test_kms_grant_and_use(void **state)
+{
+	(void)state;
+	struct world w, v;
+	struct test_deployer d;
+	struct store_kms_key k;
+	struct store_host elsewhere = fx.host;
+	char app[STORE_ID_SIZE];
+	const char *why = NULL;
+	struct buf sig1, sig2, out, ct;
+	uint64_t version = 0;
+	int valid = 0;
+
+	buf_init(&out, KMS_ENVELOPE_MAX);
+	/* nothing signed: no grant */
+	world_new(&w, 0);
+	assert_int_equal(keeper_kms_grant(&fx.keys, fx.s, &fx.host, w.machine.id, app, &why), COFFER_ERR_FORBIDDEN);
+	assert_string_equal(why, WHY_STATEMENT);
+	/* signed by a live deployer: granted, for the machine's own app; revoked: refused at once */
+	test_deployer_make(&fx.keys, fx.s, fx.org.id, DEPLOYER_ALL_APPS, DEPLOYER_ROLE_DEPLOY, &d);
+	test_sign_open(fx.s, &d, w.app.id, 1, w.version);
+	assert_int_equal(keeper_kms_grant(&fx.keys, fx.s, &fx.host, w.machine.id, app, &why), COFFER_OK);
+	assert_string_equal(app, w.app.id);
+	assert_int_equal(keeper_deployer_revoke(&fx.keys, fx.s, d.id, (int64_t)time(NULL) * 1000, &why), COFFER_OK);
+	assert_int_equal(keeper_kms_grant(&fx.keys, fx.s, &fx.host, w.machine.id, app, &why), COFFER_ERR_FORBIDDEN);
+	test_deployer_free(&d);
+
+	world_new(&v, 1);
+	assert_int_equal(keeper_kms_grant(&fx.keys, fx.s, &fx.host, v.machine.id, app, &why), COFFER_OK);
+	/* another host, an unknown machine */
+	store_new_id(elsewhere.id);
+	assert_int_equal(keeper_kms_grant(&fx.keys, fx.s, &elsewhere, v.machine.id, app, &why), COFFER_ERR_FORBIDDEN);
+	assert_string_equal(why, "machine is not on this host");
+	assert_int_equal(keeper_kms_grant(&fx.keys, fx.s, &fx.host, "0123456789abcdef01234567", app, &why),
+			 COFFER_ERR_NOT_FOUND);
+
+	/* ed25519: made, signs with the newest version, verifies every version still stored */
+	assert_int_equal(keeper_kms_make(&fx.keys, fx.s, v.app.id, "sig", "ed25519", &k), COFFER_OK);
+	assert_int_equal(k.version, 1);
+	assert_int_equal(k.public_key_len, KMS_PUBLIC_KEY_LEN);
+	assert_int_equal(k.wrapped_len, KEYWRAP_OVERHEAD + KMS_KEY_LEN);
+	unsigned char pk1[KMS_PUBLIC_KEY_LEN];
+	memcpy(pk1, k.public_key, sizeof(pk1));
+	assert_int_equal(keeper_kms_make(&fx.keys, fx.s, v.app.id, "sig", "ed25519", &k), COFFER_ERR_CONFLICT);
+	assert_int_equal(kms_op(&v, "sign", "sig", "m", 1, NULL, 0, &sig1, &valid, &version), COFFER_OK);
+	assert_int_equal(version, 1);
+	assert_int_equal(kms_verify_public(pk1, sig1.ptr, sig1.len, "m", 1), COFFER_OK);
+	assert_int_equal(keeper_kms_make(&fx.keys, fx.s, v.app.id, "sig", NULL, &k), COFFER_OK); /* rotate */
+	assert_int_equal(k.version, 2);
+	assert_int_equal(kms_op(&v, "sign", "sig", "m", 1, NULL, 0, &sig2, &valid, &version), COFFER_OK);
+	assert_int_equal(version, 2);
+	assert_int_equal(kms_verify_public(k.public_key, sig2.ptr, sig2.len, "m", 1), COFFER_OK);
+	assert_int_equal(kms_verify_public(pk1, sig2.ptr, sig2.len, "m", 1), COFFER_ERR_CRYPTO);
+	buf_release(&out);
+	assert_int_equal(kms_op(&v, "verify", "sig", "m", 1, sig1.ptr, sig1.len, &out, &valid, &version), COFFER_OK);
+	assert_true(valid);
+	assert_int_equal(version, 1);
+	buf_release(&out);
+	assert_int_equal(kms_op(&v, "verify", "sig", "x", 1, sig1.ptr, sig1.len, &out, &valid, &version), COFFER_OK);
+	assert_false(valid);
+	buf_release(&out);
+	/* an ed25519 key does not encrypt; an unknown key or op is not found */
+	assert_int_equal(kms_op(&v, "encrypt", "sig", "m", 1, NULL, 0, &out, &valid, &version), COFFER_ERR_INVALID);
+	buf_release(&out);
+	assert_int_equal(kms_op(&v, "sign", "nope", "m", 1, NULL, 0, &out, &valid, &version), COFFER_ERR_NOT_FOUND);
+	buf_release(&out);
+	assert_int_equal(kms_op(&v, "export", "sig", "m", 1, NULL, 0, &out, &valid, &version), COFFER_ERR_NOT_FOUND);
+	buf_release(&out);
+	/* another app has no key of that name: a key is only ever its own app's */
+	assert_int_equal(kms_op(&w, "sign", "sig", "m", 1, NULL, 0, &out, &valid, &version), COFFER_ERR_NOT_FOUND);
+	buf_release(&out);
+
+	/* aead: a round trip across a rotation */
+	assert_int_equal(keeper_kms_make(&fx.keys, fx.s, v.app.id, "box", "aead", &k), COFFER_OK);
+	assert_int_equal(k.public_key_len, 0);
+	assert_int_equal(kms_op(&v, "encrypt", "box", "plain", 5, NULL, 0, &ct, &valid, &version), COFFER_OK);
+	assert_int_equal(keeper_kms_make(&fx.keys, fx.s, v.app.id, "box", NULL, &k), COFFER_OK);
+	assert_int_equal(kms_op(&v, "decrypt", "box", ct.ptr, ct.len, NULL, 0, &out, &valid, &version), COFFER_OK);
+	assert_int_equal(version, 1);
+	assert_int_equal(out.len, 5);
+	assert_memory_equal(out.ptr, "plain", 5);
+	buf_release(&out);
+	/* a key row edited in the store: refused */
+	raw_sql("UPDATE kms_keys SET type = 'hmac-sha256' WHERE name = 'box' AND version = 1");
+	assert_int_equal(kms_op(&v, "decrypt", "box", ct.ptr, ct.len, NULL, 0, &out, &valid, &version),
+			 COFFER_ERR_TAMPERED);
+	buf_release(&out);
+
+	/* destroyed: refused at once */
+	assert_int_equal(store_machine_destroy(fx.s, v.machine.id), COFFER_OK);
+	assert_int_equal(keeper_kms_grant(&fx.keys, fx.s, &fx.host, v.machine.id, app, &why), COFFER_ERR_CONFLICT);
+	assert_string_equal(why, "machine is destroyed");
+	buf_release(&ct);
+	buf_release(&sig2);
+	buf_release(&sig1);
+}
+
 /* ---- fixture ---- */
 
 static int setup(void **state)
@@ -787,6 +901,7 @@ int main(void)
 		cmocka_unit_test(test_verification_cache),
 		cmocka_unit_test(test_value_not_the_signed_one),
 		cmocka_unit_test(test_value_limits),
+		cmocka_unit_test(test_kms_grant_and_use),
 		cmocka_unit_test(test_open_cost),
 	};
 	if (sodium_init() < 0)

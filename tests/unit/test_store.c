@@ -36,7 +36,7 @@
 #define RELEASE_ROUNDS 3
 #define HOLD_US 200000       /* how long a test holds a write transaction while another writer waits */
 #define CKPT_PUTS 600        /* secrets changes that write well past a WAL checkpoint */
-#define LATEST 11            /* the schema version this binary migrates to */
+#define LATEST 12            /* the schema version this binary migrates to */
 static const unsigned char org_sig[STORE_APP_ORG_SIG_LEN] = { 7 }; /* an app key's org signature, opaque here */
 #define CKPT_WAL_MAX_FRAMES 1400 /* the store checkpoints at 1000 frames; a commit adds a few */
 #define SQLITE_FRAME_BYTES (4096 + 24)
@@ -264,9 +264,17 @@ static void test_migrations_once(void **state)
 	assert_string_equal(store_backend_name(s), use_pg ? "postgres" : "sqlite");
 }
 
+/* Takes a store at the latest schema version back to the one before kms_keys (MIGRATION_13 of store_sql.c). */
+static void undo_migration_kms(void)
+{
+	raw("DROP TABLE kms_keys");
+	raw("DELETE FROM schema_migrations WHERE version = 12");
+}
+
 /* Takes a store at schema version 10 back to version 9: no deployers, no signatures. */
 static void undo_migration_11(void)
 {
+	undo_migration_kms();
 	raw("ALTER TABLE app_keys DROP COLUMN org_sig");
 	raw("DELETE FROM schema_migrations WHERE version = 11");
 }
@@ -341,6 +349,54 @@ static void undo_migration_3(void)
 	raw("ALTER TABLE releases DROP COLUMN previous_secrets");
 	raw("ALTER TABLE releases DROP COLUMN progress");
 	raw("DELETE FROM schema_migrations WHERE version = 3");
+}
+
+/* KMS keys: one row per version, authenticated as a whole; rm takes every version. */
+static void test_kms_keys(void **state)
+{
+	struct store *s = *state;
+	struct store_org org;
+	struct store_app app;
+	struct store_kms_key k = { 0 }, got;
+	struct store_kms_key_list l = { 0 };
+	make_app(s, "acme", "web", &org, &app);
+	memcpy(k.app_id, app.id, sizeof(k.app_id));
+	strcpy(k.name, "sig");
+	strcpy(k.type, "ed25519");
+	k.version = 1;
+	memset(k.public_key, 7, 32);
+	k.public_key_len = 32;
+	memset(k.wrapped, 9, 72);
+	k.wrapped_len = 72;
+	assert_int_equal(store_kms_key_put(s, &k), COFFER_OK);
+	assert_int_equal(store_kms_key_put(s, &k), COFFER_ERR_CONFLICT);
+	k.version = 2;
+	k.public_key_len = 0; /* none: stored empty */
+	assert_int_equal(store_kms_key_put(s, &k), COFFER_OK);
+	assert_int_equal(store_kms_key_get(s, app.id, "sig", 0, &got), COFFER_OK);
+	assert_int_equal(got.version, 2);
+	assert_int_equal(got.public_key_len, 0);
+	assert_int_equal(store_kms_key_get(s, app.id, "sig", 1, &got), COFFER_OK);
+	assert_int_equal(got.public_key_len, 32);
+	assert_int_equal(got.wrapped_len, 72);
+	assert_string_equal(got.type, "ed25519");
+	assert_int_equal(store_kms_key_get(s, app.id, "nope", 0, &got), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_kms_key_get(s, app.id, "", 0, &got), COFFER_ERR_INVALID);
+	/* an unknown app is the foreign key's */
+	memcpy(k.app_id, "000000000000000000000000", 25);
+	assert_int_not_equal(store_kms_key_put(s, &k), COFFER_OK);
+	/* an edited row is refused on read */
+	raw("UPDATE kms_keys SET type = 'aead' WHERE version = 1");
+	assert_int_equal(store_kms_key_get(s, app.id, "sig", 1, &got), COFFER_ERR_TAMPERED);
+	assert_int_equal(store_kms_key_list(s, app.id, &l), COFFER_ERR_TAMPERED);
+	raw("UPDATE kms_keys SET type = 'ed25519' WHERE version = 1");
+	assert_int_equal(store_kms_key_list(s, app.id, &l), COFFER_OK);
+	assert_int_equal(l.n, 2);
+	assert_int_equal(l.items[0].version, 1);
+	store_kms_key_list_release(&l);
+	assert_int_equal(store_kms_key_delete(s, app.id, "sig"), COFFER_OK);
+	assert_int_equal(store_kms_key_delete(s, app.id, "sig"), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_kms_key_get(s, app.id, "sig", 0, &got), COFFER_ERR_NOT_FOUND);
 }
 
 /* A store left at schema version 1 (what the first release wrote) is brought up to date, its rows kept. */
@@ -3135,6 +3191,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_signatures, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migration_10_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migration_11_upgrade, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kms_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_machines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_machine_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_machine_load, setup, teardown),
