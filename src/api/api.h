@@ -63,6 +63,8 @@
 #define API_TOKEN_ID_PREFIX_LEN 4
 #define API_TOKEN_ID_SIZE (API_TOKEN_ID_PREFIX_LEN + STORE_ID_LEN + 1)
 #define API_TOKEN_EXPIRY_MAX_MS ((uint64_t)10 * 366 * 24 * 3600 * 1000) /* ten years */
+#define API_TOKEN_OVERLAP_DEFAULT_MS ((uint64_t)3600 * 1000)   /* tokens rotate: the old one lives 1 h more */
+#define API_TOKEN_OVERLAP_MAX_MS ((uint64_t)30 * 24 * 3600 * 1000) /* ... at most 30 days */
 #define API_ACTOR_ANONYMOUS HTTP_ACTOR_ANONYMOUS
 
 /* Names. */
@@ -309,6 +311,7 @@ enum coffer_err h_health(struct http_request *req, void *ctx);
 enum coffer_err h_tokens_create(struct http_request *req, void *ctx);
 enum coffer_err h_tokens_list(struct http_request *req, void *ctx);
 enum coffer_err h_tokens_revoke(struct http_request *req, void *ctx);
+enum coffer_err h_tokens_rotate(struct http_request *req, void *ctx);
 enum coffer_err h_apps_create(struct http_request *req, void *ctx);
 enum coffer_err h_apps_list(struct http_request *req, void *ctx);
 enum coffer_err h_apps_get(struct http_request *req, void *ctx);

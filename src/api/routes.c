@@ -31,6 +31,9 @@ static const struct http_route routes[] = {
 	{ "POST", "/v1/tokens", AUTH | AUDIT | ADMIN, API_BODY_SMALL, h_tokens_create, "tokens.create" },
 	{ "GET", "/v1/tokens", AUTH | ADMIN, 0, h_tokens_list, "tokens.list" },
 	{ "DELETE", "/v1/tokens/:id", AUTH | AUDIT | ADMIN, 0, h_tokens_revoke, "tokens.revoke" },
+	/* any token may rotate itself; another token's rotation is an admin's */
+	{ "POST", "/v1/tokens/self/rotate", AUTH | AUDIT | READ, API_BODY_SMALL, h_tokens_rotate, "tokens.rotate" },
+	{ "POST", "/v1/tokens/:id/rotate", AUTH | AUDIT | ADMIN, API_BODY_SMALL, h_tokens_rotate, "tokens.rotate" },
 	{ "POST", "/v1/apps", AUTH | AUDIT | ADMIN, API_BODY_SMALL, h_apps_create, "apps.create" },
 	{ "GET", "/v1/apps", AUTH | READ, 0, h_apps_list, "apps.list" },
 	{ "GET", "/v1/apps/:app", AUTH | READ | APP, 0, h_apps_get, "apps.get" },

@@ -1,0 +1,104 @@
+#!/usr/bin/env bats
+# Rotation and revocation (issue 15, part 2): a user token rotated with an
+# overlap (the old one works within it and is refused after it; --self
+# writes the new one into the config file).
+
+load helpers
+
+bats_require_minimum_version 1.5.0
+
+setup_file() { platform_start; }
+teardown_file() { platform_stop; }
+setup() { platform_test_start; }
+teardown() { platform_test_stop; }
+
+TOKEN_RE='^coffer_[A-Za-z0-9_-]{43}$'
+
+# ---- tokens rotate ----
+
+@test "tokens rotate: a new token like the old; the old works within the overlap, refused after (exit 3)" {
+	"$COFFER" apps create web >/dev/null
+	"$COFFER" tokens create --role deploy --app web --expiry 30d --description ci --json >"$T/old.json"
+	old=$(jq -r .token "$T/old.json") old_id=$(jq -r .id "$T/old.json")
+	# 3 s: room for a loaded machine between the rotation and the first use
+	run_logged --separate-stderr "$COFFER" tokens rotate "$old_id" --overlap 3s
+	[ "$status" -eq 0 ]
+	[[ "$output" =~ $TOKEN_RE ]]
+	new=$output
+	[[ "$stderr" == *"The old token works until "* ]]
+	run_logged "$COFFER" tokens list --json
+	[ "$status" -eq 0 ]
+	new_id=$(jq -r --arg o "$old_id" '[.[] | select(.id != $o and .description == "ci")][0].id' <<<"$output")
+	[ "$(jq -r --arg i "$new_id" '.[] | select(.id == $i) | "\(.role) \(.app)"' <<<"$output")" = "deploy web" ]
+	# the same lifetime: about 30 days from now
+	exp=$(jq -r --arg i "$new_id" '.[] | select(.id == $i) | .expires_at' <<<"$output")
+	[ $(( $(date -d "$exp" +%s) - $(date +%s) )) -gt $(( 29 * 86400 )) ]
+	# both work within the overlap (the new one's scope is the old one's: web only)
+	run_logged "$COFFER" secrets list -a web -t "$new"
+	[ "$status" -eq 0 ]
+	run_logged "$COFFER" secrets list -a canary -t "$new"
+	[ "$status" -ne 0 ]
+	# the old one is refused once the overlap ends, the new one still works
+	wait_until 20 exits_with 3 "$COFFER" secrets list -a web -t "$old"
+	run_logged "$COFFER" secrets list -a web -t "$old"
+	[ "$status" -eq 3 ]
+	[[ "$output" == *"token expired"* ]]
+	run_logged "$COFFER" secrets list -a web -t "$new"
+	[ "$status" -eq 0 ]
+	# audited: which token became which, and when the old one ends
+	run_logged "$COFFER" audit --json
+	[ "$status" -eq 0 ]
+	[ "$(jq -r --arg o "$old_id" '[.[] | select(.action == "tokens.rotate" and .detail.rotated_from == $o)][0].detail.token_id' <<<"$output")" = "$new_id" ]
+	# an expired token is not rotated
+	run_logged "$COFFER" tokens rotate "$old_id"
+	[ "$status" -eq 6 ]
+	[[ "$output" == *"token '$old_id' is expired: it cannot be rotated"* ]]
+}
+
+@test "tokens rotate --self: any role rotates its own token; the config file gets the new one" {
+	"$COFFER" tokens create --role read --json >"$T/read.json"
+	read_tok=$(jq -r .token "$T/read.json") read_id=$(jq -r .id "$T/read.json")
+	jq --arg t "$read_tok" '. + {token: $t}' "$T/config.json" >"$T/self.json"
+	chmod 600 "$T/self.json"
+	# a read token may not rotate another token, only itself
+	run_logged env -u COFFER_TOKEN COFFER_CONFIG="$T/self.json" "$COFFER" tokens rotate "$read_id"
+	[ "$status" -eq 4 ]
+	run_logged env -u COFFER_TOKEN COFFER_CONFIG="$T/self.json" "$COFFER" tokens rotate --self --overlap 0s
+	[ "$status" -eq 0 ]
+	[[ "$output" == "Rotated into token tok_"*"; the config file holds it now. The old token works until "* ]]
+	[[ "$output" != *coffer_* ]]
+	new_tok=$(jq -r .token "$T/self.json")
+	[[ "$new_tok" =~ $TOKEN_RE ]]
+	[ "$new_tok" != "$read_tok" ]
+	[ "$(stat -c %a "$T/self.json")" = 600 ]
+	# the file's other fields are kept; the new token works from it, the old one is refused at once
+	[ "$(jq -r .api_url "$T/self.json")" = "$(jq -r .api_url "$T/config.json")" ]
+	run_logged env -u COFFER_TOKEN COFFER_CONFIG="$T/self.json" "$COFFER" apps list
+	[ "$status" -eq 0 ]
+	run_logged "$COFFER" apps list -t "$read_tok"
+	[ "$status" -eq 3 ]
+}
+
+@test "tokens rotate: bad input is named, nothing changes" {
+	run_logged "$COFFER" tokens rotate
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"give a token ID or --self (one of them)"* ]]
+	run_logged "$COFFER" tokens rotate tok_000000000000000000000000 --self
+	[ "$status" -eq 2 ]
+	run_logged "$COFFER" tokens rotate --self --overlap soon
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"invalid --overlap"* ]]
+	# the overlap's edge: 30 days is fine, a second more is not
+	"$COFFER" tokens create --role read --json >"$T/r.json"
+	rid=$(jq -r .id "$T/r.json")
+	run_logged "$COFFER" tokens rotate "$rid" --overlap 30d1s
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"overlap must be a duration such as 1h or 10m, at most 30 days"* ]]
+	[ "$("$COFFER" tokens list --json | jq -r --arg i "$rid" '.[] | select(.id == $i) | .expires_at')" = null ]
+	run_logged "$COFFER" tokens rotate "$rid" --overlap 30d --json
+	[ "$status" -eq 0 ]
+	[ "$("$COFFER" tokens list --json | jq -r --arg i "$rid" '.[] | select(.id == $i) | .expires_at')" != null ]
+	run_logged "$COFFER" tokens rotate tok_000000000000000000000000
+	[ "$status" -eq 5 ]
+	[[ "$output" == *"token 'tok_000000000000000000000000' not found"* ]]
+}
