@@ -103,6 +103,7 @@ enum api_role { API_ROLE_NONE = 0, API_ROLE_READ = 1, API_ROLE_DEPLOY = 2, API_R
 
 /* Hosts: the keeper creates them; the api writes last_heartbeat only. */
 #define API_HOST_STATE_READY HTTP_HOST_STATE_READY
+#define API_HOST_STATE_REVOKED HTTP_HOST_STATE_REVOKED
 
 struct release_ctl;
 
@@ -324,6 +325,7 @@ enum coffer_err h_audit_list(struct http_request *req, void *ctx);
 enum coffer_err h_audit_verify(struct http_request *req, void *ctx);
 enum coffer_err h_audit_head(struct http_request *req, void *ctx);
 enum coffer_err h_hosts_list(struct http_request *req, void *ctx);
+enum coffer_err h_hosts_revoke(struct http_request *req, void *ctx);
 enum coffer_err h_hosts_register(struct http_request *req, void *ctx);
 enum coffer_err h_hosts_heartbeat(struct http_request *req, void *ctx);
 /* h_releases.c, h_machines.c: users' run-path routes (docs/RUNPATH.md) */
@@ -379,6 +381,13 @@ COFFER_MUST_CHECK enum coffer_err keeper_client_create_app_key(const struct api 
  */
 COFFER_MUST_CHECK enum coffer_err keeper_client_audit_anchor(const struct api *api, struct anchor_head *head,
 							     char *problem, size_t problem_size);
+/*
+ * Asks the keeper to revoke host_id (POST /v1/hosts/:id/revoke): from its
+ * answer on, the keeper refuses the host's every request and open. msg
+ * gets the keeper's message on a refusal.
+ */
+COFFER_MUST_CHECK enum coffer_err keeper_client_revoke_host(const struct api *api, const char *host_id, char *msg,
+							    size_t msg_size);
 /* The api's anchor_poker callback: keeper_client_audit_anchor, its result only logged. ctx is the api. */
 void keeper_client_anchor_quietly(void *ctx);
 

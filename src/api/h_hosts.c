@@ -1,15 +1,17 @@
 /*
- * h_hosts.c — GET /v1/hosts (admin), and the host-signed POST
- * /v1/hosts/register and POST /v1/hosts/heartbeat. The keeper creates host
- * rows; the api trusts a row only when the keeper's certificate in it
- * verifies (api_host_check), and writes nothing but last_heartbeat. The
- * gate has checked the host's signature before any of this runs.
+ * h_hosts.c — GET /v1/hosts and POST /v1/hosts/:host/revoke (admin), and
+ * the host-signed POST /v1/hosts/register and POST /v1/hosts/heartbeat.
+ * The keeper creates (and revokes) host rows; the api trusts a row only
+ * when the keeper's certificate in it verifies (api_host_check), and
+ * writes nothing but last_heartbeat. The gate has checked the host's
+ * signature before any of this runs.
  */
 #include <string.h>
 
 #include "api.h"
 #include "encode.h"
 #include "log.h"
+#include "release.h"
 #include "banned.h"
 
 #define B64_SLACK 8
@@ -146,4 +148,128 @@ enum coffer_err h_hosts_heartbeat(struct http_request *req, void *ctx)
 	if (rc)
 		return rc;
 	return api_reply(req, 200, json_pack("{s:s,s:o}", "host_id", a->host.id, "last_heartbeat", api_json_time(now)));
+}
+
+/* An app's id, once, in a JSON array of ids. */
+static enum coffer_err add_once(json_t *ids, const char *id)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(ids, i, v)
+		if (strcmp(json_string_value(v), id) == 0)
+			return COFFER_OK;
+	return json_array_append_new(ids, json_string(id)) ? COFFER_ERR_NOMEM : COFFER_OK;
+}
+
+/*
+ * The host's machines go elsewhere: each live one is destroyed, and each
+ * app that had one gets a release of what it runs now (its current config
+ * and deployed secrets: the same spec, so its machines on other hosts are
+ * relabelled, not restarted), which creates the missing machines on other
+ * ready hosts. An app with a release already running is left to it: that
+ * release fills the count too. Each step is idempotent, so `hosts revoke`
+ * again finishes what an api killed half-way left.
+ */
+static enum coffer_err move_machines(struct api_auth *a, const char *host_id, json_t *moved, json_t *releases)
+{
+	struct store_machine_list ml = { 0 };
+	json_t *apps = json_array(), *v;
+	char msg[API_MESSAGE_MAX];
+	size_t i;
+	enum coffer_err rc = apps ? api_note(a, store_machine_list_by_host(a->store, host_id, &ml)) : COFFER_ERR_NOMEM;
+
+	for (i = 0; !rc && i < ml.n; i++) {
+		const struct store_machine *m = &ml.items[i];
+		if (strcmp(m->state, "destroyed") == 0)
+			continue;
+		rc = api_note(a, store_machine_destroy(a->store, m->id));
+		if (rc == COFFER_ERR_NOT_FOUND) /* destroyed meanwhile */
+			rc = COFFER_OK;
+		if (!rc && json_array_append_new(moved, json_string(m->id)))
+			rc = COFFER_ERR_NOMEM;
+		if (!rc)
+			rc = add_once(apps, m->app_id);
+	}
+	if (!rc && json_array_size(moved))
+		release_assignments_changed(a->api->ctl);
+	json_array_foreach(apps, i, v) {
+		struct store_app app = { 0 };
+		uint64_t version = 0, running = 0;
+		if (rc)
+			break;
+		rc = api_note(a, store_app_get(a->store, json_string_value(v), &app));
+		if (rc == COFFER_ERR_NOT_FOUND) { /* destroyed meanwhile */
+			rc = COFFER_OK;
+			continue;
+		}
+		if (rc)
+			break;
+		struct release_request rq = { &app, a->token_id, NULL, app.deployed_version };
+		rc = api_note(a, release_create(a->api, a->store, &rq, &version, &running, msg, sizeof(msg)));
+		if (rc == COFFER_ERR_CONFLICT || rc == COFFER_ERR_NOT_FOUND) {
+			log_info("host_revoked_release_skipped", LF_S("app", app.name), LF_I("running", running));
+			rc = COFFER_OK;
+			continue;
+		}
+		if (!rc && json_array_append_new(releases, json_pack("{s:s,s:I}", "app", app.name, "version",
+								     (json_int_t)version)))
+			rc = COFFER_ERR_NOMEM;
+	}
+	json_decref(apps);
+	store_machine_list_release(&ml);
+	return rc;
+}
+
+/*
+ * POST /v1/hosts/:host/revoke (admin; :host a name or an id): the keeper
+ * revokes the host first (it is where opens are refused), then its
+ * machines move (move_machines). 200 with the machines moved and the
+ * releases made; revoking a revoked host is 200 again.
+ */
+enum coffer_err h_hosts_revoke(struct http_request *req, void *ctx)
+{
+	struct api_auth *a = api_auth_of(req);
+	const char *which = http_request_param(req, "host");
+	struct store_host h;
+	json_t *moved = json_array(), *releases = json_array();
+	char msg[API_MESSAGE_MAX];
+	int64_t issued_at;
+	enum coffer_err rc;
+	(void)ctx;
+
+	if (!moved || !releases) {
+		rc = COFFER_ERR_NOMEM;
+		goto out;
+	}
+	rc = api_note(a, store_host_get_by_name(a->store, which, &h));
+	if (rc == COFFER_ERR_NOT_FOUND && hostauth_host_id_ok(which))
+		rc = api_note(a, store_host_get(a->store, which, &h));
+	if (rc == COFFER_OK && api_host_check(a->api, &h, &issued_at))
+		rc = COFFER_ERR_NOT_FOUND; /* a row without the keeper's certificate is not a host */
+	if (rc == COFFER_ERR_NOT_FOUND) {
+		rc = hostauth_host_id_ok(which) ? api_fail(req, rc, "host '%s' not found", which)
+						: http_reply_error(req, rc, "host not found");
+		goto out;
+	}
+	if (rc)
+		goto out;
+	api_audit_note(req, NULL, json_pack("{s:s,s:s}", "host_id", h.id, "name", h.name));
+	rc = keeper_client_revoke_host(a->api, h.id, msg, sizeof(msg));
+	if (rc) {
+		rc = api_fail(req, rc == COFFER_ERR_PROTOCOL ? rc : COFFER_ERR_UNAVAILABLE,
+			      "the keeper did not revoke host '%s'%s%s", h.name, msg[0] ? ": " : "", msg);
+		goto out;
+	}
+	rc = move_machines(a, h.id, moved, releases);
+	if (rc)
+		goto out;
+	log_info("host_revoked", LF_S("host_id", h.id), LF_S("name", h.name), LF_I("machines", json_array_size(moved)));
+	api_audit_note(req, NULL, json_pack("{s:s,s:s,s:O,s:O}", "host_id", h.id, "name", h.name, "machines", moved,
+					    "releases", releases));
+	rc = api_reply(req, 200, json_pack("{s:s,s:s,s:s,s:O,s:O}", "host_id", h.id, "name", h.name, "state",
+					   API_HOST_STATE_REVOKED, "machines", moved, "releases", releases));
+out:
+	json_decref(moved);
+	json_decref(releases);
+	return rc;
 }

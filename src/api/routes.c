@@ -58,6 +58,7 @@ static const struct http_route routes[] = {
 	{ "POST", "/v1/audit/verify", AUTH | ADMIN, API_BODY_SMALL, h_audit_verify, "audit.verify" },
 	{ "GET", "/v1/audit/head", AUTH | ADMIN, 0, h_audit_head, "audit.head" },
 	{ "GET", "/v1/hosts", AUTH | ADMIN, 0, h_hosts_list, "hosts.list" },
+	{ "POST", "/v1/hosts/:host/revoke", AUTH | AUDIT | ADMIN, 0, h_hosts_revoke, "hosts.revoke" },
 	/* signed by a host (hostauth.h), not by a token */
 	{ "POST", "/v1/hosts/register", AUDIT | HOST, API_BODY_SMALL, h_hosts_register, "hosts.register" },
 	{ "POST", "/v1/hosts/heartbeat", HOST, API_BODY_SMALL, h_hosts_heartbeat, "hosts.heartbeat" },

@@ -85,6 +85,7 @@
 #define KEEPER_STORE_CONNS_DEFAULT 4
 #define KEEPER_ENROL_BODY_MAX ((size_t)16 << 10)
 #define KEEPER_HOST_STATE_READY HTTP_HOST_STATE_READY /* the state the shared host gate admits */
+#define KEEPER_HOST_STATE_REVOKED HTTP_HOST_STATE_REVOKED /* for good: no request, no open */
 #define KEEPER_HOST_NAME_MAX 63 /* ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$ */
 #define KEEPER_HOST_NAME_RULE "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 #define KEEPER_JOIN_TTL_DEFAULT_MS ((uint64_t)3600 * 1000)
@@ -264,6 +265,15 @@ COFFER_MUST_CHECK enum coffer_err keeper_host_enrol(const struct keeper_keys *ke
  */
 COFFER_MUST_CHECK enum coffer_err keeper_host_load(const struct keeper_keys *keys, struct store *s, const char *id,
 						   struct store_host *out);
+/*
+ * Revokes host id for good: its row (which must verify) gets the state
+ * KEEPER_HOST_STATE_REVOKED under a new registry MAC, so the shared host
+ * gate refuses each of its requests (opens included) from then on.
+ * Revoking a revoked host is fine. out (may be NULL) gets the row as it
+ * now is. COFFER_ERR_NOT_FOUND, COFFER_ERR_CRYPTO as keeper_host_load.
+ */
+COFFER_MUST_CHECK enum coffer_err keeper_host_revoke(const struct keeper_keys *keys, struct store *s, const char *id,
+						     struct store_host *out);
 
 /* ---- deployers (keeper_deployers.c; deployer.h, docs/CRYPTO.md "Deployers") ---- */
 

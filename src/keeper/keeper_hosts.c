@@ -128,6 +128,30 @@ enum coffer_err keeper_host_enrol(const struct keeper_keys *keys, struct store *
 	return COFFER_OK;
 }
 
+enum coffer_err keeper_host_revoke(const struct keeper_keys *keys, struct store *s, const char *id,
+				   struct store_host *out)
+{
+	struct store_host h;
+	struct hostauth_identity ident;
+	enum coffer_err rc = keeper_host_load(keys, s, id, &h);
+	if (rc)
+		return rc;
+	if (strcmp(h.state, KEEPER_HOST_STATE_REVOKED) != 0) {
+		rc = str_copy(h.state, sizeof(h.state), KEEPER_HOST_STATE_REVOKED);
+		ident = identity_of(&h);
+		if (!rc)
+			rc = hostauth_registry_mac(keys->registry, &ident, h.state, h.mac);
+		if (!rc)
+			rc = store_host_update(s, &h);
+		if (rc)
+			return rc;
+		log_info("host_revoked", LF_S("host_id", h.id), LF_S("name", h.name));
+	}
+	if (out)
+		*out = h;
+	return COFFER_OK;
+}
+
 enum coffer_err keeper_host_load(const struct keeper_keys *keys, struct store *s, const char *id,
 				 struct store_host *out)
 {

@@ -366,6 +366,40 @@ static enum coffer_err h_hosts_self(struct http_request *req, void *ctx)
 }
 
 /*
+ * POST /v1/hosts/:id/revoke with the api credential (the api's `hosts
+ * revoke`, for an admin): the host is refused from now on (keeper_host_revoke).
+ * Revoking a revoked host is 200 again.
+ */
+static enum coffer_err h_hosts_revoke(struct http_request *req, void *ctx)
+{
+	struct keeper *k = ctx;
+	struct store *s = NULL;
+	struct store_host h;
+	const char *id = http_request_param(req, "id");
+	json_t *doc = NULL;
+	enum coffer_err rc;
+
+	if (!id || !hostauth_host_id_ok(id))
+		return http_reply_error(req, COFFER_ERR_NOT_FOUND, "unknown host");
+	http_phase_audit_note(req, NULL, NULL, json_pack("{s:s}", "host_id", id));
+	rc = store_pool_acquire(k->pool, &s);
+	if (rc)
+		return rc;
+	rc = keeper_host_revoke(&k->keys, s, id, &h);
+	store_pool_release(k->pool, s, rc);
+	if (rc == COFFER_ERR_NOT_FOUND)
+		return http_phase_refuse(req, rc, "unknown host");
+	if (rc == COFFER_ERR_CRYPTO)
+		return http_phase_refuse(req, COFFER_ERR_CONFLICT, "host record failed verification");
+	if (rc)
+		return rc;
+	doc = json_pack("{s:s,s:s,s:s}", "host_id", h.id, "name", h.name, "state", h.state);
+	rc = doc ? http_reply_json(req, 200, doc) : COFFER_ERR_NOMEM;
+	json_decref(doc);
+	return rc;
+}
+
+/*
  * POST /v1/open {"token": "<boot token>"} from a host the gate verified:
  * keeper_open decides, audits and seals; the answer is {"sealed": b64url}.
  */
@@ -737,6 +771,9 @@ static const struct http_route routes[] = {
 	/* no credential: the join token in the body is the authority, checked by keeper_host_enrol */
 	{ "POST", "/v1/hosts/enrol", HTTP_ROUTE_AUDIT, KEEPER_ENROL_BODY_MAX, h_hosts_enrol, "hosts.enrol" },
 	{ "GET", "/v1/hosts/self", HOST, 0, h_hosts_self, "hosts.self" },
+	/* the api credential: the api's `hosts revoke` */
+	{ "POST", "/v1/hosts/:id/revoke", HTTP_ROUTE_AUTH | HTTP_ROUTE_GATE_EARLY | HTTP_ROUTE_AUDIT, 0, h_hosts_revoke,
+	  "hosts.revoke" },
 	/* host-signed; the boot token in the body is the authority for one machine's secrets; keeper_open audits */
 	{ "POST", "/v1/open", HOST | HTTP_ROUTE_AUDIT | HTTP_ROUTE_AUDIT_HANDLER, KEEPER_OPEN_BODY_MAX, h_open,
 	  KEEPER_OPEN_ACTION },

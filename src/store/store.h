@@ -529,6 +529,12 @@ struct store_host_list {
 COFFER_MUST_CHECK enum coffer_err store_host_list(struct store *s, struct store_host_list *out);
 void store_host_list_release(struct store_host_list *l);
 /*
+ * The keeper's rewrite of host h->id: its keys, MAC, state and cert (a
+ * revocation, a key rotation); its name, enrolment time and heartbeat are
+ * kept. COFFER_ERR_NOT_FOUND for an unknown host.
+ */
+COFFER_MUST_CHECK enum coffer_err store_host_update(struct store *s, const struct store_host *h);
+/*
  * Sets the host's last_heartbeat (unix ms, > 0), and nothing else: every
  * other field is the keeper's and is authenticated by it.
  * COFFER_ERR_NOT_FOUND for an unknown host.

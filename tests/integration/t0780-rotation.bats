@@ -1,16 +1,29 @@
 #!/usr/bin/env bats
-# Rotation and revocation (issue 15, part 2): a user token rotated with an
-# overlap (the old one works within it and is refused after it; --self
-# writes the new one into the config file).
+# Rotation and revocation (issue 15, part 2), on real processes: a user
+# token rotated with an overlap (the old one works within it and is refused
+# after it; --self writes the new one into the config file); a host revoked
+# while machines run on two hosts (its machines move, its opens are refused
+# with the keeper's reason, audited).
 
 load helpers
 
 bats_require_minimum_version 1.5.0
 
+# The token tests share one platform; these run machines on their own.
+OWN_PLATFORM=(
+	"hosts revoke: the host's machines move to the other host, its opens are refused, audited"
+)
+
 setup_file() { platform_start; }
 teardown_file() { platform_stop; }
-setup() { platform_test_start; }
-teardown() { platform_test_stop; }
+setup() {
+	platform_test_start
+	APP="$APPS_DIR/app.sh"
+}
+teardown() {
+	if own_platform; then run_stop; fi
+	platform_test_stop
+}
 
 TOKEN_RE='^coffer_[A-Za-z0-9_-]{43}$'
 
@@ -101,4 +114,78 @@ TOKEN_RE='^coffer_[A-Za-z0-9_-]{43}$'
 	run_logged "$COFFER" tokens rotate tok_000000000000000000000000
 	[ "$status" -eq 5 ]
 	[[ "$output" == *"token 'tok_000000000000000000000000' not found"* ]]
+}
+
+# ---- hosts revoke ----
+
+# on_host APP HOST_ID N: exactly N machines of APP, all started, all on that host.
+on_host() {
+	local m
+	m=$(machines_json "$1")
+	[ "$(jq length <<<"$m")" -eq "$3" ] &&
+		[ "$(jq --arg h "$2" '[.[] | select(.state == "started" and .host_id == $h)] | length' <<<"$m")" -eq "$3" ]
+}
+
+@test "hosts revoke: the host's machines move to the other host, its opens are refused, audited" {
+	agents_up 2
+	h1=${HOST_IDS[1]} h2=${HOST_IDS[2]}
+	"$COFFER" apps create web >/dev/null
+	"$COFFER" secrets set -a web LEVEL=one >/dev/null
+	deploy web --count 4 -- "$APP"
+	[ "$status" -eq 0 ]
+	wait_until 40 count_started web 4
+	m=$(machines_json web)
+	[ "$(jq --arg h "$h1" '[.[] | select(.host_id == $h)] | length' <<<"$m")" -eq 2 ]
+	h1_pids=$(jq -r --arg h "$h1" '.[] | select(.host_id == $h) | .pid' <<<"$m")
+	h2_before=$(started_pids web | grep -v -F -f <(jq -r --arg h "$h1" '.[] | select(.host_id == $h) | .id' <<<"$m"))
+
+	# without --yes and without a terminal: refused, nothing changes
+	run_logged "$COFFER" hosts revoke h1 </dev/null
+	[ "$status" -ne 0 ]
+	[ "$("$COFFER" hosts list --json | jq -r '.[] | select(.name == "h1") | .state')" = ready ]
+
+	run_logged "$COFFER" hosts revoke h1 --yes --json
+	[ "$status" -eq 0 ]
+	[ "$(jq -r .state <<<"$output")" = revoked ]
+	[ "$(jq '.machines | length' <<<"$output")" -eq 2 ]
+	[ "$(jq -r '.releases[0].app' <<<"$output")" = web ]
+	[ "$("$COFFER" hosts list --json | jq -r '.[] | select(.name == "h1") | .state')" = revoked ]
+
+	# the app keeps its count, all on h2; h2's machines were not restarted (the same spec)
+	wait_until 60 on_host web "$h2" 4
+	while read -r id pid; do
+		[ "$(started_pids web | grep -c "^$id $pid\$")" -eq 1 ]
+	done <<<"$h2_before"
+	# h1's agent stopped its machines
+	for pid in $h1_pids; do
+		wait_until 30 gone "$pid"
+	done
+	grep -q 'agent_host_revoked' "$T/agent-h1.log"
+
+	# the keeper refuses h1's open at once, with its reason, and audits the refusal
+	echo '{"token": "x"}' >"$T/open.json"
+	sign "$h1" POST /v1/open "$T/open.json"
+	send "$KEEPER_URL" POST /v1/open "$T/open.json"
+	[ "$CODE" = 401 ]
+	[ "$(jq -r .error.message <<<"$BODY")" = "host is revoked" ]
+	[ "$(store_sql "SELECT count(*) FROM audit_events WHERE action = 'secrets.open' AND outcome = 'refused: host is revoked'")" -ge 1 ]
+	# and every other signed request of it: the api refuses it too
+	echo '{}' >"$T/hb.json"
+	sign "$h1" POST /v1/hosts/heartbeat "$T/hb.json"
+	send "$API_URL" POST /v1/hosts/heartbeat "$T/hb.json"
+	[ "$CODE" = 401 ]
+	[ "$(jq -r .error.message <<<"$BODY")" = "host is revoked" ]
+	# audited by the api (who, which host, what moved) and by the keeper
+	run_logged "$COFFER" audit --json
+	[ "$status" -eq 0 ]
+	[ "$(jq -r --arg h "$h1" '[.[] | select(.action == "hosts.revoke" and .detail.host_id == $h)][-1].detail.machines | length' <<<"$output")" -eq 2 ]
+	[ "$(store_sql "SELECT count(*) FROM audit_events WHERE action = 'hosts.revoke' AND actor = 'api'")" -ge 1 ]
+
+	# again: fine, nothing left to move; an unknown host is named
+	run_logged "$COFFER" hosts revoke h1 --yes --json
+	[ "$status" -eq 0 ]
+	[ "$(jq '.machines | length' <<<"$output")" -eq 0 ]
+	run_logged "$COFFER" hosts revoke nosuch --yes
+	[ "$status" -eq 5 ]
+	[[ "$output" == *"host 'nosuch' not found"* ]]
 }
