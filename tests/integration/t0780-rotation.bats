@@ -3,7 +3,8 @@
 # token rotated with an overlap (the old one works within it and is refused
 # after it; --self writes the new one into the config file); a host revoked
 # while machines run on two hosts (its machines move, its opens are refused
-# with the keeper's reason, audited).
+# with the keeper's reason, audited); host keys rotated under a running app,
+# with the agent killed -9 at each step of the switch.
 
 load helpers
 
@@ -12,6 +13,7 @@ bats_require_minimum_version 1.5.0
 # The token tests share one platform; these run machines on their own.
 OWN_PLATFORM=(
 	"hosts revoke: the host's machines move to the other host, its opens are refused, audited"
+	"agent rotate-keys under a running app: kill -9 before the switch and after the keeper's answer; machines never stop; the old key is refused"
 )
 
 setup_file() { platform_start; }
@@ -188,4 +190,88 @@ on_host() {
 	run_logged "$COFFER" hosts revoke nosuch --yes
 	[ "$status" -eq 5 ]
 	[[ "$output" == *"host 'nosuch' not found"* ]]
+}
+
+# ---- agent rotate-keys ----
+
+# keeper_self KEYFILE: the HTTP status of the keeper's GET /v1/hosts/self signed by h1 with KEYFILE.
+keeper_self() {
+	: >"$T/nobody"
+	KEY=$1 sign "$H1" GET /v1/hosts/self "$T/nobody"
+	send "$KEEPER_URL" GET /v1/hosts/self
+	echo "$CODE"
+}
+
+# still_running PIDS: every "ID PID" line's process lives, and the api lists exactly these.
+still_running() {
+	local id pid
+	while read -r id pid; do
+		kill -0 "$pid" || return 1
+	done <<<"$1"
+	[ "$(started_pids web)" = "$1" ]
+}
+
+@test "agent rotate-keys under a running app: kill -9 before the switch and after the keeper's answer; machines never stop; the old key is refused" {
+	agents_up 1
+	H1=${HOST_IDS[1]}
+	dir=$T/agents/h1
+	"$COFFER" apps create web >/dev/null
+	"$COFFER" secrets set -a web LEVEL=one >/dev/null
+	deploy web --count 2 -- "$APP"
+	[ "$status" -eq 0 ]
+	wait_until 40 count_started web 2
+	before=$(started_pids web)
+	cp "$dir/host.sign.key" "$T/old.sign.key"
+	cp "$dir/host.seal.key" "$T/old.seal.key"
+
+	# step 1: the new keys are written to the pending file, nothing else changes
+	run_logged "$COFFER" agent rotate-keys --state-dir "$dir"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"New host keys are pending in $dir/host.keys.pending"* ]]
+	[ "$(stat -c %a "$dir/host.keys.pending")" = 600 ]
+	cmp "$dir/host.sign.key" "$T/old.sign.key"
+	[ "$(keeper_self "$T/old.sign.key")" = 200 ]
+	# twice: the pending keys are kept (a retry sends the same proof)
+	cp "$dir/host.keys.pending" "$T/pending.copy"
+	run_logged "$COFFER" agent rotate-keys --state-dir "$dir"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"pending already"* ]]
+	cmp "$dir/host.keys.pending" "$T/pending.copy"
+
+	# kill -9 of the agent before the switch: its machines keep running
+	kill -KILL "$AGENT_PID"
+	wait "$AGENT_PID" 2>/dev/null || true
+	AGENT_PIDS=
+	still_running "$before"
+
+	# step 2: the next agent dies (kill -9) right after the keeper took the new keys, before any file changed
+	run env COFFER_TEST_CRASH_AT=rekey-answered "$COFFER" agent --api "$API_URL" --keeper "$KEEPER_URL" \
+		--state-dir "$dir" --name h1 --ca "$COFFER_CA"
+	[ "$status" -eq 137 ]
+	[ -e "$dir/host.keys.pending" ]
+	cmp "$dir/host.sign.key" "$T/old.sign.key"
+	cmp "$dir/host.seal.key" "$T/old.seal.key"
+	# the keeper has the new keys: the old one is refused at once
+	[ "$(keeper_self "$T/old.sign.key")" = 401 ]
+	[ "$(jq -r .error.message <<<"$BODY")" != "host is revoked" ]
+	still_running "$before"
+
+	# step 3: a plain start re-sends the same proof, the keeper answers the same, the files switch
+	agent_start h1
+	wait_until 30 hosts_ready 1
+	[ ! -e "$dir/host.keys.pending" ]
+	run ! cmp -s "$dir/host.sign.key" "$T/old.sign.key"
+	run ! cmp -s "$dir/host.seal.key" "$T/old.seal.key"
+	grep -q 'agent_keys_rotated' "$T/agent-h1.log"
+	[ "$(keeper_self "$dir/host.sign.key")" = 200 ]
+	[ "$(keeper_self "$T/old.sign.key")" = 401 ]
+	# the machines never stopped: the same processes, adopted
+	wait_until 30 still_running "$before"
+	# and a new machine boots on the host with the new keys (the keeper seals to the new seal key)
+	run_logged cli scale count 3 -a web
+	[ "$status" -eq 0 ]
+	wait_until 40 count_started web 3
+	[ "$(api_get /v1/apps/web/releases | jq '[.releases[] | select(.status == "failed")] | length')" -eq 0 ]
+	# audited by the keeper
+	[ "$(store_sql "SELECT count(*) FROM audit_events WHERE action = 'hosts.rekey' AND outcome = 'ok'")" -ge 1 ]
 }
