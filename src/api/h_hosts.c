@@ -6,6 +6,8 @@
  * writes nothing but last_heartbeat. The gate has checked the host's
  * signature before any of this runs.
  */
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
@@ -162,62 +164,85 @@ static enum coffer_err add_once(json_t *ids, const char *id)
 }
 
 /*
- * The host's machines go elsewhere: each live one is destroyed, and each
- * app that had one gets a release of what it runs now (its current config
- * and deployed secrets: the same spec, so its machines on other hosts are
- * relabelled, not restarted), which creates the missing machines on other
- * ready hosts. An app with a release already running is left to it: that
- * release fills the count too. Each step is idempotent, so `hosts revoke`
- * again finishes what an api killed half-way left.
+ * The host's machines go elsewhere (api.h, api_hosts_move): each live one
+ * is destroyed, and each app that had one gets a release of what it runs
+ * now (its current config and deployed secrets: the same spec, so its
+ * machines on other hosts are relabelled, not restarted), which creates the
+ * missing machines on other ready hosts. An app with a release already
+ * running is left to it: that release fills the count too. Each step is
+ * idempotent: `hosts revoke` again, or the api's next start
+ * (api_hosts_sweep), finishes what an api killed half-way left.
  */
-static enum coffer_err move_machines(struct api_auth *a, const char *host_id, json_t *moved, json_t *releases)
+enum coffer_err api_hosts_move(struct api *api, struct store *s, const char *host_id, const char *actor,
+			       json_t *moved, json_t *releases)
 {
 	struct store_machine_list ml = { 0 };
 	json_t *apps = json_array(), *v;
 	char msg[API_MESSAGE_MAX];
 	size_t i;
-	enum coffer_err rc = apps ? api_note(a, store_machine_list_by_host(a->store, host_id, &ml)) : COFFER_ERR_NOMEM;
+	enum coffer_err rc = apps ? store_machine_list_by_host(s, host_id, &ml) : COFFER_ERR_NOMEM;
 
 	for (i = 0; !rc && i < ml.n; i++) {
 		const struct store_machine *m = &ml.items[i];
 		if (strcmp(m->state, "destroyed") == 0)
 			continue;
-		rc = api_note(a, store_machine_destroy(a->store, m->id));
+		rc = store_machine_destroy(s, m->id);
 		if (rc == COFFER_ERR_NOT_FOUND) /* destroyed meanwhile */
 			rc = COFFER_OK;
-		if (!rc && json_array_append_new(moved, json_string(m->id)))
+		if (!rc && moved && json_array_append_new(moved, json_string(m->id)))
 			rc = COFFER_ERR_NOMEM;
 		if (!rc)
 			rc = add_once(apps, m->app_id);
 	}
-	if (!rc && json_array_size(moved))
-		release_assignments_changed(a->api->ctl);
+	if (!rc && json_array_size(apps))
+		release_assignments_changed(api->ctl);
 	json_array_foreach(apps, i, v) {
 		struct store_app app = { 0 };
 		uint64_t version = 0, running = 0;
 		if (rc)
 			break;
-		rc = api_note(a, store_app_get(a->store, json_string_value(v), &app));
+		rc = store_app_get(s, json_string_value(v), &app);
 		if (rc == COFFER_ERR_NOT_FOUND) { /* destroyed meanwhile */
 			rc = COFFER_OK;
 			continue;
 		}
 		if (rc)
 			break;
-		struct release_request rq = { &app, a->token_id, NULL, app.deployed_version };
-		rc = api_note(a, release_create(a->api, a->store, &rq, &version, &running, msg, sizeof(msg)));
+		struct release_request rq = { &app, actor, NULL, app.deployed_version };
+		rc = release_create(api, s, &rq, &version, &running, msg, sizeof(msg));
 		if (rc == COFFER_ERR_CONFLICT || rc == COFFER_ERR_NOT_FOUND) {
 			log_info("host_revoked_release_skipped", LF_S("app", app.name), LF_I("running", running));
 			rc = COFFER_OK;
 			continue;
 		}
-		if (!rc && json_array_append_new(releases, json_pack("{s:s,s:I}", "app", app.name, "version",
-								     (json_int_t)version)))
+		if (!rc && releases &&
+		    json_array_append_new(releases, json_pack("{s:s,s:I}", "app", app.name, "version", (json_int_t)version)))
 			rc = COFFER_ERR_NOMEM;
 	}
 	json_decref(apps);
 	store_machine_list_release(&ml);
 	return rc;
+}
+
+void api_hosts_sweep(struct api *api)
+{
+	struct store *s = NULL;
+	struct store_host_list hosts = { 0 };
+	int64_t issued_at;
+	enum coffer_err rc = store_pool_acquire(api->pool, &s);
+	if (!rc)
+		rc = store_host_list(s, &hosts);
+	for (size_t i = 0; !rc && i < hosts.n; i++) {
+		const struct store_host *h = &hosts.items[i];
+		if (strcmp(h->state, API_HOST_STATE_REVOKED) != 0 || api_host_check(api, h, &issued_at))
+			continue;
+		rc = api_hosts_move(api, s, h->id, API_HOSTS_SWEEP_ACTOR, NULL, NULL);
+	}
+	if (rc)
+		log_warn("revoked_hosts_sweep_failed", LF_S("error", coffer_err_name(rc)));
+	store_host_list_release(&hosts);
+	if (s)
+		store_pool_release(api->pool, s, rc);
 }
 
 /*
@@ -260,7 +285,9 @@ enum coffer_err h_hosts_revoke(struct http_request *req, void *ctx)
 			      "the keeper did not revoke host '%s'%s%s", h.name, msg[0] ? ": " : "", msg);
 		goto out;
 	}
-	rc = move_machines(a, h.id, moved, releases);
+	if (getenv(API_TEST_CRASH_ENV) && strcmp(getenv(API_TEST_CRASH_ENV), "revoke-keeper-answered") == 0)
+		raise(SIGKILL); /* a test knob (t0780): the api killed between the keeper's answer and the move */
+	rc = api_note(a, api_hosts_move(a->api, a->store, h.id, a->token_id, moved, releases));
 	if (rc)
 		goto out;
 	log_info("host_revoked", LF_S("host_id", h.id), LF_S("name", h.name), LF_I("machines", json_array_size(moved)));

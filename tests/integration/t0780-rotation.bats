@@ -13,6 +13,7 @@ bats_require_minimum_version 1.5.0
 # The token tests share one platform; these run machines on their own.
 OWN_PLATFORM=(
 	"hosts revoke: the host's machines move to the other host, its opens are refused, audited"
+	"hosts revoke: an api killed between the keeper's answer and the move finishes it when it starts again"
 	"agent rotate-keys under a running app: kill -9 before the switch and after the keeper's answer; machines never stop; the old key is refused"
 )
 
@@ -192,6 +193,30 @@ on_host() {
 	run_logged "$COFFER" hosts revoke nosuch --yes
 	[ "$status" -eq 5 ]
 	[[ "$output" == *"host 'nosuch' not found"* ]]
+}
+
+@test "hosts revoke: an api killed between the keeper's answer and the move finishes it when it starts again" {
+	agents_up 2
+	h1=${HOST_IDS[1]} h2=${HOST_IDS[2]}
+	"$COFFER" apps create web >/dev/null
+	deploy web --count 2 -- "$APP"
+	[ "$status" -eq 0 ]
+	wait_until 40 count_started web 2
+	# an api that kills itself (kill -9) right after the keeper revoked the host
+	addr=${API_URL#https://}
+	kill -KILL "$API_PID"
+	wait "$API_PID" 2>/dev/null || true
+	COFFER_TEST_CRASH_AT=revoke-keeper-answered api_start "$addr"
+	run_logged "$COFFER" hosts revoke h1 --yes
+	[ "$status" -ne 0 ]
+	wait_until 30 gone "$API_PID"
+	# the keeper revoked it; its machine is still h1's in the store
+	[ "$(store_sql "SELECT state FROM hosts WHERE id = '$h1'")" = revoked ]
+	[ "$(store_sql "SELECT count(*) FROM machines WHERE host_id = '$h1' AND state <> 'destroyed'")" -eq 1 ]
+	# the api's next start finishes the move: the app keeps its count, on h2
+	api_start "$addr"
+	wait_until 60 on_host web "$h2" 2
+	[ "$(store_sql "SELECT count(*) FROM machines WHERE host_id = '$h1' AND state <> 'destroyed'")" -eq 0 ]
 }
 
 # ---- agent rotate-keys ----
