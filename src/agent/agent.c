@@ -206,6 +206,18 @@ static int run(struct opts *o, const sigset_t *set)
 	if (created)
 		log_info("agent_keys_created", LF_S("state_dir", o->state_dir));
 	agent_peers_set_keeper(o->keeper_url);
+	if (id.enrolled) {
+		/* new keys pending (`coffer agent rotate-keys`): the keeper takes them before anything is signed */
+		int rotated = 0;
+		rc = agent_rotate_finish(o->state_dir, &id, o->keeper_url, &rotated, msg, sizeof(msg));
+		if (rc) {
+			ex = opts_fail(rc, "cannot move to the new host keys pending in '%s': %s", o->state_dir,
+				      msg[0] ? msg : coffer_strerror(rc));
+			goto out;
+		}
+		if (rotated)
+			log_info("agent_keys_rotated", LF_S("host_id", id.host_id));
+	}
 	if (o->metrics_listen) {
 		rc = metrics_server_start(o->metrics_listen, agent_metrics, sizeof(agent_metrics) / sizeof(agent_metrics[0]),
 					  agent_ready, NULL, &metrics);
@@ -319,6 +331,44 @@ out:
 	return ex;
 }
 
+/*
+ * `coffer agent rotate-keys --state-dir DIR`: new host keys, pending until
+ * the agent's next start moves to them (agent_rotate_begin). Run on the
+ * host, as the agent's user; the running agent is not touched.
+ */
+static int run_rotate_keys(int argc, char **argv)
+{
+	const char *state_dir = NULL;
+	struct agent_identity id;
+	int pending = 0, ex;
+	enum coffer_err rc;
+	const struct opts_spec specs[] = { { "state-dir", 0, OPTS_VALUE, &state_dir }, { NULL, 0, OPTS_FLAG, NULL } };
+
+	ex = opts_parse_role("agent", specs, argc, argv, 2);
+	if (ex)
+		return ex;
+	if (!state_dir)
+		return opts_usage("agent");
+	if (fs_disable_core_dumps())
+		return opts_fail(COFFER_ERR_INTERNAL, "cannot disable core dumps");
+	rc = agent_identity_load(state_dir, &id, NULL);
+	if (rc)
+		return opts_fail(rc, "cannot load the host identity from '%s': %s", state_dir, coffer_strerror(rc));
+	if (!id.enrolled) {
+		agent_identity_release(&id);
+		return opts_fail(COFFER_ERR_USAGE, "the host of '%s' is not enrolled: nothing to rotate", state_dir);
+	}
+	agent_identity_release(&id);
+	rc = agent_rotate_begin(state_dir, &pending);
+	if (rc)
+		return opts_fail(rc, "cannot write new keys in '%s': %s", state_dir, coffer_strerror(rc));
+	printf("%s in %s/%s: the agent moves to them when it next starts\n"
+	       "(restart it; with --keep-machines, or after kill -9, its machines keep running).\n",
+	       pending ? "New host keys are pending already" : "New host keys are pending", state_dir,
+	       AGENT_PENDING_KEYS_FILE);
+	return 0;
+}
+
 int cmd_agent(int argc, char **argv)
 {
 	struct opts o = { 0 };
@@ -329,6 +379,8 @@ int cmd_agent(int argc, char **argv)
 	log_set_role("agent");
 	/* the enrolment body carries the join token: whatever jansson frees is wiped */
 	json_use_wiping_allocator();
+	if (argc >= 2 && strcmp(argv[1], "rotate-keys") == 0)
+		return run_rotate_keys(argc, argv);
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		(void)opts_usage("agent");
 		return 0;

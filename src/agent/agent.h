@@ -69,6 +69,7 @@
 #define AGENT_SIGN_KEY_FILE "host.sign.key"
 #define AGENT_SEAL_KEY_FILE "host.seal.key"
 #define AGENT_IDENTITY_FILE "host.json"
+#define AGENT_PENDING_KEYS_FILE "host.keys.pending" /* `agent rotate-keys`: new sign seed || new seal key */
 #define AGENT_JOIN_ENV "COFFER_JOIN_TOKEN" /* the join token, when not given with --join */
 #define AGENT_KEY_LEN 32
 #define AGENT_NAME_SIZE 256
@@ -119,6 +120,23 @@ COFFER_MUST_CHECK enum coffer_err agent_identity_load(const char *state_dir, str
 						      int *created);
 /* Wipes and frees the keys; a zeroed or released struct is fine. */
 void agent_identity_release(struct agent_identity *id);
+
+/*
+ * Host key rotation, in two halves (docs/CRYPTO.md "Host key rotation").
+ * agent_rotate_begin (`coffer agent rotate-keys`, on the state folder)
+ * writes new keys to AGENT_PENDING_KEYS_FILE (0600, exclusively: *pending
+ * is 1 and nothing is written when one is pending already); nothing else
+ * changes. agent_rotate_finish, at every agent start before anything is
+ * signed, sends a pending file's proof (hostauth_rekey) to the keeper and,
+ * once the keeper answers with the new cert, makes the new keys current:
+ * the seal key file, host.json, then the sign key file, then the pending
+ * file is removed. A crash at any point leaves files a restart finishes
+ * (the keeper answers a retry the same); *rotated says whether id now
+ * holds new keys. On a refusal msg gets the keeper's message.
+ */
+COFFER_MUST_CHECK enum coffer_err agent_rotate_begin(const char *state_dir, int *pending);
+COFFER_MUST_CHECK enum coffer_err agent_rotate_finish(const char *state_dir, struct agent_identity *id,
+						      const char *keeper_url, int *rotated, char *msg, size_t msg_size);
 
 /*
  * Enrols with the keeper at keeper_url (POST /v1/hosts/enrol) with a join

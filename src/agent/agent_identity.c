@@ -2,6 +2,8 @@
  * agent_identity.c — the agent's keys and identity files, its enrolment
  * with the keeper, and its signed requests.
  */
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +26,9 @@
 #define KEY_FILE_MODE 0600
 #define IDENTITY_FILE_MODE 0600
 #define KEEPER_ENROL_PATH "/v1/hosts/enrol"
+#define KEEPER_REKEY_PATH "/v1/hosts/rekey"
+#define PENDING_LEN (2 * AGENT_KEY_LEN) /* sign seed || seal key */
+#define TEST_CRASH_ENV "COFFER_TEST_CRASH_AT" /* a test knob: "rekey-answered" kills the agent there (t0780) */
 #define B64_SLACK 8
 
 _Static_assert(AGENT_KEY_LEN == JWS_SEED_LEN && AGENT_KEY_LEN == HPKE_SK_LEN, "key files hold 32 bytes");
@@ -473,5 +478,146 @@ out:
 	json_decref(answer);
 	json_decref(body);
 	buf_release(&text);
+	return rc;
+}
+
+/* ---- host key rotation ---- */
+
+enum coffer_err agent_rotate_begin(const char *state_dir, int *pending)
+{
+	char path[AGENT_PATH_MAX];
+	struct secret *keys = NULL;
+	unsigned char pk[HOSTAUTH_PK_LEN];
+	struct secret *seal = NULL;
+	enum coffer_err rc = path_of(path, state_dir, AGENT_PENDING_KEYS_FILE);
+
+	*pending = 0;
+	if (!rc)
+		rc = secret_new(PENDING_LEN, &keys);
+	if (!rc)
+		rc = hpke_generate_keypair(&seal, pk);
+	if (rc)
+		goto out;
+	randombytes_buf(secret_bytes(keys), AGENT_KEY_LEN);
+	memcpy(secret_bytes(keys) + AGENT_KEY_LEN, secret_cbytes(seal), AGENT_KEY_LEN);
+	rc = fs_write_atomic(path, secret_cbytes(keys), PENDING_LEN, KEY_FILE_MODE, 1);
+	if (rc == COFFER_ERR_CONFLICT) {
+		*pending = 1;
+		rc = COFFER_OK;
+	}
+out:
+	secret_free(seal);
+	secret_free(keys);
+	return rc;
+}
+
+/* The keeper's answer to the proof of id's move to the new keys: the new cert. */
+static enum coffer_err rekey_call(const struct agent_identity *id, const struct secret *new_sk,
+				  const unsigned char sign_pk[HOSTAUTH_PK_LEN], const unsigned char seal_pk[HOSTAUTH_PK_LEN],
+				  const char *keeper_url, unsigned char cert[HOSTAUTH_CERT_LEN], char *msg, size_t msg_size)
+{
+	struct hostauth_rekey proof = { id->host_id, id->sign_pk, sign_pk, seal_pk };
+	unsigned char sig_old[HOSTAUTH_SIG_LEN], sig_new[HOSTAUTH_SIG_LEN];
+	json_t *body = NULL, *answer = NULL;
+	struct buf text;
+	enum coffer_err rc;
+
+	buf_init(&text, AGENT_REQUEST_MAX);
+	rc = hostauth_rekey_sign(id->sign_sk, &proof, sig_old);
+	if (!rc)
+		rc = hostauth_rekey_sign(new_sk, &proof, sig_new);
+	if (!rc && !(body = json_pack("{s:s}", "host_id", id->host_id)))
+		rc = COFFER_ERR_NOMEM;
+	if (!rc)
+		rc = set_b64(body, "old_sign_pk", id->sign_pk, HOSTAUTH_PK_LEN);
+	if (!rc)
+		rc = set_b64(body, "sign_pk", sign_pk, HOSTAUTH_PK_LEN);
+	if (!rc)
+		rc = set_b64(body, "seal_pk", seal_pk, HOSTAUTH_PK_LEN);
+	if (!rc)
+		rc = set_b64(body, "sig_old", sig_old, sizeof(sig_old));
+	if (!rc)
+		rc = set_b64(body, "sig_new", sig_new, sizeof(sig_new));
+	if (!rc)
+		rc = json_dump_buf(body, &text);
+	if (!rc)
+		rc = send_request(NULL, keeper_url, "POST", KEEPER_REKEY_PATH, NULL, &text, AGENT_HTTP_TIMEOUT_MS,
+				  AGENT_RESPONSE_MAX, NULL, &answer, msg, msg_size);
+	if (!rc && (!answer || get_b64(answer, "cert", cert, HOSTAUTH_CERT_LEN)))
+		rc = COFFER_ERR_PROTOCOL;
+	json_decref(answer);
+	json_decref(body);
+	buf_release(&text);
+	return rc;
+}
+
+enum coffer_err agent_rotate_finish(const char *state_dir, struct agent_identity *id, const char *keeper_url,
+				    int *rotated, char *msg, size_t msg_size)
+{
+	char path[AGENT_PATH_MAX];
+	struct secret *pending = NULL, *seed = NULL, *new_sk = NULL, *seal = NULL;
+	unsigned char sign_pk[HOSTAUTH_PK_LEN], seal_pk[HOSTAUTH_PK_LEN], cert[HOSTAUTH_CERT_LEN];
+	const char *crash = getenv(TEST_CRASH_ENV);
+	enum coffer_err rc = path_of(path, state_dir, AGENT_PENDING_KEYS_FILE);
+
+	*rotated = 0;
+	if (msg_size)
+		msg[0] = '\0';
+	if (!rc)
+		rc = fs_read_private(path, PENDING_LEN + 1, &pending);
+	if (rc == COFFER_ERR_NOT_FOUND)
+		return COFFER_OK; /* nothing pending */
+	if (!rc && secret_len(pending) != PENDING_LEN)
+		rc = COFFER_ERR_INVALID;
+	if (!rc)
+		rc = secret_from(secret_cbytes(pending), AGENT_KEY_LEN, &seed);
+	if (!rc)
+		rc = secret_from(secret_cbytes(pending) + AGENT_KEY_LEN, AGENT_KEY_LEN, &seal);
+	if (!rc)
+		rc = jws_key_from_seed(seed, &new_sk, sign_pk);
+	if (!rc)
+		rc = hpke_public_key(seal, seal_pk);
+	if (rc)
+		goto out;
+	if (sodium_memcmp(sign_pk, id->sign_pk, HOSTAUTH_PK_LEN) != 0) {
+		/* the sign key file is written last: while it is the old one, the keeper may not have the new keys */
+		rc = rekey_call(id, new_sk, sign_pk, seal_pk, keeper_url, cert, msg, msg_size);
+		if (rc)
+			goto out;
+		log_info("agent_keys_accepted", LF_S("host_id", id->host_id));
+		if (crash && strcmp(crash, "rekey-answered") == 0)
+			raise(SIGKILL);
+		memcpy(id->cert, cert, sizeof(id->cert));
+		rc = path_of(path, state_dir, AGENT_SEAL_KEY_FILE);
+		if (!rc)
+			rc = fs_write_atomic(path, secret_cbytes(seal), AGENT_KEY_LEN, KEY_FILE_MODE, 0);
+		if (!rc)
+			rc = save_identity(state_dir, id);
+		if (!rc)
+			rc = path_of(path, state_dir, AGENT_SIGN_KEY_FILE);
+		if (!rc)
+			rc = fs_write_atomic(path, secret_cbytes(seed), AGENT_KEY_LEN, KEY_FILE_MODE, 0);
+		if (rc)
+			goto out;
+	}
+	/* the new keys are current: the pending file goes, and id holds them */
+	rc = path_of(path, state_dir, AGENT_PENDING_KEYS_FILE);
+	if (!rc && unlink(path) != 0)
+		rc = COFFER_ERR_IO;
+	if (rc)
+		goto out;
+	secret_free(id->sign_sk);
+	secret_free(id->seal_sk);
+	id->sign_sk = new_sk;
+	id->seal_sk = seal;
+	new_sk = seal = NULL;
+	memcpy(id->sign_pk, sign_pk, sizeof(id->sign_pk));
+	memcpy(id->seal_pk, seal_pk, sizeof(id->seal_pk));
+	*rotated = 1;
+out:
+	secret_free(seal);
+	secret_free(new_sk);
+	secret_free(seed);
+	secret_free(pending);
 	return rc;
 }

@@ -43,6 +43,8 @@
 #include "banned.h"
 
 #define ASSIGNMENTS_PATH "/v1/agent/assignments"
+#define HOST_REVOKED_MESSAGE "host is revoked" /* the shared host gate's refusal (http_phase.c) */
+#define REVOKED_GENERATION "0"                  /* the assignments a revoked host keeps: none */
 #define MACHINES_PATH "/v1/agent/machines/"
 #define KEEPER_OPEN_PATH "/v1/open"
 #define WORK_DIR_NAME "work"
@@ -468,6 +470,25 @@ static void *poll_main(void *arg)
 			    json_get_array(doc, "machines", 1, &machines, NULL))) {
 			rc = COFFER_ERR_PROTOCOL;
 			set_msg(msg, sizeof(msg), "%s", "malformed assignments document");
+		}
+		if (rc == COFFER_ERR_UNAUTH && strstr(msg, HOST_REVOKED_MESSAGE) && strcmp(gen, REVOKED_GENERATION) != 0) {
+			/*
+			 * Revoked (`coffer hosts revoke`): the keeper opens nothing for
+			 * this host any more and the api moved its machines, so it
+			 * stops them all, as assignments without a machine would.
+			 */
+			json_t *none = json_pack("{s:s,s:[]}", "generation", REVOKED_GENERATION, "machines");
+			if (none) {
+				log_error("agent_host_revoked", LF_S("host_id", p->id.host_id),
+					  LF_S("message", "this host is revoked: its machines are stopped"));
+				memcpy(gen, REVOKED_GENERATION, sizeof(REVOKED_GENERATION));
+				pthread_mutex_lock(&sh->mu);
+				json_decref(sh->doc);
+				sh->doc = none;
+				sh->seq++;
+				pthread_cond_broadcast(&sh->cond);
+				pthread_mutex_unlock(&sh->mu);
+			}
 		}
 		if (rc) {
 			json_decref(doc);

@@ -239,6 +239,7 @@ enum coffer_err api_start(const struct api_config *cfg, struct api **out, char *
 		set_why(why, why_size, "cannot start the release controller");
 		goto out;
 	}
+	api_hosts_sweep(a);
 	rc = anchor_poker_start(ANCHOR_POKE_DELAY_MS, keeper_client_anchor_quietly, a, &a->anchor_poker);
 	if (rc) {
 		set_why(why, why_size, "cannot start the audit anchor's poker");

@@ -63,6 +63,8 @@
 #define API_TOKEN_ID_PREFIX_LEN 4
 #define API_TOKEN_ID_SIZE (API_TOKEN_ID_PREFIX_LEN + STORE_ID_LEN + 1)
 #define API_TOKEN_EXPIRY_MAX_MS ((uint64_t)10 * 366 * 24 * 3600 * 1000) /* ten years */
+#define API_TOKEN_OVERLAP_DEFAULT_MS ((uint64_t)3600 * 1000)   /* tokens rotate: the old one lives 1 h more */
+#define API_TOKEN_OVERLAP_MAX_MS ((uint64_t)30 * 24 * 3600 * 1000) /* ... at most 30 days */
 #define API_ACTOR_ANONYMOUS HTTP_ACTOR_ANONYMOUS
 
 /* Names. */
@@ -101,6 +103,7 @@ enum api_role { API_ROLE_NONE = 0, API_ROLE_READ = 1, API_ROLE_DEPLOY = 2, API_R
 
 /* Hosts: the keeper creates them; the api writes last_heartbeat only. */
 #define API_HOST_STATE_READY HTTP_HOST_STATE_READY
+#define API_HOST_STATE_REVOKED HTTP_HOST_STATE_REVOKED
 
 struct release_ctl;
 
@@ -309,6 +312,7 @@ enum coffer_err h_health(struct http_request *req, void *ctx);
 enum coffer_err h_tokens_create(struct http_request *req, void *ctx);
 enum coffer_err h_tokens_list(struct http_request *req, void *ctx);
 enum coffer_err h_tokens_revoke(struct http_request *req, void *ctx);
+enum coffer_err h_tokens_rotate(struct http_request *req, void *ctx);
 enum coffer_err h_apps_create(struct http_request *req, void *ctx);
 enum coffer_err h_apps_list(struct http_request *req, void *ctx);
 enum coffer_err h_apps_get(struct http_request *req, void *ctx);
@@ -332,6 +336,19 @@ enum coffer_err h_audit_list(struct http_request *req, void *ctx);
 enum coffer_err h_audit_verify(struct http_request *req, void *ctx);
 enum coffer_err h_audit_head(struct http_request *req, void *ctx);
 enum coffer_err h_hosts_list(struct http_request *req, void *ctx);
+enum coffer_err h_hosts_revoke(struct http_request *req, void *ctx);
+/*
+ * A revoked host's machines go elsewhere (h_hosts.c): its live machines
+ * destroyed, each of their apps given a release of its current spec (which
+ * recreates the count on ready hosts); moved and releases (each may be
+ * NULL) get the machine ids and {"app","version"} made. Idempotent.
+ */
+COFFER_MUST_CHECK enum coffer_err api_hosts_move(struct api *api, struct store *s, const char *host_id,
+						 const char *actor, json_t *moved, json_t *releases);
+/* At the api's start: api_hosts_move for every revoked host (what a killed `hosts revoke` left); logs a failure. */
+void api_hosts_sweep(struct api *api);
+#define API_HOSTS_SWEEP_ACTOR "api"
+#define API_TEST_CRASH_ENV "COFFER_TEST_CRASH_AT" /* a test knob: the api kills itself at the named point (t0780) */
 enum coffer_err h_hosts_register(struct http_request *req, void *ctx);
 enum coffer_err h_hosts_heartbeat(struct http_request *req, void *ctx);
 /* h_releases.c, h_machines.c: users' run-path routes (docs/RUNPATH.md) */
@@ -400,6 +417,13 @@ COFFER_MUST_CHECK enum coffer_err keeper_client_audit_anchor(const struct api *a
  */
 COFFER_MUST_CHECK enum coffer_err keeper_client_kms_keys(const struct api *api, const json_t *body, json_t **answer,
 							 char *msg, size_t msg_size);
+/*
+ * Asks the keeper to revoke host_id (POST /v1/hosts/:id/revoke): from its
+ * answer on, the keeper refuses the host's every request and open. msg
+ * gets the keeper's message on a refusal.
+ */
+COFFER_MUST_CHECK enum coffer_err keeper_client_revoke_host(const struct api *api, const char *host_id, char *msg,
+							    size_t msg_size);
 /* The api's anchor_poker callback: keeper_client_audit_anchor, its result only logged. ctx is the api. */
 void keeper_client_anchor_quietly(void *ctx);
 

@@ -1,15 +1,19 @@
 /*
- * h_hosts.c — GET /v1/hosts (admin), and the host-signed POST
- * /v1/hosts/register and POST /v1/hosts/heartbeat. The keeper creates host
- * rows; the api trusts a row only when the keeper's certificate in it
- * verifies (api_host_check), and writes nothing but last_heartbeat. The
- * gate has checked the host's signature before any of this runs.
+ * h_hosts.c — GET /v1/hosts and POST /v1/hosts/:host/revoke (admin), and
+ * the host-signed POST /v1/hosts/register and POST /v1/hosts/heartbeat.
+ * The keeper creates (and revokes) host rows; the api trusts a row only
+ * when the keeper's certificate in it verifies (api_host_check), and
+ * writes nothing but last_heartbeat. The gate has checked the host's
+ * signature before any of this runs.
  */
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
 #include "encode.h"
 #include "log.h"
+#include "release.h"
 #include "banned.h"
 
 #define B64_SLACK 8
@@ -146,4 +150,153 @@ enum coffer_err h_hosts_heartbeat(struct http_request *req, void *ctx)
 	if (rc)
 		return rc;
 	return api_reply(req, 200, json_pack("{s:s,s:o}", "host_id", a->host.id, "last_heartbeat", api_json_time(now)));
+}
+
+/* An app's id, once, in a JSON array of ids. */
+static enum coffer_err add_once(json_t *ids, const char *id)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(ids, i, v)
+		if (strcmp(json_string_value(v), id) == 0)
+			return COFFER_OK;
+	return json_array_append_new(ids, json_string(id)) ? COFFER_ERR_NOMEM : COFFER_OK;
+}
+
+/*
+ * The host's machines go elsewhere (api.h, api_hosts_move): each live one
+ * is destroyed, and each app that had one gets a release of what it runs
+ * now (its current config and deployed secrets: the same spec, so its
+ * machines on other hosts are relabelled, not restarted), which creates the
+ * missing machines on other ready hosts. An app with a release already
+ * running is left to it: that release fills the count too. Each step is
+ * idempotent: `hosts revoke` again, or the api's next start
+ * (api_hosts_sweep), finishes what an api killed half-way left.
+ */
+enum coffer_err api_hosts_move(struct api *api, struct store *s, const char *host_id, const char *actor,
+			       json_t *moved, json_t *releases)
+{
+	struct store_machine_list ml = { 0 };
+	json_t *apps = json_array(), *v;
+	char msg[API_MESSAGE_MAX];
+	size_t i;
+	enum coffer_err rc = apps ? store_machine_list_by_host(s, host_id, &ml) : COFFER_ERR_NOMEM;
+
+	for (i = 0; !rc && i < ml.n; i++) {
+		const struct store_machine *m = &ml.items[i];
+		if (strcmp(m->state, "destroyed") == 0)
+			continue;
+		rc = store_machine_destroy(s, m->id);
+		if (rc == COFFER_ERR_NOT_FOUND) /* destroyed meanwhile */
+			rc = COFFER_OK;
+		if (!rc && moved && json_array_append_new(moved, json_string(m->id)))
+			rc = COFFER_ERR_NOMEM;
+		if (!rc)
+			rc = add_once(apps, m->app_id);
+	}
+	if (!rc && json_array_size(apps))
+		release_assignments_changed(api->ctl);
+	json_array_foreach(apps, i, v) {
+		struct store_app app = { 0 };
+		uint64_t version = 0, running = 0;
+		if (rc)
+			break;
+		rc = store_app_get(s, json_string_value(v), &app);
+		if (rc == COFFER_ERR_NOT_FOUND) { /* destroyed meanwhile */
+			rc = COFFER_OK;
+			continue;
+		}
+		if (rc)
+			break;
+		struct release_request rq = { &app, actor, NULL, app.deployed_version };
+		rc = release_create(api, s, &rq, &version, &running, msg, sizeof(msg));
+		if (rc == COFFER_ERR_CONFLICT || rc == COFFER_ERR_NOT_FOUND) {
+			log_info("host_revoked_release_skipped", LF_S("app", app.name), LF_I("running", running));
+			rc = COFFER_OK;
+			continue;
+		}
+		if (!rc && releases &&
+		    json_array_append_new(releases, json_pack("{s:s,s:I}", "app", app.name, "version", (json_int_t)version)))
+			rc = COFFER_ERR_NOMEM;
+	}
+	json_decref(apps);
+	store_machine_list_release(&ml);
+	return rc;
+}
+
+void api_hosts_sweep(struct api *api)
+{
+	struct store *s = NULL;
+	struct store_host_list hosts = { 0 };
+	int64_t issued_at;
+	enum coffer_err rc = store_pool_acquire(api->pool, &s);
+	if (!rc)
+		rc = store_host_list(s, &hosts);
+	for (size_t i = 0; !rc && i < hosts.n; i++) {
+		const struct store_host *h = &hosts.items[i];
+		if (strcmp(h->state, API_HOST_STATE_REVOKED) != 0 || api_host_check(api, h, &issued_at))
+			continue;
+		rc = api_hosts_move(api, s, h->id, API_HOSTS_SWEEP_ACTOR, NULL, NULL);
+	}
+	if (rc)
+		log_warn("revoked_hosts_sweep_failed", LF_S("error", coffer_err_name(rc)));
+	store_host_list_release(&hosts);
+	if (s)
+		store_pool_release(api->pool, s, rc);
+}
+
+/*
+ * POST /v1/hosts/:host/revoke (admin; :host a name or an id): the keeper
+ * revokes the host first (it is where opens are refused), then its
+ * machines move (move_machines). 200 with the machines moved and the
+ * releases made; revoking a revoked host is 200 again.
+ */
+enum coffer_err h_hosts_revoke(struct http_request *req, void *ctx)
+{
+	struct api_auth *a = api_auth_of(req);
+	const char *which = http_request_param(req, "host");
+	struct store_host h;
+	json_t *moved = json_array(), *releases = json_array();
+	char msg[API_MESSAGE_MAX];
+	int64_t issued_at;
+	enum coffer_err rc;
+	(void)ctx;
+
+	if (!moved || !releases) {
+		rc = COFFER_ERR_NOMEM;
+		goto out;
+	}
+	rc = api_note(a, store_host_get_by_name(a->store, which, &h));
+	if (rc == COFFER_ERR_NOT_FOUND && hostauth_host_id_ok(which))
+		rc = api_note(a, store_host_get(a->store, which, &h));
+	if (rc == COFFER_OK && api_host_check(a->api, &h, &issued_at))
+		rc = COFFER_ERR_NOT_FOUND; /* a row without the keeper's certificate is not a host */
+	if (rc == COFFER_ERR_NOT_FOUND) {
+		rc = hostauth_host_id_ok(which) ? api_fail(req, rc, "host '%s' not found", which)
+						: http_reply_error(req, rc, "host not found");
+		goto out;
+	}
+	if (rc)
+		goto out;
+	api_audit_note(req, NULL, json_pack("{s:s,s:s}", "host_id", h.id, "name", h.name));
+	rc = keeper_client_revoke_host(a->api, h.id, msg, sizeof(msg));
+	if (rc) {
+		rc = api_fail(req, rc == COFFER_ERR_PROTOCOL ? rc : COFFER_ERR_UNAVAILABLE,
+			      "the keeper did not revoke host '%s'%s%s", h.name, msg[0] ? ": " : "", msg);
+		goto out;
+	}
+	if (getenv(API_TEST_CRASH_ENV) && strcmp(getenv(API_TEST_CRASH_ENV), "revoke-keeper-answered") == 0)
+		raise(SIGKILL); /* a test knob (t0780): the api killed between the keeper's answer and the move */
+	rc = api_note(a, api_hosts_move(a->api, a->store, h.id, a->token_id, moved, releases));
+	if (rc)
+		goto out;
+	log_info("host_revoked", LF_S("host_id", h.id), LF_S("name", h.name), LF_I("machines", json_array_size(moved)));
+	api_audit_note(req, NULL, json_pack("{s:s,s:s,s:O,s:O}", "host_id", h.id, "name", h.name, "machines", moved,
+					    "releases", releases));
+	rc = api_reply(req, 200, json_pack("{s:s,s:s,s:s,s:O,s:O}", "host_id", h.id, "name", h.name, "state",
+					   API_HOST_STATE_REVOKED, "machines", moved, "releases", releases));
+out:
+	json_decref(moved);
+	json_decref(releases);
+	return rc;
 }

@@ -1,6 +1,7 @@
 /*
- * h_tokens.c — POST/GET /v1/tokens, DELETE /v1/tokens/:id. A token's text
- * exists once: made in secure memory, put in the answer, wiped.
+ * h_tokens.c — POST/GET /v1/tokens, DELETE /v1/tokens/:id, POST
+ * /v1/tokens/:id/rotate (and /v1/tokens/self/rotate). A token's text exists
+ * once: made in secure memory, put in the answer, wiped.
  */
 #include <string.h>
 
@@ -29,10 +30,40 @@ static json_t *token_json(const struct store_token *t, const char *app_name)
 			 api_json_time(t->expires_at), "revoked_at", api_json_time(t->revoked_at));
 }
 
+/* The new token's answer and audit detail (create and rotate). */
+static enum coffer_err token_answer(struct http_request *req, const struct store_token *t, const char *app,
+				    const struct secret *token, const char *rotated_from, int64_t old_until)
+{
+	char id[API_TOKEN_ID_SIZE];
+	json_t *answer, *detail;
+	enum coffer_err rc = api_token_id(t->id, id);
+	if (rc)
+		return rc;
+	answer = json_pack("{s:s,s:s%,s:s,s:s?,s:o,s:o}", "id", id, "token", (const char *)secret_cbytes(token),
+			   (size_t)API_TOKEN_LEN, "role", t->role, "app", app, "expires_at", api_json_time(t->expires_at),
+			   "created_at", api_json_time(t->created_at));
+	detail = json_pack("{s:s,s:s,s:s?,s:o}", "token_id", id, "role", t->role, "app", app, "expires_at",
+			   api_json_time(t->expires_at));
+	if (answer && detail && rotated_from &&
+	    (json_object_set_new(answer, "rotated_from", json_string(rotated_from)) ||
+	     json_object_set_new(answer, "old_expires_at", api_json_time(old_until)) ||
+	     json_object_set_new(detail, "rotated_from", json_string(rotated_from)) ||
+	     json_object_set_new(detail, "old_expires_at", api_json_time(old_until)))) {
+		json_decref(detail);
+		detail = NULL;
+	}
+	if (!detail) {
+		json_decref(answer); /* wiped as it is freed */
+		return COFFER_ERR_NOMEM;
+	}
+	api_audit_note(req, app, detail);
+	return api_reply(req, 201, answer); /* the document (and the token in it) is freed, wiped */
+}
+
 enum coffer_err h_tokens_create(struct http_request *req, void *ctx)
 {
 	struct api_auth *a = api_auth_of(req);
-	json_t *doc = NULL, *answer = NULL;
+	json_t *doc = NULL;
 	const char *role_text = NULL, *app = NULL, *expiry = NULL, *description = "";
 	size_t description_len = 0;
 	struct store_token t = { 0 };
@@ -99,19 +130,8 @@ enum coffer_err h_tokens_create(struct http_request *req, void *ctx)
 	if (rc)
 		goto out;
 	rc = api_note(a, store_token_insert(a->store, &t, &t));
-	if (rc)
-		goto out;
-
-	char id[API_TOKEN_ID_SIZE];
-	rc = api_token_id(t.id, id);
-	if (rc)
-		goto out;
-	answer = json_pack("{s:s,s:s%,s:s,s:s?,s:o,s:o}", "id", id, "token", (const char *)secret_cbytes(token),
-			   (size_t)API_TOKEN_LEN, "role", t.role, "app", app, "expires_at", api_json_time(t.expires_at),
-			   "created_at", api_json_time(t.created_at));
-	api_audit_note(req, app, json_pack("{s:s,s:s,s:s?,s:o}", "token_id", id, "role", t.role, "app", app,
-					   "expires_at", api_json_time(t.expires_at)));
-	rc = api_reply(req, 201, answer); /* the document (and the token in it) is freed, wiped */
+	if (!rc)
+		rc = token_answer(req, &t, app, token, NULL, 0);
 out:
 	secret_free(token);
 	json_decref(doc);
@@ -193,4 +213,92 @@ enum coffer_err h_tokens_revoke(struct http_request *req, void *ctx)
 	if (!revoked_at)
 		return COFFER_ERR_INTERNAL;
 	return api_reply(req, 200, json_pack("{s:s,s:o}", "id", id, "revoked_at", revoked_at));
+}
+
+static const char *const rotate_fields[] = { "overlap", NULL };
+
+/*
+ * A new token with the old one's org, role, app, description and lifetime
+ * (its expiry minus its creation: a token that never expires makes one
+ * that never expires); the old one keeps working until the overlap ends.
+ * "self" is the caller's own token, which any role may rotate (its route
+ * row); any other id needs an admin (its route row).
+ */
+enum coffer_err h_tokens_rotate(struct http_request *req, void *ctx)
+{
+	struct api_auth *a = api_auth_of(req);
+	struct store_token_list tokens = { 0 };
+	struct store_token old = { 0 }, t = { 0 };
+	struct store_app found = { 0 };
+	const char *id = http_request_param(req, "id"), *overlap = NULL;
+	char old_id[API_TOKEN_ID_SIZE];
+	struct secret *token = NULL;
+	uint64_t overlap_ms = API_TOKEN_OVERLAP_DEFAULT_MS;
+	int64_t now = api_now_ms(), old_until;
+	json_t *doc = NULL;
+	struct json_error jerr;
+	enum coffer_err rc;
+	int known = 0;
+	(void)ctx;
+
+	rc = api_body(req, rotate_fields, &doc);
+	if (rc)
+		return rc;
+	if ((rc = json_get_string(doc, "overlap", 0, &overlap, NULL, &jerr))) {
+		rc = api_fail(req, rc, "invalid request body: %s", jerr.message);
+		goto out;
+	}
+	if (overlap && parse_duration_ms(overlap, API_TOKEN_OVERLAP_MAX_MS, &overlap_ms)) {
+		rc = api_fail(req, COFFER_ERR_INVALID, "overlap must be a duration such as 1h or 10m, at most 30 days");
+		goto out;
+	}
+	if (!id) { /* /v1/tokens/self/rotate: the route names no id */
+		old = a->token;
+		known = 1;
+	} else if (token_id_ok(id)) {
+		rc = api_note(a, store_token_list(a->store, a->token.org_id, &tokens));
+		if (rc)
+			goto out;
+		for (size_t i = 0; i < tokens.n && !known; i++)
+			if (strcmp(tokens.items[i].id, id + API_TOKEN_ID_PREFIX_LEN) == 0) {
+				old = tokens.items[i];
+				known = 1;
+			}
+	}
+	if (!known) {
+		rc = token_id_ok(id) ? api_fail(req, COFFER_ERR_NOT_FOUND, "token '%s' not found", id)
+				     : http_reply_error(req, COFFER_ERR_NOT_FOUND, "token not found");
+		goto out;
+	}
+	rc = api_token_id(old.id, old_id);
+	if (rc)
+		goto out;
+	api_audit_note(req, NULL, json_pack("{s:s}", "rotated_from", old_id));
+	if (old.revoked_at || (old.expires_at && old.expires_at <= now)) {
+		rc = api_fail(req, COFFER_ERR_CONFLICT, "token '%s' is %s: it cannot be rotated", old_id,
+			      old.revoked_at ? "revoked" : "expired");
+		goto out;
+	}
+	if (old.app_id[0]) {
+		rc = api_note(a, store_app_get(a->store, old.app_id, &found));
+		if (rc)
+			goto out;
+	}
+	t = old;
+	t.expires_at = old.expires_at ? now + (old.expires_at - old.created_at) : 0;
+	old_until = now + (int64_t)overlap_ms;
+	if (old.expires_at && old.expires_at < old_until)
+		old_until = old.expires_at;
+	rc = api_token_mint(&token, t.hash);
+	if (!rc)
+		rc = api_note(a, store_token_rotate(a->store, old.org_id, old.id, old_until, &t, &t));
+	if (rc == COFFER_ERR_NOT_FOUND) /* revoked meanwhile */
+		rc = api_fail(req, COFFER_ERR_CONFLICT, "token '%s' is revoked: it cannot be rotated", old_id);
+	else if (!rc)
+		rc = token_answer(req, &t, old.app_id[0] ? found.name : NULL, token, old_id, old_until);
+out:
+	secret_free(token);
+	store_token_list_release(&tokens);
+	json_decref(doc);
+	return rc;
 }

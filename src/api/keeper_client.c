@@ -128,6 +128,38 @@ out:
 	return rc;
 }
 
+enum coffer_err keeper_client_revoke_host(const struct api *api, const char *host_id, char *msg, size_t msg_size)
+{
+	struct http_client *c = NULL;
+	json_t *answer = NULL;
+	char path[API_PATH_MAX];
+	const char *state = NULL;
+	enum coffer_err rc;
+
+	msg[0] = '\0';
+	rc = fmt_into(path, sizeof(path), "/v1/hosts/%s/revoke", host_id);
+	if (!rc)
+		rc = http_client_new(api->keeper_url, API_KEEPER_TIMEOUT_MS, &c);
+	if (!rc)
+		rc = http_client_set_token(c, api->keeper_credential);
+	if (!rc)
+		rc = http_client_call_json(c, "POST", path, NULL, API_KEEPER_RESPONSE_MAX, &answer, msg, msg_size);
+	if (rc) {
+		log_error("keeper_call_failed", LF_S("call", "hosts.revoke"), LF_S("host_id", host_id),
+			  LF_S("error", coffer_err_name(rc)), LF_S("message", msg),
+			  LF_S("keeper_request_id", c ? http_client_last_request_id(c) : ""));
+		goto out;
+	}
+	if (!answer || json_get_string(answer, "state", 1, &state, NULL, NULL) || strcmp(state, API_HOST_STATE_REVOKED) != 0) {
+		rc = COFFER_ERR_PROTOCOL;
+		log_error("keeper_answer_invalid", LF_S("call", "hosts.revoke"), LF_S("host_id", host_id));
+	}
+out:
+	json_decref(answer);
+	http_client_free(c);
+	return rc;
+}
+
 void keeper_client_anchor_quietly(void *ctx)
 {
 	struct anchor_head head;

@@ -31,6 +31,9 @@ static const struct http_route routes[] = {
 	{ "POST", "/v1/tokens", AUTH | AUDIT | ADMIN, API_BODY_SMALL, h_tokens_create, "tokens.create" },
 	{ "GET", "/v1/tokens", AUTH | ADMIN, 0, h_tokens_list, "tokens.list" },
 	{ "DELETE", "/v1/tokens/:id", AUTH | AUDIT | ADMIN, 0, h_tokens_revoke, "tokens.revoke" },
+	/* any token may rotate itself; another token's rotation is an admin's */
+	{ "POST", "/v1/tokens/self/rotate", AUTH | AUDIT | READ, API_BODY_SMALL, h_tokens_rotate, "tokens.rotate" },
+	{ "POST", "/v1/tokens/:id/rotate", AUTH | AUDIT | ADMIN, API_BODY_SMALL, h_tokens_rotate, "tokens.rotate" },
 	{ "POST", "/v1/apps", AUTH | AUDIT | ADMIN, API_BODY_SMALL, h_apps_create, "apps.create" },
 	{ "GET", "/v1/apps", AUTH | READ, 0, h_apps_list, "apps.list" },
 	{ "GET", "/v1/apps/:app", AUTH | READ | APP, 0, h_apps_get, "apps.get" },
@@ -64,6 +67,7 @@ static const struct http_route routes[] = {
 	{ "POST", "/v1/audit/verify", AUTH | ADMIN, API_BODY_SMALL, h_audit_verify, "audit.verify" },
 	{ "GET", "/v1/audit/head", AUTH | ADMIN, 0, h_audit_head, "audit.head" },
 	{ "GET", "/v1/hosts", AUTH | ADMIN, 0, h_hosts_list, "hosts.list" },
+	{ "POST", "/v1/hosts/:host/revoke", AUTH | AUDIT | ADMIN, 0, h_hosts_revoke, "hosts.revoke" },
 	/* signed by a host (hostauth.h), not by a token */
 	{ "POST", "/v1/hosts/register", AUDIT | HOST, API_BODY_SMALL, h_hosts_register, "hosts.register" },
 	{ "POST", "/v1/hosts/heartbeat", HOST, API_BODY_SMALL, h_hosts_heartbeat, "hosts.heartbeat" },

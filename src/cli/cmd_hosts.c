@@ -1,6 +1,7 @@
 /*
  * cmd_hosts.c — `coffer hosts list`: the hosts the keeper enrolled whose
- * certificate the api verified, their state and last heartbeat.
+ * certificate the api verified, their state and last heartbeat; `coffer
+ * hosts revoke`.
  */
 #include <stdio.h>
 #include <time.h>
@@ -10,6 +11,8 @@
 #include "format.h"
 #include "banned.h"
 
+#define CONFIRM_PROMPT_MAX 512
+
 static void host_row(const json_t *host, int64_t now, const char **cells, char (*scratch)[CLIENT_CELL_SIZE])
 {
 	format_when(client_str(host, "last_heartbeat"), now, "never", scratch[3], CLIENT_CELL_SIZE);
@@ -17,6 +20,30 @@ static void host_row(const json_t *host, int64_t now, const char **cells, char (
 	cells[1] = client_str(host, "name");
 	cells[2] = client_str(host, "state");
 	cells[3] = scratch[3];
+}
+
+static enum coffer_err hosts_revoke(struct client *c, int argc, char **argv)
+{
+	char path[CLIENT_PATH_MAX], prompt[CONFIRM_PROMPT_MAX];
+	json_t *ans = NULL;
+	enum coffer_err rc = client_path(path, sizeof(path), "/v1/hosts/", argv[1], "/revoke");
+
+	(void)argc;
+	if (!rc && fmt_into(prompt, sizeof(prompt),
+			    "Revoking host '%s' is for good: the keeper refuses it from now on and its machines\n"
+			    "move to other hosts. Type the host's name to confirm: ", argv[1]))
+		rc = client_error(COFFER_ERR_INVALID, "name too long");
+	if (!rc && !client_confirm(c, prompt, argv[1]))
+		rc = client_error(COFFER_ERR_INVALID, "the name typed does not match: host '%s' not revoked", argv[1]);
+	if (!rc)
+		rc = client_call(c, "POST", path, NULL, &ans);
+	if (!rc && c->json)
+		rc = client_print_json(ans);
+	else if (!rc)
+		printf("Revoked host %s; %zu machine(s) moved to other hosts\n", argv[1],
+		       json_array_size(json_object_get(ans, "machines")));
+	json_decref(ans);
+	return rc;
 }
 
 static const char *const host_headers[] = { "ID", "NAME", "STATE", "LAST HEARTBEAT" };
@@ -28,7 +55,14 @@ static const struct cli_cmd hosts_cmds[] = {
 	  .flags = CLI_NEED_API | CLI_JSON, .json_help = CLIENT_LIST_JSON_HELP, .data = &hosts_listing,
 	  .help = "Lists the hosts enrolled with the keeper (see 'coffer agent'), their state and\n"
 		  "when each last sent a heartbeat. Needs an admin token.\n" },
+	{ .name = "revoke", .usage = "hosts revoke HOST [--yes] [--json]", .run = hosts_revoke,
+	  .flags = CLI_NEED_API | CLI_DESTRUCTIVE | CLI_JSON, .json_help = "print the API's answer",
+	  .help = "Revokes a host (by name or id) for good: the keeper refuses its every request\n"
+		  "and open from now on, its agent stops its machines, and the api moves them to\n"
+		  "other ready hosts (each app keeps its count). Needs an admin token. Without\n"
+		  "--yes, asks you to type the host's name (on a terminal only).\n",
+	  .min_args = 1, .max_args = 1, .args_error = "expected one HOST" },
 };
 static const struct cli_group hosts_group = CLI_GROUP("hosts", hosts_cmds);
 const struct cli_cmd cli_hosts =
-	CLI_NOUN("hosts", &hosts_group, "list the enrolled hosts, their state and last heartbeat");
+	CLI_NOUN("hosts", &hosts_group, "list the enrolled hosts, revoke one");

@@ -22,8 +22,9 @@ static int cmd_version(int argc, char **argv);
 static const struct cli_cmd agent_cmd = {
 	.name = "agent", .main = cmd_agent,
 	.usage = "agent --api URL [--api URL]... --keeper URL --state-dir DIR [--join TOKEN] [--name NAME] "
-		 "[--ready-file PATH] [--ca FILE] [--log-level LEVEL] [--metrics-listen HOST:PORT] [--keep-machines]",
-	.summary = "run the host agent: enrol once with a join token, register with the api, heartbeat",
+		 "[--ready-file PATH] [--ca FILE] [--log-level LEVEL] [--metrics-listen HOST:PORT] [--keep-machines] "
+		 "| agent rotate-keys --state-dir DIR",
+	.summary = "run the host agent: enrol once with a join token, register with the api, heartbeat; rotate its keys",
 };
 /* `api enrol-deployer` enrols a key at the keeper, as `login` does: the CLI's; the rest is the api role's. */
 static int cmd_api_or_enrol(int argc, char **argv)

@@ -85,6 +85,7 @@
 #define KEEPER_STORE_CONNS_DEFAULT 4
 #define KEEPER_ENROL_BODY_MAX ((size_t)16 << 10)
 #define KEEPER_HOST_STATE_READY HTTP_HOST_STATE_READY /* the state the shared host gate admits */
+#define KEEPER_HOST_STATE_REVOKED HTTP_HOST_STATE_REVOKED /* for good: no request, no open */
 #define KEEPER_HOST_NAME_MAX 63 /* ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$ */
 #define KEEPER_HOST_NAME_RULE "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 #define KEEPER_JOIN_TTL_DEFAULT_MS ((uint64_t)3600 * 1000)
@@ -265,6 +266,39 @@ COFFER_MUST_CHECK enum coffer_err keeper_host_enrol(const struct keeper_keys *ke
  */
 COFFER_MUST_CHECK enum coffer_err keeper_host_load(const struct keeper_keys *keys, struct store *s, const char *id,
 						   struct store_host *out);
+/*
+ * Revokes host id for good: its row (which must verify) gets the state
+ * KEEPER_HOST_STATE_REVOKED under a new registry MAC, so the shared host
+ * gate refuses each of its requests (opens included) from then on.
+ * Revoking a revoked host is fine. out (may be NULL) gets the row as it
+ * now is. COFFER_ERR_NOT_FOUND, COFFER_ERR_CRYPTO as keeper_host_load.
+ */
+/* A host's key rotation, as its agent sends it (POST /v1/hosts/rekey; hostauth_rekey). */
+struct keeper_rekey_request {
+	char host_id[STORE_ID_SIZE];
+	unsigned char old_sign_pk[HOSTAUTH_PK_LEN];
+	unsigned char sign_pk[HOSTAUTH_PK_LEN];
+	unsigned char seal_pk[HOSTAUTH_PK_LEN];
+	unsigned char sig_old[HOSTAUTH_SIG_LEN]; /* by the old signing key */
+	unsigned char sig_new[HOSTAUTH_SIG_LEN]; /* by the new one */
+};
+
+/*
+ * Moves a ready host to new keys: its row (which must verify) must hold
+ * old_sign_pk, and both signatures must verify; the row gets the new keys,
+ * a new registry MAC and a new cert (of the same issue time), and the old
+ * keys are refused from then on. Idempotent: when the row holds the new
+ * keys already (a retry after a lost answer or a crash) and sig_new
+ * verifies, it answers the same. out gets the host as enrolled now.
+ * Refusals with *why: COFFER_ERR_UNAUTH "unknown host", "host is revoked",
+ * "the old key is not the host's", "key rotation proof does not verify";
+ * COFFER_ERR_INVALID "the new keys are the old ones".
+ */
+COFFER_MUST_CHECK enum coffer_err keeper_host_rekey(const struct keeper_keys *keys, struct store *s,
+						    const struct keeper_rekey_request *req, struct keeper_enrolled *out,
+						    const char **why);
+COFFER_MUST_CHECK enum coffer_err keeper_host_revoke(const struct keeper_keys *keys, struct store *s, const char *id,
+						     struct store_host *out);
 
 /* ---- deployers (keeper_deployers.c; deployer.h, docs/CRYPTO.md "Deployers") ---- */
 

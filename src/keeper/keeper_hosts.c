@@ -128,6 +128,89 @@ enum coffer_err keeper_host_enrol(const struct keeper_keys *keys, struct store *
 	return COFFER_OK;
 }
 
+enum coffer_err keeper_host_rekey(const struct keeper_keys *keys, struct store *s,
+				  const struct keeper_rekey_request *req, struct keeper_enrolled *out, const char **why)
+{
+	struct store_host h;
+	struct hostauth_identity ident;
+	struct hostauth_rekey proof = { req->host_id, req->old_sign_pk, req->sign_pk, req->seal_pk };
+	int done;
+	enum coffer_err rc;
+
+	*why = NULL;
+	rc = keeper_host_load(keys, s, req->host_id, &h);
+	if (rc == COFFER_ERR_NOT_FOUND) {
+		*why = "unknown host";
+		return COFFER_ERR_UNAUTH;
+	}
+	if (rc)
+		return rc;
+	if (strcmp(h.state, KEEPER_HOST_STATE_READY) != 0) {
+		*why = strcmp(h.state, KEEPER_HOST_STATE_REVOKED) == 0 ? "host is revoked" : "host is not enrolled";
+		return COFFER_ERR_UNAUTH;
+	}
+	if (sodium_memcmp(req->old_sign_pk, req->sign_pk, HOSTAUTH_PK_LEN) == 0) {
+		*why = "the new keys are the old ones";
+		return COFFER_ERR_INVALID;
+	}
+	done = sodium_memcmp(h.sign_pk, req->sign_pk, HOSTAUTH_PK_LEN) == 0 &&
+	       sodium_memcmp(h.seal_pk, req->seal_pk, HOSTAUTH_PK_LEN) == 0;
+	if (!done && sodium_memcmp(h.sign_pk, req->old_sign_pk, HOSTAUTH_PK_LEN) != 0) {
+		*why = "the old key is not the host's";
+		return COFFER_ERR_UNAUTH;
+	}
+	if (hostauth_rekey_verify(req->sign_pk, &proof, req->sig_new) != COFFER_OK ||
+	    hostauth_rekey_verify(req->old_sign_pk, &proof, req->sig_old) != COFFER_OK) {
+		*why = "key rotation proof does not verify";
+		return COFFER_ERR_UNAUTH;
+	}
+	if (!done) {
+		memcpy(h.sign_pk, req->sign_pk, sizeof(h.sign_pk));
+		memcpy(h.seal_pk, req->seal_pk, sizeof(h.seal_pk));
+		ident = identity_of(&h);
+		rc = hostauth_registry_mac(keys->registry, &ident, h.state, h.mac);
+		if (!rc)
+			rc = hostauth_cert_sign(keys->signing, &ident, h.enrolled_at / 1000, h.cert);
+		if (rc)
+			return rc;
+		h.cert_len = HOSTAUTH_CERT_LEN;
+		rc = store_host_update(s, &h);
+		if (rc)
+			return rc;
+		log_info("host_rekeyed", LF_S("host_id", h.id), LF_S("name", h.name));
+	}
+	memset(out, 0, sizeof(*out));
+	memcpy(out->host_id, h.id, sizeof(out->host_id));
+	memcpy(out->name, h.name, sizeof(out->name));
+	memcpy(out->cert, h.cert, sizeof(out->cert));
+	out->issued_at = h.enrolled_at / 1000;
+	return COFFER_OK;
+}
+
+enum coffer_err keeper_host_revoke(const struct keeper_keys *keys, struct store *s, const char *id,
+				   struct store_host *out)
+{
+	struct store_host h;
+	struct hostauth_identity ident;
+	enum coffer_err rc = keeper_host_load(keys, s, id, &h);
+	if (rc)
+		return rc;
+	if (strcmp(h.state, KEEPER_HOST_STATE_REVOKED) != 0) {
+		rc = str_copy(h.state, sizeof(h.state), KEEPER_HOST_STATE_REVOKED);
+		ident = identity_of(&h);
+		if (!rc)
+			rc = hostauth_registry_mac(keys->registry, &ident, h.state, h.mac);
+		if (!rc)
+			rc = store_host_update(s, &h);
+		if (rc)
+			return rc;
+		log_info("host_revoked", LF_S("host_id", h.id), LF_S("name", h.name));
+	}
+	if (out)
+		*out = h;
+	return COFFER_OK;
+}
+
 enum coffer_err keeper_host_load(const struct keeper_keys *keys, struct store *s, const char *id,
 				 struct store_host *out)
 {

@@ -385,6 +385,100 @@ static enum coffer_err h_hosts_self(struct http_request *req, void *ctx)
 }
 
 /*
+ * POST /v1/hosts/rekey {"host_id","old_sign_pk","sign_pk","seal_pk",
+ * "sig_old","sig_new"}: no credential, the two signatures are the
+ * authority (keeper_host_rekey checks them); 200 with the new cert.
+ */
+static enum coffer_err h_hosts_rekey(struct http_request *req, void *ctx)
+{
+	static const char *const allowed[] = { "host_id", "old_sign_pk", "sign_pk", "seal_pk", "sig_old", "sig_new", NULL };
+	struct keeper *k = ctx;
+	struct store *s = NULL;
+	struct keeper_rekey_request in;
+	struct keeper_enrolled out;
+	struct json_error jerr;
+	json_t *body = NULL, *doc = NULL;
+	const char *host_id = NULL, *why = NULL;
+	enum coffer_err rc;
+
+	memset(&in, 0, sizeof(in));
+	rc = http_request_json(req, &body);
+	if (rc)
+		goto out;
+	rc = json_check_fields(body, allowed, &jerr);
+	if (!rc)
+		rc = json_get_string(body, "host_id", 1, &host_id, NULL, &jerr);
+	if (rc) {
+		rc = http_reply_error(req, rc, jerr.message);
+		goto out;
+	}
+	if (!hostauth_host_id_ok(host_id) || str_copy(in.host_id, sizeof(in.host_id), host_id)) {
+		rc = http_reply_error(req, COFFER_ERR_UNAUTH, "unknown host");
+		goto out;
+	}
+	enrol_note(req, in.host_id, NULL);
+	if ((rc = body_b64(req, body, "old_sign_pk", in.old_sign_pk, sizeof(in.old_sign_pk))) ||
+	    (rc = body_b64(req, body, "sign_pk", in.sign_pk, sizeof(in.sign_pk))) ||
+	    (rc = body_b64(req, body, "seal_pk", in.seal_pk, sizeof(in.seal_pk))) ||
+	    (rc = body_b64(req, body, "sig_old", in.sig_old, sizeof(in.sig_old))) ||
+	    (rc = body_b64(req, body, "sig_new", in.sig_new, sizeof(in.sig_new))))
+		goto out;
+	rc = store_pool_acquire(k->pool, &s);
+	if (rc)
+		goto out;
+	rc = keeper_host_rekey(&k->keys, s, &in, &out, &why);
+	store_pool_release(k->pool, s, rc);
+	if (rc) {
+		if (why)
+			log_info("host_rekey_refused", LF_S("host_id", in.host_id), LF_S("reason", why));
+		rc = why ? http_phase_refuse(req, rc, why) : rc;
+		goto out;
+	}
+	doc = json_pack("{s:s,s:s}", "host_id", out.host_id, "name", out.name);
+	rc = doc ? reply_b64url(doc, "cert", out.cert, sizeof(out.cert)) : COFFER_ERR_NOMEM;
+	if (!rc)
+		rc = http_reply_json(req, 200, doc);
+out:
+	json_decref(doc);
+	json_decref(body);
+	return rc;
+}
+
+/*
+ * POST /v1/hosts/:id/revoke with the api credential (the api's `hosts
+ * revoke`, for an admin): the host is refused from now on (keeper_host_revoke).
+ * Revoking a revoked host is 200 again.
+ */
+static enum coffer_err h_hosts_revoke(struct http_request *req, void *ctx)
+{
+	struct keeper *k = ctx;
+	struct store *s = NULL;
+	struct store_host h;
+	const char *id = http_request_param(req, "id");
+	json_t *doc = NULL;
+	enum coffer_err rc;
+
+	if (!id || !hostauth_host_id_ok(id))
+		return http_reply_error(req, COFFER_ERR_NOT_FOUND, "unknown host");
+	http_phase_audit_note(req, NULL, NULL, json_pack("{s:s}", "host_id", id));
+	rc = store_pool_acquire(k->pool, &s);
+	if (rc)
+		return rc;
+	rc = keeper_host_revoke(&k->keys, s, id, &h);
+	store_pool_release(k->pool, s, rc);
+	if (rc == COFFER_ERR_NOT_FOUND)
+		return http_phase_refuse(req, rc, "unknown host");
+	if (rc == COFFER_ERR_CRYPTO)
+		return http_phase_refuse(req, COFFER_ERR_CONFLICT, "host record failed verification");
+	if (rc)
+		return rc;
+	doc = json_pack("{s:s,s:s,s:s}", "host_id", h.id, "name", h.name, "state", h.state);
+	rc = doc ? http_reply_json(req, 200, doc) : COFFER_ERR_NOMEM;
+	json_decref(doc);
+	return rc;
+}
+
+/*
  * POST /v1/open {"token": "<boot token>"} from a host the gate verified:
  * keeper_open decides, audits and seals; the answer is {"sealed": b64url}.
  */
@@ -1030,6 +1124,11 @@ static const struct http_route routes[] = {
 	/* no credential: the join token in the body is the authority, checked by keeper_host_enrol */
 	{ "POST", "/v1/hosts/enrol", HTTP_ROUTE_AUDIT, KEEPER_ENROL_BODY_MAX, h_hosts_enrol, "hosts.enrol" },
 	{ "GET", "/v1/hosts/self", HOST, 0, h_hosts_self, "hosts.self" },
+	/* no credential: the old and the new key's signatures in the body are the authority (keeper_host_rekey) */
+	{ "POST", "/v1/hosts/rekey", HTTP_ROUTE_AUDIT, KEEPER_ENROL_BODY_MAX, h_hosts_rekey, "hosts.rekey" },
+	/* the api credential: the api's `hosts revoke` */
+	{ "POST", "/v1/hosts/:id/revoke", HTTP_ROUTE_AUTH | HTTP_ROUTE_GATE_EARLY | HTTP_ROUTE_AUDIT, 0, h_hosts_revoke,
+	  "hosts.revoke" },
 	/* host-signed; the boot token in the body is the authority for one machine's secrets; keeper_open audits */
 	{ "POST", "/v1/open", HOST | HTTP_ROUTE_AUDIT | HTTP_ROUTE_AUDIT_HANDLER, KEEPER_OPEN_BODY_MAX, h_open,
 	  KEEPER_OPEN_ACTION },

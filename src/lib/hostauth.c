@@ -280,6 +280,55 @@ enum coffer_err hostauth_enrol_proof_verify(const unsigned char sign_pk[HOSTAUTH
 	return rc;
 }
 
+/* ---- the key rotation proof ---- */
+
+static enum coffer_err rekey_message(const struct hostauth_rekey *r, struct buf *m)
+{
+	enum coffer_err rc;
+	if (!hostauth_host_id_ok(r->host_id))
+		return COFFER_ERR_INVALID;
+	rc = buf_adds(m, HOSTAUTH_REKEY_CONTEXT);
+	if (!rc)
+		rc = buf_adds(m, r->host_id);
+	if (!rc)
+		rc = buf_addch(m, '\n');
+	if (!rc)
+		rc = buf_add(m, r->old_sign_pk, HOSTAUTH_PK_LEN);
+	if (!rc)
+		rc = buf_add(m, r->sign_pk, HOSTAUTH_PK_LEN);
+	if (!rc)
+		rc = buf_add(m, r->seal_pk, HOSTAUTH_PK_LEN);
+	return rc;
+}
+
+enum coffer_err hostauth_rekey_sign(const struct secret *sk, const struct hostauth_rekey *r,
+				    unsigned char sig[HOSTAUTH_SIG_LEN])
+{
+	struct buf m;
+	enum coffer_err rc;
+	if (secret_len(sk) != HOSTAUTH_SK_LEN)
+		return COFFER_ERR_INVALID;
+	buf_init(&m, sizeof(HOSTAUTH_REKEY_CONTEXT) + HOSTAUTH_HOST_ID_MAX + 1 + 3 * HOSTAUTH_PK_LEN);
+	rc = rekey_message(r, &m);
+	if (!rc && crypto_sign_ed25519_detached(sig, NULL, (const unsigned char *)m.ptr, m.len, secret_cbytes(sk)) != 0)
+		rc = COFFER_ERR_CRYPTO;
+	buf_release(&m);
+	return rc;
+}
+
+enum coffer_err hostauth_rekey_verify(const unsigned char pk[HOSTAUTH_PK_LEN], const struct hostauth_rekey *r,
+				      const unsigned char sig[HOSTAUTH_SIG_LEN])
+{
+	struct buf m;
+	enum coffer_err rc;
+	buf_init(&m, sizeof(HOSTAUTH_REKEY_CONTEXT) + HOSTAUTH_HOST_ID_MAX + 1 + 3 * HOSTAUTH_PK_LEN);
+	rc = rekey_message(r, &m);
+	if (!rc && crypto_sign_ed25519_verify_detached(sig, (const unsigned char *)m.ptr, m.len, pk) != 0)
+		rc = COFFER_ERR_CRYPTO;
+	buf_release(&m);
+	return rc;
+}
+
 /* ---- signed requests ---- */
 
 int hostauth_host_id_ok(const char *id)

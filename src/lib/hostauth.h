@@ -65,6 +65,7 @@
 #define HOSTAUTH_LABEL_REGISTRY "coffer host registry v1"
 #define HOSTAUTH_CERT_CONTEXT "coffer host cert v1"
 #define HOSTAUTH_ENROL_CONTEXT "coffer enrol v1\n"
+#define HOSTAUTH_REKEY_CONTEXT "coffer host rekey v1\n"
 #define HOSTAUTH_REQUEST_CONTEXT "coffer-request-v1\n"
 
 #define HOSTAUTH_KEY_LEN 32  /* join and registry subkeys */
@@ -149,6 +150,26 @@ COFFER_MUST_CHECK enum coffer_err hostauth_cert_sign(const struct secret *keeper
 COFFER_MUST_CHECK enum coffer_err hostauth_cert_verify(const unsigned char keeper_pk[HOSTAUTH_PK_LEN],
 						       const struct hostauth_identity *h, const unsigned char *cert,
 						       size_t cert_len, int64_t *issued_at);
+
+/* ---- the key rotation proof (`coffer agent rotate-keys`) ---- */
+
+/*
+ * A host's move from its old signing key to new keys, signed twice over
+ *   HOSTAUTH_REKEY_CONTEXT || host id || "\n" || old sign_pk || new sign_pk || new seal_pk
+ * by the old signing key (the host asks) and by the new one (it holds it).
+ * The same keys give the same message, so a retry re-sends the same proof.
+ */
+struct hostauth_rekey {
+	const char *host_id;
+	const unsigned char *old_sign_pk; /* HOSTAUTH_PK_LEN each */
+	const unsigned char *sign_pk;
+	const unsigned char *seal_pk;
+};
+COFFER_MUST_CHECK enum coffer_err hostauth_rekey_sign(const struct secret *sk, const struct hostauth_rekey *r,
+						      unsigned char sig[HOSTAUTH_SIG_LEN]);
+COFFER_MUST_CHECK enum coffer_err hostauth_rekey_verify(const unsigned char pk[HOSTAUTH_PK_LEN],
+							const struct hostauth_rekey *r,
+							const unsigned char sig[HOSTAUTH_SIG_LEN]);
 
 /* ---- the enrolment proof ---- */
 

@@ -114,6 +114,8 @@ static enum coffer_err host_gate(struct http_request *req, const struct http_pha
 		return host_refuse(req, p.host, COFFER_ERR_UNAUTH, "host record failed verification");
 	if (rc)
 		return http_reply_error(req, rc, NULL);
+	if (strcmp(h.state, HTTP_HOST_STATE_REVOKED) == 0)
+		return host_refuse(req, h.id, COFFER_ERR_UNAUTH, "host is revoked");
 	if (strcmp(h.state, HTTP_HOST_STATE_READY) != 0)
 		return host_refuse(req, h.id, COFFER_ERR_UNAUTH, "host is not enrolled");
 	int64_t now = (int64_t)time(NULL);

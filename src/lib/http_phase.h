@@ -49,6 +49,7 @@
 #include "store.h"
 
 #define HTTP_HOST_STATE_READY "ready"   /* the only state whose host may sign requests */
+#define HTTP_HOST_STATE_REVOKED "revoked" /* revoked by an admin (`coffer hosts revoke`): refused for good */
 #define HTTP_HOST_ACTOR_PREFIX "host:"  /* the actor of a host: "host:<id>" */
 #define HTTP_ACTOR_ANONYMOUS "anonymous"
 #define HTTP_AUDIT_DETAIL_MAX ((size_t)60 << 10) /* a larger detail is written as {} */

@@ -236,6 +236,15 @@ void store_token_list_release(struct store_token_list *l);
  * keeps the first time. COFFER_ERR_NOT_FOUND if the org has no such token.
  */
 COFFER_MUST_CHECK enum coffer_err store_token_revoke(struct store *s, const char *org_id, const char *token_id);
+/*
+ * Token rotation, in one transaction: the org's live token old_id expires
+ * at old_until at the latest (an earlier expiry is kept), and in is stored
+ * as store_token_insert does (out receives it). COFFER_ERR_NOT_FOUND if the
+ * org has no such token or it is revoked; nothing is written then.
+ */
+COFFER_MUST_CHECK enum coffer_err store_token_rotate(struct store *s, const char *org_id, const char *old_id,
+						     int64_t old_until, const struct store_token *in,
+						     struct store_token *out);
 
 /* ---- apps ---- */
 
@@ -528,6 +537,12 @@ struct store_host_list {
 
 COFFER_MUST_CHECK enum coffer_err store_host_list(struct store *s, struct store_host_list *out);
 void store_host_list_release(struct store_host_list *l);
+/*
+ * The keeper's rewrite of host h->id: its keys, MAC, state and cert (a
+ * revocation, a key rotation); its name, enrolment time and heartbeat are
+ * kept. COFFER_ERR_NOT_FOUND for an unknown host.
+ */
+COFFER_MUST_CHECK enum coffer_err store_host_update(struct store *s, const struct store_host *h);
 /*
  * Sets the host's last_heartbeat (unix ms, > 0), and nothing else: every
  * other field is the keeper's and is authenticated by it.

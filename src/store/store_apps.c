@@ -114,6 +114,27 @@ enum coffer_err store_token_revoke(struct store *s, const char *org_id, const ch
 			   PARAMS(VT(token_id), VT(org_id), VI(store_now_ms())), PARAMS(VT(token_id)));
 }
 
+enum coffer_err store_token_rotate(struct store *s, const char *org_id, const char *old_id, int64_t old_until,
+				   const struct store_token *in, struct store_token *out)
+{
+	struct store_token t;
+	enum coffer_err rc;
+	if (!org_id || !old_id || !in || strcmp(in->org_id, org_id) != 0 || old_until <= 0)
+		return COFFER_ERR_INVALID;
+	rc = store_tx_begin(s);
+	if (rc)
+		return rc;
+	rc = store_write(s, &token_entity, STORE_Q_TOKEN_EXPIRE_BY, PARAMS(VT(old_id), VT(org_id), VI(old_until)),
+			 PARAMS(VT(old_id)));
+	if (!rc)
+		rc = store_token_insert(s, in, &t);
+	rc = store_tx_end(s, rc);
+	if (rc)
+		return rc;
+	*out = t;
+	return COFFER_OK;
+}
+
 /* ---- apps ---- */
 
 static const struct store_col app_cols[] = {

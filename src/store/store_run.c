@@ -66,6 +66,17 @@ void store_host_list_release(struct store_host_list *l)
 	store_items_free(&host_entity, (void **)&l->items, &l->n);
 }
 
+enum coffer_err store_host_update(struct store *s, const struct store_host *h)
+{
+	if (!h->id[0] || !h->state[0])
+		return COFFER_ERR_INVALID;
+	if (!store_valid_text(h->state, sizeof(h->state)) || h->cert_len > sizeof(h->cert))
+		return COFFER_ERR_TOO_LARGE;
+	return store_run_one(s, STORE_Q_HOST_UPDATE,
+			     PARAMS(VT(h->id), VB(h->sign_pk, sizeof(h->sign_pk)), VB(h->seal_pk, sizeof(h->seal_pk)),
+				    VB(h->mac, sizeof(h->mac)), VT(h->state), VB(h->cert, h->cert_len)));
+}
+
 enum coffer_err store_host_heartbeat(struct store *s, const char *id, int64_t at)
 {
 	if (!id || at <= 0)

@@ -293,6 +293,37 @@ static void test_enrol_proof(void **state)
 	secret_free(sk);
 }
 
+/* The rotation proof binds the host id and each key, and needs the signer's key. */
+static void test_rekey_proof(void **state)
+{
+	(void)state;
+	struct secret *old_sk = NULL, *new_sk = NULL;
+	unsigned char old_pk[32], new_pk[32], seal_pk[32], other[32], sig[HOSTAUTH_SIG_LEN];
+	assert_int_equal(jws_generate_key(&old_sk, old_pk), COFFER_OK);
+	assert_int_equal(jws_generate_key(&new_sk, new_pk), COFFER_OK);
+	memset(seal_pk, 7, sizeof(seal_pk));
+	struct hostauth_rekey r = { "h0123", old_pk, new_pk, seal_pk };
+	assert_int_equal(hostauth_rekey_sign(old_sk, &r, sig), COFFER_OK);
+	assert_int_equal(hostauth_rekey_verify(old_pk, &r, sig), COFFER_OK);
+	assert_int_equal(hostauth_rekey_verify(new_pk, &r, sig), COFFER_ERR_CRYPTO);
+	/* the same keys, the same message: a retry's signature verifies as the first */
+	unsigned char again[HOSTAUTH_SIG_LEN];
+	assert_int_equal(hostauth_rekey_sign(old_sk, &r, again), COFFER_OK);
+	assert_memory_equal(sig, again, sizeof(sig));
+	struct hostauth_rekey other_host = { "h0124", old_pk, new_pk, seal_pk };
+	assert_int_equal(hostauth_rekey_verify(old_pk, &other_host, sig), COFFER_ERR_CRYPTO);
+	memcpy(other, seal_pk, sizeof(other));
+	other[31] ^= 1;
+	struct hostauth_rekey other_seal = { "h0123", old_pk, new_pk, other };
+	assert_int_equal(hostauth_rekey_verify(old_pk, &other_seal, sig), COFFER_ERR_CRYPTO);
+	struct hostauth_rekey swapped = { "h0123", new_pk, old_pk, seal_pk };
+	assert_int_equal(hostauth_rekey_verify(old_pk, &swapped, sig), COFFER_ERR_CRYPTO);
+	struct hostauth_rekey bad_id = { "H!", old_pk, new_pk, seal_pk };
+	assert_int_equal(hostauth_rekey_sign(old_sk, &bad_id, sig), COFFER_ERR_INVALID);
+	secret_free(new_sk);
+	secret_free(old_sk);
+}
+
 /* ---- signed requests ---- */
 
 struct req_fixture {
@@ -569,6 +600,7 @@ int main(void)
 		cmocka_unit_test(test_registry_mac_binds_each_field),
 		cmocka_unit_test(test_cert),
 		cmocka_unit_test(test_enrol_proof),
+		cmocka_unit_test(test_rekey_proof),
 		cmocka_unit_test_setup_teardown(test_request_roundtrip, req_setup, req_teardown),
 		cmocka_unit_test_setup_teardown(test_request_tampered, req_setup, req_teardown),
 		cmocka_unit_test_setup_teardown(test_request_signature_respelled, req_setup, req_teardown),

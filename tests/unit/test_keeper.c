@@ -1579,6 +1579,95 @@ static void test_open_direct_empty_version(void **state)
 	keeper_keys_release(&keys);
 }
 
+/* ---- host revocation and key rotation ---- */
+
+static int enrol_host(const char *name, struct test_host *h);
+
+/* A rotation request of host h from its current keys (sign_sk, pk) to new ones. */
+static void rekey_request(const struct test_host *h, const unsigned char old_pk[32], const struct secret *new_sk,
+			  const unsigned char new_pk[32], const unsigned char seal_pk[32], struct keeper_rekey_request *r)
+{
+	memset(r, 0, sizeof(*r));
+	memcpy(r->host_id, h->id, sizeof(r->host_id));
+	memcpy(r->old_sign_pk, old_pk, 32);
+	memcpy(r->sign_pk, new_pk, 32);
+	memcpy(r->seal_pk, seal_pk, 32);
+	struct hostauth_rekey proof = { r->host_id, r->old_sign_pk, r->sign_pk, r->seal_pk };
+	assert_int_equal(hostauth_rekey_sign(h->sign_sk, &proof, r->sig_old), COFFER_OK);
+	assert_int_equal(hostauth_rekey_sign(new_sk, &proof, r->sig_new), COFFER_OK);
+}
+
+static void test_host_rekey_and_revoke(void **state)
+{
+	(void)state;
+	struct secret *master = NULL, *new_sk = NULL, *new_seal = NULL, *third_sk = NULL;
+	struct keeper_keys keys = { 0 };
+	struct test_host h = { 0 };
+	struct store_host row, before;
+	struct keeper_rekey_request r;
+	struct keeper_enrolled out, again;
+	unsigned char old_pk[32], new_pk[32], seal_pk[32], third_pk[32];
+	const char *why = NULL;
+
+	assert_int_equal(enrol_host("rk-1", &h), 0);
+	assert_int_equal(keeper_master_from_file(fx.paths.key, &master), COFFER_OK);
+	assert_int_equal(keeper_keys_derive(master, &keys), COFFER_OK);
+	assert_int_equal(keeper_host_load(&keys, fx.store, h.id, &before), COFFER_OK);
+	memcpy(old_pk, before.sign_pk, sizeof(old_pk));
+	assert_int_equal(jws_generate_key(&new_sk, new_pk), COFFER_OK);
+	assert_int_equal(hpke_generate_keypair(&new_seal, seal_pk), COFFER_OK);
+
+	/* a proof whose new signature is another key's: refused, the row unchanged */
+	rekey_request(&h, old_pk, new_sk, new_pk, seal_pk, &r);
+	r.sig_new[0] ^= 1;
+	assert_int_equal(keeper_host_rekey(&keys, fx.store, &r, &out, &why), COFFER_ERR_UNAUTH);
+	assert_string_equal(why, "key rotation proof does not verify");
+	assert_int_equal(keeper_host_load(&keys, fx.store, h.id, &row), COFFER_OK);
+	assert_memory_equal(row.sign_pk, old_pk, 32);
+	rekey_request(&h, old_pk, new_sk, new_pk, seal_pk, &r);
+	r.sig_old[5] ^= 1; /* the host's own key did not sign it */
+	assert_int_equal(keeper_host_rekey(&keys, fx.store, &r, &out, &why), COFFER_ERR_UNAUTH);
+	assert_string_equal(why, "key rotation proof does not verify");
+
+	/* the good one: new keys, MAC and cert of the same issue time; a retry answers the same */
+	rekey_request(&h, old_pk, new_sk, new_pk, seal_pk, &r);
+	assert_int_equal(keeper_host_rekey(&keys, fx.store, &r, &out, &why), COFFER_OK);
+	assert_int_equal(keeper_host_load(&keys, fx.store, h.id, &row), COFFER_OK);
+	assert_memory_equal(row.sign_pk, new_pk, 32);
+	assert_memory_equal(row.seal_pk, seal_pk, 32);
+	assert_memory_equal(row.cert, out.cert, sizeof(out.cert));
+	assert_int_equal(row.enrolled_at, before.enrolled_at);
+	assert_int_equal(keeper_host_rekey(&keys, fx.store, &r, &again, &why), COFFER_OK);
+	assert_memory_equal(again.cert, out.cert, sizeof(out.cert));
+
+	/* the old key cannot move the host anywhere else now */
+	assert_int_equal(jws_generate_key(&third_sk, third_pk), COFFER_OK);
+	rekey_request(&h, old_pk, third_sk, third_pk, seal_pk, &r);
+	assert_int_equal(keeper_host_rekey(&keys, fx.store, &r, &out, &why), COFFER_ERR_UNAUTH);
+	assert_string_equal(why, "the old key is not the host's");
+
+	/* revoked: refused for good, and a row set back to ready by a store writer fails its MAC */
+	assert_int_equal(keeper_host_revoke(&keys, fx.store, h.id, &row), COFFER_OK);
+	assert_string_equal(row.state, "revoked");
+	assert_int_equal(keeper_host_revoke(&keys, fx.store, h.id, NULL), COFFER_OK);
+	secret_free(h.sign_sk);
+	h.sign_sk = new_sk;
+	new_sk = NULL;
+	rekey_request(&h, new_pk, third_sk, third_pk, seal_pk, &r);
+	assert_int_equal(keeper_host_rekey(&keys, fx.store, &r, &out, &why), COFFER_ERR_UNAUTH);
+	assert_string_equal(why, "host is revoked");
+	snprintf(row.state, sizeof(row.state), "%s", "ready");
+	assert_int_equal(store_host_update(fx.store, &row), COFFER_OK);
+	assert_int_equal(keeper_host_load(&keys, fx.store, h.id, &row), COFFER_ERR_CRYPTO);
+
+	secret_free(third_sk);
+	secret_free(new_seal);
+	secret_free(h.sign_sk);
+	secret_free(h.seal_sk);
+	keeper_keys_release(&keys);
+	secret_free(master);
+}
+
 /* ---- fixture ---- */
 
 /* Enrols a host directly (keeper_host_enrol), as POST /v1/hosts/enrol would. */
@@ -1748,6 +1837,7 @@ int main(void)
 		cmocka_unit_test(test_open_ciphertext_moved_to_another_app),
 		cmocka_unit_test(test_open_ciphertext_truncated),
 		cmocka_unit_test(test_open_direct_empty_version),
+		cmocka_unit_test(test_host_rekey_and_revoke),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

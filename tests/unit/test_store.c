@@ -1051,6 +1051,29 @@ static void test_orgs_tokens(void **state)
 	assert_int_equal(found.revoked_at, first);
 	assert_int_equal(store_token_get_by_hash(s, tok2.hash, &found), COFFER_OK);
 	assert_int_equal(found.revoked_at, 0);
+
+	/* rotation: the old token's expiry brought forward, never pushed back, and the new one stored, together */
+	struct store_token fresh = tok2, made, listed;
+	fresh.hash[0] = 3;
+	int64_t until = (int64_t)time(NULL) * 1000 + 60000;
+	assert_int_equal(store_token_rotate(s, org.id, tok2.id, until, &fresh, &made), COFFER_OK);
+	assert_string_not_equal(made.id, tok2.id);
+	assert_int_equal(store_token_get_by_hash(s, tok2.hash, &found), COFFER_OK);
+	assert_int_equal(found.expires_at, until);
+	assert_int_equal(store_token_get_by_hash(s, made.hash, &listed), COFFER_OK);
+	assert_string_equal(listed.role, "deploy");
+	assert_string_equal(listed.app_id, app.id);
+	fresh.hash[0] = 4;
+	assert_int_equal(store_token_rotate(s, org.id, tok2.id, until + 60000, &fresh, &made), COFFER_OK);
+	assert_int_equal(store_token_get_by_hash(s, tok2.hash, &found), COFFER_OK);
+	assert_int_equal(found.expires_at, until);
+	/* a revoked token, or another org's, is not rotated, and nothing new is stored */
+	fresh.hash[0] = 5;
+	assert_int_equal(store_token_rotate(s, org.id, tok.id, until, &fresh, &made), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_token_get_by_hash(s, fresh.hash, &found), COFFER_ERR_NOT_FOUND);
+	snprintf(fresh.org_id, sizeof(fresh.org_id), "%s", org2.id);
+	assert_int_equal(store_token_rotate(s, org2.id, tok2.id, until, &fresh, &made), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_token_get_by_hash(s, fresh.hash, &found), COFFER_ERR_NOT_FOUND);
 }
 
 /* ---- apps ---- */
