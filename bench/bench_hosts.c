@@ -745,7 +745,8 @@ int main(int argc, char **argv)
 		bench_fail("cannot start (out of memory, or cannot read %s)", tokens);
 		goto out;
 	}
-	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)n + 16);
+	/* two connections a host (polls and events, heartbeats), all kept as an agent keeps them */
+	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 2 * ((long)n + 1) + 16);
 	/* enrolment: host 0 is the floor's */
 	uint64_t t_enrol = bench_now_ns();
 	for (int64_t i = 0; i <= n; i++) {
