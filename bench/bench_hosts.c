@@ -745,6 +745,14 @@ int main(int argc, char **argv)
 		bench_fail("cannot start (out of memory, or cannot read %s)", tokens);
 		goto out;
 	}
+	/*
+	 * Idle connections kept: n + 16, for 2n + 2 (each host polls on one and
+	 * heartbeats on another), so some hosts reconnect during the row. An
+	 * agent keeps both, but 2,000 hosts' 4,002 connections are at the api's
+	 * limit (4,096, split between its threads): see docs/BENCHMARKS.md, "many
+	 * hosts", for the row with 2n + 18 at 500 hosts and what it asks of that
+	 * limit.
+	 */
 	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)n + 16);
 	/* enrolment: host 0 is the floor's */
 	uint64_t t_enrol = bench_now_ns();

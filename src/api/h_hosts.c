@@ -208,7 +208,7 @@ enum coffer_err api_hosts_move(struct api *api, struct store *s, const char *hos
 		}
 		if (rc)
 			break;
-		struct release_request rq = { &app, actor, NULL, app.deployed_version };
+		struct release_request rq = { &app, actor, NULL, app.deployed_version, 0 };
 		rc = release_create(api, s, &rq, &version, &running, msg, sizeof(msg));
 		if (rc == COFFER_ERR_CONFLICT || rc == COFFER_ERR_NOT_FOUND) {
 			log_info("host_revoked_release_skipped", LF_S("app", app.name), LF_I("running", running));

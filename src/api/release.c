@@ -112,7 +112,8 @@ struct step {
 	struct store_machine_list machines;
 	int changed;                /* a change was stored: step again */
 	int assignments;            /* a machine was created, destroyed or given another release */
-	char assigned_host[STORE_ID_SIZE]; /* the one host whose assignments changed, "" for several */
+	size_t n_hosts;             /* the hosts whose assignments changed (assignments 2: only these) */
+	char hosts[RELEASE_COUNT_MAX][STORE_ID_SIZE];
 	const char *ended;          /* "succeeded" or "failed" when this change ends the release (metrics) */
 };
 
@@ -403,13 +404,21 @@ static enum coffer_err succeed(struct step *st)
 	return rc;
 }
 
-/* Notes that host_id's assignments changed (one host's polls are woken, not every host's). */
+/* Notes that host_id's assignments changed (those hosts' polls are woken, not every host's). */
 static void touched(struct step *st, const char *host_id)
 {
-	if (!st->assignments && str_copy(st->assigned_host, sizeof(st->assigned_host), host_id) == COFFER_OK)
+	if (st->assignments == 1)
+		return;
+	for (size_t i = 0; i < st->n_hosts; i++)
+		if (strcmp(st->hosts[i], host_id) == 0)
+			return;
+	if (st->n_hosts < RELEASE_COUNT_MAX &&
+	    str_copy(st->hosts[st->n_hosts], sizeof(st->hosts[0]), host_id) == COFFER_OK) {
+		st->n_hosts++;
 		st->assignments = 2;
-	else if (st->assignments != 2 || strcmp(st->assigned_host, host_id) != 0)
+	} else {
 		st->assignments = 1;
+	}
 }
 
 /* ---- rolling ---- */
@@ -524,13 +533,34 @@ static enum coffer_err next(struct step *st)
 	}
 	if (pick) {
 		int same = 0;
-		rc = same_spec(st, pick->desired_release, &same);
+		uint64_t from = pick->desired_release;
+		rc = same_spec(st, from, &same);
 		if (!rc)
 			rc = store_machine_set_desired(st->s, pick->id, st->rel.version);
 		if (rc)
 			return rc;
 		touched(st, pick->host_id);
-		rc = same ? id_add(st, "moved", pick->id) : set_current(st, current_new(pick->id, st->now, pick->restarts));
+		if (!same) {
+			rc = set_current(st, current_new(pick->id, st->now, pick->restarts));
+			return rc ? rc : save(st, "running", NULL);
+		}
+		/*
+		 * A relabel has nothing to watch: the others of the same release
+		 * (the same spec) are relabelled in this change too, one commit
+		 * for them all instead of one each (many hosts, docs/BENCHMARKS.md).
+		 */
+		rc = id_add(st, "moved", pick->id);
+		n_live = 0;
+		for (size_t i = 0; !rc && i < st->machines.n; i++) {
+			struct store_machine *m = &st->machines.items[i];
+			if (!live(m) || ++n_live > st->count || m == pick || m->desired_release != from ||
+			    id_in(moved, m->id))
+				continue;
+			rc = store_machine_set_desired(st->s, m->id, st->rel.version);
+			if (!rc)
+				rc = id_add(st, "moved", m->id);
+			touched(st, m->host_id);
+		}
 		return rc ? rc : save(st, "running", NULL);
 	}
 	if (n_live < st->count) {
@@ -622,7 +652,8 @@ static enum coffer_err step_once(const struct release_env *env, struct store *s,
 		rc = decide(&st);
 	rc = store_tx_end(s, rc);
 	if (rc == COFFER_OK && st.assignments == 2)
-		release_assignments_changed_host(env->ctl, st.assigned_host);
+		for (size_t i = 0; i < st.n_hosts; i++)
+			release_assignments_changed_host(env->ctl, st.hosts[i]);
 	else if (rc == COFFER_OK && st.assignments)
 		release_assignments_changed(env->ctl);
 	if (rc == COFFER_OK && st.ended)

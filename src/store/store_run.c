@@ -77,11 +77,24 @@ enum coffer_err store_host_update(struct store *s, const struct store_host *h)
 				    VB(h->mac, sizeof(h->mac)), VT(h->state), VB(h->cert, h->cert_len)));
 }
 
+struct heartbeat {
+	const char *id;
+	int64_t at;
+};
+
+static enum coffer_err heartbeat_change(struct store *s, void *arg)
+{
+	const struct heartbeat *h = arg;
+	return store_run_one(s, STORE_Q_HOST_HEARTBEAT, PARAMS(VT(h->id), VI(h->at)));
+}
+
+/* A change of the group of s: every host heartbeats, and their commits are shared. */
 enum coffer_err store_host_heartbeat(struct store *s, const char *id, int64_t at)
 {
 	if (!id || at <= 0)
 		return COFFER_ERR_INVALID;
-	return store_run_one(s, STORE_Q_HOST_HEARTBEAT, PARAMS(VT(id), VI(at)));
+	struct heartbeat h = { id, at };
+	return store_group_run(s, heartbeat_change, &h);
 }
 
 enum coffer_err store_join_token_use(struct store *s, const char *id)
@@ -93,6 +106,27 @@ enum coffer_err store_join_token_use(struct store *s, const char *id)
 	return store_run(s, STORE_Q_JOIN_TOKEN_INSERT, PARAMS(VT(id), VI(store_now_ms())), NULL);
 }
 
+struct nonce_use {
+	const char *host_id, *nonce;
+	int64_t expires_at, now;
+};
+
+static enum coffer_err nonce_change(struct store *s, void *arg)
+{
+	const struct nonce_use *u = arg;
+	enum coffer_err rc = store_run(s, STORE_Q_HOST_NONCE_PURGE, PARAMS(VI(u->now)), NULL);
+	if (!rc)
+		rc = store_run_one(s, STORE_Q_HOST_NONCE_USE,
+				   PARAMS(VT(u->host_id), VT(u->nonce), VI(u->expires_at), VI(u->now)));
+	return rc;
+}
+
+/*
+ * A change of the group of s (store_group_run): concurrent signed requests
+ * share one durable commit, and each is answered only after its nonce is
+ * durable. Two uses of one nonce in one batch: the second sees the first's
+ * row (same transaction) and is the replay.
+ */
 enum coffer_err store_host_nonce_use(struct store *s, const char *host_id, const char *nonce, int64_t expires_at,
 				     int64_t now)
 {
@@ -100,9 +134,8 @@ enum coffer_err store_host_nonce_use(struct store *s, const char *host_id, const
 		return COFFER_ERR_INVALID;
 	if (!store_valid_text(host_id, STORE_NAME_SIZE) || !store_valid_text(nonce, STORE_NAME_SIZE))
 		return COFFER_ERR_TOO_LARGE;
-	enum coffer_err rc = store_run(s, STORE_Q_HOST_NONCE_PURGE, PARAMS(VI(now)), NULL);
-	if (!rc)
-		rc = store_run_one(s, STORE_Q_HOST_NONCE_USE, PARAMS(VT(host_id), VT(nonce), VI(expires_at), VI(now)));
+	struct nonce_use u = { host_id, nonce, expires_at, now };
+	enum coffer_err rc = store_group_run(s, nonce_change, &u);
 	return rc == COFFER_ERR_NOT_FOUND ? COFFER_ERR_CONFLICT : rc;
 }
 

@@ -18,9 +18,11 @@
 #include <sodium.h>
 
 #include "api.h"
+#include "buf.h"
 #include "hostauth.h"
 #include "jws.h"
 #include "log.h"
+#include "metrics.h"
 #include "release.h"
 #include "store.h"
 #include "store_pool.h"
@@ -606,6 +608,46 @@ static void test_scale_up_relabels(void **state)
 	assert_status(v2, "succeeded");
 }
 
+/* The store's commits so far, from the metrics (coffer_store_duration_seconds_count{op="commit"}). */
+static long store_commits(void)
+{
+	static const char key[] = "coffer_store_duration_seconds_count{op=\"commit\"} ";
+	struct buf out;
+	long n = 0;
+	buf_init(&out, (size_t)1 << 20);
+	assert_int_equal(metrics_render(&out), COFFER_OK);
+	const char *p = out.ptr ? strstr(out.ptr, key) : NULL;
+	if (p)
+		n = strtol(p + strlen(key), NULL, 10);
+	buf_release(&out);
+	return n;
+}
+
+/*
+ * A relabel of several machines (the same spec, count unchanged) is one
+ * change for them all: pending → running, the three relabels, the success
+ * (three changes and commits, not five).
+ */
+static void test_relabels_in_one_change(void **state)
+{
+	struct store_machine ms[8];
+	int64_t t = T0;
+	(void)state;
+	uint64_t sv = secrets("c1");
+	first_deploy(3, sv, &t);
+	assert_int_equal(live(ms), 3);
+	uint64_t v2 = make_release("web", 3, sv);
+	long commits0 = store_commits();
+	step_at(v2, t);
+	assert_status(v2, "succeeded");
+	for (int i = 0; i < 3; i++) {
+		assert_true(in_progress(v2, "moved", ms[i].id));
+		assert_int_equal(machine(ms[i].id).desired_release, v2);
+	}
+	/* step_at's two heartbeats, then each change one transaction and release_step's last look one more */
+	assert_int_equal(store_commits() - commits0, 2 + 3 + 1);
+}
+
 /* A scale-down: the oldest machine is relabelled, the newest extras are destroyed at the success. */
 static void test_scale_down(void **state)
 {
@@ -833,6 +875,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failed_first_deploy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_host, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scale_up_relabels, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_relabels_in_one_change, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scale_down, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resume_rollback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resume_roll, setup, teardown),

@@ -3050,6 +3050,86 @@ static void test_group_fails_alone(void **state)
 	store_group_free(g);
 }
 
+#define NONCE_WRITERS 5 /* behind the gate: four nonces, one of them twice */
+
+struct nwriter {
+	struct store *s;
+	const char *host, *nonce;
+	enum coffer_err rc;
+};
+
+static void *nwriter_thread(void *arg)
+{
+	struct nwriter *w = arg;
+	w->rc = store_host_nonce_use(w->s, w->host, w->nonce, 1100, 1000);
+	return NULL;
+}
+
+/*
+ * Host nonces are changes of the group: signed requests in flight together
+ * share one commit (the gate's batch, then one batch of the five), a nonce
+ * used twice in one batch is taken by one and refused to the other (the
+ * second sees the first's row in the transaction), and a replay on another
+ * connection, outside any group, is refused too.
+ */
+static void test_group_nonces(void **state)
+{
+	struct store *s = *state;
+	struct store_org org;
+	struct store_app app;
+	struct store_group *g = NULL;
+	struct store_group_stats st;
+	static struct nwriter w[NONCE_WRITERS];
+	static const char *const nonces[NONCE_WRITERS] = { "n0", "n1", "n2", "n1", "n3" };
+	struct fwriter lead = { 0 };
+	pthread_t t[NONCE_WRITERS + 1];
+	struct gate gate;
+	int ok = 0, replays = 0;
+
+	make_app(s, "acme", "web", &org, &app);
+	assert_int_equal(store_group_new(&g), COFFER_OK);
+	gate = (struct gate){ g, NONCE_WRITERS, 0 };
+	assert_int_equal(open_keyed(db.url, &lead.s), COFFER_OK);
+	store_group_attach(lead.s, g);
+	lead.gc = (struct gchange){ .app_id = app.id, .c = set("LEAD", "ct", "digest"), .gate = &gate,
+				    .ev = { .actor = "t", .action = "secrets.set", .detail = "LEAD" } };
+	for (int i = 0; i < NONCE_WRITERS; i++) {
+		w[i] = (struct nwriter){ .host = "h1", .nonce = nonces[i] };
+		assert_int_equal(open_keyed(db.url, &w[i].s), COFFER_OK);
+		store_group_attach(w[i].s, g);
+	}
+	assert_int_equal(pthread_create(&t[0], NULL, fwriter_thread, &lead), 0);
+	for (int k = 0; k < 60000 && !__atomic_load_n(&gate.entered, __ATOMIC_SEQ_CST); k++)
+		usleep(1000);
+	for (int i = 0; i < NONCE_WRITERS; i++)
+		assert_int_equal(pthread_create(&t[i + 1], NULL, nwriter_thread, &w[i]), 0);
+	for (int i = 0; i <= NONCE_WRITERS; i++)
+		pthread_join(t[i], NULL);
+
+	assert_int_equal(lead.rc, COFFER_OK);
+	for (int i = 0; i < NONCE_WRITERS; i++) {
+		if (w[i].rc == COFFER_OK)
+			ok++;
+		else if (w[i].rc == COFFER_ERR_CONFLICT && strcmp(w[i].nonce, "n1") == 0)
+			replays++;
+		else
+			fail_msg("nonce %d (%s): %s", i, w[i].nonce, coffer_err_name(w[i].rc));
+	}
+	assert_int_equal(ok, NONCE_WRITERS - 1);
+	assert_int_equal(replays, 1);
+	store_group_stats(g, &st);
+	assert_int_equal(st.changes, NONCE_WRITERS + 1);
+	assert_int_equal(st.commits, 2); /* the gate's, then the five nonces in one */
+	assert_int_equal(raw("SELECT count(*) FROM host_nonces"), NONCE_WRITERS - 1);
+	/* committed: another connection, no group, refuses each again */
+	for (int i = 0; i < NONCE_WRITERS; i++)
+		assert_int_equal(store_host_nonce_use(s, "h1", nonces[i], 1100, 1000), COFFER_ERR_CONFLICT);
+	for (int i = 0; i < NONCE_WRITERS; i++)
+		store_close(w[i].s);
+	store_close(lead.s);
+	store_group_free(g);
+}
+
 /* ---- the process's write lock (SQLite) and its release on every path ---- */
 
 struct waiter {
@@ -3209,6 +3289,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_migration_3_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hosts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_host_nonces, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_nonces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_join_tokens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deployers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_signatures, setup, teardown),
