@@ -127,6 +127,7 @@
 #define MACHINE_KILL_WAIT_MS 5000              /* how long stop waits after SIGKILL */
 #define MACHINE_BOOT_ID_SIZE 37                /* /proc/sys/kernel/random/boot_id and a NUL */
 #define MACHINE_ERROR_MAX 320
+#define MACHINE_MASKER_WAIT_MS 2000           /* how long the end of a machine waits for its masker's flush */
 #define MACHINE_TAIL_LINES 20                  /* lines in a release-failure report */
 /* the restart back-off; shortened by COFFER_TEST_TIMESCALE, a test knob (timescale.h) */
 #define MACHINE_BACKOFF_FIRST_MS ((int64_t)timescale_ms(1000))
@@ -174,6 +175,7 @@ struct machine_spec {
 	size_t log_cap;                    /* 0: MACHINE_LOG_CAP_DEFAULT */
 	unsigned log_files;                /* 0: MACHINE_LOG_FILES_DEFAULT */
 	const char *user;                  /* NULL: see the top of this file */
+	const char *mask_exe;              /* the masker's program (mask_output.h); NULL: output straight to out.log, unmasked */
 };
 
 /* Why a start failed: "cannot run \"web\": No such file or directory". Never a value. */
