@@ -264,6 +264,19 @@ const struct store_stmt store_stmts[STORE_Q__COUNT] = {
  */
 #define MIGRATION_11(BLOB) "ALTER TABLE app_keys ADD COLUMN org_sig " BLOB ";"
 
+/*
+ * Schema version 12: boot tokens spent by the keeper (read-once, docs/RUNPATH.md
+ * "Agent <-> keeper"): a token's jti is written with its open's audit event
+ * and kept until the token has expired (expires_at, unix seconds), so a
+ * replay is refused by every keeper on the store, after a restart too.
+ */
+#define MIGRATION_12(INT)                                                                               \
+	"CREATE TABLE boot_tokens_spent ("                                                              \
+	" jti TEXT PRIMARY KEY,"                                                                        \
+	" expires_at " INT " NOT NULL,"                                                                 \
+	" spent_at " INT " NOT NULL);"                                                                  \
+	"CREATE INDEX boot_tokens_spent_expiry ON boot_tokens_spent (expires_at);"
+
 /* The list: entry i is schema version i + 1. Append only. */
 #define MIGRATIONS(INT, BLOB, BLEN, NOROWID)                                                            \
 	{                                                                                               \
@@ -278,6 +291,7 @@ const struct store_stmt store_stmts[STORE_Q__COUNT] = {
 		MIGRATION_9(BLOB),                                                                      \
 		MIGRATION_10(INT, BLOB, BLEN, NOROWID),                                                        \
 		MIGRATION_11(BLOB),                                                                     \
+		MIGRATION_12(INT),                                                                      \
 	}
 
 const char *const store_sqlite_migrations[] = MIGRATIONS("INTEGER", "BLOB", "length", " WITHOUT ROWID");
