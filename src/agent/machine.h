@@ -20,10 +20,12 @@
  *     that user, so the parents need not be searchable by the user (then a
  *     path through them, $HOME included, is not usable by the machine;
  *     relative paths are);
- *   - has stdin from /dev/null, stdout and stderr both on its out.log,
- *     opened O_APPEND before exec (so the log interleaves them as written,
- *     and the output needs no reader: the machine outlives its agent), and
- *     no other file descriptor;
+ *   - has stdin from /dev/null, stdout and stderr both on one pipe to its
+ *     output masker (spec->mask_exe, mask_output.h: a process of its own
+ *     session, not the agent's thread, so the machine outlives its agent),
+ *     which appends them to out.log with every secret value of the spec
+ *     masked; without mask_exe, both on out.log itself, opened O_APPEND
+ *     before exec, unmasked. No other file descriptor;
  *   - starts with an empty signal mask and every signal at its default;
  *   - gets exactly this environment, where a later layer replaces a name
  *     of an earlier one:
