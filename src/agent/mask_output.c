@@ -18,6 +18,7 @@
 
 #define EXIT_SETUP 2   /* no values, or no memory for them: nothing was read */
 #define EXIT_WRITE 1   /* some output could not be written to out.log */
+#define OUT_BUF ((size_t)64 << 10) /* masked output (no value: plain memory) */
 
 static int read_full(int fd, void *p, size_t n)
 {
@@ -33,15 +34,32 @@ static int read_full(int fd, void *p, size_t n)
 	return 0;
 }
 
+/* Masked bytes on their way to out.log: gathered, written once per read of the pipe (or when full). */
 struct sink {
+	unsigned char buf[OUT_BUF];
+	size_t len;
 	int failed;
 };
+
+static void sink_flush(struct sink *s)
+{
+	if (s->len && fs_write_all(STDOUT_FILENO, s->buf, s->len))
+		s->failed = 1; /* dropped: the machine must not block on its log */
+	s->len = 0;
+}
 
 static int emit_log(void *ctx, const unsigned char *p, size_t n)
 {
 	struct sink *s = ctx;
-	if (fs_write_all(STDOUT_FILENO, p, n))
-		s->failed = 1; /* dropped: the machine must not block on its log */
+	if (s->len + n > sizeof(s->buf))
+		sink_flush(s);
+	if (n >= sizeof(s->buf)) {
+		if (fs_write_all(STDOUT_FILENO, p, n))
+			s->failed = 1;
+		return 0;
+	}
+	memcpy(s->buf + s->len, p, n);
+	s->len += n;
 	return 0;
 }
 
@@ -50,7 +68,7 @@ int agent_mask_output(void)
 	struct secret **values = NULL;
 	struct secret *chunk = NULL;
 	struct mask_stream *ms = NULL;
-	struct sink sink = { 0 };
+	static struct sink sink;
 	uint32_t n = 0;
 	int ex = EXIT_SETUP;
 
@@ -90,9 +108,11 @@ int agent_mask_output(void)
 			break;
 		if (mask_feed(ms, secret_cbytes(chunk), (size_t)r))
 			break;
+		sink_flush(&sink); /* what can be written is in out.log before the next read waits */
 	}
 	if (mask_finish(ms))
 		sink.failed = 1;
+	sink_flush(&sink);
 	ex = sink.failed ? EXIT_WRITE : 0;
 out:
 	secret_free(chunk);

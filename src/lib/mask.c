@@ -139,6 +139,28 @@ static enum coffer_err flush_upto(struct mask_stream *ms, size_t upto, size_t en
 	return COFFER_OK;
 }
 
+/*
+ * Where the bytes that must wait start: the first of the last maxlen - 1
+ * positions where a value could still be starting (what is left of work
+ * from there is a proper prefix of some value); used when there is none.
+ * Everything before it is decided now, so a machine that prints a line and
+ * waits has its line in the log, not held back.
+ */
+static size_t hold_point(const struct mask_stream *ms)
+{
+	const unsigned char *w = secret_cbytes(ms->work), *s = secret_cbytes(ms->store);
+	size_t from = ms->used > ms->maxlen - 1 ? ms->used - (ms->maxlen - 1) : 0;
+	for (size_t p = from; p < ms->used; p++) {
+		size_t left = ms->used - p;
+		for (size_t i = ms->first[w[p]]; i < ms->first[w[p] + 1]; i++) {
+			size_t k = ms->by_first[i];
+			if (ms->len[k] > left && memcmp(w + p, s + ms->off[k], left) == 0)
+				return p;
+		}
+	}
+	return ms->used;
+}
+
 enum coffer_err mask_feed(struct mask_stream *ms, const unsigned char *p, size_t n)
 {
 	if (ms->done)
@@ -153,13 +175,13 @@ enum coffer_err mask_feed(struct mask_stream *ms, const unsigned char *p, size_t
 		ms->used += take;
 		p += take;
 		n -= take;
-		if (ms->used > keep) {
+		if (ms->used > keep && n) { /* more to come at once: only what is surely decided */
 			enum coffer_err rc = flush_upto(ms, ms->used - keep, ms->used);
 			if (rc)
 				return rc;
 		}
 	}
-	return COFFER_OK;
+	return flush_upto(ms, hold_point(ms), ms->used);
 }
 
 enum coffer_err mask_finish(struct mask_stream *ms)

@@ -150,6 +150,29 @@ static void test_plain(void **state)
 	free_values(s, 1);
 }
 
+/* What cannot be part of a value is written at once; only a tail that may start one waits. */
+static void test_prompt(void **state)
+{
+	(void)state;
+	const unsigned char *v[] = { V("secret") };
+	size_t vl[] = { 6 };
+	struct secret **s = make_values(v, vl, 1);
+	struct mask_stream *ms = NULL;
+	static struct sink got;
+	got.len = 0;
+	assert_int_equal(mask_stream_new((const struct secret *const *)s, 1, sink_emit, &got, &ms), COFFER_OK);
+	assert_int_equal(mask_feed(ms, V("a line\n"), 7), COFFER_OK);
+	assert_int_equal(got.len, 7);
+	assert_int_equal(mask_feed(ms, V("then sec"), 8), COFFER_OK);
+	assert_int_equal(got.len, 12); /* "then " written, "sec" waits */
+	assert_int_equal(mask_feed(ms, V("ret!"), 4), COFFER_OK);
+	assert_int_equal(mask_finish(ms), COFFER_OK);
+	assert_int_equal(got.len, strlen("a line\nthen ***!"));
+	assert_memory_equal(got.data, "a line\nthen ***!", got.len);
+	mask_stream_free(ms);
+	free_values(s, 1);
+}
+
 static void test_value_at_end(void **state)
 {
 	(void)state;
@@ -279,7 +302,7 @@ int main(void)
 	if (sodium_init() < 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_plain),	  cmocka_unit_test(test_value_at_end), cmocka_unit_test(test_overlapping),
+		cmocka_unit_test(test_plain), cmocka_unit_test(test_prompt),	  cmocka_unit_test(test_value_at_end), cmocka_unit_test(test_overlapping),
 		cmocka_unit_test(test_empty_values), cmocka_unit_test(test_binary),    cmocka_unit_test(test_random),
 		cmocka_unit_test(test_chunks),	  cmocka_unit_test(test_limits),
 	};
