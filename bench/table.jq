@@ -221,7 +221,11 @@ def missing($r; $subject; $k): "| \($r) | \($subject) | – | – | – | \(why(
      else missing(5; "floor: coffer secrets list"; "cli.floor.new") end),
   (($all | find("cli.floor.old")) as $f
    | if $f then row(5; "floor before issue 12: the same, by that coffer (n=\($f.n))"; $f; "–"; ""; "") else empty end),
-  hosts_rows;
+  hosts_rows,
+  # the masking row (issue 15): a machine's output through its masker vs straight to its log
+  (($all | find("mask.masked")) as $mm | ($all | find("mask.unmasked")) as $mu
+   | if $mm == null or $mu == null then missing(7; "machine output, 100 MB with 50 secrets, masked vs unmasked"; "mask")
+     else "| 7 | machine output, \($mm.mb) MB with \($mm.secrets) secrets, masked vs unmasked | – | – | \($mm.rate | rate("MB/s")) masked | \($mu.rate | rate("MB/s")) unmasked (\(($mm.rate / $mu.rate) | pct) of it) | |" end);
 
   if $part == "goals" then goals
   elif $part == "missed" then goal_lines[] | select(.met == false) | .key

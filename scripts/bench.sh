@@ -6,7 +6,7 @@
 # and writes it, with the machine's description and the date, to
 # docs/BENCHMARKS.md (from bench/BENCHMARKS.md.in). `make bench` runs it.
 #
-#   scripts/bench.sh [SECTION ...]   sections: floor peers api keeper scale boot cli hosts
+#   scripts/bench.sh [SECTION ...]   sections: floor peers api keeper scale boot cli hosts mask
 #                                    (default: all)
 #   scripts/bench.sh --table-only    the table and the page again, from the last run's figures
 #
@@ -67,7 +67,7 @@ if [ "${1:-}" = --table-only ]; then
 	table_only=1
 	shift
 fi
-sections=${*:-floor peers api keeper scale boot cli hosts}
+sections=${*:-floor peers api keeper scale boot cli hosts mask}
 
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
 	FORK_N=300 AGE_N=30 SDC_N=30 DOTENVX_N=3 X_SECONDS=1 SQLITE_N=300
@@ -742,6 +742,12 @@ cli_floor() {
 	"$COFFER" secrets list -a cli1
 }
 
+# the masking row: a machine's 100 MB of output with 50 secrets, through the masker vs straight to its log
+section_mask() {
+	say "machine output: 100 MB with 50 secrets, masked vs unmasked"
+	run mask "$work/mask.log" "$B/bench_mask" "$COFFER" "$work/mask-out.log" 100 50
+}
+
 # section_cli_on WHICH: row 5 on a platform of its own (SQLite), with the coffer at $COFFER.
 section_cli_on() {
 	local which=$1 k
@@ -816,6 +822,7 @@ run_all() {
 	has boot && section_boot
 	has cli && section_cli
 	has hosts && section_hosts
+	has mask && section_mask
 	t_total=$(($(date +%s) - t_start))
 }
 

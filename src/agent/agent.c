@@ -24,6 +24,7 @@
 #include "fs.h"
 #include "http_client.h"
 #include "log.h"
+#include "mask_output.h"
 #include "metrics_server.h"
 #include "timescale.h"
 #include "banned.h"
@@ -304,7 +305,8 @@ static int run(struct opts *o, const sigset_t *set)
 		ex = opts_fail(COFFER_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	struct agent_run_config rcfg = { &id, o->api_url, o->keeper_url, o->state_dir, o->keep_machines };
+	struct agent_run_config rcfg = { &id, o->api_url, o->keeper_url, o->state_dir, o->keep_machines,
+					 AGENT_MASK_EXE };
 	rc = agent_runner_start(&rcfg, &runner);
 	if (rc) {
 		ex = opts_fail(rc, "cannot start running machines: %s", coffer_strerror(rc));
@@ -376,6 +378,8 @@ int cmd_agent(int argc, char **argv)
 	sigset_t set;
 	int ex;
 
+	if (argc == 2 && strcmp(argv[1], MASK_OUTPUT_ARG) == 0)
+		return agent_mask_output(); /* hidden: the machine output masker machine_start runs */
 	log_set_role("agent");
 	/* the enrolment body carries the join token: whatever jansson frees is wiped */
 	json_use_wiping_allocator();

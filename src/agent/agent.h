@@ -218,7 +218,10 @@ struct agent_run_config {
 	const char *keeper_url;
 	const char *state_dir;           /* made absolute by the runner */
 	int keep_machines;               /* agent_runner_stop leaves the machines running (--keep-machines) */
+	const char *mask_exe;            /* the output masker's program (AGENT_MASK_EXE); NULL: unmasked logs, and no tail is reported */
 };
+
+#define AGENT_MASK_EXE "/proc/self/exe" /* the agent's own binary, even once replaced on disk */
 
 struct agent_runner;
 struct machine;

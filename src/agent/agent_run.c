@@ -238,8 +238,8 @@ static enum coffer_err prepare_machines_dir(const char *state_dir)
  */
 typedef void (*before_start_fn)(void *ctx);
 
-static enum coffer_err boot_sealed(const struct agent_identity *id, const char *state_dir, const json_t *m,
-				   const char *jti, const void *sealed, size_t sealed_len, before_start_fn before_start,
+static enum coffer_err boot_sealed(const struct agent_identity *id, const char *state_dir, const char *mask_exe,
+				   const json_t *m, const char *jti, const void *sealed, size_t sealed_len, before_start_fn before_start,
 				   void *ctx, const char *kms_socket, struct machine **out, size_t *n_secrets,
 				   struct machine_error *err)
 {
@@ -322,6 +322,7 @@ static enum coffer_err boot_sealed(const struct agent_identity *id, const char *
 		.log_dir = logs,
 		.user = NULL,
 		.kms_socket = kms_socket,
+		.mask_exe = mask_exe,
 	};
 	if (before_start)
 		before_start(ctx);
@@ -348,7 +349,7 @@ enum coffer_err agent_boot_sealed(const struct agent_identity *id, const char *s
 				  const char *jti, const void *sealed, size_t sealed_len, struct machine **out,
 				  size_t *n_secrets, struct machine_error *err)
 {
-	return boot_sealed(id, state_dir, m, jti, sealed, sealed_len, NULL, NULL, NULL, out, n_secrets, err);
+	return boot_sealed(id, state_dir, NULL, m, jti, sealed, sealed_len, NULL, NULL, NULL, out, n_secrets, err);
 }
 
 /* ---- shared between the runner and the poll thread ---- */
@@ -545,6 +546,7 @@ struct local {
 	unsigned restarts;
 	int64_t next_try;   /* monotonic ms; no start before */
 	int deferred;       /* its boot or swap waits for the keeper or the api: logged once */
+	char used_jti[AGENT_JTI_SIZE]; /* the last assignment token its open took: spent at the keeper */
 	int seen;
 };
 
@@ -586,6 +588,7 @@ struct agent_runner {
 	char keeper_url[AGENT_URL_MAX];
 	char state_dir[AGENT_PATH_MAX];
 	int keep_machines; /* at stop, leave the machines running for the next agent to adopt */
+	char mask_exe[AGENT_PATH_MAX]; /* empty: no masker (no tail is reported then) */
 	struct http_client *keeper_conn; /* the reconcile thread's kept connection to the keeper (its opens) */
 	struct local **locals;
 	size_t n_locals, cap_locals;
@@ -897,14 +900,17 @@ out:
 
 /*
  * The keeper's open for machine_id: with the boot token of its assignment
- * m (may be NULL) while it stays good for AGENT_TOKEN_MIN_LEFT_S, else (or
- * when the keeper refuses it with 401) with one from the api's route. The
- * sealed delivery in *sealed, the token's jti in jti. On failure msg gets
- * the reason and *gone says the api or keeper says the machine is not (or
- * no longer) this host's: not a failure of the machine.
+ * m (may be NULL) while it stays good for AGENT_TOKEN_MIN_LEFT_S and was
+ * not tried already (`used`: the jti of the last token this machine's open
+ * took; the keeper spends a token at its first open), else (or when the
+ * keeper refuses it with 401) with one from the api's route. The sealed
+ * delivery in *sealed, the token's jti in jti and in used. On failure msg
+ * gets the reason and *gone says the api or keeper says the machine is not
+ * (or no longer) this host's: not a failure of the machine.
  */
 static enum coffer_err open_secrets(struct agent_runner *r, const char *machine_id, const json_t *m,
-				    char jti[AGENT_JTI_SIZE], struct buf *sealed, char *msg, size_t msg_size, int *gone)
+				    char used[AGENT_JTI_SIZE], char jti[AGENT_JTI_SIZE], struct buf *sealed, char *msg,
+				    size_t msg_size, int *gone)
 {
 	json_t *answer = NULL;
 	const char *token;
@@ -914,7 +920,10 @@ static enum coffer_err open_secrets(struct agent_runner *r, const char *machine_
 	*gone = 0;
 	msg[0] = '\0';
 	token = doc_token(m, &token_len);
+	if (token && (agent_token_jti(token, token_len, jti) || strcmp(jti, used) == 0))
+		token = NULL; /* spent (or malformed): the route's */
 	if (token) {
+		memcpy(used, jti, AGENT_JTI_SIZE);
 		rc = keeper_open(r, token, token_len, jti, sealed, msg, msg_size, gone);
 		if (rc != COFFER_ERR_UNAUTH && rc != COFFER_ERR_PROTOCOL)
 			return rc;
@@ -926,6 +935,8 @@ static enum coffer_err open_secrets(struct agent_runner *r, const char *machine_
 	rc = route_token(r, machine_id, &answer, &token, &token_len, msg, msg_size, gone);
 	if (!rc)
 		rc = keeper_open(r, token, token_len, jti, sealed, msg, msg_size, gone);
+	if (!rc)
+		memcpy(used, jti, AGENT_JTI_SIZE);
 	json_decref(answer);
 	return rc;
 }
@@ -1026,7 +1037,7 @@ static void boot(struct agent_runner *r, struct local *l, const json_t *m, const
 		report(r, l, event("starting", l->release)); /* queued: the boot does not wait for it */
 	}
 	outbox_hold(r, 1);
-	rc = open_secrets(r, l->id, m, jti, &sealed, msg, sizeof(msg), &gone);
+	rc = open_secrets(r, l->id, m, l->used_jti, jti, &sealed, msg, sizeof(msg), &gone);
 	int64_t open_us = mono_us() - t0;
 	if (rc == COFFER_ERR_UNAVAILABLE || gone) {
 		if (!l->deferred)
@@ -1050,8 +1061,8 @@ static void boot(struct agent_runner *r, struct local *l, const json_t *m, const
 	if (!l->kms && agent_kms_open(r->id, r->keeper_url, r->state_dir, l->id, &l->kms))
 		l->kms = NULL; /* logged: the machine runs without a KMS socket */
 	l->swapping = swap;
-	rc = boot_sealed(r->id, r->state_dir, m, jti, sealed.ptr, sealed.len, swap ? swap_out : NULL, &sw,
-			 l->kms ? agent_kms_path(l->kms) : NULL, &l->m, &n_secrets, &err);
+	rc = boot_sealed(r->id, r->state_dir, r->mask_exe[0] ? r->mask_exe : NULL, m, jti, sealed.ptr, sealed.len,
+			 swap ? swap_out : NULL, &sw, l->kms ? agent_kms_path(l->kms) : NULL, &l->m, &n_secrets, &err);
 	l->swapping = 0;
 	if (rc && !l->m) {
 		agent_kms_close(l->kms);
@@ -1089,59 +1100,30 @@ out:
 	buf_release(&sealed);
 }
 
-/* The masked tail of l's run; NULL when the secrets cannot be opened again (no tail is sent then). */
-static json_t *masked_tail(struct agent_runner *r, struct local *l, const json_t *m)
+/*
+ * The tail of l's run, read back from its log, which its masker wrote
+ * masked (mask_output.h): no secret is needed, so none is opened again.
+ * NULL without a masker (the log holds raw output: nothing of it is sent).
+ */
+static json_t *masked_tail(struct agent_runner *r, struct local *l)
 {
-	char jti[AGENT_JTI_SIZE], msg[MACHINE_ERROR_MAX];
-	struct delivery_list list;
-	struct assignment a;
-	const struct secret **masks = NULL;
-	struct buf sealed, out;
+	struct buf out;
 	json_t *tail = NULL;
-	int gone = 0;
 	enum coffer_err rc;
 
-	memset(&a, 0, sizeof(a));
-	delivery_list_init(&list);
-	buf_init(&sealed, DELIVERY_SEALED_MAX);
+	if (!r->mask_exe[0])
+		return NULL;
 	buf_init(&out, TAIL_RAW_MAX);
-	/*
-	 * Only the secrets this run was booted with can mask its output: when the
-	 * assignment has moved on (another secrets version, a rollback), an open
-	 * now would mask with other values and let changed ones through.
-	 */
-	const char *spec = m ? json_string_value(json_object_get(m, "spec")) : NULL;
-	if (!spec || strcmp(spec, l->spec) != 0) {
-		log_info("machine.tail_withheld", LF_S("machine", l->id), LF_S("error", "assignment changed"));
-		goto out;
-	}
-	rc = assignment_parse(m, &a);
-	if (!rc)
-		rc = open_secrets(r, l->id, m, jti, &sealed, msg, sizeof(msg), &gone);
-	if (!rc)
-		rc = open_delivery(r->id, &a, jti, sealed.ptr, sealed.len, &list, msg, sizeof(msg));
-	if (rc) {
-		log_info("machine.tail_withheld", LF_S("machine", l->id), LF_S("error", coffer_err_name(rc)));
-		goto out;
-	}
-	masks = calloc(list.n + 1, sizeof(*masks));
-	if (!masks)
-		goto out;
-	for (size_t i = 0; i < list.n; i++)
-		masks[i] = list.items[i].value;
-	rc = machine_tail(l->m, MACHINE_TAIL_LINES, masks, list.n, &out);
+	rc = machine_tail(l->m, MACHINE_TAIL_LINES, NULL, 0, &out);
 	if (rc == COFFER_ERR_TOO_LARGE) {
 		buf_reset(&out);
 		rc = buf_adds(&out, "(the last lines are too long to show)");
 	}
 	if (!rc)
 		tail = tail_json(&out);
-out:
-	assignment_release(&a);
-	free(masks);
-	delivery_list_release(&list);
+	else
+		log_info("machine.tail_withheld", LF_S("machine", l->id), LF_S("error", coffer_err_name(rc)));
 	buf_release(&out);
-	buf_release(&sealed);
 	return tail;
 }
 
@@ -1155,14 +1137,14 @@ static json_t *exit_event(const char *state, int64_t release, const struct machi
 	return e;
 }
 
-/* l's machine (assignment m) ended on its own: report it with its masked tail, restart later. */
-static void machine_ended(struct agent_runner *r, struct local *l, const json_t *m, const struct machine_exit *ex)
+/* l's machine ended on its own: report it with its masked tail, restart later. */
+static void machine_ended(struct agent_runner *r, struct local *l, const struct machine_exit *ex)
 {
 	int64_t now = monotime_ms();
 	log_info("machine.exited", LF_S("machine", l->id), LF_I("release", l->release), LF_I("exit_status", ex->code),
 		 LF_I("exit_signal", ex->signal), LF_I("exit_unknown", ex->unknown), LF_I("runtime_ms", ex->runtime_ms));
 	json_t *e = exit_event("stopped", l->release, ex);
-	json_t *tail = masked_tail(r, l, m);
+	json_t *tail = masked_tail(r, l);
 	if (e && tail && json_object_set_new(e, "tail", tail))
 		e = (json_decref(e), NULL);
 	else if (!e)
@@ -1278,7 +1260,7 @@ static void reconcile_one(struct agent_runner *r, const json_t *m, const struct 
 			machine_gone(r, l);
 			schedule_retry(l, now);
 		} else if (!ex.running) {
-			machine_ended(r, l, m, &ex);
+			machine_ended(r, l, &ex);
 		} else if (strcmp(l->spec, a->spec) != 0) {
 			/* another spec: open first, then swap (boot); the old one runs until then */
 			if (now >= l->next_try)
@@ -1474,7 +1456,8 @@ enum coffer_err agent_runner_start(const struct agent_run_config *cfg, struct ag
 	}
 	r->id = cfg->id;
 	r->keep_machines = cfg->keep_machines;
-	if (str_copy(r->api_url, sizeof(r->api_url), cfg->api_url) ||
+	if ((cfg->mask_exe && str_copy(r->mask_exe, sizeof(r->mask_exe), cfg->mask_exe)) ||
+	    str_copy(r->api_url, sizeof(r->api_url), cfg->api_url) ||
 	    str_copy(r->keeper_url, sizeof(r->keeper_url), cfg->keeper_url) ||
 	    str_copy(p->api_url, sizeof(p->api_url), cfg->api_url)) {
 		rc = COFFER_ERR_INVALID;

@@ -7,10 +7,13 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -21,6 +24,7 @@
 #include "deliver.h"
 #include "fs.h"
 #include "log.h"
+#include "mask_output.h"
 #include "timescale.h"
 
 #include "banned.h"
@@ -48,6 +52,8 @@ struct machine {
 	int64_t started_ms;        /* monotonic */
 	struct machine_ident ident;
 	struct deliver_run delivery;  /* what the delivery modes made for this start */
+	pid_t mask_pid;            /* the output masker (our child), or -1 */
+	int mask_pidfd;
 
 	/* The logs: the child writes out.log itself (O_APPEND); machine_wait rotates it. */
 	int dir_fd;                /* the log folder */
@@ -677,13 +683,127 @@ static enum coffer_err logs_open(struct machine *m, const struct machine_spec *s
 	return COFFER_OK;
 }
 
+/* Sends all of p[0..n) on the values socket (no SIGPIPE if the masker is gone). */
+static int send_all(int fd, const void *p, size_t n)
+{
+	while (n) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p = (const char *)p + w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/*
+ * Starts the output masker (mask_output.h) writing to log_fd: *out_w is
+ * the write end of the pipe the machine gets as its stdout and stderr.
+ * The values go over a socket, never argv or the environment, and the
+ * masker answers once it holds them, so a masker that cannot run fails the
+ * start instead of the machine's first write.
+ */
+static enum coffer_err masker_start(struct machine *m, const struct machine_spec *spec, int log_fd, int *out_w,
+				    struct machine_error *err)
+{
+	enum coffer_err rc = COFFER_ERR_IO;
+	int pp[2] = { -1, -1 }, sv[2] = { -1, -1 };
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	int fa_ok = 0, at_ok = 0;
+	char *const argv[] = { (char *)spec->mask_exe, (char *)"agent", (char *)MASK_OUTPUT_ARG, NULL };
+	char *const envp[] = { NULL };
+	sigset_t none, all;
+
+	if (spec->n_secrets > UINT32_MAX || pipe2(pp, O_CLOEXEC) ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) || posix_spawn_file_actions_init(&fa))
+		goto out;
+	fa_ok = 1;
+	if (posix_spawnattr_init(&at))
+		goto out;
+	at_ok = 1;
+	sigemptyset(&none);
+	sigfillset(&all);
+	if (posix_spawn_file_actions_adddup2(&fa, pp[0], 0) || posix_spawn_file_actions_adddup2(&fa, log_fd, 1) ||
+	    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0) ||
+	    posix_spawn_file_actions_adddup2(&fa, sv[1], MASK_VALUES_FD) ||
+	    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF) ||
+	    posix_spawnattr_setsigmask(&at, &none) || posix_spawnattr_setsigdefault(&at, &all))
+		goto out;
+	int e = posix_spawn(&m->mask_pid, spec->mask_exe, &fa, &at, argv, envp);
+	if (e) {
+		m->mask_pid = -1;
+		errno = e;
+		goto out;
+	}
+	m->mask_pidfd = sys_pidfd_open(m->mask_pid);
+	close(sv[1]);
+	sv[1] = -1;
+	uint32_t n = (uint32_t)spec->n_secrets;
+	int bad = send_all(sv[0], &n, sizeof(n));
+	for (size_t k = 0; k < spec->n_secrets && !bad; k++) {
+		const struct secret *v = spec->secrets[k].value;
+		uint32_t len = v ? (uint32_t)secret_len(v) : 0;
+		bad = send_all(sv[0], &len, sizeof(len)) || (len && send_all(sv[0], secret_cbytes(v), len));
+	}
+	char ready = 0;
+	ssize_t r = -1;
+	while (!bad && (r = read(sv[0], &ready, 1)) < 0 && errno == EINTR)
+		;
+	if (bad || r != 1 || ready != MASK_READY) {
+		errno = EPIPE;
+		goto out;
+	}
+	*out_w = pp[1];
+	pp[1] = -1;
+	rc = COFFER_OK;
+out:
+	if (rc)
+		machine_error_set(err, "cannot start the output masker", NULL, errno);
+	if (fa_ok)
+		posix_spawn_file_actions_destroy(&fa);
+	if (at_ok)
+		posix_spawnattr_destroy(&at);
+	for (int i = 0; i < 2; i++) {
+		if (pp[i] >= 0)
+			close(pp[i]);
+		if (sv[i] >= 0)
+			close(sv[i]);
+	}
+	return rc;
+}
+
+/*
+ * The masker once the machine has ended: it exits at its pipe's end of
+ * file, which the end of the machine's group brings (a process that left
+ * the group may hold it longer: then it is left to run and not reaped).
+ */
+static void masker_reap(struct machine *m, int wait_ms)
+{
+	if (m->mask_pid <= 0)
+		return;
+	if (m->mask_pidfd >= 0 && wait_ms)
+		(void)pidfd_ended(m->mask_pidfd, wait_ms);
+	int status = 0;
+	pid_t r;
+	while ((r = waitpid(m->mask_pid, &status, WNOHANG)) < 0 && errno == EINTR)
+		;
+	if (r == m->mask_pid) {
+		if (!WIFEXITED(status) || WEXITSTATUS(status))
+			log_warn("machine_masker_failed", LF_I("pid", m->pid), LF_I("status", status));
+		m->mask_pid = -1;
+	}
+}
+
 static struct machine *machine_new(void)
 {
 	struct machine *m = calloc(1, sizeof(*m));
 	if (!m)
 		return NULL;
-	m->pid = -1;
-	m->pidfd = m->dir_fd = -1;
+	m->pid = m->mask_pid = -1;
+	m->pidfd = m->dir_fd = m->mask_pidfd = -1;
 	return m;
 }
 
@@ -714,6 +834,14 @@ enum coffer_err machine_start(const struct machine_spec *spec, struct machine **
 	rc = logs_open(m, spec, &log_w, err);
 	if (rc)
 		goto out;
+	if (spec->mask_exe) {
+		int out_w = -1;
+		rc = masker_start(m, spec, log_w, &out_w, err);
+		if (rc)
+			goto out;
+		close(log_w); /* the masker has it; the machine gets the pipe */
+		log_w = out_w;
+	}
 	if (read_boot_id(m->ident.boot_id) || pipe2(rep_p, O_CLOEXEC) ||
 	    (devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0) {
 		machine_error_set(err, "cannot create pipes", NULL, errno);
@@ -904,6 +1032,7 @@ static void finish(struct machine *m)
 		m->exit.signal = 0;
 		m->exit.code = r == m->pid && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 	}
+	masker_reap(m, MACHINE_MASKER_WAIT_MS);
 	log_check(m);
 	deliver_cleanup(&m->delivery);
 }
@@ -1001,6 +1130,10 @@ static void machine_drop(struct machine *m, int cleanup)
 		close(m->pidfd);
 	if (m->dir_fd >= 0)
 		close(m->dir_fd);
+	if (cleanup)
+		masker_reap(m, MACHINE_MASKER_WAIT_MS); /* its pipe's writers are gone by now */
+	if (m->mask_pidfd >= 0)
+		close(m->mask_pidfd);
 	free(m);
 }
 

@@ -20,10 +20,12 @@
  *     that user, so the parents need not be searchable by the user (then a
  *     path through them, $HOME included, is not usable by the machine;
  *     relative paths are);
- *   - has stdin from /dev/null, stdout and stderr both on its out.log,
- *     opened O_APPEND before exec (so the log interleaves them as written,
- *     and the output needs no reader: the machine outlives its agent), and
- *     no other file descriptor;
+ *   - has stdin from /dev/null, stdout and stderr both on one pipe to its
+ *     output masker (spec->mask_exe, mask_output.h: a process of its own
+ *     session, not the agent's thread, so the machine outlives its agent),
+ *     which appends them to out.log with every secret value of the spec
+ *     masked; without mask_exe, both on out.log itself, opened O_APPEND
+ *     before exec, unmasked. No other file descriptor;
  *   - starts with an empty signal mask and every signal at its default;
  *   - gets exactly this environment, where a later layer replaces a name
  *     of an earlier one:
@@ -128,6 +130,7 @@
 #define MACHINE_KILL_WAIT_MS 5000              /* how long stop waits after SIGKILL */
 #define MACHINE_BOOT_ID_SIZE 37                /* /proc/sys/kernel/random/boot_id and a NUL */
 #define MACHINE_ERROR_MAX 320
+#define MACHINE_MASKER_WAIT_MS 2000           /* how long the end of a machine waits for its masker's flush */
 #define MACHINE_TAIL_LINES 20                  /* lines in a release-failure report */
 /* the restart back-off; shortened by COFFER_TEST_TIMESCALE, a test knob (timescale.h) */
 #define MACHINE_BACKOFF_FIRST_MS ((int64_t)timescale_ms(1000))
@@ -176,6 +179,7 @@ struct machine_spec {
 	unsigned log_files;                /* 0: MACHINE_LOG_FILES_DEFAULT */
 	const char *user;                  /* NULL: see the top of this file */
 	const char *kms_socket;            /* COFFER_KMS_SOCKET, or NULL: none */
+	const char *mask_exe;              /* the masker's program (mask_output.h); NULL: output straight to out.log, unmasked */
 };
 
 /* Why a start failed: "cannot run \"web\": No such file or directory". Never a value. */

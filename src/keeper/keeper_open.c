@@ -34,6 +34,7 @@
 #define WHY_MANIFEST "secrets manifest not signed by a live deployer of this app"
 #define WHY_SECRET "secret failed verification"
 #define WHY_APP_ORG "app's org binding failed verification"
+#define WHY_SPENT "boot token already used"
 
 _Static_assert(DETAIL_MAX <= STORE_AUDIT_FIELD_MAX, "the detail fits an audit field");
 _Static_assert(DELIVERY_SPEC_HASH_SIZE == DEPLOYER_HASH_HEX_SIZE, "a spec hash is a deployer text hash");
@@ -42,6 +43,7 @@ _Static_assert(STORE_ID_LEN <= BOOTTOKEN_ID_MAX && STORE_ID_LEN <= DELIVERY_ID_M
 /* What one open learnt, for its audit event. */
 struct open_state {
 	const struct store_host *host;
+	int64_t now; /* unix seconds */
 	int have_claims;
 	struct boottoken_claims claims;
 	int have_app;
@@ -135,8 +137,29 @@ static enum coffer_err detail_of(const struct open_state *st, const char *claime
 	return rc;
 }
 
+/* An open's event, and the token it spends (NULL: none): one change, so one transaction. */
+struct open_change {
+	const struct store_audit_event *ev;
+	const struct boottoken_claims *spend;
+	int64_t now; /* unix seconds: rows of tokens expired a clock skew before are purged */
+};
+
+static enum coffer_err open_change(struct store *s, void *arg)
+{
+	const struct open_change *c = arg;
+	if (c->spend) {
+		enum coffer_err rc = store_boot_token_spend(s, c->spend->jti, c->spend->exp,
+							    c->now - JWS_CLOCK_SKEW_S);
+		if (rc)
+			return rc;
+	}
+	return store_audit_append(s, c->ev, NULL);
+}
+
+/* COFFER_ERR_CONFLICT (nothing written) when spend's token was spent already. */
 static enum coffer_err append_event(struct store *s, const char *org_id, const char *actor, const char *app,
-				    const struct buf *detail, const char *outcome, const char *request_id)
+				    const struct buf *detail, const char *outcome, const char *request_id,
+				    const struct boottoken_claims *spend, int64_t now)
 {
 	struct store_audit_event ev = {
 		.org_id = org_id,
@@ -147,14 +170,17 @@ static enum coffer_err append_event(struct store *s, const char *org_id, const c
 		.outcome = outcome,
 		.request_id = request_id,
 	};
-	enum coffer_err rc = store_group_audit_append(s, &ev, NULL);
+	struct open_change c = { &ev, spend, now };
+	enum coffer_err rc = store_group_run(s, open_change, &c);
+	if (rc == COFFER_ERR_CONFLICT && spend)
+		return rc;
 	if (rc)
 		log_error("audit_append_failed", LF_S("action", KEEPER_OPEN_ACTION), LF_S("request_id", request_id),
 			  LF_S("error", coffer_err_name(rc)));
 	return rc;
 }
 
-/* The audit event of an open that keeper_open decided (rc, why). */
+/* The audit event of an open that keeper_open decided (rc, why); a granted one spends its token. */
 static enum coffer_err audit(struct store *s, const struct open_state *st, enum coffer_err rc, const char *why,
 			     const char *request_id)
 {
@@ -176,7 +202,7 @@ static enum coffer_err audit(struct store *s, const struct open_state *st, enum 
 		arc = detail_of(st, NULL, &detail);
 	if (!arc)
 		arc = append_event(s, st->have_app ? st->app.org_id : NULL, actor, st->have_app ? st->app.name : NULL,
-				   &detail, outcome, request_id);
+				   &detail, outcome, request_id, rc == COFFER_OK ? &st->claims : NULL, st->now);
 	buf_release(&detail);
 	return arc;
 }
@@ -207,7 +233,7 @@ enum coffer_err keeper_open_audit_refusal(struct store *s, const char *host_id, 
 	if (!rc)
 		rc = detail_of(&st, !verified && id_ok ? host_id : NULL, &detail);
 	if (!rc)
-		rc = append_event(s, NULL, actor, NULL, &detail, outcome, request_id);
+		rc = append_event(s, NULL, actor, NULL, &detail, outcome, request_id, NULL, 0);
 	buf_release(&detail);
 	return rc;
 }
@@ -692,13 +718,20 @@ enum coffer_err keeper_open(const struct keeper_keys *keys, struct store *s, con
 
 	memset(&st, 0, sizeof(st));
 	st.host = host;
+	st.now = now;
 	buf_init(&out, sealed->max);
 	rc = decide(keys, s, &st, token, token_len, now, &out, &reason);
 	if (rc != COFFER_OK && rc != COFFER_ERR_UNAUTH && rc != COFFER_ERR_FORBIDDEN && rc != COFFER_ERR_NOT_FOUND &&
 	    rc != COFFER_ERR_CONFLICT && rc != COFFER_ERR_CRYPTO && rc != COFFER_ERR_TAMPERED)
 		reason = NULL; /* a store or resource error, not a refusal */
-	/* The event first: an open that cannot be audited is not delivered. */
+	/* The event first, with the token spent: an open that cannot be audited is not delivered. */
 	arc = audit(s, &st, rc, reason, request_id);
+	if (!rc && arc == COFFER_ERR_CONFLICT) {
+		/* read-once: spent by an earlier open (a replay, or an agent retrying a lost answer) */
+		rc = COFFER_ERR_UNAUTH;
+		reason = WHY_SPENT;
+		arc = audit(s, &st, rc, reason, request_id);
+	}
 	if (!rc && arc)
 		rc = arc;
 	if (!rc) {

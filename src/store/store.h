@@ -568,6 +568,18 @@ COFFER_MUST_CHECK enum coffer_err store_join_token_use(struct store *s, const ch
 COFFER_MUST_CHECK enum coffer_err store_host_nonce_use(struct store *s, const char *host_id, const char *nonce,
 						       int64_t expires_at, int64_t now);
 
+/*
+ * Spends a boot token: records its jti (1..STORE_NAME_SIZE-1 characters)
+ * until expires_at (unix seconds), and first purges the rows that expired
+ * before purge_before (a token past its exp never opens again, so its row
+ * is no longer needed). COFFER_ERR_CONFLICT when the jti was spent already:
+ * what makes a boot token read-once, for every keeper on the store (schema
+ * version 13). Meant to run in the same transaction as the open's audit
+ * event (keeper_open.c).
+ */
+COFFER_MUST_CHECK enum coffer_err store_boot_token_spend(struct store *s, const char *jti, int64_t expires_at,
+							 int64_t purge_before);
+
 /* ---- machines (schema version 3) ---- */
 
 /*

@@ -139,6 +139,19 @@ enum coffer_err store_host_nonce_use(struct store *s, const char *host_id, const
 	return rc == COFFER_ERR_NOT_FOUND ? COFFER_ERR_CONFLICT : rc;
 }
 
+enum coffer_err store_boot_token_spend(struct store *s, const char *jti, int64_t expires_at, int64_t purge_before)
+{
+	if (!jti || !*jti || expires_at <= 0)
+		return COFFER_ERR_INVALID;
+	if (!store_valid_text(jti, STORE_NAME_SIZE))
+		return COFFER_ERR_TOO_LARGE;
+	enum coffer_err rc = store_run(s, STORE_Q_BOOT_TOKEN_PURGE, PARAMS(VI(purge_before)), NULL);
+	if (!rc)
+		rc = store_run_one(s, STORE_Q_BOOT_TOKEN_SPEND,
+				   PARAMS(VT(jti), VI(expires_at), VI(store_now_ms() / 1000)));
+	return rc == COFFER_ERR_NOT_FOUND ? COFFER_ERR_CONFLICT : rc;
+}
+
 /* ---- machines ---- */
 
 static int valid_machine_state(const char *state)

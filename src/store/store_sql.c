@@ -265,13 +265,13 @@ const struct store_stmt store_stmts[STORE_Q__COUNT] = {
 #define MIGRATION_11(BLOB) "ALTER TABLE app_keys ADD COLUMN org_sig " BLOB ";"
 
 /*
- * Schema version 13: keys a machine uses through its agent and never reads
+ * Schema version 12: keys a machine uses through its agent and never reads
  * (docs/CRYPTO.md "App KMS keys"). The keeper writes every row: the key
  * wrapped under a master subkey with (app, name, type, version) as its
  * associated data, the public key of an ed25519 key (NULL otherwise), and
  * mac, the row MAC (store_write); rm deletes every version of a name.
  */
-#define MIGRATION_13(INT, BLOB, BLEN)                                                                   \
+#define MIGRATION_12(INT, BLOB, BLEN)                                                                   \
 	"CREATE TABLE kms_keys ("                                                                       \
 	" app_id TEXT NOT NULL REFERENCES apps (id) ON DELETE CASCADE,"                                 \
 	" name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 64),"                                    \
@@ -282,6 +282,19 @@ const struct store_stmt store_stmts[STORE_Q__COUNT] = {
 	" created_at " INT " NOT NULL,"                                                                 \
 	" mac " BLOB ","                                                                                \
 	" PRIMARY KEY (app_id, name, version));"
+
+/*
+ * Schema version 13: boot tokens spent by the keeper (read-once, docs/RUNPATH.md
+ * "Agent <-> keeper"): a token's jti is written with its open's audit event
+ * and kept until the token has expired (expires_at, unix seconds), so a
+ * replay is refused by every keeper on the store, after a restart too.
+ */
+#define MIGRATION_13(INT)                                                                               \
+	"CREATE TABLE boot_tokens_spent ("                                                              \
+	" jti TEXT PRIMARY KEY,"                                                                        \
+	" expires_at " INT " NOT NULL,"                                                                 \
+	" spent_at " INT " NOT NULL);"                                                                  \
+	"CREATE INDEX boot_tokens_spent_expiry ON boot_tokens_spent (expires_at);"
 
 /* The list: entry i is schema version i + 1. Append only. */
 #define MIGRATIONS(INT, BLOB, BLEN, NOROWID)                                                            \
@@ -297,7 +310,8 @@ const struct store_stmt store_stmts[STORE_Q__COUNT] = {
 		MIGRATION_9(BLOB),                                                                      \
 		MIGRATION_10(INT, BLOB, BLEN, NOROWID),                                                        \
 		MIGRATION_11(BLOB),                                                                     \
-		MIGRATION_13(INT, BLOB, BLEN),                                                          \
+		MIGRATION_12(INT, BLOB, BLEN),                                                          \
+		MIGRATION_13(INT),                                                                      \
 	}
 
 const char *const store_sqlite_migrations[] = MIGRATIONS("INTEGER", "BLOB", "length", " WITHOUT ROWID");

@@ -5,7 +5,8 @@
 # runs at a time, scale and destroy, an api SIGKILLed mid-release resumes,
 # and a crash after the grace window is a restart, not a failure. The
 # machine is tests/integration/apps/app.sh. The canary scan covers every
-# log and output but what a machine itself prints (its out.log files).
+# log and output, what a machine itself prints (its out.log files, masked
+# as written) included.
 
 load helpers
 

@@ -273,11 +273,11 @@ claims() {
 	agents_up 1
 	"$COFFER" apps create shop >/dev/null
 	"$COFFER" secrets set -a shop FIRST=one-value SECOND=two-value >/dev/null
-	# every machine of shop prints its SECOND at start (into its out.log)
-	run_app shop 1 --env PRINT=SECOND
+	# every machine of shop prints its SECOND reversed at start (into its out.log; reversed: not masked)
+	run_app shop 1 --env PRINT_REV=SECOND
 	[ "$(env_of "$MPID" SECOND)" = two-value ]
 	# the out.log scan below sees what a machine prints
-	wait_until 10 grep -rqaF 'the value of SECOND is two-value' "$T"/agents/ --include='out.log*'
+	wait_until 10 grep -rqaF 'the reversed value of SECOND is eulav-owt' "$T"/agents/ --include='out.log*'
 	boot_token "$MID" "$MHOST"
 	open_as "$MHOST" "$TOKEN"
 	opened
@@ -303,7 +303,7 @@ claims() {
 		[ -n "$pid" ] && [ "$pid" != null ] || continue
 		if kill -0 "$pid" 2>/dev/null; then [ "$(env_of "$pid" SECOND)" != one-value ]; fi
 	done < <(api_get "/v1/apps/shop/machines?all=1" | jq -r '.machines[].pid')
-	run ! grep -rqaF one-value "$T"/agents/*/ --include='out.log*'
+	run ! grep -rqaF eulav-eno "$T"/agents/*/ --include='out.log*'
 	# another app's ciphertext moved in: refused the same way
 	canary=$(app_id canary)
 	store_sql "UPDATE secret_values SET ciphertext = (SELECT ciphertext FROM secret_values

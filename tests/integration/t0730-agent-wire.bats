@@ -110,7 +110,11 @@ machine_file() {
 	send "$KEEPER_URL" POST /v1/open "$T/open.json"
 	refused_replay
 	[ "$(store_sql "SELECT count(*) FROM audit_events WHERE action = 'secrets.open' AND outcome = 'refused: request replayed' AND detail LIKE '%$MHOST%'")" = 1 ]
-	# a new request of that host is not a replay
+	# a new request of that host is not a replay (with a new token: the first one is spent, t0620)
+	sign "$MHOST" POST "/v1/agent/machines/$MID/boot-token" "$T/empty.json"
+	send "$API_URL" POST "/v1/agent/machines/$MID/boot-token" "$T/empty.json"
+	[ "$CODE" = 200 ]
+	jq -cn --arg t "$(jq -r .token <<<"$BODY")" '{token: $t}' >"$T/open.json"
 	sign "$MHOST" POST /v1/open "$T/open.json"
 	send "$KEEPER_URL" POST /v1/open "$T/open.json"
 	[ "$CODE" = 200 ] || { echo "fresh: $CODE $BODY" >&2; return 1; }

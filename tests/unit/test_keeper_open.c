@@ -535,6 +535,41 @@ static void test_replayed_and_swapped_refused(void **state)
 	assert_int_equal(open_as(&w, release, w.version, &why, NULL), COFFER_OK);
 }
 
+/* Read-once: a token opens once; its second open is refused, audited, and nothing is delivered. */
+static void test_token_read_once(void **state)
+{
+	(void)state;
+	struct world w;
+	struct boottoken_claims in, minted;
+	struct buf tok, sealed;
+	const char *why = NULL;
+	int64_t now = (int64_t)time(NULL);
+
+	world_new(&w, 1);
+	memset(&in, 0, sizeof(in));
+	assert_int_equal(str_copy(in.app, sizeof(in.app), w.app.id), COFFER_OK);
+	assert_int_equal(str_copy(in.machine, sizeof(in.machine), w.machine.id), COFFER_OK);
+	assert_int_equal(str_copy(in.host, sizeof(in.host), fx.host.id), COFFER_OK);
+	in.release = 1;
+	in.secrets_version = w.version;
+	buf_init(&tok, JWS_TOKEN_MAX);
+	buf_init(&sealed, DELIVERY_SEALED_MAX);
+	assert_int_equal(boottoken_mint(fx.boot_sk, &in, now, &tok, &minted), COFFER_OK);
+	assert_int_equal(keeper_open(&fx.keys, fx.s, &fx.host, tok.ptr, tok.len, now, REQUEST_ID, &sealed, &why),
+			 COFFER_OK);
+	assert_true(sealed.len > 0);
+	buf_reset(&sealed);
+	assert_int_equal(keeper_open(&fx.keys, fx.s, &fx.host, tok.ptr, tok.len, now, REQUEST_ID, &sealed, &why),
+			 COFFER_ERR_UNAUTH);
+	assert_string_equal(why, "boot token already used");
+	assert_int_equal(sealed.len, 0);
+	assert_last_event(&w, "refused: boot token already used", NULL);
+	/* another token of the same machine still opens */
+	assert_int_equal(open_as(&w, 1, w.version, &why, NULL), COFFER_OK);
+	buf_release(&sealed);
+	buf_release(&tok);
+}
+
 static void test_revoked_refused(void **state)
 {
 	(void)state;
@@ -897,6 +932,7 @@ int main(void)
 		cmocka_unit_test(test_signature_moved_to_another_app),
 		cmocka_unit_test(test_app_moved_to_another_org),
 		cmocka_unit_test(test_replayed_and_swapped_refused),
+		cmocka_unit_test(test_token_read_once),
 		cmocka_unit_test(test_revoked_refused),
 		cmocka_unit_test(test_verification_cache),
 		cmocka_unit_test(test_value_not_the_signed_one),

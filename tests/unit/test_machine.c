@@ -1416,6 +1416,45 @@ static void test_tail_machine(void **state)
 	secret_free(longer);
 }
 
+/*
+ * The output masker (mask_output.h, the coffer binary of this build): what
+ * the machine writes reaches out.log masked, a value split across two
+ * writes and one at the very end of the stream too; the tail needs no
+ * values. A masker that cannot run fails the start and nothing runs.
+ */
+static void test_masked_output(void **state)
+{
+	struct fixture *f = *state;
+	const char *exe = getenv("COFFER_EXE");
+	assert_non_null(exe);
+	struct secret *token = sec("s3cr3t-v4lue"), *other = sec("0ther");
+	struct machine_secret secrets[] = { { "TOKEN", token }, { "OTHER", other } };
+	const char *argv[] = { "/bin/sh", "-c",
+			       "echo \"l1 $TOKEN\"; printf 'l2 s3cr3t'; sleep 0.2; printf -- \"-v4lue $OTHER\\n\" >&2; "
+			       "printf 'l3 s3cr3t-v4lue'",
+			       NULL };
+	struct machine_spec spec;
+	spec_init(&spec, f, argv);
+	spec.secrets = secrets;
+	spec.n_secrets = 2;
+	spec.mask_exe = exe;
+	struct machine *m = NULL;
+	run_to_end(f, &spec, &m);
+	struct buf out;
+	buf_init(&out, 4096);
+	assert_int_equal(machine_tail(m, 10, NULL, 0, &out), COFFER_OK);
+	assert_string_equal(out.ptr, "l1 ***\nl2 *** ***\nl3 ***");
+	buf_release(&out);
+	machine_free(m);
+
+	spec.mask_exe = "/nonexistent/coffer";
+	struct machine_error err;
+	assert_int_not_equal(machine_start(&spec, &m, &err), COFFER_OK);
+	assert_non_null(strstr(err.message, "cannot start the output masker"));
+	secret_free(token);
+	secret_free(other);
+}
+
 /* A multi-line secret cut by a rotation: the tail reads back far enough to mask all of it. */
 static void test_tail_across_files(void **state)
 {
@@ -1499,6 +1538,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_adopt, setup, teardown),
 		cmocka_unit_test(test_mask_tail),
 		cmocka_unit_test_setup_teardown(test_tail_machine, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_masked_output, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tail_across_files, setup, teardown),
 		cmocka_unit_test(test_backoff),
 	};

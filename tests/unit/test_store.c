@@ -36,7 +36,7 @@
 #define RELEASE_ROUNDS 3
 #define HOLD_US 200000       /* how long a test holds a write transaction while another writer waits */
 #define CKPT_PUTS 600        /* secrets changes that write well past a WAL checkpoint */
-#define LATEST 12            /* the schema version this binary migrates to */
+#define LATEST 13            /* the schema version this binary migrates to */
 static const unsigned char org_sig[STORE_APP_ORG_SIG_LEN] = { 7 }; /* an app key's org signature, opaque here */
 #define CKPT_WAL_MAX_FRAMES 1400 /* the store checkpoints at 1000 frames; a commit adds a few */
 #define SQLITE_FRAME_BYTES (4096 + 24)
@@ -264,9 +264,17 @@ static void test_migrations_once(void **state)
 	assert_string_equal(store_backend_name(s), use_pg ? "postgres" : "sqlite");
 }
 
-/* Takes a store at the latest schema version back to the one before kms_keys (MIGRATION_13 of store_sql.c). */
-static void undo_migration_kms(void)
+/* Takes a store at schema version 13 back to 12: no spent boot tokens. */
+static void undo_migration_13(void)
 {
+	raw("DROP TABLE boot_tokens_spent");
+	raw("DELETE FROM schema_migrations WHERE version = 13");
+}
+
+/* Takes a store at schema version 12 back to 11: no kms_keys. */
+static void undo_migration_12(void)
+{
+	undo_migration_13();
 	raw("DROP TABLE kms_keys");
 	raw("DELETE FROM schema_migrations WHERE version = 12");
 }
@@ -274,7 +282,7 @@ static void undo_migration_kms(void)
 /* Takes a store at schema version 10 back to version 9: no deployers, no signatures. */
 static void undo_migration_11(void)
 {
-	undo_migration_kms();
+	undo_migration_12();
 	raw("ALTER TABLE app_keys DROP COLUMN org_sig");
 	raw("DELETE FROM schema_migrations WHERE version = 11");
 }
@@ -1624,6 +1632,22 @@ static void test_host_nonces(void **state)
 	assert_int_equal(store_host_nonce_use(s, "h1", n1, 1300, 1200), COFFER_OK);
 	assert_int_equal(store_host_nonce_use(s, "h1", "", 1300, 1200), COFFER_ERR_INVALID);
 	assert_int_equal(store_host_nonce_use(s, "h1", "aa", 1100, 1200), COFFER_ERR_INVALID);
+}
+
+/* Boot tokens are spent once (schema version 12); rows past exp are purged. */
+static void test_boot_tokens_spent(void **state)
+{
+	struct store *s = *state;
+	const char *j1 = "00112233445566778899aabbccddeeff", *j2 = "ffeeddccbbaa99887766554433221100";
+	assert_int_equal(store_boot_token_spend(s, j1, 1100, 1000), COFFER_OK);
+	assert_int_equal(store_boot_token_spend(s, j1, 1100, 1000), COFFER_ERR_CONFLICT);
+	assert_int_equal(store_boot_token_spend(s, j2, 1200, 1000), COFFER_OK);
+	assert_int_equal(raw("SELECT count(*) FROM boot_tokens_spent"), 2);
+	/* j1 expired before 1101: purged (its token can never open again), j2 kept and still spent */
+	assert_int_equal(store_boot_token_spend(s, j2, 1200, 1101), COFFER_ERR_CONFLICT);
+	assert_int_equal(raw("SELECT count(*) FROM boot_tokens_spent"), 1);
+	assert_int_equal(store_boot_token_spend(s, "", 1200, 1000), COFFER_ERR_INVALID);
+	assert_int_equal(store_boot_token_spend(s, j1, 0, 1000), COFFER_ERR_INVALID);
 }
 
 static void test_join_tokens(void **state)
@@ -3290,6 +3314,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_hosts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_host_nonces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_nonces, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_boot_tokens_spent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_join_tokens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deployers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_signatures, setup, teardown),
