@@ -60,7 +60,7 @@ mounted_on_host() {
 }
 
 not_mounted_on_host() {
-	run ! findmnt -n "$T/agents/h1/machines/$1/secrets"
+	if findmnt -n "$T/agents/h1/machines/$1/secrets" >/dev/null; then return 1; fi
 	[ ! -e "$T/agents/h1/machines/$1/secrets" ]
 }
 
