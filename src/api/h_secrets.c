@@ -838,8 +838,8 @@ enum coffer_err h_secrets_verify(struct http_request *req, void *ctx)
 	rc = b64url_encode(e->ciphertext, e->ciphertext_len, &stored);
 	if (rc)
 		goto out;
-	fwd = json_pack("{s:s,s:s,s:s,s:{s:s%,s:I,s:s},s:{s:s%,s:I}}", "app_id", a->app.id, "name", name, "actor",
-			a->token_id, "stored", "sealed", stored.ptr, stored.len, "key_version",
+	fwd = json_pack("{s:s,s:s,s:s,s:s,s:s,s:{s:s%,s:I,s:s},s:{s:s%,s:I}}", "app_id", a->app.id, "app",
+			a->app.name, "org_id", a->token.org_id, "name", name, "actor", a->token_id, "stored", "sealed", stored.ptr, stored.len, "key_version",
 			(json_int_t)e->key_version, "value_id", e->value_id, "candidate", "sealed", sealed, sealed_len,
 			"key_version", (json_int_t)key_version);
 	if (!fwd) {

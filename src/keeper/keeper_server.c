@@ -297,12 +297,12 @@ out:
 /* POST /v1/verify: KEEPER_VERIFY_PATH in keeper.h. */
 static enum coffer_err h_verify(struct http_request *req, void *ctx)
 {
-	static const char *const allowed[] = { "app_id", "name", "actor", "stored", "candidate", NULL };
+	static const char *const allowed[] = { "app_id", "app", "org_id", "name", "actor", "stored", "candidate", NULL };
 	struct keeper *k = ctx;
 	struct store *s = NULL;
 	struct json_error jerr;
 	json_t *body = NULL, *answer = NULL;
-	const char *app_id = NULL, *name = NULL, *actor = NULL;
+	const char *app_id = NULL, *name = NULL, *actor = NULL, *app = NULL, *org_id = NULL;
 	size_t app_id_len = 0;
 	struct secret *stored = NULL, *candidate = NULL;
 	unsigned char key[crypto_generichash_KEYBYTES], h1[crypto_generichash_BYTES], h2[crypto_generichash_BYTES];
@@ -319,6 +319,11 @@ static enum coffer_err h_verify(struct http_request *req, void *ctx)
 		rc = json_get_string(body, "name", 1, &name, NULL, &jerr);
 	if (!rc)
 		rc = json_get_string(body, "actor", 1, &actor, NULL, &jerr);
+	/* labels of the audit event, so that the org's `coffer audit` shows it: the app's name and org */
+	if (!rc)
+		rc = json_get_string(body, "app", 1, &app, NULL, &jerr);
+	if (!rc)
+		rc = json_get_string(body, "org_id", 1, &org_id, NULL, &jerr);
 	if (rc) {
 		rc = http_reply_error(req, rc, jerr.message);
 		goto out;
@@ -345,9 +350,9 @@ static enum coffer_err h_verify(struct http_request *req, void *ctx)
 		sodium_memzero(h1, sizeof(h1));
 		sodium_memzero(h2, sizeof(h2));
 	}
-	http_phase_audit_note(req, NULL, app_id,
-			      json_pack("{s:s,s:s,s:s}", "name", name, "by", actor,
-					"outcome", rc ? "refused" : match ? "matches" : "does not match"));
+	http_phase_audit_note(req, NULL, app,
+			      json_pack("{s:s,s:s,s:s,s:s,s:s}", "name", name, "by", actor, "app_id", app_id, "org_id",
+					org_id, "outcome", rc ? "refused" : match ? "matches" : "does not match"));
 	if (rc == COFFER_ERR_INVALID || rc == COFFER_ERR_CRYPTO) {
 		rc = http_reply_error(req, rc, "a sealed value does not open for this app and name");
 		goto out;

@@ -30,6 +30,7 @@ verify() {
 }
 
 @test "secrets verify: matches (0), does not match (1), --raw, an unknown name" {
+	local tok
 	"$COFFER" apps create ver1 >/dev/null
 	"$COFFER" secrets set -a ver1 "PW=$CANARY" OTHER=x >/dev/null
 	verify ver1 PW "$CANARY"
@@ -53,8 +54,13 @@ verify() {
 	# the audit: each try, with the name and the outcome, never the candidate
 	run_logged "$COFFER" audit -a ver1 --json
 	[ "$status" -eq 0 ]
-	[ "$(jq '[.[] | select(.action == "secrets.verify" and .outcome == "ok" and .detail.name == "PW")] | length' <<<"$output")" -ge 4 ]
+	[ "$(jq '[.[] | select(.action == "secrets.verify" and .actor != "api" and .outcome == "ok" and .detail.name == "PW")] | length' <<<"$output")" -ge 4 ]
 	jq -e '[.[] | select(.action == "secrets.verify" and .detail.outcome == "matches")] | length >= 1' <<<"$output"
+	# the keeper's own event of each comparison, in the org's audit, naming the app and the token
+	tok=$(jq -r '[.[] | select(.action == "secrets.verify" and .actor != "api" and .detail.outcome == "matches")][0].actor' <<<"$output")
+	[[ "$tok" == tok_* ]]
+	jq -e --arg tok "$tok" '[.[] | select(.action == "secrets.verify" and .actor == "api" and .app == "ver1" and .detail.by == $tok and .detail.name == "PW")] | length >= 4' <<<"$output"
+	[[ "$output" != *"$CANARY"* ]]
 	jq -e '[.[] | select(.action == "secrets.verify" and .detail.outcome == "does not match")] | length >= 3' <<<"$output"
 	[[ "$output" != *"$CANARY"* ]]
 }
