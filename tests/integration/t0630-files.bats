@@ -16,11 +16,13 @@ bats_require_minimum_version 1.5.0
 setup_file() {
 	platform_start
 	agents_up 1
-	export HOST_IDS
+	export HOST_IDS AGENT_PID
 }
 
 teardown_file() {
 	local m
+	# an agent a test started again (its pid in a file: the test's shell is gone)
+	[ ! -e "$T/agent-h1.restarted" ] || stop_pids $(cat "$T/agent-h1.restarted")
 	run_stop
 	# a machine a failed test left running keeps its tmpfs (the agent leaves it for adoption)
 	for m in $(findmnt -rn -o TARGET | grep -F "$T/" || true); do
@@ -183,4 +185,32 @@ refused() {
 	[ "$output" = 400 ]
 	grep -qF "has a \\\".\\\" or \\\"..\\\" component" "$T/bad.json"
 	[ "$(latest_release files3)" = 2 ]
+}
+
+@test "an agent killed and started again adopts a machine with files: they stay while it runs, go when it stops" {
+	local id pid
+	"$COFFER" apps create files4 >/dev/null
+	"$COFFER" secrets set -a files4 "KEY=$CANARY" >/dev/null
+	deploy files4 --env "FILES=$DIR/key" --file "$DIR/key=KEY" -- "$APP"
+	[ "$status" -eq 0 ]
+	wait_until 30 count_started files4 1
+	read -r id pid < <(started_pids files4)
+	wait_until 20 printed "$id"
+	mounted_on_host "$id"
+	# SIGKILL: the machine and its tmpfs outlive the agent; the next agent adopts it
+	kill -KILL "$AGENT_PID"
+	wait "$AGENT_PID" 2>/dev/null || true
+	AGENT_PIDS=
+	kill -0 "$pid"
+	mounted_on_host "$id"
+	agent_start h1
+	echo "$AGENT_PID" >"$T/agent-h1.restarted"
+	wait_until 30 grep -q "machine.adopted.*$id" "$T/agent-h1.log"
+	mounted_on_host "$id"
+	[ "$(started_pids files4)" = "$id $pid" ]
+	# the adopted machine stops: its files are swept by the agent that did not mount them
+	run_logged cli scale count 0 -a files4
+	[ "$status" -eq 0 ]
+	wait_until 20 gone "$pid"
+	wait_until 20 not_mounted_on_host "$id"
 }
