@@ -304,6 +304,34 @@ static enum coffer_err roll_out(struct http_request *req, struct api_auth *a, ui
 	return rc;
 }
 
+/*
+ * A change that unsets a secret a file of config delivers (docs/RUNPATH.md
+ * "Secrets as files") is refused: its release could not start a machine.
+ * *refused is 1 when this answered 400.
+ */
+static enum coffer_err refuse_unset_file(struct http_request *req, const struct api_auth *a, const char *config,
+					 const struct item *items, size_t n, int *refused)
+{
+	json_t *doc = config ? json_loads(config, 0, NULL) : NULL, *files = json_object_get(doc, "files");
+	enum coffer_err rc = COFFER_OK;
+	*refused = 0;
+	for (size_t i = 0; i < json_array_size(files) && !*refused; i++) {
+		const char *sname = json_string_value(json_object_get(json_array_get(files, i), "secret"));
+		const char *path = json_string_value(json_object_get(json_array_get(files, i), "path"));
+		for (size_t k = 0; sname && path && k < n && !*refused; k++) {
+			if (!items[k].remove || strcmp(items[k].name, sname) != 0)
+				continue;
+			*refused = 1;
+			rc = api_fail(req, COFFER_ERR_INVALID,
+				      "secret '%s' is the file '%s' of the current release of app '%s': deploy without "
+				      "that file before unsetting it",
+				      sname, path, a->app.name);
+		}
+	}
+	json_decref(doc);
+	return rc;
+}
+
 /* The current release's row (its config), for a change that rolls out. */
 static enum coffer_err current_release(struct api_auth *a, struct store_release *r)
 {
@@ -532,6 +560,12 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 	}
 	if (!rc && roll)
 		rc = current_release(a, &cur);
+	if (!rc && roll) {
+		int refused = 0;
+		rc = refuse_unset_file(req, a, cur.config, items, n, &refused);
+		if (refused)
+			goto out;
+	}
 	if (!rc)
 		rc = api_plaintext_sign(a, doc, manifest.ptr, manifest.len, roll ? cur.config : NULL, max + 1);
 	if (!rc)

@@ -67,7 +67,7 @@ not_mounted_on_host() {
 }
 
 @test "a machine reads its secret files: value, mode, owner, tmpfs; not in its environment; gone when it stops" {
-	local cert key id pid user
+	local cert key id pid user before
 	cert=$(printf -- '-----BEGIN CERT-----\n%s\nline two\n-----END CERT-----' "$CANARY")
 	key="k-$CANARY"
 	"$COFFER" apps create files1 >/dev/null
@@ -96,6 +96,12 @@ not_mounted_on_host() {
 	# the config the deployer signed carries the files
 	run_logged cli releases -a files1 --json
 	jq -e '.[0].config | .files == [{"mode":"0400","path":"'"$DIR"'/tls.pem","secret":"TLS_CERT"},{"mode":"0440","path":"'"$DIR"'/tls.key","secret":"TLS_KEY"}]' <<<"$output"
+	# a secret the running release delivers as a file cannot be unset: nothing stored
+	before=$("$COFFER" secrets list -a files1 --json)
+	run_logged cli secrets unset -a files1 TLS_CERT
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"secret 'TLS_CERT' is the file '$DIR/tls.pem' of the current release of app 'files1': deploy without that file before unsetting it"* ]]
+	[ "$("$COFFER" secrets list -a files1 --json)" = "$before" ]
 	# stopped (scale 0): the tmpfs is unmounted and its folder gone
 	run_logged cli scale count 0 -a files1
 	[ "$status" -eq 0 ]
