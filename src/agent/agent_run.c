@@ -31,6 +31,7 @@
 #include "agent_kms.h"
 #include "agent_record.h"
 #include "boottoken.h"
+#include "deliver.h"
 #include "buf.h"
 #include "delivery.h"
 #include "deployer.h"
@@ -49,6 +50,8 @@
 #define KEEPER_OPEN_PATH "/v1/open"
 #define WORK_DIR_NAME "work"
 #define LOG_DIR_NAME "logs"
+#define SECRETS_DIR_NAME "secrets" /* the tmpfs of the "file" delivery mode (deliver_files.c) */
+#define FILES_MAX 16               /* a config's files (the api's RELEASE_FILES_MAX) */
 #define GENERATION_MAX 64
 #define SPEC_MAX AGENT_SPEC_MAX
 #define CONFIG_DEPTH_MAX 8
@@ -145,6 +148,7 @@ struct assignment {
 	int64_t grace_ms;
 	json_t *cmd;        /* borrowed from parsed */
 	json_t *env;        /* borrowed from parsed; NULL when none */
+	json_t *files;      /* borrowed from parsed; NULL when none: [{"path","secret","mode"}] */
 };
 
 static void assignment_release(struct assignment *a)
@@ -168,8 +172,15 @@ static enum coffer_err assignment_parse(const json_t *m, struct assignment *a)
 	    json_get_int(a->parsed, "grace_ms", 0, 0, INT64_MAX / 2, &a->grace_ms, NULL) ||
 	    json_get_array(a->parsed, "cmd", 1, &a->cmd, NULL) || json_array_size(a->cmd) == 0 ||
 	    json_array_size(a->cmd) > ARGV_MAX || json_get_object(a->parsed, "env", 0, &a->env, NULL) ||
-	    (a->env && json_object_size(a->env) > ENV_PAIRS_MAX))
+	    (a->env && json_object_size(a->env) > ENV_PAIRS_MAX) ||
+	    json_get_array(a->parsed, "files", 0, &a->files, NULL) || json_array_size(a->files) > FILES_MAX)
 		return COFFER_ERR_INVALID;
+	for (size_t i = 0; i < json_array_size(a->files); i++) {
+		const json_t *f = json_array_get(a->files, i);
+		if (!json_is_string(json_object_get(f, "path")) || !json_is_string(json_object_get(f, "secret")) ||
+		    !json_is_string(json_object_get(f, "mode")))
+			return COFFER_ERR_INVALID;
+	}
 	for (size_t i = 0; i < json_array_size(a->cmd); i++) {
 		const json_t *v = json_array_get(a->cmd, i);
 		if (!json_is_string(v) || (i == 0 && json_string_length(v) == 0))
@@ -238,14 +249,48 @@ static enum coffer_err prepare_machines_dir(const char *state_dir)
  */
 typedef void (*before_start_fn)(void *ctx);
 
+/* The files of config a, as deliveries of the "file" mode; *out is calloc'd (NULL when none). */
+static enum coffer_err file_deliveries(const struct assignment *a, struct machine_delivery **out, size_t *n)
+{
+	size_t k = json_array_size(a->files);
+	struct machine_delivery *d = NULL;
+	*out = NULL;
+	*n = 0;
+	if (!k)
+		return COFFER_OK;
+	if (!(d = calloc(k, sizeof(*d))))
+		return COFFER_ERR_NOMEM;
+	for (size_t i = 0; i < k; i++) {
+		const json_t *f = json_array_get(a->files, i);
+		const char *mode = json_string_value(json_object_get(f, "mode"));
+		unsigned perm = 0;
+		for (size_t j = 0; mode[j]; j++) {
+			if (mode[j] < '0' || mode[j] > '7' || j >= 4) {
+				free(d);
+				return COFFER_ERR_INVALID;
+			}
+			perm = perm * 8 + (unsigned)(mode[j] - '0');
+		}
+		d[i] = (struct machine_delivery){ .secret = json_string_value(json_object_get(f, "secret")),
+						  .mode = "file",
+						  .target = json_string_value(json_object_get(f, "path")),
+						  .perm = perm };
+	}
+	*out = d;
+	*n = k;
+	return COFFER_OK;
+}
+
 static enum coffer_err boot_sealed(const struct agent_identity *id, const char *state_dir, const char *mask_exe,
 				   const json_t *m, const char *jti, const void *sealed, size_t sealed_len, before_start_fn before_start,
 				   void *ctx, const char *kms_socket, struct machine **out, size_t *n_secrets,
 				   struct machine_error *err)
 {
-	char work[AGENT_PATH_MAX], logs[AGENT_PATH_MAX];
+	char work[AGENT_PATH_MAX], logs[AGENT_PATH_MAX], secrets_dir[AGENT_PATH_MAX];
 	struct delivery_list list;
 	struct assignment a;
+	struct machine_delivery *deliveries = NULL;
+	size_t n_deliveries = 0;
 	const char **argv = NULL;
 	struct machine_env *env = NULL;
 	struct machine_secret *secrets = NULL;
@@ -268,6 +313,10 @@ static enum coffer_err boot_sealed(const struct agent_identity *id, const char *
 		rc = machine_dir(work, state_dir, a.id, WORK_DIR_NAME);
 	if (!rc)
 		rc = machine_dir(logs, state_dir, a.id, LOG_DIR_NAME);
+	if (!rc)
+		rc = machine_dir(secrets_dir, state_dir, a.id, SECRETS_DIR_NAME);
+	if (!rc)
+		rc = file_deliveries(&a, &deliveries, &n_deliveries);
 	if (rc) {
 		if (err)
 			set_msg(err->message, sizeof(err->message), "%s", "malformed assignment");
@@ -318,8 +367,11 @@ static enum coffer_err boot_sealed(const struct agent_identity *id, const char *
 		.n_env = n_env,
 		.secrets = secrets,
 		.n_secrets = list.n,
+		.deliveries = deliveries,
+		.n_deliveries = n_deliveries,
 		.work_dir = work,
 		.log_dir = logs,
+		.secrets_dir = secrets_dir,
 		.user = NULL,
 		.kms_socket = kms_socket,
 		.mask_exe = mask_exe,
@@ -334,6 +386,7 @@ out:
 	size_t n = list.n;
 	delivery_list_release(&list);
 	free(secrets);
+	free(deliveries);
 	free(env);
 	free(argv);
 	assignment_release(&a);
@@ -971,6 +1024,18 @@ static enum coffer_err record_write(struct agent_runner *r, const struct local *
 	return agent_record_write(r->state_dir, &rec);
 }
 
+/*
+ * Machine id's secret files, when a machine ends that this agent did not
+ * start (adopted, or gone while no agent ran): the start that mounted them
+ * cleans up its own (deliver.h), an earlier agent's is swept here.
+ */
+static void secrets_sweep(const char *state_dir, const char *id)
+{
+	char dir[AGENT_PATH_MAX];
+	if (machine_dir(dir, state_dir, id, SECRETS_DIR_NAME) == COFFER_OK)
+		deliver_files_sweep(dir);
+}
+
 /* l's machine is done with (ended, stopped or lost): freed, and its record goes. */
 static void machine_gone(struct agent_runner *r, struct local *l)
 {
@@ -982,6 +1047,7 @@ static void machine_gone(struct agent_runner *r, struct local *l)
 		agent_kms_close(l->kms); /* the socket goes with the machine */
 		l->kms = NULL;
 	}
+	secrets_sweep(r->state_dir, l->id);
 	agent_record_remove(r->state_dir, l->id);
 }
 
@@ -1374,6 +1440,7 @@ static void adopt_one(struct agent_runner *r, const char *id)
 	if (rc) {
 		log_info("machine.not_adopted", LF_S("machine", id), LF_I("pid", rec.ident.pid),
 			 LF_S("error", coffer_err_name(rc)), LF_S("reason", err.message));
+		secrets_sweep(r->state_dir, id);
 		agent_record_remove(r->state_dir, id);
 		return;
 	}
@@ -1382,6 +1449,7 @@ static void adopt_one(struct agent_runner *r, const char *id)
 		/* cannot keep track of it: it must not run on unsupervised */
 		log_error("machine.not_adopted", LF_S("machine", id), LF_S("error", "out of memory"));
 		machine_free(m);
+		secrets_sweep(r->state_dir, id);
 		agent_record_remove(r->state_dir, id);
 		return;
 	}

@@ -3,11 +3,11 @@
  * seam machine_start goes through between the opened secrets and exec.
  *
  * A delivery mode is one row of the table deliver_modes (deliver_modes.c),
- * written in its own deliver_<mode>.c. Today there is one, "env"
- * (deliver_env.c): the secrets as environment variables. A second mode
- * (files on a per-machine tmpfs, say) is a new deliver_<mode>.c (listed in
- * agent_deliver_sources), its extern below and its row in the table;
- * machine.c and deliver.c do not change.
+ * written in its own deliver_<mode>.c: "env" (deliver_env.c), the secrets
+ * as environment variables, and "file" (deliver_files.c), the secrets as
+ * files on a per-machine tmpfs. A new mode is a new deliver_<mode>.c
+ * (listed in agent_deliver_sources), its extern below and its row in the
+ * table; machine.c and deliver.c do not change.
  *
  * Each secret of the spec names the modes that deliver it (struct
  * machine_delivery in machine.h; none named: "env"). machine_start:
@@ -91,6 +91,15 @@ extern const struct deliver_mode *const deliver_modes[];
 
 /* The modes (one deliver_<mode>.c each). */
 extern const struct deliver_mode deliver_env;
+extern const struct deliver_mode deliver_files; /* "file": deliver_files.c */
+
+/*
+ * Removes what the "file" mode made in dir (a machine's secrets_dir): each
+ * file zeroed and unlinked, the tmpfs unmounted, the folder removed. For a
+ * machine whose start was not this agent's (adopted, or gone while no agent
+ * ran); nothing happens when dir is not a tmpfs.
+ */
+void deliver_files_sweep(const char *dir);
 
 /*
  * Sets name to val in the environment, replacing an earlier value of that

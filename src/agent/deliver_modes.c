@@ -9,5 +9,6 @@
 
 const struct deliver_mode *const deliver_modes[] = {
 	&deliver_env,
+	&deliver_files,
 	NULL,
 };

@@ -175,6 +175,7 @@ struct machine_spec {
 	size_t n_deliveries;
 	const char *work_dir;              /* absolute */
 	const char *log_dir;               /* absolute */
+	const char *secrets_dir;           /* absolute: where the "file" mode mounts its tmpfs; NULL: that mode refuses */
 	size_t log_cap;                    /* 0: MACHINE_LOG_CAP_DEFAULT */
 	unsigned log_files;                /* 0: MACHINE_LOG_FILES_DEFAULT */
 	const char *user;                  /* NULL: see the top of this file */

@@ -331,6 +331,7 @@ enum coffer_err h_releases_rollback(struct http_request *req, void *ctx);
 enum coffer_err h_secrets_history(struct http_request *req, void *ctx);
 enum coffer_err h_secrets_set(struct http_request *req, void *ctx);
 enum coffer_err h_secrets_deploy(struct http_request *req, void *ctx);
+enum coffer_err h_secrets_verify(struct http_request *req, void *ctx);
 enum coffer_err h_secrets_sealing(struct http_request *req, void *ctx);
 enum coffer_err h_audit_list(struct http_request *req, void *ctx);
 enum coffer_err h_audit_verify(struct http_request *req, void *ctx);
@@ -424,6 +425,14 @@ COFFER_MUST_CHECK enum coffer_err keeper_client_kms_keys(const struct api *api, 
  */
 COFFER_MUST_CHECK enum coffer_err keeper_client_revoke_host(const struct api *api, const char *host_id, char *msg,
 							    size_t msg_size);
+ * Asks the keeper whether two sealed values of the app's NAME open to the
+ * same bytes (POST /v1/verify, keeper.h): body is the request the handler
+ * made, {"app_id", "name", "actor", "stored", "candidate"}. *match only on
+ * success. COFFER_ERR_UNAVAILABLE when the keeper cannot be reached, the
+ * keeper's error otherwise (COFFER_ERR_INVALID or _CRYPTO: a value that
+ * does not open).
+ */
+COFFER_MUST_CHECK enum coffer_err keeper_client_verify(const struct api *api, const json_t *body, int *match);
 /* The api's anchor_poker callback: keeper_client_audit_anchor, its result only logged. ctx is the api. */
 void keeper_client_anchor_quietly(void *ctx);
 

@@ -16,7 +16,7 @@
 #define RELEASES_LIST_MAX 1000 /* ?limit at most */
 #define RELEASES_LIST_DEFAULT 100
 
-static const char *const deploy_fields[] = { "cmd", "env", "count", "grace_ms", "signer", "release", NULL };
+static const char *const deploy_fields[] = { "cmd", "env", "count", "files", "grace_ms", "signer", "release", NULL };
 static const char *const config_only[] = { "signer", "release", NULL };
 
 /*
@@ -57,6 +57,37 @@ static enum coffer_err current_config(struct api_auth *a, json_t **cur)
 	*cur = r.config ? json_loads(r.config, 0, NULL) : NULL;
 	store_release_clear(&r);
 	return COFFER_OK;
+}
+
+/*
+ * Every secret a file of the config names is in secrets version `version`
+ * of the app (0: it has none); else *missing is the first file that names
+ * another (borrowed from files).
+ */
+static enum coffer_err files_secrets_exist(struct api_auth *a, const json_t *files, uint64_t version,
+					   const json_t **missing)
+{
+	struct store_secret_list l = { 0 };
+	enum coffer_err rc = COFFER_OK;
+	*missing = NULL;
+	if (!json_array_size(files))
+		return COFFER_OK;
+	if (version) {
+		rc = api_note(a, store_secrets_get(a->store, a->app.id, version, &l));
+		if (rc)
+			return rc;
+	}
+	for (size_t i = 0; i < json_array_size(files) && !*missing; i++) {
+		const json_t *f = json_array_get(files, i);
+		const char *name = json_string_value(json_object_get(f, "secret"));
+		size_t k = 0;
+		while (k < l.n && strcmp(l.items[k].name, name) != 0)
+			k++;
+		if (k == l.n)
+			*missing = f;
+	}
+	store_secret_list_release(&l);
+	return rc;
 }
 
 enum coffer_err h_releases_create(struct http_request *req, void *ctx)
@@ -110,6 +141,17 @@ enum coffer_err h_releases_create(struct http_request *req, void *ctx)
 	}
 	if (rc)
 		goto out;
+	{
+		const json_t *missing;
+		rc = files_secrets_exist(a, json_object_get(doc, "files"), secrets, &missing);
+		if (!rc && missing) {
+			rc = api_fail(req, COFFER_ERR_INVALID, "file '%s': app '%s' has no secret '%s' to deploy",
+				      json_string_value(json_object_get(missing, "path")), a->app.name,
+				      json_string_value(json_object_get(missing, "secret")));
+		}
+		if (rc)
+			goto out;
+	}
 	if (json_integer_value(json_object_get(doc, "count")) > 0) {
 		rc = any_host_ready(a, &ready);
 		if (rc)

@@ -23,6 +23,7 @@
  * the app is pending or running, every change is refused before anything
  * is stored, so the head never moves under a rollout.
  */
+#include <pthread.h>
 #include <sodium.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@
 #include "digest.h"
 #include "encode.h"
 #include "log.h"
+#include "monotime.h"
 #include "release.h"
 #include "vault.h"
 #include "banned.h"
@@ -302,6 +304,34 @@ static enum coffer_err roll_out(struct http_request *req, struct api_auth *a, ui
 	return rc;
 }
 
+/*
+ * A change that unsets a secret a file of config delivers (docs/RUNPATH.md
+ * "Secrets as files") is refused: its release could not start a machine.
+ * *refused is 1 when this answered 400.
+ */
+static enum coffer_err refuse_unset_file(struct http_request *req, const struct api_auth *a, const char *config,
+					 const struct item *items, size_t n, int *refused)
+{
+	json_t *doc = config ? json_loads(config, 0, NULL) : NULL, *files = json_object_get(doc, "files");
+	enum coffer_err rc = COFFER_OK;
+	*refused = 0;
+	for (size_t i = 0; i < json_array_size(files) && !*refused; i++) {
+		const char *sname = json_string_value(json_object_get(json_array_get(files, i), "secret"));
+		const char *path = json_string_value(json_object_get(json_array_get(files, i), "path"));
+		for (size_t k = 0; sname && path && k < n && !*refused; k++) {
+			if (!items[k].remove || strcmp(items[k].name, sname) != 0)
+				continue;
+			*refused = 1;
+			rc = api_fail(req, COFFER_ERR_INVALID,
+				      "secret '%s' is the file '%s' of the current release of app '%s': deploy without "
+				      "that file before unsetting it",
+				      sname, path, a->app.name);
+		}
+	}
+	json_decref(doc);
+	return rc;
+}
+
 /* The current release's row (its config), for a change that rolls out. */
 static enum coffer_err current_release(struct api_auth *a, struct store_release *r)
 {
@@ -530,6 +560,12 @@ enum coffer_err h_secrets_set(struct http_request *req, void *ctx)
 	}
 	if (!rc && roll)
 		rc = current_release(a, &cur);
+	if (!rc && roll) {
+		int refused = 0;
+		rc = refuse_unset_file(req, a, cur.config, items, n, &refused);
+		if (refused)
+			goto out;
+	}
 	if (!rc)
 		rc = api_plaintext_sign(a, doc, manifest.ptr, manifest.len, roll ? cur.config : NULL, max + 1);
 	if (!rc)
@@ -778,5 +814,155 @@ enum coffer_err h_secrets_deploy(struct http_request *req, void *ctx)
 out:
 	store_release_clear(&cur);
 	json_decref(doc);
+	return rc;
+}
+
+/* ---- POST /v1/apps/:app/secrets/:name/verify (docs/API.md "secrets verify") ---- */
+
+/*
+ * The oracle's limit: VERIFY_LIMIT tries per token and app in each window
+ * of VERIFY_WINDOW_MS, per api process. One table for the process, its
+ * slots reused once their window is over (all busy: the oldest window is
+ * dropped, which can only let its holder try sooner).
+ */
+#define VERIFY_LIMIT 10
+#define VERIFY_WINDOW_MS ((int64_t)60000)
+#define VERIFY_SLOTS 1024
+#define VERIFY_KEY_SIZE (API_TOKEN_ID_SIZE + STORE_ID_SIZE + 2)
+#define VERIFY_BODY_SEALED_MAX ((size_t)(API_SECRET_VALUE_MAX + VAULT_SEAL_OVERHEAD) * 4 / 3 + 8)
+
+static const char *const verify_fields[] = { "sealed", "key_version", NULL };
+
+static struct {
+	pthread_mutex_t mu;
+	struct verify_slot {
+		char key[VERIFY_KEY_SIZE];
+		int64_t start; /* monotime_ms of the window's first try */
+		unsigned count;
+	} slots[VERIFY_SLOTS];
+} verify_limits = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+/* Counts a try of key; 0 if it is within the limit, else the seconds until the window ends. */
+static int64_t verify_try(const char *key)
+{
+	int64_t now = monotime_ms(), wait = 0;
+	struct verify_slot *free_slot = NULL, *oldest = NULL, *slot = NULL;
+	pthread_mutex_lock(&verify_limits.mu);
+	for (size_t i = 0; i < VERIFY_SLOTS && !slot; i++) {
+		struct verify_slot *s = &verify_limits.slots[i];
+		int live = s->key[0] && now - s->start < VERIFY_WINDOW_MS;
+		if (live && strcmp(s->key, key) == 0)
+			slot = s;
+		else if (!live && !free_slot)
+			free_slot = s;
+		else if (live && (!oldest || s->start < oldest->start))
+			oldest = s;
+	}
+	if (!slot) {
+		slot = free_slot ? free_slot : oldest;
+		if (str_copy(slot->key, sizeof(slot->key), key))
+			slot->key[0] = '\0';
+		slot->start = now;
+		slot->count = 0;
+	}
+	if (slot->count >= VERIFY_LIMIT) {
+		wait = (slot->start + VERIFY_WINDOW_MS - now + 999) / 1000;
+		wait = wait > 0 ? wait : 1;
+	} else {
+		slot->count++;
+	}
+	pthread_mutex_unlock(&verify_limits.mu);
+	return wait;
+}
+
+enum coffer_err h_secrets_verify(struct http_request *req, void *ctx)
+{
+	struct api *api = ctx;
+	struct api_auth *a = api_auth_of(req);
+	const char *name = http_request_param(req, "name");
+	struct store_secret_list head = { 0 };
+	json_t *doc = NULL, *fwd = NULL;
+	const struct store_manifest_item *m;
+	const struct store_secret *e = NULL;
+	const char *sealed = NULL;
+	size_t sealed_len = 0;
+	int64_t key_version = 0, wait;
+	char key[VERIFY_KEY_SIZE], retry[24];
+	struct buf stored;
+	int match = 0;
+	enum coffer_err rc;
+
+	buf_init(&stored, VERIFY_BODY_SEALED_MAX);
+	rc = name ? check_name(req, name, 0) : COFFER_ERR_INTERNAL;
+	if (rc)
+		goto out;
+	if (fmt_into(key, sizeof(key), "%s/%s", a->token_id, a->app.id)) {
+		rc = COFFER_ERR_INTERNAL;
+		goto out;
+	}
+	if ((wait = verify_try(key)) > 0) {
+		if (fmt_into(retry, sizeof(retry), "%lld", (long long)wait) ||
+		    http_reply_header(req, "Retry-After", retry))
+			retry[0] = '\0';
+		rc = api_fail(req, COFFER_ERR_RATE_LIMITED,
+			      "too many tries of secrets verify for app '%s': at most %d a minute per token; try again "
+			      "in %s s",
+			      a->app.name, VERIFY_LIMIT, retry[0] ? retry : "60");
+		goto out;
+	}
+	rc = api_body(req, verify_fields, &doc);
+	if (rc)
+		goto out;
+	if (json_get_string(doc, "sealed", 1, &sealed, &sealed_len, NULL) || sealed_len == 0 ||
+	    sealed_len >= VERIFY_BODY_SEALED_MAX || json_get_int(doc, "key_version", 1, 1, UINT32_MAX, &key_version, NULL)) {
+		rc = api_fail(req, COFFER_ERR_INVALID,
+			      "'sealed' must be the candidate sealed to the app's key, in base64url, with its "
+			      "'key_version'");
+		goto out;
+	}
+	rc = api_note(a, store_secrets_get(a->store, a->app.id, 0, &head));
+	if (rc)
+		goto out;
+	if (!head.manifest_ok) {
+		rc = manifest_refused(req, a, head.version);
+		goto out;
+	}
+	/* the value the head's manifest names, and only that one */
+	m = find_name(head.manifest, head.manifest_n, sizeof(*head.manifest), name);
+	if (m)
+		e = find_name(head.items, head.n, sizeof(*head.items), name);
+	if (!m || !e || strcmp(e->value_id, m->value_id) != 0) {
+		rc = api_fail(req, COFFER_ERR_NOT_FOUND, "app '%s' has no secret '%s'", a->app.name, name);
+		goto out;
+	}
+	rc = b64url_encode(e->ciphertext, e->ciphertext_len, &stored);
+	if (rc)
+		goto out;
+	fwd = json_pack("{s:s,s:s,s:s,s:s,s:s,s:{s:s%,s:I,s:s},s:{s:s%,s:I}}", "app_id", a->app.id, "app",
+			a->app.name, "org_id", a->token.org_id, "name", name, "actor", a->token_id, "stored", "sealed", stored.ptr, stored.len, "key_version",
+			(json_int_t)e->key_version, "value_id", e->value_id, "candidate", "sealed", sealed, sealed_len,
+			"key_version", (json_int_t)key_version);
+	if (!fwd) {
+		rc = COFFER_ERR_NOMEM;
+		goto out;
+	}
+	rc = keeper_client_verify(api, fwd, &match);
+	if (rc == COFFER_ERR_INVALID || rc == COFFER_ERR_CRYPTO) {
+		rc = api_fail(req, COFFER_ERR_INVALID,
+			      "the candidate does not open for secret '%s' of app '%s': seal it to the app's key "
+			      "(coffer secrets verify)",
+			      name, a->app.name);
+		goto out;
+	}
+	if (rc)
+		goto out;
+	api_audit_note(req, a->app.name,
+		       json_pack("{s:s,s:s}", "name", name, "outcome", match ? "matches" : "does not match"));
+	rc = api_reply(req, 200, json_pack("{s:b}", "match", match));
+out:
+	buf_release(&stored);
+	json_decref(fwd);
+	json_decref(doc);
+	store_secret_list_release(&head);
 	return rc;
 }

@@ -13,6 +13,7 @@
 #include "banned.h"
 
 #define KEEPER_APP_KEYS_PATH "/v1/app-keys"
+#define KEEPER_VERIFY_PATH "/v1/verify" /* keeper.h */
 #define KEEPER_APP_KEY_VERSION 1
 #define KEEPER_MSG_MAX 256
 #define B64_SLACK 8
@@ -82,6 +83,32 @@ enum coffer_err keeper_client_create_app_key(const struct api *api, const char *
 out:
 	json_decref(answer);
 	json_decref(body);
+	http_client_free(c);
+	return rc;
+}
+
+enum coffer_err keeper_client_verify(const struct api *api, const json_t *body, int *match)
+{
+	struct http_client *c = NULL;
+	json_t *answer = NULL;
+	char msg[KEEPER_MSG_MAX] = "";
+	enum coffer_err rc = http_client_new(api->keeper_url, API_KEEPER_TIMEOUT_MS, &c);
+
+	if (!rc)
+		rc = http_client_set_token(c, api->keeper_credential);
+	if (!rc)
+		rc = http_client_call_json(c, "POST", KEEPER_VERIFY_PATH, body, API_KEEPER_RESPONSE_MAX, &answer, msg,
+					   sizeof(msg));
+	if (rc) {
+		log_error("keeper_call_failed", LF_S("call", "secrets.verify"), LF_S("error", coffer_err_name(rc)),
+			  LF_S("message", msg), LF_S("keeper_request_id", c ? http_client_last_request_id(c) : ""));
+	} else if (!json_is_boolean(json_object_get(answer, "match"))) {
+		rc = COFFER_ERR_PROTOCOL;
+		log_error("keeper_answer_invalid", LF_S("call", "secrets.verify"));
+	} else {
+		*match = json_is_true(json_object_get(answer, "match"));
+	}
+	json_decref(answer);
 	http_client_free(c);
 	return rc;
 }

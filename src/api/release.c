@@ -65,9 +65,11 @@ static enum coffer_err spec_of(const char *app_id, const json_t *config, uint64_
 {
 	unsigned char hash[crypto_hash_sha256_BYTES];
 	json_t *env = json_object_get(config, "env");
-	json_t *doc = json_pack("{s:s,s:O,s:o,s:I}", "app_id", app_id, "cmd", json_object_get(config, "cmd"), "env",
+	json_t *files = json_object_get(config, "files");
+	/* the files only when there are some, so that the spec of a config without stays what it was */
+	json_t *doc = json_pack("{s:s,s:O,s:o,s:I,s:O*}", "app_id", app_id, "cmd", json_object_get(config, "cmd"), "env",
 				json_is_object(env) ? json_incref(env) : json_object(), "secrets_version",
-				(json_int_t)secrets_version);
+				(json_int_t)secrets_version, "files", json_is_array(files) ? files : NULL);
 	char *text;
 	if (!doc)
 		return COFFER_ERR_NOMEM;

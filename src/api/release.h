@@ -35,6 +35,7 @@
 #define RELEASE_COUNT_MAX 100              /* machines of one app */
 #define RELEASE_CMD_ARGS_MAX 256
 #define RELEASE_ENV_MAX 256                /* --env pairs */
+#define RELEASE_FILES_MAX 16               /* secrets as files (--file) of one config */
 /*
  * The timing constants below go through timescale_ms: COFFER_TEST_TIMESCALE
  * (a test knob, see timescale.h) shortens them for the integration tests.
@@ -65,7 +66,7 @@ struct release_request {
 	const struct store_app *app;
 	const char *actor;          /* "tok_<id>" */
 	/*
-	 * The new config (JSON text {"cmd","env","count","grace_ms"}, checked by
+	 * The new config (JSON text {"cmd","env","count","grace_ms","files"?}, checked by
 	 * the caller with release_config_check), or NULL: the current release's
 	 * config again (a secrets change or secrets deploy).
 	 */
@@ -107,8 +108,9 @@ json_t *release_json(struct store *s, const struct store_release *r);
  * A machine's spec (RUNPATH.md "Agent <-> api"): the first RELEASE_SPEC_BYTES
  * of SHA-256 over the compact, key-sorted JSON
  *   {"app_id":"<id>","cmd":[...],"env":{...},"secrets_version":N}
- * in lower-case hex. cmd and env come from config (a release's config
- * text; a missing env is {}). Two releases with the same spec run the same
+ * (and "files":[...] when the config has files) in lower-case hex. cmd,
+ * env and files come from config (a release's config text; a missing env
+ * is {}). Two releases with the same spec run the same
  * process: the agent keeps it, the controller moves it without a window.
  * COFFER_ERR_INVALID for a config that is not a JSON object with a cmd array.
  */

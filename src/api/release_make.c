@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "fs.h"
 #include "log.h"
 #include "release.h"
 #include "banned.h"
@@ -19,7 +20,8 @@
 #define ENV_NAME_QUOTE_MAX 64   /* longest env name quoted in a message */
 #define CREATE_TRIES 3          /* a conflict whose release finished meanwhile is retried */
 
-static const char *const config_fields[] = { "cmd", "env", "count", "grace_ms", NULL };
+static const char *const config_fields[] = { "cmd", "env", "count", "files", "grace_ms", NULL };
+static const char *const file_fields[] = { "path", "secret", "mode", NULL };
 
 static int env_name_ok(const char *name, size_t len)
 {
@@ -118,11 +120,128 @@ static enum coffer_err check_env(const json_t *env, char *msg, size_t msg_size)
 	return COFFER_OK;
 }
 
+/* "0400": 3 or 4 octal digits into *mode. */
+static int mode_parse(const json_t *v, unsigned *mode)
+{
+	const char *s = json_string_value(v);
+	size_t n = s ? strlen(s) : 0;
+	unsigned m = 0;
+	if (n < 3 || n > 4)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '7')
+			return -1;
+		m = m * 8 + (unsigned)(s[i] - '0');
+	}
+	*mode = m;
+	return 0;
+}
+
+/* The length of path's folder ("/run/secrets" of "/run/secrets/tls.pem"). */
+static size_t folder_len(const char *path)
+{
+	return (size_t)(strrchr(path, '/') - path);
+}
+
+/*
+ * One file of "files" (docs/RUNPATH.md "Secrets as files"): checked, and
+ * its canonical object {"mode": "0400", "path", "secret"} appended to out.
+ */
+static enum coffer_err check_file(const json_t *f, size_t pos, json_t *out, char *msg, size_t msg_size)
+{
+	char text[API_MESSAGE_MAX];
+	struct json_error jerr;
+	const char *path, *secret, *why;
+	size_t plen, slen;
+	unsigned mode = FS_TARGET_MODE_DEFAULT;
+	char mode_text[8];
+
+	if (!json_is_object(f) || json_check_fields(f, file_fields, &jerr) ||
+	    json_get_string(f, "path", 1, &path, &plen, NULL) || json_get_string(f, "secret", 1, &secret, &slen, NULL)) {
+		if (fmt_into(text, sizeof(text), "files[%zu] must be an object {\"path\", \"secret\", \"mode\"?} of strings",
+			     pos))
+			text[0] = '\0';
+		return bad(msg, msg_size, COFFER_ERR_INVALID, text);
+	}
+	if ((why = fs_target_why(path, plen)) != NULL) {
+		if ((api_quotable(path, plen, ENV_NAME_QUOTE_MAX) ? fmt_into(text, sizeof(text), "file '%s' %s", path, why)
+								  : fmt_into(text, sizeof(text), "files[%zu] %s", pos, why)))
+			text[0] = '\0';
+		return bad(msg, msg_size, COFFER_ERR_INVALID, text);
+	}
+	if (!env_name_ok(secret, slen) ||
+	    strncmp(secret, API_SECRET_RESERVED_PREFIX, strlen(API_SECRET_RESERVED_PREFIX)) == 0) {
+		if (fmt_into(text, sizeof(text), "file '%s': the secret name must match %s, not starting with %s", path,
+			     API_SECRET_NAME_RULE, API_SECRET_RESERVED_PREFIX))
+			text[0] = '\0';
+		return bad(msg, msg_size, COFFER_ERR_INVALID, text);
+	}
+	if (json_object_get(f, "mode") && (mode_parse(json_object_get(f, "mode"), &mode) || !fs_target_mode_ok(mode))) {
+		if (fmt_into(text, sizeof(text),
+			     "file '%s': mode must be octal, readable by its owner, with no bits but 0640 (0400, 0440, "
+			     "0600 or 0640)",
+			     path))
+			text[0] = '\0';
+		return bad(msg, msg_size, COFFER_ERR_INVALID, text);
+	}
+	for (size_t i = 0; i < json_array_size(out); i++) {
+		const char *other = json_string_value(json_object_get(json_array_get(out, i), "path"));
+		size_t a = folder_len(path), b = folder_len(other);
+		const char *inner = a > b ? path : other, *outer = a > b ? other : path;
+		size_t n = a > b ? b : a;
+		if (strcmp(other, path) == 0) {
+			if (fmt_into(text, sizeof(text), "file '%s' is given twice", path))
+				text[0] = '\0';
+			return bad(msg, msg_size, COFFER_ERR_INVALID, text);
+		}
+		if (a != b && strncmp(inner, outer, n) == 0 && inner[n] == '/') {
+			if (fmt_into(text, sizeof(text),
+				     "file '%s' is in a folder inside the folder of file '%s': files go in folders that do "
+				     "not nest",
+				     inner, outer))
+				text[0] = '\0';
+			return bad(msg, msg_size, COFFER_ERR_INVALID, text);
+		}
+	}
+	if (fmt_into(mode_text, sizeof(mode_text), "%04o", mode) ||
+	    json_array_append_new(out, json_pack("{s:s,s:s,s:s}", "mode", mode_text, "path", path, "secret", secret)))
+		return COFFER_ERR_NOMEM;
+	return COFFER_OK;
+}
+
+/* "files": an array of at most RELEASE_FILES_MAX files, into *out (canonical; NULL when there are none). */
+static enum coffer_err check_files(const json_t *files, json_t **out, char *msg, size_t msg_size)
+{
+	char text[API_MESSAGE_MAX];
+	json_t *canon;
+	*out = NULL;
+	if (!files)
+		return COFFER_OK;
+	if (!json_is_array(files) || json_array_size(files) > RELEASE_FILES_MAX) {
+		if (fmt_into(text, sizeof(text), "files must be an array of at most %d files", RELEASE_FILES_MAX))
+			text[0] = '\0';
+		return bad(msg, msg_size, COFFER_ERR_INVALID, text);
+	}
+	if (json_array_size(files) == 0)
+		return COFFER_OK;
+	if (!(canon = json_array()))
+		return COFFER_ERR_NOMEM;
+	for (size_t i = 0; i < json_array_size(files); i++) {
+		enum coffer_err rc = check_file(json_array_get(files, i), i, canon, msg, msg_size);
+		if (rc) {
+			json_decref(canon);
+			return rc;
+		}
+	}
+	*out = canon;
+	return COFFER_OK;
+}
+
 enum coffer_err release_config_check(const json_t *config, char **out, char *msg, size_t msg_size)
 {
 	char text[API_MESSAGE_MAX];
 	struct json_error jerr;
-	json_t *cmd, *env, *empty = NULL, *canon = NULL;
+	json_t *cmd, *env, *empty = NULL, *canon = NULL, *files = NULL;
 	int64_t count = 1, grace = RELEASE_GRACE_DEFAULT_MS;
 	char *dump = NULL;
 	enum coffer_err rc;
@@ -161,8 +280,12 @@ enum coffer_err release_config_check(const json_t *config, char **out, char *msg
 		rc = bad(msg, msg_size, COFFER_ERR_INVALID, text);
 		goto out;
 	}
-	canon = json_pack("{s:O,s:I,s:O,s:I}", "cmd", cmd, "count", (json_int_t)count, "env", env, "grace_ms",
-			  (json_int_t)grace);
+	rc = check_files(json_object_get(config, "files"), &files, msg, msg_size);
+	if (rc)
+		goto out;
+	/* "files" only when there are some: a config without stays the text it always was */
+	canon = json_pack("{s:O,s:I,s:O,s:I,s:O*}", "cmd", cmd, "count", (json_int_t)count, "env", env, "grace_ms",
+			  (json_int_t)grace, "files", files);
 	if (!canon) {
 		rc = COFFER_ERR_NOMEM;
 		goto out;
@@ -184,6 +307,7 @@ enum coffer_err release_config_check(const json_t *config, char **out, char *msg
 out:
 	free(dump);
 	json_decref(canon);
+	json_decref(files);
 	json_decref(empty);
 	return rc;
 }

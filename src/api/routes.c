@@ -45,6 +45,8 @@ static const struct http_route routes[] = {
 	{ "GET", "/v1/apps/:app/secrets/sealing", AUTH | AUDIT | DEPLOY | APP, 0, h_secrets_sealing, "secrets.sealing" },
 	{ "POST", "/v1/apps/:app/secrets/deploy", AUTH | AUDIT | DEPLOY | APP, API_BODY_SMALL, h_secrets_deploy,
 	  "secrets.deploy" },
+	{ "POST", "/v1/apps/:app/secrets/:name/verify", AUTH | AUDIT | DEPLOY | APP, API_BODY_SMALL * 8,
+	  h_secrets_verify, "secrets.verify" },
 	{ "POST", "/v1/apps/:app/releases", AUTH | AUDIT | DEPLOY | APP, API_BODY_SMALL, h_releases_create,
 	  "releases.create" },
 	{ "GET", "/v1/apps/:app/releases", AUTH | READ | APP, 0, h_releases_list, "releases.list" },

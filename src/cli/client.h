@@ -146,7 +146,8 @@ struct client {
 	int json, yes, detach;   /* --json, --yes, --detach, for the rows whose flags take them */
 	const char *value[CLIENT_OPTS_MAX]; /* the row's options, by their index in cmd->opts */
 	int flag[CLIENT_OPTS_MAX];
-	struct opts_values list; /* the row's one OPTS_LIST option, if any */
+	struct opts_values list; /* the row's first OPTS_LIST option, if any */
+	struct opts_values list2; /* its second one (deploy's --file) */
 	struct opts_values token_args; /* -t/--access-token (each blanked in argv once parsed) */
 	const char *ca_flag;     /* --ca */
 	json_t *body;            /* a request body the row's check made for its run (freed after the run) */

@@ -54,6 +54,34 @@ static enum coffer_err env_object(const struct client *c, const struct opts_valu
 	return COFFER_OK;
 }
 
+/*
+ * The --file specs (else the project file's files) into an array of
+ * {"path", "secret", "mode"?}: PATH=SECRET[:MODE]. The split is all that
+ * is checked here; release_config_check (canonical, below) checks each
+ * part and names what is wrong, as the api does.
+ */
+static enum coffer_err files_array(const struct client *c, const struct opts_values *given, const json_t *project,
+				   json_t *out)
+{
+	size_t n = given->n ? given->n : json_array_size(project);
+	for (size_t i = 0; i < n; i++) {
+		const char *arg = given->n ? given->v[i] : json_string_value(json_array_get(project, i));
+		const char *eq = strchr(arg, '='), *colon = eq ? strchr(eq + 1, ':') : NULL;
+		size_t len = strlen(arg);
+		int shown = (int)(len < ENV_ECHO_MAX ? len : ENV_ECHO_MAX);
+		json_t *f;
+
+		if (!eq || eq == arg || eq[1] == '\0' || eq[1] == ':' || (colon && colon[1] == '\0'))
+			return client_usage_error(c, "invalid --file '%.*s': expected PATH=SECRET[:MODE], such as "
+						     "/run/secrets/tls.pem=TLS_CERT:0400", shown, arg);
+		f = json_pack("{s:s%,s:s%}", "path", arg, (size_t)(eq - arg), "secret", eq + 1,
+			      colon ? (size_t)(colon - eq - 1) : strlen(eq + 1));
+		if (!f || (colon && json_object_set_new(f, "mode", json_string(colon + 1))) || json_array_append_new(out, f))
+			return client_usage_error(c, "invalid --file '%.*s': not UTF-8", shown, arg);
+	}
+	return COFFER_OK;
+}
+
 /* config (a JSON object) in its canonical text, as the api stores it (release_config_check). */
 static enum coffer_err canonical(json_t *config, char **out)
 {
@@ -173,7 +201,7 @@ static enum coffer_err deploy_check(struct client *c, int argc, char **argv)
 {
 	json_t *body = c->body = json_object();
 	const char *count = client_value(c, "count"), *grace = client_value(c, "grace");
-	json_t *cmd = json_array(), *envs = json_object();
+	json_t *cmd = json_array(), *envs = json_object(), *files = json_array();
 	const struct project *p;
 	uint64_t n = 0, grace_ms = 0;
 	enum coffer_err rc = client_project(c, &p);
@@ -182,7 +210,7 @@ static enum coffer_err deploy_check(struct client *c, int argc, char **argv)
 		rc = client_usage_error(c, "--count must be a whole number of machines");
 	else if (!rc && grace && parse_duration_ms(grace, DEPLOY_GRACE_MAX_MS, &grace_ms))
 		rc = client_usage_error(c, "--grace must be a duration such as 30s, 500ms or 2m");
-	else if (!rc && (!body || !cmd || !envs))
+	else if (!rc && (!body || !cmd || !envs || !files))
 		rc = client_error(COFFER_ERR_NOMEM, "out of memory");
 	for (int k = 1; !rc && k < argc; k++) {
 		json_t *a = json_string(argv[k]);
@@ -204,10 +232,14 @@ static enum coffer_err deploy_check(struct client *c, int argc, char **argv)
 		grace = "", grace_ms = (uint64_t)p->grace_ms;
 	if (!rc)
 		rc = env_object(c, &c->list, envs);
+	if (!rc)
+		rc = files_array(c, &c->list2, p->files, files);
 	if (!rc && (json_object_set(body, "cmd", cmd) || json_object_set(body, "env", envs) ||
+		    (json_array_size(files) && json_object_set(body, "files", files)) ||
 		    (count && json_object_set_new(body, "count", json_integer((json_int_t)n))) ||
 		    (grace && json_object_set_new(body, "grace_ms", json_integer((json_int_t)grace_ms)))))
 		rc = client_error(COFFER_ERR_NOMEM, "out of memory");
+	json_decref(files);
 	json_decref(envs);
 	json_decref(cmd);
 	return rc;
@@ -217,6 +249,9 @@ static const struct cli_opt deploy_opts[] = {
 	{ "count", 0, OPTS_VALUE, "N", "how many machines to run" },
 	{ "grace", 0, OPTS_VALUE, "DURATION", "how long each new machine must stay up (30s, 500ms, 2m)" },
 	{ "env", 'e', OPTS_LIST, "NAME=VALUE", "a plain (not secret) environment variable; repeatable" },
+	{ "file", 0, OPTS_LIST, "PATH=SECRET[:MODE]",
+	  "the secret SECRET as the file PATH (MODE 0400, 0440, 0600 or 0640; default 0400), not in the "
+	  "environment; repeatable" },
 	{ NULL, 0, OPTS_FLAG, NULL, NULL },
 };
 
@@ -224,18 +259,25 @@ const struct cli_cmd cli_deploy = {
 	.name = "deploy", .check = deploy_check, .run = make_release, .data = "/releases", .flags = CLI_NEED_APP | CLI_NEED_API | CLI_DETACH,
 	.opts = deploy_opts,
 	.min_args = 0, .max_args = CLI_ARGS_ANY,
-	.usage = "deploy [-a APP] [--count N] [--grace DURATION] [--env NAME=VALUE ...] [--detach] [-- COMMAND [ARGS...]]",
+	.usage = "deploy [-a APP] [--count N] [--grace DURATION] [--env NAME=VALUE ...] [--file PATH=SECRET[:MODE] ...] "
+		 "[--detach] [-- COMMAND [ARGS...]]",
 	.summary = "make a release that runs COMMAND on the app's machines, and wait for it",
 	.help = "Makes a new release of an app that runs COMMAND on its machines, and waits\n"
 		"while the release replaces them one at a time: each new machine must stay up\n"
 		"for the grace period, or the release fails and the machines go back to the\n"
 		"previous release. The app's deployed secrets are in each machine's\n"
-		"environment. Ctrl-C stops waiting, not the release.\n"
+		"environment, except those given with --file: each of those is only a file\n"
+		"the machine reads at PATH (owned by the machine's user, MODE 0400 unless\n"
+		"given), on a tmpfs the host's agent mounts for the machine and removes when\n"
+		"it stops; the folder of PATH shows only the machine's secret files. At most\n"
+		"16 files, each in a folder other than /, folders not nested. A deploy\n"
+		"without --file (or files in coffer.toml) has no files.\n"
+		"Ctrl-C stops waiting, not the release.\n"
 		"Without --count or --grace, the current release's are kept (at first: 1 and 30s).\n"
 		"In a folder with a coffer.toml (or above one), its app and its [deploy]\n"
-		"command, count and grace are used where the command line gives none:\n"
+		"command, count, grace and files are used where the command line gives none:\n"
 		"  app = \"web\"\n  [deploy]\n  command = [\"sh\", \"-c\", \"exec ./server\"]\n"
-		"  count = 2\n  grace = \"30s\"\n",
+		"  count = 2\n  grace = \"30s\"\n  files = [\"/run/secrets/tls.pem=TLS_CERT:0400\"]\n",
 };
 
 static void release_row(const json_t *r, int64_t now, const char **cells, char (*scratch)[CLIENT_CELL_SIZE])

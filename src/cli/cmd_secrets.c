@@ -619,6 +619,66 @@ static enum coffer_err secrets_deploy(struct client *c, int argc, char **argv)
 	return rc;
 }
 
+/* ---- secrets verify ---- */
+
+struct verify_arg {
+	const char *name;
+	struct secret *candidate;
+	char suffix[STORE_NAME_SIZE + 32];
+};
+
+/* The body of a verify: the candidate sealed to the app's key as a set seals a value, for VAULT_VERIFY_VALUE_ID. */
+static enum coffer_err fill_verify(struct client *c, struct sign_state *st, void *arg, json_t **out,
+				   const char **suffix)
+{
+	struct verify_arg *va = arg;
+	struct buf sealed, b64;
+	enum coffer_err rc;
+
+	(void)c;
+	*suffix = va->suffix;
+	buf_init(&sealed, DOTENV_VALUE_MAX + VAULT_SEAL_OVERHEAD);
+	buf_init(&b64, 2 * (DOTENV_VALUE_MAX + VAULT_SEAL_OVERHEAD));
+	rc = vault_seal_value(st->pk, st->app_id, va->name, st->key_version, VAULT_VERIFY_VALUE_ID, va->candidate,
+			      &sealed);
+	if (!rc)
+		rc = b64url_encode(sealed.ptr, sealed.len, &b64);
+	if (!rc && !(*out = json_pack("{s:s%,s:I}", "sealed", b64.ptr, b64.len, "key_version",
+				      (json_int_t)st->key_version)))
+		rc = COFFER_ERR_NOMEM;
+	buf_release(&b64);
+	buf_release(&sealed);
+	return rc ? client_error(rc, "cannot seal the candidate for '%s': %s", va->name, coffer_strerror(rc))
+		  : COFFER_OK;
+}
+
+/* `secrets verify NAME`: the candidate from stdin, sealed here; the keeper compares; "matches" or "does not match". */
+static enum coffer_err secrets_verify(struct client *c, int argc, char **argv)
+{
+	struct verify_arg va = { .name = argv[1] };
+	json_t *ans = NULL;
+	enum coffer_err rc;
+
+	(void)argc;
+	if (!dotenv_name_valid(va.name, strlen(va.name)) || strlen(va.name) > DOTENV_NAME_MAX)
+		return client_usage_error(c, "NAME must be letters, digits and '_', not starting with a digit");
+	if (fmt_into(va.suffix, sizeof(va.suffix), "/secrets/%s/verify", va.name))
+		return client_usage_error(c, "NAME is too long");
+	rc = value_from_stdin(va.name, client_flag(c, "raw"), &va.candidate);
+	if (!rc)
+		rc = sign_run(c, fill_verify, &va, &ans);
+	secret_free(va.candidate);
+	if (!rc && !json_is_boolean(json_object_get(ans, "match")))
+		rc = client_bad_answer("secrets verify");
+	if (!rc) {
+		int match = json_is_true(json_object_get(ans, "match"));
+		printf("%s\n", match ? "matches" : "does not match");
+		rc = match ? COFFER_OK : COFFER_ERR_CRYPTO;
+	}
+	json_decref(ans);
+	return rc;
+}
+
 /* What set, unset and import take beyond their flags. */
 static const struct cli_opt change_opts[] = {
 	{ "stage", 0, OPTS_FLAG, NULL, "record the change without deploying it ('coffer secrets deploy')" },
@@ -630,6 +690,10 @@ static const struct cli_opt set_opts[] = {
 	{ NULL, 0, OPTS_FLAG, NULL, NULL },
 };
 #define CHANGE_FLAGS (CLI_NEED_APP | CLI_NEED_API | CLI_DETACH)
+static const struct cli_opt verify_opts[] = {
+	{ "raw", 0, OPTS_FLAG, NULL, "keep a final newline of standard input (the candidate byte for byte)" },
+	{ NULL, 0, OPTS_FLAG, NULL, NULL },
+};
 
 static const struct cli_cmd secrets_cmds[] = {
 	{ .name = "set", .run = secrets_set, .scrub = scrub_set, .flags = CHANGE_FLAGS, .opts = set_opts,
@@ -696,6 +760,16 @@ static const struct cli_cmd secrets_cmds[] = {
 		  "first: the version, the digest of the value it set (or 'unset'), the\n"
 		  "version's status, who made it and when. Setting the same value again\n"
 		  "shows the same digest. No command shows a value.\n" },
+	{ .name = "verify", .run = secrets_verify, .flags = CLI_NEED_APP | CLI_NEED_API, .opts = verify_opts,
+	  .usage = "secrets verify [-a APP] [--raw] NAME < CANDIDATE",
+	  .min_args = 1, .max_args = 1, .args_error = "expected one NAME",
+	  .help = "Says whether the value on standard input equals the stored value of NAME:\n"
+		  "prints \"matches\" (exit 0) or \"does not match\" (exit 1), never a value.\n"
+		  "One final newline of standard input is dropped, as 'echo VALUE |' adds it\n"
+		  "(--raw: kept). The candidate is sealed here to the app's key, as a set seals\n"
+		  "a value: only the keeper opens it, compares it with the stored value in\n"
+		  "constant time and audits the try (the name and the outcome). At most 10\n"
+		  "tries a minute per token and app (exit 7 past that); a read token cannot.\n" },
 	{ .name = "deploy", .run = secrets_deploy, .flags = CLI_NEED_APP | CLI_NEED_API | CLI_DETACH,
 	  .usage = "secrets deploy [-a APP] [--detach]",
 	  .help = "Deploys the staged secrets of an app (see --stage of set, unset, import):\n"

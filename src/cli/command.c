@@ -129,10 +129,11 @@ static enum coffer_err parse(struct client *c, int argc, char **argv, int *n_pos
 
 	for (size_t i = 0; cmd->opts && cmd->opts[i].name; i++) {
 		const struct cli_opt *o = &cmd->opts[i];
-		if (i >= CLIENT_OPTS_MAX || (o->kind == OPTS_LIST && lists++))
+		if (i >= CLIENT_OPTS_MAX || (o->kind == OPTS_LIST && lists++ > 1))
 			return client_error(COFFER_ERR_INTERNAL, "BUG: command '%s': too many options", cmd->name);
 		add_spec(specs, &n, o, o->kind == OPTS_FLAG ? (void *)&c->flag[i] :
-				       o->kind == OPTS_LIST ? (void *)&c->list : (void *)&c->value[i]);
+				       o->kind == OPTS_LIST ? (void *)(lists == 1 ? &c->list : &c->list2) :
+							      (void *)&c->value[i]);
 	}
 	if (cmd->flags & CLI_NEED_APP) {
 		add_spec(specs, &n, &app_opt, &c->app_flag);

@@ -138,8 +138,8 @@ static enum coffer_err integer(struct lex *l, const char *what, uint64_t max, in
 	return COFFER_OK;
 }
 
-/* ["word", ...], which may span lines (comments allowed between words). */
-static enum coffer_err words(struct lex *l, json_t **out)
+/* ["word", ...] for key `what` (example: what it may look like), which may span lines (comments allowed between words). */
+static enum coffer_err words(struct lex *l, const char *what, const char *example, json_t **out)
 {
 	char s[STRING_MAX];
 	size_t len;
@@ -147,7 +147,7 @@ static enum coffer_err words(struct lex *l, json_t **out)
 	enum coffer_err rc = a ? COFFER_OK : COFFER_ERR_NOMEM;
 
 	if (!rc && (l->p >= l->end || *l->p != '['))
-		rc = fail(l, "command must be an array of strings, such as [\"sh\", \"-c\", \"exec ./server\"]");
+		rc = fail(l, "%s must be an array of strings, such as %s", what, example);
 	if (!rc)
 		l->p++;
 	while (!rc) {
@@ -158,20 +158,20 @@ static enum coffer_err words(struct lex *l, json_t **out)
 		}
 		rc = string(l, s, &len);
 		if (!rc && json_array_size(a) >= COMMAND_WORDS_MAX)
-			rc = fail(l, "command has more than %d words", COMMAND_WORDS_MAX);
+			rc = fail(l, "%s has more than %d words", what, COMMAND_WORDS_MAX);
 		if (!rc) {
 			json_t *w = json_stringn(s, len);
-			rc = !w ? fail(l, "a word of command is not UTF-8") : json_array_append_new(a, w) ? COFFER_ERR_NOMEM
+			rc = !w ? fail(l, "a word of %s is not UTF-8", what) : json_array_append_new(a, w) ? COFFER_ERR_NOMEM
 													   : COFFER_OK;
 		}
 		skip(l, 1);
 		if (!rc && l->p < l->end && *l->p == ',')
 			l->p++;
 		else if (!rc && (l->p >= l->end || *l->p != ']'))
-			rc = fail(l, "expected ',' or ']' in command");
+			rc = fail(l, "expected ',' or ']' in %s", what);
 	}
 	if (!rc && json_array_size(a) == 0)
-		rc = fail(l, "command is empty");
+		rc = fail(l, "%s is empty", what);
 	if (rc) {
 		json_decref(a);
 		return rc;
@@ -200,7 +200,12 @@ static enum coffer_err value(struct lex *l, const char *k, struct project *p)
 	if (deploy && strcmp(k, "command") == 0) {
 		if (p->command)
 			return fail(l, "command is given twice");
-		return words(l, &p->command);
+		return words(l, "command", "[\"sh\", \"-c\", \"exec ./server\"]", &p->command);
+	}
+	if (deploy && strcmp(k, "files") == 0) {
+		if (p->files)
+			return fail(l, "files is given twice");
+		return words(l, "files", "[\"/run/secrets/tls.pem=TLS_CERT:0400\"]", &p->files);
 	}
 	if (deploy && strcmp(k, "count") == 0) {
 		if (p->count >= 0)
@@ -219,7 +224,7 @@ static enum coffer_err value(struct lex *l, const char *k, struct project *p)
 		return rc;
 	}
 	return fail(l, "unknown key '%s'%s (known: %s)", k, deploy ? " in [deploy]" : "",
-		    deploy ? "command, count, grace" : "app, and the table [deploy]");
+		    deploy ? "command, count, files, grace" : "app, and the table [deploy]");
 }
 
 enum coffer_err project_parse(const char *path, const char *text, size_t len, struct project *p,
@@ -231,6 +236,7 @@ enum coffer_err project_parse(const char *path, const char *text, size_t len, st
 
 	why[0] = '\0';
 	p->command = NULL;
+	p->files = NULL;
 	p->app[0] = '\0';
 	p->count = -1;
 	p->grace_ms = -1;
@@ -352,4 +358,6 @@ void project_release(struct project *p)
 {
 	json_decref(p->command);
 	p->command = NULL;
+	json_decref(p->files);
+	p->files = NULL;
 }

@@ -11,13 +11,15 @@
  *   command = ["sh", "-c", "exec ./server"]
  *   count = 2
  *   grace = "30s"
+ *   files = ["/run/secrets/tls.pem=TLS_CERT:0400"]
  *
  * It is found in the current folder or the nearest one above it, or given
  * with -c/--config FILE. The flags and COFFER_APP come first; the file
  * fills in what they leave out. The file is a subset of TOML: comments,
  * one [deploy] table, keys app (a string), command (an array of strings,
- * which may span lines), count (an integer) and grace (a duration string:
- * "30s", "500ms", "2m"); strings in "..." (escapes \" \\ \n \t \r) or
+ * which may span lines), count (an integer), grace (a duration string:
+ * "30s", "500ms", "2m") and files (an array of the specs of deploy's
+ * --file, PATH=SECRET[:MODE]); strings in "..." (escapes \" \\ \n \t \r) or
  * '...'. Anything else — another key or table, a key given twice, a value
  * of another type — is an error naming the file and the line, never
  * silently ignored. A file of another user (root aside), or one that
@@ -25,7 +27,7 @@
  * refuses a repository another user owns: it would choose the app and the
  * command that `coffer deploy` signs with the user's deployer key.
  *
- * Ownership: a struct project owns its command (json array); release it
+ * Ownership: a struct project owns its command and files (json arrays); release it
  * with project_release.
  */
 #ifndef COFFER_CLI_PROJECT_H
@@ -51,6 +53,7 @@ struct project {
 	char path[PROJECT_PATH_MAX]; /* the file read; "" when there is none */
 	char app[PROJECT_APP_MAX];   /* "" when not given */
 	json_t *command;             /* [deploy] command, NULL when not given */
+	json_t *files;               /* [deploy] files (strings as --file takes), NULL when not given */
 	int64_t count;               /* [deploy] count, -1 when not given */
 	int64_t grace_ms;            /* [deploy] grace, -1 when not given */
 };

@@ -500,6 +500,17 @@ COFFER_MUST_CHECK enum coffer_err keeper_open_audit_refusal(struct store *s, con
 
 #define KEEPER_ANCHOR_PROBLEM_MAX 256
 #define KEEPER_AUDIT_ANCHOR_PATH "/v1/audit/anchor"
+/*
+ * POST /v1/verify (the api credential): {"app_id", "app", "org_id", "name", "actor",
+ * "stored": {"sealed", "key_version", "value_id"}, "candidate": {"sealed",
+ * "key_version"}} -> {"match": true|false}. The keeper opens both (the
+ * candidate sealed for VAULT_VERIFY_VALUE_ID), compares them in constant
+ * time (BLAKE2b of each under a random key, then sodium_memcmp) and wipes
+ * them; the audit event names the app, the name, the actor and the
+ * outcome, never the candidate.
+ */
+#define KEEPER_VERIFY_PATH "/v1/verify"
+#define KEEPER_VERIFY_BODY_MAX ((size_t)256 << 10)
 
 /*
  * The keeper's signed checkpoint of the audit chain's head (anchor.h),

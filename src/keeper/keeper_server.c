@@ -288,6 +288,106 @@ static enum coffer_err body_b64(struct http_request *req, const json_t *doc, con
 	return COFFER_OK;
 }
 
+/* One sealed value of a verify body: {"sealed", "key_version", "value_id"?}, opened (the caller frees *out). */
+static enum coffer_err verify_open(struct keeper *k, struct store *s, const char *app_id, const char *name,
+				   const json_t *v, const char *value_id, struct secret **out)
+{
+	const char *text = NULL;
+	size_t n = 0;
+	int64_t version = 0;
+	struct secret *sk = NULL;
+	struct buf b;
+	enum coffer_err rc = COFFER_ERR_INVALID;
+
+	buf_init(&b, KEEPER_VERIFY_BODY_MAX);
+	if (!json_is_object(v) || json_get_string(v, "sealed", 1, &text, &n, NULL) ||
+	    json_get_int(v, "key_version", 1, 1, UINT32_MAX, &version, NULL) ||
+	    (!value_id && json_get_string(v, "value_id", 1, &value_id, NULL, NULL)) || b64url_decode(text, n, &b))
+		goto out;
+	rc = keeper_app_key_load(&k->keys, s, app_id, (uint64_t)version, &sk);
+	if (!rc)
+		rc = vault_open_value(sk, app_id, name, (uint32_t)version, value_id, b.ptr, b.len, out);
+out:
+	secret_free(sk);
+	buf_release(&b);
+	return rc;
+}
+
+/* POST /v1/verify: KEEPER_VERIFY_PATH in keeper.h. */
+static enum coffer_err h_verify(struct http_request *req, void *ctx)
+{
+	static const char *const allowed[] = { "app_id", "app", "org_id", "name", "actor", "stored", "candidate", NULL };
+	struct keeper *k = ctx;
+	struct store *s = NULL;
+	struct json_error jerr;
+	json_t *body = NULL, *answer = NULL;
+	const char *app_id = NULL, *name = NULL, *actor = NULL, *app = NULL, *org_id = NULL;
+	size_t app_id_len = 0;
+	struct secret *stored = NULL, *candidate = NULL;
+	unsigned char key[crypto_generichash_KEYBYTES], h1[crypto_generichash_BYTES], h2[crypto_generichash_BYTES];
+	int match = 0;
+	enum coffer_err rc;
+
+	rc = http_request_json(req, &body);
+	if (rc)
+		goto out;
+	rc = json_check_fields(body, allowed, &jerr);
+	if (!rc)
+		rc = json_get_string(body, "app_id", 1, &app_id, &app_id_len, &jerr);
+	if (!rc)
+		rc = json_get_string(body, "name", 1, &name, NULL, &jerr);
+	if (!rc)
+		rc = json_get_string(body, "actor", 1, &actor, NULL, &jerr);
+	/* labels of the audit event, so that the org's `coffer audit` shows it: the app's name and org */
+	if (!rc)
+		rc = json_get_string(body, "app", 1, &app, NULL, &jerr);
+	if (!rc)
+		rc = json_get_string(body, "org_id", 1, &org_id, NULL, &jerr);
+	if (rc) {
+		rc = http_reply_error(req, rc, jerr.message);
+		goto out;
+	}
+	if (!app_id_ok(app_id, app_id_len)) {
+		rc = http_reply_error(req, COFFER_ERR_INVALID, "'app_id' is not an app id");
+		goto out;
+	}
+	rc = store_pool_acquire(k->pool, &s);
+	if (rc)
+		goto out;
+	rc = verify_open(k, s, app_id, name, json_object_get(body, "stored"), NULL, &stored);
+	if (!rc)
+		rc = verify_open(k, s, app_id, name, json_object_get(body, "candidate"), VAULT_VERIFY_VALUE_ID,
+				 &candidate);
+	store_pool_release(k->pool, s, rc);
+	if (!rc) {
+		/* equal lengths or not, the same work: keyed hashes of both, compared in constant time */
+		randombytes_buf(key, sizeof(key));
+		crypto_generichash(h1, sizeof(h1), secret_cbytes(stored), secret_len(stored), key, sizeof(key));
+		crypto_generichash(h2, sizeof(h2), secret_cbytes(candidate), secret_len(candidate), key, sizeof(key));
+		match = sodium_memcmp(h1, h2, sizeof(h1)) == 0;
+		sodium_memzero(key, sizeof(key));
+		sodium_memzero(h1, sizeof(h1));
+		sodium_memzero(h2, sizeof(h2));
+	}
+	http_phase_audit_note(req, NULL, app,
+			      json_pack("{s:s,s:s,s:s,s:s,s:s}", "name", name, "by", actor, "app_id", app_id, "org_id",
+					org_id, "outcome", rc ? "refused" : match ? "matches" : "does not match"));
+	if (rc == COFFER_ERR_INVALID || rc == COFFER_ERR_CRYPTO) {
+		rc = http_reply_error(req, rc, "a sealed value does not open for this app and name");
+		goto out;
+	}
+	if (rc)
+		goto out;
+	answer = json_pack("{s:b}", "match", match);
+	rc = answer ? http_reply_json(req, 200, answer) : COFFER_ERR_NOMEM;
+out:
+	json_decref(answer);
+	secret_free(candidate);
+	secret_free(stored);
+	json_decref(body);
+	return rc;
+}
+
 /* What the audit event of an enrolment names: the host id (once enrolled, also the actor) and the name. */
 static void enrol_note(struct http_request *req, const char *host_id, const char *name)
 {
@@ -1142,6 +1242,9 @@ static const struct http_route routes[] = {
 	  h_kms_keys, "kms.keys" },
 	/* host-signed; keeper_kms_grant is the authority; h_kms_op audits (refusals, and ok uses once a minute) */
 	{ "POST", "/v1/kms/:op", HOST, KEEPER_KMS_OP_BODY_MAX, h_kms_op, KEEPER_KMS_ACTION },
+	/* the api credential; the api forwards a user's verify (h_secrets_verify) */
+	{ "POST", KEEPER_VERIFY_PATH, HTTP_ROUTE_AUTH | HTTP_ROUTE_GATE_EARLY | HTTP_ROUTE_AUDIT, KEEPER_VERIFY_BODY_MAX,
+	  h_verify, "secrets.verify" },
 	/* not audited: an event per anchoring would itself need anchoring */
 	{ "POST", KEEPER_AUDIT_ANCHOR_PATH, HTTP_ROUTE_AUTH | HTTP_ROUTE_GATE_EARLY, 0, h_audit_anchor,
 	  "audit.anchor" },

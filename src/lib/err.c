@@ -27,6 +27,7 @@ static const struct {
 	[COFFER_ERR_PROTOCOL]    = { "protocol_error",     "unexpected answer from peer",  502, 1 },
 	[COFFER_ERR_TAMPERED]    = { "row_tampered",       "stored row failed authentication", 500, 1 },
 	[COFFER_ERR_INTERNAL]    = { "internal",           "internal error",               500, 1 },
+	[COFFER_ERR_RATE_LIMITED] = { "rate_limited",      "too many requests",            429, 7 },
 	/* clang-format on */
 };
 
@@ -74,6 +75,7 @@ enum coffer_err coffer_err_from_http_status(int status)
 	case 404: return COFFER_ERR_NOT_FOUND;
 	case 409: return COFFER_ERR_CONFLICT;
 	case 413: case 431: return COFFER_ERR_TOO_LARGE;
+	case 429: return COFFER_ERR_RATE_LIMITED;
 	case 503: return COFFER_ERR_UNAVAILABLE;
 	default: return COFFER_ERR_PROTOCOL;
 	}

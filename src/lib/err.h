@@ -28,6 +28,7 @@ enum coffer_err {
 	COFFER_ERR_PROTOCOL,    /* a peer answered something unexpected */
 	COFFER_ERR_TAMPERED,    /* a stored row failed its authentication (forged or edited) */
 	COFFER_ERR_INTERNAL,    /* a bug */
+	COFFER_ERR_RATE_LIMITED, /* too many requests: try again later (429, Retry-After) */
 	COFFER_ERR__COUNT
 };
 

@@ -224,3 +224,36 @@ enum coffer_err fs_disable_core_dumps(void)
 		return COFFER_ERR_IO;
 	return COFFER_OK;
 }
+
+const char *fs_target_why(const char *path, size_t len)
+{
+	size_t comps = 0;
+	if (len == 0 || path[0] != '/')
+		return "must be an absolute path";
+	if (len > FS_TARGET_PATH_MAX)
+		return "is longer than 255 bytes";
+	for (size_t i = 1, start = 1; i <= len; i++) {
+		if (i < len && path[i] != '/') {
+			char c = path[i];
+			if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+			      c == '_' || c == '-'))
+				return "may hold only letters, digits, '.', '_', '-' and '/'";
+			continue;
+		}
+		size_t n = i - start;
+		if (n == 0)
+			return "has an empty component (\"//\" or a final '/')";
+		if ((n == 1 && path[start] == '.') || (n == 2 && path[start] == '.' && path[start + 1] == '.'))
+			return "has a \".\" or \"..\" component";
+		comps++;
+		start = i + 1;
+	}
+	if (comps < 2)
+		return "must be in a folder other than \"/\"";
+	return NULL;
+}
+
+int fs_target_mode_ok(unsigned mode)
+{
+	return (mode & ~FS_TARGET_MODE_MASK) == 0 && (mode & 0400u) != 0;
+}

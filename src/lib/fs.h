@@ -44,6 +44,20 @@ COFFER_MUST_CHECK enum coffer_err fs_read_hex_key(const char *path, size_t len, 
 COFFER_MUST_CHECK enum coffer_err fs_read_hex_text(const char *path, size_t len, struct secret **out);
 /* mkdir -p with the given mode for the folders it creates. */
 COFFER_MUST_CHECK enum coffer_err fs_mkdir_p(const char *path, mode_t mode);
+/*
+ * Where a release may put a secret as a file (docs/RUNPATH.md "Secrets as
+ * files"): an absolute path of at most FS_TARGET_PATH_MAX bytes, made of
+ * [A-Za-z0-9._-] components, none empty, "." or "..", in a folder other
+ * than "/". fs_target_why gives NULL for such a path, else why not (a
+ * constant text to say after the path). A file's mode may have only the
+ * bits of FS_TARGET_MODE_MASK and must let its owner read it.
+ */
+#define FS_TARGET_PATH_MAX 255
+#define FS_TARGET_MODE_MASK 0640u
+#define FS_TARGET_MODE_DEFAULT 0400u
+const char *fs_target_why(const char *path, size_t len);
+int fs_target_mode_ok(unsigned mode);
+
 /* Turns off core dumps for this process (RLIMIT_CORE 0, PR_SET_DUMPABLE 0). */
 COFFER_MUST_CHECK enum coffer_err fs_disable_core_dumps(void);
 

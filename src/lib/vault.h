@@ -68,6 +68,14 @@
 #define VAULT_ROWS_KEY_LEN 32
 #define VAULT_DIGEST_KEY_LEN 32
 
+/*
+ * The value_id a candidate of `secrets verify` is sealed for (CLI) and
+ * opened with (keeper): never a store id (those are [a-z0-9_]), so a
+ * sealed candidate cannot be passed off as a stored value, nor one the
+ * other way round.
+ */
+#define VAULT_VERIFY_VALUE_ID "verify:candidate"
+
 /* Seals value to an app's public key, for the value row value_id. */
 COFFER_MUST_CHECK enum coffer_err vault_seal_value(const unsigned char pk[HPKE_PK_LEN], const char *app_id,
 						   const char *name, uint32_t key_version, const char *value_id,

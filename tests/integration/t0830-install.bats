@@ -179,7 +179,7 @@ complete_bash() {
 	run complete_bash coffer sec
 	[ "$output" = "secrets " ]
 	run complete_bash coffer secrets ""
-	[ "$output" = "deploy history import keys list set unset " ]
+	[ "$output" = "deploy history import keys list set unset verify " ]
 	run complete_bash coffer secrets set --
 	[[ "$output" == *"--stage "* ]]
 	[[ "$output" == *"--detach "* ]]
@@ -221,7 +221,7 @@ complete_bash() {
 		words=(coffer tls cert --); CURRENT=4; source "$1"
 		words=(coffer deploy -- sh); CURRENT=4; source "$1"' _ "$f"
 	[ "$status" -eq 0 ]
-	[ "$(echo "$output" | tr '\n' ' ')" = "deploy history import keys list set unset --days --dir --host --name FILES " ]
+	[ "$(echo "$output" | tr '\n' ' ')" = "deploy history import keys list set unset verify --days --dir --host --name FILES " ]
 }
 
 # unit_for_verify UNIT: a copy of the installed unit whose binary is the one

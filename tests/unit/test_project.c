@@ -33,7 +33,8 @@ static void test_full_file(void **state)
 			       "  \"echo \\\"up\\\"; exec sleep 3600\",\n"
 			       "]\n"
 			       "count = 3\r\n"
-			       "grace = \"1m30s\"",
+			       "grace = \"1m30s\"\n"
+			       "files = [\"/run/secrets/tls.pem=TLS_CERT\", '/run/secrets/k=KEY:0440']",
 			       &p, why),
 			 COFFER_OK);
 	assert_string_equal(p.app, "web");
@@ -43,6 +44,8 @@ static void test_full_file(void **state)
 	assert_string_equal(json_string_value(json_array_get(p.command, 2)), "echo \"up\"; exec sleep 3600");
 	assert_int_equal(p.count, 3);
 	assert_int_equal(p.grace_ms, 90000);
+	assert_int_equal(json_array_size(p.files), 2);
+	assert_string_equal(json_string_value(json_array_get(p.files, 1)), "/run/secrets/k=KEY:0440");
 	project_release(&p);
 }
 
@@ -54,6 +57,7 @@ static void test_only_app(void **state)
 	assert_int_equal(parse("app = 'api-2'\n", &p, why), COFFER_OK);
 	assert_string_equal(p.app, "api-2");
 	assert_null(p.command);
+	assert_null(p.files);
 	assert_int_equal(p.count, -1);
 	assert_int_equal(p.grace_ms, -1);
 	project_release(&p);
@@ -74,7 +78,11 @@ static void test_mistakes_name_the_line(void **state)
 {
 	(void)state;
 	refused("app = \"web\"\nname = \"x\"\n", "coffer.toml:2: unknown key 'name' (known: app, and the table [deploy])");
-	refused("[deploy]\napp = \"web\"\n", "coffer.toml:2: unknown key 'app' in [deploy] (known: command, count, grace)");
+	refused("[deploy]\napp = \"web\"\n", "coffer.toml:2: unknown key 'app' in [deploy] (known: command, count, files, grace)");
+	refused("[deploy]\nfiles = \"/run/secrets/x=X\"\n",
+		"coffer.toml:2: files must be an array of strings, such as [\"/run/secrets/tls.pem=TLS_CERT:0400\"]");
+	refused("[deploy]\nfiles = [\"/a/x=X\"]\nfiles = [\"/a/y=Y\"]\n", "coffer.toml:3: files is given twice");
+	refused("[deploy]\nfiles = []\n", "coffer.toml:2: files is empty");
 	refused("[build]\n", "coffer.toml:1: unknown table [build] (known: [deploy])");
 	refused("[deploy]\n[deploy]\n", "coffer.toml:2: the table [deploy] is given twice");
 	refused("app = \"a\"\napp = \"b\"\n", "coffer.toml:2: app is given twice");
