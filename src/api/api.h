@@ -425,6 +425,7 @@ COFFER_MUST_CHECK enum coffer_err keeper_client_kms_keys(const struct api *api, 
  */
 COFFER_MUST_CHECK enum coffer_err keeper_client_revoke_host(const struct api *api, const char *host_id, char *msg,
 							    size_t msg_size);
+/*
  * Asks the keeper whether two sealed values of the app's NAME open to the
  * same bytes (POST /v1/verify, keeper.h): body is the request the handler
  * made, {"app_id", "name", "actor", "stored", "candidate"}. *match only on

@@ -893,7 +893,7 @@ enum coffer_err h_secrets_verify(struct http_request *req, void *ctx)
 	enum coffer_err rc;
 
 	buf_init(&stored, VERIFY_BODY_SEALED_MAX);
-	rc = name ? check_name(req, name, 0) : COFFER_ERR_INTERNAL;
+	rc = name ? api_secret_name_check(req, name, 0) : COFFER_ERR_INTERNAL;
 	if (rc)
 		goto out;
 	if (fmt_into(key, sizeof(key), "%s/%s", a->token_id, a->app.id)) {
@@ -928,9 +928,9 @@ enum coffer_err h_secrets_verify(struct http_request *req, void *ctx)
 		goto out;
 	}
 	/* the value the head's manifest names, and only that one */
-	m = find_name(head.manifest, head.manifest_n, sizeof(*head.manifest), name);
+	m = api_find_name(head.manifest, head.manifest_n, sizeof(*head.manifest), name);
 	if (m)
-		e = find_name(head.items, head.n, sizeof(*head.items), name);
+		e = api_find_name(head.items, head.n, sizeof(*head.items), name);
 	if (!m || !e || strcmp(e->value_id, m->value_id) != 0) {
 		rc = api_fail(req, COFFER_ERR_NOT_FOUND, "app '%s' has no secret '%s'", a->app.name, name);
 		goto out;
