@@ -59,7 +59,7 @@ all_masked() {
 	# the agent's own processes: one masker, in a session of its own, not in the machine's group
 	pid=$(started_pids canary | awk '{ print $2 }')
 	masker=$(pgrep -f 'agent mask-output' | while read -r p; do
-		[ "$(awk '{ print $4 }' "/proc/$p/stat")" = "$AGENT_PID" ] && echo "$p"; done)
+		if [ "$(awk '{ print $4 }' "/proc/$p/stat" 2>/dev/null)" = "$AGENT_PID" ]; then echo "$p"; fi; done)
 	[ "$(wc -w <<<"$masker")" -eq 1 ]
 	[ "$(awk '{ print $5 }' "/proc/$masker/stat")" != "$(awk '{ print $5 }' "/proc/$pid/stat")" ]
 	[ "$(awk '{ print $6 }' "/proc/$masker/stat")" = "$masker" ]
