@@ -27,7 +27,7 @@
 #include "banned.h"
 
 #define KMS_ROOT_MODE 0711
-#define KMS_DIR_MODE 0700
+#define KMS_DIR_MODE 0711 /* the agent's; passable by the machine's user, not listable nor writable */
 #define KMS_BACKLOG 16
 #define KMS_PATH_OP_MAX 32
 
@@ -243,6 +243,7 @@ enum coffer_err agent_kms_open(const struct agent_identity *id, const char *keep
 	char root[AGENT_PATH_MAX];
 	struct agent_kms *k = calloc(1, sizeof(*k));
 	enum coffer_err rc = k ? COFFER_OK : COFFER_ERR_NOMEM;
+	int dfd = -1;
 
 	if (rc)
 		return rc;
@@ -264,17 +265,27 @@ enum coffer_err agent_kms_open(const struct agent_identity *id, const char *keep
 	rc = fs_mkdir_p(root, KMS_ROOT_MODE);
 	if (!rc && mkdir(k->dir, KMS_DIR_MODE) != 0 && errno != EEXIST)
 		rc = COFFER_ERR_IO;
-	/* a folder left by an earlier agent is made ours again; its old socket goes */
-	if (!rc && (chmod(k->dir, KMS_DIR_MODE) != 0 || (geteuid() == 0 && chown(k->dir, k->uid, (gid_t)-1) != 0)))
-		rc = COFFER_ERR_IO;
-	if (!rc && unlink(k->path) != 0 && errno != ENOENT)
-		rc = COFFER_ERR_IO;
 	if (rc)
 		goto out;
+	/*
+	 * The folder stays the agent's: a folder the machine's user could write
+	 * would let any process of that user (all apps' machines share it) swap
+	 * the socket for a link between bind and chown. One left by an earlier
+	 * agent is made ours again (through its descriptor, never by path) before
+	 * its old socket goes.
+	 */
+	dfd = open(k->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0 || fchown(dfd, geteuid(), getegid()) != 0 || fchmod(dfd, KMS_DIR_MODE) != 0 ||
+	    (unlinkat(dfd, AGENT_KMS_SOCKET_NAME, 0) != 0 && errno != ENOENT)) {
+		rc = COFFER_ERR_IO;
+		goto out;
+	}
 	memcpy(sa.sun_path, k->path, strlen(k->path) + 1);
 	k->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* the socket alone is the machine's user's (connect needs write on it); the name is not followed */
 	if (k->fd < 0 || bind(k->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(k->fd, KMS_BACKLOG) != 0 ||
-	    (geteuid() == 0 && chown(k->path, k->uid, (gid_t)-1) != 0) || pipe2(k->stop_pipe, O_CLOEXEC) != 0) {
+	    (geteuid() == 0 && fchownat(dfd, AGENT_KMS_SOCKET_NAME, k->uid, (gid_t)-1, AT_SYMLINK_NOFOLLOW) != 0) ||
+	    pipe2(k->stop_pipe, O_CLOEXEC) != 0) {
 		rc = COFFER_ERR_IO;
 		goto out;
 	}
@@ -289,6 +300,8 @@ out:
 	if (rc)
 		log_warn("kms.socket_failed", LF_S("machine", machine_id), LF_S("path", k ? k->path : ""),
 			 LF_S("error", coffer_err_name(rc)), LF_S("errno", strerror(errno)));
+	if (dfd >= 0)
+		close(dfd);
 	agent_kms_close(k);
 	return rc;
 }

@@ -7,9 +7,11 @@
  * checks as an open of that machine) and holds the keys; the agent sees
  * the data and the answers, never a key.
  *
- * Who may connect: STATE/kms is 0711 (passable, not listable) and the
- * machine's folder 0700, owned by the machine's user (chowned when the
- * agent is root); and each connection's SO_PEERCRED must show that user's
+ * Who may connect: STATE/kms and the machine's folder are the agent's,
+ * 0711 (passable, not listable, not writable by the machine's user, so it
+ * cannot swap the socket for a link); the socket alone is the machine's
+ * user's (chowned, not following links, when the agent is root); and
+ * each connection's SO_PEERCRED must show that user's
  * uid and a process of the machine's session (getsid(pid) is the
  * machine's main process, which leads its session). Anything else is
  * closed unanswered, and logged.

@@ -121,10 +121,17 @@ kms_forged() {
 	[[ "$output" == *ed25519* ]]
 
 	kms_run web
-	# the socket: in a folder of the machine's user only, gone with the machine
+	# the socket: the machine's user's, in a folder of the agent's that user cannot write (it could
+	# swap the socket for a link to a file the agent would then hand it); gone with the machine
 	[ -S "$SOCK" ]
-	[ "$(stat -c %a "$(dirname "$SOCK")")" = 700 ]
-	[ "$(stat -c %U "$(dirname "$SOCK")")" = "$( [ "$(id -u)" = 0 ] && echo nobody || id -un)" ]
+	[ "$(stat -c %a "$(dirname "$SOCK")")" = 711 ]
+	[ "$(stat -c %U "$(dirname "$SOCK")")" = "$(id -un)" ]
+	[ "$(stat -c %U "$SOCK")" = "$( [ "$(id -u)" = 0 ] && echo nobody || id -un)" ]
+	if [ "$(id -u)" = 0 ]; then
+		run setpriv --reuid=nobody --regid=nogroup --clear-groups touch "$(dirname "$SOCK")/x"
+		[ "$status" -ne 0 ]
+		[ ! -e "$(dirname "$SOCK")/x" ]
+	fi
 
 	# ed25519: signed in the machine, verified by openssl and by coffer outside with the public key
 	in_machine "$T/msg" sign --key sig
