@@ -36,22 +36,28 @@ teardown() {
 	platform_stop
 }
 
-# kms_run APP: deploys apps/kms.sh for APP and waits for it; MID, MPID, SOCK.
+# kms_run APP: deploys apps/kms.sh for APP and waits for it; MID, MPID, SOCK,
+# and KDIR, the folder of APP's requests: each app's own, as a machine
+# destroyed is replaced by a new one of its app that answers its requests
+# too (two apps sharing one would both answer, each writing its own result).
 kms_run() {
+	KDIR="$SHARED/$1"
+	mkdir -p "$KDIR"
+	chmod 1777 "$KDIR"
 	# --detach: the test waits for the machine, not for the release's grace window
-	deploy "$1" --detach --env "KMS_DIR=$SHARED" --env "KMS_COFFER=$SHARED/coffer" -- "$APPS_DIR/kms.sh"
+	deploy "$1" --detach --env "KMS_DIR=$KDIR" --env "KMS_COFFER=$SHARED/coffer" -- "$APPS_DIR/kms.sh"
 	[ "$status" -eq 0 ]
 	wait_until 30 count_started "$1" 1
 	read -r MID MPID < <(started_pids "$1")
 	SOCK=$(env_of "$MPID" COFFER_KMS_SOCKET)
 }
 
-# in_machine INPUT ARGS...: `coffer kms ARGS... < INPUT` run by the machine;
-# KS its status, KOUT its output, KERR its errors.
+# in_machine INPUT ARGS...: `coffer kms ARGS... < INPUT` run by the machine
+# of the last kms_run's app; KS its status, KOUT its output, KERR its errors.
 in_machine() {
 	local r
 	N=$((N + 1))
-	r="$SHARED/req.$N"
+	r="$KDIR/req.$N"
 	cp "$1" "$r.in"
 	shift
 	printf '%s\n' "$@" >"$r.tmp"
