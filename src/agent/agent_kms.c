@@ -24,6 +24,7 @@
 #include "kms.h"
 #include "log.h"
 #include "machine.h"
+#include "monotime.h"
 #include "banned.h"
 
 #define KMS_ROOT_MODE 0711
@@ -41,6 +42,9 @@ struct agent_kms {
 	int fd;              /* listening */
 	int stop_pipe[2];    /* a byte on [1] ends the thread */
 	pthread_mutex_t mu;
+	pthread_cond_t cond; /* CLOCK_MONOTONIC; signalled when pid or closing change */
+	int cond_ok;
+	int closing;
 	pid_t pid;           /* the machine's session; 0: nobody */
 	pthread_t thread;
 	int started;
@@ -117,7 +121,16 @@ static int peer_admitted(struct agent_kms *k, int fd)
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	const char *why = NULL;
+	struct timespec until;
+	/*
+	 * The machine runs from its exec, a little before the agent knows its
+	 * pid; one that calls at once waits for it, a bounded time (and a
+	 * swap's new process the same).
+	 */
+	monotime_deadline_in(&until, AGENT_KMS_START_WAIT_MS);
 	pthread_mutex_lock(&k->mu);
+	while (k->pid <= 0 && !k->closing && pthread_cond_timedwait(&k->cond, &k->mu, &until) == 0)
+		;
 	pid_t session = k->pid;
 	pthread_mutex_unlock(&k->mu);
 	memset(&cred, 0, sizeof(cred));
@@ -251,6 +264,16 @@ enum coffer_err agent_kms_open(const struct agent_identity *id, const char *keep
 	k->id = id;
 	k->keeper_url = keeper_url;
 	pthread_mutex_init(&k->mu, NULL);
+	pthread_condattr_t ca;
+	if (pthread_condattr_init(&ca) == 0) {
+		k->cond_ok = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 && pthread_cond_init(&k->cond, &ca) == 0;
+		pthread_condattr_destroy(&ca);
+	}
+	if (!k->cond_ok) {
+		pthread_mutex_destroy(&k->mu);
+		free(k);
+		return COFFER_ERR_NOMEM;
+	}
 	rc = str_copy(k->machine, sizeof(k->machine), machine_id);
 	if (!rc)
 		rc = machine_uid(&k->uid);
@@ -315,6 +338,7 @@ void agent_kms_set_pid(struct agent_kms *k, pid_t pid)
 {
 	pthread_mutex_lock(&k->mu);
 	k->pid = pid;
+	pthread_cond_broadcast(&k->cond);
 	pthread_mutex_unlock(&k->mu);
 }
 
@@ -324,6 +348,10 @@ void agent_kms_close(struct agent_kms *k)
 		return;
 	if (k->started) {
 		ssize_t w;
+		pthread_mutex_lock(&k->mu);
+		k->closing = 1; /* a connection waiting for the pid stops waiting */
+		pthread_cond_broadcast(&k->cond);
+		pthread_mutex_unlock(&k->mu);
 		do
 			w = write(k->stop_pipe[1], "x", 1);
 		while (w < 0 && errno == EINTR);
@@ -341,6 +369,8 @@ void agent_kms_close(struct agent_kms *k)
 		close(k->stop_pipe[0]);
 	if (k->stop_pipe[1] >= 0)
 		close(k->stop_pipe[1]);
+	if (k->cond_ok)
+		pthread_cond_destroy(&k->cond);
 	pthread_mutex_destroy(&k->mu);
 	free(k);
 }

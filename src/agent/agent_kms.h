@@ -31,12 +31,15 @@
 #define AGENT_KMS_DIR "kms"
 #define AGENT_KMS_SOCKET_NAME "kms.sock"
 #define AGENT_KMS_READ_TIMEOUT_MS 5000
+/* a connection made before the agent knows the machine's pid waits for it at most this long */
+#define AGENT_KMS_START_WAIT_MS 2000
 
 struct agent_kms;
 
 /*
  * Makes the folder and the socket of machine_id and starts answering (no
- * connection is admitted before agent_kms_set_pid). id, keeper_url and
+ * connection is admitted before agent_kms_set_pid; one made before it
+ * waits for it up to AGENT_KMS_START_WAIT_MS). id, keeper_url and
  * state_dir are borrowed until agent_kms_close. *out only on success.
  */
 COFFER_MUST_CHECK enum coffer_err agent_kms_open(const struct agent_identity *id, const char *keeper_url,
