@@ -31,6 +31,7 @@
 #define KMS_DIR_MODE 0711 /* the agent's; passable by the machine's user, not listable nor writable */
 #define KMS_BACKLOG 16
 #define KMS_PATH_OP_MAX 32
+#define KMS_ACCEPT_BACKOFF_MS 100
 
 struct agent_kms {
 	const struct agent_identity *id;
@@ -241,8 +242,12 @@ static void *kms_main(void *arg)
 		if (!(p[0].revents & POLLIN))
 			continue;
 		int c = accept4(k->fd, NULL, NULL, SOCK_CLOEXEC);
-		if (c < 0)
+		if (c < 0) {
+			/* out of descriptors or memory: the connection stays queued and poll says so again at once */
+			if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
+				poll(&p[1], 1, KMS_ACCEPT_BACKOFF_MS);
 			continue;
+		}
 		serve(k, c);
 		close(c);
 	}
