@@ -266,6 +266,10 @@ kms_forged() {
 	data=$(printf 'hi' | b64url)
 	kms_forged "$host" sign "{\"machine\":\"$MID\",\"key\":\"sig\",\"data\":\"$data\"}"
 	[ "$CODE" = 200 ]
+	# the same request again is a replay, refused by the gate before the handler, and audited as kms.use
+	send "$KEEPER_URL" POST /v1/kms/sign "$T/kms.json"
+	[ "$CODE" = 401 ]
+	[ "$(store_sql "SELECT count(*) FROM audit_events WHERE action = 'kms.use' AND outcome = 'refused: request replayed' AND detail LIKE '%\"claimed_host\":\"$host\"%'")" = 1 ]
 	# ... up to the limit of 64 KiB of data, and not a byte over
 	head -c 65536 /dev/zero >"$T/64k"
 	kms_forged "$host" sign "{\"machine\":\"$MID\",\"key\":\"sig\",\"data\":\"$(b64url <"$T/64k")\"}"
