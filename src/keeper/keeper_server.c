@@ -1075,9 +1075,11 @@ static enum coffer_err h_kms_keys(struct http_request *req, void *ctx)
 	store_pool_release(k->pool, s, rc);
 	if (rc == COFFER_ERR_NOT_FOUND || rc == COFFER_ERR_CONFLICT) {
 		rc = http_reply_error(req, rc,
-				      rc == COFFER_ERR_CONFLICT ? "a key of that name exists (rotate it, or rm it first)"
-				      : name			 ? "no such key (or app)"
-								 : "no such app");
+				      rc == COFFER_ERR_CONFLICT && strcmp(op, "rotate") == 0
+					      ? "the key was rotated meanwhile; try again"
+				      : rc == COFFER_ERR_CONFLICT ? "a key of that name exists (rotate it, or rm it first)"
+				      : name			  ? "no such key (or app)"
+								  : "no such app");
 		goto out;
 	}
 	if (!rc)
