@@ -24,12 +24,14 @@
 #include "kms.h"
 #include "log.h"
 #include "machine.h"
+#include "monotime.h"
 #include "banned.h"
 
 #define KMS_ROOT_MODE 0711
-#define KMS_DIR_MODE 0700
+#define KMS_DIR_MODE 0711 /* the agent's; passable by the machine's user, not listable nor writable */
 #define KMS_BACKLOG 16
 #define KMS_PATH_OP_MAX 32
+#define KMS_ACCEPT_BACKOFF_MS 100
 
 struct agent_kms {
 	const struct agent_identity *id;
@@ -41,6 +43,9 @@ struct agent_kms {
 	int fd;              /* listening */
 	int stop_pipe[2];    /* a byte on [1] ends the thread */
 	pthread_mutex_t mu;
+	pthread_cond_t cond; /* CLOCK_MONOTONIC; signalled when pid or closing change */
+	int cond_ok;
+	int closing;
 	pid_t pid;           /* the machine's session; 0: nobody */
 	pthread_t thread;
 	int started;
@@ -117,7 +122,16 @@ static int peer_admitted(struct agent_kms *k, int fd)
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	const char *why = NULL;
+	struct timespec until;
+	/*
+	 * The machine runs from its exec, a little before the agent knows its
+	 * pid; one that calls at once waits for it, a bounded time (and a
+	 * swap's new process the same).
+	 */
+	monotime_deadline_in(&until, AGENT_KMS_START_WAIT_MS);
 	pthread_mutex_lock(&k->mu);
+	while (k->pid <= 0 && !k->closing && pthread_cond_timedwait(&k->cond, &k->mu, &until) == 0)
+		;
 	pid_t session = k->pid;
 	pthread_mutex_unlock(&k->mu);
 	memset(&cred, 0, sizeof(cred));
@@ -228,8 +242,12 @@ static void *kms_main(void *arg)
 		if (!(p[0].revents & POLLIN))
 			continue;
 		int c = accept4(k->fd, NULL, NULL, SOCK_CLOEXEC);
-		if (c < 0)
+		if (c < 0) {
+			/* out of descriptors or memory: the connection stays queued and poll says so again at once */
+			if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
+				poll(&p[1], 1, KMS_ACCEPT_BACKOFF_MS);
 			continue;
+		}
 		serve(k, c);
 		close(c);
 	}
@@ -243,6 +261,7 @@ enum coffer_err agent_kms_open(const struct agent_identity *id, const char *keep
 	char root[AGENT_PATH_MAX];
 	struct agent_kms *k = calloc(1, sizeof(*k));
 	enum coffer_err rc = k ? COFFER_OK : COFFER_ERR_NOMEM;
+	int dfd = -1;
 
 	if (rc)
 		return rc;
@@ -250,6 +269,16 @@ enum coffer_err agent_kms_open(const struct agent_identity *id, const char *keep
 	k->id = id;
 	k->keeper_url = keeper_url;
 	pthread_mutex_init(&k->mu, NULL);
+	pthread_condattr_t ca;
+	if (pthread_condattr_init(&ca) == 0) {
+		k->cond_ok = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 && pthread_cond_init(&k->cond, &ca) == 0;
+		pthread_condattr_destroy(&ca);
+	}
+	if (!k->cond_ok) {
+		pthread_mutex_destroy(&k->mu);
+		free(k);
+		return COFFER_ERR_NOMEM;
+	}
 	rc = str_copy(k->machine, sizeof(k->machine), machine_id);
 	if (!rc)
 		rc = machine_uid(&k->uid);
@@ -264,17 +293,27 @@ enum coffer_err agent_kms_open(const struct agent_identity *id, const char *keep
 	rc = fs_mkdir_p(root, KMS_ROOT_MODE);
 	if (!rc && mkdir(k->dir, KMS_DIR_MODE) != 0 && errno != EEXIST)
 		rc = COFFER_ERR_IO;
-	/* a folder left by an earlier agent is made ours again; its old socket goes */
-	if (!rc && (chmod(k->dir, KMS_DIR_MODE) != 0 || (geteuid() == 0 && chown(k->dir, k->uid, (gid_t)-1) != 0)))
-		rc = COFFER_ERR_IO;
-	if (!rc && unlink(k->path) != 0 && errno != ENOENT)
-		rc = COFFER_ERR_IO;
 	if (rc)
 		goto out;
+	/*
+	 * The folder stays the agent's: a folder the machine's user could write
+	 * would let any process of that user (all apps' machines share it) swap
+	 * the socket for a link between bind and chown. One left by an earlier
+	 * agent is made ours again (through its descriptor, never by path) before
+	 * its old socket goes.
+	 */
+	dfd = open(k->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0 || fchown(dfd, geteuid(), getegid()) != 0 || fchmod(dfd, KMS_DIR_MODE) != 0 ||
+	    (unlinkat(dfd, AGENT_KMS_SOCKET_NAME, 0) != 0 && errno != ENOENT)) {
+		rc = COFFER_ERR_IO;
+		goto out;
+	}
 	memcpy(sa.sun_path, k->path, strlen(k->path) + 1);
 	k->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* the socket alone is the machine's user's (connect needs write on it); the name is not followed */
 	if (k->fd < 0 || bind(k->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(k->fd, KMS_BACKLOG) != 0 ||
-	    (geteuid() == 0 && chown(k->path, k->uid, (gid_t)-1) != 0) || pipe2(k->stop_pipe, O_CLOEXEC) != 0) {
+	    (geteuid() == 0 && fchownat(dfd, AGENT_KMS_SOCKET_NAME, k->uid, (gid_t)-1, AT_SYMLINK_NOFOLLOW) != 0) ||
+	    pipe2(k->stop_pipe, O_CLOEXEC) != 0) {
 		rc = COFFER_ERR_IO;
 		goto out;
 	}
@@ -289,6 +328,8 @@ out:
 	if (rc)
 		log_warn("kms.socket_failed", LF_S("machine", machine_id), LF_S("path", k ? k->path : ""),
 			 LF_S("error", coffer_err_name(rc)), LF_S("errno", strerror(errno)));
+	if (dfd >= 0)
+		close(dfd);
 	agent_kms_close(k);
 	return rc;
 }
@@ -302,6 +343,7 @@ void agent_kms_set_pid(struct agent_kms *k, pid_t pid)
 {
 	pthread_mutex_lock(&k->mu);
 	k->pid = pid;
+	pthread_cond_broadcast(&k->cond);
 	pthread_mutex_unlock(&k->mu);
 }
 
@@ -311,6 +353,10 @@ void agent_kms_close(struct agent_kms *k)
 		return;
 	if (k->started) {
 		ssize_t w;
+		pthread_mutex_lock(&k->mu);
+		k->closing = 1; /* a connection waiting for the pid stops waiting */
+		pthread_cond_broadcast(&k->cond);
+		pthread_mutex_unlock(&k->mu);
 		do
 			w = write(k->stop_pipe[1], "x", 1);
 		while (w < 0 && errno == EINTR);
@@ -328,6 +374,8 @@ void agent_kms_close(struct agent_kms *k)
 		close(k->stop_pipe[0]);
 	if (k->stop_pipe[1] >= 0)
 		close(k->stop_pipe[1]);
+	if (k->cond_ok)
+		pthread_cond_destroy(&k->cond);
 	pthread_mutex_destroy(&k->mu);
 	free(k);
 }

@@ -7,9 +7,11 @@
  * checks as an open of that machine) and holds the keys; the agent sees
  * the data and the answers, never a key.
  *
- * Who may connect: STATE/kms is 0711 (passable, not listable) and the
- * machine's folder 0700, owned by the machine's user (chowned when the
- * agent is root); and each connection's SO_PEERCRED must show that user's
+ * Who may connect: STATE/kms and the machine's folder are the agent's,
+ * 0711 (passable, not listable, not writable by the machine's user, so it
+ * cannot swap the socket for a link); the socket alone is the machine's
+ * user's (chowned, not following links, when the agent is root); and
+ * each connection's SO_PEERCRED must show that user's
  * uid and a process of the machine's session (getsid(pid) is the
  * machine's main process, which leads its session). Anything else is
  * closed unanswered, and logged.
@@ -29,12 +31,15 @@
 #define AGENT_KMS_DIR "kms"
 #define AGENT_KMS_SOCKET_NAME "kms.sock"
 #define AGENT_KMS_READ_TIMEOUT_MS 5000
+/* a connection made before the agent knows the machine's pid waits for it at most this long */
+#define AGENT_KMS_START_WAIT_MS 2000
 
 struct agent_kms;
 
 /*
  * Makes the folder and the socket of machine_id and starts answering (no
- * connection is admitted before agent_kms_set_pid). id, keeper_url and
+ * connection is admitted before agent_kms_set_pid; one made before it
+ * waits for it up to AGENT_KMS_START_WAIT_MS). id, keeper_url and
  * state_dir are borrowed until agent_kms_close. *out only on success.
  */
 COFFER_MUST_CHECK enum coffer_err agent_kms_open(const struct agent_identity *id, const char *keeper_url,

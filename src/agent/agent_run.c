@@ -283,7 +283,7 @@ static enum coffer_err file_deliveries(const struct assignment *a, struct machin
 
 static enum coffer_err boot_sealed(const struct agent_identity *id, const char *state_dir, const char *mask_exe,
 				   const json_t *m, const char *jti, const void *sealed, size_t sealed_len, before_start_fn before_start,
-				   void *ctx, const char *kms_socket, struct machine **out, size_t *n_secrets,
+				   void *ctx, struct agent_kms *kms, struct machine **out, size_t *n_secrets,
 				   struct machine_error *err)
 {
 	char work[AGENT_PATH_MAX], logs[AGENT_PATH_MAX], secrets_dir[AGENT_PATH_MAX];
@@ -373,12 +373,15 @@ static enum coffer_err boot_sealed(const struct agent_identity *id, const char *
 		.log_dir = logs,
 		.secrets_dir = secrets_dir,
 		.user = NULL,
-		.kms_socket = kms_socket,
+		.kms_socket = kms ? agent_kms_path(kms) : NULL,
 		.mask_exe = mask_exe,
 	};
 	if (before_start)
 		before_start(ctx);
 	rc = machine_start(&spec, &mach, err);
+	/* its socket admits it from now: a program may call `coffer kms` as it starts */
+	if (!rc && kms)
+		agent_kms_set_pid(kms, machine_pid(mach));
 out:
 	/* the values are wiped right after machine_start returns, whatever it did */
 	if (secrets)
@@ -1128,7 +1131,7 @@ static void boot(struct agent_runner *r, struct local *l, const json_t *m, const
 		l->kms = NULL; /* logged: the machine runs without a KMS socket */
 	l->swapping = swap;
 	rc = boot_sealed(r->id, r->state_dir, r->mask_exe[0] ? r->mask_exe : NULL, m, jti, sealed.ptr, sealed.len,
-			 swap ? swap_out : NULL, &sw, l->kms ? agent_kms_path(l->kms) : NULL, &l->m, &n_secrets, &err);
+			 swap ? swap_out : NULL, &sw, l->kms, &l->m, &n_secrets, &err);
 	l->swapping = 0;
 	if (rc && !l->m) {
 		agent_kms_close(l->kms);
@@ -1155,8 +1158,6 @@ static void boot(struct agent_runner *r, struct local *l, const json_t *m, const
 		schedule_retry(l, monotime_ms());
 		goto out;
 	}
-	if (l->kms)
-		agent_kms_set_pid(l->kms, machine_pid(l->m));
 	log_info("machine.started", LF_S("machine", l->id), LF_I("release", l->release), LF_I("secrets", n_secrets),
 		 LF_I("boot_us", boot_us), LF_I("open_us", open_us), LF_I("pid", machine_pid(l->m)),
 		 LF_I("restarts", l->restarts));

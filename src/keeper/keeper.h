@@ -586,7 +586,9 @@ void keeper_stop(struct keeper *k);
  * Makes version 1 of the app's key `name` (gen), or the next version of
  * an existing one (rotate: type NULL, the key's own): KMS_KEY_LEN random
  * bytes wrapped under keys->kms_wrap with kms_wrap_aad, stored and sealed.
- * *out is the stored row. COFFER_ERR_CONFLICT: gen of a name that exists;
+ * *out is the stored row. COFFER_ERR_CONFLICT: gen of a name that exists,
+ * or a rotate that lost to another one made at the same time (its version
+ * is taken);
  * COFFER_ERR_NOT_FOUND: an unknown app, or rotate of a key that does not
  * exist.
  */

@@ -610,38 +610,28 @@ out:
 	return rc;
 }
 
-/* The checks of RUNPATH.md in their order, then the open; *why on a refusal. */
-static enum coffer_err decide(const struct keeper_keys *keys, struct store *s, struct open_state *st,
-			      const char *token, size_t token_len, int64_t now, struct buf *sealed, const char **why)
+/*
+ * The checks an open and a KMS use share (one function, so they cannot
+ * drift): st->claims names the machine, on st->host. The machine row
+ * verifies, is on this host, is not destroyed and is of the claims' app;
+ * the release (claims.release) is known; the secrets version is known, is
+ * the one asked for, and its entries are its manifest's; deployers of the
+ * app signed the release and the manifest (check_signatures).
+ * from_machine (a KMS use): the app and the machine's release (the running
+ * one, else the desired one) and the release's secrets version are taken
+ * from the machine's row, an unknown app is refused; an open has them from
+ * its token. *why on a refusal.
+ */
+static enum coffer_err machine_grant(const struct keeper_keys *keys, struct store *s, struct open_state *st,
+				     int from_machine, const char **why)
 {
 	struct store_machine m;
 	enum coffer_err rc;
 
-	rc = boottoken_verify(keys->boot_pk, token, token_len, now, &st->claims);
-	if (rc == COFFER_ERR_NOMEM)
-		return rc;
-	if (rc) {
-		*why = rc == COFFER_ERR_UNAUTH ? "boot token expired or not yet valid" : "invalid boot token";
-		return COFFER_ERR_UNAUTH;
-	}
-	st->have_claims = 1;
-	/* The app, for the audit; an app that is gone leaves the event without one. */
-	rc = store_app_get(s, st->claims.app, &st->app);
-	if (rc == COFFER_OK)
-		st->have_app = 1;
-	else if (rc == COFFER_ERR_TAMPERED) { /* logged row_tampered by the store */
-		*why = "app row failed authentication (tampered)";
-		return rc;
-	} else if (rc != COFFER_ERR_NOT_FOUND)
-		return rc;
-	if (strcmp(st->claims.host, st->host->id) != 0) {
-		*why = "boot token is for another host";
-		return COFFER_ERR_FORBIDDEN;
-	}
 	rc = store_machine_get(s, st->claims.machine, &m);
-	if (rc == COFFER_ERR_NOT_FOUND) {
+	if (rc == COFFER_ERR_NOT_FOUND || rc == COFFER_ERR_INVALID) {
 		*why = "unknown machine";
-		return rc;
+		return COFFER_ERR_NOT_FOUND;
 	}
 	if (rc == COFFER_ERR_TAMPERED) { /* logged row_tampered by the store */
 		*why = "machine row failed authentication (tampered)";
@@ -649,19 +639,33 @@ static enum coffer_err decide(const struct keeper_keys *keys, struct store *s, s
 	}
 	if (rc)
 		return rc;
+	/* another host learns nothing of a machine it does not run, not even that it is destroyed */
+	if (strcmp(m.host_id, st->host->id) != 0) {
+		*why = "machine is not on this host";
+		return COFFER_ERR_FORBIDDEN;
+	}
 	if (strcmp(m.state, "destroyed") == 0) {
 		*why = "machine is destroyed";
 		return COFFER_ERR_CONFLICT;
+	}
+	if (from_machine) {
+		if (str_copy(st->claims.app, sizeof(st->claims.app), m.app_id))
+			return COFFER_ERR_INTERNAL;
+		st->claims.release = m.running_release ? m.running_release : m.desired_release;
+		rc = store_app_get(s, m.app_id, &st->app);
+		if (rc == COFFER_ERR_TAMPERED)
+			*why = "app row failed authentication (tampered)";
+		if (rc == COFFER_ERR_NOT_FOUND)
+			*why = "unknown app";
+		if (rc)
+			return rc;
+		st->have_app = 1;
 	}
 	if (strcmp(m.app_id, st->claims.app) != 0) {
 		*why = "machine belongs to another app";
 		return COFFER_ERR_FORBIDDEN;
 	}
-	if (strcmp(m.host_id, st->host->id) != 0) {
-		*why = "machine is not on this host";
-		return COFFER_ERR_FORBIDDEN;
-	}
-	/* The token's release: the delivery is bound to its config, the spec the agent will exec. */
+	/* The release: an open's delivery is bound to its config, the spec the agent will exec. */
 	rc = store_release_get(s, st->claims.app, st->claims.release, &st->release);
 	if (rc == COFFER_ERR_NOT_FOUND || rc == COFFER_ERR_INVALID) { /* INVALID: release 0 */
 		*why = "unknown release";
@@ -675,7 +679,9 @@ static enum coffer_err decide(const struct keeper_keys *keys, struct store *s, s
 		return rc;
 	st->have_release = 1;
 	deployer_hash_hex(st->release.config, strlen(st->release.config), st->spec_hash);
-	/* Version 0: the app had no secrets when the token was minted (not the head: that is store_secrets_get's 0). */
+	if (from_machine)
+		st->claims.secrets_version = st->release.secrets_version;
+	/* Version 0: the app had no secrets when the release was made (not the head: that is store_secrets_get's 0). */
 	if (st->claims.secrets_version != 0) {
 		rc = store_secrets_get(s, st->claims.app, st->claims.secrets_version, &st->list);
 		if (rc == COFFER_ERR_NOT_FOUND) {
@@ -701,7 +707,37 @@ static enum coffer_err decide(const struct keeper_keys *keys, struct store *s, s
 			return rc;
 	}
 	/* Deployers of the app signed what runs with which secrets, and those secrets: else nothing is opened. */
-	rc = check_signatures(keys, s, st, why);
+	return check_signatures(keys, s, st, why);
+}
+
+/* The checks of RUNPATH.md in their order, then the open; *why on a refusal. */
+static enum coffer_err decide(const struct keeper_keys *keys, struct store *s, struct open_state *st,
+			      const char *token, size_t token_len, int64_t now, struct buf *sealed, const char **why)
+{
+	enum coffer_err rc;
+
+	rc = boottoken_verify(keys->boot_pk, token, token_len, now, &st->claims);
+	if (rc == COFFER_ERR_NOMEM)
+		return rc;
+	if (rc) {
+		*why = rc == COFFER_ERR_UNAUTH ? "boot token expired or not yet valid" : "invalid boot token";
+		return COFFER_ERR_UNAUTH;
+	}
+	st->have_claims = 1;
+	/* The app, for the audit; an app that is gone leaves the event without one. */
+	rc = store_app_get(s, st->claims.app, &st->app);
+	if (rc == COFFER_OK)
+		st->have_app = 1;
+	else if (rc == COFFER_ERR_TAMPERED) { /* logged row_tampered by the store */
+		*why = "app row failed authentication (tampered)";
+		return rc;
+	} else if (rc != COFFER_ERR_NOT_FOUND)
+		return rc;
+	if (strcmp(st->claims.host, st->host->id) != 0) {
+		*why = "boot token is for another host";
+		return COFFER_ERR_FORBIDDEN;
+	}
+	rc = machine_grant(keys, s, st, 0, why);
 	if (rc)
 		return rc;
 	return open_and_seal(keys, s, st, sealed, why);
@@ -759,82 +795,21 @@ enum coffer_err keeper_kms_grant(const struct keeper_keys *keys, struct store *s
 				 const char *machine_id, char app[STORE_ID_SIZE], const char **why)
 {
 	struct open_state st;
-	struct store_machine m;
 	enum coffer_err rc;
 
 	memset(&st, 0, sizeof(st));
 	st.host = host;
 	*why = NULL;
-	rc = store_machine_get(s, machine_id, &m);
-	if (rc == COFFER_ERR_NOT_FOUND || rc == COFFER_ERR_INVALID) {
-		*why = "unknown machine";
-		rc = COFFER_ERR_NOT_FOUND;
-		goto out;
-	}
-	if (rc == COFFER_ERR_TAMPERED)
-		*why = "machine row failed authentication (tampered)";
-	if (rc)
-		goto out;
-	if (strcmp(m.host_id, host->id) != 0) {
-		*why = "machine is not on this host";
-		rc = COFFER_ERR_FORBIDDEN;
-		goto out;
-	}
-	if (strcmp(m.state, "destroyed") == 0) {
-		*why = "machine is destroyed";
-		rc = COFFER_ERR_CONFLICT;
-		goto out;
-	}
-	/* The checks of an open from here, with the machine's row where an open has its token's claims. */
-	if (str_copy(st.claims.app, sizeof(st.claims.app), m.app_id) ||
-	    str_copy(st.claims.machine, sizeof(st.claims.machine), m.id) ||
+	/* the checks of an open, with the machine's row where an open has its token's claims */
+	if (str_copy(st.claims.machine, sizeof(st.claims.machine), machine_id) ||
 	    str_copy(st.claims.host, sizeof(st.claims.host), host->id)) {
-		rc = COFFER_ERR_INTERNAL;
-		goto out;
+		*why = "unknown machine";
+		return COFFER_ERR_NOT_FOUND;
 	}
 	st.have_claims = 1;
-	st.claims.release = m.running_release ? m.running_release : m.desired_release;
-	rc = store_app_get(s, m.app_id, &st.app);
-	if (rc == COFFER_ERR_TAMPERED)
-		*why = "app row failed authentication (tampered)";
-	if (rc == COFFER_ERR_NOT_FOUND)
-		*why = "unknown app";
-	if (rc)
-		goto out;
-	st.have_app = 1;
-	rc = store_release_get(s, m.app_id, st.claims.release, &st.release);
-	if (rc == COFFER_ERR_NOT_FOUND || rc == COFFER_ERR_INVALID) {
-		*why = "unknown release";
-		rc = COFFER_ERR_NOT_FOUND;
-	}
-	if (rc == COFFER_ERR_TAMPERED)
-		*why = "release row failed authentication (tampered)";
-	if (rc)
-		goto out;
-	st.have_release = 1;
-	st.claims.secrets_version = st.release.secrets_version;
-	if (st.claims.secrets_version != 0) {
-		rc = store_secrets_get(s, m.app_id, st.claims.secrets_version, &st.list);
-		if (rc == COFFER_ERR_NOT_FOUND)
-			*why = "unknown secrets version";
-		if (rc == COFFER_ERR_TAMPERED)
-			*why = "secrets version row failed authentication (tampered)";
-		if (rc)
-			goto out;
-		st.have_list = 1;
-		if (st.list.version != st.claims.secrets_version) {
-			*why = "secret failed verification";
-			rc = COFFER_ERR_CRYPTO;
-			goto out;
-		}
-		rc = check_manifest(&st, why);
-		if (rc)
-			goto out;
-	}
-	rc = check_signatures(keys, s, &st, why);
+	rc = machine_grant(keys, s, &st, 1, why);
 	if (!rc)
-		memcpy(app, m.app_id, STORE_ID_SIZE);
-out:
+		rc = str_copy(app, STORE_ID_SIZE, st.claims.app);
 	store_secret_list_release(&st.list);
 	store_release_clear(&st.release);
 	return rc;

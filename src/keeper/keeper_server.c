@@ -140,7 +140,52 @@ static enum coffer_err keeper_audit(void *ctx, struct http_request *req, const s
 	return rc;
 }
 
-/* An open refused before keeper_open ran (signature, body, limits): audited in the open's own form. */
+/*
+ * A KMS request refused before h_kms_op decided it (signature, replay, a
+ * revoked host, a malformed body): a kms.use event like the handler's own,
+ * naming what is known of the request.
+ */
+static enum coffer_err kms_audit_refused(struct store *s, struct http_request *req, int verified, const char *host,
+					 const char *reason)
+{
+	char actor[HTTP_ACTOR_MAX], outcome[160];
+	const char *op = http_request_param(req, "op");
+	int host_ok = host && hostauth_host_id_ok(host);
+	struct buf detail;
+	json_t *d = json_object();
+	enum coffer_err rc = d ? COFFER_OK : COFFER_ERR_NOMEM;
+
+	buf_init(&detail, STORE_AUDIT_FIELD_MAX);
+	/* the path's op and an unverified host id are the caller's words: named only when well formed */
+	if (!rc && op && (!strcmp(op, "sign") || !strcmp(op, "verify") || !strcmp(op, "encrypt") || !strcmp(op, "decrypt")) &&
+	    json_object_set_new(d, "op", json_string(op)))
+		rc = COFFER_ERR_NOMEM;
+	if (!rc && !verified && host_ok && json_object_set_new(d, "claimed_host", json_string(host)))
+		rc = COFFER_ERR_NOMEM;
+	if (!rc)
+		rc = json_dump_buf(d, &detail);
+	if (!rc)
+		rc = verified && host_ok ? fmt_into(actor, sizeof(actor), "%s%s", HTTP_HOST_ACTOR_PREFIX, host)
+					 : str_copy(actor, sizeof(actor), HTTP_ACTOR_ANONYMOUS);
+	if (!rc)
+		rc = fmt_into(outcome, sizeof(outcome), "refused: %s", reason ? reason : "refused");
+	if (rc == COFFER_ERR_TOO_LARGE)
+		rc = str_copy(outcome, sizeof(outcome), "refused");
+	if (!rc) {
+		struct store_audit_event ev = { .actor = actor, .action = KEEPER_KMS_ACTION, .detail = detail.ptr,
+						.outcome = outcome, .request_id = http_request_id(req) };
+		rc = store_audit_append(s, &ev, NULL);
+	}
+	json_decref(d);
+	buf_release(&detail);
+	return rc;
+}
+
+/*
+ * A request of a route the handler audits, refused before the handler
+ * decided it (signature, body, limits): an open in the open's own form, a
+ * KMS request as kms.use.
+ */
 static enum coffer_err keeper_audit_open_refused(void *ctx, struct http_request *req, const struct http_route *route,
 						 const struct http_caller *c, const char *reason)
 {
@@ -148,11 +193,13 @@ static enum coffer_err keeper_audit_open_refused(void *ctx, struct http_request 
 	struct store *s = NULL;
 	int verified = c && c->kind == HTTP_CALLER_HOST;
 	const char *host = verified ? c->host.id : http_request_header(req, HOSTAUTH_HEADER_HOST);
-	(void)route;
 	enum coffer_err rc = store_pool_acquire(k->pool, &s);
 	if (rc)
 		return rc;
-	rc = keeper_open_audit_refusal(s, host, verified, reason, http_request_id(req));
+	if (route && route->name && strcmp(route->name, KEEPER_KMS_ACTION) == 0)
+		rc = kms_audit_refused(s, req, verified, host, reason);
+	else
+		rc = keeper_open_audit_refusal(s, host, verified, reason, http_request_id(req));
 	store_pool_release(k->pool, s, rc);
 	keeper_anchor_poke(k->anchor);
 	return rc;
@@ -1028,9 +1075,11 @@ static enum coffer_err h_kms_keys(struct http_request *req, void *ctx)
 	store_pool_release(k->pool, s, rc);
 	if (rc == COFFER_ERR_NOT_FOUND || rc == COFFER_ERR_CONFLICT) {
 		rc = http_reply_error(req, rc,
-				      rc == COFFER_ERR_CONFLICT ? "a key of that name exists (rotate it, or rm it first)"
-				      : name			 ? "no such key (or app)"
-								 : "no such app");
+				      rc == COFFER_ERR_CONFLICT && strcmp(op, "rotate") == 0
+					      ? "the key was rotated meanwhile; try again"
+				      : rc == COFFER_ERR_CONFLICT ? "a key of that name exists (rotate it, or rm it first)"
+				      : name			  ? "no such key (or app)"
+								  : "no such app");
 		goto out;
 	}
 	if (!rc)
@@ -1180,6 +1229,8 @@ static enum coffer_err h_kms_op(struct http_request *req, void *ctx)
 		arc = str_copy(outcome, sizeof(outcome), "ok");
 	if (!arc && (rc || kms_audit_due(&k->kms_seen, machine, name, op, now_s())))
 		arc = kms_audit(k, s, req, c->host.id, machine, app[0] ? app : NULL, name, op, version, outcome);
+	if (!arc)
+		http_phase_audited(req); /* decided here: audited, or an ok use within its minute */
 	store_pool_release(k->pool, s, rc ? rc : arc);
 	if (!rc && arc)
 		rc = arc; /* a use that cannot be audited is not answered */
@@ -1241,7 +1292,8 @@ static const struct http_route routes[] = {
 	{ "POST", "/v1/kms/keys", HTTP_ROUTE_AUTH | HTTP_ROUTE_GATE_EARLY | HTTP_ROUTE_AUDIT, KEEPER_KMS_KEYS_BODY_MAX,
 	  h_kms_keys, "kms.keys" },
 	/* host-signed; keeper_kms_grant is the authority; h_kms_op audits (refusals, and ok uses once a minute) */
-	{ "POST", "/v1/kms/:op", HOST, KEEPER_KMS_OP_BODY_MAX, h_kms_op, KEEPER_KMS_ACTION },
+	{ "POST", "/v1/kms/:op", HOST | HTTP_ROUTE_AUDIT | HTTP_ROUTE_AUDIT_HANDLER, KEEPER_KMS_OP_BODY_MAX, h_kms_op,
+	  KEEPER_KMS_ACTION },
 	/* the api credential; the api forwards a user's verify (h_secrets_verify) */
 	{ "POST", KEEPER_VERIFY_PATH, HTTP_ROUTE_AUTH | HTTP_ROUTE_GATE_EARLY | HTTP_ROUTE_AUDIT, KEEPER_VERIFY_BODY_MAX,
 	  h_verify, "secrets.verify" },

@@ -953,7 +953,7 @@ COFFER_MUST_CHECK enum coffer_err store_signature_list(struct store *s, const ch
 						       struct store_signature_list *out);
 void store_signature_list_release(struct store_signature_list *l);
 
-/* ---- kms keys (schema version 13; the keeper's, docs/CRYPTO.md "App KMS keys") ---- */
+/* ---- kms keys (schema version 12; the keeper's, docs/CRYPTO.md "App KMS keys") ---- */
 
 #define STORE_KMS_NAME_SIZE 65 /* a key's name (1 to 64 bytes) and its NUL */
 #define STORE_KMS_TYPE_SIZE 16

@@ -1,5 +1,5 @@
 /*
- * The keeper's KMS keys (schema version 13). The store checks shapes only;
+ * The keeper's KMS keys (schema version 12). The store checks shapes only;
  * every row is authenticated (STORE_TABLE_KMS_KEYS), and the keeper binds
  * each wrapped key to its app, name, type and version (docs/CRYPTO.md).
  */

@@ -36,22 +36,28 @@ teardown() {
 	platform_stop
 }
 
-# kms_run APP: deploys apps/kms.sh for APP and waits for it; MID, MPID, SOCK.
+# kms_run APP: deploys apps/kms.sh for APP and waits for it; MID, MPID, SOCK,
+# and KDIR, the folder of APP's requests: each app's own, as a machine
+# destroyed is replaced by a new one of its app that answers its requests
+# too (two apps sharing one would both answer, each writing its own result).
 kms_run() {
+	KDIR="$SHARED/$1"
+	mkdir -p "$KDIR"
+	chmod 1777 "$KDIR"
 	# --detach: the test waits for the machine, not for the release's grace window
-	deploy "$1" --detach --env "KMS_DIR=$SHARED" --env "KMS_COFFER=$SHARED/coffer" -- "$APPS_DIR/kms.sh"
+	deploy "$1" --detach --env "KMS_DIR=$KDIR" --env "KMS_COFFER=$SHARED/coffer" -- "$APPS_DIR/kms.sh"
 	[ "$status" -eq 0 ]
 	wait_until 30 count_started "$1" 1
 	read -r MID MPID < <(started_pids "$1")
 	SOCK=$(env_of "$MPID" COFFER_KMS_SOCKET)
 }
 
-# in_machine INPUT ARGS...: `coffer kms ARGS... < INPUT` run by the machine;
-# KS its status, KOUT its output, KERR its errors.
+# in_machine INPUT ARGS...: `coffer kms ARGS... < INPUT` run by the machine
+# of the last kms_run's app; KS its status, KOUT its output, KERR its errors.
 in_machine() {
 	local r
 	N=$((N + 1))
-	r="$SHARED/req.$N"
+	r="$KDIR/req.$N"
 	cp "$1" "$r.in"
 	shift
 	printf '%s\n' "$@" >"$r.tmp"
@@ -121,10 +127,17 @@ kms_forged() {
 	[[ "$output" == *ed25519* ]]
 
 	kms_run web
-	# the socket: in a folder of the machine's user only, gone with the machine
+	# the socket: the machine's user's, in a folder of the agent's that user cannot write (it could
+	# swap the socket for a link to a file the agent would then hand it); gone with the machine
 	[ -S "$SOCK" ]
-	[ "$(stat -c %a "$(dirname "$SOCK")")" = 700 ]
-	[ "$(stat -c %U "$(dirname "$SOCK")")" = "$( [ "$(id -u)" = 0 ] && echo nobody || id -un)" ]
+	[ "$(stat -c %a "$(dirname "$SOCK")")" = 711 ]
+	[ "$(stat -c %U "$(dirname "$SOCK")")" = "$(id -un)" ]
+	[ "$(stat -c %U "$SOCK")" = "$( [ "$(id -u)" = 0 ] && echo nobody || id -un)" ]
+	if [ "$(id -u)" = 0 ]; then
+		run setpriv --reuid=nobody --regid=nogroup --clear-groups touch "$(dirname "$SOCK")/x"
+		[ "$status" -ne 0 ]
+		[ ! -e "$(dirname "$SOCK")/x" ]
+	fi
 
 	# ed25519: signed in the machine, verified by openssl and by coffer outside with the public key
 	in_machine "$T/msg" sign --key sig
@@ -253,6 +266,10 @@ kms_forged() {
 	data=$(printf 'hi' | b64url)
 	kms_forged "$host" sign "{\"machine\":\"$MID\",\"key\":\"sig\",\"data\":\"$data\"}"
 	[ "$CODE" = 200 ]
+	# the same request again is a replay, refused by the gate before the handler, and audited as kms.use
+	send "$KEEPER_URL" POST /v1/kms/sign "$T/kms.json"
+	[ "$CODE" = 401 ]
+	[ "$(store_sql "SELECT count(*) FROM audit_events WHERE action = 'kms.use' AND outcome = 'refused: request replayed' AND detail LIKE '%\"claimed_host\":\"$host\"%'")" = 1 ]
 	# ... up to the limit of 64 KiB of data, and not a byte over
 	head -c 65536 /dev/zero >"$T/64k"
 	kms_forged "$host" sign "{\"machine\":\"$MID\",\"key\":\"sig\",\"data\":\"$(b64url <"$T/64k")\"}"
