@@ -54,6 +54,7 @@ struct machine {
 	struct deliver_run delivery;  /* what the delivery modes made for this start */
 	pid_t mask_pid;            /* the output masker (our child), or -1 */
 	int mask_pidfd;
+	int masked;                /* started with a masker: this run's out.log holds masked output only */
 
 	/* The logs: the child writes out.log itself (O_APPEND); machine_wait rotates it. */
 	int dir_fd;                /* the log folder */
@@ -841,6 +842,7 @@ enum coffer_err machine_start(const struct machine_spec *spec, struct machine **
 			goto out;
 		close(log_w); /* the masker has it; the machine gets the pipe */
 		log_w = out_w;
+		m->masked = 1;
 	}
 	if (read_boot_id(m->ident.boot_id) || pipe2(rep_p, O_CLOEXEC) ||
 	    (devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0) {
@@ -955,6 +957,11 @@ pid_t machine_pid(const struct machine *m)
 const struct machine_ident *machine_identity(const struct machine *m)
 {
 	return &m->ident;
+}
+
+int machine_masked(const struct machine *m)
+{
+	return m->masked;
 }
 
 enum coffer_err machine_adopt(const struct machine_ident *id, const char *log_dir, size_t log_cap,

@@ -228,6 +228,9 @@ struct machine_ident {
 
 const struct machine_ident *machine_identity(const struct machine *m);
 
+/* 1 when m was started (machine_start) with its output through a masker; 0 otherwise and when adopted. */
+int machine_masked(const struct machine *m);
+
 /*
  * Takes over the running machine `id` names (see Adoption above), with its
  * logs in log_dir (log_cap, log_files: as in the spec). *out only on
