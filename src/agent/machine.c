@@ -776,10 +776,33 @@ out:
 	return rc;
 }
 
+/* Reaps the masker if it has ended: 1 when it is gone (or there was none). */
+static int masker_gone(struct machine *m)
+{
+	int status = 0;
+	pid_t r;
+	if (m->mask_pid <= 0)
+		return 1;
+	while ((r = waitpid(m->mask_pid, &status, WNOHANG)) < 0 && errno == EINTR)
+		;
+	if (r == m->mask_pid) {
+		if (!WIFEXITED(status) || WEXITSTATUS(status))
+			log_warn("machine_masker_failed", LF_I("pid", m->pid), LF_I("status", status));
+		m->mask_pid = -1;
+		return 1;
+	}
+	return r < 0 && errno == ECHILD ? (m->mask_pid = -1, 1) : 0;
+}
+
 /*
  * The masker once the machine has ended: it exits at its pipe's end of
- * file, which the end of the machine's group brings (a process that left
- * the group may hold it longer: then it is left to run and not reaped).
+ * file, which the end of the machine's group brings. A process that left
+ * the group may hold the pipe open for ever: once the flush deadline
+ * (wait_ms) has passed, the masker, which holds every value of the machine,
+ * is killed (SIGKILL through its pidfd; it is our unreaped child, so its
+ * pid cannot name another process either) and reaped. What the straggler
+ * writes after that is lost (EPIPE). Blocks at most wait_ms +
+ * MACHINE_MASKER_KILL_WAIT_MS.
  */
 static void masker_reap(struct machine *m, int wait_ms)
 {
@@ -787,15 +810,23 @@ static void masker_reap(struct machine *m, int wait_ms)
 		return;
 	if (m->mask_pidfd >= 0 && wait_ms)
 		(void)pidfd_ended(m->mask_pidfd, wait_ms);
-	int status = 0;
-	pid_t r;
-	while ((r = waitpid(m->mask_pid, &status, WNOHANG)) < 0 && errno == EINTR)
-		;
-	if (r == m->mask_pid) {
-		if (!WIFEXITED(status) || WEXITSTATUS(status))
-			log_warn("machine_masker_failed", LF_I("pid", m->pid), LF_I("status", status));
-		m->mask_pid = -1;
+	for (int64_t end = now_ms() + (m->mask_pidfd < 0 ? wait_ms : 0); !masker_gone(m);) {
+		if (now_ms() >= end)
+			break;
+		sleep_ms(10); /* no pidfd (an old kernel): polled */
 	}
+	if (m->mask_pid <= 0)
+		return;
+	log_warn("machine_masker_killed", LF_I("pid", m->pid), LF_I("masker", m->mask_pid),
+		 LF_S("reason", "its pipe is still open after the machine ended"));
+	if (m->mask_pidfd < 0 || syscall(SYS_pidfd_send_signal, m->mask_pidfd, SIGKILL, NULL, 0) != 0)
+		kill(m->mask_pid, SIGKILL);
+	if (m->mask_pidfd >= 0)
+		(void)pidfd_ended(m->mask_pidfd, MACHINE_MASKER_KILL_WAIT_MS);
+	for (int64_t end = now_ms() + MACHINE_MASKER_KILL_WAIT_MS; !masker_gone(m) && now_ms() < end;)
+		sleep_ms(10);
+	if (m->mask_pid > 0)
+		log_error("machine_masker_not_reaped", LF_I("pid", m->pid), LF_I("masker", m->mask_pid));
 }
 
 static struct machine *machine_new(void)
