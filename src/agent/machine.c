@@ -55,6 +55,7 @@ struct machine {
 	pid_t mask_pid;            /* the output masker (our child), or -1 */
 	int mask_pidfd;
 	int masked;                /* started with a masker: this run's out.log holds masked output only */
+	int mask_killed;           /* the agent killed it (masker_reap): its signal is no failure */
 
 	/* The logs: the child writes out.log itself (O_APPEND); machine_wait rotates it. */
 	int dir_fd;                /* the log folder */
@@ -786,7 +787,7 @@ static int masker_gone(struct machine *m)
 	while ((r = waitpid(m->mask_pid, &status, WNOHANG)) < 0 && errno == EINTR)
 		;
 	if (r == m->mask_pid) {
-		if (!WIFEXITED(status) || WEXITSTATUS(status))
+		if (!m->mask_killed && (!WIFEXITED(status) || WEXITSTATUS(status)))
 			log_warn("machine_masker_failed", LF_I("pid", m->pid), LF_I("status", status));
 		m->mask_pid = -1;
 		return 1;
@@ -819,6 +820,7 @@ static void masker_reap(struct machine *m, int wait_ms)
 		return;
 	log_warn("machine_masker_killed", LF_I("pid", m->pid), LF_I("masker", m->mask_pid),
 		 LF_S("reason", "its pipe is still open after the machine ended"));
+	m->mask_killed = 1;
 	if (m->mask_pidfd < 0 || syscall(SYS_pidfd_send_signal, m->mask_pidfd, SIGKILL, NULL, 0) != 0)
 		kill(m->mask_pid, SIGKILL);
 	if (m->mask_pidfd >= 0)
