@@ -28,10 +28,11 @@ enum coffer_err agent_record_write(const char *state_dir, const struct agent_rec
 	enum coffer_err rc = record_path(path, state_dir, rec->id);
 	if (rc)
 		return rc;
-	json_t *doc = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:s}", "machine", rec->id, "app", rec->app, "spec",
-				rec->spec, "release", (json_int_t)rec->release, "grace_ms", (json_int_t)rec->grace_ms,
-				"started_at", (json_int_t)rec->started_at, "pid", (json_int_t)rec->ident.pid,
-				"start_time", (json_int_t)rec->ident.start_time, "boot_id", rec->ident.boot_id);
+	json_t *doc = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:b}", "machine", rec->id, "app", rec->app,
+				"spec", rec->spec, "release", (json_int_t)rec->release, "grace_ms",
+				(json_int_t)rec->grace_ms, "started_at", (json_int_t)rec->started_at, "pid",
+				(json_int_t)rec->ident.pid, "start_time", (json_int_t)rec->ident.start_time, "boot_id",
+				rec->ident.boot_id, "masked", rec->masked ? 1 : 0);
 	char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
 	json_decref(doc);
 	if (!text)
@@ -77,6 +78,8 @@ enum coffer_err agent_record_read(const char *state_dir, const char *id, struct 
 		goto out;
 	out->ident.pid = (pid_t)pid;
 	out->ident.start_time = (uint64_t)start;
+	/* an earlier agent's record has none: its log may hold raw output */
+	out->masked = json_is_true(json_object_get(doc, "masked"));
 	rc = COFFER_OK;
 out:
 	json_decref(doc);

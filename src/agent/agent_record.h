@@ -8,8 +8,11 @@
  * (fs_write_atomic) once the machine has exec-ed and before the agent
  * reports it started; removed once the agent has seen it end or stopped
  * it. It holds no secret: the machine's id, app, assignment spec, release,
- * grace window, start time (unix ms) and its machine_ident (pid, start
- * time in clock ticks after boot, boot id).
+ * grace window, start time (unix ms), its machine_ident (pid, start
+ * time in clock ticks after boot, boot id), and whether its output goes
+ * through a masker (mask_output.h): "masked", true only when this run's
+ * out.log was written masked; a record without it (an older agent's) reads
+ * as unmasked, and no tail of that run is ever reported.
  */
 #ifndef COFFER_AGENT_RECORD_H
 #define COFFER_AGENT_RECORD_H
@@ -33,6 +36,7 @@ struct agent_record {
 	int64_t grace_ms;
 	int64_t started_at; /* unix ms */
 	struct machine_ident ident;
+	int masked; /* this run's output went through a masker: its log holds no raw value */
 };
 
 /* Writes rec as STATE/machines/<rec->id>/run.json (state_dir absolute). */

@@ -597,6 +597,7 @@ struct local {
 	struct machine *m;  /* NULL when not running */
 	struct agent_kms *kms; /* its KMS socket while it runs (agent_kms.h), or NULL */
 	int swapping;       /* boot is replacing its process: the socket stays for the new one */
+	int masked;         /* its running process's output goes through a masker (its record says so when adopted) */
 	int64_t started_at; /* unix ms */
 	int64_t up_since;   /* monotonic ms */
 	unsigned restarts;
@@ -1024,6 +1025,7 @@ static enum coffer_err record_write(struct agent_runner *r, const struct local *
 	rec.grace_ms = l->grace_ms;
 	rec.started_at = l->started_at;
 	rec.ident = *machine_identity(l->m);
+	rec.masked = l->masked;
 	return agent_record_write(r->state_dir, &rec);
 }
 
@@ -1044,6 +1046,7 @@ static void machine_gone(struct agent_runner *r, struct local *l)
 {
 	machine_free(l->m);
 	l->m = NULL;
+	l->masked = 0;
 	if (l->swapping && l->kms) {
 		agent_kms_set_pid(l->kms, 0); /* nobody until the new process runs */
 	} else {
@@ -1148,6 +1151,7 @@ static void boot(struct agent_runner *r, struct local *l, const json_t *m, const
 	}
 	l->started_at = unix_ms();
 	l->up_since = monotime_ms();
+	l->masked = machine_masked(l->m);
 	/* on disk before it is reported: a machine no later agent could find would be a second one then */
 	rc = record_write(r, l);
 	if (rc) {
@@ -1170,16 +1174,20 @@ out:
 /*
  * The tail of l's run, read back from its log, which its masker wrote
  * masked (mask_output.h): no secret is needed, so none is opened again.
- * NULL without a masker (the log holds raw output: nothing of it is sent).
+ * NULL unless this run's process was started with a masker (l->masked,
+ * from its record when adopted): a run started without one, by this agent
+ * or an older one, has raw values in its log, and nothing of it is sent.
  */
-static json_t *masked_tail(struct agent_runner *r, struct local *l)
+static json_t *masked_tail(struct local *l)
 {
 	struct buf out;
 	json_t *tail = NULL;
 	enum coffer_err rc;
 
-	if (!r->mask_exe[0])
+	if (!l->masked) {
+		log_info("machine.tail_withheld", LF_S("machine", l->id), LF_S("reason", "output not masked"));
 		return NULL;
+	}
 	buf_init(&out, TAIL_RAW_MAX);
 	rc = machine_tail(l->m, MACHINE_TAIL_LINES, NULL, 0, &out);
 	if (rc == COFFER_ERR_TOO_LARGE) {
@@ -1211,7 +1219,7 @@ static void machine_ended(struct agent_runner *r, struct local *l, const struct 
 	log_info("machine.exited", LF_S("machine", l->id), LF_I("release", l->release), LF_I("exit_status", ex->code),
 		 LF_I("exit_signal", ex->signal), LF_I("exit_unknown", ex->unknown), LF_I("runtime_ms", ex->runtime_ms));
 	json_t *e = exit_event("stopped", l->release, ex);
-	json_t *tail = masked_tail(r, l);
+	json_t *tail = masked_tail(l);
 	if (e && tail && json_object_set_new(e, "tail", tail))
 		e = (json_decref(e), NULL);
 	else if (!e)
@@ -1455,6 +1463,7 @@ static void adopt_one(struct agent_runner *r, const char *id)
 		return;
 	}
 	l->m = m;
+	l->masked = rec.masked; /* an older agent's start, or one without the masker: its log is raw */
 	/* its environment names the socket's path: the same path, served again */
 	if (agent_kms_open(r->id, r->keeper_url, r->state_dir, id, &l->kms) == COFFER_OK)
 		agent_kms_set_pid(l->kms, machine_pid(m));

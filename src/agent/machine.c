@@ -54,6 +54,8 @@ struct machine {
 	struct deliver_run delivery;  /* what the delivery modes made for this start */
 	pid_t mask_pid;            /* the output masker (our child), or -1 */
 	int mask_pidfd;
+	int masked;                /* started with a masker: this run's out.log holds masked output only */
+	int mask_killed;           /* the agent killed it (masker_reap): its signal is no failure */
 
 	/* The logs: the child writes out.log itself (O_APPEND); machine_wait rotates it. */
 	int dir_fd;                /* the log folder */
@@ -775,10 +777,33 @@ out:
 	return rc;
 }
 
+/* Reaps the masker if it has ended: 1 when it is gone (or there was none). */
+static int masker_gone(struct machine *m)
+{
+	int status = 0;
+	pid_t r;
+	if (m->mask_pid <= 0)
+		return 1;
+	while ((r = waitpid(m->mask_pid, &status, WNOHANG)) < 0 && errno == EINTR)
+		;
+	if (r == m->mask_pid) {
+		if (!m->mask_killed && (!WIFEXITED(status) || WEXITSTATUS(status)))
+			log_warn("machine_masker_failed", LF_I("pid", m->pid), LF_I("status", status));
+		m->mask_pid = -1;
+		return 1;
+	}
+	return r < 0 && errno == ECHILD ? (m->mask_pid = -1, 1) : 0;
+}
+
 /*
  * The masker once the machine has ended: it exits at its pipe's end of
- * file, which the end of the machine's group brings (a process that left
- * the group may hold it longer: then it is left to run and not reaped).
+ * file, which the end of the machine's group brings. A process that left
+ * the group may hold the pipe open for ever: once the flush deadline
+ * (wait_ms) has passed, the masker, which holds every value of the machine,
+ * is killed (SIGKILL through its pidfd; it is our unreaped child, so its
+ * pid cannot name another process either) and reaped. What the straggler
+ * writes after that is lost (EPIPE). Blocks at most wait_ms +
+ * MACHINE_MASKER_KILL_WAIT_MS.
  */
 static void masker_reap(struct machine *m, int wait_ms)
 {
@@ -786,15 +811,24 @@ static void masker_reap(struct machine *m, int wait_ms)
 		return;
 	if (m->mask_pidfd >= 0 && wait_ms)
 		(void)pidfd_ended(m->mask_pidfd, wait_ms);
-	int status = 0;
-	pid_t r;
-	while ((r = waitpid(m->mask_pid, &status, WNOHANG)) < 0 && errno == EINTR)
-		;
-	if (r == m->mask_pid) {
-		if (!WIFEXITED(status) || WEXITSTATUS(status))
-			log_warn("machine_masker_failed", LF_I("pid", m->pid), LF_I("status", status));
-		m->mask_pid = -1;
+	for (int64_t end = now_ms() + (m->mask_pidfd < 0 ? wait_ms : 0); !masker_gone(m);) {
+		if (now_ms() >= end)
+			break;
+		sleep_ms(10); /* no pidfd (an old kernel): polled */
 	}
+	if (m->mask_pid <= 0)
+		return;
+	log_warn("machine_masker_killed", LF_I("pid", m->pid), LF_I("masker", m->mask_pid),
+		 LF_S("reason", "its pipe is still open after the machine ended"));
+	m->mask_killed = 1;
+	if (m->mask_pidfd < 0 || syscall(SYS_pidfd_send_signal, m->mask_pidfd, SIGKILL, NULL, 0) != 0)
+		kill(m->mask_pid, SIGKILL);
+	if (m->mask_pidfd >= 0)
+		(void)pidfd_ended(m->mask_pidfd, MACHINE_MASKER_KILL_WAIT_MS);
+	for (int64_t end = now_ms() + MACHINE_MASKER_KILL_WAIT_MS; !masker_gone(m) && now_ms() < end;)
+		sleep_ms(10);
+	if (m->mask_pid > 0)
+		log_error("machine_masker_not_reaped", LF_I("pid", m->pid), LF_I("masker", m->mask_pid));
 }
 
 static struct machine *machine_new(void)
@@ -841,6 +875,7 @@ enum coffer_err machine_start(const struct machine_spec *spec, struct machine **
 			goto out;
 		close(log_w); /* the masker has it; the machine gets the pipe */
 		log_w = out_w;
+		m->masked = 1;
 	}
 	if (read_boot_id(m->ident.boot_id) || pipe2(rep_p, O_CLOEXEC) ||
 	    (devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0) {
@@ -955,6 +990,11 @@ pid_t machine_pid(const struct machine *m)
 const struct machine_ident *machine_identity(const struct machine *m)
 {
 	return &m->ident;
+}
+
+int machine_masked(const struct machine *m)
+{
+	return m->masked;
 }
 
 enum coffer_err machine_adopt(const struct machine_ident *id, const char *log_dir, size_t log_cap,

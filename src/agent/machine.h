@@ -130,7 +130,8 @@
 #define MACHINE_KILL_WAIT_MS 5000              /* how long stop waits after SIGKILL */
 #define MACHINE_BOOT_ID_SIZE 37                /* /proc/sys/kernel/random/boot_id and a NUL */
 #define MACHINE_ERROR_MAX 320
-#define MACHINE_MASKER_WAIT_MS 2000           /* how long the end of a machine waits for its masker's flush */
+#define MACHINE_MASKER_WAIT_MS 1000           /* how long the end of a machine waits for its masker's flush */
+#define MACHINE_MASKER_KILL_WAIT_MS 500       /* then, after its SIGKILL, for its end */
 #define MACHINE_TAIL_LINES 20                  /* lines in a release-failure report */
 /* the restart back-off; shortened by COFFER_TEST_TIMESCALE, a test knob (timescale.h) */
 #define MACHINE_BACKOFF_FIRST_MS ((int64_t)timescale_ms(1000))
@@ -227,6 +228,9 @@ struct machine_ident {
 };
 
 const struct machine_ident *machine_identity(const struct machine *m);
+
+/* 1 when m was started (machine_start) with its output through a masker; 0 otherwise and when adopted. */
+int machine_masked(const struct machine *m);
 
 /*
  * Takes over the running machine `id` names (see Adoption above), with its

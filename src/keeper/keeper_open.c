@@ -142,24 +142,30 @@ struct open_change {
 	const struct store_audit_event *ev;
 	const struct boottoken_claims *spend;
 	int64_t now; /* unix seconds: rows of tokens expired a clock skew before are purged */
+	int spent;   /* out: the token was spent already (set by each run of the change) */
 };
 
 static enum coffer_err open_change(struct store *s, void *arg)
 {
-	const struct open_change *c = arg;
+	struct open_change *c = arg;
+	c->spent = 0;
 	if (c->spend) {
 		enum coffer_err rc = store_boot_token_spend(s, c->spend->jti, c->spend->exp,
-							    c->now - JWS_CLOCK_SKEW_S);
+							    c->now - JWS_CLOCK_SKEW_S, &c->spent);
 		if (rc)
 			return rc;
 	}
 	return store_audit_append(s, c->ev, NULL);
 }
 
-/* COFFER_ERR_CONFLICT (nothing written) when spend's token was spent already. */
+/*
+ * Nothing written, and *spent = 1, when spend's token was spent already
+ * (COFFER_ERR_CONFLICT); any other failure (a serialisation failure or a
+ * deadlock on PostgreSQL is a CONFLICT too) leaves *spent 0.
+ */
 static enum coffer_err append_event(struct store *s, const char *org_id, const char *actor, const char *app,
 				    const struct buf *detail, const char *outcome, const char *request_id,
-				    const struct boottoken_claims *spend, int64_t now)
+				    const struct boottoken_claims *spend, int64_t now, int *spent)
 {
 	struct store_audit_event ev = {
 		.org_id = org_id,
@@ -170,9 +176,10 @@ static enum coffer_err append_event(struct store *s, const char *org_id, const c
 		.outcome = outcome,
 		.request_id = request_id,
 	};
-	struct open_change c = { &ev, spend, now };
+	struct open_change c = { &ev, spend, now, 0 };
 	enum coffer_err rc = store_group_run(s, open_change, &c);
-	if (rc == COFFER_ERR_CONFLICT && spend)
+	*spent = rc == COFFER_ERR_CONFLICT && spend && c.spent;
+	if (*spent)
 		return rc;
 	if (rc)
 		log_error("audit_append_failed", LF_S("action", KEEPER_OPEN_ACTION), LF_S("request_id", request_id),
@@ -182,7 +189,7 @@ static enum coffer_err append_event(struct store *s, const char *org_id, const c
 
 /* The audit event of an open that keeper_open decided (rc, why); a granted one spends its token. */
 static enum coffer_err audit(struct store *s, const struct open_state *st, enum coffer_err rc, const char *why,
-			     const char *request_id)
+			     const char *request_id, int *spent)
 {
 	char actor[ACTOR_SIZE], outcome[OUTCOME_SIZE];
 	struct buf detail;
@@ -202,7 +209,7 @@ static enum coffer_err audit(struct store *s, const struct open_state *st, enum 
 		arc = detail_of(st, NULL, &detail);
 	if (!arc)
 		arc = append_event(s, st->have_app ? st->app.org_id : NULL, actor, st->have_app ? st->app.name : NULL,
-				   &detail, outcome, request_id, rc == COFFER_OK ? &st->claims : NULL, st->now);
+				   &detail, outcome, request_id, rc == COFFER_OK ? &st->claims : NULL, st->now, spent);
 	buf_release(&detail);
 	return arc;
 }
@@ -232,8 +239,9 @@ enum coffer_err keeper_open_audit_refusal(struct store *s, const char *host_id, 
 		rc = fmt_into(outcome, sizeof(outcome), "%s%s", REFUSED_PREFIX, reason ? reason : "refused");
 	if (!rc)
 		rc = detail_of(&st, !verified && id_ok ? host_id : NULL, &detail);
+	int spent = 0;
 	if (!rc)
-		rc = append_event(s, NULL, actor, NULL, &detail, outcome, request_id, NULL, 0);
+		rc = append_event(s, NULL, actor, NULL, &detail, outcome, request_id, NULL, 0, &spent);
 	buf_release(&detail);
 	return rc;
 }
@@ -761,12 +769,16 @@ enum coffer_err keeper_open(const struct keeper_keys *keys, struct store *s, con
 	    rc != COFFER_ERR_CONFLICT && rc != COFFER_ERR_CRYPTO && rc != COFFER_ERR_TAMPERED)
 		reason = NULL; /* a store or resource error, not a refusal */
 	/* The event first, with the token spent: an open that cannot be audited is not delivered. */
-	arc = audit(s, &st, rc, reason, request_id);
-	if (!rc && arc == COFFER_ERR_CONFLICT) {
+	int spent = 0;
+	arc = audit(s, &st, rc, reason, request_id, &spent);
+	if (!rc && spent) {
 		/* read-once: spent by an earlier open (a replay, or an agent retrying a lost answer) */
 		rc = COFFER_ERR_UNAUTH;
 		reason = WHY_SPENT;
-		arc = audit(s, &st, rc, reason, request_id);
+		arc = audit(s, &st, rc, reason, request_id, &spent);
+	} else if (!rc && arc == COFFER_ERR_CONFLICT) {
+		/* a concurrent change won (a serialisation failure, a deadlock): not spent, try again */
+		arc = COFFER_ERR_UNAVAILABLE;
 	}
 	if (!rc && arc)
 		rc = arc;

@@ -21,6 +21,7 @@ struct mask_stream {
 	struct secret *store;      /* the values, one after the other */
 	size_t *off, *len;         /* value k is store[off[k] .. off[k] + len[k]) */
 	size_t n;
+	size_t cap;                /* entries of off, len and by_first (they tell lengths and grouping: wiped) */
 	uint32_t *by_first;        /* the values starting with byte b: by_first[first[b] .. first[b + 1]) */
 	size_t first[257];
 	size_t maxlen;
@@ -58,6 +59,7 @@ enum coffer_err mask_stream_new(const struct secret *const *values, size_t n, ma
 				ms->maxlen = l;
 		}
 	}
+	ms->cap = count + 1;
 	ms->off = calloc(count + 1, sizeof(*ms->off));
 	ms->len = calloc(count + 1, sizeof(*ms->len));
 	ms->by_first = calloc(count + 1, sizeof(*ms->by_first));
@@ -90,6 +92,9 @@ enum coffer_err mask_stream_new(const struct secret *const *values, size_t n, ma
 	memcpy(fill, ms->first, sizeof(fill));
 	for (size_t k = 0; k < ms->n; k++)
 		ms->by_first[fill[s[ms->off[k]]]++] = (uint32_t)k;
+	/* both tell how many values start with each byte */
+	sodium_memzero(counts, sizeof(counts));
+	sodium_memzero(fill, sizeof(fill));
 	*out = ms;
 	ms = NULL;
 out:
@@ -200,9 +205,16 @@ void mask_stream_free(struct mask_stream *ms)
 		return;
 	secret_free(ms->work);
 	secret_free(ms->store);
+	/* the index tells each value's length and which share a first byte: wiped, as the values are */
+	if (ms->off)
+		sodium_memzero(ms->off, ms->cap * sizeof(*ms->off));
+	if (ms->len)
+		sodium_memzero(ms->len, ms->cap * sizeof(*ms->len));
+	if (ms->by_first)
+		sodium_memzero(ms->by_first, ms->cap * sizeof(*ms->by_first));
 	free(ms->off);
 	free(ms->len);
 	free(ms->by_first);
-	sodium_memzero(ms->first, sizeof(ms->first));
+	sodium_memzero(ms, sizeof(*ms));
 	free(ms);
 }

@@ -572,13 +572,16 @@ COFFER_MUST_CHECK enum coffer_err store_host_nonce_use(struct store *s, const ch
  * Spends a boot token: records its jti (1..STORE_NAME_SIZE-1 characters)
  * until expires_at (unix seconds), and first purges the rows that expired
  * before purge_before (a token past its exp never opens again, so its row
- * is no longer needed). COFFER_ERR_CONFLICT when the jti was spent already:
- * what makes a boot token read-once, for every keeper on the store (schema
- * version 13). Meant to run in the same transaction as the open's audit
- * event (keeper_open.c).
+ * is no longer needed). When the jti was spent already: *spent = 1 and
+ * COFFER_ERR_CONFLICT, what makes a boot token read-once, for every keeper
+ * on the store (schema version 13). *spent is 0 on every other outcome,
+ * COFFER_ERR_CONFLICT included (PostgreSQL reports a serialisation failure
+ * or a deadlock so: a concurrent change won, the token is not spent, and
+ * the open may be tried again). Meant to run in the same transaction as
+ * the open's audit event (keeper_open.c).
  */
 COFFER_MUST_CHECK enum coffer_err store_boot_token_spend(struct store *s, const char *jti, int64_t expires_at,
-							 int64_t purge_before);
+							 int64_t purge_before, int *spent);
 
 /* ---- machines (schema version 3) ---- */
 

@@ -139,8 +139,10 @@ enum coffer_err store_host_nonce_use(struct store *s, const char *host_id, const
 	return rc == COFFER_ERR_NOT_FOUND ? COFFER_ERR_CONFLICT : rc;
 }
 
-enum coffer_err store_boot_token_spend(struct store *s, const char *jti, int64_t expires_at, int64_t purge_before)
+enum coffer_err store_boot_token_spend(struct store *s, const char *jti, int64_t expires_at, int64_t purge_before,
+				       int *spent)
 {
+	*spent = 0;
 	if (!jti || !*jti || expires_at <= 0)
 		return COFFER_ERR_INVALID;
 	if (!store_valid_text(jti, STORE_NAME_SIZE))
@@ -149,7 +151,11 @@ enum coffer_err store_boot_token_spend(struct store *s, const char *jti, int64_t
 	if (!rc)
 		rc = store_run_one(s, STORE_Q_BOOT_TOKEN_SPEND,
 				   PARAMS(VT(jti), VI(expires_at), VI(store_now_ms() / 1000)));
-	return rc == COFFER_ERR_NOT_FOUND ? COFFER_ERR_CONFLICT : rc;
+	if (rc == COFFER_ERR_NOT_FOUND) {
+		*spent = 1; /* the insert met the jti's row: no other outcome sets it */
+		return COFFER_ERR_CONFLICT;
+	}
+	return rc;
 }
 
 /* ---- machines ---- */

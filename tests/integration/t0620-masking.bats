@@ -4,7 +4,9 @@
 # its secret (whole, split across two writes, as the last bytes of its
 # stream) leaves only *** in its out.log and in a failed release's tail; an
 # agent SIGKILLed while the machine prints leaves the machine running and
-# its later output still masked (the masker is not the agent's); a boot
+# its later output still masked (the masker is not the agent's); an
+# adopted machine whose record does not say masked (an older agent's start)
+# sends no tail of its raw log; a boot
 # token opens once: its second open is refused and audited, by a restarted
 # keeper too. The machine is tests/integration/apps/printer.sh; its secret
 # is the canary, so the canary scan (every file under $T, the machines'
@@ -97,6 +99,43 @@ all_masked() {
 	wait_until 20 more_ticks "$LOG" $((n + 3))
 	[ "$(started_pids canary | awk '{ print $2 }')" = "$pid" ]
 	all_masked "$LOG"
+}
+
+# restarted APP OLDPID: the app's one machine runs a live process other than OLDPID
+restarted() {
+	local pid
+	pid=$(started_pids "$1" | awk '{ print $2 }')
+	[ -n "$pid" ] && [ "$pid" != "$2" ] && kill -0 "$pid"
+}
+
+@test "an adopted machine whose record does not say masked (an older agent's start): its exit sends no tail" {
+	agents_up 1
+	deploy canary --env MODE=print -- "$PRINTER"
+	[ "$status" -eq 0 ]
+	wait_until 30 count_started canary 1
+	LOG=$(log_of canary)
+	id=$(machines_json canary | jq -r '.[0].id')
+	pid=$(started_pids canary | awk '{ print $2 }')
+	rec="$T/agents/h1/machines/$id/run.json"
+	[ "$(jq -r .masked "$rec")" = true ]
+	kill -KILL "$AGENT_PID"
+	wait "$AGENT_PID" 2>/dev/null || true
+	AGENT_PIDS=
+	# the record an older agent wrote: no "masked"; its log holds raw output
+	jq -c 'del(.masked)' "$rec" >"$rec.new"
+	mv "$rec.new" "$rec"
+	agent_start h1
+	wait_until 30 grep -q 'event=machine.adopted' "$T/agent-h1.log"
+	kill -STOP "$pid"
+	echo "raw: unmasked-marker-7f3a" >>"$LOG"
+	kill -KILL "$pid"
+	wait_until 60 restarted canary "$pid"
+	grep -q 'machine.tail_withheld.*output not masked' "$T/agent-h1.log"
+	# nothing of that log left the host: not in the store, not in any event
+	run grep -rlF unmasked-marker-7f3a "$T" --exclude='out.log*'
+	[ "$status" -eq 1 ]
+	# the new start writes its record masked again
+	[ "$(jq -r .masked "$rec")" = true ]
 }
 
 @test "a boot token opens once: a second open is refused and audited, after a keeper restart too" {

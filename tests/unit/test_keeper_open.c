@@ -566,6 +566,26 @@ static void test_token_read_once(void **state)
 	assert_last_event(&w, "refused: boot token already used", NULL);
 	/* another token of the same machine still opens */
 	assert_int_equal(open_as(&w, 1, w.version, &why, NULL), COFFER_OK);
+
+	/*
+	 * A conflict that is not the token's (what PostgreSQL reports for a
+	 * serialisation failure or a deadlock; here a unique key a trigger on
+	 * the audit table hits): not "already used", a failure to retry, and
+	 * the token is not spent: it opens once the store lets it.
+	 */
+	raw_sql("CREATE TABLE t_clash (k INTEGER PRIMARY KEY); INSERT INTO t_clash VALUES (1);"
+		"CREATE TRIGGER t_clash_audit BEFORE INSERT ON audit_events BEGIN INSERT INTO t_clash VALUES (1); END;");
+	assert_int_equal(boottoken_mint(fx.boot_sk, &in, now, &tok, &minted), COFFER_OK);
+	buf_reset(&sealed);
+	why = NULL;
+	assert_int_equal(keeper_open(&fx.keys, fx.s, &fx.host, tok.ptr, tok.len, now, REQUEST_ID, &sealed, &why),
+			 COFFER_ERR_UNAVAILABLE);
+	assert_null(why);
+	assert_int_equal(sealed.len, 0);
+	raw_sql("DROP TRIGGER t_clash_audit; DROP TABLE t_clash;");
+	assert_int_equal(keeper_open(&fx.keys, fx.s, &fx.host, tok.ptr, tok.len, now, REQUEST_ID, &sealed, &why),
+			 COFFER_OK);
+	assert_true(sealed.len > 0);
 	buf_release(&sealed);
 	buf_release(&tok);
 }

@@ -1455,6 +1455,60 @@ static void test_masked_output(void **state)
 	secret_free(other);
 }
 
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * A process that left the machine's group keeps the masker's pipe open:
+ * once the flush deadline has passed the masker (which holds the values)
+ * is killed and reaped, not left running, and the end of the machine
+ * blocks for a bounded time only.
+ */
+static void test_masker_killed_after_flush_deadline(void **state)
+{
+	struct fixture *f = *state;
+	const char *exe = getenv("COFFER_EXE");
+	assert_non_null(exe);
+	struct secret *token = sec("s3cr3t-v4lue");
+	struct machine_secret secrets[] = { { "TOKEN", token } };
+	/* gc.pid is written once the straggler has its own session: the end of the group cannot reach it */
+	const char *argv[] = { "/bin/sh", "-c",
+			       "setsid /bin/sh -c 'echo $$ > gc.tmp; mv gc.tmp gc.pid; exec sleep 30' & "
+			       "while [ ! -e gc.pid ]; do sleep 0.05; done; echo \"v $TOKEN\"; exit 0",
+			       NULL };
+	struct machine_spec spec;
+	spec_init(&spec, f, argv);
+	spec.secrets = secrets;
+	spec.n_secrets = 1;
+	spec.mask_exe = exe;
+	struct machine *m = NULL;
+	assert_int_equal(machine_start(&spec, &m, NULL), COFFER_OK);
+	char *gc = wait_file(f->work, "gc.pid");
+	pid_t gpid = (pid_t)strtol(gc, NULL, 10);
+	free(gc);
+	struct machine_exit ex;
+	int64_t t0 = mono_ms();
+	assert_int_equal(machine_wait(m, -1, &ex), COFFER_OK);
+	int64_t took = mono_ms() - t0;
+	assert_true(took < MACHINE_MASKER_WAIT_MS + MACHINE_MASKER_KILL_WAIT_MS + 1000);
+	/* the straggler still runs, but no child of ours does: the masker is gone and reaped */
+	assert_int_equal(kill(gpid, 0), 0);
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	errno = 0;
+	assert_int_equal(waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT), -1);
+	assert_int_equal(errno, ECHILD);
+	assert_file(f->logs, "out.log", "v ***\n");
+	machine_free(m);
+	kill(gpid, SIGKILL);
+	assert_true(proc_gone(gpid));
+	secret_free(token);
+}
+
 /* A multi-line secret cut by a rotation: the tail reads back far enough to mask all of it. */
 static void test_tail_across_files(void **state)
 {
@@ -1539,6 +1593,7 @@ int main(void)
 		cmocka_unit_test(test_mask_tail),
 		cmocka_unit_test_setup_teardown(test_tail_machine, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_masked_output, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_masker_killed_after_flush_deadline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tail_across_files, setup, teardown),
 		cmocka_unit_test(test_backoff),
 	};

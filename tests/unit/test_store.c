@@ -1634,20 +1634,26 @@ static void test_host_nonces(void **state)
 	assert_int_equal(store_host_nonce_use(s, "h1", "aa", 1100, 1200), COFFER_ERR_INVALID);
 }
 
-/* Boot tokens are spent once (schema version 12); rows past exp are purged. */
+/* Boot tokens are spent once (schema version 13); rows past exp are purged. */
 static void test_boot_tokens_spent(void **state)
 {
 	struct store *s = *state;
 	const char *j1 = "00112233445566778899aabbccddeeff", *j2 = "ffeeddccbbaa99887766554433221100";
-	assert_int_equal(store_boot_token_spend(s, j1, 1100, 1000), COFFER_OK);
-	assert_int_equal(store_boot_token_spend(s, j1, 1100, 1000), COFFER_ERR_CONFLICT);
-	assert_int_equal(store_boot_token_spend(s, j2, 1200, 1000), COFFER_OK);
+	int spent = -1;
+	assert_int_equal(store_boot_token_spend(s, j1, 1100, 1000, &spent), COFFER_OK);
+	assert_int_equal(spent, 0);
+	assert_int_equal(store_boot_token_spend(s, j1, 1100, 1000, &spent), COFFER_ERR_CONFLICT);
+	assert_int_equal(spent, 1);
+	assert_int_equal(store_boot_token_spend(s, j2, 1200, 1000, &spent), COFFER_OK);
+	assert_int_equal(spent, 0);
 	assert_int_equal(raw("SELECT count(*) FROM boot_tokens_spent"), 2);
 	/* j1 expired before 1101: purged (its token can never open again), j2 kept and still spent */
-	assert_int_equal(store_boot_token_spend(s, j2, 1200, 1101), COFFER_ERR_CONFLICT);
+	assert_int_equal(store_boot_token_spend(s, j2, 1200, 1101, &spent), COFFER_ERR_CONFLICT);
+	assert_int_equal(spent, 1);
 	assert_int_equal(raw("SELECT count(*) FROM boot_tokens_spent"), 1);
-	assert_int_equal(store_boot_token_spend(s, "", 1200, 1000), COFFER_ERR_INVALID);
-	assert_int_equal(store_boot_token_spend(s, j1, 0, 1000), COFFER_ERR_INVALID);
+	assert_int_equal(store_boot_token_spend(s, "", 1200, 1000, &spent), COFFER_ERR_INVALID);
+	assert_int_equal(spent, 0);
+	assert_int_equal(store_boot_token_spend(s, j1, 0, 1000, &spent), COFFER_ERR_INVALID);
 }
 
 static void test_join_tokens(void **state)
