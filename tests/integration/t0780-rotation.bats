@@ -178,6 +178,16 @@ on_host() {
 	[[ "$output" == *"'hosts revoke' is destructive: refusing without a terminal: pass --yes"* ]]
 	[ "$("$COFFER" hosts list --json | jq -r '.[] | select(.name == "h1") | .state')" = ready ]
 
+	# an admin of another org may not revoke a host that runs this org's machines: nothing changes
+	other=$("$COFFER" api bootstrap --store "$STORE_URL" --rows-key "$T/keeper/api.rows.key" --org globex)
+	[[ "$other" =~ ^coffer_ ]]
+	run_logged "$COFFER" hosts revoke h1 --yes --json -t "$other"
+	[ "$status" -eq 4 ]
+	[[ "$output" == *"host 'h1' runs machines of another org: only the operator may revoke it"* ]]
+	[[ "$output" != *web* ]]
+	[ "$("$COFFER" hosts list --json | jq -r '.[] | select(.name == "h1") | .state')" = ready ]
+	[ "$(started_pids web | wc -l)" -eq 2 ]
+
 	run_logged "$COFFER" hosts revoke h1 --yes --json
 	[ "$status" -eq 0 ]
 	[ "$(jq -r .state <<<"$output")" = revoked ]
