@@ -428,6 +428,14 @@ COFFER_MUST_CHECK enum coffer_err keeper_client_kms_keys(const struct api *api, 
 COFFER_MUST_CHECK enum coffer_err keeper_client_revoke_host(const struct api *api, const char *host_id, char *msg,
 							    size_t msg_size);
 /*
+ * The host's state as the keeper holds it (GET /v1/hosts/:id), under its
+ * registry MAC: what the store's hosts.state cannot be trusted for (a
+ * store writer edits it). COFFER_ERR_NOT_FOUND for a host the keeper does
+ * not know, COFFER_ERR_CONFLICT for a row that fails its verification.
+ */
+COFFER_MUST_CHECK enum coffer_err keeper_client_host_state(const struct api *api, const char *host_id, char *state,
+							   size_t state_size);
+/*
  * Asks the keeper whether two sealed values of the app's NAME open to the
  * same bytes (POST /v1/verify, keeper.h): body is the request the handler
  * made, {"app_id", "name", "actor", "stored", "candidate"}. *match only on

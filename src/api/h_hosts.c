@@ -272,8 +272,18 @@ void api_hosts_sweep(struct api *api)
 		rc = store_host_list(s, &hosts);
 	for (size_t i = 0; !rc && i < hosts.n; i++) {
 		const struct store_host *h = &hosts.items[i];
+		char state[STORE_HOST_STATE_SIZE] = "";
 		if (strcmp(h->state, API_HOST_STATE_REVOKED) != 0 || api_host_check(api, h, &issued_at))
 			continue;
+		/*
+		 * hosts.state is not authenticated: a store writer can set it. The
+		 * keeper's row is (its registry MAC), so only its word moves machines.
+		 */
+		if (keeper_client_host_state(api, h->id, state, sizeof(state)) ||
+		    strcmp(state, API_HOST_STATE_REVOKED) != 0) {
+			log_warn("revoked_host_not_confirmed", LF_S("host_id", h->id), LF_S("keeper_state", state));
+			continue;
+		}
 		rc = api_hosts_move(api, s, h->id, NULL, API_HOSTS_SWEEP_ACTOR, NULL, NULL);
 	}
 	if (rc)

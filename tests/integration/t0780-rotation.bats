@@ -256,6 +256,16 @@ on_host() {
 	api_start "$addr"
 	wait_until 60 on_host web "$h2" 2
 	[ "$(store_sql "SELECT count(*) FROM machines WHERE host_id = '$h1' AND state <> 'destroyed'")" -eq 0 ]
+
+	# a store writer marks h2 revoked: the keeper, whose row is authenticated, does not confirm it (the
+	# edited row fails its registry MAC), so the api's next start moves nothing, and says why
+	store_sql "UPDATE hosts SET state = 'revoked' WHERE id = '$h2'" >/dev/null
+	kill -KILL "$API_PID"
+	wait "$API_PID" 2>/dev/null || true
+	api_start "$addr"
+	[ "$(store_sql "SELECT count(*) FROM machines WHERE host_id = '$h2' AND state <> 'destroyed'")" -eq 2 ]
+	on_host web "$h2" 2
+	grep -q "revoked_host_not_confirmed host_id=$h2" "$T/api.log"
 }
 
 # ---- agent rotate-keys ----
