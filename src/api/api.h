@@ -342,10 +342,12 @@ enum coffer_err h_hosts_revoke(struct http_request *req, void *ctx);
  * A revoked host's machines go elsewhere (h_hosts.c): its live machines
  * destroyed, each of their apps given a release of its current spec (which
  * recreates the count on ready hosts); moved and releases (each may be
- * NULL) get the machine ids and {"app","version"} made. Idempotent.
+ * NULL) get the machine ids and {"app","version"} made, of org_id's apps
+ * only (NULL: of every org). Idempotent.
  */
 COFFER_MUST_CHECK enum coffer_err api_hosts_move(struct api *api, struct store *s, const char *host_id,
-						 const char *actor, json_t *moved, json_t *releases);
+						 const char *org_id, const char *actor, json_t *moved,
+						 json_t *releases);
 /* At the api's start: api_hosts_move for every revoked host (what a killed `hosts revoke` left); logs a failure. */
 void api_hosts_sweep(struct api *api);
 #define API_HOSTS_SWEEP_ACTOR "api"
@@ -425,6 +427,14 @@ COFFER_MUST_CHECK enum coffer_err keeper_client_kms_keys(const struct api *api, 
  */
 COFFER_MUST_CHECK enum coffer_err keeper_client_revoke_host(const struct api *api, const char *host_id, char *msg,
 							    size_t msg_size);
+/*
+ * The host's state as the keeper holds it (GET /v1/hosts/:id), under its
+ * registry MAC: what the store's hosts.state cannot be trusted for (a
+ * store writer edits it). COFFER_ERR_NOT_FOUND for a host the keeper does
+ * not know, COFFER_ERR_CONFLICT for a row that fails its verification.
+ */
+COFFER_MUST_CHECK enum coffer_err keeper_client_host_state(const struct api *api, const char *host_id, char *state,
+							   size_t state_size);
 /*
  * Asks the keeper whether two sealed values of the app's NAME open to the
  * same bytes (POST /v1/verify, keeper.h): body is the request the handler

@@ -152,17 +152,6 @@ enum coffer_err h_hosts_heartbeat(struct http_request *req, void *ctx)
 	return api_reply(req, 200, json_pack("{s:s,s:o}", "host_id", a->host.id, "last_heartbeat", api_json_time(now)));
 }
 
-/* An app's id, once, in a JSON array of ids. */
-static enum coffer_err add_once(json_t *ids, const char *id)
-{
-	size_t i;
-	json_t *v;
-	json_array_foreach(ids, i, v)
-		if (strcmp(json_string_value(v), id) == 0)
-			return COFFER_OK;
-	return json_array_append_new(ids, json_string(id)) ? COFFER_ERR_NOMEM : COFFER_OK;
-}
-
 /*
  * The host's machines go elsewhere (api.h, api_hosts_move): each live one
  * is destroyed, and each app that had one gets a release of what it runs
@@ -171,13 +160,16 @@ static enum coffer_err add_once(json_t *ids, const char *id)
  * missing machines on other ready hosts. An app with a release already
  * running is left to it: that release fills the count too. Each step is
  * idempotent: `hosts revoke` again, or the api's next start
- * (api_hosts_sweep), finishes what an api killed half-way left.
+ * (api_hosts_sweep), finishes what an api killed half-way left. moved and
+ * releases name only the machines and apps of org_id (NULL: every org), so
+ * an answer or an audit event shows no other org's.
  */
-enum coffer_err api_hosts_move(struct api *api, struct store *s, const char *host_id, const char *actor,
-			       json_t *moved, json_t *releases)
+enum coffer_err api_hosts_move(struct api *api, struct store *s, const char *host_id, const char *org_id,
+			       const char *actor, json_t *moved, json_t *releases)
 {
 	struct store_machine_list ml = { 0 };
-	json_t *apps = json_array(), *v;
+	json_t *apps = json_object(), *ids; /* app id -> the ids of its machines destroyed here */
+	const char *app_id;
 	char msg[API_MESSAGE_MAX];
 	size_t i;
 	enum coffer_err rc = apps ? store_machine_list_by_host(s, host_id, &ml) : COFFER_ERR_NOMEM;
@@ -189,38 +181,84 @@ enum coffer_err api_hosts_move(struct api *api, struct store *s, const char *hos
 		rc = store_machine_destroy(s, m->id);
 		if (rc == COFFER_ERR_NOT_FOUND) /* destroyed meanwhile */
 			rc = COFFER_OK;
-		if (!rc && moved && json_array_append_new(moved, json_string(m->id)))
-			rc = COFFER_ERR_NOMEM;
-		if (!rc)
-			rc = add_once(apps, m->app_id);
-	}
-	if (!rc && json_array_size(apps))
-		release_assignments_changed(api->ctl);
-	json_array_foreach(apps, i, v) {
-		struct store_app app = { 0 };
-		uint64_t version = 0, running = 0;
 		if (rc)
 			break;
-		rc = store_app_get(s, json_string_value(v), &app);
+		ids = json_object_get(apps, m->app_id);
+		if (!ids && json_object_set_new(apps, m->app_id, ids = json_array()))
+			rc = COFFER_ERR_NOMEM;
+		if (!rc && (!ids || json_array_append_new(ids, json_string(m->id))))
+			rc = COFFER_ERR_NOMEM;
+	}
+	if (!rc && json_object_size(apps))
+		release_assignments_changed(api->ctl);
+	json_object_foreach(apps, app_id, ids) {
+		struct store_app app = { 0 };
+		struct store_release cur = { 0 };
+		uint64_t version = 0, running = 0;
+		int shown;
+		if (rc)
+			break;
+		rc = store_app_get(s, app_id, &app);
 		if (rc == COFFER_ERR_NOT_FOUND) { /* destroyed meanwhile */
 			rc = COFFER_OK;
 			continue;
 		}
 		if (rc)
 			break;
-		struct release_request rq = { &app, actor, NULL, app.deployed_version, 0 };
-		rc = release_create(api, s, &rq, &version, &running, msg, sizeof(msg));
+		shown = !org_id || strcmp(app.org_id, org_id) == 0;
+		if (shown && moved && json_array_extend(moved, ids))
+			rc = COFFER_ERR_NOMEM;
+		/* the current release's own config and secrets: never the staged head (no release: nothing to redo) */
+		if (!rc && app.current_release)
+			rc = store_release_get(s, app.id, app.current_release, &cur);
+		if (rc == COFFER_ERR_NOT_FOUND || (!rc && !app.current_release)) {
+			log_info("host_revoked_release_skipped", LF_S("app", app.name), LF_S("reason", "no current release"));
+			store_release_clear(&cur);
+			rc = COFFER_OK;
+			continue;
+		}
+		if (!rc) {
+			struct release_request rq = { &app, actor, cur.config, cur.secrets_version, 0 };
+			rc = release_create(api, s, &rq, &version, &running, msg, sizeof(msg));
+		}
+		store_release_clear(&cur);
 		if (rc == COFFER_ERR_CONFLICT || rc == COFFER_ERR_NOT_FOUND) {
 			log_info("host_revoked_release_skipped", LF_S("app", app.name), LF_I("running", running));
 			rc = COFFER_OK;
 			continue;
 		}
-		if (!rc && releases &&
+		if (!rc && shown && releases &&
 		    json_array_append_new(releases, json_pack("{s:s,s:I}", "app", app.name, "version", (json_int_t)version)))
 			rc = COFFER_ERR_NOMEM;
 	}
 	json_decref(apps);
 	store_machine_list_release(&ml);
+	return rc;
+}
+
+/*
+ * Whether every live machine on the host is an app of org_id (*all: 1), or
+ * not (0). An org admin may revoke only such a host: hosts belong to no
+ * org, and a revocation destroys every machine on it.
+ */
+static enum coffer_err host_is_org_only(struct store *s, const char *host_id, const char *org_id, int *all)
+{
+	struct store_machine_list ml = { 0 };
+	enum coffer_err rc = store_machine_list_by_host(s, host_id, &ml);
+	int ok = 1;
+	for (size_t i = 0; !rc && ok && i < ml.n; i++) {
+		struct store_app app;
+		if (strcmp(ml.items[i].state, "destroyed") == 0)
+			continue;
+		rc = store_app_get(s, ml.items[i].app_id, &app);
+		if (rc == COFFER_ERR_NOT_FOUND) /* an app destroyed meanwhile is no one's */
+			rc = COFFER_OK;
+		else if (!rc && strcmp(app.org_id, org_id) != 0)
+			ok = 0;
+	}
+	store_machine_list_release(&ml);
+	if (!rc)
+		*all = ok;
 	return rc;
 }
 
@@ -234,9 +272,19 @@ void api_hosts_sweep(struct api *api)
 		rc = store_host_list(s, &hosts);
 	for (size_t i = 0; !rc && i < hosts.n; i++) {
 		const struct store_host *h = &hosts.items[i];
+		char state[STORE_HOST_STATE_SIZE] = "";
 		if (strcmp(h->state, API_HOST_STATE_REVOKED) != 0 || api_host_check(api, h, &issued_at))
 			continue;
-		rc = api_hosts_move(api, s, h->id, API_HOSTS_SWEEP_ACTOR, NULL, NULL);
+		/*
+		 * hosts.state is not authenticated: a store writer can set it. The
+		 * keeper's row is (its registry MAC), so only its word moves machines.
+		 */
+		if (keeper_client_host_state(api, h->id, state, sizeof(state)) ||
+		    strcmp(state, API_HOST_STATE_REVOKED) != 0) {
+			log_warn("revoked_host_not_confirmed", LF_S("host_id", h->id), LF_S("keeper_state", state));
+			continue;
+		}
+		rc = api_hosts_move(api, s, h->id, NULL, API_HOSTS_SWEEP_ACTOR, NULL, NULL);
 	}
 	if (rc)
 		log_warn("revoked_hosts_sweep_failed", LF_S("error", coffer_err_name(rc)));
@@ -246,10 +294,12 @@ void api_hosts_sweep(struct api *api)
 }
 
 /*
- * POST /v1/hosts/:host/revoke (admin; :host a name or an id): the keeper
- * revokes the host first (it is where opens are refused), then its
- * machines move (move_machines). 200 with the machines moved and the
- * releases made; revoking a revoked host is 200 again.
+ * POST /v1/hosts/:host/revoke (admin; :host a name or an id): hosts belong
+ * to no org, so an org's admin may revoke only a host whose live machines
+ * are all its org's (403 otherwise, nothing done). The keeper revokes the
+ * host first (it is where opens are refused), then its machines move
+ * (api_hosts_move). 200 with the machines moved and the releases made, of
+ * the caller's org only; revoking a revoked host is 200 again.
  */
 enum coffer_err h_hosts_revoke(struct http_request *req, void *ctx)
 {
@@ -259,6 +309,7 @@ enum coffer_err h_hosts_revoke(struct http_request *req, void *ctx)
 	json_t *moved = json_array(), *releases = json_array();
 	char msg[API_MESSAGE_MAX];
 	int64_t issued_at;
+	int org_only = 0;
 	enum coffer_err rc;
 	(void)ctx;
 
@@ -279,6 +330,14 @@ enum coffer_err h_hosts_revoke(struct http_request *req, void *ctx)
 	if (rc)
 		goto out;
 	api_audit_note(req, NULL, json_pack("{s:s,s:s}", "host_id", h.id, "name", h.name));
+	rc = api_note(a, host_is_org_only(a->store, h.id, a->token.org_id, &org_only));
+	if (rc)
+		goto out;
+	if (!org_only) {
+		rc = api_fail(req, COFFER_ERR_FORBIDDEN,
+			      "host '%s' runs machines of another org: only the operator may revoke it", h.name);
+		goto out;
+	}
 	rc = keeper_client_revoke_host(a->api, h.id, msg, sizeof(msg));
 	if (rc) {
 		rc = api_fail(req, rc == COFFER_ERR_PROTOCOL ? rc : COFFER_ERR_UNAVAILABLE,
@@ -287,7 +346,7 @@ enum coffer_err h_hosts_revoke(struct http_request *req, void *ctx)
 	}
 	if (getenv(API_TEST_CRASH_ENV) && strcmp(getenv(API_TEST_CRASH_ENV), "revoke-keeper-answered") == 0)
 		raise(SIGKILL); /* a test knob (t0780): the api killed between the keeper's answer and the move */
-	rc = api_note(a, api_hosts_move(a->api, a->store, h.id, a->token_id, moved, releases));
+	rc = api_note(a, api_hosts_move(a->api, a->store, h.id, a->token.org_id, a->token_id, moved, releases));
 	if (rc)
 		goto out;
 	log_info("host_revoked", LF_S("host_id", h.id), LF_S("name", h.name), LF_I("machines", json_array_size(moved)));

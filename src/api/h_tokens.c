@@ -187,10 +187,9 @@ static int token_id_ok(const char *id)
 enum coffer_err h_tokens_revoke(struct http_request *req, void *ctx)
 {
 	struct api_auth *a = api_auth_of(req);
-	struct store_token_list tokens = { 0 };
+	struct store_token t;
 	const char *id = http_request_param(req, "id");
 	const char *store_id;
-	json_t *revoked_at = NULL;
 	enum coffer_err rc;
 	(void)ctx;
 
@@ -201,33 +200,28 @@ enum coffer_err h_tokens_revoke(struct http_request *req, void *ctx)
 	rc = api_note(a, store_token_revoke(a->store, a->token.org_id, store_id));
 	if (rc == COFFER_ERR_NOT_FOUND)
 		return api_fail(req, rc, "token '%s' not found", id);
+	if (!rc)
+		rc = api_note(a, store_token_get(a->store, a->token.org_id, store_id, &t));
 	if (rc)
-		return rc;
-	rc = api_note(a, store_token_list(a->store, a->token.org_id, &tokens));
-	if (rc)
-		return rc;
-	for (size_t i = 0; i < tokens.n && !revoked_at; i++)
-		if (strcmp(tokens.items[i].id, store_id) == 0)
-			revoked_at = api_json_time(tokens.items[i].revoked_at);
-	store_token_list_release(&tokens);
-	if (!revoked_at)
-		return COFFER_ERR_INTERNAL;
-	return api_reply(req, 200, json_pack("{s:s,s:o}", "id", id, "revoked_at", revoked_at));
+		return rc == COFFER_ERR_NOT_FOUND ? COFFER_ERR_INTERNAL : rc;
+	return api_reply(req, 200, json_pack("{s:s,s:o}", "id", id, "revoked_at", api_json_time(t.revoked_at)));
 }
 
 static const char *const rotate_fields[] = { "overlap", NULL };
 
 /*
- * A new token with the old one's org, role, app, description and lifetime
- * (its expiry minus its creation: a token that never expires makes one
- * that never expires); the old one keeps working until the overlap ends.
- * "self" is the caller's own token, which any role may rotate (its route
- * row); any other id needs an admin (its route row).
+ * A new token with the old one's org, role, app, description and expiry
+ * (the same instant: a rotation never makes a token live longer, and one
+ * that never expires makes one that never expires); the old one keeps
+ * working until the overlap ends, and is marked rotated, so it cannot be
+ * rotated again: a leaked token used in its overlap mints nothing. A
+ * longer life is a new token (`tokens create`). "self" is the caller's own
+ * token, which any role may rotate (its route row); any other id needs an
+ * admin (its route row).
  */
 enum coffer_err h_tokens_rotate(struct http_request *req, void *ctx)
 {
 	struct api_auth *a = api_auth_of(req);
-	struct store_token_list tokens = { 0 };
 	struct store_token old = { 0 }, t = { 0 };
 	struct store_app found = { 0 };
 	const char *id = http_request_param(req, "id"), *overlap = NULL;
@@ -256,14 +250,11 @@ enum coffer_err h_tokens_rotate(struct http_request *req, void *ctx)
 		old = a->token;
 		known = 1;
 	} else if (token_id_ok(id)) {
-		rc = api_note(a, store_token_list(a->store, a->token.org_id, &tokens));
-		if (rc)
+		rc = api_note(a, store_token_get(a->store, a->token.org_id, id + API_TOKEN_ID_PREFIX_LEN, &old));
+		if (rc && rc != COFFER_ERR_NOT_FOUND)
 			goto out;
-		for (size_t i = 0; i < tokens.n && !known; i++)
-			if (strcmp(tokens.items[i].id, id + API_TOKEN_ID_PREFIX_LEN) == 0) {
-				old = tokens.items[i];
-				known = 1;
-			}
+		known = rc == COFFER_OK;
+		rc = COFFER_OK;
 	}
 	if (!known) {
 		rc = token_id_ok(id) ? api_fail(req, COFFER_ERR_NOT_FOUND, "token '%s' not found", id)
@@ -279,26 +270,32 @@ enum coffer_err h_tokens_rotate(struct http_request *req, void *ctx)
 			      old.revoked_at ? "revoked" : "expired");
 		goto out;
 	}
+	if (old.rotated_at) {
+		rc = api_fail(req, COFFER_ERR_CONFLICT,
+			      "token '%s' was rotated already: use the token it was rotated to, or make a new one",
+			      old_id);
+		goto out;
+	}
 	if (old.app_id[0]) {
 		rc = api_note(a, store_app_get(a->store, old.app_id, &found));
 		if (rc)
 			goto out;
 	}
 	t = old;
-	t.expires_at = old.expires_at ? now + (old.expires_at - old.created_at) : 0;
+	t.expires_at = old.expires_at; /* never later than the old token's (0: it never expires) */
 	old_until = now + (int64_t)overlap_ms;
 	if (old.expires_at && old.expires_at < old_until)
 		old_until = old.expires_at;
 	rc = api_token_mint(&token, t.hash);
 	if (!rc)
 		rc = api_note(a, store_token_rotate(a->store, old.org_id, old.id, old_until, &t, &t));
-	if (rc == COFFER_ERR_NOT_FOUND) /* revoked meanwhile */
-		rc = api_fail(req, COFFER_ERR_CONFLICT, "token '%s' is revoked: it cannot be rotated", old_id);
+	if (rc == COFFER_ERR_NOT_FOUND) /* revoked or rotated meanwhile */
+		rc = api_fail(req, COFFER_ERR_CONFLICT, "token '%s' is revoked or was rotated already: it cannot be rotated",
+			      old_id);
 	else if (!rc)
 		rc = token_answer(req, &t, old.app_id[0] ? found.name : NULL, token, old_id, old_until);
 out:
 	secret_free(token);
-	store_token_list_release(&tokens);
 	json_decref(doc);
 	return rc;
 }

@@ -37,6 +37,35 @@ static enum coffer_err get_b64(const json_t *doc, const char *key, unsigned char
 	return rc ? COFFER_ERR_PROTOCOL : COFFER_OK;
 }
 
+/*
+ * One call to the keeper with the api credential: the answer's JSON to
+ * *answer, the keeper's message to msg. A failure is logged (call, error,
+ * message, the keeper's request id) unless its code is in quiet, a
+ * zero-terminated list of the codes the caller answers itself.
+ */
+static enum coffer_err keeper_call(const struct api *api, const char *call, const char *method, const char *path,
+				   const json_t *body, json_t **answer, char *msg, size_t msg_size,
+				   const enum coffer_err *quiet)
+{
+	struct http_client *c = NULL;
+	enum coffer_err rc = http_client_new(api->keeper_url, API_KEEPER_TIMEOUT_MS, &c);
+	int log = 1;
+	if (msg_size)
+		msg[0] = '\0';
+	if (!rc)
+		rc = http_client_set_token(c, api->keeper_credential);
+	if (!rc)
+		rc = http_client_call_json(c, method, path, body, API_KEEPER_RESPONSE_MAX, answer, msg, msg_size);
+	for (const enum coffer_err *q = quiet; rc && q && *q; q++)
+		if (*q == rc)
+			log = 0;
+	if (rc && log)
+		log_error("keeper_call_failed", LF_S("call", call), LF_S("error", coffer_err_name(rc)),
+			  LF_S("message", msg_size ? msg : ""), LF_S("keeper_request_id", c ? http_client_last_request_id(c) : ""));
+	http_client_free(c);
+	return rc;
+}
+
 enum coffer_err keeper_client_create_app_key(const struct api *api, const char *app_id)
 {
 	struct http_client *c = NULL;
@@ -89,27 +118,17 @@ out:
 
 enum coffer_err keeper_client_verify(const struct api *api, const json_t *body, int *match)
 {
-	struct http_client *c = NULL;
 	json_t *answer = NULL;
-	char msg[KEEPER_MSG_MAX] = "";
-	enum coffer_err rc = http_client_new(api->keeper_url, API_KEEPER_TIMEOUT_MS, &c);
-
-	if (!rc)
-		rc = http_client_set_token(c, api->keeper_credential);
-	if (!rc)
-		rc = http_client_call_json(c, "POST", KEEPER_VERIFY_PATH, body, API_KEEPER_RESPONSE_MAX, &answer, msg,
-					   sizeof(msg));
-	if (rc) {
-		log_error("keeper_call_failed", LF_S("call", "secrets.verify"), LF_S("error", coffer_err_name(rc)),
-			  LF_S("message", msg), LF_S("keeper_request_id", c ? http_client_last_request_id(c) : ""));
-	} else if (!json_is_boolean(json_object_get(answer, "match"))) {
+	char msg[KEEPER_MSG_MAX];
+	enum coffer_err rc = keeper_call(api, "secrets.verify", "POST", KEEPER_VERIFY_PATH, body, &answer, msg,
+					 sizeof(msg), NULL);
+	if (!rc && !json_is_boolean(json_object_get(answer, "match"))) {
 		rc = COFFER_ERR_PROTOCOL;
 		log_error("keeper_answer_invalid", LF_S("call", "secrets.verify"));
-	} else {
+	} else if (!rc) {
 		*match = json_is_true(json_object_get(answer, "match"));
 	}
 	json_decref(answer);
-	http_client_free(c);
 	return rc;
 }
 
@@ -155,36 +174,43 @@ out:
 	return rc;
 }
 
-enum coffer_err keeper_client_revoke_host(const struct api *api, const char *host_id, char *msg, size_t msg_size)
+/* POST (revoke) or GET (state) /v1/hosts/:id[/revoke]: the keeper's state of the host, to state. */
+static enum coffer_err host_call(const struct api *api, const char *host_id, int revoke, char *state,
+				 size_t state_size, char *msg, size_t msg_size)
 {
-	struct http_client *c = NULL;
 	json_t *answer = NULL;
 	char path[API_PATH_MAX];
-	const char *state = NULL;
-	enum coffer_err rc;
-
-	msg[0] = '\0';
-	rc = fmt_into(path, sizeof(path), "/v1/hosts/%s/revoke", host_id);
+	const char *said = NULL, *id = NULL;
+	enum coffer_err rc = fmt_into(path, sizeof(path), revoke ? "/v1/hosts/%s/revoke" : "/v1/hosts/%s", host_id);
 	if (!rc)
-		rc = http_client_new(api->keeper_url, API_KEEPER_TIMEOUT_MS, &c);
-	if (!rc)
-		rc = http_client_set_token(c, api->keeper_credential);
-	if (!rc)
-		rc = http_client_call_json(c, "POST", path, NULL, API_KEEPER_RESPONSE_MAX, &answer, msg, msg_size);
-	if (rc) {
-		log_error("keeper_call_failed", LF_S("call", "hosts.revoke"), LF_S("host_id", host_id),
-			  LF_S("error", coffer_err_name(rc)), LF_S("message", msg),
-			  LF_S("keeper_request_id", c ? http_client_last_request_id(c) : ""));
-		goto out;
+		rc = keeper_call(api, revoke ? "hosts.revoke" : "hosts.get", revoke ? "POST" : "GET", path, NULL,
+				 &answer, msg, msg_size, NULL);
+	if (!rc && (!answer || json_get_string(answer, "state", 1, &said, NULL, NULL) ||
+		    json_get_string(answer, "host_id", 1, &id, NULL, NULL) || strcmp(id, host_id) != 0 ||
+		    str_copy(state, state_size, said))) {
+		rc = COFFER_ERR_PROTOCOL;
+		log_error("keeper_answer_invalid", LF_S("call", revoke ? "hosts.revoke" : "hosts.get"),
+			  LF_S("host_id", host_id));
 	}
-	if (!answer || json_get_string(answer, "state", 1, &state, NULL, NULL) || strcmp(state, API_HOST_STATE_REVOKED) != 0) {
+	json_decref(answer);
+	return rc;
+}
+
+enum coffer_err keeper_client_revoke_host(const struct api *api, const char *host_id, char *msg, size_t msg_size)
+{
+	char state[STORE_HOST_STATE_SIZE];
+	enum coffer_err rc = host_call(api, host_id, 1, state, sizeof(state), msg, msg_size);
+	if (!rc && strcmp(state, API_HOST_STATE_REVOKED) != 0) {
 		rc = COFFER_ERR_PROTOCOL;
 		log_error("keeper_answer_invalid", LF_S("call", "hosts.revoke"), LF_S("host_id", host_id));
 	}
-out:
-	json_decref(answer);
-	http_client_free(c);
 	return rc;
+}
+
+enum coffer_err keeper_client_host_state(const struct api *api, const char *host_id, char *state, size_t state_size)
+{
+	char msg[KEEPER_MSG_MAX];
+	return host_call(api, host_id, 0, state, state_size, msg, sizeof(msg));
 }
 
 void keeper_client_anchor_quietly(void *ctx)
@@ -198,16 +224,6 @@ void keeper_client_anchor_quietly(void *ctx)
 enum coffer_err keeper_client_kms_keys(const struct api *api, const json_t *body, json_t **answer, char *msg,
 				       size_t msg_size)
 {
-	struct http_client *c = NULL;
-	enum coffer_err rc = http_client_new(api->keeper_url, API_KEEPER_TIMEOUT_MS, &c);
-	if (!rc)
-		rc = http_client_set_token(c, api->keeper_credential);
-	if (!rc)
-		rc = http_client_call_json(c, "POST", "/v1/kms/keys", body, API_KEEPER_RESPONSE_MAX, answer, msg,
-					   msg_size);
-	if (rc && rc != COFFER_ERR_NOT_FOUND && rc != COFFER_ERR_CONFLICT && rc != COFFER_ERR_INVALID)
-		log_error("keeper_call_failed", LF_S("call", "kms.keys"), LF_S("error", coffer_err_name(rc)),
-			  LF_S("message", msg), LF_S("keeper_request_id", c ? http_client_last_request_id(c) : ""));
-	http_client_free(c);
-	return rc;
+	static const enum coffer_err answered[] = { COFFER_ERR_NOT_FOUND, COFFER_ERR_CONFLICT, COFFER_ERR_INVALID, 0 };
+	return keeper_call(api, "kms.keys", "POST", "/v1/kms/keys", body, answer, msg, msg_size, answered);
 }

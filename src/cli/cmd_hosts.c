@@ -59,7 +59,8 @@ static const struct cli_cmd hosts_cmds[] = {
 	  .flags = CLI_NEED_API | CLI_DESTRUCTIVE | CLI_JSON, .json_help = "print the API's answer",
 	  .help = "Revokes a host (by name or id) for good: the keeper refuses its every request\n"
 		  "and open from now on, its agent stops its machines, and the api moves them to\n"
-		  "other ready hosts (each app keeps its count). Needs an admin token. Without\n"
+		  "other ready hosts (each app keeps its count). Needs an admin token of an org\n"
+		  "that runs every live machine on the host (hosts belong to no org). Without\n"
 		  "--yes, asks you to type the host's name (on a terminal only).\n",
 	  .min_args = 1, .max_args = 1, .args_error = "expected one HOST" },
 };

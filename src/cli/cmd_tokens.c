@@ -83,9 +83,13 @@ static enum coffer_err token_made(struct client *c, const char *method_path, int
 		rc = secret_from(json_string_value(tok), json_string_length(tok), &fresh);
 		if (!rc)
 			rc = cli_config_write(url[0] ? url : NULL, ca[0] ? ca : NULL, fresh);
-		if (rc) /* the old token still works until its overlap ends: rotate again */
-			client_error(rc, "the new token could not be written into the config file");
-		else if (c->json) {
+		if (rc) { /* a rotated token is not rotated again: the new one must not be lost */
+			client_error(rc, "the new token could not be written into the config file; it is on stdout, "
+					 "shown this once: store it now");
+			fwrite(json_string_value(tok), 1, json_string_length(tok), stdout);
+			fputc('\n', stdout);
+			fflush(stdout);
+		} else if (c->json) {
 			sodium_memzero((char *)json_string_value(tok), json_string_length(tok));
 			rc = json_object_del(ans, "token") ? COFFER_ERR_NOMEM : client_print_json(ans);
 			tok = NULL;
@@ -207,9 +211,11 @@ static const struct cli_cmd tokens_cmds[] = {
 	{ .name = "rotate", .check = tokens_rotate_check, .run = tokens_rotate, .flags = CLI_NEED_API | CLI_JSON,
 	  .opts = rotate_opts, .json_help = "print the API's answer (it holds the token, unless written to the config)",
 	  .usage = "tokens rotate ID|--self [--overlap DURATION] [--json]",
-	  .help = "Makes a new token with the same role, app, description and lifetime as the\n"
-		  "old one, and prints it once. The old token keeps working until the overlap\n"
-		  "ends (default 1h), then is refused. Rotating another token needs an admin\n"
+	  .help = "Makes a new token with the same role, app, description and expiry as the\n"
+		  "old one (never a later expiry), and prints it once. The old token keeps\n"
+		  "working until the overlap ends (default 1h), then is refused; it cannot be\n"
+		  "rotated again. For a longer life, an admin makes a new token (tokens create)\n"
+		  "and revokes the old one. Rotating another token needs an admin\n"
 		  "token; --self rotates the token in use (any role), and when that token comes\n"
 		  "from the config file, writes the new one there (atomically) instead of\n"
 		  "printing it.\n",

@@ -626,6 +626,39 @@ static enum coffer_err h_hosts_revoke(struct http_request *req, void *ctx)
 }
 
 /*
+ * GET /v1/hosts/:id (the api credential): the host's id, name and state
+ * from its row with the registry MAC verified, so the api can tell a
+ * revocation from a state a store writer set (api_hosts_sweep).
+ */
+static enum coffer_err h_hosts_get(struct http_request *req, void *ctx)
+{
+	struct keeper *k = ctx;
+	struct store *s = NULL;
+	struct store_host h;
+	const char *id = http_request_param(req, "id");
+	json_t *doc = NULL;
+	enum coffer_err rc;
+
+	if (!id || !hostauth_host_id_ok(id))
+		return http_reply_error(req, COFFER_ERR_NOT_FOUND, "unknown host");
+	rc = store_pool_acquire(k->pool, &s);
+	if (rc)
+		return rc;
+	rc = keeper_host_load(&k->keys, s, id, &h);
+	store_pool_release(k->pool, s, rc);
+	if (rc == COFFER_ERR_NOT_FOUND)
+		return http_reply_error(req, rc, "unknown host");
+	if (rc == COFFER_ERR_CRYPTO)
+		return http_reply_error(req, COFFER_ERR_CONFLICT, "host record failed verification");
+	if (rc)
+		return rc;
+	doc = json_pack("{s:s,s:s,s:s}", "host_id", h.id, "name", h.name, "state", h.state);
+	rc = doc ? http_reply_json(req, 200, doc) : COFFER_ERR_NOMEM;
+	json_decref(doc);
+	return rc;
+}
+
+/*
  * POST /v1/open {"token": "<boot token>"} from a host the gate verified:
  * keeper_open decides, audits and seals; the answer is {"sealed": b64url}.
  */
@@ -1277,6 +1310,8 @@ static const struct http_route routes[] = {
 	{ "GET", "/v1/hosts/self", HOST, 0, h_hosts_self, "hosts.self" },
 	/* no credential: the old and the new key's signatures in the body are the authority (keeper_host_rekey) */
 	{ "POST", "/v1/hosts/rekey", HTTP_ROUTE_AUDIT, KEEPER_ENROL_BODY_MAX, h_hosts_rekey, "hosts.rekey" },
+	/* the api credential: the api's check of a revocation the store shows (api_hosts_sweep) */
+	{ "GET", "/v1/hosts/:id", HTTP_ROUTE_AUTH | HTTP_ROUTE_GATE_EARLY, 0, h_hosts_get, "hosts.get" },
 	/* the api credential: the api's `hosts revoke` */
 	{ "POST", "/v1/hosts/:id/revoke", HTTP_ROUTE_AUTH | HTTP_ROUTE_GATE_EARLY | HTTP_ROUTE_AUDIT, 0, h_hosts_revoke,
 	  "hosts.revoke" },

@@ -202,6 +202,7 @@ struct store_token {
 	int64_t revoked_at;                 /* 0 = not revoked */
 	int64_t created_at;
 	char description[STORE_DESCRIPTION_SIZE];
+	int64_t rotated_at;                 /* 0 = never rotated (schema version 14) */
 };
 
 /*
@@ -228,6 +229,9 @@ struct store_token_list {
 	size_t n;
 };
 
+/* The org's token with this id; COFFER_ERR_NOT_FOUND if the org has none. */
+COFFER_MUST_CHECK enum coffer_err store_token_get(struct store *s, const char *org_id, const char *id,
+						  struct store_token *out);
 /* The org's tokens, oldest first. */
 COFFER_MUST_CHECK enum coffer_err store_token_list(struct store *s, const char *org_id, struct store_token_list *out);
 void store_token_list_release(struct store_token_list *l);
@@ -237,10 +241,11 @@ void store_token_list_release(struct store_token_list *l);
  */
 COFFER_MUST_CHECK enum coffer_err store_token_revoke(struct store *s, const char *org_id, const char *token_id);
 /*
- * Token rotation, in one transaction: the org's live token old_id expires
- * at old_until at the latest (an earlier expiry is kept), and in is stored
- * as store_token_insert does (out receives it). COFFER_ERR_NOT_FOUND if the
- * org has no such token or it is revoked; nothing is written then.
+ * Token rotation, in one transaction: the org's live token old_id is marked
+ * rotated (now) and expires at old_until at the latest (an earlier expiry
+ * is kept), and in is stored as store_token_insert does (out receives it).
+ * COFFER_ERR_NOT_FOUND if the org has no such token, or it is revoked or
+ * was rotated already; nothing is written then.
  */
 COFFER_MUST_CHECK enum coffer_err store_token_rotate(struct store *s, const char *org_id, const char *old_id,
 						     int64_t old_until, const struct store_token *in,

@@ -59,6 +59,7 @@ static const struct store_col token_cols[] = {
 	COLF(struct store_token, revoked_at, COL_INT, COL_AUTH),
 	COLF(struct store_token, created_at, COL_INT, COL_INS | COL_AUTH),
 	COLF(struct store_token, description, COL_TEXT, COL_INS | COL_AUTH),
+	COLF(struct store_token, rotated_at, COL_INT, COL_AUTH_SET),
 	COLMAC,
 };
 static const struct store_auth token_auth = { STORE_TABLE_TOKENS, STORE_Q_TOKEN_ROW, STORE_Q_TOKEN_SEAL };
@@ -75,6 +76,7 @@ enum coffer_err store_token_insert(struct store *s, const struct store_token *in
 	t = *in;
 	store_new_id(t.id);
 	t.revoked_at = 0;
+	t.rotated_at = 0;
 	t.created_at = store_now_ms();
 	rc = store_insert(s, &token_entity, STORE_Q_TOKEN_INSERT, &t);
 	if (rc)
@@ -94,6 +96,13 @@ enum coffer_err store_token_key_check(struct store *s)
 	struct store_token t;
 	enum coffer_err rc = store_get(s, &token_entity, STORE_Q_TOKEN_FIRST, NULL, 0, &t);
 	return rc == COFFER_ERR_NOT_FOUND ? COFFER_OK : rc;
+}
+
+enum coffer_err store_token_get(struct store *s, const char *org_id, const char *id, struct store_token *out)
+{
+	if (!org_id || !id)
+		return COFFER_ERR_INVALID;
+	return store_get(s, &token_entity, STORE_Q_TOKEN_GET, PARAMS(VT(id), VT(org_id)), out);
 }
 
 enum coffer_err store_token_list(struct store *s, const char *org_id, struct store_token_list *out)
@@ -124,7 +133,7 @@ enum coffer_err store_token_rotate(struct store *s, const char *org_id, const ch
 	rc = store_tx_begin(s);
 	if (rc)
 		return rc;
-	rc = store_write(s, &token_entity, STORE_Q_TOKEN_EXPIRE_BY, PARAMS(VT(old_id), VT(org_id), VI(old_until)),
+	rc = store_write(s, &token_entity, STORE_Q_TOKEN_EXPIRE_BY, PARAMS(VT(old_id), VT(org_id), VI(old_until), VI(store_now_ms())),
 			 PARAMS(VT(old_id)));
 	if (!rc)
 		rc = store_token_insert(s, in, &t);

@@ -90,6 +90,13 @@ enum store_col_type {
 #define COL_ZERO_NULL 16u /* store_insert binds an empty text or a 0 as NULL */
 #define COL_KEY 32u       /* part of the primary key: authenticated, and names the row in row_tampered */
 #define COL_AUTH 64u      /* authenticated: a change to it without the table's key is refused on read */
+/*
+ * Authenticated when not NULL: a column added to a table whose rows were
+ * sealed before it existed. Such a row (NULL there) verifies as it was
+ * sealed; setting the column, or clearing it on a row sealed with it, is
+ * refused on read like any COL_AUTH change.
+ */
+#define COL_AUTH_SET 128u
 
 struct store_col {
 	const char *name; /* as in the statement's column list */

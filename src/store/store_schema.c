@@ -151,7 +151,8 @@ static void mac_cell(crypto_auth_hmacsha256_state *st, const struct store_cell *
 
 /*
  * HMAC-SHA256 over "coffer row v1" || 0 || table || then, for each COL_KEY
- * and COL_AUTH column in column order, its name and its cell; every text
+ * and COL_AUTH column (and COL_AUTH_SET column that is not NULL) in column
+ * order, its name and its cell; every text
  * is length-prefixed (u64, big-endian), so no two rows encode alike.
  */
 static enum coffer_err row_mac(const struct store *s, const struct store_entity *ent, const struct store_cell *row,
@@ -167,7 +168,9 @@ static enum coffer_err row_mac(const struct store *s, const struct store_entity 
 	crypto_auth_hmacsha256_update(&st, (const unsigned char *)ROW_MAC_CONTEXT, sizeof(ROW_MAC_CONTEXT));
 	mac_bytes(&st, table_names[t], strlen(table_names[t]));
 	for (size_t k = 0; k < ent->ncols; k++) {
-		if (!(ent->cols[k].flags & (COL_KEY | COL_AUTH)))
+		if (!(ent->cols[k].flags & (COL_KEY | COL_AUTH | COL_AUTH_SET)))
+			continue;
+		if ((ent->cols[k].flags & COL_AUTH_SET) && row[k].type == STORE_V_NULL)
 			continue;
 		mac_bytes(&st, ent->cols[k].name, strlen(ent->cols[k].name));
 		mac_cell(&st, &row[k]);

@@ -296,6 +296,15 @@ const struct store_stmt store_stmts[STORE_Q__COUNT] = {
 	" spent_at " INT " NOT NULL);"                                                                  \
 	"CREATE INDEX boot_tokens_spent_expiry ON boot_tokens_spent (expires_at);"
 
+/*
+ * Schema version 14: a token records when it was rotated (rotated_at, unix
+ * ms; NULL = never). A rotated token is not rotated again, so a leaked
+ * token that is still in its overlap cannot mint another one. The column
+ * is authenticated when set (COL_AUTH_SET): rows sealed before this
+ * version verify as they are.
+ */
+#define MIGRATION_14(INT) "ALTER TABLE tokens ADD COLUMN rotated_at " INT ";"
+
 /* The list: entry i is schema version i + 1. Append only. */
 #define MIGRATIONS(INT, BLOB, BLEN, NOROWID)                                                            \
 	{                                                                                               \
@@ -312,6 +321,7 @@ const struct store_stmt store_stmts[STORE_Q__COUNT] = {
 		MIGRATION_11(BLOB),                                                                     \
 		MIGRATION_12(INT, BLOB, BLEN),                                                          \
 		MIGRATION_13(INT),                                                                      \
+		MIGRATION_14(INT),                                                                      \
 	}
 
 const char *const store_sqlite_migrations[] = MIGRATIONS("INTEGER", "BLOB", "length", " WITHOUT ROWID");

@@ -46,9 +46,14 @@ TOKEN_RE='^coffer_[A-Za-z0-9_-]{43}$'
 	[ "$status" -eq 0 ]
 	new_id=$(jq -r --arg o "$old_id" '[.[] | select(.id != $o and .description == "ci")][0].id' <<<"$output")
 	[ "$(jq -r --arg i "$new_id" '.[] | select(.id == $i) | "\(.role) \(.app)"' <<<"$output")" = "deploy web" ]
-	# the same lifetime: about 30 days from now
+	# the old token's expiry, never later: a rotation does not make a token live longer
 	exp=$(jq -r --arg i "$new_id" '.[] | select(.id == $i) | .expires_at' <<<"$output")
-	[ $(( $(date -d "$exp" +%s) - $(date +%s) )) -gt $(( 29 * 86400 )) ]
+	[ "$exp" = "$(jq -r .expires_at "$T/old.json")" ]
+	# the old token, rotated, is not rotated again, even within its overlap (a leaked one mints nothing)
+	run_logged "$COFFER" tokens rotate "$old_id"
+	[ "$status" -eq 6 ]
+	[[ "$output" == *"token '$old_id' was rotated already"* ]]
+	[ "$("$COFFER" tokens list --json | jq --arg o "$old_id" '[.[] | select(.description == "ci")] | length')" -eq 2 ]
 	# both work within the overlap (the new one's scope is the old one's: web only)
 	run_logged "$COFFER" secrets list -a web -t "$new"
 	[ "$status" -eq 0 ]
@@ -93,6 +98,30 @@ TOKEN_RE='^coffer_[A-Za-z0-9_-]{43}$'
 	[ "$status" -eq 0 ]
 	run_logged "$COFFER" apps list -t "$read_tok"
 	[ "$status" -eq 3 ]
+}
+
+@test "tokens rotate --self: a token in its overlap cannot rotate itself again; the new one expires with the old" {
+	"$COFFER" tokens create --role read --expiry 2d --json >"$T/leak.json"
+	leak=$(jq -r .token "$T/leak.json")
+	jq --arg t "$leak" '. + {token: $t}' "$T/config.json" >"$T/owner.json"
+	cp "$T/owner.json" "$T/thief.json"
+	chmod 600 "$T/owner.json" "$T/thief.json"
+	run_logged env -u COFFER_TOKEN COFFER_CONFIG="$T/owner.json" "$COFFER" tokens rotate --self --overlap 1h
+	[ "$status" -eq 0 ]
+	# the old token still works (its overlap) but cannot mint another token
+	run_logged "$COFFER" apps list -t "$leak"
+	[ "$status" -eq 0 ]
+	run_logged env -u COFFER_TOKEN COFFER_CONFIG="$T/thief.json" "$COFFER" tokens rotate --self --overlap 1h
+	[ "$status" -eq 6 ]
+	[[ "$output" == *"was rotated already"* ]]
+	[ "$(jq -r .token "$T/thief.json")" = "$leak" ]
+	# the new token expires when the old one did, not two days after the rotation
+	new_tok=$(jq -r .token "$T/owner.json")
+	run_logged "$COFFER" tokens list --json
+	[ "$status" -eq 0 ]
+	[ "$(jq -r --arg e "$(jq -r .expires_at "$T/leak.json")" --arg o "$(jq -r .id "$T/leak.json")" \
+		'[.[] | select(.role == "read" and .id != $o and .expires_at == $e)] | length' <<<"$output")" -eq 1 ]
+	[[ "$new_tok" =~ $TOKEN_RE ]]
 }
 
 @test "tokens rotate: bad input is named, nothing changes" {
@@ -148,6 +177,16 @@ on_host() {
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"'hosts revoke' is destructive: refusing without a terminal: pass --yes"* ]]
 	[ "$("$COFFER" hosts list --json | jq -r '.[] | select(.name == "h1") | .state')" = ready ]
+
+	# an admin of another org may not revoke a host that runs this org's machines: nothing changes
+	other=$("$COFFER" api bootstrap --store "$STORE_URL" --rows-key "$T/keeper/api.rows.key" --org globex)
+	[[ "$other" =~ ^coffer_ ]]
+	run_logged "$COFFER" hosts revoke h1 --yes --json -t "$other"
+	[ "$status" -eq 4 ]
+	[[ "$output" == *"host 'h1' runs machines of another org: only the operator may revoke it"* ]]
+	[[ "$output" != *web* ]]
+	[ "$("$COFFER" hosts list --json | jq -r '.[] | select(.name == "h1") | .state')" = ready ]
+	[ "$(started_pids web | wc -l)" -eq 2 ]
 
 	run_logged "$COFFER" hosts revoke h1 --yes --json
 	[ "$status" -eq 0 ]
@@ -217,6 +256,16 @@ on_host() {
 	api_start "$addr"
 	wait_until 60 on_host web "$h2" 2
 	[ "$(store_sql "SELECT count(*) FROM machines WHERE host_id = '$h1' AND state <> 'destroyed'")" -eq 0 ]
+
+	# a store writer marks h2 revoked: the keeper, whose row is authenticated, does not confirm it (the
+	# edited row fails its registry MAC), so the api's next start moves nothing, and says why
+	store_sql "UPDATE hosts SET state = 'revoked' WHERE id = '$h2'" >/dev/null
+	kill -KILL "$API_PID"
+	wait "$API_PID" 2>/dev/null || true
+	api_start "$addr"
+	[ "$(store_sql "SELECT count(*) FROM machines WHERE host_id = '$h2' AND state <> 'destroyed'")" -eq 2 ]
+	on_host web "$h2" 2
+	grep -q "revoked_host_not_confirmed host_id=$h2" "$T/api.log"
 }
 
 # ---- agent rotate-keys ----

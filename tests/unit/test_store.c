@@ -36,7 +36,7 @@
 #define RELEASE_ROUNDS 3
 #define HOLD_US 200000       /* how long a test holds a write transaction while another writer waits */
 #define CKPT_PUTS 600        /* secrets changes that write well past a WAL checkpoint */
-#define LATEST 13            /* the schema version this binary migrates to */
+#define LATEST 14            /* the schema version this binary migrates to */
 static const unsigned char org_sig[STORE_APP_ORG_SIG_LEN] = { 7 }; /* an app key's org signature, opaque here */
 #define CKPT_WAL_MAX_FRAMES 1400 /* the store checkpoints at 1000 frames; a commit adds a few */
 #define SQLITE_FRAME_BYTES (4096 + 24)
@@ -264,9 +264,17 @@ static void test_migrations_once(void **state)
 	assert_string_equal(store_backend_name(s), use_pg ? "postgres" : "sqlite");
 }
 
+/* Takes a store at schema version 14 back to 13: tokens record no rotation. */
+static void undo_migration_14(void)
+{
+	raw("ALTER TABLE tokens DROP COLUMN rotated_at");
+	raw("DELETE FROM schema_migrations WHERE version = 14");
+}
+
 /* Takes a store at schema version 13 back to 12: no spent boot tokens. */
 static void undo_migration_13(void)
 {
+	undo_migration_14();
 	raw("DROP TABLE boot_tokens_spent");
 	raw("DELETE FROM schema_migrations WHERE version = 13");
 }
@@ -1071,8 +1079,14 @@ static void test_orgs_tokens(void **state)
 	assert_int_equal(store_token_get_by_hash(s, made.hash, &listed), COFFER_OK);
 	assert_string_equal(listed.role, "deploy");
 	assert_string_equal(listed.app_id, app.id);
+	assert_true(found.rotated_at > 0);
+	assert_int_equal(store_token_get(s, org.id, tok2.id, &listed), COFFER_OK);
+	assert_int_equal(listed.rotated_at, found.rotated_at);
+	assert_int_equal(store_token_get(s, org2.id, tok2.id, &listed), COFFER_ERR_NOT_FOUND);
+	/* a rotated token is not rotated again, and its expiry stays */
 	fresh.hash[0] = 4;
-	assert_int_equal(store_token_rotate(s, org.id, tok2.id, until + 60000, &fresh, &made), COFFER_OK);
+	assert_int_equal(store_token_rotate(s, org.id, tok2.id, until + 60000, &fresh, &made), COFFER_ERR_NOT_FOUND);
+	assert_int_equal(store_token_get_by_hash(s, fresh.hash, &listed), COFFER_ERR_NOT_FOUND);
 	assert_int_equal(store_token_get_by_hash(s, tok2.hash, &found), COFFER_OK);
 	assert_int_equal(found.expires_at, until);
 	/* a revoked token, or another org's, is not rotated, and nothing new is stored */
@@ -1082,6 +1096,14 @@ static void test_orgs_tokens(void **state)
 	snprintf(fresh.org_id, sizeof(fresh.org_id), "%s", org2.id);
 	assert_int_equal(store_token_rotate(s, org2.id, tok2.id, until, &fresh, &made), COFFER_ERR_NOT_FOUND);
 	assert_int_equal(store_token_get_by_hash(s, fresh.hash, &found), COFFER_ERR_NOT_FOUND);
+	/* the mark is authenticated: clearing or setting it in the store is refused on read */
+	char sql[256];
+	snprintf(sql, sizeof(sql), "UPDATE tokens SET rotated_at = NULL WHERE id = '%s'", tok2.id);
+	raw(sql);
+	assert_int_equal(store_token_get_by_hash(s, tok2.hash, &found), COFFER_ERR_TAMPERED);
+	snprintf(sql, sizeof(sql), "UPDATE tokens SET rotated_at = 1 WHERE id = '%s'", made.id);
+	raw(sql);
+	assert_int_equal(store_token_get_by_hash(s, made.hash, &found), COFFER_ERR_TAMPERED);
 }
 
 /* ---- apps ---- */
