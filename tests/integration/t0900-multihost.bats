@@ -128,7 +128,11 @@ mh_agree() {
 	[ "$n" -eq "$COUNT" ] || { echo "$n of $COUNT machines started" >&2; return 1; }
 	run_logged cli secrets list -a "$app" --json
 	[ "$status" -eq 0 ]
-	[ "$(jq -r '.[] | select(.name == "LEVEL") | .status' <<<"$output")" = deployed ]
+	# LEVEL is deployed, or marked failed when the newest release (which changed it) failed
+	local want=deployed
+	[ "$(jq -r 'max_by(.version) | .status' <<<"$r")" = failed ] && want=failed
+	[ "$(jq -r '.[] | select(.name == "LEVEL") | .status' <<<"$output")" = "$want" ] ||
+		{ echo "secrets list: LEVEL is not $want" >&2; return 1; }
 	[ "$(jq -r '.[] | select(.name == "LEVEL") | .digest' <<<"$output")" = "${DIGEST_OF[$cur]}" ]
 	# the process table: this app's processes are exactly the listed (id, pid)
 	procs=$(mh_machine_procs "$app" | sort)
