@@ -15,7 +15,9 @@ README="$BATS_TEST_DIRNAME/../../README.md"
 REPO="$BATS_TEST_DIRNAME/../.."
 
 setup() {
-	T=$(mktemp -d "${TMPDIR:-/tmp}/coffer-readme.XXXXXX")
+	# under /tmp, not TMPDIR: the machine's KMS socket path (under the state
+	# folder) must fit a socket address (108 bytes), as the README's does
+	T=$(mktemp -d /tmp/coffer-readme.XXXXXX)
 	chmod 0711 "$T"
 	mkdir -p "$T/home" "$T/bin"
 	unset COFFER_CONFIG COFFER_API_URL COFFER_TOKEN COFFER_CA COFFER_APP
