@@ -184,7 +184,7 @@ static void serve(struct agent_kms *k, int fd)
 		reply_error(fd, COFFER_ERR_INVALID, jerr.message[0] ? jerr.message : "'data' is missing");
 		goto out;
 	}
-	if (strcmp(op, "sign") && strcmp(op, "verify") && strcmp(op, "encrypt") && strcmp(op, "decrypt")) {
+	if (!kms_op_known(op)) {
 		reply_error(fd, COFFER_ERR_INVALID, "'op' must be sign, verify, encrypt or decrypt");
 		goto out;
 	}

@@ -157,7 +157,7 @@ static enum coffer_err kms_audit_refused(struct store *s, struct http_request *r
 
 	buf_init(&detail, STORE_AUDIT_FIELD_MAX);
 	/* the path's op and an unverified host id are the caller's words: named only when well formed */
-	if (!rc && op && (!strcmp(op, "sign") || !strcmp(op, "verify") || !strcmp(op, "encrypt") || !strcmp(op, "decrypt")) &&
+	if (!rc && kms_op_known(op) &&
 	    json_object_set_new(d, "op", json_string(op)))
 		rc = COFFER_ERR_NOMEM;
 	if (!rc && !verified && host_ok && json_object_set_new(d, "claimed_host", json_string(host)))
@@ -1268,7 +1268,7 @@ static enum coffer_err h_kms_op(struct http_request *req, void *ctx)
 	if (!rc && arc)
 		rc = arc; /* a use that cannot be audited is not answered */
 	/* only the four ops name a series: the route's :op is the caller's */
-	int known = !strcmp(op, "sign") || !strcmp(op, "verify") || !strcmp(op, "encrypt") || !strcmp(op, "decrypt");
+	int known = kms_op_known(op);
 	metrics_counter_add(&metric_keeper_kms_ops, 1, known ? op : "other", !rc ? "ok" : why ? "refused" : "error");
 	log_info(rc ? "kms_refused" : "kms_used", LF_S("host_id", c->host.id), LF_S("machine_id", machine),
 		 LF_S("key", name), LF_S("op", op), LF_S("reason", rc ? (why ? why : coffer_err_name(rc)) : NULL));

@@ -34,6 +34,11 @@ const char *kms_type_name(enum kms_type t)
 	return (unsigned)t < sizeof(type_names) / sizeof(type_names[0]) ? type_names[t] : "?";
 }
 
+int kms_op_known(const char *op)
+{
+	return op && (!strcmp(op, "sign") || !strcmp(op, "verify") || !strcmp(op, "encrypt") || !strcmp(op, "decrypt"));
+}
+
 int kms_name_ok(const char *name)
 {
 	size_t n = name ? strlen(name) : 0;

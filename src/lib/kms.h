@@ -63,6 +63,8 @@ int kms_type_parse(const char *text, enum kms_type *out);
 const char *kms_type_name(enum kms_type t);
 /* 1 when name is a key name (see KMS_NAME_MAX). */
 int kms_name_ok(const char *name);
+/* 1 when op is one of the four operations a machine may ask for: sign, verify, encrypt, decrypt. */
+int kms_op_known(const char *op);
 
 /* The associated data of a wrapped key version (and of an aead ciphertext). */
 COFFER_MUST_CHECK enum coffer_err kms_wrap_aad(const char *app_id, const char *name, enum kms_type t,
