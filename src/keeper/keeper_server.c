@@ -592,6 +592,29 @@ out:
 }
 
 /*
+ * The answer of a host route whose store call (keeper_host_revoke or
+ * keeper_host_load) returned rc with h: {"host_id", "name", "state"}, or
+ * the refusal (through the audit when audited).
+ */
+static enum coffer_err reply_host(struct http_request *req, enum coffer_err rc, const struct store_host *h,
+				  int audited)
+{
+	enum coffer_err (*refuse)(struct http_request *, enum coffer_err, const char *) =
+		audited ? http_phase_refuse : http_reply_error;
+	json_t *doc;
+	if (rc == COFFER_ERR_NOT_FOUND)
+		return refuse(req, rc, "unknown host");
+	if (rc == COFFER_ERR_CRYPTO)
+		return refuse(req, COFFER_ERR_CONFLICT, "host record failed verification");
+	if (rc)
+		return rc;
+	doc = json_pack("{s:s,s:s,s:s}", "host_id", h->id, "name", h->name, "state", h->state);
+	rc = doc ? http_reply_json(req, 200, doc) : COFFER_ERR_NOMEM;
+	json_decref(doc);
+	return rc;
+}
+
+/*
  * POST /v1/hosts/:id/revoke with the api credential (the api's `hosts
  * revoke`, for an admin): the host is refused from now on (keeper_host_revoke).
  * Revoking a revoked host is 200 again.
@@ -602,7 +625,6 @@ static enum coffer_err h_hosts_revoke(struct http_request *req, void *ctx)
 	struct store *s = NULL;
 	struct store_host h;
 	const char *id = http_request_param(req, "id");
-	json_t *doc = NULL;
 	enum coffer_err rc;
 
 	if (!id || !hostauth_host_id_ok(id))
@@ -613,16 +635,7 @@ static enum coffer_err h_hosts_revoke(struct http_request *req, void *ctx)
 		return rc;
 	rc = keeper_host_revoke(&k->keys, s, id, &h);
 	store_pool_release(k->pool, s, rc);
-	if (rc == COFFER_ERR_NOT_FOUND)
-		return http_phase_refuse(req, rc, "unknown host");
-	if (rc == COFFER_ERR_CRYPTO)
-		return http_phase_refuse(req, COFFER_ERR_CONFLICT, "host record failed verification");
-	if (rc)
-		return rc;
-	doc = json_pack("{s:s,s:s,s:s}", "host_id", h.id, "name", h.name, "state", h.state);
-	rc = doc ? http_reply_json(req, 200, doc) : COFFER_ERR_NOMEM;
-	json_decref(doc);
-	return rc;
+	return reply_host(req, rc, &h, 1);
 }
 
 /*
@@ -636,7 +649,6 @@ static enum coffer_err h_hosts_get(struct http_request *req, void *ctx)
 	struct store *s = NULL;
 	struct store_host h;
 	const char *id = http_request_param(req, "id");
-	json_t *doc = NULL;
 	enum coffer_err rc;
 
 	if (!id || !hostauth_host_id_ok(id))
@@ -646,16 +658,7 @@ static enum coffer_err h_hosts_get(struct http_request *req, void *ctx)
 		return rc;
 	rc = keeper_host_load(&k->keys, s, id, &h);
 	store_pool_release(k->pool, s, rc);
-	if (rc == COFFER_ERR_NOT_FOUND)
-		return http_reply_error(req, rc, "unknown host");
-	if (rc == COFFER_ERR_CRYPTO)
-		return http_reply_error(req, COFFER_ERR_CONFLICT, "host record failed verification");
-	if (rc)
-		return rc;
-	doc = json_pack("{s:s,s:s,s:s}", "host_id", h.id, "name", h.name, "state", h.state);
-	rc = doc ? http_reply_json(req, 200, doc) : COFFER_ERR_NOMEM;
-	json_decref(doc);
-	return rc;
+	return reply_host(req, rc, &h, 0);
 }
 
 /*
